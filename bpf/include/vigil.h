@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What every vigil sensor shares on the kernel side: the event output channel, chosen at load time between a
+ * BPF ring buffer (Linux 5.8+) and a perf event array (older kernels), and per-CPU counters of every record
+ * that could not be handed to user space, so that "lost" is always a number and never a guess.
+ */
+#ifndef VIGIL_H
+#define VIGIL_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "events.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#ifndef VIGIL_RINGBUF_BYTES
+#define VIGIL_RINGBUF_BYTES (16 << 20)
+#endif
+#ifndef VIGIL_SCRATCH_BYTES
+#define VIGIL_SCRATCH_BYTES 1024
+#endif
+
+/* 1: records go to vigil_events (ring buffer). 0: to vigil_events_perf. Set by the loader before load. */
+const volatile __u32 vigil_use_ringbuf = 1;
+
+/* The ring buffer every sensor of an agent shares (the loader reuses one map across objects). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, VIGIL_RINGBUF_BYTES);
+} vigil_events SEC(".maps");
+
+/* The perf buffer used instead on kernels without ring buffers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} vigil_events_perf SEC(".maps");
+
+/* Per-CPU counters, enum vigil_stat. Per-CPU, so increments need no atomics. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VIGIL_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} vigil_stats SEC(".maps");
+
+/* Per-CPU count of records lost, by opcode: which kind of event was lost, not only how many. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VIGIL_OP_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} vigil_lost SEC(".maps");
+
+/* Per-CPU scratch record for perf mode, where nothing can be reserved in place. */
+struct vigil_scratch {
+	__u8 buf[VIGIL_SCRATCH_BYTES];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vigil_scratch);
+} vigil_scratch_map SEC(".maps");
+
+static __always_inline void vigil_count(__u32 stat)
+{
+	__u64 *v = bpf_map_lookup_elem(&vigil_stats, &stat);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void vigil_count_lost(__u32 opcode, __u32 stat)
+{
+	__u64 *v;
+
+	vigil_count(stat);
+	if (opcode >= VIGIL_OP_MAX)
+		return;
+	v = bpf_map_lookup_elem(&vigil_lost, &opcode);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void vigil_fill_header(struct event_header *h, __u16 opcode, __u32 size)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	h->opcode = opcode;
+	h->flags = 0;
+	h->size = size;
+	h->ktime_ns = bpf_ktime_get_boot_ns();
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+}
+
+/*
+ * Reserves a record of constant `size` in the ring buffer, or returns the per-CPU scratch record in perf
+ * mode. NULL means the ring is full: the loss is already counted under `opcode`.
+ */
+static __always_inline void *vigil_reserve(__u32 size, __u32 opcode)
+{
+	__u32 zero = 0;
+	void *rec;
+
+	if (vigil_use_ringbuf) {
+		rec = bpf_ringbuf_reserve(&vigil_events, size, 0);
+		if (!rec)
+			vigil_count_lost(opcode, VIGIL_STAT_RESERVE_FAILED);
+		return rec;
+	}
+	rec = bpf_map_lookup_elem(&vigil_scratch_map, &zero);
+	return rec;
+}
+
+/*
+ * Hands a reserved record to user space. The wakeup is left to the kernel's default policy: user space is
+ * woken only when it has caught up, so a consumer that drains in batches costs one wakeup per batch.
+ */
+static __always_inline void vigil_submit(void *ctx, void *rec, __u32 size, __u32 opcode)
+{
+	if (vigil_use_ringbuf) {
+		bpf_ringbuf_submit(rec, 0);
+		vigil_count(VIGIL_STAT_EMITTED);
+		return;
+	}
+	if (size > VIGIL_SCRATCH_BYTES)
+		size = VIGIL_SCRATCH_BYTES;
+	if (bpf_perf_event_output(ctx, &vigil_events_perf, BPF_F_CURRENT_CPU, rec, size) < 0)
+		vigil_count_lost(opcode, VIGIL_STAT_OUTPUT_FAILED);
+	else
+		vigil_count(VIGIL_STAT_EMITTED);
+}
+
+/* Copies a record of variable `size` (≤ VIGIL_SCRATCH_BYTES) built elsewhere to the channel. */
+static __always_inline int vigil_output(void *ctx, void *data, __u32 size, __u32 opcode)
+{
+	long r;
+
+	if (size > VIGIL_SCRATCH_BYTES) {
+		vigil_count_lost(opcode, VIGIL_STAT_OUTPUT_FAILED);
+		return -1;
+	}
+	if (vigil_use_ringbuf)
+		r = bpf_ringbuf_output(&vigil_events, data, size, 0);
+	else
+		r = bpf_perf_event_output(ctx, &vigil_events_perf, BPF_F_CURRENT_CPU, data, size);
+	if (r < 0) {
+		vigil_count_lost(opcode, vigil_use_ringbuf ? VIGIL_STAT_RESERVE_FAILED : VIGIL_STAT_OUTPUT_FAILED);
+		return -1;
+	}
+	vigil_count(VIGIL_STAT_EMITTED);
+	return 0;
+}
+
+#endif /* VIGIL_H */

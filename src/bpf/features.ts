@@ -1,0 +1,167 @@
+// Kernel feature probes. Each runs at most once per process and its answer is cached (cilium/ebpf
+// internal/feature.go). The manager consults them before load, so that a program of a type the kernel cannot
+// load or attach is excluded up front instead of failing the whole object.
+import fs from 'node:fs';
+import os from 'node:os';
+import koffi from 'koffi';
+import { AttachType, MapType, ProgType } from './constants.ts';
+import { NotSupportedError } from './errors.ts';
+import { errno, initLibbpf, OPTS } from './ffi.ts';
+import { ensureTracefs, tracefsRoot } from './mounts.ts';
+
+export interface FeatureResult {
+  supported: boolean;
+  /** Why not, in words a user can act on. */
+  reason: string;
+  minKernel?: string;
+}
+
+const cache = new Map<string, FeatureResult>();
+
+function cached(name: string, probe: () => FeatureResult): FeatureResult {
+  let r = cache.get(name);
+  if (!r) {
+    try {
+      r = probe();
+    } catch (err) {
+      r = { supported: false, reason: `probe failed: ${(err as Error).message}` };
+    }
+    cache.set(name, r);
+  }
+  return r;
+}
+
+/** Kernel release as [major, minor, patch]. */
+export function kernelVersion(): [number, number, number] {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(os.release());
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : [0, 0, 0];
+}
+
+export function kernelAtLeast(major: number, minor: number): boolean {
+  const [a, b] = kernelVersion();
+  return a > major || (a === major && b >= minor);
+}
+
+// A two-instruction program: r0 = 0; exit.
+const RET0 = Buffer.from([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+
+/** Loads `r0 = 0; exit` as a BTF-attached program; returns 0 or a negative errno. */
+function tryLoadBtfProg(progType: number, attachType: number, target: string): number {
+  const l = initLibbpf();
+  const id = l.libbpf_find_vmlinux_btf_id(target, attachType);
+  if (id < 0) return id;
+  const fd = l.bpf_prog_load(progType, 'vigil_probe', 'GPL', RET0, 2, {
+    sz: koffi.sizeof(OPTS.progLoad),
+    attempts: 1,
+    expected_attach_type: attachType,
+    attach_btf_id: id,
+  });
+  if (fd >= 0) {
+    fs.closeSync(fd);
+    return 0;
+  }
+  return -errno();
+}
+
+function hasBtf(): boolean {
+  return fs.existsSync('/sys/kernel/btf/vmlinux');
+}
+
+const probes: Record<string, () => FeatureResult> = {
+  btf: () =>
+    hasBtf()
+      ? { supported: true, reason: '' }
+      : { supported: false, reason: '/sys/kernel/btf/vmlinux is missing (CONFIG_DEBUG_INFO_BTF)', minKernel: '5.4' },
+  ringbuf: () => {
+    const l = initLibbpf();
+    const r = l.libbpf_probe_bpf_map_type(MapType.RINGBUF, null);
+    return r === 1
+      ? { supported: true, reason: '' }
+      : { supported: false, reason: 'BPF_MAP_TYPE_RINGBUF is unknown to this kernel', minKernel: '5.8' };
+  },
+  perf_event_array: () => {
+    const l = initLibbpf();
+    return l.libbpf_probe_bpf_map_type(MapType.PERF_EVENT_ARRAY, null) === 1
+      ? { supported: true, reason: '' }
+      : { supported: false, reason: 'BPF_MAP_TYPE_PERF_EVENT_ARRAY is unavailable' };
+  },
+  tracepoint: () => {
+    ensureTracefs();
+    const root = tracefsRoot();
+    return root && fs.existsSync(`${root}/events`)
+      ? { supported: true, reason: '' }
+      : { supported: false, reason: 'tracefs is not mounted and cannot be mounted (mount -t tracefs tracefs /sys/kernel/tracing)' };
+  },
+  raw_tp: () => {
+    const l = initLibbpf();
+    return l.libbpf_probe_bpf_prog_type(ProgType.RAW_TRACEPOINT, null) === 1
+      ? { supported: true, reason: '' }
+      : { supported: false, reason: 'BPF_PROG_TYPE_RAW_TRACEPOINT cannot be loaded', minKernel: '4.17' };
+  },
+  kprobe: () => {
+    if (fs.existsSync('/sys/bus/event_source/devices/kprobe/type')) return { supported: true, reason: '' };
+    ensureTracefs();
+    const root = tracefsRoot();
+    if (root && fs.existsSync(`${root}/kprobe_events`)) return { supported: true, reason: '' };
+    return {
+      supported: false,
+      reason: 'the kernel has no kprobe PMU and no tracefs kprobe_events (CONFIG_KPROBE_EVENTS is off)',
+      minKernel: '4.1',
+    };
+  },
+  uprobe: () => {
+    if (fs.existsSync('/sys/bus/event_source/devices/uprobe/type')) return { supported: true, reason: '' };
+    const root = tracefsRoot();
+    if (root && fs.existsSync(`${root}/uprobe_events`)) return { supported: true, reason: '' };
+    return { supported: false, reason: 'the kernel has no uprobe PMU and no uprobe_events (CONFIG_UPROBE_EVENTS)', minKernel: '4.3' };
+  },
+  tp_btf: () => {
+    if (!hasBtf()) return { supported: false, reason: 'no kernel BTF', minKernel: '5.5' };
+    const r = tryLoadBtfProg(ProgType.TRACING, AttachType.TRACE_RAW_TP, 'sched_switch');
+    return r === 0 ? { supported: true, reason: '' } : { supported: false, reason: `BTF raw tracepoint load failed (${-r})`, minKernel: '5.5' };
+  },
+  fentry: () => {
+    if (!hasBtf()) return { supported: false, reason: 'no kernel BTF', minKernel: '5.5' };
+    const r = tryLoadBtfProg(ProgType.TRACING, AttachType.TRACE_FENTRY, 'do_nanosleep');
+    return r === 0
+      ? { supported: true, reason: '' }
+      : { supported: false, reason: `loading an fentry program failed with errno ${-r} (trampolines unavailable or locked down)`, minKernel: '5.5' };
+  },
+  fexit: () => {
+    if (!hasBtf()) return { supported: false, reason: 'no kernel BTF', minKernel: '5.5' };
+    const r = tryLoadBtfProg(ProgType.TRACING, AttachType.TRACE_FEXIT, 'do_nanosleep');
+    return r === 0
+      ? { supported: true, reason: '' }
+      : { supported: false, reason: `loading an fexit program failed with errno ${-r} (trampolines unavailable or locked down)`, minKernel: '5.5' };
+  },
+  lsm: () => {
+    if (!hasBtf()) return { supported: false, reason: 'no kernel BTF', minKernel: '5.7' };
+    const r = tryLoadBtfProg(ProgType.LSM, AttachType.LSM_MAC, 'file_open');
+    return r === 0
+      ? { supported: true, reason: '' }
+      : { supported: false, reason: `loading a BPF LSM program failed with errno ${-r} (CONFIG_BPF_LSM off or "bpf" not in lsm=)`, minKernel: '5.7' };
+  },
+};
+
+/** Probes one feature (cached). Unknown names throw. */
+export function feature(name: keyof typeof probes | string): FeatureResult {
+  const probe = probes[name];
+  if (!probe) throw new Error(`unknown feature probe ${name}`);
+  return cached(name, probe);
+}
+
+/** Throws NotSupportedError unless the feature is available. */
+export function requireFeature(name: string, what: string): void {
+  const r = feature(name);
+  if (!r.supported) throw new NotSupportedError(name, `${what}: ${r.reason}`, { minKernel: r.minKernel });
+}
+
+/** All probe results, for `vigil status` and diagnostics. */
+export function allFeatures(): Record<string, FeatureResult> {
+  return Object.fromEntries(Object.keys(probes).map((k) => [k, feature(k)]));
+}
+
+/** Forgets cached answers (tests only). */
+export function resetFeatureCache(): void {
+  cache.clear();
+}
