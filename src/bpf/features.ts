@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import koffi from 'koffi';
 import { AttachType, MapType, ProgType } from './constants.ts';
-import { NotSupportedError } from './errors.ts';
+import { NotSupportedError, PermissionError, errorFromErrno } from './errors.ts';
 import { errno, initLibbpf, OPTS } from './ffi.ts';
 import { ensureTracefs, tracefsRoot } from './mounts.ts';
 
@@ -159,6 +159,29 @@ export function requireFeature(name: string, what: string): void {
 /** All probe results, for `vigil status` and diagnostics. */
 export function allFeatures(): Record<string, FeatureResult> {
   return Object.fromEntries(Object.keys(probes).map((k) => [k, feature(k)]));
+}
+
+let privilegesOk = false;
+/**
+ * Checks once that this process may use bpf() at all, by creating a one-slot array map. Throws
+ * PermissionError naming the capability, so that a missing privilege is never mistaken for a missing
+ * kernel feature by the probes above.
+ */
+export function requireBpfPrivileges(): void {
+  if (privilegesOk) return;
+  const l = initLibbpf();
+  const fd = l.bpf_map_create(MapType.ARRAY, 'vigil_priv', 4, 4, 1, null) as number;
+  if (fd >= 0) {
+    l.close(fd);
+    privilegesOk = true;
+    return;
+  }
+  const e = -fd;
+  if (e === 1 /* EPERM */ || e === 13 /* EACCES */) {
+    throw new PermissionError('use BPF (bpf() returned EPERM)', 'CAP_BPF (kernel 5.8+) or CAP_SYS_ADMIN', { errno: e });
+  }
+  if (e === 38 /* ENOSYS */) throw new NotSupportedError('bpf', 'the bpf() system call is not available (CONFIG_BPF_SYSCALL)');
+  throw errorFromErrno('create a test BPF map', e);
 }
 
 /** Forgets cached answers (tests only). */

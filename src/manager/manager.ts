@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import { BPF_STATS_RUN_TIME, MapType, mapTypeName } from '../bpf/constants.ts';
 import { InvalidArgumentError, NotFoundError, NotSupportedError, StateError, VigilError, errorFromErrno } from '../bpf/errors.ts';
-import { feature } from '../bpf/features.ts';
+import { feature, requireBpfPrivileges } from '../bpf/features.ts';
 import { initLibbpf, lib } from '../bpf/ffi.ts';
 import { BpfMap } from '../bpf/map.ts';
 import { BpfObject, type LoadOptions, type OpenOptions } from '../bpf/object.ts';
@@ -205,6 +205,7 @@ export class Manager {
     if (this.#state !== 'new') throw new StateError(`manager ${this.name} was already initialised`);
     this.#opts = options;
     initLibbpf();
+    requireBpfPrivileges(); // a missing capability is reported as such, not as a missing kernel feature
     const temps: BpfMap[] = [];
     try {
       const main = this.#openInstance('main', 'main');

@@ -93,3 +93,28 @@ export function linksOfPrograms(progIds: Iterable<number>): number[] {
   const want = new Set(progIds);
   return (bpftoolJson(['link', 'show']) as { id: number; prog_id: number }[]).filter((l) => want.has(l.prog_id)).map((l) => l.id);
 }
+
+/**
+ * The BPF objects this process holds an fd to, read from /proc/self/fdinfo: exact even while other
+ * processes load BPF concurrently. Compare before and after an operation to prove nothing leaked.
+ */
+export function heldBpfObjects(): { progs: number[]; maps: number[]; links: number[] } {
+  const out = { progs: [] as number[], maps: [] as number[], links: [] as number[] };
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    let target = '';
+    let info = '';
+    try {
+      target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (!target.startsWith('anon_inode:bpf')) continue;
+      info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue; // closed meanwhile
+    }
+    const id = (key: string) => Number(new RegExp(`^${key}:\\s*(\\d+)`, 'm').exec(info)?.[1] ?? NaN);
+    if (target.includes('bpf-prog')) out.progs.push(id('prog_id'));
+    else if (target.includes('bpf-map')) out.maps.push(id('map_id'));
+    else if (target.includes('bpf_link')) out.links.push(id('link_id'));
+  }
+  for (const k of ['progs', 'maps', 'links'] as const) out[k].sort((a, b) => a - b);
+  return out;
+}
