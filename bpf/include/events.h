@@ -13,6 +13,11 @@ enum vigil_opcode {
 	VIGIL_OP_UNSPEC = 0,
 	VIGIL_OP_BENCH = 1,      /* bench/ringbuf generator record */
 	VIGIL_OP_TEST = 2,       /* manager tests */
+	VIGIL_OP_FORK = 10,      /* struct fork_event: a process or thread was created */
+	VIGIL_OP_EXEC = 11,      /* struct exec_event: a process replaced its image */
+	VIGIL_OP_EXIT = 12,      /* struct exit_event: a process (or thread) ended */
+	VIGIL_OP_CREDS = 13,     /* struct creds_event: a process changed its credentials */
+	VIGIL_OP_COMM = 14,      /* struct comm_event: a task renamed itself (prctl PR_SET_NAME) */
 	VIGIL_OP_MAX = 64,       /* size of the per-opcode loss counter array */
 };
 
@@ -50,6 +55,138 @@ struct test_event {
 	__u64 cookie;     /* value of the program's `test_cookie` constant */
 	__u32 probe;      /* which test program emitted it */
 	__u32 _pad0;
+};
+
+/* Sizes the process sensor works with. Arrays below use them; the loader may lower the max_* constants. */
+#define VIGIL_COMM_LEN 16
+#define VIGIL_TTY_LEN 32
+#define VIGIL_PATH_MAX 4096
+#define VIGIL_ARGS_CAP (128 * 1024)   /* most bytes of argv the exec buffer can hold (MAX_ARG_STRLEN) */
+#define VIGIL_ENV_CAP (32 * 1024)     /* most bytes of envp the exec buffer can hold */
+
+/* Credentials of a task (values in the initial user namespace) and its capability sets. 64 bytes. */
+struct proc_creds {
+	__u32 uid;
+	__u32 gid;
+	__u32 euid;
+	__u32 egid;
+	__u32 suid;
+	__u32 sgid;
+	__u32 fsuid;
+	__u32 fsgid;
+	__u64 cap_effective;
+	__u64 cap_permitted;
+	__u64 cap_inheritable;
+	__u32 loginuid;   /* audit login uid; 4294967295 when unset */
+	__u32 _pad0;
+};
+
+/* Namespaces and cgroup of a task. 24 bytes. */
+struct proc_ns {
+	__u64 cgroup_id;  /* cgroup v2 id: the inode of the task's cgroup directory */
+	__u32 pidns;      /* pid namespace inode */
+	__u32 mntns;      /* mount namespace inode */
+	__u32 nspid;      /* tgid as seen inside its own pid namespace */
+	__u32 _pad0;
+};
+
+/* exec_event.flags and proc_entry.flags */
+enum vigil_proc_flags {
+	VIGIL_PROC_ARGV_TRUNCATED = 1 << 0,  /* argv longer than max_args_bytes */
+	VIGIL_PROC_ENV_TRUNCATED = 1 << 1,   /* envp longer than max_env_bytes */
+	VIGIL_PROC_PATH_TRUNCATED = 1 << 2,  /* exe path deeper or longer than the walk allows */
+	VIGIL_PROC_FILENAME_TRUNCATED = 1 << 3,
+	VIGIL_PROC_ENV_OMITTED = 1 << 4,     /* env capture is off */
+	VIGIL_PROC_THREAD = 1 << 5,          /* fork/exit of a thread, not of a process */
+	VIGIL_PROC_SUBREAPER = 1 << 6,       /* the process is a child subreaper */
+	VIGIL_PROC_GROUP_DEAD = 1 << 7,      /* exit: the last thread of the process ended */
+	VIGIL_PROC_ARGV_UNREADABLE = 1 << 8, /* argv pages were not readable at exec */
+	VIGIL_PROC_SNAPSHOT = 1 << 9,        /* proc_entry written from the /proc snapshot */
+};
+
+/*
+ * exec: one per successful execve/execveat, from sched_process_exec. Variable size: after the fixed part
+ * come exe_len bytes of the executed file's path, filename_len bytes of the path as passed to execve,
+ * argv_len bytes of NUL-separated argv, env_len bytes of NUL-separated envp. hdr.size is the total.
+ */
+struct exec_event {
+	struct event_header hdr;
+	__u64 start_ns;          /* task start, boot ns: with hdr.pid, the process identity */
+	__u64 parent_start_ns;
+	__u32 ppid;              /* real_parent's tgid */
+	__u32 old_pid;           /* tid that called execve (differs when a thread execs) */
+	struct proc_creds creds;
+	struct proc_ns ns;
+	__u64 exe_ino;
+	__u64 exe_mtime_sec;
+	__u32 exe_mtime_nsec;
+	__u32 exe_dev;           /* kernel dev_t: major << 20 | minor */
+	__u32 flags;             /* enum vigil_proc_flags */
+	__u32 argc;
+	__u32 exe_len;
+	__u32 filename_len;
+	__u32 argv_len;
+	__u32 env_len;
+	char comm[VIGIL_COMM_LEN];
+	char tty[VIGIL_TTY_LEN]; /* controlling terminal name ("pts0", "tty1"), empty when none */
+};
+
+/* fork/clone, from sched_process_fork in the parent's context. 80 bytes. */
+struct fork_event {
+	struct event_header hdr; /* pid/tid: the parent */
+	__u64 parent_start_ns;
+	__u64 child_start_ns;
+	__u32 child_pid;         /* tid of the new task */
+	__u32 child_tgid;        /* its thread group: == parent tgid for a thread */
+	__u32 child_ppid;        /* real_parent of the child (differs from hdr.pid with CLONE_PARENT) */
+	__u32 flags;             /* VIGIL_PROC_THREAD */
+	__u64 cgroup_id;
+	char comm[VIGIL_COMM_LEN];
+};
+
+/* exit, from sched_process_exit. 72 bytes. */
+struct exit_event {
+	struct event_header hdr;
+	__u64 start_ns;
+	__u32 ppid;
+	__u32 exit_code;         /* wait status: exit status << 8 | signal (| 0x80 core dumped) */
+	__u32 flags;             /* VIGIL_PROC_GROUP_DEAD, VIGIL_PROC_THREAD */
+	__u32 _pad0;
+	__u64 cgroup_id;
+	char comm[VIGIL_COMM_LEN];
+};
+
+/* Credentials changed (setuid family, capset, ...), after a successful call. 112 bytes. */
+struct creds_event {
+	struct event_header hdr;
+	__u64 start_ns;
+	__u32 syscall_nr;        /* the syscall that changed them, or 0 when seen by commit_creds */
+	__u32 _pad0;
+	struct proc_creds old_creds;
+	struct proc_creds creds;
+};
+
+/* A task's comm changed outside exec (prctl PR_SET_NAME, /proc/self/comm). 64 bytes. */
+struct comm_event {
+	struct event_header hdr;
+	__u64 start_ns;
+	char old_comm[VIGIL_COMM_LEN];
+	char comm[VIGIL_COMM_LEN];
+};
+
+/*
+ * The kernel-side mirror of the process cache (map vigil_procs, tgid -> proc_entry): lets user space
+ * resolve a pid it has not seen, and in-kernel filters ask about a process and its ancestry.
+ */
+struct proc_entry {
+	__u64 start_ns;
+	__u64 parent_start_ns;
+	__u64 exec_ns;           /* ktime of the last exec (0: none seen) */
+	__u32 ppid;
+	__u32 flags;
+	struct proc_creds creds;
+	struct proc_ns ns;
+	char comm[VIGIL_COMM_LEN];
 };
 
 #endif /* VIGIL_EVENTS_H */

@@ -135,12 +135,19 @@ static __always_inline void vigil_submit(void *ctx, void *rec, __u32 size, __u32
 		vigil_count(VIGIL_STAT_EMITTED);
 }
 
-/* Copies a record of variable `size` (≤ VIGIL_SCRATCH_BYTES) built elsewhere to the channel. */
-static __always_inline int vigil_output(void *ctx, void *data, __u32 size, __u32 opcode)
+/* Largest record a perf buffer can carry: its sample header has a 16-bit size. */
+#define VIGIL_PERF_MAX_RECORD 65000
+
+/*
+ * Copies a record of variable `size` built elsewhere (a map value of `cap` bytes) to the channel. In perf
+ * mode records over VIGIL_PERF_MAX_RECORD cannot be sent: the loader keeps limits below that there, and
+ * anything bigger is counted as lost rather than sent cut.
+ */
+static __always_inline int vigil_output(void *ctx, void *data, __u32 size, __u32 cap, __u32 opcode)
 {
 	long r;
 
-	if (size > VIGIL_SCRATCH_BYTES) {
+	if (size > cap || (!vigil_use_ringbuf && size > VIGIL_PERF_MAX_RECORD)) {
 		vigil_count_lost(opcode, VIGIL_STAT_OUTPUT_FAILED);
 		return -1;
 	}

@@ -17,6 +17,7 @@ import {
   VerifierError,
   VigilError,
   errorFromErrno,
+  errnoName,
 } from './errors.ts';
 import { cstr, drainLibbpfLog, errno, initLibbpf, lib, OPTS, type Ptr } from './ffi.ts';
 import { BpfMap } from './map.ts';
@@ -335,10 +336,14 @@ function openOpts(o: OpenOptions) {
   };
 }
 
+/** The file exists (checked before), so a failed open means libbpf could not use it; say why. */
 function openError(what: string, e: number): VigilError {
   const log = drainLibbpfLog();
-  if (e === ENOENT) return new NotFoundError('program', what, 'the filesystem', tail(log));
-  return new InvalidArgumentError(`open BPF object ${what}: not a valid BPF ELF object${log ? ` (libbpf: ${tail(log)})` : ''}`, { errno: e });
+  const reason = tail(log);
+  if (/failed to find BTF for extern|unresolved extern/.test(log)) {
+    return new InvalidArgumentError(`open BPF object ${what}: ${reason} (the program calls something that is neither a helper nor a kernel symbol)`, { errno: e });
+  }
+  return new InvalidArgumentError(`open BPF object ${what}: not a valid BPF ELF object${reason ? ` (libbpf: ${reason})` : ` (${errnoName(e)})`}`, { errno: e });
 }
 
 function tail(log: string): string {

@@ -5,6 +5,11 @@ export const VIGIL_OPCODE = {
   UNSPEC: 0,
   BENCH: 1,
   TEST: 2,
+  FORK: 10,
+  EXEC: 11,
+  EXIT: 12,
+  CREDS: 13,
+  COMM: 14,
   MAX: 64,
 } as const;
 
@@ -13,6 +18,19 @@ export const VIGIL_STAT = {
   OUTPUT_FAILED: 1,
   EMITTED: 2,
   MAX: 8,
+} as const;
+
+export const VIGIL_PROC_FLAGS = {
+  ARGV_TRUNCATED: 1,
+  ENV_TRUNCATED: 2,
+  PATH_TRUNCATED: 4,
+  FILENAME_TRUNCATED: 8,
+  ENV_OMITTED: 16,
+  THREAD: 32,
+  SUBREAPER: 64,
+  GROUP_DEAD: 128,
+  ARGV_UNREADABLE: 256,
+  SNAPSHOT: 512,
 } as const;
 
 /** struct event_header (24 bytes): byte offset and size of each field */
@@ -43,9 +61,121 @@ export const TEST_EVENT = {
   _pad0: { offset: 44, size: 4 },
 } as const;
 
+/** struct proc_creds (64 bytes): byte offset and size of each field */
+export const PROC_CREDS = {
+  uid: { offset: 0, size: 4 },
+  gid: { offset: 4, size: 4 },
+  euid: { offset: 8, size: 4 },
+  egid: { offset: 12, size: 4 },
+  suid: { offset: 16, size: 4 },
+  sgid: { offset: 20, size: 4 },
+  fsuid: { offset: 24, size: 4 },
+  fsgid: { offset: 28, size: 4 },
+  cap_effective: { offset: 32, size: 8 },
+  cap_permitted: { offset: 40, size: 8 },
+  cap_inheritable: { offset: 48, size: 8 },
+  loginuid: { offset: 56, size: 4 },
+  _pad0: { offset: 60, size: 4 },
+} as const;
+
+/** struct proc_ns (24 bytes): byte offset and size of each field */
+export const PROC_NS = {
+  cgroup_id: { offset: 0, size: 8 },
+  pidns: { offset: 8, size: 4 },
+  mntns: { offset: 12, size: 4 },
+  nspid: { offset: 16, size: 4 },
+  _pad0: { offset: 20, size: 4 },
+} as const;
+
+/** struct exec_event (232 bytes): byte offset and size of each field */
+export const EXEC_EVENT = {
+  hdr: { offset: 0, size: 24, struct: 'event_header' },
+  start_ns: { offset: 24, size: 8 },
+  parent_start_ns: { offset: 32, size: 8 },
+  ppid: { offset: 40, size: 4 },
+  old_pid: { offset: 44, size: 4 },
+  creds: { offset: 48, size: 64, struct: 'proc_creds' },
+  ns: { offset: 112, size: 24, struct: 'proc_ns' },
+  exe_ino: { offset: 136, size: 8 },
+  exe_mtime_sec: { offset: 144, size: 8 },
+  exe_mtime_nsec: { offset: 152, size: 4 },
+  exe_dev: { offset: 156, size: 4 },
+  flags: { offset: 160, size: 4 },
+  argc: { offset: 164, size: 4 },
+  exe_len: { offset: 168, size: 4 },
+  filename_len: { offset: 172, size: 4 },
+  argv_len: { offset: 176, size: 4 },
+  env_len: { offset: 180, size: 4 },
+  comm: { offset: 184, size: 16, count: 16 },
+  tty: { offset: 200, size: 32, count: 32 },
+} as const;
+
+/** struct fork_event (80 bytes): byte offset and size of each field */
+export const FORK_EVENT = {
+  hdr: { offset: 0, size: 24, struct: 'event_header' },
+  parent_start_ns: { offset: 24, size: 8 },
+  child_start_ns: { offset: 32, size: 8 },
+  child_pid: { offset: 40, size: 4 },
+  child_tgid: { offset: 44, size: 4 },
+  child_ppid: { offset: 48, size: 4 },
+  flags: { offset: 52, size: 4 },
+  cgroup_id: { offset: 56, size: 8 },
+  comm: { offset: 64, size: 16, count: 16 },
+} as const;
+
+/** struct exit_event (72 bytes): byte offset and size of each field */
+export const EXIT_EVENT = {
+  hdr: { offset: 0, size: 24, struct: 'event_header' },
+  start_ns: { offset: 24, size: 8 },
+  ppid: { offset: 32, size: 4 },
+  exit_code: { offset: 36, size: 4 },
+  flags: { offset: 40, size: 4 },
+  _pad0: { offset: 44, size: 4 },
+  cgroup_id: { offset: 48, size: 8 },
+  comm: { offset: 56, size: 16, count: 16 },
+} as const;
+
+/** struct creds_event (168 bytes): byte offset and size of each field */
+export const CREDS_EVENT = {
+  hdr: { offset: 0, size: 24, struct: 'event_header' },
+  start_ns: { offset: 24, size: 8 },
+  syscall_nr: { offset: 32, size: 4 },
+  _pad0: { offset: 36, size: 4 },
+  old_creds: { offset: 40, size: 64, struct: 'proc_creds' },
+  creds: { offset: 104, size: 64, struct: 'proc_creds' },
+} as const;
+
+/** struct comm_event (64 bytes): byte offset and size of each field */
+export const COMM_EVENT = {
+  hdr: { offset: 0, size: 24, struct: 'event_header' },
+  start_ns: { offset: 24, size: 8 },
+  old_comm: { offset: 32, size: 16, count: 16 },
+  comm: { offset: 48, size: 16, count: 16 },
+} as const;
+
+/** struct proc_entry (136 bytes): byte offset and size of each field */
+export const PROC_ENTRY = {
+  start_ns: { offset: 0, size: 8 },
+  parent_start_ns: { offset: 8, size: 8 },
+  exec_ns: { offset: 16, size: 8 },
+  ppid: { offset: 24, size: 4 },
+  flags: { offset: 28, size: 4 },
+  creds: { offset: 32, size: 64, struct: 'proc_creds' },
+  ns: { offset: 96, size: 24, struct: 'proc_ns' },
+  comm: { offset: 120, size: 16, count: 16 },
+} as const;
+
 /** sizeof(struct ...) */
 export const SIZEOF = {
   event_header: 24,
   bench_event: 64,
   test_event: 48,
+  proc_creds: 64,
+  proc_ns: 24,
+  exec_event: 232,
+  fork_event: 80,
+  exit_event: 72,
+  creds_event: 168,
+  comm_event: 64,
+  proc_entry: 136,
 } as const;
