@@ -55,9 +55,9 @@ $(BUILD)/native/libvigil_shim.so: native/libbpf_log.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -shared -fPIC -o $@ $< -lbpf
 
-$(BUILD)/bench/%: bench/c/%.c
+$(BUILD)/bench/%: bench/c/%.c $(BPF_HDRS)
 	@mkdir -p $(@D)
-	$(CC) -O2 -Wall -o $@ $< -lbpf -lelf -lz
+	$(CC) -O2 -Wall -Ibpf/include -o $@ $< -lbpf -lelf -lz
 
 ## layout: regenerate src/events/layout.generated.ts from the BTF of bpf/include/events.h
 layout: deps $(BUILD)/vmlinux.h
