@@ -98,6 +98,8 @@ const ProgLoadOpts = koffi.struct('bpf_prog_load_opts', {
   log_buf: 'void *',
 });
 
+const XdpAttachOpts = koffi.struct('bpf_xdp_attach_opts', { sz: 'size_t', old_prog_fd: 'int' });
+
 const MapBatchOpts = koffi.struct('bpf_map_batch_opts', { sz: 'size_t', elem_flags: 'uint64', flags: 'uint64' });
 
 export const ProgInfo = koffi.struct('bpf_prog_info', {
@@ -342,9 +344,10 @@ function bind() {
     bpf_tc_hook_destroy: f(bpf, 'int bpf_tc_hook_destroy(bpf_tc_hook *hook)'),
     bpf_tc_attach: f(bpf, 'int bpf_tc_attach(bpf_tc_hook *hook, _Inout_ bpf_tc_opts *opts)'),
     bpf_tc_detach: f(bpf, 'int bpf_tc_detach(bpf_tc_hook *hook, bpf_tc_opts *opts)'),
+    bpf_tc_query: f(bpf, 'int bpf_tc_query(bpf_tc_hook *hook, _Inout_ bpf_tc_opts *opts)'),
 
     bpf_xdp_attach: f(bpf, 'int bpf_xdp_attach(int ifindex, int prog_fd, uint32 flags, void *opts)'),
-    bpf_xdp_detach: f(bpf, 'int bpf_xdp_detach(int ifindex, uint32 flags, void *opts)'),
+    bpf_xdp_detach: f(bpf, 'int bpf_xdp_detach(int ifindex, uint32 flags, bpf_xdp_attach_opts *opts)'),
 
     // libbpf: BTF
     btf__find_by_name_kind: f(bpf, 'int btf__find_by_name_kind(void *btf, const char *name, uint32 kind)'),
@@ -361,11 +364,21 @@ function bind() {
     syscall: f(c, 'long syscall(long nr, ...)'),
     ioctl: f(c, 'int ioctl(int fd, unsigned long req, ...)'),
     setsockopt: f(c, 'int setsockopt(int fd, int level, int name, const void *val, uint32 len)'),
+    getsockopt: f(c, 'int getsockopt(int fd, int level, int name, void *val, _Inout_ uint32 *len)'),
     if_nametoindex: f(c, 'uint32 if_nametoindex(const char *name)'),
     getpagesize: f(c, 'int getpagesize(void)'),
     malloc: f(c, 'void *malloc(size_t size)'),
     free: f(c, 'void free(void *p)'),
     memset: f(c, 'void *memset(void *p, int c, size_t n)'),
+
+    // libc: sockets and clocks for the eBPF-less process source (netlink proc connector). Addresses and
+    // data are passed as Buffers laid out by the caller; nothing here keeps a pointer after the call.
+    socket: f(c, 'int socket(int domain, int type, int protocol)'),
+    bind: f(c, 'int bind(int fd, const void *addr, uint32 len)'),
+    send: f(c, 'long send(int fd, const void *buf, size_t len, int flags)'),
+    recv: f(c, 'long recv(int fd, void *buf, size_t len, int flags)'),
+    poll: f(c, 'int poll(void *fds, uint64 nfds, int timeout)'),
+    clock_gettime: f(c, 'int clock_gettime(int clk, void *ts)'),
   };
 }
 
@@ -404,6 +417,7 @@ export const OPTS = {
   tcHook: TcHook,
   tcOpts: TcOpts,
   progLoad: ProgLoadOpts,
+  xdpAttach: XdpAttachOpts,
 } as const;
 
 // ---- libbpf log capture --------------------------------------------------------------------------------------

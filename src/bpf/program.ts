@@ -21,6 +21,7 @@ import {
   BpfLink,
   MultiAttachment,
   SocketFilterAttachment,
+  socketCookie,
   TcAttachment,
   TcDirection,
   XdpAttachment,
@@ -30,6 +31,8 @@ import {
 import { tracefsRoot } from './mounts.ts';
 
 const { ENOENT, EEXIST, ESRCH, EINVAL, EOPNOTSUPP } = os.constants.errno;
+/** The kernel-internal ENOTSUPP (not ENOTSUP/EOPNOTSUPP): what BPF_PROG_TEST_RUN returns for types it cannot run. */
+const ENOTSUPP_KERNEL = 524;
 
 export interface UprobeTarget {
   /** Path of the binary or shared library (absolute, or a library name libbpf resolves). */
@@ -309,7 +312,7 @@ export class BpfProgram {
       if (-r === EEXIST || -r === os.constants.errno.EBUSY) throw errorFromErrno(`attach ${what}: another XDP program is attached`, -r);
       throw errorFromErrno(`attach ${this.name} to ${what}`, -r, { capability: 'CAP_NET_ADMIN', feature: `xdp ${mode} mode` });
     }
-    return new XdpAttachment(ifindex, flags & ~1, what);
+    return new XdpAttachment(ifindex, flags & ~1, this.fd, what);
   }
 
   /** Attaches a TC classifier (sched_cls) to an interface's clsact qdisc, creating the qdisc when absent. */
@@ -333,6 +336,7 @@ export class BpfProgram {
       direction: attachPoint,
       handle: tcOpts.handle,
       priority: tcOpts.priority,
+      progId: tcOpts.prog_id,
       destroyQdisc: (o.destroyQdiscOnDetach ?? true) && createdQdisc,
       description: what,
     });
@@ -344,7 +348,7 @@ export class BpfProgram {
     val.writeInt32LE(this.fd);
     const r = lib().setsockopt(sock, 1 /* SOL_SOCKET */, 50 /* SO_ATTACH_BPF */, val, 4) as number;
     if (r < 0) throw errorFromErrno(`attach ${this.name} to socket fd ${sock}`, errno(), { capability: 'CAP_NET_RAW' });
-    return new SocketFilterAttachment(sock, `socket fd ${sock}`);
+    return new SocketFilterAttachment(sock, `socket fd ${sock}`, socketCookie(sock));
   }
 
   /** Opens a perf event on each CPU and attaches the program to each (perf_event programs). */
@@ -415,7 +419,7 @@ export class BpfProgram {
     };
     const r = lib().bpf_prog_test_run_opts(this.fd, runOpts) as number;
     if (r < 0) {
-      if (-r === EOPNOTSUPP || -r === os.constants.errno.ENOTSUP) {
+      if (-r === EOPNOTSUPP || -r === os.constants.errno.ENOTSUP || -r === ENOTSUPP_KERNEL) {
         throw new NotSupportedError('prog_test_run', `BPF_PROG_TEST_RUN does not support ${this.typeName} programs on this kernel`);
       }
       throw errorFromErrno(`test run ${this.name}`, -r, { capability: 'CAP_BPF (and CAP_SYS_ADMIN for some types)' });

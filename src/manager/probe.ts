@@ -130,9 +130,14 @@ export function resolveHook(spec: ProbeSpec, section: string): Hook {
       const m = /^(.+):([^:+]+)(?:\+(\w+))?$/.exec(rest);
       const binary = spec.binaryPath ?? m?.[1];
       const symbol = spec.symbol ?? m?.[2];
+      // The section's "+offset" (libbpf reads it as a C integer: decimal or 0x hex) unless the spec sets one.
+      const offset = spec.offset ?? (m?.[3] !== undefined ? Number(m[3]) : undefined);
       if (!binary) throw new InvalidArgumentError(`probe ${spec.fn}: uprobe needs binaryPath`);
-      if (!symbol && spec.offset === undefined) throw new InvalidArgumentError(`probe ${spec.fn}: uprobe needs a symbol or an offset`);
-      return { kind, target: `${binary}:${symbol ?? ''}${spec.offset !== undefined ? `+0x${spec.offset.toString(16)}` : ''}` };
+      if (offset !== undefined && !(Number.isSafeInteger(offset) && offset >= 0)) {
+        throw new InvalidArgumentError(`probe ${spec.fn}: bad uprobe offset in section "${section}"`);
+      }
+      if (!symbol && offset === undefined) throw new InvalidArgumentError(`probe ${spec.fn}: uprobe needs a symbol or an offset`);
+      return { kind, target: `${binary}:${symbol ?? ''}${offset !== undefined ? `+0x${offset.toString(16)}` : ''}` };
     }
     case 'cgroup':
       if (!spec.cgroupPath) throw new InvalidArgumentError(`probe ${spec.fn}: cgroup programs need cgroupPath`);
@@ -292,11 +297,13 @@ function attachHook(p: BpfProgram, h: Hook, s: ProbeSpec): Attachment {
     }
     case 'uprobe':
     case 'uretprobe': {
+      // target is "binary:symbol+0xoffset" as resolveHook built it (symbol and offset each optional).
       const sep = h.target.lastIndexOf(':');
+      const [sym = '', off] = h.target.slice(sep + 1).split('+');
       return p.attachUprobe({
         binaryPath: s.binaryPath ?? h.target.slice(0, sep),
-        symbol: s.symbol ?? (h.target.slice(sep + 1).split('+')[0] || undefined),
-        offset: s.offset,
+        symbol: s.symbol ?? (sym || undefined),
+        offset: s.offset ?? (off !== undefined ? Number(off) : undefined),
         pid: s.pid,
         retprobe: h.kind === 'uretprobe',
         cookie: s.cookie,

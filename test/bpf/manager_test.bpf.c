@@ -20,6 +20,7 @@ enum test_probe {
 	P_TAIL = 8,
 	P_LSM = 9,
 	P_KRETPROBE = 10,
+	P_FEXIT = 11,
 };
 
 /* Constants: rewritten by constant editors before load. */
@@ -180,6 +181,14 @@ int BPF_PROG(fentry_nanosleep)
 	if (!is_target())
 		return 0;
 	return on_trigger(ctx, P_FENTRY);
+}
+
+SEC("fexit/do_nanosleep")
+int BPF_PROG(fexit_nanosleep)
+{
+	if (!is_target())
+		return 0;
+	return on_trigger(ctx, P_FEXIT);
 }
 
 SEC("lsm/file_open")

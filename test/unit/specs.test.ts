@@ -24,6 +24,9 @@ test('hooks are parsed from libbpf section names', () => {
   assert.deepEqual(h('uprobe//usr/lib/libssl.so.3:SSL_write'), { kind: 'uprobe', target: '/usr/lib/libssl.so.3:SSL_write' });
   assert.deepEqual(h('uretprobe', { binaryPath: '/bin/bash', symbol: 'readline' }), { kind: 'uretprobe', target: '/bin/bash:readline' });
   assert.deepEqual(h('uprobe', { binaryPath: '/bin/x', offset: 0x40 }), { kind: 'uprobe', target: '/bin/x:+0x40' });
+  assert.deepEqual(h('uprobe//bin/x:main+0x10'), { kind: 'uprobe', target: '/bin/x:main+0x10' });
+  assert.deepEqual(h('uprobe//bin/x:main+16'), { kind: 'uprobe', target: '/bin/x:main+0x10' });
+  assert.deepEqual(h('uprobe//bin/x:main+16', { offset: 4 }), { kind: 'uprobe', target: '/bin/x:main+0x4' });
   assert.deepEqual(h('fentry/do_nanosleep'), { kind: 'fentry', target: 'do_nanosleep' });
   assert.deepEqual(h('fexit/do_nanosleep'), { kind: 'fexit', target: 'do_nanosleep' });
   assert.deepEqual(h('lsm/file_open'), { kind: 'lsm', target: 'file_open' });
