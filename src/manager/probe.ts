@@ -194,6 +194,8 @@ export class Probe {
   #lastError: VigilError | Error | undefined;
   /** Set when the program was excluded before load (by option or missing kernel feature). */
   excludedReason: string | undefined;
+  /** Attach attempts made so far (retries included). */
+  attachAttempts = 0;
 
   constructor(spec: ProbeSpec) {
     if (!spec.fn) throw new InvalidArgumentError('probe spec without fn (the eBPF function name)');
@@ -248,6 +250,7 @@ export class Probe {
     const h = this.#hook;
     if (!p || !h) throw new InvalidArgumentError(`probe ${formatProbeId(this.id)} is not bound to a program`);
     if (this.excludedReason) throw new InvalidArgumentError(`probe ${formatProbeId(this.id)} was excluded from load: ${this.excludedReason}`);
+    this.attachAttempts++;
     try {
       this.#attachment = attachHook(p, h, this.spec);
       if (this.spec.linkPinPath && 'pin' in this.#attachment) (this.#attachment as BpfLink).pin(this.spec.linkPinPath);

@@ -122,6 +122,7 @@ test('attach retries the given number of times before giving up', (t) => {
   m.start();
   const p = m.getProbe('raw_sys_enter');
   assert.equal(p.state, 'failed');
+  assert.equal(p.attachAttempts, 3, 'the first attempt and two retries');
   assert.ok(p.lastError instanceof NotFoundError);
   assert.equal(m.stats().probes[0]!.error, p.lastError.message);
 });
