@@ -33,6 +33,11 @@ export interface EventBase {
   /** Thread group id (the process id) as the root pid namespace sees it. */
   pid: number;
   tid: number;
+  /**
+   * Fields the source could not know (the eBPF-less resolver, fed by the proc connector and /proc, cannot
+   * know everything a sensor sees); their values are placeholders. Absent from BPF events.
+   */
+  unknown?: string[];
 }
 
 export interface ExecEvent extends EventBase {

@@ -1,0 +1,721 @@
+// The process cache: every process vigil knows, keyed by (pid, start time), built from fork, exec and exit
+// events and from the /proc snapshot, all through one apply() path (tetragon pkg/process).
+//
+// Events may arrive out of order or before their process is known: an exit, a credential change or a rename
+// for an unknown process is held for a bounded time and retried when the process appears; whatever is still
+// unknown then is resolved from the kernel map or /proc, and failing that applied to a partial entry and
+// counted as broken lineage: never dropped silently. Exited processes stay resolvable for a grace period and
+// for as long as a descendant still needs them for lineage, then are evicted; the cache has a hard bound.
+import type { CommEvent, CredsEvent, ExecEvent, ExitEvent, ForkEvent, ProcessEvent } from '../events/types.ts';
+import type { EnvVar, ProcessEntry, ProcessImage, ProcessKey, ProcessSource, SnapshotProcess } from './types.ts';
+
+/** Scrubs argv and env before anything stores them (src/process/scrub.ts implements it). */
+export interface ImageScrubber {
+  scrubArgv(argv: string[]): { argv: string[]; scrubbed: number };
+  scrubEnv(envRaw: string[]): { env: EnvVar[]; scrubbed: number };
+}
+
+/** Fallback sources for a pid the cache has not seen. */
+export interface ProcessLookups {
+  /** The kernel-side process map (vigil_procs). */
+  kernel?(pid: number): SnapshotProcess | undefined;
+  /** /proc/<pid>. */
+  procfs?(pid: number): SnapshotProcess | undefined;
+  /** The current parent pid of a live process, from /proc (after a reparent); undefined if gone. */
+  ppid?(pid: number, startNs: number): number | undefined;
+}
+
+export interface ProcessCacheOptions {
+  scrubber: ImageScrubber;
+  lookups?: ProcessLookups;
+  /** How long an event for an unknown process is held before falling back (ms). */
+  holdMs?: number;
+  /** How long an exited process stays resolvable (ms). */
+  exitedGraceMs?: number;
+  /** Hard bound on entries. */
+  maxEntries?: number;
+  /** Bound on events held at once; beyond it events fall back immediately. */
+  maxHeld?: number;
+  /** Earlier images kept per process. */
+  maxImages?: number;
+  /** Credential changes kept per process. */
+  maxCredHistory?: number;
+  /** Wall clock in ms (tests pass their own). */
+  now?: () => number;
+  /** Run sweeps on a timer (default). Tests disable it and call sweep(). */
+  timers?: boolean;
+}
+
+export interface ProcessCacheStats {
+  size: number;
+  live: number;
+  exited: number;
+  applied: Record<string, number>;
+  /** resolve(): answered from the cache, the kernel map, /proc, or not at all. */
+  hits: { cache: number; kernel: number; procfs: number };
+  misses: number;
+  /** Processes whose parent could not be found anywhere. */
+  brokenLineage: number;
+  /** Events held for an unknown process right now, and in total, and how they ended. */
+  held: number;
+  heldTotal: number;
+  heldResolved: number;
+  heldFallback: number;
+  reparented: number;
+  evictions: number;
+  /** Evictions forced by maxEntries (possibly of processes still needed for lineage). */
+  evictionsForced: number;
+  threadEvents: number;
+  scrubbedArgs: number;
+  scrubbedEnv: number;
+}
+
+const TICK_NS = 1e7; // /proc reports start times in clock ticks of 10 ms (USER_HZ = 100)
+
+/** The identity of a process: pid plus start time in clock ticks (the precision /proc gives). */
+export function processKey(pid: number, startNs: number): ProcessKey {
+  return Number.isFinite(startNs) ? `${pid}:${Math.floor(startNs / TICK_NS)}` : `${pid}:?`;
+}
+
+type Held = { ev: ExitEvent | CredsEvent | CommEvent; until: number };
+type Awaiting = { child: ProcessKey; parentPid: number; parentStartNs: number; until: number };
+
+export class ProcessCache {
+  readonly #o: Required<Omit<ProcessCacheOptions, 'lookups'>> & { lookups: ProcessLookups };
+  readonly #entries = new Map<ProcessKey, ProcessEntry>();
+  /** pid -> keys of its instances, newest last. */
+  readonly #byPid = new Map<number, ProcessKey[]>();
+  readonly #held = new Map<ProcessKey, Held[]>();
+  /** Children whose parent is not known yet, by the parent's key. */
+  readonly #awaiting = new Map<ProcessKey, Awaiting[]>();
+  /** Exited entries in exit order, with the wall time of their exit. */
+  readonly #exited: { key: ProcessKey; at: number }[] = [];
+  #exitedHead = 0;
+  /** Exited entries past their grace period still needed by a descendant. */
+  readonly #graceOver = new Set<ProcessKey>();
+  #heldCount = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Infinity;
+  readonly #stats: ProcessCacheStats = {
+    size: 0,
+    live: 0,
+    exited: 0,
+    applied: {},
+    hits: { cache: 0, kernel: 0, procfs: 0 },
+    misses: 0,
+    brokenLineage: 0,
+    held: 0,
+    heldTotal: 0,
+    heldResolved: 0,
+    heldFallback: 0,
+    reparented: 0,
+    evictions: 0,
+    evictionsForced: 0,
+    threadEvents: 0,
+    scrubbedArgs: 0,
+    scrubbedEnv: 0,
+  };
+
+  constructor(o: ProcessCacheOptions) {
+    this.#o = {
+      holdMs: 2000,
+      exitedGraceMs: 30_000,
+      maxEntries: 131_072,
+      maxHeld: 10_000,
+      maxImages: 8,
+      maxCredHistory: 16,
+      now: () => performance.now(),
+      timers: true,
+      ...o,
+      lookups: o.lookups ?? {},
+    };
+  }
+
+  // ---- reads -----------------------------------------------------------------------------------------------
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(key: ProcessKey): ProcessEntry | undefined {
+    return this.#entries.get(key);
+  }
+
+  /** The newest known instance of `pid` (a live one when there is one). */
+  byPid(pid: number): ProcessEntry | undefined {
+    const keys = this.#byPid.get(pid);
+    if (!keys) return undefined;
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const e = this.#entries.get(keys[i]!);
+      if (e && !e.exit) return e;
+    }
+    return this.#entries.get(keys[keys.length - 1]!);
+  }
+
+  /** The instance of `pid` that was alive at boot time `ktimeNs` (for events that name only a pid). */
+  at(pid: number, ktimeNs: number): ProcessEntry | undefined {
+    const keys = this.#byPid.get(pid);
+    if (!keys) return undefined;
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const e = this.#entries.get(keys[i]!);
+      if (e && (!(e.startNs > ktimeNs) || !Number.isFinite(e.startNs))) return e;
+    }
+    return undefined;
+  }
+
+  /**
+   * Resolves a pid: from the cache, else the kernel map, else /proc (entries found there are added, marked
+   * with their source). Counts hits and misses by source.
+   */
+  resolve(pid: number): ProcessEntry | undefined {
+    const c = this.byPid(pid);
+    if (c) {
+      this.#stats.hits.cache++;
+      return c;
+    }
+    const k = this.#o.lookups.kernel?.(pid);
+    if (k) {
+      this.#stats.hits.kernel++;
+      return this.#fromLookup(k, 'kernel-map');
+    }
+    const p = this.#o.lookups.procfs?.(pid);
+    if (p) {
+      this.#stats.hits.procfs++;
+      return this.#fromLookup(p, 'procfs');
+    }
+    this.#stats.misses++;
+    return undefined;
+  }
+
+  /**
+   * Ancestors from the parent up, by creation lineage (who started whom; the default) or by the current
+   * parent (after reparenting). Stops at the first parent that is not known.
+   */
+  ancestors(key: ProcessKey, o: { lineage?: 'creation' | 'current'; max?: number } = {}): ProcessEntry[] {
+    const out: ProcessEntry[] = [];
+    const seen = new Set<ProcessKey>([key]);
+    let e = this.#entries.get(key);
+    while (e && out.length < (o.max ?? 512)) {
+      const pk = o.lineage === 'current' ? e.parentKey : (e.originalParentKey ?? e.parentKey);
+      if (!pk || seen.has(pk)) break;
+      seen.add(pk);
+      e = this.#entries.get(pk);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+
+  /** Children of a process: by creation lineage, or by current parent. */
+  children(key: ProcessKey, o: { lineage?: 'creation' | 'current' } = {}): ProcessEntry[] {
+    if (o.lineage !== 'current') return [...(this.#entries.get(key)?.children ?? [])].map((k) => this.#entries.get(k)!).filter(Boolean);
+    return [...this.#entries.values()].filter((e) => e.parentKey === key);
+  }
+
+  /** Visits every entry (live and retained exited ones). */
+  walk(fn: (e: ProcessEntry) => void): void {
+    for (const e of this.#entries.values()) fn(e);
+  }
+
+  /** Live processes. */
+  live(): ProcessEntry[] {
+    return [...this.#entries.values()].filter((e) => !e.exit);
+  }
+
+  stats(): ProcessCacheStats {
+    let exited = 0;
+    for (const e of this.#entries.values()) if (e.exit) exited++;
+    return { ...this.#stats, size: this.#entries.size, exited, live: this.#entries.size - exited, held: this.#heldCount, applied: { ...this.#stats.applied }, hits: { ...this.#stats.hits } };
+  }
+
+  // ---- apply -----------------------------------------------------------------------------------------------
+
+  /**
+   * Applies one event or snapshot record. Never throws for ordinary states (unknown process, duplicates).
+   * Exec events are scrubbed in place: after apply() their argv and envRaw hold no secret.
+   */
+  apply(ev: ProcessEvent | SnapshotProcess): void {
+    this.#stats.applied[ev.type] = (this.#stats.applied[ev.type] ?? 0) + 1;
+    switch (ev.type) {
+      case 'snapshot':
+        this.#applySnapshot(ev);
+        break;
+      case 'fork':
+        this.#applyFork(ev);
+        break;
+      case 'exec':
+        this.#applyExec(ev);
+        break;
+      case 'exit':
+        this.#applyExit(ev);
+        break;
+      case 'creds':
+      case 'comm':
+        this.#applyChange(ev);
+        break;
+    }
+    this.#maybeSweep();
+  }
+
+  #index(e: ProcessEntry): void {
+    this.#entries.set(e.key, e);
+    const keys = this.#byPid.get(e.pid);
+    if (keys) {
+      if (!keys.includes(e.key)) keys.push(e.key);
+    } else {
+      this.#byPid.set(e.pid, [e.key]);
+    }
+    // Link children that were waiting for this process (by exact key, or by pid when their parent's start
+    // time was not known), and replay events held for it.
+    for (const wk of [e.key, `${e.pid}:?`]) {
+      const waiting = this.#awaiting.get(wk);
+      if (!waiting || (wk !== e.key && e.exit)) continue;
+      this.#awaiting.delete(wk);
+      for (const w of waiting) {
+        const child = this.#entries.get(w.child);
+        if (!child) continue;
+        child.parentKey = e.key;
+        e.children.add(child.key);
+      }
+    }
+    const held = this.#held.get(e.key);
+    if (held) {
+      this.#held.delete(e.key);
+      this.#heldCount -= held.length;
+      for (const h of held) {
+        this.#stats.heldResolved++;
+        this.#applyTo(e, h.ev);
+      }
+    }
+    if (this.#entries.size > this.#o.maxEntries) this.#evictForCapacity();
+  }
+
+  #newEntry(pid: number, startNs: number, source: ProcessSource, image: ProcessImage): ProcessEntry {
+    return {
+      key: processKey(pid, startNs),
+      pid,
+      startNs,
+      ppid: 0,
+      parentKey: undefined,
+      originalParentKey: undefined,
+      reparentedNs: undefined,
+      image,
+      previousImages: [],
+      execCount: 0,
+      creds: undefined,
+      credHistory: [],
+      ns: undefined,
+      tty: '',
+      subreaper: false,
+      exit: undefined,
+      source,
+      lineageBroken: false,
+      unknown: [],
+      children: new Set(),
+      lastSeenNs: 0,
+    };
+  }
+
+  /** Points `e` at its parent; when the parent is not known yet, waits for it (bounded) before falling back. */
+  #linkParent(e: ProcessEntry, ppid: number, parentStartNs: number | undefined): void {
+    e.ppid = ppid;
+    if (ppid === 0) return; // init and kthreadd have no parent
+    const pk = parentStartNs !== undefined && Number.isFinite(parentStartNs) && parentStartNs > 0 ? processKey(ppid, parentStartNs) : this.byPid(ppid)?.key;
+    if (pk && this.#entries.has(pk)) {
+      e.parentKey = pk;
+      this.#entries.get(pk)!.children.add(e.key);
+      return;
+    }
+    if (pk) e.parentKey = pk;
+    const w: Awaiting = { child: e.key, parentPid: ppid, parentStartNs: parentStartNs ?? NaN, until: this.#o.now() + this.#o.holdMs };
+    const key = pk ?? `${ppid}:?`;
+    const list = this.#awaiting.get(key);
+    if (list) list.push(w);
+    else this.#awaiting.set(key, [w]);
+    this.#schedule(w.until);
+  }
+
+  /**
+   * The image an exec starts. Scrubs the event in place too (argv scrubbed, env reduced to what the scrub
+   * rules keep), so that whoever sees the event after apply() never sees a secret.
+   */
+  #imageOf(ev: ExecEvent): ProcessImage {
+    const argv = this.#o.scrubber.scrubArgv(ev.argv);
+    const env = this.#o.scrubber.scrubEnv(ev.envRaw);
+    this.#stats.scrubbedArgs += argv.scrubbed;
+    this.#stats.scrubbedEnv += env.scrubbed;
+    ev.argv = argv.argv;
+    ev.envRaw = env.env.map((v) => (v.value === undefined ? v.name : `${v.name}=${v.value}`));
+    return {
+      execId: `${processKey(ev.pid, ev.startNs)}:${ev.ktimeNs}`,
+      execNs: ev.ktimeNs,
+      exePath: ev.exe.path,
+      exeIno: ev.exe.ino,
+      exeDev: ev.exe.dev,
+      exeMtimeNs: ev.exe.mtimeNs,
+      filename: ev.filename,
+      argv: argv.argv,
+      argc: ev.argc,
+      argvTruncated: ev.argvTruncated,
+      env: env.env,
+      envTruncated: ev.envTruncated,
+      comm: ev.comm,
+      inherited: false,
+    };
+  }
+
+  #snapshotImage(s: SnapshotProcess, key: ProcessKey): ProcessImage {
+    const argv = s.argv ? this.#o.scrubber.scrubArgv(s.argv) : undefined;
+    const env = s.envRaw ? this.#o.scrubber.scrubEnv(s.envRaw) : undefined;
+    this.#stats.scrubbedArgs += argv?.scrubbed ?? 0;
+    this.#stats.scrubbedEnv += env?.scrubbed ?? 0;
+    return {
+      execId: `${key}:snap`,
+      execNs: undefined,
+      exePath: s.exePath,
+      exeIno: s.exeIno,
+      exeDev: s.exeDev,
+      exeMtimeNs: s.exeMtimeNs,
+      filename: undefined,
+      argv: argv?.argv,
+      argc: s.argv?.length,
+      argvTruncated: false,
+      env: env?.env,
+      envTruncated: false,
+      comm: s.comm,
+      inherited: false,
+    };
+  }
+
+  #applySnapshot(s: SnapshotProcess): void {
+    const key = processKey(s.pid, s.startNs);
+    const existing = this.#entries.get(key);
+    if (existing) {
+      // Live events got there first: they are newer; only fill what they left unknown.
+      existing.creds ??= s.creds;
+      existing.ns ??= s.ns;
+      if (!existing.tty) existing.tty = s.tty;
+      return;
+    }
+    const e = this.#newEntry(s.pid, s.startNs, 'snapshot', this.#snapshotImage(s, key));
+    e.creds = s.creds;
+    e.ns = s.ns;
+    e.tty = s.tty;
+    e.unknown = [...s.unknown];
+    this.#linkParent(e, s.ppid, undefined);
+    this.#index(e);
+  }
+
+  #fromLookup(s: SnapshotProcess, source: ProcessSource): ProcessEntry {
+    this.#applySnapshot(s);
+    const e = this.#entries.get(processKey(s.pid, s.startNs))!;
+    if (e.source === 'snapshot') e.source = source;
+    return e;
+  }
+
+  #applyFork(ev: ForkEvent): void {
+    if (ev.thread) {
+      this.#stats.threadEvents++;
+      return;
+    }
+    const key = processKey(ev.childTgid, ev.childStartNs);
+    const existing = this.#entries.get(key);
+    const parentStart = ev.childPpid === ev.pid ? ev.parentStartNs : undefined; // CLONE_PARENT: a sibling of the caller
+    if (existing) {
+      // Its exec overtook the fork: keep the exec's image, fill in the lineage.
+      if (!existing.parentKey && ev.childPpid) this.#linkParent(existing, ev.childPpid, parentStart);
+      existing.ns ??= { cgroupId: ev.cgroupId, pidns: 0, mntns: 0, nspid: 0 };
+      return;
+    }
+    const parent = ev.childPpid === ev.pid ? this.#entries.get(processKey(ev.pid, ev.parentStartNs)) : this.byPid(ev.childPpid);
+    const image: ProcessImage = parent
+      ? { ...parent.image, execId: `${key}:fork`, execNs: undefined, comm: ev.comm, inherited: true }
+      : {
+          execId: `${key}:fork`,
+          execNs: undefined,
+          exePath: undefined,
+          exeIno: undefined,
+          exeDev: undefined,
+          exeMtimeNs: undefined,
+          filename: undefined,
+          argv: undefined,
+          argc: undefined,
+          argvTruncated: false,
+          env: undefined,
+          envTruncated: false,
+          comm: ev.comm,
+          inherited: true,
+        };
+    const e = this.#newEntry(ev.childTgid, ev.childStartNs, 'event', image);
+    e.creds = parent?.creds;
+    e.ns = parent?.ns ? { ...parent.ns, cgroupId: ev.cgroupId } : undefined;
+    e.tty = parent?.tty ?? '';
+    e.lastSeenNs = ev.ktimeNs;
+    this.#linkParent(e, ev.childPpid, parentStart);
+    this.#index(e);
+  }
+
+  #applyExec(ev: ExecEvent): void {
+    const key = processKey(ev.pid, ev.startNs);
+    let e = this.#entries.get(key);
+    const image = this.#imageOf(ev);
+    if (!e) {
+      e = this.#newEntry(ev.pid, ev.startNs, 'event', image);
+      this.#linkParent(e, ev.ppid, ev.parentStartNs);
+      this.#fill(e, ev);
+      this.#index(e);
+      e.execCount = 1;
+      return;
+    }
+    if (!e.image.inherited) {
+      e.previousImages.push(e.image);
+      if (e.previousImages.length > this.#o.maxImages) e.previousImages.shift();
+    }
+    e.image = image;
+    e.execCount++;
+    if (e.source !== 'event') e.source = 'event';
+    e.unknown = e.unknown.filter((f) => !['argv', 'env', 'exe', 'creds', 'ns'].includes(f));
+    this.#fill(e, ev);
+    if (ev.ppid !== e.ppid && ev.ppid !== 0) this.#reparent(e, ev.ppid, ev.ktimeNs);
+  }
+
+  #fill(e: ProcessEntry, ev: ExecEvent): void {
+    e.creds = ev.creds;
+    e.ns = ev.ns;
+    e.tty = ev.tty;
+    e.subreaper = ev.subreaper;
+    e.lastSeenNs = ev.ktimeNs;
+    if (ev.unknown?.length) e.unknown = [...new Set([...e.unknown, ...ev.unknown])];
+  }
+
+  #applyExit(ev: ExitEvent): void {
+    if (!ev.groupDead) {
+      this.#stats.threadEvents++;
+      return;
+    }
+    const e = this.#entries.get(processKey(ev.pid, ev.startNs));
+    if (!e) return this.#hold(ev);
+    this.#applyTo(e, ev);
+  }
+
+  #applyChange(ev: CredsEvent | CommEvent): void {
+    const e = this.#entries.get(processKey(ev.pid, ev.startNs));
+    if (!e) return this.#hold(ev);
+    this.#applyTo(e, ev);
+  }
+
+  /** Applies an exit/creds/comm event to a known entry. */
+  #applyTo(e: ProcessEntry, ev: ExitEvent | CredsEvent | CommEvent): void {
+    e.lastSeenNs = Math.max(e.lastSeenNs, ev.ktimeNs);
+    if (ev.type === 'creds') {
+      e.credHistory.push({ ktimeNs: ev.ktimeNs, syscallNr: ev.syscallNr, creds: ev.creds });
+      if (e.credHistory.length > this.#o.maxCredHistory) e.credHistory.shift();
+      e.creds = ev.creds;
+      return;
+    }
+    if (ev.type === 'comm') {
+      e.image = { ...e.image, comm: ev.comm };
+      return;
+    }
+    if (e.exit) return; // duplicate
+    e.exit = { ktimeNs: ev.ktimeNs, status: ev.status, exitCode: ev.exitCode, signal: ev.signal, coreDumped: ev.coreDumped };
+    if (ev.ppid !== e.ppid && ev.ppid !== 0) this.#reparent(e, ev.ppid, ev.ktimeNs);
+    this.#exited.push({ key: e.key, at: this.#o.now() });
+    this.#schedule(this.#o.now() + this.#o.exitedGraceMs);
+    // The kernel reparents the live children (to a subreaper or the namespace's init) right after this
+    // event: learn their new parent from /proc, keeping the original one.
+    for (const ck of e.children) {
+      const c = this.#entries.get(ck);
+      if (!c || c.exit || c.parentKey !== e.key) continue;
+      const np = this.#o.lookups.ppid?.(c.pid, c.startNs);
+      if (np !== undefined && np !== e.pid) this.#reparent(c, np, ev.ktimeNs);
+    }
+  }
+
+  #reparent(e: ProcessEntry, ppid: number, ktimeNs: number): void {
+    const np = this.byPid(ppid) ?? (ppid > 0 ? this.resolve(ppid) : undefined);
+    if (!np && ppid !== 0) return; // unknown new parent: keep the old link rather than guess
+    e.originalParentKey ??= e.parentKey;
+    e.parentKey = np?.key;
+    e.ppid = ppid;
+    e.reparentedNs = ktimeNs;
+    this.#stats.reparented++;
+  }
+
+  #hold(ev: ExitEvent | CredsEvent | CommEvent): void {
+    const key = processKey(ev.pid, ev.startNs);
+    if (this.#heldCount >= this.#o.maxHeld) return this.#fallback(ev);
+    this.#heldCount++;
+    const h: Held = { ev, until: this.#o.now() + this.#o.holdMs };
+    const list = this.#held.get(key);
+    if (list) list.push(h);
+    else this.#held.set(key, [h]);
+    this.#stats.heldTotal++;
+    this.#schedule(h.until);
+  }
+
+  /** The process never showed up: find it in the kernel map or /proc, or make a partial entry. */
+  #fallback(ev: ExitEvent | CredsEvent | CommEvent): void {
+    this.#stats.heldFallback++;
+    const key = processKey(ev.pid, ev.startNs);
+    let e = this.#entries.get(key);
+    if (!e) {
+      for (const [src, look] of [['kernel-map', this.#o.lookups.kernel], ['procfs', this.#o.lookups.procfs]] as const) {
+        const s = look?.(ev.pid);
+        if (s && processKey(s.pid, s.startNs) === key) {
+          e = this.#fromLookup(s, src);
+          break;
+        }
+      }
+    }
+    if (!e) {
+      e = this.#newEntry(ev.pid, ev.startNs, 'partial', {
+        execId: `${key}:partial`,
+        execNs: undefined,
+        exePath: undefined,
+        exeIno: undefined,
+        exeDev: undefined,
+        exeMtimeNs: undefined,
+        filename: undefined,
+        argv: undefined,
+        argc: undefined,
+        argvTruncated: false,
+        env: undefined,
+        envTruncated: false,
+        comm: 'comm' in ev ? ev.comm : '',
+        inherited: false,
+      });
+      e.unknown = ['argv', 'env', 'exe', 'creds', 'ns'];
+      e.lineageBroken = true;
+      this.#stats.brokenLineage++;
+      if (ev.type === 'exit') e.ppid = ev.ppid;
+      this.#index(e);
+    }
+    this.#applyTo(e, ev);
+  }
+
+  // ---- time-driven work: held events, missing parents, evictions ------------------------------------------
+
+  #schedule(at: number): void {
+    if (!this.#o.timers || at >= this.#timerAt) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      this.sweep();
+    }, Math.max(1, at - this.#o.now()));
+    this.#timer.unref();
+  }
+
+  #maybeSweep(): void {
+    // Cheap check on the hot path: only when the oldest exited entry is due.
+    const head = this.#exited[this.#exitedHead];
+    if (head && this.#o.now() - head.at >= this.#o.exitedGraceMs) this.sweep();
+  }
+
+  /** Expires held events and missing parents, evicts exited processes past their grace. Returns evictions. */
+  sweep(now = this.#o.now()): number {
+    for (const [key, list] of [...this.#held]) {
+      const due = list.filter((h) => h.until <= now);
+      if (!due.length) continue;
+      const rest = list.filter((h) => h.until > now);
+      if (rest.length) this.#held.set(key, rest);
+      else this.#held.delete(key);
+      this.#heldCount -= due.length;
+      for (const h of due) this.#fallback(h.ev);
+    }
+    for (const [pk, list] of [...this.#awaiting]) {
+      const due = list.filter((w) => w.until <= now);
+      if (!due.length) continue;
+      const rest = list.filter((w) => w.until > now);
+      if (rest.length) this.#awaiting.set(pk, rest);
+      else this.#awaiting.delete(pk);
+      for (const w of due) this.#resolveParent(w);
+    }
+    let evicted = 0;
+    while (this.#exitedHead < this.#exited.length) {
+      const { key, at } = this.#exited[this.#exitedHead]!;
+      if (now - at < this.#o.exitedGraceMs) break;
+      this.#exitedHead++;
+      const e = this.#entries.get(key);
+      if (!e) continue;
+      if (e.children.size === 0) evicted += this.#evict(e);
+      else this.#graceOver.add(key); // a descendant still needs it for lineage: evicted after its last child
+    }
+    if (this.#exitedHead > 1024 && this.#exitedHead * 2 > this.#exited.length) {
+      this.#exited.splice(0, this.#exitedHead);
+      this.#exitedHead = 0;
+    }
+    const next = Math.min(
+      this.#exited[this.#exitedHead] ? this.#exited[this.#exitedHead]!.at + this.#o.exitedGraceMs : Infinity,
+      ...[...this.#held.values()].flat().map((h) => h.until),
+      ...[...this.#awaiting.values()].flat().map((w) => w.until),
+    );
+    if (Number.isFinite(next)) this.#schedule(next);
+    return evicted;
+  }
+
+  #resolveParent(w: Awaiting): void {
+    const child = this.#entries.get(w.child);
+    if (!child || (child.parentKey && this.#entries.has(child.parentKey))) return;
+    for (const [src, look] of [['kernel-map', this.#o.lookups.kernel], ['procfs', this.#o.lookups.procfs]] as const) {
+      const s = look?.(w.parentPid);
+      if (s && (!Number.isFinite(w.parentStartNs) || processKey(s.pid, s.startNs) === processKey(w.parentPid, w.parentStartNs))) {
+        const p = this.#fromLookup(s, src);
+        child.parentKey = p.key;
+        p.children.add(child.key);
+        return;
+      }
+    }
+    child.lineageBroken = true;
+    this.#stats.brokenLineage++;
+  }
+
+  #evict(e: ProcessEntry): number {
+    this.#entries.delete(e.key);
+    this.#graceOver.delete(e.key);
+    const keys = this.#byPid.get(e.pid);
+    if (keys) {
+      const i = keys.indexOf(e.key);
+      if (i >= 0) keys.splice(i, 1);
+      if (!keys.length) this.#byPid.delete(e.pid);
+    }
+    this.#stats.evictions++;
+    let n = 1;
+    // The creation parent may have been kept only for this child.
+    const pk = e.originalParentKey ?? e.parentKey;
+    const p = pk ? this.#entries.get(pk) : undefined;
+    if (p) {
+      p.children.delete(e.key);
+      if (p.children.size === 0 && this.#graceOver.has(p.key)) n += this.#evict(p);
+    }
+    return n;
+  }
+
+  #evictForCapacity(): void {
+    // Oldest exited first, even if a descendant still wants it for lineage.
+    while (this.#entries.size > this.#o.maxEntries && this.#exitedHead < this.#exited.length) {
+      const { key } = this.#exited[this.#exitedHead++]!;
+      const e = this.#entries.get(key);
+      if (e) {
+        this.#stats.evictionsForced++;
+        this.#evict(e);
+      }
+    }
+    for (const key of this.#graceOver) {
+      if (this.#entries.size <= this.#o.maxEntries) break;
+      const e = this.#entries.get(key);
+      if (e) {
+        this.#stats.evictionsForced++;
+        this.#evict(e);
+      }
+    }
+  }
+
+  /** Stops timers (the cache stays readable). */
+  close(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+}

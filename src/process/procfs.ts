@@ -1,0 +1,217 @@
+// Reading processes from /proc: the start-up snapshot (tetragon proc_reader.go), lookups of a pid the cache
+// has not seen, and a live process's current parent after a reparent. /proc describes the present: it is
+// never used to name what an exec event executed (that comes from the event itself). Every file may vanish
+// mid-read (the process exits): unreadable fields are listed in `unknown`, never guessed.
+import fs from 'node:fs';
+import { splitNul } from '../events/strings.ts';
+import type { Creds, Namespaces } from '../events/types.ts';
+import { readMounts } from '../bpf/mounts.ts';
+import type { SnapshotProcess } from './types.ts';
+import { ttyNameFromDev } from './users.ts';
+
+const TICK_NS = 1e7; // USER_HZ = 100
+const PF_KTHREAD = 0x00200000;
+
+export interface ProcfsOptions {
+  procRoot?: string;
+  /** Read /proc/<pid>/environ (root only; names are scrubbed later). */
+  env?: boolean;
+  /** Most bytes of cmdline/environ read per process. */
+  maxBytes?: number;
+}
+
+/** Parsed /proc/<pid>/stat fields vigil uses. */
+export interface ProcStat {
+  pid: number;
+  comm: string;
+  ppid: number;
+  ttyNr: number;
+  flags: number;
+  numThreads: number;
+  startTicks: number;
+}
+
+/** Parses /proc/<pid>/stat. comm may hold spaces and parentheses: it runs to the last ')'. */
+export function parseStat(text: string): ProcStat | undefined {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) return undefined;
+  const f = text.slice(close + 2).trim().split(' ');
+  // f[0] is field 3 (state): field N is f[N - 3].
+  const n = (i: number) => Number(f[i - 3]);
+  const st = { pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), ppid: n(4), ttyNr: n(7), flags: n(9), numThreads: n(20), startTicks: n(22) };
+  return Number.isFinite(st.pid) && Number.isFinite(st.startTicks) ? st : undefined;
+}
+
+/** Parses the Uid, Gid, Cap(Eff,Prm,Inh) and NSpid lines of /proc/<pid>/status. */
+export function parseStatus(text: string): { creds: Omit<Creds, 'loginuid'> | undefined; nspid: number | undefined } {
+  const line = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim();
+  const ids = (k: string) => line(k)?.split(/\s+/).map(Number);
+  const uid = ids('Uid');
+  const gid = ids('Gid');
+  const cap = (k: string) => (line(k) ?? '').padStart(16, '0');
+  const nspid = ids('NSpid');
+  const creds =
+    uid && gid && uid.length >= 4 && gid.length >= 4
+      ? { uid: uid[0]!, euid: uid[1]!, suid: uid[2]!, fsuid: uid[3]!, gid: gid[0]!, egid: gid[1]!, sgid: gid[2]!, fsgid: gid[3]!, capEffective: cap('CapEff'), capPermitted: cap('CapPrm'), capInheritable: cap('CapInh') }
+      : undefined;
+  return { creds, nspid: nspid?.[nspid.length - 1] };
+}
+
+/** Userspace dev_t (as stat(2) returns it) to the kernel's internal encoding (major << 20 | minor). */
+export function kernelDev(dev: number): number {
+  const d = BigInt(dev);
+  const major = Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn));
+  const minor = Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
+  return ((major << 20) | minor) >>> 0;
+}
+
+let cgroup2Root: string | null | undefined;
+/** Where cgroup v2 is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts). */
+export function cgroup2Mount(): string | undefined {
+  if (cgroup2Root === undefined) cgroup2Root = readMounts().find((m) => m.fstype === 'cgroup2')?.target ?? null;
+  return cgroup2Root ?? undefined;
+}
+
+/** The cgroup v2 id of a process: the inode of its cgroup directory ("0::/path" in /proc/<pid>/cgroup). */
+export function cgroupIdOf(cgroupFile: string): number | undefined {
+  const path = /^0::(.*)$/m.exec(cgroupFile)?.[1];
+  const root = cgroup2Mount();
+  if (path === undefined || !root) return undefined;
+  try {
+    return fs.statSync(`${root}${path === '/' ? '' : path}`).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+function nsInode(link: string): number | undefined {
+  const m = /\[(\d+)\]$/.exec(link);
+  return m ? Number(m[1]) : undefined;
+}
+
+function readBuf(p: string, max: number): Buffer | undefined {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(p, 'r');
+    const buf = Buffer.allocUnsafe(Math.min(max, 64 * 1024));
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, max - total), null);
+      if (n <= 0) break;
+      chunks.push(Buffer.from(buf.subarray(0, n)));
+      total += n;
+      if (total >= max) break;
+    }
+    return Buffer.concat(chunks);
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+function readText(p: string): string | undefined {
+  try {
+    return fs.readFileSync(p, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads one process. Undefined when it does not exist (or vanished before its stat could be read). */
+export function readProcess(pid: number, o: ProcfsOptions = {}): SnapshotProcess | undefined {
+  const root = `${o.procRoot ?? '/proc'}/${pid}`;
+  const statText = readText(`${root}/stat`);
+  const stat = statText ? parseStat(statText) : undefined;
+  if (!stat) return undefined;
+  const unknown: string[] = [];
+  const kernelThread = (stat.flags & PF_KTHREAD) !== 0;
+  const status = readText(`${root}/status`);
+  const parsed = status ? parseStatus(status) : { creds: undefined, nspid: undefined };
+  const loginText = readText(`${root}/loginuid`);
+  const login = loginText === undefined ? undefined : Number(loginText.trim());
+  const creds: Creds | undefined = parsed.creds ? { ...parsed.creds, loginuid: login === undefined || login === 4294967295 ? undefined : login } : undefined;
+  if (!creds) unknown.push('creds');
+
+  let argv: string[] | undefined;
+  let envRaw: string[] | undefined;
+  let exePath: string | undefined;
+  let exeIno: number | undefined;
+  let exeDev: number | undefined;
+  let exeMtimeNs: number | undefined;
+  if (!kernelThread) {
+    const max = o.maxBytes ?? 128 * 1024;
+    const cmd = readBuf(`${root}/cmdline`, max);
+    if (cmd) argv = splitNul(cmd, 0, cmd.length);
+    else unknown.push('argv');
+    if (o.env !== false) {
+      const env = readBuf(`${root}/environ`, max);
+      if (env) envRaw = splitNul(env, 0, env.length);
+      else unknown.push('env');
+    }
+    try {
+      exePath = fs.readlinkSync(`${root}/exe`);
+      const st = fs.statSync(`${root}/exe`, { bigint: true });
+      exeIno = Number(st.ino);
+      exeDev = kernelDev(Number(st.dev));
+      exeMtimeNs = Number(st.mtimeNs);
+    } catch {
+      unknown.push('exe');
+    }
+  }
+
+  let ns: Namespaces | undefined;
+  try {
+    const pidns = nsInode(fs.readlinkSync(`${root}/ns/pid`));
+    const mntns = nsInode(fs.readlinkSync(`${root}/ns/mnt`));
+    const cg = readText(`${root}/cgroup`);
+    ns = { cgroupId: (cg && cgroupIdOf(cg)) || 0, pidns: pidns ?? 0, mntns: mntns ?? 0, nspid: parsed.nspid ?? pid };
+  } catch {
+    unknown.push('ns');
+  }
+
+  return {
+    type: 'snapshot',
+    pid,
+    startNs: stat.startTicks * TICK_NS,
+    ppid: stat.ppid,
+    comm: stat.comm,
+    exePath,
+    exeIno,
+    exeDev,
+    exeMtimeNs,
+    argv,
+    envRaw,
+    creds,
+    ns,
+    tty: ttyNameFromDev(stat.ttyNr) ?? '',
+    unknown,
+    kernelThread,
+  };
+}
+
+/**
+ * Every live process, parents before children (sorted by start time: a parent starts before its child).
+ * Processes that exit while being read are skipped.
+ */
+export function takeSnapshot(o: ProcfsOptions = {}): SnapshotProcess[] {
+  const root = o.procRoot ?? '/proc';
+  const out: SnapshotProcess[] = [];
+  for (const name of fs.readdirSync(root)) {
+    if (!/^\d+$/.test(name)) continue;
+    const p = readProcess(Number(name), o);
+    if (p) out.push(p);
+  }
+  return out.sort((a, b) => a.startNs - b.startNs || a.pid - b.pid);
+}
+
+/** The current ppid of a live process, if it is still the instance that started at `startNs`. */
+export function readPpid(pid: number, startNs: number, procRoot = '/proc'): number | undefined {
+  const text = readText(`${procRoot}/${pid}/stat`);
+  const st = text ? parseStat(text) : undefined;
+  if (!st) return undefined;
+  if (Number.isFinite(startNs) && Math.floor(startNs / TICK_NS) !== st.startTicks) return undefined; // pid reused
+  return st.ppid;
+}

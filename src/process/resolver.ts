@@ -1,0 +1,191 @@
+// The process resolver: the cache plus what feeds it. In BPF mode the process sensor is attached first with
+// its reader held, then /proc is snapshotted and replayed through the cache, then the kernel map is seeded
+// and the held events are read: nothing that happens during the snapshot is missed. Without BPF (no
+// privilege, no kernel support) the same cache is fed by the netlink proc connector and /proc, and fields
+// that mode cannot know are marked unknown. `vigil ps` reports which mode is in use.
+import { NotSupportedError, PermissionError, VerifierError, VigilError } from '../bpf/errors.ts';
+import type { BpfMap } from '../bpf/map.ts';
+import { decodeProcessEvent, isDecodeError } from '../events/decode.ts';
+import type { ProcessEvent } from '../events/types.ts';
+import { Manager, type ManagerStats } from '../manager/manager.ts';
+import { ProcessCache, type ProcessCacheOptions, type ProcessCacheStats } from './cache.ts';
+import { KernelProcessMap } from './kernelmap.ts';
+import { readPpid, readProcess, takeSnapshot } from './procfs.ts';
+import { Scrubber, type ScrubConfig } from './scrub.ts';
+import { processSensorSpec, type ProcessSensorOptions } from './sensor.ts';
+import type { SnapshotProcess } from './types.ts';
+
+export type ResolverState = 'idle' | 'starting' | 'snapshotting' | 'snapshotted' | 'stopped';
+export type ResolverMode = 'bpf' | 'procfs';
+
+/** What feeds the cache without BPF (src/process/connector.ts). */
+export interface FallbackSource {
+  start(onEvent: (ev: ProcessEvent | SnapshotProcess) => void): void;
+  stop(): void;
+  stats(): Record<string, number>;
+}
+
+export interface ProcessResolverOptions {
+  sensor?: ProcessSensorOptions;
+  scrub?: Partial<ScrubConfig>;
+  cache?: Omit<ProcessCacheOptions, 'scrubber' | 'lookups'>;
+  procRoot?: string;
+  /** 'bpf' (fail without it), 'procfs' (never load BPF), 'auto' (BPF, else procfs). */
+  mode?: 'auto' | 'bpf' | 'procfs';
+  /** Builds the eBPF-less source (injected so this module does not depend on the netlink code). */
+  fallback?: () => FallbackSource;
+}
+
+export interface ResolverStats {
+  state: ResolverState;
+  mode: ResolverMode | undefined;
+  /** Why BPF mode was not used, when it was not. */
+  fallbackReason: string | undefined;
+  cache: ProcessCacheStats;
+  decodeErrors: number;
+  snapshotProcesses: number;
+  kernelMapSeeded: number;
+  sensor: ManagerStats | undefined;
+  fallback: Record<string, number> | undefined;
+}
+
+export class ProcessResolver {
+  readonly cache: ProcessCache;
+  readonly #o: ProcessResolverOptions;
+  #state: ResolverState = 'idle';
+  #mode: ResolverMode | undefined;
+  #fallbackReason: string | undefined;
+  #manager: Manager | undefined;
+  #kmap: KernelProcessMap | undefined;
+  #fallback: FallbackSource | undefined;
+  #onEvent: ((ev: ProcessEvent) => void) | undefined;
+  #decodeErrors = 0;
+  #snapshotCount = 0;
+  #seeded = 0;
+
+  constructor(o: ProcessResolverOptions = {}) {
+    this.#o = o;
+    const procRoot = o.procRoot;
+    this.cache = new ProcessCache({
+      ...o.cache,
+      scrubber: new Scrubber(o.scrub),
+      lookups: {
+        kernel: (pid) => this.#kmap?.lookup(pid),
+        procfs: (pid) => readProcess(pid, { procRoot }),
+        ppid: (pid, startNs) => readPpid(pid, startNs, procRoot),
+      },
+    });
+  }
+
+  get state(): ResolverState {
+    return this.#state;
+  }
+  get mode(): ResolverMode | undefined {
+    return this.#mode;
+  }
+  /** The loaded sensor (BPF mode). */
+  get manager(): Manager | undefined {
+    return this.#manager;
+  }
+
+  /**
+   * Starts the resolver. BPF mode loads the process sensor; with `sharedRing` its records go to that ring
+   * and the ring's owner passes them to handleRecord(), otherwise the sensor reads its own channel.
+   * `onEvent` sees each process event after the cache applied it. Throws when mode 'bpf' is required but
+   * unavailable; in 'auto' falls back to procfs mode and records why.
+   */
+  start(o: { onEvent?: (ev: ProcessEvent) => void; sharedRing?: BpfMap } = {}): void {
+    if (this.#state !== 'idle') throw new VigilError('ESTATE', `process resolver is ${this.#state}`);
+    this.#state = 'starting';
+    this.#onEvent = o.onEvent;
+    const mode = this.#o.mode ?? 'auto';
+    if (mode !== 'procfs') {
+      try {
+        this.#startBpf(o.sharedRing);
+        return;
+      } catch (err) {
+        this.#manager?.stop();
+        this.#manager = undefined;
+        const usable = err instanceof PermissionError || err instanceof NotSupportedError || err instanceof VerifierError;
+        if (mode === 'bpf' || !usable || !this.#o.fallback) {
+          this.#state = 'idle';
+          throw err;
+        }
+        this.#fallbackReason = (err as Error).message;
+      }
+    }
+    this.#startFallback();
+  }
+
+  #startBpf(sharedRing: BpfMap | undefined): void {
+    const { spec, options } = processSensorSpec({
+      ...this.#o.sensor,
+      sharedRing,
+      handler: sharedRing ? undefined : (v, off, len) => this.handleRecord(v, off, len),
+    });
+    const m = new Manager(spec);
+    this.#manager = m;
+    m.init({ ...options, skipReaderStartup: true }); // hold records until the snapshot is in
+    m.start();
+    this.#mode = 'bpf';
+    this.#kmap = new KernelProcessMap(m.getMap('vigil_procs'));
+    const snap = this.#snapshot();
+    this.#seeded = this.#kmap.seed(snap);
+    if (!sharedRing) m.eventReader?.start((v, off, len) => this.handleRecord(v, off, len));
+  }
+
+  #startFallback(): void {
+    this.#mode = 'procfs';
+    this.#fallback = this.#o.fallback?.();
+    // The connector starts listening before the snapshot, so that nothing between the two is missed.
+    this.#fallback?.start((ev) => {
+      this.cache.apply(ev);
+      if (ev.type !== 'snapshot') this.#onEvent?.(ev);
+    });
+    this.#snapshot();
+  }
+
+  #snapshot(): SnapshotProcess[] {
+    this.#state = 'snapshotting';
+    const snap = takeSnapshot({ procRoot: this.#o.procRoot });
+    for (const p of snap) this.cache.apply(p);
+    this.#snapshotCount = snap.length;
+    this.#state = 'snapshotted';
+    return snap;
+  }
+
+  /** Decodes and applies one process record (the dispatcher of a shared ring calls this). */
+  handleRecord(v: DataView, off: number, len: number): ProcessEvent | undefined {
+    const ev = decodeProcessEvent(v, off, len);
+    if (isDecodeError(ev)) {
+      this.#decodeErrors++;
+      return undefined;
+    }
+    this.cache.apply(ev);
+    this.#onEvent?.(ev);
+    return ev;
+  }
+
+  stats(): ResolverStats {
+    return {
+      state: this.#state,
+      mode: this.#mode,
+      fallbackReason: this.#fallbackReason,
+      cache: this.cache.stats(),
+      decodeErrors: this.#decodeErrors,
+      snapshotProcesses: this.#snapshotCount,
+      kernelMapSeeded: this.#seeded,
+      sensor: this.#manager?.stats(),
+      fallback: this.#fallback?.stats(),
+    };
+  }
+
+  /** Detaches the sensor (or stops the connector); the cache stays readable. Idempotent. */
+  stop(): void {
+    if (this.#state === 'stopped') return;
+    this.#manager?.stop();
+    this.#fallback?.stop();
+    this.cache.close();
+    this.#state = 'stopped';
+  }
+}

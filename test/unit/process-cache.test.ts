@@ -1,0 +1,224 @@
+// The process cache fed scripted fork/exec/exit sequences, in order, out of order and with events missing.
+// No privileges: events are built here, lookups are fakes, time is a variable the test moves.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Creds, ExecEvent, ExitEvent, ForkEvent, CredsEvent } from '../../src/events/types.ts';
+import { ProcessCache, processKey, type ImageScrubber } from '../../src/process/cache.ts';
+import type { SnapshotProcess } from '../../src/process/types.ts';
+
+const noScrub: ImageScrubber = {
+  scrubArgv: (argv) => ({ argv: argv.map((a) => a.replace(/secret=\S+/, 'secret=****')), scrubbed: 0 }),
+  scrubEnv: (env) => ({ env: env.map((e) => ({ name: e.split('=')[0]! })), scrubbed: env.length }),
+};
+
+const creds = (uid = 0): Creds => ({ uid, gid: uid, euid: uid, egid: uid, suid: uid, sgid: uid, fsuid: uid, fsgid: uid, capEffective: '0', capPermitted: '0', capInheritable: '0', loginuid: undefined });
+const S = (pid: number) => pid * 1e9; // each pid's start time, in ns, distinct ticks
+
+function fork(parent: number, child: number, t = 0, o: Partial<ForkEvent> = {}): ForkEvent {
+  return { type: 'fork', ktimeNs: t, pid: parent, tid: parent, parentStartNs: S(parent), childPid: child, childTgid: child, childStartNs: S(child), childPpid: parent, thread: false, cgroupId: 1, comm: 'x', ...o };
+}
+function exec(pid: number, ppid: number, argv: string[], t = 0, o: Partial<ExecEvent> = {}): ExecEvent {
+  return {
+    type: 'exec', ktimeNs: t, pid, tid: pid, startNs: S(pid), ppid, parentStartNs: S(ppid), oldPid: pid, creds: creds(), ns: { cgroupId: 1, pidns: 1, mntns: 1, nspid: pid },
+    exe: { path: `/bin/${argv[0]}`, ino: 1, dev: 1, mtimeNs: 0 }, filename: argv[0]!, argv, argc: argv.length, envRaw: ['HOME=/root'], comm: argv[0]!, tty: '', flags: 0,
+    argvTruncated: false, envTruncated: false, pathTruncated: false, subreaper: false, ...o,
+  };
+}
+function exit(pid: number, ppid: number, t = 0, status = 0): ExitEvent {
+  return { type: 'exit', ktimeNs: t, pid, tid: pid, startNs: S(pid), ppid, status, exitCode: status >> 8, signal: undefined, coreDumped: false, groupDead: true, thread: false, cgroupId: 1, comm: 'x' };
+}
+function snap(pid: number, ppid: number, comm: string): SnapshotProcess {
+  return { type: 'snapshot', pid, startNs: S(pid), ppid, comm, exePath: `/bin/${comm}`, exeIno: 1, exeDev: 1, exeMtimeNs: 0, argv: [comm], envRaw: [], creds: creds(), ns: undefined, tty: '', unknown: [], kernelThread: false };
+}
+
+function cache(o: Partial<ConstructorParameters<typeof ProcessCache>[0]> = {}) {
+  let now = 0;
+  const c = new ProcessCache({ scrubber: noScrub, timers: false, now: () => now, holdMs: 100, exitedGraceMs: 1000, ...o });
+  return { c, advance: (ms: number) => (now += ms), at: () => now };
+}
+
+const comm = (c: ProcessCache, pid: number) => c.get(processKey(pid, S(pid)))?.image.comm;
+const chain = (c: ProcessCache, pid: number, lineage?: 'creation' | 'current') => c.ancestors(processKey(pid, S(pid)), { lineage }).map((e) => e.pid);
+
+test('fork, exec and exit build the tree with images, exec history and exit status', () => {
+  const { c } = cache();
+  c.apply(snap(1, 0, 'init'));
+  c.apply(fork(1, 10, 1));
+  c.apply(exec(10, 1, ['sh', '-c', 'x'], 2));
+  c.apply(exec(10, 1, ['sh', 'inner'], 3)); // exec chain in one pid: sh -> sh -> true
+  c.apply(exec(10, 1, ['true'], 4));
+  c.apply(exit(10, 1, 5, 3 << 8));
+  const e = c.get(processKey(10, S(10)))!;
+  assert.equal(e.image.comm, 'true');
+  assert.deepEqual(e.previousImages.map((i) => i.argv), [['sh', '-c', 'x'], ['sh', 'inner']], 'the inherited fork image is not part of the chain');
+  assert.equal(e.execCount, 3);
+  assert.equal(e.exit?.exitCode, 3);
+  assert.deepEqual(chain(c, 10), [1]);
+  assert.equal(c.stats().applied.exec, 3);
+  assert.deepEqual(e.image.env, [{ name: 'HOME' }], 'env is scrubbed to names on the way in');
+});
+
+test('a forked child that never execs inherits its parent\'s image, marked as inherited', () => {
+  const { c } = cache();
+  c.apply(snap(1, 0, 'init'));
+  c.apply(exec(20, 1, ['bash'], 1));
+  c.apply(fork(20, 21, 2, { comm: 'bash' }));
+  const child = c.get(processKey(21, S(21)))!;
+  assert.equal(child.image.inherited, true);
+  assert.deepEqual(child.image.argv, ['bash']);
+  assert.notEqual(child.image.execId, c.get(processKey(20, S(20)))!.image.execId);
+});
+
+test('an exec that overtakes its fork still ends with the right parent and image', () => {
+  const { c } = cache();
+  c.apply(snap(1, 0, 'init'));
+  c.apply(exec(30, 1, ['parent'], 1));
+  c.apply(exec(31, 30, ['child'], 3)); // the exec arrives first
+  c.apply(fork(30, 31, 2));            // then its fork
+  assert.equal(comm(c, 31), 'child');
+  assert.deepEqual(chain(c, 31), [30, 1]);
+  assert.equal(c.stats().brokenLineage, 0);
+});
+
+test('a child seen before its parent waits for it, then links', () => {
+  const { c, advance } = cache();
+  c.apply(exec(41, 40, ['child'], 2));
+  assert.equal(c.get(processKey(41, S(41)))!.parentKey, processKey(40, S(40)));
+  advance(50);
+  c.apply(exec(40, 1, ['parent'], 1)); // the parent shows up within the hold window
+  c.sweep();
+  assert.deepEqual(chain(c, 41), [40]);
+  assert.equal(c.stats().brokenLineage, 0);
+});
+
+test('an exit for an unknown process is held, then applied when the process appears', () => {
+  const { c, advance } = cache();
+  c.apply(exit(50, 1, 9, 1 << 8));
+  assert.equal(c.stats().held, 1);
+  assert.equal(c.get(processKey(50, S(50))), undefined);
+  advance(10);
+  c.apply(exec(50, 1, ['late'], 5));
+  const e = c.get(processKey(50, S(50)))!;
+  assert.equal(e.exit?.exitCode, 1, 'the held exit was replayed');
+  assert.equal(c.stats().held, 0);
+  assert.equal(c.stats().heldResolved, 1);
+});
+
+test('what stays unknown is resolved from the kernel map or /proc, else counted as broken lineage', () => {
+  const kernelKnows: Record<number, SnapshotProcess> = { 61: snap(61, 1, 'fromkernel') };
+  const procKnows: Record<number, SnapshotProcess> = { 62: snap(62, 1, 'fromproc') };
+  const { c, advance } = cache({ lookups: { kernel: (pid) => kernelKnows[pid], procfs: (pid) => procKnows[pid] } });
+  c.apply(snap(1, 0, 'init'));
+  const cred: CredsEvent = { type: 'creds', ktimeNs: 1, pid: 61, tid: 61, startNs: S(61), syscallNr: 105, oldCreds: creds(0), creds: creds(1000) };
+  c.apply(cred);
+  c.apply({ ...cred, pid: 62, tid: 62, startNs: S(62) });
+  c.apply(exit(63, 1, 3));
+  advance(200);
+  c.sweep();
+  assert.equal(c.get(processKey(61, S(61)))!.source, 'kernel-map');
+  assert.equal(c.get(processKey(61, S(61)))!.creds!.uid, 1000);
+  assert.equal(c.get(processKey(62, S(62)))!.source, 'procfs');
+  const ghost = c.get(processKey(63, S(63)))!;
+  assert.equal(ghost.source, 'partial');
+  assert.equal(ghost.lineageBroken, true);
+  assert.ok(ghost.exit, 'the exit was still applied, not dropped');
+  const st = c.stats();
+  assert.equal(st.heldFallback, 3);
+  assert.equal(st.brokenLineage, 1);
+});
+
+test('a parent that never appears marks the child\'s lineage broken after the hold window', () => {
+  const { c, advance } = cache();
+  c.apply(exec(71, 70, ['orphan'], 1));
+  advance(200);
+  c.sweep();
+  assert.equal(c.get(processKey(71, S(71)))!.lineageBroken, true);
+  assert.equal(c.stats().brokenLineage, 1);
+});
+
+test('reparenting: the grandchild of a dead middle process moves to the subreaper, keeping its original parent', () => {
+  const newParents: Record<number, number> = { 82: 80 }; // /proc says 82's parent is now the subreaper 80
+  const { c } = cache({ lookups: { ppid: (pid) => newParents[pid] } });
+  c.apply(snap(1, 0, 'init'));
+  c.apply(exec(80, 1, ['subreaper'], 1, { subreaper: true }));
+  c.apply(fork(80, 81, 2));
+  c.apply(fork(81, 82, 3));
+  c.apply(exit(81, 80, 4));
+  const g = c.get(processKey(82, S(82)))!;
+  assert.equal(g.parentKey, processKey(80, S(80)));
+  assert.equal(g.originalParentKey, processKey(81, S(81)));
+  assert.deepEqual(chain(c, 82), [81, 80, 1], 'creation lineage goes through the dead parent');
+  assert.deepEqual(chain(c, 82, 'current'), [80, 1]);
+  assert.equal(c.stats().reparented, 1);
+  // An exec later reporting the new ppid keeps the history too.
+  c.apply(exec(82, 80, ['grandchild'], 5));
+  assert.equal(g.originalParentKey, processKey(81, S(81)));
+});
+
+test('exited processes are evicted after the grace period unless a live descendant needs them', () => {
+  const { c, advance } = cache();
+  c.apply(snap(1, 0, 'init'));
+  c.apply(exec(90, 1, ['a'], 1));
+  c.apply(fork(90, 91, 2));
+  c.apply(exec(92, 1, ['b'], 2));
+  c.apply(exit(90, 1, 3)); // 91 still alive: 90 stays for lineage
+  c.apply(exit(92, 1, 3));
+  advance(500);
+  c.sweep();
+  assert.ok(c.get(processKey(92, S(92))), 'still within grace');
+  advance(600);
+  assert.equal(c.sweep(), 1);
+  assert.equal(c.get(processKey(92, S(92))), undefined);
+  assert.ok(c.get(processKey(90, S(90))), 'kept for its live child');
+  assert.deepEqual(chain(c, 91), [90, 1]);
+  c.apply(exit(91, 1, 10));
+  advance(1100);
+  assert.equal(c.sweep(), 2, 'the child and then the parent it kept');
+  assert.equal(c.size, 1);
+  assert.equal(c.stats().evictions, 3);
+});
+
+test('the cache stays bounded under churn and counts forced evictions', () => {
+  const { c, advance } = cache({ maxEntries: 100, exitedGraceMs: 1e9 });
+  c.apply(snap(1, 0, 'init'));
+  for (let i = 0; i < 1000; i++) {
+    const pid = 1000 + i;
+    c.apply(fork(1, pid, i));
+    c.apply(exec(pid, 1, ['job', String(i)], i));
+    c.apply(exit(pid, 1, i));
+    advance(1);
+  }
+  assert.ok(c.size <= 100, `size ${c.size}`);
+  assert.ok(c.stats().evictionsForced >= 900);
+});
+
+test('pid reuse: two instances of one pid are different processes', () => {
+  const { c } = cache();
+  c.apply(exec(100, 1, ['first'], 1));
+  c.apply(exit(100, 1, 2));
+  const second = { ...exec(100, 1, ['second'], 3), startNs: S(100) + 5e9 };
+  c.apply(second);
+  assert.equal(c.byPid(100)!.image.comm, 'second');
+  assert.equal(c.at(100, S(100) + 1e9)!.image.comm, 'first');
+  assert.equal(c.at(100, S(100) - 1), undefined, 'nothing of that pid was alive before');
+  assert.equal(c.at(100, S(100) + 6e9)!.image.comm, 'second');
+});
+
+test('snapshot records fill gaps but never override newer live events', () => {
+  const { c } = cache();
+  c.apply(exec(110, 1, ['live'], 1));
+  c.apply(snap(110, 1, 'stale'));
+  assert.equal(comm(c, 110), 'live');
+  assert.equal(c.get(processKey(110, S(110)))!.source, 'event');
+});
+
+test('thread forks and thread exits do not create or end processes', () => {
+  const { c } = cache();
+  c.apply(exec(120, 1, ['threaded'], 1));
+  c.apply(fork(120, 121, 2, { childTgid: 120, thread: true }));
+  c.apply({ ...exit(120, 1, 3), tid: 121, groupDead: false, thread: true });
+  const e = c.get(processKey(120, S(120)))!;
+  assert.equal(e.exit, undefined);
+  assert.equal(c.size, 1);
+  assert.equal(c.stats().threadEvents, 2);
+});
