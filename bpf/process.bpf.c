@@ -131,7 +131,7 @@ static __always_inline void read_ns(struct task_struct *task, struct proc_ns *ns
 	ns->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
 	/* The cgroup of `current`: every hook here runs in the task's own context (or its parent's for fork,
 	 * whose child starts in the parent's cgroup). */
-	ns->cgroup_id = bpf_get_current_cgroup_id();
+	ns->cgroup_id = vigil_cgroup_id();
 	ns->_pad0 = 0;
 }
 
@@ -417,7 +417,7 @@ static __always_inline int on_fork(void *ctx, struct task_struct *parent, struct
 	e->child_tgid = child_tgid;
 	e->child_ppid = BPF_CORE_READ(child, real_parent, tgid);
 	e->flags = is_thread ? VIGIL_PROC_THREAD : 0;
-	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->_pad0 = 0;
 	BPF_CORE_READ_STR_INTO(&e->comm, child, comm);
 	vigil_submit(ctx, e, sizeof(*e), VIGIL_OP_FORK);
 	return 0;
@@ -448,7 +448,6 @@ static __always_inline int on_exit(void *ctx, struct task_struct *task)
 	e->exit_code = BPF_CORE_READ(task, exit_code);
 	e->flags = flags;
 	e->_pad0 = 0;
-	e->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	vigil_submit(ctx, e, sizeof(*e), VIGIL_OP_EXIT);
 	return 0;

@@ -29,7 +29,7 @@ enum vigil_stat {
 	VIGIL_STAT_MAX = 8,
 };
 
-/* Common header of every record (24 bytes). */
+/* Common header of every record (32 bytes). */
 struct event_header {
 	__u16 opcode;     /* enum vigil_opcode */
 	__u16 flags;      /* per-opcode flags */
@@ -37,6 +37,7 @@ struct event_header {
 	__u64 ktime_ns;   /* bpf_ktime_get_boot_ns() at the event */
 	__u32 pid;        /* thread group id as seen from the root pid namespace */
 	__u32 tid;        /* thread id as seen from the root pid namespace */
+	__u64 cgroup_id;  /* the task's cgroup: v2 id, or its id in the chosen v1 hierarchy (vigil.h) */
 };
 
 /* bench/ringbuf: one 64-byte record per generator syscall. */
@@ -45,7 +46,7 @@ struct bench_event {
 	__u64 seq;        /* per-CPU sequence number: gaps are losses */
 	__u32 cpu;
 	__u32 _pad0;
-	__u8 payload[24];
+	__u8 payload[16];
 };
 
 /* Manager tests: a record per trigger, with the value of a load-time constant to prove constant editing. */
@@ -131,7 +132,7 @@ struct exec_event {
 	char tty[VIGIL_TTY_LEN]; /* controlling terminal name ("pts0", "tty1"), empty when none */
 };
 
-/* fork/clone, from sched_process_fork in the parent's context. 80 bytes. */
+/* fork/clone, from sched_process_fork in the parent's context. 80 bytes; hdr.cgroup_id is the child's too. */
 struct fork_event {
 	struct event_header hdr; /* pid/tid: the parent */
 	__u64 parent_start_ns;
@@ -140,7 +141,7 @@ struct fork_event {
 	__u32 child_tgid;        /* its thread group: == parent tgid for a thread */
 	__u32 child_ppid;        /* real_parent of the child (differs from hdr.pid with CLONE_PARENT) */
 	__u32 flags;             /* VIGIL_PROC_THREAD */
-	__u64 cgroup_id;
+	__u32 _pad0;
 	char comm[VIGIL_COMM_LEN];
 };
 
@@ -152,11 +153,10 @@ struct exit_event {
 	__u32 exit_code;         /* wait status: exit status << 8 | signal (| 0x80 core dumped) */
 	__u32 flags;             /* VIGIL_PROC_GROUP_DEAD, VIGIL_PROC_THREAD */
 	__u32 _pad0;
-	__u64 cgroup_id;
 	char comm[VIGIL_COMM_LEN];
 };
 
-/* Credentials changed (setuid family, capset, ...), after a successful call. 112 bytes. */
+/* Credentials changed (setuid family, capset, ...), after a successful call. 176 bytes. */
 struct creds_event {
 	struct event_header hdr;
 	__u64 start_ns;
@@ -166,7 +166,7 @@ struct creds_event {
 	struct proc_creds creds;
 };
 
-/* A task's comm changed outside exec (prctl PR_SET_NAME, /proc/self/comm). 64 bytes. */
+/* A task's comm changed outside exec (prctl PR_SET_NAME, /proc/self/comm). 72 bytes. */
 struct comm_event {
 	struct event_header hdr;
 	__u64 start_ns;

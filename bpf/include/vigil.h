@@ -25,6 +25,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* 1: records go to vigil_events (ring buffer). 0: to vigil_events_perf. Set by the loader before load. */
 const volatile __u32 vigil_use_ringbuf = 1;
 
+/*
+ * Which cgroup id events carry. 0xffffffff: the cgroup v2 id (bpf_get_current_cgroup_id), right on v2 and
+ * hybrid hosts. Otherwise a cgroup v1 subsystem id (enum cgroup_subsys_id): the id of the task's cgroup in
+ * that v1 hierarchy, for hosts without cgroup v2. Set by the loader.
+ */
+const volatile __u32 vigil_cgroup_v1_subsys = 0xffffffff;
+
 /* The ring buffer every sensor of an agent shares (the loader reuses one map across objects). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -85,6 +92,20 @@ static __always_inline void vigil_count_lost(__u32 opcode, __u32 stat)
 		*v += 1;
 }
 
+/* The current task's cgroup id as configured by vigil_cgroup_v1_subsys. */
+static __always_inline __u64 vigil_cgroup_id(void)
+{
+	struct task_struct *task;
+	struct cgroup_subsys_state *css;
+
+	if (vigil_cgroup_v1_subsys == 0xffffffff)
+		return bpf_get_current_cgroup_id();
+	/* v1: the kernfs id of the task's cgroup in the hierarchy of that subsystem (CO-RE). */
+	task = (struct task_struct *)bpf_get_current_task();
+	css = BPF_CORE_READ(task, cgroups, subsys[vigil_cgroup_v1_subsys & 63]);
+	return BPF_CORE_READ(css, cgroup, kn, id);
+}
+
 static __always_inline void vigil_fill_header(struct event_header *h, __u16 opcode, __u32 size)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -95,6 +116,7 @@ static __always_inline void vigil_fill_header(struct event_header *h, __u16 opco
 	h->ktime_ns = bpf_ktime_get_boot_ns();
 	h->pid = id >> 32;
 	h->tid = (__u32)id;
+	h->cgroup_id = vigil_cgroup_id();
 }
 
 /*

@@ -62,7 +62,12 @@ function bytes(v: DataView): Uint8Array {
 }
 
 function header(v: DataView, o: number) {
-  return { ktimeNs: u64(v, o + EVENT_HEADER.ktime_ns.offset), pid: v.getUint32(o + EVENT_HEADER.pid.offset, true), tid: v.getUint32(o + EVENT_HEADER.tid.offset, true) };
+  return {
+    ktimeNs: u64(v, o + EVENT_HEADER.ktime_ns.offset),
+    pid: v.getUint32(o + EVENT_HEADER.pid.offset, true),
+    tid: v.getUint32(o + EVENT_HEADER.tid.offset, true),
+    cgroupId: u64(v, o + EVENT_HEADER.cgroup_id.offset),
+  };
 }
 
 export function decodeExec(v: DataView, o: number, len: number): DecodeResult<ExecEvent> {
@@ -125,7 +130,6 @@ export function decodeFork(v: DataView, o: number, len: number): DecodeResult<Fo
     childStartNs: u64(v, o + FORK_EVENT.child_start_ns.offset),
     childPpid: v.getUint32(o + FORK_EVENT.child_ppid.offset, true),
     thread: (flags & VIGIL_PROC_FLAGS.THREAD) !== 0,
-    cgroupId: u64(v, o + FORK_EVENT.cgroup_id.offset),
     comm: cString(bytes(v), o + FORK_EVENT.comm.offset, FORK_EVENT.comm.size),
   };
 }
@@ -146,7 +150,6 @@ export function decodeExit(v: DataView, o: number, len: number): DecodeResult<Ex
     coreDumped: (status & 0x80) !== 0,
     groupDead: (flags & VIGIL_PROC_FLAGS.GROUP_DEAD) !== 0,
     thread: (flags & VIGIL_PROC_FLAGS.THREAD) !== 0,
-    cgroupId: u64(v, o + EXIT_EVENT.cgroup_id.offset),
     comm: cString(bytes(v), o + EXIT_EVENT.comm.offset, EXIT_EVENT.comm.size),
   };
 }

@@ -33,7 +33,7 @@ export const VIGIL_PROC_FLAGS = {
   SNAPSHOT: 512,
 } as const;
 
-/** struct event_header (24 bytes): byte offset and size of each field */
+/** struct event_header (32 bytes): byte offset and size of each field */
 export const EVENT_HEADER = {
   opcode: { offset: 0, size: 2 },
   flags: { offset: 2, size: 2 },
@@ -41,24 +41,25 @@ export const EVENT_HEADER = {
   ktime_ns: { offset: 8, size: 8 },
   pid: { offset: 16, size: 4 },
   tid: { offset: 20, size: 4 },
+  cgroup_id: { offset: 24, size: 8 },
 } as const;
 
 /** struct bench_event (64 bytes): byte offset and size of each field */
 export const BENCH_EVENT = {
-  hdr: { offset: 0, size: 24, struct: 'event_header' },
-  seq: { offset: 24, size: 8 },
-  cpu: { offset: 32, size: 4 },
-  _pad0: { offset: 36, size: 4 },
-  payload: { offset: 40, size: 24, count: 24 },
+  hdr: { offset: 0, size: 32, struct: 'event_header' },
+  seq: { offset: 32, size: 8 },
+  cpu: { offset: 40, size: 4 },
+  _pad0: { offset: 44, size: 4 },
+  payload: { offset: 48, size: 16, count: 16 },
 } as const;
 
-/** struct test_event (48 bytes): byte offset and size of each field */
+/** struct test_event (56 bytes): byte offset and size of each field */
 export const TEST_EVENT = {
-  hdr: { offset: 0, size: 24, struct: 'event_header' },
-  seq: { offset: 24, size: 8 },
-  cookie: { offset: 32, size: 8 },
-  probe: { offset: 40, size: 4 },
-  _pad0: { offset: 44, size: 4 },
+  hdr: { offset: 0, size: 32, struct: 'event_header' },
+  seq: { offset: 32, size: 8 },
+  cookie: { offset: 40, size: 8 },
+  probe: { offset: 48, size: 4 },
+  _pad0: { offset: 52, size: 4 },
 } as const;
 
 /** struct proc_creds (64 bytes): byte offset and size of each field */
@@ -87,70 +88,69 @@ export const PROC_NS = {
   _pad0: { offset: 20, size: 4 },
 } as const;
 
-/** struct exec_event (232 bytes): byte offset and size of each field */
+/** struct exec_event (240 bytes): byte offset and size of each field */
 export const EXEC_EVENT = {
-  hdr: { offset: 0, size: 24, struct: 'event_header' },
-  start_ns: { offset: 24, size: 8 },
-  parent_start_ns: { offset: 32, size: 8 },
-  ppid: { offset: 40, size: 4 },
-  old_pid: { offset: 44, size: 4 },
-  creds: { offset: 48, size: 64, struct: 'proc_creds' },
-  ns: { offset: 112, size: 24, struct: 'proc_ns' },
-  exe_ino: { offset: 136, size: 8 },
-  exe_mtime_sec: { offset: 144, size: 8 },
-  exe_mtime_nsec: { offset: 152, size: 4 },
-  exe_dev: { offset: 156, size: 4 },
-  flags: { offset: 160, size: 4 },
-  argc: { offset: 164, size: 4 },
-  exe_len: { offset: 168, size: 4 },
-  filename_len: { offset: 172, size: 4 },
-  argv_len: { offset: 176, size: 4 },
-  env_len: { offset: 180, size: 4 },
-  comm: { offset: 184, size: 16, count: 16 },
-  tty: { offset: 200, size: 32, count: 32 },
+  hdr: { offset: 0, size: 32, struct: 'event_header' },
+  start_ns: { offset: 32, size: 8 },
+  parent_start_ns: { offset: 40, size: 8 },
+  ppid: { offset: 48, size: 4 },
+  old_pid: { offset: 52, size: 4 },
+  creds: { offset: 56, size: 64, struct: 'proc_creds' },
+  ns: { offset: 120, size: 24, struct: 'proc_ns' },
+  exe_ino: { offset: 144, size: 8 },
+  exe_mtime_sec: { offset: 152, size: 8 },
+  exe_mtime_nsec: { offset: 160, size: 4 },
+  exe_dev: { offset: 164, size: 4 },
+  flags: { offset: 168, size: 4 },
+  argc: { offset: 172, size: 4 },
+  exe_len: { offset: 176, size: 4 },
+  filename_len: { offset: 180, size: 4 },
+  argv_len: { offset: 184, size: 4 },
+  env_len: { offset: 188, size: 4 },
+  comm: { offset: 192, size: 16, count: 16 },
+  tty: { offset: 208, size: 32, count: 32 },
 } as const;
 
-/** struct fork_event (80 bytes): byte offset and size of each field */
+/** struct fork_event (88 bytes): byte offset and size of each field */
 export const FORK_EVENT = {
-  hdr: { offset: 0, size: 24, struct: 'event_header' },
-  parent_start_ns: { offset: 24, size: 8 },
-  child_start_ns: { offset: 32, size: 8 },
-  child_pid: { offset: 40, size: 4 },
-  child_tgid: { offset: 44, size: 4 },
-  child_ppid: { offset: 48, size: 4 },
-  flags: { offset: 52, size: 4 },
-  cgroup_id: { offset: 56, size: 8 },
-  comm: { offset: 64, size: 16, count: 16 },
+  hdr: { offset: 0, size: 32, struct: 'event_header' },
+  parent_start_ns: { offset: 32, size: 8 },
+  child_start_ns: { offset: 40, size: 8 },
+  child_pid: { offset: 48, size: 4 },
+  child_tgid: { offset: 52, size: 4 },
+  child_ppid: { offset: 56, size: 4 },
+  flags: { offset: 60, size: 4 },
+  _pad0: { offset: 64, size: 4 },
+  comm: { offset: 68, size: 16, count: 16 },
 } as const;
 
 /** struct exit_event (72 bytes): byte offset and size of each field */
 export const EXIT_EVENT = {
-  hdr: { offset: 0, size: 24, struct: 'event_header' },
-  start_ns: { offset: 24, size: 8 },
-  ppid: { offset: 32, size: 4 },
-  exit_code: { offset: 36, size: 4 },
-  flags: { offset: 40, size: 4 },
-  _pad0: { offset: 44, size: 4 },
-  cgroup_id: { offset: 48, size: 8 },
+  hdr: { offset: 0, size: 32, struct: 'event_header' },
+  start_ns: { offset: 32, size: 8 },
+  ppid: { offset: 40, size: 4 },
+  exit_code: { offset: 44, size: 4 },
+  flags: { offset: 48, size: 4 },
+  _pad0: { offset: 52, size: 4 },
   comm: { offset: 56, size: 16, count: 16 },
 } as const;
 
-/** struct creds_event (168 bytes): byte offset and size of each field */
+/** struct creds_event (176 bytes): byte offset and size of each field */
 export const CREDS_EVENT = {
-  hdr: { offset: 0, size: 24, struct: 'event_header' },
-  start_ns: { offset: 24, size: 8 },
-  syscall_nr: { offset: 32, size: 4 },
-  _pad0: { offset: 36, size: 4 },
-  old_creds: { offset: 40, size: 64, struct: 'proc_creds' },
-  creds: { offset: 104, size: 64, struct: 'proc_creds' },
+  hdr: { offset: 0, size: 32, struct: 'event_header' },
+  start_ns: { offset: 32, size: 8 },
+  syscall_nr: { offset: 40, size: 4 },
+  _pad0: { offset: 44, size: 4 },
+  old_creds: { offset: 48, size: 64, struct: 'proc_creds' },
+  creds: { offset: 112, size: 64, struct: 'proc_creds' },
 } as const;
 
-/** struct comm_event (64 bytes): byte offset and size of each field */
+/** struct comm_event (72 bytes): byte offset and size of each field */
 export const COMM_EVENT = {
-  hdr: { offset: 0, size: 24, struct: 'event_header' },
-  start_ns: { offset: 24, size: 8 },
-  old_comm: { offset: 32, size: 16, count: 16 },
-  comm: { offset: 48, size: 16, count: 16 },
+  hdr: { offset: 0, size: 32, struct: 'event_header' },
+  start_ns: { offset: 32, size: 8 },
+  old_comm: { offset: 40, size: 16, count: 16 },
+  comm: { offset: 56, size: 16, count: 16 },
 } as const;
 
 /** struct proc_entry (136 bytes): byte offset and size of each field */
@@ -167,15 +167,15 @@ export const PROC_ENTRY = {
 
 /** sizeof(struct ...) */
 export const SIZEOF = {
-  event_header: 24,
+  event_header: 32,
   bench_event: 64,
-  test_event: 48,
+  test_event: 56,
   proc_creds: 64,
   proc_ns: 24,
-  exec_event: 232,
-  fork_event: 80,
+  exec_event: 240,
+  fork_event: 88,
   exit_event: 72,
-  creds_event: 168,
-  comm_event: 64,
+  creds_event: 176,
+  comm_event: 72,
   proc_entry: 136,
 } as const;

@@ -33,6 +33,8 @@ export interface EventBase {
   /** Thread group id (the process id) as the root pid namespace sees it. */
   pid: number;
   tid: number;
+  /** The task's cgroup id (v2, or its id in the configured v1 hierarchy): what containers are keyed by. */
+  cgroupId: number;
   /**
    * Fields the source could not know (the eBPF-less resolver, fed by the proc connector and /proc, cannot
    * know everything a sensor sees); their values are placeholders. Absent from BPF events.
@@ -73,7 +75,6 @@ export interface ForkEvent extends EventBase {
   childStartNs: number;
   childPpid: number;
   thread: boolean;
-  cgroupId: number;
   comm: string;
 }
 
@@ -91,7 +92,6 @@ export interface ExitEvent extends EventBase {
   /** The last thread of the process ended (the process is gone). */
   groupDead: boolean;
   thread: boolean;
-  cgroupId: number;
   comm: string;
 }
 

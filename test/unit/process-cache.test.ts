@@ -19,7 +19,7 @@ function fork(parent: number, child: number, t = 0, o: Partial<ForkEvent> = {}):
 }
 function exec(pid: number, ppid: number, argv: string[], t = 0, o: Partial<ExecEvent> = {}): ExecEvent {
   return {
-    type: 'exec', ktimeNs: t, pid, tid: pid, startNs: S(pid), ppid, parentStartNs: S(ppid), oldPid: pid, creds: creds(), ns: { cgroupId: 1, pidns: 1, mntns: 1, nspid: pid },
+    type: 'exec', ktimeNs: t, pid, tid: pid, cgroupId: 1, startNs: S(pid), ppid, parentStartNs: S(ppid), oldPid: pid, creds: creds(), ns: { cgroupId: 1, pidns: 1, mntns: 1, nspid: pid },
     exe: { path: `/bin/${argv[0]}`, ino: 1, dev: 1, mtimeNs: 0 }, filename: argv[0]!, argv, argc: argv.length, envRaw: ['HOME=/root'], comm: argv[0]!, tty: '', flags: 0,
     argvTruncated: false, envTruncated: false, pathTruncated: false, subreaper: false, ...o,
   };
@@ -109,7 +109,7 @@ test('what stays unknown is resolved from the kernel map or /proc, else counted 
   const procKnows: Record<number, SnapshotProcess> = { 62: snap(62, 1, 'fromproc') };
   const { c, advance } = cache({ lookups: { kernel: (pid) => kernelKnows[pid], procfs: (pid) => procKnows[pid] } });
   c.apply(snap(1, 0, 'init'));
-  const cred: CredsEvent = { type: 'creds', ktimeNs: 1, pid: 61, tid: 61, startNs: S(61), syscallNr: 105, oldCreds: creds(0), creds: creds(1000) };
+  const cred: CredsEvent = { type: 'creds', ktimeNs: 1, pid: 61, tid: 61, cgroupId: 1, startNs: S(61), syscallNr: 105, oldCreds: creds(0), creds: creds(1000) };
   c.apply(cred);
   c.apply({ ...cred, pid: 62, tid: 62, startNs: S(62) });
   c.apply(exit(63, 1, 3));
