@@ -18,6 +18,7 @@ enum vigil_opcode {
 	VIGIL_OP_EXIT = 12,      /* struct exit_event: a process (or thread) ended */
 	VIGIL_OP_CREDS = 13,     /* struct creds_event: a process changed its credentials */
 	VIGIL_OP_COMM = 14,      /* struct comm_event: a task renamed itself (prctl PR_SET_NAME) */
+	VIGIL_OP_CGROUP = 20,    /* struct cgroup_event: a cgroup was created or removed, or a task moved */
 	VIGIL_OP_MAX = 64,       /* size of the per-opcode loss counter array */
 };
 
@@ -187,6 +188,30 @@ struct proc_entry {
 	struct proc_creds creds;
 	struct proc_ns ns;
 	char comm[VIGIL_COMM_LEN];
+};
+
+#define VIGIL_CGROUP_PATH_MAX 512
+
+enum vigil_cgroup_op {
+	VIGIL_CGROUP_MKDIR = 1,
+	VIGIL_CGROUP_RMDIR = 2,
+	VIGIL_CGROUP_ATTACH = 3,  /* a task (pid) moved into the cgroup */
+};
+
+/*
+ * cgroup lifecycle, from the cgroup_mkdir / cgroup_rmdir / cgroup_attach_task tracepoints of every
+ * hierarchy: a container's cgroup is known before its first exec. 560 bytes, path NUL-terminated.
+ */
+struct cgroup_event {
+	struct event_header hdr;
+	__u64 id;                /* the cgroup's id (its kernfs node id: the inode of its directory) */
+	__u32 op;                /* enum vigil_cgroup_op */
+	__u32 hierarchy_id;      /* 0: the cgroup v2 hierarchy; else a v1 hierarchy */
+	__u32 level;             /* depth below the root */
+	__u32 task_pid;          /* attach: the thread group moved */
+	__u32 path_len;          /* bytes of path, NUL included; VIGIL_CGROUP_PATH_MAX when truncated */
+	__u32 _pad0;
+	char path[VIGIL_CGROUP_PATH_MAX]; /* path below the hierarchy's root, e.g. "/docker/<id>" */
 };
 
 #endif /* VIGIL_EVENTS_H */

@@ -61,6 +61,18 @@ struct {
 	__type(value, __u64);
 } vigil_lost SEC(".maps");
 
+/*
+ * cgroup ids of known containers (cgroup id -> user-space container index), filled by the container
+ * resolver: lets in-kernel filters keep "containers only", "host only" or "this container". One map shared
+ * by every sensor of an agent (the loader reuses it across objects).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u32);
+} vigil_containers SEC(".maps");
+
 /* Per-CPU scratch record for perf mode, where nothing can be reserved in place. */
 struct vigil_scratch {
 	__u8 buf[VIGIL_SCRATCH_BYTES];

@@ -2,6 +2,7 @@
 // generated from the BTF of events.h. A record too short for its opcode, or of an unknown opcode, is
 // reported as a DecodeError result (counted by the caller), never thrown: bad input must not stop the loop.
 import {
+  CGROUP_EVENT,
   COMM_EVENT,
   CREDS_EVENT,
   EVENT_HEADER,
@@ -11,11 +12,12 @@ import {
   PROC_CREDS,
   PROC_NS,
   SIZEOF,
+  VIGIL_CGROUP_OP,
   VIGIL_OPCODE,
   VIGIL_PROC_FLAGS,
 } from './layout.generated.ts';
 import { cString, splitNul } from './strings.ts';
-import type { CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent, Namespaces, ProcessEvent } from './types.ts';
+import type { CgroupEvent, CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent, Namespaces, ProcessEvent } from './types.ts';
 
 const TWO32 = 4294967296;
 
@@ -177,6 +179,26 @@ export function decodeComm(v: DataView, o: number, len: number): DecodeResult<Co
     startNs: u64(v, o + COMM_EVENT.start_ns.offset),
     oldComm: cString(b, o + COMM_EVENT.old_comm.offset, COMM_EVENT.old_comm.size),
     comm: cString(b, o + COMM_EVENT.comm.offset, COMM_EVENT.comm.size),
+  };
+}
+
+const CGROUP_OPS: Record<number, CgroupEvent['op']> = { [VIGIL_CGROUP_OP.MKDIR]: 'mkdir', [VIGIL_CGROUP_OP.RMDIR]: 'rmdir', [VIGIL_CGROUP_OP.ATTACH]: 'attach' };
+
+export function decodeCgroup(v: DataView, o: number, len: number): DecodeResult<CgroupEvent> {
+  if (len < SIZEOF.cgroup_event) return { error: 'short', opcode: VIGIL_OPCODE.CGROUP };
+  const op = CGROUP_OPS[v.getUint32(o + CGROUP_EVENT.op.offset, true)];
+  if (!op) return { error: 'bad-size', opcode: VIGIL_OPCODE.CGROUP };
+  const pathLen = v.getUint32(o + CGROUP_EVENT.path_len.offset, true);
+  return {
+    type: 'cgroup',
+    ...header(v, o),
+    op,
+    id: u64(v, o + CGROUP_EVENT.id.offset),
+    hierarchyId: v.getUint32(o + CGROUP_EVENT.hierarchy_id.offset, true),
+    level: v.getUint32(o + CGROUP_EVENT.level.offset, true),
+    taskPid: v.getUint32(o + CGROUP_EVENT.task_pid.offset, true),
+    path: cString(bytes(v), o + CGROUP_EVENT.path.offset, CGROUP_EVENT.path.size),
+    pathTruncated: pathLen >= CGROUP_EVENT.path.size,
   };
 }
 

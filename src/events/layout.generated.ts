@@ -10,6 +10,7 @@ export const VIGIL_OPCODE = {
   EXIT: 12,
   CREDS: 13,
   COMM: 14,
+  CGROUP: 20,
   MAX: 64,
 } as const;
 
@@ -31,6 +32,12 @@ export const VIGIL_PROC_FLAGS = {
   GROUP_DEAD: 128,
   ARGV_UNREADABLE: 256,
   SNAPSHOT: 512,
+} as const;
+
+export const VIGIL_CGROUP_OP = {
+  MKDIR: 1,
+  RMDIR: 2,
+  ATTACH: 3,
 } as const;
 
 /** struct event_header (32 bytes): byte offset and size of each field */
@@ -165,6 +172,19 @@ export const PROC_ENTRY = {
   comm: { offset: 120, size: 16, count: 16 },
 } as const;
 
+/** struct cgroup_event (576 bytes): byte offset and size of each field */
+export const CGROUP_EVENT = {
+  hdr: { offset: 0, size: 32, struct: 'event_header' },
+  id: { offset: 32, size: 8 },
+  op: { offset: 40, size: 4 },
+  hierarchy_id: { offset: 44, size: 4 },
+  level: { offset: 48, size: 4 },
+  task_pid: { offset: 52, size: 4 },
+  path_len: { offset: 56, size: 4 },
+  _pad0: { offset: 60, size: 4 },
+  path: { offset: 64, size: 512, count: 512 },
+} as const;
+
 /** sizeof(struct ...) */
 export const SIZEOF = {
   event_header: 32,
@@ -178,4 +198,5 @@ export const SIZEOF = {
   creds_event: 176,
   comm_event: 72,
   proc_entry: 136,
+  cgroup_event: 576,
 } as const;

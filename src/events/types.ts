@@ -112,3 +112,18 @@ export interface CommEvent extends EventBase {
 }
 
 export type ProcessEvent = ExecEvent | ForkEvent | ExitEvent | CredsEvent | CommEvent;
+
+export interface CgroupEvent extends EventBase {
+  type: 'cgroup';
+  op: 'mkdir' | 'rmdir' | 'attach';
+  /** The cgroup's id (inode of its directory). */
+  id: number;
+  /** 0 for the cgroup v2 hierarchy. */
+  hierarchyId: number;
+  level: number;
+  /** attach: the process moved into the cgroup. */
+  taskPid: number;
+  /** Path below the hierarchy root ("/docker/<id>"). */
+  path: string;
+  pathTruncated: boolean;
+}
