@@ -370,15 +370,6 @@ function bind() {
     malloc: f(c, 'void *malloc(size_t size)'),
     free: f(c, 'void free(void *p)'),
     memset: f(c, 'void *memset(void *p, int c, size_t n)'),
-
-    // libc: sockets and clocks for the eBPF-less process source (netlink proc connector). Addresses and
-    // data are passed as Buffers laid out by the caller; nothing here keeps a pointer after the call.
-    socket: f(c, 'int socket(int domain, int type, int protocol)'),
-    bind: f(c, 'int bind(int fd, const void *addr, uint32 len)'),
-    send: f(c, 'long send(int fd, const void *buf, size_t len, int flags)'),
-    recv: f(c, 'long recv(int fd, void *buf, size_t len, int flags)'),
-    poll: f(c, 'int poll(void *fds, uint64 nfds, int timeout)'),
-    clock_gettime: f(c, 'int clock_gettime(int clk, void *ts)'),
   };
 }
 
@@ -389,6 +380,35 @@ let bindings: Bindings | undefined;
 export function lib(): Bindings {
   bindings ??= bind();
   return bindings;
+}
+
+/**
+ * libc alone, for the eBPF-less paths (the netlink proc connector): bound without libbpf, which a machine
+ * that cannot run BPF may not have. Addresses and data are Buffers laid out by the caller; nothing here
+ * keeps a pointer after the call.
+ */
+function bindLibc() {
+  const c = loadLib('libc.so.6');
+  const f = (sig: string) => c.func(sig);
+  return {
+    socket: f('int socket(int domain, int type, int protocol)'),
+    bind: f('int bind(int fd, const void *addr, uint32 len)'),
+    send: f('long send(int fd, const void *buf, size_t len, int flags)'),
+    recv: f('long recv(int fd, void *buf, size_t len, int flags)'),
+    setsockopt: f('int setsockopt(int fd, int level, int name, const void *val, uint32 len)'),
+    getsockopt: f('int getsockopt(int fd, int level, int name, void *val, _Inout_ uint32 *len)'),
+    poll: f('int poll(void *fds, uint64 nfds, int timeout)'),
+    clock_gettime: f('int clock_gettime(int clk, void *ts)'),
+    close: f('int close(int fd)'),
+  };
+}
+
+let libcBindings: ReturnType<typeof bindLibc> | undefined;
+
+/** The libc functions of the eBPF-less paths, loaded on first use (never loads libbpf). */
+export function libc(): ReturnType<typeof bindLibc> {
+  libcBindings ??= bindLibc();
+  return libcBindings;
 }
 
 /** errno left by the last native call (koffi saves it right after each call). */
