@@ -94,6 +94,7 @@ export class ProcessCache {
   /** Exited entries past their grace period still needed by a descendant. */
   readonly #graceOver = new Set<ProcessKey>();
   #heldCount = 0;
+  #generation = 0;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Infinity;
   readonly #stats: ProcessCacheStats = {
@@ -339,24 +340,27 @@ export class ProcessCache {
    * rules keep), so that whoever sees the event after apply() never sees a secret.
    */
   #imageOf(ev: ExecEvent): ProcessImage {
+    const unk = new Set(ev.unknown ?? []);
     const argv = this.#o.scrubber.scrubArgv(ev.argv);
     const env = this.#o.scrubber.scrubEnv(ev.envRaw);
     this.#stats.scrubbedArgs += argv.scrubbed;
     this.#stats.scrubbedEnv += env.scrubbed;
     ev.argv = argv.argv;
     ev.envRaw = env.env.map((v) => (v.value === undefined ? v.name : `${v.name}=${v.value}`));
+    // Fields the source could not know stay unknown (undefined) in the new image: never placeholders.
+    const exe = !unk.has('exe');
     return {
       execId: `${processKey(ev.pid, ev.startNs)}:${ev.ktimeNs}`,
       execNs: ev.ktimeNs,
-      exePath: ev.exe.path,
-      exeIno: ev.exe.ino,
-      exeDev: ev.exe.dev,
-      exeMtimeNs: ev.exe.mtimeNs,
-      filename: ev.filename,
-      argv: argv.argv,
-      argc: ev.argc,
+      exePath: exe ? ev.exe.path : undefined,
+      exeIno: exe ? ev.exe.ino : undefined,
+      exeDev: exe ? ev.exe.dev : undefined,
+      exeMtimeNs: exe ? ev.exe.mtimeNs : undefined,
+      filename: unk.has('filename') ? undefined : ev.filename,
+      argv: unk.has('argv') ? undefined : argv.argv,
+      argc: unk.has('argv') ? undefined : ev.argc,
       argvTruncated: ev.argvTruncated,
-      env: env.env,
+      env: unk.has('env') ? undefined : env.env,
       envTruncated: ev.envTruncated,
       comm: ev.comm,
       inherited: false,
@@ -412,12 +416,37 @@ export class ProcessCache {
     return e;
   }
 
+  /**
+   * Without a start time a process is keyed "<pid>:?", so a new process reusing the pid would land on the
+   * old entry: when that entry has exited, move it aside under a unique key first.
+   */
+  #retireIfReused(key: ProcessKey): void {
+    if (!key.endsWith(':?')) return;
+    const old = this.#entries.get(key);
+    if (!old?.exit) return;
+    const moved = `${key}#${++this.#generation}`;
+    this.#entries.delete(key);
+    old.key = moved;
+    this.#entries.set(moved, old);
+    const keys = this.#byPid.get(old.pid);
+    if (keys) keys[keys.indexOf(key)] = moved;
+    for (const x of this.#exited) if (x.key === key) x.key = moved;
+    for (const ck of old.children) {
+      const c = this.#entries.get(ck);
+      if (c && c.parentKey === key) c.parentKey = moved;
+      if (c && c.originalParentKey === key) c.originalParentKey = moved;
+    }
+    const p = old.parentKey ? this.#entries.get(old.parentKey) : undefined;
+    if (p?.children.delete(key)) p.children.add(moved);
+  }
+
   #applyFork(ev: ForkEvent): void {
     if (ev.thread) {
       this.#stats.threadEvents++;
       return;
     }
     const key = processKey(ev.childTgid, ev.childStartNs);
+    this.#retireIfReused(key);
     const existing = this.#entries.get(key);
     const parentStart = ev.childPpid === ev.pid ? ev.parentStartNs : undefined; // CLONE_PARENT: a sibling of the caller
     if (existing) {
@@ -447,7 +476,8 @@ export class ProcessCache {
         };
     const e = this.#newEntry(ev.childTgid, ev.childStartNs, 'event', image);
     e.creds = parent?.creds;
-    e.ns = parent?.ns ? { ...parent.ns, cgroupId: ev.cgroupId } : undefined;
+    const cgroupKnown = !ev.unknown?.includes('cgroupId');
+    e.ns = parent?.ns ? { ...parent.ns, cgroupId: cgroupKnown ? ev.cgroupId : parent.ns.cgroupId } : undefined;
     e.tty = parent?.tty ?? '';
     e.lastSeenNs = ev.ktimeNs;
     this.#linkParent(e, ev.childPpid, parentStart);
@@ -456,6 +486,7 @@ export class ProcessCache {
 
   #applyExec(ev: ExecEvent): void {
     const key = processKey(ev.pid, ev.startNs);
+    this.#retireIfReused(key);
     let e = this.#entries.get(key);
     const image = this.#imageOf(ev);
     if (!e) {
@@ -478,13 +509,16 @@ export class ProcessCache {
     if (ev.ppid !== e.ppid && ev.ppid !== 0) this.#reparent(e, ev.ppid, ev.ktimeNs);
   }
 
+  /** Process attributes from an exec; those the source marks unknown keep what was known before. */
   #fill(e: ProcessEntry, ev: ExecEvent): void {
-    e.creds = ev.creds;
-    e.ns = ev.ns;
-    e.tty = ev.tty;
-    e.subreaper = ev.subreaper;
+    const unk = new Set(ev.unknown ?? []);
+    if (!unk.has('creds')) e.creds = ev.creds;
+    if (!unk.has('ns')) e.ns = ev.ns;
+    else if (e.ns && !unk.has('cgroupId')) e.ns = { ...e.ns, cgroupId: ev.cgroupId };
+    if (!unk.has('tty')) e.tty = ev.tty;
+    if (!unk.has('subreaper')) e.subreaper = ev.subreaper;
     e.lastSeenNs = ev.ktimeNs;
-    if (ev.unknown?.length) e.unknown = [...new Set([...e.unknown, ...ev.unknown])];
+    if (unk.size) e.unknown = [...new Set([...e.unknown, ...unk])];
   }
 
   #applyExit(ev: ExitEvent): void {

@@ -144,7 +144,8 @@ export function readProcess(pid: number, o: ProcfsOptions = {}): SnapshotProcess
   if (!kernelThread) {
     const max = o.maxBytes ?? 128 * 1024;
     const cmd = readBuf(`${root}/cmdline`, max);
-    if (cmd) argv = splitNul(cmd, 0, cmd.length);
+    // An empty cmdline of a user process means a zombie or one caught mid-exec: unknown, not "no argv".
+    if (cmd && cmd.length) argv = splitNul(cmd, 0, cmd.length);
     else unknown.push('argv');
     if (o.env !== false) {
       const env = readBuf(`${root}/environ`, max);

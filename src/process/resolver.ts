@@ -16,7 +16,8 @@ import { processSensorSpec, type ProcessSensorOptions } from './sensor.ts';
 import type { SnapshotProcess } from './types.ts';
 
 export type ResolverState = 'idle' | 'starting' | 'snapshotting' | 'snapshotted' | 'stopped';
-export type ResolverMode = 'bpf' | 'procfs';
+/** bpf: sensors; procfs: proc connector + /proc; snapshot: a one-off /proc snapshot, no live updates. */
+export type ResolverMode = 'bpf' | 'procfs' | 'snapshot';
 
 /** What feeds the cache without BPF (src/process/connector.ts). */
 export interface FallbackSource {
@@ -138,10 +139,18 @@ export class ProcessResolver {
     this.#mode = 'procfs';
     this.#fallback = this.#o.fallback?.();
     // The connector starts listening before the snapshot, so that nothing between the two is missed.
-    this.#fallback?.start((ev) => {
-      this.cache.apply(ev);
-      if (ev.type !== 'snapshot') this.#onEvent?.(ev);
-    });
+    try {
+      this.#fallback?.start((ev) => {
+        this.cache.apply(ev);
+        if (ev.type !== 'snapshot') this.#onEvent?.(ev);
+      });
+    } catch (err) {
+      // No live source at all (e.g. inside a container, where the connector stays silent): the snapshot
+      // still answers questions about what runs now; say so.
+      this.#fallback = undefined;
+      this.#mode = 'snapshot';
+      this.#fallbackReason = [this.#fallbackReason, `proc connector: ${(err as Error).message}`].filter(Boolean).join('; ');
+    }
     this.#snapshot();
   }
 

@@ -10,7 +10,7 @@ import { InvalidArgumentError, StateError, errorFromErrno } from '../bpf/errors.
 import { errno, lib, PerfEventAttr, type Ptr } from '../bpf/ffi.ts';
 import type { BpfMap } from '../bpf/map.ts';
 import { onlineCpus } from '../bpf/program.ts';
-import type { EventReader, ReaderStats, RecordHandler } from './ringbuf.ts';
+import { POLL_ERROR_RETRY_MS, type EventReader, type PollCallback, type ReaderStats, type RecordHandler } from './ringbuf.ts';
 
 export type PerfReaderStats = ReaderStats;
 
@@ -44,7 +44,7 @@ export class PerfBufReader implements EventReader {
   readonly #bufs: CpuBuffer[] = [];
   readonly #scratch: DataView;
   readonly #scratchBuf: Uint8Array;
-  readonly #counters: PerfReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, lost: 0 };
+  readonly #counters: PerfReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, pollErrors: 0, lost: 0 };
   #handler: RecordHandler | undefined;
   #state: 'idle' | 'polling' | 'confirming' | 'draining' | 'paused' | 'stopped' | 'closed' = 'idle';
   #timer: NodeJS.Timeout | undefined;
@@ -115,17 +115,29 @@ export class PerfBufReader implements EventReader {
   // with epoll, the registration's own poll consumes a pending wakeup and epoll's re-check then reports
   // nothing. So every (re)arm is followed by one confirming drain, scheduled after the registration took
   // effect: records that arrived before it are drained there, records after it wake us as usual.
+  readonly #onPoll = ((status: number) => this.#onReadable(status)) as PollCallback;
+
   #arm(): void {
+    const cb = this.#onPoll as unknown as (ev: unknown) => void;
     for (const b of this.#bufs) {
-      if (!b.poll) b.poll = koffi.node.poll(b.fd, { readable: true }, () => this.#onReadable());
-      else b.poll.start({ readable: true }, () => this.#onReadable());
+      if (!b.poll) b.poll = koffi.node.poll(b.fd, { readable: true }, cb);
+      else b.poll.start({ readable: true }, cb);
     }
     this.#state = 'confirming';
     this.#timer = setTimeout(this.#drainCb, this.#batchDelayMs);
   }
 
-  #onReadable(): void {
+  #onReadable(status: number): void {
     if (this.#state !== 'polling' && this.#state !== 'confirming') return;
+    if (status < 0) {
+      // libuv stopped that watcher: drain on a timer instead; the drain cycle re-arms every watcher.
+      this.#counters.pollErrors++;
+      for (const b of this.#bufs) b.poll?.stop();
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#state = 'draining';
+      this.#timer = setTimeout(this.#drainCb, POLL_ERROR_RETRY_MS);
+      return;
+    }
     this.#counters.wakeups++;
     if (this.#state === 'polling') this.#timer = setTimeout(this.#drainCb, this.#batchDelayMs);
     for (const b of this.#bufs) b.poll?.stop(); // no per-record wakeups of this process while we batch

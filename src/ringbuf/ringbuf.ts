@@ -16,6 +16,11 @@ import type { BpfMap } from '../bpf/map.ts';
 import { MapType } from '../bpf/constants.ts';
 import { InvalidArgumentError } from '../bpf/errors.ts';
 
+/** koffi's poll callback: (status, events); a negative status is a libuv error and stops the watcher. */
+export type PollCallback = (status: number) => void;
+/** The retry delay after a poll error (ms). */
+export const POLL_ERROR_RETRY_MS = 10;
+
 /** Called with a record's bytes in ring memory: valid only during the call. */
 export type RecordHandler = (view: DataView, offset: number, length: number) => void;
 
@@ -39,6 +44,11 @@ export interface ReaderStats {
   drains: number;
   /** Records the handler threw on (counted, skipped; the loop keeps going). */
   handlerErrors: number;
+  /**
+   * poll(2) reported an error on the fd. libuv stops the watcher then; the reader drains on a timer and
+   * re-arms, so an error costs latency, never events.
+   */
+  pollErrors: number;
   /**
    * Records the kernel reported lost to this reader (perf buffers: PERF_RECORD_LOST). Always 0 for a ring
    * buffer, whose losses are counted by the producer (vigil_stats) because the ring never sees them.
@@ -98,7 +108,7 @@ export class RingConsumer {
   /** Our consumer position; a JS number is exact up to 2^53 bytes. */
   #cons: number;
   #pending = 0; // bytes of the record handed out by readInto(), released on the next call
-  readonly counters: ReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, lost: 0 };
+  readonly counters: ReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, pollErrors: 0, lost: 0 };
   onHandlerError: ((err: unknown) => void) | undefined;
 
   constructor(layout: RingLayout) {
@@ -299,17 +309,24 @@ export class RingBufReader implements EventReader {
     if (this.#state === 'closed' || this.#state === 'stopped') throw new StateError(`ring buffer reader ${this.name} is ${this.#state}`);
   }
 
+  readonly #onPoll = ((status: number) => this.#onReadable(status)) as PollCallback;
+
   #arm(): void {
     this.#state = 'polling';
-    if (!this.#poll) {
-      this.#poll = koffi.node.poll(this.#fd, { readable: true }, () => this.#onReadable());
-    } else {
-      this.#poll.start({ readable: true }, () => this.#onReadable());
-    }
+    const cb = this.#onPoll as unknown as (ev: unknown) => void;
+    if (!this.#poll) this.#poll = koffi.node.poll(this.#fd, { readable: true }, cb);
+    else this.#poll.start({ readable: true }, cb);
   }
 
-  #onReadable(): void {
+  #onReadable(status: number): void {
     if (this.#state !== 'polling') return;
+    if (status < 0) {
+      // libuv stopped the watcher: drain on a timer instead, which re-arms when the ring is empty.
+      this.consumer.counters.pollErrors++;
+      this.#state = 'draining';
+      this.#timer = setTimeout(this.#drainCb, POLL_ERROR_RETRY_MS);
+      return;
+    }
     this.consumer.counters.wakeups++;
     this.#poll?.stop();
     this.#state = 'draining';

@@ -222,3 +222,30 @@ test('thread forks and thread exits do not create or end processes', () => {
   assert.equal(c.size, 1);
   assert.equal(c.stats().threadEvents, 2);
 });
+
+test('fields an eBPF-less source marks unknown never overwrite what was known', () => {
+  const { c } = cache();
+  c.apply(exec(130, 1, ['first'], 1, { creds: creds(1000), tty: 'pts/1' }));
+  c.apply(exec(130, 1, [], 2, { creds: creds(0), tty: '', argv: [], unknown: ['creds', 'tty', 'argv', 'exe'] }));
+  const e = c.get(processKey(130, S(130)))!;
+  assert.equal(e.creds!.uid, 1000, 'placeholder creds ignored');
+  assert.equal(e.tty, 'pts/1');
+  assert.equal(e.image.argv, undefined, 'the new image\'s argv is unknown, not empty');
+  assert.equal(e.image.exePath, undefined);
+  assert.deepEqual([...e.unknown].sort(), ['argv', 'creds', 'exe', 'tty']);
+});
+
+test('processes with unknown start times: a reused pid starts a new generation', () => {
+  const { c } = cache();
+  c.apply({ ...exec(140, 1, ['first'], 1), startNs: NaN, unknown: ['startNs'] });
+  c.apply({ ...exit(140, 1, 2), startNs: NaN });
+  c.apply({ ...exec(140, 1, ['second'], 3), startNs: NaN, unknown: ['startNs'] });
+  const live = c.byPid(140)!;
+  assert.deepEqual(live.image.argv, ['second']);
+  assert.equal(live.exit, undefined, 'the new process is not the old, exited one');
+  const keys: string[] = [];
+  c.walk((e) => {
+    if (e.pid === 140) keys.push(e.key);
+  });
+  assert.equal(keys.length, 2, 'both generations are kept');
+});
