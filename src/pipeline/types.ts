@@ -1,0 +1,94 @@
+// What leaves the pipeline: one enriched event, as users see it in JSON (stdout, files, the store, webhooks,
+// NATS, OTLP), and the contract every sink honours. Field names are stable API: add, never rename.
+
+export interface ProcessRef {
+  pid: number;
+  tid?: number;
+  ppid?: number;
+  /** Unique per exec image: "<pid>:<start ticks>:<exec ktime>". */
+  execId?: string;
+  /** Process identity: "<pid>:<start ticks>". */
+  key?: string;
+  startNs?: number;
+  comm?: string;
+  exe?: string;
+  /** Scrubbed. */
+  argv?: string[];
+  argvTruncated?: boolean;
+  uid?: number;
+  user?: string;
+  gid?: number;
+  euid?: number;
+  loginuid?: number;
+  tty?: string;
+  cwd?: string;
+  /** Fields this process's source could not know. */
+  unknown?: string[];
+}
+
+export interface ContainerRef {
+  id: string;
+  name?: string;
+  image?: string;
+  imageDigest?: string;
+  runtime?: string;
+  labels?: Record<string, string>;
+  /** 'pending' until the runtime answered. */
+  enrichment: 'pending' | 'done' | 'failed';
+}
+
+export interface PodRef {
+  name?: string;
+  namespace?: string;
+  uid: string;
+  labels?: Record<string, string>;
+}
+
+/** An enriched event. Event-specific fields sit next to the common ones. */
+export interface OutputEvent {
+  /** "exec", "exit", "fork", "creds", "comm", "open", "unlink", "connect", "container_started", ... */
+  type: string;
+  /** ISO 8601 wall-clock time of the event. */
+  time: string;
+  /** Boot-time ns (monotonic across the host, for ordering). */
+  ktimeNs: number;
+  process?: ProcessRef;
+  parent?: ProcessRef;
+  /** Ancestor pids, parent first (creation lineage). */
+  ancestors?: number[];
+  container?: ContainerRef;
+  pod?: PodRef;
+  /** Syscall return value, for syscall events. */
+  ret?: number;
+  [field: string]: unknown;
+}
+
+export interface SinkStats {
+  /** Events handed to the sink. */
+  received: number;
+  /** Events the sink delivered (written, acknowledged). */
+  sent: number;
+  /** Events dropped, by reason ("queue-full", "error", ...). Never silent. */
+  dropped: Record<string, number>;
+  /** Events waiting in the sink's bounded queue. */
+  queued: number;
+  /** Delivery attempts that failed and were retried. */
+  retries: number;
+  /** Last delivery error, for `vigil status`. */
+  lastError?: string;
+}
+
+/**
+ * A sink receives events on the hot path and must never block it: write() only enqueues (or counts a
+ * drop); delivery runs asynchronously, in batches, behind a bounded queue.
+ */
+export interface Sink {
+  readonly name: string;
+  /** Enqueue one event. `line` is the event's JSON (serialized once for all sinks). Never throws. */
+  write(ev: OutputEvent, line: string): void;
+  /** Deliver what is queued; resolves when done (or when the sink gave up, counting drops). */
+  flush(): Promise<void>;
+  /** Flush, then release resources. Idempotent. */
+  close(): Promise<void>;
+  stats(): SinkStats;
+}

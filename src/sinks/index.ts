@@ -1,0 +1,138 @@
+// The sink factory: from the plain `sinks` config object to running sinks. Every option of every sink is
+// validated first, so a bad field fails with its path ("sinks.webhook.url: must be an http(s) URL") before
+// any file, thread or connection exists; only then are the sinks built, the store first.
+import path from 'node:path';
+import { InvalidArgumentError } from '../bpf/errors.ts';
+import type { Sink } from '../pipeline/types.ts';
+import type { Store } from '../store/store.ts';
+import { FileSink, resolveFileOptions, type FileSinkOptions } from './file.ts';
+import { NatsSink, resolveNatsOptions, type NatsSinkOptions } from './nats.ts';
+import { object, type Raw } from './options.ts';
+import { OtlpSink, resolveOtlpOptions, type OtlpOptions } from './otlp.ts';
+import { resolveStdoutOptions, StdoutSink, type StdoutSinkOptions } from './stdout.ts';
+import { resolveStoreOptions, StoreSink, type StoreSinkOptions } from './store-sink.ts';
+import { resolveWebhookOptions, WebhookSink, type WebhookOptions } from './webhook.ts';
+
+export { FileSink } from './file.ts';
+export { NatsSink } from './nats.ts';
+export { OtlpSink } from './otlp.ts';
+export { StdoutSink } from './stdout.ts';
+export { StoreSink } from './store-sink.ts';
+export { WebhookSink } from './webhook.ts';
+
+type Enabled<T> = T & { enabled?: boolean };
+type OneOrMany<T> = Enabled<T> | Enabled<T>[];
+
+/** The `sinks` section of the config. Every key is optional; `enabled: false` turns one off. */
+export interface SinksConfig {
+  stdout?: Enabled<StdoutSinkOptions> | boolean;
+  file?: OneOrMany<FileSinkOptions>;
+  /** path defaults to <dataDir>/events.db. */
+  store?: Enabled<Partial<StoreSinkOptions>> | boolean;
+  webhook?: OneOrMany<WebhookOptions>;
+  nats?: OneOrMany<NatsSinkOptions>;
+  otlp?: OneOrMany<OtlpOptions>;
+}
+
+export interface SinkContext {
+  /** Where the store lives unless sinks.store.path says otherwise. Default /var/lib/vigil. */
+  dataDir?: string;
+}
+
+export interface BuiltSinks {
+  sinks: Sink[];
+  /** The store's read-only side, for queries while the agent runs (closed with the store sink). */
+  store: Store | undefined;
+  storeSink: StoreSink | undefined;
+}
+
+const KINDS = ['stdout', 'file', 'store', 'webhook', 'nats', 'otlp'] as const;
+type Kind = (typeof KINDS)[number];
+/** Kinds that may be configured more than once (a list), e.g. two webhooks. */
+const MULTI: ReadonlySet<Kind> = new Set(['file', 'webhook', 'nats', 'otlp']);
+
+interface Planned {
+  kind: Kind;
+  name: string;
+  opts: Raw;
+}
+
+/** Splits `enabled` off one sink's config; undefined when the sink is off. @throws InvalidArgumentError */
+function enabledConfig(v: unknown, p: string): Raw | undefined {
+  if (v === undefined || v === false || v === null) return undefined;
+  if (v === true) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) throw new InvalidArgumentError(`${p}: must be an object, true or false`);
+  const { enabled, ...rest } = v as Raw;
+  if (enabled !== undefined && typeof enabled !== 'boolean') throw new InvalidArgumentError(`${p}.enabled: must be true or false`);
+  return enabled === false ? undefined : rest;
+}
+
+/**
+ * Validates the whole config without starting anything. Returns the plan createSinks builds.
+ * @throws InvalidArgumentError naming the bad field (e.g. "sinks.webhook.url: must be an http(s) URL").
+ */
+export function validateSinks(config: unknown, ctx: SinkContext = {}): Planned[] {
+  const cfg = object(config ?? {}, 'sinks', KINDS);
+  const plan: Planned[] = [];
+  for (const kind of KINDS) {
+    const v = cfg[kind];
+    const list = Array.isArray(v) && MULTI.has(kind) ? v.map((x, i) => [x, `sinks.${kind}[${i}]`, i] as const) : [[v, `sinks.${kind}`, -1] as const];
+    if (Array.isArray(v) && !MULTI.has(kind)) throw new InvalidArgumentError(`sinks.${kind}: must be an object (only one ${kind} sink)`);
+    for (const [raw, p, i] of list) {
+      const opts = enabledConfig(raw, p);
+      if (!opts) continue;
+      switch (kind) {
+        case 'stdout': resolveStdoutOptions(opts, p); break;
+        case 'file': resolveFileOptions(opts, p); break;
+        case 'store': {
+          const def = path.join(ctx.dataDir ?? '/var/lib/vigil', 'events.db');
+          resolveStoreOptions(opts, p, def);
+          if (opts.path === undefined) opts.path = def;
+          break;
+        }
+        case 'webhook': resolveWebhookOptions(opts, p); break;
+        case 'nats': resolveNatsOptions(opts, p); break;
+        case 'otlp': resolveOtlpOptions(opts, p); break;
+      }
+      plan.push({ kind, name: i >= 0 ? `${kind}[${i}]` : kind, opts });
+    }
+  }
+  const names = new Set<string>();
+  for (const s of plan) {
+    if (s.kind !== 'file' && s.kind !== 'store') continue;
+    const file = path.resolve(String(s.opts.path));
+    if (names.has(file)) throw new InvalidArgumentError(`sinks.${s.kind}: path ${file} is used by another file or store sink`);
+    names.add(file);
+  }
+  return plan;
+}
+
+/**
+ * Builds the configured sinks (validating everything first).
+ * @throws InvalidArgumentError for a bad option, before anything starts; StoreError when the store cannot
+ *   be opened or its schema is newer than this build (sinks built before it are closed again).
+ */
+export function createSinks(config: unknown, ctx: SinkContext = {}): BuiltSinks {
+  const plan = validateSinks(config, ctx);
+  // The store first: it is the one that can still fail (a newer schema, a locked or foreign file).
+  plan.sort((a, b) => Number(b.kind === 'store') - Number(a.kind === 'store'));
+  const sinks: Sink[] = [];
+  let storeSink: StoreSink | undefined;
+  try {
+    for (const s of plan) {
+      const o = s.opts;
+      switch (s.kind) {
+        case 'stdout': sinks.push(new StdoutSink(o as StdoutSinkOptions, s.name)); break;
+        case 'file': sinks.push(new FileSink(o as unknown as FileSinkOptions, s.name)); break;
+        case 'store': sinks.push((storeSink = new StoreSink(o as unknown as StoreSinkOptions, s.name))); break;
+        case 'webhook': sinks.push(new WebhookSink(o as unknown as WebhookOptions, s.name)); break;
+        case 'nats': sinks.push(new NatsSink(o as NatsSinkOptions, s.name)); break;
+        case 'otlp': sinks.push(new OtlpSink(o as OtlpOptions, s.name)); break;
+      }
+    }
+  } catch (err) {
+    for (const s of sinks) void s.close();
+    throw err;
+  }
+  return { sinks, store: storeSink?.store, storeSink };
+}

@@ -1,0 +1,102 @@
+// The sink factory: every bad option fails with InvalidArgumentError naming its full path, before anything
+// starts (no file, thread or connection); good configs build the sinks, the store first.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it, type TestContext } from 'node:test';
+import { InvalidArgumentError } from '../../src/bpf/errors.ts';
+import { createSinks, validateSinks } from '../../src/sinks/index.ts';
+
+function tempDir(t: TestContext): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-sinks-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function rejects(config: unknown, message: RegExp): void {
+  assert.throws(() => createSinks(config, { dataDir: '/nonexistent/vigil-never-created' }), (err: unknown) => {
+    assert.ok(err instanceof InvalidArgumentError, `expected InvalidArgumentError, got ${String(err)}`);
+    assert.equal(err.code, 'EINVAL');
+    assert.match(err.message, message);
+    return true;
+  });
+}
+
+describe('createSinks validation', () => {
+  it('names the bad field', () => {
+    rejects({ webhook: { url: 'ftp://x' } }, /^sinks\.webhook\.url: must be an http\(s\) URL/);
+    rejects({ webhook: { url: 'not a url' } }, /^sinks\.webhook\.url: must be an http\(s\) URL$/);
+    rejects({ webhook: {} }, /^sinks\.webhook\.url: is required/);
+    rejects({ webhook: { url: 'http://x', maxBatch: 0 } }, /^sinks\.webhook\.maxBatch: must be an integer >= 1, got 0$/);
+    rejects({ webhook: { url: 'http://x', headers: { 'bad header': 'v' } } }, /^sinks\.webhook\.headers\.bad header: is not a valid HTTP header name$/);
+    rejects({ webhook: { url: 'http://x', headers: { a: 'v\r\nx: y' } } }, /^sinks\.webhook\.headers\.a: header value must not contain CR/);
+    rejects({ webhook: { url: 'http://x', initialBackoffMs: 100, maxBackoffMs: 10 } }, /^sinks\.webhook\.maxBackoffMs: must be >= initialBackoffMs/);
+    rejects({ webhook: [{ url: 'http://x' }, { url: 'gopher://y' }] }, /^sinks\.webhook\[1\]\.url: must be an http\(s\) URL/);
+    rejects({ file: { maxSizeBytes: 10 } }, /^sinks\.file\.path: is required$/);
+    rejects({ file: { path: 'x', maxFiles: 0 } }, /^sinks\.file\.maxFiles: must be an integer between 1 and 1000, got 0$/);
+    rejects({ file: { path: 'x', maxSizeBytes: '10MB' } }, /^sinks\.file\.maxSizeBytes: must be an integer >= 1, got "10MB"$/);
+    rejects({ stdout: { format: 'xml' } }, /^sinks\.stdout\.format: must be one of "auto", "text", "json", got "xml"$/);
+    rejects({ stdout: { enabled: 'yes' } }, /^sinks\.stdout\.enabled: must be true or false$/);
+    rejects({ stdout: { colour: true } }, /^sinks\.stdout\.colour: unknown option \(known: /);
+    rejects({ store: { maxRows: -1 } }, /^sinks\.store\.maxRows: must be an integer >= 0/);
+    rejects({ nats: { servers: ['nats://a:4222', 'http://b'] } }, /^sinks\.nats\.servers\[1\]: must be nats:\/\/host:port/);
+    rejects({ nats: { subject: 'vigil.*.{type}' } }, /^sinks\.nats\.subject: "vigil\.\*\.\{type\}" is not a valid NATS subject/);
+    rejects({ nats: { stream: { create: true } } }, /^sinks\.nats\.stream\.name: is required$/);
+    rejects({ nats: { stream: { name: 'a.b' } } }, /^sinks\.nats\.stream\.name: must not contain/);
+    rejects({ otlp: { endpoint: 'grpc://collector:4317' } }, /^sinks\.otlp\.endpoint: must be an http\(s\) URL$/);
+    rejects({ otlp: { body: 'json' } }, /^sinks\.otlp\.body: must be one of "string", "kvlist"/);
+    rejects({ kafka: {} }, /^sinks\.kafka: unknown option/);
+    rejects({ stdout: [{}] }, /^sinks\.stdout: must be an object/);
+    rejects('stdout', /^sinks: must be an object/);
+  });
+
+  it('refuses two sinks on the same file', (t) => {
+    const dir = tempDir(t);
+    const p = path.join(dir, 'x');
+    assert.throws(() => validateSinks({ file: [{ path: p }, { path: p }] }), /path .* is used by another file or store sink/);
+    assert.throws(() => validateSinks({ file: { path: p }, store: { path: p } }), /is used by another/);
+  });
+
+  it('starts nothing when any sink is invalid', (t) => {
+    const dir = tempDir(t);
+    const storeDir = path.join(dir, 'data');
+    assert.throws(() => createSinks({ store: {}, file: { path: path.join(dir, 'f.jsonl') }, webhook: { url: 'bad' } }, { dataDir: storeDir }), InvalidArgumentError);
+    assert.equal(fs.existsSync(storeDir), false, 'the store was not created');
+  });
+});
+
+describe('createSinks', () => {
+  it('builds what is enabled, the store first, with the store path under dataDir', async (t) => {
+    const dir = tempDir(t);
+    const built = createSinks(
+      {
+        stdout: { enabled: false },
+        file: [{ path: path.join(dir, 'a.jsonl') }, { path: path.join(dir, 'b.jsonl'), enabled: false }],
+        store: { enabled: true },
+        webhook: { url: 'http://127.0.0.1:9/' },
+        otlp: { enabled: false, endpoint: 'http://127.0.0.1:9' },
+      },
+      { dataDir: dir },
+    );
+    try {
+      assert.deepEqual(built.sinks.map((s) => s.name), ['store', 'file[0]', 'webhook']);
+      assert.ok(built.store);
+      assert.equal(built.store.path, path.join(dir, 'events.db'));
+      assert.deepEqual(built.store.query(), []);
+      assert.ok(fs.existsSync(path.join(dir, 'events.db')));
+    } finally {
+      // Before the temp dir goes (after-hooks run in order): the writer thread must be gone first.
+      await Promise.all(built.sinks.map((s) => s.close()));
+    }
+  });
+
+  it('accepts the agent default (stdout and store on) and an empty config', async (t) => {
+    const dir = tempDir(t);
+    const built = createSinks({ stdout: { enabled: true, format: 'json' }, store: { enabled: true } }, { dataDir: dir });
+    assert.deepEqual(built.sinks.map((s) => s.name), ['store', 'stdout']);
+    await Promise.all(built.sinks.map((s) => s.close()));
+    assert.deepEqual(createSinks(undefined).sinks, []);
+    assert.deepEqual(createSinks({}).sinks, []);
+  });
+});

@@ -1,0 +1,185 @@
+// File sink: JSON Lines, exact size-based rotation boundaries and file counts, bounded queue, close.
+// Every test checks received = sent + dropped + queued.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it, type TestContext } from 'node:test';
+import type { OutputEvent, SinkStats } from '../../src/pipeline/types.ts';
+import { FileSink } from '../../src/sinks/file.ts';
+
+function tempDir(t: TestContext): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-file-sink-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function balanced(s: SinkStats): void {
+  const dropped = Object.values(s.dropped).reduce((a, b) => a + b, 0);
+  assert.equal(s.received, s.sent + dropped + s.queued, `received = sent + dropped + queued: ${JSON.stringify(s)}`);
+}
+
+/** An event whose JSON line is exactly `bytes` bytes long (newline excluded). */
+function sized(i: number, bytes: number): [OutputEvent, string] {
+  const ev: OutputEvent = { type: 'open', time: '2025-01-01T00:00:00.000Z', ktimeNs: i, pad: '' };
+  const base = JSON.stringify(ev).length;
+  const id = String(i).padStart(6, '0');
+  ev.pad = `${id}${'x'.repeat(bytes - base - 6)}`;
+  const line = JSON.stringify(ev);
+  assert.equal(Buffer.byteLength(line), bytes);
+  return [ev, line];
+}
+
+function lines(file: string): string[] {
+  const text = fs.readFileSync(file, 'utf8');
+  assert.ok(text === '' || text.endsWith('\n'), 'every line ends with a newline');
+  return text.split('\n').slice(0, -1);
+}
+
+const idOf = (line: string) => Number((JSON.parse(line) as { pad: string }).pad.slice(0, 6));
+
+describe('FileSink', () => {
+  it('rotates at exact size boundaries and keeps maxFiles files', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'events.jsonl');
+    // 99-byte lines + newline = 100 bytes; 1000-byte files hold exactly 10.
+    const sink = new FileSink({ path: file, maxSizeBytes: 1000, maxFiles: 3 });
+    for (let i = 0; i < 35; i++) sink.write(...sized(i, 99));
+    await sink.close();
+    const s = sink.stats();
+    balanced(s);
+    assert.equal(s.sent, 35);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['events.jsonl', 'events.jsonl.1', 'events.jsonl.2']);
+    assert.equal(fs.statSync(`${file}.2`).size, 1000);
+    assert.equal(fs.statSync(`${file}.1`).size, 1000);
+    assert.equal(fs.statSync(file).size, 500);
+    // Oldest to newest: .2 (10-19), .1 (20-29), active (30-34); the file with 0-9 was rotated away.
+    const ids = [...lines(`${file}.2`), ...lines(`${file}.1`), ...lines(file)].map(idOf);
+    assert.deepEqual(ids, Array.from({ length: 25 }, (_, k) => 10 + k));
+  });
+
+  it('never lets a file pass maxSizeBytes when lines do not divide it', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'e.jsonl');
+    const sink = new FileSink({ path: file, maxSizeBytes: 950, maxFiles: 10 });
+    for (let i = 0; i < 20; i++) sink.write(...sized(i, 99));
+    await sink.flush();
+    // 9 lines (900 bytes) per file: 9 + 9 + 2.
+    assert.equal(fs.statSync(`${file}.2`).size, 900);
+    assert.equal(fs.statSync(`${file}.1`).size, 900);
+    assert.equal(fs.statSync(file).size, 200);
+    assert.equal(fs.readdirSync(dir).length, 3);
+    await sink.close();
+    balanced(sink.stats());
+  });
+
+  it('counts bytes, not characters (multi-byte UTF-8)', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'u.jsonl');
+    const ev: OutputEvent = { type: 'open', time: 't', ktimeNs: 1, path: 'é'.repeat(20) };
+    const line = JSON.stringify(ev); // 20 two-byte characters
+    const bytes = Buffer.byteLength(line) + 1;
+    const max = 2 * (line.length + 1) + 5;
+    assert.ok(2 * bytes > max, 'two lines fit by characters but not by bytes');
+    const sink = new FileSink({ path: file, maxSizeBytes: max, maxFiles: 5 });
+    sink.write(ev, line);
+    sink.write(ev, line);
+    await sink.close();
+    assert.equal(fs.statSync(file).size, bytes);
+    assert.equal(fs.statSync(`${file}.1`).size, bytes);
+    balanced(sink.stats());
+  });
+
+  it('writes a line larger than maxSizeBytes alone into its own file', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'big.jsonl');
+    const sink = new FileSink({ path: file, maxSizeBytes: 200, maxFiles: 5 });
+    sink.write(...sized(0, 99));
+    sink.write(...sized(1, 499));
+    sink.write(...sized(2, 99));
+    await sink.close();
+    assert.deepEqual(lines(`${file}.2`).map(idOf), [0]);
+    assert.deepEqual(lines(`${file}.1`).map(idOf), [1]);
+    assert.equal(fs.statSync(`${file}.1`).size, 500);
+    assert.deepEqual(lines(file).map(idOf), [2]);
+    balanced(sink.stats());
+  });
+
+  it('appends to an existing file and counts its size towards rotation', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'a.jsonl');
+    fs.writeFileSync(file, `${'y'.repeat(799)}\n`);
+    const sink = new FileSink({ path: file, maxSizeBytes: 1000, maxFiles: 2 });
+    for (let i = 0; i < 3; i++) sink.write(...sized(i, 99));
+    await sink.close();
+    assert.equal(fs.statSync(`${file}.1`).size, 1000, 'the old 800 bytes + 2 lines');
+    assert.deepEqual(lines(file).map(idOf), [2]);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['a.jsonl', 'a.jsonl.1']);
+    balanced(sink.stats());
+  });
+
+  it('maxFiles 1 keeps only the active file', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'one.jsonl');
+    const sink = new FileSink({ path: file, maxSizeBytes: 300, maxFiles: 1 });
+    for (let i = 0; i < 7; i++) sink.write(...sized(i, 99));
+    await sink.close();
+    assert.deepEqual(fs.readdirSync(dir), ['one.jsonl']);
+    assert.deepEqual(lines(file).map(idOf), [6]);
+    balanced(sink.stats());
+  });
+
+  it('bounds the queue: past maxQueue, writes are counted as queue-full', async (t) => {
+    const dir = tempDir(t);
+    const sink = new FileSink({ path: path.join(dir, 'q.jsonl'), maxQueue: 10 });
+    // All in one tick: nothing can leave the queue before the loop turns.
+    for (let i = 0; i < 25; i++) sink.write(...sized(i, 99));
+    let s = sink.stats();
+    assert.deepEqual(s.dropped, { 'queue-full': 15 });
+    assert.equal(s.queued, 10);
+    balanced(s);
+    await sink.flush();
+    s = sink.stats();
+    assert.equal(s.sent, 10);
+    assert.equal(s.queued, 0);
+    balanced(s);
+    // And the byte bound.
+    const small = new FileSink({ path: path.join(dir, 'b.jsonl'), maxQueueBytes: 250 });
+    for (let i = 0; i < 5; i++) small.write(...sized(i, 99));
+    assert.equal(small.stats().dropped['queue-full'], 3);
+    await Promise.all([sink.close(), small.close()]);
+    balanced(small.stats());
+  });
+
+  it('counts writes after close and is idempotent', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'c.jsonl');
+    const sink = new FileSink({ path: file, mode: 0o600 });
+    sink.write(...sized(1, 80));
+    const a = sink.close();
+    const b = sink.close();
+    assert.equal(a, b);
+    await a;
+    sink.write(...sized(2, 80));
+    const s = sink.stats();
+    assert.deepEqual(s.dropped, { closed: 1 });
+    assert.equal(s.sent, 1);
+    balanced(s);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  });
+
+  it('counts io-error and keeps going when the file cannot be opened', async (t) => {
+    const dir = tempDir(t);
+    // The path's parent is a regular file: open fails (ENOTDIR) every time.
+    fs.writeFileSync(path.join(dir, 'notadir'), '');
+    const sink = new FileSink({ path: path.join(dir, 'notadir', 'x.jsonl'), closeTimeoutMs: 50 });
+    for (let i = 0; i < 3; i++) sink.write(...sized(i, 80));
+    await sink.flush(100);
+    await sink.close();
+    const s = sink.stats();
+    balanced(s);
+    assert.equal(s.sent, 0);
+    assert.equal(s.dropped.shutdown, 3, 'never written: given up at close');
+    assert.match(s.lastError ?? '', /ENOTDIR|EEXIST|not a directory/);
+  });
+});
