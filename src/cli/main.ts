@@ -1,12 +1,25 @@
-// vigil's command line (commander). Each command has --help; exit codes: 0 success, 1 failure, 2 bad usage.
-import { Command, InvalidArgumentError as CliArgError } from 'commander';
+// vigil's command line (commander). Each command has --help. Exit codes: 0 success, 1 failure (including
+// "no agent running" for commands that need one), 2 bad usage or configuration.
+import { Command, InvalidArgumentError as CliArgError, Option } from 'commander';
+import { AgentUnavailableError, apiGet } from '../api/client.ts';
+import type { AgentStatus } from '../agent/agent.ts';
 import { renderPs, snapshotSource } from './ps.ts';
+import { run } from './run.ts';
+import { formatStatus } from './status.ts';
+import { eventsCommand } from './events.ts';
+import { containersCommand } from './containers.ts';
+
+const DEFAULT_SOCKET = '/run/vigil/vigil.sock';
 
 function int(name: string) {
   return (v: string): number => {
     if (!/^\d+$/.test(v)) throw new CliArgError(`${name} must be a positive integer, got "${v}"`);
     return Number(v);
   };
+}
+
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
 }
 
 export function buildCli(): Command {
@@ -16,23 +29,142 @@ export function buildCli(): Command {
     .exitOverride();
 
   program
+    .command('run')
+    .description('run the agent: sensors, process and container resolvers, pipeline, sinks and API')
+    .option('-c, --config <file>', 'YAML configuration file (validated; see docs/configuration.md)')
+    .option('--set <key=value>', 'override one setting, e.g. --set ring.sizeMiB=32 (repeatable)', collect)
+    .option('--socket <path>', `API unix socket (default ${DEFAULT_SOCKET})`)
+    .option('--listen <host:port>', 'also serve the API over TCP (needs a token)')
+    .option('--token-file <file>', 'token required on the TCP API')
+    .option('--data-dir <dir>', 'where the embedded store lives (default /var/lib/vigil)')
+    .option('--json', 'JSON Lines on stdout even on a terminal')
+    .option('--no-stdout', 'no events on stdout')
+    .option('--store <path>', 'SQLite store path')
+    .addOption(new Option('--process-mode <mode>', 'process events from BPF, or without it').choices(['auto', 'bpf', 'procfs']))
+    .action(async (opts) => {
+      process.exitCode = await run(opts);
+    });
+
+  program
+    .command('status')
+    .description('state of the running agent: sensors, probes, drops, resolvers, sinks')
+    .option('--socket <path>', 'API socket', DEFAULT_SOCKET)
+    .option('--json', 'JSON output')
+    .action(async (opts: { socket: string; json?: boolean }) => {
+      const st = await apiGet<AgentStatus>(opts.socket, '/v1/status');
+      process.stdout.write(opts.json ? `${JSON.stringify(st, null, 2)}\n` : formatStatus(st));
+    });
+
+  program
+    .command('events')
+    .description('query stored events (from the running agent, or from the store file when it is stopped)')
+    .option('--since <duration>', 'e.g. 10m, 2h, 1d, or an ISO date')
+    .option('--type <types>', 'comma-separated event types (exec,exit,open,...)')
+    .option('--container <name|id>', 'only this container')
+    .option('--pid <pid>', 'only this process', int('--pid'))
+    .option('--limit <n>', 'most events', int('--limit'), 1000)
+    .option('--json', 'JSON Lines output')
+    .option('--socket <path>', 'API socket', DEFAULT_SOCKET)
+    .option('--store <path>', 'store file to read when no agent runs (default /var/lib/vigil/events.db)')
+    .action(async (opts) => {
+      process.exitCode = await eventsCommand(opts);
+    });
+
+  program
+    .command('containers')
+    .description('containers with their runtime, image and process counts')
+    .option('--json', 'JSON output')
+    .option('--socket <path>', 'API socket', DEFAULT_SOCKET)
+    .action(async (opts: { json?: boolean; socket: string }) => {
+      process.exitCode = await containersCommand(opts);
+    });
+
+  program
     .command('ps')
-    .description('list processes with their user; --tree for the tree, --pid for one process and its ancestors')
+    .description('list processes with their user and container; --tree for the tree, --pid for one process and its ancestors')
     .option('--tree', 'show the process tree')
     .option('--pid <pid>', 'one process: its ancestry (and subtree with --tree)', int('--pid'))
+    .option('--container <name|id>', 'only processes of this container')
     .option('--json', 'JSON output')
     .option('--dot', 'Graphviz DOT output')
     .option('--no-argv', 'show the command name instead of the (scrubbed) argv')
-    .action((opts: { tree?: boolean; pid?: number; json?: boolean; dot?: boolean; argv: boolean }) => {
+    .option('--socket <path>', 'API socket', DEFAULT_SOCKET)
+    .action(async (opts: { tree?: boolean; pid?: number; container?: string; json?: boolean; dot?: boolean; argv: boolean; socket: string }) => {
       if (opts.json && opts.dot) throw new CliArgError('--json and --dot are exclusive');
-      const src = snapshotSource();
-      const out = renderPs(src, opts);
-      process.stdout.write(out.text);
-      if (!opts.json && !opts.dot) process.stderr.write(`vigil ps: ${src.mode}\n`);
-      process.exitCode = out.code;
+      process.exitCode = await psCommand(opts);
     });
 
   return program;
+}
+
+async function psCommand(opts: { tree?: boolean; pid?: number; container?: string; json?: boolean; dot?: boolean; argv: boolean; socket: string }): Promise<number> {
+  const q = new URLSearchParams();
+  if (opts.tree) q.set('tree', '1');
+  if (opts.pid !== undefined) q.set('pid', String(opts.pid));
+  if (opts.container) q.set('container', opts.container);
+  if (opts.dot) q.set('format', 'dot');
+  if (!opts.argv) q.set('argv', '0');
+  try {
+    const body = await apiGet<unknown>(opts.socket, `/v1/processes?${q}`);
+    if (opts.dot) process.stdout.write(`${body as string}\n`);
+    else if (opts.json) process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+    else process.stdout.write(renderAgentPs(body as AgentPs, opts));
+    if (!opts.json && !opts.dot) process.stderr.write(`vigil ps: from the agent (process mode: ${(body as AgentPs).mode})\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof AgentUnavailableError)) throw err;
+  }
+  if (opts.container) {
+    process.stderr.write('vigil ps: --container needs a running agent (container attribution comes from its resolver)\n');
+    return 1;
+  }
+  const src = snapshotSource();
+  const out = renderPs(src, opts);
+  process.stdout.write(out.text);
+  if (!opts.json && !opts.dot) process.stderr.write(`vigil ps: ${src.mode}\n`);
+  return out.code;
+}
+
+interface AgentPsRow {
+  pid: number;
+  ppid: number;
+  comm: string;
+  argv?: string[];
+  user?: string;
+  uid?: number;
+  tty?: string;
+  container?: { id: string; name?: string };
+  children?: AgentPsRow[];
+  reparentedFrom?: string;
+}
+interface AgentPs {
+  mode: string;
+  processes?: AgentPsRow[];
+  tree?: AgentPsRow[];
+  ancestry?: AgentPsRow[];
+}
+
+function renderAgentPs(b: AgentPs, o: { argv: boolean }): string {
+  const cmd = (r: AgentPsRow) => (o.argv && r.argv?.length ? r.argv.join(' ').replace(/\n/g, '\\n') : r.comm);
+  const who = (r: AgentPsRow) => r.user ?? String(r.uid ?? '?');
+  const ctr = (r: AgentPsRow) => (r.container ? (r.container.name ?? r.container.id.slice(0, 12)) : '');
+  const lines: string[] = [];
+  if (b.ancestry) b.ancestry.forEach((r, i) => lines.push(`${'  '.repeat(i)}${i ? '└─ ' : ''}${r.pid} ${who(r)} ${cmd(r)}`));
+  if (b.tree) {
+    const walk = (r: AgentPsRow, d: number) => {
+      lines.push(`${'  '.repeat(d)}${d ? '└─ ' : ''}${r.pid} ${who(r)}${r.container ? ` [${ctr(r)}]` : ''} ${cmd(r)}${r.reparentedFrom ? ' (reparented)' : ''}`);
+      for (const c of r.children ?? []) walk(c, d + 1);
+    };
+    for (const r of b.tree) walk(r, 0);
+  }
+  if (b.processes) {
+    const rows = b.processes.map((r) => [String(r.pid), String(r.ppid), who(r), ctr(r), r.tty ?? '', cmd(r)]);
+    const head = ['PID', 'PPID', 'USER', 'CONTAINER', 'TTY', 'COMMAND'];
+    const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (i < head.length - 1 ? r[i]!.length : 0))));
+    const width = process.stdout.columns || 160;
+    for (const r of [head, ...rows]) lines.push(r.map((c, i) => (i < r.length - 1 ? c.padEnd(w[i]!) : c)).join('  ').slice(0, width));
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 export async function main(argv = process.argv): Promise<void> {
@@ -47,7 +179,7 @@ export async function main(argv = process.argv): Promise<void> {
       return;
     }
     process.stderr.write(`vigil: ${e.message ?? String(err)}\n`);
-    process.exitCode = 1;
+    process.exitCode = err instanceof CliArgError ? 2 : 1;
   }
 }
 

@@ -60,6 +60,7 @@ export class ProcessResolver {
   #kmap: KernelProcessMap | undefined;
   #fallback: FallbackSource | undefined;
   #onEvent: ((ev: ProcessEvent) => void) | undefined;
+  #feed: ((ev: ProcessEvent) => void) | undefined;
   #decodeErrors = 0;
   #snapshotCount = 0;
   #seeded = 0;
@@ -95,14 +96,27 @@ export class ProcessResolver {
    * `onEvent` sees each process event after the cache applied it. Throws when mode 'bpf' is required but
    * unavailable; in 'auto' falls back to procfs mode and records why.
    */
-  start(o: { onEvent?: (ev: ProcessEvent) => void; sharedRing?: BpfMap } = {}): void {
+  start(
+    o: {
+      onEvent?: (ev: ProcessEvent) => void;
+      sharedRing?: BpfMap;
+      sharedMaps?: Record<string, BpfMap>;
+      cgroupV1Subsys?: number;
+      /**
+       * Hand live events of the eBPF-less source to this function instead of applying them here (the
+       * agent's pipeline applies them, in order with everything else). The snapshot is still applied here.
+       */
+      feed?: (ev: ProcessEvent) => void;
+    } = {},
+  ): void {
     if (this.#state !== 'idle') throw new VigilError('ESTATE', `process resolver is ${this.#state}`);
     this.#state = 'starting';
     this.#onEvent = o.onEvent;
+    this.#feed = o.feed;
     const mode = this.#o.mode ?? 'auto';
     if (mode !== 'procfs') {
       try {
-        this.#startBpf(o.sharedRing);
+        this.#startBpf(o.sharedRing, o.sharedMaps, o.cgroupV1Subsys);
         return;
       } catch (err) {
         this.#manager?.stop();
@@ -118,10 +132,12 @@ export class ProcessResolver {
     this.#startFallback();
   }
 
-  #startBpf(sharedRing: BpfMap | undefined): void {
+  #startBpf(sharedRing: BpfMap | undefined, sharedMaps: Record<string, BpfMap> | undefined, cgroupV1Subsys: number | undefined): void {
     const { spec, options } = processSensorSpec({
       ...this.#o.sensor,
       sharedRing,
+      sharedMaps,
+      cgroupV1Subsys,
       handler: sharedRing ? undefined : (v, off, len) => this.handleRecord(v, off, len),
     });
     const m = new Manager(spec);
@@ -141,6 +157,7 @@ export class ProcessResolver {
     // The connector starts listening before the snapshot, so that nothing between the two is missed.
     try {
       this.#fallback?.start((ev) => {
+        if (ev.type !== 'snapshot' && this.#feed) return this.#feed(ev);
         this.cache.apply(ev);
         if (ev.type !== 'snapshot') this.#onEvent?.(ev);
       });

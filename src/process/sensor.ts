@@ -49,7 +49,17 @@ function checkLimit(name: string, v: number | undefined, cap: number): number | 
  * The manager spec and options for the process sensor. `handler` receives every record when the sensor
  * owns its channel; with `sharedRing` the records go to that ring and its owner reads them.
  */
-export function processSensorSpec(o: ProcessSensorOptions & { handler?: RecordHandler; sharedRing?: BpfMap; objectPath?: string } = {}): { spec: ManagerSpec; options: ManagerOptions } {
+export function processSensorSpec(
+  o: ProcessSensorOptions & {
+    handler?: RecordHandler;
+    sharedRing?: BpfMap;
+    /** Maps shared with the agent's other sensors (vigil_stats, vigil_lost, vigil_containers). */
+    sharedMaps?: Record<string, BpfMap>;
+    /** vigil_cgroup_v1_subsys (src/containers/cgroups.ts); default: cgroup v2 ids. */
+    cgroupV1Subsys?: number;
+    objectPath?: string;
+  } = {},
+): { spec: ManagerSpec; options: ManagerOptions } {
   let maxArgs = checkLimit('maxArgsBytes', o.maxArgsBytes, ARGS_CAP) ?? ARGS_CAP;
   let maxEnv = checkLimit('maxEnvBytes', o.maxEnvBytes, ENV_CAP) ?? ENV_CAP;
   const mode = o.channel ?? 'auto';
@@ -63,7 +73,9 @@ export function processSensorSpec(o: ProcessSensorOptions & { handler?: RecordHa
   const selectors: ProbesSelector[] = [allOf(pick('exec'), pick('fork'), pick('exit')), bestEffort(pick('rename'))];
   const credProbes = CREDS_SYSCALLS.map((s) => `creds_exit_${s}`);
   if (o.credentials !== false) selectors.push(bestEffort(oneOf('creds_fentry', 'creds_kprobe', allOf(...credProbes))));
-  const channel: EventChannelSpec = { mode, handler: o.handler, sharedRing: o.sharedRing };
+  const sharedPerf = o.sharedMaps?.vigil_events_perf;
+  const channel: EventChannelSpec = sharedPerf ? { mode: 'perf', sharedPerf } : { mode, handler: o.handler, sharedRing: o.sharedRing };
+  const { vigil_events_perf: _perf, ...otherShared } = o.sharedMaps ?? {};
   return {
     spec: {
       name: 'process',
@@ -82,7 +94,9 @@ export function processSensorSpec(o: ProcessSensorOptions & { handler?: RecordHa
         { name: 'max_args_bytes', value: maxArgs, failOnMissing: true },
         { name: 'max_env_bytes', value: maxEnv, failOnMissing: true },
         { name: 'emit_threads', value: o.threads === false ? 0 : 1, failOnMissing: true },
+        { name: 'vigil_cgroup_v1_subsys', value: o.cgroupV1Subsys ?? 0xffffffff, failOnMissing: true },
       ],
+      mapEditors: otherShared,
       // The exec buffer is an array indexed by CPU id: one slot per possible CPU.
       mapSpecEditors: { exec_heap: { maxEntries: numPossibleCpus() } },
     },

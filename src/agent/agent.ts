@@ -1,0 +1,343 @@
+// The agent: `vigil run`. It owns the kernel-side plumbing every sensor shares (one ring buffer, one map of
+// container cgroups, one set of per-CPU loss counters), starts the sensors, the process and container
+// resolvers and the pipeline, the sinks and the API; and stops all of it in the right order, once, on
+// SIGINT/SIGTERM or on error: sensors detached first (no new records), then the ring drained to the end,
+// then the pipeline flushed into the sinks, then sinks, API and maps closed.
+import fs from 'node:fs';
+import { MapType } from '../bpf/constants.ts';
+import { NotSupportedError, PermissionError } from '../bpf/errors.ts';
+import { allFeatures, feature, requireBpfPrivileges } from '../bpf/features.ts';
+import { BpfMap, numPossibleCpus } from '../bpf/map.ts';
+import { ensureBpffs, ensureTracefs } from '../bpf/mounts.ts';
+import type { VigilConfig } from '../config/config.ts';
+import { detectCgroupLayout, type CgroupLayoutInfo } from '../containers/cgroups.ts';
+import { ContainerResolver } from '../containers/resolver.ts';
+import { detectRuntimeClients } from '../containers/runtimes/detect.ts';
+import type { RuntimeClient } from '../containers/runtimes/types.ts';
+import { cgroupSensorSpec } from '../containers/sensor.ts';
+import { decodeCgroup, decodeComm, decodeCredsEvent, decodeExec, decodeExit, decodeFork } from '../events/decode.ts';
+import { VIGIL_OPCODE } from '../events/layout.generated.ts';
+import { Manager, type ManagerStats } from '../manager/manager.ts';
+import { procConnectorFallback } from '../process/connector.ts';
+import { ProcessResolver } from '../process/resolver.ts';
+import { UserResolver } from '../process/users.ts';
+import { PerfBufReader } from '../ringbuf/perfbuf.ts';
+import { RingBufReader, type EventReader } from '../ringbuf/ringbuf.ts';
+import { createSinks } from '../sinks/index.ts';
+import type { Store } from '../store/store.ts';
+import { calibrate } from '../pipeline/clock.ts';
+import { processOutputs } from '../pipeline/outputs.ts';
+import { Pipeline, type Decoded, type OutputShaper, type PipelineCounters, type RecordDecoder } from '../pipeline/pipeline.ts';
+import { Router } from '../pipeline/router.ts';
+import type { Sink, SinkStats } from '../pipeline/types.ts';
+
+export type AgentState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+export interface AgentStatus {
+  state: AgentState;
+  pid: number;
+  startedAt: string | undefined;
+  uptimeSeconds: number;
+  mode: { process: string | undefined; channel: 'ringbuf' | 'perf' | 'none'; cgroups: string; fallbackReason?: string };
+  sensors: ManagerStats[];
+  reader: (ReturnType<EventReader['stats']> & { fill: number }) | undefined;
+  kernel: { emitted: number; reserveFailed: number; outputFailed: number; lostByOpcode: Record<number, number> };
+  pipeline: PipelineCounters;
+  process: ReturnType<ProcessResolver['stats']>['cache'] & { state: string };
+  containers: ReturnType<ContainerResolver['stats']> | undefined;
+  sinks: Record<string, SinkStats>;
+  subscribers: ReturnType<Router['stats']>;
+  features: Record<string, { supported: boolean; reason: string }>;
+}
+
+export interface AgentOptions {
+  config: VigilConfig;
+  /** Progress while sensors load and the snapshot is taken. */
+  progress?: (step: string) => void;
+  /** Tests: runtime clients instead of auto-detection. */
+  runtimeClients?: RuntimeClient[];
+  /** Tests: extra sinks. */
+  sinks?: Sink[];
+}
+
+const OWNED_MAPS = ['vigil_stats', 'vigil_lost', 'vigil_containers'] as const;
+
+export class Agent {
+  readonly config: VigilConfig;
+  readonly router: Router;
+  #o: AgentOptions;
+  #state: AgentState = 'created';
+  #startedAt: number | undefined;
+  #maps: Record<string, BpfMap> = {};
+  #channel: 'ringbuf' | 'perf' | 'none' = 'none';
+  #reader: EventReader | undefined;
+  #process: ProcessResolver | undefined;
+  #containers: ContainerResolver | undefined;
+  #layout: CgroupLayoutInfo | undefined;
+  #managers: Manager[] = [];
+  #pipeline: Pipeline | undefined;
+  #sinks: Sink[] = [];
+  #store: Store | undefined;
+  #users = new UserResolver();
+  #stopping: Promise<void> | undefined;
+
+  constructor(o: AgentOptions) {
+    this.#o = o;
+    this.config = o.config;
+    this.router = new Router(o.config.pipeline.subscriberQueue);
+  }
+
+  get state(): AgentState {
+    return this.#state;
+  }
+  get processes(): ProcessResolver | undefined {
+    return this.#process;
+  }
+  get containers(): ContainerResolver | undefined {
+    return this.#containers;
+  }
+  get store(): Store | undefined {
+    return this.#store;
+  }
+  userName(uid: number, ctx?: { pid: number; mntns: number }): string | undefined {
+    return this.#users.userName(uid, ctx);
+  }
+
+  #step(s: string): void {
+    this.#o.progress?.(s);
+  }
+
+  /**
+   * Starts everything. On failure everything started so far is stopped again and the error is rethrown
+   * (PermissionError, NotSupportedError, VerifierError, InvalidArgumentError from sink options, ...).
+   */
+  async start(): Promise<void> {
+    if (this.#state !== 'created') throw new Error(`agent is ${this.#state}`);
+    this.#state = 'starting';
+    this.#startedAt = Date.now();
+    try {
+      await this.#start();
+      this.#state = 'running';
+    } catch (err) {
+      this.#state = 'failed';
+      await this.#stop();
+      throw err;
+    }
+  }
+
+  async #start(): Promise<void> {
+    const cfg = this.config;
+    calibrate();
+    fs.mkdirSync(cfg.agent.dataDir, { recursive: true, mode: 0o700 });
+
+    // Sinks first: bad sink options fail before anything touches the kernel.
+    this.#step('opening sinks');
+    const built = createSinks(cfg.sinks, { dataDir: cfg.agent.dataDir });
+    this.#sinks = [...built.sinks, ...(this.#o.sinks ?? [])];
+    this.#store = built.store;
+
+    this.#step('checking privileges and kernel features');
+    let bpf = cfg.process.mode !== 'procfs';
+    let whyNot: string | undefined;
+    if (bpf) {
+      try {
+        requireBpfPrivileges();
+        ensureBpffs();
+        ensureTracefs();
+      } catch (err) {
+        if (cfg.process.mode === 'bpf' || !(err instanceof PermissionError || err instanceof NotSupportedError)) throw err;
+        bpf = false;
+        whyNot = (err as Error).message;
+      }
+    }
+    this.#layout = detectCgroupLayout();
+
+    const types = new Set<string>();
+    for (const [t, on] of Object.entries(cfg.events.process)) if (on) types.add(t);
+    if (cfg.events.containers) {
+      types.add('container_started');
+      types.add('container_stopped');
+    }
+    const decoders = new Map<number, RecordDecoder>([
+      [VIGIL_OPCODE.EXEC, decodeExec],
+      [VIGIL_OPCODE.FORK, decodeFork],
+      [VIGIL_OPCODE.EXIT, decodeExit],
+      [VIGIL_OPCODE.CREDS, decodeCredsEvent],
+      [VIGIL_OPCODE.COMM, decodeComm],
+      [VIGIL_OPCODE.CGROUP, decodeCgroup],
+    ] as [number, RecordDecoder][]);
+    const outputs = new Map<string, OutputShaper>(processOutputs);
+
+    this.#process = new ProcessResolver({
+      mode: bpf ? 'bpf' : 'procfs',
+      fallback: procConnectorFallback(),
+      sensor: { maxArgsBytes: cfg.process.maxArgsBytes, maxEnvBytes: cfg.process.maxEnvBytes, threads: cfg.process.threads, credentials: cfg.process.credentials },
+      scrub: cfg.process.scrub,
+      cache: { exitedGraceMs: cfg.process.exitedGraceSeconds * 1000, maxEntries: cfg.process.maxEntries },
+    });
+    if (cfg.containers.enabled) {
+      this.#containers = new ContainerResolver({
+        layout: this.#layout,
+        clients: this.#o.runtimeClients ?? detectRuntimeClients(cfg.containers.runtimes === 'auto' ? undefined : cfg.containers.runtimes),
+        expiryMs: cfg.containers.expirySeconds * 1000,
+        timeoutMs: cfg.containers.enrichTimeoutMs,
+        containerdNamespaces: cfg.containers.containerdNamespaces,
+        onEvent: (ev) => this.#pipeline?.containerEvent(ev),
+      });
+    }
+    this.#pipeline = new Pipeline({
+      decoders,
+      outputs,
+      cache: this.#process.cache,
+      containers: this.#containers,
+      enrich: { userName: (e) => (e.creds ? this.#users.userName(e.creds.uid, e.ns && e.ns.mntns ? { pid: e.pid, mntns: e.ns.mntns } : undefined) : undefined) },
+      router: this.router,
+      sinks: this.#sinks,
+      types,
+      reorderWindowMs: cfg.pipeline.reorderWindowMs,
+      holdForEnrichmentMs: cfg.pipeline.holdForEnrichmentMs,
+    });
+
+    if (bpf) {
+      this.#step('creating the shared ring buffer and maps');
+      this.#createSharedMaps();
+      this.#step('loading the process sensor and taking the /proc snapshot');
+      this.#process.start({ sharedRing: this.#channel === 'ringbuf' ? this.#maps.vigil_events : undefined, sharedMaps: this.#sharedForSensors(), cgroupV1Subsys: this.#layout.v1SubsysId });
+      this.#managers.push(this.#process.manager!);
+      if (this.#containers) {
+        this.#step('loading the cgroup sensor');
+        const { spec, options } = cgroupSensorSpec({ sharedRing: this.#channel === 'ringbuf' ? this.#maps.vigil_events : undefined, sharedMaps: this.#sharedForSensors(), cgroupV1Subsys: this.#layout.v1SubsysId, channel: this.#channel === 'perf' ? 'perf' : 'ringbuf' });
+        const m = new Manager(spec);
+        this.#managers.push(m);
+        m.init(options);
+        m.start();
+      }
+    } else {
+      this.#step(`no BPF (${whyNot}); using the proc connector and /proc`);
+      this.#process.start({ feed: (ev) => this.#pipeline!.feed(ev as Decoded) });
+    }
+
+    if (this.#containers) {
+      this.#step('finding containers and querying their runtimes');
+      this.#containers.start();
+      if (this.#maps.vigil_containers) this.#containers.attachKernelMap(this.#maps.vigil_containers);
+    }
+
+    if (bpf) {
+      this.#step('reading events');
+      this.#startReader();
+    }
+  }
+
+  #createSharedMaps(): void {
+    const ring = this.config.ring;
+    if (feature('ringbuf').supported) {
+      this.#maps.vigil_events = BpfMap.create({ name: 'vigil_events', type: MapType.RINGBUF, keySize: 0, valueSize: 0, maxEntries: ring.sizeMiB << 20 });
+      this.#channel = 'ringbuf';
+    } else {
+      this.#maps.vigil_events_perf = BpfMap.create({ name: 'vigil_events_pe', type: MapType.PERF_EVENT_ARRAY, keySize: 4, valueSize: 4, maxEntries: numPossibleCpus() });
+      this.#channel = 'perf';
+    }
+    this.#maps.vigil_stats = BpfMap.create({ name: 'vigil_stats', type: MapType.PERCPU_ARRAY, keySize: 4, valueSize: 8, maxEntries: 8 });
+    this.#maps.vigil_lost = BpfMap.create({ name: 'vigil_lost', type: MapType.PERCPU_ARRAY, keySize: 4, valueSize: 8, maxEntries: 64 });
+    this.#maps.vigil_containers = BpfMap.create({ name: 'vigil_containers', type: MapType.HASH, keySize: 8, valueSize: 4, maxEntries: 16384 });
+  }
+
+  /** Maps every sensor object reuses instead of creating its own (the perf array, in perf mode, too). */
+  #sharedForSensors(): Record<string, BpfMap> {
+    const out: Record<string, BpfMap> = {};
+    for (const n of OWNED_MAPS) if (this.#maps[n]) out[n] = this.#maps[n]!;
+    if (this.#maps.vigil_events_perf) out.vigil_events_perf = this.#maps.vigil_events_perf;
+    return out;
+  }
+
+  #startReader(): void {
+    const handler = this.#pipeline!.handleRecord;
+    if (this.#channel === 'ringbuf') this.#reader = new RingBufReader(this.#maps.vigil_events!, { batchDelayMs: this.config.ring.batchDelayMs });
+    else this.#reader = new PerfBufReader(this.#maps.vigil_events_perf!, { batchDelayMs: this.config.ring.batchDelayMs });
+    this.#reader.start(handler);
+  }
+
+  /** Per-CPU kernel counters summed over CPUs (shared by every sensor). */
+  kernelCounters(): AgentStatus['kernel'] {
+    const out = { emitted: 0, reserveFailed: 0, outputFailed: 0, lostByOpcode: {} as Record<number, number> };
+    const stats = this.#maps.vigil_stats;
+    if (!stats) return out;
+    const sum = (m: BpfMap, v: Buffer) => m.perCpu(v).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0);
+    for (const [k, v] of stats.lookupAll()) {
+      const i = k.readUInt32LE(0);
+      const n = sum(stats, v);
+      if (i === 0) out.reserveFailed = n;
+      else if (i === 1) out.outputFailed = n;
+      else if (i === 2) out.emitted = n;
+    }
+    const lost = this.#maps.vigil_lost;
+    if (lost) for (const [k, v] of lost.lookupAll()) {
+      const n = sum(lost, v);
+      if (n) out.lostByOpcode[k.readUInt32LE(0)] = n;
+    }
+    return out;
+  }
+
+  status(): AgentStatus {
+    const ps = this.#process?.stats();
+    return {
+      state: this.#state,
+      pid: process.pid,
+      startedAt: this.#startedAt ? new Date(this.#startedAt).toISOString() : undefined,
+      uptimeSeconds: this.#startedAt ? Math.round((Date.now() - this.#startedAt) / 1000) : 0,
+      mode: { process: ps?.mode, channel: this.#channel, cgroups: this.#layout?.layout ?? 'unknown', fallbackReason: ps?.fallbackReason },
+      sensors: this.#managers.filter((m) => m.state !== 'stopped').map((m) => m.stats()),
+      reader: this.#reader ? { ...this.#reader.stats(), fill: this.#reader.fill() } : undefined,
+      kernel: this.kernelCounters(),
+      pipeline: this.#pipeline!.counters(),
+      process: { ...ps!.cache, state: ps!.state },
+      containers: this.#containers?.stats(),
+      sinks: Object.fromEntries(this.#sinks.map((s) => [s.name, s.stats()])),
+      subscribers: this.router.stats(),
+      features: allFeatures(),
+    };
+  }
+
+  /** Drains what the kernel has handed over so far through the whole pipeline (for status and tests). */
+  drain(): void {
+    if (this.#reader) while (this.#reader.drain() > 0);
+    this.#pipeline?.flush();
+  }
+
+  /** Stops everything; safe to call twice (the second call waits for the first). */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    if (this.#state !== 'failed') this.#state = 'stopping';
+    // 1. no new records: detach every sensor (links first, per manager)
+    for (const m of [...this.#managers].reverse()) m.stop();
+    this.#managers = [];
+    this.#process?.stop();
+    this.#containers?.stop();
+    // 2. take what is already in the ring, through the pipeline, into the sinks
+    try {
+      if (this.#reader) while (this.#reader.drain() > 0);
+    } catch {
+      // a reader that cannot drain still closes below
+    }
+    this.#reader?.close();
+    this.#reader = undefined;
+    this.#pipeline?.stop();
+    // 3. sinks: flush and close
+    for (const s of this.#sinks) {
+      try {
+        await s.close();
+      } catch {
+        // keep closing the others
+      }
+    }
+    // 4. the maps we own
+    for (const m of Object.values(this.#maps)) m.close();
+    this.#maps = {};
+    if (this.#state !== 'failed') this.#state = 'stopped';
+  }
+}

@@ -1,0 +1,78 @@
+// Prometheus metrics (prom-client), computed from the agent's counters at scrape time: nothing on the hot
+// path updates a metric. Events per type, drops per stage and per sink, ring fill, cache sizes, probe run
+// counts and time.
+import client from 'prom-client';
+import type { Agent } from '../agent/agent.ts';
+
+export function createMetrics(agentRef: Agent): client.Registry {
+  // One status snapshot per scrape: every gauge reads the same numbers, and status() (map lookups, program
+  // info syscalls) runs once, not once per gauge.
+  let snap: { at: number; s: ReturnType<Agent['status']> } | undefined;
+  const agent = {
+    get state() {
+      return agentRef.state;
+    },
+    status() {
+      if (!snap || Date.now() - snap.at > 250) snap = { at: Date.now(), s: agentRef.status() };
+      return snap.s;
+    },
+  };
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'vigil_process_' });
+  const gauge = (name: string, help: string, labelNames: string[], collect: (g: client.Gauge) => void) =>
+    new client.Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        if (agent.state === 'running' || agent.state === 'stopping') collect(this);
+      },
+    });
+
+  gauge('vigil_events_total', 'Events emitted by the pipeline, by type', ['type'], (g) => {
+    for (const [t, n] of Object.entries(agent.status().pipeline.byType)) g.set({ type: t }, n);
+  });
+  gauge('vigil_pipeline_records_total', 'Records read from the kernel', [], (g) => g.set(agent.status().pipeline.records));
+  gauge('vigil_dropped_total', 'Records or events dropped, by stage and reason', ['stage', 'reason'], (g) => {
+    const s = agent.status();
+    g.set({ stage: 'kernel', reason: 'ring_full' }, s.kernel.reserveFailed);
+    g.set({ stage: 'kernel', reason: 'output_failed' }, s.kernel.outputFailed);
+    g.set({ stage: 'reader', reason: 'perf_lost' }, s.reader?.lost ?? 0);
+    for (const [r, n] of Object.entries(s.pipeline.dropped)) g.set({ stage: 'pipeline', reason: r }, n);
+    for (const sub of s.subscribers) g.set({ stage: `subscriber:${sub.name}`, reason: 'queue_full' }, sub.dropped);
+  });
+  gauge('vigil_sink_events_total', 'Events per sink: received, sent, queued', ['sink', 'state'], (g) => {
+    for (const [name, st] of Object.entries(agent.status().sinks)) {
+      g.set({ sink: name, state: 'received' }, st.received);
+      g.set({ sink: name, state: 'sent' }, st.sent);
+      g.set({ sink: name, state: 'queued' }, st.queued);
+    }
+  });
+  gauge('vigil_sink_dropped_total', 'Events dropped per sink and reason', ['sink', 'reason'], (g) => {
+    for (const [name, st] of Object.entries(agent.status().sinks)) for (const [r, n] of Object.entries(st.dropped)) g.set({ sink: name, reason: r }, n);
+  });
+  gauge('vigil_ring_fill_ratio', 'Fraction of the ring buffer holding unread records', [], (g) => g.set(agent.status().reader?.fill ?? 0));
+  gauge('vigil_kernel_emitted_total', 'Records the sensors handed to user space', [], (g) => g.set(agent.status().kernel.emitted));
+  gauge('vigil_process_cache_entries', 'Process cache entries, live and exited', ['state'], (g) => {
+    const p = agent.status().process;
+    g.set({ state: 'live' }, p.live);
+    g.set({ state: 'exited' }, p.exited);
+  });
+  gauge('vigil_process_cache_evictions_total', 'Process cache evictions', [], (g) => g.set(agent.status().process.evictions));
+  gauge('vigil_process_broken_lineage_total', 'Processes whose parent could not be found', [], (g) => g.set(agent.status().process.brokenLineage));
+  gauge('vigil_containers', 'Containers known', ['state'], (g) => {
+    const c = agent.status().containers;
+    if (!c) return;
+    g.set({ state: 'running' }, c.running);
+    g.set({ state: 'enrichment_pending' }, c.enrichPending);
+  });
+  gauge('vigil_probe_run_count', 'BPF program runs (needs kernel.bpf_stats_enabled)', ['sensor', 'probe'], (g) => {
+    for (const s of agent.status().sensors) for (const p of s.probes) if (p.stats) g.set({ sensor: s.name, probe: p.id.uid ? `${p.id.fn}#${p.id.uid}` : p.id.fn }, p.stats.runCount);
+  });
+  gauge('vigil_probe_run_time_seconds', 'BPF program run time (needs kernel.bpf_stats_enabled)', ['sensor', 'probe'], (g) => {
+    for (const s of agent.status().sensors) for (const p of s.probes) if (p.stats) g.set({ sensor: s.name, probe: p.id.uid ? `${p.id.fn}#${p.id.uid}` : p.id.fn }, p.stats.runTimeNs / 1e9);
+  });
+  return registry;
+}

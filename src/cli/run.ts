@@ -1,0 +1,103 @@
+// `vigil run`: loads the configuration (defaults <- file <- flags), starts the agent with progress on
+// stderr, serves the API, and stops cleanly on SIGINT/SIGTERM (a second signal forces the exit). Exit codes:
+// 0 after a clean stop, 1 when the agent failed, 2 for a bad configuration (nothing was loaded then).
+import fs from 'node:fs';
+import { Agent } from '../agent/agent.ts';
+import { ApiServer } from '../api/server.ts';
+import { InvalidArgumentError } from '../bpf/errors.ts';
+import { ConfigError, loadConfig, parseSet, type VigilConfig } from '../config/config.ts';
+
+export interface RunFlags {
+  config?: string;
+  set?: string[];
+  socket?: string;
+  listen?: string;
+  tokenFile?: string;
+  dataDir?: string;
+  json?: boolean;
+  stdout?: boolean;
+  store?: string;
+  processMode?: string;
+}
+
+/** Flags as config overrides (they win over the file). */
+export function flagOverrides(f: RunFlags): unknown[] {
+  const o: unknown[] = [];
+  const agent: Record<string, unknown> = {};
+  if (f.socket) agent.socket = f.socket;
+  if (f.listen) agent.listen = f.listen;
+  if (f.tokenFile) agent.tokenFile = f.tokenFile;
+  if (f.dataDir) agent.dataDir = f.dataDir;
+  if (Object.keys(agent).length) o.push({ agent });
+  if (f.processMode) o.push({ process: { mode: f.processMode } });
+  if (f.json) o.push({ sinks: { stdout: { format: 'json' } } });
+  if (f.stdout === false) o.push({ sinks: { stdout: { enabled: false } } });
+  if (f.store) o.push({ sinks: { store: { enabled: true, path: f.store } } });
+  for (const s of f.set ?? []) o.push(parseSet(s));
+  return o;
+}
+
+function token(cfg: VigilConfig): string {
+  if (cfg.agent.token) return cfg.agent.token;
+  if (!cfg.agent.tokenFile) return '';
+  try {
+    return fs.readFileSync(cfg.agent.tokenFile, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError('agent.tokenFile', [{ path: 'agent.tokenFile', message: (err as Error).message }]);
+  }
+}
+
+export async function run(f: RunFlags): Promise<number> {
+  let cfg: VigilConfig;
+  try {
+    cfg = loadConfig({ file: f.config, overrides: flagOverrides(f) });
+  } catch (err) {
+    process.stderr.write(`vigil: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const progress = (step: string) => process.stderr.write(`vigil: ${step}\n`);
+  const agent = new Agent({ config: cfg, progress });
+  let api: ApiServer | undefined;
+  let stopping = false;
+  let done!: (code: number) => void;
+  const finished = new Promise<number>((r) => (done = r));
+
+  const stop = async (why: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    progress(`stopping (${why})`);
+    await api?.close();
+    await agent.stop();
+    progress('stopped; nothing is left attached');
+    done(code);
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) {
+      process.stderr.write(`vigil: ${sig} again: exiting now\n`);
+      process.exit(1);
+    }
+    void stop(sig, 0);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    api = new ApiServer(agent, { socket: cfg.agent.socket, listen: cfg.agent.listen || undefined, token: token(cfg) || undefined });
+    await agent.start();
+    await api.start();
+  } catch (err) {
+    process.stderr.write(`vigil: ${(err as Error).message}\n`);
+    await api?.close();
+    await agent.stop();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    return err instanceof InvalidArgumentError ? 2 : 1;
+  }
+  const st = agent.status();
+  progress(`running: process ${st.mode.process}, channel ${st.mode.channel}, cgroups ${st.mode.cgroups}; ${st.process.live} processes, ${st.containers?.running ?? 0} containers; API at ${cfg.agent.socket}${cfg.agent.listen ? ` and ${cfg.agent.listen}` : ''}`);
+  if (st.mode.fallbackReason) progress(`note: ${st.mode.fallbackReason}`);
+  const code = await finished;
+  process.removeListener('SIGINT', onSignal);
+  process.removeListener('SIGTERM', onSignal);
+  return code;
+}

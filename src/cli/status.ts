@@ -1,0 +1,42 @@
+// `vigil status`: the running agent's state, readable: what is loaded, how each probe is doing, where every
+// record went (kernel, reader, pipeline, sinks), and the state of the resolvers and runtime sockets.
+import type { AgentStatus } from '../agent/agent.ts';
+
+const n = (x: number) => x.toLocaleString('en-US');
+
+export function formatStatus(s: AgentStatus): string {
+  const out: string[] = [];
+  out.push(`vigil ${s.state} (pid ${s.pid}, up ${s.uptimeSeconds}s)`);
+  out.push(`  mode: process ${s.mode.process ?? '-'}, channel ${s.mode.channel}, cgroups ${s.mode.cgroups}${s.mode.fallbackReason ? ` — ${s.mode.fallbackReason}` : ''}`);
+  out.push('sensors:');
+  for (const m of s.sensors) {
+    const running = m.probes.filter((p) => p.state === 'running');
+    out.push(`  ${m.name}: ${m.state}, ${running.length}/${m.probes.length} probes running`);
+    for (const p of m.probes) {
+      if (p.state === 'running') out.push(`    ✓ ${p.id.fn}  ${p.kind} ${p.target}${p.stats?.runCount ? `  runs ${n(p.stats.runCount)}` : ''}`);
+      else if (p.state === 'failed') out.push(`    ✗ ${p.id.fn}  ${p.error ?? 'failed'}`);
+    }
+  }
+  const k = s.kernel;
+  out.push(`kernel: emitted ${n(k.emitted)}, lost ${n(k.reserveFailed + k.outputFailed)} (ring full ${n(k.reserveFailed)}, output failed ${n(k.outputFailed)})`);
+  if (s.reader) out.push(`reader: received ${n(s.reader.received)}, lost ${n(s.reader.lost)}, wakeups ${n(s.reader.wakeups)}, drains ${n(s.reader.drains)}, ring ${(s.reader.fill * 100).toFixed(1)}% full`);
+  const p = s.pipeline;
+  out.push(`pipeline: records ${n(p.records)}, emitted ${n(p.emitted)} (+${n(p.synthetic)} synthetic), internal ${n(p.internal)}, buffered ${n(p.buffered)}`);
+  out.push(`  dropped: decode errors ${n(p.dropped.decodeError)}, unknown opcodes ${n(p.dropped.unknownOpcode)}, filtered ${n(p.dropped.filtered)}`);
+  out.push(`  by type: ${Object.entries(p.byType).map(([t, c]) => `${t} ${n(c)}`).join(', ') || 'none yet'}`);
+  out.push('sinks:');
+  for (const [name, st] of Object.entries(s.sinks)) {
+    const drops = Object.entries(st.dropped).map(([r, c]) => `${r} ${n(c)}`).join(', ');
+    out.push(`  ${name}: received ${n(st.received)}, sent ${n(st.sent)}, queued ${n(st.queued)}${drops ? `, dropped ${drops}` : ''}${st.lastError ? ` — last error: ${st.lastError}` : ''}`);
+  }
+  const c = s.process;
+  out.push(`processes (${c.state}): ${n(c.live)} live, ${n(c.exited)} exited retained; broken lineage ${n(c.brokenLineage)}, evictions ${n(c.evictions)}, held ${n(c.held)}`);
+  if (s.containers) {
+    const ct = s.containers;
+    out.push(`containers: ${n(ct.running)} running, ${n(ct.enrichPending)} pending enrichment, ${n(ct.enrichFailed)} failed`);
+    for (const r of ct.runtimes) out.push(`  ${r.runtime} at ${r.endpoint}: ok ${n(r.ok)}, errors ${n(r.errors)}, timeouts ${n(r.timeouts)}${r.lastError ? ` — ${r.lastError}` : ''}`);
+    if (!ct.runtimes.length) out.push('  no runtime socket found: containers are attributed by id only');
+  }
+  for (const sub of s.subscribers) out.push(`subscriber ${sub.name}: delivered ${n(sub.delivered)}, dropped ${n(sub.dropped)}`);
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,58 @@
+// Event-specific output fields per event type (the common process/container parts are added by enrich).
+// The process's exe and scrubbed argv live in `process`; these add only what the event itself says.
+import type { CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent } from '../events/types.ts';
+import type { Decoded, OutputShaper } from './pipeline.ts';
+
+const SYSCALLS: Record<number, string> = { 105: 'setuid', 106: 'setgid', 113: 'setreuid', 114: 'setregid', 117: 'setresuid', 119: 'setresgid', 122: 'setfsuid', 123: 'setfsgid', 126: 'capset' };
+
+function credsOut(c: Creds) {
+  return { uid: c.uid, gid: c.gid, euid: c.euid, egid: c.egid, suid: c.suid, sgid: c.sgid, fsuid: c.fsuid, fsgid: c.fsgid, capEffective: c.capEffective, capPermitted: c.capPermitted };
+}
+
+export const processOutputs: [string, OutputShaper][] = [
+  [
+    'exec',
+    (d: Decoded) => {
+      const ev = d as ExecEvent;
+      const out: Record<string, unknown> = { filename: ev.filename, argc: ev.argc };
+      if (ev.oldPid !== ev.pid) out.execThread = ev.oldPid;
+      if (ev.envRaw.length) out.env = ev.envRaw; // scrubbed by the process cache before this runs
+      if (ev.argvTruncated) out.argvTruncated = true;
+      if (ev.envTruncated) out.envTruncated = true;
+      if (ev.pathTruncated) out.exePathTruncated = true;
+      return out;
+    },
+  ],
+  [
+    'exit',
+    (d: Decoded) => {
+      const ev = d as ExitEvent;
+      const out: Record<string, unknown> = { status: ev.status };
+      if (ev.exitCode !== undefined) out.exitCode = ev.exitCode;
+      if (ev.signal !== undefined) out.signal = ev.signal;
+      if (ev.coreDumped) out.coreDumped = true;
+      return out;
+    },
+  ],
+  [
+    'fork',
+    (d: Decoded) => {
+      const ev = d as ForkEvent;
+      return { child: { pid: ev.childTgid, tid: ev.childPid, ppid: ev.childPpid }, thread: ev.thread || undefined };
+    },
+  ],
+  [
+    'creds',
+    (d: Decoded) => {
+      const ev = d as CredsEvent;
+      return { syscall: SYSCALLS[ev.syscallNr] ?? (ev.syscallNr ? ev.syscallNr : 'commit_creds'), old: ev.oldCreds ? credsOut(ev.oldCreds) : undefined, new: credsOut(ev.creds) };
+    },
+  ],
+  [
+    'comm',
+    (d: Decoded) => {
+      const ev = d as CommEvent;
+      return { oldComm: ev.oldComm, comm: ev.comm };
+    },
+  ],
+];

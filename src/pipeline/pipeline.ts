@@ -1,0 +1,250 @@
+// The event pipeline, kernel to sinks, on the main thread:
+//   ring record -> decode (by opcode) -> reorder window -> state updates (process cache, containers)
+//   -> enrich (process, parent, ancestry, container, pod) -> route (subscribers) -> sinks.
+// Every stage counts what it received, passed on and dropped by reason, so that for every record the
+// kernel handed over, one counter says where it went: records = decode errors + unknown opcodes + internal
+// (state-only records) + filtered types + emitted + still buffered. Nothing on this path throws or blocks:
+// sinks and subscribers only enqueue.
+import type { ContainerResolver, ContainerLifecycleEvent } from '../containers/resolver.ts';
+import { opcodeOf, type DecodeResult } from '../events/decode.ts';
+import type { CgroupEvent, EventBase, ProcessEvent } from '../events/types.ts';
+import type { ProcessCache } from '../process/cache.ts';
+import { bootNowNs } from './clock.ts';
+import { containerParts, enrich, type EnrichContext } from './enrich.ts';
+import { ReorderBuffer } from './reorder.ts';
+import type { Router } from './router.ts';
+import type { OutputEvent, Sink } from './types.ts';
+
+/** A decoded record: any event with a `type`. */
+export type Decoded = EventBase & { type: string };
+
+export type RecordDecoder = (v: DataView, off: number, len: number) => DecodeResult<Decoded>;
+/** Event-specific output fields of a decoded event; undefined: the event only updates state. */
+export type OutputShaper = (ev: Decoded) => Record<string, unknown> | undefined;
+
+export interface PipelineCounters {
+  /** Records read from the ring (or fed by a fallback source). */
+  records: number;
+  decoded: number;
+  dropped: { decodeError: number; unknownOpcode: number; filtered: number; heldOverflow: number };
+  /** Records that only update state (cgroup events, disabled process event types). */
+  internal: number;
+  /** Output events built and handed to the router and sinks. */
+  emitted: number;
+  /** Synthetic events (container lifecycle) emitted. */
+  synthetic: number;
+  /** Records inside the reorder window or held for enrichment right now. */
+  buffered: number;
+  reorder: { late: number; reordered: number };
+  byType: Record<string, number>;
+}
+
+export interface PipelineOptions {
+  /** Decoder per opcode. */
+  decoders: Map<number, RecordDecoder>;
+  /** Output fields per event type. */
+  outputs: Map<string, OutputShaper>;
+  cache: ProcessCache;
+  containers?: ContainerResolver;
+  enrich: Omit<EnrichContext, 'cache' | 'container'>;
+  router: Router;
+  sinks: Sink[];
+  /** Output event types to emit (others are counted as filtered). */
+  types: Set<string>;
+  reorderWindowMs: number;
+  holdForEnrichmentMs: number;
+  /** Sees every process event after the cache applied it (the agent's hooks). */
+  onProcessEvent?: (ev: ProcessEvent) => void;
+}
+
+const PROCESS_TYPES = new Set(['exec', 'fork', 'exit', 'creds', 'comm']);
+
+export class Pipeline {
+  readonly #o: PipelineOptions;
+  readonly #ctx: EnrichContext;
+  readonly #reorder: ReorderBuffer<Decoded>;
+  readonly #c: PipelineCounters = {
+    records: 0,
+    decoded: 0,
+    dropped: { decodeError: 0, unknownOpcode: 0, filtered: 0, heldOverflow: 0 },
+    internal: 0,
+    emitted: 0,
+    synthetic: 0,
+    buffered: 0,
+    reorder: { late: 0, reordered: 0 },
+    byType: {},
+  };
+  /** Events of containers whose enrichment is pending, per container, in order. */
+  readonly #held = new Map<string, { until: number; evs: OutputEvent[] }>();
+  #heldCount = 0;
+  #holdTimer: NodeJS.Timeout | undefined;
+  readonly handleRecord: (v: DataView, off: number, len: number) => void;
+
+  constructor(o: PipelineOptions) {
+    this.#o = o;
+    this.#ctx = { ...o.enrich, cache: o.cache, container: (id) => o.containers?.byCgroupId(id) };
+    this.#reorder = new ReorderBuffer<Decoded>(o.reorderWindowMs, (ev) => this.#process(ev));
+    // Bound once: the ring reader calls this for every record.
+    this.handleRecord = (v, off, len) => this.#onRecord(v, off, len);
+  }
+
+  #onRecord(v: DataView, off: number, len: number): void {
+    const c = this.#c;
+    c.records++;
+    const op = opcodeOf(v, off, len);
+    if (op < 0) {
+      c.dropped.decodeError++; // shorter than a header: not even an opcode to go by
+      return;
+    }
+    const decode = this.#o.decoders.get(op);
+    if (!decode) {
+      c.dropped.unknownOpcode++;
+      return;
+    }
+    const ev = decode(v, off, len);
+    if ((ev as { error?: string }).error !== undefined) {
+      c.dropped.decodeError++;
+      return;
+    }
+    c.decoded++;
+    this.#reorder.push(ev as Decoded);
+  }
+
+  /** Feeds an already decoded event (the eBPF-less process source) through the same stages. */
+  feed(ev: Decoded): void {
+    this.#c.records++;
+    this.#c.decoded++;
+    this.#reorder.push(ev);
+  }
+
+  #process(ev: Decoded): void {
+    const o = this.#o;
+    const c = this.#c;
+    // 1. state
+    if (PROCESS_TYPES.has(ev.type)) {
+      o.cache.apply(ev as ProcessEvent); // scrubs exec events in place
+      o.onProcessEvent?.(ev as ProcessEvent);
+    } else if (ev.type === 'cgroup') {
+      o.containers?.handleCgroupEvent(ev as CgroupEvent);
+      c.internal++;
+      return;
+    }
+    // 2. is it wanted?
+    if (!o.types.has(ev.type)) {
+      if (PROCESS_TYPES.has(ev.type)) c.internal++;
+      else c.dropped.filtered++;
+      return;
+    }
+    const fields = o.outputs.get(ev.type)?.(ev);
+    if (!fields) {
+      c.internal++;
+      return;
+    }
+    // 3. enrich
+    const out = enrich(this.#ctx, ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, fields);
+    // 4. hold while the container's metadata is on its way, if configured
+    if (o.holdForEnrichmentMs > 0 && out.container?.enrichment === 'pending') {
+      this.#hold(out);
+      return;
+    }
+    this.#emit(out);
+  }
+
+  #emit(out: OutputEvent, synthetic = false): void {
+    const c = this.#c;
+    if (synthetic) c.synthetic++;
+    else c.emitted++;
+    c.byType[out.type] = (c.byType[out.type] ?? 0) + 1;
+    const line = JSON.stringify(out);
+    this.#o.router.publish(out, line);
+    for (const s of this.#o.sinks) s.write(out, line);
+  }
+
+  #hold(out: OutputEvent): void {
+    const id = out.container!.id;
+    let q = this.#held.get(id);
+    if (!q) {
+      q = { until: Date.now() + this.#o.holdForEnrichmentMs, evs: [] };
+      this.#held.set(id, q);
+    }
+    q.evs.push(out);
+    if (++this.#heldCount > 100_000) {
+      // Bounded: release the oldest container's events as they are.
+      const [firstId] = this.#held.keys();
+      this.#releaseHeld(firstId!);
+      this.#c.dropped.heldOverflow++;
+    }
+    if (!this.#holdTimer) {
+      this.#holdTimer = setTimeout(() => this.#checkHeld(), Math.max(5, this.#o.holdForEnrichmentMs / 4));
+      this.#holdTimer.unref();
+    }
+  }
+
+  #releaseHeld(id: string): void {
+    const q = this.#held.get(id);
+    if (!q) return;
+    this.#held.delete(id);
+    this.#heldCount -= q.evs.length;
+    // Emitted with what is known now: enriched, or still pending if the runtime did not answer in time.
+    const info = this.#o.containers?.find(id);
+    const parts = info ? containerParts(info) : undefined;
+    for (const ev of q.evs) {
+      if (parts) {
+        ev.container = parts.ref;
+        if (parts.pod) ev.pod = parts.pod;
+      }
+      this.#emit(ev);
+    }
+  }
+
+  #checkHeld(): void {
+    this.#holdTimer = undefined;
+    const now = Date.now();
+    for (const [id, q] of [...this.#held]) {
+      const info = this.#o.containers?.find(id);
+      if (!info || info.enrichment !== 'pending' || now >= q.until) this.#releaseHeld(id);
+    }
+    if (this.#held.size) {
+      this.#holdTimer = setTimeout(() => this.#checkHeld(), Math.max(5, this.#o.holdForEnrichmentMs / 4));
+      this.#holdTimer.unref();
+    }
+  }
+
+  /** A container appeared or went away: emitted as its own event when wanted. */
+  containerEvent(ev: ContainerLifecycleEvent): void {
+    if (!this.#o.types.has(ev.type)) return;
+    const c = ev.container;
+    const ref = { id: c.id, name: c.name, image: c.image, runtime: c.runtime, labels: c.labels, enrichment: c.enrichment };
+    const out: OutputEvent = {
+      type: ev.type,
+      time: new Date().toISOString(),
+      ktimeNs: bootNowNs(),
+      container: ref,
+      existing: c.existing || undefined,
+      cgroupPath: c.cgroupPath,
+    };
+    if (c.pod?.uid) out.pod = { uid: c.pod.uid, name: c.pod.name || undefined, namespace: c.pod.namespace || undefined };
+    this.#emit(out, true); // not a kernel record: counted apart, so the record accounting stays exact
+  }
+
+  /** Releases everything buffered (reorder window, held events). */
+  flush(): void {
+    this.#reorder.flush();
+    for (const id of [...this.#held.keys()]) this.#releaseHeld(id);
+  }
+
+  counters(): PipelineCounters {
+    return {
+      ...this.#c,
+      dropped: { ...this.#c.dropped },
+      buffered: this.#reorder.buffered + this.#heldCount,
+      reorder: { late: this.#reorder.stats.late, reordered: this.#reorder.stats.reordered },
+      byType: { ...this.#c.byType },
+    };
+  }
+
+  stop(): void {
+    this.flush();
+    if (this.#holdTimer) clearTimeout(this.#holdTimer);
+  }
+}

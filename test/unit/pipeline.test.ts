@@ -1,0 +1,127 @@
+// The pipeline's parts without the kernel: the reorder window, compiled subscriber filters and bounded
+// subscriber queues, and the record accounting over synthetic ring records (decode errors, unknown opcodes,
+// internal records, filtered types, emitted events: every record lands in exactly one counter).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { VIGIL_OPCODE, EVENT_HEADER, SIZEOF, EXIT_EVENT } from '../../src/events/layout.generated.ts';
+import { decodeExit } from '../../src/events/decode.ts';
+import { ProcessCache } from '../../src/process/cache.ts';
+import { Pipeline, type RecordDecoder } from '../../src/pipeline/pipeline.ts';
+import { processOutputs } from '../../src/pipeline/outputs.ts';
+import { ReorderBuffer } from '../../src/pipeline/reorder.ts';
+import { compileFilter, Router } from '../../src/pipeline/router.ts';
+import type { OutputEvent, Sink, SinkStats } from '../../src/pipeline/types.ts';
+
+test('the reorder window restores timestamp order and releases late events, counted', async () => {
+  const out: number[] = [];
+  const r = new ReorderBuffer<{ ktimeNs: number }>(5, (e) => out.push(e.ktimeNs));
+  for (const t of [1, 3, 2, 4, 10e6, 6, 20e6]) r.push({ ktimeNs: t });
+  // 10e6 released 1..6 (older than 10e6 - 5e6); 20e6 released 10e6
+  assert.deepEqual(out, [1, 2, 3, 4, 6, 10e6]);
+  assert.equal(r.stats.reordered, 2);
+  r.push({ ktimeNs: 5 }); // older than something already released: passed through as late
+  assert.equal(r.stats.late, 1);
+  r.flush();
+  assert.deepEqual(out, [1, 2, 3, 4, 6, 10e6, 5, 20e6]);
+  const direct: number[] = [];
+  const off = new ReorderBuffer<{ ktimeNs: number }>(0, (e) => direct.push(e.ktimeNs));
+  off.push({ ktimeNs: 2 });
+  off.push({ ktimeNs: 1 });
+  assert.deepEqual(direct, [2, 1], 'window 0 passes through');
+});
+
+test('the reorder window releases on its own after the window when nothing newer comes', async () => {
+  const out: number[] = [];
+  const r = new ReorderBuffer<{ ktimeNs: number }>(5, (e) => out.push(e.ktimeNs));
+  r.push({ ktimeNs: 2 });
+  r.push({ ktimeNs: 1 });
+  assert.deepEqual(out, []);
+  const end = Date.now() + 2000;
+  while (out.length < 2 && Date.now() < end) await new Promise((res) => setTimeout(res, 2));
+  assert.deepEqual(out, [1, 2]);
+});
+
+const ev = (o: Partial<OutputEvent>): OutputEvent => ({ type: 'exec', time: '', ktimeNs: 0, ...o });
+
+test('subscriber filters are compiled once and check what they name', () => {
+  const f = compileFilter({ types: ['exec', 'open'], container: 'abcdef123456', pid: 7 });
+  assert.equal(f(ev({ process: { pid: 7 }, container: { id: 'abcdef1234567890', enrichment: 'done' } })), true);
+  assert.equal(f(ev({ type: 'exit', process: { pid: 7 }, container: { id: 'abcdef1234567890', enrichment: 'done' } })), false);
+  assert.equal(f(ev({ process: { pid: 8 }, container: { id: 'abcdef1234567890', enrichment: 'done' } })), false);
+  assert.equal(f(ev({ process: { pid: 7 } })), false, 'no container');
+  assert.equal(compileFilter({ container: 'web' })(ev({ container: { id: 'x', name: 'web', enrichment: 'done' } })), true);
+  assert.equal(compileFilter({ inContainer: false })(ev({})), true);
+  assert.equal(compileFilter({})(ev({})), true);
+  assert.throws(() => compileFilter({ pid: -1 }), /filter.pid/);
+  assert.throws(() => compileFilter({ container: '' }), /filter.container/);
+});
+
+test('a slow subscriber loses events, counted; others are not affected', async () => {
+  const r = new Router();
+  const fast: number[] = [];
+  r.subscribe('fast', {}, (b) => b.forEach((x) => fast.push(x.ev.ktimeNs)));
+  r.subscribe('small', {}, () => undefined, 3);
+  for (let i = 0; i < 10; i++) r.publish(ev({ ktimeNs: i }), '{}');
+  await new Promise((res) => setImmediate(res));
+  const st = Object.fromEntries(r.stats().map((s) => [s.name, s]));
+  assert.equal(fast.length, 10);
+  assert.equal(st.small!.delivered, 3);
+  assert.equal(st.small!.dropped, 7);
+});
+
+/** A sink that keeps what it gets (delivery is synchronous here). */
+class MemorySink implements Sink {
+  readonly name = 'memory';
+  readonly got: OutputEvent[] = [];
+  write(e: OutputEvent): void {
+    this.got.push(e);
+  }
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+  stats(): SinkStats {
+    return { received: this.got.length, sent: this.got.length, dropped: {}, queued: 0, retries: 0 };
+  }
+}
+
+function exitRecord(pid: number, code: number): DataView {
+  const b = Buffer.alloc(SIZEOF.exit_event);
+  b.writeUInt16LE(VIGIL_OPCODE.EXIT, EVENT_HEADER.opcode.offset);
+  b.writeUInt32LE(SIZEOF.exit_event, EVENT_HEADER.size.offset);
+  b.writeUInt32LE(pid, EVENT_HEADER.pid.offset);
+  b.writeUInt32LE(pid, EVENT_HEADER.tid.offset);
+  b.writeBigUInt64LE(BigInt(pid) * 1_000_000_000n, EXIT_EVENT.start_ns.offset);
+  b.writeUInt32LE(code << 8, EXIT_EVENT.exit_code.offset);
+  b.writeUInt32LE(1 << 7, EXIT_EVENT.flags.offset); // GROUP_DEAD
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+test('every record lands in exactly one pipeline counter', () => {
+  const sink = new MemorySink();
+  const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
+  const p = new Pipeline({
+    decoders: new Map<number, RecordDecoder>([[VIGIL_OPCODE.EXIT, decodeExit as RecordDecoder]]),
+    outputs: new Map(processOutputs),
+    cache,
+    enrich: { userName: () => undefined },
+    router: new Router(),
+    sinks: [sink],
+    types: new Set(['exit']),
+    reorderWindowMs: 0,
+    holdForEnrichmentMs: 0,
+  });
+  const good = exitRecord(100, 3);
+  p.handleRecord(good, 0, SIZEOF.exit_event); // emitted
+  p.handleRecord(good, 0, 10); // too short: decode error
+  const unknown = Buffer.alloc(64);
+  unknown.writeUInt16LE(60, 0);
+  p.handleRecord(new DataView(unknown.buffer), 0, 64); // unknown opcode
+  const c = p.counters();
+  assert.equal(c.records, 3);
+  assert.equal(c.emitted, 1);
+  assert.equal(c.dropped.decodeError, 1);
+  assert.equal(c.dropped.unknownOpcode, 1);
+  assert.equal(c.records, c.emitted + c.internal + c.dropped.decodeError + c.dropped.unknownOpcode + c.dropped.filtered + c.buffered);
+  assert.equal(sink.got[0]!.type, 'exit');
+  assert.equal(sink.got[0]!.exitCode, 3);
+  assert.equal(sink.got[0]!.process!.pid, 100);
+});
