@@ -9,6 +9,7 @@
  * envp up to configurable limits with truncation flags, creds, capabilities, tty, namespaces and cgroup.
  */
 #include "vigil.h"
+#include "path.h"
 
 /* Limits, set by the loader before load. */
 const volatile __u32 max_args_bytes = VIGIL_ARGS_CAP;
@@ -16,10 +17,6 @@ const volatile __u32 max_env_bytes = VIGIL_ENV_CAP;
 const volatile __u32 emit_threads = 1;
 
 #define EXEC_BUF_SZ (sizeof(struct exec_event) + 2 * VIGIL_PATH_MAX + VIGIL_ARGS_CAP + VIGIL_ENV_CAP)
-#define PATH_BUF_SZ (VIGIL_PATH_MAX + 256)
-#define NAME_MAX_LEN 255
-#define PATH_MAX_DEPTH 128
-#define PATH_MAX_DEPTH_NOLOOP 16
 
 /* Per-CPU exec buffer, too big for a per-CPU array (32 KiB limit): an array indexed by CPU id. The loader
  * sizes max_entries to the number of possible CPUs. */
@@ -32,33 +29,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct exec_buf);
 } exec_heap SEC(".maps");
-
-/*
- * State of a path walk, from a dentry up to the root of its mount namespace. It lives in the per-CPU map
- * value rather than on the stack on purpose: the verifier does not track map memory, so the bpf_loop
- * callback's states converge instead of being explored once per possible position.
- */
-struct walk_ctx {
-	struct dentry *dentry;
-	struct vfsmount *vfsmnt;
-	struct mount *mnt;
-	struct mount *mnt_parent;
-	__u32 pos;        /* the path is built backwards: it starts at data[pos] */
-	__u32 truncated;
-	__u32 done;
-	__u32 _pad0;
-};
-
-struct path_buf {
-	struct walk_ctx w;
-	char data[PATH_BUF_SZ];
-};
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct path_buf);
-} path_heap SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -151,95 +121,6 @@ static __always_inline void read_tty(struct task_struct *task, char *out)
 	bpf_probe_read_kernel_str(out, VIGIL_TTY_LEN, &tty->name);
 }
 
-/* One component: prepends "/<name>" or crosses a mount. Returns 1 to stop. */
-static __always_inline long walk_step(struct walk_ctx *w, char *buf)
-{
-	/* Plain locals: CO-RE relocations must name kernel types, not walk_ctx. */
-	struct dentry *dentry = w->dentry;
-	struct vfsmount *vfsmnt = w->vfsmnt;
-	struct mount *mnt = w->mnt, *mnt_parent = w->mnt_parent;
-	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-	struct qstr name;
-	__u32 len, pos = w->pos;
-
-	if (dentry == mnt_root || dentry == parent) {
-		if (mnt == mnt_parent) {
-			w->done = 1;
-			return 1; /* the root of the namespace */
-		}
-		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-		w->mnt = mnt_parent;
-		w->mnt_parent = BPF_CORE_READ(mnt_parent, mnt_parent);
-		w->vfsmnt = &mnt_parent->mnt;
-		return 0;
-	}
-	name = BPF_CORE_READ(dentry, d_name);
-	len = name.len;
-	if (len > NAME_MAX_LEN)
-		len = NAME_MAX_LEN;
-	if (len + 1 > pos || pos >= VIGIL_PATH_MAX) {
-		w->truncated = 1;
-		return 1;
-	}
-	pos -= len;
-	/* pos < VIGIL_PATH_MAX and len <= 255: the write stays within PATH_BUF_SZ. */
-	bpf_probe_read_kernel(buf + (pos & (VIGIL_PATH_MAX - 1)), len & NAME_MAX_LEN, name.name);
-	pos -= 1;
-	buf[pos & (VIGIL_PATH_MAX - 1)] = '/';
-	w->pos = pos;
-	w->dentry = parent;
-	return 0;
-}
-
-static long walk_loop_cb(__u32 i, void *data)
-{
-	__u32 zero = 0;
-	struct path_buf *pb = bpf_map_lookup_elem(&path_heap, &zero);
-
-	if (!pb)
-		return 1;
-	return walk_step(&pb->w, pb->data);
-}
-
-/*
- * Writes the path of `path` backwards into buf (the per-CPU path_heap buffer) and returns the offset where
- * the NUL-terminated path starts. bpf_loop (5.17+) keeps verification cheap whatever the depth; older
- * kernels get a bounded loop of fewer components. Sets *truncated when the walk gave up.
- */
-static __always_inline __u32 walk_path(const struct path *path, struct path_buf *pb, __u32 *truncated)
-{
-	struct walk_ctx *w = &pb->w;
-	struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
-	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
-	__u32 pos;
-	int i;
-
-	w->dentry = BPF_CORE_READ(path, dentry);
-	w->vfsmnt = vfsmnt;
-	w->mnt = mnt;
-	w->mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
-	w->pos = VIGIL_PATH_MAX - 1;
-	w->truncated = 0;
-	w->done = 0;
-	pb->data[VIGIL_PATH_MAX - 1] = 0;
-	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop)) {
-		bpf_loop(PATH_MAX_DEPTH, walk_loop_cb, 0, 0);
-	} else {
-		for (i = 0; i < PATH_MAX_DEPTH_NOLOOP; i++)
-			if (walk_step(w, pb->data))
-				break;
-	}
-	*truncated = w->truncated || !w->done;
-	pos = w->pos;
-	if (pos >= VIGIL_PATH_MAX - 1) {
-		/* The root itself. */
-		pos = VIGIL_PATH_MAX - 2;
-		pb->data[VIGIL_PATH_MAX - 2] = '/';
-	}
-	return pos;
-}
-
 static __always_inline void read_mtime(struct inode *inode, struct exec_event *e)
 {
 	if (bpf_core_field_exists(((struct inode___v611 *)inode)->i_mtime_sec)) {
@@ -294,7 +175,7 @@ static __always_inline void update_proc_entry(__u32 tgid, struct exec_event *e, 
 static __always_inline int on_exec(void *ctx, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 cpu = bpf_get_smp_processor_id(), zero = 0, trunc = 0;
-	struct path_buf *pb;
+	struct vigil_path_buf *pb;
 	struct signal_struct *sig;
 	struct exec_event *e;
 	struct task_struct *parent;
@@ -306,7 +187,7 @@ static __always_inline int on_exec(void *ctx, struct task_struct *task, pid_t ol
 	int len;
 
 	buf = bpf_map_lookup_elem(&exec_heap, &cpu);
-	pb = bpf_map_lookup_elem(&path_heap, &zero);
+	pb = bpf_map_lookup_elem(&vigil_path_heap, &zero);
 	if (!buf || !pb) {
 		vigil_count_lost(VIGIL_OP_EXEC, VIGIL_STAT_OUTPUT_FAILED);
 		return 0;
@@ -330,7 +211,7 @@ static __always_inline int on_exec(void *ctx, struct task_struct *task, pid_t ol
 	e->exe_ino = BPF_CORE_READ(inode, i_ino);
 	e->exe_dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	read_mtime(inode, e);
-	pos = walk_path(&file->f_path, pb, &trunc);
+	pos = vigil_walk_path(&file->f_path, pb, &trunc);
 	if (trunc)
 		e->flags |= VIGIL_PROC_PATH_TRUNCATED;
 	off = sizeof(*e);

@@ -17,10 +17,10 @@ export class BenchChild {
   #exit: Promise<number | null>;
   #exited = false;
 
-  /** Throws if the process cannot be started (the error names the command). */
-  constructor(name: string, cmd: string, args: string[], o: { cwd?: string } = {}) {
+  /** Throws if the process cannot be started (the error names the command). `env` replaces ours. */
+  constructor(name: string, cmd: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
     this.name = name;
-    this.proc = spawn(cmd, args, { cwd: o.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc = spawn(cmd, args, { cwd: o.cwd, env: o.env, stdio: ['pipe', 'pipe', 'pipe'] });
     if (this.proc.pid === undefined) throw new Error(`${name}: could not start ${cmd}`);
     this.pid = this.proc.pid;
     live.add(this);

@@ -19,6 +19,9 @@ enum vigil_opcode {
 	VIGIL_OP_CREDS = 13,     /* struct creds_event: a process changed its credentials */
 	VIGIL_OP_COMM = 14,      /* struct comm_event: a task renamed itself (prctl PR_SET_NAME) */
 	VIGIL_OP_CGROUP = 20,    /* struct cgroup_event: a cgroup was created or removed, or a task moved */
+	VIGIL_OP_FILE = 30,      /* struct file_event: a file syscall (open, unlink, rename, chmod, ...) and its result */
+	VIGIL_OP_NET = 31,       /* struct net_event: connect/accept/bind/listen and its result, or a TCP state change */
+	VIGIL_OP_SYS = 32,       /* struct sys_event: ptrace, mount, module load, bpf(), memfd, namespaces */
 	VIGIL_OP_MAX = 64,       /* size of the per-opcode loss counter array */
 };
 
@@ -212,6 +215,197 @@ struct cgroup_event {
 	__u32 path_len;          /* bytes of path, NUL included; VIGIL_CGROUP_PATH_MAX when truncated */
 	__u32 _pad0;
 	char path[VIGIL_CGROUP_PATH_MAX]; /* path below the hierarchy's root, e.g. "/docker/<id>" */
+};
+
+/* ---- syscall sensor (bpf/syscalls.bpf.c) ------------------------------------------------------------------ */
+
+/*
+ * Event types of the syscall sensor. Each is one bit of syscall_filter_config.enabled_ops, and each record
+ * says which one it is (file_event.op, net_event.op, sys_event.op).
+ */
+enum vigil_sys_op {
+	VIGIL_SYS_OPEN = 1,         /* open, openat, openat2, creat */
+	VIGIL_SYS_UNLINK = 2,       /* unlink, unlinkat */
+	VIGIL_SYS_RMDIR = 3,        /* rmdir, unlinkat(AT_REMOVEDIR) */
+	VIGIL_SYS_RENAME = 4,       /* rename, renameat, renameat2 */
+	VIGIL_SYS_CHMOD = 5,        /* chmod, fchmod, fchmodat, fchmodat2 */
+	VIGIL_SYS_CHOWN = 6,        /* chown, lchown, fchown, fchownat */
+	VIGIL_SYS_MKDIR = 7,        /* mkdir, mkdirat */
+	VIGIL_SYS_CONNECT = 16,
+	VIGIL_SYS_ACCEPT = 17,      /* accept, accept4 */
+	VIGIL_SYS_BIND = 18,
+	VIGIL_SYS_LISTEN = 19,
+	VIGIL_SYS_TCP_STATE = 20,   /* sock/inet_sock_set_state for TCP */
+	VIGIL_SYS_PTRACE = 32,
+	VIGIL_SYS_MOUNT = 33,
+	VIGIL_SYS_UMOUNT = 34,      /* umount2 (its tracepoint is sys_enter_umount) */
+	VIGIL_SYS_MODULE_LOAD = 35, /* init_module, finit_module, module/module_load */
+	VIGIL_SYS_BPF = 36,
+	VIGIL_SYS_MEMFD_CREATE = 37,
+	VIGIL_SYS_SETNS = 38,
+	VIGIL_SYS_UNSHARE = 39,
+	VIGIL_SYS_OP_MAX = 64,      /* ops are bits of a u64 */
+};
+
+/* ev_flags of file_event, net_event and sys_event. */
+enum vigil_sys_flags {
+	VIGIL_SYSF_WRITE = 1 << 0,            /* open for writing, creating or truncating */
+	VIGIL_SYSF_SENSITIVE = 1 << 1,        /* a modification (write-open, unlink, rename, chmod, ...) of a path under a sensitive prefix */
+	VIGIL_SYSF_PATH_TRUNCATED = 1 << 2,   /* a string argument was longer than the configured limit */
+	VIGIL_SYSF_PATH_AT_EXIT = 1 << 3,     /* a string was not readable at entry (page not resident) and was read at exit */
+	VIGIL_SYSF_PATH_UNREADABLE = 1 << 4,  /* a string argument could not be read at all */
+	VIGIL_SYSF_RESOLVED_FD = 1 << 5,      /* resolved: the path of the opened file (or of the fd argument) */
+	VIGIL_SYSF_RESOLVED_CWD = 1 << 6,     /* resolved: the working directory + "/" + the relative path (lexical) */
+	VIGIL_SYSF_RESOLVED_DIRFD = 1 << 7,   /* resolved: the directory fd's path + "/" + the relative path (lexical) */
+	VIGIL_SYSF_RESOLVED_TRUNCATED = 1 << 8,
+	VIGIL_SYSF_ADDR_UNREADABLE = 1 << 9,  /* the sockaddr argument could not be read */
+	VIGIL_SYSF_NO_SOCKET = 1 << 10,       /* the fd was not a socket (or was closed at exit) */
+	VIGIL_SYSF_TRACEPOINT = 1 << 11,      /* sys_event from a non-syscall tracepoint (module/module_load) */
+};
+
+/* Per-CPU counters of the syscall sensor (map sys_filter_stats): what each filter dropped. */
+enum vigil_sys_stat {
+	VIGIL_SYS_STAT_ENTERED = 0,        /* syscall entries (and TCP state changes) the sensor's programs saw */
+	VIGIL_SYS_STAT_DROP_DISABLED = 1,  /* the event type is off in enabled_ops */
+	VIGIL_SYS_STAT_DROP_SELF = 2,      /* the agent's own process */
+	VIGIL_SYS_STAT_DROP_SCOPE = 3,     /* container/host scope */
+	VIGIL_SYS_STAT_DROP_COMM = 4,      /* comm include/exclude lists */
+	VIGIL_SYS_STAT_DROP_PATH = 5,      /* no path prefix matched */
+	VIGIL_SYS_STAT_DROP_NOT_SENSITIVE = 6, /* opens restricted to sensitive write-opens */
+	VIGIL_SYS_STAT_DROP_ARGS = 7,      /* ptrace/bpf requests outside the configured subset */
+	VIGIL_SYS_STAT_NO_PENDING = 8,     /* no per-thread slot to pair entry and exit: event lost */
+	VIGIL_SYS_STAT_MAX = 16,
+};
+
+enum vigil_sys_scope {
+	VIGIL_SCOPE_ALL = 0,
+	VIGIL_SCOPE_CONTAINERS = 1,   /* only tasks whose cgroup is in vigil_containers */
+	VIGIL_SCOPE_HOST = 2,         /* only tasks whose cgroup is not */
+};
+
+/* syscall_filter_config.comm_mode bits; the comm map's values say which list a comm is on. */
+enum vigil_sys_comm_mode {
+	VIGIL_COMM_INCLUDE = 1,       /* keep only comms whose value is VIGIL_COMM_INCLUDE */
+	VIGIL_COMM_EXCLUDE = 2,       /* drop comms whose value is VIGIL_COMM_EXCLUDE */
+};
+
+/* syscall_filter_config.flags */
+enum vigil_sys_cfg_flags {
+	VIGIL_SYSCFG_RESOLVE = 1 << 0,         /* resolve relative paths, and the file of write-opens and fchmod/fchown */
+	VIGIL_SYSCFG_RESOLVE_ALL = 1 << 4,     /* also the file of every successful open (a dentry walk each) */
+	VIGIL_SYSCFG_OPEN_SENSITIVE = 1 << 1,  /* opens: report only write-opens under sensitive prefixes */
+	VIGIL_SYSCFG_PTRACE_ATTACH = 1 << 2,   /* ptrace: report only TRACEME, ATTACH, SEIZE, POKE* and SETREGS* */
+	VIGIL_SYSCFG_BPF_LOAD = 1 << 3,        /* bpf(): report only MAP_CREATE, PROG_LOAD, BTF_LOAD, attach/link */
+};
+
+#define VIGIL_SYS_PREFIX_MAX 16      /* path prefixes per list */
+#define VIGIL_SYS_PREFIX_LEN 256     /* bytes per prefix */
+#define VIGIL_UNIX_PATH_MAX 108      /* sizeof(sockaddr_un.sun_path) */
+
+/* The syscall sensor's filters (map sys_config, one entry), written by user space at any time. */
+struct syscall_filter_config {
+	__u64 enabled_ops;       /* bit (1 << enum vigil_sys_op) */
+	__u32 self_tgid;         /* the agent: never reported (0: none) */
+	__u32 scope;             /* enum vigil_sys_scope */
+	__u32 comm_mode;         /* enum vigil_sys_comm_mode bits */
+	__u32 prefix_count;      /* entries used in sys_path_prefixes: file events must be under one (0: no filter) */
+	__u32 sensitive_count;   /* entries used in sys_sensitive_prefixes */
+	__u32 flags;             /* enum vigil_sys_cfg_flags */
+};
+
+/*
+ * One path prefix (maps sys_path_prefixes, sys_sensitive_prefixes), compared 8 bytes at a time: prefix is
+ * zero-padded and mask has 0xff for each byte of the prefix and 0 after, so the kernel needs no length math.
+ */
+struct syscall_path_prefix {
+	__u32 len;
+	__u32 _pad0;
+	char prefix[VIGIL_SYS_PREFIX_LEN];
+	__u8 mask[VIGIL_SYS_PREFIX_LEN];
+};
+
+/*
+ * A file syscall with its arguments and return value, emitted at syscall exit. Variable size: after the
+ * fixed part come path_len bytes of the path as passed, path2_len of the second path (rename: the new
+ * name), resolved_len of the resolved path (see VIGIL_SYSF_RESOLVED_*) and resolved2_len of the resolved
+ * second path; each NUL-terminated within its length (0: absent). hdr.size is the total.
+ */
+struct file_event {
+	struct event_header hdr;
+	__s64 ret;               /* the syscall's return value: fd, 0, or -errno */
+	__u32 op;                /* enum vigil_sys_op */
+	__s32 nr;                /* syscall number (the task's ABI) */
+	__u32 ev_flags;          /* enum vigil_sys_flags */
+	__u32 flags;             /* the flags argument: O_* (open), AT_* (unlinkat, fchownat, fchmodat2), RENAME_* */
+	__u64 resolve;           /* openat2: how.resolve (RESOLVE_*) */
+	__u32 mode;              /* open (with O_CREAT/O_TMPFILE), mkdir, chmod */
+	__u32 uid;               /* chown: new owner, 0xffffffff: unchanged */
+	__u32 gid;
+	__s32 dfd;               /* directory fd of the path (AT_FDCWD = -100); fchmod/fchown: the fd */
+	__s32 dfd2;              /* rename: directory fd of the new path */
+	__u32 path_len;
+	__u32 path2_len;
+	__u32 resolved_len;
+	__u32 resolved2_len;
+	__u32 _pad0;
+};
+
+/*
+ * A socket syscall with its arguments and result, emitted at exit, or a TCP state change. Fixed size.
+ * Addresses: IPv4 in the first 4 bytes of laddr/raddr, IPv6 in all 16, ports in host order. Unix sockets:
+ * unix_path holds unix_path_len bytes of sun_path (abstract names start with a NUL); it is the peer's for
+ * connect and the socket's own for bind, listen and accept.
+ */
+struct net_event {
+	struct event_header hdr;
+	__s64 ret;               /* accept: the new fd */
+	__u32 op;                /* enum vigil_sys_op */
+	__s32 nr;                /* syscall number; -1 for tcp_state */
+	__u32 ev_flags;
+	__s32 fd;                /* the socket (accept: the listening socket) */
+	__u16 family;            /* AF_INET, AF_INET6, AF_UNIX, ... */
+	__u16 type;              /* SOCK_STREAM, SOCK_DGRAM, ... (0: unknown) */
+	__u16 protocol;          /* IPPROTO_* */
+	__u16 lport;
+	__u16 rport;
+	__u16 _pad0;
+	__u32 flags;             /* accept4 flags */
+	__u32 backlog;           /* listen */
+	__s32 old_state;         /* tcp_state: TCP_* before and after */
+	__s32 new_state;
+	__u32 unix_path_len;
+	__u8 laddr[16];
+	__u8 raddr[16];
+	char unix_path[VIGIL_UNIX_PATH_MAX];
+	__u32 _pad1;
+};
+
+/*
+ * The "other" syscalls, emitted at exit. Variable size: str1_len, str2_len and str3_len bytes of strings
+ * follow the fixed part, each NUL-terminated within its length. Per op:
+ *   ptrace        args: request, pid, addr, data
+ *   mount         args: flags;                    str1: source, str2: target, str3: fstype
+ *   umount        args: flags;                    str1: target
+ *   module_load   init_module args: len;          str1: param string
+ *                 finit_module args: fd, flags;   str1: param string, str2: path of the module file
+ *                 tracepoint (VIGIL_SYSF_TRACEPOINT): str1: module name
+ *   bpf           args: cmd, prog/map type, attr size; str1: prog/map name (MAP_CREATE, PROG_LOAD)
+ *   memfd_create  args: flags;                    str1: name
+ *   setns         args: fd, nstype, inode of the fd (the namespace's inode for an nsfs fd)
+ *   unshare       args: flags
+ */
+struct sys_event {
+	struct event_header hdr;
+	__s64 ret;
+	__u32 op;                /* enum vigil_sys_op */
+	__s32 nr;                /* syscall number; -1 for a tracepoint */
+	__u32 ev_flags;
+	__u32 _pad0;
+	__u64 args[4];
+	__u32 str1_len;
+	__u32 str2_len;
+	__u32 str3_len;
+	__u32 _pad1;
 };
 
 #endif /* VIGIL_EVENTS_H */

@@ -77,10 +77,14 @@ export const ConfigSchema = z
           .strict()
           .prefault({}),
         containers: z.boolean().default(true),
-        /** Syscall events (files, network, other): validated by the syscall sensor. */
-        files: z.record(z.string(), z.unknown()).default({}),
-        network: z.record(z.string(), z.unknown()).default({}),
-        other: z.record(z.string(), z.unknown()).default({}),
+        /**
+         * Syscall events, each group true/false or per event type (validated by the syscall sensor; see
+         * docs/syscalls.md). Defaults keep the hot syscalls quiet: only write-opens of sensitive paths among
+         * file events; network and the rare security-relevant syscalls in full.
+         */
+        files: z.union([z.boolean(), z.record(z.string(), z.unknown())]).default({ sensitiveWrites: true }),
+        network: z.union([z.boolean(), z.record(z.string(), z.unknown())]).default(true),
+        other: z.union([z.boolean(), z.record(z.string(), z.unknown())]).default({ ptrace: 'attach', mount: true, umount: true, moduleLoad: true, bpf: 'load', memfdCreate: true, setns: true, unshare: true }),
       })
       .strict()
       .prefault({}),
@@ -89,6 +93,10 @@ export const ConfigSchema = z
         comm: z.object({ include: z.array(z.string().min(1).max(15)).default([]), exclude: z.array(z.string().min(1).max(15)).default([]) }).strict().prefault({}),
         scope: ScopeSchema.default('all'),
         pathPrefixes: z.array(z.string().startsWith('/')).default([]),
+        /** Prefixes whose modification is flagged sensitive (default: system and credential directories). */
+        sensitivePaths: z.array(z.string().startsWith('/')).optional(),
+        /** Resolve relative paths and write-opens to absolute paths; 'all' for every open (about 1 µs each). */
+        resolvePaths: z.union([z.boolean(), z.literal('all')]).default(true),
       })
       .strict()
       .prefault({}),

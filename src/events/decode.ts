@@ -16,8 +16,33 @@ import {
   VIGIL_OPCODE,
   VIGIL_PROC_FLAGS,
 } from './layout.generated.ts';
-import { cString, splitNul } from './strings.ts';
+import { bytesToString, cString, splitNul } from './strings.ts';
 import type { CgroupEvent, CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent, Namespaces, ProcessEvent } from './types.ts';
+import { FILE_EVENT, NET_EVENT, SYS_EVENT, VIGIL_SYS_FLAGS, VIGIL_SYS_OP } from './layout.generated.ts';
+import type { FileEvent, FileOp, NetEvent, NetOp, SysEvent, SysOp, SyscallEvent } from './types.ts';
+import {
+  AT_FLAGS,
+  CLONE_FLAGS,
+  MFD_FLAGS,
+  RENAME_FLAGS,
+  RESOLVE_FLAGS,
+  SOCK_FLAGS,
+  UMOUNT_FLAGS,
+  bitNames,
+  bpfCmdName,
+  familyName,
+  modeOctal,
+  mountFlagNames,
+  nsTypeNames,
+  openFlagNames,
+  protocolName,
+  ptraceRequestName,
+  retError,
+  sockTypeName,
+  syscallName,
+  tcpStateName,
+} from '../syscalls/names.ts';
+import { mapTypeName, progTypeName } from '../bpf/constants.ts';
 
 const TWO32 = 4294967296;
 
@@ -57,7 +82,12 @@ export function decodeNs(v: DataView, o: number): Namespaces {
   };
 }
 
-export type DecodeResult<T> = T | { error: 'short' | 'unknown-opcode' | 'bad-size'; opcode: number };
+/** Why a record could not be decoded. A dedicated field name, so no event field can be mistaken for it. */
+export interface DecodeFailure {
+  decodeError: 'short' | 'unknown-opcode' | 'bad-size';
+  opcode: number;
+}
+export type DecodeResult<T> = T | DecodeFailure;
 
 function bytes(v: DataView): Uint8Array {
   return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
@@ -73,12 +103,12 @@ function header(v: DataView, o: number) {
 }
 
 export function decodeExec(v: DataView, o: number, len: number): DecodeResult<ExecEvent> {
-  if (len < SIZEOF.exec_event) return { error: 'short', opcode: VIGIL_OPCODE.EXEC };
+  if (len < SIZEOF.exec_event) return { decodeError: 'short', opcode: VIGIL_OPCODE.EXEC };
   const exeLen = v.getUint32(o + EXEC_EVENT.exe_len.offset, true);
   const fnLen = v.getUint32(o + EXEC_EVENT.filename_len.offset, true);
   const argvLen = v.getUint32(o + EXEC_EVENT.argv_len.offset, true);
   const envLen = v.getUint32(o + EXEC_EVENT.env_len.offset, true);
-  if (SIZEOF.exec_event + exeLen + fnLen + argvLen + envLen > len) return { error: 'bad-size', opcode: VIGIL_OPCODE.EXEC };
+  if (SIZEOF.exec_event + exeLen + fnLen + argvLen + envLen > len) return { decodeError: 'bad-size', opcode: VIGIL_OPCODE.EXEC };
   const b = bytes(v);
   // exe and filename are NUL-terminated within their lengths.
   let p = o + SIZEOF.exec_event;
@@ -121,7 +151,7 @@ export function decodeExec(v: DataView, o: number, len: number): DecodeResult<Ex
 }
 
 export function decodeFork(v: DataView, o: number, len: number): DecodeResult<ForkEvent> {
-  if (len < SIZEOF.fork_event) return { error: 'short', opcode: VIGIL_OPCODE.FORK };
+  if (len < SIZEOF.fork_event) return { decodeError: 'short', opcode: VIGIL_OPCODE.FORK };
   const flags = v.getUint32(o + FORK_EVENT.flags.offset, true);
   return {
     type: 'fork',
@@ -137,7 +167,7 @@ export function decodeFork(v: DataView, o: number, len: number): DecodeResult<Fo
 }
 
 export function decodeExit(v: DataView, o: number, len: number): DecodeResult<ExitEvent> {
-  if (len < SIZEOF.exit_event) return { error: 'short', opcode: VIGIL_OPCODE.EXIT };
+  if (len < SIZEOF.exit_event) return { decodeError: 'short', opcode: VIGIL_OPCODE.EXIT };
   const status = v.getUint32(o + EXIT_EVENT.exit_code.offset, true);
   const flags = v.getUint32(o + EXIT_EVENT.flags.offset, true);
   const sig = status & 0x7f;
@@ -157,7 +187,7 @@ export function decodeExit(v: DataView, o: number, len: number): DecodeResult<Ex
 }
 
 export function decodeCredsEvent(v: DataView, o: number, len: number): DecodeResult<CredsEvent> {
-  if (len < SIZEOF.creds_event) return { error: 'short', opcode: VIGIL_OPCODE.CREDS };
+  if (len < SIZEOF.creds_event) return { decodeError: 'short', opcode: VIGIL_OPCODE.CREDS };
   const oldOff = o + CREDS_EVENT.old_creds.offset;
   const unknownOld = v.getUint32(oldOff, true) === 0xffffffff && v.getUint32(oldOff + 4, true) === 0xffffffff;
   return {
@@ -171,7 +201,7 @@ export function decodeCredsEvent(v: DataView, o: number, len: number): DecodeRes
 }
 
 export function decodeComm(v: DataView, o: number, len: number): DecodeResult<CommEvent> {
-  if (len < SIZEOF.comm_event) return { error: 'short', opcode: VIGIL_OPCODE.COMM };
+  if (len < SIZEOF.comm_event) return { decodeError: 'short', opcode: VIGIL_OPCODE.COMM };
   const b = bytes(v);
   return {
     type: 'comm',
@@ -185,9 +215,9 @@ export function decodeComm(v: DataView, o: number, len: number): DecodeResult<Co
 const CGROUP_OPS: Record<number, CgroupEvent['op']> = { [VIGIL_CGROUP_OP.MKDIR]: 'mkdir', [VIGIL_CGROUP_OP.RMDIR]: 'rmdir', [VIGIL_CGROUP_OP.ATTACH]: 'attach' };
 
 export function decodeCgroup(v: DataView, o: number, len: number): DecodeResult<CgroupEvent> {
-  if (len < SIZEOF.cgroup_event) return { error: 'short', opcode: VIGIL_OPCODE.CGROUP };
+  if (len < SIZEOF.cgroup_event) return { decodeError: 'short', opcode: VIGIL_OPCODE.CGROUP };
   const op = CGROUP_OPS[v.getUint32(o + CGROUP_EVENT.op.offset, true)];
-  if (!op) return { error: 'bad-size', opcode: VIGIL_OPCODE.CGROUP };
+  if (!op) return { decodeError: 'bad-size', opcode: VIGIL_OPCODE.CGROUP };
   const pathLen = v.getUint32(o + CGROUP_EVENT.path_len.offset, true);
   return {
     type: 'cgroup',
@@ -216,10 +246,262 @@ export function decodeProcessEvent(v: DataView, o: number, len: number): DecodeR
     case VIGIL_OPCODE.EXIT: return decodeExit(v, o, len);
     case VIGIL_OPCODE.CREDS: return decodeCredsEvent(v, o, len);
     case VIGIL_OPCODE.COMM: return decodeComm(v, o, len);
-    default: return { error: op < 0 ? 'short' : 'unknown-opcode', opcode: op };
+    default: return { decodeError: op < 0 ? 'short' : 'unknown-opcode', opcode: op };
   }
 }
 
-export function isDecodeError<T>(r: DecodeResult<T>): r is { error: 'short' | 'unknown-opcode' | 'bad-size'; opcode: number } {
-  return (r as { error?: string }).error !== undefined;
+export function isDecodeError<T>(r: DecodeResult<T>): r is DecodeFailure {
+  return (r as Partial<DecodeFailure>).decodeError !== undefined;
+}
+
+// ---- syscall sensor records ------------------------------------------------------------------------------
+// Variable-size records (file, sys) carry the lengths of the strings that follow their fixed part; a record
+// whose lengths do not fit in it, or whose op is not one of its group's, is a 'bad-size' result.
+
+/** A signed 64-bit little-endian value as a JS number (exact for syscall return values). */
+function s64(v: DataView, off: number): number {
+  return v.getInt32(off + 4, true) * TWO32 + v.getUint32(off, true);
+}
+
+const F = VIGIL_SYS_FLAGS;
+const OP = VIGIL_SYS_OP;
+const FILE_OPS: Record<number, FileOp> = { [OP.OPEN]: 'open', [OP.UNLINK]: 'unlink', [OP.RMDIR]: 'rmdir', [OP.RENAME]: 'rename', [OP.CHMOD]: 'chmod', [OP.CHOWN]: 'chown', [OP.MKDIR]: 'mkdir' };
+const NET_OPS: Record<number, NetOp> = { [OP.CONNECT]: 'connect', [OP.ACCEPT]: 'accept', [OP.BIND]: 'bind', [OP.LISTEN]: 'listen', [OP.TCP_STATE]: 'tcp_state' };
+const SYS_OPS: Record<number, SysOp> = {
+  [OP.PTRACE]: 'ptrace', [OP.MOUNT]: 'mount', [OP.UMOUNT]: 'umount', [OP.MODULE_LOAD]: 'module_load', [OP.BPF]: 'bpf',
+  [OP.MEMFD_CREATE]: 'memfd_create', [OP.SETNS]: 'setns', [OP.UNSHARE]: 'unshare',
+};
+
+/** IPv4 dotted quad from 4 bytes. */
+export function formatIPv4(b: Uint8Array, o: number): string {
+  return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+}
+
+/** IPv6 in RFC 5952 form ("::1", "fe80::1", "::ffff:10.0.0.1") from 16 bytes. */
+export function formatIPv6(b: Uint8Array, o: number): string {
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push((b[o + 2 * i]! << 8) | b[o + 2 * i + 1]!);
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) return `::ffff:${formatIPv4(b, o + 12)}`;
+  // The longest run of two or more zero groups (the first on ties) becomes "::".
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
+  if (best < 0) return hex(g);
+  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+}
+
+/** A sun_path of `len` bytes: "/run/x.sock", "@name" for an abstract socket, undefined when unnamed. */
+export function formatUnixPath(b: Uint8Array, o: number, len: number): string | undefined {
+  if (len <= 0) return undefined;
+  if (b[o] === 0) return len > 1 ? `@${bytesToString(b, o + 1, o + len)}` : undefined;
+  return cString(b, o, len) || undefined;
+}
+
+function inetAddress(b: Uint8Array, o: number, family: number): string | undefined {
+  if (family === 2) return formatIPv4(b, o);
+  if (family === 10) return formatIPv6(b, o);
+  return undefined;
+}
+
+function isZero(b: Uint8Array, o: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (b[o + i] !== 0) return false;
+  return true;
+}
+
+function syscallBase(v: DataView, o: number, retOff: number, nrOff: number, flagsOff: number) {
+  const ret = s64(v, o + retOff);
+  const nr = v.getInt32(o + nrOff, true);
+  return { ...header(v, o), syscall: syscallName(nr), nr, ret, errno: nr === -1 ? undefined : retError(ret), evFlags: v.getUint32(o + flagsOff, true) };
+}
+
+export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResult<FileEvent> {
+  if (len < SIZEOF.file_event) return { decodeError: 'short', opcode: VIGIL_OPCODE.FILE };
+  const op = FILE_OPS[v.getUint32(o + FILE_EVENT.op.offset, true)];
+  const l1 = v.getUint32(o + FILE_EVENT.path_len.offset, true);
+  const l2 = v.getUint32(o + FILE_EVENT.path2_len.offset, true);
+  const l3 = v.getUint32(o + FILE_EVENT.resolved_len.offset, true);
+  const l4 = v.getUint32(o + FILE_EVENT.resolved2_len.offset, true);
+  if (!op || SIZEOF.file_event + l1 + l2 + l3 + l4 > len) return { decodeError: 'bad-size', opcode: VIGIL_OPCODE.FILE };
+  const b = bytes(v);
+  let p = o + SIZEOF.file_event;
+  const path = cString(b, p, l1);
+  p += l1;
+  const path2 = l2 ? cString(b, p, l2) : undefined;
+  p += l2;
+  const resolvedPath = l3 ? cString(b, p, l3) : undefined;
+  p += l3;
+  const resolvedPath2 = l4 ? cString(b, p, l4) : undefined;
+  const base = syscallBase(v, o, FILE_EVENT.ret.offset, FILE_EVENT.nr.offset, FILE_EVENT.ev_flags.offset);
+  const ev = base.evFlags;
+  const flags = v.getUint32(o + FILE_EVENT.flags.offset, true);
+  const mode = v.getUint32(o + FILE_EVENT.mode.offset, true);
+  const uid = v.getUint32(o + FILE_EVENT.uid.offset, true);
+  const gid = v.getUint32(o + FILE_EVENT.gid.offset, true);
+  const resolve = u64(v, o + FILE_EVENT.resolve.offset);
+  const hasMode = op === 'chmod' || op === 'mkdir' || (op === 'open' && ((flags & 0o100) !== 0 || (flags & 0o20000000) !== 0));
+  const dfd2 = v.getInt32(o + FILE_EVENT.dfd2.offset, true);
+  return {
+    type: op,
+    group: 'file',
+    ...base,
+    path,
+    path2,
+    resolvedPath,
+    resolvedPath2,
+    resolvedFrom: ev & F.RESOLVED_FD ? 'fd' : ev & F.RESOLVED_CWD ? 'cwd' : ev & F.RESOLVED_DIRFD ? 'dirfd' : undefined,
+    dfd: v.getInt32(o + FILE_EVENT.dfd.offset, true),
+    dfd2: op === 'rename' ? dfd2 : undefined,
+    flags,
+    flagNames: op === 'open' ? openFlagNames(flags) : op === 'rename' ? bitNames(flags, RENAME_FLAGS) : bitNames(flags, AT_FLAGS),
+    mode: hasMode ? mode : undefined,
+    modeOctal: hasMode ? modeOctal(mode) : undefined,
+    uid: op === 'chown' && uid !== 0xffffffff ? uid : undefined,
+    gid: op === 'chown' && gid !== 0xffffffff ? gid : undefined,
+    resolve: op === 'open' && resolve ? bitNames(resolve, RESOLVE_FLAGS) : undefined,
+    write: (ev & F.WRITE) !== 0,
+    sensitive: (ev & F.SENSITIVE) !== 0,
+    pathTruncated: (ev & F.PATH_TRUNCATED) !== 0,
+    pathReadAtExit: (ev & F.PATH_AT_EXIT) !== 0,
+    pathUnreadable: (ev & F.PATH_UNREADABLE) !== 0,
+    resolvedTruncated: (ev & F.RESOLVED_TRUNCATED) !== 0,
+  };
+}
+
+export function decodeNetEvent(v: DataView, o: number, len: number): DecodeResult<NetEvent> {
+  if (len < SIZEOF.net_event) return { decodeError: 'short', opcode: VIGIL_OPCODE.NET };
+  const op = NET_OPS[v.getUint32(o + NET_EVENT.op.offset, true)];
+  const unixLen = v.getUint32(o + NET_EVENT.unix_path_len.offset, true);
+  if (!op || unixLen > NET_EVENT.unix_path.size) return { decodeError: 'bad-size', opcode: VIGIL_OPCODE.NET };
+  const b = bytes(v);
+  const base = syscallBase(v, o, NET_EVENT.ret.offset, NET_EVENT.nr.offset, NET_EVENT.ev_flags.offset);
+  const family = v.getUint16(o + NET_EVENT.family.offset, true);
+  const lport = v.getUint16(o + NET_EVENT.lport.offset, true);
+  const rport = v.getUint16(o + NET_EVENT.rport.offset, true);
+  const la = o + NET_EVENT.laddr.offset;
+  const ra = o + NET_EVENT.raddr.offset;
+  const flags = v.getUint32(o + NET_EVENT.flags.offset, true);
+  const ev: NetEvent = {
+    type: op,
+    group: 'network',
+    ...base,
+    fd: v.getInt32(o + NET_EVENT.fd.offset, true),
+    family: familyName(family),
+    sockType: sockTypeName(v.getUint16(o + NET_EVENT.type.offset, true)),
+    protocol: protocolName(v.getUint16(o + NET_EVENT.protocol.offset, true)),
+    addrUnreadable: (base.evFlags & F.ADDR_UNREADABLE) !== 0,
+    noSocket: (base.evFlags & F.NO_SOCKET) !== 0,
+  };
+  if (family === 2 || family === 10) {
+    const n = family === 2 ? 4 : 16;
+    if (lport || !isZero(b, la, n)) {
+      ev.localAddress = inetAddress(b, la, family);
+      ev.localPort = lport;
+    }
+    if (rport || !isZero(b, ra, n)) {
+      ev.remoteAddress = inetAddress(b, ra, family);
+      ev.remotePort = rport;
+    }
+  } else if (family === 1) {
+    const path = formatUnixPath(b, o + NET_EVENT.unix_path.offset, unixLen);
+    if (op === 'connect') ev.remoteAddress = path;
+    else ev.localAddress = path;
+  }
+  if (op === 'accept') {
+    ev.flags = flags;
+    ev.flagNames = bitNames(flags, SOCK_FLAGS);
+  }
+  if (op === 'listen') ev.backlog = v.getInt32(o + NET_EVENT.backlog.offset, true);
+  if (op === 'tcp_state') {
+    ev.oldState = tcpStateName(v.getInt32(o + NET_EVENT.old_state.offset, true));
+    ev.newState = tcpStateName(v.getInt32(o + NET_EVENT.new_state.offset, true));
+  }
+  return ev;
+}
+
+export function decodeSysEvent(v: DataView, o: number, len: number): DecodeResult<SysEvent> {
+  if (len < SIZEOF.sys_event) return { decodeError: 'short', opcode: VIGIL_OPCODE.SYS };
+  const op = SYS_OPS[v.getUint32(o + SYS_EVENT.op.offset, true)];
+  const l1 = v.getUint32(o + SYS_EVENT.str1_len.offset, true);
+  const l2 = v.getUint32(o + SYS_EVENT.str2_len.offset, true);
+  const l3 = v.getUint32(o + SYS_EVENT.str3_len.offset, true);
+  if (!op || SIZEOF.sys_event + l1 + l2 + l3 > len) return { decodeError: 'bad-size', opcode: VIGIL_OPCODE.SYS };
+  const b = bytes(v);
+  const p1 = o + SIZEOF.sys_event;
+  const s1 = l1 ? cString(b, p1, l1) : undefined;
+  const s2 = l2 ? cString(b, p1 + l1, l2) : undefined;
+  const s3 = l3 ? cString(b, p1 + l1 + l2, l3) : undefined;
+  const args = [0, 1, 2, 3].map((i) => u64(v, o + SYS_EVENT.args.offset + 8 * i));
+  const base = syscallBase(v, o, SYS_EVENT.ret.offset, SYS_EVENT.nr.offset, SYS_EVENT.ev_flags.offset);
+  const ev: SysEvent = { type: op, group: 'other', ...base, args, pathTruncated: (base.evFlags & F.PATH_TRUNCATED) !== 0 };
+  const [a0, a1, a2] = args as [number, number, number, number];
+  switch (op) {
+    case 'ptrace':
+      ev.request = ptraceRequestName(a0);
+      ev.targetPid = a1 | 0;
+      break;
+    case 'mount':
+      ev.source = s1;
+      ev.target = s2;
+      ev.fstype = s3;
+      ev.flags = a0;
+      ev.flagNames = mountFlagNames(a0);
+      break;
+    case 'umount':
+      ev.target = s1;
+      ev.flags = a0;
+      ev.flagNames = bitNames(a0, UMOUNT_FLAGS);
+      break;
+    case 'module_load':
+      if (base.evFlags & F.TRACEPOINT) ev.moduleName = s1;
+      else {
+        ev.moduleParams = s1;
+        ev.modulePath = s2;
+      }
+      break;
+    case 'bpf':
+      ev.bpfCmd = bpfCmdName(a0);
+      if (a0 === 0) ev.bpfType = mapTypeName(a1);
+      else if (a0 === 5) ev.bpfType = progTypeName(a1);
+      ev.bpfName = s3;
+      break;
+    case 'memfd_create':
+      ev.name = s1;
+      ev.flags = a0;
+      ev.flagNames = bitNames(a0, MFD_FLAGS);
+      break;
+    case 'setns':
+      ev.fd = a0 | 0;
+      ev.nsType = nsTypeNames(a1);
+      ev.nsInode = a2 || undefined;
+      break;
+    case 'unshare':
+      ev.flags = a0;
+      ev.flagNames = bitNames(a0, CLONE_FLAGS);
+      break;
+  }
+  return ev;
+}
+
+/** Decodes any syscall-sensor record (file, net or sys). */
+export function decodeSyscallEvent(v: DataView, o: number, len: number): DecodeResult<SyscallEvent> {
+  const op = opcodeOf(v, o, len);
+  switch (op) {
+    case VIGIL_OPCODE.FILE: return decodeFileEvent(v, o, len);
+    case VIGIL_OPCODE.NET: return decodeNetEvent(v, o, len);
+    case VIGIL_OPCODE.SYS: return decodeSysEvent(v, o, len);
+    default: return { decodeError: op < 0 ? 'short' : 'unknown-opcode', opcode: op };
+  }
 }

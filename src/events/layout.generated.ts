@@ -11,6 +11,9 @@ export const VIGIL_OPCODE = {
   CREDS: 13,
   COMM: 14,
   CGROUP: 20,
+  FILE: 30,
+  NET: 31,
+  SYS: 32,
   MAX: 64,
 } as const;
 
@@ -38,6 +41,77 @@ export const VIGIL_CGROUP_OP = {
   MKDIR: 1,
   RMDIR: 2,
   ATTACH: 3,
+} as const;
+
+export const VIGIL_SYS_OP = {
+  OPEN: 1,
+  UNLINK: 2,
+  RMDIR: 3,
+  RENAME: 4,
+  CHMOD: 5,
+  CHOWN: 6,
+  MKDIR: 7,
+  CONNECT: 16,
+  ACCEPT: 17,
+  BIND: 18,
+  LISTEN: 19,
+  TCP_STATE: 20,
+  PTRACE: 32,
+  MOUNT: 33,
+  UMOUNT: 34,
+  MODULE_LOAD: 35,
+  BPF: 36,
+  MEMFD_CREATE: 37,
+  SETNS: 38,
+  UNSHARE: 39,
+  OP_MAX: 64,
+} as const;
+
+export const VIGIL_SYS_FLAGS = {
+  WRITE: 1,
+  SENSITIVE: 2,
+  PATH_TRUNCATED: 4,
+  PATH_AT_EXIT: 8,
+  PATH_UNREADABLE: 16,
+  RESOLVED_FD: 32,
+  RESOLVED_CWD: 64,
+  RESOLVED_DIRFD: 128,
+  RESOLVED_TRUNCATED: 256,
+  ADDR_UNREADABLE: 512,
+  NO_SOCKET: 1024,
+  TRACEPOINT: 2048,
+} as const;
+
+export const VIGIL_SYS_STAT = {
+  ENTERED: 0,
+  DROP_DISABLED: 1,
+  DROP_SELF: 2,
+  DROP_SCOPE: 3,
+  DROP_COMM: 4,
+  DROP_PATH: 5,
+  DROP_NOT_SENSITIVE: 6,
+  DROP_ARGS: 7,
+  NO_PENDING: 8,
+  MAX: 16,
+} as const;
+
+export const VIGIL_SYS_SCOPE = {
+  ALL: 0,
+  CONTAINERS: 1,
+  HOST: 2,
+} as const;
+
+export const VIGIL_SYS_COMM_MODE = {
+  INCLUDE: 1,
+  EXCLUDE: 2,
+} as const;
+
+export const VIGIL_SYS_CFG_FLAGS = {
+  RESOLVE: 1,
+  RESOLVE_ALL: 16,
+  OPEN_SENSITIVE: 2,
+  PTRACE_ATTACH: 4,
+  BPF_LOAD: 8,
 } as const;
 
 /** struct event_header (32 bytes): byte offset and size of each field */
@@ -185,6 +259,86 @@ export const CGROUP_EVENT = {
   path: { offset: 64, size: 512, count: 512 },
 } as const;
 
+/** struct syscall_filter_config (32 bytes): byte offset and size of each field */
+export const SYSCALL_FILTER_CONFIG = {
+  enabled_ops: { offset: 0, size: 8 },
+  self_tgid: { offset: 8, size: 4 },
+  scope: { offset: 12, size: 4 },
+  comm_mode: { offset: 16, size: 4 },
+  prefix_count: { offset: 20, size: 4 },
+  sensitive_count: { offset: 24, size: 4 },
+  flags: { offset: 28, size: 4 },
+} as const;
+
+/** struct syscall_path_prefix (520 bytes): byte offset and size of each field */
+export const SYSCALL_PATH_PREFIX = {
+  len: { offset: 0, size: 4 },
+  _pad0: { offset: 4, size: 4 },
+  prefix: { offset: 8, size: 256, count: 256 },
+  mask: { offset: 264, size: 256, count: 256 },
+} as const;
+
+/** struct file_event (104 bytes): byte offset and size of each field */
+export const FILE_EVENT = {
+  hdr: { offset: 0, size: 32, struct: 'event_header' },
+  ret: { offset: 32, size: 8 },
+  op: { offset: 40, size: 4 },
+  nr: { offset: 44, size: 4 },
+  ev_flags: { offset: 48, size: 4 },
+  flags: { offset: 52, size: 4 },
+  resolve: { offset: 56, size: 8 },
+  mode: { offset: 64, size: 4 },
+  uid: { offset: 68, size: 4 },
+  gid: { offset: 72, size: 4 },
+  dfd: { offset: 76, size: 4 },
+  dfd2: { offset: 80, size: 4 },
+  path_len: { offset: 84, size: 4 },
+  path2_len: { offset: 88, size: 4 },
+  resolved_len: { offset: 92, size: 4 },
+  resolved2_len: { offset: 96, size: 4 },
+  _pad0: { offset: 100, size: 4 },
+} as const;
+
+/** struct net_event (232 bytes): byte offset and size of each field */
+export const NET_EVENT = {
+  hdr: { offset: 0, size: 32, struct: 'event_header' },
+  ret: { offset: 32, size: 8 },
+  op: { offset: 40, size: 4 },
+  nr: { offset: 44, size: 4 },
+  ev_flags: { offset: 48, size: 4 },
+  fd: { offset: 52, size: 4 },
+  family: { offset: 56, size: 2 },
+  type: { offset: 58, size: 2 },
+  protocol: { offset: 60, size: 2 },
+  lport: { offset: 62, size: 2 },
+  rport: { offset: 64, size: 2 },
+  _pad0: { offset: 66, size: 2 },
+  flags: { offset: 68, size: 4 },
+  backlog: { offset: 72, size: 4 },
+  old_state: { offset: 76, size: 4 },
+  new_state: { offset: 80, size: 4 },
+  unix_path_len: { offset: 84, size: 4 },
+  laddr: { offset: 88, size: 16, count: 16 },
+  raddr: { offset: 104, size: 16, count: 16 },
+  unix_path: { offset: 120, size: 108, count: 108 },
+  _pad1: { offset: 228, size: 4 },
+} as const;
+
+/** struct sys_event (104 bytes): byte offset and size of each field */
+export const SYS_EVENT = {
+  hdr: { offset: 0, size: 32, struct: 'event_header' },
+  ret: { offset: 32, size: 8 },
+  op: { offset: 40, size: 4 },
+  nr: { offset: 44, size: 4 },
+  ev_flags: { offset: 48, size: 4 },
+  _pad0: { offset: 52, size: 4 },
+  args: { offset: 56, size: 32, count: 4 },
+  str1_len: { offset: 88, size: 4 },
+  str2_len: { offset: 92, size: 4 },
+  str3_len: { offset: 96, size: 4 },
+  _pad1: { offset: 100, size: 4 },
+} as const;
+
 /** sizeof(struct ...) */
 export const SIZEOF = {
   event_header: 32,
@@ -199,4 +353,9 @@ export const SIZEOF = {
   comm_event: 72,
   proc_entry: 136,
   cgroup_event: 576,
+  syscall_filter_config: 32,
+  syscall_path_prefix: 520,
+  file_event: 104,
+  net_event: 232,
+  sys_event: 104,
 } as const;

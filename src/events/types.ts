@@ -127,3 +127,126 @@ export interface CgroupEvent extends EventBase {
   path: string;
   pathTruncated: boolean;
 }
+
+// ---- syscall sensor (bpf/syscalls.bpf.c) ----------------------------------------------------------------
+
+export type FileOp = 'open' | 'unlink' | 'rmdir' | 'rename' | 'chmod' | 'chown' | 'mkdir';
+export type NetOp = 'connect' | 'accept' | 'bind' | 'listen' | 'tcp_state';
+export type SysOp = 'ptrace' | 'mount' | 'umount' | 'module_load' | 'bpf' | 'memfd_create' | 'setns' | 'unshare';
+export type SyscallOp = FileOp | NetOp | SysOp;
+
+/** What every syscall record carries: the call and its result. */
+export interface SyscallEventBase extends EventBase {
+  /** The syscall as named on this machine's ABI ("openat"); "" for an event from a tracepoint. */
+  syscall: string;
+  /** Its number; -1 for an event from a tracepoint. */
+  nr: number;
+  /** The return value: an fd, 0, a count, or -errno. */
+  ret: number;
+  /** The errno name when ret is an error ("ENOENT"), else undefined. (Not `error`: that marks decode errors.) */
+  errno: string | undefined;
+  /** Raw VIGIL_SYSF_* flags. */
+  evFlags: number;
+}
+
+export interface FileEvent extends SyscallEventBase {
+  type: FileOp;
+  group: 'file';
+  /** The path as passed ("" for fchmod/fchown, which take an fd). */
+  path: string;
+  /** rename: the new path as passed. */
+  path2?: string;
+  /**
+   * The absolute path: the opened file's own path (from its fd, symlinks resolved) for a successful open or
+   * the fd of fchmod/fchown; else directory + "/" + relative path (lexical, not normalised).
+   */
+  resolvedPath?: string;
+  resolvedPath2?: string;
+  /** Where resolvedPath came from: the fd, the working directory, or the directory fd. */
+  resolvedFrom?: 'fd' | 'cwd' | 'dirfd';
+  /** The directory fd the path is relative to (-100: AT_FDCWD); fchmod/fchown: the fd. */
+  dfd: number;
+  dfd2?: number;
+  /** The flags argument: O_* for open, AT_* for unlinkat/fchownat/fchmodat2, RENAME_* for renameat2. */
+  flags: number;
+  flagNames: string;
+  /** open (with O_CREAT/O_TMPFILE), mkdir, chmod. */
+  mode?: number;
+  /** The mode as 4 octal digits ("0644"). */
+  modeOctal?: string;
+  /** chown: the new owner and group; undefined when left unchanged (-1). */
+  uid?: number;
+  gid?: number;
+  /** openat2: RESOLVE_* names. */
+  resolve?: string;
+  /** An open for writing, creating or truncating. */
+  write: boolean;
+  /** A modification under a configured sensitive prefix. */
+  sensitive: boolean;
+  pathTruncated: boolean;
+  /** The path was not resident at entry and was read at exit. */
+  pathReadAtExit: boolean;
+  pathUnreadable: boolean;
+  resolvedTruncated: boolean;
+}
+
+export interface NetEvent extends SyscallEventBase {
+  type: NetOp;
+  group: 'network';
+  /** The socket fd (accept: the listening socket's); -1 for tcp_state. */
+  fd: number;
+  family: string;
+  /** "SOCK_STREAM"; "" when unknown. */
+  sockType: string;
+  /** "tcp", "udp"; "" for the family's default. */
+  protocol: string;
+  /** IPv4 "10.0.0.1", IPv6 "::1", unix "/run/x.sock" or "@abstract"; undefined when none. */
+  localAddress?: string;
+  localPort?: number;
+  remoteAddress?: string;
+  remotePort?: number;
+  /** accept4: SOCK_* flags. */
+  flags?: number;
+  flagNames?: string;
+  backlog?: number;
+  /** tcp_state: TCP_* names. */
+  oldState?: string;
+  newState?: string;
+  addrUnreadable: boolean;
+  /** The fd was not a socket (or was already closed at exit). */
+  noSocket: boolean;
+}
+
+export interface SysEvent extends SyscallEventBase {
+  type: SysOp;
+  group: 'other';
+  /** The raw arguments as recorded (see sys_event in events.h). */
+  args: number[];
+  /** ptrace: the request ("PTRACE_ATTACH") and the target pid. */
+  request?: string;
+  targetPid?: number;
+  /** mount: source, target, filesystem type; umount: target. */
+  source?: string;
+  target?: string;
+  fstype?: string;
+  /** mount/umount/memfd_create/unshare flags. */
+  flags?: number;
+  flagNames?: string;
+  /** module_load: the module name (tracepoint), its parameters and its file (finit_module). */
+  moduleName?: string;
+  moduleParams?: string;
+  modulePath?: string;
+  /** bpf: the command ("BPF_PROG_LOAD"), the program or map type, and its name. */
+  bpfCmd?: string;
+  bpfType?: string;
+  bpfName?: string;
+  /** memfd_create: the name. */
+  name?: string;
+  /** setns: the fd, the namespace types asked for, and the inode of the namespace entered. */
+  fd?: number;
+  nsType?: string;
+  nsInode?: number;
+  pathTruncated: boolean;
+}
+
+export type SyscallEvent = FileEvent | NetEvent | SysEvent;

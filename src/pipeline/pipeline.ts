@@ -6,7 +6,7 @@
 // (state-only records) + filtered types + emitted + still buffered. Nothing on this path throws or blocks:
 // sinks and subscribers only enqueue.
 import type { ContainerResolver, ContainerLifecycleEvent } from '../containers/resolver.ts';
-import { opcodeOf, type DecodeResult } from '../events/decode.ts';
+import { isDecodeError, opcodeOf, type DecodeResult } from '../events/decode.ts';
 import type { CgroupEvent, EventBase, ProcessEvent } from '../events/types.ts';
 import type { ProcessCache } from '../process/cache.ts';
 import { bootNowNs } from './clock.ts';
@@ -102,7 +102,7 @@ export class Pipeline {
       return;
     }
     const ev = decode(v, off, len);
-    if ((ev as { error?: string }).error !== undefined) {
+    if (isDecodeError(ev)) {
       c.dropped.decodeError++;
       return;
     }

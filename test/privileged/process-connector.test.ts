@@ -347,8 +347,10 @@ readline.createInterface({ input: process.stdin }).on('close', () => { src.stop(
       buf = buf.slice(nl + 1);
     }
   });
-  await until(() => lines.length > 0, 'the unprivileged source to start or fail');
-  const first = lines[0]!;
+  // Events of other processes may be printed before the status line: look for the status line itself.
+  const status = () => lines.find((l) => l.started !== undefined || l.error !== undefined);
+  await until(() => status() !== undefined, 'the unprivileged source to start or fail');
+  const first = status()!;
   if (first.error !== undefined) {
     // Kernels before 6.6 reserve the proc connector to CAP_NET_ADMIN.
     assert.equal(first.error, 'PermissionError');

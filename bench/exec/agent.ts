@@ -1,0 +1,166 @@
+// bench/exec: vigil's side of the exec storm, as its own process: a ProcessResolver in BPF mode (process
+// sensor, /proc snapshot, cache with scrubbing) whose onEvent enriches every exec event (lineage, user and
+// group names, creds, container ids) and writes it as a JSON line to a file through a batching writer.
+//
+// usage: node --expose-gc bench/exec/agent.ts OUT RUN N
+//   OUT: the JSON-lines file; RUN and N: the storm's run id and exec count (its events are counted by index).
+//   VIGIL_BENCH_PROFILE=FILE: write a CPU profile of ready → SIGTERM there (diagnostics only). The profiler is
+//   started after load on purpose: its SIGPROF interrupts the verifier, and the load then fails.
+// Prints {"ready":true,…} once attached (with memory and cache figures at that point), then on SIGTERM drains
+// the ring, flushes the file and prints its counts: storm execs seen, CPU since ready, RSS, cache and kernel
+// loss counters.
+import fs from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import type { ExecEvent, ProcessEvent } from '../../src/events/types.ts';
+import { VIGIL_OPCODE } from '../../src/events/layout.generated.ts';
+import { ProcessResolver } from '../../src/process/resolver.ts';
+import { UserResolver } from '../../src/process/users.ts';
+import { BatchWriter, MARKER, execLine } from './output.ts';
+
+const [out, run, nArg] = process.argv.slice(2);
+if (!out || run === undefined || nArg === undefined) {
+  process.stderr.write('usage: agent.ts OUT RUN N\n');
+  process.exit(2);
+}
+const N = Number(nArg);
+const gc = (globalThis as { gc?: () => void }).gc;
+
+const writer = new BatchWriter(out);
+const users = new UserResolver();
+const seen = new Uint8Array(N);
+const counts = { exec: 0, fork: 0, exit: 0, other: 0, storm: 0, stormDistinct: 0, stormDuplicates: 0, stormOutOfRange: 0, sentinel: 0 };
+
+function countStorm(ev: ExecEvent): void {
+  const a = ev.argv;
+  if (a[1] !== MARKER || a[2] !== run) return;
+  counts.storm++;
+  if (a[3] === 'sentinel') {
+    counts.sentinel++;
+    return;
+  }
+  const i = Number(a[3]);
+  if (!Number.isInteger(i) || i < 0 || i >= N) {
+    counts.stormOutOfRange++;
+    return;
+  }
+  if (seen[i]) counts.stormDuplicates++;
+  else {
+    seen[i] = 1;
+    counts.stormDistinct++;
+  }
+}
+
+const t0 = performance.now();
+const resolver = new ProcessResolver({ mode: 'bpf' });
+const onEvent = (ev: ProcessEvent): void => {
+  switch (ev.type) {
+    case 'exec':
+      counts.exec++;
+      writer.write(execLine(resolver.cache, users, ev));
+      countStorm(ev);
+      break;
+    case 'fork':
+      counts.fork++;
+      break;
+    case 'exit':
+      counts.exit++;
+      break;
+    default:
+      counts.other++;
+  }
+};
+
+function memory(): { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number } {
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
+}
+
+let stopped = false;
+function cleanup(): void {
+  if (stopped) return;
+  stopped = true;
+  resolver.stop();
+}
+process.on('exit', cleanup);
+
+try {
+  resolver.start({ onEvent });
+} catch (err) {
+  process.stderr.write(`agent: ${(err as Error).message}\n`);
+  process.exit(1);
+}
+const startupMs = performance.now() - t0;
+const st = resolver.stats();
+const readyMemory = memory();
+gc?.(); // the snapshot's garbage: the heap after it is what the cache holds
+const atReady = { memory: readyMemory, heapAfterGc: process.memoryUsage().heapUsed, cacheSize: resolver.cache.size, live: st.cache.live };
+
+const PROFILE = process.env.VIGIL_BENCH_PROFILE;
+let profiler: Session | undefined;
+if (PROFILE) {
+  profiler = new Session();
+  profiler.connect();
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.start');
+}
+
+// CPU is counted from here: loading, verifying and the /proc snapshot are start-up, not per-exec work.
+const cpu0 = process.cpuUsage();
+process.stdout.write(
+  `${JSON.stringify({
+    ready: true,
+    pid: process.pid,
+    startup_ms: startupMs,
+    snapshot: st.snapshotProcesses,
+    seeded: st.kernelMapSeeded,
+    probes: (st.sensor?.probes ?? []).filter((p) => p.state === 'running').map((p) => p.target ?? JSON.stringify(p.id)),
+    channel: st.sensor?.channel,
+    ...atReady,
+  })}\n`,
+);
+
+process.once('SIGTERM', () => {
+  void (async () => {
+    // The storm has exited, so every record it caused is committed: take what is left, then write it out.
+    const reader = resolver.manager?.eventReader;
+    if (reader) while (reader.drain() > 0);
+    await writer.close();
+    const cpu = process.cpuUsage(cpu0);
+    if (profiler && PROFILE) {
+      const { profile } = await profiler.post('Profiler.stop');
+      fs.writeFileSync(PROFILE, JSON.stringify(profile));
+      profiler.disconnect();
+    }
+    const memBeforeGc = memory();
+    const s = resolver.stats();
+    const k = resolver.manager?.kernelCounters();
+    const rs = reader?.stats();
+    cleanup();
+    gc?.();
+    const memAfterGc = memory();
+    const report = {
+      counts,
+      cpu_user_s: cpu.user / 1e6,
+      cpu_system_s: cpu.system / 1e6,
+      memory: memBeforeGc,
+      memory_after_gc: memAfterGc,
+      cache: { size: s.cache.size, live: s.cache.live, exited: s.cache.exited, evictions: s.cache.evictions, brokenLineage: s.cache.brokenLineage, heldFallback: s.cache.heldFallback, threadEvents: s.cache.threadEvents, hits: s.cache.hits, misses: s.cache.misses },
+      decode_errors: s.decodeErrors,
+      kernel: {
+        emitted: k?.emitted ?? NaN,
+        reserve_failed: k?.reserveFailed ?? NaN,
+        output_failed: k?.outputFailed ?? NaN,
+        lost_exec: k?.lostByOpcode[VIGIL_OPCODE.EXEC] ?? 0,
+        lost_by_opcode: k?.lostByOpcode ?? {},
+      },
+      reader: rs ? { received: rs.received, wakeups: rs.wakeups, drains: rs.drains, handler_errors: rs.handlerErrors } : undefined,
+      writer: writer.stats(),
+      users: users.stats(),
+    };
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+  })().catch((err: unknown) => {
+    process.stderr.write(`agent: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+    cleanup();
+  });
+});

@@ -1,0 +1,1373 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The syscall sensor: file, socket and "other" security-relevant syscalls, each reported once, at exit, with
+ * its arguments and its return value. Entry programs (one per syscall tracepoint, attached only for the
+ * event types that are on) run the cheap filters first and save the arguments, user strings included, in a
+ * per-thread slot; one exit program per group pairs the exit with that slot, applies the path filters and
+ * emits one record. Filters live in maps that user space may rewrite at any time.
+ *
+ * Why a per-thread slot in task storage: a file record needs up to two 4 KiB user strings saved between
+ * entry and exit. Task storage is allocated once per thread, written in place and freed with the thread,
+ * so a syscall costs no allocation and no copy of the slot; a hash keyed by tid (the fallback, for kernels
+ * whose tracepoint programs cannot use task storage) copies the whole slot on every insert.
+ *
+ * Why strings are read at entry: that is when the kernel is about to copy them; read at exit, a racing thread
+ * would have the whole syscall to change the buffer after the kernel used it. A string whose page is not
+ * resident yet cannot be read at entry (no faults here): it is read at exit, once the kernel faulted it in,
+ * and flagged VIGIL_SYSF_PATH_AT_EXIT.
+ */
+#include "vigil.h"
+#include "path.h"
+#include <bpf/bpf_endian.h>
+
+/* Limits and modes, set by the loader before load. */
+const volatile __u32 max_path = VIGIL_PATH_MAX;   /* bytes read of each user path (NUL included) */
+const volatile __u32 use_task_storage = 1;        /* 0: the tid-keyed hash fallback */
+
+#define AT_FDCWD_ -100
+#define AT_REMOVEDIR_ 0x200
+#define AT_SYMLINK_NOFOLLOW_ 0x100
+#define O_ACCMODE_ 3
+#define O_CREAT_ 0100
+#define O_TRUNC_ 01000
+#define O_WRONLY_ 1
+#define S_IFMT_ 0170000
+#define S_IFSOCK_ 0140000
+#define AF_UNIX_ 1
+#define AF_INET_ 2
+#define AF_INET6_ 10
+#define IPPROTO_TCP_ 6
+
+#define SMALL_STR 64
+#define ADDR_MAX 128
+#define FIXED_MAX 128    /* >= sizeof(struct file_event), sizeof(struct sys_event) */
+/* Records are built here: fixed part, then up to four strings of at most VIGIL_PATH_MAX each, plus room for
+ * the bounds the verifier sees (a string start plus a full-size read, a prefix compare past a string start). */
+#define OUT_SZ (FIXED_MAX + 6 * VIGIL_PATH_MAX)
+#define STR_LIMIT (FIXED_MAX + 3 * VIGIL_PATH_MAX) /* no string starts beyond this */
+_Static_assert(sizeof(struct file_event) <= FIXED_MAX && sizeof(struct sys_event) <= FIXED_MAX, "fixed parts fit FIXED_MAX");
+
+/* ---- maps --------------------------------------------------------------------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct syscall_filter_config);
+} sys_config SEC(".maps");
+
+/* comm (16 bytes, NUL-padded) -> VIGIL_COMM_INCLUDE or VIGIL_COMM_EXCLUDE */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, char[VIGIL_COMM_LEN]);
+	__type(value, __u32);
+} sys_comm_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_SYS_PREFIX_MAX);
+	__type(key, __u32);
+	__type(value, struct syscall_path_prefix);
+} sys_path_prefixes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_SYS_PREFIX_MAX);
+	__type(key, __u32);
+	__type(value, struct syscall_path_prefix);
+} sys_sensitive_prefixes SEC(".maps");
+
+/* enum vigil_sys_stat, per CPU */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VIGIL_SYS_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} sys_filter_stats SEC(".maps");
+
+/* What an entry saves for its exit. Not wire format: it never leaves the kernel. */
+struct sys_pending {
+	__u32 active;
+	__u32 op;
+	__s32 nr;
+	__u32 ev_flags;
+	__u64 args[8];           /* per group, see the A_* and N_* indices */
+	__u64 uptr[2];           /* user pointers of s0 and s1, to retry at exit when unreadable at entry */
+	__u32 len0;              /* bytes (NUL included) in s0, s1, s2; 0: none */
+	__u32 len1;
+	__u32 len2;
+	__u32 addr_len;
+	__u8 addr[ADDR_MAX];     /* connect/bind: the sockaddr */
+	char s2[SMALL_STR];      /* fstype, bpf object name */
+	char s0[VIGIL_PATH_MAX];
+	char s1[VIGIL_PATH_MAX];
+};
+
+/* file group args */
+#define A_DFD 0
+#define A_DFD2 1
+#define A_FLAGS 2
+#define A_MODE 3
+#define A_UID 4
+#define A_GID 5
+#define A_RESOLVE 6
+#define A_FDONLY 7   /* fchmod/fchown: no path, A_DFD is the fd */
+/* net group args */
+#define N_FD 0
+#define N_BACKLOG 1
+#define N_FLAGS 2
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sys_pending);
+} sys_pending_ts SEC(".maps");
+
+/* Fallback: tid -> slot, allocated on use (no preallocation: a slot is 8.5 KiB). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct sys_pending);
+} sys_pending_hash SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sys_pending);
+} sys_pending_tmpl SEC(".maps");
+
+struct sys_out {
+	__u8 data[OUT_SZ];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sys_out);
+} sys_out_heap SEC(".maps");
+
+/* ---- filters ------------------------------------------------------------------------------------------ */
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&sys_filter_stats, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline struct syscall_filter_config *get_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&sys_config, &zero);
+}
+
+/*
+ * The cheap filters, cheapest first: event type (a bit), the agent itself (a compare), container or host
+ * scope (one hash lookup), comm lists (one hash lookup). Returns the config when the event goes on.
+ */
+static __always_inline struct syscall_filter_config *filter_enter(__u32 op)
+{
+	struct syscall_filter_config *cfg = get_config();
+	char comm[VIGIL_COMM_LEN] = {};
+	__u32 *v;
+
+	if (!cfg)
+		return 0;
+	stat_inc(VIGIL_SYS_STAT_ENTERED);
+	if (!(cfg->enabled_ops & (1ULL << (op & 63)))) {
+		stat_inc(VIGIL_SYS_STAT_DROP_DISABLED);
+		return 0;
+	}
+	if (cfg->self_tgid && (bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid) {
+		stat_inc(VIGIL_SYS_STAT_DROP_SELF);
+		return 0;
+	}
+	if (cfg->scope != VIGIL_SCOPE_ALL) {
+		__u64 cg = vigil_cgroup_id();
+		int known = bpf_map_lookup_elem(&vigil_containers, &cg) != 0;
+
+		if ((cfg->scope == VIGIL_SCOPE_CONTAINERS) != known) {
+			stat_inc(VIGIL_SYS_STAT_DROP_SCOPE);
+			return 0;
+		}
+	}
+	if (cfg->comm_mode) {
+		bpf_get_current_comm(comm, sizeof(comm));
+		v = bpf_map_lookup_elem(&sys_comm_filter, comm);
+		if (((cfg->comm_mode & VIGIL_COMM_INCLUDE) && (!v || *v != VIGIL_COMM_INCLUDE)) ||
+		    ((cfg->comm_mode & VIGIL_COMM_EXCLUDE) && v && *v == VIGIL_COMM_EXCLUDE)) {
+			stat_inc(VIGIL_SYS_STAT_DROP_COMM);
+			return 0;
+		}
+	}
+	return cfg;
+}
+
+/* ---- the per-thread slot ------------------------------------------------------------------------------- */
+
+/* Takes the current thread's slot for a new entry. NULL (counted) when none can be had. */
+static __always_inline struct sys_pending *pending_start(__u32 op, __s32 nr)
+{
+	struct sys_pending *p, *tmpl;
+	__u32 tid, zero = 0;
+
+	if (use_task_storage) {
+		p = bpf_task_storage_get(&sys_pending_ts, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	} else {
+		tid = (__u32)bpf_get_current_pid_tgid();
+		p = bpf_map_lookup_elem(&sys_pending_hash, &tid);
+		if (!p) {
+			tmpl = bpf_map_lookup_elem(&sys_pending_tmpl, &zero);
+			if (tmpl) {
+				tmpl->active = 0;
+				bpf_map_update_elem(&sys_pending_hash, &tid, tmpl, BPF_ANY);
+				p = bpf_map_lookup_elem(&sys_pending_hash, &tid);
+			}
+		}
+	}
+	if (!p) {
+		stat_inc(VIGIL_SYS_STAT_NO_PENDING);
+		return 0;
+	}
+	p->active = 1;
+	p->op = op;
+	p->nr = nr;
+	p->ev_flags = 0;
+	p->len0 = 0;
+	p->len1 = 0;
+	p->len2 = 0;
+	p->addr_len = 0;
+	p->uptr[0] = 0;
+	p->uptr[1] = 0;
+#pragma unroll
+	for (int i = 0; i < 8; i++)
+		p->args[i] = 0;
+	return p;
+}
+
+/* The slot its entry filled, at the exit of syscall `nr`; NULL when the entry was filtered out. */
+static __always_inline struct sys_pending *pending_take(__s32 nr)
+{
+	struct sys_pending *p;
+	__u32 tid;
+
+	if (use_task_storage) {
+		p = bpf_task_storage_get(&sys_pending_ts, bpf_get_current_task_btf(), 0, 0);
+	} else {
+		tid = (__u32)bpf_get_current_pid_tgid();
+		p = bpf_map_lookup_elem(&sys_pending_hash, &tid);
+	}
+	/* A stale slot (its exit was not attached, or it belongs to another syscall) pairs with nothing. */
+	if (!p || !p->active || p->nr != nr)
+		return 0;
+	p->active = 0;
+	return p;
+}
+
+/* After the exit: the fallback frees its slot so that dead threads leave nothing behind. */
+static __always_inline void pending_done(void)
+{
+	__u32 tid;
+
+	if (use_task_storage)
+		return;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&sys_pending_hash, &tid);
+}
+
+static __always_inline __u32 str_max(void)
+{
+	__u32 n = max_path;
+
+	if (n > VIGIL_PATH_MAX)
+		n = VIGIL_PATH_MAX;
+	if (n < 2)
+		n = 2;
+	return n;
+}
+
+/* Reads a user path into the slot at entry; unreadable (not resident yet) strings are retried at exit. */
+static __always_inline void save_path(struct sys_pending *p, int which, const char *uptr)
+{
+	long n;
+
+	if (!uptr)
+		return;
+	if (which == 0) {
+		p->uptr[0] = (__u64)uptr;
+		n = bpf_probe_read_user_str(p->s0, str_max(), uptr);
+		p->len0 = n > 0 ? n : 0;
+	} else {
+		p->uptr[1] = (__u64)uptr;
+		n = bpf_probe_read_user_str(p->s1, str_max(), uptr);
+		p->len1 = n > 0 ? n : 0;
+	}
+	if (n >= str_max())
+		p->ev_flags |= VIGIL_SYSF_PATH_TRUNCATED;
+}
+
+static __always_inline void save_small(struct sys_pending *p, const char *uptr)
+{
+	long n;
+
+	if (!uptr)
+		return;
+	n = bpf_probe_read_user_str(p->s2, sizeof(p->s2), uptr);
+	p->len2 = n > 0 ? n : 0;
+}
+
+/* ---- fds, paths, sockets --------------------------------------------------------------------------------- */
+
+static __always_inline struct file *fd_file(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+
+	if (fd < 0 || (unsigned int)fd >= max)
+		return 0;
+	bpf_core_read(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/*
+ * Writes the absolute path of `f` (or, f == NULL, of the working directory) at buf[off]; returns the bytes
+ * written, NUL included (0: nothing).
+ */
+static __always_inline __u32 put_file_path(__u8 *buf, __u32 off, struct file *f, __u32 *ev_flags)
+{
+	__u32 zero = 0, trunc = 0, pos;
+	struct vigil_path_buf *pb = bpf_map_lookup_elem(&vigil_path_heap, &zero);
+	struct task_struct *task;
+	long n;
+
+	if (!pb || off > STR_LIMIT)
+		return 0;
+	if (f) {
+		pos = vigil_walk_path(&f->f_path, pb, &trunc);
+	} else {
+		task = (struct task_struct *)bpf_get_current_task();
+		pos = vigil_walk_path(&BPF_CORE_READ(task, fs)->pwd, pb, &trunc);
+	}
+	if (trunc)
+		*ev_flags |= VIGIL_SYSF_RESOLVED_TRUNCATED;
+	n = bpf_probe_read_kernel_str(buf + off, VIGIL_PATH_MAX, pb->data + pos);
+	if (n <= 0)
+		return 0;
+	return n > VIGIL_PATH_MAX ? VIGIL_PATH_MAX : n;
+}
+
+/* Copies a string saved in the slot to buf[off]; returns the bytes written, NUL included. */
+static __always_inline __u32 put_kstr(__u8 *buf, __u32 off, const char *src)
+{
+	long n;
+
+	if (off > STR_LIMIT)
+		return 0;
+	n = bpf_probe_read_kernel_str(buf + off, VIGIL_PATH_MAX, src);
+	return n > 0 ? n : 0;
+}
+
+/* A path string of the slot, or, when it was not readable at entry, read again now (the kernel faulted it in). */
+static __always_inline __u32 put_saved_path(__u8 *buf, __u32 off, struct sys_pending *p, int which, __u32 *ev_flags)
+{
+	__u32 len = which ? p->len1 : p->len0;
+	__u64 uptr = which ? p->uptr[1] : p->uptr[0];
+	long n;
+
+	if (off > STR_LIMIT)
+		return 0;
+	if (len)
+		return put_kstr(buf, off, which ? p->s1 : p->s0);
+	if (!uptr)
+		return 0;
+	n = bpf_probe_read_user_str(buf + off, str_max(), (const void *)uptr);
+	if (n > 0) {
+		*ev_flags |= VIGIL_SYSF_PATH_AT_EXIT;
+		return n;
+	}
+	*ev_flags |= VIGIL_SYSF_PATH_UNREADABLE;
+	return 0;
+}
+
+/*
+ * Resolves a relative path lexically: the directory (`dfd`'s path, or the working directory for AT_FDCWD)
+ * + "/" + the path as given at buf[str_off]. Written at buf[off]; returns the bytes written, at most
+ * VIGIL_PATH_MAX. Not normalised: "..", "." and symlinks stay as they are.
+ */
+static __always_inline __u32 put_lexical(__u8 *buf, __u32 off, __s32 dfd, __u32 str_off, __u32 *ev_flags)
+{
+	struct file *dir = 0;
+	__u32 n, pos, room;
+	long m;
+
+	if (off > STR_LIMIT || str_off > STR_LIMIT)
+		return 0;
+	if (dfd != AT_FDCWD_) {
+		dir = fd_file(dfd);
+		if (!dir)
+			return 0;
+	}
+	n = put_file_path(buf, off, dir, ev_flags);
+	if (n > VIGIL_PATH_MAX)
+		n = VIGIL_PATH_MAX;
+	if (n < 2)
+		return n;
+	*ev_flags |= dfd == AT_FDCWD_ ? VIGIL_SYSF_RESOLVED_CWD : VIGIL_SYSF_RESOLVED_DIRFD;
+	/* The base is n-1 characters and a NUL: the relative part goes after a '/' written over the NUL. The
+	 * root "/" needs no second one. */
+	if (n == 2) {
+		pos = 1;
+	} else {
+		buf[off + n - 1] = '/';
+		pos = n;
+	}
+	if (pos >= VIGIL_PATH_MAX - 1) {
+		buf[off + pos - 1] = 0;
+		*ev_flags |= VIGIL_SYSF_RESOLVED_TRUNCATED;
+		return pos;
+	}
+	room = VIGIL_PATH_MAX - pos;
+	m = bpf_probe_read_kernel_str(buf + off + pos, room, buf + str_off);
+	if (m <= 0) {
+		buf[off + pos - 1] = 0;
+		return pos;
+	}
+	if (m >= room)
+		*ev_flags |= VIGIL_SYSF_RESOLVED_TRUNCATED;
+	n = pos + m;
+	return n > VIGIL_PATH_MAX ? VIGIL_PATH_MAX : n;
+}
+
+/* ---- prefix matching ------------------------------------------------------------------------------------ */
+
+struct match_ctx {
+	__u32 off;        /* where the string starts in sys_out_heap */
+	__u32 sensitive;  /* which list: 0 sys_path_prefixes, 1 sys_sensitive_prefixes */
+	__u32 count;
+	__u32 matched;
+};
+
+/* Does prefix i start the string? Word by word under the prefix's mask, up to its first all-zero mask word. */
+static long match_cb(__u32 i, void *data)
+{
+	struct match_ctx *m = data;
+	struct syscall_path_prefix *pfx;
+	struct sys_out *out;
+	__u32 zero = 0, off = m->off;
+	__u64 a, b, mask;
+
+	if (i >= m->count)
+		return 1;
+	if (m->sensitive)
+		pfx = bpf_map_lookup_elem(&sys_sensitive_prefixes, &i);
+	else
+		pfx = bpf_map_lookup_elem(&sys_path_prefixes, &i);
+	out = bpf_map_lookup_elem(&sys_out_heap, &zero);
+	if (!pfx || !out || off > STR_LIMIT)
+		return 1;
+	if (!pfx->len)
+		return 0;
+	for (int w = 0; w < VIGIL_SYS_PREFIX_LEN / 8; w++) {
+		mask = *(__u64 *)(pfx->mask + w * 8);
+		if (!mask)
+			break;
+		a = *(__u64 *)(out->data + off + w * 8);
+		b = *(__u64 *)(pfx->prefix + w * 8);
+		if ((a ^ b) & mask)
+			return 0;
+	}
+	m->matched = 1;
+	return 1;
+}
+
+static __always_inline int prefix_match(__u32 off, __u32 sensitive, __u32 count)
+{
+	struct match_ctx m = { .off = off, .sensitive = sensitive, .count = count, .matched = 0 };
+
+	if (!count)
+		return 0;
+	bpf_loop(VIGIL_SYS_PREFIX_MAX, match_cb, &m, 0);
+	return m.matched;
+}
+
+/* ---- file group ------------------------------------------------------------------------------------------- */
+
+static __always_inline int is_modification(__u32 op, __u32 ev_flags)
+{
+	return op == VIGIL_SYS_OPEN ? (ev_flags & VIGIL_SYSF_WRITE) != 0 : 1;
+}
+
+static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
+{
+	struct syscall_filter_config *cfg = get_config();
+	__u32 zero = 0, off, n, foff, foff2 = 0, ev_flags = p->ev_flags, op = p->op;
+	__s32 dfd = p->args[A_DFD], dfd2 = p->args[A_DFD2];
+	struct sys_out *out = bpf_map_lookup_elem(&sys_out_heap, &zero);
+	struct file_event *e;
+	__u8 *buf;
+	int hit, relative;
+
+	if (!cfg || !out)
+		return 0;
+	buf = out->data;
+	e = (struct file_event *)buf;
+	off = sizeof(*e);
+
+	/* The paths as given. */
+	n = put_saved_path(buf, off, p, 0, &ev_flags);
+	e->path_len = n;
+	foff = off;
+	if (!n)
+		buf[off] = 0; /* fchmod/fchown have no path: filters see "" */
+	off += n;
+	n = 0;
+	if (op == VIGIL_SYS_RENAME)
+		n = put_saved_path(buf, off, p, 1, &ev_flags);
+	e->path2_len = n;
+	if (n)
+		foff2 = off;
+	off += n;
+
+	/*
+	 * Resolved paths: the file opened, the fd's file, or directory + relative path. The walk up the dentries
+	 * costs about 1 us per open, so a read-only open of an absolute path is walked only when asked for
+	 * (VIGIL_SYSCFG_RESOLVE_ALL): there the given path is what filters see.
+	 */
+	n = 0;
+	relative = e->path_len > 1 && foff <= STR_LIMIT && buf[foff] != '/';
+	if (cfg->flags & (VIGIL_SYSCFG_RESOLVE | VIGIL_SYSCFG_RESOLVE_ALL)) {
+		if ((op == VIGIL_SYS_OPEN && ret >= 0 && ((ev_flags & VIGIL_SYSF_WRITE) || relative || (cfg->flags & VIGIL_SYSCFG_RESOLVE_ALL))) ||
+		    p->args[A_FDONLY]) {
+			struct file *f = fd_file(op == VIGIL_SYS_OPEN ? (int)ret : dfd);
+
+			if (f) {
+				n = put_file_path(buf, off, f, &ev_flags);
+				if (n)
+					ev_flags |= VIGIL_SYSF_RESOLVED_FD;
+			}
+		} else if (relative) {
+			n = put_lexical(buf, off, dfd, foff, &ev_flags);
+		}
+	}
+	e->resolved_len = n;
+	if (n)
+		foff = off;
+	off += n;
+	n = 0;
+	if ((cfg->flags & (VIGIL_SYSCFG_RESOLVE | VIGIL_SYSCFG_RESOLVE_ALL)) && foff2 && foff2 <= STR_LIMIT && buf[foff2] != '/')
+		n = put_lexical(buf, off, dfd2, foff2, &ev_flags);
+	e->resolved2_len = n;
+	if (n)
+		foff2 = off;
+	off += n;
+
+	/* Path filters: on the resolved path where there is one, else on the path as given. */
+	if (cfg->prefix_count) {
+		hit = prefix_match(foff, 0, cfg->prefix_count);
+		if (!hit && foff2)
+			hit = prefix_match(foff2, 0, cfg->prefix_count);
+		if (!hit) {
+			stat_inc(VIGIL_SYS_STAT_DROP_PATH);
+			return 0;
+		}
+	}
+	if (cfg->sensitive_count && is_modification(op, ev_flags)) {
+		hit = prefix_match(foff, 1, cfg->sensitive_count);
+		if (!hit && foff2)
+			hit = prefix_match(foff2, 1, cfg->sensitive_count);
+		if (hit)
+			ev_flags |= VIGIL_SYSF_SENSITIVE;
+	}
+	if (op == VIGIL_SYS_OPEN && (cfg->flags & VIGIL_SYSCFG_OPEN_SENSITIVE) && !(ev_flags & VIGIL_SYSF_SENSITIVE)) {
+		stat_inc(VIGIL_SYS_STAT_DROP_NOT_SENSITIVE);
+		return 0;
+	}
+
+	vigil_fill_header(&e->hdr, VIGIL_OP_FILE, off);
+	e->ret = ret;
+	e->op = op;
+	e->nr = p->nr;
+	e->ev_flags = ev_flags;
+	e->flags = p->args[A_FLAGS];
+	e->resolve = p->args[A_RESOLVE];
+	e->mode = p->args[A_MODE];
+	e->uid = p->args[A_UID];
+	e->gid = p->args[A_GID];
+	e->dfd = dfd;
+	e->dfd2 = dfd2;
+	e->_pad0 = 0;
+	vigil_output(ctx, buf, off, OUT_SZ, VIGIL_OP_FILE);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_openat")
+int exit_file(struct syscall_trace_exit *ctx)
+{
+	struct sys_pending *p = pending_take(ctx->nr);
+
+	if (!p)
+		return 0;
+	emit_file(ctx, p, ctx->ret);
+	pending_done();
+	return 0;
+}
+
+/* Opens: entry filters, then the sensitive-only shortcut (a read-only open can never be a sensitive write). */
+static __always_inline int enter_open(struct syscall_trace_enter *ctx, __s32 dfd, const char *path, __u64 flags, __u64 mode,
+				      __u64 resolve)
+{
+	struct syscall_filter_config *cfg = filter_enter(VIGIL_SYS_OPEN);
+	int write = (flags & O_ACCMODE_) != 0 || (flags & (O_CREAT_ | O_TRUNC_)) != 0;
+	struct sys_pending *p;
+
+	if (!cfg)
+		return 0;
+	if ((cfg->flags & VIGIL_SYSCFG_OPEN_SENSITIVE) && !write) {
+		stat_inc(VIGIL_SYS_STAT_DROP_NOT_SENSITIVE);
+		return 0;
+	}
+	p = pending_start(VIGIL_SYS_OPEN, ctx->nr);
+	if (!p)
+		return 0;
+	p->args[A_DFD] = dfd;
+	p->args[A_FLAGS] = flags;
+	p->args[A_MODE] = mode;
+	p->args[A_RESOLVE] = resolve;
+	if (write)
+		p->ev_flags |= VIGIL_SYSF_WRITE;
+	save_path(p, 0, path);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_openat")
+int enter_openat(struct syscall_trace_enter *ctx)
+{
+	return enter_open(ctx, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], ctx->args[3], 0);
+}
+
+SEC("tp/syscalls/sys_enter_open")
+int enter_open_legacy(struct syscall_trace_enter *ctx)
+{
+	return enter_open(ctx, AT_FDCWD_, (const char *)ctx->args[0], ctx->args[1], ctx->args[2], 0);
+}
+
+SEC("tp/syscalls/sys_enter_creat")
+int enter_creat(struct syscall_trace_enter *ctx)
+{
+	return enter_open(ctx, AT_FDCWD_, (const char *)ctx->args[0], O_WRONLY_ | O_CREAT_ | O_TRUNC_, ctx->args[1], 0);
+}
+
+SEC("tp/syscalls/sys_enter_openat2")
+int enter_openat2(struct syscall_trace_enter *ctx)
+{
+	struct open_how how = {};
+
+	/* struct open_how is read at entry: the kernel copies it then too. Unreadable: flags 0 (reported as read-only). */
+	bpf_probe_read_user(&how, sizeof(how), (const void *)ctx->args[2]);
+	return enter_open(ctx, ctx->args[0], (const char *)ctx->args[1], how.flags, how.mode, how.resolve);
+}
+
+/* The other file syscalls: one or two paths, plus mode, owner or flags. */
+static __always_inline struct sys_pending *enter_file(struct syscall_trace_enter *ctx, __u32 op, __s32 dfd, const char *path)
+{
+	struct sys_pending *p;
+
+	if (!filter_enter(op))
+		return 0;
+	p = pending_start(op, ctx->nr);
+	if (!p)
+		return 0;
+	p->args[A_DFD] = dfd;
+	save_path(p, 0, path);
+	return p;
+}
+
+SEC("tp/syscalls/sys_enter_unlinkat")
+int enter_unlinkat(struct syscall_trace_enter *ctx)
+{
+	__u32 flag = ctx->args[2];
+	struct sys_pending *p = enter_file(ctx, flag & AT_REMOVEDIR_ ? VIGIL_SYS_RMDIR : VIGIL_SYS_UNLINK, ctx->args[0], (const char *)ctx->args[1]);
+
+	if (p)
+		p->args[A_FLAGS] = flag;
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_unlink")
+int enter_unlink(struct syscall_trace_enter *ctx)
+{
+	enter_file(ctx, VIGIL_SYS_UNLINK, AT_FDCWD_, (const char *)ctx->args[0]);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_rmdir")
+int enter_rmdir(struct syscall_trace_enter *ctx)
+{
+	enter_file(ctx, VIGIL_SYS_RMDIR, AT_FDCWD_, (const char *)ctx->args[0]);
+	return 0;
+}
+
+static __always_inline int enter_rename(struct syscall_trace_enter *ctx, __s32 dfd, const char *oldp, __s32 dfd2,
+					const char *newp, __u32 flags)
+{
+	struct sys_pending *p = enter_file(ctx, VIGIL_SYS_RENAME, dfd, oldp);
+
+	if (!p)
+		return 0;
+	p->args[A_DFD2] = dfd2;
+	p->args[A_FLAGS] = flags;
+	save_path(p, 1, newp);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_renameat2")
+int enter_renameat2(struct syscall_trace_enter *ctx)
+{
+	return enter_rename(ctx, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], (const char *)ctx->args[3], ctx->args[4]);
+}
+
+SEC("tp/syscalls/sys_enter_renameat")
+int enter_renameat(struct syscall_trace_enter *ctx)
+{
+	return enter_rename(ctx, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], (const char *)ctx->args[3], 0);
+}
+
+SEC("tp/syscalls/sys_enter_rename")
+int enter_rename_legacy(struct syscall_trace_enter *ctx)
+{
+	return enter_rename(ctx, AT_FDCWD_, (const char *)ctx->args[0], AT_FDCWD_, (const char *)ctx->args[1], 0);
+}
+
+static __always_inline int enter_chmod(struct syscall_trace_enter *ctx, __s32 dfd, const char *path, __u32 mode, __u32 flags,
+				       int fdonly)
+{
+	struct sys_pending *p = enter_file(ctx, VIGIL_SYS_CHMOD, dfd, path);
+
+	if (!p)
+		return 0;
+	p->args[A_MODE] = mode;
+	p->args[A_FLAGS] = flags;
+	p->args[A_FDONLY] = fdonly;
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_fchmodat")
+int enter_fchmodat(struct syscall_trace_enter *ctx)
+{
+	return enter_chmod(ctx, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], 0, 0);
+}
+
+SEC("tp/syscalls/sys_enter_fchmodat2")
+int enter_fchmodat2(struct syscall_trace_enter *ctx)
+{
+	return enter_chmod(ctx, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], ctx->args[3], 0);
+}
+
+SEC("tp/syscalls/sys_enter_chmod")
+int enter_chmod_legacy(struct syscall_trace_enter *ctx)
+{
+	return enter_chmod(ctx, AT_FDCWD_, (const char *)ctx->args[0], ctx->args[1], 0, 0);
+}
+
+SEC("tp/syscalls/sys_enter_fchmod")
+int enter_fchmod(struct syscall_trace_enter *ctx)
+{
+	return enter_chmod(ctx, ctx->args[0], 0, ctx->args[1], 0, 1);
+}
+
+static __always_inline int enter_chown(struct syscall_trace_enter *ctx, __s32 dfd, const char *path, __u32 uid, __u32 gid,
+				       __u32 flags, int fdonly)
+{
+	struct sys_pending *p = enter_file(ctx, VIGIL_SYS_CHOWN, dfd, path);
+
+	if (!p)
+		return 0;
+	p->args[A_UID] = uid;
+	p->args[A_GID] = gid;
+	p->args[A_FLAGS] = flags;
+	p->args[A_FDONLY] = fdonly;
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_fchownat")
+int enter_fchownat(struct syscall_trace_enter *ctx)
+{
+	return enter_chown(ctx, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], ctx->args[3], ctx->args[4], 0);
+}
+
+SEC("tp/syscalls/sys_enter_chown")
+int enter_chown_legacy(struct syscall_trace_enter *ctx)
+{
+	return enter_chown(ctx, AT_FDCWD_, (const char *)ctx->args[0], ctx->args[1], ctx->args[2], 0, 0);
+}
+
+SEC("tp/syscalls/sys_enter_lchown")
+int enter_lchown(struct syscall_trace_enter *ctx)
+{
+	return enter_chown(ctx, AT_FDCWD_, (const char *)ctx->args[0], ctx->args[1], ctx->args[2], AT_SYMLINK_NOFOLLOW_, 0);
+}
+
+SEC("tp/syscalls/sys_enter_fchown")
+int enter_fchown(struct syscall_trace_enter *ctx)
+{
+	return enter_chown(ctx, ctx->args[0], 0, ctx->args[1], ctx->args[2], 0, 1);
+}
+
+SEC("tp/syscalls/sys_enter_mkdirat")
+int enter_mkdirat(struct syscall_trace_enter *ctx)
+{
+	struct sys_pending *p = enter_file(ctx, VIGIL_SYS_MKDIR, ctx->args[0], (const char *)ctx->args[1]);
+
+	if (p)
+		p->args[A_MODE] = ctx->args[2];
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_mkdir")
+int enter_mkdir(struct syscall_trace_enter *ctx)
+{
+	struct sys_pending *p = enter_file(ctx, VIGIL_SYS_MKDIR, AT_FDCWD_, (const char *)ctx->args[0]);
+
+	if (p)
+		p->args[A_MODE] = ctx->args[1];
+	return 0;
+}
+
+/* ---- network group ---------------------------------------------------------------------------------------- */
+
+static __always_inline struct socket *fd_socket(int fd)
+{
+	struct file *f = fd_file(fd);
+	umode_t mode;
+
+	if (!f)
+		return 0;
+	mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT_) != S_IFSOCK_)
+		return 0;
+	return BPF_CORE_READ(f, private_data);
+}
+
+/* Addresses and ports a socket holds: local always, remote once connected. */
+static __always_inline void sock_addrs(struct sock *sk, struct net_event *e)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	struct unix_address *ua;
+	__u32 v4;
+	int len;
+
+	e->family = family;
+	e->protocol = BPF_CORE_READ(sk, sk_protocol);
+	if (family == AF_INET_) {
+		v4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(e->laddr, &v4, 4);
+		v4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->raddr, &v4, 4);
+	} else if (family == AF_INET6_) {
+		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&e->raddr, sk, __sk_common.skc_v6_daddr);
+	} else if (family == AF_UNIX_) {
+		/* The socket's own address; an accepted socket carries its listener's. */
+		ua = BPF_CORE_READ((struct unix_sock *)sk, addr);
+		if (ua) {
+			len = BPF_CORE_READ(ua, len) - 2; /* minus sun_family */
+			if (len > VIGIL_UNIX_PATH_MAX)
+				len = VIGIL_UNIX_PATH_MAX;
+			if (len > 0) {
+				bpf_core_read(e->unix_path, len & 127, (char *)&ua->name[0] + 2);
+				e->unix_path_len = len;
+			}
+		}
+		return;
+	}
+	if (family == AF_INET_ || family == AF_INET6_) {
+		e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	}
+}
+
+/* A sockaddr saved at entry: the peer of connect, the address asked for by bind. */
+static __always_inline void saved_addr(struct sys_pending *p, struct net_event *e, int remote)
+{
+	__u16 family = *(__u16 *)p->addr;
+	__u32 len = p->addr_len;
+	__u16 port;
+
+	if (len < 2)
+		return;
+	if (!e->family)
+		e->family = family;
+	if (family == AF_INET_ && len >= 8) {
+		port = bpf_ntohs(*(__u16 *)(p->addr + 2));
+		__builtin_memcpy(remote ? e->raddr : e->laddr, p->addr + 4, 4);
+		if (remote)
+			e->rport = port;
+		else
+			e->lport = port;
+	} else if (family == AF_INET6_ && len >= 24) {
+		port = bpf_ntohs(*(__u16 *)(p->addr + 2));
+		__builtin_memcpy(remote ? e->raddr : e->laddr, p->addr + 8, 16);
+		if (remote)
+			e->rport = port;
+		else
+			e->lport = port;
+	} else if (family == AF_UNIX_) {
+		len -= 2;
+		if (len > VIGIL_UNIX_PATH_MAX)
+			len = VIGIL_UNIX_PATH_MAX;
+		bpf_probe_read_kernel(e->unix_path, len & 127, p->addr + 2);
+		e->unix_path_len = len;
+	}
+}
+
+static __always_inline int emit_net(void *ctx, struct sys_pending *p, long ret)
+{
+	struct net_event *e = vigil_reserve(sizeof(*e), VIGIL_OP_NET);
+	__u32 op = p->op;
+	__s32 fd = p->args[N_FD];
+	struct socket *sock;
+	struct sock *sk;
+
+	if (!e)
+		return 0;
+	__builtin_memset((void *)e + sizeof(e->hdr), 0, sizeof(*e) - sizeof(e->hdr));
+	vigil_fill_header(&e->hdr, VIGIL_OP_NET, sizeof(*e));
+	e->ret = ret;
+	e->op = op;
+	e->nr = p->nr;
+	e->ev_flags = p->ev_flags;
+	e->fd = fd;
+	e->flags = p->args[N_FLAGS];
+	e->backlog = p->args[N_BACKLOG];
+	/* The socket: the accepted one for accept, else the one the call was made on. */
+	sock = fd_socket(op == VIGIL_SYS_ACCEPT ? (ret >= 0 ? (int)ret : -1) : fd);
+	if (!sock && op == VIGIL_SYS_ACCEPT)
+		sock = fd_socket(fd);
+	if (sock) {
+		e->type = BPF_CORE_READ(sock, type);
+		sk = BPF_CORE_READ(sock, sk);
+		if (sk && !(op == VIGIL_SYS_ACCEPT && ret < 0))
+			sock_addrs(sk, e);
+		else if (sk)
+			e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	} else {
+		e->ev_flags |= VIGIL_SYSF_NO_SOCKET;
+	}
+	/* What the caller asked for: the peer of connect (also when it failed), the address of a failed bind. */
+	if (op == VIGIL_SYS_CONNECT) {
+		if (e->family == AF_UNIX_)
+			e->unix_path_len = 0;
+		saved_addr(p, e, 1);
+	} else if (op == VIGIL_SYS_BIND && (ret != 0 || e->family == AF_UNIX_ || !sock)) {
+		saved_addr(p, e, 0);
+	}
+	vigil_submit(ctx, e, sizeof(*e), VIGIL_OP_NET);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_connect")
+int exit_net(struct syscall_trace_exit *ctx)
+{
+	struct sys_pending *p = pending_take(ctx->nr);
+
+	if (!p)
+		return 0;
+	emit_net(ctx, p, ctx->ret);
+	pending_done();
+	return 0;
+}
+
+static __always_inline struct sys_pending *enter_net(struct syscall_trace_enter *ctx, __u32 op, __s32 fd)
+{
+	struct sys_pending *p;
+
+	if (!filter_enter(op))
+		return 0;
+	p = pending_start(op, ctx->nr);
+	if (p)
+		p->args[N_FD] = fd;
+	return p;
+}
+
+/* connect/bind: the sockaddr is read at entry, as the kernel reads it. */
+static __always_inline int enter_sockaddr(struct syscall_trace_enter *ctx, __u32 op)
+{
+	struct sys_pending *p = enter_net(ctx, op, ctx->args[0]);
+	__u32 len = ctx->args[2];
+
+	if (!p)
+		return 0;
+	if (len > ADDR_MAX)
+		len = ADDR_MAX;
+	if (len && bpf_probe_read_user(p->addr, len, (const void *)ctx->args[1]) == 0)
+		p->addr_len = len;
+	else
+		p->ev_flags |= VIGIL_SYSF_ADDR_UNREADABLE;
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_connect")
+int enter_connect(struct syscall_trace_enter *ctx)
+{
+	return enter_sockaddr(ctx, VIGIL_SYS_CONNECT);
+}
+
+SEC("tp/syscalls/sys_enter_bind")
+int enter_bind(struct syscall_trace_enter *ctx)
+{
+	return enter_sockaddr(ctx, VIGIL_SYS_BIND);
+}
+
+SEC("tp/syscalls/sys_enter_listen")
+int enter_listen(struct syscall_trace_enter *ctx)
+{
+	struct sys_pending *p = enter_net(ctx, VIGIL_SYS_LISTEN, ctx->args[0]);
+
+	if (p)
+		p->args[N_BACKLOG] = ctx->args[1];
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_accept4")
+int enter_accept4(struct syscall_trace_enter *ctx)
+{
+	struct sys_pending *p = enter_net(ctx, VIGIL_SYS_ACCEPT, ctx->args[0]);
+
+	if (p)
+		p->args[N_FLAGS] = ctx->args[3];
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_accept")
+int enter_accept(struct syscall_trace_enter *ctx)
+{
+	enter_net(ctx, VIGIL_SYS_ACCEPT, ctx->args[0]);
+	return 0;
+}
+
+/*
+ * TCP state changes. Not a syscall: no entry/exit pairing and no syscall tax. Transitions driven by the
+ * network (SYN_RECV -> ESTABLISHED, a peer's FIN) run in softirq context, where pid, comm and cgroup are
+ * those of whatever task the interrupt hit, so the comm and scope filters see that task too.
+ */
+SEC("tp/sock/inet_sock_set_state")
+int tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	struct net_event *e;
+	__u16 family;
+
+	if (ctx->protocol != IPPROTO_TCP_)
+		return 0;
+	if (!filter_enter(VIGIL_SYS_TCP_STATE))
+		return 0;
+	e = vigil_reserve(sizeof(*e), VIGIL_OP_NET);
+	if (!e)
+		return 0;
+	__builtin_memset((void *)e + sizeof(e->hdr), 0, sizeof(*e) - sizeof(e->hdr));
+	vigil_fill_header(&e->hdr, VIGIL_OP_NET, sizeof(*e));
+	family = ctx->family;
+	e->op = VIGIL_SYS_TCP_STATE;
+	e->nr = -1;
+	e->fd = -1;
+	e->family = family;
+	e->type = 1; /* SOCK_STREAM */
+	e->protocol = IPPROTO_TCP_;
+	e->lport = ctx->sport;
+	e->rport = ctx->dport;
+	e->old_state = ctx->oldstate;
+	e->new_state = ctx->newstate;
+	/* Copied with probe reads: CO-RE turns these into ctx + offset, which direct loads may not use. */
+	if (family == AF_INET6_) {
+		bpf_probe_read_kernel(e->laddr, 16, ctx->saddr_v6);
+		bpf_probe_read_kernel(e->raddr, 16, ctx->daddr_v6);
+	} else {
+		bpf_probe_read_kernel(e->laddr, 4, ctx->saddr);
+		bpf_probe_read_kernel(e->raddr, 4, ctx->daddr);
+	}
+	vigil_submit(ctx, e, sizeof(*e), VIGIL_OP_NET);
+	return 0;
+}
+
+/* ---- other group -------------------------------------------------------------------------------------------- */
+
+static __always_inline int emit_sys(void *ctx, struct sys_pending *p, long ret)
+{
+	__u32 zero = 0, off, n, ev_flags = p->ev_flags;
+	struct sys_out *out = bpf_map_lookup_elem(&sys_out_heap, &zero);
+	struct sys_event *e;
+	struct file *f;
+	__u8 *buf;
+
+	if (!out)
+		return 0;
+	buf = out->data;
+	e = (struct sys_event *)buf;
+	off = sizeof(*e);
+	n = put_saved_path(buf, off, p, 0, &ev_flags);
+	e->str1_len = n;
+	off += n;
+	n = 0;
+	if (p->op == VIGIL_SYS_MOUNT) {
+		n = put_saved_path(buf, off, p, 1, &ev_flags);
+	} else if (p->op == VIGIL_SYS_MODULE_LOAD && p->args[3]) {
+		/* finit_module: the module file. */
+		f = fd_file(p->args[0]);
+		if (f)
+			n = put_file_path(buf, off, f, &ev_flags);
+	}
+	e->str2_len = n;
+	off += n;
+	n = 0;
+	if (p->len2 && off <= STR_LIMIT)
+		n = put_kstr(buf, off, p->s2);
+	e->str3_len = n;
+	off += n;
+	if (p->op == VIGIL_SYS_SETNS && ret == 0) {
+		/* The namespace entered: the inode of the nsfs file behind the fd. */
+		f = fd_file(p->args[0]);
+		if (f)
+			p->args[2] = BPF_CORE_READ(f, f_inode, i_ino);
+	}
+	vigil_fill_header(&e->hdr, VIGIL_OP_SYS, off);
+	e->ret = ret;
+	e->op = p->op;
+	e->nr = p->nr;
+	e->ev_flags = ev_flags;
+	e->_pad0 = 0;
+	e->_pad1 = 0;
+	e->args[0] = p->args[0];
+	e->args[1] = p->args[1];
+	e->args[2] = p->args[2];
+	e->args[3] = p->op == VIGIL_SYS_MODULE_LOAD ? 0 : p->args[3];
+	vigil_output(ctx, buf, off, OUT_SZ, VIGIL_OP_SYS);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_ptrace")
+int exit_sys(struct syscall_trace_exit *ctx)
+{
+	struct sys_pending *p = pending_take(ctx->nr);
+
+	if (!p)
+		return 0;
+	emit_sys(ctx, p, ctx->ret);
+	pending_done();
+	return 0;
+}
+
+static __always_inline struct sys_pending *enter_sys(struct syscall_trace_enter *ctx, __u32 op)
+{
+	if (!filter_enter(op))
+		return 0;
+	return pending_start(op, ctx->nr);
+}
+
+static __always_inline int ptrace_attach_like(__u64 req)
+{
+	/* TRACEME, POKETEXT, POKEDATA, POKEUSER, SETREGS, SETFPREGS, ATTACH, SETREGSET, SEIZE */
+	return req == 0 || req == 4 || req == 5 || req == 6 || req == 13 || req == 15 || req == 16 || req == 0x4205 ||
+	       req == 0x4206;
+}
+
+SEC("tp/syscalls/sys_enter_ptrace")
+int enter_ptrace(struct syscall_trace_enter *ctx)
+{
+	struct syscall_filter_config *cfg = filter_enter(VIGIL_SYS_PTRACE);
+	struct sys_pending *p;
+
+	if (!cfg)
+		return 0;
+	if ((cfg->flags & VIGIL_SYSCFG_PTRACE_ATTACH) && !ptrace_attach_like(ctx->args[0])) {
+		stat_inc(VIGIL_SYS_STAT_DROP_ARGS);
+		return 0;
+	}
+	p = pending_start(VIGIL_SYS_PTRACE, ctx->nr);
+	if (!p)
+		return 0;
+	p->args[0] = ctx->args[0];
+	p->args[1] = ctx->args[1];
+	p->args[2] = ctx->args[2];
+	p->args[3] = ctx->args[3];
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_mount")
+int enter_mount(struct syscall_trace_enter *ctx)
+{
+	struct sys_pending *p = enter_sys(ctx, VIGIL_SYS_MOUNT);
+
+	if (!p)
+		return 0;
+	p->args[0] = ctx->args[3];
+	save_path(p, 0, (const char *)ctx->args[0]);
+	save_path(p, 1, (const char *)ctx->args[1]);
+	save_small(p, (const char *)ctx->args[2]);
+	return 0;
+}
+
+/* umount2(2); the kernel names it umount. */
+SEC("tp/syscalls/sys_enter_umount")
+int enter_umount(struct syscall_trace_enter *ctx)
+{
+	struct sys_pending *p = enter_sys(ctx, VIGIL_SYS_UMOUNT);
+
+	if (!p)
+		return 0;
+	p->args[0] = ctx->args[1];
+	save_path(p, 0, (const char *)ctx->args[0]);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_init_module")
+int enter_init_module(struct syscall_trace_enter *ctx)
+{
+	struct sys_pending *p = enter_sys(ctx, VIGIL_SYS_MODULE_LOAD);
+
+	if (!p)
+		return 0;
+	p->args[0] = ctx->args[1];
+	save_path(p, 0, (const char *)ctx->args[2]);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_finit_module")
+int enter_finit_module(struct syscall_trace_enter *ctx)
+{
+	struct sys_pending *p = enter_sys(ctx, VIGIL_SYS_MODULE_LOAD);
+
+	if (!p)
+		return 0;
+	p->args[0] = ctx->args[0];
+	p->args[1] = ctx->args[2];
+	p->args[3] = 1; /* marks finit_module for the exit: resolve the fd */
+	save_path(p, 0, (const char *)ctx->args[1]);
+	return 0;
+}
+
+/* module/module_load exists only on kernels with module support; this code is dead (pruned) elsewhere. */
+struct trace_event_raw_module_load___vigil {
+	struct trace_entry ent;
+	unsigned int taints;
+	__u32 __data_loc_name;
+} __attribute__((preserve_access_index));
+
+SEC("tp/module/module_load")
+int module_load(void *ctx)
+{
+	struct trace_event_raw_module_load___vigil *m = ctx;
+	__u32 zero = 0, loc, n;
+	struct sys_out *out;
+	struct sys_event *e;
+	long r;
+
+	if (!bpf_core_type_exists(struct trace_event_raw_module_load___vigil))
+		return 0;
+	if (!filter_enter(VIGIL_SYS_MODULE_LOAD))
+		return 0;
+	out = bpf_map_lookup_elem(&sys_out_heap, &zero);
+	if (!out)
+		return 0;
+	e = (struct sys_event *)out->data;
+	loc = BPF_CORE_READ(m, __data_loc_name);
+	r = bpf_probe_read_kernel_str(out->data + sizeof(*e), SMALL_STR * 4, (char *)ctx + (loc & 0xffff));
+	n = r > 0 ? r : 0;
+	vigil_fill_header(&e->hdr, VIGIL_OP_SYS, sizeof(*e) + n);
+	e->ret = 0;
+	e->op = VIGIL_SYS_MODULE_LOAD;
+	e->nr = -1;
+	e->ev_flags = VIGIL_SYSF_TRACEPOINT;
+	e->_pad0 = 0;
+	e->_pad1 = 0;
+	e->args[0] = BPF_CORE_READ(m, taints);
+	e->args[1] = 0;
+	e->args[2] = 0;
+	e->args[3] = 0;
+	e->str1_len = n;
+	e->str2_len = 0;
+	e->str3_len = 0;
+	vigil_output(ctx, out->data, sizeof(*e) + n, OUT_SZ, VIGIL_OP_SYS);
+	return 0;
+}
+
+static __always_inline int bpf_load_like(__u64 cmd)
+{
+	/* MAP_CREATE, PROG_LOAD, PROG_ATTACH, RAW_TRACEPOINT_OPEN, BTF_LOAD, LINK_CREATE */
+	return cmd == 0 || cmd == 5 || cmd == 8 || cmd == 17 || cmd == 18 || cmd == 28;
+}
+
+SEC("tp/syscalls/sys_enter_bpf")
+int enter_bpf(struct syscall_trace_enter *ctx)
+{
+	struct syscall_filter_config *cfg = filter_enter(VIGIL_SYS_BPF);
+	const __u8 *attr = (const __u8 *)ctx->args[1];
+	__u64 cmd = ctx->args[0];
+	struct sys_pending *p;
+	__u32 type = 0;
+
+	if (!cfg)
+		return 0;
+	if ((cfg->flags & VIGIL_SYSCFG_BPF_LOAD) && !bpf_load_like(cmd)) {
+		stat_inc(VIGIL_SYS_STAT_DROP_ARGS);
+		return 0;
+	}
+	p = pending_start(VIGIL_SYS_BPF, ctx->nr);
+	if (!p)
+		return 0;
+	p->args[0] = cmd;
+	p->args[2] = ctx->args[2];
+	/* union bpf_attr (UAPI, stable): map_type/prog_type at 0, map_name at 28, prog_name at 48. */
+	if (cmd == 0 || cmd == 5) {
+		bpf_probe_read_user(&type, sizeof(type), attr);
+		p->args[1] = type;
+		if (bpf_probe_read_user(p->s2, 16, attr + (cmd == 0 ? 28 : 48)) == 0) {
+			p->s2[15] = 0;
+			if (p->s2[0])
+				p->len2 = 16;
+		}
+	}
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_memfd_create")
+int enter_memfd_create(struct syscall_trace_enter *ctx)
+{
+	struct sys_pending *p = enter_sys(ctx, VIGIL_SYS_MEMFD_CREATE);
+
+	if (!p)
+		return 0;
+	p->args[0] = ctx->args[1];
+	save_path(p, 0, (const char *)ctx->args[0]);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_setns")
+int enter_setns(struct syscall_trace_enter *ctx)
+{
+	struct sys_pending *p = enter_sys(ctx, VIGIL_SYS_SETNS);
+
+	if (!p)
+		return 0;
+	p->args[0] = ctx->args[0];
+	p->args[1] = ctx->args[1];
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_unshare")
+int enter_unshare(struct syscall_trace_enter *ctx)
+{
+	struct sys_pending *p = enter_sys(ctx, VIGIL_SYS_UNSHARE);
+
+	if (p)
+		p->args[0] = ctx->args[0];
+	return 0;
+}

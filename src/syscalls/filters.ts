@@ -1,0 +1,156 @@
+// The syscall sensor's in-kernel filters: writes a normalised configuration into the sensor's maps (config,
+// comm lists, path prefixes) and reads back, per CPU summed, what each filter dropped. The maps are live:
+// apply() may run at any time while the programs are attached, and takes effect on the next syscall.
+import { InvalidArgumentError } from '../bpf/errors.ts';
+import type { BpfMap } from '../bpf/map.ts';
+import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
+import type { Manager } from '../manager/manager.ts';
+import { PREFIX_MAX, type NormalizedSyscallConfig } from './config.ts';
+
+/** What the filters dropped since load, summed over CPUs (map sys_filter_stats). */
+export interface SyscallFilterCounters {
+  /** Syscall entries (and TCP state changes) the sensor's programs saw. */
+  entered: number;
+  /** Dropped because the event type is off. */
+  disabled: number;
+  /** The agent's own syscalls. */
+  self: number;
+  /** Outside the container/host scope. */
+  scope: number;
+  /** By the comm include/exclude lists. */
+  comm: number;
+  /** No path prefix matched. */
+  path: number;
+  /** Opens that were not sensitive write-opens, with only those asked for. */
+  notSensitive: number;
+  /** ptrace/bpf requests outside the configured subset. */
+  args: number;
+  /** Lost: no per-thread slot to pair entry and exit. */
+  noPending: number;
+}
+
+const COUNTER_INDEX: Record<keyof SyscallFilterCounters, number> = {
+  entered: VIGIL_SYS_STAT.ENTERED,
+  disabled: VIGIL_SYS_STAT.DROP_DISABLED,
+  self: VIGIL_SYS_STAT.DROP_SELF,
+  scope: VIGIL_SYS_STAT.DROP_SCOPE,
+  comm: VIGIL_SYS_STAT.DROP_COMM,
+  path: VIGIL_SYS_STAT.DROP_PATH,
+  notSensitive: VIGIL_SYS_STAT.DROP_NOT_SENSITIVE,
+  args: VIGIL_SYS_STAT.DROP_ARGS,
+  noPending: VIGIL_SYS_STAT.NO_PENDING,
+};
+
+const SCOPES = { all: VIGIL_SYS_SCOPE.ALL, containers: VIGIL_SYS_SCOPE.CONTAINERS, host: VIGIL_SYS_SCOPE.HOST } as const;
+
+export interface SyscallFilterMaps {
+  config: BpfMap;
+  comm: BpfMap;
+  prefixes: BpfMap;
+  sensitive: BpfMap;
+  stats: BpfMap;
+}
+
+/** The bytes of sys_config for a configuration. */
+export function encodeFilterConfig(c: NormalizedSyscallConfig, selfTgid: number): Buffer {
+  const b = Buffer.alloc(SIZEOF.syscall_filter_config);
+  const F = SYSCALL_FILTER_CONFIG;
+  b.writeBigUInt64LE(c.enabledOps, F.enabled_ops.offset);
+  b.writeUInt32LE(c.excludeSelf ? selfTgid : 0, F.self_tgid.offset);
+  b.writeUInt32LE(SCOPES[c.scope], F.scope.offset);
+  b.writeUInt32LE((c.commInclude.length ? VIGIL_SYS_COMM_MODE.INCLUDE : 0) | (c.commExclude.length ? VIGIL_SYS_COMM_MODE.EXCLUDE : 0), F.comm_mode.offset);
+  b.writeUInt32LE(c.pathPrefixes.length, F.prefix_count.offset);
+  b.writeUInt32LE(c.sensitivePaths.length, F.sensitive_count.offset);
+  b.writeUInt32LE(c.flags, F.flags.offset);
+  return b;
+}
+
+/** The bytes of one sys_path_prefixes entry: the prefix zero-padded and its byte mask. */
+export function encodePrefix(prefix: string): Buffer {
+  const P = SYSCALL_PATH_PREFIX;
+  const b = Buffer.alloc(SIZEOF.syscall_path_prefix);
+  const n = b.write(prefix, P.prefix.offset, P.prefix.size, 'utf8');
+  if (n !== Buffer.byteLength(prefix)) throw new InvalidArgumentError(`path prefix "${prefix}" is longer than ${P.prefix.size} bytes`);
+  b.writeUInt32LE(n, P.len.offset);
+  b.fill(0xff, P.mask.offset, P.mask.offset + n);
+  return b;
+}
+
+/** The key of a comm in sys_comm_filter: 16 bytes, NUL-padded, as bpf_get_current_comm writes it. */
+export function commKey(comm: string): Buffer {
+  const k = Buffer.alloc(16);
+  k.write(comm, 0, 15, 'utf8');
+  return k;
+}
+
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+};
+
+export class SyscallFilters {
+  readonly #maps: SyscallFilterMaps;
+  readonly #selfTgid: number;
+  #current: NormalizedSyscallConfig | undefined;
+
+  constructor(maps: SyscallFilterMaps, selfTgid = process.pid) {
+    this.#maps = maps;
+    this.#selfTgid = selfTgid;
+  }
+
+  /** The filter maps of a loaded syscall sensor. Throws NotFoundError when the object lacks one. */
+  static fromManager(m: Manager, selfTgid = process.pid): SyscallFilters {
+    return new SyscallFilters(
+      { config: m.getMap('sys_config'), comm: m.getMap('sys_comm_filter'), prefixes: m.getMap('sys_path_prefixes'), sensitive: m.getMap('sys_sensitive_prefixes'), stats: m.getMap('sys_filter_stats') },
+      selfTgid,
+    );
+  }
+
+  /** The configuration last applied. */
+  get current(): NormalizedSyscallConfig | undefined {
+    return this.#current;
+  }
+
+  /**
+   * Writes a configuration into the maps. Lists grow entries-first and shrink count-first, so a program
+   * running meanwhile never reads a prefix slot that is not written yet. Throws SyscallError (map update).
+   */
+  apply(c: NormalizedSyscallConfig): void {
+    const prev = this.#current;
+    const m = this.#maps;
+    const grow = (list: string[], map: BpfMap) => list.forEach((p, i) => map.update(u32(i), encodePrefix(p)));
+    const shrinking = prev !== undefined && (c.pathPrefixes.length < prev.pathPrefixes.length || c.sensitivePaths.length < prev.sensitivePaths.length);
+    if (c.pathPrefixes.length > PREFIX_MAX || c.sensitivePaths.length > PREFIX_MAX) throw new InvalidArgumentError(`at most ${PREFIX_MAX} prefixes per list`);
+
+    // Comms: new names first (so an include list never runs empty), the mode with the config, stale names last.
+    const wanted = new Map<string, number>();
+    for (const x of c.commInclude) wanted.set(x, VIGIL_SYS_COMM_MODE.INCLUDE);
+    for (const x of c.commExclude) wanted.set(x, VIGIL_SYS_COMM_MODE.EXCLUDE);
+    for (const [name, v] of wanted) m.comm.update(commKey(name), u32(v));
+
+    if (!shrinking) {
+      grow(c.pathPrefixes, m.prefixes);
+      grow(c.sensitivePaths, m.sensitive);
+    }
+    m.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid));
+    if (shrinking) {
+      grow(c.pathPrefixes, m.prefixes);
+      grow(c.sensitivePaths, m.sensitive);
+    }
+    const keep = new Set([...wanted.keys()].map((n) => commKey(n).toString('hex')));
+    for (const k of [...m.comm.keys()]) if (!keep.has(k.toString('hex'))) m.comm.delete(k);
+    this.#current = c;
+  }
+
+  /** Per-filter drop counts since load, summed over CPUs. */
+  counters(): SyscallFilterCounters {
+    const out = {} as SyscallFilterCounters;
+    const stats = this.#maps.stats;
+    for (const [name, idx] of Object.entries(COUNTER_INDEX) as [keyof SyscallFilterCounters, number][]) {
+      const v = stats.lookup(u32(idx));
+      out[name] = v ? stats.perCpu(v).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0) : 0;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,334 @@
+// The syscall sensor as the manager loads it, and the object that runs it. Every program is loaded once;
+// only the probes of enabled event types are attached, because each syscall tracepoint attached puts every
+// syscall of the machine on the slow path (KERNEL-NOTES.md). Each syscall has its own entry program and
+// shares its group's exit program (attached once per syscall exit tracepoint). Event types and filters can
+// change while running: filters are map writes, event types attach or detach probes; nothing is reloaded.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MapType, ProgType } from '../bpf/constants.ts';
+import { InvalidArgumentError, StateError } from '../bpf/errors.ts';
+import { initLibbpf } from '../bpf/ffi.ts';
+import type { BpfMap } from '../bpf/map.ts';
+import { decodeSyscallEvent, isDecodeError } from '../events/decode.ts';
+import type { SyscallEvent, SyscallOp } from '../events/types.ts';
+import { Manager, type EventChannelSpec, type ManagerOptions, type ManagerSpec, type ManagerStats } from '../manager/manager.ts';
+import type { ProbeId, ProbeSpec } from '../manager/probe.ts';
+import { allOf, bestEffort, type ProbesSelector } from '../manager/selectors.ts';
+import type { RecordHandler } from '../ringbuf/ringbuf.ts';
+import { normalizeSyscallConfig, OP_NUMBERS, type NormalizedSyscallConfig, type SyscallSensorConfig } from './config.ts';
+import { SyscallFilters, type SyscallFilterCounters } from './filters.ts';
+
+type ExitProgram = 'exit_file' | 'exit_net' | 'exit_sys';
+
+/**
+ * One hooked syscall: its tracepoint name (sys_enter_<tp>), its entry program, its group's exit program and
+ * the event types it serves. `required`: an enabled event type fails to start without it; the others
+ * (legacy x86 calls, newer calls, module calls on kernels without modules) attach where they exist.
+ */
+export interface HookedSyscall {
+  tp: string;
+  enter: string;
+  exit: ExitProgram;
+  ops: SyscallOp[];
+  required: boolean;
+}
+
+const F = 'exit_file' as const;
+const N = 'exit_net' as const;
+const S = 'exit_sys' as const;
+const req = (tp: string, enter: string, exit: ExitProgram, ...ops: SyscallOp[]): HookedSyscall => ({ tp, enter, exit, ops, required: true });
+const opt = (tp: string, enter: string, exit: ExitProgram, ...ops: SyscallOp[]): HookedSyscall => ({ tp, enter, exit, ops, required: false });
+
+export const HOOKED_SYSCALLS: readonly HookedSyscall[] = [
+  req('openat', 'enter_openat', F, 'open'),
+  opt('openat2', 'enter_openat2', F, 'open'),
+  opt('open', 'enter_open_legacy', F, 'open'),
+  opt('creat', 'enter_creat', F, 'open'),
+  req('unlinkat', 'enter_unlinkat', F, 'unlink', 'rmdir'),
+  opt('unlink', 'enter_unlink', F, 'unlink'),
+  opt('rmdir', 'enter_rmdir', F, 'rmdir'),
+  req('renameat2', 'enter_renameat2', F, 'rename'),
+  opt('renameat', 'enter_renameat', F, 'rename'),
+  opt('rename', 'enter_rename_legacy', F, 'rename'),
+  req('fchmodat', 'enter_fchmodat', F, 'chmod'),
+  opt('fchmodat2', 'enter_fchmodat2', F, 'chmod'),
+  opt('chmod', 'enter_chmod_legacy', F, 'chmod'),
+  req('fchmod', 'enter_fchmod', F, 'chmod'),
+  req('fchownat', 'enter_fchownat', F, 'chown'),
+  opt('chown', 'enter_chown_legacy', F, 'chown'),
+  opt('lchown', 'enter_lchown', F, 'chown'),
+  req('fchown', 'enter_fchown', F, 'chown'),
+  req('mkdirat', 'enter_mkdirat', F, 'mkdir'),
+  opt('mkdir', 'enter_mkdir', F, 'mkdir'),
+  req('connect', 'enter_connect', N, 'connect'),
+  req('accept4', 'enter_accept4', N, 'accept'),
+  opt('accept', 'enter_accept', N, 'accept'),
+  req('bind', 'enter_bind', N, 'bind'),
+  req('listen', 'enter_listen', N, 'listen'),
+  req('ptrace', 'enter_ptrace', S, 'ptrace'),
+  req('mount', 'enter_mount', S, 'mount'),
+  req('umount', 'enter_umount', S, 'umount'),
+  opt('init_module', 'enter_init_module', S, 'module_load'),
+  opt('finit_module', 'enter_finit_module', S, 'module_load'),
+  req('bpf', 'enter_bpf', S, 'bpf'),
+  req('memfd_create', 'enter_memfd_create', S, 'memfd_create'),
+  req('setns', 'enter_setns', S, 'setns'),
+  req('unshare', 'enter_unshare', S, 'unshare'),
+];
+
+/** Event types served by tracepoints that are not syscalls (no entry/exit pairing, no syscall tax). */
+const TRACEPOINT_PROBES: readonly { fn: string; op: SyscallOp; required: boolean }[] = [
+  { fn: 'tcp_state', op: 'tcp_state', required: true },
+  { fn: 'module_load', op: 'module_load', required: false },
+];
+
+export function syscallsObjectPath(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../build/bpf/syscalls.bpf.o');
+}
+
+const exitId = (s: HookedSyscall): ProbeId => ({ fn: s.exit, uid: s.tp });
+const enterId = (s: HookedSyscall): ProbeId => ({ fn: s.enter, uid: '' });
+
+/** Every probe of the object: an entry and an exit per syscall, plus the non-syscall tracepoints. */
+export function syscallProbes(): ProbeSpec[] {
+  return [
+    ...HOOKED_SYSCALLS.flatMap((s): ProbeSpec[] => [{ fn: s.enter }, { fn: s.exit, uid: s.tp, tracepoint: `syscalls/sys_exit_${s.tp}` }]),
+    ...TRACEPOINT_PROBES.map((p) => ({ fn: p.fn })),
+  ];
+}
+
+/** The probes to attach for a set of event types: what is required must attach, the rest where it can. */
+export function syscallSelectors(ops: ReadonlySet<SyscallOp>): ProbesSelector[] {
+  const required: ProbesSelector[] = [];
+  const optional: ProbesSelector[] = [];
+  for (const s of HOOKED_SYSCALLS) {
+    const used = s.ops.filter((op) => ops.has(op));
+    if (!used.length) continue;
+    // unlinkat serves unlink and rmdir; it is required when any event type that needs it is on.
+    (s.required ? required : optional).push(allOf(enterId(s), exitId(s)));
+  }
+  for (const p of TRACEPOINT_PROBES) if (ops.has(p.op)) (p.required ? required : optional).push(allOf(p.fn));
+  const out: ProbesSelector[] = [];
+  if (required.length) out.push(allOf(...required));
+  if (optional.length) out.push(bestEffort(...optional));
+  return out;
+}
+
+let taskStorageAnswer: { supported: boolean; mapType: boolean; reason: string } | undefined;
+
+/**
+ * Whether tracepoint programs may keep per-thread state in task storage (the map type is 5.11+; its
+ * helpers reached tracepoint programs later). Probed once with libbpf's helper probe.
+ */
+export function taskStorageForTracepoints(): { supported: boolean; mapType: boolean; reason: string } {
+  if (taskStorageAnswer) return taskStorageAnswer;
+  const l = initLibbpf();
+  const mapType = l.libbpf_probe_bpf_map_type(MapType.TASK_STORAGE, null) === 1;
+  const helper = mapType && l.libbpf_probe_bpf_helper(ProgType.TRACEPOINT, 156 /* task_storage_get */, null) === 1 && l.libbpf_probe_bpf_helper(ProgType.TRACEPOINT, 158 /* get_current_task_btf */, null) === 1;
+  taskStorageAnswer = {
+    supported: helper,
+    mapType,
+    reason: helper ? '' : mapType ? 'tracepoint programs cannot call bpf_task_storage_get on this kernel' : 'BPF_MAP_TYPE_TASK_STORAGE is unknown to this kernel (5.11+)',
+  };
+  return taskStorageAnswer;
+}
+
+export interface SyscallSensorOptions {
+  /** Receives each decoded event. */
+  onEvent?: (ev: SyscallEvent) => void;
+  /** Receives each raw record instead of decoding here (an agent that decodes on its own). */
+  onRecord?: RecordHandler;
+  /** Write to this shared ring (its owner reads it) instead of owning a channel. */
+  sharedRing?: BpfMap;
+  /** The agent's vigil_containers map (filled by the container resolver); else the sensor has its own. */
+  containersMap?: BpfMap;
+  /** Where entries keep their arguments until exit: task storage (default where supported) or a tid hash. */
+  pendingStore?: 'auto' | 'task' | 'hash';
+  channel?: 'auto' | 'ringbuf' | 'perf';
+  objectPath?: string;
+  /** The pid never reported when filters.excludeSelf is on (default: this process). */
+  selfTgid?: number;
+  /** Keep BPF run-time stats on (run count and time per probe, in stats().manager). */
+  collectStats?: boolean;
+}
+
+/**
+ * The manager spec and options for a configuration (validated here: InvalidArgumentError names the field).
+ * The filters themselves are written after load, by SyscallFilters.
+ */
+export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscallConfig, o: SyscallSensorOptions & { handler?: RecordHandler } = {}): {
+  spec: ManagerSpec;
+  options: ManagerOptions;
+  config: NormalizedSyscallConfig;
+  pendingStore: 'task' | 'hash';
+} {
+  const c = 'enabledOps' in config ? config : normalizeSyscallConfig(config);
+  const store = o.pendingStore ?? 'auto';
+  if (!['auto', 'task', 'hash'].includes(store)) throw new InvalidArgumentError(`syscalls: pendingStore must be "auto", "task" or "hash", got ${JSON.stringify(store)}`);
+  const pending = store === 'auto' ? (taskStorageForTracepoints().supported ? 'task' : 'hash') : store;
+  const channel: EventChannelSpec = { mode: o.channel ?? 'auto', handler: o.handler, sharedRing: o.sharedRing };
+  const mapSpecEditors: NonNullable<ManagerOptions['mapSpecEditors']> = {};
+  // With the tid hash the task-storage map goes unused: make it a one-slot array, which every kernel can create.
+  if (pending === 'hash') mapSpecEditors.sys_pending_ts = { type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1, flags: 0 };
+  return {
+    spec: { name: 'syscalls', object: o.objectPath ?? syscallsObjectPath(), probes: syscallProbes(), eventChannel: channel },
+    options: {
+      activatedProbes: syscallSelectors(c.ops),
+      constantEditors: [
+        { name: 'max_path', value: c.maxPathBytes, failOnMissing: true },
+        { name: 'use_task_storage', value: pending === 'task' ? 1 : 0, failOnMissing: true },
+      ],
+      mapSpecEditors,
+      mapEditors: o.containersMap ? { vigil_containers: o.containersMap } : undefined,
+      collectStats: o.collectStats,
+    },
+    config: c,
+    pendingStore: pending,
+  };
+}
+
+export interface SyscallSensorStats {
+  state: 'idle' | 'running' | 'stopped';
+  pendingStore: 'task' | 'hash' | undefined;
+  /** Event types whose probes run. */
+  ops: SyscallOp[];
+  events: number;
+  decodeErrors: number;
+  /** Events whose onEvent handler threw. */
+  handlerErrors: number;
+  /** What the in-kernel filters dropped, summed over CPUs. */
+  filters: SyscallFilterCounters | undefined;
+  manager: ManagerStats | undefined;
+}
+
+/** Loads, configures, runs and reconfigures the syscall sensor. */
+export class SyscallSensor {
+  readonly #o: SyscallSensorOptions;
+  #config: NormalizedSyscallConfig;
+  #manager: Manager | undefined;
+  #filters: SyscallFilters | undefined;
+  #pendingStore: 'task' | 'hash' | undefined;
+  #state: 'idle' | 'running' | 'stopped' = 'idle';
+  #events = 0;
+  #decodeErrors = 0;
+  #handlerErrors = 0;
+
+  /** Validates the configuration now (InvalidArgumentError naming the field); nothing is loaded yet. */
+  constructor(config: SyscallSensorConfig = {}, o: SyscallSensorOptions = {}) {
+    this.#config = normalizeSyscallConfig(config);
+    this.#o = o;
+  }
+
+  get manager(): Manager | undefined {
+    return this.#manager;
+  }
+  get filters(): SyscallFilters | undefined {
+    return this.#filters;
+  }
+  get config(): NormalizedSyscallConfig {
+    return this.#config;
+  }
+  /** The vigil_containers map the scope filter reads (the agent's, or the sensor's own). */
+  get containersMap(): BpfMap | undefined {
+    return this.#manager?.getMap('vigil_containers');
+  }
+
+  /**
+   * Loads the object, writes the filters, then attaches the probes of the enabled event types and starts
+   * reading. Throws what Manager.init/start throw (VerifierError, PermissionError, SelectorError, ...);
+   * on failure nothing stays loaded.
+   */
+  start(): void {
+    if (this.#state !== 'idle') throw new StateError(`syscall sensor is ${this.#state}`);
+    const own = !this.#o.sharedRing;
+    const handler: RecordHandler | undefined = !own ? undefined : this.#o.onRecord ?? ((v, off, len) => this.handleRecord(v, off, len));
+    const { spec, options, pendingStore } = syscallSensorSpec(this.#config, { ...this.#o, handler });
+    const m = new Manager(spec);
+    try {
+      m.init(options);
+      const filters = SyscallFilters.fromManager(m, this.#o.selfTgid ?? process.pid);
+      filters.apply(this.#config); // before any probe is attached: the first event already sees them
+      m.start();
+      this.#manager = m;
+      this.#filters = filters;
+      this.#pendingStore = pendingStore;
+      this.#state = 'running';
+    } catch (err) {
+      m.stop();
+      throw err;
+    }
+  }
+
+  /** Decodes one record and hands it on (the dispatcher of a shared ring calls this). */
+  handleRecord(v: DataView, off: number, len: number): SyscallEvent | undefined {
+    const ev = decodeSyscallEvent(v, off, len);
+    if (isDecodeError(ev)) {
+      this.#decodeErrors++;
+      return undefined;
+    }
+    this.#events++;
+    try {
+      this.#o.onEvent?.(ev);
+    } catch {
+      this.#handlerErrors++; // a throwing consumer must not stop the reader
+    }
+    return ev;
+  }
+
+  /**
+   * Changes event types and filters while running, without reloading: event types being turned off stop
+   * first (their bit, then their probes), filters are rewritten, new event types attach and then get their
+   * bit. Throws InvalidArgumentError for a bad config (nothing changes) and SelectorError when a newly
+   * enabled required probe cannot attach (the previous probes keep running; the filters are restored).
+   */
+  update(config: SyscallSensorConfig): void {
+    if (this.#state !== 'running') throw new StateError(`syscall sensor is ${this.#state}, not running`);
+    const next = normalizeSyscallConfig(config);
+    if (next.maxPathBytes !== this.#config.maxPathBytes) throw new InvalidArgumentError('syscalls.maxPathBytes is fixed at load; restart the sensor to change it');
+    const prev = this.#config;
+    const m = this.#manager!;
+    const filters = this.#filters!;
+    // While switching, only event types on in both configurations are reported.
+    const both = { ...next, enabledOps: next.enabledOps & prev.enabledOps };
+    filters.apply(both);
+    try {
+      m.updateActivatedProbes(syscallSelectors(next.ops));
+    } catch (err) {
+      filters.apply(prev);
+      throw err;
+    }
+    filters.apply(next);
+    this.#config = next;
+  }
+
+  /** Which op numbers the kernel reports right now. */
+  enabledOps(): SyscallOp[] {
+    return (Object.keys(OP_NUMBERS) as SyscallOp[]).filter((op) => this.#config.ops.has(op));
+  }
+
+  stats(): SyscallSensorStats {
+    let filters: SyscallFilterCounters | undefined;
+    try {
+      filters = this.#state === 'running' ? this.#filters?.counters() : undefined;
+    } catch {
+      filters = undefined;
+    }
+    return {
+      state: this.#state,
+      pendingStore: this.#pendingStore,
+      ops: this.enabledOps(),
+      events: this.#events,
+      decodeErrors: this.#decodeErrors,
+      handlerErrors: this.#handlerErrors,
+      filters,
+      manager: this.#manager?.stats(),
+    };
+  }
+
+  /** Detaches and unloads. Idempotent. */
+  stop(): void {
+    if (this.#state === 'stopped') return;
+    this.#manager?.stop();
+    this.#state = 'stopped';
+  }
+}

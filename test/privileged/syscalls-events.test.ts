@@ -1,0 +1,269 @@
+// Privileged: the syscall sensor against a scripted workload (test/fixtures/syscalls-workload.c). The
+// workload makes each syscall itself and prints the truth (pids, fds, ports, return values); every event
+// vigil reports is checked against it: arguments, return value, errno name, resolved paths, addresses, pid.
+// Needs root + BPF with BTF + syscall tracepoints + gcc.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import type { FileEvent, NetEvent, SysEvent } from '../../src/events/types.ts';
+import { SyscallSensor } from '../../src/syscalls/sensor.ts';
+import { buildWorkload, EventLog, runWorkload, type Truth } from '../fixtures/syscalls-harness.ts';
+import { assertGone, privileged, tempDir } from '../helpers/privileged.ts';
+
+const NEEDS = 'root + BPF with BTF + syscall tracepoints + gcc';
+const TRACEFS = '/sys/kernel/tracing/events';
+
+function pick<T>(list: T[], pred: (x: T) => boolean, what: string): T {
+  const hit = list.find(pred);
+  assert.ok(hit, `no event for ${what}`);
+  return hit;
+}
+
+test('syscall sensor: each event of a scripted workload carries its arguments, return value and process', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const dir = tempDir(t, 'vigil-sc-');
+  const real = fs.realpathSync(dir);
+  const sens = path.join(dir, 'sens');
+  fs.mkdirSync(sens);
+  const bin = buildWorkload(dir);
+  const log = new EventLog();
+  const sensor = new SyscallSensor(
+    { files: true, network: true, other: true, filters: { comm: { include: [path.basename(bin)] }, sensitivePaths: [`${sens}/`] } },
+    { onEvent: log.push },
+  );
+  t.after(() => sensor.stop());
+  sensor.start();
+  assert.equal(sensor.stats().pendingStore, 'task', 'this kernel lets tracepoint programs use task storage');
+  const progIds = sensor.manager!.probes().filter((p) => p.state === 'running').map((p) => p.program!.id);
+
+  // The agent's own syscalls are dropped in the kernel and counted.
+  const before = sensor.filters!.counters();
+  fs.closeSync(fs.openSync(path.join(dir, 'self-open'), 'w'));
+
+  const truth = await runWorkload(t, bin, [dir, 'files', sens, 'net', 'other']);
+  const one = (s: string): Truth => {
+    const x = truth.find((y) => y.s === s);
+    assert.ok(x, `the workload did not report ${s}`);
+    return x;
+  };
+  const pid = one('done').pid;
+  const ns = one('ns');
+  await log.until(() => log.sys([ns.pid]).some((e) => e.type === 'setns'), 'the workload\'s last syscall event');
+
+  // ---- files ----
+  const files = log.files([pid]);
+  for (const e of files) {
+    assert.equal(e.pid, pid);
+    assert.equal(e.tid, pid);
+  }
+  const created = String(one('open_create').path);
+  const oc = pick(files, (e) => e.type === 'open' && e.path === created && e.write, 'open O_CREAT|O_WRONLY');
+  assert.equal(oc.syscall, 'openat');
+  assert.equal(oc.ret, one('open_create').fd);
+  assert.equal(oc.errno, undefined);
+  assert.equal(oc.flagNames, 'O_WRONLY|O_CREAT');
+  assert.equal(oc.modeOctal, '0640');
+  assert.equal(oc.dfd, -100);
+  assert.equal(oc.resolvedPath, path.join(real, 'created'));
+  assert.equal(oc.resolvedFrom, 'fd');
+  assert.equal(oc.sensitive, false);
+
+  const or = pick(files, (e) => e.type === 'open' && e.path === created && !e.write, 'open O_RDONLY');
+  assert.equal(or.flagNames, 'O_RDONLY');
+  assert.equal(or.ret, one('open_read').fd);
+  assert.equal(or.mode, undefined);
+
+  const enoent = pick(files, (e) => e.type === 'open' && e.path === one('open_enoent').path, 'open of a missing file');
+  assert.equal(enoent.ret, -2);
+  assert.equal(enoent.errno, 'ENOENT');
+  assert.equal(enoent.resolvedPath, undefined, 'an absolute path that failed needs no resolving');
+
+  const rel = pick(files, (e) => e.type === 'open' && e.path === 'rel.txt', 'open relative to a directory fd');
+  assert.equal(rel.dfd, one('open_dirfd').dfd);
+  assert.equal(rel.ret, one('open_dirfd').fd);
+  assert.equal(rel.flagNames, 'O_RDWR|O_CREAT|O_TRUNC');
+  assert.equal(rel.resolvedPath, path.join(real, 'rel.txt'));
+
+  const mkRel = pick(files, (e) => e.type === 'mkdir' && e.path === 'sub', 'mkdir relative to the cwd');
+  assert.equal(mkRel.syscall, 'mkdirat');
+  assert.equal(mkRel.ret, 0);
+  assert.equal(mkRel.modeOctal, '0750');
+  assert.equal(mkRel.resolvedPath, path.join(real, 'sub'));
+  assert.equal(mkRel.resolvedFrom, 'cwd');
+
+  const o2 = pick(files, (e) => e.syscall === 'openat2', 'openat2');
+  assert.equal(o2.path, path.join(dir, 'o2'));
+  assert.equal(o2.ret, one('openat2').fd);
+  assert.equal(o2.flagNames, 'O_WRONLY|O_CREAT');
+  assert.equal(o2.modeOctal, '0600');
+  assert.equal(o2.resolve, 'RESOLVE_NO_SYMLINKS');
+
+  const nr = pick(files, (e) => e.type === 'open' && e.path === '' && e.ret < 0, 'open of a path in a page not yet resident');
+  assert.equal(nr.pathReadAtExit, true, 'unreadable at entry, read again at exit');
+  assert.equal(nr.errno, 'ENOENT');
+
+  const fchmod = pick(files, (e) => e.syscall === 'fchmod', 'fchmod');
+  assert.equal(fchmod.type, 'chmod');
+  assert.equal(fchmod.dfd, one('fchmod').fd);
+  assert.equal(fchmod.path, '');
+  assert.equal(fchmod.resolvedPath, path.join(real, 'created'), 'fchmod resolves its fd');
+  assert.equal(fchmod.modeOctal, '0644');
+  assert.equal(fchmod.ret, 0);
+  const chmod = pick(files, (e) => e.syscall === 'fchmodat', 'fchmodat');
+  assert.deepEqual([chmod.path, chmod.modeOctal, chmod.ret], [created, '0600', 0]);
+  const chown = pick(files, (e) => e.type === 'chown', 'fchownat');
+  assert.deepEqual([chown.syscall, chown.path, chown.uid, chown.gid, chown.ret], ['fchownat', created, 65534, 65533, 0]);
+  const ren = pick(files, (e) => e.type === 'rename', 'renameat2');
+  assert.deepEqual([ren.syscall, ren.path, ren.path2, ren.flagNames, ren.ret], ['renameat2', path.join(dir, 'rel.txt'), path.join(dir, 'renamed.txt'), 'RENAME_NOREPLACE', 0]);
+  const mk = pick(files, (e) => e.type === 'mkdir' && e.path === path.join(dir, 'newdir'), 'mkdirat');
+  assert.deepEqual([mk.modeOctal, mk.ret], ['0700', 0]);
+  const rm = pick(files, (e) => e.type === 'rmdir', 'unlinkat(AT_REMOVEDIR)');
+  assert.deepEqual([rm.syscall, rm.path, rm.flagNames, rm.ret], ['unlinkat', path.join(dir, 'newdir'), 'AT_REMOVEDIR', 0]);
+  const unl = files.filter((e) => e.type === 'unlink' && e.path === created);
+  assert.deepEqual(unl.map((e) => [e.ret, e.errno]), [[0, undefined], [-2, 'ENOENT']], 'the unlink, then the failing second one');
+
+  const sw = pick(files, (e) => e.type === 'open' && e.path === one('sensitive_write').path && e.write, 'write-open under a sensitive prefix');
+  assert.equal(sw.sensitive, true);
+  assert.equal(sw.flagNames, 'O_WRONLY|O_CREAT|O_APPEND');
+  const sr = pick(files, (e) => e.type === 'open' && e.path === one('sensitive_write').path && !e.write, 'read-open under a sensitive prefix');
+  assert.equal(sr.sensitive, false, 'reading is not a modification');
+  assert.equal(sr.resolvedPath, undefined, 'a read-only open of an absolute path is not walked by default');
+  const link = pick(files, (e) => e.type === 'open' && e.path === one('sensitive_symlink').path, 'write-open through a symlink');
+  assert.equal(link.resolvedPath, path.join(fs.realpathSync(sens), 'shadow'), 'the file actually opened');
+  assert.equal(link.sensitive, true, 'a symlink does not hide a sensitive write');
+
+  // ---- network ----
+  const net = log.net([pid]);
+  for (const [fam, addr] of [[2, '127.0.0.1'], [10, '::1']] as const) {
+    const tr = truth.find((x) => x.s === 'tcp' && x.family === fam);
+    if (!tr) {
+      assert.equal(fam, 10);
+      assert.ok(truth.some((x) => x.s === 'no_ipv6'));
+      continue;
+    }
+    const family = fam === 2 ? 'AF_INET' : 'AF_INET6';
+    const bind = pick(net, (e) => e.type === 'bind' && e.family === family, `${family} bind`);
+    assert.deepEqual([bind.fd, bind.ret, bind.localAddress, bind.localPort, bind.sockType, bind.protocol], [tr.lfd, 0, addr, tr.port, 'SOCK_STREAM', 'tcp']);
+    const listen = pick(net, (e) => e.type === 'listen' && e.family === family, `${family} listen`);
+    assert.deepEqual([listen.fd, listen.ret, listen.backlog, listen.localAddress, listen.localPort], [tr.lfd, 0, 7, addr, tr.port]);
+    const conn = pick(net, (e) => e.type === 'connect' && e.family === family && e.ret === 0, `${family} connect`);
+    assert.deepEqual([conn.fd, conn.remoteAddress, conn.remotePort, conn.localAddress, conn.localPort], [tr.cfd, addr, tr.port, addr, tr.cport]);
+    const acc = pick(net, (e) => e.type === 'accept' && e.family === family, `${family} accept`);
+    assert.deepEqual([acc.syscall, acc.fd, acc.ret, acc.localPort, acc.remoteAddress, acc.remotePort, acc.flagNames], ['accept4', tr.lfd, tr.afd, tr.port, addr, tr.cport, 'SOCK_CLOEXEC']);
+    // TCP state changes made in the workload's own context carry its pid.
+    const states = log.net([pid]).filter((e) => e.type === 'tcp_state' && e.family === family);
+    assert.ok(states.some((e) => e.newState === 'LISTEN' && e.localPort === tr.port), `${family} CLOSE -> LISTEN`);
+    assert.ok(states.some((e) => e.oldState === 'CLOSE' && e.newState === 'SYN_SENT' && e.remotePort === tr.port && e.remoteAddress === addr), `${family} CLOSE -> SYN_SENT`);
+  }
+  const refused = pick(net, (e) => e.type === 'connect' && e.ret < 0, 'refused connect');
+  assert.deepEqual([refused.fd, refused.ret, refused.errno, refused.remoteAddress, refused.remotePort], [one('tcp_refused').fd, -111, 'ECONNREFUSED', '127.0.0.1', 1]);
+
+  for (const [s, name] of [['unix', String(one('unix').name)], ['unix_abstract', `@${String(one('unix_abstract').name)}`]] as const) {
+    const tr = one(s);
+    const un = net.filter((e) => e.family === 'AF_UNIX' && (e.localAddress === name || e.remoteAddress === name));
+    const by = (type: string) => pick(un, (e) => e.type === type, `${s} ${type}`);
+    assert.deepEqual([by('bind').fd, by('bind').ret, by('bind').localAddress], [tr.lfd, 0, name]);
+    assert.deepEqual([by('listen').fd, by('listen').localAddress], [tr.lfd, name]);
+    assert.deepEqual([by('connect').fd, by('connect').ret, by('connect').remoteAddress, by('connect').sockType], [tr.cfd, 0, name, 'SOCK_STREAM']);
+    assert.deepEqual([by('accept').fd, by('accept').ret, by('accept').localAddress], [tr.lfd, tr.afd, name]);
+  }
+
+  // ---- other ----
+  const sys = log.sys([pid]);
+  const seize = pick(sys, (e) => e.type === 'ptrace' && e.request === 'PTRACE_SEIZE', 'ptrace seize');
+  assert.deepEqual([seize.targetPid, seize.ret, seize.syscall], [one('ptrace_seize').child, 0, 'ptrace']);
+  const detach = pick(sys, (e) => e.type === 'ptrace' && e.request === 'PTRACE_DETACH', 'ptrace detach');
+  assert.deepEqual([detach.targetPid, detach.ret], [one('ptrace_detach').child, 0]);
+  const memfd = pick(sys, (e) => e.type === 'memfd_create', 'memfd_create');
+  assert.deepEqual([memfd.name, memfd.flagNames, memfd.ret], ['vigil-memfd', 'MFD_CLOEXEC', one('memfd').fd]);
+  const bpf = pick(sys, (e) => e.type === 'bpf', 'bpf()');
+  assert.deepEqual([bpf.bpfCmd, bpf.bpfType, bpf.bpfName, bpf.ret], ['BPF_MAP_CREATE', 'array', 'vigil_wl_map', one('bpf_map_create').fd]);
+
+  const nsEv = log.sys([ns.pid]);
+  const unshare = pick(nsEv, (e) => e.type === 'unshare', 'unshare');
+  assert.deepEqual([unshare.flagNames, unshare.ret], ['CLONE_NEWNS', 0]);
+  const priv = pick(nsEv, (e) => e.type === 'mount' && e.target === '/', 'mount --make-rprivate /');
+  assert.deepEqual([priv.flagNames, priv.ret], ['MS_REC|MS_PRIVATE', 0]);
+  const mount = pick(nsEv, (e) => e.type === 'mount' && e.target === ns.target, 'tmpfs mount');
+  assert.deepEqual([mount.source, mount.fstype, mount.flagNames, mount.ret], ['vigil-tmpfs', 'tmpfs', 'MS_NOSUID|MS_NODEV', 0]);
+  const umount = pick(nsEv, (e) => e.type === 'umount', 'umount2');
+  assert.deepEqual([umount.syscall, umount.target, umount.flagNames, umount.ret], ['umount2', ns.target, 'MNT_DETACH', 0]);
+  const setns = pick(nsEv, (e) => e.type === 'setns', 'setns');
+  assert.deepEqual([setns.fd, setns.nsType, setns.ret, setns.nsInode], [ns.nsfd, 'CLONE_NEWNS', 0, fs.statSync('/proc/self/ns/mnt').ino]);
+
+  // ---- nothing lost, nothing misread, the agent itself never reported ----
+  const st = sensor.stats();
+  assert.equal(st.decodeErrors, 0);
+  assert.equal(st.manager!.kernel!.reserveFailed, 0);
+  assert.equal(st.filters!.noPending, 0);
+  assert.ok(st.filters!.self > before.self, 'the agent\'s own open was dropped as self');
+  assert.ok(!log.events.some((e) => e.pid === process.pid), 'no event from the agent');
+
+  await t.test('module load', (st2) => {
+    if (!fs.existsSync(`${TRACEFS}/syscalls/sys_enter_finit_module`)) {
+      const p = sensor.manager!.getProbe('enter_finit_module');
+      assert.equal(p.state, 'failed', 'the probe reports the missing tracepoint');
+      assert.match(p.lastError!.message, /no such tracepoint/);
+      assert.equal(one('finit_module').errno, 38, 'finit_module is ENOSYS: this kernel has no module support');
+      st2.skip('this kernel has no module support (CONFIG_MODULES off: no syscalls/sys_enter_finit_module tracepoint)');
+      return;
+    }
+    const ev = pick(log.sys([pid]), (e) => e.type === 'module_load', 'finit_module');
+    assert.deepEqual([ev.syscall, ev.moduleParams, ev.ret], ['finit_module', 'vigil_param=1', -Number(one('finit_module').errno)]);
+  });
+
+  sensor.stop();
+  await assertGone({ progs: progIds });
+});
+
+test('syscall sensor: the tid-hash fallback pairs entries and exits like task storage', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const dir = tempDir(t, 'vigil-sc-');
+  const sens = path.join(dir, 'sens');
+  fs.mkdirSync(sens);
+  const bin = buildWorkload(dir);
+  const log = new EventLog();
+  const sensor = new SyscallSensor({ files: true, network: { connect: true }, filters: { comm: { include: [path.basename(bin)] }, sensitivePaths: [`${sens}/`] } }, { onEvent: log.push, pendingStore: 'hash' });
+  t.after(() => sensor.stop());
+  sensor.start();
+  assert.equal(sensor.stats().pendingStore, 'hash');
+  const truth = await runWorkload(t, bin, [dir, 'files', sens, 'net']);
+  const pid = truth.find((x) => x.s === 'done')!.pid;
+  await log.until(() => log.net([pid]).some((e) => e.type === 'connect' && e.family === 'AF_UNIX'), 'the unix connects');
+  const files = log.files([pid]);
+  const ren = pick(files, (e) => e.type === 'rename', 'rename');
+  assert.deepEqual([ren.path, ren.path2, ren.ret], [path.join(dir, 'rel.txt'), path.join(dir, 'renamed.txt'), 0]);
+  assert.ok(files.some((e) => e.type === 'open' && e.pathReadAtExit && e.path === ''), 'the retry at exit works from the hash too');
+  assert.ok(files.some((e) => e.sensitive), 'the sensitive write-open');
+  const refused = pick(log.net([pid]), (e) => e.type === 'connect' && e.ret < 0, 'refused connect');
+  assert.equal(refused.errno, 'ECONNREFUSED');
+  assert.equal(sensor.stats().filters!.noPending, 0);
+  // Each exit freed its slot: only threads inside a watched syscall right now may hold one.
+  assert.ok([...sensor.manager!.getMap('sys_pending_hash').keys()].length <= 4, 'slots are freed at exit');
+});
+
+test('syscall sensor: the perf-buffer channel carries the same variable-size records', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const dir = tempDir(t, 'vigil-sc-');
+  const sens = path.join(dir, 'sens');
+  fs.mkdirSync(sens);
+  const bin = buildWorkload(dir);
+  const log = new EventLog();
+  const sensor = new SyscallSensor({ files: true, other: { mount: true, umount: true }, filters: { comm: { include: [path.basename(bin)] }, sensitivePaths: [`${sens}/`], resolvePaths: 'all' } }, { onEvent: log.push, channel: 'perf' });
+  t.after(() => sensor.stop());
+  sensor.start();
+  assert.equal(sensor.manager!.channel, 'perf');
+  const truth = await runWorkload(t, bin, [dir, 'files', sens, 'other']);
+  const pid = truth.find((x) => x.s === 'done')!.pid;
+  const ns = truth.find((x) => x.s === 'ns')!;
+  await log.until(() => log.sys([ns.pid]).some((e) => e.type === 'umount'), 'the umount');
+  const ren = pick(log.files([pid]), (e) => e.type === 'rename', 'rename');
+  assert.deepEqual([ren.path, ren.path2], [path.join(dir, 'rel.txt'), path.join(dir, 'renamed.txt')]);
+  const read = pick(log.files([pid]), (e) => e.type === 'open' && !e.write && e.path === path.join(dir, 'created'), 'read-only open');
+  assert.equal(read.resolvedPath, path.join(fs.realpathSync(dir), 'created'), "resolvePaths 'all' walks read-only opens too");
+  const mount = pick(log.sys([ns.pid]), (e) => e.type === 'mount' && e.fstype === 'tmpfs', 'tmpfs mount');
+  assert.equal(mount.target, ns.target);
+  assert.equal(sensor.stats().decodeErrors, 0);
+  assert.equal(sensor.stats().manager!.kernel!.outputFailed, 0);
+});

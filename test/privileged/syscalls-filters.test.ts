@@ -1,0 +1,142 @@
+// Privileged: the syscall sensor's in-kernel filters, changed at runtime on one loaded sensor (the same
+// programs throughout: nothing is reloaded). Each case runs the scripted workload under two names (two comms),
+// checks which events arrive and that the kernel counted what it dropped. "Nothing arrived" is only asserted
+// after a later event did arrive: the ring is ordered, so everything emitted before it was read.
+// Needs root + BPF with BTF + syscall tracepoints + gcc.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { InvalidArgumentError } from '../../src/bpf/errors.ts';
+import { SyscallSensor } from '../../src/syscalls/sensor.ts';
+import type { SyscallFilterCounters } from '../../src/syscalls/filters.ts';
+import { buildWorkload, EventLog, runWorkload } from '../fixtures/syscalls-harness.ts';
+import { assertGone, heldBpfObjects, privileged, tempDir } from '../helpers/privileged.ts';
+
+const NEEDS = 'root + BPF with BTF + syscall tracepoints + gcc';
+
+test('syscall sensor filters: comm, path prefix, scope, event types and sensitive writes, changed at runtime', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const dir = tempDir(t, 'vigil-scf-');
+  const sens = path.join(dir, 'sens');
+  fs.mkdirSync(sens);
+  const a = buildWorkload(dir, 'vigil-sc-a');
+  const b = buildWorkload(dir, 'vigil-sc-b');
+  const log = new EventLog();
+  const base = { files: { open: true } } as const;
+  const sensor = new SyscallSensor({ ...base, filters: { comm: { exclude: ['vigil-sc-a'] } } }, { onEvent: log.push });
+  t.after(() => sensor.stop());
+  const held = heldBpfObjects();
+  sensor.start();
+  const m = sensor.manager!;
+  const programs = () => m.probes().map((p) => p.program?.id ?? 0).sort((x, y) => x - y);
+  const loaded = programs();
+  const counters = () => sensor.filters!.counters();
+  const delta = (from: SyscallFilterCounters, k: keyof SyscallFilterCounters) => counters()[k] - from[k];
+  /** Runs a workload and returns its pid. */
+  const run = async (bin: string, ...args: string[]) => (await runWorkload(t, bin, [dir, ...args])).find((x) => x.s === 'done')!.pid;
+  const opensUnder = (pid: number, sub: string) => log.files([pid]).filter((e) => e.type === 'open' && e.path.startsWith(path.join(dir, sub) + '/'));
+  let cgroupId = 0;
+
+  await t.test('comm exclude drops the named process, in the kernel, and counts it', async () => {
+    const c0 = counters();
+    const pa = await run(a, 'opens', '20', 'a1');
+    const pb = await run(b, 'opens', '5', 'b1');
+    await log.until(() => opensUnder(pb, 'b1').length === 5, 'the other process\'s opens');
+    assert.equal(log.of([pa]).length, 0, 'nothing from the excluded comm');
+    assert.ok(delta(c0, 'comm') >= 20, `comm drops counted (${delta(c0, 'comm')})`);
+    cgroupId = log.of([pb])[0]!.cgroupId;
+  });
+
+  await t.test('comm include keeps only the named process; switched at runtime without reloading', async () => {
+    sensor.update({ ...base, filters: { comm: { include: ['vigil-sc-a'] } } });
+    const c0 = counters();
+    const pb = await run(b, 'opens', '4', 'b2');
+    const pa = await run(a, 'opens', '3', 'a2');
+    await log.until(() => opensUnder(pa, 'a2').length === 3, 'the included process\'s opens');
+    assert.equal(log.of([pb]).length, 0, 'nothing from a comm not on the include list');
+    assert.ok(delta(c0, 'comm') >= 4, 'comm drops counted');
+    assert.deepEqual(programs(), loaded, 'the same programs: nothing was reloaded');
+  });
+
+  await t.test('path prefixes keep only file events under them', async () => {
+    sensor.update({ ...base, filters: { pathPrefixes: [path.join(dir, 'keep') + '/'] } });
+    const c0 = counters();
+    const pa = await run(a, 'opens', '6', 'drop', 'opens', '5', 'keep');
+    await log.until(() => opensUnder(pa, 'keep').length === 5, 'the opens under the prefix');
+    assert.deepEqual(log.files([pa]).filter((e) => !(e.resolvedPath ?? e.path).startsWith(path.join(dir, 'keep') + '/')), [], 'only paths under the prefix');
+    assert.ok(delta(c0, 'path') >= 6, 'path drops counted');
+  });
+
+  await t.test('scope: containers only drops host processes; known container cgroups pass; host scope is the reverse', async () => {
+    assert.ok(cgroupId > 0);
+    sensor.update({ ...base, filters: { scope: 'containers' } });
+    const c0 = counters();
+    const p1 = await run(a, 'opens', '4', 's1');
+    assert.ok(delta(c0, 'scope') >= 4, 'host events dropped by scope');
+    // The workload's cgroup becomes a known container: no reload, only a map entry.
+    const key = Buffer.alloc(8);
+    key.writeBigUInt64LE(BigInt(cgroupId));
+    const val = Buffer.alloc(4);
+    val.writeUInt32LE(1);
+    sensor.containersMap!.update(key, val);
+    const p2 = await run(a, 'opens', '4', 's2');
+    await log.until(() => opensUnder(p2, 's2').length === 4, 'events of a known container cgroup');
+    assert.equal(log.of([p1]).length, 0, 'nothing from before the cgroup was known');
+
+    sensor.update({ ...base, filters: { scope: 'host' } });
+    const c1 = counters();
+    const p3 = await run(a, 'opens', '4', 's3');
+    assert.ok(delta(c1, 'scope') >= 4, 'container events dropped by host scope');
+    sensor.containersMap!.delete(key);
+    const p4 = await run(a, 'opens', '2', 's4');
+    await log.until(() => opensUnder(p4, 's4').length === 2, 'host events once the cgroup is no container');
+    assert.equal(log.of([p3]).length, 0);
+    assert.deepEqual(programs(), loaded);
+  });
+
+  await t.test('event types attach and detach their probes at runtime', async () => {
+    sensor.update({ files: { unlink: true, rmdir: true } });
+    const running = (fn: string, uid = '') => m.getProbe({ fn, uid }).state === 'running';
+    assert.equal(running('enter_openat'), false, 'openat detached');
+    assert.equal(running('exit_file', 'openat'), false);
+    assert.equal(running('enter_unlinkat'), true, 'unlinkat attached');
+    assert.equal(running('exit_file', 'unlinkat'), true);
+    const pid = await run(a, 'files', sens);
+    await log.until(() => log.files([pid]).some((e) => e.type === 'rmdir'), 'the rmdir');
+    await log.until(() => log.files([pid]).filter((e) => e.type === 'unlink').length === 2, 'both unlinks');
+    assert.equal(log.files([pid]).filter((e) => e.type === 'open').length, 0, 'no opens while open is off');
+    assert.deepEqual(programs(), loaded);
+  });
+
+  await t.test('sensitive write-opens alone: other opens are dropped in the kernel', async () => {
+    sensor.update({ files: { sensitiveWrites: true, unlink: true }, filters: { sensitivePaths: [`${sens}/`] } });
+    const c0 = counters();
+    const pid = await run(a, 'files', sens);
+    await log.until(() => log.files([pid]).filter((e) => e.type === 'unlink').length === 2, 'the unlinks after the sensitive open');
+    const opens = log.files([pid]).filter((e) => e.type === 'open');
+    assert.deepEqual(
+      opens.map((e) => [e.path, e.resolvedPath, e.sensitive]),
+      [
+        [path.join(sens, 'passwd'), path.join(fs.realpathSync(sens), 'passwd'), true],
+        [path.join(dir, `link-${pid}`, 'shadow'), path.join(fs.realpathSync(sens), 'shadow'), true],
+      ],
+      'only the two sensitive write-opens (one through a symlink)',
+    );
+    assert.ok(delta(c0, 'notSensitive') >= 5, 'the other opens counted as not sensitive');
+  });
+
+  await t.test('a bad update is refused whole and the running configuration stays', async () => {
+    const before = sensor.config;
+    assert.throws(() => sensor.update({ files: { open: true }, filters: { comm: { include: ['a-name-longer-than-15'] } } }), (e: unknown) => e instanceof InvalidArgumentError && /filters\.comm\.include\[0\]/.test((e as Error).message));
+    assert.equal(sensor.config, before);
+    const pid = await run(a, 'files', sens);
+    await log.until(() => log.files([pid]).some((e) => e.sensitive), 'events under the old configuration');
+  });
+
+  const progIds = m.probes().filter((p) => p.program).map((p) => p.program!.id);
+  sensor.stop();
+  sensor.stop();
+  await assertGone({ progs: progIds });
+  assert.deepEqual(heldBpfObjects(), held, 'no BPF object is still held by this process');
+});

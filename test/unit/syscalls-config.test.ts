@@ -1,0 +1,121 @@
+// The syscall sensor's configuration without the kernel: validation names the bad field, event types become
+// the right op bits and probes, and the filter maps get the bytes the BPF side reads (offsets from events.h).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { InvalidArgumentError } from '../../src/bpf/errors.ts';
+import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_OP, VIGIL_SYS_SCOPE } from '../../src/events/layout.generated.ts';
+import { probeKey } from '../../src/manager/probe.ts';
+import { DEFAULT_SENSITIVE_PATHS, normalizeSyscallConfig, type SyscallSensorConfig } from '../../src/syscalls/config.ts';
+import { commKey, encodeFilterConfig, encodePrefix } from '../../src/syscalls/filters.ts';
+import { syscallNumber } from '../../src/syscalls/names.ts';
+import { HOOKED_SYSCALLS, syscallProbes, syscallSelectors } from '../../src/syscalls/sensor.ts';
+
+const bit = (op: number) => 1n << BigInt(op);
+
+test('defaults: nothing reported until asked, paths resolved, the agent excluded, sensitive prefixes set', () => {
+  const c = normalizeSyscallConfig();
+  assert.equal(c.ops.size, 0);
+  assert.equal(c.enabledOps, 0n);
+  assert.equal(c.flags, VIGIL_SYS_CFG_FLAGS.RESOLVE);
+  assert.equal(c.scope, 'all');
+  assert.equal(c.excludeSelf, true);
+  assert.equal(c.maxPathBytes, 4096);
+  assert.deepEqual(c.sensitivePaths, DEFAULT_SENSITIVE_PATHS);
+  assert.ok(c.sensitivePaths.includes('/etc/') && c.sensitivePaths.includes('/root/.ssh/'));
+});
+
+test('event types become op bits; groups can be turned on whole; subsets set their config flags', () => {
+  const all = normalizeSyscallConfig({ files: true, network: true, other: true });
+  assert.equal(all.ops.size, 20);
+  const f = normalizeSyscallConfig({ files: { open: true, rename: true }, network: { tcpState: true }, other: { ptrace: 'attach', bpf: 'load' } });
+  assert.deepEqual([...f.ops].sort(), ['bpf', 'open', 'ptrace', 'rename', 'tcp_state']);
+  assert.equal(f.enabledOps, bit(VIGIL_SYS_OP.OPEN) | bit(VIGIL_SYS_OP.RENAME) | bit(VIGIL_SYS_OP.TCP_STATE) | bit(VIGIL_SYS_OP.PTRACE) | bit(VIGIL_SYS_OP.BPF));
+  assert.equal(f.flags, VIGIL_SYS_CFG_FLAGS.RESOLVE | VIGIL_SYS_CFG_FLAGS.PTRACE_ATTACH | VIGIL_SYS_CFG_FLAGS.BPF_LOAD);
+  // Sensitive write-opens alone need the open probes but report only sensitive ones.
+  const s = normalizeSyscallConfig({ files: { sensitiveWrites: true }, filters: { resolvePaths: false } });
+  assert.deepEqual([...s.ops], ['open']);
+  assert.equal(s.flags, VIGIL_SYS_CFG_FLAGS.OPEN_SENSITIVE);
+  const both = normalizeSyscallConfig({ files: { open: true, sensitiveWrites: true } });
+  assert.equal(both.flags & VIGIL_SYS_CFG_FLAGS.OPEN_SENSITIVE, 0, 'with open on, every open is reported (sensitive ones flagged)');
+});
+
+test('bad configuration is refused with the field named', () => {
+  const bad: [unknown, RegExp][] = [
+    [{ file: true }, /syscalls\.file is not a known option/],
+    [{ files: { opn: true } }, /syscalls\.files\.opn is not a known option/],
+    [{ files: 'yes' }, /syscalls\.files must be a boolean or an object/],
+    [{ network: { connect: 1 } }, /syscalls\.network\.connect must be true or false/],
+    [{ other: { ptrace: 'all' } }, /syscalls\.other\.ptrace must be true or false or "attach"/],
+    [{ filters: { comm: { include: ['ok', 'this-name-is-too-long'] } } }, /syscalls\.filters\.comm\.include\[1\] .* 21 bytes/],
+    [{ filters: { comm: { include: ['sh'], exclude: ['sh'] } } }, /syscalls\.filters\.comm names "sh" in both/],
+    [{ filters: { comm: { exclude: [''] } } }, /filters\.comm\.exclude\[0\] is empty/],
+    [{ filters: { comm: ['sh'] } }, /syscalls\.filters\.comm must be an object/],
+    [{ filters: { comm: { include: 'sh' } } }, /filters\.comm\.include must be an array/],
+    [{ filters: { pathPrefixes: ['etc/'] } }, /filters\.pathPrefixes\[0\] \("etc\/"\) must be an absolute path/],
+    [{ filters: { pathPrefixes: Array.from({ length: 17 }, (_, i) => `/p${i}/`) } }, /filters\.pathPrefixes has 17 entries; at most 16/],
+    [{ filters: { sensitivePaths: [`/${'x'.repeat(300)}`] } }, /filters\.sensitivePaths\[0\] is longer than 256 bytes/],
+    [{ filters: { scope: 'pods' } }, /filters\.scope must be "all", "containers" or "host"/],
+    [{ filters: { excludeSelf: 'no' } }, /filters\.excludeSelf must be a boolean/],
+    [{ filters: { nope: 1 } }, /syscalls\.filters\.nope is not a known option/],
+    [{ files: { sensitiveWrites: true }, filters: { sensitivePaths: [] } }, /files\.sensitiveWrites needs at least one entry/],
+    [{ maxPathBytes: 8192 }, /syscalls\.maxPathBytes must be an integer between 2 and 4096/],
+    [{ maxPathBytes: 1.5 }, /syscalls\.maxPathBytes/],
+  ];
+  for (const [cfg, re] of bad) {
+    assert.throws(() => normalizeSyscallConfig(cfg as SyscallSensorConfig), (e: unknown) => e instanceof InvalidArgumentError && re.test((e as Error).message), JSON.stringify(cfg));
+  }
+});
+
+test('probes: an entry and an exit per syscall; selectors attach only what enabled event types need', () => {
+  const probes = syscallProbes();
+  const keys = probes.map((p) => probeKey({ fn: p.fn, uid: p.uid ?? '' }));
+  assert.equal(new Set(keys).size, keys.length, 'probe ids are unique');
+  for (const s of HOOKED_SYSCALLS) {
+    assert.ok(probes.some((p) => p.fn === s.enter), `${s.tp}: entry program`);
+    const exit = probes.find((p) => p.fn === s.exit && p.uid === s.tp);
+    assert.equal(exit?.tracepoint, `syscalls/sys_exit_${s.tp}`);
+    // Tracepoints are named after the kernel's SYSCALL_DEFINE: umount2's is "umount".
+    assert.ok(syscallNumber(s.tp === 'umount' ? 'umount2' : s.tp, 'x86_64') !== undefined, `${s.tp} is an x86_64 syscall`);
+  }
+  assert.deepEqual(syscallSelectors(new Set()), [], 'nothing enabled: nothing attached');
+  const ids = (ops: string[]) => syscallSelectors(new Set(ops as never)).map((s) => ({ kind: s.constructor.name, ids: s.probeIds().map(probeKey).sort() }));
+  assert.deepEqual(ids(['rmdir']), [
+    { kind: 'AllOf', ids: ['enter_unlinkat#', 'exit_file#unlinkat'] },
+    { kind: 'BestEffort', ids: ['enter_rmdir#', 'exit_file#rmdir'] },
+  ]);
+  const net = ids(['tcp_state', 'module_load']);
+  assert.deepEqual(net[0], { kind: 'AllOf', ids: ['tcp_state#'] });
+  assert.deepEqual(net[1]!.ids, ['enter_finit_module#', 'enter_init_module#', 'exit_sys#finit_module', 'exit_sys#init_module', 'module_load#'], 'module hooks are best effort: kernels without modules lack them');
+  // unlinkat serves two event types but is attached once.
+  const both = ids(['unlink', 'rmdir']);
+  assert.equal(both[0]!.ids.filter((k) => k === 'enter_unlinkat#').length, 1);
+});
+
+test('filter maps get the bytes the kernel reads', () => {
+  const c = normalizeSyscallConfig({ files: { open: true }, filters: { scope: 'containers', comm: { include: ['nginx'], exclude: ['bash'] }, pathPrefixes: ['/etc/', '/var/'], sensitivePaths: ['/root/'] } });
+  const b = encodeFilterConfig(c, 4321);
+  assert.equal(b.length, SIZEOF.syscall_filter_config);
+  assert.equal(b.readBigUInt64LE(SYSCALL_FILTER_CONFIG.enabled_ops.offset), bit(VIGIL_SYS_OP.OPEN));
+  assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.self_tgid.offset), 4321);
+  assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.scope.offset), VIGIL_SYS_SCOPE.CONTAINERS);
+  assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.comm_mode.offset), VIGIL_SYS_COMM_MODE.INCLUDE | VIGIL_SYS_COMM_MODE.EXCLUDE);
+  assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.prefix_count.offset), 2);
+  assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.sensitive_count.offset), 1);
+  assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.flags.offset), VIGIL_SYS_CFG_FLAGS.RESOLVE);
+  const noSelf = encodeFilterConfig(normalizeSyscallConfig({ filters: { excludeSelf: false } }), 4321);
+  assert.equal(noSelf.readUInt32LE(SYSCALL_FILTER_CONFIG.self_tgid.offset), 0);
+
+  const p = encodePrefix('/etc/ssh/');
+  assert.equal(p.length, SIZEOF.syscall_path_prefix);
+  assert.equal(p.readUInt32LE(SYSCALL_PATH_PREFIX.len.offset), 9);
+  assert.equal(p.toString('utf8', SYSCALL_PATH_PREFIX.prefix.offset, SYSCALL_PATH_PREFIX.prefix.offset + 9), '/etc/ssh/');
+  assert.equal(p[SYSCALL_PATH_PREFIX.prefix.offset + 9], 0, 'zero-padded');
+  const mask = p.subarray(SYSCALL_PATH_PREFIX.mask.offset, SYSCALL_PATH_PREFIX.mask.offset + SYSCALL_PATH_PREFIX.mask.size);
+  assert.equal(mask.indexOf(0), 9, 'one 0xff per prefix byte');
+  assert.ok(mask.subarray(0, 9).every((x) => x === 0xff) && mask.subarray(9).every((x) => x === 0));
+  assert.equal(encodePrefix('/é/').readUInt32LE(0), 4, 'lengths are bytes, not characters');
+
+  assert.deepEqual([...commKey('sh')], [0x73, 0x68, ...Array(14).fill(0)]);
+  assert.equal(commKey('exactly15chars!').length, 16);
+  assert.equal(commKey('exactly15chars!')[15], 0, 'a NUL always ends the key, as bpf_get_current_comm writes it');
+});
