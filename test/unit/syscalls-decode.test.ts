@@ -255,7 +255,7 @@ test('hostile records are decode errors, never exceptions', () => {
   assert.equal((decodeSysEvent(...dv(sysRecord({ op: VIGIL_SYS_OP.OPEN, nr: 1, ret: 0 }))) as { decodeError: string }).decodeError, 'bad-size');
   const other = Buffer.from(good[0]!);
   other.writeUInt16LE(VIGIL_OPCODE.EXEC, 0);
-  assert.deepEqual(decodeSyscallEvent(...dv(other)), { error: 'unknown-opcode', opcode: VIGIL_OPCODE.EXEC });
+  assert.deepEqual(decodeSyscallEvent(...dv(other)), { decodeError: 'unknown-opcode', opcode: VIGIL_OPCODE.EXEC });
   // Random bytes under each syscall opcode: whatever comes out, nothing throws.
   let seed = 7;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) >>> 16) & 0xff;
