@@ -15,7 +15,7 @@ import { ContainerResolver } from '../containers/resolver.ts';
 import { detectRuntimeClients } from '../containers/runtimes/detect.ts';
 import type { RuntimeClient } from '../containers/runtimes/types.ts';
 import { cgroupSensorSpec } from '../containers/sensor.ts';
-import { decodeCgroup, decodeComm, decodeCredsEvent, decodeExec, decodeExit, decodeFork } from '../events/decode.ts';
+import { decodeCgroup, decodeComm, decodeCredsEvent, decodeExec, decodeExit, decodeFork, decodeSyscallEvent } from '../events/decode.ts';
 import { VIGIL_OPCODE } from '../events/layout.generated.ts';
 import { Manager, type ManagerStats } from '../manager/manager.ts';
 import { procConnectorFallback } from '../process/connector.ts';
@@ -29,6 +29,9 @@ import { calibrate } from '../pipeline/clock.ts';
 import { processOutputs } from '../pipeline/outputs.ts';
 import { Pipeline, type Decoded, type OutputShaper, type PipelineCounters, type RecordDecoder } from '../pipeline/pipeline.ts';
 import { Router } from '../pipeline/router.ts';
+import { syscallOutput } from '../pipeline/outputs.ts';
+import { SyscallSensor, type SyscallSensorStats } from '../syscalls/sensor.ts';
+import type { SyscallSensorConfig } from '../syscalls/config.ts';
 import type { Sink, SinkStats } from '../pipeline/types.ts';
 
 export type AgentState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
@@ -45,6 +48,7 @@ export interface AgentStatus {
   pipeline: PipelineCounters;
   process: ReturnType<ProcessResolver['stats']>['cache'] & { state: string };
   containers: ReturnType<ContainerResolver['stats']> | undefined;
+  syscalls: Omit<SyscallSensorStats, 'manager'> | undefined;
   sinks: Record<string, SinkStats>;
   subscribers: ReturnType<Router['stats']>;
   features: Record<string, { supported: boolean; reason: string }>;
@@ -73,6 +77,7 @@ export class Agent {
   #reader: EventReader | undefined;
   #process: ProcessResolver | undefined;
   #containers: ContainerResolver | undefined;
+  #syscalls: SyscallSensor | undefined;
   #layout: CgroupLayoutInfo | undefined;
   #managers: Manager[] = [];
   #pipeline: Pipeline | undefined;
@@ -130,7 +135,14 @@ export class Agent {
     calibrate();
     fs.mkdirSync(cfg.agent.dataDir, { recursive: true, mode: 0o700 });
 
-    // Sinks first: bad sink options fail before anything touches the kernel.
+    // Validate what can be validated before anything touches the kernel: syscall events, then sinks.
+    const syscallConfig: SyscallSensorConfig = {
+      files: cfg.events.files as SyscallSensorConfig['files'],
+      network: cfg.events.network as SyscallSensorConfig['network'],
+      other: cfg.events.other as SyscallSensorConfig['other'],
+      filters: { comm: cfg.filters.comm, scope: cfg.filters.scope, pathPrefixes: cfg.filters.pathPrefixes, sensitivePaths: cfg.filters.sensitivePaths, resolvePaths: cfg.filters.resolvePaths },
+    };
+    const probeSyscalls = new SyscallSensor(syscallConfig); // validates (InvalidArgumentError naming the field)
     this.#step('opening sinks');
     const built = createSinks(cfg.sinks, { dataDir: cfg.agent.dataDir });
     this.#sinks = [...built.sinks, ...(this.#o.sinks ?? [])];
@@ -165,8 +177,15 @@ export class Agent {
       [VIGIL_OPCODE.CREDS, decodeCredsEvent],
       [VIGIL_OPCODE.COMM, decodeComm],
       [VIGIL_OPCODE.CGROUP, decodeCgroup],
+      [VIGIL_OPCODE.FILE, decodeSyscallEvent],
+      [VIGIL_OPCODE.NET, decodeSyscallEvent],
+      [VIGIL_OPCODE.SYS, decodeSyscallEvent],
     ] as [number, RecordDecoder][]);
     const outputs = new Map<string, OutputShaper>(processOutputs);
+    for (const op of probeSyscalls.config.ops) {
+      types.add(op);
+      outputs.set(op, syscallOutput);
+    }
 
     this.#process = new ProcessResolver({
       mode: bpf ? 'bpf' : 'procfs',
@@ -211,6 +230,17 @@ export class Agent {
         this.#managers.push(m);
         m.init(options);
         m.start();
+      }
+      if (probeSyscalls.config.ops.size) {
+        this.#step(`loading the syscall sensor (${[...probeSyscalls.config.ops].join(', ')})`);
+        this.#syscalls = new SyscallSensor(syscallConfig, {
+          sharedRing: this.#channel === 'ringbuf' ? this.#maps.vigil_events : undefined,
+          containersMap: this.#maps.vigil_containers,
+          sharedMaps: this.#sharedForSensors(),
+          cgroupV1Subsys: this.#layout.v1SubsysId,
+        });
+        this.#syscalls.start();
+        this.#managers.push(this.#syscalls.manager!);
       }
     } else {
       this.#step(`no BPF (${whyNot}); using the proc connector and /proc`);
@@ -293,6 +323,7 @@ export class Agent {
       pipeline: this.#pipeline!.counters(),
       process: { ...ps!.cache, state: ps!.state },
       containers: this.#containers?.stats(),
+      syscalls: this.#syscalls ? (({ manager: _m, ...rest }) => rest)(this.#syscalls.stats()) : undefined,
       sinks: Object.fromEntries(this.#sinks.map((s) => [s.name, s.stats()])),
       subscribers: this.router.stats(),
       features: allFeatures(),
@@ -316,6 +347,7 @@ export class Agent {
     // 1. no new records: detach every sensor (links first, per manager)
     for (const m of [...this.#managers].reverse()) m.stop();
     this.#managers = [];
+    this.#syscalls?.stop();
     this.#process?.stop();
     this.#containers?.stop();
     // 2. take what is already in the ring, through the pipeline, into the sinks

@@ -56,3 +56,16 @@ export const processOutputs: [string, OutputShaper][] = [
     },
   ],
 ];
+
+/** Base fields every decoded event has; enrich() places them (process, container), so they are not repeated. */
+const BASE = new Set(['type', 'ktimeNs', 'pid', 'tid', 'cgroupId', 'unknown', 'evFlags']);
+
+/**
+ * Syscall events (files, network, other) are already decoded into their output form (names for flags,
+ * addresses, errnos): their fields are passed on as they are, minus the base fields.
+ */
+export const syscallOutput: OutputShaper = (d: Decoded) => {
+  const out: Record<string, unknown> = {};
+  for (const k in d) if (!BASE.has(k)) out[k] = (d as unknown as Record<string, unknown>)[k];
+  return out;
+};

@@ -142,6 +142,10 @@ export interface SyscallSensorOptions {
   sharedRing?: BpfMap;
   /** The agent's vigil_containers map (filled by the container resolver); else the sensor has its own. */
   containersMap?: BpfMap;
+  /** Maps shared with the agent's other sensors (vigil_stats, vigil_lost; vigil_events_perf in perf mode). */
+  sharedMaps?: Record<string, BpfMap>;
+  /** vigil_cgroup_v1_subsys (src/containers/cgroups.ts); default: cgroup v2 ids. */
+  cgroupV1Subsys?: number;
   /** Where entries keep their arguments until exit: task storage (default where supported) or a tid hash. */
   pendingStore?: 'auto' | 'task' | 'hash';
   channel?: 'auto' | 'ringbuf' | 'perf';
@@ -166,7 +170,9 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
   const store = o.pendingStore ?? 'auto';
   if (!['auto', 'task', 'hash'].includes(store)) throw new InvalidArgumentError(`syscalls: pendingStore must be "auto", "task" or "hash", got ${JSON.stringify(store)}`);
   const pending = store === 'auto' ? (taskStorageForTracepoints().supported ? 'task' : 'hash') : store;
-  const channel: EventChannelSpec = { mode: o.channel ?? 'auto', handler: o.handler, sharedRing: o.sharedRing };
+  // In perf mode the agent's shared perf array is the channel (and the agent reads it, not this manager).
+  const { vigil_events_perf: sharedPerf, ...otherShared } = o.sharedMaps ?? {};
+  const channel: EventChannelSpec = sharedPerf ? { mode: 'perf', sharedPerf } : { mode: o.channel ?? 'auto', handler: o.handler, sharedRing: o.sharedRing };
   const mapSpecEditors: NonNullable<ManagerOptions['mapSpecEditors']> = {};
   // With the tid hash the task-storage map goes unused: make it a one-slot array, which every kernel can create.
   if (pending === 'hash') mapSpecEditors.sys_pending_ts = { type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1, flags: 0 };
@@ -177,9 +183,10 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
       constantEditors: [
         { name: 'max_path', value: c.maxPathBytes, failOnMissing: true },
         { name: 'use_task_storage', value: pending === 'task' ? 1 : 0, failOnMissing: true },
+        { name: 'vigil_cgroup_v1_subsys', value: o.cgroupV1Subsys ?? 0xffffffff, failOnMissing: true },
       ],
       mapSpecEditors,
-      mapEditors: o.containersMap ? { vigil_containers: o.containersMap } : undefined,
+      mapEditors: { ...otherShared, ...(o.containersMap ? { vigil_containers: o.containersMap } : {}) },
       collectStats: o.collectStats,
     },
     config: c,
@@ -240,7 +247,7 @@ export class SyscallSensor {
    */
   start(): void {
     if (this.#state !== 'idle') throw new StateError(`syscall sensor is ${this.#state}`);
-    const own = !this.#o.sharedRing;
+    const own = !this.#o.sharedRing && !this.#o.sharedMaps?.vigil_events_perf;
     const handler: RecordHandler | undefined = !own ? undefined : this.#o.onRecord ?? ((v, off, len) => this.handleRecord(v, off, len));
     const { spec, options, pendingStore } = syscallSensorSpec(this.#config, { ...this.#o, handler });
     const m = new Manager(spec);
