@@ -10,6 +10,13 @@ export class AgentUnavailableError extends VigilError {
   }
 }
 
+/** The socket accepted the connection but nothing answered in time: a stuck agent, not a missing one. */
+export class AgentTimeoutError extends VigilError {
+  constructor(socket: string, timeoutMs: number) {
+    super('ETIMEDOUT', `the agent at ${socket} accepted the connection but did not answer within ${timeoutMs} ms (is it overloaded? see \`vigil status\` and its log)`);
+  }
+}
+
 export class ApiClientError extends VigilError {
   readonly status: number;
   readonly body: unknown;
@@ -41,8 +48,13 @@ export function apiGet<T = unknown>(socket: string, path: string, timeoutMs = 10
         else resolve(body as T);
       });
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (err) => reject(new AgentUnavailableError(socket, err)));
+    let timedOut = false;
+    req.on('timeout', () => {
+      timedOut = true;
+      req.destroy();
+    });
+    // Only a socket nobody listens on means "no agent"; callers fall back to standalone mode for that alone.
+    req.on('error', (err) => reject(timedOut ? new AgentTimeoutError(socket, timeoutMs) : new AgentUnavailableError(socket, err)));
     req.end();
   });
 }

@@ -1,5 +1,6 @@
 // Helpers for tests that run the real agent in-process: a temp data dir and socket, a sink that keeps every
 // event it gets, and waiting for events that match a predicate (bounded; not a timing assertion).
+import { execFile } from 'node:child_process';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { Agent } from '../../src/agent/agent.ts';
@@ -7,7 +8,7 @@ import { ApiServer } from '../../src/api/server.ts';
 import { merge, validateConfig, type VigilConfig } from '../../src/config/config.ts';
 import type { RuntimeClient } from '../../src/containers/runtimes/types.ts';
 import type { OutputEvent, Sink, SinkStats } from '../../src/pipeline/types.ts';
-import { tempDir } from './privileged.ts';
+import { ROOT, tempDir } from './privileged.ts';
 
 /** Keeps every event it is given; delivery is immediate, so the accounting is trivially exact. */
 export class MemorySink implements Sink {
@@ -71,4 +72,17 @@ export async function startTestAgent(t: TestContext, o: { config?: unknown; runt
       return api;
     },
   };
+}
+
+/**
+ * Runs `bin/vigil <args>` without blocking this process: an in-process agent under test must keep
+ * answering its API while the CLI talks to it (spawnSync would deadlock until the client's timeout).
+ */
+export function runCli(args: string[], timeoutMs = 30_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(path.join(ROOT, 'bin/vigil'), args, { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const status = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null) : 0;
+      resolve({ status, stdout, stderr });
+    });
+  });
 }

@@ -14,7 +14,7 @@ import { ContainerdClient } from '../../src/containers/runtimes/containerd.ts';
 import { CriClient } from '../../src/containers/runtimes/cri.ts';
 import { DockerClient } from '../../src/containers/runtimes/docker.ts';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
-import { startTestAgent } from '../helpers/agent.ts';
+import { runCli, startTestAgent } from '../helpers/agent.ts';
 import { BUSYBOX_IMAGE, needsRuntime, startContainerd, startDocker, startPodman } from '../helpers/containers.ts';
 import { ROOT, tempDir } from '../helpers/privileged.ts';
 
@@ -42,10 +42,13 @@ test('podman: events carry the container, a late container is attributed from it
   });
   assert.equal(ev.container!.enrichment, 'done');
 
-  // A container started after the agent: its very first exec (runc starting `sleep`) is already attributed.
+  // A container started after the agent: its first execs (`runc init` joining the container's cgroup, then
+  // the entrypoint `sleep`) are already attributed.
   const late = await podman.run({ name: 'vigil-late', labels: { app: 'api' } });
-  const first = await ta.sink.waitFor((e) => e.type === 'exec' && e.container?.id === late, 'the late container\'s first exec');
+  const first = await ta.sink.waitFor((e) => e.type === 'exec' && e.container?.id === late && e.process?.argv?.[0] === 'sleep', 'the late container\'s entrypoint exec');
   assert.deepEqual(first.process!.argv, ['sleep', '3600']);
+  const before = ta.sink.events.filter((e) => e.type === 'exec' && e.process?.pid === first.process!.pid && e !== first);
+  assert.ok(before.every((e) => e.container?.id === late), 'every exec of the entrypoint\'s pid, runc init included, is attributed');
   assert.equal(first.container!.name, 'vigil-late');
   assert.ok(ta.sink.events.some((e) => e.type === 'container_started' && e.container?.id === late));
 
@@ -63,11 +66,11 @@ test('podman: events carry the container, a late container is attributed from it
 
   // vigil containers and vigil ps --container, through the API.
   await ta.api();
-  const cli = (...args: string[]) => spawnSync(path.join(ROOT, 'bin/vigil'), [...args, '--socket', ta.socket], { encoding: 'utf8', timeout: 30_000 });
-  const list = JSON.parse(cli('containers', '--json').stdout) as { containers: { id: string; name: string; processes: number }[] };
+  const cli = (...args: string[]) => runCli([...args, '--socket', ta.socket]);
+  const list = JSON.parse((await cli('containers', '--json')).stdout) as { containers: { id: string; name: string; processes: number }[] };
   const row = list.containers.find((c) => c.id === early);
   assert.ok(row && row.name === 'vigil-early' && row.processes >= 1, JSON.stringify(list));
-  const ps = JSON.parse(cli('ps', '--container', 'vigil-early', '--json').stdout) as { processes: { argv?: string[]; container?: { id: string } }[] };
+  const ps = JSON.parse((await cli('ps', '--container', 'vigil-early', '--json')).stdout) as { processes: { argv?: string[]; container?: { id: string } }[] };
   assert.ok(ps.processes.length >= 1 && ps.processes.every((p) => p.container?.id === early), JSON.stringify(ps));
   assert.ok(ps.processes.some((p) => p.argv?.join(' ') === 'sleep 3600'));
 });
