@@ -64,6 +64,19 @@ export class VerifierError extends VigilError {
   }
 }
 
+/**
+ * Loading was interrupted: the verifier gives up with EAGAIN whenever a signal is pending for the loading
+ * thread (profilers' SIGPROF, timers, a flood of SIGCHLD), and libbpf's own retries ran out. Nothing is
+ * wrong with the program; loading again usually succeeds. The manager retries on its own (ManagerOptions.loadRetries).
+ */
+export class InterruptedError extends VigilError {
+  readonly program: string | undefined;
+  constructor(what: string, program: string | undefined, options: VigilErrorOptions = {}) {
+    super('EINTERRUPTED', `${what}: interrupted by signals while the verifier ran (EAGAIN); retry the load, and avoid profilers or timers that signal the process while it loads`, options);
+    this.program = program;
+  }
+}
+
 /** The process lacks a capability. `capability` names it, e.g. "CAP_BPF". */
 export class PermissionError extends VigilError {
   readonly capability: string;

@@ -370,6 +370,9 @@ function bind() {
     malloc: f(c, 'void *malloc(size_t size)'),
     free: f(c, 'void free(void *p)'),
     memset: f(c, 'void *memset(void *p, int c, size_t n)'),
+    sigfillset: f(c, 'int sigfillset(void *set)'),
+    sigdelset: f(c, 'int sigdelset(void *set, int sig)'),
+    pthread_sigmask: f(c, 'int pthread_sigmask(int how, const void *set, void *oldset)'),
   };
 }
 

@@ -8,6 +8,7 @@ import koffi from 'koffi';
 import { listGlobals, type GlobalVar } from './btf.ts';
 import { MapFlags, ProgType } from './constants.ts';
 import {
+  InterruptedError,
   InvalidArgumentError,
   MapInUseError,
   NotFoundError,
@@ -23,7 +24,7 @@ import { cstr, drainLibbpfLog, errno, initLibbpf, lib, OPTS, type Ptr } from './
 import { BpfMap } from './map.ts';
 import { BpfProgram } from './program.ts';
 
-const { EPERM, EACCES, ENOENT, EINVAL } = os.constants.errno;
+const { EPERM, EACCES, ENOENT, EINVAL, EAGAIN } = os.constants.errno;
 
 export interface OpenOptions {
   /** Object name (defaults to the file's base name); prefixes the names of its data-section maps. */
@@ -42,6 +43,12 @@ export interface LoadOptions {
   logLevel?: 0 | 1 | 2;
   /** Bytes of verifier log kept per program. */
   logSize?: number;
+  /**
+   * 'block' (the default): signals wait until the load returns (withSignalsBlocked), so that they can neither
+   * interrupt the verifier nor spoil libbpf's feature probes. 'deliver': a pending signal interrupts the load
+   * (InterruptedError), for a caller that would rather abort a long verification than wait for it.
+   */
+  signals?: 'block' | 'deliver';
 }
 
 export type GlobalValue = number | bigint | boolean | string | Uint8Array;
@@ -234,7 +241,8 @@ export class BpfObject {
   /**
    * Loads every program still set to autoload and creates every map: the verifier runs here.
    * Throws UnknownSectionError before touching the kernel, VerifierError (with the full log in `.log`),
-   * PermissionError naming the capability, MapInUseError for a pinned map that does not match.
+   * PermissionError naming the capability, MapInUseError for a pinned map that does not match,
+   * InterruptedError when signals kept interrupting the verifier (load a freshly opened object again).
    */
   load(o: LoadOptions = {}): void {
     const ptr = this.#live();
@@ -256,7 +264,7 @@ export class BpfObject {
         bufs.set(p.name, b);
         p.setLogBuffer(b, size, level);
       }
-      const r = l.bpf_object__load(ptr) as number;
+      const r = o.signals === 'deliver' ? (l.bpf_object__load(ptr) as number) : withSignalsBlocked(() => l.bpf_object__load(ptr) as number);
       const libbpfLog = drainLibbpfLog();
       for (const [name, b] of bufs) {
         const text = cstr(b);
@@ -282,6 +290,8 @@ export class BpfObject {
     const failedName = /prog '([^']+)': (?:BPF program load failed|failed to load)/.exec(libbpfLog)?.[1];
     const failed = failedName ?? (level === 0 ? [...this.verifierLogs.keys()][0] : undefined);
     const vlog = failed ? this.verifierLogs.get(failed) : undefined;
+    // A pending signal stops the verifier with EAGAIN and a partial log: not a rejection of the program.
+    if (err === EAGAIN) return new InterruptedError(`load ${this.path}${failed ? ` (program ${failed})` : ''}`, failed, { errno: err });
     if (failed && vlog && err !== EPERM) {
       if (level === 0) {
         // keep only the failing log: others (none at level 0) are noise
@@ -374,4 +384,31 @@ export function encodeGlobal(name: string, value: GlobalValue, size: number): Bu
   if (bytes.length > size) throw new InvalidArgumentError(`global ${name}: ${bytes.length} bytes do not fit in ${size}`);
   b.set(bytes);
   return b;
+}
+
+const SIG_BLOCK = 0;
+const SIG_SETMASK = 2;
+/** Signals that a fault raises on this very thread: blocking them would turn a crash into a hang. */
+const SYNCHRONOUS_SIGNALS = ['SIGSEGV', 'SIGBUS', 'SIGFPE', 'SIGILL', 'SIGTRAP', 'SIGABRT'] as const;
+
+/**
+ * Runs `fn` with this thread's signals blocked. A signal pending on the loading thread stops the verifier
+ * with EAGAIN, and, worse, makes one of libbpf's kernel feature probes fail: libbpf caches the probe's answer
+ * for the whole process, so a single signal during the first load can leave, say, global data "unsupported"
+ * ("map '….rodata' is referenced but wasn't created") for every later load, which no retry undoes. Blocked
+ * here, a signal sent to the process is taken by another of Node's threads, or stays pending until the load
+ * returns, and Node's handler still sees it. A signal aimed at this very thread waits too: nothing is lost.
+ */
+export function withSignalsBlocked<T>(fn: () => T): T {
+  const l = lib();
+  const set = Buffer.alloc(128); // sizeof(sigset_t) in glibc
+  const old = Buffer.alloc(128);
+  l.sigfillset(set);
+  for (const name of SYNCHRONOUS_SIGNALS) l.sigdelset(set, os.constants.signals[name]);
+  if (l.pthread_sigmask(SIG_BLOCK, set, old) !== 0) return fn(); // cannot fail with valid arguments
+  try {
+    return fn();
+  } finally {
+    l.pthread_sigmask(SIG_SETMASK, old, null);
+  }
 }

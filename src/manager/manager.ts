@@ -7,12 +7,13 @@
 // option never leaves a half-applied change or an attached program behind. stop() is idempotent, runs once
 // more on SIGINT/SIGTERM/exit, and releases in the order links, readers, callbacks, mappings, objects.
 import fs from 'node:fs';
-import { BPF_STATS_RUN_TIME, MapType, mapTypeName } from '../bpf/constants.ts';
-import { InvalidArgumentError, NotFoundError, NotSupportedError, StateError, VigilError, errorFromErrno } from '../bpf/errors.ts';
+import { MapType, mapTypeName } from '../bpf/constants.ts';
+import { InterruptedError, InvalidArgumentError, NotFoundError, NotSupportedError, StateError, VigilError, errorFromErrno } from '../bpf/errors.ts';
 import { feature, requireBpfPrivileges } from '../bpf/features.ts';
 import { initLibbpf, lib } from '../bpf/ffi.ts';
 import { BpfMap } from '../bpf/map.ts';
 import { BpfObject, type LoadOptions, type OpenOptions } from '../bpf/object.ts';
+import { enableRunTimeStats, type StatsHandle } from '../bpf/stats.ts';
 import type { BpfProgram, ProgramStats } from '../bpf/program.ts';
 import { PerfBufReader, type PerfBufReaderOptions } from '../ringbuf/perfbuf.ts';
 import { RingBufReader, type EventReader, type ReaderStats, type RecordHandler, type RingBufReaderOptions } from '../ringbuf/ringbuf.ts';
@@ -105,6 +106,12 @@ export interface ManagerOptions {
   /** Root directory for maps declared with LIBBPF_PIN_BY_NAME. */
   pinRoot?: string;
   verifier?: LoadOptions;
+  /**
+   * How many times init starts over (from a fresh open) when signals interrupted the verifier
+   * (InterruptedError); default 3. Only loads with `verifier.signals: 'deliver'` can be interrupted; libbpf
+   * already retries each program load a few times on its own.
+   */
+  loadRetries?: number;
   defaultRetry?: number;
   defaultRetryDelayMs?: number;
   /** Create readers but leave them stopped (start them later with reader(name).start()). */
@@ -168,7 +175,7 @@ export class Manager {
   #selectors: ProbesSelector[] = [];
   #channel: 'ringbuf' | 'perf' | undefined;
   #channelMap: string | undefined;
-  #statsFd: number | undefined;
+  #stats: StatsHandle | undefined;
   #unregister: (() => void) | undefined;
   /** Maps lent to us that we must never close, whatever the cleanup kind (the shared event channel). */
   #borrowed = new Set<BpfMap>();
@@ -199,10 +206,29 @@ export class Manager {
   /**
    * Opens, edits and loads the object. On any error everything opened is closed again and the error is
    * rethrown: NotFoundError (object, program, map, constant), InvalidArgumentError (a bad option),
-   * VerifierError, PermissionError, NotSupportedError, MapInUseError.
+   * VerifierError, PermissionError, NotSupportedError, MapInUseError, and InterruptedError once
+   * `loadRetries` fresh attempts were all interrupted by signals.
    */
   init(options: ManagerOptions = {}): void {
     if (this.#state !== 'new') throw new StateError(`manager ${this.name} was already initialised`);
+    const retries = options.loadRetries ?? 3;
+    if (!Number.isInteger(retries) || retries < 0) throw new InvalidArgumentError(`loadRetries must be a non-negative integer, got ${retries}`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.#initOnce(options);
+        return;
+      } catch (err) {
+        // A libbpf object cannot be loaded twice: each attempt opens, edits and loads from scratch.
+        if (!(err instanceof InterruptedError) || attempt >= retries) throw err;
+        this.interruptedLoads++;
+      }
+    }
+  }
+
+  /** Loads that signals interrupted and init retried (see loadRetries). */
+  interruptedLoads = 0;
+
+  #initOnce(options: ManagerOptions): void {
     this.#opts = options;
     initLibbpf();
     requireBpfPrivileges(); // a missing capability is reported as such, not as a missing kernel feature
@@ -578,10 +604,7 @@ export class Manager {
   }
 
   #enableStats(): void {
-    if (this.#statsFd !== undefined) return;
-    const fd = lib().bpf_enable_stats(BPF_STATS_RUN_TIME) as number;
-    if (fd < 0) throw errorFromErrno('enable BPF run-time stats', -fd, { capability: 'CAP_SYS_ADMIN' });
-    this.#statsFd = fd;
+    this.#stats ??= enableRunTimeStats();
   }
 
   // ---- runtime changes -------------------------------------------------------------------------------------
@@ -853,10 +876,8 @@ export class Manager {
     // 2-4. readers: stop callbacks, unregister poll watchers, munmap
     for (const r of this.#readers.values()) r.close();
     this.#readers.clear();
-    if (this.#statsFd !== undefined) {
-      lib().close(this.#statsFd);
-      this.#statsFd = undefined;
-    }
+    this.#stats?.close();
+    this.#stats = undefined;
     // 5. maps that outlive us, then objects
     const main = this.#main;
     if (main && main.loaded && !failedInit) {

@@ -102,6 +102,65 @@ test('without CAP_BPF the manager throws a PermissionError naming the capability
   assert.match(out.message, /permission denied; run as root or grant CAP_BPF/);
 });
 
+// The verifier gives up with EAGAIN while a signal is pending (a profiler's SIGPROF did this to us), and
+// libbpf's feature probes fail the same way. Loads block signals by default; with signals delivered, that is
+// an interrupted load to retry, not a program the verifier rejected.
+async function interruptedLoad(t: import('node:test').TestContext, retries: number, floodMs: number, signals: 'block' | 'deliver'): Promise<Record<string, unknown>> {
+  const child = spawn(NODE, [path.join(ROOT, 'test/fixtures/interrupted-load.ts'), String(retries), signals], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let flood: ReturnType<typeof spawn> | undefined;
+  const stopFlood = () => {
+    if (flood && flood.exitCode === null && flood.signalCode === null) flood.kill('SIGKILL');
+  };
+  t.after(() => {
+    stopFlood();
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      if (lines[0] === 'ready' && !flood) {
+        // bash's builtin kill in a loop: thousands of signals a second at the child, whose handler counts them.
+        flood = spawn('bash', ['-c', `while kill -USR2 ${child.pid} 2>/dev/null; do :; done`], { stdio: 'ignore' });
+        setTimeout(() => child.stdin!.write('go\n'), 200);
+        if (floodMs > 0) setTimeout(stopFlood, 200 + floodMs);
+      }
+      if (lines.length > 2) resolve(JSON.parse(lines[1]!) as Record<string, unknown>);
+    });
+    child.once('exit', (code) => setImmediate(() => reject(new Error(`child exited with ${code}: ${buf}`))));
+  });
+}
+
+test('a flood of signals neither interrupts a load nor is lost: they wait until the load returns', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const out = await interruptedLoad(t, 0, 0, 'block');
+  assert.equal(out.ok, true, JSON.stringify(out));
+  assert.equal(out.interruptedLoads, 0, JSON.stringify(out));
+  assert.ok((out.signals as number) > 0, 'the handler saw the signals');
+  assert.equal(out.held, 0, 'stop released everything');
+});
+
+test('with signals delivered, a load they keep interrupting is an InterruptedError, not a verifier rejection, and leaves nothing', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const out = await interruptedLoad(t, 0, 0, 'deliver');
+  assert.equal(out.name, 'InterruptedError', JSON.stringify(out));
+  assert.equal(out.code, 'EINTERRUPTED');
+  assert.match(String(out.message), /interrupted by signals while the verifier ran \(EAGAIN\); retry/);
+  assert.ok((out.signals as number) > 0);
+  assert.equal(out.held, 0, 'nothing stays loaded after the failed load');
+});
+
+test('with signals delivered, init starts over from a fresh open when a load was interrupted, and succeeds once the signals stop', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  // The flood runs before init starts, so the first attempt is interrupted; it stops after a second, long
+  // before a thousand attempts have run.
+  const out = await interruptedLoad(t, 1000, 1000, 'deliver');
+  assert.equal(out.ok, true, JSON.stringify(out));
+  assert.ok((out.interruptedLoads as number) >= 1, JSON.stringify(out));
+  assert.equal(out.held, 0, 'stop released everything');
+});
+
 async function runChild(t: import('node:test').TestContext, mode: string): Promise<{ child: ReturnType<typeof spawn>; ids: { progs: number[]; maps: number[] } }> {
   const child = spawn(NODE, [CHILD, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.after(() => {

@@ -10,7 +10,8 @@ import { Collector, P, testManager, triggerGetppid } from '../helpers/manager.ts
 import { assertGone, linksOfPrograms, privileged } from '../helpers/privileged.ts';
 
 const NEEDS = 'root + BPF with BTF';
-const getpid = koffi.load('libc.so.6').func('int getpid(void)');
+// getpgid, not getpid: libuv calls getpid when a child exits, and helpers here run children.
+const getpgid = koffi.load('libc.so.6').func('int getpgid(int)');
 
 test('a tail-call route sends the entry program into its target', async (t) => {
   if (!privileged(t, NEEDS)) return;
@@ -75,20 +76,20 @@ test('addHook attaches a loaded program at a second hook; detachHook removes jus
   const { m, options } = testManager(t, [{ fn: 'tp_getppid' }], { collector: c });
   m.init(options);
   m.start();
-  const extra = m.addHook('tp_getppid', { uid: 'getpid', tracepoint: 'syscalls/sys_enter_getpid' });
+  const extra = m.addHook('tp_getppid', { uid: 'getpgid', tracepoint: 'syscalls/sys_enter_getpgid' });
   assert.equal(extra.program, m.getProbe('tp_getppid').program, 'same program, two hooks');
   assert.equal(linksOfPrograms([extra.program!.id]).length, 2);
-  getpid();
+  getpgid(0);
   triggerGetppid(1);
   await c.until(() => c.events.length >= 2, 'events from both hooks');
-  m.detachHook({ fn: 'tp_getppid', uid: 'getpid' });
+  m.detachHook({ fn: 'tp_getppid', uid: 'getpgid' });
   assert.equal(linksOfPrograms([extra.program!.id]).length, 1);
-  getpid();
+  getpgid(0);
   triggerGetppid(1);
   await c.until(() => c.events.length >= 3, 'getppid hook only');
   await new Promise((r) => setTimeout(r, 20));
-  assert.equal(c.events.length, 3);
-  assert.throws(() => m.detachHook({ fn: 'tp_getppid', uid: 'getpid' }), NotFoundError);
+  assert.equal(c.events.length, 3, JSON.stringify(c.events, (_k, v) => typeof v === "bigint" ? String(v) : v));
+  assert.throws(() => m.detachHook({ fn: 'tp_getppid', uid: 'getpgid' }), NotFoundError);
   assert.throws(() => m.addHook('tp_getppid', { uid: 'bad', tracepoint: 'syscalls/sys_enter_vigil_nonexistent' }), NotFoundError);
   assert.throws(() => m.getProbe({ fn: 'tp_getppid', uid: 'bad' }), NotFoundError, 'a failed hook is not kept');
 });
