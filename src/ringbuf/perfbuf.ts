@@ -44,7 +44,7 @@ export class PerfBufReader implements EventReader {
   readonly #bufs: CpuBuffer[] = [];
   readonly #scratch: DataView;
   readonly #scratchBuf: Uint8Array;
-  readonly #counters: PerfReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, pollErrors: 0, lost: 0 };
+  readonly #counters: PerfReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, pollErrors: 0, lost: 0, corrupt: 0 };
   #handler: RecordHandler | undefined;
   #state: 'idle' | 'polling' | 'confirming' | 'draining' | 'paused' | 'stopped' | 'closed' = 'idle';
   #timer: NodeJS.Timeout | undefined;
@@ -183,9 +183,20 @@ export class PerfBufReader implements EventReader {
       // struct perf_event_header { u32 type; u16 misc; u16 size; } may itself wrap: read it byte-safely.
       const type = this.#u32(b, off);
       const recSize = this.#u16(b, off + 6);
-      if (recSize === 0) break; // corrupt: stop rather than spin
+      // A record shorter than its header or reaching past head is corrupt: skip to head (a record boundary),
+      // counted, rather than spin on it or hand out bytes that are not a record.
+      if (recSize < 8 || tail + recSize > head) {
+        c.corrupt++;
+        tail = head;
+        break;
+      }
       if (type === Perf.RECORD_SAMPLE) {
         const rawSize = this.#u32(b, off + 8);
+        if (rawSize + 12 > recSize) {
+          c.corrupt++;
+          tail = head;
+          break;
+        }
         const dataOff = (off + 12) % size;
         try {
           if (dataOff + rawSize <= size) handler(b.data, dataOff, rawSize);

@@ -1,14 +1,18 @@
 // Zero-copy consumer of a BPF ring buffer (BPF_MAP_TYPE_RINGBUF), read on the main thread.
 //
-// The ring is mmap'd: the consumer page read-write at offset 0, the producer page plus the data area (which
-// the kernel maps twice in a row, so a record that wraps is still contiguous) read-only at offset PAGE.
-// Positions are read with Atomics.load and the consumer position published with Atomics.store; records are
+// The ring is mmap'd: the consumer page read-write at offset 0, the producer page plus the data area
+// read-only at offset PAGE. The kernel would let us map the data area twice in a row (so that a record that
+// wraps is contiguous), but every page mapped counts in the agent's RSS, so the data area is mapped once
+// and the rare record that wraps (one per lap of the ring) is copied into a scratch buffer. Positions are
+// read with Atomics.load and the consumer position published with Atomics.store; every other record is
 // handed to the handler as (DataView, offset, length) straight out of ring memory, never copied.
 //
 // Wakeups, not copies, are the cost (KERNEL-NOTES.md). The reader is idle on poll(2) of the map fd with no
-// timer running; when woken it stops polling and drains on a 1 ms timer for as long as records keep coming,
-// so a busy ring costs one wakeup per batch; the first empty drain re-arms poll. The kernel only wakes a
-// consumer that has caught up, so while we batch, producers pay no wakeups at all.
+// timer running; when woken it stops polling and drains on a timer for as long as records keep coming, so a
+// busy ring costs one wakeup per batch; the first empty drain re-arms poll. The kernel only wakes a consumer
+// that has caught up, so while we batch, producers pay no wakeups at all. The timer starts at 1 ms after a
+// wakeup and, while drains keep finding only a few records, grows up to a bound set by the ring's size
+// (DrainPacer): a sparse but steady stream then costs one timer per many records, not one per record.
 import koffi, { type node as koffiNode } from 'koffi';
 import { StateError, errorFromErrno } from '../bpf/errors.ts';
 import { errno, lib, type Ptr } from '../bpf/ffi.ts';
@@ -54,6 +58,12 @@ export interface ReaderStats {
    * buffer, whose losses are counted by the producer (vigil_stats) because the ring never sees them.
    */
   lost: number;
+  /**
+   * Record headers that contradicted the buffer (a length reaching past the producer's position). Nothing
+   * after such a header can be trusted, so the reader skipped to the producer's position, which is always a
+   * record boundary; the records in between are lost, once per count here. Never seen with a sane kernel.
+   */
+  corrupt: number;
 }
 
 export interface EventReader {
@@ -91,11 +101,16 @@ export interface RingLayout {
   consumer64: BigUint64Array;
   /** producer_pos low/high words. Written by the kernel. */
   producer: Int32Array;
-  /** The data area, 2 × size bytes (mapped twice so that a wrapping record is contiguous). */
+  /**
+   * The data area: 2 × size bytes when it is mapped twice (a wrapping record is contiguous), else size bytes
+   * (a wrapping record is copied out; see `mirrored`).
+   */
   data: DataView;
   dataI32: Int32Array;
   /** Data area size in bytes (a power of two). */
   size: number;
+  /** Whether `data` holds the area twice in a row. Default true. */
+  mirrored?: boolean;
 }
 
 /**
@@ -105,16 +120,23 @@ export interface RingLayout {
 export class RingConsumer {
   readonly layout: RingLayout;
   readonly #mask: number;
+  readonly #mirrored: boolean;
+  /** Where a record that wraps around the end of a singly-mapped area is reassembled (grown as needed). */
+  #scratch = new DataView(new ArrayBuffer(0));
+  /** Records reassembled in #scratch (one per lap of the ring at most). */
+  wrapCopies = 0;
   /** Our consumer position; a JS number is exact up to 2^53 bytes. */
   #cons: number;
   #pending = 0; // bytes of the record handed out by readInto(), released on the next call
-  readonly counters: ReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, pollErrors: 0, lost: 0 };
+  readonly counters: ReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, pollErrors: 0, lost: 0, corrupt: 0 };
   onHandlerError: ((err: unknown) => void) | undefined;
 
   constructor(layout: RingLayout) {
     if (layout.size <= 0 || (layout.size & (layout.size - 1)) !== 0) throw new InvalidArgumentError(`ring size ${layout.size} is not a power of two`);
     this.layout = layout;
     this.#mask = layout.size - 1;
+    this.#mirrored = layout.mirrored ?? true;
+    if (layout.data.byteLength < (this.#mirrored ? 2 : 1) * layout.size) throw new InvalidArgumentError(`ring data area of ${layout.data.byteLength} bytes is too small for size ${layout.size}${this.#mirrored ? ' mapped twice' : ''}`);
     const lo = Atomics.load(layout.consumer, 0) >>> 0;
     const hi = Atomics.load(layout.consumer, 1) >>> 0;
     this.#cons = hi * TWO32 + lo;
@@ -123,6 +145,22 @@ export class RingConsumer {
   /** Bytes of unread data (producer − consumer). */
   available(): number {
     return ((Atomics.load(this.layout.producer, 0) >>> 0) - (this.#cons >>> 0)) >>> 0;
+  }
+
+  /**
+   * The payload of a record at data offset `start` that runs past the end of a singly-mapped area, copied
+   * into the scratch buffer in one piece. Headers never wrap: records are 8-aligned and headers 8 bytes long.
+   */
+  #unwrap(start: number, len: number): DataView {
+    if (this.#scratch.byteLength < len) this.#scratch = new DataView(new ArrayBuffer(Math.max(len, 2 * this.#scratch.byteLength, 4096)));
+    const d = this.layout.data;
+    const src = new Uint8Array(d.buffer, d.byteOffset, this.layout.size);
+    const dst = new Uint8Array(this.#scratch.buffer, 0, len);
+    const first = this.layout.size - start;
+    dst.set(src.subarray(start, this.layout.size), 0);
+    dst.set(src.subarray(0, len - first), first);
+    this.wrapCopies++;
+    return this.#scratch;
   }
 
   #publish(next: number): void {
@@ -145,6 +183,8 @@ export class RingConsumer {
     const mask = this.#mask;
     const c = this.counters;
     const plain = PLAIN_HEADER_LOADS;
+    const size = this.layout.size;
+    const mirrored = this.#mirrored;
     let cons = this.#cons;
     let consLo = cons >>> 0;
     let avail = ((Atomics.load(producer, 0) >>> 0) - consLo) >>> 0;
@@ -157,9 +197,19 @@ export class RingConsumer {
       if ((hdr & BUSY) !== 0) break; // still being written: it will be ready on the next pass
       const len = hdr & LEN_MASK;
       const step = (len + HDR + 7) & ~7;
+      if (step > avail) {
+        // A committed record always lies below the producer position read above: this header is corrupt.
+        // Skip to that position (a record boundary) instead of handing out bytes beyond it or running past it.
+        c.corrupt++;
+        cons += avail;
+        break;
+      }
       if ((hdr & DISCARD) === 0) {
         try {
-          handler(data, off + HDR, len);
+          const at = off + HDR;
+          if (mirrored || at + len <= size) handler(data, at, len);
+          else if ((at & mask) + len <= size) handler(data, at & mask, len); // the header ended the lap
+          else handler(this.#unwrap(at & mask, len), 0, len);
         } catch (err) {
           c.handlerErrors++;
           this.onHandlerError?.(err);
@@ -196,13 +246,27 @@ export class RingConsumer {
       if ((hdr & BUSY) !== 0) return false;
       const len = hdr & LEN_MASK;
       const step = (len + HDR + 7) & ~7;
+      if (step > avail) {
+        this.counters.corrupt++; // see drain(): skip to the producer position
+        this.#publish(this.#cons + avail);
+        continue;
+      }
       if ((hdr & DISCARD) !== 0) {
         this.counters.discarded++;
         this.#publish(this.#cons + step);
         continue;
       }
-      rec.view = this.layout.data;
-      rec.offset = off + HDR;
+      const at = off + HDR;
+      if (this.#mirrored || at + len <= this.layout.size) {
+        rec.view = this.layout.data;
+        rec.offset = at;
+      } else if ((at & this.#mask) + len <= this.layout.size) {
+        rec.view = this.layout.data; // the header ended the lap: the payload starts at the beginning
+        rec.offset = at & this.#mask;
+      } else {
+        rec.view = this.#unwrap(at & this.#mask, len);
+        rec.offset = 0;
+      }
       rec.length = len;
       this.#pending = step;
       this.counters.received++;
@@ -232,15 +296,110 @@ export class RingConsumer {
 
 export interface RingBufReaderOptions {
   /**
-   * Delay between a wakeup and the drain, and between drains while records keep coming (ms). While a drain
-   * finds many records the reader waits twice as long (each timer tick costs ~50 µs of CPU here), still
-   * within the 1-2 ms latency bound.
+   * Delay between a wakeup and the first drain, and the shortest delay between drains while records keep
+   * coming (ms). Default 1.
    */
   batchDelayMs?: number;
+  /**
+   * Longest delay between drains while records keep coming (ms); default 16. The delay grows from
+   * batchDelayMs towards it while batches stay small (DrainPacer), and never beyond what the ring can absorb
+   * at PEAK_BYTES_PER_MS (half the ring). Set it to batchDelayMs for a fixed delay.
+   */
+  maxBatchDelayMs?: number;
   /** Most records handled in one pass before yielding to the event loop (bounds loop latency). */
   maxPerDrain?: number;
   /** Drain right away (no batching delay) once the ring is this full (0..1). */
   urgentFill?: number;
+}
+
+/**
+ * The producer rate a ring must absorb between two drains without filling past half: the most two cores
+ * wrote into one ring here, with a synthetic probe emitting 4 records per syscall (bench/ringbuf C4: ~6.9 M
+ * records/s of 72 bytes, ~0.5 MB per ms). vigil's sensors write far less (an exec storm ~2 KB per ms). It
+ * bounds the longest batching delay by the ring's size: 16 ms for the default 16 MiB ring, the minimum
+ * delay for a ring of 1 MiB.
+ */
+export const PEAK_BYTES_PER_MS = 512 * 1024;
+
+/** What the reader does after a drain: drain again at once, wait `ms`, or go back to poll (idle). */
+export type PaceDecision = { next: 'immediate' } | { next: 'timer'; ms: number } | { next: 'idle' };
+
+/**
+ * The batching policy of the drain loop, as pure state (no timers, so it is unit-tested on its own).
+ *
+ * A drain costs a timer and a turn of the event loop whatever it finds: 50-110 µs of CPU on these VMs for
+ * an empty wake of Node's loop (22-40 µs for a C program's). Under a sparse but steady stream (an exec storm
+ * writes ~3 records per ms) a fixed 1 ms delay spent most of the consumer's CPU on the loop itself. So the
+ * delay doubles, up to `maxMs`, while the batch the doubled delay would gather, at the rate just seen, stays
+ * small: at most `batchBytes` (1/32 of the ring) and at most `busyMs` of handling (the loop is not held up
+ * long). It halves when the batch at the current delay would exceed either, and otherwise stays. A dense
+ * stream therefore keeps a short delay, and the ring keeps its headroom for a consumer that the machine's
+ * load holds up: gaps of 50-80 ms between drains were measured on a loaded 2-core machine, in which a 16 MiB
+ * ring written at 0.3 MB per ms fills. An empty drain resets the delay to `minMs` and sends the reader back
+ * to poll, so idle costs no timer and the first batch after a wakeup keeps the minimum latency.
+ *
+ * Loss stays unlikely by construction: `maxMs` is capped so that a producer at PEAK_BYTES_PER_MS fills at
+ * most half the ring before the next drain, and a ring past `urgentBytes` (or a pass cut short by
+ * maxPerDrain) is drained again at once. The kernel does not wake a reader that waits on its timer (it wakes
+ * only a consumer that has caught up), so this bound, not a fill check, is what covers a burst that starts
+ * during a wait; a fill-based wakeup from the BPF side would allow longer batches safely.
+ */
+export class DrainPacer {
+  readonly minMs: number;
+  readonly maxMs: number;
+  /** Largest batch (bytes) the delay grows towards: 1/32 of the ring. */
+  readonly batchBytes: number;
+  /** Longest drain (ms) the delay grows towards. */
+  readonly busyMs: number;
+  readonly #urgentBytes: number;
+  #delay: number;
+
+  /** Throws InvalidArgumentError for a non-positive or non-finite delay. */
+  constructor(o: { size: number; minMs?: number; maxMs?: number; busyMs?: number; urgentFill?: number }) {
+    const min = o.minMs ?? 1;
+    const max = o.maxMs ?? 16;
+    if (!(min > 0) || !Number.isFinite(min)) throw new InvalidArgumentError(`ring batch delay must be a positive number of ms, got ${o.minMs}`);
+    if (!(max > 0) || !Number.isFinite(max)) throw new InvalidArgumentError(`ring max batch delay must be a positive number of ms, got ${o.maxMs}`);
+    this.minMs = min;
+    // Half the ring at the peak rate; never below the minimum delay.
+    this.maxMs = Math.max(min, Math.min(max, Math.floor(o.size / 2 / PEAK_BYTES_PER_MS)));
+    this.batchBytes = Math.floor(o.size / 32);
+    this.busyMs = o.busyMs ?? 4;
+    this.#urgentBytes = Math.floor(o.size * (o.urgentFill ?? 0.5));
+    this.#delay = min;
+  }
+
+  /** The delay the next timer would use (ms). */
+  get delayMs(): number {
+    return this.#delay;
+  }
+
+  /** After a wakeup from poll: the first drain comes after the minimum delay, or at once if the ring is filling. */
+  wake(available: number): PaceDecision {
+    this.#delay = this.minMs;
+    return available >= this.#urgentBytes ? { next: 'immediate' } : { next: 'timer', ms: this.#delay };
+  }
+
+  /**
+   * After a drain that handled `records` records of `bytes` bytes in `drainMs`, `elapsedMs` after the
+   * previous drain began, with `available` bytes still unread and `cut` true when the drain stopped at its
+   * record budget. The batch is judged per ms of elapsed time, so that a drain that came early (right after
+   * a cut one) or late (a busy machine) says as much about the stream as any other.
+   */
+  after(records: number, bytes: number, drainMs: number, elapsedMs: number, available: number, cut: boolean): PaceDecision {
+    if (cut || available >= this.#urgentBytes) return { next: 'immediate' };
+    if (records === 0) {
+      this.#delay = this.minMs;
+      return { next: 'idle' };
+    }
+    const span = Math.max(elapsedMs, 0.05);
+    const bytesPerMs = bytes / span;
+    const busyPerMs = drainMs / span;
+    const d = this.#delay;
+    if (bytesPerMs * d > this.batchBytes || busyPerMs * d > this.busyMs) this.#delay = Math.max(this.minMs, d / 2);
+    else if (bytesPerMs * 2 * d <= this.batchBytes && busyPerMs * 2 * d <= this.busyMs) this.#delay = Math.min(this.maxMs, d * 2);
+    return { next: 'timer', ms: this.#delay };
+  }
 }
 
 /** Reads a BPF ring buffer map through mmap. Construct after the map is loaded. */
@@ -257,9 +416,10 @@ export class RingBufReader implements EventReader {
   #immediate: NodeJS.Immediate | undefined;
   #handler: RecordHandler | undefined;
   #state: 'idle' | 'polling' | 'draining' | 'paused' | 'stopped' | 'closed' = 'idle';
-  readonly #batchDelayMs: number;
   readonly #maxPerDrain: number;
-  readonly #urgentBytes: number;
+  readonly pacer: DrainPacer;
+  /** When the last drain pass began (performance.now()); a wakeup from poll counts as one. */
+  #lastDrainAt = 0;
   readonly #drainCb = () => this.#drainTick();
 
   /** Throws InvalidArgumentError for a map that is not a ring buffer, SyscallError if mmap fails. */
@@ -268,16 +428,16 @@ export class RingBufReader implements EventReader {
     this.name = map.name;
     this.#fd = map.fd;
     this.#size = map.maxEntries;
-    this.#batchDelayMs = o.batchDelayMs ?? 1;
     this.#maxPerDrain = o.maxPerDrain ?? 32768;
-    this.#urgentBytes = Math.floor(this.#size * (o.urgentFill ?? 0.5));
+    this.pacer = new DrainPacer({ size: this.#size, minMs: o.batchDelayMs, maxMs: o.maxBatchDelayMs ?? Math.max(16, o.batchDelayMs ?? 1), urgentFill: o.urgentFill });
     const l = lib();
     const page = l.getpagesize() as number;
     this.#page = page;
     // PROT_READ=1, PROT_WRITE=2, MAP_SHARED=1
     const cons = l.mmap(null, page, 3, 1, this.#fd, 0) as Ptr;
     if (isMapFailed(cons)) throw errorFromErrno(`mmap consumer page of ring ${map.name}`, errno());
-    const prod = l.mmap(null, page + 2 * this.#size, 1, 1, this.#fd, page) as Ptr;
+    // The data area once, not twice: see the top of this file.
+    const prod = l.mmap(null, page + this.#size, 1, 1, this.#fd, page) as Ptr;
     if (isMapFailed(prod)) {
       const e = errno();
       l.munmap(cons, page);
@@ -286,14 +446,15 @@ export class RingBufReader implements EventReader {
     this.#consPtr = cons;
     this.#prodPtr = prod;
     const consAb = koffi.view(cons, 8);
-    const prodAb = koffi.view(prod, page + 2 * this.#size);
+    const prodAb = koffi.view(prod, page + this.#size);
     this.consumer = new RingConsumer({
       consumer: new Int32Array(consAb, 0, 2),
       consumer64: new BigUint64Array(consAb, 0, 1),
       producer: new Int32Array(prodAb, 0, 2),
-      data: new DataView(prodAb, page, 2 * this.#size),
-      dataI32: new Int32Array(prodAb, page, (2 * this.#size) >> 2),
+      data: new DataView(prodAb, page, this.#size),
+      dataI32: new Int32Array(prodAb, page, this.#size >> 2),
       size: this.#size,
+      mirrored: false,
     });
   }
 
@@ -330,24 +491,28 @@ export class RingBufReader implements EventReader {
     this.consumer.counters.wakeups++;
     this.#poll?.stop();
     this.#state = 'draining';
+    this.#lastDrainAt = performance.now(); // the first batch is measured from here: it began arriving now
     // Let a batch accumulate unless the ring is already filling up.
-    if (this.consumer.available() >= this.#urgentBytes) this.#immediate = setImmediate(this.#drainCb);
-    else this.#timer = setTimeout(this.#drainCb, this.#batchDelayMs);
+    this.#follow(this.pacer.wake(this.consumer.available()));
   }
 
   #drainTick(): void {
     this.#timer = undefined;
     this.#immediate = undefined;
     if (this.#state !== 'draining' || !this.#handler) return;
+    const c = this.consumer.counters;
+    const bytes0 = c.bytes;
+    const t0 = performance.now();
+    const elapsed = t0 - this.#lastDrainAt;
+    this.#lastDrainAt = t0;
     const n = this.consumer.drain(this.#handler, this.#maxPerDrain);
-    if (n >= this.#maxPerDrain || this.consumer.available() >= this.#urgentBytes) {
-      this.#immediate = setImmediate(this.#drainCb); // more is ready now: continue after other I/O runs
-    } else if (n > 0) {
-      // busy: keep batching on the timer, longer when the batch was large (the ring has room to spare)
-      this.#timer = setTimeout(this.#drainCb, n >= 1024 ? 2 * this.#batchDelayMs : this.#batchDelayMs);
-    } else {
-      this.#arm(); // idle: back to poll, no timers. poll is level-triggered, so nothing pending is missed.
-    }
+    this.#follow(this.pacer.after(n, c.bytes - bytes0, performance.now() - t0, elapsed, this.consumer.available(), n >= this.#maxPerDrain));
+  }
+
+  #follow(d: PaceDecision): void {
+    if (d.next === 'immediate') this.#immediate = setImmediate(this.#drainCb); // more is ready now: continue after other I/O runs
+    else if (d.next === 'timer') this.#timer = setTimeout(this.#drainCb, d.ms);
+    else this.#arm(); // idle: back to poll, no timers. poll is level-triggered, so nothing pending is missed.
   }
 
   drain(handler: RecordHandler | undefined = this.#handler, max = Infinity): number {
@@ -411,7 +576,7 @@ export class RingBufReader implements EventReader {
     this.#state = 'closed';
     const l = lib();
     if (this.#consPtr !== null) l.munmap(this.#consPtr, this.#page);
-    if (this.#prodPtr !== null) l.munmap(this.#prodPtr, this.#page + 2 * this.#size);
+    if (this.#prodPtr !== null) l.munmap(this.#prodPtr, this.#page + this.#size);
     this.#consPtr = null;
     this.#prodPtr = null;
   }

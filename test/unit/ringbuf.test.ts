@@ -3,7 +3,7 @@
 // crossings, and throwing handlers. No privileges needed.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RingConsumer, type RingLayout, type RingRecord } from '../../src/ringbuf/ringbuf.ts';
+import { DrainPacer, PEAK_BYTES_PER_MS, RingConsumer, type RingLayout, type RingRecord } from '../../src/ringbuf/ringbuf.ts';
 
 const BUSY = 0x80000000;
 const DISCARD = 0x40000000;
@@ -128,6 +128,132 @@ test('a record that wraps around the end is delivered contiguously', () => {
     got.push([...new Uint8Array(v.buffer, v.byteOffset + off, len)]);
   });
   assert.deepEqual(got, [[...big], [...rec(8)]]);
+});
+
+/** The same ring seen through a single mapping of its data area, as RingBufReader maps the kernel's. */
+function single(r: FakeRing): RingLayout {
+  return { ...r.layout, data: new DataView(r.dataBuf, 0, r.size), dataI32: new Int32Array(r.dataBuf, 0, r.size >> 2), mirrored: false };
+}
+
+test('with the data area mapped once, a wrapping record is reassembled and the others stay in place', () => {
+  const r = new FakeRing(256, 200); // producer starts 56 bytes before the end
+  const big = rec(7, 100);
+  r.push(big); // header at 200, payload 208..308: wraps
+  r.push(rec(8)); // at 52 (308 - 256): contiguous
+  const layout = single(r);
+  const c = new RingConsumer(layout);
+  const got: number[][] = [];
+  const views: DataView[] = [];
+  c.drain((v, off, len) => {
+    assert.ok(off + len <= v.byteLength, 'record lies within the view it is handed in');
+    views.push(v);
+    got.push([...new Uint8Array(v.buffer, v.byteOffset + off, len)]);
+  });
+  assert.deepEqual(got, [[...big], [...rec(8)]]);
+  assert.notEqual(views[0], layout.data, 'the wrapping record was copied out');
+  assert.equal(views[1], layout.data, 'the next one was not');
+  assert.equal(c.wrapCopies, 1);
+  assert.equal(r.consumerPos(), BigInt(r.prod));
+});
+
+test('with the data area mapped once, a record whose header ends the lap starts at offset 0', () => {
+  const r = new FakeRing(256, 248); // the header takes the last 8 bytes, the payload starts the next lap
+  r.push(rec(5, 40));
+  const c = new RingConsumer(single(r));
+  const got: [number, number[]][] = [];
+  c.drain((v, off, len) => got.push([off, [...new Uint8Array(v.buffer, v.byteOffset + off, len)]]));
+  assert.deepEqual(got, [[0, [...rec(5, 40)]]]);
+  assert.equal(c.wrapCopies, 0);
+});
+
+test('readInto over a single mapping hands out a wrapping record whole', () => {
+  const r = new FakeRing(256, 232);
+  const big = rec(9, 64);
+  r.push(big);
+  const c = new RingConsumer(single(r));
+  const one: RingRecord = { view: r.layout.data, offset: 0, length: 0 };
+  assert.ok(c.readInto(one));
+  assert.deepEqual([...new Uint8Array(one.view.buffer, one.view.byteOffset + one.offset, one.length)], [...big]);
+  assert.equal(c.readInto(one), false);
+  assert.equal(r.consumerPos(), BigInt(r.prod));
+});
+
+test('a data area smaller than the layout says is refused', () => {
+  const r = new FakeRing(4096);
+  assert.throws(() => new RingConsumer({ ...r.layout, data: new DataView(r.dataBuf, 0, 4096) }), { code: 'EINVAL' }, 'mirrored by default: needs 2 × size');
+  assert.doesNotThrow(() => new RingConsumer(single(r)));
+});
+
+/** Feeds the pacer drains of a steady stream (bytes per ms, records of `rec` bytes), each on time. */
+function steady(p: DrainPacer, perMs: number, rounds: number, rec = 72, handleNs = 50): number[] {
+  const delays: number[] = [];
+  let ms = p.delayMs;
+  for (let i = 0; i < rounds; i++) {
+    const bytes = ms * perMs;
+    const d = p.after(Math.max(1, Math.round(bytes / rec)), bytes, (bytes / rec) * handleNs * 1e-6, ms, 0, false);
+    assert.equal(d.next, 'timer');
+    ms = d.next === 'timer' ? d.ms : NaN;
+    delays.push(ms);
+  }
+  return delays;
+}
+
+test('the drain pacer grows its delay under a sparse stream, up to what the ring can absorb', () => {
+  const size = 16 << 20;
+  const p = new DrainPacer({ size, minMs: 1, maxMs: 64 });
+  assert.equal(p.maxMs, Math.floor(size / 2 / PEAK_BYTES_PER_MS), 'capped by the ring, not by the option');
+  assert.equal(p.maxMs, 16);
+  assert.deepEqual(p.wake(0), { next: 'timer', ms: 1 });
+  // An exec storm: ~3 records (~2 KiB) per ms, each costing ~20 µs to handle.
+  assert.deepEqual(steady(p, 2048, 8, 700, 20_000), [2, 4, 8, 16, 16, 16, 16, 16]);
+  // A batch over an eighth of the ring, or a drain that held the loop too long, halves the delay.
+  assert.deepEqual(p.after(100_000, p.batchBytes + 1, 1, 16, 0, false), { next: 'timer', ms: 8 });
+  assert.deepEqual(p.after(100, 10_000, p.busyMs + 1, 8, 0, false), { next: 'timer', ms: 4 });
+  // In between, it stays: a batch at twice the delay would no longer be small.
+  assert.deepEqual(p.after(5000, p.batchBytes * 0.75, 0.1, 4, 0, false), { next: 'timer', ms: 4 });
+  assert.deepEqual(p.after(50, 5000, p.busyMs * 0.75, 4, 0, false), { next: 'timer', ms: 4 });
+});
+
+test('the drain pacer keeps a dense stream on short delays, leaving the ring its headroom', () => {
+  const size = 16 << 20;
+  for (const [perMs, settles] of [[512 * 1024, 1], [128 * 1024, 4], [16 * 1024, 16]] as const) {
+    const p = new DrainPacer({ size });
+    p.wake(0);
+    const delays = steady(p, perMs, 10);
+    for (const ms of delays) assert.ok(ms * perMs <= size / 16, `${perMs} B/ms: a ${ms} ms batch stays within 1/16 of the ring`);
+    assert.equal(delays.at(-1), settles, `${perMs} B/ms settles at ${settles} ms`);
+  }
+});
+
+test('the drain pacer judges a batch by the time it took to gather, not by its size alone', () => {
+  const p = new DrainPacer({ size: 16 << 20 });
+  p.wake(0);
+  // 0.5 MB per ms: a drain right after a cut-short one finds little, but in little time: no growth.
+  assert.deepEqual(p.after(700, 50_000, 0.05, 0.1, 0, false), { next: 'timer', ms: 1 });
+  // The same records gathered over a late timer (10 ms instead of 1) are a slow stream: growth.
+  assert.deepEqual(p.after(700, 50_000, 0.05, 10, 0, false), { next: 'timer', ms: 2 });
+});
+
+test('the drain pacer goes idle on an empty drain and restarts from the minimum', () => {
+  const p = new DrainPacer({ size: 16 << 20 });
+  p.wake(0);
+  p.after(1, 100, 0.1, 1, 0, false);
+  p.after(1, 100, 0.1, 2, 0, false);
+  assert.equal(p.delayMs, 4);
+  assert.deepEqual(p.after(0, 0, 0, 4, 0, false), { next: 'idle' });
+  assert.equal(p.delayMs, 1);
+  assert.deepEqual(p.wake(0), { next: 'timer', ms: 1 });
+});
+
+test('the drain pacer drains again at once when the ring is filling or a pass was cut short', () => {
+  const size = 1 << 20;
+  const p = new DrainPacer({ size, urgentFill: 0.5 });
+  assert.deepEqual(p.wake(size / 2), { next: 'immediate' });
+  assert.deepEqual(p.after(10, 1000, 0.1, 1, size / 2, false), { next: 'immediate' });
+  assert.deepEqual(p.after(32768, 1000, 0.1, 1, 0, true), { next: 'immediate' });
+  assert.equal(p.maxMs, p.minMs, 'a 1 MiB ring never batches beyond the minimum');
+  assert.equal(new DrainPacer({ size: 16 << 20, maxMs: 4 }).maxMs, 4, 'the option caps it too');
+  assert.throws(() => new DrainPacer({ size, minMs: 0 }), { code: 'EINVAL' });
 });
 
 test('a consumer position crossing 4 GiB is published as one 64-bit store', () => {
