@@ -3,27 +3,58 @@
 // is not part of valid UTF-8 becomes the escape "\xNN" (so the output stays valid JSON and shows the byte).
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+// Below this many bytes the bytes are checked for ASCII in a JS loop before decoding; longer runs are
+// decoded as latin1 first (one native call) and the string is checked with a regex, which needs no view.
+const NATIVE_MIN = 64;
+const NON_ASCII = /[\x80-\xff]/;
+
 function isAscii(b: Uint8Array, start: number, end: number): boolean {
   for (let i = start; i < end; i++) if (b[i]! >= 0x80) return false;
   return true;
 }
 
+/** Bytes [start, end) as a string if they are all ASCII, else undefined. */
+function asciiOrUndefined(b: Uint8Array, start: number, end: number): string | undefined {
+  if (end - start < NATIVE_MIN) return isAscii(b, start, end) ? ascii(b, start, end) : undefined;
+  const s = asBuffer(b).toString('latin1', start, end);
+  return NON_ASCII.test(s) ? undefined : s;
+}
+
+/**
+ * A Buffer over the same memory as `b`, to use Buffer's native latin1 decoding. Records come from one ring
+ * (one ArrayBuffer) or from a few read buffers, so the view of the last memory seen is kept and reused.
+ */
+let lastBuf: Buffer = Buffer.alloc(0);
+function asBuffer(b: Uint8Array): Buffer {
+  if (b instanceof Buffer) return b;
+  if (lastBuf.buffer !== b.buffer || lastBuf.byteOffset !== b.byteOffset || lastBuf.length !== b.byteLength) {
+    lastBuf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  }
+  return lastBuf;
+}
+
+/** ASCII bytes [start, end) as a string (the caller checked that they are ASCII). */
+function ascii(b: Uint8Array, start: number, end: number): string {
+  // A few characters are cheaper to build in JS than through the native call; past 12, V8 would build a
+  // rope of one-character pieces, which is slower and larger (these strings may stay in the process cache).
+  if (end - start <= 6) {
+    let s = '';
+    for (let i = start; i < end; i++) s += String.fromCharCode(b[i]!);
+    return s;
+  }
+  return asBuffer(b).toString('latin1', start, end);
+}
+
 /** Decodes bytes [start, end) of `b`. */
 export function bytesToString(b: Uint8Array, start: number, end: number): string {
   if (end <= start) return '';
-  if (isAscii(b, start, end)) return latin1(b, start, end);
+  const a = asciiOrUndefined(b, start, end);
+  if (a !== undefined) return a;
   try {
     return utf8.decode(b.subarray(start, end));
   } catch {
     return escapeInvalid(b, start, end);
   }
-}
-
-function latin1(b: Uint8Array, start: number, end: number): string {
-  // String.fromCharCode on chunks: fast for the short ASCII strings that dominate argv.
-  let s = '';
-  for (let i = start; i < end; i += 4096) s += String.fromCharCode.apply(null, b.subarray(i, Math.min(end, i + 4096)) as unknown as number[]);
-  return s;
 }
 
 /** Slow path: walk the bytes, keep valid UTF-8 sequences, escape every other byte. */
@@ -57,8 +88,17 @@ function escapeInvalid(b: Uint8Array, start: number, end: number): string {
   return out;
 }
 
-/** Splits a NUL-separated block (argv, envp) into strings; a trailing NUL does not add an empty string. */
+/**
+ * Splits a NUL-separated block (argv, envp) into strings; a trailing NUL does not add an empty string.
+ * A block that is all ASCII (the common case: an environment is ~1-4 KiB of it) is decoded in one native
+ * call and split in one pass; any other block is decoded string by string, so that each string gets the
+ * same UTF-8 / "\xNN" treatment as bytesToString gives it.
+ */
 export function splitNul(b: Uint8Array, start: number, end: number): string[] {
+  if (end <= start) return [];
+  const stop = b[end - 1] === 0 ? end - 1 : end; // the trailing NUL ends the last string, it adds none
+  const whole = asciiOrUndefined(b, start, stop);
+  if (whole !== undefined) return whole.split('\0');
   const out: string[] = [];
   let s = start;
   for (let i = start; i < end; i++) {

@@ -7,6 +7,7 @@
 // counted as broken lineage: never dropped silently. Exited processes stay resolvable for a grace period and
 // for as long as a descendant still needs them for lineage, then are evicted; the cache has a hard bound.
 import type { CommEvent, CredsEvent, ExecEvent, ExitEvent, ForkEvent, ProcessEvent } from '../events/types.ts';
+import { CredsTable, EnvTable, StringTable, detached, sameCreds } from './intern.ts';
 import type { EnvVar, ProcessEntry, ProcessImage, ProcessKey, ProcessSource, SnapshotProcess } from './types.ts';
 
 /** Scrubs argv and env before anything stores them (src/process/scrub.ts implements it). */
@@ -71,13 +72,67 @@ export interface ProcessCacheStats {
 }
 
 const TICK_NS = 1e7; // /proc reports start times in clock ticks of 10 ms (USER_HZ = 100)
+/** The initial pid namespace's inode (PROC_PID_INIT_INO): there a process's namespace pid is its pid. */
+const INIT_PIDNS = 0xeffffffc;
+
+// What an entry does not know is listed by name (ProcessEntry.unknown, ProcessImage.unknown), so that the
+// eBPF-less mode's tree differs from the BPF one only in marked fields, never in wrong values.
+const IMAGE_FIELDS = ['argv', 'env', 'exe', 'filename', 'comm'];
+const EXEC_SETTLES = new Set([...IMAGE_FIELDS, 'creds', 'ns', 'cgroupId', 'tty', 'subreaper', 'ppid', 'parentStartNs', 'oldPid']);
+/** Marks an exec settles afresh (its image, creds, namespaces, tty, lineage): an exec clears the earlier ones. */
+const settledByExec = (f: string) => EXEC_SETTLES.has(f) || f.startsWith('creds.') || f.startsWith('ns.');
+/** Marks of one process itself, which a child does not inherit at fork. */
+const ownMark = (f: string) => f === 'startNs' || f === 'ppid' || f === 'parentStartNs' || f === 'oldPid' || f.startsWith('exit.') || f.startsWith('credHistory.');
+/** The image fields among a source's unknown fields; undefined when there are none. */
+function imageUnknown(unk: ReadonlySet<string> | readonly string[]): string[] | undefined {
+  const has = (f: string) => ('has' in unk ? unk.has(f) : unk.includes(f));
+  const u = IMAGE_FIELDS.filter(has);
+  return u.length ? u : undefined;
+}
+/** Placeholders for credential fields a source could not know: never an older value that looks current. */
+const UNKNOWN_CRED: Record<string, number | string | undefined> = { capEffective: '', capPermitted: '', capInheritable: '', loginuid: undefined };
+
+/** An argument kept in the cache, as a copy that shares no memory with the raw argv block. */
+const detachedArg = (a: string): string => detached(a);
 
 /** The identity of a process: pid plus start time in clock ticks (the precision /proc gives). */
 export function processKey(pid: number, startNs: number): ProcessKey {
-  return Number.isFinite(startNs) ? `${pid}:${Math.floor(startNs / TICK_NS)}` : `${pid}:?`;
+  // One process's fork, exec and exit (and its children's lookups of it) ask for the same key in a row: a
+  // small table by pid hands back the string made the first time, which also has its hash computed already
+  // for the Map lookups that follow. Each miss would otherwise allocate ~80 bytes of string pieces.
+  const slot = pid & (KEY_SLOTS - 1);
+  if (keyPids[slot] === pid && keyStarts[slot] === startNs) return keyStrings[slot]!;
+  const key = Number.isFinite(startNs) ? `${pid}:${Math.floor(startNs / TICK_NS)}` : `${pid}:?`;
+  keyPids[slot] = pid;
+  keyStarts[slot] = startNs;
+  keyStrings[slot] = key;
+  return key;
 }
+const KEY_SLOTS = 4096;
+const keyPids = new Int32Array(KEY_SLOTS).fill(-1);
+const keyStarts = new Float64Array(KEY_SLOTS);
+const keyStrings: string[] = new Array<string>(KEY_SLOTS).fill('');
 
 type Held = { ev: ExitEvent | CredsEvent | CommEvent; until: number };
+
+/**
+ * The children of a process that has none (most processes): one shared, empty set that refuses additions,
+ * so that a leaf costs no Set of its own; the cache gives a process its own set with its first child.
+ */
+class NoChildren extends Set<ProcessKey> {
+  override add(): this {
+    throw new TypeError('the shared empty children set is read-only');
+  }
+}
+const NO_CHILDREN: Set<ProcessKey> = new NoChildren();
+/**
+ * The image history and credential history of a process that has none yet (most): shared, frozen, replaced
+ * by the process's own list on its first entry. Frozen, so that a push that bypasses that fails loudly.
+ */
+const NO_IMAGES = Object.freeze([]) as unknown as ProcessImage[];
+const NO_CRED_CHANGES = Object.freeze([]) as unknown as ProcessEntry['credHistory'];
+/** The unknown fields of an event that knows everything (every BPF event): one shared empty set. */
+const NO_UNKNOWN: ReadonlySet<string> = new Set<string>();
 type Awaiting = { child: ProcessKey; parentPid: number; parentStartNs: number; until: number };
 
 export class ProcessCache {
@@ -97,6 +152,10 @@ export class ProcessCache {
   #generation = 0;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Infinity;
+  /** Shared copies of what processes have in common (src/process/intern.ts). */
+  readonly #strings = new StringTable();
+  readonly #envs: EnvTable;
+  readonly #creds = new CredsTable();
   readonly #stats: ProcessCacheStats = {
     size: 0,
     live: 0,
@@ -130,6 +189,14 @@ export class ProcessCache {
       ...o,
       lookups: o.lookups ?? {},
     };
+    const scrubber = this.#o.scrubber;
+    this.#envs = new EnvTable((envRaw) => scrubber.scrubEnv(envRaw), this.#strings);
+  }
+
+  /** Links `child` under `p` (a process gets its own children set with its first child). */
+  #addChild(p: ProcessEntry, child: ProcessKey): void {
+    if (p.children === NO_CHILDREN) p.children = new Set([child]);
+    else p.children.add(child);
   }
 
   // ---- reads -----------------------------------------------------------------------------------------------
@@ -194,12 +261,22 @@ export class ProcessCache {
    */
   ancestors(key: ProcessKey, o: { lineage?: 'creation' | 'current'; max?: number } = {}): ProcessEntry[] {
     const out: ProcessEntry[] = [];
-    const seen = new Set<ProcessKey>([key]);
+    // A loop in the links ends the walk. Most chains are a few levels deep (this runs for every exec the
+    // agent reports): they are checked against the list itself, and a set is built only for deep ones.
+    let seen: Set<ProcessKey> | undefined;
     let e = this.#entries.get(key);
     while (e && out.length < (o.max ?? 512)) {
       const pk = o.lineage === 'current' ? e.parentKey : (e.originalParentKey ?? e.parentKey);
-      if (!pk || seen.has(pk)) break;
-      seen.add(pk);
+      if (!pk || pk === key) break;
+      if (seen) {
+        if (seen.has(pk)) break;
+        seen.add(pk);
+      } else {
+        let loop = false;
+        for (let i = 0; i < out.length && !loop; i++) loop = out[i]!.key === pk;
+        if (loop) break;
+        if (out.length >= 16) seen = new Set([key, pk, ...out.map((x) => x.key)]);
+      }
       e = this.#entries.get(pk);
       if (e) out.push(e);
     }
@@ -266,7 +343,11 @@ export class ProcessCache {
       this.#byPid.set(e.pid, [e.key]);
     }
     // Link children that were waiting for this process (by exact key, or by pid when their parent's start
-    // time was not known), and replay events held for it.
+    // time was not known), and replay events held for it. Usually nothing waits: skip the lookups then.
+    if (this.#awaiting.size === 0 && this.#held.size === 0) {
+      if (this.#entries.size > this.#o.maxEntries) this.#evictForCapacity();
+      return;
+    }
     for (const wk of [e.key, `${e.pid}:?`]) {
       const waiting = this.#awaiting.get(wk);
       if (!waiting || (wk !== e.key && e.exit)) continue;
@@ -275,7 +356,7 @@ export class ProcessCache {
         const child = this.#entries.get(w.child);
         if (!child) continue;
         child.parentKey = e.key;
-        e.children.add(child.key);
+        this.#addChild(e, child.key);
       }
     }
     const held = this.#held.get(e.key);
@@ -300,18 +381,18 @@ export class ProcessCache {
       originalParentKey: undefined,
       reparentedNs: undefined,
       image,
-      previousImages: [],
+      previousImages: NO_IMAGES,
       execCount: 0,
       creds: undefined,
-      credHistory: [],
+      credHistory: NO_CRED_CHANGES,
       ns: undefined,
       tty: '',
       subreaper: false,
       exit: undefined,
       source,
       lineageBroken: false,
-      unknown: [],
-      children: new Set(),
+      unknown: Number.isFinite(startNs) ? [] : ['startNs'],
+      children: NO_CHILDREN,
       lastSeenNs: 0,
     };
   }
@@ -323,7 +404,7 @@ export class ProcessCache {
     const pk = parentStartNs !== undefined && Number.isFinite(parentStartNs) && parentStartNs > 0 ? processKey(ppid, parentStartNs) : this.byPid(ppid)?.key;
     if (pk && this.#entries.has(pk)) {
       e.parentKey = pk;
-      this.#entries.get(pk)!.children.add(e.key);
+      this.#addChild(this.#entries.get(pk)!, e.key);
       return;
     }
     if (pk) e.parentKey = pk;
@@ -340,42 +421,47 @@ export class ProcessCache {
    * rules keep), so that whoever sees the event after apply() never sees a secret.
    */
   #imageOf(ev: ExecEvent): ProcessImage {
-    const unk = new Set(ev.unknown ?? []);
+    const unk = ev.unknown?.length ? new Set(ev.unknown) : NO_UNKNOWN;
     const argv = this.#o.scrubber.scrubArgv(ev.argv);
-    const env = this.#o.scrubber.scrubEnv(ev.envRaw);
+    // A masked argument's neighbours may be pieces of the raw argv block, secret included: keep copies.
+    if (argv.scrubbed) argv.argv = argv.argv.map(detachedArg);
+    const env = this.#envs.get(ev.envRaw);
     this.#stats.scrubbedArgs += argv.scrubbed;
     this.#stats.scrubbedEnv += env.scrubbed;
     ev.argv = argv.argv;
-    ev.envRaw = env.env.map((v) => (v.value === undefined ? v.name : `${v.name}=${v.value}`));
+    // The shared, frozen scrubbed list: nothing downstream writes to an applied event's envRaw.
+    ev.envRaw = env.raw as string[];
     // Fields the source could not know stay unknown (undefined) in the new image: never placeholders.
     const exe = !unk.has('exe');
     return {
       execId: `${processKey(ev.pid, ev.startNs)}:${ev.ktimeNs}`,
       execNs: ev.ktimeNs,
-      exePath: exe ? ev.exe.path : undefined,
+      exePath: exe ? this.#strings.intern(ev.exe.path) : undefined,
       exeIno: exe ? ev.exe.ino : undefined,
       exeDev: exe ? ev.exe.dev : undefined,
       exeMtimeNs: exe ? ev.exe.mtimeNs : undefined,
-      filename: unk.has('filename') ? undefined : ev.filename,
+      filename: unk.has('filename') ? undefined : this.#strings.intern(ev.filename),
       argv: unk.has('argv') ? undefined : argv.argv,
       argc: unk.has('argv') ? undefined : ev.argc,
       argvTruncated: ev.argvTruncated,
       env: unk.has('env') ? undefined : env.env,
       envTruncated: ev.envTruncated,
-      comm: ev.comm,
+      comm: this.#strings.intern(ev.comm),
       inherited: false,
+      unknown: imageUnknown(unk),
     };
   }
 
   #snapshotImage(s: SnapshotProcess, key: ProcessKey): ProcessImage {
     const argv = s.argv ? this.#o.scrubber.scrubArgv(s.argv) : undefined;
-    const env = s.envRaw ? this.#o.scrubber.scrubEnv(s.envRaw) : undefined;
+    if (argv?.scrubbed) argv.argv = argv.argv.map(detachedArg);
+    const env = s.envRaw ? this.#envs.get(s.envRaw) : undefined;
     this.#stats.scrubbedArgs += argv?.scrubbed ?? 0;
     this.#stats.scrubbedEnv += env?.scrubbed ?? 0;
     return {
       execId: `${key}:snap`,
       execNs: undefined,
-      exePath: s.exePath,
+      exePath: s.exePath === undefined ? undefined : this.#strings.intern(s.exePath),
       exeIno: s.exeIno,
       exeDev: s.exeDev,
       exeMtimeNs: s.exeMtimeNs,
@@ -385,8 +471,9 @@ export class ProcessCache {
       argvTruncated: false,
       env: env?.env,
       envTruncated: false,
-      comm: s.comm,
+      comm: this.#strings.intern(s.comm),
       inherited: false,
+      unknown: imageUnknown(s.unknown),
     };
   }
 
@@ -401,7 +488,7 @@ export class ProcessCache {
       return;
     }
     const e = this.#newEntry(s.pid, s.startNs, 'snapshot', this.#snapshotImage(s, key));
-    e.creds = s.creds;
+    e.creds = s.creds && this.#creds.intern(s.creds);
     e.ns = s.ns;
     e.tty = s.tty;
     e.unknown = [...s.unknown];
@@ -437,7 +524,7 @@ export class ProcessCache {
       if (c && c.originalParentKey === key) c.originalParentKey = moved;
     }
     const p = old.parentKey ? this.#entries.get(old.parentKey) : undefined;
-    if (p?.children.delete(key)) p.children.add(moved);
+    if (p?.children.delete(key)) this.#addChild(p, moved);
   }
 
   #applyFork(ev: ForkEvent): void {
@@ -456,8 +543,9 @@ export class ProcessCache {
       return;
     }
     const parent = ev.childPpid === ev.pid ? this.#entries.get(processKey(ev.pid, ev.parentStartNs)) : this.byPid(ev.childPpid);
+    const commKnown = !ev.unknown?.includes('comm');
     const image: ProcessImage = parent
-      ? { ...parent.image, execId: `${key}:fork`, execNs: undefined, comm: ev.comm, inherited: true }
+      ? { ...parent.image, execId: `${key}:fork`, execNs: undefined, comm: commKnown ? ev.comm : parent.image.comm, inherited: true }
       : {
           execId: `${key}:fork`,
           execNs: undefined,
@@ -473,11 +561,23 @@ export class ProcessCache {
           envTruncated: false,
           comm: ev.comm,
           inherited: true,
+          unknown: commKnown ? ['argv', 'env', 'exe', 'filename'] : [...IMAGE_FIELDS],
         };
     const e = this.#newEntry(ev.childTgid, ev.childStartNs, 'event', image);
     e.creds = parent?.creds;
     const cgroupKnown = !ev.unknown?.includes('cgroupId');
-    e.ns = parent?.ns ? { ...parent.ns, cgroupId: cgroupKnown ? ev.cgroupId : parent.ns.cgroupId } : undefined;
+    // A child shares its parent's namespaces (unless it was cloned into new ones, which a fork event does not
+    // say); its namespace pid is its pid only in the initial pid namespace.
+    const pns = parent?.ns;
+    e.ns = pns ? { ...pns, cgroupId: cgroupKnown ? ev.cgroupId : pns.cgroupId, nspid: pns.pidns === INIT_PIDNS ? ev.childTgid : 0 } : undefined;
+    if (parent) {
+      // What the parent could not know, the child inherited it from cannot know either.
+      const inherited = parent.unknown.filter((f) => !ownMark(f));
+      if (pns && pns.pidns !== INIT_PIDNS) inherited.push('ns.nspid');
+      if (inherited.length) e.unknown = [...new Set([...e.unknown, ...inherited])];
+    } else {
+      e.unknown.push(...image.unknown!, 'creds', 'ns', 'tty');
+    }
     e.tty = parent?.tty ?? '';
     e.lastSeenNs = ev.ktimeNs;
     this.#linkParent(e, ev.childPpid, parentStart);
@@ -498,27 +598,29 @@ export class ProcessCache {
       return;
     }
     if (!e.image.inherited) {
+      if (e.previousImages === NO_IMAGES) e.previousImages = [];
       e.previousImages.push(e.image);
       if (e.previousImages.length > this.#o.maxImages) e.previousImages.shift();
     }
     e.image = image;
     e.execCount++;
     if (e.source !== 'event') e.source = 'event';
-    e.unknown = e.unknown.filter((f) => !['argv', 'env', 'exe', 'creds', 'ns'].includes(f));
     this.#fill(e, ev);
     if (ev.ppid !== e.ppid && ev.ppid !== 0) this.#reparent(e, ev.ppid, ev.ktimeNs);
   }
 
   /** Process attributes from an exec; those the source marks unknown keep what was known before. */
   #fill(e: ProcessEntry, ev: ExecEvent): void {
-    const unk = new Set(ev.unknown ?? []);
-    if (!unk.has('creds')) e.creds = ev.creds;
+    const unk = ev.unknown?.length ? new Set(ev.unknown) : NO_UNKNOWN;
+    // Most execs keep the credentials inherited at fork: keep sharing that object then.
+    if (!unk.has('creds')) e.creds = e.creds && sameCreds(e.creds, ev.creds) ? e.creds : ev.creds;
     if (!unk.has('ns')) e.ns = ev.ns;
     else if (e.ns && !unk.has('cgroupId')) e.ns = { ...e.ns, cgroupId: ev.cgroupId };
     if (!unk.has('tty')) e.tty = ev.tty;
     if (!unk.has('subreaper')) e.subreaper = ev.subreaper;
     e.lastSeenNs = ev.ktimeNs;
-    if (unk.size) e.unknown = [...new Set([...e.unknown, ...unk])];
+    // The exec settles its image, creds, namespaces and tty afresh: earlier marks of those go, its own come.
+    if (unk.size || e.unknown.length) e.unknown = [...new Set([...e.unknown.filter((f) => !settledByExec(f)), ...unk])];
   }
 
   #applyExit(ev: ExitEvent): void {
@@ -541,17 +643,47 @@ export class ProcessCache {
   #applyTo(e: ProcessEntry, ev: ExitEvent | CredsEvent | CommEvent): void {
     e.lastSeenNs = Math.max(e.lastSeenNs, ev.ktimeNs);
     if (ev.type === 'creds') {
-      e.credHistory.push({ ktimeNs: ev.ktimeNs, syscallNr: ev.syscallNr, creds: ev.creds });
+      let creds = ev.creds;
+      if (ev.unknown?.length) {
+        // Fields the source could not read are not kept at their old values, which would look current.
+        const credsUnknown = ev.unknown.filter((f) => f.startsWith('creds.'));
+        if (credsUnknown.length) {
+          const c: Record<string, unknown> = { ...creds };
+          for (const f of credsUnknown) {
+            const k = f.slice(6);
+            c[k] = k in UNKNOWN_CRED ? UNKNOWN_CRED[k] : NaN;
+          }
+          creds = c as unknown as typeof creds;
+        }
+        const marks = ev.unknown.includes('syscallNr') ? [...credsUnknown, 'credHistory.syscallNr'] : credsUnknown;
+        e.unknown = [...new Set([...e.unknown.filter((f) => f !== 'creds' && !f.startsWith('creds.')), ...marks])];
+      } else if (e.unknown.length) {
+        e.unknown = e.unknown.filter((f) => f !== 'creds' && !f.startsWith('creds.'));
+      }
+      if (e.credHistory === NO_CRED_CHANGES) e.credHistory = [];
+      e.credHistory.push({ ktimeNs: ev.ktimeNs, syscallNr: ev.syscallNr, creds });
       if (e.credHistory.length > this.#o.maxCredHistory) e.credHistory.shift();
-      e.creds = ev.creds;
+      e.creds = creds;
       return;
     }
     if (ev.type === 'comm') {
-      e.image = { ...e.image, comm: ev.comm };
+      const u = e.image.unknown?.filter((f) => f !== 'comm');
+      e.image = { ...e.image, comm: ev.comm, unknown: u?.length ? u : undefined };
+      if (e.unknown.includes('comm')) e.unknown = e.unknown.filter((f) => f !== 'comm');
       return;
     }
     if (e.exit) return; // duplicate
     e.exit = { ktimeNs: ev.ktimeNs, status: ev.status, exitCode: ev.exitCode, signal: ev.signal, coreDumped: ev.coreDumped };
+    if (ev.unknown?.length) {
+      // An exit the source only inferred (its last thread's notice lost): its status is not known. Its time is
+      // an upper bound, kept for ordering but marked.
+      const u = ev.unknown;
+      if (u.includes('status')) e.exit.status = NaN;
+      if (u.includes('exitCode')) e.exit.exitCode = undefined;
+      if (u.includes('signal')) e.exit.signal = undefined;
+      const marks = ['ktimeNs', 'status', 'exitCode', 'signal'].filter((f) => u.includes(f)).map((f) => `exit.${f}`);
+      if (marks.length) e.unknown = [...new Set([...e.unknown, ...marks])];
+    }
     if (ev.ppid !== e.ppid && ev.ppid !== 0) this.#reparent(e, ev.ppid, ev.ktimeNs);
     this.#exited.push({ key: e.key, at: this.#o.now() });
     this.#schedule(this.#o.now() + this.#o.exitedGraceMs);
@@ -617,8 +749,9 @@ export class ProcessCache {
         envTruncated: false,
         comm: 'comm' in ev ? ev.comm : '',
         inherited: false,
+        unknown: 'comm' in ev && ev.comm ? ['argv', 'env', 'exe', 'filename'] : [...IMAGE_FIELDS],
       });
-      e.unknown = ['argv', 'env', 'exe', 'creds', 'ns'];
+      e.unknown.push(...e.image.unknown!, 'creds', 'ns');
       e.lineageBroken = true;
       this.#stats.brokenLineage++;
       if (ev.type === 'exit') e.ppid = ev.ppid;
@@ -649,7 +782,7 @@ export class ProcessCache {
 
   /** Expires held events and missing parents, evicts exited processes past their grace. Returns evictions. */
   sweep(now = this.#o.now()): number {
-    for (const [key, list] of [...this.#held]) {
+    if (this.#held.size) for (const [key, list] of [...this.#held]) {
       const due = list.filter((h) => h.until <= now);
       if (!due.length) continue;
       const rest = list.filter((h) => h.until > now);
@@ -658,7 +791,7 @@ export class ProcessCache {
       this.#heldCount -= due.length;
       for (const h of due) this.#fallback(h.ev);
     }
-    for (const [pk, list] of [...this.#awaiting]) {
+    if (this.#awaiting.size) for (const [pk, list] of [...this.#awaiting]) {
       const due = list.filter((w) => w.until <= now);
       if (!due.length) continue;
       const rest = list.filter((w) => w.until > now);
@@ -680,11 +813,10 @@ export class ProcessCache {
       this.#exited.splice(0, this.#exitedHead);
       this.#exitedHead = 0;
     }
-    const next = Math.min(
-      this.#exited[this.#exitedHead] ? this.#exited[this.#exitedHead]!.at + this.#o.exitedGraceMs : Infinity,
-      ...[...this.#held.values()].flat().map((h) => h.until),
-      ...[...this.#awaiting.values()].flat().map((w) => w.until),
-    );
+    // (A loop, not Math.min(...spread): sweeps run often, and a spread of many held events could overflow.)
+    let next = this.#exited[this.#exitedHead] ? this.#exited[this.#exitedHead]!.at + this.#o.exitedGraceMs : Infinity;
+    for (const list of this.#held.values()) for (const h of list) if (h.until < next) next = h.until;
+    for (const list of this.#awaiting.values()) for (const w of list) if (w.until < next) next = w.until;
     if (Number.isFinite(next)) this.#schedule(next);
     return evicted;
   }
@@ -697,7 +829,7 @@ export class ProcessCache {
       if (s && (!Number.isFinite(w.parentStartNs) || processKey(s.pid, s.startNs) === processKey(w.parentPid, w.parentStartNs))) {
         const p = this.#fromLookup(s, src);
         child.parentKey = p.key;
-        p.children.add(child.key);
+        this.#addChild(p, child.key);
         return;
       }
     }

@@ -25,7 +25,7 @@ export interface ProcessNode {
   exe?: string;
   argv?: string[];
   argvTruncated?: boolean;
-  env?: { name: string; value?: string }[];
+  env?: readonly { name: string; value?: string }[];
   user?: string;
   uid?: number;
   tty?: string;

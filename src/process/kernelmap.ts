@@ -82,19 +82,21 @@ export class KernelProcessMap {
   }
 
   /** Seeds entries from the snapshot, never overwriting what live events already wrote. Returns how many. */
-  seed(procs: SnapshotProcess[]): number {
+  seed(procs: Iterable<SnapshotProcess>): number {
     let n = 0;
-    for (const p of procs) {
-      if (p.kernelThread) continue;
-      const k = Buffer.alloc(4);
-      k.writeUInt32LE(p.pid);
-      try {
-        this.#map.update(k, encodeProcEntry(p), UpdateFlags.NOEXIST);
-        n++;
-      } catch {
-        // already there from a live fork/exec: the kernel's entry is newer
-      }
-    }
+    for (const p of procs) if (this.seedOne(p)) n++;
     return n;
+  }
+
+  /** Seeds one snapshot record (not a kernel thread's, not over a live event's entry). Whether it was written. */
+  seedOne(p: SnapshotProcess): boolean {
+    if (p.kernelThread) return false;
+    this.#key.writeUInt32LE(p.pid);
+    try {
+      this.#map.update(this.#key, encodeProcEntry(p), UpdateFlags.NOEXIST);
+      return true;
+    } catch {
+      return false; // already there from a live fork/exec: the kernel's entry is newer
+    }
   }
 }

@@ -3,6 +3,7 @@
 // and the held events are read: nothing that happens during the snapshot is missed. Without BPF (no
 // privilege, no kernel support) the same cache is fed by the netlink proc connector and /proc, and fields
 // that mode cannot know are marked unknown. `vigil ps` reports which mode is in use.
+import koffi from 'koffi';
 import { NotSupportedError, PermissionError, VerifierError, VigilError } from '../bpf/errors.ts';
 import type { BpfMap } from '../bpf/map.ts';
 import { decodeProcessEvent, isDecodeError } from '../events/decode.ts';
@@ -10,10 +11,28 @@ import type { ProcessEvent } from '../events/types.ts';
 import { Manager, type ManagerStats } from '../manager/manager.ts';
 import { ProcessCache, type ProcessCacheOptions, type ProcessCacheStats } from './cache.ts';
 import { KernelProcessMap } from './kernelmap.ts';
-import { readPpid, readProcess, takeSnapshot } from './procfs.ts';
+import { readPpid, readProcess, snapshotProcesses } from './procfs.ts';
 import { Scrubber, type ScrubConfig } from './scrub.ts';
 import { processSensorSpec, type ProcessSensorOptions } from './sensor.ts';
 import type { SnapshotProcess } from './types.ts';
+
+let mallocTrim: ((pad: number) => number) | null | undefined;
+/**
+ * Hands memory that start-up allocated and freed in C back to the kernel: libbpf parses the kernel's BTF
+ * (several MiB) to load the sensor and frees it, and the /proc snapshot reads thousands of files, but glibc
+ * keeps freed heap memory mapped, so it would stay in the agent's RSS for good (~8 MiB measured). A no-op
+ * where the C library has no malloc_trim (musl).
+ */
+function releaseFreedMemory(): void {
+  if (mallocTrim === undefined) {
+    try {
+      mallocTrim = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as (pad: number) => number;
+    } catch {
+      mallocTrim = null;
+    }
+  }
+  mallocTrim?.(0);
+}
 
 export type ResolverState = 'idle' | 'starting' | 'snapshotting' | 'snapshotted' | 'stopped';
 /** bpf: sensors; procfs: proc connector + /proc; snapshot: a one-off /proc snapshot, no live updates. */
@@ -146,8 +165,11 @@ export class ProcessResolver {
     m.start();
     this.#mode = 'bpf';
     this.#kmap = new KernelProcessMap(m.getMap('vigil_procs'));
-    const snap = this.#snapshot();
-    this.#seeded = this.#kmap.seed(snap);
+    const kmap = this.#kmap;
+    this.#seeded = 0;
+    this.#snapshot((p) => {
+      if (kmap.seedOne(p)) this.#seeded++;
+    });
     if (!sharedRing) m.eventReader?.start((v, off, len) => this.handleRecord(v, off, len));
   }
 
@@ -171,13 +193,18 @@ export class ProcessResolver {
     this.#snapshot();
   }
 
-  #snapshot(): SnapshotProcess[] {
+  /** Replays /proc through the cache, one process at a time (never all of them in memory at once). */
+  #snapshot(each?: (p: SnapshotProcess) => void): void {
     this.#state = 'snapshotting';
-    const snap = takeSnapshot({ procRoot: this.#o.procRoot });
-    for (const p of snap) this.cache.apply(p);
-    this.#snapshotCount = snap.length;
+    let n = 0;
+    for (const p of snapshotProcesses({ procRoot: this.#o.procRoot })) {
+      this.cache.apply(p);
+      each?.(p);
+      n++;
+    }
+    this.#snapshotCount = n;
     this.#state = 'snapshotted';
-    return snap;
+    releaseFreedMemory();
   }
 
   /** Decodes and applies one process record (the dispatcher of a shared ring calls this). */

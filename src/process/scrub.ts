@@ -348,7 +348,7 @@ export class Scrubber {
    *  matches the empty string (it would match every name), or a malformed rule. */
   constructor(cfg: Partial<ScrubConfig> = {}) {
     for (const k of Object.keys(cfg)) {
-      if (!(k in DEFAULT_SCRUB_CONFIG)) throw new InvalidArgumentError(`scrub config: unknown field "${k}"`);
+      if (!Object.hasOwn(DEFAULT_SCRUB_CONFIG, k)) throw new InvalidArgumentError(`scrub config: unknown field "${k}"`);
     }
     const c: ScrubConfig = { ...DEFAULT_SCRUB_CONFIG };
     for (const [k, v] of Object.entries(cfg)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v;

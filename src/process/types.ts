@@ -30,11 +30,17 @@ export interface ProcessImage {
   argv: string[] | undefined;
   argc: number | undefined;
   argvTruncated: boolean;
-  env: EnvVar[] | undefined;
+  env: readonly EnvVar[] | undefined;
   envTruncated: boolean;
   comm: string;
   /** The image was inherited from the parent at fork: this process has not exec'd (yet). */
   inherited: boolean;
+  /**
+   * Image fields this image's source could not know ('argv', 'env', 'exe', 'filename', 'comm'; the eBPF-less
+   * mode, a process gone before /proc was read): their values are undefined or empty, never borrowed.
+   * Undefined when every field is known.
+   */
+  unknown?: string[];
 }
 
 export interface ExitInfo {
@@ -75,7 +81,12 @@ export interface ProcessEntry {
   source: ProcessSource;
   /** The parent could not be found anywhere (events, kernel map, /proc). */
   lineageBroken: boolean;
-  /** Fields this entry cannot know (eBPF-less mode, unreadable /proc files). */
+  /**
+   * Fields this entry cannot know (eBPF-less mode, unreadable /proc files): those of its current image, and
+   * 'startNs', 'ppid', 'creds' or 'creds.<field>', 'ns' or 'ns.<field>', 'cgroupId', 'tty', 'subreaper',
+   * 'exit.<field>' (status, exitCode, signal, ktimeNs), 'credHistory.syscallNr'. A field listed here may hold
+   * a placeholder or an older value: it is not to be trusted.
+   */
   unknown: string[];
   /** Children by creation lineage (keys). */
   children: Set<ProcessKey>;

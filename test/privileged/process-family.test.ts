@@ -5,8 +5,6 @@
 // that a /proc snapshot taken while the family is alive agrees with the live events.
 // Needs root + BPF with BTF + gcc.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import path from 'node:path';
 import { test } from 'node:test';
 import type { ExecEvent, ProcessEvent } from '../../src/events/types.ts';
 import { processKey } from '../../src/process/cache.ts';
@@ -14,26 +12,15 @@ import { toDot, toJSON } from '../../src/process/dump.ts';
 import { readProcess } from '../../src/process/procfs.ts';
 import { ProcessResolver } from '../../src/process/resolver.ts';
 import type { ProcessEntry } from '../../src/process/types.ts';
-import { assertGone, privileged, ROOT, tempDir } from '../helpers/privileged.ts';
+import { buildFamily, FAMILY_SECRETS as SECRETS, startFamily, until } from '../helpers/family.ts';
+import { assertGone, privileged, tempDir } from '../helpers/privileged.ts';
 
 const NEEDS = 'root + BPF with BTF + gcc';
-const SECRETS = ['hunter2', 'S3cr3tPw', 'pa55w0rd', 'AKIAabcdefSECRETxyz', 'tok3nvalue99', 'envsecret1', 'envsecret2'];
-
-type Truth = { s: string; pid?: number; [k: string]: unknown };
-
-async function until(pred: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test('the process tree vigil reports matches what a real process family did', async (t) => {
   if (!privileged(t, NEEDS)) return;
   const dir = tempDir(t);
-  const bin = path.join(dir, 'family');
-  execFileSync('gcc', ['-O1', '-pthread', '-o', bin, path.join(ROOT, 'test/fixtures/family.c')]);
+  const bin = buildFamily(dir);
 
   const events: ProcessEvent[] = [];
   const r = new ProcessResolver({ mode: 'bpf', cache: { exitedGraceMs: 600_000 } });
@@ -43,26 +30,12 @@ test('the process tree vigil reports matches what a real process family did', as
   assert.equal(r.state, 'snapshotted');
   const progIds = r.manager!.probes().filter((p) => p.state === 'running').map((p) => p.program!.id);
 
-  const child = spawn(bin, [dir], { stdio: ['pipe', 'pipe', 'inherit'] });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const truth: Truth[] = [];
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString('latin1');
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      truth.push(JSON.parse(buf.slice(0, nl)));
-      buf = buf.slice(nl + 1);
-    }
-  });
-  await until(() => truth.some((x) => x.s === 'done'), 'the family to finish its scenarios');
-  const one = (s: string) => truth.find((x) => x.s === s)!;
-  const all = (s: string) => truth.filter((x) => x.s === s);
+  const fam = startFamily(t, bin, dir);
+  await fam.done();
+  const { one, all } = fam;
   const c = r.cache;
   const byPid = (pid: number) => c.byPid(pid) ?? c.at(pid, Number.MAX_SAFE_INTEGER);
-  const allPids = truth.filter((x) => x.pid).map((x) => x.pid!);
+  const allPids = fam.pids();
   await until(() => allPids.every((p) => byPid(p)), 'every family member in the cache');
   await until(() => all('burst').every((b) => byPid(b.pid!)?.exit), 'the burst to exit');
 
@@ -158,8 +131,7 @@ test('the process tree vigil reports matches what a real process family did', as
     assert.equal(snap.creds!.uid, live.creds!.uid);
   }
 
-  child.stdin!.end('release\n');
-  await new Promise((res) => child.once('exit', res));
+  await fam.release();
   r.stop();
   await assertGone({ progs: progIds });
 });

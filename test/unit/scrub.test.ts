@@ -346,6 +346,8 @@ test('configuration errors throw InvalidArgumentError naming the field', () => {
     [{ envAllow: ['A=B'] }, /envAllow\[0\]/],
     [{ mask: '' }, /mask must be a non-empty string/],
     [{ secretName: ['x'] }, /unknown field "secretName"/],
+    [{ constructor: ['x'] } as object, /unknown field "constructor"/],
+    [{ toString: 'x' } as object, /unknown field "toString"/],
     [{ shells: 'sh' }, /shells must be an array/],
   ];
   for (const [cfg, re] of bad) {
