@@ -168,6 +168,40 @@ static __always_inline struct syscall_filter_config *get_config(void)
 	return bpf_map_lookup_elem(&sys_config, &zero);
 }
 
+/* Keeps the bytes of a little-endian word up to its first NUL and zeroes the rest; *nul says whether there was one. */
+static __always_inline __u64 comm_word(__u64 w, int *nul)
+{
+	/* The lowest 0x80 bit of z marks the first zero byte (higher ones may be false positives). */
+	__u64 z = (w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL;
+
+	if (!z)
+		return w;
+	*nul = 1;
+	return w & (((z & -z) >> 7) - 1);
+}
+
+/*
+ * The current task's comm as a sys_comm_filter key: NUL-padded 16 bytes. With task storage (5.11+, so
+ * bpf_get_current_task_btf too) the comm is read straight from the task with two loads, instead of a helper
+ * that copies and pads it: this runs on every hooked syscall of every process. The bytes after its NUL are
+ * zeroed here, whatever the kernel left there, so that the key matches the one user space wrote.
+ */
+static __always_inline void current_comm(__u64 key[2])
+{
+	struct task_struct *t;
+	int nul = 0;
+
+	/* The word masks below assume little-endian words (x86-64, arm64); others take the helper. */
+	if (use_task_storage && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) {
+		t = bpf_get_current_task_btf();
+		key[0] = comm_word(*(__u64 *)&t->comm[0], &nul);
+		/* Byte 15 is always the NUL, as bpf_get_current_comm would cut it, however long the kernel's comm. */
+		key[1] = nul ? 0 : comm_word(*(__u64 *)&t->comm[8], &nul) & 0x00ffffffffffffffULL;
+		return;
+	}
+	bpf_get_current_comm(key, VIGIL_COMM_LEN);
+}
+
 /*
  * The cheap filters, cheapest first: event type (a bit), the agent itself (a compare), container or host
  * scope (one hash lookup), comm lists (one hash lookup). Returns the config when the event goes on.
@@ -175,7 +209,7 @@ static __always_inline struct syscall_filter_config *get_config(void)
 static __always_inline struct syscall_filter_config *filter_enter(__u32 op)
 {
 	struct syscall_filter_config *cfg = get_config();
-	char comm[VIGIL_COMM_LEN] = {};
+	__u64 comm[2];
 	__u32 *v;
 
 	if (!cfg)
@@ -199,7 +233,7 @@ static __always_inline struct syscall_filter_config *filter_enter(__u32 op)
 		}
 	}
 	if (cfg->comm_mode) {
-		bpf_get_current_comm(comm, sizeof(comm));
+		current_comm(comm);
 		v = bpf_map_lookup_elem(&sys_comm_filter, comm);
 		if (((cfg->comm_mode & VIGIL_COMM_INCLUDE) && (!v || *v != VIGIL_COMM_INCLUDE)) ||
 		    ((cfg->comm_mode & VIGIL_COMM_EXCLUDE) && v && *v == VIGIL_COMM_EXCLUDE)) {
@@ -366,14 +400,30 @@ static __always_inline __u32 put_file_path(__u8 *buf, __u32 off, struct file *f,
 	return n > VIGIL_PATH_MAX ? VIGIL_PATH_MAX : n;
 }
 
-/* Copies a string saved in the slot to buf[off]; returns the bytes written, NUL included. */
-static __always_inline __u32 put_kstr(__u8 *buf, __u32 off, const char *src)
+/*
+ * Copies a string saved in the slot, `len` bytes with its NUL (as the entry's read returned them), to
+ * buf[off]; returns the bytes written. The length is known, so this is a plain copy, not a string copy that
+ * tests every byte for the NUL.
+ */
+static __always_inline __u32 put_kstr(__u8 *buf, __u32 off, const char *src, __u32 len)
+{
+	if (off > STR_LIMIT)
+		return 0;
+	/* 1..VIGIL_PATH_MAX (the caller saw len > 0) without a branch: a clamp would split the verifier's states. */
+	len = ((len - 1) & (VIGIL_PATH_MAX - 1)) + 1;
+	if (bpf_probe_read_kernel(buf + off, len, src))
+		return 0;
+	return len;
+}
+
+/* The small string of the slot (fstype, bpf object name: rare events), up to its NUL. */
+static __always_inline __u32 put_small(__u8 *buf, __u32 off, const char *src)
 {
 	long n;
 
 	if (off > STR_LIMIT)
 		return 0;
-	n = bpf_probe_read_kernel_str(buf + off, VIGIL_PATH_MAX, src);
+	n = bpf_probe_read_kernel_str(buf + off, SMALL_STR, src);
 	return n > 0 ? n : 0;
 }
 
@@ -387,7 +437,7 @@ static __always_inline __u32 put_saved_path(__u8 *buf, __u32 off, struct sys_pen
 	if (off > STR_LIMIT)
 		return 0;
 	if (len)
-		return put_kstr(buf, off, which ? p->s1 : p->s0);
+		return put_kstr(buf, off, which ? p->s1 : p->s0, len);
 	if (!uptr)
 		return 0;
 	n = bpf_probe_read_user_str(buf + off, str_max(), (const void *)uptr);
@@ -1129,7 +1179,7 @@ static __always_inline int emit_sys(void *ctx, struct sys_pending *p, long ret)
 	off += n;
 	n = 0;
 	if (p->len2 && off <= STR_LIMIT)
-		n = put_kstr(buf, off, p->s2);
+		n = put_small(buf, off, p->s2);
 	e->str3_len = n;
 	off += n;
 	if (p->op == VIGIL_SYS_SETNS && ret == 0) {

@@ -389,7 +389,7 @@ struct net_event {
  *   module_load   init_module args: len;          str1: param string
  *                 finit_module args: fd, flags;   str1: param string, str2: path of the module file
  *                 tracepoint (VIGIL_SYSF_TRACEPOINT): str1: module name
- *   bpf           args: cmd, prog/map type, attr size; str1: prog/map name (MAP_CREATE, PROG_LOAD)
+ *   bpf           args: cmd, prog/map type, attr size; str3: prog/map name (MAP_CREATE, PROG_LOAD)
  *   memfd_create  args: flags;                    str1: name
  *   setns         args: fd, nstype, inode of the fd (the namespace's inode for an nsfs fd)
  *   unshare       args: flags

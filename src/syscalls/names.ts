@@ -5,8 +5,11 @@
 /** The ABIs whose numbering is known; others decode as "syscall_<nr>". */
 export type SyscallAbi = 'x86_64' | 'arm64';
 
+const HOST_ABI: SyscallAbi = process.arch === 'arm64' ? 'arm64' : 'x86_64';
+
+/** This machine's ABI (a constant: the decoders call this as a default argument for every record). */
 export function hostAbi(): SyscallAbi {
-  return process.arch === 'arm64' ? 'arm64' : 'x86_64';
+  return HOST_ABI;
 }
 
 /** Syscalls the sensors hook (and a few neighbours), by number. */
