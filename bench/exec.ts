@@ -7,7 +7,10 @@
 //   vigil      the storm with bench/exec/agent.ts attached: ProcessResolver (BPF) → enrich → JSON file
 //   execsnoop  the storm with libbpf-tools' execsnoop writing to a file
 // Memory:
-//   herd       10,000 live sleeping processes (bench/c/proc_herd.c), then the agent starts: RSS and cache size
+//   herd       10,000 live sleeping processes (bench/c/proc_herd.c), then the agent starts: RSS and cache size;
+//              again with Node's compile cache and a small young generation (what a launcher could set)
+//   baseline   Node alone, and Node with the agent's modules loaded (type-stripped, or from the compile cache)
+//   wake       the CPU of one empty wakeup of Node's event loop (bench/exec/wake.ts), for the attribution
 //   churn      1 M synthetic fork/exec/exit cycles through the agent's record path (bench/exec/churn.ts):
 //              RSS and heap after warm-up and at the end, and the path's cost per record
 //
@@ -26,6 +29,14 @@ const HERD = path.join(ROOT, 'build/bench/proc_herd');
 const SENSOR_OBJ = path.join(ROOT, 'build/bpf/process.bpf.o');
 const AGENT = path.join(ROOT, 'bench/exec/agent.ts');
 const CHURN = path.join(ROOT, 'bench/exec/churn.ts');
+const BASELINE = path.join(ROOT, 'bench/exec/baseline.ts');
+const WAKE = path.join(ROOT, 'bench/exec/wake.ts');
+/**
+ * Node settings a launcher could give the agent, measured here against the defaults (bin/vigil sets none
+ * yet): Node's compile cache (type-stripped sources kept on disk, so the stripper is never loaded) and a
+ * young generation of 2 MiB semi-spaces instead of up to 16 MiB.
+ */
+const TUNED_FLAGS = ['--max-semi-space-size=2'];
 
 // ---- options --------------------------------------------------------------------------------------------
 
@@ -144,6 +155,7 @@ interface AgentReport {
   counts: { exec: number; fork: number; exit: number; storm: number; stormDistinct: number; stormDuplicates: number; sentinel: number };
   cpu_user_s: number;
   cpu_system_s: number;
+  thread_cpu_s: { main: number; v8: number; libuv: number; other: number };
   memory: { rss: number; heapUsed: number; heapTotal: number };
   memory_after_gc: { rss: number; heapUsed: number; heapTotal: number };
   cache: { size: number; live: number; exited: number; evictions: number; brokenLineage: number };
@@ -322,14 +334,17 @@ interface HerdResult {
   statCpuS: number;
 }
 
-async function runHerd(dir: string): Promise<HerdResult> {
+/** `tuned`: the agent runs with TUNED_FLAGS and a warm compile cache in `tuned.cacheDir`. */
+async function runHerd(dir: string, tuned?: { cacheDir: string }): Promise<HerdResult> {
   const herd = new BenchChild('proc_herd', HERD, [String(HERD_N)], { env: benchEnv() });
   let agent: BenchChild | undefined;
   try {
     const h = await herd.json<{ pid: number; children: number }>(120_000);
     if (h.children !== HERD_N) throw new Error(`proc_herd forked ${h.children} of ${HERD_N}`);
     const out = path.join(dir, 'herd.out');
-    agent = new BenchChild('vigil agent (herd)', process.execPath, ['--expose-gc', AGENT, out, 'herd', '0']);
+    agent = tuned
+      ? new BenchChild('vigil agent (herd, tuned)', process.execPath, [...TUNED_FLAGS, '--expose-gc', AGENT, out, 'herd', '0'], { env: { ...process.env, NODE_COMPILE_CACHE: tuned.cacheDir } })
+      : new BenchChild('vigil agent (herd)', process.execPath, ['--expose-gc', AGENT, out, 'herd', '0']);
     const ready = await agent.json<AgentReady>(180_000);
     // Let it settle a moment (the snapshot's garbage, the first timers), then take the figures.
     await sleep(1000);
@@ -346,6 +361,54 @@ async function runHerd(dir: string): Promise<HerdResult> {
   } finally {
     await agent?.kill();
     await herd.kill();
+  }
+}
+
+// ---- memory: the agent's process before it starts -------------------------------------------------------------
+
+interface Baseline {
+  rss: number;
+  anon: number;
+  file: number;
+  heapUsed: number;
+}
+
+/** One child's memory line: `args` run by this Node, with `env` added. */
+async function memoryOf(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Baseline> {
+  const c = new BenchChild(name, process.execPath, args, { env: { ...process.env, ...env } });
+  try {
+    const r = await c.json<Baseline>(60_000);
+    await c.exited(10_000);
+    return r;
+  } finally {
+    await c.kill();
+  }
+}
+
+/**
+ * Node alone, Node with the agent's modules (stripped of their types as they load), and the same from a warm
+ * compile cache; then warms that cache for the agent itself (its usage error exits right after loading
+ * every module), for the tuned herd run.
+ */
+async function runBaselines(cacheDir: string): Promise<{ node: Baseline; modules: Baseline; cached: Baseline }> {
+  const probe = String.raw`const s=require('fs').readFileSync('/proc/self/status','utf8');const k=(x)=>{const l=s.split('\n').find((y)=>y.startsWith(x+':'));return Number(l.slice(x.length+1).trim().split(' ')[0])*1024;};console.log(JSON.stringify({rss:k('VmRSS'),anon:k('RssAnon'),file:k('RssFile'),heapUsed:process.memoryUsage().heapUsed}))`;
+  const node = await memoryOf('node alone', ['-e', probe]);
+  const modules = await memoryOf('agent modules', [BASELINE]);
+  await memoryOf('agent modules (warming the compile cache)', [BASELINE], { NODE_COMPILE_CACHE: cacheDir });
+  const cached = await memoryOf('agent modules (compile cache)', [BASELINE], { NODE_COMPILE_CACHE: cacheDir });
+  spawnSync(process.execPath, [AGENT], { env: { ...process.env, NODE_COMPILE_CACHE: cacheDir }, stdio: 'ignore' });
+  return { node, modules, cached };
+}
+
+/** CPU per empty wakeup of Node's event loop on a `ms` timer (bench/exec/wake.ts). */
+async function wakeCost(ms: number, n: number): Promise<number> {
+  const c = new BenchChild(`wake ${ms} ms`, process.execPath, [WAKE, String(ms), String(n)]);
+  try {
+    const r = await c.json<{ us_per_wake: number }>(60_000);
+    await c.exited(10_000);
+    return r.us_per_wake;
+  } finally {
+    await c.kill();
   }
 }
 
@@ -444,6 +507,22 @@ async function main(): Promise<void> {
     process.stderr.write(`  herd: ${HERD_N} live processes, then the agent\n`);
     const herd = await runHerd(dir);
     process.stderr.write(`  herd: RSS ${MB(herd.rss.rss)} MiB with ${herd.report.cache.live} live processes cached\n`);
+    // The cache directory is ours alone (mkdtemp: 0700): a compile cache others could write to would let them
+    // put code into a process that runs as root.
+    const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bench-compile-cache-'));
+    let baselines: Awaited<ReturnType<typeof runBaselines>>;
+    let herdTuned: HerdResult;
+    try {
+      baselines = await runBaselines(cacheDir);
+      process.stderr.write(`  baseline: node ${MB(baselines.node.rss)} MiB, + agent modules ${MB(baselines.modules.rss)} MiB, from the compile cache ${MB(baselines.cached.rss)} MiB\n`);
+      herdTuned = await runHerd(dir, { cacheDir });
+      process.stderr.write(`  herd (compile cache, ${TUNED_FLAGS.join(' ')}): RSS ${MB(herdTuned.rss.rss)} MiB\n`);
+    } finally {
+      fs.rmSync(cacheDir, { recursive: true, force: true });
+    }
+    const wake16 = await wakeCost(16, 150);
+    const wake1 = await wakeCost(1, 500);
+    process.stderr.write(`  event-loop wakeup: ${fixed(wake1, 0)} µs of CPU on a 1 ms timer, ${fixed(wake16, 0)} µs on a 16 ms one\n`);
     process.stderr.write(`  churn: ${CYCLES} synthetic fork/exec/exit cycles\n`);
     const churn = await runChurn();
     process.stderr.write(`  churn: ${fixed(churn.ns_per_record, 0)} ns/record; RSS ${percent(churn.rss_change, 1)}, heap ${percent(churn.heap_change, 1)}\n`);
@@ -505,19 +584,25 @@ async function main(): Promise<void> {
     const herdFile = herd.rss.file;
     const herdRing = herd.rss.bpfMaps;
     const herdHeapGc = herd.report.memory_after_gc.heapUsed;
+    const herdRow = (what: string, h: HerdResult) => [
+      what,
+      fixed(h.ready.snapshot, 0),
+      fixed(h.report.cache.live, 0),
+      MB(h.rss.rss),
+      MB(h.rss.anon),
+      MB(h.rss.file),
+      MB(h.rss.bpfMaps),
+      MB(h.report.memory_after_gc.rss),
+      MB(h.report.memory_after_gc.heapUsed),
+    ];
+    const baseRow = (what: string, b: Baseline) => [what, '–', '–', MB(b.rss), MB(b.anon), MB(b.file), '–', '–', MB(b.heapUsed)];
     const memRows = [
+      baseRow('Node alone (`node -e`)', baselines.node),
+      baseRow("Node + the agent's modules, nothing started", baselines.modules),
+      baseRow("Node + the agent's modules, from Node's compile cache", baselines.cached),
       ['agent at ready, storm runs (median)', fixed(readySnap, 0), '–', MB(readyRss), '–', '–', '–', '–', '–'],
-      [
-        `agent with ${HERD_N} live processes (proc_herd)`,
-        fixed(herd.ready.snapshot, 0),
-        fixed(herd.report.cache.live, 0),
-        MB(herdRss),
-        MB(herdAnon),
-        MB(herdFile),
-        MB(herdRing),
-        MB(herd.report.memory_after_gc.rss),
-        MB(herdHeapGc),
-      ],
+      herdRow(`agent with ${HERD_N} live processes (proc_herd)`, herd),
+      herdRow(`the same, with Node's compile cache and ${TUNED_FLAGS.join(' ')}`, herdTuned),
     ];
     const churnRows = [
       ['after warm-up', si(churn.warmup), MB(churn.warm.rss), MB(churn.warm.heapTotal), MB(churn.warm.heapUsed), churn.warm.cacheSize],
@@ -544,24 +629,35 @@ async function main(): Promise<void> {
     const ratioPar = paired('par2', 'vigil', 'execsnoop', cpuPerK);
     const cpuOk = ratioSeq <= 3 && ratioPar <= 3;
     let t2 = `**Agent CPU per exec ≤ 3× execsnoop's: ${cpuOk ? 'met' : 'NOT met'}.** vigil used ${fixed(med('seq', 'vigil', cpuPerK), 3)} CPU-s per 1,000 execs sequentially and ${fixed(med('par2', 'vigil', cpuPerK), 3)} with 2 workers, against execsnoop's ${fixed(med('seq', 'execsnoop', cpuPerK), 3)} and ${fixed(med('par2', 'execsnoop', cpuPerK), 3)}: ×${fixed(ratioSeq)} and ×${fixed(ratioPar)}.`;
-    // Attribution from the synthetic path: what the record path costs without the kernel, the loop or I/O.
+    // Attribution: the record path measured alone over synthetic records, the event loop's wakeups (drains
+    // and writer flushes, each costing a wakeup measured here), and the threads the CPU was spent on.
     const liveUsPerExec = (med('seq', 'vigil', cpuPerK) * 1e6) / 1000;
     const pathUs = churn.enriched_ns_per_cycle / 1000;
     const rec = median(vigilRuns.map((r) => (r.agent?.reader ? r.agent.reader.received / r.storm.execs : NaN)));
-    const drains = median(vigilRuns.filter((r) => r.mode === 'seq').map((r) => (r.agent?.reader ? r.agent.reader.drains / r.storm.execs : NaN)));
-    t2 += ` Where it goes: vigil handles ${fixed(rec, 1)} records per exec (fork, exec and exit, where execsnoop handles one). Their whole path — ring read, decode, cache with scrubbing, enrichment and the JSON line — costs ${fixed(pathUs, 1)} µs per exec over synthetic records (decode alone ${fixed((churn.decode_ns_per_record * 3) / 1000, 1)} µs per fork+exec+exit), against ${fixed(liveUsPerExec, 0)} µs per exec live.`;
-    t2 += ` The other ~${fixed(Math.max(0, 1 - pathUs / liveUsPerExec) * 100, 0)} % is the live setting around that path: at ~1,000 execs/s the reader's 1 ms batching finds about one exec per pass (${fixed(drains, 2)} drains per exec sequentially), so every exec also pays a timer wakeup and a turn of the event loop, and the garbage of each exec (decoded strings, scrubbed copies, cache entries kept 30 s after exit) is collected by V8 on the main thread and its helper threads, all of which process.cpuUsage() counts. execsnoop, in C, formats one line per exec with printf and does nothing else.`;
+    const perExec = (m: ModeId, f: (a: AgentReport) => number) => median(of(m, 'vigil').map((r) => (r.agent ? f(r.agent) / r.storm.execs : NaN)));
+    const drainsSeq = perExec('seq', (a) => a.reader?.drains ?? NaN);
+    const drainsPar = perExec('par2', (a) => a.reader?.drains ?? NaN);
+    const flushesSeq = perExec('seq', (a) => a.writer.flushes);
+    const mainSeq = perExec('seq', (a) => a.thread_cpu_s.main) * 1e6;
+    const v8Seq = perExec('seq', (a) => a.thread_cpu_s.v8) * 1e6;
+    const mainPar = perExec('par2', (a) => a.thread_cpu_s.main) * 1e6;
+    const v8Par = perExec('par2', (a) => a.thread_cpu_s.v8) * 1e6;
+    t2 += ` Where it goes: vigil handles ${fixed(rec, 1)} records per exec (fork, exec and exit, where execsnoop handles one). Their whole path — ring read, decode, cache with scrubbing, enrichment and the JSON line — costs ${fixed(pathUs, 1)} µs per exec over synthetic records in a warm loop (decode alone ${fixed((churn.decode_ns_per_record * 3) / 1000, 1)} µs per fork+exec+exit), against ${fixed(liveUsPerExec, 0)} µs per exec live.`;
+    t2 += ` Live, the main thread used ${fixed(mainSeq, 0)} µs per exec sequentially (${fixed(mainPar, 0)} with 2 workers) and V8's helper threads, which do most of the garbage collection, ${fixed(v8Seq, 0)} (${fixed(v8Par, 0)}).`;
+    t2 += ` Every turn of the event loop costs CPU whatever it does: here ${fixed(wake1, 0)} µs for an empty wakeup on a 1 ms timer and ${fixed(wake16, 0)} µs on a 16 ms one (bench/exec/wake.ts; the VM's timer wakeups are dear, and a C program's epoll_wait measured 22-40 µs).`;
+    t2 += ` The reader's batching delay grows from 1 ms to at most 16 ms while its batches stay small (src/ringbuf/ringbuf.ts, DrainPacer), so it drained ${fixed(drainsSeq, 3)} times per exec sequentially and ${fixed(drainsPar, 3)} times with 2 workers (with a fixed 1 ms delay it was ~0.8 per exec), and the writer flushed ${fixed(flushesSeq, 3)} times per exec: about ${fixed((drainsSeq + flushesSeq) * wake16, 0)} µs per exec of wakeups.`;
+    t2 += ` The rest is the path itself running colder than in the synthetic loop (after each ~16 ms sleep), and the collection of its garbage (~8 KiB allocated per exec: decoded strings, the event, the JSON line; cache entries kept 30 s after exit). execsnoop, in C, formats one line per exec with printf and does nothing else.`;
     verdicts.push(t2);
 
     const rssOk = herdRss < 150 * 2 ** 20;
-    let t3 = `**RSS < 150 MB with ${HERD_N} live processes cached: ${rssOk ? 'met' : 'NOT met'}.** ${MB(herdRss)} MiB with ${herd.report.cache.live} live processes in the cache (snapshot of ${herd.ready.snapshot}).`;
-    t3 += ` A forced GC brings it to ${MB(herd.report.memory_after_gc.rss)} MiB. Of the ${MB(herdRss)} MiB, ${MB(herdRing)} MiB is the 16 MiB event ring, which the reader maps twice (kernel memory, counted twice in RSS), ${MB(herdFile)} MiB file-backed (mostly the Node binary) and ${MB(herdAnon)} MiB anonymous, mostly V8's heap: ${MB(herd.report.memory.heapTotal)} MiB reserved after the snapshot's garbage, ${MB(herdHeapGc)} MiB live after a GC. The snapshot took ${fixed(herd.ready.startup_ms / 1000, 1)} s (start-up included).`;
+    let t3 = `**RSS < 150 MB with ${HERD_N} live processes cached: ${rssOk ? 'met' : 'NOT met'}.** ${MB(herdRss)} MiB with ${herd.report.cache.live} live processes in the cache (snapshot of ${herd.ready.snapshot}), ${MB(herdTuned.rss.rss)} MiB with Node's compile cache and ${TUNED_FLAGS.join(' ')} (settings a launcher would have to pass; bin/vigil does not yet).`;
+    t3 += ` Of the ${MB(herdRss)} MiB, ${MB(herdRing)} MiB is the 16 MiB event ring (kernel memory, mapped once), ${MB(herdFile)} MiB file-backed (mostly the Node binary's own pages) and ${MB(herdAnon)} MiB anonymous, mostly V8's heap: ${MB(herd.report.memory.heapTotal)} MiB reserved, ${MB(herdHeapGc)} MiB live after a GC; a forced GC brings RSS to ${MB(herd.report.memory_after_gc.rss)} MiB. The snapshot, read and applied one process at a time, took ${fixed(herd.ready.startup_ms / 1000, 1)} s (start-up included).`;
     const readyHeap = median(vigilRuns.map((r) => r.ready?.heapAfterGc ?? NaN));
     const readyLive = median(vigilRuns.map((r) => r.ready?.live ?? NaN));
     const perProcess = (herd.ready.heapAfterGc - readyHeap) / (herd.ready.live - readyLive);
-    t3 += ` With ${fixed(readySnap, 0)} processes the agent is already at ${MB(readyRss)} MiB at ready: the floor is Node (≈ 43 MiB), its TypeScript stripping (≈ 18 MiB), koffi, libbpf and the sources (≈ 99 MiB before any BPF), plus the ring's double mapping.`;
-    t3 += ` The cache adds ${fixed(perProcess, 0)} bytes of JS heap per live process here (compared at ready, after a GC; an entry holds the image with argv and the scrubbed env names, creds, namespaces and lineage links; these processes have ${BENCH_ENV.length} environment variables each).`;
-    t3 += ` Measured on its own over synthetic records, a cached exec'd process holds ${fixed(churn.retained_bytes_per_process, 0)} bytes of heap with those ${churn.env_vars} variables and ${fixed(churn.retained_bytes_per_process_no_env, 0)} bytes with env capture off: about ${fixed((churn.retained_bytes_per_process - churn.retained_bytes_per_process_no_env) / churn.env_vars, 0)} bytes per variable kept (a {name} object and its string), which is what dominates.`;
+    t3 += ` The floor: Node alone is ${MB(baselines.node.rss)} MiB; loading the agent's modules takes it to ${MB(baselines.modules.rss)} MiB, of which ${MB(baselines.modules.rss - baselines.cached.rss)} MiB is Node's TypeScript stripper (gone when the stripped sources come from Node's compile cache: ${MB(baselines.cached.rss)} MiB); with ${fixed(readySnap, 0)} processes the agent is at ${MB(readyRss)} MiB at ready (BPF loaded, ring mapped).`;
+    t3 += ` The cache adds ${fixed(perProcess, 0)} bytes of JS heap per live process here (compared at ready, after a GC; an entry holds its image with argv, creds, namespaces and lineage links; the scrubbed environment, executable path and credentials are shared by the processes that have the same ones).`;
+    t3 += ` Measured on its own over synthetic records, a cached exec'd process holds ${fixed(churn.retained_bytes_per_process, 0)} bytes of heap with ${churn.env_vars} environment variables and ${fixed(churn.retained_bytes_per_process_no_env, 0)} bytes with env capture off.`;
     verdicts.push(t3);
 
     const flatOk = Math.abs(churn.rss_change) <= 0.05;
@@ -585,11 +681,12 @@ async function main(): Promise<void> {
     const notes = [
       `Storm: \`build/bench/exec_storm\` (bench/c/exec_storm.c), ${EXECS} × fork + execve("/bin/true", ["true", "${MARKER}", run, i]) + waitpid per run, unpinned; the parallel mode splits them over 2 worker processes. Wall time is the storm's own, from "go" to its last waitpid. The storm and the herd run with a fixed shell-like environment of ${BENCH_ENV.length} variables (${BENCH_ENV.join('\0').length + 1} bytes, two of them secrets), the same as the churn's records.`,
       `Each configuration ran ${REPS} times, alternating (none, vigil, execsnoop, sequential then parallel, then again); tables show medians; ratios are taken within a round, then the median. The whole benchmark took ${fixed(elapsedS, 0)} s.`,
-      `vigil: \`bench/exec/agent.ts\`, a ProcessResolver in BPF mode on its defaults (argv up to 128 KiB, env up to 32 KiB, threads, credentials; exited processes kept 30 s), probes attached: ${agentProbes.join(', ') || '–'}. Every exec event becomes one JSON line (~${fixed(median(vigilRuns.map((r) => (r.agent ? r.agent.writer.bytes / Math.max(1, r.agent.writer.lines) : NaN))), 0)} bytes: lineage, user and group names, creds, container ids, scrubbed argv, env names) written through a WriteStream in 50 ms batches.`,
+      `vigil: \`bench/exec/agent.ts\`, a ProcessResolver in BPF mode on its defaults (argv up to 128 KiB, env up to 32 KiB, threads, credentials; exited processes kept 30 s), probes attached: ${agentProbes.join(', ') || '–'}. Every exec event becomes one JSON line (~${fixed(median(vigilRuns.map((r) => (r.agent ? r.agent.writer.bytes / Math.max(1, r.agent.writer.lines) : NaN))), 0)} bytes: lineage, user and group names, creds, container ids, scrubbed argv, and the scrubbed environment: names, with values only for allow-listed variables, as the agent outputs it) written through a WriteStream in 50 ms batches.`,
       'Wall overhead has two parts: the consumer\'s CPU competing with the storm for 2 cores, and work in the kernel on the storm\'s own time. On this kernel (no fentry, no kprobes) vigil\'s credential tracking falls back to 9 syscall-exit tracepoints, which put every syscall of the machine on the slow path while attached (KERNEL-NOTES.md); execsnoop attaches execve\'s syscall tracepoints, with the same effect.',
       'The storm\'s children copy their path and argv onto their own stack before execve, as a shell\'s children do. With them in .rodata pages that fork did not map into the child, execsnoop (which reads them at sys_enter_execve with a probe read that cannot fault pages in) reports such execs with an empty command line; vigil reads argv from the new image at sched_process_exec and gets it either way.',
       `execsnoop: libbpf-tools ${execsnoopVersion(execsnoop)} (\`${execsnoop}\`), default options, stdout to a file (block-buffered by stdio). It hooks the execve syscall tracepoints and reports execs only; its perf buffer wakes it per event.`,
       'CPU: vigil\'s is process.cpuUsage() (all threads) from "ready" (sensor loaded, /proc snapshot done) through the final drain and file close; execsnoop\'s is the sum of its threads\' schedstat on-CPU time from "blocked in its poll loop" until it is idle again after the storm. Start-up is excluded for both. "Reported" counts distinct storm indices in each consumer\'s output file; a sentinel exec before "go" proves each was attached in time.',
+      `Memory: RSS, anonymous and file-backed parts from /proc/<pid>/status, the ring's mapping from smaps, 1 s after the agent is ready. The first three rows are child processes that load the agent's modules and stop (\`bench/exec/baseline.ts\`); "from Node's compile cache" ran with NODE_COMPILE_CACHE set to a private directory that an earlier run filled, so Node read the stripped sources from disk and never loaded its type stripper. The last row's agent ran with that cache and ${TUNED_FLAGS.join(' ')} (a young generation of at most 2 × 2 MiB instead of 2 × 16 MiB); the storms ran on Node's defaults, as bin/vigil starts the agent.`,
       `Churn: \`bench/exec/churn.ts\`, synthetic records laid out as the sensor writes them (layout.generated.ts), pids cycling over 31,000 values, through RingConsumer.drain → ProcessResolver.handleRecord in batches of 256 cycles, exited-grace 50 ms so eviction runs throughout; memory sampled after a forced GC once evictions caught up. RSS includes V8's heap reservation (heapTotal), which follows the allocation rate rather than what is retained: the live heap is the sharper leak signal.`,
       `Machine load: 1-min load average ${fixed(load0)} at start, ${fixed(load1)} at end (other work on a shared machine makes absolute rates drift; ratios are paired within a round).`,
     ];

@@ -1,0 +1,101 @@
+// bench/pipeline, vigil's side of the live run: the real Agent (src/agent/agent.ts: shared ring, process,
+// cgroup and syscall sensors, the ring reader, the pipeline, the container resolver) with the bench's
+// configuration, writing JSON lines through the real file sink to a real file.
+//
+// usage: node bench/pipeline/agent.ts OUT_FILE
+//   prints {"ready":true,...} once the agent runs; on SIGTERM reads the ring to its end, waits for
+//   the file sink to have written everything, and prints its counts and the CPU it used since ready (user and
+//   system time of the whole process, the sink's writes on libuv's threads included); then stops the agent.
+//   VIGIL_BENCH_TRACE=1 prints the counters every 250 ms on stderr; VIGIL_BENCH_PROFILE=FILE writes a CPU
+//   profile of ready → stop there (diagnostics).
+import fs from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import path from 'node:path';
+import { Agent } from '../../src/agent/agent.ts';
+import { FileSink } from '../../src/sinks/file.ts';
+import { benchConfig } from './config.ts';
+
+const [out] = process.argv.slice(2);
+if (!out) {
+  process.stderr.write('usage: agent.ts OUT_FILE\n');
+  process.exit(2);
+}
+
+fs.rmSync(out, { force: true });
+const dir = fs.mkdtempSync(path.join(path.dirname(out), 'vigil-bench-agent-'));
+// No API, no store, no stdout: the file sink is the only output.
+const config = benchConfig({ agent: { dataDir: path.join(dir, 'data'), socket: path.join(dir, 'vigil.sock') }, sinks: { stdout: { enabled: false }, store: { enabled: false } } });
+const sink = new FileSink({ path: out, maxSizeBytes: 2 ** 40 });
+const agent = new Agent({ config, sinks: [sink] });
+let stopped = false;
+async function stop(): Promise<void> {
+  if (stopped) return;
+  stopped = true;
+  await agent.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+try {
+  await agent.start();
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  // VIGIL_BENCH_PROFILE=FILE: a CPU profile of ready → stop (diagnostics). Started after the sensors loaded:
+  // the profiler's SIGPROF interrupts the verifier, and a load would fail.
+  let session: Session | undefined;
+  if (process.env.VIGIL_BENCH_PROFILE) {
+    session = new Session();
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
+  process.stdout.write(`${JSON.stringify({ ready: true, pid: process.pid })}\n`);
+  // VIGIL_BENCH_TRACE=1: the counters every 250 ms on stderr (diagnostics).
+  if (process.env.VIGIL_BENCH_TRACE) {
+    setInterval(() => {
+      const st = agent.status();
+      const k = st.sinks[sink.name]!;
+      process.stderr.write(`trace received ${st.reader?.received} emitted ${st.pipeline.emitted} buffered ${st.pipeline.buffered} sink queued ${k.queued} sent ${k.sent} dropped ${JSON.stringify(k.dropped)} kernel lost ${st.kernel.reserveFailed}\n`);
+    }, 250).unref();
+  }
+  await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
+  // The generator is done: let the reader take the backlog at its own pace (a synchronous drain of a full
+  // ring would hand the sink more lines in one turn than its queue holds), until it has every record the
+  // kernel had emitted when we were told to stop.
+  const target = agent.kernelCounters().emitted;
+  const sleep = () => new Promise((r) => setTimeout(r, 5));
+  while ((agent.status().reader?.received ?? target) < target) await sleep();
+  // And the reorder window releases what it holds on its own timer (agent.drain() would also read the ring
+  // to its end in one synchronous go: the machine's other activity, too).
+  for (let i = 0; i < 200 && agent.status().pipeline.buffered > 0; i++) await sleep();
+  await sink.flush();
+  const cpu = process.cpuUsage(c0);
+  const doneNs = Number(process.hrtime.bigint()); // CLOCK_MONOTONIC, as the generator's stamps
+  if (session) {
+    const { profile } = await session.post('Profiler.stop');
+    fs.writeFileSync(process.env.VIGIL_BENCH_PROFILE!, JSON.stringify(profile));
+    session.disconnect();
+  }
+  const wall = (performance.now() - t0) / 1000;
+  const st = agent.status();
+  process.stdout.write(
+    `${JSON.stringify({
+      records: st.pipeline.records,
+      events: st.pipeline.emitted,
+      decoded: st.pipeline.decoded,
+      received: st.reader?.received ?? 0,
+      drains: st.reader?.drains ?? 0,
+      wakeups: st.reader?.wakeups ?? 0,
+      kernel: { emitted: st.kernel.emitted, reserveFailed: st.kernel.reserveFailed },
+      sink: { received: st.sinks[sink.name]?.received, sent: st.sinks[sink.name]?.sent, dropped: st.sinks[sink.name]?.dropped },
+      wall_s: wall,
+      done_ns: doneNs,
+      utime_s: cpu.user / 1e6,
+      stime_s: cpu.system / 1e6,
+    })}\n`,
+  );
+  await stop();
+} catch (err) {
+  process.stderr.write(`agent: ${(err as Error).stack ?? err}\n`);
+  await stop().catch(() => {});
+  process.exitCode = 1;
+}

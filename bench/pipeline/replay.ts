@@ -1,0 +1,188 @@
+// bench/pipeline, vigil's side of the replay: the recorded ring records fed through the agent's pipeline
+// exactly as the ring reader feeds it (Pipeline.handleRecord over a DataView, in batches, yielding to the
+// event loop between batches as the reader's 1 ms drains do): decode, reorder window, process cache updates,
+// enrichment (process, parent, ancestry, user name, container) against a cache seeded from the recording's
+// /proc snapshot, routing, one JSON serialisation, and the real file sink writing JSON lines to a real file.
+//
+// usage: node bench/pipeline/replay.ts RECORDING_DIR LOOPS_FILE PASSES WARM OUT_FILE [STAGE]
+//   LOOPS_FILE holds PASSES shifted passes of the recording (recording.ts); the first WARM passes warm the
+//   JIT and the cache and are not timed. Prints one JSON line with counts, wall time and CPU time of the rest.
+//   STAGE stops the pipeline early, for the breakdown of where the time goes (differences between stages):
+//     decode  the decoders alone, record by record
+//     state   the pipeline up to its state: decode, reorder window, process cache, container resolver; no
+//             event is wanted, so none is enriched or serialised
+//     line    the whole pipeline, lines handed to a sink that discards them: no file
+//     full    everything, the file sink included (default)
+//   VIGIL_BENCH_PROFILE=FILE writes a CPU profile of the timed passes there, VIGIL_BENCH_HEAP=FILE a sampled
+//   allocation profile (garbage included) instead (diagnostics).
+import fs from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { detectCgroupLayout } from '../../src/containers/cgroups.ts';
+import { ContainerResolver } from '../../src/containers/resolver.ts';
+import { opcodeOf } from '../../src/events/decode.ts';
+import { calibrate } from '../../src/pipeline/clock.ts';
+import { Pipeline } from '../../src/pipeline/pipeline.ts';
+import { Router } from '../../src/pipeline/router.ts';
+import type { Sink, SinkStats } from '../../src/pipeline/types.ts';
+import { enrichUserName, pipelineTables } from '../../src/pipeline/tables.ts';
+import { ProcessCache } from '../../src/process/cache.ts';
+import { Scrubber } from '../../src/process/scrub.ts';
+import { UserResolver } from '../../src/process/users.ts';
+import { FileSink } from '../../src/sinks/file.ts';
+import { normalizeSyscallConfig } from '../../src/syscalls/config.ts';
+import { benchConfig, syscallConfigOf } from './config.ts';
+import { FRAME, readRecording } from './recording.ts';
+
+const [dir, loopsFile, passesArg, warmArg, out, stageArg = 'full'] = process.argv.slice(2);
+const PASSES = Number(passesArg);
+const WARM = Number(warmArg);
+const STAGES = ['decode', 'state', 'line', 'full'] as const;
+const STAGE = stageArg as (typeof STAGES)[number];
+if (!dir || !loopsFile || !out || !(PASSES >= 1) || !(WARM >= 0 && WARM < PASSES) || !STAGES.includes(STAGE)) {
+  process.stderr.write('usage: replay.ts RECORDING_DIR LOOPS_FILE PASSES WARM OUT_FILE [decode|state|line|full]\n');
+  process.exit(2);
+}
+/** Records per event-loop turn: what one 1 ms drain of the ring reader hands over at about 1 M records/s. */
+const BATCH = 1024;
+/** The sink's queue is bounded (100 k lines): above this many queued lines the feeder waits for the disk. */
+const BACKPRESSURE = 50_000;
+
+const { meta } = readRecording(dir);
+const cfg = benchConfig();
+const tables = pipelineTables(cfg.events, normalizeSyscallConfig(syscallConfigOf(cfg)).ops);
+const users = new UserResolver();
+// The cache the agent's ProcessResolver builds, minus the kernel-map and /proc lookups: this machine's /proc
+// says nothing about the recorded processes (every one of them is in the snapshot or forked in the stream).
+const cache = new ProcessCache({
+  scrubber: new Scrubber(cfg.process.scrub),
+  exitedGraceMs: cfg.process.exitedGraceSeconds * 1000,
+  maxEntries: cfg.process.maxEntries,
+});
+for (const p of meta.snapshot) cache.apply(p);
+// Real container resolution over this machine's cgroups; no runtime clients, so nothing is queried.
+const containers = new ContainerResolver({ layout: detectCgroupLayout(), clients: [], expiryMs: cfg.containers.expirySeconds * 1000 });
+containers.start();
+const router = new Router(cfg.pipeline.subscriberQueue);
+fs.rmSync(out, { force: true });
+const sink = new FileSink({ path: out, maxSizeBytes: 2 ** 40 });
+calibrate();
+/** The 'line' stage's sink: takes lines and drops them, to tell the file's cost from the pipeline's. */
+class DiscardSink implements Sink {
+  readonly name = 'discard';
+  received = 0;
+  write(): void {
+    this.received++;
+  }
+  writeLine(): void {
+    this.received++;
+  }
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+  stats(): SinkStats {
+    return { received: this.received, sent: this.received, dropped: {}, queued: 0, retries: 0 };
+  }
+}
+const discard = new DiscardSink();
+
+const pipeline = new Pipeline({
+  ...tables,
+  // 'state': nothing is wanted, every record stops after the state updates.
+  types: STAGE === 'state' ? new Set<string>() : tables.types,
+  cache,
+  containers,
+  enrich: { userName: enrichUserName(users) },
+  router,
+  sinks: STAGE === 'line' ? [discard] : [sink],
+  reorderWindowMs: cfg.pipeline.reorderWindowMs,
+  holdForEnrichmentMs: cfg.pipeline.holdForEnrichmentMs,
+});
+
+const buf = fs.readFileSync(loopsFile);
+const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+const passBytes = buf.length / PASSES;
+if (!Number.isInteger(passBytes)) throw new Error(`${loopsFile}: ${buf.length} bytes is not ${PASSES} equal passes`);
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+/** The decoders alone, as the pipeline calls them. */
+const decodeOnly = (v: DataView, off: number, len: number): void => {
+  tables.decoders.get(opcodeOf(v, off, len))?.(v, off, len);
+};
+
+let fed = 0;
+
+/** Feeds bytes [from, to) of the loops file, record by record, as the ring reader would. */
+async function feed(from: number, to: number): Promise<void> {
+  const handle = STAGE === 'decode' ? decodeOnly : pipeline.handleRecord;
+  let p = from;
+  while (p < to) {
+    for (let n = 0; n < BATCH && p < to; n++) {
+      const len = view.getUint32(p, true);
+      handle(view, p + FRAME, len);
+      p += FRAME + ((len + 7) & ~7);
+      fed++;
+    }
+    if (sink.stats().queued > BACKPRESSURE) await sink.flush();
+    else await tick();
+  }
+}
+
+await feed(0, WARM * passBytes);
+pipeline.flush();
+await sink.flush();
+
+let session: Session | undefined;
+if (process.env.VIGIL_BENCH_PROFILE) {
+  session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+}
+if (process.env.VIGIL_BENCH_HEAP) {
+  session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.enable');
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true } as never);
+}
+const before = pipeline.counters();
+const fed0 = fed;
+const t0 = performance.now();
+const c0 = process.cpuUsage();
+await feed(WARM * passBytes, buf.length);
+pipeline.flush();
+await sink.flush();
+const c1 = process.cpuUsage(c0);
+const wall = (performance.now() - t0) / 1000;
+const after = pipeline.counters();
+if (session && process.env.VIGIL_BENCH_HEAP) {
+  const { profile } = await session.post('HeapProfiler.stopSampling');
+  fs.writeFileSync(process.env.VIGIL_BENCH_HEAP, JSON.stringify(profile));
+  session.disconnect();
+} else if (session) {
+  const { profile } = await session.post('Profiler.stop');
+  fs.writeFileSync(process.env.VIGIL_BENCH_PROFILE!, JSON.stringify(profile));
+  session.disconnect();
+}
+await sink.close();
+const st = sink.stats();
+const cs = cache.stats();
+process.stdout.write(
+  `${JSON.stringify({
+    stage: STAGE,
+    records: fed - fed0,
+    events: after.emitted - before.emitted,
+    decodeErrors: after.dropped.decodeError,
+    unknownOpcode: after.dropped.unknownOpcode,
+    filtered: after.dropped.filtered,
+    internal: after.internal - before.internal,
+    wall_s: wall,
+    utime_s: c1.user / 1e6,
+    stime_s: c1.system / 1e6,
+    sink: { received: st.received, sent: st.sent, dropped: st.dropped },
+    bytes: fs.existsSync(out) ? fs.statSync(out).size : 0,
+    cache: { size: cs.size, live: cs.live, heldTotal: cs.heldTotal, heldFallback: cs.heldFallback, brokenLineage: cs.brokenLineage },
+    containers: containers.stats().lookups,
+    rss: process.memoryUsage().rss,
+  })}\n`,
+);
+containers.stop();
+cache.close();
