@@ -2,7 +2,8 @@
 // container cgroups, one set of per-CPU loss counters), starts the sensors, the process and container
 // resolvers and the pipeline, the sinks and the API; and stops all of it in the right order, once, on
 // SIGINT/SIGTERM or on error: sensors detached first (no new records), then the ring drained to the end,
-// then the pipeline flushed into the sinks, then sinks, API and maps closed.
+// then the pipeline flushed into the sinks, then the sensors' programs and maps released, then sinks, API
+// and maps closed.
 import fs from 'node:fs';
 import { MapType } from '../bpf/constants.ts';
 import { NotSupportedError, PermissionError } from '../bpf/errors.ts';
@@ -15,8 +16,6 @@ import { ContainerResolver } from '../containers/resolver.ts';
 import { detectRuntimeClients } from '../containers/runtimes/detect.ts';
 import type { RuntimeClient } from '../containers/runtimes/types.ts';
 import { cgroupSensorSpec } from '../containers/sensor.ts';
-import { decodeCgroup, decodeComm, decodeCredsEvent, decodeExec, decodeExit, decodeFork, decodeSyscallEvent } from '../events/decode.ts';
-import { VIGIL_OPCODE } from '../events/layout.generated.ts';
 import { Manager, type ManagerStats } from '../manager/manager.ts';
 import { procConnectorFallback } from '../process/connector.ts';
 import { ProcessResolver } from '../process/resolver.ts';
@@ -26,13 +25,14 @@ import { RingBufReader, type EventReader } from '../ringbuf/ringbuf.ts';
 import { createSinks } from '../sinks/index.ts';
 import type { Store } from '../store/store.ts';
 import { calibrate } from '../pipeline/clock.ts';
-import { processOutputs } from '../pipeline/outputs.ts';
-import { Pipeline, type Decoded, type OutputShaper, type PipelineCounters, type RecordDecoder } from '../pipeline/pipeline.ts';
+import { Pipeline, type Decoded, type PipelineCounters } from '../pipeline/pipeline.ts';
+import { enrichUserName, pipelineTables } from '../pipeline/tables.ts';
 import { Router } from '../pipeline/router.ts';
-import { syscallOutput } from '../pipeline/outputs.ts';
+import { enableRunTimeStats, type StatsHandle } from '../bpf/stats.ts';
 import { SyscallSensor, type SyscallSensorStats } from '../syscalls/sensor.ts';
 import type { SyscallSensorConfig } from '../syscalls/config.ts';
 import type { Sink, SinkStats } from '../pipeline/types.ts';
+import { account, type Accounting } from './accounting.ts';
 
 export type AgentState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
@@ -48,9 +48,12 @@ export interface AgentStatus {
   pipeline: PipelineCounters;
   process: ReturnType<ProcessResolver['stats']>['cache'] & { state: string };
   containers: ReturnType<ContainerResolver['stats']> | undefined;
-  syscalls: Omit<SyscallSensorStats, 'manager'> | undefined;
+  /** The syscall sensor's state and in-kernel filter counters; its events are counted by the pipeline (byType). */
+  syscalls: Omit<SyscallSensorStats, 'manager' | 'events' | 'decodeErrors' | 'handlerErrors'> | undefined;
   sinks: Record<string, SinkStats>;
   subscribers: ReturnType<Router['stats']>;
+  /** Where every record went: kernel emitted = delivered + counted drops, per sink (final once stopped). */
+  accounting: Accounting;
   features: Record<string, { supported: boolean; reason: string }>;
 }
 
@@ -80,11 +83,14 @@ export class Agent {
   #syscalls: SyscallSensor | undefined;
   #layout: CgroupLayoutInfo | undefined;
   #managers: Manager[] = [];
+  #probeStats: StatsHandle | undefined;
   #pipeline: Pipeline | undefined;
   #sinks: Sink[] = [];
   #store: Store | undefined;
   #users = new UserResolver();
   #stopping: Promise<void> | undefined;
+  /** Counters taken at stop, after the last record was read and the sinks closed, before the maps closed. */
+  #final: { kernel: AgentStatus['kernel']; accounting: Accounting } | undefined;
 
   constructor(o: AgentOptions) {
     this.#o = o;
@@ -164,28 +170,7 @@ export class Agent {
     }
     this.#layout = detectCgroupLayout();
 
-    const types = new Set<string>();
-    for (const [t, on] of Object.entries(cfg.events.process)) if (on) types.add(t);
-    if (cfg.events.containers) {
-      types.add('container_started');
-      types.add('container_stopped');
-    }
-    const decoders = new Map<number, RecordDecoder>([
-      [VIGIL_OPCODE.EXEC, decodeExec],
-      [VIGIL_OPCODE.FORK, decodeFork],
-      [VIGIL_OPCODE.EXIT, decodeExit],
-      [VIGIL_OPCODE.CREDS, decodeCredsEvent],
-      [VIGIL_OPCODE.COMM, decodeComm],
-      [VIGIL_OPCODE.CGROUP, decodeCgroup],
-      [VIGIL_OPCODE.FILE, decodeSyscallEvent],
-      [VIGIL_OPCODE.NET, decodeSyscallEvent],
-      [VIGIL_OPCODE.SYS, decodeSyscallEvent],
-    ] as [number, RecordDecoder][]);
-    const outputs = new Map<string, OutputShaper>(processOutputs);
-    for (const op of probeSyscalls.config.ops) {
-      types.add(op);
-      outputs.set(op, syscallOutput);
-    }
+    const { decoders, outputs, types } = pipelineTables(cfg.events, probeSyscalls.config.ops);
 
     this.#process = new ProcessResolver({
       mode: bpf ? 'bpf' : 'procfs',
@@ -209,7 +194,7 @@ export class Agent {
       outputs,
       cache: this.#process.cache,
       containers: this.#containers,
-      enrich: { userName: (e) => (e.creds ? this.#users.userName(e.creds.uid, e.ns && e.ns.mntns ? { pid: e.pid, mntns: e.ns.mntns } : undefined) : undefined) },
+      enrich: { userName: enrichUserName(this.#users) },
       router: this.router,
       sinks: this.#sinks,
       types,
@@ -243,7 +228,7 @@ export class Agent {
         this.#managers.push(this.#syscalls.manager!);
       }
     } else {
-      this.#step(`no BPF (${whyNot}); using the proc connector and /proc`);
+      this.#step(whyNot ? `no BPF (${whyNot}); using the proc connector and /proc` : 'process.mode is procfs: using the proc connector and /proc, no BPF');
       this.#process.start({ feed: (ev) => this.#pipeline!.feed(ev as Decoded) });
     }
 
@@ -254,6 +239,7 @@ export class Agent {
     }
 
     if (bpf) {
+      if (this.config.agent.probeStats) this.#probeStats = enableRunTimeStats();
       this.#step('reading events');
       this.#startReader();
     }
@@ -292,7 +278,7 @@ export class Agent {
   kernelCounters(): AgentStatus['kernel'] {
     const out = { emitted: 0, reserveFailed: 0, outputFailed: 0, lostByOpcode: {} as Record<number, number> };
     const stats = this.#maps.vigil_stats;
-    if (!stats) return out;
+    if (!stats) return this.#final?.kernel ?? out;
     const sum = (m: BpfMap, v: Buffer) => m.perCpu(v).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0);
     for (const [k, v] of stats.lookupAll()) {
       const i = k.readUInt32LE(0);
@@ -309,8 +295,32 @@ export class Agent {
     return out;
   }
 
+  /**
+   * Where every record went (see accounting.ts). While running, one snapshot with records in flight; after
+   * stop(), the final and exact one. Never throws for agent states: before start it is all zeros.
+   */
+  accounting(): Accounting {
+    if (this.#final) return this.#final.accounting;
+    // The kernel first: the reader and pipeline counters read after it only move on this thread, so
+    // `unread` is never negative by more than the records being submitted at this instant.
+    const kernel = this.kernelCounters();
+    return account({ kernel, reader: this.#reader?.stats(), pipeline: this.#pipelineCounters(), sinks: this.#sinkStats(), final: false });
+  }
+
+  #pipelineCounters(): PipelineCounters {
+    return this.#pipeline?.counters() ?? { records: 0, decoded: 0, dropped: { decodeError: 0, unknownOpcode: 0, filtered: 0 }, heldOverflow: 0, internal: 0, emitted: 0, synthetic: 0, buffered: 0, reorder: { late: 0, reordered: 0 }, byType: {} };
+  }
+
+  #sinkStats(): Record<string, SinkStats> {
+    return Object.fromEntries(this.#sinks.map((s) => [s.name, s.stats()]));
+  }
+
   status(): AgentStatus {
     const ps = this.#process?.stats();
+    const kernel = this.kernelCounters();
+    const reader = this.#reader?.stats();
+    const pipeline = this.#pipelineCounters();
+    const sinks = this.#sinkStats();
     return {
       state: this.#state,
       pid: process.pid,
@@ -318,15 +328,17 @@ export class Agent {
       uptimeSeconds: this.#startedAt ? Math.round((Date.now() - this.#startedAt) / 1000) : 0,
       mode: { process: ps?.mode, channel: this.#channel, cgroups: this.#layout?.layout ?? 'unknown', fallbackReason: ps?.fallbackReason },
       sensors: this.#managers.filter((m) => m.state !== 'stopped').map((m) => m.stats()),
-      reader: this.#reader ? { ...this.#reader.stats(), fill: this.#reader.fill() } : undefined,
-      kernel: this.kernelCounters(),
-      pipeline: this.#pipeline!.counters(),
+      reader: this.#reader ? { ...reader!, fill: this.#reader.fill() } : undefined,
+      kernel,
+      pipeline,
       process: { ...ps!.cache, state: ps!.state },
       containers: this.#containers?.stats(),
-      syscalls: this.#syscalls ? (({ manager: _m, ...rest }) => rest)(this.#syscalls.stats()) : undefined,
-      sinks: Object.fromEntries(this.#sinks.map((s) => [s.name, s.stats()])),
+      // The sensor's own event counters stay at zero here: its records go through the shared channel to the pipeline.
+      syscalls: this.#syscalls ? (({ manager: _m, events: _e, decodeErrors: _d, handlerErrors: _h, ...rest }) => rest)(this.#syscalls.stats()) : undefined,
+      sinks,
       subscribers: this.router.stats(),
       features: allFeatures(),
+      accounting: this.#final?.accounting ?? account({ kernel, reader, pipeline, sinks, final: false }),
     };
   }
 
@@ -334,6 +346,24 @@ export class Agent {
   drain(): void {
     if (this.#reader) while (this.#reader.drain() > 0);
     this.#pipeline?.flush();
+  }
+
+  /**
+   * Reads the ring to its end after the sensors were detached. A program that was already running when its
+   * link went away can still submit a record for a moment, so the ring is read until the reader has
+   * everything the kernel counted as emitted, seen twice a few ms apart (bounded: about a second).
+   */
+  async #drainToEnd(): Promise<void> {
+    const r = this.#reader;
+    if (!r) return;
+    while (r.drain() > 0);
+    if (this.#channel !== 'ringbuf') return;
+    let settled = 0;
+    for (let i = 0; i < 100 && settled < 2; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+      while (r.drain() > 0);
+      settled = r.stats().received === this.kernelCounters().emitted ? settled + 1 : 0;
+    }
   }
 
   /** Stops everything; safe to call twice (the second call waits for the first). */
@@ -344,22 +374,35 @@ export class Agent {
 
   async #stop(): Promise<void> {
     if (this.#state !== 'failed') this.#state = 'stopping';
-    // 1. no new records: detach every sensor (links first, per manager)
-    for (const m of [...this.#managers].reverse()) m.stop();
-    this.#managers = [];
-    this.#syscalls?.stop();
-    this.#process?.stop();
-    this.#containers?.stop();
+    // 1. no new records: detach every sensor's links, but keep its programs and maps loaded until the ring
+    //    is processed: the pipeline still needs them (the process cache looks up the process sensor's map,
+    //    and a closed object's map is freed memory).
+    for (const m of [...this.#managers].reverse()) {
+      try {
+        if (m.state === 'running') m.pause();
+      } catch {
+        // stopped below either way
+      }
+    }
     // 2. take what is already in the ring, through the pipeline, into the sinks
     try {
-      if (this.#reader) while (this.#reader.drain() > 0);
+      await this.#drainToEnd();
     } catch {
       // a reader that cannot drain still closes below
     }
+    this.#pipeline?.stop();
+    // 3. release the sensors (objects closed), the resolvers and the reader
+    for (const m of [...this.#managers].reverse()) m.stop();
+    this.#managers = [];
+    this.#probeStats?.close();
+    this.#probeStats = undefined;
+    this.#syscalls?.stop();
+    this.#process?.stop();
+    this.#containers?.stop();
+    const readerStats = this.#reader ? { ...this.#reader.stats() } : undefined;
     this.#reader?.close();
     this.#reader = undefined;
-    this.#pipeline?.stop();
-    // 3. sinks: flush and close
+    // 4. sinks: flush and close
     for (const s of this.#sinks) {
       try {
         await s.close();
@@ -367,7 +410,15 @@ export class Agent {
         // keep closing the others
       }
     }
-    // 4. the maps we own
+    // 5. the final accounting, while the kernel's counters can still be read; then the maps we own
+    if (this.#pipeline) {
+      try {
+        const kernel = this.kernelCounters();
+        this.#final = { kernel, accounting: account({ kernel, reader: readerStats, pipeline: this.#pipeline.counters(), sinks: this.#sinkStats(), final: true }) };
+      } catch {
+        // counters that cannot be read leave the accounting unfinished, never the stop
+      }
+    }
     for (const m of Object.values(this.#maps)) m.close();
     this.#maps = {};
     if (this.#state !== 'failed') this.#state = 'stopped';

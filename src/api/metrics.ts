@@ -40,6 +40,7 @@ export function createMetrics(agentRef: Agent): client.Registry {
     g.set({ stage: 'kernel', reason: 'ring_full' }, s.kernel.reserveFailed);
     g.set({ stage: 'kernel', reason: 'output_failed' }, s.kernel.outputFailed);
     g.set({ stage: 'reader', reason: 'perf_lost' }, s.reader?.lost ?? 0);
+    g.set({ stage: 'reader', reason: 'corrupt' }, s.reader?.corrupt ?? 0);
     for (const [r, n] of Object.entries(s.pipeline.dropped)) g.set({ stage: 'pipeline', reason: r }, n);
     for (const sub of s.subscribers) g.set({ stage: `subscriber:${sub.name}`, reason: 'queue_full' }, sub.dropped);
   });
@@ -68,11 +69,19 @@ export function createMetrics(agentRef: Agent): client.Registry {
     g.set({ state: 'running' }, c.running);
     g.set({ state: 'enrichment_pending' }, c.enrichPending);
   });
-  gauge('vigil_probe_run_count', 'BPF program runs (needs kernel.bpf_stats_enabled)', ['sensor', 'probe'], (g) => {
-    for (const s of agent.status().sensors) for (const p of s.probes) if (p.stats) g.set({ sensor: s.name, probe: p.id.uid ? `${p.id.fn}#${p.id.uid}` : p.id.fn }, p.stats.runCount);
-  });
-  gauge('vigil_probe_run_time_seconds', 'BPF program run time (needs kernel.bpf_stats_enabled)', ['sensor', 'probe'], (g) => {
-    for (const s of agent.status().sensors) for (const p of s.probes) if (p.stats) g.set({ sensor: s.name, probe: p.id.uid ? `${p.id.fn}#${p.id.uid}` : p.id.fn }, p.stats.runTimeNs / 1e9);
-  });
+  // The kernel counts runs per program, and one program can serve several probes (a syscall exit handler on
+  // many tracepoints): one series per program, so that sums over series are true totals.
+  const perProgram = (g: { set(labels: Record<string, string>, v: number): void }, value: (st: { runCount: number; runTimeNs: number }) => number) => {
+    const seen = new Set<number>();
+    for (const s of agent.status().sensors) {
+      for (const p of s.probes) {
+        if (!p.stats || seen.has(p.stats.id)) continue;
+        seen.add(p.stats.id);
+        g.set({ sensor: s.name, program: p.id.fn }, value(p.stats));
+      }
+    }
+  };
+  gauge('vigil_program_run_count', 'BPF program runs, per program (needs kernel.bpf_stats_enabled)', ['sensor', 'program'], (g) => perProgram(g, (st) => st.runCount));
+  gauge('vigil_program_run_time_seconds', 'BPF program run time, per program (needs kernel.bpf_stats_enabled)', ['sensor', 'program'], (g) => perProgram(g, (st) => st.runTimeNs / 1e9));
   return registry;
 }

@@ -13,6 +13,8 @@ export interface EventsFlags {
   container?: string;
   pid?: number;
   limit: number;
+  /** Keep the oldest events within the limit instead of the latest. */
+  first?: boolean;
   json?: boolean;
   socket: string;
   store?: string;
@@ -25,6 +27,7 @@ export async function eventsCommand(f: EventsFlags): Promise<number> {
   if (f.container) q.set('container', f.container);
   if (f.pid !== undefined) q.set('pid', String(f.pid));
   q.set('limit', String(f.limit));
+  if (f.first) q.set('order', 'first');
   let events: OutputEvent[];
   let from: string;
   try {
@@ -45,6 +48,7 @@ export async function eventsCommand(f: EventsFlags): Promise<number> {
         container: f.container,
         pid: f.pid,
         limit: f.limit,
+        order: f.first ? 'asc' : 'latest',
       });
     } finally {
       store.close();
@@ -55,6 +59,9 @@ export async function eventsCommand(f: EventsFlags): Promise<number> {
   let out = '';
   for (const ev of events) out += f.json ? `${JSON.stringify(ev)}\n` : `${formatText(ev, color)}\n`;
   process.stdout.write(out);
-  if (!f.json) process.stderr.write(`vigil events: ${events.length} event${events.length === 1 ? '' : 's'} from ${from}\n`);
+  if (!f.json) {
+    const more = events.length === f.limit ? ` (the limit: ${f.first ? 'later' : 'earlier'} events may exist; raise --limit or narrow --since)` : '';
+    process.stderr.write(`vigil events: ${events.length} event${events.length === 1 ? '' : 's'} from ${from}${more}\n`);
+  }
   return 0;
 }

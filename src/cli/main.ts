@@ -2,6 +2,7 @@
 // "no agent running" for commands that need one), 2 bad usage or configuration.
 import { Command, InvalidArgumentError as CliArgError, Option } from 'commander';
 import { AgentUnavailableError, apiGet } from '../api/client.ts';
+import { parseSince } from '../api/server.ts';
 import type { AgentStatus } from '../agent/agent.ts';
 import { renderPs, snapshotSource } from './ps.ts';
 import { run } from './run.ts';
@@ -11,11 +12,34 @@ import { containersCommand } from './containers.ts';
 
 const DEFAULT_SOCKET = '/run/vigil/vigil.sock';
 
-function int(name: string) {
+/** Bad usage found after parsing (options that exclude each other): printed by main(), exit code 2. */
+class UsageError extends Error {}
+
+// Option parsers: a bad value is a usage error (exit 2); commander's message names the option and the value.
+
+/** An integer option in [min, max]. */
+function int(min = 1, max = 2 ** 31 - 1) {
   return (v: string): number => {
-    if (!/^\d+$/.test(v)) throw new CliArgError(`${name} must be a positive integer, got "${v}"`);
+    if (!/^\d{1,10}$/.test(v) || Number(v) < min || Number(v) > max) throw new CliArgError(`Expected an integer from ${min} to ${max}.`);
     return Number(v);
   };
+}
+
+/** --since: checked here, so that a typo is a usage error before any agent or store is asked. */
+function since(v: string): string {
+  try {
+    parseSince(v);
+  } catch (err) {
+    throw new CliArgError(`Expected ${(err as Error).message.replace(/^since: expected /, '').replace(/, got .*$/, '')}.`);
+  }
+  return v;
+}
+
+/** --type: comma-separated event types, as the API takes them. */
+function types(v: string): string {
+  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!items.length || items.some((i) => !/^[a-z_]{2,40}$/.test(i))) throw new CliArgError('Expected comma-separated event types like exec,open.');
+  return v;
 }
 
 function collect(v: string, prev: string[] = []): string[] {
@@ -58,11 +82,12 @@ export function buildCli(): Command {
   program
     .command('events')
     .description('query stored events (from the running agent, or from the store file when it is stopped)')
-    .option('--since <duration>', 'e.g. 10m, 2h, 1d, or an ISO date')
-    .option('--type <types>', 'comma-separated event types (exec,exit,open,...)')
+    .option('--since <duration>', 'e.g. 10m, 2h, 1d, or an ISO date', since)
+    .option('--type <types>', 'comma-separated event types (exec,exit,open,...)', types)
     .option('--container <name|id>', 'only this container')
-    .option('--pid <pid>', 'only this process', int('--pid'))
-    .option('--limit <n>', 'most events', int('--limit'), 1000)
+    .option('--pid <pid>', 'only this process', int(1, 4_194_304))
+    .option('--limit <n>', 'most events (1 to 100000): the latest ones, shown oldest first', int(1, 100_000), 1000)
+    .option('--first', 'keep the oldest events within --limit instead of the latest')
     .option('--json', 'JSON Lines output')
     .option('--socket <path>', 'API socket', DEFAULT_SOCKET)
     .option('--store <path>', 'store file to read when no agent runs (default /var/lib/vigil/events.db)')
@@ -83,14 +108,14 @@ export function buildCli(): Command {
     .command('ps')
     .description('list processes with their user and container; --tree for the tree, --pid for one process and its ancestors')
     .option('--tree', 'show the process tree')
-    .option('--pid <pid>', 'one process: its ancestry (and subtree with --tree)', int('--pid'))
+    .option('--pid <pid>', 'one process: its ancestry (and subtree with --tree)', int(1, 4_194_304))
     .option('--container <name|id>', 'only processes of this container')
     .option('--json', 'JSON output')
     .option('--dot', 'Graphviz DOT output')
     .option('--no-argv', 'show the command name instead of the (scrubbed) argv')
     .option('--socket <path>', 'API socket', DEFAULT_SOCKET)
     .action(async (opts: { tree?: boolean; pid?: number; container?: string; json?: boolean; dot?: boolean; argv: boolean; socket: string }) => {
-      if (opts.json && opts.dot) throw new CliArgError('--json and --dot are exclusive');
+      if (opts.json && opts.dot) throw new UsageError('--json and --dot are exclusive: choose one output format');
       process.exitCode = await psCommand(opts);
     });
 
@@ -173,13 +198,18 @@ export async function main(argv = process.argv): Promise<void> {
     await program.parseAsync(argv);
   } catch (err) {
     const e = err as { code?: string; exitCode?: number; message?: string };
-    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return;
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return;
+    // Help asked for ("vigil help run") is a success; help shown because no command was given is a usage error.
+    if (e.code === 'commander.help') {
+      process.exitCode = e.exitCode ? 2 : 0;
+      return;
+    }
     if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
       process.exitCode = 2; // usage error: commander already printed it
       return;
     }
     process.stderr.write(`vigil: ${e.message ?? String(err)}\n`);
-    process.exitCode = err instanceof CliArgError ? 2 : 1;
+    process.exitCode = err instanceof CliArgError || err instanceof UsageError ? 2 : 1;
   }
 }
 

@@ -2,6 +2,7 @@
 // stderr, serves the API, and stops cleanly on SIGINT/SIGTERM (a second signal forces the exit). Exit codes:
 // 0 after a clean stop, 1 when the agent failed, 2 for a bad configuration (nothing was loaded then).
 import fs from 'node:fs';
+import { formatAccounting } from '../agent/accounting.ts';
 import { Agent } from '../agent/agent.ts';
 import { ApiServer } from '../api/server.ts';
 import { InvalidArgumentError } from '../bpf/errors.ts';
@@ -59,6 +60,7 @@ export async function run(f: RunFlags): Promise<number> {
   const agent = new Agent({ config: cfg, progress });
   let api: ApiServer | undefined;
   let stopping = false;
+  let startup: Promise<void> | undefined;
   let done!: (code: number) => void;
   const finished = new Promise<number>((r) => (done = r));
 
@@ -66,8 +68,14 @@ export async function run(f: RunFlags): Promise<number> {
     if (stopping) return;
     stopping = true;
     progress(`stopping (${why})`);
+    // A signal while starting (Ctrl-C during the snapshot): let the start finish or fail first, so that
+    // nothing is attached or listened on after the stop has run.
+    await startup?.catch(() => undefined);
     await api?.close();
     await agent.stop();
+    // Where every record of the run went, once nothing is in flight: the kernel's count against what each
+    // sink delivered or dropped (key=value, for people and scripts alike).
+    for (const line of formatAccounting(agent.accounting())) progress(`accounting: ${line}`);
     progress('stopped; nothing is left attached');
     done(code);
   };
@@ -83,15 +91,38 @@ export async function run(f: RunFlags): Promise<number> {
 
   try {
     api = new ApiServer(agent, { socket: cfg.agent.socket, listen: cfg.agent.listen || undefined, token: token(cfg) || undefined });
-    await agent.start();
-    await api.start();
+    const server = api;
+    startup = (async () => {
+      // A socket another agent serves is found before the kernel is touched, not after every probe loaded.
+      await server.preflight();
+      if (stopping) return;
+      await agent.start();
+      if (stopping) return;
+      await server.start();
+    })();
+    await startup;
   } catch (err) {
+    if (stopping) {
+      // Asked to stop while starting, and the start failed: the stop cleans up; the failure is the outcome.
+      await finished;
+      process.stderr.write(`vigil: ${(err as Error).message}\n`);
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+      return 1;
+    }
     process.stderr.write(`vigil: ${(err as Error).message}\n`);
     await api?.close();
     await agent.stop();
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
     return err instanceof InvalidArgumentError ? 2 : 1;
+  }
+  if (stopping) {
+    // Stopped during the start: never "running".
+    const code = await finished;
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    return code;
   }
   const st = agent.status();
   progress(`running: process ${st.mode.process}, channel ${st.mode.channel}, cgroups ${st.mode.cgroups}; ${st.process.live} processes, ${st.containers?.running ?? 0} containers; API at ${cfg.agent.socket}${cfg.agent.listen ? ` and ${cfg.agent.listen}` : ''}`);

@@ -12,22 +12,44 @@ export function formatStatus(s: AgentStatus): string {
   for (const m of s.sensors) {
     const running = m.probes.filter((p) => p.state === 'running');
     out.push(`  ${m.name}: ${m.state}, ${running.length}/${m.probes.length} probes running`);
+    // Several probes can run one program (a syscall exit handler on many tracepoints): the kernel counts
+    // runs per program, so the count is shown once, on the program's first probe.
+    const counted = new Set<number>();
     for (const p of m.probes) {
-      if (p.state === 'running') out.push(`    ✓ ${p.id.fn}  ${p.kind} ${p.target}${p.stats?.runCount ? `  runs ${n(p.stats.runCount)}` : ''}`);
-      else if (p.state === 'failed') out.push(`    ✗ ${p.id.fn}  ${p.error ?? 'failed'}`);
+      const label = p.id.uid ? `${p.id.fn}[${p.id.uid}]` : p.id.fn;
+      const progId = p.stats?.id;
+      const shared = progId !== undefined && counted.has(progId);
+      if (progId !== undefined) counted.add(progId);
+      const runs = p.stats?.runCount ? (shared ? '  (runs counted above: same program)' : `  runs ${n(p.stats.runCount)}`) : '';
+      if (p.state === 'running') out.push(`    ✓ ${label}  ${p.kind} ${p.target}${runs}`);
+      else if (p.state === 'failed') out.push(`    ✗ ${label}  ${p.error ?? 'failed'}`);
     }
   }
   const k = s.kernel;
   out.push(`kernel: emitted ${n(k.emitted)}, lost ${n(k.reserveFailed + k.outputFailed)} (ring full ${n(k.reserveFailed)}, output failed ${n(k.outputFailed)})`);
-  if (s.reader) out.push(`reader: received ${n(s.reader.received)}, lost ${n(s.reader.lost)}, wakeups ${n(s.reader.wakeups)}, drains ${n(s.reader.drains)}, ring ${(s.reader.fill * 100).toFixed(1)}% full`);
+  if (s.reader) out.push(`reader: received ${n(s.reader.received)}, lost ${n(s.reader.lost)}${s.reader.corrupt ? `, corrupt headers skipped ${n(s.reader.corrupt)}` : ''}, wakeups ${n(s.reader.wakeups)}, drains ${n(s.reader.drains)}, ring ${(s.reader.fill * 100).toFixed(1)}% full`);
   const p = s.pipeline;
   out.push(`pipeline: records ${n(p.records)}, emitted ${n(p.emitted)} (+${n(p.synthetic)} synthetic), internal ${n(p.internal)}, buffered ${n(p.buffered)}`);
   out.push(`  dropped: decode errors ${n(p.dropped.decodeError)}, unknown opcodes ${n(p.dropped.unknownOpcode)}, filtered ${n(p.dropped.filtered)}`);
   out.push(`  by type: ${Object.entries(p.byType).map(([t, c]) => `${t} ${n(c)}`).join(', ') || 'none yet'}`);
+  if (s.syscalls) {
+    const f = s.syscalls.filters;
+    out.push(`syscalls: ${s.syscalls.state}: ${s.syscalls.ops.join(', ')} (per-thread pairing in ${s.syscalls.pendingStore} storage)`);
+    if (f) {
+      out.push(`  in-kernel filters: entered ${n(f.entered)}; dropped: type off ${n(f.disabled)}, vigil itself ${n(f.self)}, scope ${n(f.scope)}, comm ${n(f.comm)}, path ${n(f.path)}, not sensitive ${n(f.notSensitive)}, request kind ${n(f.args)}; lost: no slot to pair entry and exit ${n(f.noPending)}`);
+    }
+  }
   out.push('sinks:');
   for (const [name, st] of Object.entries(s.sinks)) {
     const drops = Object.entries(st.dropped).map(([r, c]) => `${r} ${n(c)}`).join(', ');
     out.push(`  ${name}: received ${n(st.received)}, sent ${n(st.sent)}, queued ${n(st.queued)}${drops ? `, dropped ${drops}` : ''}${st.lastError ? ` — last error: ${st.lastError}` : ''}`);
+  }
+  const a = s.accounting;
+  if (a) {
+    const lost = a.kernel.lost.ringFull + a.kernel.lost.outputFailed;
+    const pd = Object.values(a.pipeline.dropped).reduce((x, y) => x + y, 0);
+    const verdict = a.balanced ? 'balanced' : `NOT balanced (${Object.entries(a.imbalance).map(([k, v]) => `${k} ${v}`).join(', ')})`;
+    out.push(`accounting: ${verdict}: kernel ${n(a.kernel.attempted)} = lost ${n(lost)} + unread ${n(a.unread)} + pipeline dropped ${n(pd)} + state-only ${n(a.pipeline.stateOnly)} + buffered ${n(a.pipeline.buffered)} + events ${n(a.pipeline.events)}; every sink received the events (+${n(a.pipeline.synthetic)} synthetic)`);
   }
   const c = s.process;
   out.push(`processes (${c.state}): ${n(c.live)} live, ${n(c.exited)} exited retained; broken lineage ${n(c.brokenLineage)}, evictions ${n(c.evictions)}, held ${n(c.held)}`);

@@ -1,6 +1,7 @@
 // Event-specific output fields per event type (the common process/container parts are added by enrich).
 // The process's exe and scrubbed argv live in `process`; these add only what the event itself says.
 import type { CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent } from '../events/types.ts';
+import { MembersSerializer } from './json.ts';
 import type { Decoded, OutputShaper } from './pipeline.ts';
 
 const SYSCALLS: Record<number, string> = { 105: 'setuid', 106: 'setgid', 113: 'setreuid', 114: 'setregid', 117: 'setresuid', 119: 'setresgid', 122: 'setfsuid', 123: 'setfsgid', 126: 'capset' };
@@ -38,14 +39,19 @@ export const processOutputs: [string, OutputShaper][] = [
     'fork',
     (d: Decoded) => {
       const ev = d as ForkEvent;
-      return { child: { pid: ev.childTgid, tid: ev.childPid, ppid: ev.childPpid }, thread: ev.thread || undefined };
+      const out: Record<string, unknown> = { child: { pid: ev.childTgid, tid: ev.childPid, ppid: ev.childPpid } };
+      if (ev.thread) out.thread = true;
+      return out;
     },
   ],
   [
     'creds',
     (d: Decoded) => {
       const ev = d as CredsEvent;
-      return { syscall: SYSCALLS[ev.syscallNr] ?? (ev.syscallNr ? ev.syscallNr : 'commit_creds'), old: ev.oldCreds ? credsOut(ev.oldCreds) : undefined, new: credsOut(ev.creds) };
+      const out: Record<string, unknown> = { syscall: SYSCALLS[ev.syscallNr] ?? (ev.syscallNr ? ev.syscallNr : 'commit_creds') };
+      if (ev.oldCreds) out.old = credsOut(ev.oldCreds);
+      out.new = credsOut(ev.creds);
+      return out;
     },
   ],
   [
@@ -57,15 +63,28 @@ export const processOutputs: [string, OutputShaper][] = [
   ],
 ];
 
-/** Base fields every decoded event has; enrich() places them (process, container), so they are not repeated. */
-const BASE = new Set(['type', 'ktimeNs', 'pid', 'tid', 'cgroupId', 'unknown', 'evFlags']);
+/**
+ * Base fields every decoded event has; enrich() places them (process, container), so they are not repeated.
+ * With them, the members enrich() writes itself, which a shaper must never return (OutputShaper).
+ */
+const BASE = new Set(['type', 'ktimeNs', 'pid', 'tid', 'cgroupId', 'unknown', 'evFlags', 'time', 'process', 'parent', 'ancestors', 'container', 'pod']);
+const syscallMembers = new MembersSerializer(BASE);
 
 /**
  * Syscall events (files, network, other) are already decoded into their output form (names for flags,
- * addresses, errnos): their fields are passed on as they are, minus the base fields.
+ * addresses, errnos): their fields are passed on as they are, minus the base fields and the undefined ones
+ * (absent from the JSON either way; leaving them out keeps serialisation on V8's fast path).
  */
-export const syscallOutput: OutputShaper = (d: Decoded) => {
-  const out: Record<string, unknown> = {};
-  for (const k in d) if (!BASE.has(k)) out[k] = (d as unknown as Record<string, unknown>)[k];
-  return out;
-};
+export const syscallOutput: OutputShaper = Object.assign(
+  (d: Decoded) => {
+    const out: Record<string, unknown> = {};
+    const r = d as unknown as Record<string, unknown>;
+    for (const k in r) {
+      const v = r[k];
+      if (v !== undefined && !BASE.has(k)) out[k] = v;
+    }
+    return out;
+  },
+  // The same fields as JSON members, without the object: one compiled serialiser per decoded shape.
+  { json: (d: Decoded) => syscallMembers.json(d as unknown as Record<string, unknown>) },
+);

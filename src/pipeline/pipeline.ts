@@ -10,7 +10,7 @@ import { isDecodeError, opcodeOf, type DecodeResult } from '../events/decode.ts'
 import type { CgroupEvent, EventBase, ProcessEvent } from '../events/types.ts';
 import type { ProcessCache } from '../process/cache.ts';
 import { bootNowNs } from './clock.ts';
-import { containerParts, enrich, type EnrichContext } from './enrich.ts';
+import { containerParts, Enricher, type EnrichContext } from './enrich.ts';
 import { ReorderBuffer } from './reorder.ts';
 import type { Router } from './router.ts';
 import type { OutputEvent, Sink } from './types.ts';
@@ -19,14 +19,31 @@ import type { OutputEvent, Sink } from './types.ts';
 export type Decoded = EventBase & { type: string };
 
 export type RecordDecoder = (v: DataView, off: number, len: number) => DecodeResult<Decoded>;
-/** Event-specific output fields of a decoded event; undefined: the event only updates state. */
-export type OutputShaper = (ev: Decoded) => Record<string, unknown> | undefined;
+/**
+ * Event-specific output fields of a decoded event; undefined: the event only updates state. The fields must
+ * not be named like the members enrichment writes (type, time, ktimeNs, process, parent, ancestors,
+ * container, pod), and should hold no undefined values (JSON leaves them out anyway; V8 serialises objects
+ * without them about 3× faster).
+ */
+export type OutputShaper = ((ev: Decoded) => Record<string, unknown> | undefined) & {
+  /**
+   * Optional: the same fields as JSON members (',"k":v…', '' for none: exactly what JSON.stringify of the
+   * fields object holds), for events no one needs as an object; undefined when the event only updates
+   * state. Saves building the fields object only to serialise it.
+   */
+  json?: (ev: Decoded) => string | undefined;
+};
 
 export interface PipelineCounters {
   /** Records read from the ring (or fed by a fallback source). */
   records: number;
   decoded: number;
-  dropped: { decodeError: number; unknownOpcode: number; filtered: number; heldOverflow: number };
+  dropped: { decodeError: number; unknownOpcode: number; filtered: number };
+  /**
+   * Times the bound on held events released a container's events before its enrichment finished. Not a
+   * drop: those events are emitted (and counted in `emitted`), only without waiting any longer.
+   */
+  heldOverflow: number;
   /** Records that only update state (cgroup events, disabled process event types). */
   internal: number;
   /** Output events built and handed to the router and sinks. */
@@ -62,11 +79,16 @@ const PROCESS_TYPES = new Set(['exec', 'fork', 'exit', 'creds', 'comm']);
 export class Pipeline {
   readonly #o: PipelineOptions;
   readonly #ctx: EnrichContext;
+  readonly #enricher: Enricher;
+  /** Some sink takes event objects (it has no writeLine): every event needs one. Per sink list length. */
+  #sinksNeedEvents = true;
+  #sinkCount = -1;
   readonly #reorder: ReorderBuffer<Decoded>;
   readonly #c: PipelineCounters = {
     records: 0,
     decoded: 0,
-    dropped: { decodeError: 0, unknownOpcode: 0, filtered: 0, heldOverflow: 0 },
+    dropped: { decodeError: 0, unknownOpcode: 0, filtered: 0 },
+    heldOverflow: 0,
     internal: 0,
     emitted: 0,
     synthetic: 0,
@@ -83,6 +105,7 @@ export class Pipeline {
   constructor(o: PipelineOptions) {
     this.#o = o;
     this.#ctx = { ...o.enrich, cache: o.cache, container: (id) => o.containers?.byCgroupId(id) };
+    this.#enricher = new Enricher(this.#ctx);
     this.#reorder = new ReorderBuffer<Decoded>(o.reorderWindowMs, (ev) => this.#process(ev));
     // Bound once: the ring reader calls this for every record.
     this.handleRecord = (v, off, len) => this.#onRecord(v, off, len);
@@ -135,29 +158,52 @@ export class Pipeline {
       else c.dropped.filtered++;
       return;
     }
-    const fields = o.outputs.get(ev.type)?.(ev);
+    // 3. shape and enrich. The event object only when someone reads it: subscribers, sinks without
+    // writeLine, the hold below; else the fields go straight to JSON when the shaper can do that.
+    const shaper = o.outputs.get(ev.type);
+    const hold = o.holdForEnrichmentMs > 0;
+    if (o.sinks.length !== this.#sinkCount) {
+      this.#sinkCount = o.sinks.length;
+      this.#sinksNeedEvents = o.sinks.some((s) => !s.writeLine);
+    }
+    const withEvent = hold || this.#sinksNeedEvents || o.router.size > 0;
+    const en = this.#enricher;
+    if (!withEvent && shaper?.json) {
+      const members = shaper.json(ev);
+      if (members === undefined) {
+        c.internal++;
+        return;
+      }
+      en.buildLine(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, members);
+      this.#emit(ev.type, undefined, en.line);
+      return;
+    }
+    const fields = shaper?.(ev);
     if (!fields) {
       c.internal++;
       return;
     }
-    // 3. enrich
-    const out = enrich(this.#ctx, ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, fields);
+    en.build(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, fields, withEvent);
+    const out = en.event;
     // 4. hold while the container's metadata is on its way, if configured
-    if (o.holdForEnrichmentMs > 0 && out.container?.enrichment === 'pending') {
-      this.#hold(out);
+    if (hold && out!.container?.enrichment === 'pending') {
+      this.#hold(out!);
       return;
     }
-    this.#emit(out);
+    this.#emit(ev.type, out, en.line);
   }
 
-  #emit(out: OutputEvent, synthetic = false): void {
+  /** `out` is undefined only when no subscriber and no sink takes event objects (see #process). */
+  #emit(type: string, out: OutputEvent | undefined, line: string, synthetic = false): void {
     const c = this.#c;
     if (synthetic) c.synthetic++;
     else c.emitted++;
-    c.byType[out.type] = (c.byType[out.type] ?? 0) + 1;
-    const line = JSON.stringify(out);
-    this.#o.router.publish(out, line);
-    for (const s of this.#o.sinks) s.write(out, line);
+    c.byType[type] = (c.byType[type] ?? 0) + 1;
+    if (out) this.#o.router.publish(out, line);
+    for (const s of this.#o.sinks) {
+      if (s.writeLine) s.writeLine(line);
+      else s.write(out!, line);
+    }
   }
 
   #hold(out: OutputEvent): void {
@@ -172,7 +218,7 @@ export class Pipeline {
       // Bounded: release the oldest container's events as they are.
       const [firstId] = this.#held.keys();
       this.#releaseHeld(firstId!);
-      this.#c.dropped.heldOverflow++;
+      this.#c.heldOverflow++;
     }
     if (!this.#holdTimer) {
       this.#holdTimer = setTimeout(() => this.#checkHeld(), Math.max(5, this.#o.holdForEnrichmentMs / 4));
@@ -193,7 +239,7 @@ export class Pipeline {
         ev.container = parts.ref;
         if (parts.pod) ev.pod = parts.pod;
       }
-      this.#emit(ev);
+      this.#emit(ev.type, ev, JSON.stringify(ev));
     }
   }
 
@@ -224,7 +270,7 @@ export class Pipeline {
       cgroupPath: c.cgroupPath,
     };
     if (c.pod?.uid) out.pod = { uid: c.pod.uid, name: c.pod.name || undefined, namespace: c.pod.namespace || undefined };
-    this.#emit(out, true); // not a kernel record: counted apart, so the record accounting stays exact
+    this.#emit(out.type, out, JSON.stringify(out), true); // not a kernel record: counted apart, so the record accounting stays exact
   }
 
   /** Releases everything buffered (reorder window, held events). */

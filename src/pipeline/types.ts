@@ -86,6 +86,12 @@ export interface Sink {
   readonly name: string;
   /** Enqueue one event. `line` is the event's JSON (serialized once for all sinks). Never throws. */
   write(ev: OutputEvent, line: string): void;
+  /**
+   * Optional: enqueue one event given by its JSON line alone. A sink that needs nothing but the line
+   * implements it; the pipeline then calls it instead of write() and, when no one else needs the event
+   * object, never builds one. Never throws.
+   */
+  writeLine?(line: string): void;
   /** Deliver what is queued; resolves when done (or when the sink gave up, counting drops). */
   flush(): Promise<void>;
   /** Flush, then release resources. Idempotent. */

@@ -7,7 +7,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { OutputEvent, Sink, SinkStats } from '../pipeline/types.ts';
 import { int, object, string } from './options.ts';
-import { Counters, FlushWaiters, Ring } from './queue.ts';
+import { Counters, FlushWaiters } from './queue.ts';
 import { backoffDelay, sleep } from './retry.ts';
 
 export interface FileSinkOptions {
@@ -20,7 +20,11 @@ export interface FileSinkOptions {
   maxQueue?: number;
   /** Queue bound, in bytes. Default 64 MiB. */
   maxQueueBytes?: number;
-  /** Upper bound of one write, in bytes. Default 1 MiB. */
+  /**
+   * Upper bound of one write, in bytes. Default 64 MiB, the whole default queue: the queue is encoded already,
+   * so a large write costs no extra memory, and a write has to carry all that the pipeline produced in one
+   * turn of the event loop (tens of MiB when a busy ring is drained), or the queue fills.
+   */
   maxBatchBytes?: number;
   /** close() waits this long for the queue before dropping the rest as "shutdown". Default 5000. */
   closeTimeoutMs?: number;
@@ -44,11 +48,33 @@ export function resolveFileOptions(raw: unknown, p = 'sinks.file'): Resolved {
     maxFiles: int(o, 'maxFiles', p, 5, 1, 1000),
     maxQueue: int(o, 'maxQueue', p, 100_000, 1),
     maxQueueBytes: int(o, 'maxQueueBytes', p, 64 << 20, 1),
-    maxBatchBytes: int(o, 'maxBatchBytes', p, 1 << 20, 1),
+    maxBatchBytes: int(o, 'maxBatchBytes', p, 64 << 20, 1),
     closeTimeoutMs: int(o, 'closeTimeoutMs', p, 5000, 0),
     mode: int(o, 'mode', p, 0o640, 0, 0o777),
   };
 }
+
+/**
+ * Encoded lines waiting to be written: one buffer, how much of it is filled, where each line ends, and how
+ * far it has been handed to the file. Lines are encoded when they are accepted, so the queue holds bytes off
+ * the JS heap: no string outlives its event to be copied by every young-generation GC (bench/pipeline).
+ */
+interface Chunk {
+  buf: Buffer;
+  len: number;
+  /** End offset of each line, newline included. */
+  ends: number[];
+  /** Lines and bytes before these were written (or dropped). */
+  first: number;
+  start: number;
+  /** A buffer made for one oversized line: not kept for reuse. */
+  oneOff: boolean;
+}
+
+const CHUNK_BYTES = 1 << 20;
+
+/** UTF-8 needs at most 3 bytes per UTF-16 unit: a line of n units always fits in 3n + 1 bytes. */
+const worstCase = (line: string) => line.length * 3 + 1;
 
 /**
  * Every accepted line is written, or counted as dropped: "queue-full", "io-error" (the write failed; the
@@ -59,8 +85,13 @@ export class FileSink implements Sink {
   readonly name: string;
   private readonly o: Resolved;
   private readonly counters = new Counters();
-  private readonly ring: Ring<string>;
   private readonly waiters = new FlushWaiters();
+  /** Queued chunks, oldest first; lines are appended to the last one. */
+  private chunks: Chunk[] = [];
+  private spare: Buffer[] = [];
+  private readonly chunkBytes: number;
+  private queuedLines = 0;
+  private queuedBytes = 0;
   private accepted = 0;
   private inFlight = 0;
   private fh: fsp.FileHandle | undefined;
@@ -77,19 +108,37 @@ export class FileSink implements Sink {
   constructor(opts: FileSinkOptions, name = 'file') {
     this.name = name;
     this.o = resolveFileOptions(opts);
-    this.ring = new Ring<string>(this.o.maxQueue, this.o.maxQueueBytes);
+    // Chunks are only where lines wait: a batch is cut from them at line boundaries, across chunks.
+    this.chunkBytes = CHUNK_BYTES;
   }
 
   write(_ev: OutputEvent, line: string): void {
+    this.writeLine(line);
+  }
+
+  /** Only the line is written: the pipeline need not build the event object for this sink. */
+  writeLine(line: string): void {
     this.counters.received++;
     if (this.closing) {
       this.counters.drop('closed');
       return;
     }
-    if (this.ring.length + this.inFlight >= this.o.maxQueue || !this.ring.push(line, line.length + 1)) {
+    if (this.queuedLines + this.inFlight >= this.o.maxQueue) {
       this.counters.drop('queue-full');
       return;
     }
+    const c = this.tailFor(line);
+    // Encoded in place first: the byte bound is exact, and a rejected line is simply not committed.
+    const n = c.buf.write(line, c.len);
+    if (this.queuedBytes + n + 1 > this.o.maxQueueBytes) {
+      this.counters.drop('queue-full');
+      return;
+    }
+    c.buf[c.len + n] = 0x0a;
+    c.len += n + 1;
+    c.ends.push(c.len);
+    this.queuedLines++;
+    this.queuedBytes += n + 1;
     this.accepted++;
     if (!this.scheduled && !this.draining) {
       this.scheduled = true;
@@ -98,8 +147,25 @@ export class FileSink implements Sink {
     }
   }
 
+  /** The chunk to append `line` to: the last one if it has room, else a fresh one. */
+  private tailFor(line: string): Chunk {
+    const need = worstCase(line);
+    const last = this.chunks[this.chunks.length - 1];
+    if (last && !last.oneOff && last.buf.length - last.len >= need) return last;
+    let buf: Buffer;
+    let oneOff = false;
+    if (need <= this.chunkBytes) buf = this.spare.pop() ?? Buffer.allocUnsafe(this.chunkBytes);
+    else {
+      buf = Buffer.allocUnsafe(need);
+      oneOff = true;
+    }
+    const c: Chunk = { buf, len: 0, ends: [], first: 0, start: 0, oneOff };
+    this.chunks.push(c);
+    return c;
+  }
+
   stats(): SinkStats {
-    return this.counters.snapshot(this.ring.length + this.inFlight);
+    return this.counters.snapshot(this.queuedLines + this.inFlight);
   }
 
   async flush(timeoutMs?: number): Promise<void> {
@@ -117,7 +183,7 @@ export class FileSink implements Sink {
     this.closing = true;
     await this.flush(this.o.closeTimeoutMs);
     this.abort.abort(); // cuts an error backoff short
-    this.counters.drop('shutdown', this.ring.clear());
+    this.counters.drop('shutdown', this.clearQueue());
     await this.draining;
     const fh = this.fh;
     this.fh = undefined;
@@ -132,22 +198,35 @@ export class FileSink implements Sink {
     this.waiters.releaseAll();
   }
 
+  /** Forgets every queued line (not the batch in flight); returns how many. */
+  private clearQueue(): number {
+    const n = this.queuedLines;
+    for (const c of this.chunks) {
+      c.first = c.ends.length;
+      c.start = c.len;
+    }
+    this.chunks = [];
+    this.queuedLines = 0;
+    this.queuedBytes = 0;
+    return n;
+  }
+
   private watermark(): number {
-    return this.accepted - this.ring.length - this.inFlight;
+    return this.accepted - this.queuedLines - this.inFlight;
   }
 
   private startDrain(): void {
     this.scheduled = false;
-    if (this.draining || this.ring.length === 0) return;
+    if (this.draining || this.queuedLines === 0) return;
     this.draining = this.drain().finally(() => {
       this.draining = undefined;
       this.waiters.notify(this.watermark());
-      if (this.ring.length > 0 && !this.abort.signal.aborted) this.startDrain();
+      if (this.queuedLines > 0 && !this.abort.signal.aborted) this.startDrain();
     });
   }
 
   private async drain(): Promise<void> {
-    while (this.ring.length > 0 && !this.abort.signal.aborted) {
+    while (this.queuedLines > 0 && !this.abort.signal.aborted) {
       try {
         await this.writeBatch();
         this.failures = 0;
@@ -163,39 +242,111 @@ export class FileSink implements Sink {
     }
   }
 
-  /** Writes one chunk: rotates first when the next line does not fit, then takes lines up to the boundary. */
+  /**
+   * Writes one batch: rotates first when the next line does not fit the file, then takes lines, across
+   * chunks, up to the file's and the batch's bounds, and writes them with one writev.
+   */
   private async writeBatch(): Promise<void> {
     if (!this.fh) await this.open();
+    const head = this.head();
+    if (!head) return;
     const max = this.o.maxSizeBytes;
-    const firstLen = Buffer.byteLength(this.ring.peek()!) + 1;
-    if (this.size > 0 && this.size + firstLen > max) await this.rotate();
-    const lines: string[] = [];
-    let bytes = 0;
-    let nextLen = firstLen;
+    if (this.size > 0 && this.size + head.ends[head.first]! - head.start > max) await this.rotate();
+    if (this.head() !== head) return; // cleared meanwhile (close)
     // A line larger than maxSizeBytes goes alone into an empty file; otherwise a file never passes max.
-    while (this.ring.length > 0) {
-      if (lines.length > 0) nextLen = Buffer.byteLength(this.ring.peek()!) + 1;
-      const fits = this.size + bytes + nextLen <= max || (this.size === 0 && lines.length === 0);
-      if (!fits || (lines.length > 0 && bytes + nextLen > this.o.maxBatchBytes)) break;
-      lines.push(this.ring.shift()!);
-      bytes += nextLen;
-    }
-    this.inFlight = lines.length;
-    const buf = Buffer.from(`${lines.join('\n')}\n`);
-    try {
-      let off = 0;
-      while (off < buf.length) {
-        const { bytesWritten } = await this.fh!.write(buf, off, buf.length - off);
-        off += bytesWritten;
+    const parts: Buffer[] = [];
+    const touched: Chunk[] = [];
+    let bytes = 0;
+    let lines = 0;
+    let full = false;
+    for (const c of this.chunks) {
+      let i = c.first;
+      let end = c.start;
+      while (i < c.ends.length) {
+        const n = c.ends[i]! - end;
+        if (lines > 0 && (this.size + bytes + n > max || bytes + n > this.o.maxBatchBytes)) {
+          full = true;
+          break;
+        }
+        bytes += n;
+        end += n;
+        i++;
+        lines++;
       }
-      this.size += buf.length;
-      this.counters.sent += lines.length;
+      if (end > c.start) {
+        parts.push(c.buf.subarray(c.start, end));
+        touched.push(c);
+        c.first = i;
+        c.start = end;
+      }
+      if (full) break;
+    }
+    this.queuedLines -= lines;
+    this.queuedBytes -= bytes;
+    this.inFlight = lines;
+    try {
+      await this.writeAll(parts, bytes);
+      this.size += bytes;
+      this.counters.sent += lines;
     } catch (err) {
-      this.counters.drop('io-error', lines.length);
+      this.counters.drop('io-error', lines);
       throw err;
     } finally {
       this.inFlight = 0;
+      for (const c of touched) this.release(c);
     }
+  }
+
+  /** Writes every byte of `parts`, in order, however the kernel splits the writes. */
+  private async writeAll(parts: Buffer[], bytes: number): Promise<void> {
+    let done = 0;
+    let i = 0;
+    let off = 0; // into parts[i]
+    while (done < bytes) {
+      let n: number;
+      if (off === 0 && parts.length - i > 1) n = (await this.fh!.writev(parts.slice(i))).bytesWritten;
+      else n = (await this.fh!.write(parts[i]!, off, parts[i]!.length - off)).bytesWritten;
+      done += n;
+      // Advance past what was written.
+      while (n > 0 && i < parts.length) {
+        const left = parts[i]!.length - off;
+        if (n >= left) {
+          n -= left;
+          i++;
+          off = 0;
+        } else {
+          off += n;
+          n = 0;
+        }
+      }
+    }
+  }
+
+  /** The oldest chunk with lines to write, after dropping chunks left empty in front of it. */
+  private head(): Chunk | undefined {
+    for (;;) {
+      const c = this.chunks[0];
+      if (!c || c.first < c.ends.length) return c;
+      if (this.chunks.length === 1) return undefined;
+      this.chunks.shift();
+      if (!c.oneOff && this.spare.length < 2) this.spare.push(c.buf);
+    }
+  }
+
+  /** A chunk written to its end is reused: emptied when it is the last, else dequeued and kept as spare. */
+  private release(c: Chunk): void {
+    if (c.first < c.ends.length) return;
+    const last = this.chunks[this.chunks.length - 1];
+    if (c === last && !c.oneOff) {
+      c.len = 0;
+      c.start = 0;
+      c.first = 0;
+      c.ends.length = 0;
+      return;
+    }
+    const i = this.chunks.indexOf(c);
+    if (i >= 0) this.chunks.splice(i, 1);
+    if (!c.oneOff && this.spare.length < 2) this.spare.push(c.buf);
   }
 
   private async open(): Promise<void> {

@@ -43,8 +43,11 @@ export interface EventQuery {
   pid?: number;
   /** Default 1000. */
   limit?: number;
-  /** By event time. Default "asc". */
-  order?: 'asc' | 'desc';
+  /**
+   * Which events a limit keeps, by event time: "asc" the oldest, returned oldest first (the default);
+   * "desc" the newest, newest first; "latest" the newest, returned oldest first (like `tail`).
+   */
+  order?: 'asc' | 'desc' | 'latest';
 }
 
 export interface StoredProcess {
@@ -356,12 +359,13 @@ export class Store {
     }
     const limit = q.limit ?? 1000;
     if (!Number.isInteger(limit) || limit < 1) throw new TypeError('query.limit: expected a positive integer');
-    const dir = q.order === 'desc' ? 'DESC' : 'ASC';
+    if (q.order !== undefined && q.order !== 'asc' && q.order !== 'desc' && q.order !== 'latest') throw new TypeError('query.order: expected asc, desc or latest');
+    const dir = q.order === 'desc' || q.order === 'latest' ? 'DESC' : 'ASC';
     const sql = `SELECT payload FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY time_ms ${dir}, id ${dir} LIMIT ?`;
     const rows = this.stmt(sql).all(...args, limit) as { payload: string }[];
     const out: OutputEvent[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) out[i] = JSON.parse(rows[i]!.payload) as OutputEvent;
-    return out;
+    return q.order === 'latest' ? out.reverse() : out;
   }
 
   /** Processes from the processes table. @throws StoreError when closed. */

@@ -51,7 +51,7 @@ export interface TestAgent {
 export async function startTestAgent(t: TestContext, o: { config?: unknown; runtimeClients?: RuntimeClient[] } = {}): Promise<TestAgent> {
   const dir = tempDir(t, 'vigil-agent-');
   const socket = path.join(dir, 'vigil.sock');
-  const config = validateConfig(merge({ agent: { dataDir: path.join(dir, 'data'), socket }, sinks: {} }, o.config ?? {}), 'test');
+  const config = validateConfig(merge({ agent: { dataDir: path.join(dir, 'data'), socket }, sinks: { stdout: { enabled: false }, store: { enabled: false } } }, o.config ?? {}), 'test');
   const sink = new MemorySink();
   const agent = new Agent({ config, runtimeClients: o.runtimeClients, sinks: [sink] });
   let api: ApiServer | undefined;

@@ -95,18 +95,20 @@ export function linksOfPrograms(progIds: Iterable<number>): number[] {
 }
 
 /**
- * The BPF objects this process holds an fd to, read from /proc/self/fdinfo: exact even while other
- * processes load BPF concurrently. Compare before and after an operation to prove nothing leaked.
+ * The BPF objects a process (default: this one) holds an fd to, read from /proc/<pid>/fdinfo: exact even while
+ * other processes load BPF concurrently. Compare before and after an operation to prove nothing leaked, or
+ * record a child agent's objects while it runs to check with assertGone() that they went away with it.
+ * Throws (ENOENT) when the process does not exist.
  */
-export function heldBpfObjects(): { progs: number[]; maps: number[]; links: number[] } {
+export function heldBpfObjects(pid: number | 'self' = 'self'): { progs: number[]; maps: number[]; links: number[] } {
   const out = { progs: [] as number[], maps: [] as number[], links: [] as number[] };
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
     let target = '';
     let info = '';
     try {
-      target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
       if (!target.startsWith('anon_inode:bpf')) continue;
-      info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+      info = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
     } catch {
       continue; // closed meanwhile
     }

@@ -2,88 +2,16 @@
 // nats-server; no root). Each event must arrive exactly once even when the server is killed and restarted
 // mid-stream (at least once + dedupe by Nats-Msg-Id), and a server that stays down costs counted drops.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { describe, it, type TestContext } from 'node:test';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { describe, it } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { OutputEvent, SinkStats } from '../../src/pipeline/types.ts';
 import { eventMsgId, NatsSink } from '../../src/sinks/nats.ts';
-import { IN_CI } from '../helpers/privileged.ts';
-
-const NEEDS = 'the nats-server binary (Debian package nats-server)';
-
-function haveNatsServer(t: TestContext): boolean {
-  const r = spawnSync('nats-server', ['--version'], { encoding: 'utf8' });
-  if (r.status === 0) return true;
-  if (IN_CI) assert.fail(`test needs ${NEEDS}; in CI every integration test must run`);
-  t.skip(`needs ${NEEDS}`);
-  return false;
-}
+import { freePort, haveNatsServer, NatsServer, readStream } from '../helpers/nats.ts';
 
 function balanced(s: SinkStats): void {
   const dropped = Object.values(s.dropped).reduce((a, b) => a + b, 0);
   assert.equal(s.received, s.sent + dropped + s.queued, `received = sent + dropped + queued: ${JSON.stringify(s)}`);
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-/** A nats-server with JetStream on a loopback port and a temp store; killed by pid after the test. */
-class NatsServer {
-  readonly port: number;
-  readonly dir: string;
-  private proc: ChildProcess | undefined;
-  private log = '';
-
-  constructor(t: TestContext, port: number) {
-    this.port = port;
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-nats-'));
-    t.after(async () => {
-      await this.stop();
-      fs.rmSync(this.dir, { recursive: true, force: true });
-    });
-  }
-
-  get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    const proc = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc = proc;
-    proc.stdout!.on('data', (b: Buffer) => (this.log += b.toString()));
-    proc.stderr!.on('data', (b: Buffer) => (this.log += b.toString()));
-    const deadline = Date.now() + 15_000;
-    while (!this.log.includes('Server is ready')) {
-      if (proc.exitCode !== null) throw new Error(`nats-server exited (${proc.exitCode}):\n${this.log}`);
-      if (Date.now() > deadline) throw new Error(`nats-server did not start:\n${this.log}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-
-  signal(sig: NodeJS.Signals): void {
-    if (this.proc?.pid) process.kill(this.proc.pid, sig);
-  }
-
-  /** SIGKILL: an abrupt crash, acks in flight are lost. */
-  async stop(): Promise<void> {
-    const p = this.proc;
-    this.proc = undefined;
-    this.log = '';
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    process.kill(p.pid!, 'SIGKILL');
-    await exited;
-  }
 }
 
 function event(i: number): [OutputEvent, string] {
@@ -93,19 +21,7 @@ function event(i: number): [OutputEvent, string] {
 
 /** Every message in the stream, read back with an ordered consumer. */
 async function readAll(nc: NatsConnection, stream: string, expect: number): Promise<{ seq: number; subject: string; msgId: string | undefined }[]> {
-  const js = jetstream(nc);
-  const c = await js.consumers.get(stream);
-  const out: { seq: number; subject: string; msgId: string | undefined }[] = [];
-  while (out.length < expect) {
-    const batch = await c.fetch({ max_messages: 500, expires: 1000 });
-    let got = 0;
-    for await (const m of batch) {
-      got++;
-      out.push({ seq: (m.json() as { seq: number }).seq, subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id') });
-    }
-    if (got === 0) break; // nothing more within the fetch's expiry
-  }
-  return out;
+  return (await readStream(nc, stream, { expect })).map((m) => ({ seq: (JSON.parse(m.data) as { seq: number }).seq, subject: m.subject, msgId: m.msgId }));
 }
 
 async function waitFor(cond: () => boolean, what: string, within = 20_000): Promise<void> {

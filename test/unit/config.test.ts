@@ -78,3 +78,13 @@ test('vigil run with an invalid configuration exits 2 naming the field, and load
   const unknown = spawnSync(path.join(ROOT, 'bin/vigil'), ['frobnicate'], { encoding: 'utf8', timeout: 30_000 });
   assert.equal(unknown.status, 2);
 });
+
+test('configuring one sink keeps the default sinks; a default sink goes away only when disabled', async () => {
+  const { flagOverrides } = await import('../../src/cli/run.ts');
+  const json = loadConfig({ overrides: flagOverrides({ json: true }) });
+  assert.deepEqual(json.sinks, { stdout: { enabled: true, format: 'json' }, store: { enabled: true } }, '--json keeps the store');
+  const file = validateConfig({ sinks: { file: { path: '/tmp/x.jsonl' } } }, 'test');
+  assert.deepEqual(Object.keys(file.sinks).sort(), ['file', 'stdout', 'store']);
+  const quiet = loadConfig({ overrides: flagOverrides({ stdout: false }) });
+  assert.deepEqual(quiet.sinks, { stdout: { enabled: false }, store: { enabled: true } }, '--no-stdout keeps the store');
+});

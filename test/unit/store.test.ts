@@ -73,6 +73,8 @@ describe('Store', () => {
     assert.deepEqual(ns(s.query()), [0, 1, 2, 3, 4, 5]);
     assert.deepEqual(s.query({ limit: 1 })[0], evs[0], 'payload round-trips');
     assert.deepEqual(ns(s.query({ order: 'desc', limit: 2 })), [5, 4]);
+    assert.deepEqual(ns(s.query({ order: 'latest', limit: 2 })), [4, 5], 'latest: the newest, oldest first');
+    assert.throws(() => s.query({ order: 'newest' as 'asc' }), /query.order/);
     assert.deepEqual(ns(s.query({ since: new Date(T0 + 2000) })), [2, 3, 4, 5]);
     assert.deepEqual(ns(s.query({ since: T0 + 1000, until: T0 + 3000 })), [1, 2, 3]);
     assert.deepEqual(ns(s.query({ type: ['open', 'exit'] })), [1, 3, 4, 5]);

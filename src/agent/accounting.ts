@@ -1,0 +1,116 @@
+// Where every record went: the identity "kernel emitted = delivered + counted drops", checked per sink from the
+// counters of each stage (kernel, reader, pipeline, sink). Exact once the agent has stopped, when nothing is in
+// flight; while it runs, the records the kernel handed over that the reader has not reached yet show as
+// `unread` (and can be off by the few records being submitted at that instant).
+import type { PipelineCounters } from '../pipeline/pipeline.ts';
+import type { SinkStats } from '../pipeline/types.ts';
+
+export interface SinkAccount {
+  received: number;
+  sent: number;
+  queued: number;
+  dropped: Record<string, number>;
+  droppedTotal: number;
+}
+
+export interface Accounting {
+  kernel: {
+    /** Records the sensors tried to hand over: emitted + lost. */
+    attempted: number;
+    /** Records handed to user space (reserved or output successfully). */
+    emitted: number;
+    /** Records lost in the kernel: the ring was full (reserve/output failed), or a perf output failed. */
+    lost: { ringFull: number; outputFailed: number };
+  };
+  reader: { received: number; discarded: number; lost: number };
+  /** Emitted records the reader has not taken yet (emitted - received). 0 once stopped. */
+  unread: number;
+  pipeline: {
+    records: number;
+    /** Output events built from records. */
+    events: number;
+    /** Events not made from a kernel record (container lifecycle): every sink receives them too. */
+    synthetic: number;
+    /** Records that only update state (cgroup changes, process event types that are off). */
+    stateOnly: number;
+    /** In the reorder window or held for enrichment. */
+    buffered: number;
+    /** Dropped records by reason. */
+    dropped: Record<string, number>;
+  };
+  sinks: Record<string, SinkAccount>;
+  /**
+   * Per sink, left minus right of: attempted + synthetic = lost + unread + pipeline drops + state-only +
+   * buffered + sink sent + sink dropped + sink queued. 0 when every record is accounted for.
+   */
+  imbalance: Record<string, number>;
+  /** Every imbalance is 0 and each stage balances on its own. */
+  balanced: boolean;
+  /** Taken after the sensors were detached, the ring drained and the sinks closed: nothing in flight. */
+  final: boolean;
+}
+
+export interface AccountingInput {
+  kernel: { emitted: number; reserveFailed: number; outputFailed: number };
+  reader: { received: number; discarded: number; lost: number } | undefined;
+  pipeline: PipelineCounters;
+  sinks: Record<string, SinkStats>;
+  final: boolean;
+}
+
+const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+
+/** Computes the accounting from one snapshot of the counters. Never throws. */
+export function account(i: AccountingInput): Accounting {
+  const p = i.pipeline;
+  const reader = i.reader ?? { received: p.records, discarded: 0, lost: 0 };
+  const lost = { ringFull: i.kernel.reserveFailed, outputFailed: i.kernel.outputFailed };
+  const dropped: Record<string, number> = { ...p.dropped };
+  const pipeDrops = sum(dropped);
+  const unread = i.kernel.emitted - reader.received;
+  const sinks: Record<string, SinkAccount> = {};
+  const imbalance: Record<string, number> = {};
+  const attempted = i.kernel.emitted + lost.ringFull + lost.outputFailed;
+  // Each stage on its own: the pipeline put every record it read in exactly one counter...
+  let balanced = p.records === reader.received && p.records === pipeDrops + p.internal + p.emitted + p.buffered;
+  for (const [name, s] of Object.entries(i.sinks)) {
+    const droppedTotal = sum(s.dropped);
+    sinks[name] = { received: s.received, sent: s.sent, queued: s.queued, dropped: { ...s.dropped }, droppedTotal };
+    const left = attempted + p.synthetic;
+    const right = lost.ringFull + lost.outputFailed + reader.lost + unread + pipeDrops + p.internal + p.buffered + s.sent + droppedTotal + s.queued;
+    imbalance[name] = left - right;
+    // ...and each sink received every event and settled or holds each one.
+    if (left !== right || s.received !== p.emitted + p.synthetic || s.received !== s.sent + droppedTotal + s.queued) balanced = false;
+  }
+  if (i.final && (unread !== 0 || p.buffered !== 0)) balanced = false;
+  return {
+    kernel: { attempted, emitted: i.kernel.emitted, lost },
+    reader: { received: reader.received, discarded: reader.discarded, lost: reader.lost },
+    unread,
+    pipeline: { records: p.records, events: p.emitted, synthetic: p.synthetic, stateOnly: p.internal, buffered: p.buffered, dropped },
+    sinks,
+    imbalance,
+    balanced,
+    final: i.final,
+  };
+}
+
+const kv = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${k}=${v}`).join(' ');
+
+/**
+ * The accounting as log lines, key=value so that people and scripts read the same thing: one for the kernel
+ * and reader, one for the pipeline, one per sink, and the verdict.
+ */
+export function formatAccounting(a: Accounting): string[] {
+  const out = [
+    `kernel attempted=${a.kernel.attempted} emitted=${a.kernel.emitted} ring-full=${a.kernel.lost.ringFull} output-failed=${a.kernel.lost.outputFailed} read=${a.reader.received} unread=${a.unread}${a.reader.lost ? ` reader-lost=${a.reader.lost}` : ''}`,
+    `pipeline records=${a.pipeline.records} events=${a.pipeline.events} synthetic=${a.pipeline.synthetic} state-only=${a.pipeline.stateOnly} buffered=${a.pipeline.buffered}${Object.keys(a.pipeline.dropped).length ? ` ${kv(Object.fromEntries(Object.entries(a.pipeline.dropped).map(([k, v]) => [`dropped.${k}`, v])))}` : ''}`,
+  ];
+  for (const [name, s] of Object.entries(a.sinks)) {
+    const drops = kv(Object.fromEntries(Object.entries(s.dropped).map(([k, v]) => [`dropped.${k}`, v])));
+    out.push(`sink ${name} received=${s.received} sent=${s.sent} queued=${s.queued} dropped=${s.droppedTotal}${drops ? ` ${drops}` : ''}`);
+  }
+  if (a.balanced) out.push(`balanced: every record the kernel produced was delivered or dropped with a counted reason${a.final ? '' : ' (in flight: unread and queued)'}`);
+  else out.push(`NOT balanced (${kv(a.imbalance)}): records went missing between stages; please report this`);
+  return out;
+}

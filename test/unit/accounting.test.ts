@@ -1,0 +1,91 @@
+// The agent's accounting (src/agent/accounting.ts): from one snapshot of every stage's counters, does
+// "kernel emitted = delivered + counted drops" hold per sink, and does the stop line say so in a form that
+// parses back? Fed synthetic counters: a balanced run, then each way a record can go missing.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { account, formatAccounting, type AccountingInput } from '../../src/agent/accounting.ts';
+import type { PipelineCounters } from '../../src/pipeline/pipeline.ts';
+
+function pipeline(o: Partial<PipelineCounters> = {}): PipelineCounters {
+  return {
+    records: 100,
+    decoded: 98,
+    dropped: { decodeError: 2, unknownOpcode: 0, filtered: 3 },
+    heldOverflow: 0,
+    internal: 15,
+    emitted: 80,
+    synthetic: 1,
+    buffered: 0,
+    reorder: { late: 0, reordered: 0 },
+    byType: {},
+    ...o,
+  };
+}
+
+function input(o: Partial<AccountingInput> = {}): AccountingInput {
+  return {
+    kernel: { emitted: 100, reserveFailed: 7, outputFailed: 0 },
+    reader: { received: 100, discarded: 0, lost: 0 },
+    pipeline: pipeline(),
+    sinks: {
+      fast: { received: 81, sent: 81, dropped: {}, queued: 0, retries: 0 },
+      slow: { received: 81, sent: 50, dropped: { 'queue-full': 30, shutdown: 1 }, queued: 0, retries: 3 },
+    },
+    final: true,
+    ...o,
+  };
+}
+
+test('a run where every record went somewhere counted balances, per sink', () => {
+  const a = account(input());
+  assert.equal(a.balanced, true);
+  assert.deepEqual(a.imbalance, { fast: 0, slow: 0 });
+  assert.equal(a.kernel.attempted, 107);
+  assert.equal(a.unread, 0);
+  assert.equal(a.sinks.slow!.droppedTotal, 31);
+});
+
+test('each way of losing a record unbalances it', () => {
+  // The reader missed a record the kernel emitted (after the stop, nothing may be unread).
+  assert.equal(account(input({ reader: { received: 99, discarded: 0, lost: 0 }, pipeline: pipeline({ records: 99, internal: 14 }) })).balanced, false);
+  // The pipeline read a record and put it in no counter.
+  assert.equal(account(input({ pipeline: pipeline({ internal: 14 }) })).balanced, false);
+  // A sink lost an event without counting it.
+  const lossy = input();
+  lossy.sinks.slow = { received: 81, sent: 50, dropped: { 'queue-full': 30 }, queued: 0, retries: 0 };
+  const a = account(lossy);
+  assert.equal(a.balanced, false);
+  assert.deepEqual(a.imbalance, { fast: 0, slow: 1 });
+  // A sink that never received an event the pipeline emitted.
+  const missed = input();
+  missed.sinks.fast = { received: 80, sent: 80, dropped: {}, queued: 0, retries: 0 };
+  assert.equal(account(missed).balanced, false);
+  // Still buffered at the final count.
+  assert.equal(account(input({ pipeline: pipeline({ emitted: 79, buffered: 1 }), sinks: { s: { received: 80, sent: 80, dropped: {}, queued: 0, retries: 0 } } })).balanced, false);
+});
+
+test('while running, records in flight (unread, queued, buffered) are accounted as such', () => {
+  const a = account(
+    input({
+      final: false,
+      kernel: { emitted: 110, reserveFailed: 7, outputFailed: 0 },
+      pipeline: pipeline({ emitted: 78, buffered: 2 }),
+      sinks: { s: { received: 79, sent: 70, dropped: {}, queued: 9, retries: 0 } },
+    }),
+  );
+  assert.equal(a.unread, 10);
+  assert.equal(a.balanced, true);
+  assert.equal(a.final, false);
+});
+
+test('the stop lines are key=value and name every drop reason', () => {
+  const lines = formatAccounting(account(input()));
+  assert.equal(lines[0], 'kernel attempted=107 emitted=100 ring-full=7 output-failed=0 read=100 unread=0');
+  assert.equal(lines[1], 'pipeline records=100 events=80 synthetic=1 state-only=15 buffered=0 dropped.decodeError=2 dropped.unknownOpcode=0 dropped.filtered=3');
+  assert.equal(lines[2], 'sink fast received=81 sent=81 queued=0 dropped=0');
+  assert.equal(lines[3], 'sink slow received=81 sent=50 queued=0 dropped=31 dropped.queue-full=30 dropped.shutdown=1');
+  assert.match(lines[4]!, /^balanced: /);
+  const bad = input();
+  bad.sinks.fast!.sent = 80;
+  assert.match(formatAccounting(account(bad)).at(-1)!, /^NOT balanced \(fast=1 slow=0\)/);
+});
