@@ -22,7 +22,11 @@ export interface Accounting {
     /** Records lost in the kernel: the ring was full (reserve/output failed), or a perf output failed. */
     lost: { ringFull: number; outputFailed: number };
   };
-  reader: { received: number; discarded: number; lost: number };
+  /**
+   * corrupt: record headers the reader found contradicting the ring and skipped past (the records in
+   * between show as unread, and the run does not balance: a kernel or memory fault, never seen).
+   */
+  reader: { received: number; discarded: number; lost: number; corrupt: number };
   /** Emitted records the reader has not taken yet (emitted - received). 0 once stopped. */
   unread: number;
   pipeline: {
@@ -52,7 +56,7 @@ export interface Accounting {
 
 export interface AccountingInput {
   kernel: { emitted: number; reserveFailed: number; outputFailed: number };
-  reader: { received: number; discarded: number; lost: number } | undefined;
+  reader: { received: number; discarded: number; lost: number; corrupt?: number } | undefined;
   pipeline: PipelineCounters;
   sinks: Record<string, SinkStats>;
   final: boolean;
@@ -63,7 +67,7 @@ const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a +
 /** Computes the accounting from one snapshot of the counters. Never throws. */
 export function account(i: AccountingInput): Accounting {
   const p = i.pipeline;
-  const reader = i.reader ?? { received: p.records, discarded: 0, lost: 0 };
+  const reader = i.reader ?? { received: p.records, discarded: 0, lost: 0, corrupt: 0 };
   const lost = { ringFull: i.kernel.reserveFailed, outputFailed: i.kernel.outputFailed };
   const dropped: Record<string, number> = { ...p.dropped };
   const pipeDrops = sum(dropped);
@@ -85,7 +89,7 @@ export function account(i: AccountingInput): Accounting {
   if (i.final && (unread !== 0 || p.buffered !== 0)) balanced = false;
   return {
     kernel: { attempted, emitted: i.kernel.emitted, lost },
-    reader: { received: reader.received, discarded: reader.discarded, lost: reader.lost },
+    reader: { received: reader.received, discarded: reader.discarded, lost: reader.lost, corrupt: reader.corrupt ?? 0 },
     unread,
     pipeline: { records: p.records, events: p.emitted, synthetic: p.synthetic, stateOnly: p.internal, buffered: p.buffered, dropped },
     sinks,
@@ -103,7 +107,7 @@ const kv = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${k
  */
 export function formatAccounting(a: Accounting): string[] {
   const out = [
-    `kernel attempted=${a.kernel.attempted} emitted=${a.kernel.emitted} ring-full=${a.kernel.lost.ringFull} output-failed=${a.kernel.lost.outputFailed} read=${a.reader.received} unread=${a.unread}${a.reader.lost ? ` reader-lost=${a.reader.lost}` : ''}`,
+    `kernel attempted=${a.kernel.attempted} emitted=${a.kernel.emitted} ring-full=${a.kernel.lost.ringFull} output-failed=${a.kernel.lost.outputFailed} read=${a.reader.received} unread=${a.unread}${a.reader.lost ? ` reader-lost=${a.reader.lost}` : ''}${a.reader.corrupt ? ` reader-corrupt=${a.reader.corrupt}` : ''}`,
     `pipeline records=${a.pipeline.records} events=${a.pipeline.events} synthetic=${a.pipeline.synthetic} state-only=${a.pipeline.stateOnly} buffered=${a.pipeline.buffered}${Object.keys(a.pipeline.dropped).length ? ` ${kv(Object.fromEntries(Object.entries(a.pipeline.dropped).map(([k, v]) => [`dropped.${k}`, v])))}` : ''}`,
   ];
   for (const [name, s] of Object.entries(a.sinks)) {
@@ -111,6 +115,7 @@ export function formatAccounting(a: Accounting): string[] {
     out.push(`sink ${name} received=${s.received} sent=${s.sent} queued=${s.queued} dropped=${s.droppedTotal}${drops ? ` ${drops}` : ''}`);
   }
   if (a.balanced) out.push(`balanced: every record the kernel produced was delivered or dropped with a counted reason${a.final ? '' : ' (in flight: unread and queued)'}`);
+  else if (a.reader.corrupt) out.push(`NOT balanced (${kv(a.imbalance)}): the reader skipped ${a.reader.corrupt} corrupt stretch(es) of the ring; the records in them are lost`);
   else out.push(`NOT balanced (${kv(a.imbalance)}): records went missing between stages; please report this`);
   return out;
 }

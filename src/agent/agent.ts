@@ -61,11 +61,15 @@ export interface AgentOptions {
   config: VigilConfig;
   /** Progress while sensors load and the snapshot is taken. */
   progress?: (step: string) => void;
+  /** Problems while running that cost events but not the agent (the first of each kind). */
+  warn?: (message: string) => void;
   /** Tests: runtime clients instead of auto-detection. */
   runtimeClients?: RuntimeClient[];
   /** Tests: extra sinks. */
   sinks?: Sink[];
 }
+
+const readProcFile = (p: string): string => fs.readFileSync(p, 'utf8');
 
 const OWNED_MAPS = ['vigil_stats', 'vigil_lost', 'vigil_containers'] as const;
 
@@ -88,6 +92,8 @@ export class Agent {
   #sinks: Sink[] = [];
   #store: Store | undefined;
   #users = new UserResolver();
+  /** Event types whose pipeline failure was reported (see onError). */
+  #failedTypes = new Set<string>();
   #stopping: Promise<void> | undefined;
   /** Counters taken at stop, after the last record was read and the sinks closed, before the maps closed. */
   #final: { kernel: AgentStatus['kernel']; accounting: Accounting } | undefined;
@@ -200,6 +206,19 @@ export class Agent {
       types,
       reorderWindowMs: cfg.pipeline.reorderWindowMs,
       holdForEnrichmentMs: cfg.pipeline.holdForEnrichmentMs,
+      onProcessEvent: (ev) => {
+        // A cgroup no kernel event announced (the eBPF-less mode has no cgroup sensor; a mkdir record can be
+        // lost): learned from /proc/<pid>/cgroup at the process's fork or exec, before that very event is
+        // enriched. One Map lookup per process event; the read happens once per new cgroup.
+        const c = this.#containers;
+        if (c && ev.cgroupId && (ev.type === 'exec' || ev.type === 'fork') && !c.knows(ev.cgroupId)) c.learnFromProcess(ev.cgroupId, ev.pid, readProcFile);
+      },
+      onError: (err, type) => {
+        // Once per event type: a bug that hits every event must not flood the log; the count is in status.
+        if (this.#failedTypes.has(type)) return;
+        this.#failedTypes.add(type);
+        this.#o.warn?.(`dropping ${type} events that fail in the pipeline (counted in dropped.failed): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      },
     });
 
     if (bpf) {
@@ -308,7 +327,7 @@ export class Agent {
   }
 
   #pipelineCounters(): PipelineCounters {
-    return this.#pipeline?.counters() ?? { records: 0, decoded: 0, dropped: { decodeError: 0, unknownOpcode: 0, filtered: 0 }, heldOverflow: 0, internal: 0, emitted: 0, synthetic: 0, buffered: 0, reorder: { late: 0, reordered: 0 }, byType: {} };
+    return this.#pipeline?.counters() ?? { records: 0, decoded: 0, dropped: { decodeError: 0, unknownOpcode: 0, filtered: 0, failed: 0 }, heldOverflow: 0, internal: 0, emitted: 0, synthetic: 0, buffered: 0, reorder: { late: 0, reordered: 0 }, byType: {} };
   }
 
   #sinkStats(): Record<string, SinkStats> {

@@ -57,7 +57,7 @@ export async function run(f: RunFlags): Promise<number> {
     return 2;
   }
   const progress = (step: string) => process.stderr.write(`vigil: ${step}\n`);
-  const agent = new Agent({ config: cfg, progress });
+  const agent = new Agent({ config: cfg, progress, warn: (m) => process.stderr.write(`vigil: warning: ${m}\n`) });
   let api: ApiServer | undefined;
   let stopping = false;
   let startup: Promise<void> | undefined;

@@ -111,6 +111,18 @@ function header(v: DataView, o: number) {
   };
 }
 
+/**
+ * The kernel's tty->name (what BPF reads from task->signal->tty) as /dev names it: pty slaves are "pts3" in
+ * the kernel and /dev/pts/3 in userspace; everything else already matches ("tty1", "ttyS0", "console"). A
+ * "/dev/" prefix is dropped. Exec events carry it this way, so that BPF and /proc modes agree (users.ts
+ * ttyNameFromDev names /proc's tty_nr like /dev does).
+ */
+export function normalizeKernelTtyName(name: string): string {
+  const n = name.startsWith('/dev/') ? name.slice(5) : name;
+  const m = /^pts(\d+)$/.exec(n);
+  return m ? `pts/${m[1]}` : n;
+}
+
 export function decodeExec(v: DataView, o: number, len: number): DecodeResult<ExecEvent> {
   if (len < SIZEOF.exec_event) return { decodeError: 'short', opcode: VIGIL_OPCODE.EXEC };
   const exeLen = v.getUint32(o + EXEC_EVENT.exe_len.offset, true);
@@ -150,7 +162,7 @@ export function decodeExec(v: DataView, o: number, len: number): DecodeResult<Ex
     argc: v.getUint32(o + EXEC_EVENT.argc.offset, true),
     envRaw,
     comm: cString(b, o + EXEC_EVENT.comm.offset, EXEC_EVENT.comm.size),
-    tty: cString(b, o + EXEC_EVENT.tty.offset, EXEC_EVENT.tty.size),
+    tty: normalizeKernelTtyName(cString(b, o + EXEC_EVENT.tty.offset, EXEC_EVENT.tty.size)),
     flags,
     argvTruncated: (flags & VIGIL_PROC_FLAGS.ARGV_TRUNCATED) !== 0,
     envTruncated: (flags & VIGIL_PROC_FLAGS.ENV_TRUNCATED) !== 0,

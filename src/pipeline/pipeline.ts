@@ -38,7 +38,12 @@ export interface PipelineCounters {
   /** Records read from the ring (or fed by a fallback source). */
   records: number;
   decoded: number;
-  dropped: { decodeError: number; unknownOpcode: number; filtered: number };
+  /**
+   * decodeError: records the decoders refused; unknownOpcode: records of no known kind; filtered: event
+   * types not asked for; failed: records whose state update, enrichment or routing threw (a bug: the first
+   * error is logged, see onError), counted so that one bad record costs one event, not the agent.
+   */
+  dropped: { decodeError: number; unknownOpcode: number; filtered: number; failed: number };
   /**
    * Times the bound on held events released a container's events before its enrichment finished. Not a
    * drop: those events are emitted (and counted in `emitted`), only without waiting any longer.
@@ -72,6 +77,8 @@ export interface PipelineOptions {
   holdForEnrichmentMs: number;
   /** Sees every process event after the cache applied it (the agent's hooks). */
   onProcessEvent?: (ev: ProcessEvent) => void;
+  /** Told of a record whose processing threw (counted in dropped.failed), with the event's type. */
+  onError?: (err: unknown, type: string) => void;
 }
 
 const PROCESS_TYPES = new Set(['exec', 'fork', 'exit', 'creds', 'comm']);
@@ -87,7 +94,7 @@ export class Pipeline {
   readonly #c: PipelineCounters = {
     records: 0,
     decoded: 0,
-    dropped: { decodeError: 0, unknownOpcode: 0, filtered: 0 },
+    dropped: { decodeError: 0, unknownOpcode: 0, filtered: 0, failed: 0 },
     heldOverflow: 0,
     internal: 0,
     emitted: 0,
@@ -98,7 +105,9 @@ export class Pipeline {
   };
   /** Events of containers whose enrichment is pending, per container, in order. */
   readonly #held = new Map<string, { until: number; evs: OutputEvent[] }>();
+  /** Held events made from records (counted in `buffered`); synthetic ones are marked in #heldSynthetic. */
   #heldCount = 0;
+  readonly #heldSynthetic = new WeakSet<OutputEvent>();
   #holdTimer: NodeJS.Timeout | undefined;
   readonly handleRecord: (v: DataView, off: number, len: number) => void;
 
@@ -106,7 +115,16 @@ export class Pipeline {
     this.#o = o;
     this.#ctx = { ...o.enrich, cache: o.cache, container: (id) => o.containers?.byCgroupId(id) };
     this.#enricher = new Enricher(this.#ctx);
-    this.#reorder = new ReorderBuffer<Decoded>(o.reorderWindowMs, (ev) => this.#process(ev));
+    // The reorder window releases events from the ring handler and from its own timer: a throw here must
+    // cost one counted event, never an uncaught exception on a timer (which would end the agent).
+    this.#reorder = new ReorderBuffer<Decoded>(o.reorderWindowMs, (ev) => {
+      try {
+        this.#process(ev);
+      } catch (err) {
+        this.#c.dropped.failed++;
+        this.#o.onError?.(err, ev.type);
+      }
+    });
     // Bound once: the ring reader calls this for every record.
     this.handleRecord = (v, off, len) => this.#onRecord(v, off, len);
   }
@@ -206,7 +224,7 @@ export class Pipeline {
     }
   }
 
-  #hold(out: OutputEvent): void {
+  #hold(out: OutputEvent, synthetic = false): void {
     const id = out.container!.id;
     let q = this.#held.get(id);
     if (!q) {
@@ -214,7 +232,9 @@ export class Pipeline {
       this.#held.set(id, q);
     }
     q.evs.push(out);
-    if (++this.#heldCount > 100_000) {
+    if (synthetic) this.#heldSynthetic.add(out);
+    else this.#heldCount++;
+    if (this.#heldCount > 100_000) {
       // Bounded: release the oldest container's events as they are.
       const [firstId] = this.#held.keys();
       this.#releaseHeld(firstId!);
@@ -230,7 +250,6 @@ export class Pipeline {
     const q = this.#held.get(id);
     if (!q) return;
     this.#held.delete(id);
-    this.#heldCount -= q.evs.length;
     // Emitted with what is known now: enriched, or still pending if the runtime did not answer in time.
     const info = this.#o.containers?.find(id);
     const parts = info ? containerParts(info) : undefined;
@@ -239,7 +258,9 @@ export class Pipeline {
         ev.container = parts.ref;
         if (parts.pod) ev.pod = parts.pod;
       }
-      this.#emit(ev.type, ev, JSON.stringify(ev));
+      const synthetic = this.#heldSynthetic.has(ev);
+      if (!synthetic) this.#heldCount--;
+      this.#emit(ev.type, ev, JSON.stringify(ev), synthetic);
     }
   }
 
@@ -270,6 +291,12 @@ export class Pipeline {
       cgroupPath: c.cgroupPath,
     };
     if (c.pod?.uid) out.pod = { uid: c.pod.uid, name: c.pod.name || undefined, namespace: c.pod.namespace || undefined };
+    // A container is found by its cgroup before its runtime has answered: when events wait for enrichment,
+    // its start waits too (ahead of its events, in the same queue), and carries the name and image.
+    if (ev.type === 'container_started' && c.enrichment === 'pending' && this.#o.holdForEnrichmentMs > 0) {
+      this.#hold(out, true);
+      return;
+    }
     this.#emit(out.type, out, JSON.stringify(out), true); // not a kernel record: counted apart, so the record accounting stays exact
   }
 

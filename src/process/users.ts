@@ -337,14 +337,3 @@ export function ttyNameFromDev(ttyNr: number): string | undefined {
       return undefined;
   }
 }
-
-/**
- * The kernel's tty->name (what BPF reads from task->signal->tty) as /dev names it: pty slaves are "pts3" in
- * the kernel and /dev/pts/3 in userspace; everything else already matches ("tty1", "ttyS0", "console"). A
- * "/dev/" prefix is dropped.
- */
-export function normalizeKernelTtyName(name: string): string {
-  const n = name.startsWith('/dev/') ? name.slice(5) : name;
-  const m = /^pts(\d+)$/.exec(n);
-  return m ? `pts/${m[1]}` : n;
-}

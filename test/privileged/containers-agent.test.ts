@@ -50,7 +50,10 @@ test('podman: events carry the container, a late container is attributed from it
   const before = ta.sink.events.filter((e) => e.type === 'exec' && e.process?.pid === first.process!.pid && e !== first);
   assert.ok(before.every((e) => e.container?.id === late), 'every exec of the entrypoint\'s pid, runc init included, is attributed');
   assert.equal(first.container!.name, 'vigil-late');
-  assert.ok(ta.sink.events.some((e) => e.type === 'container_started' && e.container?.id === late));
+  const started = ta.sink.events.find((e) => e.type === 'container_started' && e.container?.id === late);
+  assert.ok(started, 'container_started');
+  assert.equal(started.container!.name, 'vigil-late', 'container_started waited for the runtime, like the events');
+  assert.ok(ta.sink.events.indexOf(started) < ta.sink.events.indexOf(first), 'and came before the container\'s events');
 
   // Stop it: the exit of its processes is still attributed, the container stays resolvable for the delay.
   const latePid = first.process!.pid;
@@ -73,6 +76,19 @@ test('podman: events carry the container, a late container is attributed from it
   const ps = JSON.parse((await cli('ps', '--container', 'vigil-early', '--json')).stdout) as { processes: { argv?: string[]; container?: { id: string } }[] };
   assert.ok(ps.processes.length >= 1 && ps.processes.every((p) => p.container?.id === early), JSON.stringify(ps));
   assert.ok(ps.processes.some((p) => p.argv?.join(' ') === 'sleep 3600'));
+});
+
+test('eBPF-less mode: a container started after the agent is learned from /proc at its first process event', async (t) => {
+  if (!needsRuntime(t, NEEDS, 'podman')) return;
+  const podman = await startPodman(t);
+  const sock = await podman.startService();
+  const ta = await startTestAgent(t, { config: { ...CONFIG, process: { mode: 'procfs' } }, runtimeClients: [new DockerClient({ socketPath: sock, runtime: 'podman' })] });
+  assert.equal(ta.agent.status().mode.process, 'procfs');
+  // No cgroup sensor here: nothing announces the container's cgroup but its processes.
+  const late = await podman.run({ name: 'vigil-procfs-late', labels: { app: 'api' } });
+  const first = await ta.sink.waitFor((e) => e.type === 'exec' && e.container?.id === late && e.process?.argv?.[0] === 'sleep', 'the late container\'s entrypoint exec, attributed');
+  assert.equal(first.container!.name, 'vigil-procfs-late', 'enriched from the runtime (held until it answered)');
+  assert.equal(ta.agent.containers!.find(late)?.existing, false);
 });
 
 test('dockerd: events carry the container id, name, image and labels', async (t) => {

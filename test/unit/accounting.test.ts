@@ -10,7 +10,7 @@ function pipeline(o: Partial<PipelineCounters> = {}): PipelineCounters {
   return {
     records: 100,
     decoded: 98,
-    dropped: { decodeError: 2, unknownOpcode: 0, filtered: 3 },
+    dropped: { decodeError: 2, unknownOpcode: 0, filtered: 3, failed: 0 },
     heldOverflow: 0,
     internal: 15,
     emitted: 80,
@@ -81,11 +81,20 @@ test('while running, records in flight (unread, queued, buffered) are accounted 
 test('the stop lines are key=value and name every drop reason', () => {
   const lines = formatAccounting(account(input()));
   assert.equal(lines[0], 'kernel attempted=107 emitted=100 ring-full=7 output-failed=0 read=100 unread=0');
-  assert.equal(lines[1], 'pipeline records=100 events=80 synthetic=1 state-only=15 buffered=0 dropped.decodeError=2 dropped.unknownOpcode=0 dropped.filtered=3');
+  assert.equal(lines[1], 'pipeline records=100 events=80 synthetic=1 state-only=15 buffered=0 dropped.decodeError=2 dropped.unknownOpcode=0 dropped.filtered=3 dropped.failed=0');
   assert.equal(lines[2], 'sink fast received=81 sent=81 queued=0 dropped=0');
   assert.equal(lines[3], 'sink slow received=81 sent=50 queued=0 dropped=31 dropped.queue-full=30 dropped.shutdown=1');
   assert.match(lines[4]!, /^balanced: /);
   const bad = input();
   bad.sinks.fast!.sent = 80;
   assert.match(formatAccounting(account(bad)).at(-1)!, /^NOT balanced \(fast=1 slow=0\)/);
+});
+
+test('records skipped past a corrupt ring header unbalance the run, and the verdict says why', () => {
+  const a = account(input({ reader: { received: 97, discarded: 0, lost: 0, corrupt: 1 }, pipeline: pipeline({ records: 97, emitted: 77, internal: 15 }), sinks: { s: { received: 78, sent: 78, dropped: {}, queued: 0, retries: 0 } } }));
+  assert.equal(a.balanced, false);
+  assert.equal(a.unread, 3);
+  const lines = formatAccounting(a);
+  assert.match(lines[0]!, / reader-corrupt=1$/);
+  assert.match(lines.at(-1)!, /skipped 1 corrupt stretch/);
 });

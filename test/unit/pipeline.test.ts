@@ -125,3 +125,43 @@ test('every record lands in exactly one pipeline counter', () => {
   assert.equal(sink.got[0]!.exitCode, 3);
   assert.equal(sink.got[0]!.process!.pid, 100);
 });
+
+test('a record whose processing throws is dropped and counted, on the ring path and from the window timer', async () => {
+  const sink = new MemorySink();
+  const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
+  const errors: string[] = [];
+  const outputs = new Map(processOutputs);
+  const exitShaper = outputs.get('exit')!;
+  // A shaper with a bug for one process: the pipeline must survive it.
+  const buggy = Object.assign((e: Parameters<typeof exitShaper>[0]) => {
+    if (e.pid === 666) throw new TypeError('shaper bug');
+    return exitShaper(e);
+  }, {});
+  outputs.set('exit', buggy);
+  for (const windowMs of [0, 5]) {
+    const p = new Pipeline({
+      decoders: new Map<number, RecordDecoder>([[VIGIL_OPCODE.EXIT, decodeExit as RecordDecoder]]),
+      outputs,
+      cache,
+      enrich: { userName: () => undefined },
+      router: new Router(),
+      sinks: [sink],
+      types: new Set(['exit']),
+      reorderWindowMs: windowMs,
+      holdForEnrichmentMs: 0,
+      onError: (err, type) => errors.push(`${type}: ${(err as Error).message}`),
+    });
+    sink.got.length = 0;
+    p.handleRecord(exitRecord(666, 1), 0, SIZEOF.exit_event);
+    p.handleRecord(exitRecord(101, 2), 0, SIZEOF.exit_event);
+    // With a window, both wait for the window's timer, which runs the failing record outside any caller.
+    const end = Date.now() + 2000;
+    while (p.counters().buffered > 0 && Date.now() < end) await new Promise((res) => setTimeout(res, 2));
+    const c = p.counters();
+    assert.equal(c.dropped.failed, 1, `window ${windowMs}`);
+    assert.equal(c.emitted, 1);
+    assert.equal(c.records, c.emitted + c.internal + c.dropped.decodeError + c.dropped.unknownOpcode + c.dropped.filtered + c.dropped.failed + c.buffered);
+    assert.deepEqual(sink.got.map((e) => e.process!.pid), [101]);
+  }
+  assert.deepEqual(errors, ['exit: shaper bug', 'exit: shaper bug']);
+});

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { normalizeKernelTtyName, parseIds, ttyNameFromDev, UserResolver } from '../../src/process/users.ts';
+import { parseIds, ttyNameFromDev, UserResolver } from '../../src/process/users.ts';
+import { normalizeKernelTtyName } from '../../src/events/decode.ts';
 import { InvalidArgumentError } from '../../src/bpf/errors.ts';
 
 const HOST_NS = 4026531840;
