@@ -78,6 +78,27 @@ const INIT_PIDNS = 0xeffffffc;
 // What an entry does not know is listed by name (ProcessEntry.unknown, ProcessImage.unknown), so that the
 // eBPF-less mode's tree differs from the BPF one only in marked fields, never in wrong values.
 const IMAGE_FIELDS = ['argv', 'env', 'exe', 'filename', 'comm'];
+
+/** An image known only by its comm, if that (undefined: the comm is unknown too); every other field unknown. */
+function unknownImage(execId: string, comm: string | undefined, inherited: boolean): ProcessImage {
+  return {
+    execId,
+    execNs: undefined,
+    exePath: undefined,
+    exeIno: undefined,
+    exeDev: undefined,
+    exeMtimeNs: undefined,
+    filename: undefined,
+    argv: undefined,
+    argc: undefined,
+    argvTruncated: false,
+    env: undefined,
+    envTruncated: false,
+    comm: comm ?? '',
+    inherited,
+    unknown: comm !== undefined ? ['argv', 'env', 'exe', 'filename'] : [...IMAGE_FIELDS],
+  };
+}
 const EXEC_SETTLES = new Set([...IMAGE_FIELDS, 'creds', 'ns', 'cgroupId', 'tty', 'subreaper', 'ppid', 'parentStartNs', 'oldPid']);
 /** Marks an exec settles afresh (its image, creds, namespaces, tty, lineage): an exec clears the earlier ones. */
 const settledByExec = (f: string) => EXEC_SETTLES.has(f) || f.startsWith('creds.') || f.startsWith('ns.');
@@ -546,23 +567,7 @@ export class ProcessCache {
     const commKnown = !ev.unknown?.includes('comm');
     const image: ProcessImage = parent
       ? { ...parent.image, execId: `${key}:fork`, execNs: undefined, comm: commKnown ? ev.comm : parent.image.comm, inherited: true }
-      : {
-          execId: `${key}:fork`,
-          execNs: undefined,
-          exePath: undefined,
-          exeIno: undefined,
-          exeDev: undefined,
-          exeMtimeNs: undefined,
-          filename: undefined,
-          argv: undefined,
-          argc: undefined,
-          argvTruncated: false,
-          env: undefined,
-          envTruncated: false,
-          comm: ev.comm,
-          inherited: true,
-          unknown: commKnown ? ['argv', 'env', 'exe', 'filename'] : [...IMAGE_FIELDS],
-        };
+      : unknownImage(`${key}:fork`, commKnown ? ev.comm : undefined, true);
     const e = this.#newEntry(ev.childTgid, ev.childStartNs, 'event', image);
     e.creds = parent?.creds;
     const cgroupKnown = !ev.unknown?.includes('cgroupId');
@@ -734,23 +739,7 @@ export class ProcessCache {
       }
     }
     if (!e) {
-      e = this.#newEntry(ev.pid, ev.startNs, 'partial', {
-        execId: `${key}:partial`,
-        execNs: undefined,
-        exePath: undefined,
-        exeIno: undefined,
-        exeDev: undefined,
-        exeMtimeNs: undefined,
-        filename: undefined,
-        argv: undefined,
-        argc: undefined,
-        argvTruncated: false,
-        env: undefined,
-        envTruncated: false,
-        comm: 'comm' in ev ? ev.comm : '',
-        inherited: false,
-        unknown: 'comm' in ev && ev.comm ? ['argv', 'env', 'exe', 'filename'] : [...IMAGE_FIELDS],
-      });
+      e = this.#newEntry(ev.pid, ev.startNs, 'partial', unknownImage(`${key}:partial`, 'comm' in ev && ev.comm ? ev.comm : undefined, false));
       e.unknown.push(...e.image.unknown!, 'creds', 'ns');
       e.lineageBroken = true;
       this.#stats.brokenLineage++;

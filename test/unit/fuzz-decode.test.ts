@@ -24,9 +24,10 @@ import {
 } from '../../src/events/decode.ts';
 import { CGROUP_EVENT, EVENT_HEADER, EXEC_EVENT, FILE_EVENT, NET_EVENT, SIZEOF, SYS_EVENT, VIGIL_CGROUP_OP, VIGIL_OPCODE, VIGIL_SYS_OP } from '../../src/events/layout.generated.ts';
 import type { ExecEvent, FileEvent, SysEvent } from '../../src/events/types.ts';
-import { processOutputs, syscallOutput } from '../../src/pipeline/outputs.ts';
-import { Pipeline, type OutputShaper, type RecordDecoder } from '../../src/pipeline/pipeline.ts';
+import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
+import { pipelineTables } from '../../src/pipeline/tables.ts';
+import { validateConfig } from '../../src/config/config.ts';
 import type { OutputEvent, Sink, SinkStats } from '../../src/pipeline/types.ts';
 import { ProcessCache } from '../../src/process/cache.ts';
 import { Scrubber } from '../../src/process/scrub.ts';
@@ -417,21 +418,11 @@ class MemorySink implements Sink {
 
 /** The agent's decoder table and outputs (src/agent/agent.ts), over a real cache, scrubber and router. */
 function pipeline(reorderWindowMs: number) {
-  const decoders = new Map<number, RecordDecoder>([
-    [VIGIL_OPCODE.EXEC, decodeExec],
-    [VIGIL_OPCODE.FORK, decodeFork],
-    [VIGIL_OPCODE.EXIT, decodeExit],
-    [VIGIL_OPCODE.CREDS, decodeCredsEvent],
-    [VIGIL_OPCODE.COMM, decodeComm],
-    [VIGIL_OPCODE.CGROUP, decodeCgroup],
-    [VIGIL_OPCODE.FILE, decodeSyscallEvent],
-    [VIGIL_OPCODE.NET, decodeSyscallEvent],
-    [VIGIL_OPCODE.SYS, decodeSyscallEvent],
-  ] as [number, RecordDecoder][]);
-  const outputs = new Map<string, OutputShaper>(processOutputs);
-  // Some syscall types wanted, some not: both paths (emitted, filtered) get traffic.
-  for (const t of ['open', 'unlink', 'rename', 'connect', 'accept', 'mount', 'ptrace', 'bpf']) outputs.set(t, syscallOutput);
-  const types = new Set(['exec', 'exit', 'creds', 'open', 'rename', 'connect', 'mount', 'bpf']);
+  const { decoders, outputs, types } = pipelineTables(validateConfig({ events: { process: { exec: true, exit: true, creds: true, fork: false, comm: false }, containers: false } }).events, [
+    'open', 'unlink', 'rename', 'connect', 'accept', 'mount', 'ptrace', 'bpf',
+  ]);
+  // Some syscall types shaped but not wanted: both paths (emitted, filtered) get traffic.
+  for (const t of ['unlink', 'accept', 'ptrace']) types.delete(t);
   const sink = new MemorySink();
   const router = new Router(1_000_000);
   const routed: string[] = [];
