@@ -55,7 +55,7 @@ $(BUILD)/native/libvigil_shim.so: native/libbpf_log.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -shared -fPIC -o $@ $< -lbpf
 
-$(BUILD)/bench/%: bench/c/%.c $(BPF_HDRS)
+$(BUILD)/bench/%: bench/c/%.c bench/c/bench.h $(BPF_HDRS)
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -Ibpf/include -o $@ $< -lbpf -lelf -lz
 

@@ -15,19 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static unsigned long long now_ns(void)
-{
-	struct timespec ts;
-
-	/* CLOCK_MONOTONIC: the same clock the consumers stamp their last record with, across processes. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static double tv_s(struct timeval tv)
-{
-	return tv.tv_sec + tv.tv_usec / 1e6;
-}
+#include "bench.h"
 
 int main(int argc, char **argv)
 {

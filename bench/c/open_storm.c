@@ -19,18 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static unsigned long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static double tv_s(struct timeval tv)
-{
-	return tv.tv_sec + tv.tv_usec / 1e6;
-}
+#include "bench.h"
 
 /*
  * This thread's time on a CPU (ns, from /proc/thread-self/schedstat, opened before "ready" so that the storm

@@ -30,6 +30,8 @@
 #include <linux/types.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+
+#include "bench.h"
 #include "../../bpf/include/events.h"
 
 /* ---- the per-record work --------------------------------------------------------------------------------- */
@@ -265,19 +267,6 @@ bad:
 }
 
 /* ---- helpers ------------------------------------------------------------------------------------------------ */
-
-static unsigned long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static double tv_s(struct timeval tv)
-{
-	return tv.tv_sec + tv.tv_usec / 1e6;
-}
 
 static FILE *open_out(const char *path)
 {

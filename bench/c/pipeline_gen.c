@@ -23,21 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define EVENTS_PER_ITERATION 3
-
-static unsigned long long now_ns(void)
-{
-	struct timespec ts;
-
-	/* CLOCK_MONOTONIC: the consumers stamp their last record with the same clock. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static double tv_s(struct timeval tv)
-{
-	return tv.tv_sec + tv.tv_usec / 1e6;
-}
 
 int main(int argc, char **argv)
 {

@@ -25,6 +25,8 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+
+#include "bench.h"
 #include "../../bpf/include/events.h"
 
 #define MAX_CPUS 1024
@@ -41,14 +43,6 @@ static void on_term(int sig)
 {
 	(void)sig;
 	stopping = 1;
-}
-
-static unsigned long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 /* The per-record work, identical to the TypeScript consumer's: check the opcode, then the per-CPU sequence. */
@@ -115,11 +109,6 @@ static unsigned long long stat_sum(int fd, __u32 idx, int ncpu)
 	for (i = 0; i < ncpu; i++)
 		sum += vals[i];
 	return sum;
-}
-
-static double tv_s(struct timeval tv)
-{
-	return tv.tv_sec + tv.tv_usec / 1e6;
 }
 
 static int usage(const char *argv0)

@@ -29,6 +29,8 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+
+#include "bench.h"
 #include "../../bpf/include/events.h"
 
 #define MAX_CPUS 1024
@@ -116,11 +118,6 @@ static unsigned long long stat_sum(int fd, __u32 idx, int ncpu)
 	for (i = 0; i < ncpu; i++)
 		sum += vals[i];
 	return sum;
-}
-
-static double tv_s(struct timeval tv)
-{
-	return tv.tv_sec + tv.tv_usec / 1e6;
 }
 
 static int usage(const char *argv0)
