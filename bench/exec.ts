@@ -649,8 +649,11 @@ async function main(): Promise<void> {
     t2 += ` The rest is the path itself running colder than in the synthetic loop (after each ~16 ms sleep), and the collection of its garbage (~8 KiB allocated per exec: decoded strings, the event, the JSON line; cache entries kept 30 s after exit). execsnoop, in C, formats one line per exec with printf and does nothing else.`;
     verdicts.push(t2);
 
-    const rssOk = herdRss < 150 * 2 ** 20;
-    let t3 = `**RSS < 150 MB with ${HERD_N} live processes cached: ${rssOk ? 'met' : 'NOT met'}.** ${MB(herdRss)} MiB with ${herd.report.cache.live} live processes in the cache (snapshot of ${herd.ready.snapshot}), ${MB(herdTuned.rss.rss)} MiB with Node's compile cache and ${TUNED_FLAGS.join(' ')} (settings a launcher would have to pass; bin/vigil does not yet).`;
+    // The target is in MB (10^6 bytes); RSS is reported in MiB like the rest of the tables.
+    const rssOk = herdRss < 150e6;
+    const tunedOk = herdTuned.rss.rss < 150e6;
+    const mb = (b: number) => (b / 1e6).toFixed(1);
+    let t3 = `**RSS < 150 MB with ${HERD_N} live processes cached: ${rssOk ? 'met' : tunedOk ? 'NOT met on Node\'s defaults (met with the settings below)' : 'NOT met'}.** ${MB(herdRss)} MiB (${mb(herdRss)} MB) with ${herd.report.cache.live} live processes in the cache (snapshot of ${herd.ready.snapshot}), ${MB(herdTuned.rss.rss)} MiB (${mb(herdTuned.rss.rss)} MB) with Node's compile cache and ${TUNED_FLAGS.join(' ')} (settings a launcher would have to pass; bin/vigil does not yet).`;
     t3 += ` Of the ${MB(herdRss)} MiB, ${MB(herdRing)} MiB is the 16 MiB event ring (kernel memory, mapped once), ${MB(herdFile)} MiB file-backed (mostly the Node binary's own pages) and ${MB(herdAnon)} MiB anonymous, mostly V8's heap: ${MB(herd.report.memory.heapTotal)} MiB reserved, ${MB(herdHeapGc)} MiB live after a GC; a forced GC brings RSS to ${MB(herd.report.memory_after_gc.rss)} MiB. The snapshot, read and applied one process at a time, took ${fixed(herd.ready.startup_ms / 1000, 1)} s (start-up included).`;
     const readyHeap = median(vigilRuns.map((r) => r.ready?.heapAfterGc ?? NaN));
     const readyLive = median(vigilRuns.map((r) => r.ready?.live ?? NaN));
