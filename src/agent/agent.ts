@@ -70,6 +70,13 @@ export interface AgentOptions {
 }
 
 const readProcFile = (p: string): string => fs.readFileSync(p, 'utf8');
+const inodeOf = (p: string): number | undefined => {
+  try {
+    return fs.statSync(p).ino;
+  } catch {
+    return undefined; // gone, or out of reach: nothing is learned
+  }
+};
 
 const OWNED_MAPS = ['vigil_stats', 'vigil_lost', 'vigil_containers'] as const;
 
@@ -211,7 +218,7 @@ export class Agent {
         // lost): learned from /proc/<pid>/cgroup at the process's fork or exec, before that very event is
         // enriched. One Map lookup per process event; the read happens once per new cgroup.
         const c = this.#containers;
-        if (c && ev.cgroupId && (ev.type === 'exec' || ev.type === 'fork') && !c.knows(ev.cgroupId)) c.learnFromProcess(ev.cgroupId, ev.pid, readProcFile);
+        if (c && ev.cgroupId && (ev.type === 'exec' || ev.type === 'fork') && !c.knows(ev.cgroupId)) c.learnFromProcess(ev.cgroupId, ev.pid, readProcFile, inodeOf);
       },
       onError: (err, type) => {
         // Once per event type: a bug that hits every event must not flood the log; the count is in status.

@@ -189,10 +189,13 @@ export class ContainerResolver {
   }
 
   /**
-   * An id nobody reported (a lost mkdir, or perf-buffer reordering): learn it from a process in it, by the
-   * cgroup path in /proc/<pid>/cgroup. `read` is injected by the caller so this module does no I/O itself.
+   * An id nobody reported (a lost mkdir, perf-buffer reordering, the eBPF-less mode): learn it from a process
+   * in it, by the cgroup path in /proc/<pid>/cgroup. The process may have moved since the id was taken (a
+   * runtime moves its container's first process right after the fork), so with `inodeOf` the path is only
+   * learned when its directory is the cgroup `id` names; otherwise nothing is learned and a later event
+   * retries. `read` and `inodeOf` are injected by the caller so this module does no I/O itself.
    */
-  learnFromProcess(id: number, pid: number, read: (p: string) => string): ContainerInfo | undefined {
+  learnFromProcess(id: number, pid: number, read: (p: string) => string, inodeOf?: (p: string) => number | undefined): ContainerInfo | undefined {
     if (this.knows(id)) return this.#byCgroup.get(id);
     let text: string;
     try {
@@ -203,6 +206,7 @@ export class ContainerResolver {
     const want = this.layout.primary.version === 2 ? /^0::(.*)$/m : new RegExp(`^\\d+:[^:]*\\b${this.layout.primary.controllers[0]}\\b[^:]*:(.*)$`, 'm');
     const path = want.exec(text)?.[1];
     if (path === undefined) return undefined;
+    if (inodeOf && inodeOf(`${this.layout.primary.mount}${path === '/' ? '' : path}`) !== id) return undefined;
     const c = this.#learn(id, path, false);
     this.#pump();
     return c;

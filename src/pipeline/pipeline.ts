@@ -204,9 +204,13 @@ export class Pipeline {
     en.build(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, fields, withEvent);
     const out = en.event;
     // 4. hold while the container's metadata is on its way, if configured
-    if (hold && out!.container?.enrichment === 'pending') {
-      this.#hold(out!);
-      return;
+    if (hold && out!.container) {
+      if (out!.container.enrichment === 'pending') {
+        this.#hold(out!);
+        return;
+      }
+      // Enrichment finished since: what waited goes out first, so that a container's events stay in order.
+      if (this.#held.has(out!.container.id)) this.#releaseHeld(out!.container.id);
     }
     this.#emit(ev.type, out, en.line);
   }
@@ -297,6 +301,7 @@ export class Pipeline {
       this.#hold(out, true);
       return;
     }
+    if (this.#held.has(c.id)) this.#releaseHeld(c.id); // a stop after events still waiting: they go first
     this.#emit(out.type, out, JSON.stringify(out), true); // not a kernel record: counted apart, so the record accounting stays exact
   }
 
