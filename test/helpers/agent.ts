@@ -1,7 +1,7 @@
 // Helpers for tests that run the real agent in-process: a temp data dir and socket, a sink that keeps every
 // event it gets, and waiting for events that match a predicate (bounded; not a timing assertion).
-import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { runCommand, type Run } from './run.ts';
 import type { TestContext } from 'node:test';
 import { Agent } from '../../src/agent/agent.ts';
 import { ApiServer } from '../../src/api/server.ts';
@@ -78,11 +78,6 @@ export async function startTestAgent(t: TestContext, o: { config?: unknown; runt
  * Runs `bin/vigil <args>` without blocking this process: an in-process agent under test must keep
  * answering its API while the CLI talks to it (spawnSync would deadlock until the client's timeout).
  */
-export function runCli(args: string[], timeoutMs = 30_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(path.join(ROOT, 'bin/vigil'), args, { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const status = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null) : 0;
-      resolve({ status, stdout, stderr });
-    });
-  });
+export function runCli(args: string[], timeoutMs = 30_000): Promise<Run> {
+  return runCommand(path.join(ROOT, 'bin/vigil'), args, { timeoutMs });
 }

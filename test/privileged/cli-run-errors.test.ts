@@ -3,29 +3,17 @@
 // (data dir, socket dir) exists afterwards. Needs root and BPF, so that the same command with a good
 // configuration would load programs (the proof means something), and strace.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { runCommand, type Run } from '../helpers/run.ts';
 import { test } from 'node:test';
 import { privileged, ROOT, tempDir } from '../helpers/privileged.ts';
 
 const VIGIL = path.join(ROOT, 'bin/vigil');
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], o: { cwd?: string } = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { encoding: 'utf8', timeout: 60_000, cwd: o.cwd }, (err, stdout, stderr) => {
-      const status = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0;
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+const run = (cmd: string, args: string[], o: { cwd?: string } = {}): Promise<Run> => runCommand(cmd, args, o);
 
 /** Runs the jobs with at most `n` processes at a time (the machine has two cores and other tests). */
 async function pool<T, R>(items: T[], n: number, fn: (x: T) => Promise<R>): Promise<R[]> {

@@ -4,28 +4,15 @@
 // are proven end to end. (That `vigil run` with a bad configuration never touches the kernel is proven
 // under strace in test/privileged/cli-run-errors.test.ts.) No privileges needed.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { runCommand, type Run } from '../helpers/run.ts';
 import { test } from 'node:test';
 import { main } from '../../src/cli/main.ts';
 import { ROOT, tempDir } from '../helpers/privileged.ts';
 
 const VIGIL = path.join(ROOT, 'bin/vigil');
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], o: { cwd?: string } = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { encoding: 'utf8', timeout: 60_000, cwd: o.cwd }, (err, stdout, stderr) => {
-      const status = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0;
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+const run = (cmd: string, args: string[], o: { cwd?: string } = {}): Promise<Run> => runCommand(cmd, args, o);
 
 /**
  * main() in this process, with its output captured and its exit code taken back (process.exitCode must not
