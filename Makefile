@@ -80,7 +80,7 @@ test-privileged: build
 
 ## run: the agent on its embedded defaults (ARGS="..." passes flags)
 run: build
-	$(NODE) src/cli/main.ts run $(ARGS)
+	bin/vigil run $(ARGS)
 
 ## bench: every benchmark; each writes its section of docs/benchmarks.md
 bench: debs-test build

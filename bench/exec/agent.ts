@@ -6,7 +6,8 @@
 //   OUT: the JSON-lines file; RUN and N: the storm's run id and exec count (its events are counted by index).
 //   VIGIL_BENCH_PROFILE=FILE: write a CPU profile of ready → SIGTERM there (diagnostics only). The profiler is
 //   started after load on purpose: its SIGPROF interrupts the verifier, and the load then fails.
-// Prints {"ready":true,…} once attached (with memory and cache figures at that point), then on SIGTERM drains
+// Prints {"ready":true,…} once attached (with memory and cache figures at that point); on SIGUSR2 drains and
+// prints {"mark":true,…} with the CPU used so far, and counts CPU from there; on SIGTERM drains
 // the ring, flushes the file and prints its counts: storm execs seen, CPU since ready, RSS, cache and kernel
 // loss counters.
 import fs from 'node:fs';
@@ -127,8 +128,20 @@ if (PROFILE) {
 }
 
 // CPU is counted from here: loading, verifying and the /proc snapshot are start-up, not per-exec work.
-const cpu0 = process.cpuUsage();
-const threads0 = threadCpu();
+let cpu0 = process.cpuUsage();
+let threads0 = threadCpu();
+const reader = () => resolver.manager?.eventReader;
+
+// SIGUSR2 (after a warm-up storm): take what is left of it, print the CPU it cost, and count from here on.
+process.on('SIGUSR2', () => {
+  const r = reader();
+  if (r) while (r.drain() > 0);
+  const cpu = process.cpuUsage(cpu0);
+  const threads = threadCpu();
+  process.stdout.write(`${JSON.stringify({ mark: true, cpu_s: (cpu.user + cpu.system) / 1e6, main_s: (threads.main - threads0.main) / 1e9, v8_s: (threads.v8 - threads0.v8) / 1e9, counts: { ...counts } })}\n`);
+  cpu0 = process.cpuUsage();
+  threads0 = threads;
+});
 process.stdout.write(
   `${JSON.stringify({
     ready: true,
@@ -145,8 +158,8 @@ process.stdout.write(
 process.once('SIGTERM', () => {
   void (async () => {
     // The storm has exited, so every record it caused is committed: take what is left, then write it out.
-    const reader = resolver.manager?.eventReader;
-    if (reader) while (reader.drain() > 0);
+    const r = reader();
+    if (r) while (r.drain() > 0);
     await writer.close();
     const cpu = process.cpuUsage(cpu0);
     const threads1 = threadCpu();
@@ -158,7 +171,7 @@ process.once('SIGTERM', () => {
     const memBeforeGc = memory();
     const s = resolver.stats();
     const k = resolver.manager?.kernelCounters();
-    const rs = reader?.stats();
+    const rs = r?.stats();
     cleanup();
     gc?.();
     const memAfterGc = memory();
@@ -183,7 +196,7 @@ process.once('SIGTERM', () => {
         lost_exec: k?.lostByOpcode[VIGIL_OPCODE.EXEC] ?? 0,
         lost_by_opcode: k?.lostByOpcode ?? {},
       },
-      reader: rs ? { received: rs.received, wakeups: rs.wakeups, drains: rs.drains, handler_errors: rs.handlerErrors } : undefined,
+      reader: rs ? { received: rs.received, wakeups: rs.wakeups, forced_wakeups: rs.forcedWakeups, drains: rs.drains, handler_errors: rs.handlerErrors } : undefined,
       writer: writer.stats(),
       users: users.stats(),
     };

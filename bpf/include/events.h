@@ -33,6 +33,19 @@ enum vigil_stat {
 	VIGIL_STAT_MAX = 8,
 };
 
+/*
+ * How the ring's reader wants to be woken (the vigil_ring_ctl map, one element, mmapped by the reader, which
+ * writes it; sensors only read it). While `batching` is set the reader drains on its own timer, so records
+ * are submitted without a wakeup, except once `wakeup_bytes` or more wait unread: then every record forces
+ * one, and the reader drains at once. With `batching` clear (the reader sleeps in poll), the kernel's default
+ * applies: a wakeup when the reader has caught up. All zero means the default always.
+ */
+struct vigil_ring_ctl {
+	__u32 batching;
+	__u32 _pad;
+	__u64 wakeup_bytes;
+};
+
 /* Common header of every record (32 bytes). */
 struct event_header {
 	__u16 opcode;     /* enum vigil_opcode */

@@ -45,6 +45,15 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } vigil_events_perf SEC(".maps");
 
+/* The reader's wakeup wishes (struct vigil_ring_ctl); shared by every sensor of an agent like the ring. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct vigil_ring_ctl);
+} vigil_ring_ctl SEC(".maps");
+
 /* Per-CPU counters, enum vigil_stat. Per-CPU, so increments need no atomics. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -151,13 +160,30 @@ static __always_inline void *vigil_reserve(__u32 size, __u32 opcode)
 }
 
 /*
- * Hands a reserved record to user space. The wakeup is left to the kernel's default policy: user space is
- * woken only when it has caught up, so a consumer that drains in batches costs one wakeup per batch.
+ * The wakeup flags for a record about to be submitted (struct vigil_ring_ctl). A reader that drains on a
+ * timer is not woken per batch; it is woken at once when the ring fills past its watermark. The plain read
+ * of `batching` can race with the reader clearing it; the reader covers that window with one late check.
+ */
+static __always_inline __u64 vigil_wakeup_flags(void)
+{
+	__u32 zero = 0;
+	struct vigil_ring_ctl *c = bpf_map_lookup_elem(&vigil_ring_ctl, &zero);
+
+	if (!c || !c->batching)
+		return 0;
+	if (c->wakeup_bytes && bpf_ringbuf_query(&vigil_events, BPF_RB_AVAIL_DATA) >= c->wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+/*
+ * Hands a reserved record to user space, woken as vigil_wakeup_flags says: one wakeup per batch at most,
+ * so that a consumer draining in batches is not woken per record.
  */
 static __always_inline void vigil_submit(void *ctx, void *rec, __u32 size, __u32 opcode)
 {
 	if (vigil_use_ringbuf) {
-		bpf_ringbuf_submit(rec, 0);
+		bpf_ringbuf_submit(rec, vigil_wakeup_flags());
 		vigil_count(VIGIL_STAT_EMITTED);
 		return;
 	}
@@ -186,7 +212,7 @@ static __always_inline int vigil_output(void *ctx, void *data, __u32 size, __u32
 		return -1;
 	}
 	if (vigil_use_ringbuf)
-		r = bpf_ringbuf_output(&vigil_events, data, size, 0);
+		r = bpf_ringbuf_output(&vigil_events, data, size, vigil_wakeup_flags());
 	else
 		r = bpf_perf_event_output(ctx, &vigil_events_perf, BPF_F_CURRENT_CPU, data, size);
 	if (r < 0) {

@@ -5,7 +5,7 @@
 // then the pipeline flushed into the sinks, then the sensors' programs and maps released, then sinks, API
 // and maps closed.
 import fs from 'node:fs';
-import { MapType } from '../bpf/constants.ts';
+import { MapFlags, MapType } from '../bpf/constants.ts';
 import { NotSupportedError, PermissionError } from '../bpf/errors.ts';
 import { allFeatures, feature, requireBpfPrivileges } from '../bpf/features.ts';
 import { BpfMap, numPossibleCpus } from '../bpf/map.ts';
@@ -21,7 +21,8 @@ import { procConnectorFallback } from '../process/connector.ts';
 import { ProcessResolver } from '../process/resolver.ts';
 import { UserResolver } from '../process/users.ts';
 import { PerfBufReader } from '../ringbuf/perfbuf.ts';
-import { RingBufReader, type EventReader } from '../ringbuf/ringbuf.ts';
+import { RING_CTL_MAP, RingBufReader, type EventReader } from '../ringbuf/ringbuf.ts';
+import { SIZEOF } from '../events/layout.generated.ts';
 import { createSinks } from '../sinks/index.ts';
 import type { Store } from '../store/store.ts';
 import { calibrate } from '../pipeline/clock.ts';
@@ -78,7 +79,7 @@ const inodeOf = (p: string): number | undefined => {
   }
 };
 
-const OWNED_MAPS = ['vigil_stats', 'vigil_lost', 'vigil_containers'] as const;
+const OWNED_MAPS = ['vigil_stats', 'vigil_lost', 'vigil_containers', RING_CTL_MAP] as const;
 
 export class Agent {
   readonly config: VigilConfig;
@@ -275,6 +276,8 @@ export class Agent {
     const ring = this.config.ring;
     if (feature('ringbuf').supported) {
       this.#maps.vigil_events = BpfMap.create({ name: 'vigil_events', type: MapType.RINGBUF, keySize: 0, valueSize: 0, maxEntries: ring.sizeMiB << 20 });
+      // The reader's say over the sensors' wakeups (bpf/include/vigil.h), mapped by the reader.
+      this.#maps[RING_CTL_MAP] = BpfMap.create({ name: RING_CTL_MAP, type: MapType.ARRAY, keySize: 4, valueSize: SIZEOF.vigil_ring_ctl, maxEntries: 1, flags: MapFlags.MMAPABLE });
       this.#channel = 'ringbuf';
     } else {
       this.#maps.vigil_events_perf = BpfMap.create({ name: 'vigil_events_pe', type: MapType.PERF_EVENT_ARRAY, keySize: 4, valueSize: 4, maxEntries: numPossibleCpus() });
@@ -295,7 +298,10 @@ export class Agent {
 
   #startReader(): void {
     const handler = this.#pipeline!.handleRecord;
-    if (this.#channel === 'ringbuf') this.#reader = new RingBufReader(this.#maps.vigil_events!, { batchDelayMs: this.config.ring.batchDelayMs });
+    if (this.#channel === 'ringbuf') {
+      const { batchDelayMs, maxBatchDelayMs } = this.config.ring;
+      this.#reader = new RingBufReader(this.#maps.vigil_events!, { batchDelayMs, maxBatchDelayMs: Math.max(batchDelayMs, maxBatchDelayMs), control: this.#maps[RING_CTL_MAP] });
+    }
     else this.#reader = new PerfBufReader(this.#maps.vigil_events_perf!, { batchDelayMs: this.config.ring.batchDelayMs });
     this.#reader.start(handler);
   }

@@ -55,6 +55,11 @@ export const ConfigSchema = z
         /** Size of the shared ring buffer (a power of two, MiB). */
         sizeMiB: positive.max(1024).refine((v) => (v & (v - 1)) === 0, 'must be a power of two').default(16),
         batchDelayMs: positive.max(100).default(1),
+        /**
+         * Longest wait between drains while a stream stays sparse (ms): the latency bound of a quiet host's
+         * events. Longer batches cost less CPU per event; a filling ring wakes the reader at once whatever it is.
+         */
+        maxBatchDelayMs: positive.max(1000).default(32),
       })
       .strict()
       .prefault({}),

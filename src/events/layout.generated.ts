@@ -114,6 +114,13 @@ export const VIGIL_SYS_CFG_FLAGS = {
   BPF_LOAD: 8,
 } as const;
 
+/** struct vigil_ring_ctl (16 bytes): byte offset and size of each field */
+export const VIGIL_RING_CTL = {
+  batching: { offset: 0, size: 4 },
+  _pad: { offset: 4, size: 4 },
+  wakeup_bytes: { offset: 8, size: 8 },
+} as const;
+
 /** struct event_header (32 bytes): byte offset and size of each field */
 export const EVENT_HEADER = {
   opcode: { offset: 0, size: 2 },
@@ -341,6 +348,7 @@ export const SYS_EVENT = {
 
 /** sizeof(struct ...) */
 export const SIZEOF = {
+  vigil_ring_ctl: 16,
   event_header: 32,
   bench_event: 64,
   test_event: 56,

@@ -16,7 +16,8 @@ import { BpfObject, type LoadOptions, type OpenOptions } from '../bpf/object.ts'
 import { enableRunTimeStats, type StatsHandle } from '../bpf/stats.ts';
 import type { BpfProgram, ProgramStats } from '../bpf/program.ts';
 import { PerfBufReader, type PerfBufReaderOptions } from '../ringbuf/perfbuf.ts';
-import { RingBufReader, type EventReader, type ReaderStats, type RecordHandler, type RingBufReaderOptions } from '../ringbuf/ringbuf.ts';
+import { RING_CTL_MAP, RingBufReader, type EventReader, type ReaderStats, type RecordHandler, type RingBufReaderOptions } from '../ringbuf/ringbuf.ts';
+import { SIZEOF } from '../events/layout.generated.ts';
 import { registerCleanup } from './cleanup.ts';
 import {
   applyMapSpecEditor,
@@ -347,6 +348,10 @@ export class Manager {
     } else {
       // Without ring buffers the ring map cannot even be created: turn it into a one-slot array nobody uses.
       (this.#opts.mapSpecEditors ??= {})[ringName] = { type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1, flags: 0 };
+      // Nor is the ring's control read; and such kernels may not have mmapable arrays (5.5).
+      if (main.hasMap(RING_CTL_MAP) && !this.#opts.mapEditors?.[RING_CTL_MAP]) {
+        this.#opts.mapSpecEditors[RING_CTL_MAP] = { type: MapType.ARRAY, keySize: 4, valueSize: SIZEOF.vigil_ring_ctl, maxEntries: 1, flags: 0 };
+      }
       if (ch.sharedPerf) {
         (this.#opts.mapEditors ??= {})[perfName] = ch.sharedPerf;
         this.#borrowed.add(ch.sharedPerf);
@@ -503,7 +508,9 @@ export class Manager {
 
   #createReaders(main: BpfObject): void {
     for (const r of this.spec.ringBuffers ?? []) {
-      this.#readers.set(r.map, new RingBufReader(main.map(r.map), r.options));
+      // The event channel's reader steers the sensors' wakeups through their control map (bpf/include/vigil.h).
+      const control = r.map === this.#channelMap && !r.options?.control && main.hasMap(RING_CTL_MAP) ? main.map(RING_CTL_MAP) : undefined;
+      this.#readers.set(r.map, new RingBufReader(main.map(r.map), control ? { ...r.options, control } : r.options));
       this.#handlers.set(r.map, r.handler);
     }
     for (const r of this.spec.perfMaps ?? []) {

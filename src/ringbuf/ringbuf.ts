@@ -17,7 +17,8 @@ import koffi, { type node as koffiNode } from 'koffi';
 import { StateError, errorFromErrno } from '../bpf/errors.ts';
 import { errno, lib, type Ptr } from '../bpf/ffi.ts';
 import type { BpfMap } from '../bpf/map.ts';
-import { MapType } from '../bpf/constants.ts';
+import { MapFlags, MapType } from '../bpf/constants.ts';
+import { SIZEOF, VIGIL_RING_CTL } from '../events/layout.generated.ts';
 import { InvalidArgumentError } from '../bpf/errors.ts';
 
 /** koffi's poll callback: (status, events); a negative status is a libuv error and stops the watcher. */
@@ -64,6 +65,11 @@ export interface ReaderStats {
    * record boundary; the records in between are lost, once per count here. Never seen with a sane kernel.
    */
   corrupt: number;
+  /**
+   * Times the BPF side woke the reader during a batching wait because the ring filled past its watermark
+   * (struct vigil_ring_ctl): a burst, drained at once instead of at the end of the wait.
+   */
+  forcedWakeups: number;
 }
 
 export interface EventReader {
@@ -128,7 +134,7 @@ export class RingConsumer {
   /** Our consumer position; a JS number is exact up to 2^53 bytes. */
   #cons: number;
   #pending = 0; // bytes of the record handed out by readInto(), released on the next call
-  readonly counters: ReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, pollErrors: 0, lost: 0, corrupt: 0 };
+  readonly counters: ReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, pollErrors: 0, lost: 0, corrupt: 0, forcedWakeups: 0 };
   onHandlerError: ((err: unknown) => void) | undefined;
 
   constructor(layout: RingLayout) {
@@ -301,11 +307,22 @@ export interface RingBufReaderOptions {
    */
   batchDelayMs?: number;
   /**
-   * Longest delay between drains while records keep coming (ms); default 16. The delay grows from
-   * batchDelayMs towards it while batches stay small (DrainPacer), and never beyond what the ring can absorb
-   * at PEAK_BYTES_PER_MS (half the ring). Set it to batchDelayMs for a fixed delay.
+   * Longest delay between drains while records keep coming (ms). The delay grows from batchDelayMs towards
+   * it while batches stay small (DrainPacer). With `control`, the BPF side wakes the reader when the ring
+   * fills, and the default is WOKEN_MAX_DELAY_MS; without it, the default is 16 and the delay never goes
+   * beyond what the ring can absorb at PEAK_BYTES_PER_MS (half the ring). Set it to batchDelayMs for a
+   * fixed delay.
    */
   maxBatchDelayMs?: number;
+  /**
+   * The vigil_ring_ctl map of the sensors writing this ring (an mmapable one-element array of struct
+   * vigil_ring_ctl, bpf/include/vigil.h). With it the reader tells the BPF side when it drains on a timer,
+   * records are then submitted without wakeups, and the BPF side wakes the reader only when `wakeupFill` of
+   * the ring waits unread. Without it, the kernel's default applies and the ring's size bounds the delay.
+   */
+  control?: BpfMap;
+  /** With `control`: the fill (0..1) at which the BPF side wakes a reader that waits on its timer. Default 1/4. */
+  wakeupFill?: number;
   /** Most records handled in one pass before yielding to the event loop (bounds loop latency). */
   maxPerDrain?: number;
   /** Drain right away (no batching delay) once the ring is this full (0..1). */
@@ -320,6 +337,17 @@ export interface RingBufReaderOptions {
  * delay for a ring of 1 MiB.
  */
 export const PEAK_BYTES_PER_MS = 512 * 1024;
+
+/**
+ * Longest batching delay (ms) when the BPF side wakes the reader on fill (RingBufReaderOptions.control): the
+ * latency a sparse stream's events can see, as in Falco's libscap (which sleeps up to 30 ms on empty buffers).
+ * Per-drain costs dominate a sparse stream's consumer CPU (each drain after a sleep runs with cold caches:
+ * ~0.3 ms here), so the longer batch is most of the saving: bench/exec.
+ */
+export const WOKEN_MAX_DELAY_MS = 32;
+
+/** The map through which a reader steers the BPF side's wakeups (struct vigil_ring_ctl, bpf/include/vigil.h). */
+export const RING_CTL_MAP = 'vigil_ring_ctl';
 
 /** What the reader does after a drain: drain again at once, wait `ms`, or go back to poll (idle). */
 export type PaceDecision = { next: 'immediate' } | { next: 'timer'; ms: number } | { next: 'idle' };
@@ -355,14 +383,14 @@ export class DrainPacer {
   #delay: number;
 
   /** Throws InvalidArgumentError for a non-positive or non-finite delay. */
-  constructor(o: { size: number; minMs?: number; maxMs?: number; busyMs?: number; urgentFill?: number }) {
+  constructor(o: { size: number; minMs?: number; maxMs?: number; busyMs?: number; urgentFill?: number; woken?: boolean }) {
     const min = o.minMs ?? 1;
-    const max = o.maxMs ?? 16;
+    const max = o.maxMs ?? (o.woken ? WOKEN_MAX_DELAY_MS : 16);
     if (!(min > 0) || !Number.isFinite(min)) throw new InvalidArgumentError(`ring batch delay must be a positive number of ms, got ${o.minMs}`);
     if (!(max > 0) || !Number.isFinite(max)) throw new InvalidArgumentError(`ring max batch delay must be a positive number of ms, got ${o.maxMs}`);
     this.minMs = min;
-    // Half the ring at the peak rate; never below the minimum delay.
-    this.maxMs = Math.max(min, Math.min(max, Math.floor(o.size / 2 / PEAK_BYTES_PER_MS)));
+    // Half the ring at the peak rate, unless the BPF side wakes the reader on fill; never below the minimum.
+    this.maxMs = Math.max(min, o.woken ? max : Math.min(max, Math.floor(o.size / 2 / PEAK_BYTES_PER_MS)));
     this.batchBytes = Math.floor(o.size / 32);
     this.busyMs = o.busyMs ?? 4;
     this.#urgentBytes = Math.floor(o.size * (o.urgentFill ?? 0.5));
@@ -402,7 +430,23 @@ export class DrainPacer {
   }
 }
 
-/** Reads a BPF ring buffer map through mmap. Construct after the map is loaded. */
+// epoll(7), for the edge-triggered wait of a reader with `control` (x86-64 packs struct epoll_event in 12
+// bytes, arm64 aligns it to 16: a 16-byte buffer fits both).
+const EPOLL_CLOEXEC = 0o2000000;
+const EPOLL_CTL_ADD = 1;
+const EPOLLIN = 0x1;
+const EPOLLET = 0x80000000;
+
+/**
+ * Reads a BPF ring buffer map through mmap. Construct after the map is loaded.
+ *
+ * Waiting. Idle, the reader sleeps in poll until the kernel says a record came. Then it drains on a timer
+ * paced by DrainPacer, without poll, until a drain finds nothing. Without `control` the kernel sends no
+ * wakeup while the reader lags, so poll is simply off during the timer phase. With `control` the reader
+ * waits on its own epoll set holding the ring edge-triggered, always armed: it tells the BPF side when it is
+ * on its timer (`batching`), records are then submitted without a wakeup, and the only edges that come are
+ * the forced ones of a ring past the watermark, which end the wait at once.
+ */
 export class RingBufReader implements EventReader {
   readonly name: string;
   readonly consumer: RingConsumer;
@@ -421,15 +465,29 @@ export class RingBufReader implements EventReader {
   /** When the last drain pass began (performance.now()); a wakeup from poll counts as one. */
   #lastDrainAt = 0;
   readonly #drainCb = () => this.#drainTick();
+  // With `control`: the mapped struct vigil_ring_ctl, our epoll set, and the fill that forces a wakeup.
+  #ctlPtr: Ptr | null = null;
+  #ctlLen = 0;
+  #batching: Int32Array | undefined;
+  #epfd = -1;
+  readonly #epollBuf = Buffer.alloc(16);
+  #wakeupBytes = 0;
+  #recheck: NodeJS.Immediate | undefined;
 
   /** Throws InvalidArgumentError for a map that is not a ring buffer, SyscallError if mmap fails. */
   constructor(map: BpfMap, o: RingBufReaderOptions = {}) {
     if (map.type !== MapType.RINGBUF) throw new InvalidArgumentError(`map ${map.name} is not a ring buffer (type ${map.type})`);
+    const ctl = o.control;
+    if (ctl && (ctl.type !== MapType.ARRAY || !(ctl.flags & MapFlags.MMAPABLE) || ctl.valueSize < SIZEOF.vigil_ring_ctl)) {
+      throw new InvalidArgumentError(`ring control map ${ctl.name} must be an mmapable array of struct vigil_ring_ctl (${SIZEOF.vigil_ring_ctl} bytes)`);
+    }
+    const wakeupFill = o.wakeupFill ?? 0.25;
+    if (!(wakeupFill > 0 && wakeupFill < 1)) throw new InvalidArgumentError(`ring wakeup fill must be between 0 and 1, got ${o.wakeupFill}`);
     this.name = map.name;
     this.#fd = map.fd;
     this.#size = map.maxEntries;
     this.#maxPerDrain = o.maxPerDrain ?? 32768;
-    this.pacer = new DrainPacer({ size: this.#size, minMs: o.batchDelayMs, maxMs: o.maxBatchDelayMs ?? Math.max(16, o.batchDelayMs ?? 1), urgentFill: o.urgentFill });
+    this.pacer = new DrainPacer({ size: this.#size, minMs: o.batchDelayMs, maxMs: o.maxBatchDelayMs, urgentFill: o.urgentFill, woken: !!ctl });
     const l = lib();
     const page = l.getpagesize() as number;
     this.#page = page;
@@ -456,6 +514,40 @@ export class RingBufReader implements EventReader {
       size: this.#size,
       mirrored: false,
     });
+    if (ctl) {
+      try {
+        this.#openControl(ctl, Math.floor(this.#size * wakeupFill));
+      } catch (err) {
+        this.close();
+        throw err;
+      }
+    }
+  }
+
+  /** Maps the control struct, sets the watermark, and builds the edge-triggered epoll set over the ring. */
+  #openControl(ctl: BpfMap, wakeupBytes: number): void {
+    const l = lib();
+    const len = Math.ceil((ctl.valueSize * ctl.maxEntries) / this.#page) * this.#page;
+    const p = l.mmap(null, len, 3, 1, ctl.fd, 0) as Ptr;
+    if (isMapFailed(p)) throw errorFromErrno(`mmap ring control map ${ctl.name}`, errno());
+    this.#ctlPtr = p;
+    this.#ctlLen = len;
+    const ab = koffi.view(p, SIZEOF.vigil_ring_ctl);
+    this.#batching = new Int32Array(ab, VIGIL_RING_CTL.batching.offset, 1);
+    new DataView(ab).setBigUint64(VIGIL_RING_CTL.wakeup_bytes.offset, BigInt(wakeupBytes), true);
+    Atomics.store(this.#batching, 0, 0);
+    this.#wakeupBytes = wakeupBytes;
+    const ep = l.epoll_create1(EPOLL_CLOEXEC) as number;
+    if (ep < 0) throw errorFromErrno(`epoll_create1 for ring ${this.name}`, errno());
+    this.#epfd = ep;
+    const ev = Buffer.alloc(16);
+    ev.writeUInt32LE((EPOLLIN | EPOLLET) >>> 0, 0);
+    if ((l.epoll_ctl(ep, EPOLL_CTL_ADD, this.#fd, ev) as number) < 0) throw errorFromErrno(`epoll_ctl on ring ${this.name}`, errno());
+  }
+
+  /** The BPF side wakes us on fill only (vigil_ring_ctl): the ring's size no longer bounds the delay. */
+  get woken(): boolean {
+    return this.#epfd >= 0;
   }
 
   /** Starts delivering records to `handler` from the event loop. */
@@ -472,24 +564,68 @@ export class RingBufReader implements EventReader {
 
   readonly #onPoll = ((status: number) => this.#onReadable(status)) as PollCallback;
 
-  #arm(): void {
-    this.#state = 'polling';
+  #startPoll(): void {
     const cb = this.#onPoll as unknown as (ev: unknown) => void;
-    if (!this.#poll) this.#poll = koffi.node.poll(this.#fd, { readable: true }, cb);
+    const fd = this.#epfd >= 0 ? this.#epfd : this.#fd;
+    if (!this.#poll) this.#poll = koffi.node.poll(fd, { readable: true }, cb);
     else this.#poll.start({ readable: true }, cb);
   }
 
+  /** Goes back to waiting for the kernel's wakeup (idle). */
+  #arm(): void {
+    this.#state = 'polling';
+    if (this.#epfd < 0) {
+      this.#startPoll();
+      return;
+    }
+    if (!this.#poll) this.#startPoll();
+    // Wakeups on again, then look once more: a record whose producer read `batching` just before this store
+    // went out without a wakeup. Its reservation is visible by the next turn of the loop, if not now.
+    Atomics.store(this.#batching!, 0, 0);
+    if (this.consumer.available() > 0) this.#wake();
+    else this.#recheck = setImmediate(() => {
+      this.#recheck = undefined;
+      if (this.#state === 'polling' && this.consumer.available() > 0) this.#wake();
+    });
+  }
+
   #onReadable(status: number): void {
-    if (this.#state !== 'polling') return;
     if (status < 0) {
       // libuv stopped the watcher: drain on a timer instead, which re-arms when the ring is empty.
       this.consumer.counters.pollErrors++;
+      this.#poll?.close();
+      this.#poll = undefined;
+      if (this.#state !== 'polling' && this.#state !== 'draining') return;
+      this.#quiesceTimers();
       this.#state = 'draining';
       this.#timer = setTimeout(this.#drainCb, POLL_ERROR_RETRY_MS);
       return;
     }
+    if (this.#epfd >= 0) {
+      // Take the edge off our epoll set, or libuv's level-triggered watch of it would fire again.
+      lib().epoll_wait(this.#epfd, this.#epollBuf, 1, 0);
+      if (this.#state === 'draining') {
+        // On our timer only a full ring wakes us (or an edge from before `batching` was set: ignored).
+        if (this.#timer && this.consumer.available() >= this.#wakeupBytes) {
+          this.consumer.counters.forcedWakeups++;
+          clearTimeout(this.#timer);
+          this.#timer = undefined;
+          this.#immediate = setImmediate(this.#drainCb);
+        }
+        return;
+      }
+    }
+    if (this.#state !== 'polling') return;
+    this.#wake();
+  }
+
+  /** Records are waiting: drain them on the pacer's timer. */
+  #wake(): void {
     this.consumer.counters.wakeups++;
-    this.#poll?.stop();
+    if (this.#recheck) clearImmediate(this.#recheck);
+    this.#recheck = undefined;
+    if (this.#epfd < 0) this.#poll?.stop();
+    else Atomics.store(this.#batching!, 0, 1);
     this.#state = 'draining';
     this.#lastDrainAt = performance.now(); // the first batch is measured from here: it began arriving now
     // Let a batch accumulate unless the ring is already filling up.
@@ -512,7 +648,7 @@ export class RingBufReader implements EventReader {
   #follow(d: PaceDecision): void {
     if (d.next === 'immediate') this.#immediate = setImmediate(this.#drainCb); // more is ready now: continue after other I/O runs
     else if (d.next === 'timer') this.#timer = setTimeout(this.#drainCb, d.ms);
-    else this.#arm(); // idle: back to poll, no timers. poll is level-triggered, so nothing pending is missed.
+    else this.#arm(); // idle: back to poll, no timers. Nothing pending is missed (see #arm).
   }
 
   drain(handler: RecordHandler | undefined = this.#handler, max = Infinity): number {
@@ -539,25 +675,44 @@ export class RingBufReader implements EventReader {
     return this.#state === 'closed' ? 0 : this.consumer.available() / this.#size;
   }
 
-  #quiesce(): void {
-    this.#poll?.stop();
+  #quiesceTimers(): void {
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#immediate) clearImmediate(this.#immediate);
+    if (this.#recheck) clearImmediate(this.#recheck);
     this.#timer = undefined;
     this.#immediate = undefined;
+    this.#recheck = undefined;
+  }
+
+  #quiesce(): void {
+    this.#poll?.stop();
+    this.#quiesceTimers();
   }
 
   /** Stops delivering; records stay in the ring until resume(). */
   pause(): void {
     if (this.#state === 'closed' || this.#state === 'stopped') return;
     this.#quiesce();
+    // Nobody drains until resume: no wakeups wanted (past the watermark they still come, and are ignored).
+    if (this.#batching) Atomics.store(this.#batching, 0, 1);
     this.#state = 'paused';
   }
 
   resume(): void {
     if (this.#state !== 'paused') return;
-    if (this.#handler) this.#arm();
-    else this.#state = 'idle';
+    if (!this.#handler) {
+      this.#state = 'idle';
+      return;
+    }
+    if (this.#epfd < 0) {
+      this.#arm();
+      return;
+    }
+    // Records that came while paused sent no wakeup: look now.
+    this.#startPoll();
+    this.#state = 'draining';
+    this.#lastDrainAt = performance.now();
+    this.#immediate = setImmediate(this.#drainCb);
   }
 
   /** Stops delivering and releases the poll watcher. Idempotent. */
@@ -566,6 +721,8 @@ export class RingBufReader implements EventReader {
     this.#quiesce();
     this.#poll?.close();
     this.#poll = undefined;
+    // Back to the kernel's default wakeups for whoever reads the ring next.
+    if (this.#batching) Atomics.store(this.#batching, 0, 0);
     this.#state = 'stopped';
   }
 
@@ -577,8 +734,13 @@ export class RingBufReader implements EventReader {
     const l = lib();
     if (this.#consPtr !== null) l.munmap(this.#consPtr, this.#page);
     if (this.#prodPtr !== null) l.munmap(this.#prodPtr, this.#page + this.#size);
+    if (this.#ctlPtr !== null) l.munmap(this.#ctlPtr, this.#ctlLen);
+    if (this.#epfd >= 0) l.close(this.#epfd);
     this.#consPtr = null;
     this.#prodPtr = null;
+    this.#ctlPtr = null;
+    this.#batching = undefined;
+    this.#epfd = -1;
   }
 }
 

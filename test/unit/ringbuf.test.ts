@@ -3,7 +3,7 @@
 // crossings, and throwing handlers. No privileges needed.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DrainPacer, PEAK_BYTES_PER_MS, RingConsumer, type RingLayout, type RingRecord } from '../../src/ringbuf/ringbuf.ts';
+import { DrainPacer, PEAK_BYTES_PER_MS, RingConsumer, WOKEN_MAX_DELAY_MS, type RingLayout, type RingRecord } from '../../src/ringbuf/ringbuf.ts';
 
 const BUSY = 0x80000000;
 const DISCARD = 0x40000000;
@@ -212,6 +212,19 @@ test('the drain pacer grows its delay under a sparse stream, up to what the ring
   // In between, it stays: a batch at twice the delay would no longer be small.
   assert.deepEqual(p.after(5000, p.batchBytes * 0.75, 0.1, 4, 0, false), { next: 'timer', ms: 4 });
   assert.deepEqual(p.after(50, 5000, p.busyMs * 0.75, 4, 0, false), { next: 'timer', ms: 4 });
+});
+
+test('a pacer woken by the BPF side on fill grows to its latency bound, whatever the ring size', () => {
+  // vigil_ring_ctl: the sensors wake the reader once the ring fills, so the ring no longer caps the delay.
+  const p = new DrainPacer({ size: 16 << 20, woken: true });
+  assert.equal(p.maxMs, WOKEN_MAX_DELAY_MS);
+  p.wake(0);
+  assert.deepEqual(steady(p, 2048, 8, 700, 20_000), [2, 4, 8, 16, 32, 32, 32, 32]);
+  assert.equal(new DrainPacer({ size: 1 << 20, woken: true, maxMs: 64 }).maxMs, 64, 'a 1 MiB ring too');
+  // The batch and busy bounds still hold: a dense stream keeps short delays.
+  const dense = new DrainPacer({ size: 16 << 20, woken: true });
+  dense.wake(0);
+  assert.ok(steady(dense, 512 * 1024, 10).every((ms) => ms <= 1));
 });
 
 test('the drain pacer keeps a dense stream on short delays, leaving the ring its headroom', () => {

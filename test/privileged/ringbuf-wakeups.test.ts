@@ -1,0 +1,101 @@
+// Privileged: how the ring's reader is woken when it steers the sensors through vigil_ring_ctl
+// (bpf/include/vigil.h). Records go out without wakeups while the reader waits on its timer, a ring filling
+// past the watermark wakes it at once, and going back to idle loses no wakeup. Uses the manager's test
+// object (1 MiB ring, 64-byte records) triggered by getppid() from this process.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { VIGIL_RING_CTL } from '../../src/events/layout.generated.ts';
+import { RING_CTL_MAP } from '../../src/ringbuf/ringbuf.ts';
+import { Collector, testManager, triggerGetppid } from '../helpers/manager.ts';
+import { privileged } from '../helpers/privileged.ts';
+
+const NEEDS = 'root + BPF with BTF (ring buffer: 5.8)';
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** What the reader last told the BPF side: 1 while it drains on its timer, 0 while it sleeps in poll. */
+function batching(m: ReturnType<typeof testManager>['m']): number {
+  return m.getMap(RING_CTL_MAP).lookup(Buffer.alloc(4))!.readUInt32LE(VIGIL_RING_CTL.batching.offset);
+}
+
+test('a reader waiting on a long timer is woken at once by a ring filling past its watermark', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const c = new Collector();
+  const { m, options } = testManager(t, [{ fn: 'tp_getppid' }], {
+    collector: c,
+    spec: { eventChannel: { mode: 'ringbuf', handler: c.handler, ringOptions: { batchDelayMs: 10_000, maxBatchDelayMs: 10_000 } } },
+  });
+  m.init(options);
+  m.start();
+  const r = m.reader('vigil_events');
+  assert.equal((r as { woken?: boolean }).woken, true, 'the manager handed the reader the object\'s control map');
+  const ctl = m.getMap(RING_CTL_MAP).lookup(Buffer.alloc(4))!;
+  assert.equal(ctl.readBigUInt64LE(VIGIL_RING_CTL.wakeup_bytes.offset), BigInt((1 << 20) / 4), 'watermark: a quarter of the 1 MiB ring');
+
+  // One record wakes the idle reader, which then waits 10 s on its timer: records after it stay in the ring.
+  triggerGetppid(1);
+  const until = Date.now() + 2000;
+  while (batching(m) !== 1 && Date.now() < until) await sleep(2);
+  assert.equal(batching(m), 1, 'the reader waits on its timer and says so');
+  triggerGetppid(100);
+  await sleep(200);
+  assert.equal(c.events.length, 0, 'a small batch waits for the timer (no wakeup per record)');
+  assert.equal(r.stats().wakeups, 1);
+
+  // 10,000 records of 64 bytes: past the 256 KiB watermark. The BPF side forces a wakeup; all are drained
+  // long before the 10 s timer.
+  const t0 = Date.now();
+  triggerGetppid(10_000);
+  await c.until(() => c.events.length >= 10_101, '10,101 events', 3000);
+  assert.ok(Date.now() - t0 < 3000);
+  assert.ok(r.stats().forcedWakeups >= 1, `forced wakeups: ${r.stats().forcedWakeups}`);
+  c.events.forEach((e, i) => assert.equal(e.seq, BigInt(i), `record ${i} out of order`));
+  assert.equal(m.kernelCounters()!.reserveFailed, 0);
+});
+
+test('a reader that goes idle between bursts misses no wakeup', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const c = new Collector();
+  const { m, options } = testManager(t, [{ fn: 'tp_getppid' }], {
+    collector: c,
+    spec: { eventChannel: { mode: 'ringbuf', handler: c.handler, ringOptions: { batchDelayMs: 1, maxBatchDelayMs: 2 } } },
+  });
+  m.init(options);
+  m.start();
+  const r = m.reader('vigil_events');
+  // Each burst is followed by silence long enough for the reader to find the ring empty and go back to
+  // poll; the next burst's first record must wake it (a lost wakeup would leave it asleep: timeout).
+  let sent = 0;
+  for (let i = 0; i < 200; i++) {
+    const n = 1 + (i % 7);
+    triggerGetppid(n);
+    sent += n;
+    await c.until(() => c.events.length >= sent, `${sent} events after burst ${i}`, 2000);
+    const idle = Date.now() + 1000;
+    while (batching(m) !== 0 && Date.now() < idle) await sleep(1);
+    assert.equal(batching(m), 0, `idle after burst ${i}: the reader is in poll, wakeups on`);
+  }
+  assert.equal(c.events.length, sent);
+  assert.ok(r.stats().wakeups >= 200, `one wakeup per burst at least: ${r.stats().wakeups}`);
+  assert.equal(r.stats().forcedWakeups, 0, 'small bursts never reach the watermark');
+});
+
+test('a paused reader holds records without wakeups; resume drains what came meanwhile', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const c = new Collector();
+  const { m, options } = testManager(t, [{ fn: 'tp_getppid' }], { collector: c, spec: { eventChannel: { mode: 'ringbuf', handler: c.handler } } });
+  m.init(options);
+  m.start();
+  triggerGetppid(3);
+  await c.until(() => c.events.length >= 3, '3 events');
+  const r = m.reader('vigil_events');
+  r.pause(); // the reader only: the probes stay attached and keep writing
+  assert.equal(batching(m), 1, 'paused: the sensors are told not to wake the reader');
+  triggerGetppid(50);
+  await sleep(100);
+  assert.equal(c.events.length, 3, 'nothing delivered while paused');
+  r.resume();
+  await c.until(() => c.events.length >= 53, '53 events after resume', 2000);
+  assert.equal(c.events.length, 53);
+  r.stop();
+  assert.equal(batching(m), 0, 'a stopped reader leaves the kernel\'s default wakeups behind');
+});
