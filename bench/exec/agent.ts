@@ -4,6 +4,8 @@
 //
 // usage: node --expose-gc bench/exec/agent.ts OUT RUN N
 //   OUT: the JSON-lines file; RUN and N: the storm's run id and exec count (its events are counted by index).
+//   VIGIL_BENCH_HEAP_PROFILE=FILE: a sampling allocation profile (collected objects included) of ready →
+//   SIGTERM there: where the per-exec garbage comes from (diagnostics only).
 //   VIGIL_BENCH_PROFILE=FILE: write a CPU profile of ready → SIGTERM there (diagnostics only). The profiler is
 //   started after load on purpose: its SIGPROF interrupts the verifier, and the load then fails.
 // Prints {"ready":true,…} once attached (with memory and cache figures at that point); on SIGUSR2 drains and
@@ -119,12 +121,20 @@ gc?.(); // the snapshot's garbage: the heap after it is what the cache holds
 const atReady = { memory: readyMemory, heapAfterGc: process.memoryUsage().heapUsed, cacheSize: resolver.cache.size, live: st.cache.live };
 
 const PROFILE = process.env.VIGIL_BENCH_PROFILE;
+const HEAP_PROFILE = process.env.VIGIL_BENCH_HEAP_PROFILE;
 let profiler: Session | undefined;
-if (PROFILE) {
+if (PROFILE || HEAP_PROFILE) {
   profiler = new Session();
   profiler.connect();
-  await profiler.post('Profiler.enable');
-  await profiler.post('Profiler.start');
+}
+if (PROFILE) {
+  await profiler!.post('Profiler.enable');
+  await profiler!.post('Profiler.start');
+}
+if (HEAP_PROFILE) {
+  // Every allocation sampled, collected ones too: where the garbage comes from, not only what stays.
+  await profiler!.post('HeapProfiler.enable');
+  await profiler!.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
 }
 
 // CPU is counted from here: loading, verifying and the /proc snapshot are start-up, not per-exec work.
@@ -166,8 +176,12 @@ process.once('SIGTERM', () => {
     if (profiler && PROFILE) {
       const { profile } = await profiler.post('Profiler.stop');
       fs.writeFileSync(PROFILE, JSON.stringify(profile));
-      profiler.disconnect();
     }
+    if (profiler && HEAP_PROFILE) {
+      const { profile } = await profiler.post('HeapProfiler.stopSampling');
+      fs.writeFileSync(HEAP_PROFILE, JSON.stringify(profile));
+    }
+    profiler?.disconnect();
     const memBeforeGc = memory();
     const s = resolver.stats();
     const k = resolver.manager?.kernelCounters();

@@ -55,9 +55,24 @@ function hex64(v: DataView, off: number): string {
   return v.getUint32(off + 4, true).toString(16).padStart(8, '0') + v.getUint32(off, true).toString(16).padStart(8, '0');
 }
 
+// The credentials block decoded last, as bytes and as the frozen object: the execs of one user share one set,
+// and comparing its bytes costs less than building the object and six hex strings again (bench/exec).
+let lastCredsBytes = Buffer.alloc(SIZEOF.proc_creds);
+let lastCreds: Creds | undefined;
+
 export function decodeCreds(v: DataView, o: number): Creds {
+  const b = asBuf(v);
+  const start = v.byteOffset + o - b.byteOffset;
+  if (lastCreds && lastCredsBytes.compare(b, start, start + SIZEOF.proc_creds) === 0) return lastCreds;
+  const c = buildCreds(v, o);
+  b.copy(lastCredsBytes, 0, start, start + SIZEOF.proc_creds);
+  lastCreds = c;
+  return c;
+}
+
+function buildCreds(v: DataView, o: number): Creds {
   const login = v.getUint32(o + PROC_CREDS.loginuid.offset, true);
-  return {
+  return Object.freeze({
     uid: v.getUint32(o + PROC_CREDS.uid.offset, true),
     gid: v.getUint32(o + PROC_CREDS.gid.offset, true),
     euid: v.getUint32(o + PROC_CREDS.euid.offset, true),
@@ -70,7 +85,7 @@ export function decodeCreds(v: DataView, o: number): Creds {
     capPermitted: hex64(v, o + PROC_CREDS.cap_permitted.offset),
     capInheritable: hex64(v, o + PROC_CREDS.cap_inheritable.offset),
     loginuid: login === 0xffffffff ? undefined : login,
-  };
+  });
 }
 
 export function decodeNs(v: DataView, o: number): Namespaces {
@@ -100,6 +115,42 @@ function bytes(v: DataView): Uint8Array {
     lastView = v;
   }
   return lastBytes;
+}
+
+// The Buffer over the last DataView's memory, for byte comparisons without a copy.
+let lastBufView: DataView | undefined;
+let lastBuf: Buffer = Buffer.alloc(0);
+
+function asBuf(v: DataView): Buffer {
+  if (v !== lastBufView) {
+    lastBuf = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    lastBufView = v;
+  }
+  return lastBuf;
+}
+
+/**
+ * The environment block decoded last, as bytes and as its strings (frozen: events share it). Consecutive
+ * execs mostly inherit one environment (a shell's, a service's), and comparing ~0.5-4 KiB of bytes costs far
+ * less than decoding and splitting it again: ~1.7 KiB of garbage per exec (bench/exec). It holds one raw
+ * environment, the same exposure as the exec event it came from, until the next exec replaces it.
+ */
+const ENV_MEMO_MAX = 16 << 10;
+let lastEnvBytes: Buffer = Buffer.alloc(0);
+let lastEnv: readonly string[] = Object.freeze([]);
+
+function envStrings(v: DataView, b: Uint8Array, start: number, end: number): string[] {
+  const n = end - start;
+  if (n === 0) return [];
+  const buf = asBuf(v);
+  const at = b.byteOffset + start - buf.byteOffset;
+  if (n === lastEnvBytes.length && lastEnvBytes.compare(buf, at, at + n) === 0) return lastEnv as string[];
+  const out = splitNul(b, start, end);
+  if (n <= ENV_MEMO_MAX) {
+    lastEnvBytes = Buffer.from(buf.subarray(at, at + n));
+    lastEnv = Object.freeze(out);
+  }
+  return out;
 }
 
 function header(v: DataView, o: number) {
@@ -140,11 +191,14 @@ export function decodeExec(v: DataView, o: number, len: number): DecodeResult<Ex
   p += fnLen;
   const argv = splitNul(b, p, p + argvLen);
   p += argvLen;
-  const envRaw = splitNul(b, p, p + envLen);
+  const envRaw = envStrings(v, b, p, p + envLen);
   const flags = v.getUint32(o + EXEC_EVENT.flags.offset, true);
   return {
     type: 'exec',
-    ...header(v, o),
+    ktimeNs: u64(v, o + EVENT_HEADER.ktime_ns.offset),
+    pid: v.getUint32(o + EVENT_HEADER.pid.offset, true),
+    tid: v.getUint32(o + EVENT_HEADER.tid.offset, true),
+    cgroupId: u64(v, o + EVENT_HEADER.cgroup_id.offset),
     startNs: u64(v, o + EXEC_EVENT.start_ns.offset),
     ppid: v.getUint32(o + EXEC_EVENT.ppid.offset, true),
     parentStartNs: u64(v, o + EXEC_EVENT.parent_start_ns.offset),
@@ -176,7 +230,10 @@ export function decodeFork(v: DataView, o: number, len: number): DecodeResult<Fo
   const flags = v.getUint32(o + FORK_EVENT.flags.offset, true);
   return {
     type: 'fork',
-    ...header(v, o),
+    ktimeNs: u64(v, o + EVENT_HEADER.ktime_ns.offset),
+    pid: v.getUint32(o + EVENT_HEADER.pid.offset, true),
+    tid: v.getUint32(o + EVENT_HEADER.tid.offset, true),
+    cgroupId: u64(v, o + EVENT_HEADER.cgroup_id.offset),
     parentStartNs: u64(v, o + FORK_EVENT.parent_start_ns.offset),
     childPid: v.getUint32(o + FORK_EVENT.child_pid.offset, true),
     childTgid: v.getUint32(o + FORK_EVENT.child_tgid.offset, true),
@@ -194,7 +251,10 @@ export function decodeExit(v: DataView, o: number, len: number): DecodeResult<Ex
   const sig = status & 0x7f;
   return {
     type: 'exit',
-    ...header(v, o),
+    ktimeNs: u64(v, o + EVENT_HEADER.ktime_ns.offset),
+    pid: v.getUint32(o + EVENT_HEADER.pid.offset, true),
+    tid: v.getUint32(o + EVENT_HEADER.tid.offset, true),
+    cgroupId: u64(v, o + EVENT_HEADER.cgroup_id.offset),
     startNs: u64(v, o + EXIT_EVENT.start_ns.offset),
     ppid: v.getUint32(o + EXIT_EVENT.ppid.offset, true),
     status,

@@ -3,7 +3,7 @@
 // never used to name what an exec event executed (that comes from the event itself). Every file may vanish
 // mid-read (the process exits): unreadable fields are listed in `unknown`, never guessed.
 import fs from 'node:fs';
-import { splitNul } from '../events/strings.ts';
+import { bytesToString, splitNul } from '../events/strings.ts';
 import type { Creds, Namespaces } from '../events/types.ts';
 import { readMounts } from '../bpf/mounts.ts';
 import type { SnapshotProcess } from './types.ts';
@@ -123,12 +123,24 @@ function readBuf(p: string, max: number): Buffer | undefined {
   }
 }
 
-function readText(p: string): string | undefined {
+/**
+ * A /proc text file, or undefined. Its bytes are decoded like the kernel strings of the BPF side
+ * (bytesToString): a comm may hold any byte, and a byte that is not UTF-8 must read "\xNN" in both modes,
+ * never U+FFFD.
+ */
+export function readText(p: string): string | undefined {
   try {
-    return fs.readFileSync(p, 'utf8');
+    const b = fs.readFileSync(p);
+    return bytesToString(b, 0, b.length);
   } catch {
     return undefined;
   }
+}
+
+/** A symlink's target (exe, cwd), decoded like readText. Throws like readlinkSync. */
+function readLink(p: string): string {
+  const b = fs.readlinkSync(p, { encoding: 'buffer' });
+  return bytesToString(b, 0, b.length);
 }
 
 /** Reads one process. Undefined when it does not exist (or vanished before its stat could be read). */
@@ -164,7 +176,7 @@ export function readProcess(pid: number, o: ProcfsOptions = {}): SnapshotProcess
       else unknown.push('env');
     }
     try {
-      exePath = fs.readlinkSync(`${root}/exe`);
+      exePath = readLink(`${root}/exe`);
       const st = fs.statSync(`${root}/exe`, { bigint: true });
       exeIno = Number(st.ino);
       exeDev = kernelDev(Number(st.dev));
