@@ -16,7 +16,7 @@ import {
   VIGIL_OPCODE,
   VIGIL_PROC_FLAGS,
 } from './layout.generated.ts';
-import { bytesToString, cString, splitNul } from './strings.ts';
+import { asBuffer, bytesToString, cString, splitNul } from './strings.ts';
 import type { CgroupEvent, CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent, Namespaces, ProcessEvent } from './types.ts';
 import { FILE_EVENT, NET_EVENT, SYS_EVENT, VIGIL_SYS_FLAGS, VIGIL_SYS_OP } from './layout.generated.ts';
 import type { FileEvent, FileOp, NetEvent, NetOp, SysEvent, SysOp, SyscallEvent } from './types.ts';
@@ -61,7 +61,7 @@ let lastCredsBytes = Buffer.alloc(SIZEOF.proc_creds);
 let lastCreds: Creds | undefined;
 
 export function decodeCreds(v: DataView, o: number): Creds {
-  const b = asBuf(v);
+  const b = asBuffer(bytes(v));
   const start = v.byteOffset + o - b.byteOffset;
   if (lastCreds && lastCredsBytes.compare(b, start, start + SIZEOF.proc_creds) === 0) return lastCreds;
   const c = buildCreds(v, o);
@@ -117,18 +117,6 @@ function bytes(v: DataView): Uint8Array {
   return lastBytes;
 }
 
-// The Buffer over the last DataView's memory, for byte comparisons without a copy.
-let lastBufView: DataView | undefined;
-let lastBuf: Buffer = Buffer.alloc(0);
-
-function asBuf(v: DataView): Buffer {
-  if (v !== lastBufView) {
-    lastBuf = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-    lastBufView = v;
-  }
-  return lastBuf;
-}
-
 /**
  * The environment block decoded last, as bytes and as its strings (frozen: events share it). Consecutive
  * execs mostly inherit one environment (a shell's, a service's), and comparing ~0.5-4 KiB of bytes costs far
@@ -139,10 +127,10 @@ const ENV_MEMO_MAX = 16 << 10;
 let lastEnvBytes: Buffer = Buffer.alloc(0);
 let lastEnv: readonly string[] = Object.freeze([]);
 
-function envStrings(v: DataView, b: Uint8Array, start: number, end: number): string[] {
+function envStrings(b: Uint8Array, start: number, end: number): string[] {
   const n = end - start;
   if (n === 0) return [];
-  const buf = asBuf(v);
+  const buf = asBuffer(b);
   const at = b.byteOffset + start - buf.byteOffset;
   if (n === lastEnvBytes.length && lastEnvBytes.compare(buf, at, at + n) === 0) return lastEnv as string[];
   const out = splitNul(b, start, end);
@@ -191,7 +179,7 @@ export function decodeExec(v: DataView, o: number, len: number): DecodeResult<Ex
   p += fnLen;
   const argv = splitNul(b, p, p + argvLen);
   p += argvLen;
-  const envRaw = envStrings(v, b, p, p + envLen);
+  const envRaw = envStrings(b, p, p + envLen);
   const flags = v.getUint32(o + EXEC_EVENT.flags.offset, true);
   return {
     type: 'exec',

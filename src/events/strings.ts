@@ -25,7 +25,7 @@ function asciiOrUndefined(b: Uint8Array, start: number, end: number): string | u
  * (one ArrayBuffer) or from a few read buffers, so the view of the last memory seen is kept and reused.
  */
 let lastBuf: Buffer = Buffer.alloc(0);
-function asBuffer(b: Uint8Array): Buffer {
+export function asBuffer(b: Uint8Array): Buffer {
   if (b instanceof Buffer) return b;
   if (lastBuf.buffer !== b.buffer || lastBuf.byteOffset !== b.byteOffset || lastBuf.length !== b.byteLength) {
     lastBuf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);

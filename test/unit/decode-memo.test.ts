@@ -1,0 +1,52 @@
+// The exec decoder reuses the strings of the environment and the credentials object it decoded last when
+// their bytes repeat (most execs inherit both from the same parent). Reuse must follow the bytes exactly:
+// equal bytes give the same frozen values, any differing byte gives fresh ones, and a record written over the
+// same ring memory later is decoded from its own bytes.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decodeExec } from '../../src/events/decode.ts';
+import { EXEC_EVENT, PROC_CREDS, SIZEOF, VIGIL_OPCODE } from '../../src/events/layout.generated.ts';
+import type { ExecEvent } from '../../src/events/types.ts';
+
+/** An exec record with argv ["true"], the given environment block and uid, at `off` in `buf`. */
+function writeExec(buf: Uint8Array, off: number, env: string, uid: number): number {
+  const v = new DataView(buf.buffer, buf.byteOffset);
+  const argv = Buffer.from('true\0');
+  const envB = Buffer.from(env, 'latin1');
+  const len = SIZEOF.exec_event + 1 + 1 + argv.length + envB.length;
+  buf.fill(0, off, off + len);
+  v.setUint16(off, VIGIL_OPCODE.EXEC, true);
+  v.setUint32(off + EXEC_EVENT.exe_len.offset, 1, true);
+  v.setUint32(off + EXEC_EVENT.filename_len.offset, 1, true);
+  v.setUint32(off + EXEC_EVENT.argv_len.offset, argv.length, true);
+  v.setUint32(off + EXEC_EVENT.env_len.offset, envB.length, true);
+  v.setUint32(off + EXEC_EVENT.creds.offset + PROC_CREDS.uid.offset, uid, true);
+  buf.set(argv, off + SIZEOF.exec_event + 2);
+  buf.set(envB, off + SIZEOF.exec_event + 2 + argv.length);
+  return len;
+}
+
+function decode(buf: Uint8Array, off: number, len: number): ExecEvent {
+  const r = decodeExec(new DataView(buf.buffer, buf.byteOffset, buf.byteLength), off, len);
+  assert.ok(!('decodeError' in r), JSON.stringify(r));
+  return r as ExecEvent;
+}
+
+test('equal environment and credential bytes give the same frozen values; any other byte gives its own', () => {
+  const ring = new Uint8Array(8192);
+  const a = decode(ring, 0, writeExec(ring, 0, 'PATH=/bin\0HOME=/root\0', 1000));
+  const b = decode(ring, 4096, writeExec(ring, 4096, 'PATH=/bin\0HOME=/root\0', 1000));
+  assert.deepEqual(a.envRaw, ['PATH=/bin', 'HOME=/root']);
+  assert.equal(b.envRaw, a.envRaw, 'same bytes: the same strings');
+  assert.ok(Object.isFrozen(b.envRaw) && Object.isFrozen(b.creds), 'shared values are frozen');
+  assert.equal(b.creds, a.creds);
+  // One byte differs (same length): decoded afresh.
+  const c = decode(ring, 0, writeExec(ring, 0, 'PATH=/bin\0HOME=/rooT\0', 1001));
+  assert.deepEqual(c.envRaw, ['PATH=/bin', 'HOME=/rooT']);
+  assert.notEqual(c.creds, a.creds);
+  assert.equal(c.creds.uid, 1001);
+  assert.equal(a.creds.uid, 1000, 'what was handed out before is unchanged');
+  assert.deepEqual(a.envRaw, ['PATH=/bin', 'HOME=/root']);
+  // An empty environment is its own, never the last one.
+  assert.deepEqual(decode(ring, 4096, writeExec(ring, 4096, '', 1001)).envRaw, []);
+});
