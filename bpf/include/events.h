@@ -33,15 +33,20 @@ enum vigil_stat {
 	VIGIL_STAT_MAX = 8,
 };
 
+/* How the ring's reader waits (struct vigil_ring_ctl.mode). */
+enum vigil_ring_mode {
+	VIGIL_RING_POLL = 0,   /* asleep in poll: the kernel's default wakeup (when the reader has caught up) */
+	VIGIL_RING_TIMER = 1,  /* draining on its own timer: no wakeups, unless the ring fills past wakeup_bytes */
+	VIGIL_RING_BUSY = 2,   /* draining now, or paused, or already woken: no wakeups at all */
+};
+
 /*
- * How the ring's reader wants to be woken (the vigil_ring_ctl map, one element, mmapped by the reader, which
- * writes it; sensors only read it). While `batching` is set the reader drains on its own timer, so records
- * are submitted without a wakeup, except once `wakeup_bytes` or more wait unread: then every record forces
- * one, and the reader drains at once. With `batching` clear (the reader sleeps in poll), the kernel's default
- * applies: a wakeup when the reader has caught up. All zero means the default always.
+ * The ring reader's wishes (the vigil_ring_ctl map, one element, mmapped by the reader, which writes `mode`;
+ * sensors read it, and the first to force a wakeup sets it to BUSY so that the others do not: each forced
+ * wakeup costs the producer an interrupt). All zero means the kernel's default always.
  */
 struct vigil_ring_ctl {
-	__u32 batching;
+	__u32 mode;
 	__u32 _pad;
 	__u64 wakeup_bytes;
 };

@@ -160,19 +160,23 @@ static __always_inline void *vigil_reserve(__u32 size, __u32 opcode)
 }
 
 /*
- * The wakeup flags for a record about to be submitted (struct vigil_ring_ctl). A reader that drains on a
- * timer is not woken per batch; it is woken at once when the ring fills past its watermark. The plain read
- * of `batching` can race with the reader clearing it; the reader covers that window with one late check.
+ * The wakeup flags for a record about to be submitted (struct vigil_ring_ctl). A reader draining on its
+ * timer is not woken per batch; it is woken once when the ring fills past its watermark, and the producer
+ * that wakes it marks it BUSY so that the records after it do not raise more interrupts. The plain read of
+ * `mode` can race with the reader changing it; the reader covers that window with one late check.
  */
 static __always_inline __u64 vigil_wakeup_flags(void)
 {
 	__u32 zero = 0;
 	struct vigil_ring_ctl *c = bpf_map_lookup_elem(&vigil_ring_ctl, &zero);
 
-	if (!c || !c->batching)
+	if (!c || c->mode == VIGIL_RING_POLL)
 		return 0;
-	if (c->wakeup_bytes && bpf_ringbuf_query(&vigil_events, BPF_RB_AVAIL_DATA) >= c->wakeup_bytes)
+	if (c->mode == VIGIL_RING_TIMER && c->wakeup_bytes &&
+	    bpf_ringbuf_query(&vigil_events, BPF_RB_AVAIL_DATA) >= c->wakeup_bytes) {
+		c->mode = VIGIL_RING_BUSY;
 		return BPF_RB_FORCE_WAKEUP;
+	}
 	return BPF_RB_NO_WAKEUP;
 }
 

@@ -24,6 +24,12 @@ export const VIGIL_STAT = {
   MAX: 8,
 } as const;
 
+export const VIGIL_RING_MODE = {
+  POLL: 0,
+  TIMER: 1,
+  BUSY: 2,
+} as const;
+
 export const VIGIL_PROC_FLAGS = {
   ARGV_TRUNCATED: 1,
   ENV_TRUNCATED: 2,
@@ -116,7 +122,7 @@ export const VIGIL_SYS_CFG_FLAGS = {
 
 /** struct vigil_ring_ctl (16 bytes): byte offset and size of each field */
 export const VIGIL_RING_CTL = {
-  batching: { offset: 0, size: 4 },
+  mode: { offset: 0, size: 4 },
   _pad: { offset: 4, size: 4 },
   wakeup_bytes: { offset: 8, size: 8 },
 } as const;

@@ -18,7 +18,7 @@ import { StateError, errorFromErrno } from '../bpf/errors.ts';
 import { errno, lib, type Ptr } from '../bpf/ffi.ts';
 import type { BpfMap } from '../bpf/map.ts';
 import { MapFlags, MapType } from '../bpf/constants.ts';
-import { SIZEOF, VIGIL_RING_CTL } from '../events/layout.generated.ts';
+import { SIZEOF, VIGIL_RING_CTL, VIGIL_RING_MODE } from '../events/layout.generated.ts';
 import { InvalidArgumentError } from '../bpf/errors.ts';
 
 /** koffi's poll callback: (status, events); a negative status is a libuv error and stops the watcher. */
@@ -316,9 +316,9 @@ export interface RingBufReaderOptions {
   maxBatchDelayMs?: number;
   /**
    * The vigil_ring_ctl map of the sensors writing this ring (an mmapable one-element array of struct
-   * vigil_ring_ctl, bpf/include/vigil.h). With it the reader tells the BPF side when it drains on a timer,
-   * records are then submitted without wakeups, and the BPF side wakes the reader only when `wakeupFill` of
-   * the ring waits unread. Without it, the kernel's default applies and the ring's size bounds the delay.
+   * vigil_ring_ctl, bpf/include/vigil.h). With it the reader tells the BPF side how it waits: records are
+   * submitted without wakeups while it drains, and while it waits on its timer the BPF side wakes it once
+   * `wakeupFill` of the ring waits unread. Without it, the kernel's default applies and the ring's size bounds the delay.
    */
   control?: BpfMap;
   /** With `control`: the fill (0..1) at which the BPF side wakes a reader that waits on its timer. Default 1/4. */
@@ -443,9 +443,10 @@ const EPOLLET = 0x80000000;
  * Waiting. Idle, the reader sleeps in poll until the kernel says a record came. Then it drains on a timer
  * paced by DrainPacer, without poll, until a drain finds nothing. Without `control` the kernel sends no
  * wakeup while the reader lags, so poll is simply off during the timer phase. With `control` the reader
- * waits on its own epoll set holding the ring edge-triggered, always armed: it tells the BPF side when it is
- * on its timer (`batching`), records are then submitted without a wakeup, and the only edges that come are
- * the forced ones of a ring past the watermark, which end the wait at once.
+ * waits on its own epoll set holding the ring edge-triggered, always armed, and tells the BPF side how it
+ * waits (`mode`): records are submitted without a wakeup while it drains, and the only edge that comes while
+ * it waits on its timer is the one forced by a ring past the watermark, which ends the wait at once (the
+ * producer that forces it marks the reader BUSY, so that one interrupt is raised, not one per record).
  */
 export class RingBufReader implements EventReader {
   readonly name: string;
@@ -468,7 +469,7 @@ export class RingBufReader implements EventReader {
   // With `control`: the mapped struct vigil_ring_ctl, our epoll set, and the fill that forces a wakeup.
   #ctlPtr: Ptr | null = null;
   #ctlLen = 0;
-  #batching: Int32Array | undefined;
+  #mode: Int32Array | undefined;
   #epfd = -1;
   readonly #epollBuf = Buffer.alloc(16);
   #wakeupBytes = 0;
@@ -533,9 +534,9 @@ export class RingBufReader implements EventReader {
     this.#ctlPtr = p;
     this.#ctlLen = len;
     const ab = koffi.view(p, SIZEOF.vigil_ring_ctl);
-    this.#batching = new Int32Array(ab, VIGIL_RING_CTL.batching.offset, 1);
+    this.#mode = new Int32Array(ab, VIGIL_RING_CTL.mode.offset, 1);
     new DataView(ab).setBigUint64(VIGIL_RING_CTL.wakeup_bytes.offset, BigInt(wakeupBytes), true);
-    Atomics.store(this.#batching, 0, 0);
+    Atomics.store(this.#mode, 0, VIGIL_RING_MODE.POLL);
     this.#wakeupBytes = wakeupBytes;
     const ep = l.epoll_create1(EPOLL_CLOEXEC) as number;
     if (ep < 0) throw errorFromErrno(`epoll_create1 for ring ${this.name}`, errno());
@@ -579,9 +580,9 @@ export class RingBufReader implements EventReader {
       return;
     }
     if (!this.#poll) this.#startPoll();
-    // Wakeups on again, then look once more: a record whose producer read `batching` just before this store
-    // went out without a wakeup. Its reservation is visible by the next turn of the loop, if not now.
-    Atomics.store(this.#batching!, 0, 0);
+    // Wakeups on again, then look once more: a record whose producer read `mode` just before this store went
+    // out without a wakeup. Its reservation is visible by the next turn of the loop, if not now.
+    Atomics.store(this.#mode!, 0, VIGIL_RING_MODE.POLL);
     if (this.consumer.available() > 0) this.#wake();
     else this.#recheck = setImmediate(() => {
       this.#recheck = undefined;
@@ -605,13 +606,14 @@ export class RingBufReader implements EventReader {
       // Take the edge off our epoll set, or libuv's level-triggered watch of it would fire again.
       lib().epoll_wait(this.#epfd, this.#epollBuf, 1, 0);
       if (this.#state === 'draining') {
-        // On our timer only a full ring wakes us (or an edge from before `batching` was set: ignored).
+        // On our timer only a full ring wakes us (or an edge from before `mode` changed: ignored).
         if (this.#timer && this.consumer.available() >= this.#wakeupBytes) {
           this.consumer.counters.forcedWakeups++;
           clearTimeout(this.#timer);
           this.#timer = undefined;
+          this.#setMode(VIGIL_RING_MODE.BUSY);
           this.#immediate = setImmediate(this.#drainCb);
-        }
+        } else if (this.#timer) this.#setMode(VIGIL_RING_MODE.TIMER); // a stale edge: keep the watermark armed
         return;
       }
     }
@@ -625,7 +627,6 @@ export class RingBufReader implements EventReader {
     if (this.#recheck) clearImmediate(this.#recheck);
     this.#recheck = undefined;
     if (this.#epfd < 0) this.#poll?.stop();
-    else Atomics.store(this.#batching!, 0, 1);
     this.#state = 'draining';
     this.#lastDrainAt = performance.now(); // the first batch is measured from here: it began arriving now
     // Let a batch accumulate unless the ring is already filling up.
@@ -646,9 +647,19 @@ export class RingBufReader implements EventReader {
   }
 
   #follow(d: PaceDecision): void {
-    if (d.next === 'immediate') this.#immediate = setImmediate(this.#drainCb); // more is ready now: continue after other I/O runs
-    else if (d.next === 'timer') this.#timer = setTimeout(this.#drainCb, d.ms);
-    else this.#arm(); // idle: back to poll, no timers. Nothing pending is missed (see #arm).
+    if (d.next === 'immediate') {
+      // More is ready now: continue after other I/O runs. No wakeup can help meanwhile.
+      this.#setMode(VIGIL_RING_MODE.BUSY);
+      this.#immediate = setImmediate(this.#drainCb);
+    } else if (d.next === 'timer') {
+      this.#setMode(VIGIL_RING_MODE.TIMER);
+      this.#timer = setTimeout(this.#drainCb, d.ms);
+    } else this.#arm(); // idle: back to poll, no timers. Nothing pending is missed (see #arm).
+  }
+
+  /** Tells the sensors how we wait (struct vigil_ring_ctl), when they read it. */
+  #setMode(m: number): void {
+    if (this.#mode && this.#mode[0] !== m) Atomics.store(this.#mode, 0, m);
   }
 
   drain(handler: RecordHandler | undefined = this.#handler, max = Infinity): number {
@@ -693,8 +704,8 @@ export class RingBufReader implements EventReader {
   pause(): void {
     if (this.#state === 'closed' || this.#state === 'stopped') return;
     this.#quiesce();
-    // Nobody drains until resume: no wakeups wanted (past the watermark they still come, and are ignored).
-    if (this.#batching) Atomics.store(this.#batching, 0, 1);
+    // Nobody drains until resume: no wakeups wanted.
+    this.#setMode(VIGIL_RING_MODE.BUSY);
     this.#state = 'paused';
   }
 
@@ -711,6 +722,7 @@ export class RingBufReader implements EventReader {
     // Records that came while paused sent no wakeup: look now.
     this.#startPoll();
     this.#state = 'draining';
+    this.#setMode(VIGIL_RING_MODE.BUSY);
     this.#lastDrainAt = performance.now();
     this.#immediate = setImmediate(this.#drainCb);
   }
@@ -722,7 +734,7 @@ export class RingBufReader implements EventReader {
     this.#poll?.close();
     this.#poll = undefined;
     // Back to the kernel's default wakeups for whoever reads the ring next.
-    if (this.#batching) Atomics.store(this.#batching, 0, 0);
+    this.#setMode(VIGIL_RING_MODE.POLL);
     this.#state = 'stopped';
   }
 
@@ -739,7 +751,7 @@ export class RingBufReader implements EventReader {
     this.#consPtr = null;
     this.#prodPtr = null;
     this.#ctlPtr = null;
-    this.#batching = undefined;
+    this.#mode = undefined;
     this.#epfd = -1;
   }
 }
