@@ -312,11 +312,11 @@ async function runOnce(consumer: Consumer, mode: (typeof MODES)[number], dir: st
       try {
         await w.json(5_000);
         w.send('go\n');
-        await w.json(300_000);
-        await w.exited(10_000);
-      } finally {
+      } catch (err) {
         await w.kill();
+        throw err;
       }
+      await w.report(300_000, 10_000);
       if (consumer === 'vigil') {
         cons.signal('SIGUSR2');
         const mk = await cons.json<{ cpu_s: number; main_s: number; v8_s: number }>(60_000);
@@ -414,14 +414,7 @@ interface Baseline {
 
 /** One child's memory line: `args` run by this Node, with `env` added. */
 async function memoryOf(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Baseline> {
-  const c = new BenchChild(name, process.execPath, args, { env: { ...process.env, ...env } });
-  try {
-    const r = await c.json<Baseline>(60_000);
-    await c.exited(10_000);
-    return r;
-  } finally {
-    await c.kill();
-  }
+  return new BenchChild(name, process.execPath, args, { env: { ...process.env, ...env } }).report<Baseline>(60_000, 10_000);
 }
 
 /**
@@ -441,14 +434,8 @@ async function runBaselines(cacheDir: string): Promise<{ node: Baseline; modules
 
 /** CPU per empty wakeup of Node's event loop on a `ms` timer (bench/exec/wake.ts). */
 async function wakeCost(ms: number, n: number): Promise<number> {
-  const c = new BenchChild(`wake ${ms} ms`, process.execPath, [WAKE, String(ms), String(n)]);
-  try {
-    const r = await c.json<{ us_per_wake: number }>(60_000);
-    await c.exited(10_000);
-    return r.us_per_wake;
-  } finally {
-    await c.kill();
-  }
+  const r = await new BenchChild(`wake ${ms} ms`, process.execPath, [WAKE, String(ms), String(n)]).report<{ us_per_wake: number }>(60_000, 10_000);
+  return r.us_per_wake;
 }
 
 // ---- memory: synthetic churn -------------------------------------------------------------------------------
@@ -484,13 +471,7 @@ interface ChurnResult {
 
 async function runChurn(): Promise<ChurnResult> {
   const child = new BenchChild('churn', process.execPath, ['--expose-gc', CHURN, String(CYCLES), String(WARMUP), String(Math.min(100_000, CYCLES))], { env: { ...process.env, ...LAUNCH_ENV } });
-  try {
-    const r = await child.json<ChurnResult>(600_000);
-    await child.exited(10_000);
-    return r;
-  } finally {
-    await child.kill();
-  }
+  return child.report<ChurnResult>(600_000, 10_000);
 }
 
 // ---- environment -------------------------------------------------------------------------------------------

@@ -202,14 +202,7 @@ function countStormLines(file: string, pid: number, target: string): number {
 // ---- runs -----------------------------------------------------------------------------------------------
 
 async function record(dir: string): Promise<{ records: number; seconds: number }> {
-  const child = new BenchChild('recorder', NODE, [RECORD, dir, String(WORKLOAD_ROUNDS)]);
-  try {
-    const r = await child.json<{ records: number; seconds: number }>(180_000);
-    await child.exited(30_000);
-    return r;
-  } finally {
-    await child.kill();
-  }
+  return new BenchChild('recorder', NODE, [RECORD, dir, String(WORKLOAD_ROUNDS)]).report<{ records: number; seconds: number }>(180_000, 30_000);
 }
 
 type Stage = 'decode' | 'state' | 'line' | 'full';
@@ -224,11 +217,9 @@ const STAGES: { id: Stage; what: string }[] = [
 async function replayStage(dir: string, loops: string, passes: number, out: string, stage: Stage): Promise<number> {
   const child = pinned(`vigil replay (${stage})`, NODE, [REPLAY, dir, loops, String(passes), String(WARM_PASSES), out, stage]);
   try {
-    const r = await child.json<ReplayResult>(300_000);
-    await child.exited(30_000);
+    const r = await child.report<ReplayResult>(300_000, 30_000);
     return ((r.utime_s + r.stime_s) * 1e9) / r.records;
   } finally {
-    await child.kill();
     fs.rmSync(out, { force: true });
   }
 }
@@ -236,11 +227,9 @@ async function replayStage(dir: string, loops: string, passes: number, out: stri
 async function replayVigil(dir: string, loops: string, passes: number, out: string): Promise<ReplayMetrics> {
   const child = pinned('vigil replay', NODE, [REPLAY, dir, loops, String(passes), String(WARM_PASSES), out]);
   try {
-    const r = await child.json<ReplayResult>(300_000);
-    await child.exited(30_000);
+    const r = await child.report<ReplayResult>(300_000, 30_000);
     return replayMetrics(r, r.bytes, (passes - WARM_PASSES) / passes);
   } finally {
-    await child.kill();
     fs.rmSync(out, { force: true });
   }
 }
@@ -248,12 +237,10 @@ async function replayVigil(dir: string, loops: string, passes: number, out: stri
 async function replayC(loops: string, passes: number, out: string): Promise<ReplayMetrics> {
   const child = pinned('C replay', C_CONSUMER, ['replay', loops, String(passes), String(WARM_PASSES), out]);
   try {
-    const r = await child.json<ReplayResult>(300_000);
-    await child.exited(30_000);
+    const r = await child.report<ReplayResult>(300_000, 30_000);
     if (r.bad) throw new Error(`C replay: ${r.bad} records it could not read`);
     return replayMetrics(r, fs.statSync(out).size, (passes - WARM_PASSES) / passes);
   } finally {
-    await child.kill();
     fs.rmSync(out, { force: true });
   }
 }

@@ -157,14 +157,9 @@ async function runSynthetic(): Promise<number> {
     PIN.consumer !== undefined
       ? new BenchChild('synthetic drain', 'taskset', ['-c', String(PIN.consumer), process.execPath, ...args])
       : new BenchChild('synthetic drain', process.execPath, args);
-  try {
-    const r = await child.json<{ ns_per_record: number; gaps: number; bad: number }>(60_000);
-    await child.exited(10_000);
-    if (r.gaps || r.bad) throw new Error(`synthetic drain saw ${r.gaps} gaps and ${r.bad} bad records`);
-    return r.ns_per_record;
-  } finally {
-    await child.kill();
-  }
+  const r = await child.report<{ ns_per_record: number; gaps: number; bad: number }>(60_000, 10_000);
+  if (r.gaps || r.bad) throw new Error(`synthetic drain saw ${r.gaps} gaps and ${r.bad} bad records`);
+  return r.ns_per_record;
 }
 
 // ---- metrics ----------------------------------------------------------------------------------------------

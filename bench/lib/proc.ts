@@ -76,6 +76,20 @@ export class BenchChild {
     }
   }
 
+  /**
+   * The child's report: its next JSON line (within `lineMs`), then its exit (within `exitMs`, with success).
+   * On any way out, the child is killed by its pid, so a failed wait leaves nothing running.
+   */
+  async report<T = Record<string, unknown>>(lineMs: number, exitMs: number): Promise<T> {
+    try {
+      const r = await this.json<T>(lineMs);
+      await this.exited(exitMs);
+      return r;
+    } finally {
+      await this.kill();
+    }
+  }
+
   /** Writes to the child's stdin. */
   send(text: string): void {
     this.proc.stdin!.write(text);
