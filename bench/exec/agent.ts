@@ -141,11 +141,15 @@ if (HEAP_PROFILE) {
 let cpu0 = process.cpuUsage();
 let threads0 = threadCpu();
 const reader = () => resolver.manager?.eventReader;
+/** Takes everything committed to the ring now (the storm has ended: nothing more is coming). */
+const drainAll = (): void => {
+  const r = reader();
+  if (r) while (r.drain() > 0);
+};
 
 // SIGUSR2 (after a warm-up storm): take what is left of it, print the CPU it cost, and count from here on.
 process.on('SIGUSR2', () => {
-  const r = reader();
-  if (r) while (r.drain() > 0);
+  drainAll();
   const cpu = process.cpuUsage(cpu0);
   const threads = threadCpu();
   process.stdout.write(`${JSON.stringify({ mark: true, cpu_s: (cpu.user + cpu.system) / 1e6, main_s: (threads.main - threads0.main) / 1e9, v8_s: (threads.v8 - threads0.v8) / 1e9, counts: { ...counts } })}\n`);
@@ -168,8 +172,7 @@ process.stdout.write(
 process.once('SIGTERM', () => {
   void (async () => {
     // The storm has exited, so every record it caused is committed: take what is left, then write it out.
-    const r = reader();
-    if (r) while (r.drain() > 0);
+    drainAll();
     await writer.close();
     const cpu = process.cpuUsage(cpu0);
     const threads1 = threadCpu();
@@ -185,7 +188,7 @@ process.once('SIGTERM', () => {
     const memBeforeGc = memory();
     const s = resolver.stats();
     const k = resolver.manager?.kernelCounters();
-    const rs = r?.stats();
+    const rs = reader()?.stats();
     cleanup();
     gc?.();
     const memAfterGc = memory();

@@ -300,7 +300,7 @@ export class Agent {
     const handler = this.#pipeline!.handleRecord;
     if (this.#channel === 'ringbuf') {
       const { batchDelayMs, maxBatchDelayMs } = this.config.ring;
-      this.#reader = new RingBufReader(this.#maps.vigil_events!, { batchDelayMs, maxBatchDelayMs: Math.max(batchDelayMs, maxBatchDelayMs), control: this.#maps[RING_CTL_MAP] });
+      this.#reader = new RingBufReader(this.#maps.vigil_events!, { batchDelayMs, maxBatchDelayMs, control: this.#maps[RING_CTL_MAP] });
     }
     else this.#reader = new PerfBufReader(this.#maps.vigil_events_perf!, { batchDelayMs: this.config.ring.batchDelayMs });
     this.#reader.start(handler);
