@@ -76,6 +76,9 @@ class DiscardSink implements Sink {
   writeLine(): void {
     this.received++;
   }
+  writeBytes(): void {
+    this.received++;
+  }
   async flush(): Promise<void> {}
   async close(): Promise<void> {}
   stats(): SinkStats {

@@ -495,7 +495,27 @@ export function decodeNetEvent(v: DataView, o: number, len: number): DecodeResul
   const la = o + NET_EVENT.laddr.offset;
   const ra = o + NET_EVENT.raddr.offset;
   const flags = v.getUint32(o + NET_EVENT.flags.offset, true);
-  const ev: NetEvent = {
+  let localAddress: string | undefined;
+  let localPort: number | undefined;
+  let remoteAddress: string | undefined;
+  let remotePort: number | undefined;
+  if (family === 2 || family === 10) {
+    const n = family === 2 ? 4 : 16;
+    if (lport || !isZero(b, la, n)) {
+      localAddress = inetAddress(b, la, family);
+      localPort = lport;
+    }
+    if (rport || !isZero(b, ra, n)) {
+      remoteAddress = inetAddress(b, ra, family);
+      remotePort = rport;
+    }
+  } else if (family === 1) {
+    const path = formatUnixPath(b, o + NET_EVENT.unix_path.offset, unixLen);
+    if (op === 'connect') remoteAddress = path;
+    else localAddress = path;
+  }
+  const tcp = op === 'tcp_state';
+  return {
     type: op,
     group: 'network',
     ktimeNs: u64(v, o + EVENT_HEADER.ktime_ns.offset),
@@ -513,32 +533,16 @@ export function decodeNetEvent(v: DataView, o: number, len: number): DecodeResul
     protocol: protocolName(v.getUint16(o + NET_EVENT.protocol.offset, true)),
     addrUnreadable: (evFlags & F.ADDR_UNREADABLE) !== 0,
     noSocket: (evFlags & F.NO_SOCKET) !== 0,
+    localAddress,
+    localPort,
+    remoteAddress,
+    remotePort,
+    flags: op === 'accept' ? flags : undefined,
+    flagNames: op === 'accept' ? flagNames(flags, SOCK_FLAGS) : undefined,
+    backlog: op === 'listen' ? v.getInt32(o + NET_EVENT.backlog.offset, true) : undefined,
+    oldState: tcp ? tcpStateName(v.getInt32(o + NET_EVENT.old_state.offset, true)) : undefined,
+    newState: tcp ? tcpStateName(v.getInt32(o + NET_EVENT.new_state.offset, true)) : undefined,
   };
-  if (family === 2 || family === 10) {
-    const n = family === 2 ? 4 : 16;
-    if (lport || !isZero(b, la, n)) {
-      ev.localAddress = inetAddress(b, la, family);
-      ev.localPort = lport;
-    }
-    if (rport || !isZero(b, ra, n)) {
-      ev.remoteAddress = inetAddress(b, ra, family);
-      ev.remotePort = rport;
-    }
-  } else if (family === 1) {
-    const path = formatUnixPath(b, o + NET_EVENT.unix_path.offset, unixLen);
-    if (op === 'connect') ev.remoteAddress = path;
-    else ev.localAddress = path;
-  }
-  if (op === 'accept') {
-    ev.flags = flags;
-    ev.flagNames = flagNames(flags, SOCK_FLAGS);
-  }
-  if (op === 'listen') ev.backlog = v.getInt32(o + NET_EVENT.backlog.offset, true);
-  if (op === 'tcp_state') {
-    ev.oldState = tcpStateName(v.getInt32(o + NET_EVENT.old_state.offset, true));
-    ev.newState = tcpStateName(v.getInt32(o + NET_EVENT.new_state.offset, true));
-  }
-  return ev;
 }
 
 export function decodeSysEvent(v: DataView, o: number, len: number): DecodeResult<SysEvent> {
@@ -557,7 +561,72 @@ export function decodeSysEvent(v: DataView, o: number, len: number): DecodeResul
   const ret = s64(v, o + SYS_EVENT.ret.offset);
   const nr = v.getInt32(o + SYS_EVENT.nr.offset, true);
   const evFlags = v.getUint32(o + SYS_EVENT.ev_flags.offset, true);
-  const ev: SysEvent = {
+  const [a0, a1, a2] = args as [number, number, number, number];
+  // Each operation's fields; the others stay undefined (left out of the output), so that every sys event
+  // has the same keys in the same order, like the file and net events (see SYS_EVENT_KEYS).
+  let request: string | undefined;
+  let targetPid: number | undefined;
+  let source: string | undefined;
+  let target: string | undefined;
+  let fstype: string | undefined;
+  let flags: number | undefined;
+  let names: string | undefined;
+  let moduleName: string | undefined;
+  let moduleParams: string | undefined;
+  let modulePath: string | undefined;
+  let bpfCmd: string | undefined;
+  let bpfType: string | undefined;
+  let bpfName: string | undefined;
+  let name: string | undefined;
+  let fd: number | undefined;
+  let nsType: string | undefined;
+  let nsInode: number | undefined;
+  switch (op) {
+    case 'ptrace':
+      request = ptraceRequestName(a0);
+      targetPid = a1 | 0;
+      break;
+    case 'mount':
+      source = s1;
+      target = s2;
+      fstype = s3;
+      flags = a0;
+      names = mountFlagNames(a0);
+      break;
+    case 'umount':
+      target = s1;
+      flags = a0;
+      names = flagNames(a0, UMOUNT_FLAGS);
+      break;
+    case 'module_load':
+      if (evFlags & F.TRACEPOINT) moduleName = s1;
+      else {
+        moduleParams = s1;
+        modulePath = s2;
+      }
+      break;
+    case 'bpf':
+      bpfCmd = bpfCmdName(a0);
+      if (a0 === 0) bpfType = mapTypeName(a1);
+      else if (a0 === 5) bpfType = progTypeName(a1);
+      bpfName = s3;
+      break;
+    case 'memfd_create':
+      name = s1;
+      flags = a0;
+      names = flagNames(a0, MFD_FLAGS);
+      break;
+    case 'setns':
+      fd = a0 | 0;
+      nsType = nsTypeNames(a1);
+      nsInode = a2 || undefined;
+      break;
+    case 'unshare':
+      flags = a0;
+      names = flagNames(a0, CLONE_FLAGS);
+      break;
+  }
+  return {
     type: op,
     group: 'other',
     ktimeNs: u64(v, o + EVENT_HEADER.ktime_ns.offset),
@@ -571,55 +640,45 @@ export function decodeSysEvent(v: DataView, o: number, len: number): DecodeResul
     evFlags,
     args,
     pathTruncated: (evFlags & F.PATH_TRUNCATED) !== 0,
+    request,
+    targetPid,
+    name,
+    source,
+    target,
+    fstype,
+    fd,
+    flags,
+    flagNames: names,
+    moduleName,
+    moduleParams,
+    modulePath,
+    bpfCmd,
+    bpfType,
+    bpfName,
+    nsType,
+    nsInode,
   };
-  const [a0, a1, a2] = args as [number, number, number, number];
-  switch (op) {
-    case 'ptrace':
-      ev.request = ptraceRequestName(a0);
-      ev.targetPid = a1 | 0;
-      break;
-    case 'mount':
-      ev.source = s1;
-      ev.target = s2;
-      ev.fstype = s3;
-      ev.flags = a0;
-      ev.flagNames = mountFlagNames(a0);
-      break;
-    case 'umount':
-      ev.target = s1;
-      ev.flags = a0;
-      ev.flagNames = flagNames(a0, UMOUNT_FLAGS);
-      break;
-    case 'module_load':
-      if (evFlags & F.TRACEPOINT) ev.moduleName = s1;
-      else {
-        ev.moduleParams = s1;
-        ev.modulePath = s2;
-      }
-      break;
-    case 'bpf':
-      ev.bpfCmd = bpfCmdName(a0);
-      if (a0 === 0) ev.bpfType = mapTypeName(a1);
-      else if (a0 === 5) ev.bpfType = progTypeName(a1);
-      ev.bpfName = s3;
-      break;
-    case 'memfd_create':
-      ev.name = s1;
-      ev.flags = a0;
-      ev.flagNames = flagNames(a0, MFD_FLAGS);
-      break;
-    case 'setns':
-      ev.fd = a0 | 0;
-      ev.nsType = nsTypeNames(a1);
-      ev.nsInode = a2 || undefined;
-      break;
-    case 'unshare':
-      ev.flags = a0;
-      ev.flagNames = flagNames(a0, CLONE_FLAGS);
-      break;
-  }
-  return ev;
 }
+
+/**
+ * The own keys of every decoded file, net and sys event, in order. Each decoder builds its events with one
+ * object literal that holds every key (undefined when the field does not apply), so all events of a group
+ * share one shape: the pipeline serialises them with one compiled function, without listing each event's
+ * keys (test/unit/fuzz-decode.test.ts checks these lists against what the decoders return).
+ */
+const SYSCALL_BASE_KEYS = ['type', 'group', 'ktimeNs', 'pid', 'tid', 'cgroupId', 'syscall', 'nr', 'ret', 'errno', 'evFlags'] as const;
+export const FILE_EVENT_KEYS = [
+  ...SYSCALL_BASE_KEYS, 'path', 'path2', 'resolvedPath', 'resolvedPath2', 'resolvedFrom', 'dfd', 'dfd2', 'flags', 'flagNames', 'mode',
+  'modeOctal', 'uid', 'gid', 'resolve', 'write', 'sensitive', 'pathTruncated', 'pathReadAtExit', 'pathUnreadable', 'resolvedTruncated',
+] as const satisfies readonly (keyof FileEvent)[];
+export const NET_EVENT_KEYS = [
+  ...SYSCALL_BASE_KEYS, 'fd', 'family', 'sockType', 'protocol', 'addrUnreadable', 'noSocket', 'localAddress', 'localPort', 'remoteAddress',
+  'remotePort', 'flags', 'flagNames', 'backlog', 'oldState', 'newState',
+] as const satisfies readonly (keyof NetEvent)[];
+export const SYS_EVENT_KEYS = [
+  ...SYSCALL_BASE_KEYS, 'args', 'pathTruncated', 'request', 'targetPid', 'name', 'source', 'target', 'fstype', 'fd', 'flags', 'flagNames',
+  'moduleName', 'moduleParams', 'modulePath', 'bpfCmd', 'bpfType', 'bpfName', 'nsType', 'nsInode',
+] as const satisfies readonly (keyof SysEvent)[];
 
 /** Decodes any syscall-sensor record (file, net or sys). */
 export function decodeSyscallEvent(v: DataView, o: number, len: number): DecodeResult<SyscallEvent> {

@@ -7,6 +7,7 @@ import type { ContainerInfo } from '../containers/resolver.ts';
 import type { ProcessCache } from '../process/cache.ts';
 import type { ProcessEntry } from '../process/types.ts';
 import { fieldsJson, numberJson, stringJson, TimeParts } from './json.ts';
+import type { ByteLine } from './json-bytes.ts';
 import type { ContainerRef, OutputEvent, PodRef, ProcessRef } from './types.ts';
 
 export interface EnrichContext {
@@ -174,6 +175,17 @@ export class Enricher {
 
   /** Sets `line`; returns the process parts found (undefined: a process the cache does not know). */
   #line(type: string, ktimeNs: number, pid: number, tid: number, cgroupId: number, members: string): Memo | undefined {
+    const parts = this.#parts(type, ktimeNs, pid, tid, cgroupId);
+    const P = this.#p;
+    P[12] = members;
+    // One join builds the line as one flat string: sinks encode that 3× faster than a tree of
+    // concatenations, and nothing in between is allocated (bench/pipeline).
+    this.line = P.join('');
+    return parts;
+  }
+
+  /** Fills the pieces of a line but its own members (#p[12]); returns the process parts found. */
+  #parts(type: string, ktimeNs: number, pid: number, tid: number, cgroupId: number): Memo | undefined {
     const ctx = this.ctx;
     const t = this.#t;
     t.set(bootToEpochMs(ktimeNs), ktimeNs);
@@ -199,11 +211,21 @@ export class Enricher {
     this.#container = cp;
     P[10] = proc;
     P[11] = cp ? cp.json : '';
-    P[12] = members;
-    // One join builds the line as one flat string: sinks encode that 3× faster than a tree of
-    // concatenations, and nothing in between is allocated (bench/pipeline).
-    this.line = P.join('');
     return parts;
+  }
+
+  /**
+   * The line of build()/buildLine() as UTF-8 bytes, written into `w` after what it holds (no newline): the
+   * event's own members come as JSON (`members`, see OutputShaper.json) or are written by `bytes` from
+   * `ev` (OutputShaper.bytes). Neither `line` nor `event` is set.
+   */
+  writeLine<E>(w: ByteLine, type: string, ktimeNs: number, pid: number, tid: number, cgroupId: number, members: string | ((ev: E, w: ByteLine) => void), ev?: E): void {
+    this.#parts(type, ktimeNs, pid, tid, cgroupId);
+    const P = this.#p;
+    for (let i = 0; i < 12; i++) w.text(P[i]!);
+    if (typeof members === 'string') w.text(members);
+    else members(ev!, w);
+    w.text('}');
   }
 
   /**

@@ -120,25 +120,75 @@ type MembersFn = (o: Record<string, unknown>) => string;
  * leaves the member out (functions, symbols, toJSON returning undefined). The rare kinds: objects and
  * arrays (their toJSON gets the key, as in JSON.stringify), null, bigint (throws TypeError, as there).
  */
-function memberValue(v: unknown, k: string, keyJson: string): string | undefined {
+export function memberValue(v: unknown, k: string, keyJson: string): string | undefined {
   const w = JSON.stringify({ [k]: v });
   return w.length > 2 ? w.slice(keyJson.length + 2, -1) : undefined;
 }
 
+/** What a members serialiser leaves out besides undefined values. */
+export interface MembersOptions {
+  /** Names never written (the members the caller writes itself). */
+  skip: Iterable<string>;
+  /**
+   * Leave out members whose value is `false`, as protobuf's JSON mapping leaves out defaults: flags are
+   * written only when set (a file event has six; all false, they were an eighth of the line).
+   */
+  omitFalse?: boolean;
+}
+
+/**
+ * Straight-line code writing the members of an object with exactly the own keys `keys`, in that order (the
+ * order JSON.stringify follows), as ',"k":v…' ('' when there is none): the common value types inline, the
+ * rest through memberValue. Reads each key by name, so an object with other keys is serialised wrongly:
+ * callers guarantee the key list (MembersSerializer checks it per object; fixedMembers' callers by
+ * construction, see its tests).
+ */
+function compileMembers(keys: readonly string[], skip: ReadonlySet<string>, omitFalse: boolean): MembersFn {
+  const lines = ["let s = '';", 'let v;', 'let j;'];
+  for (const k of keys) {
+    if (skip.has(k)) continue;
+    const key = JSON.stringify(k); // a JSON string is a JS string literal: safe to splice into code
+    const prefix = JSON.stringify(`,${key}:`);
+    const whenFalse = omitFalse ? "''" : JSON.stringify(`,${key}:false`);
+    lines.push(
+      `v = o[${key}];`,
+      `if (typeof v === 'string') s += ${prefix} + (esc(v) ? JSON.stringify(v) : '"' + v + '"');`,
+      `else if (typeof v === 'number') s += ${prefix} + ((v | 0) === v ? '' + v : num(v));`,
+      `else if (typeof v === 'boolean') s += v ? ${JSON.stringify(`,${key}:true`)} : ${whenFalse};`,
+      `else if (v !== undefined && (j = member(v, ${key}, ${JSON.stringify(key)})) !== undefined) s += ${prefix} + j;`,
+    );
+  }
+  lines.push('return s;');
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from key names, each escaped as a JSON string literal
+  return new Function('esc', 'num', 'member', `return (o) => {\n${lines.join('\n')}\n};`)(needsEscape, numberJson, memberValue) as MembersFn;
+}
+
+/**
+ * A serialiser for objects that always have exactly `keys` as own keys, in that order (objects built by one
+ * object literal, such as a decoder's): no per-object key check, so the hot path reads each field once.
+ * Writes what MembersSerializer writes for them.
+ */
+export function fixedMembers(keys: readonly string[], o: MembersOptions): (obj: Record<string, unknown>) => string {
+  return compileMembers(keys, new Set(o.skip), o.omitFalse ?? false);
+}
+
 /**
  * Serialises the members of objects that share a key list (decoded events of one kind), leaving out some
- * names and every undefined value: the result is exactly the members JSON.stringify would write for an
- * object holding the rest, as ',"k":v…' ('' when there is none). One function is compiled per key list
- * seen (checked for every object, so an object with other keys gets its own), up to `maxShapes`; past
- * that, objects are serialised through JSON.stringify. Throws only what JSON.stringify throws (bigint).
+ * names and every undefined value (and `false` ones with omitFalse): the result is exactly the members
+ * JSON.stringify would write for an object holding the rest, as ',"k":v…' ('' when there is none). One
+ * function is compiled per key list seen (checked for every object, so an object with other keys gets its
+ * own), up to `maxShapes`; past that, objects are serialised through JSON.stringify. Throws only what
+ * JSON.stringify throws (bigint).
  */
 export class MembersSerializer {
   readonly #skip: ReadonlySet<string>;
+  readonly #omitFalse: boolean;
   readonly #max: number;
   readonly #shapes: { keys: string[]; fn: MembersFn }[] = [];
 
-  constructor(skip: Iterable<string>, maxShapes = 64) {
-    this.#skip = new Set(skip);
+  constructor(o: MembersOptions, maxShapes = 64) {
+    this.#skip = new Set(o.skip);
+    this.#omitFalse = o.omitFalse ?? false;
     this.#max = maxShapes;
   }
 
@@ -150,33 +200,16 @@ export class MembersSerializer {
       if (sameKeys(sh.keys, keys)) return sh.fn(o);
     }
     if (shapes.length < this.#max) {
-      const fn = this.#compile(keys);
+      const fn = compileMembers(keys, this.#skip, this.#omitFalse);
       shapes.push({ keys, fn });
       return fn(o);
     }
     const kept: Record<string, unknown> = {};
-    for (const k of keys) if (!this.#skip.has(k) && o[k] !== undefined) kept[k] = o[k];
-    return fieldsJson(kept);
-  }
-
-  /** Straight-line code for one key list: the common value types inline, the rest through memberValue. */
-  #compile(keys: string[]): MembersFn {
-    const lines = ["let s = '';", 'let v;', 'let j;'];
     for (const k of keys) {
-      if (this.#skip.has(k)) continue;
-      const key = JSON.stringify(k); // a JSON string is a JS string literal: safe to splice into code
-      const prefix = JSON.stringify(`,${key}:`);
-      lines.push(
-        `v = o[${key}];`,
-        `if (typeof v === 'string') s += ${prefix} + (esc(v) ? JSON.stringify(v) : '"' + v + '"');`,
-        `else if (typeof v === 'number') s += ${prefix} + ((v | 0) === v ? '' + v : num(v));`,
-        `else if (typeof v === 'boolean') s += v ? ${JSON.stringify(`,${key}:true`)} : ${JSON.stringify(`,${key}:false`)};`,
-        `else if (v !== undefined && (j = member(v, ${key}, ${JSON.stringify(key)})) !== undefined) s += ${prefix} + j;`,
-      );
+      const v = o[k];
+      if (!this.#skip.has(k) && v !== undefined && !(v === false && this.#omitFalse)) kept[k] = v;
     }
-    lines.push('return s;');
-    // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from key names, each escaped as a JSON string literal
-    return new Function('esc', 'num', 'member', `return (o) => {\n${lines.join('\n')}\n};`)(needsEscape, numberJson, memberValue) as MembersFn;
+    return fieldsJson(kept);
   }
 }
 

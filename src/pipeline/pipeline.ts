@@ -11,6 +11,7 @@ import type { CgroupEvent, EventBase, ProcessEvent } from '../events/types.ts';
 import type { ProcessCache } from '../process/cache.ts';
 import { bootNowNs } from './clock.ts';
 import { containerParts, Enricher, type EnrichContext } from './enrich.ts';
+import { ByteLine } from './json-bytes.ts';
 import { ReorderBuffer } from './reorder.ts';
 import type { Router } from './router.ts';
 import type { OutputEvent, Sink } from './types.ts';
@@ -32,6 +33,11 @@ export type OutputShaper = ((ev: Decoded) => Record<string, unknown> | undefined
    * state. Saves building the fields object only to serialise it.
    */
   json?: (ev: Decoded) => string | undefined;
+  /**
+   * Optional, for shapers whose events always reach the output (json never returns undefined): writes the
+   * same members as UTF-8 bytes into a line (see json-bytes.ts), for sinks that take bytes.
+   */
+  bytes?: (ev: Decoded, w: ByteLine) => void;
 };
 
 export interface PipelineCounters {
@@ -89,7 +95,11 @@ export class Pipeline {
   readonly #enricher: Enricher;
   /** Some sink takes event objects (it has no writeLine): every event needs one. Per sink list length. */
   #sinksNeedEvents = true;
+  /** Every sink takes bytes (writeBytes): lines are written as bytes, never as strings. */
+  #sinksTakeBytes = false;
   #sinkCount = -1;
+  /** Where lines are written as bytes, one at a time. */
+  readonly #bytes = new ByteLine();
   readonly #reorder: ReorderBuffer<Decoded>;
   readonly #c: PipelineCounters = {
     records: 0,
@@ -183,9 +193,17 @@ export class Pipeline {
     if (o.sinks.length !== this.#sinkCount) {
       this.#sinkCount = o.sinks.length;
       this.#sinksNeedEvents = o.sinks.some((s) => !s.writeLine);
+      this.#sinksTakeBytes = o.sinks.length > 0 && o.sinks.every((s) => s.writeBytes);
     }
     const withEvent = hold || this.#sinksNeedEvents || o.router.size > 0;
     const en = this.#enricher;
+    if (!withEvent && this.#sinksTakeBytes && shaper?.bytes) {
+      const w = this.#bytes;
+      w.reset();
+      en.writeLine(w, ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, shaper.bytes, ev);
+      this.#emitBytes(ev.type, w);
+      return;
+    }
     if (!withEvent && shaper?.json) {
       const members = shaper.json(ev);
       if (members === undefined) {
@@ -226,6 +244,14 @@ export class Pipeline {
       if (s.writeLine) s.writeLine(line);
       else s.write(out!, line);
     }
+  }
+
+  /** #emit for a line written as bytes (every sink takes bytes, no one needs the event object). */
+  #emitBytes(type: string, w: ByteLine): void {
+    const c = this.#c;
+    c.emitted++;
+    c.byType[type] = (c.byType[type] ?? 0) + 1;
+    for (const s of this.#o.sinks) s.writeBytes!(w.buf, 0, w.pos);
   }
 
   #hold(out: OutputEvent, synthetic = false): void {

@@ -92,6 +92,12 @@ export interface Sink {
    * object, never builds one. Never throws.
    */
   writeLine?(line: string): void;
+  /**
+   * Optional, with writeLine: enqueue one event given by the UTF-8 bytes of its JSON line, buf[start, end)
+   * (no newline), which the sink copies before it returns. When every sink has it and no one needs the event
+   * object, the pipeline writes lines as bytes and never builds them as strings. Never throws.
+   */
+  writeBytes?(buf: Uint8Array, start: number, end: number): void;
   /** Deliver what is queued; resolves when done (or when the sink gave up, counting drops). */
   flush(): Promise<void>;
   /** Flush, then release resources. Idempotent. */

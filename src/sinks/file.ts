@@ -118,18 +118,40 @@ export class FileSink implements Sink {
 
   /** Only the line is written: the pipeline need not build the event object for this sink. */
   writeLine(line: string): void {
+    if (!this.admit()) return;
+    const c = this.tailFor(worstCase(line));
+    this.commit(c, c.buf.write(line, c.len));
+  }
+
+  /** The line as UTF-8 bytes, buf[start, end): copied into the queue as it is, nothing to encode. */
+  writeBytes(buf: Uint8Array, start: number, end: number): void {
+    if (!this.admit()) return;
+    const n = end - start;
+    const c = this.tailFor(n + 1);
+    if (buf instanceof Buffer) buf.copy(c.buf, c.len, start, end);
+    else c.buf.set(buf.subarray(start, end), c.len);
+    this.commit(c, n);
+  }
+
+  /** Counts a line offered; false (counted as dropped) when it cannot be queued. */
+  private admit(): boolean {
     this.counters.received++;
     if (this.closing) {
       this.counters.drop('closed');
-      return;
+      return false;
     }
     if (this.queuedLines + this.inFlight >= this.o.maxQueue) {
       this.counters.drop('queue-full');
-      return;
+      return false;
     }
-    const c = this.tailFor(line);
-    // Encoded in place first: the byte bound is exact, and a rejected line is simply not committed.
-    const n = c.buf.write(line, c.len);
+    return true;
+  }
+
+  /**
+   * Queues the n bytes just placed at the end of `c`, with their newline. Placed first, committed only now:
+   * the byte bound is exact, and a rejected line is simply not committed.
+   */
+  private commit(c: Chunk, n: number): void {
     if (this.queuedBytes + n + 1 > this.o.maxQueueBytes) {
       this.counters.drop('queue-full');
       return;
@@ -147,9 +169,8 @@ export class FileSink implements Sink {
     }
   }
 
-  /** The chunk to append `line` to: the last one if it has room, else a fresh one. */
-  private tailFor(line: string): Chunk {
-    const need = worstCase(line);
+  /** The chunk to append a line of at most `need` bytes (newline included) to: the last one if it has room, else a fresh one. */
+  private tailFor(need: number): Chunk {
     const last = this.chunks[this.chunks.length - 1];
     if (last && !last.oneOff && last.buf.length - last.len >= need) return last;
     let buf: Buffer;

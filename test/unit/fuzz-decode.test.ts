@@ -17,14 +17,18 @@ import {
   decodeProcessEvent,
   decodeSyscallEvent,
   decodeSysEvent,
+  FILE_EVENT_KEYS,
   isDecodeError,
+  NET_EVENT_KEYS,
+  SYS_EVENT_KEYS,
   opcodeOf,
   type DecodeFailure,
   type DecodeResult,
 } from '../../src/events/decode.ts';
 import { CGROUP_EVENT, EVENT_HEADER, EXEC_EVENT, FILE_EVENT, NET_EVENT, SIZEOF, SYS_EVENT, VIGIL_CGROUP_OP, VIGIL_OPCODE, VIGIL_SYS_OP } from '../../src/events/layout.generated.ts';
 import type { ExecEvent, FileEvent, SysEvent } from '../../src/events/types.ts';
-import { Pipeline } from '../../src/pipeline/pipeline.ts';
+import { syscallOutput } from '../../src/pipeline/outputs.ts';
+import { Pipeline, type Decoded } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
 import { pipelineTables } from '../../src/pipeline/tables.ts';
 import { validateConfig } from '../../src/config/config.ts';
@@ -323,6 +327,30 @@ test('valid records of every opcode decode, and only from their own bytes', (t) 
       assert.deepEqual(b, r);
     }
   });
+});
+
+test('every file, net and sys event has the keys of its group in order, and its JSON members are its fields', (t) => {
+  // The pipeline serialises syscall events with one compiled function per group, reading FILE_EVENT_KEYS
+  // (and the others) by name: a decoder that added a key for some records only would lose it from the JSON.
+  const keys: Record<string, readonly string[]> = { file: FILE_EVENT_KEYS, network: NET_EVENT_KEYS, other: SYS_EVENT_KEYS };
+  const json = syscallOutput.json!;
+  let checked = 0;
+  fuzzSync(t, 'shapes', 300, (rng) => {
+    for (const k of KINDS.filter((x) => ['file', 'net', 'sys'].includes(x.name))) {
+      const b = k.build(rng).bytes.slice();
+      // Valid records, and records with flipped bytes (other ops, flags and lengths) that still decode.
+      if (rng.chance(0.5)) for (let i = rng.int(1, 6); i > 0; i--) b[rng.int(SIZEOF.event_header, b.length - 1)] = rng.int(0, 255);
+      const r = call(k.decode, exact(b), 0, b.length, `${k.name} record`);
+      if (isDecodeError(r)) continue;
+      const ev = r as unknown as Decoded & { group: string };
+      assert.deepEqual(Object.keys(ev), keys[ev.group], `${ev.type}: keys`);
+      const fields = syscallOutput(ev)!;
+      assert.equal(`{"type":"x"${json(ev)}}`, JSON.stringify({ type: 'x', ...fields }), `${ev.type}: members`);
+      assert.ok(!Object.values(fields).includes(false), 'false flags are left out');
+      checked++;
+    }
+  });
+  assert.ok(checked > 300, `only ${checked} records decoded`);
 });
 
 test('a record truncated at every length is a decode failure naming why, never an exception', (t) => {

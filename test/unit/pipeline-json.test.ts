@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ContainerInfo } from '../../src/containers/resolver.ts';
 import { Enricher, type EnrichContext } from '../../src/pipeline/enrich.ts';
-import { fieldsJson, MembersSerializer, numberJson, stringJson, TimeParts } from '../../src/pipeline/json.ts';
+import { fieldsJson, fixedMembers, MembersSerializer, numberJson, stringJson, TimeParts } from '../../src/pipeline/json.ts';
+import { ByteLine, fixedMembersBytes } from '../../src/pipeline/json-bytes.ts';
 import { processOutputs, syscallOutput } from '../../src/pipeline/outputs.ts';
 import { Pipeline, type Decoded } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
@@ -67,7 +68,7 @@ test('fieldsJson is the members of JSON.stringify(fields), ready to follow other
 
 test('MembersSerializer writes the members JSON.stringify writes, per shape, skipping names and undefined', () => {
   const skip = ['type', 'pid'];
-  const m = new MembersSerializer(skip, 8);
+  const m = new MembersSerializer({ skip }, 8);
   const ref = (o: Record<string, unknown>) => {
     const kept: Record<string, unknown> = {};
     for (const k of Object.keys(o)) if (!skip.includes(k) && o[k] !== undefined) kept[k] = o[k];
@@ -244,4 +245,119 @@ test('a line-only sink gets the same lines as an event sink, and the event objec
   assert.equal(seen.length, 200);
   assert.deepEqual(third.lines, alone.lines);
   assert.equal(seen[7]!.path, '/f/7');
+});
+
+// ---- Lines as bytes (json-bytes.ts): the UTF-8 of the string line, byte for byte -----------------------------
+
+const utf8 = (s: string) => Buffer.from(s, 'utf8');
+const written = (w: ByteLine) => Buffer.from(w.buf.subarray(0, w.pos));
+
+test('ByteLine writes strings and numbers as the UTF-8 of JSON.stringify, growing as it goes', () => {
+  const r = rng(11);
+  const w = new ByteLine(1); // grows from one byte
+  let expect = '';
+  const strings = ['', 'plain', '/dev/null', 'q"uote', 'back\\slash', 'nl\n tab\t', '\u0000\u001f\u007f', 'é', '😀', '\ud800', 'a\udc00b', 'x'.repeat(300), `${'y'.repeat(40)}é`];
+  const numbers = [0, -0, 1, 9, 10, 99, 100, 999, 1000, -1, -1000, 2 ** 31, -(2 ** 31), 2 ** 53 + 2, 1.5, -0.25, 1e21, 1e-7, NaN, Infinity, -Infinity];
+  for (let i = 0; i < 4000; i++) {
+    const k = r();
+    if (k < 0.45) {
+      const s = r() < 0.5 ? strings[Math.floor(r() * strings.length)]! : String.fromCharCode(...Array.from({ length: Math.floor(r() * 40) }, () => Math.floor(r() < 0.9 ? 32 + r() * 95 : r() * 0x10000)));
+      w.string(s);
+      expect += JSON.stringify(s);
+    } else if (k < 0.9) {
+      const n = r() < 0.5 ? numbers[Math.floor(r() * numbers.length)]! : Math.floor((r() - 0.3) * 10 ** Math.floor(r() * 16));
+      w.number(n);
+      expect += JSON.stringify(n);
+    } else {
+      const t = r() < 0.5 ? ',"k":' : 'é{"x":1}';
+      w.text(t);
+      expect += t;
+    }
+  }
+  assert.deepEqual(written(w), utf8(expect));
+  w.reset();
+  assert.equal(w.pos, 0);
+});
+
+test('fixedMembersBytes writes the bytes of fixedMembers, with and without false members', () => {
+  const keys = ['type', 'a', 'b', 'flag', 'c', 'd'];
+  const values: unknown[] = ['plain', 'q"uote', 'é😀\ud800', '', 0, -3, 2 ** 53 + 2, 0.5, NaN, true, false, null, undefined, [1, undefined, 'x'], { toJSON: () => 'j' }, () => 1];
+  const r = rng(13);
+  for (const omitFalse of [false, true]) {
+    const str = fixedMembers(keys, { skip: ['type'], omitFalse });
+    const bytes = fixedMembersBytes(keys, { skip: ['type'], omitFalse });
+    const w = new ByteLine(8);
+    for (let i = 0; i < 3000; i++) {
+      const o: Record<string, unknown> = {};
+      for (const k of keys) o[k] = values[Math.floor(r() * values.length)];
+      w.reset();
+      bytes(o, w);
+      const s = str(o);
+      assert.deepEqual(written(w), utf8(s), `object ${i}`);
+      if (omitFalse) assert.ok(!s.includes(':false'));
+    }
+  }
+});
+
+test('Enricher.writeLine writes the bytes of the Enricher line, from JSON members or from the event', () => {
+  const { ctx, pids } = context();
+  const en = new Enricher(ctx);
+  const w = new ByteLine(16);
+  const r = rng(17);
+  const ev = (i: number): Decoded =>
+    ({
+      type: 'open', group: 'file', ktimeNs: 3e9 + Math.floor(r() * 1e12), pid: 0, tid: 0, cgroupId: 1, syscall: 'openat', nr: 257, ret: i % 5 ? 3 : -2, errno: i % 5 ? undefined : 'ENOENT',
+      evFlags: 0, path: ['/dev/null', '/tmp/a"b\n', '/home/é😀', '\ud800x'][i % 4], path2: undefined, resolvedPath: i % 3 ? undefined : '/abs', resolvedPath2: undefined,
+      resolvedFrom: undefined, dfd: -100, dfd2: undefined, flags: 0o2000101, flagNames: 'O_WRONLY|O_CREAT|O_CLOEXEC', mode: 0o644, modeOctal: '0644', uid: undefined, gid: undefined,
+      resolve: undefined, write: i % 2 === 0, sensitive: false, pathTruncated: false, pathReadAtExit: i % 7 === 0, pathUnreadable: false, resolvedTruncated: false,
+    }) as unknown as Decoded;
+  for (let i = 0; i < 2000; i++) {
+    const e = ev(i);
+    e.pid = r() < 0.05 ? 99_999 : pids[Math.floor(r() * pids.length)]!;
+    e.tid = r() < 0.3 ? e.pid + 1 : e.pid;
+    e.cgroupId = r() < 0.5 ? 1 : 10 + Math.floor(r() * 6);
+    en.build(e.type, e.ktimeNs, e.pid, e.tid, e.cgroupId, syscallOutput(e)!, true);
+    const line = en.line;
+    assert.equal(line, JSON.stringify(en.event));
+    w.reset();
+    en.writeLine(w, e.type, e.ktimeNs, e.pid, e.tid, e.cgroupId, syscallOutput.bytes!, e);
+    assert.deepEqual(written(w), utf8(line), `event ${i} (from the event)`);
+    w.reset();
+    en.writeLine(w, e.type, e.ktimeNs, e.pid, e.tid, e.cgroupId, syscallOutput.json!(e)!);
+    assert.deepEqual(written(w), utf8(line), `event ${i} (from JSON members)`);
+  }
+});
+
+class BytesSink extends LineSink {
+  override readonly name = 'lines' as const;
+  readonly chunks: Buffer[] = [];
+  writeBytes(buf: Uint8Array, start: number, end: number): void {
+    this.chunks.push(Buffer.from(buf.subarray(start, end))); // a copy: the buffer is the pipeline's to reuse
+  }
+}
+
+test('sinks that take bytes get the bytes of the lines line sinks get; lines are strings as soon as one sink needs them', () => {
+  const { ctx, pids } = context();
+  const feed = (p: Pipeline) => {
+    for (let i = 0; i < 300; i++) {
+      const pid = pids[i % pids.length]!;
+      p.feed({ type: 'open', ktimeNs: 5e9 + i * 1000, pid, tid: pid, cgroupId: 10 + (i % 4), evFlags: 0, group: 'file', path: `/f/${i}é`, errno: undefined, write: i % 2 === 0 } as unknown as Decoded);
+    }
+  };
+  const lines = new LineSink();
+  feed(pipeline(ctx, [lines]));
+  const a = new BytesSink();
+  const b = new BytesSink();
+  feed(pipeline(ctx, [a, b]));
+  assert.equal(a.lines.length, 0, 'bytes only: no string line');
+  assert.equal(a.chunks.length, lines.lines.length);
+  a.chunks.forEach((c, i) => assert.equal(c.toString('utf8'), lines.lines[i], `line ${i}`));
+  b.chunks.forEach((c, i) => assert.ok(c.equals(a.chunks[i]!), `line ${i} of the second sink`));
+  // With a sink that takes strings only, every sink gets the string line.
+  const c = new BytesSink();
+  const d = new LineSink();
+  feed(pipeline(ctx, [c, d]));
+  assert.equal(c.chunks.length, 0);
+  assert.ok(c.lines.every((l, i) => l === lines.lines[i]) && c.lines.length === lines.lines.length);
+  assert.ok(d.lines.every((l, i) => l === lines.lines[i]) && d.lines.length === lines.lines.length);
 });

@@ -58,6 +58,32 @@ describe('FileSink', () => {
     assert.deepEqual(ids, Array.from({ length: 25 }, (_, k) => 10 + k));
   });
 
+  it('takes lines as bytes too: the same file, rotation and queue bounds as lines given as strings', async (t) => {
+    const dir = tempDir(t);
+    const asText = path.join(dir, 'text.jsonl');
+    const asBytes = path.join(dir, 'bytes.jsonl');
+    const a = new FileSink({ path: asText, maxSizeBytes: 1000, maxFiles: 3, maxQueueBytes: 2000 });
+    const b = new FileSink({ path: asBytes, maxSizeBytes: 1000, maxFiles: 3, maxQueueBytes: 2000 });
+    const scratch = Buffer.alloc(4096);
+    for (let i = 0; i < 60; i++) {
+      const [, line] = sized(i, i % 10 === 9 ? 1999 : 99); // some too large for the byte bound with others queued
+      a.writeLine(line);
+      const at = 7 + (i % 5); // anywhere in the caller's buffer
+      const n = scratch.write(line, at);
+      b.writeBytes(scratch, at, at + n);
+      scratch.fill(0x7b); // the sink copied what it needs
+    }
+    await Promise.all([a.close(), b.close()]);
+    balanced(a.stats());
+    balanced(b.stats());
+    assert.deepEqual(b.stats(), { ...a.stats() });
+    assert.ok((a.stats().dropped['queue-full'] ?? 0) > 0, 'the byte bound was reached');
+    const files = (p: string) => fs.readdirSync(dir).filter((f) => f.startsWith(p)).map((f) => f.slice(p.length)).sort();
+    assert.deepEqual(files('bytes.jsonl'), files('text.jsonl'));
+    assert.ok(files('text.jsonl').length >= 2, 'rotated');
+    for (const suffix of files('text.jsonl')) assert.ok(fs.readFileSync(asBytes + suffix).equals(fs.readFileSync(asText + suffix)), `file${suffix}`);
+  });
+
   it('never lets a file pass maxSizeBytes when lines do not divide it', async (t) => {
     const dir = tempDir(t);
     const file = path.join(dir, 'e.jsonl');

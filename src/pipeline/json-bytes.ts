@@ -1,0 +1,150 @@
+// JSON lines written straight into bytes, for sinks that take bytes (the file sink): the same bytes as the
+// UTF-8 of the string line (json.ts), without building the line, the members' intermediate strings or
+// encoding them afterwards. Those three were most of what an event cost between enrichment and the file
+// (bench/pipeline). ASCII is written byte by byte; anything else goes through V8's UTF-8 encoder.
+import { Buffer } from 'node:buffer';
+import { memberValue, numberJson, type MembersOptions } from './json.ts';
+
+/** Below this many characters a string is copied in a JS loop: cheaper than a call into the encoder. */
+const LOOP_MAX = 24;
+
+/**
+ * A growable byte buffer a line is written into. `pos` is where the next byte goes; the line is
+ * buf[start, pos) and is only valid until the next reset().
+ */
+export class ByteLine {
+  buf: Buffer;
+  pos = 0;
+
+  constructor(initial = 64 << 10) {
+    this.buf = Buffer.allocUnsafe(initial);
+  }
+
+  reset(): void {
+    this.pos = 0;
+  }
+
+  /** Room for `n` more bytes. */
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  /** Pre-encoded bytes (the constant parts of a line). */
+  raw(b: Uint8Array): void {
+    const n = b.length;
+    this.ensure(n);
+    const buf = this.buf;
+    let p = this.pos;
+    if (n <= LOOP_MAX) for (let i = 0; i < n; i++) buf[p++] = b[i]!;
+    else {
+      buf.set(b, p);
+      p += n;
+    }
+    this.pos = p;
+  }
+
+  /** A string's UTF-8 bytes, as they are (already JSON: cached parts, numbers, escaped strings). */
+  text(s: string): void {
+    const n = s.length;
+    this.ensure(n * 3);
+    const buf = this.buf;
+    if (n <= LOOP_MAX) {
+      let p = this.pos;
+      for (let i = 0; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) {
+          this.pos += buf.write(s, this.pos);
+          return;
+        }
+        buf[p++] = c;
+      }
+      this.pos = p;
+      return;
+    }
+    this.pos += buf.write(s, this.pos);
+  }
+
+  /** `s` as a JSON string, exactly as JSON.stringify writes it, in UTF-8. */
+  string(s: string): void {
+    const n = s.length;
+    this.ensure(n + 2);
+    const buf = this.buf;
+    const start = this.pos;
+    let p = start;
+    buf[p++] = 0x22;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      // Control characters, the quote and the backslash need escaping; anything past ASCII needs UTF-8 (and
+      // lone surrogates an escape): JSON.stringify and the encoder do those, rare here, exactly.
+      if (c < 0x20 || c === 0x22 || c === 0x5c || c >= 0x80) {
+        this.pos = start;
+        this.text(JSON.stringify(s));
+        return;
+      }
+      buf[p++] = c;
+    }
+    buf[p++] = 0x22;
+    this.pos = p;
+  }
+
+  /** A number as JSON.stringify writes it. */
+  number(v: number): void {
+    if ((v | 0) === v && v >= 0 && v < 1000) {
+      // Most numbers of an event are small (fds, flags, syscall numbers, return values): digits straight in.
+      this.ensure(3);
+      const buf = this.buf;
+      let p = this.pos;
+      if (v >= 100) {
+        const h = (v / 100) | 0;
+        buf[p++] = 0x30 + h;
+        v -= h * 100;
+        const t = (v / 10) | 0;
+        buf[p++] = 0x30 + t;
+        buf[p++] = 0x30 + v - t * 10;
+      } else if (v >= 10) {
+        const t = (v / 10) | 0;
+        buf[p++] = 0x30 + t;
+        buf[p++] = 0x30 + v - t * 10;
+      } else buf[p++] = 0x30 + v;
+      this.pos = p;
+      return;
+    }
+    this.text((v | 0) === v ? `${v}` : numberJson(v));
+  }
+}
+
+/** The UTF-8 bytes of an ASCII constant. */
+export const ascii = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
+
+/** Writes an object's members as ',"k":v…' into a line (see fixedMembersBytes). */
+export type MembersBytesFn = (o: Record<string, unknown>, w: ByteLine) => void;
+
+/**
+ * fixedMembers (json.ts) in bytes: writes the members of an object that always has exactly `keys` as own
+ * keys, in that order, into `w`: the UTF-8 of what fixedMembers returns for it. Compiled once per key list;
+ * each member's key is written from bytes encoded here.
+ */
+export function fixedMembersBytes(keys: readonly string[], o: MembersOptions): MembersBytesFn {
+  const skip = new Set(o.skip);
+  const consts: Uint8Array[] = [];
+  const c = (s: string): string => `K[${consts.push(ascii(s)) - 1}]`;
+  const lines = ['let v;', 'let j;'];
+  for (const k of keys) {
+    if (skip.has(k)) continue;
+    const key = JSON.stringify(k); // a JSON string is a JS string literal: safe to splice into code
+    if (/[^\x20-\x7e]/.test(key)) throw new RangeError(`member name ${key} is not printable ASCII`);
+    const prefix = c(`,${key}:`);
+    lines.push(
+      `v = o[${key}];`,
+      `if (typeof v === 'string') { w.raw(${prefix}); w.string(v); }`,
+      `else if (typeof v === 'number') { w.raw(${prefix}); w.number(v); }`,
+      `else if (typeof v === 'boolean') { if (v) w.raw(${c(`,${key}:true`)});${o.omitFalse ? '' : ` else w.raw(${c(`,${key}:false`)});`} }`,
+      `else if (v !== undefined && (j = member(v, ${key}, ${JSON.stringify(key)})) !== undefined) { w.raw(${prefix}); w.text(j); }`,
+    );
+  }
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from key names, each escaped as a JSON string literal
+  return new Function('K', 'member', `return (o, w) => {\n${lines.join('\n')}\n};`)(consts, memberValue) as MembersBytesFn;
+}
