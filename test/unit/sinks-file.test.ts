@@ -177,6 +177,25 @@ describe('FileSink', () => {
     balanced(small.stats());
   });
 
+  it('bounds lines waiting, not the batch being written: a write in flight leaves the whole queue free', async (t) => {
+    const dir = tempDir(t);
+    const sink = new FileSink({ path: path.join(dir, 'f.jsonl'), maxQueue: 10 });
+    sink.write(...sized(0, 99));
+    await sink.flush(); // the file is open: the next batch goes straight to a write
+    for (let i = 1; i <= 10; i++) sink.write(...sized(i, 99));
+    await new Promise((r) => setImmediate(r)); // the 10 lines are now being written
+    assert.equal(sink.stats().queued, 10, 'in flight');
+    for (let i = 11; i <= 20; i++) sink.write(...sized(i, 99));
+    assert.deepEqual(sink.stats().dropped, {}, 'ten more fit while ten are written');
+    sink.write(...sized(21, 99));
+    assert.deepEqual(sink.stats().dropped, { 'queue-full': 1 });
+    await sink.close();
+    const s = sink.stats();
+    balanced(s);
+    assert.equal(s.sent, 21);
+    assert.deepEqual(lines(path.join(dir, 'f.jsonl')).map(idOf), Array.from({ length: 21 }, (_, i) => i));
+  });
+
   it('counts writes after close and is idempotent', async (t) => {
     const dir = tempDir(t);
     const file = path.join(dir, 'c.jsonl');
