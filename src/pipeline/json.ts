@@ -2,8 +2,8 @@
 // gives, at a fraction of its cost (bench/pipeline). The parts every event of a process shares (process,
 // parent, ancestry) or of a container (container, pod) are serialised once, when enrichment memoizes them
 // (enrich.ts); per event, the time and ktime come as ready-made digit strings (TimeParts), and the event's
-// own fields are serialised by a function compiled once per shape of decoded event (MembersSerializer),
-// without building the fields object first.
+// own fields are serialised by a function compiled once per shape of decoded event (fixedMembers; json-bytes.ts
+// writes the same as bytes), without building the fields object first.
 
 const MAX_ISO_MS = 253402300799999; // 9999-12-31T23:59:59.999Z: four-digit years only
 
@@ -140,8 +140,7 @@ export interface MembersOptions {
  * Straight-line code writing the members of an object with exactly the own keys `keys`, in that order (the
  * order JSON.stringify follows), as ',"k":v…' ('' when there is none): the common value types inline, the
  * rest through memberValue. Reads each key by name, so an object with other keys is serialised wrongly:
- * callers guarantee the key list (MembersSerializer checks it per object; fixedMembers' callers by
- * construction, see its tests).
+ * callers guarantee the key list by construction (see fixedMembers).
  */
 function compileMembers(keys: readonly string[], skip: ReadonlySet<string>, omitFalse: boolean): MembersFn {
   const lines = ["let s = '';", 'let v;', 'let j;'];
@@ -166,55 +165,10 @@ function compileMembers(keys: readonly string[], skip: ReadonlySet<string>, omit
 /**
  * A serialiser for objects that always have exactly `keys` as own keys, in that order (objects built by one
  * object literal, such as a decoder's): no per-object key check, so the hot path reads each field once.
- * Writes what MembersSerializer writes for them.
+ * Writes exactly the members JSON.stringify writes for an object holding the same fields minus the skipped
+ * names, the undefined values and (with omitFalse) the false ones: ',"k":v…', '' when there is none. Throws
+ * only what JSON.stringify throws (bigint).
  */
 export function fixedMembers(keys: readonly string[], o: MembersOptions): (obj: Record<string, unknown>) => string {
   return compileMembers(keys, new Set(o.skip), o.omitFalse ?? false);
-}
-
-/**
- * Serialises the members of objects that share a key list (decoded events of one kind), leaving out some
- * names and every undefined value (and `false` ones with omitFalse): the result is exactly the members
- * JSON.stringify would write for an object holding the rest, as ',"k":v…' ('' when there is none). One
- * function is compiled per key list seen (checked for every object, so an object with other keys gets its
- * own), up to `maxShapes`; past that, objects are serialised through JSON.stringify. Throws only what
- * JSON.stringify throws (bigint).
- */
-export class MembersSerializer {
-  readonly #skip: ReadonlySet<string>;
-  readonly #omitFalse: boolean;
-  readonly #max: number;
-  readonly #shapes: { keys: string[]; fn: MembersFn }[] = [];
-
-  constructor(o: MembersOptions, maxShapes = 64) {
-    this.#skip = new Set(o.skip);
-    this.#omitFalse = o.omitFalse ?? false;
-    this.#max = maxShapes;
-  }
-
-  json(o: Record<string, unknown>): string {
-    const keys = Object.keys(o);
-    const shapes = this.#shapes;
-    for (let i = 0; i < shapes.length; i++) {
-      const sh = shapes[i]!;
-      if (sameKeys(sh.keys, keys)) return sh.fn(o);
-    }
-    if (shapes.length < this.#max) {
-      const fn = compileMembers(keys, this.#skip, this.#omitFalse);
-      shapes.push({ keys, fn });
-      return fn(o);
-    }
-    const kept: Record<string, unknown> = {};
-    for (const k of keys) {
-      const v = o[k];
-      if (!this.#skip.has(k) && v !== undefined && !(v === false && this.#omitFalse)) kept[k] = v;
-    }
-    return fieldsJson(kept);
-  }
-}
-
-function sameKeys(a: string[], b: string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
