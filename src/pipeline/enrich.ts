@@ -215,16 +215,15 @@ export class Enricher {
   }
 
   /**
-   * The line of build()/buildLine() as UTF-8 bytes, written into `w` after what it holds (no newline): the
-   * event's own members come as JSON (`members`, see OutputShaper.json) or are written by `bytes` from
-   * `ev` (OutputShaper.bytes). Neither `line` nor `event` is set.
+   * The line of build()/buildLine() as UTF-8 bytes, written into `w` after what it holds (no newline); the
+   * event's own members are written by `members` from `ev` (OutputShaper.bytes). Neither `line` nor `event`
+   * is set.
    */
-  writeLine<E>(w: ByteLine, type: string, ktimeNs: number, pid: number, tid: number, cgroupId: number, members: string | ((ev: E, w: ByteLine) => void), ev?: E): void {
+  writeLine<E>(w: ByteLine, type: string, ktimeNs: number, pid: number, tid: number, cgroupId: number, members: (ev: E, w: ByteLine) => void, ev: E): void {
     this.#parts(type, ktimeNs, pid, tid, cgroupId);
     const P = this.#p;
     for (let i = 0; i < 12; i++) w.text(P[i]!);
-    if (typeof members === 'string') w.text(members);
-    else members(ev!, w);
+    members(ev, w);
     w.text('}');
   }
 
