@@ -20,7 +20,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { HOOKED_SYSCALLS } from '../src/syscalls/sensor.ts';
+import { HOOKED_SYSCALLS, ptRegsForTracepoints } from '../src/syscalls/sensor.ts';
 import { BenchChild, killAll, killChildrenOnExit } from './lib/proc.ts';
 import { ROOT, fixed, markdownTable, median, percent, si, writeSection } from './lib/report.ts';
 import { countText, countVigil, type Counted } from './storm/count.ts';
@@ -58,13 +58,16 @@ const OPEN_CALLS = Math.max(10_000, Math.round(1_000_000 * SCALE));
 
 /** The syscalls whose tracepoints vigil attaches for open events: the floor probe goes on the same ones. */
 const OPEN_SYSCALLS = HOOKED_SYSCALLS.filter((s) => s.ops.includes('open')).map((s) => s.tp);
+/** With openArgs "auto", vigil's opens take their arguments at exit where the kernel allows: sys_exit_ hooks only. */
+const OPEN_ARGS_AT_EXIT = ptRegsForTracepoints().supported;
+const FLOOR_HOOKS = OPEN_ARGS_AT_EXIT ? 'sys_exit_' : 'sys_enter_/sys_exit_';
 
 type FilterId = 'A' | 'B' | 'Ccomm' | 'Cscope';
 type OpenId = 'A' | 'V' | 'S' | 'O' | 'R';
 
 const FILTER_CONFIGS: { id: FilterId; what: string }[] = [
   { id: 'A', what: 'the storm alone' },
-  { id: 'B', what: `floor: a probe on the same ${OPEN_SYSCALLS.length * 2} tracepoints that returns at once` },
+  { id: 'B', what: `floor: a probe on the same ${OPEN_SYSCALLS.length * (OPEN_ARGS_AT_EXIT ? 1 : 2)} tracepoints that returns at once` },
   { id: 'Ccomm', what: 'vigil syscall sensor, storm excluded by comm' },
   { id: 'Cscope', what: 'vigil syscall sensor, scope containers (storm on the host)' },
 ];
@@ -169,7 +172,7 @@ async function runFiltered(id: FilterId): Promise<FilterRun> {
   try {
     await stormReady(storm);
     if (id === 'B') {
-      cons = new BenchChild('floor probe', ...pinned(C_CONSUMER, ['-e', '0', '-t', OPEN_SYSCALLS.join(','), PROBE_OBJ, String(storm.pid)]));
+      cons = new BenchChild('floor probe', ...pinned(C_CONSUMER, ['-e', '0', ...(OPEN_ARGS_AT_EXIT ? ['-x'] : []), '-t', OPEN_SYSCALLS.join(','), PROBE_OBJ, String(storm.pid)]));
       await cons.json(30_000);
     } else if (id !== 'A') {
       cons = new BenchChild(`sensor ${id}`, ...pinned(process.execPath, [SENSOR, JSON.stringify(SENSOR_CONFIGS[id]), String(storm.pid)]));
@@ -407,7 +410,7 @@ async function main(): Promise<void> {
   if (!opensnoop) warnings.push('opensnoop not found (install libbpf-tools: make debs-test): its runs were skipped');
   try {
     if (ONLY !== 'open') {
-      process.stderr.write(`bench/storm: filtered out — ${FILTER_REPS} rounds of ${FILTER_CONFIGS.map((c) => c.id).join(' ')}, ${si(FILTER_CALLS)} openat+close per run; hooks: ${OPEN_SYSCALLS.join(', ')}\n`);
+      process.stderr.write(`bench/storm: filtered out — ${FILTER_REPS} rounds of ${FILTER_CONFIGS.map((c) => c.id).join(' ')}, ${si(FILTER_CALLS)} openat+close per run; hooks: ${FLOOR_HOOKS} of ${OPEN_SYSCALLS.join(', ')}\n`);
       for (let rep = 0; rep < FILTER_REPS; rep++) {
         for (const c of FILTER_CONFIGS) {
           const r = await runFiltered(c.id);
@@ -535,7 +538,7 @@ async function main(): Promise<void> {
     `The storm: \`build/bench/open_storm\` (bench/c/open_storm.c), raw openat(AT_FDCWD, "${OPEN_PATH}", O_RDONLY) + close in a loop, pinned to CPU ${PIN.storm}; its wall time is its own, from "go" to its last close. Every consumer runs pinned to CPU ${PIN.consumer ?? '–'} and is attached before "go"; start-up is never timed.`,
     `"On a CPU" is the storm thread's own run time over its loop (/proc/thread-self/schedstat): the wall time minus the time other tasks held its CPU, interrupts and BPF programs run on its syscalls included; "off CPU" is the rest, as a share of the wall time. On a quiet machine the two agree; in this run the storm alone spent ${percent(preempted, 1)} of its wall time off the CPU (median of its runs), which the wall ratios carry and the on-CPU ratios do not. A consumer can also cost the storm off-CPU time of its own, by waking kernel threads that then run on the storm's CPU: compare a configuration's off-CPU share with A's.`,
     `Rounds alternate the configurations (${FILTER_REPS} rounds filtered out, ${REPS} rounds open storm); tables show medians, and every ratio is taken within a round, then the median, so that drift on a shared machine cancels out. The whole benchmark took ${fixed(elapsedS, 0)} s.`,
-    `B: \`bench/bpf/storm.bpf.c\` with emit = 0, attached by \`build/bench/storm_consumer\` to sys_enter_/sys_exit_ of ${OPEN_SYSCALLS.join(', ')}: the tracepoints vigil attaches for open events. Each program compares the caller's tgid with a constant and returns: the cost of any probe on those hooks.`,
+    `B: \`bench/bpf/storm.bpf.c\` with emit = 0, attached by \`build/bench/storm_consumer\` to ${FLOOR_HOOKS} of ${OPEN_SYSCALLS.join(', ')}: the tracepoints vigil attaches for open events${OPEN_ARGS_AT_EXIT ? ' (on this kernel vigil reads open arguments at exit, from the saved registers: no entry hooks)' : ''}. Each program compares the caller's tgid with a constant and returns: the cost of any probe on those hooks.`,
     `C: \`bench/storm/sensor.ts\`, vigil's SyscallSensor with open events on, its own ring and reader; "dropped in the kernel" is its sys_filter_stats counter for the filter under test, and "reached user space" counts records of the storm's pid (must be 0).`,
     `V: \`bench/storm/agent.ts\`, the real Agent that \`vigil run\` starts (shared ring, process, cgroup and syscall sensors, pipeline with enrichment, sinks), configured with open events for comm "${STORM_COMM}" (an in-kernel include filter), network and other syscall events off, one JSON Lines file sink with its default queue, and a ${AGENT_RING_MIB} MiB ring (ring.sizeMiB; the default is 16) that holds the whole burst when the agent falls behind. "Delivered" counts the storm's open lines in that file, distinct by kernel timestamp; "dropped after the kernel" sums the pipeline's and the sinks' counted drops; "caught up" is the time from the storm's end until the sink had written everything the kernel emitted: what the agent could not keep up with during the storm.`,
     `S: \`bench/storm/sensor.ts\` with the syscall sensor configured as in V (open events, comm include) and a reader that only counts the storm's records: V's work in the kernel without the agent's work in user space.`,

@@ -3,7 +3,8 @@
  * bench/storm C loader and reference consumer for bench/bpf/storm.bpf.c. Attaches storm_enter/storm_exit to
  * syscalls/sys_enter_<name> and sys_exit_<name> for every syscall named with -t, aimed at the storm's tgid.
  *
- *   -e 0  the floor probe: attach, print ready, wait for SIGTERM, detach. Nothing is emitted.
+ *   -e 0  the floor probe: attach, print ready, wait for SIGTERM, detach. Nothing is emitted. With -x, on
+ *         the sys_exit_ tracepoints only (the hooks of a sensor that reads the arguments at exit).
  *   -e 1  the reference file monitor: drains vigil_events every -b microseconds (no wakeups needed: the
  *         programs batch them, see -w) and writes one text line per open to -o, as opensnoop does, through
  *         stdio's buffer.
@@ -14,7 +15,7 @@
  * -s turns on the kernel's BPF run-time statistics while attached and reports the mean run time of each
  * program (diagnostics: the statistics themselves add two clock reads per run).
  *
- * usage: storm_consumer [-e emit] [-w wakeup_bytes] [-b batch_usec] [-o out] [-s] -t name[,name...] OBJ TGID
+ * usage: storm_consumer [-e emit] [-w wakeup_bytes] [-b batch_usec] [-o out] [-s] [-x] -t name[,name...] OBJ TGID
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -122,7 +123,7 @@ static unsigned long long stat_sum(int fd, __u32 idx, int ncpu)
 
 static int usage(const char *argv0)
 {
-	fprintf(stderr, "usage: %s [-e emit] [-w wakeup_bytes] [-b batch_usec] [-o out] [-s] -t name[,name...] OBJ TGID\n", argv0);
+	fprintf(stderr, "usage: %s [-e emit] [-w wakeup_bytes] [-b batch_usec] [-o out] [-s] [-x] -t name[,name...] OBJ TGID\n", argv0);
 	return 2;
 }
 
@@ -139,12 +140,12 @@ int main(int argc, char **argv)
 	int err, stats_fd, ncpu, opt, nlinks = 0, ret = 1, i, run_stats = 0, stats_on = -1;
 	struct bpf_prog_info info[2];
 	__u32 info_len;
-	__u32 emit = 0, wakeup = 0;
+	__u32 emit = 0, wakeup = 0, exit_only = 0;
 	long batch_us = 1000;
 	char *names = NULL, *name, *save = NULL, tp[128];
 	const char *path, *out = NULL;
 
-	while ((opt = getopt(argc, argv, "e:w:b:o:t:s")) != -1) {
+	while ((opt = getopt(argc, argv, "e:w:b:o:t:sx")) != -1) {
 		switch (opt) {
 		case 'e': emit = strtoul(optarg, NULL, 10); break;
 		case 'w': wakeup = strtoul(optarg, NULL, 10); break;
@@ -152,10 +153,11 @@ int main(int argc, char **argv)
 		case 'o': out = optarg; break;
 		case 't': names = strdup(optarg); break;
 		case 's': run_stats = 1; break;
+		case 'x': exit_only = 1; break;
 		default: return usage(argv[0]);
 		}
 	}
-	if (argc - optind != 2 || !names || batch_us <= 0)
+	if (argc - optind != 2 || !names || batch_us <= 0 || (exit_only && emit))
 		return usage(argv[0]);
 	path = argv[optind];
 	c.tgid = strtoul(argv[optind + 1], NULL, 10);
@@ -179,7 +181,7 @@ int main(int argc, char **argv)
 	enter = bpf_object__find_program_by_name(obj, "storm_enter");
 	exit_ = bpf_object__find_program_by_name(obj, "storm_exit");
 	for (name = strtok_r(names, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-		for (i = 0; i < 2; i++) {
+		for (i = exit_only; i < 2; i++) {
 			if (nlinks == MAX_LINKS) {
 				fprintf(stderr, "too many tracepoints\n");
 				goto out;

@@ -161,6 +161,7 @@ export class Agent {
       network: cfg.events.network as SyscallSensorConfig['network'],
       other: cfg.events.other as SyscallSensorConfig['other'],
       filters: { comm: cfg.filters.comm, scope: cfg.filters.scope, pathPrefixes: cfg.filters.pathPrefixes, sensitivePaths: cfg.filters.sensitivePaths, resolvePaths: cfg.filters.resolvePaths },
+      openArgs: cfg.events.openArgs,
     };
     const probeSyscalls = new SyscallSensor(syscallConfig); // validates (InvalidArgumentError naming the field)
     this.#step('opening sinks');

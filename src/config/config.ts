@@ -119,6 +119,8 @@ export const ConfigSchema = z
         files: eventGroup.default({ sensitiveWrites: true }),
         network: eventGroup.default(true),
         other: eventGroup.default({ ptrace: 'attach', mount: true, umount: true, moduleLoad: true, bpf: 'load', memfdCreate: true, setns: true, unshare: true }),
+        /** Where open events take their arguments: at exit from the saved registers (cheaper), or saved at entry (docs/syscalls.md). */
+        openArgs: z.enum(['auto', 'exit', 'entry'], { error: 'expected "auto", "exit" or "entry"' }).default('auto'),
       })
       .strict()
       .prefault({}),
@@ -356,6 +358,7 @@ function componentIssues(c: VigilConfig): { path: string; message: string }[] {
         network: c.events.network as never,
         other: c.events.other as never,
         filters: { comm: c.filters.comm, scope: c.filters.scope, pathPrefixes: c.filters.pathPrefixes, sensitivePaths: c.filters.sensitivePaths, resolvePaths: c.filters.resolvePaths },
+        openArgs: c.events.openArgs,
       }),
     (m) => {
       // The sensor names its own fields ("syscalls.files.x ..."); here they are events.* and filters.*.

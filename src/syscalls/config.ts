@@ -67,6 +67,14 @@ export interface SyscallSensorConfig {
   filters?: SyscallFiltersConfig;
   /** Bytes read of each path argument, NUL included (default and maximum 4096). */
   maxPathBytes?: number;
+  /**
+   * Where open events take their arguments. "exit": one program at the syscall's exit reads them from the
+   * registers saved at entry and the path from the caller's memory (about 0.45 us less per open than an entry
+   * hook; needs bpf_task_pt_regs, 5.15+). "entry": saved by an entry program, the path read before the kernel
+   * reads it, which narrows the window in which another thread of the caller can rewrite it. "auto"
+   * (default): "exit" where the kernel has it. Fixed at load.
+   */
+  openArgs?: 'auto' | 'exit' | 'entry';
 }
 
 export const DEFAULT_SENSITIVE_PATHS: readonly string[] = [
@@ -113,6 +121,7 @@ export interface NormalizedSyscallConfig {
   sensitivePaths: string[];
   excludeSelf: boolean;
   maxPathBytes: number;
+  openArgs: 'auto' | 'exit' | 'entry';
 }
 
 function fail(field: string, what: string): never {
@@ -170,7 +179,7 @@ function checkPrefix(s: string, field: string): void {
 export function normalizeSyscallConfig(c: SyscallSensorConfig = {}): NormalizedSyscallConfig {
   const raw: unknown = c;
   if (!isObject(raw)) fail('', `configuration must be an object, got ${JSON.stringify(raw)}`);
-  checkKeys('', raw, ['files', 'network', 'other', 'filters', 'maxPathBytes']);
+  checkKeys('', raw, ['files', 'network', 'other', 'filters', 'maxPathBytes', 'openArgs']);
   const files = group('files', c.files, [...Object.keys(FILE_KEYS), 'sensitiveWrites'] as (keyof FileEventsConfig)[]);
   const net = group('network', c.network, Object.keys(NET_KEYS) as (keyof NetworkEventsConfig)[]);
   const other = group('other', c.other, Object.keys(OTHER_KEYS) as (keyof OtherEventsConfig)[], { ptrace: ['attach'], bpf: ['load'] });
@@ -216,6 +225,9 @@ export function normalizeSyscallConfig(c: SyscallSensorConfig = {}): NormalizedS
   const maxPathBytes = c.maxPathBytes ?? PATH_MAX;
   if (!Number.isInteger(maxPathBytes) || maxPathBytes < 2 || maxPathBytes > PATH_MAX) fail('maxPathBytes', `must be an integer between 2 and ${PATH_MAX}, got ${c.maxPathBytes}`);
 
+  const openArgs = c.openArgs ?? 'auto';
+  if (!['auto', 'exit', 'entry'].includes(openArgs)) fail('openArgs', `must be "auto", "exit" or "entry", got ${JSON.stringify(c.openArgs)}`);
+
   let enabledOps = 0n;
   for (const op of ops) enabledOps |= 1n << BigInt(OP_NUMBERS[op]);
   return {
@@ -229,5 +241,6 @@ export function normalizeSyscallConfig(c: SyscallSensorConfig = {}): NormalizedS
     sensitivePaths,
     excludeSelf: f.excludeSelf !== false,
     maxPathBytes,
+    openArgs,
   };
 }

@@ -1,12 +1,14 @@
 // The syscall sensor as the manager loads it, and the object that runs it. Every program is loaded once;
 // only the probes of enabled event types are attached, because each syscall tracepoint attached puts every
 // syscall of the machine on the slow path (KERNEL-NOTES.md). Each syscall has its own entry program and
-// shares its group's exit program (attached once per syscall exit tracepoint). Event types and filters can
-// change while running: filters are map writes, event types attach or detach probes; nothing is reloaded.
+// shares its group's exit program (attached once per syscall exit tracepoint). Opens, the hot ones, can do
+// without the entry: with openArgs "exit" one program per open syscall reads the arguments at exit from the
+// saved registers (bpf/syscalls.bpf.c says why and what it costs). Event types and filters can change while
+// running: filters are map writes, event types attach or detach probes; nothing is reloaded.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MapType, ProgType } from '../bpf/constants.ts';
-import { InvalidArgumentError, StateError } from '../bpf/errors.ts';
+import { InvalidArgumentError, NotSupportedError, StateError } from '../bpf/errors.ts';
 import { initLibbpf } from '../bpf/ffi.ts';
 import type { BpfMap } from '../bpf/map.ts';
 import { decodeSyscallEvent, isDecodeError } from '../events/decode.ts';
@@ -31,6 +33,8 @@ export interface HookedSyscall {
   exit: ExitProgram;
   ops: SyscallOp[];
   required: boolean;
+  /** The program that does entry and exit in one, at sys_exit_<tp>, reading the arguments at exit (opens). */
+  exitOnly?: string;
 }
 
 const F = 'exit_file' as const;
@@ -38,12 +42,13 @@ const N = 'exit_net' as const;
 const S = 'exit_sys' as const;
 const req = (tp: string, enter: string, exit: ExitProgram, ...ops: SyscallOp[]): HookedSyscall => ({ tp, enter, exit, ops, required: true });
 const opt = (tp: string, enter: string, exit: ExitProgram, ...ops: SyscallOp[]): HookedSyscall => ({ tp, enter, exit, ops, required: false });
+const open = (s: HookedSyscall, exitOnly: string): HookedSyscall => ({ ...s, exitOnly });
 
 export const HOOKED_SYSCALLS: readonly HookedSyscall[] = [
-  req('openat', 'enter_openat', F, 'open'),
-  opt('openat2', 'enter_openat2', F, 'open'),
-  opt('open', 'enter_open_legacy', F, 'open'),
-  opt('creat', 'enter_creat', F, 'open'),
+  open(req('openat', 'enter_openat', F, 'open'), 'exit_openat'),
+  open(opt('openat2', 'enter_openat2', F, 'open'), 'exit_openat2'),
+  open(opt('open', 'enter_open_legacy', F, 'open'), 'exit_open_legacy'),
+  open(opt('creat', 'enter_creat', F, 'open'), 'exit_creat'),
   req('unlinkat', 'enter_unlinkat', F, 'unlink', 'rmdir'),
   opt('unlink', 'enter_unlink', F, 'unlink'),
   opt('rmdir', 'enter_rmdir', F, 'rmdir'),
@@ -89,23 +94,29 @@ export function syscallsObjectPath(): string {
 const exitId = (s: HookedSyscall): ProbeId => ({ fn: s.exit, uid: s.tp });
 const enterId = (s: HookedSyscall): ProbeId => ({ fn: s.enter, uid: '' });
 
-/** Every probe of the object: an entry and an exit per syscall, plus the non-syscall tracepoints. */
+/**
+ * Every probe of the object: an entry and an exit per syscall, the exit-only programs of the opens, plus the
+ * non-syscall tracepoints.
+ */
 export function syscallProbes(): ProbeSpec[] {
   return [
-    ...HOOKED_SYSCALLS.flatMap((s): ProbeSpec[] => [{ fn: s.enter }, { fn: s.exit, uid: s.tp, tracepoint: `syscalls/sys_exit_${s.tp}` }]),
+    ...HOOKED_SYSCALLS.flatMap((s): ProbeSpec[] => [{ fn: s.enter }, { fn: s.exit, uid: s.tp, tracepoint: `syscalls/sys_exit_${s.tp}` }, ...(s.exitOnly ? [{ fn: s.exitOnly }] : [])]),
     ...TRACEPOINT_PROBES.map((p) => ({ fn: p.fn })),
   ];
 }
 
-/** The probes to attach for a set of event types: what is required must attach, the rest where it can. */
-export function syscallSelectors(ops: ReadonlySet<SyscallOp>): ProbesSelector[] {
+/**
+ * The probes to attach for a set of event types: what is required must attach, the rest where it can. With
+ * `openArgs` "exit", an open syscall takes its exit-only program instead of its entry and exit pair.
+ */
+export function syscallSelectors(ops: ReadonlySet<SyscallOp>, openArgs: 'exit' | 'entry' = 'entry'): ProbesSelector[] {
   const required: ProbesSelector[] = [];
   const optional: ProbesSelector[] = [];
   for (const s of HOOKED_SYSCALLS) {
     const used = s.ops.filter((op) => ops.has(op));
     if (!used.length) continue;
     // unlinkat serves unlink and rmdir; it is required when any event type that needs it is on.
-    (s.required ? required : optional).push(allOf(enterId(s), exitId(s)));
+    (s.required ? required : optional).push(openArgs === 'exit' && s.exitOnly ? allOf(s.exitOnly) : allOf(enterId(s), exitId(s)));
   }
   for (const p of TRACEPOINT_PROBES) if (ops.has(p.op)) (p.required ? required : optional).push(allOf(p.fn));
   const out: ProbesSelector[] = [];
@@ -115,6 +126,19 @@ export function syscallSelectors(ops: ReadonlySet<SyscallOp>): ProbesSelector[] 
 }
 
 let taskStorageAnswer: { supported: boolean; mapType: boolean; reason: string } | undefined;
+let ptRegsAnswer: { supported: boolean; reason: string } | undefined;
+
+/**
+ * Whether tracepoint programs can read the current task's saved registers (bpf_task_pt_regs, 5.15+), which
+ * opens need to take their arguments at exit. Probed once.
+ */
+export function ptRegsForTracepoints(): { supported: boolean; reason: string } {
+  if (ptRegsAnswer) return ptRegsAnswer;
+  const l = initLibbpf();
+  const ok = l.libbpf_probe_bpf_helper(ProgType.TRACEPOINT, 175 /* task_pt_regs */, null) === 1 && l.libbpf_probe_bpf_helper(ProgType.TRACEPOINT, 158 /* get_current_task_btf */, null) === 1;
+  ptRegsAnswer = { supported: ok, reason: ok ? '' : 'tracepoint programs cannot call bpf_task_pt_regs on this kernel' };
+  return ptRegsAnswer;
+}
 
 /**
  * Whether tracepoint programs may keep per-thread state in task storage (the map type is 5.11+; its
@@ -165,8 +189,10 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
   options: ManagerOptions;
   config: NormalizedSyscallConfig;
   pendingStore: 'task' | 'hash';
+  openArgs: 'exit' | 'entry';
 } {
   const c = 'enabledOps' in config ? config : normalizeSyscallConfig(config);
+  const openArgs = resolveOpenArgs(c.openArgs);
   const store = o.pendingStore ?? 'auto';
   if (!['auto', 'task', 'hash'].includes(store)) throw new InvalidArgumentError(`syscalls: pendingStore must be "auto", "task" or "hash", got ${JSON.stringify(store)}`);
   const pending = store === 'auto' ? (taskStorageForTracepoints().supported ? 'task' : 'hash') : store;
@@ -179,10 +205,12 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
   return {
     spec: { name: 'syscalls', object: o.objectPath ?? syscallsObjectPath(), probes: syscallProbes(), eventChannel: channel },
     options: {
-      activatedProbes: syscallSelectors(c.ops),
+      activatedProbes: syscallSelectors(c.ops, openArgs),
       constantEditors: [
         { name: 'max_path', value: c.maxPathBytes, failOnMissing: true },
         { name: 'use_task_storage', value: pending === 'task' ? 1 : 0, failOnMissing: true },
+        // 0 leaves bpf_task_pt_regs in dead code, which kernels without it accept.
+        { name: 'open_args_at_exit', value: openArgs === 'exit' ? 1 : 0, failOnMissing: true },
         { name: 'vigil_cgroup_v1_subsys', value: o.cgroupV1Subsys ?? 0xffffffff, failOnMissing: true },
       ],
       mapSpecEditors,
@@ -191,12 +219,24 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
     },
     config: c,
     pendingStore: pending,
+    openArgs,
   };
+}
+
+/** "auto" takes "exit" where the kernel allows it; "exit" where it does not is an error naming the fix. */
+function resolveOpenArgs(want: 'auto' | 'exit' | 'entry'): 'exit' | 'entry' {
+  if (want === 'entry') return 'entry';
+  const { supported, reason } = ptRegsForTracepoints();
+  if (supported) return 'exit';
+  if (want === 'exit') throw new NotSupportedError('bpf_task_pt_regs', `syscalls.openArgs is "exit", but ${reason}; set it to "entry" or "auto"`, { minKernel: '5.15' });
+  return 'entry';
 }
 
 export interface SyscallSensorStats {
   state: 'idle' | 'running' | 'stopped';
   pendingStore: 'task' | 'hash' | undefined;
+  /** Where opens take their arguments: at exit from the saved registers, or saved at entry. */
+  openArgs: 'exit' | 'entry' | undefined;
   /** Event types whose probes run. */
   ops: SyscallOp[];
   events: number;
@@ -215,6 +255,7 @@ export class SyscallSensor {
   #manager: Manager | undefined;
   #filters: SyscallFilters | undefined;
   #pendingStore: 'task' | 'hash' | undefined;
+  #openArgs: 'exit' | 'entry' | undefined;
   #state: 'idle' | 'running' | 'stopped' = 'idle';
   #events = 0;
   #decodeErrors = 0;
@@ -249,7 +290,7 @@ export class SyscallSensor {
     if (this.#state !== 'idle') throw new StateError(`syscall sensor is ${this.#state}`);
     const own = !this.#o.sharedRing && !this.#o.sharedMaps?.vigil_events_perf;
     const handler: RecordHandler | undefined = !own ? undefined : this.#o.onRecord ?? ((v, off, len) => this.handleRecord(v, off, len));
-    const { spec, options, pendingStore } = syscallSensorSpec(this.#config, { ...this.#o, handler });
+    const { spec, options, pendingStore, openArgs } = syscallSensorSpec(this.#config, { ...this.#o, handler });
     const m = new Manager(spec);
     try {
       m.init(options);
@@ -259,6 +300,7 @@ export class SyscallSensor {
       this.#manager = m;
       this.#filters = filters;
       this.#pendingStore = pendingStore;
+      this.#openArgs = openArgs;
       this.#state = 'running';
     } catch (err) {
       m.stop();
@@ -292,6 +334,7 @@ export class SyscallSensor {
     if (this.#state !== 'running') throw new StateError(`syscall sensor is ${this.#state}, not running`);
     const next = normalizeSyscallConfig(config);
     if (next.maxPathBytes !== this.#config.maxPathBytes) throw new InvalidArgumentError('syscalls.maxPathBytes is fixed at load; restart the sensor to change it');
+    if (next.openArgs !== this.#config.openArgs) throw new InvalidArgumentError('syscalls.openArgs is fixed at load; restart the sensor to change it');
     const prev = this.#config;
     const m = this.#manager!;
     const filters = this.#filters!;
@@ -299,7 +342,7 @@ export class SyscallSensor {
     const both = { ...next, enabledOps: next.enabledOps & prev.enabledOps };
     filters.apply(both);
     try {
-      m.updateActivatedProbes(syscallSelectors(next.ops));
+      m.updateActivatedProbes(syscallSelectors(next.ops, this.#openArgs));
     } catch (err) {
       filters.apply(prev);
       throw err;
@@ -323,6 +366,7 @@ export class SyscallSensor {
     return {
       state: this.#state,
       pendingStore: this.#pendingStore,
+      openArgs: this.#openArgs,
       ops: this.enabledOps(),
       events: this.#events,
       decodeErrors: this.#decodeErrors,

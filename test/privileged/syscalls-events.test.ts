@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { FileEvent, NetEvent, SysEvent } from '../../src/events/types.ts';
+import { VIGIL_SYS_FLAGS } from '../../src/events/layout.generated.ts';
 import { SyscallSensor } from '../../src/syscalls/sensor.ts';
 import { buildWorkload, EventLog, runWorkload, type Truth } from '../fixtures/syscalls-harness.ts';
 import { assertGone, privileged, tempDir } from '../helpers/privileged.ts';
@@ -35,6 +36,9 @@ test('syscall sensor: each event of a scripted workload carries its arguments, r
   t.after(() => sensor.stop());
   sensor.start();
   assert.equal(sensor.stats().pendingStore, 'task', 'this kernel lets tracepoint programs use task storage');
+  assert.equal(sensor.stats().openArgs, 'exit', 'this kernel has bpf_task_pt_regs: opens take their arguments at exit');
+  const running = new Set(sensor.manager!.probes().filter((p) => p.state === 'running').map((p) => p.id.fn));
+  assert.ok(running.has('exit_openat') && !running.has('enter_openat') && running.has('enter_unlinkat'), 'opens have no entry hook; other syscalls keep theirs');
   const progIds = sensor.manager!.probes().filter((p) => p.state === 'running').map((p) => p.program!.id);
 
   // The agent's own syscalls are dropped in the kernel and counted.
@@ -100,7 +104,7 @@ test('syscall sensor: each event of a scripted workload carries its arguments, r
   assert.equal(o2.resolve, 'RESOLVE_NO_SYMLINKS');
 
   const nr = pick(files, (e) => e.type === 'open' && e.path === '' && e.ret < 0, 'open of a path in a page not yet resident');
-  assert.equal(nr.pathReadAtExit, true, 'unreadable at entry, read again at exit');
+  assert.equal(nr.pathReadAtExit, false, 'read at exit as a rule (the kernel faulted the page in): not flagged as a retry');
   assert.equal(nr.errno, 'ENOENT');
 
   const fchmod = pick(files, (e) => e.syscall === 'fchmod', 'fchmod');
@@ -224,7 +228,8 @@ test('syscall sensor: the tid-hash fallback pairs entries and exits like task st
   fs.mkdirSync(sens);
   const bin = buildWorkload(dir);
   const log = new EventLog();
-  const sensor = new SyscallSensor({ files: true, network: { connect: true }, filters: { comm: { include: [path.basename(bin)] }, sensitivePaths: [`${sens}/`] } }, { onEvent: log.push, pendingStore: 'hash' });
+  // openArgs "entry": opens pair through the hash too.
+  const sensor = new SyscallSensor({ files: true, network: { connect: true }, filters: { comm: { include: [path.basename(bin)] }, sensitivePaths: [`${sens}/`] }, openArgs: 'entry' }, { onEvent: log.push, pendingStore: 'hash' });
   t.after(() => sensor.stop());
   sensor.start();
   assert.equal(sensor.stats().pendingStore, 'hash');
@@ -241,6 +246,52 @@ test('syscall sensor: the tid-hash fallback pairs entries and exits like task st
   assert.equal(sensor.stats().filters!.noPending, 0);
   // Each exit freed its slot: only threads inside a watched syscall right now may hold one.
   assert.ok([...sensor.manager!.getMap('sys_pending_hash').keys()].length <= 4, 'slots are freed at exit');
+});
+
+test('syscall sensor: opens report the same events with their arguments read at exit or saved at entry', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const dir = tempDir(t, 'vigil-sc-');
+  const sens = path.join(dir, 'sens');
+  fs.mkdirSync(sens);
+  const bin = buildWorkload(dir);
+  const MAX = 12; // a second pair of sensors reads at most 11 bytes of a path
+  const make = (openArgs: 'exit' | 'entry', maxPathBytes?: number) => {
+    const log = new EventLog();
+    const sensor = new SyscallSensor({ files: { open: true }, filters: { comm: { include: [path.basename(bin)] }, sensitivePaths: [`${sens}/`] }, openArgs, maxPathBytes }, { onEvent: log.push });
+    t.after(() => sensor.stop());
+    sensor.start();
+    assert.equal(sensor.stats().openArgs, openArgs);
+    return { log, sensor };
+  };
+  // Both modes side by side on the same workload: every open is reported by both, field for field.
+  const atExit = make('exit');
+  const atEntry = make('entry');
+  const cutExit = make('exit', MAX);
+  const cutEntry = make('entry', MAX);
+  const fns = (x: { sensor: SyscallSensor }) => x.sensor.manager!.probes().filter((p) => p.state === 'running').map((p) => p.id.fn).sort();
+  assert.deepEqual(fns(atExit), ['exit_creat', 'exit_open_legacy', 'exit_openat', 'exit_openat2']);
+  assert.deepEqual(fns(atEntry), ['enter_creat', 'enter_open_legacy', 'enter_openat', 'enter_openat2', 'exit_file', 'exit_file', 'exit_file', 'exit_file']);
+  const truth = await runWorkload(t, bin, [dir, 'files', sens]);
+  const pid = truth.find((x) => x.s === 'done')!.pid;
+  const expected = truth.filter((x) => x.s.startsWith('open') || x.s.startsWith('sensitive')).length;
+  // The workload has exited: every record it caused is in the rings. Take them all before comparing.
+  for (const x of [atExit, atEntry, cutExit, cutEntry]) while (x.sensor.manager!.eventReader!.drain() > 0);
+  // What an open reports, without the time and the retry flag (which only entry mode can set).
+  const view = (e: FileEvent) => JSON.stringify({ ...e, ktimeNs: undefined, pathReadAtExit: undefined, evFlags: e.evFlags & ~VIGIL_SYS_FLAGS.PATH_AT_EXIT });
+  const opens = (x: { log: EventLog }) => x.log.files([pid]).map(view).sort();
+  assert.deepEqual(opens(atExit), opens(atEntry));
+  assert.ok(opens(atExit).length >= expected, `all ${expected} opens of the workload`);
+  const notResident = (x: { log: EventLog }) => x.log.files([pid]).find((e) => e.path === '' && e.ret < 0);
+  assert.equal(notResident(atEntry)?.pathReadAtExit, true, 'entry mode retries an unreadable path at exit, and says so');
+  assert.equal(notResident(atExit)?.pathReadAtExit, false);
+  // Truncation is flagged the same way in both modes, and the path is cut to MAX - 1 bytes.
+  const long = truth.find((x) => x.s === 'open_create')!.path as string;
+  for (const x of [cutExit, cutEntry]) {
+    const e = pick(x.log.files([pid]), (f) => f.type === 'open' && f.write && f.resolvedPath === path.join(fs.realpathSync(dir), 'created'), 'the O_CREAT open, cut');
+    assert.equal(e.path, long.slice(0, MAX - 1));
+    assert.equal(e.pathTruncated, true);
+  }
+  assert.deepEqual(cutExit.log.files([pid]).map(view).sort(), cutEntry.log.files([pid]).map(view).sort());
 });
 
 test('syscall sensor: the perf-buffer channel carries the same variable-size records', async (t) => {

@@ -53,6 +53,7 @@ test('every bad field is reported with its path, nothing else is accepted', () =
   assert.deepEqual(bad({ process: { maxArgsBytes: 10_000_000 } }), ['process.maxArgsBytes']);
   assert.deepEqual(bad({ filters: { comm: { exclude: ['a-name-longer-than-15'] } } }), ['filters.comm.exclude.0']);
   assert.deepEqual(bad({ unknownSection: {} }), ['(root)']);
+  assert.deepEqual(bad({ events: { openArgs: 'later' } }), ['events.openArgs']);
   assert.throws(() => parseSet('no-equals'), /expected key.path=value/);
   assert.throws(() => parseSet('a..b=1'), /not a configuration path/);
 });

@@ -60,6 +60,7 @@ test('bad configuration is refused with the field named', () => {
     [{ files: { sensitiveWrites: true }, filters: { sensitivePaths: [] } }, /files\.sensitiveWrites needs at least one entry/],
     [{ maxPathBytes: 8192 }, /syscalls\.maxPathBytes must be an integer between 2 and 4096/],
     [{ maxPathBytes: 1.5 }, /syscalls\.maxPathBytes/],
+    [{ openArgs: 'later' }, /syscalls\.openArgs must be "auto", "exit" or "entry", got "later"/],
   ];
   for (const [cfg, re] of bad) {
     assert.throws(() => normalizeSyscallConfig(cfg as SyscallSensorConfig), (e: unknown) => e instanceof InvalidArgumentError && re.test((e as Error).message), JSON.stringify(cfg));
@@ -89,6 +90,17 @@ test('probes: an entry and an exit per syscall; selectors attach only what enabl
   // unlinkat serves two event types but is attached once.
   const both = ids(['unlink', 'rmdir']);
   assert.equal(both[0]!.ids.filter((k) => k === 'enter_unlinkat#').length, 1);
+  // Opens: an entry and an exit each, or with openArgs "exit" one program at the exit; other syscalls keep both.
+  const opens = (mode: 'exit' | 'entry') => syscallSelectors(new Set(['open', 'mkdir'] as never), mode).map((s) => s.probeIds().map(probeKey).sort());
+  assert.deepEqual(opens('entry'), [
+    ['enter_mkdirat#', 'enter_openat#', 'exit_file#mkdirat', 'exit_file#openat'],
+    ['enter_creat#', 'enter_mkdir#', 'enter_open_legacy#', 'enter_openat2#', 'exit_file#creat', 'exit_file#mkdir', 'exit_file#open', 'exit_file#openat2'],
+  ]);
+  assert.deepEqual(opens('exit'), [
+    ['enter_mkdirat#', 'exit_file#mkdirat', 'exit_openat#'],
+    ['enter_mkdir#', 'exit_creat#', 'exit_file#mkdir', 'exit_open_legacy#', 'exit_openat2#'],
+  ]);
+  for (const s of HOOKED_SYSCALLS.filter((x) => x.ops.includes('open'))) assert.ok(s.exitOnly && probes.some((p) => p.fn === s.exitOnly), `${s.tp}: exit-only program`);
 });
 
 test('filter maps get the bytes the kernel reads', () => {
