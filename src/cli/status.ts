@@ -13,13 +13,13 @@ export function formatStatus(s: AgentStatus): string {
     const running = m.probes.filter((p) => p.state === 'running');
     out.push(`  ${m.name}: ${m.state}, ${running.length}/${m.probes.length} probes running`);
     // Several probes can run one program (a syscall exit handler on many tracepoints): the kernel counts
-    // runs per program, so the count is shown once, on the program's first probe.
+    // runs per program, so the count is shown once, on the program's first running probe (the only ones listed).
     const counted = new Set<number>();
     for (const p of m.probes) {
       const label = p.id.uid ? `${p.id.fn}[${p.id.uid}]` : p.id.fn;
       const progId = p.stats?.id;
       const shared = progId !== undefined && counted.has(progId);
-      if (progId !== undefined) counted.add(progId);
+      if (progId !== undefined && p.state === 'running') counted.add(progId);
       const runs = p.stats?.runCount ? (shared ? '  (runs counted above: same program)' : `  runs ${n(p.stats.runCount)}`) : '';
       if (p.state === 'running') out.push(`    ✓ ${label}  ${p.kind} ${p.target}${runs}`);
       else if (p.state === 'failed') out.push(`    ✗ ${label}  ${p.error ?? 'failed'}`);
