@@ -301,7 +301,9 @@ export class Agent {
     const handler = this.#pipeline!.handleRecord;
     if (this.#channel === 'ringbuf') {
       const { batchDelayMs, maxBatchDelayMs } = this.config.ring;
-      this.#reader = new RingBufReader(this.#maps.vigil_events!, { batchDelayMs, maxBatchDelayMs, control: this.#maps[RING_CTL_MAP] });
+      // A burst waits in the ring while the file sink catches up, rather than overflowing its queue (see Sink.room).
+      const pipeline = this.#pipeline!;
+      this.#reader = new RingBufReader(this.#maps.vigil_events!, { batchDelayMs, maxBatchDelayMs, control: this.#maps[RING_CTL_MAP], credit: () => pipeline.sinkRoom() });
     }
     else this.#reader = new PerfBufReader(this.#maps.vigil_events_perf!, { batchDelayMs: this.config.ring.batchDelayMs });
     this.#reader.start(handler);

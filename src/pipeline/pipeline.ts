@@ -331,6 +331,16 @@ export class Pipeline {
     this.#emit(out.type, out, JSON.stringify(out), true); // not a kernel record: counted apart, so the record accounting stays exact
   }
 
+  /**
+   * Lines every sink can still queue (the least room of the sinks that say; Infinity when none does): what
+   * the ring reader may take before the sinks would start dropping. The reorder window holds a few more.
+   */
+  sinkRoom(): number {
+    let room = Infinity;
+    for (const s of this.#o.sinks) if (s.room) room = Math.min(room, s.room());
+    return room;
+  }
+
   /** Releases everything buffered (reorder window, held events). */
   flush(): void {
     this.#reorder.flush();

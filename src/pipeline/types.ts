@@ -98,6 +98,14 @@ export interface Sink {
    * object, the pipeline writes lines as bytes and never builds them as strings. Never throws.
    */
   writeBytes?(buf: Uint8Array, start: number, end: number): void;
+  /**
+   * Optional: how many more lines it can queue right now without dropping one. The ring reader takes no
+   * more records than the sinks have room for, for a short while (RingBufReaderOptions.credit): a burst
+   * then waits in the ring instead of overflowing this queue. Only a sink whose slowness is momentary (a
+   * local file catching up) should say; a sink that can stall for long (a remote one) would hold every
+   * other sink back by up to the reader's wait.
+   */
+  room?(): number;
   /** Deliver what is queued; resolves when done (or when the sink gave up, counting drops). */
   flush(): Promise<void>;
   /** Flush, then release resources. Idempotent. */

@@ -70,6 +70,11 @@ export interface ReaderStats {
    * (struct vigil_ring_ctl): a burst, drained at once instead of at the end of the wait.
    */
   forcedWakeups: number;
+  /**
+   * Drain passes put off because the consumer had no room (RingBufReaderOptions.credit): records waited in
+   * the ring instead of overflowing a queue behind the reader.
+   */
+  creditWaits: number;
 }
 
 export interface EventReader {
@@ -134,7 +139,7 @@ export class RingConsumer {
   /** Our consumer position; a JS number is exact up to 2^53 bytes. */
   #cons: number;
   #pending = 0; // bytes of the record handed out by readInto(), released on the next call
-  readonly counters: ReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, pollErrors: 0, lost: 0, corrupt: 0, forcedWakeups: 0 };
+  readonly counters: ReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, pollErrors: 0, lost: 0, corrupt: 0, forcedWakeups: 0, creditWaits: 0 };
   onHandlerError: ((err: unknown) => void) | undefined;
 
   constructor(layout: RingLayout) {
@@ -327,6 +332,16 @@ export interface RingBufReaderOptions {
   maxPerDrain?: number;
   /** Drain right away (no batching delay) once the ring is this full (0..1). */
   urgentFill?: number;
+  /**
+   * How many records the consumer can take now without dropping any (its bounded queues' room), asked
+   * before each pass; a pass takes at most that many. With no room the reader waits, retrying every
+   * batchDelayMs, so that a burst waits in the ring rather than overflowing a queue behind the reader. It
+   * never waits long: once the ring passes `urgentFill`, or after `creditWaitMs` without room, it drains
+   * regardless, and the queues count their drops as before.
+   */
+  credit?: () => number;
+  /** Longest wait for the consumer's room (ms). Default 100. */
+  creditWaitMs?: number;
 }
 
 /**
@@ -462,6 +477,12 @@ export class RingBufReader implements EventReader {
   #handler: RecordHandler | undefined;
   #state: 'idle' | 'polling' | 'draining' | 'paused' | 'stopped' | 'closed' = 'idle';
   readonly #maxPerDrain: number;
+  readonly #credit: (() => number) | undefined;
+  readonly #creditWaitMs: number;
+  readonly #urgentBytes: number;
+  readonly #retryMs: number;
+  /** Since when the consumer has had no room (performance.now()); undefined while it has. */
+  #starvedSince: number | undefined;
   readonly pacer: DrainPacer;
   /** When the last drain pass began (performance.now()); a wakeup from poll counts as one. */
   #lastDrainAt = 0;
@@ -488,6 +509,10 @@ export class RingBufReader implements EventReader {
     this.#fd = map.fd;
     this.#size = map.maxEntries;
     this.#maxPerDrain = o.maxPerDrain ?? 32768;
+    this.#credit = o.credit;
+    this.#creditWaitMs = o.creditWaitMs ?? 100;
+    this.#urgentBytes = Math.floor(this.#size * (o.urgentFill ?? 0.5));
+    this.#retryMs = o.batchDelayMs ?? 1;
     this.pacer = new DrainPacer({ size: this.#size, minMs: o.batchDelayMs, maxMs: o.maxBatchDelayMs, urgentFill: o.urgentFill, woken: !!ctl });
     const l = lib();
     const page = l.getpagesize() as number;
@@ -641,9 +666,36 @@ export class RingBufReader implements EventReader {
     const bytes0 = c.bytes;
     const t0 = performance.now();
     const elapsed = t0 - this.#lastDrainAt;
+    const max = this.#budget(t0);
+    if (max === 0) {
+      // No room behind us: leave the records in the ring and look again shortly.
+      c.creditWaits++;
+      this.#setMode(VIGIL_RING_MODE.TIMER);
+      this.#timer = setTimeout(this.#drainCb, this.#retryMs);
+      return;
+    }
     this.#lastDrainAt = t0;
-    const n = this.consumer.drain(this.#handler, this.#maxPerDrain);
-    this.#follow(this.pacer.after(n, c.bytes - bytes0, performance.now() - t0, elapsed, this.consumer.available(), n >= this.#maxPerDrain));
+    const n = this.consumer.drain(this.#handler, max);
+    // A pass cut by the consumer's room waits for the timer (its queues drain meanwhile), not for the next turn.
+    const byCredit = max < this.#maxPerDrain && n >= max;
+    this.#follow(byCredit ? { next: 'timer', ms: this.#retryMs } : this.pacer.after(n, c.bytes - bytes0, performance.now() - t0, elapsed, this.consumer.available(), n >= this.#maxPerDrain));
+  }
+
+  /** Records this pass may take: the consumer's room, unless the ring is filling or it has waited too long. */
+  #budget(now: number): number {
+    if (!this.#credit || this.consumer.available() >= this.#urgentBytes) {
+      this.#starvedSince = undefined;
+      return this.#maxPerDrain;
+    }
+    const room = Math.floor(this.#credit());
+    if (room > 0) {
+      this.#starvedSince = undefined;
+      return Math.min(room, this.#maxPerDrain);
+    }
+    this.#starvedSince ??= now;
+    if (now - this.#starvedSince < this.#creditWaitMs) return 0;
+    this.#starvedSince = undefined; // waited long enough: one full pass, the queues count what they drop
+    return this.#maxPerDrain;
   }
 
   #follow(d: PaceDecision): void {

@@ -97,6 +97,7 @@ export class FileSink implements Sink {
   private queuedLines = 0;
   private queuedBytes = 0;
   private accepted = 0;
+  private acceptedBytes = 0;
   private inFlight = 0;
   private fh: fsp.FileHandle | undefined;
   /** Bytes in the active file. */
@@ -137,6 +138,17 @@ export class FileSink implements Sink {
     this.commit(c, n);
   }
 
+  /**
+   * Lines that fit the queue now, by count and by bytes at the mean size of the lines accepted so far, with
+   * a tenth kept back for lines longer than that mean.
+   */
+  room(): number {
+    if (this.closing) return 0;
+    const mean = this.accepted > 0 ? Math.max(1, this.acceptedBytes / this.accepted) : 1024;
+    const byBytes = (this.o.maxQueueBytes - this.queuedBytes) / mean;
+    return Math.max(0, Math.floor(0.9 * Math.min(this.o.maxQueue - this.queuedLines, byBytes)));
+  }
+
   /** Counts a line offered; false (counted as dropped) when it cannot be queued. */
   private admit(): boolean {
     this.counters.received++;
@@ -166,6 +178,7 @@ export class FileSink implements Sink {
     this.queuedLines++;
     this.queuedBytes += n + 1;
     this.accepted++;
+    this.acceptedBytes += n + 1;
     if (!this.scheduled && !this.draining) {
       this.scheduled = true;
       // Deferred to the next turn so everything this tick produces goes out in the same write.

@@ -101,3 +101,33 @@ test('a paused reader holds records without wakeups; resume drains what came mea
   r.stop();
   assert.equal(mode(m), POLL, 'a stopped reader leaves the kernel\'s default wakeups behind');
 });
+
+test('a reader with credit takes no more records than its consumer has room for, and never waits long for room', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const c = new Collector();
+  // The consumer may have received `limit` records so far: its room is what is left of that.
+  let limit = 40;
+  const credit = () => Math.max(0, limit - c.events.length);
+  const { m, options } = testManager(t, [{ fn: 'tp_getppid' }], {
+    collector: c,
+    spec: { eventChannel: { mode: 'ringbuf', handler: c.handler, ringOptions: { batchDelayMs: 1, maxBatchDelayMs: 2, credit, creditWaitMs: 300 } } },
+  });
+  m.init(options);
+  m.start();
+  const r = m.reader('vigil_events');
+  triggerGetppid(100);
+  await c.until(() => c.events.length >= 40, '40 events');
+  await sleep(100); // well within creditWaitMs
+  assert.equal(c.events.length, 40, 'no record beyond the room: the other 60 wait in the ring');
+  assert.ok(r.stats().creditWaits > 0, 'the reader counted its waits');
+  limit = 65;
+  await c.until(() => c.events.length >= 65, '25 more once there is room');
+  await sleep(50);
+  assert.equal(c.events.length, 65);
+  // No room for longer than creditWaitMs: the reader drains anyway (a consumer never stalls it).
+  const t0 = Date.now();
+  await c.until(() => c.events.length >= 100, 'the rest, after the wait', 3000);
+  assert.ok(Date.now() - t0 >= 150, `drained only once the wait ran out (${Date.now() - t0} ms)`);
+  c.events.forEach((e, i) => assert.equal(e.seq, BigInt(i), `record ${i} out of order`));
+  assert.equal(m.kernelCounters()!.reserveFailed, 0);
+});

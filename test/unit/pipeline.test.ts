@@ -165,3 +165,13 @@ test('a record whose processing throws is dropped and counted, on the ring path 
   }
   assert.deepEqual(errors, ['exit: shaper bug', 'exit: shaper bug']);
 });
+
+test('the sinks\' room is the least room of the sinks that say (what the ring reader may take)', () => {
+  const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
+  const make = (sinks: Sink[]) =>
+    new Pipeline({ decoders: new Map(), outputs: new Map(), cache, enrich: { userName: () => undefined }, router: new Router(), sinks, types: new Set(), reorderWindowMs: 0, holdForEnrichmentMs: 0 });
+  const roomy = (n: number): Sink => Object.assign(new MemorySink(), { room: () => n });
+  assert.equal(make([new MemorySink()]).sinkRoom(), Infinity, 'no sink says: no limit');
+  assert.equal(make([roomy(5), new MemorySink(), roomy(3)]).sinkRoom(), 3);
+  assert.equal(make([roomy(0), roomy(7)]).sinkRoom(), 0);
+});

@@ -177,6 +177,25 @@ describe('FileSink', () => {
     balanced(small.stats());
   });
 
+  it('says how much room its queue has: by lines, by bytes at the mean line size, none once closing', async (t) => {
+    const dir = tempDir(t);
+    const sink = new FileSink({ path: path.join(dir, 'r.jsonl'), maxQueue: 100, maxQueueBytes: 1_000_000 });
+    assert.equal(sink.room(), 90, 'nothing queued: the line bound, less a tenth');
+    for (let i = 0; i < 30; i++) sink.write(...sized(i, 99));
+    assert.equal(sink.room(), 63, '70 lines left, less a tenth');
+    // Every line it is offered within its room is queued, none dropped.
+    for (let i = 0; i < sink.room(); i++) sink.write(...sized(i, 99));
+    assert.deepEqual(sink.stats().dropped, {});
+    const bytes = new FileSink({ path: path.join(dir, 'b.jsonl'), maxQueueBytes: 2000 });
+    for (let i = 0; i < 5; i++) bytes.write(...sized(i, 199)); // 200 bytes a line with its newline
+    assert.equal(bytes.room(), 4, '1000 bytes left: 5 lines of the mean size, less a tenth');
+    await sink.flush();
+    assert.equal(sink.room(), 90, 'written: the room is back');
+    const closing = sink.close();
+    assert.equal(sink.room(), 0);
+    await Promise.all([closing, bytes.close()]);
+  });
+
   it('bounds lines waiting, not the batch being written: a write in flight leaves the whole queue free', async (t) => {
     const dir = tempDir(t);
     const sink = new FileSink({ path: path.join(dir, 'f.jsonl'), maxQueue: 10 });
