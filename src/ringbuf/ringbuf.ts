@@ -305,6 +305,9 @@ export class RingConsumer {
   }
 }
 
+/** Longest delay between two looks for the consumer's room (RingBufReaderOptions.credit). */
+const CREDIT_MAX_DELAY_MS = 16;
+
 export interface RingBufReaderOptions {
   /**
    * Delay between a wakeup and the first drain, and the shortest delay between drains while records keep
@@ -483,6 +486,8 @@ export class RingBufReader implements EventReader {
   readonly #retryMs: number;
   /** Since when the consumer has had no room (performance.now()); undefined while it has. */
   #starvedSince: number | undefined;
+  /** The next look for room, doubling while there is none: each look costs a turn of the event loop. */
+  #creditDelay = 1;
   readonly pacer: DrainPacer;
   /** When the last drain pass began (performance.now()); a wakeup from poll counts as one. */
   #lastDrainAt = 0;
@@ -512,7 +517,8 @@ export class RingBufReader implements EventReader {
     this.#credit = o.credit;
     this.#creditWaitMs = o.creditWaitMs ?? 100;
     this.#urgentBytes = Math.floor(this.#size * (o.urgentFill ?? 0.5));
-    this.#retryMs = o.batchDelayMs ?? 1;
+    this.#retryMs = Math.max(1, o.batchDelayMs ?? 1);
+    this.#creditDelay = this.#retryMs;
     this.pacer = new DrainPacer({ size: this.#size, minMs: o.batchDelayMs, maxMs: o.maxBatchDelayMs, urgentFill: o.urgentFill, woken: !!ctl });
     const l = lib();
     const page = l.getpagesize() as number;
@@ -668,17 +674,19 @@ export class RingBufReader implements EventReader {
     const elapsed = t0 - this.#lastDrainAt;
     const max = this.#budget(t0);
     if (max === 0) {
-      // No room behind us: leave the records in the ring and look again shortly.
+      // No room behind us: leave the records in the ring and look again, later each time (up to 16 ms).
       c.creditWaits++;
       this.#setMode(VIGIL_RING_MODE.TIMER);
-      this.#timer = setTimeout(this.#drainCb, this.#retryMs);
+      this.#timer = setTimeout(this.#drainCb, this.#creditDelay);
+      this.#creditDelay = Math.min(this.#creditDelay * 2, CREDIT_MAX_DELAY_MS);
       return;
     }
     this.#lastDrainAt = t0;
     const n = this.consumer.drain(this.#handler, max);
     // A pass cut by the consumer's room waits for the timer (its queues drain meanwhile), not for the next turn.
     const byCredit = max < this.#maxPerDrain && n >= max;
-    this.#follow(byCredit ? { next: 'timer', ms: this.#retryMs } : this.pacer.after(n, c.bytes - bytes0, performance.now() - t0, elapsed, this.consumer.available(), n >= this.#maxPerDrain));
+    if (!byCredit) this.#creditDelay = this.#retryMs;
+    this.#follow(byCredit ? { next: 'timer', ms: this.#creditDelay } : this.pacer.after(n, c.bytes - bytes0, performance.now() - t0, elapsed, this.consumer.available(), n >= this.#maxPerDrain));
   }
 
   /** Records this pass may take: the consumer's room, unless the ring is filling or it has waited too long. */
