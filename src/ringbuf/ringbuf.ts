@@ -337,8 +337,9 @@ export interface RingBufReaderOptions {
   urgentFill?: number;
   /**
    * How many records the consumer can take now without dropping any (its bounded queues' room), asked
-   * before each pass; a pass takes at most that many. With no room the reader waits, retrying every
-   * batchDelayMs, so that a burst waits in the ring rather than overflowing a queue behind the reader. It
+   * before each pass; a pass takes at most that many. With no room the reader waits, looking again after
+   * batchDelayMs, then twice that each time up to 16 ms, so that a burst waits in the ring rather than
+   * overflowing a queue behind the reader. It
    * never waits long: once the ring passes `urgentFill`, or after `creditWaitMs` without room, it drains
    * regardless, and the queues count their drops as before.
    */
@@ -676,17 +677,28 @@ export class RingBufReader implements EventReader {
     if (max === 0) {
       // No room behind us: leave the records in the ring and look again, later each time (up to 16 ms).
       c.creditWaits++;
-      this.#setMode(VIGIL_RING_MODE.TIMER);
-      this.#timer = setTimeout(this.#drainCb, this.#creditDelay);
-      this.#creditDelay = Math.min(this.#creditDelay * 2, CREDIT_MAX_DELAY_MS);
+      this.#waitForRoom();
       return;
     }
     this.#lastDrainAt = t0;
     const n = this.consumer.drain(this.#handler, max);
-    // A pass cut by the consumer's room waits for the timer (its queues drain meanwhile), not for the next turn.
-    const byCredit = max < this.#maxPerDrain && n >= max;
-    if (!byCredit) this.#creditDelay = this.#retryMs;
-    this.#follow(byCredit ? { next: 'timer', ms: this.#creditDelay } : this.pacer.after(n, c.bytes - bytes0, performance.now() - t0, elapsed, this.consumer.available(), n >= this.#maxPerDrain));
+    // A pass cut by the consumer's room waits (its queues drain meanwhile), not for the next turn.
+    if (max < this.#maxPerDrain && n >= max) {
+      this.#waitForRoom();
+      return;
+    }
+    this.#creditDelay = this.#retryMs;
+    this.#follow(this.pacer.after(n, c.bytes - bytes0, performance.now() - t0, elapsed, this.consumer.available(), n >= this.#maxPerDrain));
+  }
+
+  /**
+   * Looks for the consumer's room again after #creditDelay, which doubles up to CREDIT_MAX_DELAY_MS. No
+   * wakeups meanwhile (BUSY): the timer looks anyway, and a wakeup could not drain more than the room.
+   */
+  #waitForRoom(): void {
+    this.#setMode(VIGIL_RING_MODE.BUSY);
+    this.#timer = setTimeout(this.#drainCb, this.#creditDelay);
+    this.#creditDelay = Math.min(this.#creditDelay * 2, CREDIT_MAX_DELAY_MS);
   }
 
   /** Records this pass may take: the consumer's room, unless the ring is filling or it has waited too long. */
