@@ -20,7 +20,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { HOOKED_SYSCALLS, ptRegsForTracepoints } from '../src/syscalls/sensor.ts';
+import { feature } from '../src/bpf/features.ts';
+import { HOOKED_SYSCALLS } from '../src/syscalls/sensor.ts';
 import { BenchChild, killAll, killChildrenOnExit } from './lib/proc.ts';
 import { ROOT, fixed, markdownTable, median, percent, si, writeSection } from './lib/report.ts';
 import { countText, countVigil, type Counted } from './storm/count.ts';
@@ -59,7 +60,7 @@ const OPEN_CALLS = Math.max(10_000, Math.round(1_000_000 * SCALE));
 /** The syscalls whose tracepoints vigil attaches for open events: the floor probe goes on the same ones. */
 const OPEN_SYSCALLS = HOOKED_SYSCALLS.filter((s) => s.ops.includes('open')).map((s) => s.tp);
 /** With openArgs "auto", vigil's opens take their arguments at exit where the kernel allows: sys_exit_ hooks only. */
-const OPEN_ARGS_AT_EXIT = ptRegsForTracepoints().supported;
+const OPEN_ARGS_AT_EXIT = feature('task_pt_regs').supported;
 const FLOOR_HOOKS = OPEN_ARGS_AT_EXIT ? 'sys_exit_' : 'sys_enter_/sys_exit_';
 
 type FilterId = 'A' | 'B' | 'Ccomm' | 'Cscope';

@@ -42,6 +42,12 @@ export function kernelAtLeast(major: number, minor: number): boolean {
   return a > major || (a === major && b >= minor);
 }
 
+/** Whether tracepoint programs may call every one of these helpers (libbpf's helper probe). */
+function tracepointHelpers(ids: number[]): boolean {
+  const l = initLibbpf();
+  return ids.every((id) => l.libbpf_probe_bpf_helper(ProgType.TRACEPOINT, id, null) === 1);
+}
+
 // A two-instruction program: r0 = 0; exit.
 const RET0 = Buffer.from([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
 
@@ -134,6 +140,19 @@ const probes: Record<string, () => FeatureResult> = {
       ? { supported: true, reason: '' }
       : { supported: false, reason: `loading an fexit program failed with errno ${-r} (trampolines unavailable or locked down)`, minKernel: '5.5' };
   },
+  // Helpers of tracepoint programs (helper ids from enum bpf_func_id): the syscall sensor's per-thread state
+  // and its open programs at exit. The map type came in 5.11; its helpers reached tracepoints later.
+  task_storage: () => {
+    const l = initLibbpf();
+    if (l.libbpf_probe_bpf_map_type(MapType.TASK_STORAGE, null) !== 1) return { supported: false, reason: 'BPF_MAP_TYPE_TASK_STORAGE is unknown to this kernel', minKernel: '5.11' };
+    return tracepointHelpers([156 /* task_storage_get */, 158 /* get_current_task_btf */])
+      ? { supported: true, reason: '' }
+      : { supported: false, reason: 'tracepoint programs cannot call bpf_task_storage_get on this kernel' };
+  },
+  task_pt_regs: () =>
+    tracepointHelpers([175 /* task_pt_regs */, 158 /* get_current_task_btf */])
+      ? { supported: true, reason: '' }
+      : { supported: false, reason: 'tracepoint programs cannot call bpf_task_pt_regs on this kernel', minKernel: '5.15' },
   lsm: () => {
     if (!hasBtf()) return { supported: false, reason: 'no kernel BTF', minKernel: '5.7' };
     const r = tryLoadBtfProg(ProgType.LSM, AttachType.LSM_MAC, 'file_open');

@@ -398,7 +398,8 @@ export class DrainPacer {
   readonly batchBytes: number;
   /** Longest drain (ms) the delay grows towards. */
   readonly busyMs: number;
-  readonly #urgentBytes: number;
+  /** A ring this full is drained at once, whatever the delay. */
+  readonly urgentBytes: number;
   #delay: number;
 
   /** Throws InvalidArgumentError for a non-positive or non-finite delay. */
@@ -412,7 +413,7 @@ export class DrainPacer {
     this.maxMs = Math.max(min, o.woken ? max : Math.min(max, Math.floor(o.size / 2 / PEAK_BYTES_PER_MS)));
     this.batchBytes = Math.floor(o.size / 32);
     this.busyMs = o.busyMs ?? 4;
-    this.#urgentBytes = Math.floor(o.size * (o.urgentFill ?? 0.5));
+    this.urgentBytes = Math.floor(o.size * (o.urgentFill ?? 0.5));
     this.#delay = min;
   }
 
@@ -424,7 +425,7 @@ export class DrainPacer {
   /** After a wakeup from poll: the first drain comes after the minimum delay, or at once if the ring is filling. */
   wake(available: number): PaceDecision {
     this.#delay = this.minMs;
-    return available >= this.#urgentBytes ? { next: 'immediate' } : { next: 'timer', ms: this.#delay };
+    return available >= this.urgentBytes ? { next: 'immediate' } : { next: 'timer', ms: this.#delay };
   }
 
   /**
@@ -434,7 +435,7 @@ export class DrainPacer {
    * a cut one) or late (a busy machine) says as much about the stream as any other.
    */
   after(records: number, bytes: number, drainMs: number, elapsedMs: number, available: number, cut: boolean): PaceDecision {
-    if (cut || available >= this.#urgentBytes) return { next: 'immediate' };
+    if (cut || available >= this.urgentBytes) return { next: 'immediate' };
     if (records === 0) {
       this.#delay = this.minMs;
       return { next: 'idle' };
@@ -483,7 +484,6 @@ export class RingBufReader implements EventReader {
   readonly #maxPerDrain: number;
   readonly #credit: (() => number) | undefined;
   readonly #creditWaitMs: number;
-  readonly #urgentBytes: number;
   readonly #retryMs: number;
   /** Since when the consumer has had no room (performance.now()); undefined while it has. */
   #starvedSince: number | undefined;
@@ -515,12 +515,11 @@ export class RingBufReader implements EventReader {
     this.#fd = map.fd;
     this.#size = map.maxEntries;
     this.#maxPerDrain = o.maxPerDrain ?? 32768;
+    this.pacer = new DrainPacer({ size: this.#size, minMs: o.batchDelayMs, maxMs: o.maxBatchDelayMs, urgentFill: o.urgentFill, woken: !!ctl });
     this.#credit = o.credit;
     this.#creditWaitMs = o.creditWaitMs ?? 100;
-    this.#urgentBytes = Math.floor(this.#size * (o.urgentFill ?? 0.5));
-    this.#retryMs = Math.max(1, o.batchDelayMs ?? 1);
+    this.#retryMs = Math.max(1, this.pacer.minMs);
     this.#creditDelay = this.#retryMs;
-    this.pacer = new DrainPacer({ size: this.#size, minMs: o.batchDelayMs, maxMs: o.maxBatchDelayMs, urgentFill: o.urgentFill, woken: !!ctl });
     const l = lib();
     const page = l.getpagesize() as number;
     this.#page = page;
@@ -703,7 +702,7 @@ export class RingBufReader implements EventReader {
 
   /** Records this pass may take: the consumer's room, unless the ring is filling or it has waited too long. */
   #budget(now: number): number {
-    if (!this.#credit || this.consumer.available() >= this.#urgentBytes) {
+    if (!this.#credit || this.consumer.available() >= this.pacer.urgentBytes) {
       this.#starvedSince = undefined;
       return this.#maxPerDrain;
     }

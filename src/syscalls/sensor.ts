@@ -7,9 +7,9 @@
 // running: filters are map writes, event types attach or detach probes; nothing is reloaded.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MapType, ProgType } from '../bpf/constants.ts';
-import { InvalidArgumentError, NotSupportedError, StateError } from '../bpf/errors.ts';
-import { initLibbpf } from '../bpf/ffi.ts';
+import { MapType } from '../bpf/constants.ts';
+import { InvalidArgumentError, StateError } from '../bpf/errors.ts';
+import { feature, requireFeature } from '../bpf/features.ts';
 import type { BpfMap } from '../bpf/map.ts';
 import { decodeSyscallEvent, isDecodeError } from '../events/decode.ts';
 import type { SyscallEvent, SyscallOp } from '../events/types.ts';
@@ -125,38 +125,6 @@ export function syscallSelectors(ops: ReadonlySet<SyscallOp>, openArgs: 'exit' |
   return out;
 }
 
-let taskStorageAnswer: { supported: boolean; mapType: boolean; reason: string } | undefined;
-let ptRegsAnswer: { supported: boolean; reason: string } | undefined;
-
-/**
- * Whether tracepoint programs can read the current task's saved registers (bpf_task_pt_regs, 5.15+), which
- * opens need to take their arguments at exit. Probed once.
- */
-export function ptRegsForTracepoints(): { supported: boolean; reason: string } {
-  if (ptRegsAnswer) return ptRegsAnswer;
-  const l = initLibbpf();
-  const ok = l.libbpf_probe_bpf_helper(ProgType.TRACEPOINT, 175 /* task_pt_regs */, null) === 1 && l.libbpf_probe_bpf_helper(ProgType.TRACEPOINT, 158 /* get_current_task_btf */, null) === 1;
-  ptRegsAnswer = { supported: ok, reason: ok ? '' : 'tracepoint programs cannot call bpf_task_pt_regs on this kernel' };
-  return ptRegsAnswer;
-}
-
-/**
- * Whether tracepoint programs may keep per-thread state in task storage (the map type is 5.11+; its
- * helpers reached tracepoint programs later). Probed once with libbpf's helper probe.
- */
-export function taskStorageForTracepoints(): { supported: boolean; mapType: boolean; reason: string } {
-  if (taskStorageAnswer) return taskStorageAnswer;
-  const l = initLibbpf();
-  const mapType = l.libbpf_probe_bpf_map_type(MapType.TASK_STORAGE, null) === 1;
-  const helper = mapType && l.libbpf_probe_bpf_helper(ProgType.TRACEPOINT, 156 /* task_storage_get */, null) === 1 && l.libbpf_probe_bpf_helper(ProgType.TRACEPOINT, 158 /* get_current_task_btf */, null) === 1;
-  taskStorageAnswer = {
-    supported: helper,
-    mapType,
-    reason: helper ? '' : mapType ? 'tracepoint programs cannot call bpf_task_storage_get on this kernel' : 'BPF_MAP_TYPE_TASK_STORAGE is unknown to this kernel (5.11+)',
-  };
-  return taskStorageAnswer;
-}
-
 export interface SyscallSensorOptions {
   /** Receives each decoded event. */
   onEvent?: (ev: SyscallEvent) => void;
@@ -195,7 +163,7 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
   const openArgs = resolveOpenArgs(c.openArgs);
   const store = o.pendingStore ?? 'auto';
   if (!['auto', 'task', 'hash'].includes(store)) throw new InvalidArgumentError(`syscalls: pendingStore must be "auto", "task" or "hash", got ${JSON.stringify(store)}`);
-  const pending = store === 'auto' ? (taskStorageForTracepoints().supported ? 'task' : 'hash') : store;
+  const pending = store === 'auto' ? (feature('task_storage').supported ? 'task' : 'hash') : store;
   // In perf mode the agent's shared perf array is the channel (and the agent reads it, not this manager).
   const { vigil_events_perf: sharedPerf, ...otherShared } = o.sharedMaps ?? {};
   const channel: EventChannelSpec = sharedPerf ? { mode: 'perf', sharedPerf } : { mode: o.channel ?? 'auto', handler: o.handler, sharedRing: o.sharedRing };
@@ -223,13 +191,14 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
   };
 }
 
-/** "auto" takes "exit" where the kernel allows it; "exit" where it does not is an error naming the fix. */
+/**
+ * "auto" takes "exit" where tracepoint programs can call bpf_task_pt_regs; "exit" where they cannot is an
+ * error naming the fix.
+ */
 function resolveOpenArgs(want: 'auto' | 'exit' | 'entry'): 'exit' | 'entry' {
   if (want === 'entry') return 'entry';
-  const { supported, reason } = ptRegsForTracepoints();
-  if (supported) return 'exit';
-  if (want === 'exit') throw new NotSupportedError('bpf_task_pt_regs', `syscalls.openArgs is "exit", but ${reason}; set it to "entry" or "auto"`, { minKernel: '5.15' });
-  return 'entry';
+  if (want === 'exit') requireFeature('task_pt_regs', 'syscalls.openArgs is "exit" (set it to "entry" or "auto")');
+  return feature('task_pt_regs').supported ? 'exit' : 'entry';
 }
 
 export interface SyscallSensorStats {
