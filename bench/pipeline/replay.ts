@@ -21,6 +21,7 @@ import { detectCgroupLayout } from '../../src/containers/cgroups.ts';
 import { ContainerResolver } from '../../src/containers/resolver.ts';
 import { opcodeOf } from '../../src/events/decode.ts';
 import { calibrate } from '../../src/pipeline/clock.ts';
+import { RecordArena } from '../../src/pipeline/held.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
 import type { Sink, SinkStats } from '../../src/pipeline/types.ts';
@@ -106,9 +107,16 @@ const passBytes = buf.length / PASSES;
 if (!Number.isInteger(passBytes)) throw new Error(`${loopsFile}: ${buf.length} bytes is not ${PASSES} equal passes`);
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
-/** The decoders alone, as the pipeline calls them. */
+/** The decoders alone, as the pipeline calls them: held kinds are checked and copied out, the rest decoded. */
+const arena = new RecordArena();
 const decodeOnly = (v: DataView, off: number, len: number): void => {
-  tables.decoders.get(opcodeOf(v, off, len))?.(v, off, len);
+  const op = opcodeOf(v, off, len);
+  const held = tables.held.get(op);
+  if (!held) tables.decoders.get(op)?.(v, off, len);
+  else {
+    const type = held.typeOf(v, off, len);
+    if (typeof type === 'string') arena.hold(type, held, v, off, len);
+  }
 };
 
 let fed = 0;
@@ -138,6 +146,7 @@ if (process.env.VIGIL_BENCH_PROFILE) {
   session = new Session();
   session.connect();
   await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 50 }); // µs: enough samples for a flat profile
   await session.post('Profiler.start');
 }
 if (process.env.VIGIL_BENCH_HEAP) {

@@ -185,7 +185,7 @@ export class Agent {
     }
     this.#layout = detectCgroupLayout();
 
-    const { decoders, outputs, types } = pipelineTables(cfg.events, probeSyscalls.config.ops);
+    const { decoders, held, outputs, types } = pipelineTables(cfg.events, probeSyscalls.config.ops);
 
     this.#process = new ProcessResolver({
       mode: bpf ? 'bpf' : 'procfs',
@@ -206,6 +206,7 @@ export class Agent {
     }
     this.#pipeline = new Pipeline({
       decoders,
+      held,
       outputs,
       cache: this.#process.cache,
       containers: this.#containers,

@@ -61,7 +61,7 @@ let lastCredsBytes = Buffer.alloc(SIZEOF.proc_creds);
 let lastCreds: Creds | undefined;
 
 export function decodeCreds(v: DataView, o: number): Creds {
-  const b = asBuffer(bytes(v));
+  const b = asBuffer(viewBytes(v));
   const start = v.byteOffset + o - b.byteOffset;
   if (lastCreds && lastCredsBytes.compare(b, start, start + SIZEOF.proc_creds) === 0) return lastCreds;
   const c = buildCreds(v, o);
@@ -109,7 +109,7 @@ export type DecodeResult<T> = T | DecodeFailure;
 let lastView: DataView | undefined;
 let lastBytes: Uint8Array = new Uint8Array(0);
 
-function bytes(v: DataView): Uint8Array {
+export function viewBytes(v: DataView): Uint8Array {
   if (v !== lastView) {
     lastBytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
     lastView = v;
@@ -169,7 +169,7 @@ export function decodeExec(v: DataView, o: number, len: number): DecodeResult<Ex
   const argvLen = v.getUint32(o + EXEC_EVENT.argv_len.offset, true);
   const envLen = v.getUint32(o + EXEC_EVENT.env_len.offset, true);
   if (SIZEOF.exec_event + exeLen + fnLen + argvLen + envLen > len) return { decodeError: 'bad-size', opcode: VIGIL_OPCODE.EXEC };
-  const b = bytes(v);
+  const b = viewBytes(v);
   // exe and filename are NUL-terminated within their lengths.
   let p = o + SIZEOF.exec_event;
   const strz = (start: number, n: number) => cString(b, start, n);
@@ -228,7 +228,7 @@ export function decodeFork(v: DataView, o: number, len: number): DecodeResult<Fo
     childStartNs: u64(v, o + FORK_EVENT.child_start_ns.offset),
     childPpid: v.getUint32(o + FORK_EVENT.child_ppid.offset, true),
     thread: (flags & VIGIL_PROC_FLAGS.THREAD) !== 0,
-    comm: cString(bytes(v), o + FORK_EVENT.comm.offset, FORK_EVENT.comm.size),
+    comm: cString(viewBytes(v), o + FORK_EVENT.comm.offset, FORK_EVENT.comm.size),
   };
 }
 
@@ -251,7 +251,7 @@ export function decodeExit(v: DataView, o: number, len: number): DecodeResult<Ex
     coreDumped: (status & 0x80) !== 0,
     groupDead: (flags & VIGIL_PROC_FLAGS.GROUP_DEAD) !== 0,
     thread: (flags & VIGIL_PROC_FLAGS.THREAD) !== 0,
-    comm: cString(bytes(v), o + EXIT_EVENT.comm.offset, EXIT_EVENT.comm.size),
+    comm: cString(viewBytes(v), o + EXIT_EVENT.comm.offset, EXIT_EVENT.comm.size),
   };
 }
 
@@ -271,7 +271,7 @@ export function decodeCredsEvent(v: DataView, o: number, len: number): DecodeRes
 
 export function decodeComm(v: DataView, o: number, len: number): DecodeResult<CommEvent> {
   if (len < SIZEOF.comm_event) return { decodeError: 'short', opcode: VIGIL_OPCODE.COMM };
-  const b = bytes(v);
+  const b = viewBytes(v);
   return {
     type: 'comm',
     ...header(v, o),
@@ -296,7 +296,7 @@ export function decodeCgroup(v: DataView, o: number, len: number): DecodeResult<
     hierarchyId: v.getUint32(o + CGROUP_EVENT.hierarchy_id.offset, true),
     level: v.getUint32(o + CGROUP_EVENT.level.offset, true),
     taskPid: v.getUint32(o + CGROUP_EVENT.task_pid.offset, true),
-    path: cString(bytes(v), o + CGROUP_EVENT.path.offset, CGROUP_EVENT.path.size),
+    path: cString(viewBytes(v), o + CGROUP_EVENT.path.offset, CGROUP_EVENT.path.size),
     pathTruncated: pathLen >= CGROUP_EVENT.path.size,
   };
 }
@@ -328,7 +328,7 @@ export function isDecodeError<T>(r: DecodeResult<T>): r is DecodeFailure {
 // whose lengths do not fit in it, or whose op is not one of its group's, is a 'bad-size' result.
 
 /** A signed 64-bit little-endian value as a JS number (exact for syscall return values). */
-function s64(v: DataView, off: number): number {
+export function s64(v: DataView, off: number): number {
   return v.getInt32(off + 4, true) * TWO32 + v.getUint32(off, true);
 }
 
@@ -418,7 +418,11 @@ function isZero(b: Uint8Array, o: number, n: number): boolean {
 // The header and syscall fields are written out in each literal below, in the order they had when spread
 // from a helper: a spread builds and copies one more object per record, a third of decoding one
 // (bench/pipeline). The order is the JSON members' order.
-export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResult<FileEvent> {
+/**
+ * The op of a file record, or why it cannot be decoded: the checks decodeFileEvent makes, for those who keep
+ * the record as bytes (pipeline/file-record.ts) and must refuse exactly what the decoder refuses.
+ */
+export function fileRecordOp(v: DataView, o: number, len: number): DecodeResult<FileOp> {
   if (len < SIZEOF.file_event) return { decodeError: 'short', opcode: VIGIL_OPCODE.FILE };
   const op = FILE_OPS[v.getUint32(o + FILE_EVENT.op.offset, true)];
   const l1 = v.getUint32(o + FILE_EVENT.path_len.offset, true);
@@ -426,7 +430,28 @@ export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResu
   const l3 = v.getUint32(o + FILE_EVENT.resolved_len.offset, true);
   const l4 = v.getUint32(o + FILE_EVENT.resolved2_len.offset, true);
   if (!op || SIZEOF.file_event + l1 + l2 + l3 + l4 > len) return { decodeError: 'bad-size', opcode: VIGIL_OPCODE.FILE };
-  const b = bytes(v);
+  return op;
+}
+
+/** The flag names of a file event's flags, as its `flagNames` member (memoized per value). */
+export function fileFlagNames(op: FileOp, flags: number): string {
+  return op === 'open' ? openFlags(flags) : op === 'rename' ? flagNames(flags, RENAME_FLAGS) : flagNames(flags, AT_FLAGS);
+}
+
+/** The names of openat2's `resolve` flags, as a file event's `resolve` member. */
+export const resolveFlagNames = (resolve: number): string => flagNames(resolve, RESOLVE_FLAGS);
+
+/** Whether a file event has a mode: chmod, mkdir, and opens that may create. */
+export const fileHasMode = (op: FileOp, flags: number): boolean => op === 'chmod' || op === 'mkdir' || (op === 'open' && ((flags & 0o100) !== 0 || (flags & 0o20000000) !== 0));
+
+export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResult<FileEvent> {
+  const op = fileRecordOp(v, o, len);
+  if (typeof op !== 'string') return op;
+  const l1 = v.getUint32(o + FILE_EVENT.path_len.offset, true);
+  const l2 = v.getUint32(o + FILE_EVENT.path2_len.offset, true);
+  const l3 = v.getUint32(o + FILE_EVENT.resolved_len.offset, true);
+  const l4 = v.getUint32(o + FILE_EVENT.resolved2_len.offset, true);
+  const b = viewBytes(v);
   let p = o + SIZEOF.file_event;
   const path = cString(b, p, l1);
   p += l1;
@@ -443,7 +468,7 @@ export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResu
   const uid = v.getUint32(o + FILE_EVENT.uid.offset, true);
   const gid = v.getUint32(o + FILE_EVENT.gid.offset, true);
   const resolve = u64(v, o + FILE_EVENT.resolve.offset);
-  const hasMode = op === 'chmod' || op === 'mkdir' || (op === 'open' && ((flags & 0o100) !== 0 || (flags & 0o20000000) !== 0));
+  const hasMode = fileHasMode(op, flags);
   const dfd2 = v.getInt32(o + FILE_EVENT.dfd2.offset, true);
   return {
     type: op,
@@ -465,12 +490,12 @@ export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResu
     dfd: v.getInt32(o + FILE_EVENT.dfd.offset, true),
     dfd2: op === 'rename' ? dfd2 : undefined,
     flags,
-    flagNames: op === 'open' ? openFlags(flags) : op === 'rename' ? flagNames(flags, RENAME_FLAGS) : flagNames(flags, AT_FLAGS),
+    flagNames: fileFlagNames(op, flags),
     mode: hasMode ? mode : undefined,
     modeOctal: hasMode ? modeOctal(mode) : undefined,
     uid: op === 'chown' && uid !== 0xffffffff ? uid : undefined,
     gid: op === 'chown' && gid !== 0xffffffff ? gid : undefined,
-    resolve: op === 'open' && resolve ? flagNames(resolve, RESOLVE_FLAGS) : undefined,
+    resolve: op === 'open' && resolve ? resolveFlagNames(resolve) : undefined,
     write: (ev & F.WRITE) !== 0,
     sensitive: (ev & F.SENSITIVE) !== 0,
     pathTruncated: (ev & F.PATH_TRUNCATED) !== 0,
@@ -485,7 +510,7 @@ export function decodeNetEvent(v: DataView, o: number, len: number): DecodeResul
   const op = NET_OPS[v.getUint32(o + NET_EVENT.op.offset, true)];
   const unixLen = v.getUint32(o + NET_EVENT.unix_path_len.offset, true);
   if (!op || unixLen > NET_EVENT.unix_path.size) return { decodeError: 'bad-size', opcode: VIGIL_OPCODE.NET };
-  const b = bytes(v);
+  const b = viewBytes(v);
   const ret = s64(v, o + NET_EVENT.ret.offset);
   const nr = v.getInt32(o + NET_EVENT.nr.offset, true);
   const evFlags = v.getUint32(o + NET_EVENT.ev_flags.offset, true);
@@ -552,7 +577,7 @@ export function decodeSysEvent(v: DataView, o: number, len: number): DecodeResul
   const l2 = v.getUint32(o + SYS_EVENT.str2_len.offset, true);
   const l3 = v.getUint32(o + SYS_EVENT.str3_len.offset, true);
   if (!op || SIZEOF.sys_event + l1 + l2 + l3 > len) return { decodeError: 'bad-size', opcode: VIGIL_OPCODE.SYS };
-  const b = bytes(v);
+  const b = viewBytes(v);
   const p1 = o + SIZEOF.sys_event;
   const s1 = l1 ? cString(b, p1, l1) : undefined;
   const s2 = l2 ? cString(b, p1 + l1, l2) : undefined;

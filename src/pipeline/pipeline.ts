@@ -1,6 +1,9 @@
 // The event pipeline, kernel to sinks, on the main thread:
 //   ring record -> decode (by opcode) -> reorder window -> state updates (process cache, containers)
 //   -> enrich (process, parent, ancestry, container, pod) -> route (subscribers) -> sinks.
+// Records of a held kind (file events, see held.ts) are checked instead of decoded, and cross the reorder
+// window as bytes: when every sink takes bytes and no one reads objects, their line is written from those
+// bytes; otherwise they are decoded after the window, into the very object the decoder makes.
 // Every stage counts what it received, passed on and dropped by reason, so that for every record the
 // kernel handed over, one counter says where it went: records = decode errors + unknown opcodes + internal
 // (state-only records) + filtered types + emitted + still buffered. Nothing on this path throws or blocks:
@@ -11,6 +14,7 @@ import type { CgroupEvent, EventBase, ProcessEvent } from '../events/types.ts';
 import type { ProcessCache } from '../process/cache.ts';
 import { bootNowNs } from './clock.ts';
 import { containerParts, Enricher, type EnrichContext } from './enrich.ts';
+import { HeldRecord, heldMembers, RecordArena, type HeldKind, type ReadRecord } from './held.ts';
 import { ByteLine } from './json-bytes.ts';
 import { ReorderBuffer } from './reorder.ts';
 import type { Router } from './router.ts';
@@ -70,6 +74,11 @@ export interface PipelineCounters {
 export interface PipelineOptions {
   /** Decoder per opcode. */
   decoders: Map<number, RecordDecoder>;
+  /**
+   * Opcodes whose records are held as bytes (held.ts), before `decoders`. Only for events that update no
+   * state (the state stage never sees them as objects when their lines are written from bytes).
+   */
+  held?: Map<number, HeldKind>;
   /** Output fields per event type. */
   outputs: Map<string, OutputShaper>;
   cache: ProcessCache;
@@ -100,7 +109,9 @@ export class Pipeline {
   #sinkCount = -1;
   /** Where lines are written as bytes, one at a time. */
   readonly #bytes = new ByteLine();
-  readonly #reorder: ReorderBuffer<Decoded>;
+  /** Where held records are copied out of the ring. */
+  readonly #arena = new RecordArena();
+  readonly #reorder: ReorderBuffer<ReadRecord>;
   readonly #c: PipelineCounters = {
     records: 0,
     decoded: 0,
@@ -127,7 +138,7 @@ export class Pipeline {
     this.#enricher = new Enricher(this.#ctx);
     // The reorder window releases events from the ring handler and from its own timer: a throw here must
     // cost one counted event, never an uncaught exception on a timer (which would end the agent).
-    this.#reorder = new ReorderBuffer<Decoded>(o.reorderWindowMs, (ev) => {
+    this.#reorder = new ReorderBuffer<ReadRecord>(o.reorderWindowMs, (ev) => {
       try {
         this.#process(ev);
       } catch (err) {
@@ -145,6 +156,17 @@ export class Pipeline {
     const op = opcodeOf(v, off, len);
     if (op < 0) {
       c.dropped.decodeError++; // shorter than a header: not even an opcode to go by
+      return;
+    }
+    const held = this.#o.held?.get(op);
+    if (held) {
+      const type = held.typeOf(v, off, len);
+      if (typeof type !== 'string') {
+        c.dropped.decodeError++;
+        return;
+      }
+      c.decoded++;
+      this.#reorder.push(this.#arena.hold(type, held, v, off, len));
       return;
     }
     const decode = this.#o.decoders.get(op);
@@ -168,9 +190,32 @@ export class Pipeline {
     this.#reorder.push(ev);
   }
 
-  #process(ev: Decoded): void {
+  #process(rec: ReadRecord): void {
     const o = this.#o;
     const c = this.#c;
+    if (o.sinks.length !== this.#sinkCount) {
+      this.#sinkCount = o.sinks.length;
+      this.#sinksNeedEvents = o.sinks.some((s) => !s.writeLine);
+      this.#sinksTakeBytes = o.sinks.length > 0 && o.sinks.every((s) => s.writeBytes);
+    }
+    let ev: Decoded;
+    if (rec instanceof HeldRecord) {
+      if (!o.types.has(rec.type)) {
+        c.dropped.filtered++;
+        return;
+      }
+      if (this.#sinksTakeBytes && !this.#sinksNeedEvents && o.router.size === 0 && o.holdForEnrichmentMs <= 0) {
+        const w = this.#bytes;
+        w.reset();
+        this.#enricher.writeLine(w, rec.type, rec.ktimeNs, rec.pid, rec.tid, rec.cgroupId, heldMembers, rec);
+        this.#emitBytes(rec.type, w);
+        return;
+      }
+      const d = rec.decode();
+      // The record passed the decoder's own checks when it was held: a failure here is a bug (counted as failed).
+      if (isDecodeError(d)) throw new Error(`held ${rec.type} record no longer decodes: ${d.decodeError}`);
+      ev = d;
+    } else ev = rec;
     // 1. state
     if (PROCESS_TYPES.has(ev.type)) {
       o.cache.apply(ev as ProcessEvent); // scrubs exec events in place
@@ -190,11 +235,6 @@ export class Pipeline {
     // writeLine, the hold below; else the fields go straight to JSON when the shaper can do that.
     const shaper = o.outputs.get(ev.type);
     const hold = o.holdForEnrichmentMs > 0;
-    if (o.sinks.length !== this.#sinkCount) {
-      this.#sinkCount = o.sinks.length;
-      this.#sinksNeedEvents = o.sinks.some((s) => !s.writeLine);
-      this.#sinksTakeBytes = o.sinks.length > 0 && o.sinks.every((s) => s.writeBytes);
-    }
     const withEvent = hold || this.#sinksNeedEvents || o.router.size > 0;
     const en = this.#enricher;
     if (!withEvent && this.#sinksTakeBytes && shaper?.bytes) {

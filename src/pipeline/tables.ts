@@ -6,11 +6,15 @@ import { decodeCgroup, decodeComm, decodeCredsEvent, decodeExec, decodeExit, dec
 import { VIGIL_OPCODE } from '../events/layout.generated.ts';
 import type { ProcessEntry } from '../process/types.ts';
 import type { UserResolver } from '../process/users.ts';
+import { fileHeldKind } from './file-record.ts';
+import type { HeldKind } from './held.ts';
 import { processOutputs, syscallOutput } from './outputs.ts';
 import type { OutputShaper, RecordDecoder } from './pipeline.ts';
 
 export interface PipelineTables {
   decoders: Map<number, RecordDecoder>;
+  /** Opcodes whose records the pipeline holds as bytes (held.ts). */
+  held: Map<number, HeldKind>;
   outputs: Map<string, OutputShaper>;
   /** Output event types to emit. */
   types: Set<string>;
@@ -43,7 +47,8 @@ export function pipelineTables(events: VigilConfig['events'], syscallOps: Iterab
     types.add(op);
     outputs.set(op, syscallOutput);
   }
-  return { decoders, outputs, types };
+  const held = new Map<number, HeldKind>([[VIGIL_OPCODE.FILE, fileHeldKind]]);
+  return { decoders, held, outputs, types };
 }
 
 /**

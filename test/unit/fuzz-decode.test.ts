@@ -446,7 +446,7 @@ class MemorySink implements Sink {
 
 /** The agent's decoder table and outputs (src/agent/agent.ts), over a real cache, scrubber and router. */
 function pipeline(reorderWindowMs: number) {
-  const { decoders, outputs, types } = pipelineTables(validateConfig({ events: { process: { exec: true, exit: true, creds: true, fork: false, comm: false }, containers: false } }).events, [
+  const { decoders, held, outputs, types } = pipelineTables(validateConfig({ events: { process: { exec: true, exit: true, creds: true, fork: false, comm: false }, containers: false } }).events, [
     'open', 'unlink', 'rename', 'connect', 'accept', 'mount', 'ptrace', 'bpf',
   ]);
   // Some syscall types shaped but not wanted: both paths (emitted, filtered) get traffic.
@@ -456,7 +456,7 @@ function pipeline(reorderWindowMs: number) {
   const routed: string[] = [];
   router.subscribe('fuzz', { types: ['exec', 'open'] }, (batch) => batch.forEach((x) => routed.push(x.ev.type)));
   const cache = new ProcessCache({ scrubber: new Scrubber(), timers: false, maxEntries: 4096 });
-  const p = new Pipeline({ decoders, outputs, cache, enrich: { userName: () => undefined }, router, sinks: [sink], types, reorderWindowMs, holdForEnrichmentMs: 0 });
+  const p = new Pipeline({ decoders, held, outputs, cache, enrich: { userName: () => undefined }, router, sinks: [sink], types, reorderWindowMs, holdForEnrichmentMs: 0 });
   return { p, sink, decoders };
 }
 

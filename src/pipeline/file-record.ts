@@ -1,0 +1,169 @@
+// File events written to their JSON line straight from the record's bytes (see held.ts): the members
+// decodeFileEvent's object gets through the file group's serialiser (outputs.ts), byte for byte, without the
+// object or a string per path. Paths of printable ASCII (nearly all) are copied as they are; anything else
+// goes through the decoder's own string conversion and the line's JSON string writer, so the exotic cases
+// cannot differ. test/unit/pipeline-held.test.ts compares the two on generated and recorded records.
+import { Buffer } from 'node:buffer';
+import { cString } from '../events/strings.ts';
+import { decodeFileEvent, fileFlagNames, fileHasMode, fileRecordOp, resolveFlagNames, s64, u64 } from '../events/decode.ts';
+import { FILE_EVENT as FE, SIZEOF, VIGIL_SYS_FLAGS as F } from '../events/layout.generated.ts';
+import type { FileOp } from '../events/types.ts';
+import { modeOctal, retError, syscallName } from '../syscalls/names.ts';
+import type { HeldKind, HeldRecord } from './held.ts';
+import type { ByteLine } from './json-bytes.ts';
+import type { RecordDecoder } from './pipeline.ts';
+
+const enc = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
+
+/** Entries per memo below: values seen are few (syscalls, flag sets, modes); an unbounded stream is not. */
+const MEMO_MAX = 4096;
+
+function memo<K>(cache: Map<K, Uint8Array>, key: K, make: (key: K) => string): Uint8Array {
+  let b = cache.get(key);
+  if (b === undefined) {
+    b = enc(make(key));
+    if (cache.size < MEMO_MAX) cache.set(key, b);
+  }
+  return b;
+}
+
+// Members whose bytes follow from one value, made once per value.
+const heads = new Map<number, Uint8Array>();
+const head = (nr: number): string => `,"group":"file","syscall":${JSON.stringify(syscallName(nr))},"nr":${nr},"ret":`;
+const errnos = new Map<number, Uint8Array>();
+const errno = (ret: number): string => {
+  const e = retError(ret);
+  return e === undefined ? '' : `,"errno":${JSON.stringify(e)}`;
+};
+const flagMemos: Record<FileOp, Map<number, Uint8Array>> = {
+  open: new Map(), unlink: new Map(), rmdir: new Map(), rename: new Map(), chmod: new Map(), chown: new Map(), mkdir: new Map(),
+};
+const flagMakers = Object.fromEntries(
+  Object.keys(flagMemos).map((op) => [op, (flags: number) => `,"flags":${flags},"flagNames":${JSON.stringify(fileFlagNames(op as FileOp, flags))}`]),
+) as Record<FileOp, (flags: number) => string>;
+const modes = new Map<number, Uint8Array>();
+const mode = (m: number): string => `,"mode":${m},"modeOctal":${JSON.stringify(modeOctal(m))}`;
+
+const K = {
+  path: enc(',"path":'),
+  path2: enc(',"path2":'),
+  resolvedPath: enc(',"resolvedPath":'),
+  resolvedPath2: enc(',"resolvedPath2":'),
+  fromFd: enc(',"resolvedFrom":"fd"'),
+  fromCwd: enc(',"resolvedFrom":"cwd"'),
+  fromDirfd: enc(',"resolvedFrom":"dirfd"'),
+  dfd: enc(',"dfd":'),
+  dfd2: enc(',"dfd2":'),
+  uid: enc(',"uid":'),
+  gid: enc(',"gid":'),
+  resolve: enc(',"resolve":'),
+  write: enc(',"write":true'),
+  sensitive: enc(',"sensitive":true'),
+  pathTruncated: enc(',"pathTruncated":true'),
+  pathReadAtExit: enc(',"pathReadAtExit":true'),
+  pathUnreadable: enc(',"pathUnreadable":true'),
+  resolvedTruncated: enc(',"resolvedTruncated":true'),
+};
+
+/**
+ * The NUL-terminated string in b[start, start+size) as a JSON string: copied when it is printable ASCII with
+ * nothing to escape, else exactly as the decoder's string (cString) would be written.
+ */
+function pathJson(w: ByteLine, b: Uint8Array, start: number, size: number): void {
+  w.ensure(size + 2);
+  const buf = w.buf;
+  const at = w.pos;
+  let p = at;
+  buf[p++] = 0x22;
+  for (let i = start, end = start + size; i < end; i++) {
+    const c = b[i]!;
+    if (c === 0) break;
+    if (c < 0x20 || c === 0x22 || c === 0x5c || c >= 0x80) {
+      w.pos = at;
+      w.string(cString(b, start, size));
+      return;
+    }
+    buf[p++] = c;
+  }
+  buf[p++] = 0x22;
+  w.pos = p;
+}
+
+/** The members of a file record (the checks of fileRecordOp passed when it was held). */
+export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
+  const v = r.v;
+  const b = r.b;
+  const o = r.off;
+  const op = r.type as FileOp;
+  const nr = v.getInt32(o + FE.nr.offset, true);
+  const ret = s64(v, o + FE.ret.offset);
+  const ev = v.getUint32(o + FE.ev_flags.offset, true);
+  const flags = v.getUint32(o + FE.flags.offset, true);
+  w.raw(memo(heads, nr, head));
+  w.number(ret);
+  if (nr !== -1 && ret < 0) w.raw(memo(errnos, ret, errno));
+  const l1 = v.getUint32(o + FE.path_len.offset, true);
+  const l2 = v.getUint32(o + FE.path2_len.offset, true);
+  const l3 = v.getUint32(o + FE.resolved_len.offset, true);
+  const l4 = v.getUint32(o + FE.resolved2_len.offset, true);
+  let p = o + SIZEOF.file_event;
+  w.raw(K.path);
+  pathJson(w, b, p, l1);
+  p += l1;
+  if (l2) {
+    w.raw(K.path2);
+    pathJson(w, b, p, l2);
+  }
+  p += l2;
+  if (l3) {
+    w.raw(K.resolvedPath);
+    pathJson(w, b, p, l3);
+  }
+  p += l3;
+  if (l4) {
+    w.raw(K.resolvedPath2);
+    pathJson(w, b, p, l4);
+  }
+  if (ev & F.RESOLVED_FD) w.raw(K.fromFd);
+  else if (ev & F.RESOLVED_CWD) w.raw(K.fromCwd);
+  else if (ev & F.RESOLVED_DIRFD) w.raw(K.fromDirfd);
+  w.raw(K.dfd);
+  w.number(v.getInt32(o + FE.dfd.offset, true));
+  if (op === 'rename') {
+    w.raw(K.dfd2);
+    w.number(v.getInt32(o + FE.dfd2.offset, true));
+  }
+  w.raw(memo(flagMemos[op], flags, flagMakers[op]));
+  if (fileHasMode(op, flags)) w.raw(memo(modes, v.getUint32(o + FE.mode.offset, true), mode));
+  if (op === 'chown') {
+    const uid = v.getUint32(o + FE.uid.offset, true);
+    const gid = v.getUint32(o + FE.gid.offset, true);
+    if (uid !== 0xffffffff) {
+      w.raw(K.uid);
+      w.number(uid);
+    }
+    if (gid !== 0xffffffff) {
+      w.raw(K.gid);
+      w.number(gid);
+    }
+  } else if (op === 'open') {
+    const resolve = u64(v, o + FE.resolve.offset);
+    if (resolve) {
+      w.raw(K.resolve);
+      w.string(resolveFlagNames(resolve));
+    }
+  }
+  if (ev & F.WRITE) w.raw(K.write);
+  if (ev & F.SENSITIVE) w.raw(K.sensitive);
+  if (ev & F.PATH_TRUNCATED) w.raw(K.pathTruncated);
+  if (ev & F.PATH_AT_EXIT) w.raw(K.pathReadAtExit);
+  if (ev & F.PATH_UNREADABLE) w.raw(K.pathUnreadable);
+  if (ev & F.RESOLVED_TRUNCATED) w.raw(K.resolvedTruncated);
+}
+
+/** File records (opcode FILE), held as bytes. */
+export const fileHeldKind: HeldKind = {
+  typeOf: fileRecordOp,
+  decode: decodeFileEvent as RecordDecoder,
+  bytes: fileMembersBytes,
+};
