@@ -9,27 +9,55 @@ import { memberValue, numberJson, type MembersOptions } from './json.ts';
 const LOOP_MAX = 24;
 
 /**
- * A growable byte buffer a line is written into. `pos` is where the next byte goes; the line is
- * buf[start, pos) and is only valid until the next reset().
+ * A growable byte buffer a line is written into: its own, or, in place, a sink's queue (into()). The line is
+ * buf[start, pos), valid until the next reset() or into().
  */
 export class ByteLine {
   buf: Buffer;
   pos = 0;
+  start = 0;
+  /** Where the line must end: the buffer's end, or the end of the room a sink gave. */
+  #limit: number;
+  #own: Buffer;
 
   constructor(initial = 64 << 10) {
-    this.buf = Buffer.allocUnsafe(initial);
+    this.buf = this.#own = Buffer.allocUnsafe(initial);
+    this.#limit = initial;
   }
 
+  /** The next line goes into the line's own buffer. */
   reset(): void {
-    this.pos = 0;
+    this.buf = this.#own;
+    this.start = this.pos = 0;
+    this.#limit = this.#own.length;
+  }
+
+  /**
+   * The next line goes into `buf` from `at`, not past `end` (a sink's queue, see Sink.placeLine): no copy
+   * afterwards. A line that outgrows that room moves to the line's own buffer (`placed` turns false).
+   */
+  into(buf: Buffer, at: number, end: number): void {
+    this.buf = buf;
+    this.start = this.pos = at;
+    this.#limit = end;
+  }
+
+  /** Whether the line is where into() put it (not in the line's own buffer). */
+  get placed(): boolean {
+    return this.buf !== this.#own;
   }
 
   /** Room for `n` more bytes. */
   ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
+    if (this.pos + n <= this.#limit) return;
+    const len = this.pos - this.start;
+    let own = this.#own;
+    if (len + n > own.length) own = this.#own = Buffer.allocUnsafe(Math.max(own.length * 2, len + n));
+    this.buf.copy(own, 0, this.start, this.pos);
+    this.buf = own;
+    this.start = 0;
+    this.pos = len;
+    this.#limit = own.length;
   }
 
   /** Pre-encoded bytes (the constant parts of a line). */

@@ -106,6 +106,8 @@ export class Pipeline {
   #sinksNeedEvents = true;
   /** Every sink takes bytes (writeBytes): lines are written as bytes, never as strings. */
   #sinksTakeBytes = false;
+  /** The only sink, when it lets lines be written in place (Sink.placeLine): no copy per line. */
+  #inPlace: Sink | undefined;
   #sinkCount = -1;
   /** Where lines are written as bytes, one at a time. */
   readonly #bytes = new ByteLine();
@@ -197,6 +199,7 @@ export class Pipeline {
       this.#sinkCount = o.sinks.length;
       this.#sinksNeedEvents = o.sinks.some((s) => !s.writeLine);
       this.#sinksTakeBytes = o.sinks.length > 0 && o.sinks.every((s) => s.writeBytes);
+      this.#inPlace = o.sinks.length === 1 && o.sinks[0]!.placeLine && o.sinks[0]!.commitPlaced ? o.sinks[0] : undefined;
     }
     let ev: Decoded;
     if (rec instanceof HeldRecord) {
@@ -205,8 +208,7 @@ export class Pipeline {
         return;
       }
       if (this.#sinksTakeBytes && !this.#sinksNeedEvents && o.router.size === 0 && o.holdForEnrichmentMs <= 0) {
-        const w = this.#bytes;
-        w.reset();
+        const w = this.#startBytes();
         this.#enricher.writeLine(w, rec.type, rec.ktimeNs, rec.pid, rec.tid, rec.cgroupId, heldMembers, rec);
         this.#emitBytes(rec.type, w);
         return;
@@ -238,8 +240,7 @@ export class Pipeline {
     const withEvent = hold || this.#sinksNeedEvents || o.router.size > 0;
     const en = this.#enricher;
     if (!withEvent && this.#sinksTakeBytes && shaper?.bytes) {
-      const w = this.#bytes;
-      w.reset();
+      const w = this.#startBytes();
       en.writeLine(w, ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, shaper.bytes, ev);
       this.#emitBytes(ev.type, w);
       return;
@@ -286,12 +287,21 @@ export class Pipeline {
     }
   }
 
+  /** Where the next line is written as bytes: in place in the only sink's queue, when it offers that. */
+  #startBytes(): ByteLine {
+    const w = this.#bytes;
+    if (this.#inPlace) this.#inPlace.placeLine!(w);
+    else w.reset();
+    return w;
+  }
+
   /** #emit for a line written as bytes (every sink takes bytes, no one needs the event object). */
   #emitBytes(type: string, w: ByteLine): void {
     const c = this.#c;
     c.emitted++;
     c.byType[type] = (c.byType[type] ?? 0) + 1;
-    for (const s of this.#o.sinks) s.writeBytes!(w.buf, 0, w.pos);
+    if (this.#inPlace && w.placed) this.#inPlace.commitPlaced!(w.pos - w.start);
+    else for (const s of this.#o.sinks) s.writeBytes!(w.buf, w.start, w.pos);
   }
 
   #hold(out: OutputEvent, synthetic = false): void {

@@ -1,5 +1,6 @@
 // What leaves the pipeline: one enriched event, as users see it in JSON (stdout, files, the store, webhooks,
 // NATS, OTLP), and the contract every sink honours. Field names are stable API: add, never rename.
+import type { ByteLine } from './json-bytes.ts';
 
 export interface ProcessRef {
   pid: number;
@@ -98,6 +99,14 @@ export interface Sink {
    * object, the pipeline writes lines as bytes and never builds them as strings. Never throws.
    */
   writeBytes?(buf: Uint8Array, start: number, end: number): void;
+  /**
+   * Optional, with writeBytes: lets the next line be written in place, into the sink's own queue, saving
+   * the copy writeBytes makes (the pipeline does so when this is its only sink). The sink points `w` at
+   * room in its queue (ByteLine.into); the line written there is queued by commitPlaced(length). A line that
+   * outgrew the room (w.placed false) is given to writeBytes instead; one never committed is ignored.
+   */
+  placeLine?(w: ByteLine): void;
+  commitPlaced?(n: number): void;
   /**
    * Optional: how many more lines it can queue right now without dropping one. The ring reader takes no
    * more records than the sinks have room for, for a short while (RingBufReaderOptions.credit): a burst

@@ -5,6 +5,7 @@ import { Buffer } from 'node:buffer';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import type { ByteLine } from '../pipeline/json-bytes.ts';
 import type { OutputEvent, Sink, SinkStats } from '../pipeline/types.ts';
 import { int, object, string } from './options.ts';
 import { Counters, FlushWaiters } from './queue.ts';
@@ -76,6 +77,8 @@ interface Chunk {
 }
 
 const CHUNK_BYTES = 1 << 20;
+/** Room placeLine offers: most lines are ~1 KiB; a longer one moves out and is copied (writeBytes). */
+const PLACE_BYTES = 64 << 10;
 
 /** UTF-8 needs at most 3 bytes per UTF-16 unit: a line of n units always fits in 3n + 1 bytes. */
 const worstCase = (line: string) => line.length * 3 + 1;
@@ -136,6 +139,18 @@ export class FileSink implements Sink {
     if (buf instanceof Buffer) buf.copy(c.buf, c.len, start, end);
     else c.buf.set(buf.subarray(start, end), c.len);
     this.commit(c, n);
+  }
+
+  /** Room for the next line in the tail chunk, written there in place (Sink.placeLine). */
+  placeLine(w: ByteLine): void {
+    const c = this.tailFor(PLACE_BYTES);
+    w.into(c.buf, c.len, c.buf.length - 1); // the last byte: room for the newline
+  }
+
+  /** Queues the line placeLine's room now holds (nothing was queued in between: the pipeline is synchronous). */
+  commitPlaced(n: number): void {
+    if (!this.admit()) return;
+    this.commit(this.chunks[this.chunks.length - 1]!, n);
   }
 
   /**

@@ -4,6 +4,9 @@
 // Records are generated with the values that matter (every op, real and odd syscall numbers, errno range
 // edges, flag and mode sets, paths with quotes, control bytes, UTF-8, invalid UTF-8 and NULs). Seeded.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { decodeFileEvent, fileRecordOp, isDecodeError } from '../../src/events/decode.ts';
 import { EVENT_HEADER, FILE_EVENT, SIZEOF, VIGIL_OPCODE, VIGIL_SYS_OP } from '../../src/events/layout.generated.ts';
@@ -17,6 +20,7 @@ import { Pipeline, type Decoded } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
 import { pipelineTables } from '../../src/pipeline/tables.ts';
 import type { OutputEvent, Sink, SinkStats } from '../../src/pipeline/types.ts';
+import { FileSink } from '../../src/sinks/file.ts';
 import { ProcessCache } from '../../src/process/cache.ts';
 import { Scrubber } from '../../src/process/scrub.ts';
 import { fuzzSync, type Rng } from '../helpers/fuzz.ts';
@@ -170,7 +174,7 @@ class LinesSink implements Sink {
   }
 }
 
-function pipeline(sink: LinesSink, held: boolean, o: { subscribe?: boolean } = {}) {
+function pipeline(sink: Sink, held: boolean, o: { subscribe?: boolean } = {}) {
   const tables = pipelineTables(validateConfig({ events: { process: { exec: true, exit: true, fork: true, creds: false, comm: false }, containers: false } }).events, ['open', 'unlink', 'rmdir', 'rename', 'chmod', 'mkdir']);
   tables.types.delete('chmod'); // one file type not wanted: filtered on both paths
   const cache = new ProcessCache({ scrubber: new Scrubber(), timers: false, maxEntries: 4096 });
@@ -217,6 +221,32 @@ test('through the pipeline, held file records give the lines decoded ones give, 
     const objs = runs[3]!.sink.objects;
     assert.deepEqual(objs.map((x) => JSON.stringify(x)), ref.lines, 'event objects are the lines');
   });
+});
+
+test('a file sink alone gets its lines written in place, the same lines as a sink that copies them', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-held-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const recs: Uint8Array[] = [];
+  fuzzSync(t, 'held in place', 1, (rng) => {
+    recs.push(...Array.from({ length: 2000 }, () => fileRecord(rng)));
+    nearNow(recs, rng);
+  });
+  const ref = new LinesSink('ref', 'bytes');
+  const a = pipeline(ref, true);
+  const file = new FileSink({ path: path.join(dir, 'events.jsonl') });
+  const b = pipeline(file, true);
+  for (const rec of recs) {
+    const [v, o, len] = inRing(rec, 8);
+    a.p.handleRecord(v, o, len);
+    b.p.handleRecord(v, o, len);
+  }
+  a.p.flush();
+  b.p.flush();
+  await file.close();
+  const got = fs.readFileSync(path.join(dir, 'events.jsonl'), 'utf8').split('\n').slice(0, -1);
+  assert.ok(ref.lines.length > 1000);
+  assert.deepEqual(got, ref.lines);
+  assert.equal(file.stats().sent, ref.lines.length);
 });
 
 test('a subscriber gets held records as event objects; its sinks still get the same lines', async (t) => {

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import type { OutputEvent, SinkStats } from '../../src/pipeline/types.ts';
+import { ByteLine } from '../../src/pipeline/json-bytes.ts';
 import { FileSink } from '../../src/sinks/file.ts';
 
 function tempDir(t: TestContext): string {
@@ -82,6 +83,35 @@ describe('FileSink', () => {
     assert.deepEqual(files('bytes.jsonl'), files('text.jsonl'));
     assert.ok(files('text.jsonl').length >= 2, 'rotated');
     for (const suffix of files('text.jsonl')) assert.ok(fs.readFileSync(asBytes + suffix).equals(fs.readFileSync(asText + suffix)), `file${suffix}`);
+  });
+
+  it('takes lines written in place too (placeLine/commitPlaced): the same files and counts as lines given as strings', async (t) => {
+    const dir = tempDir(t);
+    const asText = path.join(dir, 'text.jsonl');
+    const inPlace = path.join(dir, 'place.jsonl');
+    const a = new FileSink({ path: asText, maxSizeBytes: 1000, maxFiles: 3, maxQueueBytes: 2000 });
+    const b = new FileSink({ path: inPlace, maxSizeBytes: 1000, maxFiles: 3, maxQueueBytes: 2000 });
+    const w = new ByteLine(16);
+    for (let i = 0; i < 80; i++) {
+      // Some lines too large for the byte bound with others queued, some larger than the room offered.
+      const [, line] = sized(i, i % 10 === 9 ? 1999 : i % 13 === 12 ? 70_000 : 99);
+      a.writeLine(line);
+      b.placeLine(w);
+      // A placement never committed (the pipeline's event was dropped) leaves nothing behind.
+      if (i % 7 === 3) b.placeLine(w);
+      w.text(line);
+      if (w.placed) b.commitPlaced(w.pos - w.start);
+      else b.writeBytes(w.buf, w.start, w.pos);
+      if (i === 40) await Promise.all([a.flush(), b.flush()]); // lines placed after a write, into a reused chunk
+    }
+    await Promise.all([a.close(), b.close()]);
+    balanced(a.stats());
+    balanced(b.stats());
+    assert.deepEqual(b.stats(), { ...a.stats() });
+    assert.ok((a.stats().dropped['queue-full'] ?? 0) > 0, 'the byte bound was reached');
+    const files = (p: string) => fs.readdirSync(dir).filter((f) => f.startsWith(p)).map((f) => f.slice(p.length)).sort();
+    assert.deepEqual(files('place.jsonl'), files('text.jsonl'));
+    for (const suffix of files('text.jsonl')) assert.ok(fs.readFileSync(inPlace + suffix).equals(fs.readFileSync(asText + suffix)), `file${suffix}`);
   });
 
   it('never lets a file pass maxSizeBytes when lines do not divide it', async (t) => {
