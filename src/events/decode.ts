@@ -409,7 +409,7 @@ function inetAddress(b: Uint8Array, o: number, family: number): string | undefin
   return undefined;
 }
 
-function isZero(b: Uint8Array, o: number, n: number): boolean {
+export function isZero(b: Uint8Array, o: number, n: number): boolean {
   for (let i = 0; i < n; i++) if (b[o + i] !== 0) return false;
   return true;
 }
@@ -420,7 +420,7 @@ function isZero(b: Uint8Array, o: number, n: number): boolean {
 // (bench/pipeline). The order is the JSON members' order.
 /**
  * The op of a file record, or why it cannot be decoded: the checks decodeFileEvent makes, for those who keep
- * the record as bytes (pipeline/file-record.ts) and must refuse exactly what the decoder refuses.
+ * the record as bytes (pipeline/record-bytes.ts) and must refuse exactly what the decoder refuses.
  */
 export function fileRecordOp(v: DataView, o: number, len: number): DecodeResult<FileOp> {
   if (len < SIZEOF.file_event) return { decodeError: 'short', opcode: VIGIL_OPCODE.FILE };
@@ -505,11 +505,22 @@ export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResu
   };
 }
 
-export function decodeNetEvent(v: DataView, o: number, len: number): DecodeResult<NetEvent> {
+/** The op of a network record, or why it cannot be decoded: the checks decodeNetEvent makes (see fileRecordOp). */
+export function netRecordOp(v: DataView, o: number, len: number): DecodeResult<NetOp> {
   if (len < SIZEOF.net_event) return { decodeError: 'short', opcode: VIGIL_OPCODE.NET };
   const op = NET_OPS[v.getUint32(o + NET_EVENT.op.offset, true)];
   const unixLen = v.getUint32(o + NET_EVENT.unix_path_len.offset, true);
   if (!op || unixLen > NET_EVENT.unix_path.size) return { decodeError: 'bad-size', opcode: VIGIL_OPCODE.NET };
+  return op;
+}
+
+/** The names of accept4's flags, as a network event's `flagNames` member. */
+export const sockFlagNames = (flags: number): string => flagNames(flags, SOCK_FLAGS);
+
+export function decodeNetEvent(v: DataView, o: number, len: number): DecodeResult<NetEvent> {
+  const op = netRecordOp(v, o, len);
+  if (typeof op !== 'string') return op;
+  const unixLen = v.getUint32(o + NET_EVENT.unix_path_len.offset, true);
   const b = viewBytes(v);
   const ret = s64(v, o + NET_EVENT.ret.offset);
   const nr = v.getInt32(o + NET_EVENT.nr.offset, true);
@@ -563,7 +574,7 @@ export function decodeNetEvent(v: DataView, o: number, len: number): DecodeResul
     remoteAddress,
     remotePort,
     flags: op === 'accept' ? flags : undefined,
-    flagNames: op === 'accept' ? flagNames(flags, SOCK_FLAGS) : undefined,
+    flagNames: op === 'accept' ? sockFlagNames(flags) : undefined,
     backlog: op === 'listen' ? v.getInt32(o + NET_EVENT.backlog.offset, true) : undefined,
     oldState: tcp ? tcpStateName(v.getInt32(o + NET_EVENT.old_state.offset, true)) : undefined,
     newState: tcp ? tcpStateName(v.getInt32(o + NET_EVENT.new_state.offset, true)) : undefined,

@@ -6,7 +6,7 @@ import { decodeCgroup, decodeComm, decodeCredsEvent, decodeExec, decodeExit, dec
 import { VIGIL_OPCODE } from '../events/layout.generated.ts';
 import type { ProcessEntry } from '../process/types.ts';
 import type { UserResolver } from '../process/users.ts';
-import { fileHeldKind } from './file-record.ts';
+import { fileHeldKind, netHeldKind } from './record-bytes.ts';
 import type { HeldKind } from './held.ts';
 import { processOutputs, syscallOutput } from './outputs.ts';
 import type { OutputShaper, RecordDecoder } from './pipeline.ts';
@@ -47,7 +47,10 @@ export function pipelineTables(events: VigilConfig['events'], syscallOps: Iterab
     types.add(op);
     outputs.set(op, syscallOutput);
   }
-  const held = new Map<number, HeldKind>([[VIGIL_OPCODE.FILE, fileHeldKind]]);
+  const held = new Map<number, HeldKind>([
+    [VIGIL_OPCODE.FILE, fileHeldKind],
+    [VIGIL_OPCODE.NET, netHeldKind],
+  ]);
   return { decoders, held, outputs, types };
 }
 

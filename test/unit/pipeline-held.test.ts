@@ -1,18 +1,20 @@
-// File records held as bytes (src/pipeline/held.ts, file-record.ts) must give exactly what decoding them
-// gives: the same members byte for byte, the same lines through the whole pipeline whichever way a line is
-// made, the same refusals, and nothing read from ring memory after the drain that handed the record over.
-// Records are generated with the values that matter (every op, real and odd syscall numbers, errno range
-// edges, flag and mode sets, paths with quotes, control bytes, UTF-8, invalid UTF-8 and NULs). Seeded.
+// File and network records held as bytes (src/pipeline/held.ts, record-bytes.ts) must give exactly what
+// decoding them gives: the same members byte for byte, the same lines through the whole pipeline whichever
+// way a line is made, the same refusals, and nothing read from ring memory after the drain that handed the
+// record over. Records are generated with the values that matter (every op, real and odd syscall numbers,
+// errno range edges, flag and mode sets, paths with quotes, control bytes, UTF-8, invalid UTF-8 and NULs;
+// IPv4, IPv6, unix and abstract addresses, unknown families). Seeded.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { decodeFileEvent, fileRecordOp, isDecodeError } from '../../src/events/decode.ts';
-import { EVENT_HEADER, FILE_EVENT, SIZEOF, VIGIL_OPCODE, VIGIL_SYS_OP } from '../../src/events/layout.generated.ts';
+import { decodeFileEvent, decodeNetEvent, fileRecordOp, isDecodeError, netRecordOp, type DecodeResult } from '../../src/events/decode.ts';
+import { EVENT_HEADER, FILE_EVENT, NET_EVENT, SIZEOF, VIGIL_OPCODE, VIGIL_SYS_FLAGS, VIGIL_SYS_OP } from '../../src/events/layout.generated.ts';
 import { validateConfig } from '../../src/config/config.ts';
 import { bootNowNs } from '../../src/pipeline/clock.ts';
-import { fileHeldKind } from '../../src/pipeline/file-record.ts';
+import { fileHeldKind, netHeldKind } from '../../src/pipeline/record-bytes.ts';
+import type { HeldKind } from '../../src/pipeline/held.ts';
 import { HeldRecord, RecordArena } from '../../src/pipeline/held.ts';
 import { ByteLine } from '../../src/pipeline/json-bytes.ts';
 import { syscallOutput } from '../../src/pipeline/outputs.ts';
@@ -26,6 +28,15 @@ import { Scrubber } from '../../src/process/scrub.ts';
 import { fuzzSync, type Rng } from '../helpers/fuzz.ts';
 
 const OPS = Object.values(VIGIL_SYS_OP).filter((op) => op >= VIGIL_SYS_OP.OPEN && op <= VIGIL_SYS_OP.MKDIR);
+const NET_OPS = [VIGIL_SYS_OP.CONNECT, VIGIL_SYS_OP.ACCEPT, VIGIL_SYS_OP.BIND, VIGIL_SYS_OP.LISTEN, VIGIL_SYS_OP.TCP_STATE];
+
+type Decoder = (v: DataView, o: number, len: number) => DecodeResult<{ type: string }>;
+/** Per opcode: the decoder, the held kind's check, the held kind. */
+const KINDS = new Map<number, { decode: Decoder; check: (v: DataView, o: number, len: number) => DecodeResult<string>; held: HeldKind }>([
+  [VIGIL_OPCODE.FILE, { decode: decodeFileEvent as Decoder, check: fileRecordOp, held: fileHeldKind }],
+  [VIGIL_OPCODE.NET, { decode: decodeNetEvent as Decoder, check: netRecordOp, held: netHeldKind }],
+]);
+const opcodeOfRecord = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint16(EVENT_HEADER.opcode.offset, true);
 
 function pathBytes(rng: Rng): Uint8Array {
   switch (rng.int(0, 7)) {
@@ -87,39 +98,94 @@ function inRing(b: Uint8Array, pre: number): [DataView, number, number] {
   return [new DataView(mem.buffer), pre, b.length];
 }
 
+/** A network record: every op and family, addresses zero or not, unix paths named, abstract, cut or too long. */
+function netRecord(rng: Rng): Uint8Array {
+  const b = Buffer.from(rng.bytes(SIZEOF.net_event));
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  v.setUint16(EVENT_HEADER.opcode.offset, VIGIL_OPCODE.NET, true);
+  v.setUint32(EVENT_HEADER.size.offset, b.length, true);
+  v.setUint32(EVENT_HEADER.pid.offset, rng.int(1, 40), true);
+  v.setUint32(EVENT_HEADER.tid.offset, v.getUint32(EVENT_HEADER.pid.offset, true), true);
+  v.setUint32(NET_EVENT.op.offset, rng.pick(NET_OPS), true);
+  v.setInt32(NET_EVENT.nr.offset, rng.pick([-1, 42, 43, 49, 50, 288, 999]), true);
+  const ret = rng.pick([0, 4, -1, -13, -111, -115, -4095, -5000]);
+  v.setInt32(NET_EVENT.ret.offset, ret, true);
+  v.setInt32(NET_EVENT.ret.offset + 4, ret < 0 ? -1 : 0, true);
+  v.setUint32(NET_EVENT.ev_flags.offset, rng.chance(0.7) ? 0 : rng.pick([VIGIL_SYS_FLAGS.ADDR_UNREADABLE, VIGIL_SYS_FLAGS.NO_SOCKET, rng.int(0, 0x7ff)]), true);
+  const family = rng.pick([1, 2, 2, 10, 10, 0, 16, 99]);
+  v.setUint16(NET_EVENT.family.offset, family, true);
+  v.setUint16(NET_EVENT.type.offset, rng.pick([0, 1, 2, 3, 5, 77]), true);
+  v.setUint16(NET_EVENT.protocol.offset, rng.pick([0, 6, 17, 58, 262, 999]), true);
+  for (const [port, addr] of [[NET_EVENT.lport, NET_EVENT.laddr], [NET_EVENT.rport, NET_EVENT.raddr]] as const) {
+    if (rng.chance(0.3)) v.setUint16(port.offset, 0, true);
+    if (rng.chance(0.3)) b.fill(0, addr.offset, addr.offset + addr.size);
+    else if (rng.chance(0.3)) {
+      // ::ffff:a.b.c.d, and runs of zero groups
+      b.fill(0, addr.offset, addr.offset + 10);
+      b[addr.offset + 10] = b[addr.offset + 11] = rng.chance(0.5) ? 0xff : 0;
+    }
+  }
+  if (family === 1) {
+    const path = rng.pick([Buffer.from('/run/x.sock\0'), Buffer.from('\0abstract'), Buffer.from([0]), Buffer.from('/tmp/"q"\\s\n'), Buffer.from('/ü/ß'), rng.bytes(rng.int(1, 108))]);
+    b.fill(0, NET_EVENT.unix_path.offset, NET_EVENT.unix_path.offset + NET_EVENT.unix_path.size);
+    b.set(path.subarray(0, 108), NET_EVENT.unix_path.offset);
+    v.setUint32(NET_EVENT.unix_path_len.offset, rng.pick([0, Math.min(path.length, 108), 108, 1]), true);
+  } else v.setUint32(NET_EVENT.unix_path_len.offset, rng.pick([0, 0, 16, 108]), true);
+  if (rng.chance(0.05)) v.setUint32(NET_EVENT.unix_path_len.offset, 109, true); // refused: longer than the field
+  return new Uint8Array(b);
+}
+
+/** A record of a held kind: file or network. */
+const anyRecord = (rng: Rng) => (rng.chance(0.6) ? fileRecord(rng) : netRecord(rng));
+
 const text = (w: ByteLine) => Buffer.from(w.buf.subarray(0, w.pos)).toString('utf8');
 
-test('a held file record writes the members its decoded event writes, byte for byte', (t) => {
+test('a held record writes the members its decoded event writes, byte for byte (file and network)', (t) => {
   const arena = new RecordArena(4096); // small chunks: records cross into new chunks often
   const a = new ByteLine(64);
   const b = new ByteLine(64);
   let n = 0;
-  fuzzSync(t, 'held members', 4000, (rng) => {
-    const rec = fileRecord(rng);
+  const seen = new Set<string>();
+  fuzzSync(t, 'held members', 6000, (rng) => {
+    const rec = anyRecord(rng);
+    const k = KINDS.get(opcodeOfRecord(rec))!;
     const [v, o, len] = inRing(rec, rng.int(0, 7));
-    const ev = decodeFileEvent(v, o, len);
-    const type = fileRecordOp(v, o, len);
-    if (isDecodeError(ev)) return assert.ok(typeof type !== 'string', 'refused alike');
+    const ev = k.decode(v, o, len);
+    const type = k.check(v, o, len);
+    if (isDecodeError(ev)) return assert.deepEqual(type, ev, 'refused alike');
     assert.equal(type, ev.type);
-    const held = arena.hold(type as string, fileHeldKind, v, o, len);
+    seen.add(ev.type);
+    const held = arena.hold(type as string, k.held, v, o, len);
     // What the record says is copied out: the ring slot may be reused at once.
     new Uint8Array(v.buffer).fill(0x5a);
     a.reset();
     b.reset();
-    fileHeldKind.bytes(held, a);
+    k.held.bytes(held, a);
     syscallOutput.bytes!(ev as unknown as Decoded, b);
     assert.equal(text(a), text(b));
     // And both are the members JSON.stringify writes for the shaped fields.
     assert.deepEqual(JSON.parse(`{${text(a).slice(1)}}`), JSON.parse(JSON.stringify(syscallOutput(ev as unknown as Decoded))));
     assert.deepEqual(held.decode(), ev, 'decoding the held copy gives the same event');
-    assert.deepEqual([held.ktimeNs, held.pid, held.tid, held.cgroupId], [ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId]);
+    const e = ev as unknown as Decoded;
+    assert.deepEqual([held.ktimeNs, held.pid, held.tid, held.cgroupId], [e.ktimeNs, e.pid, e.tid, e.cgroupId]);
     n++;
   });
-  assert.ok(n > 3000, `only ${n} records compared`);
+  assert.ok(n > 4000, `only ${n} records compared`);
+  assert.deepEqual([...seen].sort(), ['accept', 'bind', 'chmod', 'chown', 'connect', 'listen', 'mkdir', 'open', 'rename', 'rmdir', 'tcp_state', 'unlink']);
 });
 
-test('a held file record is refused exactly when its decoder refuses it (truncated, lying lengths, unknown op)', (t) => {
+test('a held record is refused exactly when its decoder refuses it (truncated, lying lengths, unknown op)', (t) => {
   fuzzSync(t, 'held refusals', 200, (rng) => {
+    const net = netRecord(rng);
+    const k = KINDS.get(VIGIL_OPCODE.NET)!;
+    for (const op of [0, 99, VIGIL_SYS_OP.OPEN, ...NET_OPS]) {
+      new DataView(net.buffer).setUint32(NET_EVENT.op.offset, op, true);
+      for (let cut = 0; cut <= net.length; cut += rng.int(1, 40)) {
+        const v = new DataView(net.buffer, net.byteOffset, cut);
+        const d = k.decode(v, 0, cut);
+        assert.deepEqual(k.check(v, 0, cut), isDecodeError(d) ? d : d.type);
+      }
+    }
     const rec = fileRecord(rng);
     for (let cut = 0; cut <= rec.length; cut += rng.int(1, 9)) {
       const v = new DataView(rec.buffer, rec.byteOffset, cut);
@@ -175,8 +241,9 @@ class LinesSink implements Sink {
 }
 
 function pipeline(sink: Sink, held: boolean, o: { subscribe?: boolean } = {}) {
-  const tables = pipelineTables(validateConfig({ events: { process: { exec: true, exit: true, fork: true, creds: false, comm: false }, containers: false } }).events, ['open', 'unlink', 'rmdir', 'rename', 'chmod', 'mkdir']);
-  tables.types.delete('chmod'); // one file type not wanted: filtered on both paths
+  const tables = pipelineTables(validateConfig({ events: { process: { exec: true, exit: true, fork: true, creds: false, comm: false }, containers: false } }).events, ['open', 'unlink', 'rmdir', 'rename', 'chmod', 'mkdir', 'connect', 'accept', 'bind', 'tcp_state']);
+  tables.types.delete('chmod'); // types not wanted: filtered on both paths
+  tables.types.delete('bind');
   const cache = new ProcessCache({ scrubber: new Scrubber(), timers: false, maxEntries: 4096 });
   // Known processes (with a parent and ancestry) for some pids, unknown ones for the rest.
   const creds = { uid: 0, gid: 0, euid: 0, egid: 0, suid: 0, sgid: 0, fsuid: 0, fsgid: 0, capEffective: '0', capPermitted: '0', capInheritable: '0', loginuid: undefined };
@@ -185,14 +252,14 @@ function pipeline(sink: Sink, held: boolean, o: { subscribe?: boolean } = {}) {
   }
   const router = new Router(1_000_000);
   const routed: OutputEvent[] = [];
-  if (o.subscribe) router.subscribe('t', { types: ['open', 'rename'] }, (batch) => batch.forEach((x) => routed.push(x.ev)));
+  if (o.subscribe) router.subscribe('t', { types: ['open', 'rename', 'connect'] }, (batch) => batch.forEach((x) => routed.push(x.ev)));
   const p = new Pipeline({ decoders: tables.decoders, held: held ? tables.held : undefined, outputs: tables.outputs, cache, enrich: { userName: () => 'root' }, router, sinks: [sink], types: tables.types, reorderWindowMs: 5, holdForEnrichmentMs: 0 });
   return { p, routed };
 }
 
-test('through the pipeline, held file records give the lines decoded ones give, on every sink kind, in order', (t) => {
+test('through the pipeline, held records give the lines decoded ones give, on every sink kind, in order', (t) => {
   fuzzSync(t, 'held pipeline', 3, (rng) => {
-    const recs = Array.from({ length: 600 }, () => fileRecord(rng));
+    const recs = Array.from({ length: 600 }, () => anyRecord(rng));
     nearNow(recs, rng);
     const ref = new LinesSink('ref', 'bytes');
     const runs = [
@@ -228,7 +295,7 @@ test('a file sink alone gets its lines written in place, the same lines as a sin
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const recs: Uint8Array[] = [];
   fuzzSync(t, 'held in place', 1, (rng) => {
-    recs.push(...Array.from({ length: 2000 }, () => fileRecord(rng)));
+    recs.push(...Array.from({ length: 2000 }, () => anyRecord(rng)));
     nearNow(recs, rng);
   });
   const ref = new LinesSink('ref', 'bytes');
@@ -252,7 +319,7 @@ test('a file sink alone gets its lines written in place, the same lines as a sin
 test('a subscriber gets held records as event objects; its sinks still get the same lines', async (t) => {
   const runs: { a: ReturnType<typeof pipeline>; b: ReturnType<typeof pipeline>; ref: LinesSink; sink: LinesSink }[] = [];
   fuzzSync(t, 'held subscribed', 2, (rng) => {
-    const recs = Array.from({ length: 300 }, () => fileRecord(rng));
+    const recs = Array.from({ length: 300 }, () => anyRecord(rng));
     nearNow(recs, rng);
     const ref = new LinesSink('ref', 'bytes');
     const a = pipeline(ref, false, { subscribe: true });
@@ -273,7 +340,7 @@ test('a subscriber gets held records as event objects; its sinks still get the s
   for (const { a, b, ref, sink } of runs) {
     assert.deepEqual(sink.lines, ref.lines);
     assert.deepEqual(b.routed, a.routed);
-    assert.ok(b.routed.length > 0 && b.routed.every((e) => e.type === 'open' || e.type === 'rename'));
+    assert.ok(b.routed.length > 0 && b.routed.every((e) => ['open', 'rename', 'connect'].includes(e.type)));
   }
 });
 

@@ -1,14 +1,29 @@
-// File events written to their JSON line straight from the record's bytes (see held.ts): the members
-// decodeFileEvent's object gets through the file group's serialiser (outputs.ts), byte for byte, without the
+// File and network events written to their JSON line straight from the record's bytes (see held.ts): the
+// members their decoder's object gets through its group's serialiser (outputs.ts), byte for byte, without the
 // object or a string per path. Paths of printable ASCII (nearly all) are copied as they are; anything else
 // goes through the decoder's own string conversion and the line's JSON string writer, so the exotic cases
-// cannot differ. test/unit/pipeline-held.test.ts compares the two on generated and recorded records.
+// cannot differ; names (syscalls, errnos, flags, families) come from the decoder's own naming functions.
+// test/unit/pipeline-held.test.ts compares both ways on generated records.
 import { Buffer } from 'node:buffer';
 import { cString } from '../events/strings.ts';
-import { decodeFileEvent, fileFlagNames, fileHasMode, fileRecordOp, resolveFlagNames, s64, u64 } from '../events/decode.ts';
-import { FILE_EVENT as FE, SIZEOF, VIGIL_SYS_FLAGS as F } from '../events/layout.generated.ts';
-import type { FileOp } from '../events/types.ts';
-import { modeOctal, retError, syscallName } from '../syscalls/names.ts';
+import {
+  decodeFileEvent,
+  decodeNetEvent,
+  fileFlagNames,
+  fileHasMode,
+  fileRecordOp,
+  formatIPv6,
+  formatUnixPath,
+  isZero,
+  netRecordOp,
+  resolveFlagNames,
+  s64,
+  sockFlagNames,
+  u64,
+} from '../events/decode.ts';
+import { FILE_EVENT as FE, NET_EVENT as NE, SIZEOF, VIGIL_SYS_FLAGS as F } from '../events/layout.generated.ts';
+import type { FileOp, NetOp } from '../events/types.ts';
+import { familyName, modeOctal, protocolName, retError, sockTypeName, syscallName, tcpStateName } from '../syscalls/names.ts';
 import type { HeldKind, HeldRecord } from './held.ts';
 import type { ByteLine } from './json-bytes.ts';
 import type { RecordDecoder } from './pipeline.ts';
@@ -30,6 +45,8 @@ function memo<K>(cache: Map<K, Uint8Array>, key: K, make: (key: K) => string): U
 // Members whose bytes follow from one value, made once per value.
 const heads = new Map<number, Uint8Array>();
 const head = (nr: number): string => `,"group":"file","syscall":${JSON.stringify(syscallName(nr))},"nr":${nr},"ret":`;
+const netHeads = new Map<number, Uint8Array>();
+const netHead = (nr: number): string => `,"group":"network","syscall":${JSON.stringify(syscallName(nr))},"nr":${nr},"ret":`;
 const errnos = new Map<number, Uint8Array>();
 const errno = (ret: number): string => {
   const e = retError(ret);
@@ -160,6 +177,100 @@ export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
   if (ev & F.PATH_UNREADABLE) w.raw(K.pathUnreadable);
   if (ev & F.RESOLVED_TRUNCATED) w.raw(K.resolvedTruncated);
 }
+
+const N = {
+  fd: enc(',"fd":'),
+  addrUnreadable: enc(',"addrUnreadable":true'),
+  noSocket: enc(',"noSocket":true'),
+  localAddress: enc(',"localAddress":'),
+  localPort: enc(',"localPort":'),
+  remoteAddress: enc(',"remoteAddress":'),
+  remotePort: enc(',"remotePort":'),
+  backlog: enc(',"backlog":'),
+  oldState: enc(',"oldState":'),
+  newState: enc(',"newState":'),
+};
+/** family, sockType and protocol, by the three u16 values. */
+const sockets = new Map<number, Uint8Array>();
+const socket = (k: number): string =>
+  `,"family":${JSON.stringify(familyName(Math.floor(k / 2 ** 32)))},"sockType":${JSON.stringify(sockTypeName(Math.floor(k / 65536) % 65536))},"protocol":${JSON.stringify(protocolName(k % 65536))}`;
+const acceptFlags = new Map<number, Uint8Array>();
+const acceptFlag = (flags: number): string => `,"flags":${flags},"flagNames":${JSON.stringify(sockFlagNames(flags))}`;
+
+/** An address member: IPv4 written digit by digit, IPv6 and unix paths by the decoder's formatters. */
+function address(w: ByteLine, key: Uint8Array, b: Uint8Array, at: number, family: number): void {
+  w.raw(key);
+  if (family === 2) {
+    w.ensure(17);
+    w.buf[w.pos++] = 0x22;
+    for (let i = 0; i < 4; i++) {
+      if (i) w.buf[w.pos++] = 0x2e;
+      w.number(b[at + i]!);
+    }
+    w.ensure(1);
+    w.buf[w.pos++] = 0x22;
+  } else w.string(formatIPv6(b, at));
+}
+
+/** The members of a network record (the checks of netRecordOp passed when it was held). */
+export function netMembersBytes(r: HeldRecord, w: ByteLine): void {
+  const v = r.v;
+  const b = r.b;
+  const o = r.off;
+  const op = r.type as NetOp;
+  const nr = v.getInt32(o + NE.nr.offset, true);
+  const ret = s64(v, o + NE.ret.offset);
+  const ev = v.getUint32(o + NE.ev_flags.offset, true);
+  const family = v.getUint16(o + NE.family.offset, true);
+  w.raw(memo(netHeads, nr, netHead));
+  w.number(ret);
+  if (nr !== -1 && ret < 0) w.raw(memo(errnos, ret, errno));
+  w.raw(N.fd);
+  w.number(v.getInt32(o + NE.fd.offset, true));
+  w.raw(memo(sockets, family * 2 ** 32 + v.getUint16(o + NE.type.offset, true) * 65536 + v.getUint16(o + NE.protocol.offset, true), socket));
+  if (ev & F.ADDR_UNREADABLE) w.raw(N.addrUnreadable);
+  if (ev & F.NO_SOCKET) w.raw(N.noSocket);
+  if (family === 2 || family === 10) {
+    const n = family === 2 ? 4 : 16;
+    const la = o + NE.laddr.offset;
+    const ra = o + NE.raddr.offset;
+    const lport = v.getUint16(o + NE.lport.offset, true);
+    const rport = v.getUint16(o + NE.rport.offset, true);
+    if (lport || !isZero(b, la, n)) {
+      address(w, N.localAddress, b, la, family);
+      w.raw(N.localPort);
+      w.number(lport);
+    }
+    if (rport || !isZero(b, ra, n)) {
+      address(w, N.remoteAddress, b, ra, family);
+      w.raw(N.remotePort);
+      w.number(rport);
+    }
+  } else if (family === 1) {
+    const path = formatUnixPath(b, o + NE.unix_path.offset, v.getUint32(o + NE.unix_path_len.offset, true));
+    if (path !== undefined) {
+      w.raw(op === 'connect' ? N.remoteAddress : N.localAddress);
+      w.string(path);
+    }
+  }
+  if (op === 'accept') w.raw(memo(acceptFlags, v.getUint32(o + NE.flags.offset, true), acceptFlag));
+  else if (op === 'listen') {
+    w.raw(N.backlog);
+    w.number(v.getInt32(o + NE.backlog.offset, true));
+  } else if (op === 'tcp_state') {
+    w.raw(N.oldState);
+    w.string(tcpStateName(v.getInt32(o + NE.old_state.offset, true)));
+    w.raw(N.newState);
+    w.string(tcpStateName(v.getInt32(o + NE.new_state.offset, true)));
+  }
+}
+
+/** Network records (opcode NET), held as bytes. */
+export const netHeldKind: HeldKind = {
+  typeOf: netRecordOp,
+  decode: decodeNetEvent as RecordDecoder,
+  bytes: netMembersBytes,
+};
 
 /** File records (opcode FILE), held as bytes. */
 export const fileHeldKind: HeldKind = {
