@@ -207,10 +207,10 @@ async function record(dir: string): Promise<{ records: number; seconds: number }
 
 type Stage = 'decode' | 'state' | 'line' | 'full';
 const STAGES: { id: Stage; what: string }[] = [
-  { id: 'decode', what: 'decoders alone' },
+  { id: 'decode', what: 'decoders alone (file and network records: checked and copied out, held as bytes)' },
   { id: 'state', what: '+ reorder window, process cache, container lookups, counters (nothing enriched)' },
   { id: 'line', what: '+ enrichment and JSON serialisation (lines discarded)' },
-  { id: 'full', what: '+ the file sink: encoding, queue, writes to the file' },
+  { id: 'full', what: '+ the file sink: queue, writes to the file' },
 ];
 
 /** CPU ns per record of one vigil replay stopped at `stage` (replay.ts). */

@@ -1,7 +1,7 @@
 // The event pipeline, kernel to sinks, on the main thread:
 //   ring record -> decode (by opcode) -> reorder window -> state updates (process cache, containers)
 //   -> enrich (process, parent, ancestry, container, pod) -> route (subscribers) -> sinks.
-// Records of a held kind (file events, see held.ts) are checked instead of decoded, and cross the reorder
+// Records of a held kind (file and network events, see held.ts) are checked instead of decoded, and cross the reorder
 // window as bytes: when every sink takes bytes and no one reads objects, their line is written from those
 // bytes; otherwise they are decoded after the window, into the very object the decoder makes.
 // Every stage counts what it received, passed on and dropped by reason, so that for every record the
@@ -201,13 +201,16 @@ export class Pipeline {
       this.#sinksTakeBytes = o.sinks.length > 0 && o.sinks.every((s) => s.writeBytes);
       this.#inPlace = o.sinks.length === 1 && o.sinks[0]!.placeLine && o.sinks[0]!.commitPlaced ? o.sinks[0] : undefined;
     }
+    // The event object only when someone reads it: subscribers, sinks without writeLine, the hold below.
+    const hold = o.holdForEnrichmentMs > 0;
+    const withEvent = hold || this.#sinksNeedEvents || o.router.size > 0;
     let ev: Decoded;
     if (rec instanceof HeldRecord) {
       if (!o.types.has(rec.type)) {
         c.dropped.filtered++;
         return;
       }
-      if (this.#sinksTakeBytes && !this.#sinksNeedEvents && o.router.size === 0 && o.holdForEnrichmentMs <= 0) {
+      if (!withEvent && this.#sinksTakeBytes) {
         const w = this.#startBytes();
         this.#enricher.writeLine(w, rec.type, rec.ktimeNs, rec.pid, rec.tid, rec.cgroupId, heldMembers, rec);
         this.#emitBytes(rec.type, w);
@@ -233,11 +236,8 @@ export class Pipeline {
       else c.dropped.filtered++;
       return;
     }
-    // 3. shape and enrich. The event object only when someone reads it: subscribers, sinks without
-    // writeLine, the hold below; else the fields go straight to JSON when the shaper can do that.
+    // 3. shape and enrich. Without an event object, the fields go straight to JSON when the shaper can do that.
     const shaper = o.outputs.get(ev.type);
-    const hold = o.holdForEnrichmentMs > 0;
-    const withEvent = hold || this.#sinksNeedEvents || o.router.size > 0;
     const en = this.#enricher;
     if (!withEvent && this.#sinksTakeBytes && shaper?.bytes) {
       const w = this.#startBytes();
