@@ -106,19 +106,30 @@ function pathJson(w: ByteLine, b: Uint8Array, start: number, size: number): void
   w.pos = p;
 }
 
+/**
+ * The members every syscall event starts with: group, syscall, nr, ret, errno (`heads` and `make` give the
+ * group's). The file and network structs share these fields' offsets (checked at load, below).
+ */
+function syscallHead(w: ByteLine, v: DataView, o: number, heads: Map<number, Uint8Array>, make: (nr: number) => string): void {
+  const nr = v.getInt32(o + FE.nr.offset, true);
+  const ret = s64(v, o + FE.ret.offset);
+  w.raw(memo(heads, nr, make));
+  w.number(ret);
+  if (nr !== -1 && ret < 0) w.raw(memo(errnos, ret, errno));
+}
+if (FE.nr.offset !== NE.nr.offset || FE.ret.offset !== NE.ret.offset || FE.ev_flags.offset !== NE.ev_flags.offset) {
+  throw new Error('file_event and net_event no longer share the offsets of nr, ret and ev_flags: see syscallHead');
+}
+
 /** The members of a file record (the checks of fileRecordOp passed when it was held). */
 export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
   const v = r.v;
   const b = r.b;
   const o = r.off;
   const op = r.type as FileOp;
-  const nr = v.getInt32(o + FE.nr.offset, true);
-  const ret = s64(v, o + FE.ret.offset);
   const ev = v.getUint32(o + FE.ev_flags.offset, true);
   const flags = v.getUint32(o + FE.flags.offset, true);
-  w.raw(memo(heads, nr, head));
-  w.number(ret);
-  if (nr !== -1 && ret < 0) w.raw(memo(errnos, ret, errno));
+  syscallHead(w, v, o, heads, head);
   const l1 = v.getUint32(o + FE.path_len.offset, true);
   const l2 = v.getUint32(o + FE.path2_len.offset, true);
   const l3 = v.getUint32(o + FE.resolved_len.offset, true);
@@ -218,13 +229,9 @@ export function netMembersBytes(r: HeldRecord, w: ByteLine): void {
   const b = r.b;
   const o = r.off;
   const op = r.type as NetOp;
-  const nr = v.getInt32(o + NE.nr.offset, true);
-  const ret = s64(v, o + NE.ret.offset);
   const ev = v.getUint32(o + NE.ev_flags.offset, true);
   const family = v.getUint16(o + NE.family.offset, true);
-  w.raw(memo(netHeads, nr, netHead));
-  w.number(ret);
-  if (nr !== -1 && ret < 0) w.raw(memo(errnos, ret, errno));
+  syscallHead(w, v, o, netHeads, netHead);
   w.raw(N.fd);
   w.number(v.getInt32(o + NE.fd.offset, true));
   w.raw(memo(sockets, family * 2 ** 32 + v.getUint16(o + NE.type.offset, true) * 65536 + v.getUint16(o + NE.protocol.offset, true), socket));

@@ -37,6 +37,22 @@ function lines(file: string): string[] {
   return text.split('\n').slice(0, -1);
 }
 
+/**
+ * Closes both sinks, then: the same counts (the byte bound reached), the same rotated files, byte for byte.
+ * `a` wrote `fileA` (and its rotations) with lines given as strings; `b` the same lines another way.
+ */
+async function sameFilesAndCounts(a: FileSink, fileA: string, b: FileSink, fileB: string): Promise<void> {
+  await Promise.all([a.close(), b.close()]);
+  balanced(a.stats());
+  balanced(b.stats());
+  assert.deepEqual(b.stats(), { ...a.stats() });
+  assert.ok((a.stats().dropped['queue-full'] ?? 0) > 0, 'the byte bound was reached');
+  const files = (p: string) => fs.readdirSync(path.dirname(p)).filter((f) => f.startsWith(path.basename(p))).map((f) => f.slice(path.basename(p).length)).sort();
+  assert.deepEqual(files(fileB), files(fileA));
+  assert.ok(files(fileA).length >= 2, 'rotated');
+  for (const suffix of files(fileA)) assert.ok(fs.readFileSync(fileB + suffix).equals(fs.readFileSync(fileA + suffix)), `file${suffix}`);
+}
+
 const idOf = (line: string) => Number((JSON.parse(line) as { pad: string }).pad.slice(0, 6));
 
 describe('FileSink', () => {
@@ -74,15 +90,7 @@ describe('FileSink', () => {
       b.writeBytes(scratch, at, at + n);
       scratch.fill(0x7b); // the sink copied what it needs
     }
-    await Promise.all([a.close(), b.close()]);
-    balanced(a.stats());
-    balanced(b.stats());
-    assert.deepEqual(b.stats(), { ...a.stats() });
-    assert.ok((a.stats().dropped['queue-full'] ?? 0) > 0, 'the byte bound was reached');
-    const files = (p: string) => fs.readdirSync(dir).filter((f) => f.startsWith(p)).map((f) => f.slice(p.length)).sort();
-    assert.deepEqual(files('bytes.jsonl'), files('text.jsonl'));
-    assert.ok(files('text.jsonl').length >= 2, 'rotated');
-    for (const suffix of files('text.jsonl')) assert.ok(fs.readFileSync(asBytes + suffix).equals(fs.readFileSync(asText + suffix)), `file${suffix}`);
+    await sameFilesAndCounts(a, asText, b, asBytes);
   });
 
   it('takes lines written in place too (placeLine/commitPlaced): the same files and counts as lines given as strings', async (t) => {
@@ -104,14 +112,7 @@ describe('FileSink', () => {
       else b.writeBytes(w.buf, w.start, w.pos);
       if (i === 40) await Promise.all([a.flush(), b.flush()]); // lines placed after a write, into a reused chunk
     }
-    await Promise.all([a.close(), b.close()]);
-    balanced(a.stats());
-    balanced(b.stats());
-    assert.deepEqual(b.stats(), { ...a.stats() });
-    assert.ok((a.stats().dropped['queue-full'] ?? 0) > 0, 'the byte bound was reached');
-    const files = (p: string) => fs.readdirSync(dir).filter((f) => f.startsWith(p)).map((f) => f.slice(p.length)).sort();
-    assert.deepEqual(files('place.jsonl'), files('text.jsonl'));
-    for (const suffix of files('text.jsonl')) assert.ok(fs.readFileSync(inPlace + suffix).equals(fs.readFileSync(asText + suffix)), `file${suffix}`);
+    await sameFilesAndCounts(a, asText, b, inPlace);
   });
 
   it('never lets a file pass maxSizeBytes when lines do not divide it', async (t) => {
