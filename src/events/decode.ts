@@ -415,9 +415,6 @@ export function isZero(b: Uint8Array, o: number, n: number): boolean {
 }
 
 
-// The header and syscall fields are written out in each literal below, in the order they had when spread
-// from a helper: a spread builds and copies one more object per record, a third of decoding one
-// (bench/pipeline). The order is the JSON members' order.
 /**
  * The op of a file record, or why it cannot be decoded: the checks decodeFileEvent makes, for those who keep
  * the record as bytes (pipeline/record-bytes.ts) and must refuse exactly what the decoder refuses.
@@ -444,6 +441,9 @@ export const resolveFlagNames = (resolve: number): string => flagNames(resolve, 
 /** Whether a file event has a mode: chmod, mkdir, and opens that may create. */
 export const fileHasMode = (op: FileOp, flags: number): boolean => op === 'chmod' || op === 'mkdir' || (op === 'open' && ((flags & 0o100) !== 0 || (flags & 0o20000000) !== 0));
 
+// The header and syscall fields are written out in each literal below, in the order they had when spread
+// from a helper: a spread builds and copies one more object per record, a third of decoding one
+// (bench/pipeline). The order is the JSON members' order.
 export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResult<FileEvent> {
   const op = fileRecordOp(v, o, len);
   if (typeof op !== 'string') return op;

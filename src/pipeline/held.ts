@@ -1,10 +1,10 @@
-// Records kept as bytes between the ring and the line. File and network events are nine in ten of what a busy
-// host sends, and decoding one into an object (twenty to thirty fields, a string per path or address) only for
-// the object to be serialised and dropped cost more than anything else on its way (bench/pipeline). Records of a held kind are checked as
-// their decoder checks them, copied out of the ring into an arena (the ring slot is reused once the drain
-// returns, and the reorder window keeps records past that), and written to the line straight from their
-// bytes; they are decoded into objects only for those who read objects (subscribers, sinks without bytes,
-// events held for enrichment).
+// Records kept as bytes between the ring and the line. File and network events are nine in ten of what a
+// busy host sends, and decoding one into an object (twenty to thirty fields, a string per path or address)
+// only for the object to be serialised and dropped cost more than anything else on its way (bench/pipeline).
+// Records of a held kind are checked as their decoder checks them, copied out of the ring into an arena (the
+// ring slot is reused once the drain returns, and the reorder window keeps records past that), and written
+// to the line straight from their bytes; they are decoded into objects only for those who read objects
+// (subscribers, sinks without bytes, events held for enrichment).
 import { EVENT_HEADER } from '../events/layout.generated.ts';
 import { u64, viewBytes, type DecodeResult } from '../events/decode.ts';
 import type { ByteLine } from './json-bytes.ts';
