@@ -13,7 +13,10 @@ import type { EnvVar, ProcessEntry, ProcessImage, ProcessKey, ProcessSource, Sna
 /** Scrubs argv and env before anything stores them (src/process/scrub.ts implements it). */
 export interface ImageScrubber {
   scrubArgv(argv: string[]): { argv: string[]; scrubbed: number };
+  /** Scrubs each variable on its own: what it reports for one depends on that one alone. */
   scrubEnv(envRaw: string[]): { env: EnvVar[]; scrubbed: number };
+  /** Whether scrubEnv reports the value of `name`, when it can say: every other variable by name alone. */
+  envAllowed?(name: string): boolean;
 }
 
 /** Fallback sources for a pid the cache has not seen. */
@@ -211,7 +214,8 @@ export class ProcessCache {
       lookups: o.lookups ?? {},
     };
     const scrubber = this.#o.scrubber;
-    this.#envs = new EnvTable((envRaw) => scrubber.scrubEnv(envRaw), this.#strings);
+    const allowed = scrubber.envAllowed?.bind(scrubber);
+    this.#envs = new EnvTable((envRaw) => scrubber.scrubEnv(envRaw), this.#strings, { valueBlind: allowed && ((name) => !allowed(name)) });
   }
 
   /** Links `child` under `p` (a process gets its own children set with its first child). */

@@ -71,6 +71,7 @@ const EMPTY_ENV: SharedEnv = Object.freeze({ env: Object.freeze([]), raw: Object
  */
 export class EnvTable {
   readonly #scrub: (envRaw: string[]) => { env: EnvVar[]; scrubbed: number };
+  readonly #valueBlind: ((name: string) => boolean) | undefined;
   readonly #strings: StringTable;
   readonly #map = new Map<string, SharedEnv>();
   /** One frozen {name} per withheld variable name: most variables are reported by name only. */
@@ -81,14 +82,25 @@ export class EnvTable {
   /**
    * The environment looked up last and its answer. Consecutive execs usually share one (a shell's or a
    * service's children), and comparing the strings costs less than joining and hashing them. It holds one
-   * raw environment, the same exposure as the exec event it came from.
+   * raw environment, the same exposure as the exec event it came from. An environment that differs from it
+   * only in values reported by name alone (a shell's `_`, set to each command's path) gets the same answer.
    */
   #lastRaw: string[] | undefined;
   #last: SharedEnv = EMPTY_ENV;
   readonly #stats: EnvTableStats = { hits: 0, misses: 0, entries: 0 };
 
-  constructor(scrub: (envRaw: string[]) => { env: EnvVar[]; scrubbed: number }, strings: StringTable, o: { maxEntries?: number; maxBytes?: number } = {}) {
+  /**
+   * `scrub` must scrub each variable on its own (what it reports for one depends on that one alone).
+   * `valueBlind`, when given, names the variables `scrub` reports by name alone whatever their value: two
+   * environments that differ only in such values get one answer without hashing either.
+   */
+  constructor(
+    scrub: (envRaw: string[]) => { env: EnvVar[]; scrubbed: number },
+    strings: StringTable,
+    o: { maxEntries?: number; maxBytes?: number; valueBlind?: (name: string) => boolean } = {},
+  ) {
     this.#scrub = scrub;
+    this.#valueBlind = o.valueBlind;
     this.#strings = strings;
     this.#maxEntries = o.maxEntries ?? 4096;
     this.#maxBytes = o.maxBytes ?? 8 << 20;
@@ -97,8 +109,9 @@ export class EnvTable {
   /** The scrubbed, shared form of `envRaw`. */
   get(envRaw: string[]): SharedEnv {
     if (envRaw.length === 0) return EMPTY_ENV;
-    if (sameStrings(envRaw, this.#lastRaw)) {
+    if (this.#sameAsLast(envRaw)) {
       this.#stats.hits++;
+      this.#lastRaw = envRaw;
       return this.#last;
     }
     const joined = envRaw.join('\0');
@@ -148,15 +161,28 @@ export class EnvTable {
     return shared;
   }
 
+  /**
+   * Whether `envRaw` scrubs to what the last environment did: the same strings, but for variables of the
+   * same name, with a value both times, that the scrub reports by name alone.
+   */
+  #sameAsLast(envRaw: readonly string[]): boolean {
+    const last = this.#lastRaw;
+    if (last === undefined || envRaw.length !== last.length) return false;
+    for (let i = 0; i < envRaw.length; i++) {
+      const a = envRaw[i]!;
+      const b = last[i]!;
+      if (a === b) continue;
+      const v = this.#last.env[i]!;
+      const n = v.name.length;
+      if (v.value !== undefined || a.charCodeAt(n) !== 0x3d || b.charCodeAt(n) !== 0x3d || !a.startsWith(v.name)) return false;
+      if (!this.#valueBlind?.(v.name)) return false;
+    }
+    return true;
+  }
+
   stats(): EnvTableStats {
     return { ...this.#stats, entries: this.#map.size };
   }
-}
-
-function sameStrings(a: readonly string[], b: readonly string[] | undefined): boolean {
-  if (b === undefined || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Whether two credential sets are the same, field by field. */

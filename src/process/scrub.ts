@@ -501,7 +501,8 @@ export class Scrubber {
     return this.text(s);
   }
 
-  private envAllowed(name: string): boolean {
+  /** Whether scrubEnv reports the value of variable `name` (scrubbed); every other one is reported by name alone. */
+  envAllowed(name: string): boolean {
     if (this.envAllow.has(name)) return true;
     for (const p of this.envAllowPrefixes) if (name.startsWith(p)) return true;
     return false;

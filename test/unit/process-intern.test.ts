@@ -13,7 +13,7 @@ const scrubber = new Scrubber();
 const ENV = ['PATH=/usr/bin:/bin', 'HOME=/root', 'DB_PASSWORD=hunter2', 'JOB_ID=81723', 'AWS_SECRET_ACCESS_KEY=abcdefghijklmnop'];
 
 function envTable(o?: { maxEntries?: number; maxBytes?: number }): EnvTable {
-  return new EnvTable((raw) => scrubber.scrubEnv(raw), new StringTable(), o);
+  return new EnvTable((raw) => scrubber.scrubEnv(raw), new StringTable(), { ...o, valueBlind: (n) => !scrubber.envAllowed(n) });
 }
 
 test('an environment is scrubbed once and shared, frozen, by every lookup with the same content', () => {
@@ -25,11 +25,11 @@ test('an environment is scrubbed once and shared, frozen, by every lookup with t
   assert.deepEqual(a.raw, ['PATH=/usr/bin:/bin', 'HOME=/root', 'DB_PASSWORD', 'JOB_ID', 'AWS_SECRET_ACCESS_KEY']);
   assert.deepEqual(a.env, [{ name: 'PATH', value: '/usr/bin:/bin' }, { name: 'HOME', value: '/root' }, { name: 'DB_PASSWORD' }, { name: 'JOB_ID' }, { name: 'AWS_SECRET_ACCESS_KEY' }]);
   assert.equal(a.scrubbed, 3);
-  // A different environment (one value changed) is a different entry, and the withheld value shows nowhere.
-  const c = t.get(ENV.map((s) => (s.startsWith('DB_PASSWORD=') ? 'DB_PASSWORD=other' : s)));
+  // A different environment (a reported value changed) is a different entry, and the withheld values show nowhere.
+  const c = t.get(ENV.map((s) => (s.startsWith('HOME=') ? 'HOME=/other' : s)));
   assert.notEqual(c, a);
-  assert.deepEqual(c.raw, a.raw);
-  assert.ok(!JSON.stringify(c).includes('hunter2') && !JSON.stringify(c).includes('other'));
+  assert.deepEqual(c.raw, ['PATH=/usr/bin:/bin', 'HOME=/other', 'DB_PASSWORD', 'JOB_ID', 'AWS_SECRET_ACCESS_KEY']);
+  assert.ok(!JSON.stringify(c).includes('hunter2'));
   // Names reported by name only are one object across environments.
   assert.equal(c.env[3], a.env[3]);
   // Alternating between two environments still answers each correctly.
@@ -37,6 +37,44 @@ test('an environment is scrubbed once and shared, frozen, by every lookup with t
   assert.equal(t.get(['HOME=/home/x']).raw[0], 'HOME=/home/x');
   assert.equal(t.get([...ENV]), a);
   assert.deepEqual(t.get([]).env, []);
+});
+
+test('environments that differ only in values reported by name alone get one answer, anything else its own', () => {
+  const t = envTable();
+  const a = t.get([...ENV, '_=/usr/bin/cat']);
+  // A shell sets `_` to each command's path; withheld values (and a secret's) change nothing reported.
+  const b = t.get([...ENV.map((s) => (s.startsWith('DB_PASSWORD=') ? 'DB_PASSWORD=other' : s)), '_=/usr/bin/ls']);
+  assert.equal(b, a);
+  assert.deepEqual(b.raw, [...a.raw.slice(0, 5), '_']);
+  assert.equal(b.scrubbed, 4);
+  assert.ok(!JSON.stringify(b).includes('other') && !JSON.stringify(b).includes('/usr/bin/'));
+  const st = t.stats();
+  assert.deepEqual([st.hits, st.misses], [1, 1]);
+  // Each of these changes what is reported: its own answer, equal to scrubbing it afresh.
+  const others = [
+    [...ENV, '_=/usr/bin/ls', 'X=1'], // one more variable
+    [...ENV, '__=/usr/bin/cat'], // another name
+    [...ENV, '_'], // no value at all: no value withheld
+    [...ENV.map((s) => (s.startsWith('PATH=') ? 'PATH=/sbin' : s)), '_=/x'], // a reported value
+    [...ENV.map((s) => (s.startsWith('JOB_ID=') ? 'JOB_IDX=1' : s)), '_=/x'], // a name, value-blind both
+  ];
+  for (const env of others) {
+    t.get([...ENV, '_=/usr/bin/cat']); // the last environment is the one compared with
+    const r = t.get(env);
+    assert.notEqual(r, a, env.join(' '));
+    const fresh = scrubber.scrubEnv(env);
+    assert.deepEqual(r.env, fresh.env, env.join(' '));
+    assert.equal(r.scrubbed, fresh.scrubbed, env.join(' '));
+  }
+  // A name without a value, then the same name with one: a value withheld where there was none.
+  t.get([...ENV, '_']);
+  const v = t.get([...ENV, '_=/usr/bin/cat']);
+  assert.equal(v.scrubbed, 4);
+  // Without valueBlind, only the same strings are the same environment.
+  const plain = new EnvTable((raw) => scrubber.scrubEnv(raw), new StringTable());
+  const p = plain.get([...ENV, '_=/usr/bin/cat']);
+  assert.notEqual(plain.get([...ENV, '_=/usr/bin/ls']), p);
+  assert.deepEqual(plain.get([...ENV, '_=/usr/bin/ls']).raw, p.raw);
 });
 
 test('the environment table is bounded and keeps answering correctly after it starts over', () => {
