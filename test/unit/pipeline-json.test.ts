@@ -300,6 +300,34 @@ test('fixedMembersBytes writes the bytes of fixedMembers, with and without false
   }
 });
 
+test("the process shapers' bytes are the members of JSON.stringify of their fields, whatever the event holds", () => {
+  const shapers = new Map(processOutputs);
+  const r = rng(17);
+  const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const values: unknown[] = ['/usr/bin/cat', 'q"uote', 'é😀\ud800', '', 0, 7, -1, 2 ** 53 + 2, 0.5, NaN, undefined, null, true];
+  const envs: (readonly string[])[] = [[], Object.freeze(['PATH=/bin', 'HOME', '_']), ['A=é', 'B="q"', 'C\n'], Object.freeze(['X=1'])];
+  const w = new ByteLine(8);
+  const check = (type: string, ev: Record<string, unknown>, i: number) => {
+    const shaper = shapers.get(type)!;
+    w.reset();
+    shaper.bytes!(ev as unknown as Decoded, w);
+    assert.deepEqual(written(w), utf8(fieldsJson(shaper(ev as unknown as Decoded)!)), `${type} ${i}: ${JSON.stringify(ev)}`);
+  };
+  for (let i = 0; i < 3000; i++) {
+    const base = { ktimeNs: 1, pid: 10, tid: 10, cgroupId: 1 };
+    check('exec', { ...base, type: 'exec', filename: pick(values), argc: pick(values), oldPid: r() < 0.5 ? 10 : pick(values), envRaw: pick(envs), argvTruncated: r() < 0.3, envTruncated: r() < 0.3, pathTruncated: r() < 0.3 }, i);
+    check('exit', { ...base, type: 'exit', status: pick(values), exitCode: pick(values), signal: pick(values), coreDumped: r() < 0.3 }, i);
+    const num = () => (r() < 0.9 ? Math.floor(r() * 1e6) : pick(values));
+    check('fork', { ...base, type: 'fork', childTgid: num(), childPid: num(), childPpid: num(), thread: r() < 0.5 }, i);
+  }
+  // An environment list serialised once is not served stale for a list that can still change.
+  const env = ['A=1'];
+  const exec = (e: string[]) => ({ type: 'exec', ktimeNs: 1, pid: 10, tid: 10, cgroupId: 1, filename: 'f', argc: 1, oldPid: 10, envRaw: e });
+  check('exec', exec(env), -1);
+  env.push('B=2');
+  check('exec', exec(env), -2);
+});
+
 test('Enricher.writeLine writes the bytes of the Enricher line', () => {
   const { ctx, pids } = context();
   const en = new Enricher(ctx);
