@@ -21,8 +21,15 @@ export class ReorderBuffer<T extends Timed> {
   readonly #windowMs: number;
   readonly #emit: (ev: T) => void;
   readonly #maxBuffered: number;
-  #buf: T[] = [];
+  /**
+   * The buffered events in order, as a ring (capacity a power of two, grown by doubling, never past what
+   * maxBuffered needs): a steady stream reuses its slots instead of growing and trimming an array, which was
+   * an eighth of what the pipeline allocated (bench/pipeline).
+   */
+  #ring: (T | undefined)[] = new Array<T | undefined>(64).fill(undefined);
+  #mask = 63;
   #head = 0;
+  #size = 0;
   #newest = 0;
   #released = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -45,39 +52,50 @@ export class ReorderBuffer<T extends Timed> {
       this.#emit(ev);
       return;
     }
-    const buf = this.#buf;
-    let i = buf.length;
-    while (i > this.#head && buf[i - 1]!.ktimeNs > ev.ktimeNs) i--;
-    if (i === buf.length) buf.push(ev);
-    else {
-      buf.splice(i, 0, ev);
+    if (this.#size === this.#ring.length) this.#grow();
+    const ring = this.#ring;
+    const mask = this.#mask;
+    const head = this.#head;
+    // From the back: the place after the last event not newer than this one (usually the end).
+    let i = this.#size;
+    while (i > 0 && ring[(head + i - 1) & mask]!.ktimeNs > ev.ktimeNs) i--;
+    if (i < this.#size) {
+      for (let j = this.#size; j > i; j--) ring[(head + j) & mask] = ring[(head + j - 1) & mask];
       this.stats.reordered++;
     }
+    ring[(head + i) & mask] = ev;
+    this.#size++;
     if (ev.ktimeNs > this.#newest) this.#newest = ev.ktimeNs;
     this.#release(this.#newest - this.#windowNs);
-    if (buf.length - this.#head > this.#maxBuffered) this.#release(Infinity);
-    if (this.#head < buf.length && !this.#timer) {
+    if (this.#size > this.#maxBuffered) this.#release(Infinity);
+    if (this.#size > 0 && !this.#timer) {
       this.#timer = setTimeout(() => this.#onTimer(), this.#windowMs);
       this.#timer.unref();
     }
   }
 
+  /** Twice the slots, the events moved to the front in order. */
+  #grow(): void {
+    const old = this.#ring;
+    const ring = new Array<T | undefined>(old.length * 2).fill(undefined);
+    for (let i = 0; i < this.#size; i++) ring[i] = old[(this.#head + i) & this.#mask];
+    this.#ring = ring;
+    this.#mask = ring.length - 1;
+    this.#head = 0;
+  }
+
   #release(upTo: number): void {
-    const buf = this.#buf;
-    let h = this.#head;
-    while (h < buf.length && buf[h]!.ktimeNs <= upTo) {
-      const ev = buf[h++]!;
+    const ring = this.#ring;
+    const mask = this.#mask;
+    while (this.#size > 0) {
+      const h = this.#head;
+      const ev = ring[h]!;
+      if (ev.ktimeNs > upTo) break;
+      ring[h] = undefined; // not kept alive by its slot
+      this.#head = (h + 1) & mask;
+      this.#size--;
       this.#released = ev.ktimeNs;
       this.#emit(ev);
-    }
-    if (h === buf.length) {
-      this.#buf = [];
-      this.#head = 0;
-    } else if (h > 4096) {
-      this.#buf = buf.slice(h);
-      this.#head = 0;
-    } else {
-      this.#head = h;
     }
   }
 
@@ -95,6 +113,6 @@ export class ReorderBuffer<T extends Timed> {
   }
 
   get buffered(): number {
-    return this.#buf.length - this.#head;
+    return this.#size;
   }
 }

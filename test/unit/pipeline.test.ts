@@ -30,6 +30,63 @@ test('the reorder window restores timestamp order and releases late events, coun
   assert.deepEqual(direct, [2, 1], 'window 0 passes through');
 });
 
+test('the reorder window gives what a plain sorted list gives, across wrap-arounds, growth and its bound', () => {
+  // The reference: a list kept sorted (stable), released from the front as the window says.
+  class Reference {
+    readonly buf: { ktimeNs: number }[] = [];
+    newest = 0;
+    released = 0;
+    readonly windowNs: number;
+    readonly max: number;
+    readonly out: number[];
+    constructor(windowNs: number, max: number, out: number[]) {
+      this.windowNs = windowNs;
+      this.max = max;
+      this.out = out;
+    }
+    push(e: { ktimeNs: number }): void {
+      if (e.ktimeNs < this.released) {
+        this.out.push(e.ktimeNs);
+        return;
+      }
+      let i = this.buf.length;
+      while (i > 0 && this.buf[i - 1]!.ktimeNs > e.ktimeNs) i--;
+      this.buf.splice(i, 0, e);
+      this.newest = Math.max(this.newest, e.ktimeNs);
+      this.release(this.newest - this.windowNs);
+      if (this.buf.length > this.max) this.release(Infinity);
+    }
+    release(upTo: number): void {
+      while (this.buf.length && this.buf[0]!.ktimeNs <= upTo) {
+        this.released = this.buf[0]!.ktimeNs;
+        this.out.push(this.buf.shift()!.ktimeNs);
+      }
+    }
+  }
+  let x = 7;
+  const rand = () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648);
+  for (const [windowMs, max] of [[5, 100_000], [5, 50], [1, 3]] as const) {
+    const got: number[] = [];
+    const want: number[] = [];
+    const r = new ReorderBuffer<{ ktimeNs: number }>(windowMs, (e) => got.push(e.ktimeNs), max);
+    const ref = new Reference(windowMs * 1e6, max, want);
+    let t = 1e9;
+    for (let i = 0; i < 20_000; i++) {
+      // Mostly in order, some jitter across the window, bursts that fill the buffer, and equal times.
+      t += rand() < 0.05 ? 0 : Math.floor(rand() * (i % 5000 < 500 ? 10 : 2e5));
+      const k = rand() < 0.2 ? t - Math.floor(rand() * windowMs * 1.5e6) : t;
+      r.push({ ktimeNs: k });
+      ref.push({ ktimeNs: k });
+      assert.equal(r.buffered, ref.buf.length, `window ${windowMs} max ${max} push ${i}`);
+    }
+    r.flush();
+    ref.release(Infinity);
+    assert.deepEqual(got, want, `window ${windowMs} max ${max}`);
+    assert.equal(r.buffered, 0);
+    assert.ok(r.stats.reordered > 0 && r.stats.late > 0, JSON.stringify(r.stats));
+  }
+});
+
 test('the reorder window releases on its own after the window when nothing newer comes', async () => {
   const out: number[] = [];
   const r = new ReorderBuffer<{ ktimeNs: number }>(5, (e) => out.push(e.ktimeNs));
