@@ -7,7 +7,7 @@ import type { ContainerInfo } from '../containers/resolver.ts';
 import type { ProcessCache } from '../process/cache.ts';
 import type { ProcessEntry } from '../process/types.ts';
 import { fieldsJson, numberJson, stringJson, TimeParts } from './json.ts';
-import type { ByteLine } from './json-bytes.ts';
+import { TimeBytes, type ByteLine } from './json-bytes.ts';
 import type { ContainerRef, OutputEvent, PodRef, ProcessRef } from './types.ts';
 
 export interface EnrichContext {
@@ -144,6 +144,17 @@ function typeJson(type: string): string {
   return s;
 }
 
+/** '{"type":<type>,"time":"' per type, as UTF-8: the start of every line of that type. */
+const typeHeadCache = new Map<string, Uint8Array>();
+function typeHead(type: string): Uint8Array {
+  let b = typeHeadCache.get(type);
+  if (b === undefined) {
+    b = new Uint8Array(Buffer.from(`{"type":${typeJson(type)},"time":"`));
+    if (typeHeadCache.size < 1024) typeHeadCache.set(type, b);
+  }
+  return b;
+}
+
 /**
  * Builds output events and their JSON lines, one at a time: build() leaves the line (exactly
  * JSON.stringify(event)) in `line` and, when asked for, the event object in `event`. The object is only
@@ -170,6 +181,7 @@ export class Enricher {
 
   #container: ContainerMemo | undefined;
   readonly #t = new TimeParts();
+  readonly #tb = new TimeBytes();
   /** The pieces of a line, joined once: no intermediate strings (see #line). */
   readonly #p: string[] = ['{"type":', '', ',"time":"', '', '', 'Z","ktimeNs":', '', '', '', '', '', '', '', '}'];
 
@@ -186,7 +198,12 @@ export class Enricher {
 
   /** Fills the pieces of a line but its own members (#p[12]); returns the process parts found. */
   #parts(type: string, ktimeNs: number, pid: number, tid: number, cgroupId: number): Memo | undefined {
-    const ctx = this.ctx;
+    this.#time(type, ktimeNs);
+    return this.#who(ktimeNs, pid, tid, cgroupId);
+  }
+
+  /** The type and time pieces, #p[1] to #p[9]. */
+  #time(type: string, ktimeNs: number): void {
     const t = this.#t;
     t.set(bootToEpochMs(ktimeNs), ktimeNs);
     const P = this.#p;
@@ -197,6 +214,11 @@ export class Enricher {
     P[7] = t.k1;
     P[8] = t.k2;
     P[9] = t.k3;
+  }
+
+  /** The process and container pieces, #p[10] and #p[11]; returns the process parts found. */
+  #who(ktimeNs: number, pid: number, tid: number, cgroupId: number): Memo | undefined {
+    const ctx = this.ctx;
     let proc: string;
     let parts: Memo | undefined;
     const e = ctx.cache.at(pid, ktimeNs) ?? ctx.cache.byPid(pid);
@@ -209,6 +231,7 @@ export class Enricher {
     const c = ctx.container(cgroupId);
     const cp = c ? containerParts(c) : undefined;
     this.#container = cp;
+    const P = this.#p;
     P[10] = proc;
     P[11] = cp ? cp.json : '';
     return parts;
@@ -220,9 +243,15 @@ export class Enricher {
    * is set.
    */
   writeLine<E>(w: ByteLine, type: string, ktimeNs: number, pid: number, tid: number, cgroupId: number, members: (ev: E, w: ByteLine) => void, ev: E): void {
-    this.#parts(type, ktimeNs, pid, tid, cgroupId);
     const P = this.#p;
-    for (let i = 0; i < 12; i++) w.text(P[i]!);
+    w.raw(typeHead(type));
+    if (!this.#tb.write(w, bootToEpochMs(ktimeNs), ktimeNs)) {
+      this.#time(type, ktimeNs); // out of TimeBytes' range: as the string line has it (or its RangeError)
+      for (let i = 3; i < 10; i++) w.text(P[i]!);
+    }
+    this.#who(ktimeNs, pid, tid, cgroupId);
+    w.text(P[10]!);
+    w.text(P[11]!);
     members(ev, w);
     w.text('}');
   }

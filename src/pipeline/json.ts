@@ -5,7 +5,7 @@
 // own fields are serialised by a function compiled once per shape of decoded event (fixedMembers; json-bytes.ts
 // writes the same as bytes), without building the fields object first.
 
-const MAX_ISO_MS = 253402300799999; // 9999-12-31T23:59:59.999Z: four-digit years only
+export const MAX_ISO_MS = 253402300799999; // 9999-12-31T23:59:59.999Z: four-digit years only
 
 const ZEROS = '000000000';
 

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import type { ContainerInfo } from '../../src/containers/resolver.ts';
 import { Enricher, type EnrichContext } from '../../src/pipeline/enrich.ts';
 import { fieldsJson, fixedMembers, numberJson, stringJson, TimeParts } from '../../src/pipeline/json.ts';
-import { ByteLine, fixedMembersBytes } from '../../src/pipeline/json-bytes.ts';
+import { ByteLine, fixedMembersBytes, TimeBytes } from '../../src/pipeline/json-bytes.ts';
 import { processOutputs, syscallOutput } from '../../src/pipeline/outputs.ts';
 import { Pipeline, type Decoded } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
@@ -30,6 +30,9 @@ function rng(seed: number): () => number {
 test('TimeParts are Date#toISOString and JSON.stringify of the ktime, within a second, across seconds, out of range', () => {
   const r = rng(7);
   const t = new TimeParts();
+  const tb = new TimeBytes();
+  const line = new ByteLine(4);
+  let bytesWritten = 0;
   const walls = [0, 0.4, 999.9, 1000, 59_999, 1.7e12, 1.7e12 + 0.999, 253402300799999, 253402300800000, 8.64e15, -1, -1000.5];
   for (let i = 0; i < 20_000; i++) walls.push(Math.floor(r() * 2 ** 42) + (i % 3 === 0 ? r() : 0));
   let w = 1.7e12;
@@ -43,7 +46,18 @@ test('TimeParts are Date#toISOString and JSON.stringify of the ktime, within a s
     t.set(ms, kt);
     assert.equal(`${t.iso}${t.ms}Z`, new Date(ms).toISOString(), `wall ${ms}`);
     assert.equal(`${t.kHi}${t.k1}${t.k2}${t.k3}`, JSON.stringify(kt), `ktime ${kt}`);
+    // TimeBytes: the same, as bytes, or nothing where it leaves the time to TimeParts.
+    line.reset();
+    line.text('x');
+    if (tb.write(line, ms, kt)) {
+      bytesWritten++;
+      assert.equal(Buffer.from(line.buf.subarray(1, line.pos)).toString(), `${t.iso}${t.ms}Z","ktimeNs":${JSON.stringify(kt)}`, `wall ${ms} ktime ${kt}`);
+    } else {
+      assert.equal(line.pos, 1, `wall ${ms} ktime ${kt}: nothing written`);
+      assert.ok(!(ms >= 0 && ms < 253402300800000 && kt >= 1e9 && Number.isSafeInteger(kt)), `wall ${ms} ktime ${kt} is in range`);
+    }
   }
+  assert.ok(bytesWritten > 10_000, `${bytesWritten} written as bytes`);
   assert.throws(() => t.set(NaN, 1), RangeError);
   assert.throws(() => t.set(8.64e15 + 1, 1), RangeError);
 });
@@ -335,7 +349,7 @@ test('Enricher.writeLine writes the bytes of the Enricher line', () => {
   const r = rng(17);
   const ev = (i: number): Decoded =>
     ({
-      type: 'open', group: 'file', ktimeNs: 3e9 + Math.floor(r() * 1e12), pid: 0, tid: 0, cgroupId: 1, syscall: 'openat', nr: 257, ret: i % 5 ? 3 : -2, errno: i % 5 ? undefined : 'ENOENT',
+      type: i % 11 ? 'open' : 'we"ird', group: 'file', ktimeNs: i % 13 ? 3e9 + Math.floor(r() * 1e12) : Math.floor(r() * 1e9), pid: 0, tid: 0, cgroupId: 1, syscall: 'openat', nr: 257, ret: i % 5 ? 3 : -2, errno: i % 5 ? undefined : 'ENOENT',
       evFlags: 0, path: ['/dev/null', '/tmp/a"b\n', '/home/é😀', '\ud800x'][i % 4], path2: undefined, resolvedPath: i % 3 ? undefined : '/abs', resolvedPath2: undefined,
       resolvedFrom: undefined, dfd: -100, dfd2: undefined, flags: 0o2000101, flagNames: 'O_WRONLY|O_CREAT|O_CLOEXEC', mode: 0o644, modeOctal: '0644', uid: undefined, gid: undefined,
       resolve: undefined, write: i % 2 === 0, sensitive: false, pathTruncated: false, pathReadAtExit: i % 7 === 0, pathUnreadable: false, resolvedTruncated: false,
