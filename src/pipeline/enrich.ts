@@ -38,6 +38,8 @@ interface Memo {
   tailJson: string;
   /** `ref` plus a thread id, per thread seen (bounded): built once, not per event. */
   threads: Map<number, ProcessRef> | undefined;
+  /** `json` as UTF-8, made by the first line written as bytes. */
+  bytes: Uint8Array | undefined;
 }
 
 /** Threads per process whose refs are kept (a process with more gets a fresh ref per event beyond these). */
@@ -88,6 +90,7 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
     json: `,"process":${refJson}${tailJson}`,
     tailJson,
     threads: undefined,
+    bytes: undefined,
   };
   memo.set(e, fresh);
   return fresh;
@@ -108,6 +111,8 @@ export interface ContainerMemo {
   pod: PodRef | undefined;
   /** ',"container":…' and ',"pod":…' when there is one. */
   json: string;
+  /** `json` as UTF-8, made by the first line written as bytes. */
+  bytes?: Uint8Array;
 }
 
 const containerMemo = new WeakMap<ContainerInfo, ContainerMemo>();
@@ -249,9 +254,11 @@ export class Enricher {
       this.#time(type, ktimeNs); // out of TimeBytes' range: as the string line has it (or its RangeError)
       for (let i = 3; i < 10; i++) w.text(P[i]!);
     }
-    this.#who(ktimeNs, pid, tid, cgroupId);
-    w.text(P[10]!);
-    w.text(P[11]!);
+    const parts = this.#who(ktimeNs, pid, tid, cgroupId);
+    if (parts && P[10] === parts.json) w.raw((parts.bytes ??= Buffer.from(parts.json)));
+    else w.text(P[10]!);
+    const cp = this.#container;
+    if (cp) w.raw((cp.bytes ??= Buffer.from(cp.json)));
     members(ev, w);
     w.text('}');
   }
