@@ -184,22 +184,30 @@ export class TimeBytes {
     const buf = w.buf;
     let p = w.pos;
     for (let i = 0; i < iso.length; i++) buf[p++] = iso[i]!;
-    p = digits(buf, p, t - sec * 1000, 3);
+    p = digits3(buf, p, t - sec * 1000);
     for (let i = 0; i < TIME_TO_KTIME.length; i++) buf[p++] = TIME_TO_KTIME[i]!;
     for (let i = 0; i < hd.length; i++) buf[p++] = hd[i]!;
-    w.pos = digits(buf, p, ktimeNs - hi * 1e9, 9);
+    const lo = ktimeNs - hi * 1e9;
+    const a = Math.floor(lo / 1e6);
+    const rest = lo - a * 1e6;
+    const b = Math.floor(rest / 1000);
+    p = digits3(buf, p, a);
+    p = digits3(buf, p, b);
+    w.pos = digits3(buf, p, rest - b * 1000);
     return true;
   }
 }
 
-/** Writes `v` (a non-negative integer below 10^n) as exactly n digits at p; returns the end. */
-function digits(buf: Uint8Array, p: number, v: number, n: number): number {
-  for (let i = p + n - 1; i >= p; i--) {
-    const q = Math.floor(v / 10);
-    buf[i] = 0x30 + v - q * 10;
-    v = q;
-  }
-  return p + n;
+/** "000" to "999" as bytes, three per number. */
+const DIGIT_BYTES = ascii(Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0')).join(''));
+
+/** Writes `v` (an integer from 0 to 999) as three digits at p; returns the end. */
+function digits3(buf: Uint8Array, p: number, v: number): number {
+  const d = 3 * v;
+  buf[p] = DIGIT_BYTES[d]!;
+  buf[p + 1] = DIGIT_BYTES[d + 1]!;
+  buf[p + 2] = DIGIT_BYTES[d + 2]!;
+  return p + 3;
 }
 
 /** Writes an object's members as ',"k":v…' into a line (see fixedMembersBytes). */
