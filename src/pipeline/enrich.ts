@@ -221,14 +221,39 @@ export class Enricher {
     P[9] = t.k3;
   }
 
+  /**
+   * The process found last and its parts, and for which pid, cache generation and times they hold: most
+   * events come in runs from one process, and at the same generation the cache would give the same answer.
+   */
+  #lastPid = -1;
+  #lastGeneration = -1;
+  readonly #lastSpan = { until: 0 };
+  #lastEntry: ProcessEntry | undefined;
+  #lastParts: Memo | undefined;
+
   /** The process and container pieces, #p[10] and #p[11]; returns the process parts found. */
   #who(ktimeNs: number, pid: number, tid: number, cgroupId: number): Memo | undefined {
     const ctx = this.ctx;
+    const cache = ctx.cache;
     let proc: string;
     let parts: Memo | undefined;
-    const e = ctx.cache.at(pid, ktimeNs) ?? ctx.cache.byPid(pid);
-    if (e) {
-      parts = processParts(ctx, e);
+    if (pid === this.#lastPid && cache.generation === this.#lastGeneration && ktimeNs < this.#lastSpan.until && !(this.#lastEntry!.startNs > ktimeNs)) {
+      parts = this.#lastParts!;
+    } else {
+      this.#lastPid = -1;
+      let e = cache.at(pid, ktimeNs, this.#lastSpan);
+      if (e) {
+        parts = processParts(ctx, e);
+        this.#lastPid = pid;
+        this.#lastGeneration = cache.generation;
+        this.#lastEntry = e;
+        this.#lastParts = parts;
+      } else {
+        e = cache.byPid(pid);
+        if (e) parts = processParts(ctx, e);
+      }
+    }
+    if (parts) {
       proc = tid && tid !== pid ? `,"process":${parts.refJson.slice(0, -1)},"tid":${numberJson(tid)}}${parts.tailJson}` : parts.json;
     } else {
       proc = `,"process":{"pid":${numberJson(pid)},"unknown":["process"]}`;

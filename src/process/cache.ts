@@ -226,6 +226,14 @@ export class ProcessCache {
 
   // ---- reads -----------------------------------------------------------------------------------------------
 
+  /**
+   * Changes whenever an entry may have changed, appeared or gone (apply, resolve, sweep): what a reader found
+   * at one generation is what it would find again at the same generation.
+   */
+  get generation(): number {
+    return this.#generation;
+  }
+
   get size(): number {
     return this.#entries.size;
   }
@@ -245,13 +253,24 @@ export class ProcessCache {
     return this.#entries.get(keys[keys.length - 1]!);
   }
 
-  /** The instance of `pid` that was alive at boot time `ktimeNs` (for events that name only a pid). */
-  at(pid: number, ktimeNs: number): ProcessEntry | undefined {
+  /**
+   * The instance of `pid` that was alive at boot time `ktimeNs` (for events that name only a pid). With
+   * `span`, also until when that answer holds: `span.until` is the start of the next newer instance
+   * (Infinity for none), so that at the same generation, at(pid, t) is this entry for every t from its start
+   * up to, not including, `until`.
+   */
+  at(pid: number, ktimeNs: number, span?: { until: number }): ProcessEntry | undefined {
     const keys = this.#byPid.get(pid);
     if (!keys) return undefined;
+    let until = Infinity;
     for (let i = keys.length - 1; i >= 0; i--) {
       const e = this.#entries.get(keys[i]!);
-      if (e && (!(e.startNs > ktimeNs) || !Number.isFinite(e.startNs))) return e;
+      if (!e) continue;
+      if (!(e.startNs > ktimeNs) || !Number.isFinite(e.startNs)) {
+        if (span) span.until = until;
+        return e;
+      }
+      if (e.startNs < until) until = e.startNs;
     }
     return undefined;
   }
@@ -266,6 +285,7 @@ export class ProcessCache {
       this.#stats.hits.cache++;
       return c;
     }
+    this.#generation++;
     const k = this.#o.lookups.kernel?.(pid);
     if (k) {
       this.#stats.hits.kernel++;
@@ -337,6 +357,7 @@ export class ProcessCache {
    * Exec events are scrubbed in place: after apply() their argv and envRaw hold no secret.
    */
   apply(ev: ProcessEvent | SnapshotProcess): void {
+    this.#generation++;
     this.#stats.applied[ev.type] = (this.#stats.applied[ev.type] ?? 0) + 1;
     switch (ev.type) {
       case 'snapshot':
@@ -775,6 +796,7 @@ export class ProcessCache {
 
   /** Expires held events and missing parents, evicts exited processes past their grace. Returns evictions. */
   sweep(now = this.#o.now()): number {
+    this.#generation++;
     if (this.#held.size) for (const [key, list] of [...this.#held]) {
       const due = list.filter((h) => h.until <= now);
       if (!due.length) continue;

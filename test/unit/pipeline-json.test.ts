@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ContainerInfo } from '../../src/containers/resolver.ts';
+import type { ExecEvent, ExitEvent } from '../../src/events/types.ts';
 import { Enricher, type EnrichContext } from '../../src/pipeline/enrich.ts';
 import { fieldsJson, fixedMembers, numberJson, stringJson, TimeParts } from '../../src/pipeline/json.ts';
 import { ByteLine, fixedMembersBytes, TimeBytes } from '../../src/pipeline/json-bytes.ts';
@@ -340,6 +341,63 @@ test("the process shapers' bytes are the members of JSON.stringify of their fiel
   check('exec', exec(env), -1);
   env.push('B=2');
   check('exec', exec(env), -2);
+});
+
+test('an Enricher that remembers the last process gives the lines a fresh one gives, whatever the cache does in between', () => {
+  let now = 0;
+  const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false, now: () => now, exitedGraceMs: 50 });
+  const ctx: EnrichContext = { cache, container: () => undefined, userName: (e) => (e.creds?.uid === 1000 ? 'alice' : undefined) };
+  cache.apply(snap(1, 0, 1e9));
+  const starts = new Map<number, number>(); // pid -> start of its newest instance
+  for (const pid of [100, 101, 102, 103]) {
+    cache.apply(snap(pid, 1, 2e9 + pid));
+    starts.set(pid, 2e9 + pid);
+  }
+  const r = rng(23);
+  const kept = new Enricher(ctx);
+  const w = new ByteLine(64);
+  const fresh = new ByteLine(64);
+  let t = 3e9;
+  let pid = 100;
+  let lines = 0;
+  for (let i = 0; i < 6000; i++) {
+    t += Math.floor(r() * 1e6);
+    const k = r();
+    const p = 100 + Math.floor(r() * 4);
+    const base = { ktimeNs: t, pid: p, tid: p, cgroupId: 1, comm: 'x' };
+    if (k < 0.04) {
+      // A new image for the pid (exec), with other credentials now and then.
+      const uid = r() < 0.5 ? 0 : 1000;
+      const c = { ...creds, uid, euid: uid };
+      cache.apply({
+        ...base, type: 'exec', startNs: starts.get(p)!, ppid: 1, parentStartNs: 1e9, oldPid: p, creds: c, ns: { cgroupId: 1, pidns: 1, mntns: 1, nspid: p },
+        exe: { path: `/bin/t${i}`, ino: i, dev: 1, mtimeNs: 0 }, filename: `/bin/t${i}`, argv: [`t${i}`], argc: 1, envRaw: [], comm: `t${i}`, tty: '', flags: 0,
+        argvTruncated: false, envTruncated: false, pathTruncated: false, subreaper: false,
+      } as ExecEvent);
+    } else if (k < 0.06) {
+      // The pid exits and comes back as a new process (pid reuse): events stamped before the new start are the old one's.
+      cache.apply({ ...base, type: 'exit', startNs: starts.get(p)!, ppid: 1, status: 0, exitCode: 0, signal: undefined, coreDumped: false, groupDead: true, thread: false } as ExitEvent);
+      cache.apply(snap(p, 1, t + 1));
+      starts.set(p, t + 1);
+    } else if (k < 0.07) {
+      now += 100; // past the exited processes' grace: swept from the cache
+      cache.sweep();
+    } else {
+      // An event of the process that sent the last one (mostly), or of another; now and then stamped a little earlier.
+      if (r() < 0.3) pid = p;
+      const kt = r() < 0.1 ? t - Math.floor(r() * 3e6) : t;
+      const tid = r() < 0.2 ? pid + 1000 : pid;
+      w.reset();
+      kept.writeLine(w, 'open', kt, pid, tid, 1, () => {}, undefined);
+      fresh.reset();
+      new Enricher(ctx).writeLine(fresh, 'open', kt, pid, tid, 1, () => {}, undefined);
+      assert.deepEqual(written(w), written(fresh), `event ${i}: pid ${pid} at ${kt}`);
+      kept.buildLine('open', kt, pid, tid, 1, '');
+      assert.deepEqual(utf8(kept.line), written(fresh), `event ${i}: string line`);
+      lines++;
+    }
+  }
+  assert.ok(lines > 5000);
 });
 
 test('Enricher.writeLine writes the bytes of the Enricher line', () => {
