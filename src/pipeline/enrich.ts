@@ -40,6 +40,8 @@ interface Memo {
   threads: Map<number, ProcessRef> | undefined;
   /** `json` as UTF-8, made by the first line written as bytes. */
   bytes: Uint8Array | undefined;
+  /** The same with a thread id, per thread seen (bounded, as `threads`). */
+  threadBytes: Map<number, Uint8Array> | undefined;
 }
 
 /** Threads per process whose refs are kept (a process with more gets a fresh ref per event beyond these). */
@@ -91,10 +93,34 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
     tailJson,
     threads: undefined,
     bytes: undefined,
+    threadBytes: undefined,
   };
   memo.set(e, fresh);
   return fresh;
 }
+
+const utf8 = new TextEncoder();
+/**
+ * `s` as UTF-8 in a buffer of its own: Buffer.from would cut small strings out of a shared 8 KiB slab, which
+ * a long-lived memo would then keep whole.
+ */
+const ownBytes = (s: string): Uint8Array => utf8.encode(s);
+
+/** ',"process":…' of a thread other than the main one (the ref with "tid" last), then the parent's and ancestry's. */
+function threadJson(m: Memo, tid: number): string {
+  return `,"process":${m.refJson.slice(0, -1)},"tid":${numberJson(tid)}}${m.tailJson}`;
+}
+
+function threadBytes(m: Memo, tid: number): Uint8Array {
+  let b = m.threadBytes?.get(tid);
+  if (b) return b;
+  b = ownBytes(threadJson(m, tid));
+  m.threadBytes ??= new Map();
+  if (m.threadBytes.size < MAX_THREAD_REFS) m.threadBytes.set(tid, b);
+  return b;
+}
+
+const unknownProcessJson = (pid: number): string => `,"process":{"pid":${numberJson(pid)},"unknown":["process"]}`;
 
 function threadRef(m: Memo, tid: number): ProcessRef {
   let r = m.threads?.get(tid);
@@ -154,7 +180,7 @@ const typeHeadCache = new Map<string, Uint8Array>();
 function typeHead(type: string): Uint8Array {
   let b = typeHeadCache.get(type);
   if (b === undefined) {
-    b = new Uint8Array(Buffer.from(`{"type":${typeJson(type)},"time":"`));
+    b = ownBytes(`{"type":${typeJson(type)},"time":"`);
     if (typeHeadCache.size < 1024) typeHeadCache.set(type, b);
   }
   return b;
@@ -204,7 +230,11 @@ export class Enricher {
   /** Fills the pieces of a line but its own members (#p[12]); returns the process parts found. */
   #parts(type: string, ktimeNs: number, pid: number, tid: number, cgroupId: number): Memo | undefined {
     this.#time(type, ktimeNs);
-    return this.#who(ktimeNs, pid, tid, cgroupId);
+    const parts = this.#who(ktimeNs, pid, cgroupId);
+    const P = this.#p;
+    P[10] = !parts ? unknownProcessJson(pid) : tid && tid !== pid ? threadJson(parts, tid) : parts.json;
+    P[11] = this.#container ? this.#container.json : '';
+    return parts;
   }
 
   /** The type and time pieces, #p[1] to #p[9]. */
@@ -231,11 +261,10 @@ export class Enricher {
   #lastEntry: ProcessEntry | undefined;
   #lastParts: Memo | undefined;
 
-  /** The process and container pieces, #p[10] and #p[11]; returns the process parts found. */
-  #who(ktimeNs: number, pid: number, tid: number, cgroupId: number): Memo | undefined {
+  /** The process's parts (undefined: a process the cache does not know) and the container's (#container). */
+  #who(ktimeNs: number, pid: number, cgroupId: number): Memo | undefined {
     const ctx = this.ctx;
     const cache = ctx.cache;
-    let proc: string;
     let parts: Memo | undefined;
     if (pid === this.#lastPid && cache.generation === this.#lastGeneration && ktimeNs < this.#lastSpan.until && !(this.#lastEntry!.startNs > ktimeNs)) {
       parts = this.#lastParts!;
@@ -253,17 +282,8 @@ export class Enricher {
         if (e) parts = processParts(ctx, e);
       }
     }
-    if (parts) {
-      proc = tid && tid !== pid ? `,"process":${parts.refJson.slice(0, -1)},"tid":${numberJson(tid)}}${parts.tailJson}` : parts.json;
-    } else {
-      proc = `,"process":{"pid":${numberJson(pid)},"unknown":["process"]}`;
-    }
     const c = ctx.container(cgroupId);
-    const cp = c ? containerParts(c) : undefined;
-    this.#container = cp;
-    const P = this.#p;
-    P[10] = proc;
-    P[11] = cp ? cp.json : '';
+    this.#container = c ? containerParts(c) : undefined;
     return parts;
   }
 
@@ -279,11 +299,12 @@ export class Enricher {
       this.#time(type, ktimeNs); // out of TimeBytes' range: as the string line has it (or its RangeError)
       for (let i = 3; i < 10; i++) w.text(P[i]!);
     }
-    const parts = this.#who(ktimeNs, pid, tid, cgroupId);
-    if (parts && P[10] === parts.json) w.raw((parts.bytes ??= Buffer.from(parts.json)));
-    else w.text(P[10]!);
+    const parts = this.#who(ktimeNs, pid, cgroupId);
+    if (!parts) w.text(unknownProcessJson(pid));
+    else if (tid && tid !== pid) w.raw(threadBytes(parts, tid));
+    else w.raw((parts.bytes ??= ownBytes(parts.json)));
     const cp = this.#container;
-    if (cp) w.raw((cp.bytes ??= Buffer.from(cp.json)));
+    if (cp) w.raw((cp.bytes ??= ownBytes(cp.json)));
     members(ev, w);
     w.text('}');
   }
