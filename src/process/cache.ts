@@ -173,6 +173,7 @@ export class ProcessCache {
   /** Exited entries past their grace period still needed by a descendant. */
   readonly #graceOver = new Set<ProcessKey>();
   #heldCount = 0;
+  /** Bumped by every change (see `generation`); also makes the keys of retired entries unique. */
   #generation = 0;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Infinity;
