@@ -20,6 +20,9 @@ function member(w: ByteLine, key: Uint8Array, k: string, v: unknown): void {
   } else if (typeof v === 'number') {
     w.raw(key);
     w.number(v);
+  } else if (typeof v === 'boolean') {
+    w.raw(key);
+    w.text(v ? 'true' : 'false');
   } else if (v !== undefined) {
     const j = memberValue(v, k, JSON.stringify(k));
     if (j === undefined) return;
@@ -28,24 +31,51 @@ function member(w: ByteLine, key: Uint8Array, k: string, v: unknown): void {
   }
 }
 
-const K = {
-  filename: ascii(',"filename":'),
-  argc: ascii(',"argc":'),
-  execThread: ascii(',"execThread":'),
-  env: ascii(',"env":'),
-  argvTruncated: ascii(',"argvTruncated":true'),
-  envTruncated: ascii(',"envTruncated":true'),
-  exePathTruncated: ascii(',"exePathTruncated":true'),
-  status: ascii(',"status":'),
-  exitCode: ascii(',"exitCode":'),
-  signal: ascii(',"signal":'),
-  coreDumped: ascii(',"coreDumped":true'),
-  child: ascii(',"child":'),
-  childPid: ascii(',"child":{"pid":'),
-  childTid: ascii(',"tid":'),
-  childPpid: ascii(',"ppid":'),
-  thread: ascii(',"thread":true'),
-};
+/**
+ * One output field of a process event: its value (undefined: left out), and optionally a writer of the
+ * same value as JSON (after its key) straight from the event, where building the value would cost an
+ * object or a serialisation per event.
+ */
+interface Field<E> {
+  key: string;
+  get: (ev: E) => unknown;
+  write?: (w: ByteLine, ev: E) => void;
+}
+
+/**
+ * The shaper of a process event type from its fields, in output order: the object has the fields whose
+ * value is defined, and `bytes` writes the members of JSON.stringify of that object (one list for both, so
+ * that they cannot disagree).
+ */
+function processShaper<E>(fields: Field<E>[]): OutputShaper {
+  const fs = fields.map((f) => ({ ...f, prefix: ascii(`,${JSON.stringify(f.key)}:`) }));
+  return Object.assign(
+    (d: Decoded) => {
+      const ev = d as unknown as E;
+      const out: Record<string, unknown> = {};
+      for (const f of fs) {
+        const v = f.get(ev);
+        if (v !== undefined) out[f.key] = v;
+      }
+      return out;
+    },
+    {
+      bytes: (d: Decoded, w: ByteLine) => {
+        const ev = d as unknown as E;
+        for (const f of fs) {
+          if (!f.write) member(w, f.prefix, f.key, f.get(ev));
+          else if (f.get(ev) !== undefined) {
+            w.raw(f.prefix);
+            f.write(w, ev);
+          }
+        }
+      },
+    },
+  );
+}
+
+/** A flag: present (true) when set, absent otherwise. */
+const flag = (set: boolean | undefined): true | undefined => (set ? true : undefined);
 
 /**
  * The JSON of scrubbed environments, per list: the process cache hands out one frozen list per distinct
@@ -53,96 +83,63 @@ const K = {
  * are kept: a list that can change must be serialised as it is now.
  */
 const envJson = new WeakMap<readonly string[], string>();
-function envMember(w: ByteLine, env: readonly string[]): void {
+function envValue(w: ByteLine, env: readonly string[]): void {
   let j = envJson.get(env);
   if (j === undefined) {
     j = JSON.stringify(env);
     if (Object.isFrozen(env)) envJson.set(env, j);
   }
-  w.raw(K.env);
   w.text(j);
 }
 
-// Each shaper's `bytes` writes the members of JSON.stringify(shaper(ev)), without the object (checked member
-// for member by test/unit/pipeline-json.test.ts).
+const isNumber = (v: unknown): v is number => typeof v === 'number';
+
 export const processOutputs: [string, OutputShaper][] = [
   [
     'exec',
-    Object.assign(
-      (d: Decoded) => {
-        const ev = d as ExecEvent;
-        const out: Record<string, unknown> = { filename: ev.filename, argc: ev.argc };
-        if (ev.oldPid !== ev.pid) out.execThread = ev.oldPid;
-        if (ev.envRaw.length) out.env = ev.envRaw; // scrubbed by the process cache before this runs
-        if (ev.argvTruncated) out.argvTruncated = true;
-        if (ev.envTruncated) out.envTruncated = true;
-        if (ev.pathTruncated) out.exePathTruncated = true;
-        return out;
-      },
-      {
-        bytes: (d: Decoded, w: ByteLine) => {
-          const ev = d as ExecEvent;
-          member(w, K.filename, 'filename', ev.filename);
-          member(w, K.argc, 'argc', ev.argc);
-          if (ev.oldPid !== ev.pid) member(w, K.execThread, 'execThread', ev.oldPid);
-          if (ev.envRaw.length) envMember(w, ev.envRaw);
-          if (ev.argvTruncated) w.raw(K.argvTruncated);
-          if (ev.envTruncated) w.raw(K.envTruncated);
-          if (ev.pathTruncated) w.raw(K.exePathTruncated);
-        },
-      },
-    ),
+    processShaper<ExecEvent>([
+      { key: 'filename', get: (ev) => ev.filename },
+      { key: 'argc', get: (ev) => ev.argc },
+      { key: 'execThread', get: (ev) => (ev.oldPid !== ev.pid ? ev.oldPid : undefined) },
+      // Scrubbed by the process cache before this runs.
+      { key: 'env', get: (ev) => (ev.envRaw.length ? ev.envRaw : undefined), write: (w, ev) => envValue(w, ev.envRaw) },
+      { key: 'argvTruncated', get: (ev) => flag(ev.argvTruncated) },
+      { key: 'envTruncated', get: (ev) => flag(ev.envTruncated) },
+      { key: 'exePathTruncated', get: (ev) => flag(ev.pathTruncated) },
+    ]),
   ],
   [
     'exit',
-    Object.assign(
-      (d: Decoded) => {
-        const ev = d as ExitEvent;
-        const out: Record<string, unknown> = { status: ev.status };
-        if (ev.exitCode !== undefined) out.exitCode = ev.exitCode;
-        if (ev.signal !== undefined) out.signal = ev.signal;
-        if (ev.coreDumped) out.coreDumped = true;
-        return out;
-      },
-      {
-        bytes: (d: Decoded, w: ByteLine) => {
-          const ev = d as ExitEvent;
-          member(w, K.status, 'status', ev.status);
-          member(w, K.exitCode, 'exitCode', ev.exitCode);
-          member(w, K.signal, 'signal', ev.signal);
-          if (ev.coreDumped) w.raw(K.coreDumped);
-        },
-      },
-    ),
+    processShaper<ExitEvent>([
+      { key: 'status', get: (ev) => ev.status },
+      { key: 'exitCode', get: (ev) => ev.exitCode },
+      { key: 'signal', get: (ev) => ev.signal },
+      { key: 'coreDumped', get: (ev) => flag(ev.coreDumped) },
+    ]),
   ],
   [
     'fork',
-    Object.assign(
-      (d: Decoded) => {
-        const ev = d as ForkEvent;
-        const out: Record<string, unknown> = { child: { pid: ev.childTgid, tid: ev.childPid, ppid: ev.childPpid } };
-        if (ev.thread) out.thread = true;
-        return out;
-      },
+    processShaper<ForkEvent>([
       {
-        bytes: (d: Decoded, w: ByteLine) => {
-          const ev = d as ForkEvent;
-          if (typeof ev.childTgid !== 'number' || typeof ev.childPid !== 'number' || typeof ev.childPpid !== 'number') {
-            member(w, K.child, 'child', { pid: ev.childTgid, tid: ev.childPid, ppid: ev.childPpid });
-            if (ev.thread) w.raw(K.thread);
+        key: 'child',
+        get: (ev) => ({ pid: ev.childTgid, tid: ev.childPid, ppid: ev.childPpid }),
+        // Written from the event without the object when all three are numbers, as decoded forks have.
+        write: (w, ev) => {
+          if (!isNumber(ev.childTgid) || !isNumber(ev.childPid) || !isNumber(ev.childPpid)) {
+            w.text(JSON.stringify({ pid: ev.childTgid, tid: ev.childPid, ppid: ev.childPpid }));
             return;
           }
-          w.raw(K.childPid);
+          w.text('{"pid":');
           w.number(ev.childTgid);
-          w.raw(K.childTid);
+          w.text(',"tid":');
           w.number(ev.childPid);
-          w.raw(K.childPpid);
+          w.text(',"ppid":');
           w.number(ev.childPpid);
           w.text('}');
-          if (ev.thread) w.raw(K.thread);
         },
       },
-    ),
+      { key: 'thread', get: (ev) => flag(ev.thread) },
+    ]),
   ],
   [
     'creds',
