@@ -120,23 +120,46 @@ export function viewBytes(v: DataView): Uint8Array {
 /**
  * The environment block decoded last, as bytes and as its strings (frozen: events share it). Consecutive
  * execs mostly inherit one environment (a shell's, a service's), and comparing ~0.5-4 KiB of bytes costs far
- * less than decoding and splitting it again: ~1.7 KiB of garbage per exec (bench/exec). It holds one raw
- * environment, the same exposure as the exec event it came from, until the next exec replaces it.
+ * less than decoding and splitting it again: ~1.7 KiB of garbage per exec (bench/exec). A shell changes one
+ * variable per command, `_` (the command's path), which it puts last: a block that differs from the last one
+ * only in its last variable reuses the strings of all the others, and only that one is decoded. It holds
+ * one raw environment, the same exposure as the exec event it came from, until the next exec replaces it.
  */
 const ENV_MEMO_MAX = 16 << 10;
 let lastEnvBytes: Buffer = Buffer.alloc(0);
 let lastEnv: readonly string[] = Object.freeze([]);
+/** Bytes of lastEnvBytes before its last variable (after the NUL that ends the one before); 0: none. */
+let lastEnvHead = 0;
+
+/** Bytes of block [at, at+n) before its last variable: up to and with the NUL before it (0: one variable). */
+function envHead(buf: Buffer, at: number, n: number): number {
+  const stop = buf[at + n - 1] === 0 ? n - 1 : n; // a trailing NUL ends the last variable
+  if (stop < 2) return 0;
+  const nul = buf.lastIndexOf(0, at + stop - 1);
+  return nul >= at ? nul - at + 1 : 0;
+}
 
 function envStrings(b: Uint8Array, start: number, end: number): string[] {
   const n = end - start;
   if (n === 0) return [];
   const buf = asBuffer(b);
   const at = b.byteOffset + start - buf.byteOffset;
-  if (n === lastEnvBytes.length && lastEnvBytes.compare(buf, at, at + n) === 0) return lastEnv as string[];
-  const out = splitNul(b, start, end);
+  const last = lastEnvBytes;
+  if (n === last.length && last.compare(buf, at, at + n) === 0) return lastEnv as string[];
+  const head = envHead(buf, at, n);
+  let out: string[];
+  if (head > 0 && head === lastEnvHead && last.compare(buf, at, at + head, 0, head) === 0) {
+    // All but the last variable are the last block's: the same strings, and the last one decoded.
+    const tail = splitNul(b, start + head, end);
+    const keep = lastEnv.length - 1;
+    out = new Array<string>(keep + tail.length);
+    for (let i = 0; i < keep; i++) out[i] = lastEnv[i]!;
+    for (let i = 0; i < tail.length; i++) out[keep + i] = tail[i]!;
+  } else out = splitNul(b, start, end);
   if (n <= ENV_MEMO_MAX) {
     lastEnvBytes = Buffer.from(buf.subarray(at, at + n));
     lastEnv = Object.freeze(out);
+    lastEnvHead = head;
   }
   return out;
 }

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeExec } from '../../src/events/decode.ts';
+import { splitNul } from '../../src/events/strings.ts';
 import { EXEC_EVENT, PROC_CREDS, SIZEOF, VIGIL_OPCODE } from '../../src/events/layout.generated.ts';
 import type { ExecEvent } from '../../src/events/types.ts';
 
@@ -49,4 +50,32 @@ test('equal environment and credential bytes give the same frozen values; any ot
   assert.deepEqual(a.envRaw, ['PATH=/bin', 'HOME=/root']);
   // An empty environment is its own, never the last one.
   assert.deepEqual(decode(ring, 4096, writeExec(ring, 4096, '', 1001)).envRaw, []);
+});
+
+test('an environment that differs from the last only in its last variable reuses the others; every block decodes as split afresh', () => {
+  const ring = new Uint8Array(1 << 16);
+  const base = ['PATH=/bin', 'HOME=/root', 'LANG=C.UTF-8', 'OLDPWD=/work'];
+  let x = 5;
+  const rand = (n: number) => ((x = (x * 1103515245 + 12345) % 2147483648) % n);
+  const lasts = ['_=/usr/bin/cat', '_=/usr/bin/ls', '_=', '_=/usr/bin/\xe9t\xc3\xa9', 'é=ü', '_=\xff\xfe', ''];
+  let prevBody: string | undefined;
+  let lastOnly = 0;
+  for (let i = 0; i < 3000; i++) {
+    const k = rand(10);
+    let vars = [...base];
+    if (k === 0) vars[rand(vars.length)] += 'x'; // a change in the middle
+    if (k === 1) vars = vars.slice(0, rand(vars.length)); // fewer variables (down to none)
+    if (k === 2) vars[0] = 'PATH=/sbin\xc3'; // an invalid byte early on
+    const last = lasts[rand(lasts.length)]!;
+    const body = vars.length || last ? [...vars, last].join('\0') : '';
+    const block = (rand(3) ? `${body}\0` : body).replace(/\\x([0-9a-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+    // Written over the previous record's memory now and then, as a ring does.
+    const off = rand(2) ? 0 : 8192;
+    const ev = decode(ring, off, writeExec(ring, off, block, 0));
+    const bytes = Buffer.from(block, 'latin1');
+    assert.deepEqual(ev.envRaw, splitNul(bytes, 0, bytes.length), `block ${i}: ${JSON.stringify(block)}`);
+    if (k >= 3 && prevBody === vars.join('\0') && vars.length) lastOnly++;
+    prevBody = k >= 3 ? vars.join('\0') : undefined;
+  }
+  assert.ok(lastOnly > 1000, `${lastOnly} blocks differed from the one before only in their last variable`);
 });
