@@ -49,7 +49,6 @@ interface Memo {
 /** Threads per process whose refs are kept (a process with more gets a fresh ref per event beyond these). */
 const MAX_THREAD_REFS = 64;
 
-const memo = new WeakMap<ProcessEntry, Memo>();
 
 function processRef(e: ProcessEntry, user: string | undefined): ProcessRef {
   const r: ProcessRef = { pid: e.pid, ppid: e.ppid, key: e.key, execId: e.image.execId, startNs: e.startNs, comm: e.image.comm };
@@ -70,7 +69,7 @@ function processRef(e: ProcessEntry, user: string | undefined): ProcessRef {
 
 /** The process, parent and ancestry parts of an event, memoized per (exec image, parent, creds). */
 export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
-  const m = memo.get(e);
+  const m = e.output as Memo | undefined; // kept on the entry: a WeakMap of every cached process cost its lookups and GC work
   const credsSeq = e.credHistory.length;
   if (m && m.execId === e.image.execId && m.parentKey === e.parentKey && m.credsSeq === credsSeq && m.ref.comm === e.image.comm && m.unknownLen === e.unknown.length) return m;
   const anc = ctx.cache.ancestors(e.key, { max: ctx.maxAncestors ?? 16 });
@@ -97,7 +96,7 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
     bytes: undefined,
     threadBytes: undefined,
   };
-  memo.set(e, fresh);
+  e.output = fresh;
   return fresh;
 }
 

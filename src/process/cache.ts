@@ -441,6 +441,7 @@ export class ProcessCache {
       unknown: Number.isFinite(startNs) ? [] : ['startNs'],
       children: NO_CHILDREN,
       lastSeenNs: 0,
+      output: undefined,
     };
   }
 

@@ -92,6 +92,11 @@ export interface ProcessEntry {
   children: Set<ProcessKey>;
   /** Last time an event touched this entry (boot ns). */
   lastSeenNs: number;
+  /**
+   * What the pipeline made of this entry for output (src/pipeline/enrich.ts keeps its memo here, and checks it
+   * against the entry itself). The cache never reads it; it goes with the entry.
+   */
+  output: unknown;
 }
 
 /** A live process as the /proc snapshot (or a /proc fallback lookup) found it. */
