@@ -32,14 +32,14 @@ function member(w: ByteLine, key: Uint8Array, k: string, v: unknown): void {
 }
 
 /**
- * One output field of a process event: its value (undefined: left out), and optionally a writer of the
- * same value as JSON (after its key) straight from the event, where building the value would cost an
- * object or a serialisation per event.
+ * One output field of a process event: its value (undefined: left out), and optionally a writer of the whole
+ * member (its key given, or nothing when the value is undefined) straight from the event, where building the
+ * value would cost an object or a serialisation per event.
  */
 interface Field<E> {
   key: string;
   get: (ev: E) => unknown;
-  write?: (w: ByteLine, ev: E) => void;
+  write?: (w: ByteLine, key: Uint8Array, ev: E) => void;
 }
 
 /**
@@ -63,11 +63,8 @@ function processShaper<E>(fields: Field<E>[]): OutputShaper {
       bytes: (d: Decoded, w: ByteLine) => {
         const ev = d as unknown as E;
         for (const f of fs) {
-          if (!f.write) member(w, f.prefix, f.key, f.get(ev));
-          else if (f.get(ev) !== undefined) {
-            w.raw(f.prefix);
-            f.write(w, ev);
-          }
+          if (f.write) f.write(w, f.prefix, ev);
+          else member(w, f.prefix, f.key, f.get(ev));
         }
       },
     },
@@ -83,16 +80,19 @@ const flag = (set: boolean | undefined): true | undefined => (set ? true : undef
  * are kept: a list that can change must be serialised as it is now.
  */
 const envJson = new WeakMap<readonly string[], string>();
-function envValue(w: ByteLine, env: readonly string[]): void {
+function envMember(w: ByteLine, key: Uint8Array, env: readonly string[]): void {
+  if (!env.length) return;
   let j = envJson.get(env);
   if (j === undefined) {
     j = JSON.stringify(env);
     if (Object.isFrozen(env)) envJson.set(env, j);
   }
+  w.raw(key);
   w.text(j);
 }
 
 const isNumber = (v: unknown): v is number => typeof v === 'number';
+const childOf = (ev: ForkEvent) => ({ pid: ev.childTgid, tid: ev.childPid, ppid: ev.childPpid });
 
 export const processOutputs: [string, OutputShaper][] = [
   [
@@ -102,7 +102,7 @@ export const processOutputs: [string, OutputShaper][] = [
       { key: 'argc', get: (ev) => ev.argc },
       { key: 'execThread', get: (ev) => (ev.oldPid !== ev.pid ? ev.oldPid : undefined) },
       // Scrubbed by the process cache before this runs.
-      { key: 'env', get: (ev) => (ev.envRaw.length ? ev.envRaw : undefined), write: (w, ev) => envValue(w, ev.envRaw) },
+      { key: 'env', get: (ev) => (ev.envRaw.length ? ev.envRaw : undefined), write: (w, key, ev) => envMember(w, key, ev.envRaw) },
       { key: 'argvTruncated', get: (ev) => flag(ev.argvTruncated) },
       { key: 'envTruncated', get: (ev) => flag(ev.envTruncated) },
       { key: 'exePathTruncated', get: (ev) => flag(ev.pathTruncated) },
@@ -122,13 +122,14 @@ export const processOutputs: [string, OutputShaper][] = [
     processShaper<ForkEvent>([
       {
         key: 'child',
-        get: (ev) => ({ pid: ev.childTgid, tid: ev.childPid, ppid: ev.childPpid }),
+        get: childOf,
         // Written from the event without the object when all three are numbers, as decoded forks have.
-        write: (w, ev) => {
+        write: (w, key, ev) => {
           if (!isNumber(ev.childTgid) || !isNumber(ev.childPid) || !isNumber(ev.childPpid)) {
-            w.text(JSON.stringify({ pid: ev.childTgid, tid: ev.childPid, ppid: ev.childPpid }));
+            member(w, key, 'child', childOf(ev));
             return;
           }
+          w.raw(key);
           w.text('{"pid":');
           w.number(ev.childTgid);
           w.text(',"tid":');
