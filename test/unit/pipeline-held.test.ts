@@ -357,3 +357,29 @@ test('held records cross the arena\'s chunks: a record larger than a chunk gets 
   assert.notEqual(held[0]!.b, held[1]!.b);
   for (const h of held) assert.equal((h.decode() as unknown as { path: string }).path, 'a'.repeat(599));
 });
+
+test('the arena copies records exactly, word by word or not: any offset, length, view and chunk size', () => {
+  // Records are copied a 32-bit word at a time (rounded up) when they start 4-aligned in their buffer, and by
+  // set() otherwise or when the last word would run past the view. Every record held must keep exactly its
+  // bytes, after later copies too (a rounded-up copy must not spill into the next slot).
+  let seed = 7;
+  const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+  for (const chunk of [64, 250, 4096]) {
+    const arena = new RecordArena(chunk);
+    const src = new Uint8Array(8192);
+    for (let i = 0; i < src.length; i++) src[i] = rnd(256);
+    const kept: { h: HeldRecord; want: Uint8Array }[] = [];
+    for (let k = 0; k < 400; k++) {
+      const viewStart = rnd(4) === 0 ? rnd(16) : 8 * rnd(8);
+      const o = rnd(3) === 0 ? rnd(64) : 8 * rnd(64);
+      const len = SIZEOF.event_header + rnd(300); // hold() reads the header's fields
+      // Sometimes the view ends exactly at the record's end, so its last word would run past the view.
+      const viewLen = rnd(2) === 0 ? o + len : Math.min(src.length - viewStart, o + len + rnd(16));
+      const v = new DataView(src.buffer, viewStart, viewLen);
+      const h = arena.hold('open', fileHeldKind, v, o, len);
+      assert.equal(h.len, len);
+      kept.push({ h, want: src.slice(viewStart + o, viewStart + o + len) });
+    }
+    for (const { h, want } of kept) assert.deepEqual(h.b.subarray(h.off, h.off + h.len), want);
+  }
+});
