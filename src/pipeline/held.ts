@@ -71,7 +71,7 @@ export class RecordArena {
   #pos = 0;
   /** The source view last copied from, as 32-bit words from its buffer's start (see #copy). */
   #srcView: DataView | undefined;
-  #srcWords = new Int32Array(0);
+  #srcWords: Int32Array<ArrayBufferLike> = new Int32Array(0);
 
   constructor(chunkBytes = 1 << 20) {
     this.#chunkBytes = (chunkBytes + 7) & ~7; // whole 8-byte slots: a copy rounded up to words stays inside

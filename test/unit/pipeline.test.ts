@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { VIGIL_OPCODE, EVENT_HEADER, SIZEOF, EXIT_EVENT } from '../../src/events/layout.generated.ts';
 import { decodeExit } from '../../src/events/decode.ts';
 import { ProcessCache } from '../../src/process/cache.ts';
-import { Pipeline, type RecordDecoder } from '../../src/pipeline/pipeline.ts';
+import { Pipeline, type Decoded, type OutputShaper, type RecordDecoder } from '../../src/pipeline/pipeline.ts';
 import { processOutputs } from '../../src/pipeline/outputs.ts';
 import { ReorderBuffer } from '../../src/pipeline/reorder.ts';
 import { compileFilter, Router } from '../../src/pipeline/router.ts';
@@ -181,6 +181,33 @@ test('every record lands in exactly one pipeline counter', () => {
   assert.equal(sink.got[0]!.type, 'exit');
   assert.equal(sink.got[0]!.exitCode, 3);
   assert.equal(sink.got[0]!.process!.pid, 100);
+});
+
+test('events are counted per type across runs and switches of types, filtered ones not', () => {
+  // The pipeline keeps the counter cell of the last type it counted: switching back and forth, long runs and
+  // types seen once must all add up to what the sink got.
+  const sink = new MemorySink();
+  const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
+  const shaper = (() => ({ n: 1 })) as OutputShaper;
+  const p = new Pipeline({
+    decoders: new Map(),
+    outputs: new Map([['a', shaper], ['b', shaper], ['c', shaper]]),
+    cache,
+    enrich: { userName: () => undefined },
+    router: new Router(),
+    sinks: [sink],
+    types: new Set(['a', 'b', 'c']),
+    reorderWindowMs: 0,
+    holdForEnrichmentMs: 0,
+  });
+  const seq = 'aaab' + 'ab'.repeat(7) + 'c' + 'b'.repeat(20) + 'x' + 'aca';
+  let k = 1e9;
+  for (const type of seq) p.feed({ type, ktimeNs: k++, pid: 1, tid: 1, cgroupId: 0 } as Decoded);
+  const want: Record<string, number> = {};
+  for (const e of sink.got) want[e.type] = (want[e.type] ?? 0) + 1;
+  assert.deepEqual(p.counters().byType, want);
+  assert.deepEqual(want, { a: 12, b: 28, c: 2 });
+  assert.equal(p.counters().dropped.filtered, 1);
 });
 
 test('a record whose processing throws is dropped and counted, on the ring path and from the window timer', async () => {
