@@ -9,7 +9,7 @@ import type { ContainerInfo } from '../containers/resolver.ts';
 import type { ProcessCache } from '../process/cache.ts';
 import type { ProcessEntry } from '../process/types.ts';
 import { fieldsJson, numberJson, stringJson, TimeParts } from './json.ts';
-import { TimeBytes, type ByteLine } from './json-bytes.ts';
+import { LineHead, TimeBytes, type ByteLine } from './json-bytes.ts';
 import type { ContainerRef, OutputEvent, PodRef, ProcessRef } from './types.ts';
 
 export interface EnrichContext {
@@ -176,15 +176,15 @@ function typeJson(type: string): string {
   return s;
 }
 
-/** '{"type":<type>,"time":"' per type, as UTF-8: the start of every line of that type. */
-const typeHeadCache = new Map<string, Uint8Array>();
-function typeHead(type: string): Uint8Array {
-  let b = typeHeadCache.get(type);
-  if (b === undefined) {
-    b = ownBytes(`{"type":${typeJson(type)},"time":"`);
-    if (typeHeadCache.size < 1024) typeHeadCache.set(type, b);
+/** The head of every line of a type (json-bytes.ts), per type. */
+const lineHeads = new Map<string, LineHead>();
+function lineHead(type: string): LineHead {
+  let h = lineHeads.get(type);
+  if (h === undefined) {
+    h = new LineHead(typeJson(type));
+    if (lineHeads.size < 1024) lineHeads.set(type, h);
   }
-  return b;
+  return h;
 }
 
 /**
@@ -295,8 +295,9 @@ export class Enricher {
    */
   writeLine<E>(w: ByteLine, type: string, ktimeNs: number, pid: number, tid: number, cgroupId: number, members: (ev: E, w: ByteLine) => void, ev: E): void {
     const P = this.#p;
-    w.raw(typeHead(type));
-    if (!this.#tb.write(w, bootToEpochMs(ktimeNs), ktimeNs)) {
+    const head = lineHead(type);
+    if (!this.#tb.write(w, head, bootToEpochMs(ktimeNs), ktimeNs)) {
+      w.raw(head.type);
       this.#time(type, ktimeNs); // out of TimeBytes' range: as the string line has it (or its RangeError)
       for (let i = 3; i < 10; i++) w.text(P[i]!);
     }

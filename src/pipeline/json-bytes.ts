@@ -147,46 +147,70 @@ export class ByteLine {
 /** The UTF-8 bytes of an ASCII constant. */
 export const ascii = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
 
-const TIME_TO_KTIME = ascii('Z","ktimeNs":');
+const TIME_TO_KTIME = 'Z","ktimeNs":';
 
 /**
- * TimeParts (json.ts) in bytes: an event's time and ktime written straight into a line as digits, from the
- * seconds' prefix and ktime's seconds, encoded once per second. A line's head was ten strings written one by
- * one (bench/pipeline).
+ * What every line of one type starts with, '{"type":<type>,"time":"' (`type`), and that followed by the
+ * date and time of one second, '…"time":"YYYY-MM-DDTHH:MM:SS.' (`prefix`, for second `sec`), made by
+ * TimeBytes. One per type: events of a type come many to a second.
+ */
+export class LineHead {
+  readonly type: Uint8Array;
+  sec = -1;
+  prefix: Uint8Array = new Uint8Array(0);
+
+  constructor(typeJson: string) {
+    this.type = new Uint8Array(Buffer.from(`{"type":${typeJson},"time":"`, 'utf8'));
+  }
+}
+
+/**
+ * TimeParts (json.ts) in bytes: a line's head, its type, time and ktime, written straight into a line as
+ * digits after bytes made once per type and second (LineHead) and once per second of ktime. The head was
+ * ten strings written one by one, then four byte loops; it is now two copies and the varying digits
+ * (bench/pipeline).
  */
 export class TimeBytes {
   #sec = -1;
   #iso: Uint8Array = new Uint8Array(0);
   #hi = -1;
-  #hiDigits: Uint8Array = new Uint8Array(0);
+  /** 'Z","ktimeNs":' and the digits of ktime's seconds #hi. */
+  #kHead: Uint8Array = new Uint8Array(0);
 
   /**
-   * Writes `<wallMs as ISO 8601 from the year to the ms>Z","ktimeNs":<ktimeNs>`, exactly what TimeParts
-   * gives, and returns true; returns false, writing nothing, for the times TimeParts leaves to V8 (before
-   * 1970 or past 9999, ktime below a second or not a safe integer).
+   * Writes `head.type`, then `<wallMs as ISO 8601 from the year to the ms>Z","ktimeNs":<ktimeNs>`, exactly
+   * what TimeParts gives, and returns true; returns false, writing nothing, for the times TimeParts leaves to
+   * V8 (before 1970 or past 9999, ktime below a second or not a safe integer).
    */
-  write(w: ByteLine, wallMs: number, ktimeNs: number): boolean {
+  write(w: ByteLine, head: LineHead, wallMs: number, ktimeNs: number): boolean {
     if (!(wallMs >= 0 && wallMs <= MAX_ISO_MS && ktimeNs >= 1e9 && ktimeNs <= Number.MAX_SAFE_INTEGER && Number.isInteger(ktimeNs))) return false;
     const t = Math.floor(wallMs);
     const sec = Math.floor(t / 1000);
-    if (sec !== this.#sec) {
-      this.#iso = ascii(new Date(sec * 1000).toISOString().slice(0, 20)); // "YYYY-MM-DDTHH:MM:SS."
-      this.#sec = sec;
+    if (head.sec !== sec) {
+      if (sec !== this.#sec) {
+        this.#iso = ascii(new Date(sec * 1000).toISOString().slice(0, 20)); // "YYYY-MM-DDTHH:MM:SS."
+        this.#sec = sec;
+      }
+      const prefix = new Uint8Array(head.type.length + this.#iso.length);
+      prefix.set(head.type);
+      prefix.set(this.#iso, head.type.length);
+      head.prefix = prefix;
+      head.sec = sec;
     }
     const hi = Math.floor(ktimeNs / 1e9);
     if (hi !== this.#hi) {
-      this.#hiDigits = ascii(`${hi}`);
+      this.#kHead = ascii(`${TIME_TO_KTIME}${hi}`);
       this.#hi = hi;
     }
-    const iso = this.#iso;
-    const hd = this.#hiDigits;
-    w.ensure(iso.length + 3 + TIME_TO_KTIME.length + hd.length + 9);
+    const prefix = head.prefix;
+    const kHead = this.#kHead;
+    w.ensure(prefix.length + 3 + kHead.length + 9);
     const buf = w.buf;
     let p = w.pos;
-    for (let i = 0; i < iso.length; i++) buf[p++] = iso[i]!;
-    p = digits3(buf, p, t - sec * 1000);
-    for (let i = 0; i < TIME_TO_KTIME.length; i++) buf[p++] = TIME_TO_KTIME[i]!;
-    for (let i = 0; i < hd.length; i++) buf[p++] = hd[i]!;
+    buf.set(prefix, p);
+    p = digits3(buf, p + prefix.length, t - sec * 1000);
+    buf.set(kHead, p);
+    p += kHead.length;
     const lo = ktimeNs - hi * 1e9;
     const a = Math.floor(lo / 1e6);
     const rest = lo - a * 1e6;

@@ -7,7 +7,7 @@ import type { ContainerInfo } from '../../src/containers/resolver.ts';
 import type { ExecEvent, ExitEvent } from '../../src/events/types.ts';
 import { Enricher, type EnrichContext } from '../../src/pipeline/enrich.ts';
 import { fieldsJson, fixedMembers, numberJson, stringJson, TimeParts } from '../../src/pipeline/json.ts';
-import { ByteLine, fixedMembersBytes, TimeBytes } from '../../src/pipeline/json-bytes.ts';
+import { ByteLine, fixedMembersBytes, LineHead, TimeBytes } from '../../src/pipeline/json-bytes.ts';
 import { processOutputs, syscallOutput } from '../../src/pipeline/outputs.ts';
 import { Pipeline, type Decoded } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
@@ -32,6 +32,10 @@ test('TimeParts are Date#toISOString and JSON.stringify of the ktime, within a s
   const r = rng(7);
   const t = new TimeParts();
   const tb = new TimeBytes();
+  // Line heads of several types, used in runs and alternately, each keeping the second it was made for.
+  const types = ['exec', 'open', 'tcp_state', 'wéird\u2028"type"'];
+  const typeOf = new Map(types.map((ty) => [new LineHead(JSON.stringify(ty)), ty]));
+  const heads = [...typeOf.keys()].flatMap((h, i) => Array<LineHead>(1 + 3 * i).fill(h));
   const line = new ByteLine(4);
   let bytesWritten = 0;
   const walls = [0, 0.4, 999.9, 1000, 59_999, 1.7e12, 1.7e12 + 0.999, 253402300799999, 253402300800000, 8.64e15, -1, -1000.5];
@@ -50,9 +54,10 @@ test('TimeParts are Date#toISOString and JSON.stringify of the ktime, within a s
     // TimeBytes: the same, as bytes, or nothing where it leaves the time to TimeParts.
     line.reset();
     line.text('x');
-    if (tb.write(line, ms, kt)) {
+    const head = heads[i % heads.length]!;
+    if (tb.write(line, head, ms, kt)) {
       bytesWritten++;
-      assert.equal(Buffer.from(line.buf.subarray(1, line.pos)).toString(), `${t.iso}${t.ms}Z","ktimeNs":${JSON.stringify(kt)}`, `wall ${ms} ktime ${kt}`);
+      assert.equal(Buffer.from(line.buf.subarray(1, line.pos)).toString(), `{"type":${JSON.stringify(typeOf.get(head))},"time":"${t.iso}${t.ms}Z","ktimeNs":${JSON.stringify(kt)}`, `wall ${ms} ktime ${kt}`);
     } else {
       assert.equal(line.pos, 1, `wall ${ms} ktime ${kt}: nothing written`);
       assert.ok(!(ms >= 0 && ms < 253402300800000 && kt >= 1e9 && Number.isSafeInteger(kt)), `wall ${ms} ktime ${kt} is in range`);
