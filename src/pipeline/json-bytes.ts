@@ -120,11 +120,20 @@ export class ByteLine {
 
   /** A number as JSON.stringify writes it. */
   number(v: number): void {
-    if ((v | 0) === v && v >= 0 && v < 1000) {
-      // Most numbers of an event are small (fds, flags, syscall numbers, return values): digits straight in.
-      this.ensure(3);
-      const buf = this.buf;
-      let p = this.pos;
+    if ((v | 0) !== v) {
+      this.text(numberJson(v));
+      return;
+    }
+    // A 32-bit integer (fds, flags, syscall numbers, return values, errnos, ports, ids): digits straight in,
+    // the sign too (-0 is written "0", as JSON.stringify writes it).
+    this.ensure(11);
+    const buf = this.buf;
+    let p = this.pos;
+    if (v < 0) {
+      buf[p++] = 0x2d;
+      v = -v;
+    }
+    if (v < 1000) {
       if (v >= 100) {
         const h = (v / 100) | 0;
         buf[p++] = 0x30 + h;
@@ -137,10 +146,17 @@ export class ByteLine {
         buf[p++] = 0x30 + t;
         buf[p++] = 0x30 + v - t * 10;
       } else buf[p++] = 0x30 + v;
-      this.pos = p;
-      return;
+    } else {
+      let n = 1;
+      for (let x = v; x >= 10; x = Math.floor(x / 10)) n++;
+      for (let i = p + n - 1; i >= p; i--) {
+        const q = Math.floor(v / 10);
+        buf[i] = 0x30 + v - q * 10;
+        v = q;
+      }
+      p += n;
     }
-    this.text((v | 0) === v ? `${v}` : numberJson(v));
+    this.pos = p;
   }
 }
 

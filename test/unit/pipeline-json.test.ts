@@ -278,7 +278,7 @@ test('ByteLine writes strings and numbers as the UTF-8 of JSON.stringify, growin
   const w = new ByteLine(1); // grows from one byte
   let expect = '';
   const strings = ['', 'plain', '/dev/null', 'q"uote', 'back\\slash', 'nl\n tab\t', '\u0000\u001f\u007f', 'é', '😀', '\ud800', 'a\udc00b', 'x'.repeat(300), `${'y'.repeat(40)}é`];
-  const numbers = [0, -0, 1, 9, 10, 99, 100, 999, 1000, -1, -1000, 2 ** 31, -(2 ** 31), 2 ** 53 + 2, 1.5, -0.25, 1e21, 1e-7, NaN, Infinity, -Infinity];
+  const numbers = [0, -0, 1, 9, 10, 99, 100, 999, 1000, -1, -9, -10, -100, -999, -1000, 12345, -100000, 2 ** 31 - 1, -(2 ** 31) + 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 53 + 2, 1.5, -0.25, 1e21, 1e-7, NaN, Infinity, -Infinity];
   for (let i = 0; i < 4000; i++) {
     const k = r();
     if (k < 0.45) {
