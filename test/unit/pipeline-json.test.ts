@@ -128,14 +128,36 @@ function snap(pid: number, ppid: number, startNs: number, o: Partial<SnapshotPro
 }
 
 function context(): { ctx: EnrichContext; pids: number[] } {
+  const sharedArgv = Object.freeze(['shared', '--quote="x"', 'é']) as string[];
   const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
   const pids: number[] = [];
   cache.apply(snap(1, 0, 1e9));
   for (let i = 0; i < 40; i++) {
     const pid = 100 + i;
     const parent = i < 5 ? 1 : 100 + (i % 5);
-    cache.apply(snap(pid, parent, 2e9 + i * 1e7, i % 7 === 0 ? { creds: undefined, unknown: ['creds'] } : i % 5 === 0 ? { argv: undefined, exePath: undefined } : {}));
+    cache.apply(
+      snap(
+        pid,
+        parent,
+        2e9 + i * 1e7,
+        i % 7 === 0
+          ? { creds: undefined, unknown: ['creds'] }
+          : i % 5 === 0
+            ? { argv: undefined, exePath: undefined }
+            : i % 3 === 0
+              ? { creds: { ...creds, euid: 1000, loginuid: undefined }, comm: 'we"ird é', argv: sharedArgv } // no euid or loginuid member; a shared frozen argv
+              : {},
+      ),
+    );
     pids.push(pid);
+  }
+  // Images with a truncated argv (exec events say so).
+  for (const pid of [101, 102]) {
+    cache.apply({
+      type: 'exec', ktimeNs: 2.9e9, pid, tid: pid, cgroupId: 1, comm: 'trunc', startNs: 2e9 + (pid - 100) * 1e7, ppid: 1, parentStartNs: 1e9, oldPid: pid, creds,
+      ns: { cgroupId: 1, pidns: 1, mntns: 1, nspid: pid }, exe: { path: '/bin/trunc', ino: 1, dev: 1, mtimeNs: 0 }, filename: '/bin/trunc', argv: ['trunc', 'a'.repeat(50)], argc: 900,
+      envRaw: [], tty: 'pts1', flags: 0, argvTruncated: true, envTruncated: false, pathTruncated: false, subreaper: false,
+    } as ExecEvent);
   }
   const container = (id: number): ContainerInfo | undefined => {
     if (id < 10) return undefined;
