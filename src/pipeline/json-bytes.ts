@@ -133,20 +133,8 @@ export class ByteLine {
       buf[p++] = 0x2d;
       v = -v;
     }
-    if (v < 1000) {
-      if (v >= 100) {
-        const h = (v / 100) | 0;
-        buf[p++] = 0x30 + h;
-        v -= h * 100;
-        const t = (v / 10) | 0;
-        buf[p++] = 0x30 + t;
-        buf[p++] = 0x30 + v - t * 10;
-      } else if (v >= 10) {
-        const t = (v / 10) | 0;
-        buf[p++] = 0x30 + t;
-        buf[p++] = 0x30 + v - t * 10;
-      } else buf[p++] = 0x30 + v;
-    } else {
+    if (v < 1000) p = smallDigits(buf, p, v);
+    else {
       let n = 1;
       for (let x = v; x >= 10; x = Math.floor(x / 10)) n++;
       for (let i = p + n - 1; i >= p; i--) {
@@ -236,6 +224,23 @@ export class TimeBytes {
     w.pos = digits3(buf, p, rest - b * 1000);
     return true;
   }
+}
+
+/** Writes `v` (an integer from 0 to 999) without leading zeros at p; returns the end. */
+export function smallDigits(buf: Uint8Array, p: number, v: number): number {
+  if (v >= 100) {
+    const h = (v / 100) | 0;
+    buf[p++] = 0x30 + h;
+    v -= h * 100;
+    const t = (v / 10) | 0;
+    buf[p++] = 0x30 + t;
+    buf[p++] = 0x30 + v - t * 10;
+  } else if (v >= 10) {
+    const t = (v / 10) | 0;
+    buf[p++] = 0x30 + t;
+    buf[p++] = 0x30 + v - t * 10;
+  } else buf[p++] = 0x30 + v;
+  return p;
 }
 
 /** "000" to "999" as bytes, three per number. */

@@ -25,7 +25,7 @@ import { FILE_EVENT as FE, NET_EVENT as NE, SIZEOF, VIGIL_SYS_FLAGS as F } from 
 import type { FileOp, NetOp } from '../events/types.ts';
 import { familyName, modeOctal, protocolName, retError, sockTypeName, syscallName, tcpStateName } from '../syscalls/names.ts';
 import type { HeldKind, HeldRecord } from './held.ts';
-import type { ByteLine } from './json-bytes.ts';
+import { smallDigits, type ByteLine } from './json-bytes.ts';
 import type { RecordDecoder } from './pipeline.ts';
 
 const enc = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
@@ -212,14 +212,16 @@ const acceptFlag = (flags: number): string => `,"flags":${flags},"flagNames":${J
 function address(w: ByteLine, key: Uint8Array, b: Uint8Array, at: number, family: number): void {
   w.raw(key);
   if (family === 2) {
-    w.ensure(17);
-    w.buf[w.pos++] = 0x22;
+    w.ensure(17); // '"a.b.c.d"': at most four times three digits, three dots and two quotes
+    const buf = w.buf;
+    let p = w.pos;
+    buf[p++] = 0x22;
     for (let i = 0; i < 4; i++) {
-      if (i) w.buf[w.pos++] = 0x2e;
-      w.number(b[at + i]!);
+      if (i) buf[p++] = 0x2e;
+      p = smallDigits(buf, p, b[at + i]!);
     }
-    w.ensure(1);
-    w.buf[w.pos++] = 0x22;
+    buf[p++] = 0x22;
+    w.pos = p;
   } else w.string(formatIPv6(b, at));
 }
 
