@@ -6,11 +6,12 @@
 // and maps closed.
 import fs from 'node:fs';
 import { MapFlags, MapType } from '../bpf/constants.ts';
-import { NotSupportedError, PermissionError } from '../bpf/errors.ts';
+import { NotSupportedError, PermissionError, StateError } from '../bpf/errors.ts';
 import { allFeatures, feature, requireBpfPrivileges } from '../bpf/features.ts';
 import { BpfMap, numPossibleCpus } from '../bpf/map.ts';
 import { ensureBpffs, ensureTracefs } from '../bpf/mounts.ts';
-import type { VigilConfig } from '../config/config.ts';
+import { syscallSensorConfig, type VigilConfig } from '../config/config.ts';
+import { planReload, ReloadRefusedError } from '../config/reload.ts';
 import { detectCgroupLayout, type CgroupLayoutInfo } from '../containers/cgroups.ts';
 import { ContainerResolver } from '../containers/resolver.ts';
 import { detectRuntimeClients } from '../containers/runtimes/detect.ts';
@@ -31,7 +32,7 @@ import { enrichUserName, pipelineTables } from '../pipeline/tables.ts';
 import { Router } from '../pipeline/router.ts';
 import { enableRunTimeStats, type StatsHandle } from '../bpf/stats.ts';
 import { SyscallSensor, type SyscallSensorStats } from '../syscalls/sensor.ts';
-import type { SyscallSensorConfig } from '../syscalls/config.ts';
+import { normalizeSyscallConfig, type SyscallSensorConfig } from '../syscalls/config.ts';
 import type { Sink, SinkStats } from '../pipeline/types.ts';
 import { account, type Accounting } from './accounting.ts';
 
@@ -55,6 +56,8 @@ export interface AgentStatus {
   subscribers: ReturnType<Router['stats']>;
   /** Where every record went: kernel emitted = delivered + counted drops, per sink (final once stopped). */
   accounting: Accounting;
+  /** The running configuration's generation and its reloads (applied, rejected whole, the last one). */
+  config: { generation: number; reloads: { applied: number; rejected: number }; lastReload?: ReloadRecord };
   features: Record<string, { supported: boolean; reason: string }>;
 }
 
@@ -68,6 +71,27 @@ export interface AgentOptions {
   runtimeClients?: RuntimeClient[];
   /** Tests: extra sinks. */
   sinks?: Sink[];
+  /**
+   * Reads the configuration again (`vigil run`: its file, then its flags), for reload() without an argument:
+   * SIGHUP and POST /v1/config/reload. Throws ConfigError for a bad one.
+   */
+  load?: () => VigilConfig;
+}
+
+/** What a reload did: the fields it changed (none: the configuration read was the running one). */
+export interface ReloadResult {
+  changed: string[];
+  /** The configuration's generation now: 1 at start, one more per reload that changed something. */
+  generation: number;
+  /** How the syscall sensor took it. */
+  syscalls: 'updated' | 'started' | 'unchanged' | 'not loaded (no BPF)';
+}
+
+export interface ReloadRecord {
+  at: string;
+  ok: boolean;
+  changed?: string[];
+  error?: string;
 }
 
 const readProcFile = (p: string): string => fs.readFileSync(p, 'utf8');
@@ -82,8 +106,12 @@ const inodeOf = (p: string): number | undefined => {
 const OWNED_MAPS = ['vigil_stats', 'vigil_lost', 'vigil_containers', RING_CTL_MAP] as const;
 
 export class Agent {
-  readonly config: VigilConfig;
   readonly router: Router;
+  #config: VigilConfig;
+  #generation = 1;
+  #reloads = { applied: 0, rejected: 0 };
+  #lastReload: ReloadRecord | undefined;
+  #bpf = false;
   #o: AgentOptions;
   #state: AgentState = 'created';
   #startedAt: number | undefined;
@@ -108,10 +136,14 @@ export class Agent {
 
   constructor(o: AgentOptions) {
     this.#o = o;
-    this.config = o.config;
+    this.#config = o.config;
     this.router = new Router(o.config.pipeline.subscriberQueue);
   }
 
+  /** The configuration running now (reload() replaces it). */
+  get config(): VigilConfig {
+    return this.#config;
+  }
   get state(): AgentState {
     return this.#state;
   }
@@ -156,13 +188,7 @@ export class Agent {
     fs.mkdirSync(cfg.agent.dataDir, { recursive: true, mode: 0o700 });
 
     // Validate what can be validated before anything touches the kernel: syscall events, then sinks.
-    const syscallConfig: SyscallSensorConfig = {
-      files: cfg.events.files as SyscallSensorConfig['files'],
-      network: cfg.events.network as SyscallSensorConfig['network'],
-      other: cfg.events.other as SyscallSensorConfig['other'],
-      filters: { comm: cfg.filters.comm, scope: cfg.filters.scope, pathPrefixes: cfg.filters.pathPrefixes, sensitivePaths: cfg.filters.sensitivePaths, resolvePaths: cfg.filters.resolvePaths },
-      openArgs: cfg.events.openArgs,
-    };
+    const syscallConfig = syscallSensorConfig(cfg);
     const probeSyscalls = new SyscallSensor(syscallConfig); // validates (InvalidArgumentError naming the field)
     this.#step('opening sinks');
     const built = createSinks(cfg.sinks, { dataDir: cfg.agent.dataDir });
@@ -231,6 +257,7 @@ export class Agent {
       },
     });
 
+    this.#bpf = bpf;
     if (bpf) {
       this.#step('creating the shared ring buffer and maps');
       this.#createSharedMaps();
@@ -247,14 +274,7 @@ export class Agent {
       }
       if (probeSyscalls.config.ops.size) {
         this.#step(`loading the syscall sensor (${[...probeSyscalls.config.ops].join(', ')})`);
-        this.#syscalls = new SyscallSensor(syscallConfig, {
-          sharedRing: this.#channel === 'ringbuf' ? this.#maps.vigil_events : undefined,
-          containersMap: this.#maps.vigil_containers,
-          sharedMaps: this.#sharedForSensors(),
-          cgroupV1Subsys: this.#layout.v1SubsysId,
-        });
-        this.#syscalls.start();
-        this.#managers.push(this.#syscalls.manager!);
+        this.#startSyscallSensor(syscallConfig);
       }
     } else {
       this.#step(whyNot ? `no BPF (${whyNot}); using the proc connector and /proc` : 'process.mode is procfs: using the proc connector and /proc, no BPF');
@@ -271,6 +291,68 @@ export class Agent {
       if (this.config.agent.probeStats) this.#probeStats = enableRunTimeStats();
       this.#step('reading events');
       this.#startReader();
+    }
+  }
+
+  /** Loads and starts the syscall sensor on the shared ring and maps; on failure nothing stays loaded. */
+  #startSyscallSensor(config: SyscallSensorConfig): void {
+    const sensor = new SyscallSensor(config, {
+      sharedRing: this.#channel === 'ringbuf' ? this.#maps.vigil_events : undefined,
+      containersMap: this.#maps.vigil_containers,
+      sharedMaps: this.#sharedForSensors(),
+      cgroupV1Subsys: this.#layout!.v1SubsysId,
+    });
+    sensor.start();
+    this.#syscalls = sensor;
+    this.#managers.push(sensor.manager!);
+  }
+
+  /**
+   * Applies a new configuration while running (SIGHUP, POST /v1/config/reload): `next`, or what the `load`
+   * option reads now. Only event types and filters change in place (config/reload.ts); all or nothing:
+   * - a bad configuration (ConfigError), or one that changes fields only a start applies
+   *   (ReloadRefusedError), changes nothing;
+   * - what the ring holds is delivered under the old configuration first;
+   * - the syscall sensor is updated, or loaded when the old configuration needed none; if that fails
+   *   (a required probe that cannot attach), the sensor keeps its old probes and filters, the pipeline its
+   *   old event types, and the error is rethrown;
+   * - only then does the pipeline take the new event types.
+   * Every attempt is counted in status().config, the last one with its outcome.
+   */
+  reload(next?: VigilConfig): ReloadResult {
+    try {
+      if (this.#state !== 'running') throw new StateError(`the agent is ${this.#state}, not running: nothing to reload`);
+      if (!next) {
+        if (!this.#o.load) throw new StateError('this agent has no configuration source to read again');
+        next = this.#o.load();
+      }
+      const plan = planReload(this.#config, next);
+      if (plan.restartNeeded.length) throw new ReloadRefusedError(plan.restartNeeded);
+      let syscalls: ReloadResult['syscalls'] = 'unchanged';
+      if (plan.changed.length) {
+        const sys = syscallSensorConfig(next);
+        const ops = normalizeSyscallConfig(sys).ops; // validates again: a config built in code reaches here unchecked
+        this.drain();
+        if (!this.#bpf) syscalls = ops.size ? 'not loaded (no BPF)' : 'unchanged';
+        else if (this.#syscalls) {
+          this.#syscalls.update(sys);
+          syscalls = 'updated';
+        } else if (ops.size) {
+          this.#startSyscallSensor(sys);
+          syscalls = 'started';
+        }
+        const { outputs, types } = pipelineTables(next.events, ops);
+        this.#pipeline!.retarget(types, outputs);
+        this.#config = next;
+        this.#generation++;
+      }
+      this.#reloads.applied++;
+      this.#lastReload = { at: new Date().toISOString(), ok: true, changed: plan.changed };
+      return { changed: plan.changed, generation: this.#generation, syscalls };
+    } catch (err) {
+      this.#reloads.rejected++;
+      this.#lastReload = { at: new Date().toISOString(), ok: false, error: (err as Error).message };
+      throw err;
     }
   }
 
@@ -375,6 +457,7 @@ export class Agent {
       subscribers: this.router.stats(),
       features: allFeatures(),
       accounting: this.#final?.accounting ?? account({ kernel, reader, pipeline, sinks, final: false }),
+      config: { generation: this.#generation, reloads: { ...this.#reloads }, lastReload: this.#lastReload },
     };
   }
 

@@ -29,8 +29,17 @@ export class ApiClientError extends VigilError {
 
 /** GETs a path from the agent; resolves with parsed JSON (or text for non-JSON answers). */
 export function apiGet<T = unknown>(socket: string, path: string, timeoutMs = 10_000): Promise<T> {
+  return apiRequest<T>('GET', socket, path, timeoutMs);
+}
+
+/** POSTs (no body) to a path of the agent: an action, like a configuration reload. */
+export function apiPost<T = unknown>(socket: string, path: string, timeoutMs = 30_000): Promise<T> {
+  return apiRequest<T>('POST', socket, path, timeoutMs);
+}
+
+function apiRequest<T>(method: 'GET' | 'POST', socket: string, path: string, timeoutMs: number): Promise<T> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socket, path, method: 'GET', timeout: timeoutMs }, (res) => {
+    const req = http.request({ socketPath: socket, path, method, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {

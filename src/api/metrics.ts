@@ -69,6 +69,13 @@ export function createMetrics(agentRef: Agent): client.Registry {
     g.set({ state: 'running' }, c.running);
     g.set({ state: 'enrichment_pending' }, c.enrichPending);
   });
+  gauge('vigil_config_reloads_total', 'Configuration reloads, applied or rejected whole', ['result'], (g) => {
+    const r = agent.status().config.reloads;
+    g.set({ result: 'applied' }, r.applied);
+    g.set({ result: 'rejected' }, r.rejected);
+  });
+  gauge('vigil_config_last_reload_successful', 'Whether the last configuration reload was applied (1 when none was asked for)', [], (g) => g.set(agent.status().config.lastReload?.ok === false ? 0 : 1));
+  gauge('vigil_config_generation', 'Configuration generation: 1 at start, one more per reload that changed something', [], (g) => g.set(agent.status().config.generation));
   // The kernel counts runs per program, and one program can serve several probes (a syscall exit handler on
   // many tracepoints): one series per program, so that sums over series are true totals.
   const perProgram = (g: { set(labels: Record<string, string>, v: number): void }, value: (st: { runCount: number; runTimeNs: number }) => number) => {

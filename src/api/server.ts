@@ -8,6 +8,7 @@
 //   GET /v1/containers                  containers with their process counts
 //   GET /v1/events[?since=10m&type=exec,open&container=X&pid=N&limit=100&order=latest|first]   from the store
 //   GET /v1/events/stream[?type=..&container=..&pid=..&comm=..]               Server-Sent Events
+//   POST /v1/config/reload              read the configuration again and apply it, all or nothing
 //   GET /metrics                        Prometheus
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -15,7 +16,9 @@ import net from 'node:net';
 import path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Agent } from '../agent/agent.ts';
-import { InvalidArgumentError } from '../bpf/errors.ts';
+import { InvalidArgumentError, StateError, VigilError } from '../bpf/errors.ts';
+import { ConfigError } from '../config/config.ts';
+import { ReloadRefusedError } from '../config/reload.ts';
 import { ancestryJSON, toDot, toJSON } from '../process/dump.ts';
 import type { ProcessEntry } from '../process/types.ts';
 import type { EventFilter } from '../pipeline/router.ts';
@@ -184,6 +187,7 @@ export class ApiServer {
       const url = req.url.split('?')[0]!;
       // A known endpoint asked with the wrong method: 405 with the methods it takes.
       if (app.hasRoute({ method: 'GET', url })) return reply.code(405).header('allow', 'GET, HEAD').send({ error: `${req.method} ${url}: method not allowed (use GET)`, field: 'method' });
+      if (app.hasRoute({ method: 'POST', url })) return reply.code(405).header('allow', 'POST').send({ error: `${req.method} ${url}: method not allowed (use POST)`, field: 'method' });
       return reply.code(404).send({ error: `no such endpoint: ${req.method} ${url.length > 200 ? `${url.slice(0, 200)}…` : url}` });
     });
 
@@ -261,6 +265,23 @@ export class ApiServer {
     });
 
     app.get('/v1/events/stream', (req, reply) => this.#sse(req, reply));
+
+    // The agent re-reads its configuration source (vigil run: its file and flags) and applies it whole, or
+    // changes nothing: 400 names the bad or start-only field, 409 an agent not running, 422 what the kernel
+    // refused (a probe that cannot attach), the previous configuration still running in every case.
+    app.post('/v1/config/reload', async (req, reply) => {
+      queryOf(req.query, []);
+      try {
+        return { reloaded: true, ...agent.reload() };
+      } catch (err) {
+        if (err instanceof ConfigError) return reply.code(400).send({ error: err.message, field: err.issues[0]?.path, issues: err.issues });
+        if (err instanceof ReloadRefusedError) return reply.code(400).send({ error: err.message, field: err.fields[0], fields: err.fields });
+        if (err instanceof StateError) return reply.code(409).send({ error: err.message });
+        if (err instanceof InvalidArgumentError) throw err;
+        if (err instanceof VigilError) return reply.code(422).send({ error: `configuration not applied, the previous one still runs: ${err.message}` });
+        throw err;
+      }
+    });
 
     // agent.metrics: false leaves /metrics unrouted (404), and no registry is built.
     if (agent.config.agent.metrics) {

@@ -1,7 +1,7 @@
 // vigil's command line (commander). Each command has --help. Exit codes: 0 success, 1 failure (including
 // "no agent running" for commands that need one), 2 bad usage or configuration.
 import { Command, InvalidArgumentError as CliArgError, Option } from 'commander';
-import { AgentUnavailableError, apiGet } from '../api/client.ts';
+import { AgentUnavailableError, ApiClientError, apiGet, apiPost } from '../api/client.ts';
 import { parseSince } from '../api/server.ts';
 import type { AgentStatus } from '../agent/agent.ts';
 import { renderPs, snapshotSource } from './ps.ts';
@@ -80,6 +80,15 @@ export function buildCli(): Command {
     });
 
   program
+    .command('reload')
+    .description('make the running agent read its configuration file again and apply it, all or nothing (as SIGHUP does)')
+    .option('--socket <path>', 'API socket', DEFAULT_SOCKET)
+    .option('--json', 'JSON output')
+    .action(async (opts: { socket: string; json?: boolean }) => {
+      process.exitCode = await reloadCommand(opts);
+    });
+
+  program
     .command('events')
     .description('query stored events (from the running agent, or from the store file when it is stopped)')
     .option('--since <duration>', 'e.g. 10m, 2h, 1d, or an ISO date', since)
@@ -120,6 +129,25 @@ export function buildCli(): Command {
     });
 
   return program;
+}
+
+/**
+ * Exit codes: 0 applied (or nothing to change), 2 the configuration is bad or changes start-only fields,
+ * 1 no agent, or the kernel refused what the configuration asks (the previous one still runs either way).
+ */
+async function reloadCommand(opts: { socket: string; json?: boolean }): Promise<number> {
+  try {
+    const r = await apiPost<{ changed: string[]; generation: number; syscalls: string }>(opts.socket, '/v1/config/reload');
+    if (opts.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    else process.stdout.write(r.changed.length ? `reloaded (generation ${r.generation}): ${r.changed.join(', ')}; syscall sensor ${r.syscalls}\n` : 'reloaded: nothing changed\n');
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ApiClientError)) throw err;
+    const body = err.body as { error?: string };
+    if (opts.json) process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+    process.stderr.write(`vigil reload: not reloaded, the previous configuration still runs: ${body?.error ?? err.message}\n`);
+    return err.status === 400 ? 2 : 1;
+  }
 }
 
 async function psCommand(opts: { tree?: boolean; pid?: number; container?: string; json?: boolean; dot?: boolean; argv: boolean; socket: string }): Promise<number> {

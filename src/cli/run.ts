@@ -1,6 +1,8 @@
 // `vigil run`: loads the configuration (defaults <- file <- flags), starts the agent with progress on
-// stderr, serves the API, and stops cleanly on SIGINT/SIGTERM (a second signal forces the exit). Exit codes:
-// 0 after a clean stop, 1 when the agent failed, 2 for a bad configuration (nothing was loaded then).
+// stderr, serves the API, and stops cleanly on SIGINT/SIGTERM (a second signal forces the exit). SIGHUP
+// reads the file again (the flags still win) and applies it whole or not at all (Agent.reload), like
+// `vigil reload`. Exit codes: 0 after a clean stop, 1 when the agent failed, 2 for a bad configuration
+// (nothing was loaded then).
 import fs from 'node:fs';
 import { formatAccounting } from '../agent/accounting.ts';
 import { Agent } from '../agent/agent.ts';
@@ -57,7 +59,8 @@ export async function run(f: RunFlags): Promise<number> {
     return 2;
   }
   const progress = (step: string) => process.stderr.write(`vigil: ${step}\n`);
-  const agent = new Agent({ config: cfg, progress, warn: (m) => process.stderr.write(`vigil: warning: ${m}\n`) });
+  const load = () => loadConfig({ file: f.config, overrides: flagOverrides(f) });
+  const agent = new Agent({ config: cfg, load, progress, warn: (m) => process.stderr.write(`vigil: warning: ${m}\n`) });
   let api: ApiServer | undefined;
   let stopping = false;
   let startup: Promise<void> | undefined;
@@ -86,8 +89,28 @@ export async function run(f: RunFlags): Promise<number> {
     }
     void stop(sig, 0);
   };
+  // Handled from the start: SIGHUP's default would end the agent. Before the agent runs there is nothing to
+  // apply a configuration to; the file is read when the signal comes.
+  const onHangup = () => {
+    if (agent.state !== 'running') {
+      progress(`SIGHUP: the agent is ${agent.state}; not reloading`);
+      return;
+    }
+    try {
+      const r = agent.reload();
+      progress(r.changed.length ? `configuration reloaded (generation ${r.generation}): ${r.changed.join(', ')}; syscall sensor ${r.syscalls}` : 'configuration reloaded: nothing changed');
+    } catch (err) {
+      progress(`configuration NOT reloaded, the previous one still runs: ${(err as Error).message}`);
+    }
+  };
+  const listeners = () => {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    process.removeListener('SIGHUP', onHangup);
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onHangup);
 
   try {
     api = new ApiServer(agent, { socket: cfg.agent.socket, listen: cfg.agent.listen || undefined, token: token(cfg) || undefined });
@@ -106,29 +129,25 @@ export async function run(f: RunFlags): Promise<number> {
       // Asked to stop while starting, and the start failed: the stop cleans up; the failure is the outcome.
       await finished;
       process.stderr.write(`vigil: ${(err as Error).message}\n`);
-      process.removeListener('SIGINT', onSignal);
-      process.removeListener('SIGTERM', onSignal);
+      listeners();
       return 1;
     }
     process.stderr.write(`vigil: ${(err as Error).message}\n`);
     await api?.close();
     await agent.stop();
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    listeners();
     return err instanceof InvalidArgumentError ? 2 : 1;
   }
   if (stopping) {
     // Stopped during the start: never "running".
     const code = await finished;
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    listeners();
     return code;
   }
   const st = agent.status();
   progress(`running: process ${st.mode.process}, channel ${st.mode.channel}, cgroups ${st.mode.cgroups}; ${st.process.live} processes, ${st.containers?.running ?? 0} containers; API at ${cfg.agent.socket}${cfg.agent.listen ? ` and ${cfg.agent.listen}` : ''}`);
   if (st.mode.fallbackReason) progress(`note: ${st.mode.fallbackReason}`);
   const code = await finished;
-  process.removeListener('SIGINT', onSignal);
-  process.removeListener('SIGTERM', onSignal);
+  listeners();
   return code;
 }

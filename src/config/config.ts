@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import { DEFAULT_SCRUB_CONFIG, Scrubber } from '../process/scrub.ts';
 import { validateSinks } from '../sinks/index.ts';
-import { normalizeSyscallConfig } from '../syscalls/config.ts';
+import { normalizeSyscallConfig, type SyscallSensorConfig } from '../syscalls/config.ts';
 
 const positive = z.number().int().positive();
 const nonneg = z.number().int().nonnegative();
@@ -352,14 +352,7 @@ function componentIssues(c: VigilConfig): { path: string; message: string }[] {
     (m) => split(m, ': ', 'sinks'),
   );
   check(
-    () =>
-      normalizeSyscallConfig({
-        files: c.events.files as never,
-        network: c.events.network as never,
-        other: c.events.other as never,
-        filters: { comm: c.filters.comm, scope: c.filters.scope, pathPrefixes: c.filters.pathPrefixes, sensitivePaths: c.filters.sensitivePaths, resolvePaths: c.filters.resolvePaths },
-        openArgs: c.events.openArgs,
-      }),
+    () => normalizeSyscallConfig(syscallSensorConfig(c)),
     (m) => {
       // The sensor names its own fields ("syscalls.files.x ..."); here they are events.* and filters.*.
       const { path, message } = split(m, ' ', 'events');
@@ -413,6 +406,17 @@ export function validateConfig(raw: unknown, source = 'configuration'): VigilCon
     source,
     issues.map(({ path, message }) => ({ path, message })),
   );
+}
+
+/** The syscall sensor's part of a configuration: its event groups and the filters it writes into maps. */
+export function syscallSensorConfig(c: VigilConfig): SyscallSensorConfig {
+  return {
+    files: c.events.files as SyscallSensorConfig['files'],
+    network: c.events.network as SyscallSensorConfig['network'],
+    other: c.events.other as SyscallSensorConfig['other'],
+    filters: { comm: c.filters.comm, scope: c.filters.scope, pathPrefixes: c.filters.pathPrefixes, sensitivePaths: c.filters.sensitivePaths, resolvePaths: c.filters.resolvePaths },
+    openArgs: c.events.openArgs,
+  };
 }
 
 /** Defaults <- file <- flag overrides, validated. */

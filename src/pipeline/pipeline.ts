@@ -185,6 +185,16 @@ export class Pipeline {
     this.#reorder.push(ev as Decoded);
   }
 
+  /**
+   * The event types to emit from now on, with their shapers (a configuration reload). Records still in the
+   * reorder window or held for enrichment are emitted, or counted as filtered, under the new types: the
+   * agent drains the pipeline first.
+   */
+  retarget(types: Set<string>, outputs: Map<string, OutputShaper>): void {
+    this.#o.types = types;
+    this.#o.outputs = outputs;
+  }
+
   /** Feeds an already decoded event (the eBPF-less process source) through the same stages. */
   feed(ev: Decoded): void {
     this.#c.records++;

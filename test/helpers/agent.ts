@@ -5,7 +5,7 @@ import { runCommand, type Run } from './run.ts';
 import type { TestContext } from 'node:test';
 import { Agent } from '../../src/agent/agent.ts';
 import { ApiServer } from '../../src/api/server.ts';
-import { merge, validateConfig, type VigilConfig } from '../../src/config/config.ts';
+import { loadConfig, merge, validateConfig, type VigilConfig } from '../../src/config/config.ts';
 import type { RuntimeClient } from '../../src/containers/runtimes/types.ts';
 import type { OutputEvent, Sink, SinkStats } from '../../src/pipeline/types.ts';
 import { ROOT, tempDir } from './privileged.ts';
@@ -47,13 +47,20 @@ export interface TestAgent {
   api(): Promise<ApiServer>;
 }
 
-/** Starts the real agent with a memory sink and no other sink; stopped when the test ends. */
-export async function startTestAgent(t: TestContext, o: { config?: unknown; runtimeClients?: RuntimeClient[] } = {}): Promise<TestAgent> {
+/**
+ * Starts the real agent with a memory sink and no other sink; stopped when the test ends. With `configFile`,
+ * the configuration is that YAML file under the test's own settings (data dir, socket, sinks off), read
+ * again by Agent.reload() as `vigil run` reads its file.
+ */
+export async function startTestAgent(t: TestContext, o: { config?: unknown; configFile?: string; runtimeClients?: RuntimeClient[] } = {}): Promise<TestAgent> {
   const dir = tempDir(t, 'vigil-agent-');
   const socket = path.join(dir, 'vigil.sock');
-  const config = validateConfig(merge({ agent: { dataDir: path.join(dir, 'data'), socket }, sinks: { stdout: { enabled: false }, store: { enabled: false } } }, o.config ?? {}), 'test');
+  const base = merge({ agent: { dataDir: path.join(dir, 'data'), socket }, sinks: { stdout: { enabled: false }, store: { enabled: false } } }, o.config ?? {});
+  const file = o.configFile;
+  const load = file ? () => loadConfig({ file, overrides: [base] }) : undefined;
+  const config = load ? load() : validateConfig(base, 'test');
   const sink = new MemorySink();
-  const agent = new Agent({ config, runtimeClients: o.runtimeClients, sinks: [sink] });
+  const agent = new Agent({ config, load, runtimeClients: o.runtimeClients, sinks: [sink] });
   let api: ApiServer | undefined;
   t.after(async () => {
     await api?.close();

@@ -1,0 +1,134 @@
+// Privileged: `vigil run -c file` reloads its file in place, as a user drives it: SIGHUP and `vigil reload`.
+// The agent starts with no syscall events at all (no syscall sensor loaded); a reload turns opens on under a
+// path prefix (the sensor is loaded then), another adds an in-kernel comm filter (the sensor is updated), a
+// last one turns opens off again. A file that is not valid, or that changes a field only a start applies,
+// changes nothing: the previous event types and filters keep running, as the events show. SIGTERM then
+// stops it with nothing left attached. Needs root + BPF.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import type { AgentStatus } from '../../src/agent/agent.ts';
+import { runCli } from '../helpers/agent.ts';
+import { AgentProcess } from '../helpers/agent-process.ts';
+import { assertGone, heldBpfObjects, privileged, tempDir } from '../helpers/privileged.ts';
+
+interface Ev {
+  type: string;
+  path?: string;
+  process?: { pid: number; comm: string; argv?: string[] };
+}
+
+test('SIGHUP and `vigil reload` apply event types and in-kernel filters in place; a bad or start-only file changes nothing; nothing stays attached', async (t) => {
+  if (!privileged(t, 'root + BPF')) return;
+  const dir = fs.realpathSync(tempDir(t, 'vigil-reload-'));
+  const watched = path.join(dir, 'watched');
+  fs.mkdirSync(watched);
+  for (const f of 'abcdefg') fs.writeFileSync(path.join(watched, f), 'x\n');
+  const socket = path.join(dir, 'vigil.sock');
+  const configPath = path.join(dir, 'vigil.yaml');
+  const head = ['agent:', `  socket: ${socket}`, `  dataDir: ${path.join(dir, 'data')}`, 'sinks: { store: { enabled: false } }'];
+  const write = (...lines: string[]) => fs.writeFileSync(configPath, `${[...head, ...lines].join('\n')}\n`);
+  const quiet = ['events:', '  process: { exec: true, exit: false, creds: false, comm: false }', '  files: false', '  network: false', '  other: false'];
+  write(...quiet);
+
+  const events: Ev[] = [];
+  const agent = AgentProcess.start(t, ['run', '-c', configPath], {
+    onStdoutLine: (l) => {
+      if (l.includes(dir) || l.includes('vigil-reload-mark')) events.push(JSON.parse(l) as Ev);
+    },
+  });
+  await agent.waitForStderr(/^vigil: running:/, 'the agent running');
+
+  const run = (cmd: string, ...args: string[]) => {
+    const r = spawnSync(cmd, args, { stdio: 'ignore' });
+    assert.equal(r.status, 0, `${cmd} ${args.join(' ')}`);
+    return r.pid!;
+  };
+  const opensOf = (pid: number) => events.filter((e) => e.type === 'open' && e.process?.pid === pid).map((e) => e.path);
+  // The exec of a marker after a command: the ring is ordered, so once it is out, the command's events are too.
+  let marks = 0;
+  const settle = async () => {
+    const name = `vigil-reload-mark-${++marks}`;
+    run('/bin/true', name);
+    const end = Date.now() + 30_000;
+    while (!events.some((e) => e.type === 'exec' && e.process?.argv?.includes(name))) {
+      if (Date.now() > end) assert.fail(`the marker exec ${name} never came out:\n${agent.stderr.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const hangup = async (re: RegExp, what: string) => {
+    const seen = agent.stderr.length;
+    agent.child.kill('SIGHUP');
+    const end = Date.now() + 30_000;
+    for (;;) {
+      const hit = agent.stderr.slice(seen).find((l) => re.test(l));
+      if (hit) return hit;
+      if (Date.now() > end || !agent.running) assert.fail(`no "${what}" after SIGHUP:\n${agent.stderr.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  // 1. No syscall events: an open is not reported.
+  const cat1 = run('cat', path.join(watched, 'a'));
+  await settle();
+  assert.deepEqual(opensOf(cat1), []);
+  assert.equal((JSON.parse((await runCli(['status', '--json', '--socket', socket])).stdout) as AgentStatus).syscalls, undefined, 'no syscall sensor at start');
+
+  // 2. SIGHUP with opens on under the test's directory: the syscall sensor is loaded; the path prefix is in the kernel.
+  const opens = ['events:', '  process: { exec: true, exit: false, creds: false, comm: false }', '  files: { open: true }', '  network: false', '  other: false'];
+  write(...opens, 'filters:', `  pathPrefixes: [${dir}]`);
+  const applied = await hangup(/^vigil: configuration (NOT )?reloaded/, 'a reload line');
+  assert.equal(applied, 'vigil: configuration reloaded (generation 2): events.files, filters.pathPrefixes; syscall sensor started');
+  const cat2 = run('cat', path.join(watched, 'b'), '/etc/hostname');
+  await settle();
+  assert.deepEqual(opensOf(cat2), [path.join(watched, 'b')], 'the open under the prefix, not the one outside it');
+
+  // 3. A start-only field next to a reloadable one: refused whole, by `vigil reload` (exit 2) and by SIGHUP.
+  write(...opens, 'filters:', `  pathPrefixes: [${dir}]`, '  comm: { exclude: [cat] }', 'ring: { sizeMiB: 32 }');
+  const refused = await runCli(['reload', '--socket', socket]);
+  assert.equal(refused.status, 2, refused.stderr);
+  assert.match(refused.stderr, /not reloaded, the previous configuration still runs: ring\.sizeMiB: this takes effect only when vigil starts; restart vigil to apply it/);
+  assert.match(await hangup(/^vigil: configuration (NOT )?reloaded/, 'a reload line'), /^vigil: configuration NOT reloaded, the previous one still runs: ring\.sizeMiB: this takes effect only when vigil starts/);
+  // 4. A file that is not valid YAML: refused, naming where.
+  fs.writeFileSync(configPath, 'events: [\n');
+  assert.match(await hangup(/^vigil: configuration (NOT )?reloaded/, 'a reload line'), /^vigil: configuration NOT reloaded, the previous one still runs: invalid configuration \(.*vigil\.yaml\): line \d+/);
+  const cat3 = run('cat', path.join(watched, 'c'));
+  await settle();
+  assert.deepEqual(opensOf(cat3), [path.join(watched, 'c')], 'the comm filter of the refused file was not applied');
+
+  // 5. `vigil reload` with a comm filter: the running sensor is updated; cat is dropped in the kernel, head is not.
+  write(...opens, 'filters:', `  pathPrefixes: [${dir}]`, '  comm: { exclude: [cat] }');
+  const ok = await runCli(['reload', '--socket', socket]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(ok.stdout, 'reloaded (generation 3): filters.comm.exclude; syscall sensor updated\n');
+  const cat4 = run('cat', path.join(watched, 'd'));
+  const head5 = run('head', path.join(watched, 'e'));
+  await settle();
+  assert.deepEqual(opensOf(cat4), []);
+  assert.deepEqual(opensOf(head5), [path.join(watched, 'e')]);
+  const st = JSON.parse((await runCli(['status', '--json', '--socket', socket])).stdout) as AgentStatus;
+  assert.equal(st.config.generation, 3);
+  assert.deepEqual(st.config.reloads, { applied: 2, rejected: 3 });
+  assert.deepEqual(st.syscalls?.ops, ['open']);
+  assert.ok((st.syscalls?.filters?.comm ?? 0) > 0, 'cat was dropped by the comm filter, in the kernel');
+
+  // 6. Opens off again: the sensor stays loaded with no probe attached.
+  write(...quiet);
+  assert.equal(await hangup(/^vigil: configuration (NOT )?reloaded/, 'a reload line'), 'vigil: configuration reloaded (generation 4): events.files, filters.comm.exclude, filters.pathPrefixes; syscall sensor updated');
+  const head6 = run('head', path.join(watched, 'f'));
+  await settle();
+  assert.deepEqual(opensOf(head6), []);
+  const st2 = JSON.parse((await runCli(['status', '--json', '--socket', socket])).stdout) as AgentStatus;
+  assert.deepEqual(st2.syscalls?.ops, []);
+  assert.equal(st2.sensors.find((s) => s.name === 'syscalls')?.probes.filter((p) => p.state === 'running').length, 0, 'no syscall probe attached');
+
+  // SIGTERM: a clean stop, balanced accounting, nothing left in the kernel (the sensor loaded by a reload included).
+  const held = heldBpfObjects(agent.pid);
+  const exit = await agent.stop('SIGTERM');
+  assert.deepEqual(exit, { code: 0, signal: null }, agent.stderr.join('\n'));
+  assert.equal(agent.stderr.at(-1), 'vigil: stopped; nothing is left attached');
+  assert.match(agent.accounting().verdict, /^balanced/, agent.stderr.join('\n'));
+  await assertGone(held);
+});

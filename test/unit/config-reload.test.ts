@@ -1,0 +1,183 @@
+// Configuration reloads without the kernel: which fields a reload may change in place, the pipeline taking
+// new event types, and a real in-process agent (process mode procfs: no BPF, no privileges) reloading its
+// YAML file through Agent.reload(), POST /v1/config/reload and `vigil reload`. A bad file, or one that
+// changes a field only a start applies, changes nothing at all, and every attempt is counted.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ConfigError, validateConfig } from '../../src/config/config.ts';
+import { changedPaths, planReload, ReloadRefusedError } from '../../src/config/reload.ts';
+import { ProcessCache } from '../../src/process/cache.ts';
+import { Pipeline, type Decoded, type OutputShaper } from '../../src/pipeline/pipeline.ts';
+import { Router } from '../../src/pipeline/router.ts';
+import type { OutputEvent, Sink, SinkStats } from '../../src/pipeline/types.ts';
+import { runCli, startTestAgent } from '../helpers/agent.ts';
+import { tempDir } from '../helpers/privileged.ts';
+
+test('changedPaths names the deepest differing key; a list is one value', () => {
+  assert.deepEqual(changedPaths({ a: { b: 1, c: [1, 2] } }, { a: { b: 1, c: [1, 2] } }), []);
+  assert.deepEqual(changedPaths({ a: { b: 1, c: [1, 2] } }, { a: { b: 2, c: [1, 3] } }), ['a.b', 'a.c']);
+  assert.deepEqual(changedPaths({ a: { b: 1 } }, { a: { b: 1, d: 'x' } }), ['a.d'], 'a key only one side has');
+  assert.deepEqual(changedPaths({ a: true }, { a: { open: true } }), ['a'], 'a scalar that became a mapping');
+  assert.deepEqual(changedPaths({ a: [{ x: 1 }] }, { a: [{ x: 2 }] }), ['a']);
+  assert.deepEqual(changedPaths({ a: [1] }, { a: [1, 1] }), ['a']);
+});
+
+test('planReload: event types and filters reload in place; everything else needs a restart', () => {
+  const base = validateConfig({});
+  const with_ = (over: unknown) => planReload(base, validateConfig(over));
+  assert.deepEqual(with_({}), { changed: [], restartNeeded: [] });
+  assert.deepEqual(with_({ events: { files: { open: true } }, filters: { comm: { exclude: ['sshd'] }, pathPrefixes: ['/etc'] } }), {
+    // The group's default ({ sensitiveWrites: true }) is replaced, not merged: both keys changed.
+    changed: ['events.files.sensitiveWrites', 'events.files.open', 'filters.comm.exclude', 'filters.pathPrefixes'],
+    restartNeeded: [],
+  });
+  assert.deepEqual(with_({ events: { process: { fork: true }, containers: false, network: false } }).restartNeeded, []);
+  assert.deepEqual(with_({ filters: { sensitivePaths: ['/srv'] } }), { changed: ['filters.sensitivePaths'], restartNeeded: [] }, 'an optional field set');
+  // Fixed at load, or shaping what start created.
+  assert.deepEqual(with_({ events: { openArgs: 'entry' } }).restartNeeded, ['events.openArgs']);
+  assert.deepEqual(with_({ ring: { sizeMiB: 32 }, events: { files: { open: true } } }), { changed: ['ring.sizeMiB', 'events.files.sensitiveWrites', 'events.files.open'], restartNeeded: ['ring.sizeMiB'] });
+  assert.deepEqual(with_({ sinks: { file: { path: '/tmp/x.jsonl' } } }).restartNeeded, ['sinks.file']);
+  assert.deepEqual(with_({ agent: { socket: '/tmp/v.sock' }, process: { scrub: { secretNames: ['pw'] } }, pipeline: { reorderWindowMs: 0 } }).restartNeeded, ['agent.socket', 'pipeline.reorderWindowMs', 'process.scrub.secretNames']);
+  const err = new ReloadRefusedError(['ring.sizeMiB', 'agent.socket']);
+  assert.match(err.message, /^ring\.sizeMiB, agent\.socket: these take effect only when vigil starts; restart vigil to apply them/);
+  assert.match(err.message, /nothing was changed/);
+});
+
+class KeepSink implements Sink {
+  readonly name = 'keep';
+  readonly got: OutputEvent[] = [];
+  write(ev: OutputEvent): void {
+    this.got.push(ev);
+  }
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+  stats(): SinkStats {
+    return { received: this.got.length, sent: this.got.length, dropped: {}, queued: 0, retries: 0 };
+  }
+}
+
+test('Pipeline.retarget: the new event types are emitted from the next event on, the old ones counted as filtered', () => {
+  const sink = new KeepSink();
+  const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
+  const shaper = (() => ({})) as OutputShaper;
+  const p = new Pipeline({ decoders: new Map(), outputs: new Map([['a', shaper]]), cache, enrich: { userName: () => undefined }, router: new Router(), sinks: [sink], types: new Set(['a']), reorderWindowMs: 0, holdForEnrichmentMs: 0 });
+  let k = 1e9;
+  const feed = (type: string) => p.feed({ type, ktimeNs: k++, pid: 1, tid: 1, cgroupId: 0 } as Decoded);
+  feed('a');
+  feed('b');
+  p.retarget(new Set(['b']), new Map([['b', shaper]]));
+  feed('a');
+  feed('b');
+  feed('b');
+  assert.deepEqual(sink.got.map((e) => e.type), ['a', 'b', 'b']);
+  assert.deepEqual(p.counters().byType, { a: 1, b: 2 });
+  assert.equal(p.counters().dropped.filtered, 2);
+});
+
+function post(socketPath: string, url: string, method = 'POST'): Promise<{ status: number; json: Record<string, unknown>; allow?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path: url, method, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : {}, allow: res.headers.allow }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('an agent reloads its file in place, all or nothing, by call, API and CLI; every attempt is counted', async (t) => {
+  const dir = tempDir(t, 'vigil-reload-');
+  const file = path.join(dir, 'vigil.yaml');
+  const write = (...lines: string[]) => fs.writeFileSync(file, `${lines.join('\n')}\n`);
+  // No BPF: syscall events cannot run, but their configuration is still checked and taken.
+  write('process: { mode: procfs }', 'containers: { enabled: false }', 'events:', '  process: { exec: true, exit: true, fork: false }', '  files: false', '  network: false', '  other: false');
+  const ta = await startTestAgent(t, { configFile: file });
+  const agent = ta.agent;
+  assert.deepEqual(agent.status().config, { generation: 1, reloads: { applied: 0, rejected: 0 }, lastReload: undefined });
+
+  // Nothing changed: applied, same generation.
+  assert.deepEqual(agent.reload(), { changed: [], generation: 1, syscalls: 'unchanged' });
+
+  // Event types and filters: applied.
+  write('process: { mode: procfs }', 'containers: { enabled: false }', 'events:', '  process: { exec: true, exit: true, fork: true }', '  files: { open: true }', '  network: false', '  other: false', 'filters: { comm: { exclude: [sshd] } }');
+  const r = agent.reload();
+  assert.deepEqual(r, { changed: ['events.process.fork', 'events.files', 'filters.comm.exclude'], generation: 2, syscalls: 'not loaded (no BPF)' });
+  assert.equal(agent.config.events.process.fork, true);
+  assert.deepEqual(agent.config.filters.comm.exclude, ['sshd']);
+  const st = agent.status().config;
+  assert.equal(st.generation, 2);
+  assert.deepEqual(st.reloads, { applied: 2, rejected: 0 });
+  assert.deepEqual(st.lastReload?.changed, r.changed);
+
+  // A bad file: ConfigError naming the field; nothing changes.
+  const before = structuredClone(agent.config);
+  write('process: { mode: procfs }', 'containers: { enabled: false }', 'events:', '  process: { fork: maybe }', '  files: false');
+  assert.throws(() => agent.reload(), (e: unknown) => e instanceof ConfigError && /events\.process\.fork: expected true or false/.test(e.message));
+  assert.deepEqual(agent.config, before);
+  // Start-only fields next to reloadable ones: refused whole, naming them; the reloadable ones are not applied either.
+  write('process: { mode: procfs }', 'containers: { enabled: false }', 'ring: { sizeMiB: 32 }', 'pipeline: { reorderWindowMs: 0 }', 'events:', '  process: { fork: false }', '  files: false', '  network: false', '  other: false');
+  assert.throws(() => agent.reload(), (e: unknown) => e instanceof ReloadRefusedError && e.fields.join() === 'ring.sizeMiB,pipeline.reorderWindowMs');
+  assert.deepEqual(agent.config, before);
+  assert.equal(agent.status().config.generation, 2);
+  assert.deepEqual(agent.status().config.reloads, { applied: 2, rejected: 2 });
+  assert.equal(agent.status().config.lastReload?.ok, false);
+  assert.match(agent.status().config.lastReload?.error ?? '', /ring\.sizeMiB, pipeline\.reorderWindowMs: these take effect only when vigil starts/);
+
+  // Over the API: 400 with the field for both kinds of refusal, 200 with what changed, 405 for GET.
+  await ta.api();
+  const refused = await post(ta.socket, '/v1/config/reload');
+  assert.equal(refused.status, 400);
+  assert.equal(refused.json.field, 'ring.sizeMiB');
+  assert.deepEqual(refused.json.fields, ['ring.sizeMiB', 'pipeline.reorderWindowMs']);
+  write('process: { mode: procfs }', 'containers: { enabled: false }', 'events: { process: { fork: 3 } }');
+  const invalid = await post(ta.socket, '/v1/config/reload');
+  assert.equal(invalid.status, 400);
+  assert.equal(invalid.json.field, 'events.process.fork');
+  write('process: { mode: procfs }', 'containers: { enabled: false }', 'events:', '  process: { exec: true, exit: true, fork: false }', '  files: false', '  network: false', '  other: false');
+  const ok = await post(ta.socket, '/v1/config/reload');
+  assert.equal(ok.status, 200, JSON.stringify(ok.json));
+  assert.deepEqual(ok.json, { reloaded: true, changed: ['events.process.fork', 'events.files', 'filters.comm.exclude'], generation: 3, syscalls: 'unchanged' });
+  const wrong = await post(ta.socket, '/v1/config/reload', 'GET');
+  assert.equal(wrong.status, 405);
+  assert.equal(wrong.allow, 'POST');
+  assert.equal((await post(ta.socket, '/v1/config/reload?now=1')).status, 400);
+
+  // The CLI: 0 applied, 2 refused (bad or start-only), with the reason on stderr.
+  const same = await runCli(['reload', '--socket', ta.socket]);
+  assert.equal(same.status, 0, same.stderr);
+  assert.equal(same.stdout, 'reloaded: nothing changed\n');
+  write('process: { mode: procfs }', 'containers: { enabled: false }', 'agent: { metrics: false }', 'events: { files: false, network: false, other: false }');
+  const cli = await runCli(['reload', '--socket', ta.socket]);
+  assert.equal(cli.status, 2, cli.stderr);
+  assert.match(cli.stderr, /^vigil reload: not reloaded, the previous configuration still runs: agent\.metrics: this takes effect only when vigil starts/);
+  const status = await runCli(['status', '--socket', ta.socket]);
+  assert.match(status.stdout, /config: generation 3, reloads applied 4, rejected 5; last reload \S+: REJECTED: agent\.metrics/);
+  const metrics = await new Promise<string>((resolve, reject) => {
+    http.get({ socketPath: ta.socket, path: '/metrics' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+  assert.match(metrics, /^vigil_config_reloads_total\{result="applied"\} 4$/m);
+  assert.match(metrics, /^vigil_config_reloads_total\{result="rejected"\} 5$/m);
+  assert.match(metrics, /^vigil_config_last_reload_successful 0$/m);
+  assert.match(metrics, /^vigil_config_generation 3$/m);
+});
+
+test('an agent without a configuration source, or not running, refuses a reload and counts it', async (t) => {
+  const ta = await startTestAgent(t, { config: { process: { mode: 'procfs' }, containers: { enabled: false }, events: { files: false, network: false, other: false } } });
+  assert.throws(() => ta.agent.reload(), /no configuration source/);
+  // An explicit configuration is still applied (tests and embedders).
+  const next = validateConfig({ ...structuredClone(ta.config), events: { ...ta.config.events, process: { ...ta.config.events.process, fork: true } } });
+  assert.deepEqual(ta.agent.reload(next).changed, ['events.process.fork']);
+  await ta.agent.stop();
+  assert.throws(() => ta.agent.reload(next), /the agent is stopped, not running/);
+  assert.deepEqual(ta.agent.status().config.reloads, { applied: 1, rejected: 2 });
+});
