@@ -7,13 +7,15 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ConfigError, validateConfig } from '../../src/config/config.ts';
+import { stringify } from 'yaml';
+import { ConfigError, loadConfig, merge, validateConfig } from '../../src/config/config.ts';
 import { changedPaths, planReload, ReloadRefusedError } from '../../src/config/reload.ts';
 import { ProcessCache } from '../../src/process/cache.ts';
 import { Pipeline, type Decoded, type OutputShaper } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
 import type { OutputEvent, Sink, SinkStats } from '../../src/pipeline/types.ts';
 import { runCli, startTestAgent } from '../helpers/agent.ts';
+import { iterations, rngFor, type Rng } from '../helpers/fuzz.ts';
 import { tempDir } from '../helpers/privileged.ts';
 
 test('changedPaths names the deepest differing key; a list is one value', () => {
@@ -180,4 +182,76 @@ test('an agent without a configuration source, or not running, refuses a reload 
   await ta.agent.stop();
   assert.throws(() => ta.agent.reload(next), /the agent is stopped, not running/);
   assert.deepEqual(ta.agent.status().config.reloads, { applied: 1, rejected: 2 });
+});
+
+test('fuzz: random reloads of a running agent are applied exactly, or rejected with nothing changed', async (t) => {
+  // Each file mixes random changes of three kinds, and the oracle follows from the kinds alone: any invalid
+  // value -> ConfigError; else any start-only field -> ReloadRefusedError; else applied, the running
+  // configuration being exactly the file's. After a rejection the running configuration is the one before.
+  const dir = tempDir(t, 'vigil-reload-fuzz-');
+  const file = path.join(dir, 'vigil.yaml');
+  const fixed = { process: { mode: 'procfs' }, containers: { enabled: false } };
+  fs.writeFileSync(file, stringify({ ...fixed, events: { files: false, network: false, other: false } }));
+  const ta = await startTestAgent(t, { configFile: file });
+  const name = (rng: Rng) => rng.ascii(1, 15, 'abcdefghijklmnopqrstuvwxyz-');
+  const reloadable: ((rng: Rng) => Record<string, unknown>)[] = [
+    (rng) => ({ events: { process: { [rng.pick(['exec', 'exit', 'fork', 'creds', 'comm'])]: rng.chance(0.5) } } }),
+    (rng) => ({ events: { containers: rng.chance(0.5) } }),
+    (rng) => ({ events: { files: rng.chance(0.3) ? rng.chance(0.5) : { open: rng.chance(0.5), unlink: rng.chance(0.5), mkdir: rng.chance(0.5) } } }),
+    (rng) => ({ events: { network: rng.chance(0.3) ? rng.chance(0.5) : { connect: rng.chance(0.5), bind: rng.chance(0.5) } } }),
+    (rng) => ({ filters: { comm: { [rng.pick(['include', 'exclude'])]: Array.from({ length: rng.int(0, 3) }, () => name(rng)) } } }),
+    (rng) => ({ filters: { pathPrefixes: Array.from({ length: rng.int(0, 3) }, () => `/${name(rng)}`) } }),
+    (rng) => ({ filters: { scope: rng.pick(['all', 'containers', 'host']), resolvePaths: rng.pick([true, false, 'all']) } }),
+  ];
+  const startOnly: ((rng: Rng) => Record<string, unknown>)[] = [
+    (rng) => ({ ring: { sizeMiB: rng.pick([32, 64]) } }),
+    (rng) => ({ pipeline: { reorderWindowMs: rng.int(6, 1000) } }),
+    (rng) => ({ process: { maxArgsBytes: rng.int(1, 4096) } }),
+    () => ({ agent: { probeStats: true } }),
+    () => ({ events: { openArgs: 'entry' } }),
+    (rng) => ({ sinks: { file: { path: path.join(dir, `${name(rng)}.jsonl`) } } }),
+  ];
+  const invalid: ((rng: Rng) => Record<string, unknown>)[] = [
+    () => ({ events: { process: { fork: 'maybe' } } }),
+    () => ({ ring: { sizeMiB: 3 } }),
+    () => ({ filters: { comm: { exclude: ['averyveryverylongname'] } } }),
+    () => ({ filters: { scope: 'pods' } }),
+    () => ({ events: { files: { opne: true } } }),
+    (rng) => ({ [`x${name(rng)}`]: 1 }),
+    () => ({ filters: { pathPrefixes: ['relative/path'] } }),
+  ];
+  let applied = 0;
+  let refused = 0;
+  let bad = 0;
+  const rng = rngFor('config-reload');
+  for (let i = 0; i < iterations(60); i++) {
+    const kinds: ('reloadable' | 'startOnly' | 'invalid')[] = [];
+    let raw: unknown = { ...fixed, events: { files: false, network: false, other: false } };
+    for (let n = rng.int(1, 4); n > 0; n--) {
+      const kind = rng.chance(0.7) ? 'reloadable' : rng.pick(['startOnly', 'invalid'] as const);
+      kinds.push(kind);
+      raw = merge(raw, rng.pick(kind === 'reloadable' ? reloadable : kind === 'startOnly' ? startOnly : invalid)(rng));
+    }
+    fs.writeFileSync(file, stringify(raw));
+    const before = structuredClone(ta.agent.config);
+    const where = `iteration ${i}, ${kinds.join('+')}: ${JSON.stringify(raw)}`;
+    try {
+      const r = ta.agent.reload();
+      assert.ok(!kinds.includes('invalid') && !kinds.includes('startOnly'), `applied, but should not be: ${where}`);
+      assert.deepEqual(ta.agent.config, loadConfig({ file, overrides: [{ agent: ta.config.agent, sinks: { stdout: { enabled: false }, store: { enabled: false } } }] }), where);
+      assert.equal(r.changed.length > 0, changedPaths(before, ta.agent.config).length > 0, where);
+      applied++;
+    } catch (err) {
+      if (kinds.includes('invalid')) {
+        assert.ok(err instanceof ConfigError, `${where}: ${String(err)}`);
+        bad++;
+      } else {
+        assert.ok(kinds.includes('startOnly') && err instanceof ReloadRefusedError, `${where}: ${String(err)}`);
+        refused++;
+      }
+      assert.deepEqual(ta.agent.config, before, `nothing changed: ${where}`);
+    }
+  }
+  assert.deepEqual(ta.agent.status().config.reloads, { applied, rejected: refused + bad });
+  assert.ok(applied > 0 && refused > 0 && bad > 0, `every outcome seen: ${applied} applied, ${refused} refused, ${bad} invalid`);
 });
