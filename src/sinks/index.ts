@@ -65,14 +65,18 @@ interface Planned {
   opts: Raw;
 }
 
-/** Splits `enabled` off one sink's config; undefined when the sink is off. @throws InvalidArgumentError */
-function enabledConfig(v: unknown, p: string): Raw | undefined {
+/**
+ * Splits `enabled` off one sink's config: its options, and whether it is on. Undefined when there is nothing
+ * to check (absent, false, or `enabled: false` alone). @throws InvalidArgumentError
+ */
+function sinkConfig(v: unknown, p: string): { opts: Raw; on: boolean } | undefined {
   if (v === undefined || v === false || v === null) return undefined;
-  if (v === true) return {};
+  if (v === true) return { opts: {}, on: true };
   if (typeof v !== 'object' || Array.isArray(v)) throw new InvalidArgumentError(`${p}: must be an object, true or false`);
   const { enabled, ...rest } = v as Raw;
   if (enabled !== undefined && typeof enabled !== 'boolean') throw new InvalidArgumentError(`${p}.enabled: must be true or false`);
-  return enabled === false ? undefined : rest;
+  if (enabled === false && Object.keys(rest).length === 0) return undefined;
+  return { opts: rest, on: enabled !== false };
 }
 
 /**
@@ -87,8 +91,11 @@ export function validateSinks(config: unknown, ctx: SinkContext = {}): Planned[]
     const list = Array.isArray(v) && MULTI.has(kind) ? v.map((x, i) => [x, `sinks.${kind}[${i}]`, i] as const) : [[v, `sinks.${kind}`, -1] as const];
     if (Array.isArray(v) && !MULTI.has(kind)) throw new InvalidArgumentError(`sinks.${kind}: must be an object (only one ${kind} sink)`);
     for (const [raw, p, i] of list) {
-      const opts = enabledConfig(raw, p);
-      if (!opts) continue;
+      // A sink turned off with its options still written is checked all the same: a typo there would
+      // otherwise surface only on the day it is turned on.
+      const sc = sinkConfig(raw, p);
+      if (!sc) continue;
+      const opts = sc.opts;
       switch (kind) {
         case 'stdout': resolveStdoutOptions(opts, p); break;
         case 'file': resolveFileOptions(opts, p); break;
@@ -102,7 +109,7 @@ export function validateSinks(config: unknown, ctx: SinkContext = {}): Planned[]
         case 'nats': natsModule().resolveNatsOptions(opts, p); break;
         case 'otlp': resolveOtlpOptions(opts, p); break;
       }
-      plan.push({ kind, name: i >= 0 ? `${kind}[${i}]` : kind, opts });
+      if (sc.on) plan.push({ kind, name: i >= 0 ? `${kind}[${i}]` : kind, opts });
     }
   }
   const names = new Set<string>();
