@@ -159,10 +159,12 @@ const before = pipeline.counters();
 const fed0 = fed;
 const t0 = performance.now();
 const c0 = process.cpuUsage();
+const f0 = process.resourceUsage();
 await feed(WARM * passBytes, buf.length);
 pipeline.flush();
 await sink.flush();
 const c1 = process.cpuUsage(c0);
+const f1 = process.resourceUsage();
 const wall = (performance.now() - t0) / 1000;
 const after = pipeline.counters();
 if (session && process.env.VIGIL_BENCH_HEAP) {
@@ -189,6 +191,9 @@ process.stdout.write(
     wall_s: wall,
     utime_s: c1.user / 1e6,
     stime_s: c1.system / 1e6,
+    // Page faults while measured: memory the run touches for the first time (or again, after it was returned).
+    minorFaults: f1.minorPageFault - f0.minorPageFault,
+    majorFaults: f1.majorPageFault - f0.majorPageFault,
     sink: { received: st.received, sent: st.sent, dropped: st.dropped },
     bytes: fs.existsSync(out) ? fs.statSync(out).size : 0,
     cache: { size: cs.size, live: cs.live, heldTotal: cs.heldTotal, heldFallback: cs.heldFallback, brokenLineage: cs.brokenLineage },
