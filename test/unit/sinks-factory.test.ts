@@ -55,7 +55,7 @@ describe('createSinks validation', () => {
     rejects({ webhook: { enabled: false, url: 'ftp://x' } }, /^sinks\.webhook\.url: must be an http\(s\) URL/);
     rejects({ file: [{ path: 'a' }, { enabled: false, path: 'b', maxFiles: 0 }] }, /^sinks\.file\[1\]\.maxFiles: must be an integer between 1 and 1000, got 0$/);
     rejects({ stdout: { enabled: false, colour: true } }, /^sinks\.stdout\.colour: unknown option/);
-    rejects({ otlp: { enabled: false } , webhook: { enabled: false, url: 'http://x', maxBatch: 0 } }, /^sinks\.webhook\.maxBatch: must be an integer >= 1, got 0$/);
+    rejects({ otlp: { enabled: false }, webhook: { enabled: false, url: 'http://x', maxBatch: 0 } }, /^sinks\.webhook\.maxBatch: must be an integer >= 1, got 0$/);
     // Off, with or without valid options: nothing planned, and two disabled sinks may name one path.
     assert.deepEqual(validateSinks({ stdout: { enabled: false }, store: false, webhook: { enabled: false }, otlp: { enabled: false, endpoint: 'http://127.0.0.1:9' } }), []);
     assert.deepEqual(validateSinks({ stdout: false, store: false, file: [{ enabled: false, path: '/tmp/same' }, { enabled: false, path: '/tmp/same' }] }), []);
