@@ -3,7 +3,6 @@
 // defaults report only sensitive writes among file events) and fork events emitted, so that every record the
 // kernel hands over becomes an output event (cgroup records aside), as every line of the C consumer does.
 import { merge, validateConfig, type VigilConfig } from '../../src/config/config.ts';
-import type { SyscallSensorConfig } from '../../src/syscalls/config.ts';
 
 export const BENCH_OVERRIDES = {
   events: { process: { fork: true }, files: true, network: true },
@@ -12,14 +11,4 @@ export const BENCH_OVERRIDES = {
 /** The validated config, with `extra` merged over the bench's overrides. Throws ConfigError on bad input. */
 export function benchConfig(extra: unknown = {}): VigilConfig {
   return validateConfig(merge(merge({}, BENCH_OVERRIDES), extra), 'bench/pipeline');
-}
-
-/** The syscall sensor's configuration, built from the agent config the way the agent builds it. */
-export function syscallConfigOf(cfg: VigilConfig): SyscallSensorConfig {
-  return {
-    files: cfg.events.files as SyscallSensorConfig['files'],
-    network: cfg.events.network as SyscallSensorConfig['network'],
-    other: cfg.events.other as SyscallSensorConfig['other'],
-    filters: { comm: cfg.filters.comm, scope: cfg.filters.scope, pathPrefixes: cfg.filters.pathPrefixes, sensitivePaths: cfg.filters.sensitivePaths, resolvePaths: cfg.filters.resolvePaths },
-  };
 }

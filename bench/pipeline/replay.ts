@@ -31,7 +31,8 @@ import { Scrubber } from '../../src/process/scrub.ts';
 import { UserResolver } from '../../src/process/users.ts';
 import { FileSink } from '../../src/sinks/file.ts';
 import { normalizeSyscallConfig } from '../../src/syscalls/config.ts';
-import { benchConfig, syscallConfigOf } from './config.ts';
+import { syscallSensorConfig } from '../../src/config/config.ts';
+import { benchConfig } from './config.ts';
 import { FRAME, readRecording } from './recording.ts';
 
 const [dir, loopsFile, passesArg, warmArg, out, stageArg = 'full'] = process.argv.slice(2);
@@ -50,7 +51,7 @@ const BACKPRESSURE = 50_000;
 
 const { meta } = readRecording(dir);
 const cfg = benchConfig();
-const tables = pipelineTables(cfg.events, normalizeSyscallConfig(syscallConfigOf(cfg)).ops);
+const tables = pipelineTables(cfg.events, normalizeSyscallConfig(syscallSensorConfig(cfg)).ops);
 const users = new UserResolver();
 // The cache the agent's ProcessResolver builds, minus the kernel-map and /proc lookups: this machine's /proc
 // says nothing about the recorded processes (every one of them is in the snapshot or forked in the stream).

@@ -5,13 +5,12 @@
 import { MapType } from '../../src/bpf/constants.ts';
 import { BpfMap } from '../../src/bpf/map.ts';
 import { ensureBpffs, ensureTracefs } from '../../src/bpf/mounts.ts';
-import type { VigilConfig } from '../../src/config/config.ts';
+import { syscallSensorConfig, type VigilConfig } from '../../src/config/config.ts';
 import { detectCgroupLayout } from '../../src/containers/cgroups.ts';
 import { cgroupSensorSpec } from '../../src/containers/sensor.ts';
 import { Manager } from '../../src/manager/manager.ts';
 import { ProcessResolver } from '../../src/process/resolver.ts';
 import { SyscallSensor } from '../../src/syscalls/sensor.ts';
-import { syscallConfigOf } from './config.ts';
 
 export interface LoadedSensors {
   ring: BpfMap;
@@ -81,7 +80,7 @@ export function loadSensors(cfg: VigilConfig, ringBytes: number): LoadedSensors 
       m.init(cg.options);
       m.start();
     }
-    syscalls = new SyscallSensor(syscallConfigOf(cfg), { sharedRing: ring, containersMap: containers, sharedMaps: shared, cgroupV1Subsys: layout.v1SubsysId });
+    syscalls = new SyscallSensor(syscallSensorConfig(cfg), { sharedRing: ring, containersMap: containers, sharedMaps: shared, cgroupV1Subsys: layout.v1SubsysId });
     syscalls.start();
     return {
       ring,

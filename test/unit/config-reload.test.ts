@@ -13,8 +13,7 @@ import { changedPaths, planReload, ReloadRefusedError } from '../../src/config/r
 import { ProcessCache } from '../../src/process/cache.ts';
 import { Pipeline, type Decoded, type OutputShaper } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
-import type { OutputEvent, Sink, SinkStats } from '../../src/pipeline/types.ts';
-import { runCli, startTestAgent } from '../helpers/agent.ts';
+import { MemorySink, runCli, startTestAgent } from '../helpers/agent.ts';
 import { iterations, rngFor, type Rng } from '../helpers/fuzz.ts';
 import { tempDir } from '../helpers/privileged.ts';
 
@@ -48,21 +47,8 @@ test('planReload: event types and filters reload in place; everything else needs
   assert.match(err.message, /nothing was changed/);
 });
 
-class KeepSink implements Sink {
-  readonly name = 'keep';
-  readonly got: OutputEvent[] = [];
-  write(ev: OutputEvent): void {
-    this.got.push(ev);
-  }
-  async flush(): Promise<void> {}
-  async close(): Promise<void> {}
-  stats(): SinkStats {
-    return { received: this.got.length, sent: this.got.length, dropped: {}, queued: 0, retries: 0 };
-  }
-}
-
 test('Pipeline.retarget: the new event types are emitted from the next event on, the old ones counted as filtered', () => {
-  const sink = new KeepSink();
+  const sink = new MemorySink();
   const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
   const shaper = (() => ({})) as OutputShaper;
   const p = new Pipeline({ decoders: new Map(), outputs: new Map([['a', shaper]]), cache, enrich: { userName: () => undefined }, router: new Router(), sinks: [sink], types: new Set(['a']), reorderWindowMs: 0, holdForEnrichmentMs: 0 });
@@ -74,7 +60,7 @@ test('Pipeline.retarget: the new event types are emitted from the next event on,
   feed('a');
   feed('b');
   feed('b');
-  assert.deepEqual(sink.got.map((e) => e.type), ['a', 'b', 'b']);
+  assert.deepEqual(sink.events.map((e) => e.type), ['a', 'b', 'b']);
   assert.deepEqual(p.counters().byType, { a: 1, b: 2 });
   assert.equal(p.counters().dropped.filtered, 2);
 });
@@ -227,11 +213,11 @@ test('fuzz: random reloads of a running agent are applied exactly, or rejected w
   for (let i = 0; i < iterations(60); i++) {
     const kinds: ('reloadable' | 'startOnly' | 'invalid')[] = [];
     let raw: unknown = { ...fixed, events: { files: false, network: false, other: false } };
-    for (let n = rng.int(1, 4); n > 0; n--) {
-      const kind = rng.chance(0.7) ? 'reloadable' : rng.pick(['startOnly', 'invalid'] as const);
-      kinds.push(kind);
-      raw = merge(raw, rng.pick(kind === 'reloadable' ? reloadable : kind === 'startOnly' ? startOnly : invalid)(rng));
-    }
+    for (let n = rng.int(1, 4); n > 0; n--) kinds.push(rng.chance(0.7) ? 'reloadable' : rng.pick(['startOnly', 'invalid'] as const));
+    // Merged in this order, so that no later valid change overwrites an invalid or start-only one.
+    const order = { reloadable: 0, startOnly: 1, invalid: 2 };
+    kinds.sort((a, b) => order[a] - order[b]);
+    for (const kind of kinds) raw = merge(raw, rng.pick(kind === 'reloadable' ? reloadable : kind === 'startOnly' ? startOnly : invalid)(rng));
     fs.writeFileSync(file, stringify(raw));
     const before = structuredClone(ta.agent.config);
     const where = `iteration ${i}, ${kinds.join('+')}: ${JSON.stringify(raw)}`;
