@@ -51,15 +51,16 @@ function token(cfg: VigilConfig): string {
 }
 
 export async function run(f: RunFlags): Promise<number> {
+  // The file and flags, read now and again on each reload (SIGHUP, `vigil reload`).
+  const load = () => loadConfig({ file: f.config, overrides: flagOverrides(f) });
   let cfg: VigilConfig;
   try {
-    cfg = loadConfig({ file: f.config, overrides: flagOverrides(f) });
+    cfg = load();
   } catch (err) {
     process.stderr.write(`vigil: ${(err as Error).message}\n`);
     return 2;
   }
   const progress = (step: string) => process.stderr.write(`vigil: ${step}\n`);
-  const load = () => loadConfig({ file: f.config, overrides: flagOverrides(f) });
   const agent = new Agent({ config: cfg, load, progress, warn: (m) => process.stderr.write(`vigil: warning: ${m}\n`) });
   let api: ApiServer | undefined;
   let stopping = false;
