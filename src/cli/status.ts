@@ -8,12 +8,9 @@ export function formatStatus(s: AgentStatus): string {
   const out: string[] = [];
   out.push(`vigil ${s.state} (pid ${s.pid}, up ${s.uptimeSeconds}s)`);
   out.push(`  mode: process ${s.mode.process ?? '-'}, channel ${s.mode.channel}, cgroups ${s.mode.cgroups}${s.mode.fallbackReason ? ` — ${s.mode.fallbackReason}` : ''}`);
-  const cfg = s.config;
-  if (cfg) {
-    const r = cfg.lastReload;
-    const last = r ? `; last reload ${r.at}: ${r.ok ? (r.changed?.length ? `applied (${r.changed.join(', ')})` : 'nothing changed') : `REJECTED: ${r.error}`}` : '';
-    out.push(`  config: generation ${cfg.generation}, reloads applied ${cfg.reloads.applied}, rejected ${cfg.reloads.rejected}${last}`);
-  }
+  const r = s.config.lastReload;
+  const last = r ? `; last reload ${r.at}: ${r.ok ? (r.changed?.length ? `applied (${r.changed.join(', ')})` : 'nothing changed') : `REJECTED: ${r.error}`}` : '';
+  out.push(`  config: generation ${s.config.generation}, reloads applied ${s.config.reloads.applied}, rejected ${s.config.reloads.rejected}${last}`);
   out.push('sensors:');
   for (const m of s.sensors) {
     const running = m.probes.filter((p) => p.state === 'running');
