@@ -6,8 +6,15 @@
 #ifndef VIGIL_BENCH_H
 #define VIGIL_BENCH_H
 
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 static inline unsigned long long now_ns(void)
 {
@@ -20,6 +27,34 @@ static inline unsigned long long now_ns(void)
 static inline double tv_s(struct timeval tv)
 {
 	return tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+/*
+ * Touches VIGIL_BENCH_PREWARM_BYTES (unset: none) of pages before a measured window: a scratch file in the
+ * output's directory, written and deleted. This VM's balloon returns free pages to its host, and a reported
+ * page costs a host fault the next time it is used; see bench/lib/memory.ts, which the TypeScript consumers use.
+ */
+static inline void prewarm_pages(const char *out_path)
+{
+	static char chunk[1 << 20];
+	const char *env = getenv("VIGIL_BENCH_PREWARM_BYTES");
+	long long bytes = env ? atoll(env) : 0;
+	char dir[PATH_MAX], file[PATH_MAX + 32];
+	int fd;
+
+	if (bytes <= 0)
+		return;
+	snprintf(dir, sizeof(dir), "%s", out_path);
+	snprintf(file, sizeof(file), "%s/.prewarm-%d", dirname(dir), getpid());
+	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return;
+	memset(chunk, ' ', sizeof(chunk));
+	for (long long n = 0; n < bytes; n += sizeof(chunk))
+		if (write(fd, chunk, sizeof(chunk)) != (ssize_t)sizeof(chunk))
+			break;
+	close(fd);
+	unlink(file);
 }
 
 #endif

@@ -343,6 +343,7 @@ static int replay(int argc, char **argv)
 		return 1;
 	replay_range(&c, buf, 0, warm * pass_bytes);
 	fflush(c.out);
+	prewarm_pages(argv[5]);
 	rec0 = c.records;
 	lines0 = c.lines;
 
@@ -412,6 +413,7 @@ static int ring(int argc, char **argv)
 		fprintf(stderr, "ring_buffer__new: %s\n", strerror(errno));
 		goto out;
 	}
+	prewarm_pages(argv[3]);
 	getrusage(RUSAGE_SELF, &r0);
 	printf("{\"ready\":true,\"pid\":%d}\n", getpid());
 	fflush(stdout);

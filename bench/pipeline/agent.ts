@@ -13,6 +13,7 @@ import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { Agent } from '../../src/agent/agent.ts';
 import { FileSink } from '../../src/sinks/file.ts';
+import { prewarmPages } from '../lib/memory.ts';
 import { benchConfig } from './config.ts';
 
 const [out] = process.argv.slice(2);
@@ -37,6 +38,7 @@ async function stop(): Promise<void> {
 
 try {
   await agent.start();
+  prewarmPages(path.dirname(out));
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   // VIGIL_BENCH_PROFILE=FILE: a CPU profile of ready → stop (diagnostics). Started after the sensors loaded:

@@ -17,6 +17,8 @@
 //   allocation profile (garbage included) instead (diagnostics).
 import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import path from 'node:path';
+import { prewarmPages } from '../lib/memory.ts';
 import { detectCgroupLayout } from '../../src/containers/cgroups.ts';
 import { ContainerResolver } from '../../src/containers/resolver.ts';
 import { opcodeOf } from '../../src/events/decode.ts';
@@ -141,6 +143,7 @@ async function feed(from: number, to: number): Promise<void> {
 await feed(0, WARM * passBytes);
 pipeline.flush();
 await sink.flush();
+prewarmPages(path.dirname(out));
 
 let session: Session | undefined;
 if (process.env.VIGIL_BENCH_PROFILE) {
