@@ -461,6 +461,18 @@ export class Agent {
     };
   }
 
+  /**
+   * Closes the sinks' files and opens them again at their paths (SIGUSR1, after logrotate moved or truncated
+   * them); returns the names of the sinks that did. Nothing is lost: lines being written end in the old file,
+   * the rest in the new one.
+   */
+  async reopenFiles(): Promise<string[]> {
+    if (this.#state !== 'running') throw new StateError(`the agent is ${this.#state}, not running: no file to reopen`);
+    const sinks = this.#sinks.filter((s) => s.reopen);
+    await Promise.all(sinks.map((s) => s.reopen!()));
+    return sinks.map((s) => s.name);
+  }
+
   /** Drains what the kernel has handed over so far through the whole pipeline (for status and tests). */
   drain(): void {
     if (this.#reader) while (this.#reader.drain() > 0);

@@ -9,6 +9,7 @@
 //   GET /v1/events[?since=10m&type=exec,open&container=X&pid=N&limit=100&order=latest|first]   from the store
 //   GET /v1/events/stream[?type=..&container=..&pid=..&comm=..]               Server-Sent Events
 //   POST /v1/config/reload              read the configuration again and apply it, all or nothing
+//   POST /v1/sinks/reopen               the file sinks close and open their files again (logrotate; as SIGUSR1)
 //   GET /metrics                        Prometheus
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -279,6 +280,17 @@ export class ApiServer {
         if (err instanceof StateError) return reply.code(409).send({ error: err.message });
         if (err instanceof InvalidArgumentError) throw err;
         if (err instanceof VigilError) return reply.code(422).send({ error: `configuration not applied, the previous one still runs: ${err.message}` });
+        throw err;
+      }
+    });
+
+    // logrotate's postrotate: every sink with files opens them again at their paths (as SIGUSR1 does).
+    app.post('/v1/sinks/reopen', async (req, reply) => {
+      queryOf(req.query, []);
+      try {
+        return { reopened: await agent.reopenFiles() };
+      } catch (err) {
+        if (err instanceof StateError) return reply.code(409).send({ error: err.message });
         throw err;
       }
     });

@@ -89,6 +89,15 @@ export function buildCli(): Command {
     });
 
   program
+    .command('reopen')
+    .description('make the running agent close and reopen its file sinks\' files, after logrotate moved or truncated them (as SIGUSR1 does)')
+    .option('--socket <path>', 'API socket', DEFAULT_SOCKET)
+    .action(async (opts: { socket: string }) => {
+      const r = await apiPost<{ reopened: string[] }>(opts.socket, '/v1/sinks/reopen');
+      process.stdout.write(r.reopened.length ? `reopened the files of ${r.reopened.join(', ')}\n` : 'no file sink to reopen\n');
+    });
+
+  program
     .command('events')
     .description('query stored events (from the running agent, or from the store file when it is stopped)')
     .option('--since <duration>', 'e.g. 10m, 2h, 1d, or an ISO date', since)

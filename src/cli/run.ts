@@ -1,7 +1,8 @@
 // `vigil run`: loads the configuration (defaults <- file <- flags), starts the agent with progress on
 // stderr, serves the API, and stops cleanly on SIGINT/SIGTERM (a second signal forces the exit). SIGHUP
 // reads the file again (the flags still win) and applies it whole or not at all (Agent.reload), like
-// `vigil reload`. Exit codes: 0 after a clean stop, 1 when the agent failed, 2 for a bad configuration
+// `vigil reload`. SIGUSR1 reopens the file sinks' files (for logrotate; it also keeps Node's default, which
+// would open the inspector on that signal, out of a security agent). Exit codes: 0 after a clean stop, 1 when the agent failed, 2 for a bad configuration
 // (nothing was loaded then).
 import fs from 'node:fs';
 import { formatAccounting } from '../agent/accounting.ts';
@@ -104,14 +105,26 @@ export async function run(f: RunFlags): Promise<number> {
       progress(`configuration NOT reloaded, the previous one still runs: ${(err as Error).message}`);
     }
   };
+  const onUsr1 = () => {
+    if (agent.state !== 'running') {
+      progress(`SIGUSR1: the agent is ${agent.state}; no file to reopen`);
+      return;
+    }
+    agent.reopenFiles().then(
+      (names) => progress(names.length ? `SIGUSR1: reopened the files of ${names.join(', ')}` : 'SIGUSR1: no file sink to reopen'),
+      (err: Error) => progress(`SIGUSR1: ${err.message}`),
+    );
+  };
   const listeners = () => {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
     process.removeListener('SIGHUP', onHangup);
+    process.removeListener('SIGUSR1', onUsr1);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onHangup);
+  process.on('SIGUSR1', onUsr1);
 
   try {
     api = new ApiServer(agent, { socket: cfg.agent.socket, listen: cfg.agent.listen || undefined, token: token(cfg) || undefined });

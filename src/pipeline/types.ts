@@ -115,6 +115,11 @@ export interface Sink {
    * other sink back by up to the reader's wait.
    */
   room?(): number;
+  /**
+   * Optional: close the sink's files and open them again at their configured paths (SIGUSR1: logrotate moved
+   * or truncated them). Resolves when done; never rejects (a failure is counted by the sink).
+   */
+  reopen?(): Promise<void>;
   /** Deliver what is queued; resolves when done (or when the sink gave up, counting drops). */
   flush(): Promise<void>;
   /** Flush, then release resources. Idempotent. */

@@ -1,6 +1,8 @@
 // File sink: JSON Lines appended to a file, rotated by size (events.jsonl → events.jsonl.1 → ...). write() only
 // queues the line; one async loop writes all that is queued as one chunk: one syscall per batch, on libuv's
 // thread pool, never the event loop; a slow disk shows up as counted queue-full drops, not memory growth.
+// reopen() (SIGUSR1, as Falco and most daemons do) lets logrotate own the files instead: after it moved or
+// truncated the file, the next batch goes to a file opened again at the configured path.
 import { Buffer } from 'node:buffer';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -108,6 +110,9 @@ export class FileSink implements Sink {
   private draining: Promise<void> | undefined;
   private scheduled = false;
   private failures = 0;
+  /** reopen() was asked for: the drain loop closes the file and opens the path again before its next write. */
+  private reopenWanted = false;
+  private reopenDone: (() => void)[] = [];
   private closing = false;
   private closed: Promise<void> | undefined;
   private readonly abort = new AbortController();
@@ -238,6 +243,7 @@ export class FileSink implements Sink {
     this.abort.abort(); // cuts an error backoff short
     this.counters.drop('shutdown', this.clearQueue());
     await this.draining;
+    for (const r of this.reopenDone.splice(0)) r(); // a reopen the drain never reached: the sink is closed
     const fh = this.fh;
     this.fh = undefined;
     if (fh) {
@@ -268,20 +274,56 @@ export class FileSink implements Sink {
     return this.accepted - this.queuedLines - this.inFlight;
   }
 
+  /**
+   * Closes the file and opens the configured path again, creating it if it was moved away (logrotate's
+   * "create", or a rename by hand) and taking its size again if it was truncated ("copytruncate"). Lines in a
+   * write already started end in the old file; every later line goes to the new one. Resolves once the file
+   * is open again, or the attempt failed (counted as an error; the next write retries the open, after the
+   * sink's usual backoff). Does nothing once the sink is closing.
+   */
+  reopen(): Promise<void> {
+    if (this.closing) return Promise.resolve();
+    this.reopenWanted = true;
+    const done = new Promise<void>((r) => this.reopenDone.push(r));
+    this.startDrain();
+    return done;
+  }
+
+  private async reopenFile(): Promise<void> {
+    this.reopenWanted = false;
+    const waiting = this.reopenDone.splice(0);
+    try {
+      const fh = this.fh;
+      this.fh = undefined;
+      if (fh) {
+        await fh.datasync().catch(() => {});
+        await fh.close().catch(() => {});
+      }
+      await this.open();
+    } catch (err) {
+      // Counted before the callers hear of it; the next write opens again (with the drain's backoff).
+      this.counters.error(err);
+      this.fh = undefined;
+    } finally {
+      for (const r of waiting) r();
+    }
+  }
+
   private startDrain(): void {
     this.scheduled = false;
-    if (this.draining || this.queuedLines === 0) return;
+    if (this.draining || (this.queuedLines === 0 && !this.reopenWanted)) return;
     this.draining = this.drain().finally(() => {
       this.draining = undefined;
       this.waiters.notify(this.watermark());
-      if (this.queuedLines > 0 && !this.abort.signal.aborted) this.startDrain();
+      if ((this.queuedLines > 0 || this.reopenWanted) && !this.abort.signal.aborted) this.startDrain();
     });
   }
 
   private async drain(): Promise<void> {
-    while (this.queuedLines > 0 && !this.abort.signal.aborted) {
+    while ((this.queuedLines > 0 || this.reopenWanted) && !this.abort.signal.aborted) {
       try {
-        await this.writeBatch();
+        if (this.reopenWanted) await this.reopenFile();
+        if (this.queuedLines > 0) await this.writeBatch();
         this.failures = 0;
       } catch (err) {
         this.counters.error(err);

@@ -2,8 +2,9 @@
 // The agent starts with no syscall events at all (no syscall sensor loaded); a reload turns opens on under a
 // path prefix (the sensor is loaded then), another adds an in-kernel comm filter (the sensor is updated), a
 // last one turns opens off again. A file that is not valid, or that changes a field only a start applies,
-// changes nothing: the previous event types and filters keep running, as the events show. SIGTERM then
-// stops it with nothing left attached. Needs root + BPF.
+// changes nothing: the previous event types and filters keep running, as the events show. SIGUSR1 after the
+// file sink's file was moved away (logrotate) makes the sink write a new one. SIGTERM then stops it with
+// nothing left attached. Needs root + BPF.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,7 +21,7 @@ interface Ev {
   process?: { pid: number; comm: string; argv?: string[] };
 }
 
-test('SIGHUP and `vigil reload` apply event types and in-kernel filters in place; a bad or start-only file changes nothing; nothing stays attached', async (t) => {
+test('SIGHUP and `vigil reload` apply event types and in-kernel filters in place; a bad or start-only file changes nothing; SIGUSR1 reopens the file sink; nothing stays attached', async (t) => {
   if (!privileged(t, 'root + BPF')) return;
   const dir = fs.realpathSync(tempDir(t, 'vigil-reload-'));
   const watched = path.join(dir, 'watched');
@@ -28,7 +29,8 @@ test('SIGHUP and `vigil reload` apply event types and in-kernel filters in place
   for (const f of 'abcdefg') fs.writeFileSync(path.join(watched, f), 'x\n');
   const socket = path.join(dir, 'vigil.sock');
   const configPath = path.join(dir, 'vigil.yaml');
-  const head = ['agent:', `  socket: ${socket}`, `  dataDir: ${path.join(dir, 'data')}`, 'sinks: { store: { enabled: false } }'];
+  const eventsFile = path.join(dir, 'events.jsonl');
+  const head = ['agent:', `  socket: ${socket}`, `  dataDir: ${path.join(dir, 'data')}`, `sinks: { store: { enabled: false }, file: { path: ${eventsFile} } }`];
   const write = (...lines: string[]) => fs.writeFileSync(configPath, `${[...head, ...lines].join('\n')}\n`);
   const quiet = ['events:', '  process: { exec: true, exit: false, creds: false, comm: false }', '  files: false', '  network: false', '  other: false'];
   write(...quiet);
@@ -41,6 +43,11 @@ test('SIGHUP and `vigil reload` apply event types and in-kernel filters in place
   });
   await agent.waitForStderr(/^vigil: running:/, 'the agent running');
 
+  const until = async (ok: () => boolean, what: string) => {
+    for (const end = Date.now() + 30_000; !ok(); await new Promise((r) => setTimeout(r, 20))) {
+      if (Date.now() > end) assert.fail(`timed out waiting for ${what}:\n${agent.stderr.join('\n')}`);
+    }
+  };
   const run = (cmd: string, ...args: string[]) => {
     const r = spawnSync(cmd, args, { stdio: 'ignore' });
     assert.equal(r.status, 0, `${cmd} ${args.join(' ')}`);
@@ -58,17 +65,18 @@ test('SIGHUP and `vigil reload` apply event types and in-kernel filters in place
       await new Promise((r) => setTimeout(r, 20));
     }
   };
-  const hangup = async (re: RegExp, what: string) => {
+  const signal = async (sig: NodeJS.Signals, re: RegExp, what: string) => {
     const seen = agent.stderr.length;
-    agent.child.kill('SIGHUP');
+    agent.child.kill(sig);
     const end = Date.now() + 30_000;
     for (;;) {
       const hit = agent.stderr.slice(seen).find((l) => re.test(l));
       if (hit) return hit;
-      if (Date.now() > end || !agent.running) assert.fail(`no "${what}" after SIGHUP:\n${agent.stderr.join('\n')}`);
+      if (Date.now() > end || !agent.running) assert.fail(`no "${what}" after ${sig}:\n${agent.stderr.join('\n')}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   };
+  const hangup = (re: RegExp, what: string) => signal('SIGHUP', re, what);
 
   // 1. No syscall events: an open is not reported.
   const cat1 = run('cat', path.join(watched, 'a'));
@@ -123,6 +131,19 @@ test('SIGHUP and `vigil reload` apply event types and in-kernel filters in place
   const st2 = JSON.parse((await runCli(['status', '--json', '--socket', socket])).stdout) as AgentStatus;
   assert.deepEqual(st2.syscalls?.ops, []);
   assert.equal(st2.sensors.find((s) => s.name === 'syscalls')?.probes.filter((p) => p.state === 'running').length, 0, 'no syscall probe attached');
+
+  // 7. logrotate: the file sink's file moved away, then SIGUSR1: the sink writes a new file at its path, and
+  // the moved one keeps what was written before.
+  const marksIn = (file: string) => fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('vigil-reload-mark-')).map((l) => JSON.parse(l) as Ev).filter((e) => e.type === 'exec').map((e) => e.process?.argv?.[1]);
+  const moved = `${eventsFile}.1`;
+  await until(() => marksIn(eventsFile).includes(`vigil-reload-mark-${marks}`), 'the last marker in the file sink');
+  fs.renameSync(eventsFile, moved);
+  assert.equal(await signal('SIGUSR1', /^vigil: SIGUSR1/, 'a reopen line'), 'vigil: SIGUSR1: reopened the files of file');
+  assert.ok(fs.existsSync(eventsFile), 'a new file at the configured path');
+  await settle();
+  await until(() => marksIn(eventsFile).includes(`vigil-reload-mark-${marks}`), 'the new marker in the new file');
+  assert.deepEqual(marksIn(eventsFile), [`vigil-reload-mark-${marks}`], 'only what came after the reopen');
+  assert.deepEqual(marksIn(moved), Array.from({ length: marks - 1 }, (_, i) => `vigil-reload-mark-${i + 1}`), 'what came before stayed in the moved file');
 
   // SIGTERM: a clean stop, balanced accounting, nothing left in the kernel (the sensor loaded by a reload included).
   const held = heldBpfObjects(agent.pid);

@@ -241,3 +241,30 @@ test('fuzz: random reloads of a running agent are applied exactly, or rejected w
   assert.deepEqual(ta.agent.status().config.reloads, { applied, rejected: refused + bad });
   assert.ok(applied > 0 && refused > 0 && bad > 0, `every outcome seen: ${applied} applied, ${refused} refused, ${bad} invalid`);
 });
+
+test('the file sinks reopen their files by call, API and CLI (logrotate); not once the agent stopped', async (t) => {
+  const dir = tempDir(t, 'vigil-reopen-');
+  const events = path.join(dir, 'events.jsonl');
+  const other = path.join(dir, 'other.jsonl');
+  const ta = await startTestAgent(t, {
+    config: { process: { mode: 'procfs' }, containers: { enabled: false }, events: { files: false, network: false, other: false }, sinks: { file: [{ path: events }, { path: other }] } },
+  });
+  // The memory sink has no files: only the two file sinks reopen.
+  assert.deepEqual(await ta.agent.reopenFiles(), ['file[0]', 'file[1]']);
+  assert.ok(fs.existsSync(events) && fs.existsSync(other), 'each file is open at its path');
+  fs.renameSync(events, `${events}.1`);
+  await ta.api();
+  const ok = await post(ta.socket, '/v1/sinks/reopen');
+  assert.equal(ok.status, 200, JSON.stringify(ok.json));
+  assert.deepEqual(ok.json, { reopened: ['file[0]', 'file[1]'] });
+  assert.ok(fs.existsSync(events), 'moved away, created again');
+  assert.equal((await post(ta.socket, '/v1/sinks/reopen', 'GET')).status, 405);
+  assert.equal((await post(ta.socket, '/v1/sinks/reopen?all=1')).status, 400);
+  fs.rmSync(events);
+  const cli = await runCli(['reopen', '--socket', ta.socket]);
+  assert.equal(cli.status, 0, cli.stderr);
+  assert.equal(cli.stdout, 'reopened the files of file[0], file[1]\n');
+  assert.ok(fs.existsSync(events));
+  await ta.agent.stop();
+  await assert.rejects(ta.agent.reopenFiles(), /the agent is stopped, not running: no file to reopen/);
+});

@@ -277,4 +277,85 @@ describe('FileSink', () => {
     assert.equal(s.dropped.shutdown, 3, 'never written: given up at close');
     assert.match(s.lastError ?? '', /ENOTDIR|EEXIST|not a directory/);
   });
+
+  it('reopens its file after logrotate moved it: what was written stays in the moved file, the rest goes to a new one', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'events.jsonl');
+    const sink = new FileSink({ path: file, mode: 0o600 });
+    for (let i = 0; i < 5; i++) sink.write(...sized(i, 99));
+    await sink.flush();
+    for (let i = 5; i < 10; i++) sink.write(...sized(i, 99)); // queued, not written yet
+    fs.renameSync(file, `${file}.1`);
+    await sink.reopen();
+    assert.ok(fs.existsSync(file), 'a new file at once, before anything is written to it');
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600, 'with the configured mode');
+    for (let i = 10; i < 15; i++) sink.write(...sized(i, 99));
+    await sink.close();
+    balanced(sink.stats());
+    assert.equal(sink.stats().sent, 15);
+    assert.deepEqual(lines(`${file}.1`).map(idOf), [0, 1, 2, 3, 4]);
+    assert.deepEqual(lines(file).map(idOf), [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+  });
+
+  it('takes the size again after logrotate truncated its file (copytruncate): it rotates by what the file holds', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'events.jsonl');
+    const sink = new FileSink({ path: file, maxSizeBytes: 1000, maxFiles: 3 });
+    for (let i = 0; i < 8; i++) sink.write(...sized(i, 99));
+    await sink.flush();
+    fs.copyFileSync(file, `${file}.copy`);
+    fs.truncateSync(file, 0);
+    await sink.reopen();
+    for (let i = 8; i < 16; i++) sink.write(...sized(i, 99));
+    await sink.close();
+    balanced(sink.stats());
+    // 800 bytes were in the file before it was truncated: without the new size it would have rotated after 2 more lines.
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['events.jsonl', 'events.jsonl.copy']);
+    assert.deepEqual(lines(file).map(idOf), [8, 9, 10, 11, 12, 13, 14, 15]);
+  });
+
+  it('loses no line to a reopen asked for while lines are being written, many times over', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'events.jsonl');
+    const sink = new FileSink({ path: file });
+    const reopens: Promise<void>[] = [];
+    for (let i = 0; i < 2000; i++) {
+      sink.write(...sized(i, 99));
+      if (i % 97 === 0) reopens.push(sink.reopen());
+      if (i % 250 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(reopens);
+    await sink.close();
+    balanced(sink.stats());
+    assert.deepEqual(lines(file).map(idOf), Array.from({ length: 2000 }, (_, i) => i));
+  });
+
+  it('counts a reopen that fails, and writes to the path again once it can', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'events.jsonl');
+    const sink = new FileSink({ path: file });
+    sink.write(...sized(0, 99));
+    await sink.flush();
+    fs.renameSync(file, `${file}.1`);
+    fs.mkdirSync(file); // something in the way: the open fails
+    await sink.reopen();
+    assert.match(sink.stats().lastError ?? '', /EISDIR|illegal operation on a directory/);
+    sink.write(...sized(1, 99));
+    fs.rmdirSync(file);
+    await sink.flush(); // retried after the backoff
+    await sink.close();
+    balanced(sink.stats());
+    assert.deepEqual(lines(file).map(idOf), [1]);
+    assert.deepEqual(lines(`${file}.1`).map(idOf), [0]);
+    assert.equal(sink.stats().dropped['io-error'] ?? 0, 0, 'the line waited in the queue, it was not dropped');
+  });
+
+  it('does nothing once closed', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'events.jsonl');
+    const sink = new FileSink({ path: file });
+    await sink.close();
+    await sink.reopen();
+    assert.equal(fs.existsSync(file), false);
+  });
 });
