@@ -20,6 +20,7 @@ import { cgroupSensorSpec } from '../containers/sensor.ts';
 import { Manager, type ManagerStats } from '../manager/manager.ts';
 import { procConnectorFallback } from '../process/connector.ts';
 import { ProcessResolver } from '../process/resolver.ts';
+import { Scrubber } from '../process/scrub.ts';
 import { UserResolver } from '../process/users.ts';
 import { PerfBufReader } from '../ringbuf/perfbuf.ts';
 import { RING_CTL_MAP, RingBufReader, type EventReader } from '../ringbuf/ringbuf.ts';
@@ -85,6 +86,11 @@ export interface ReloadResult {
   generation: number;
   /** How the syscall sensor took it. */
   syscalls: 'updated' | 'started' | 'unchanged' | 'not loaded (no BPF)';
+  /**
+   * When process.scrub changed: the cached images scrubbed again by the new rules, and the arguments and
+   * variables that changed (ProcessCache.setScrubber).
+   */
+  scrub?: { images: number; scrubbedArgs: number; scrubbedEnv: number };
 }
 
 export interface ReloadRecord {
@@ -329,9 +335,11 @@ export class Agent {
       const plan = planReload(this.#config, next);
       if (plan.restartNeeded.length) throw new ReloadRefusedError(plan.restartNeeded);
       let syscalls: ReloadResult['syscalls'] = 'unchanged';
+      let scrub: ReloadResult['scrub'];
       if (plan.changed.length) {
         const sys = syscallSensorConfig(next);
         const ops = normalizeSyscallConfig(sys).ops; // validates again: a config built in code reaches here unchecked
+        const scrubber = plan.changed.some((p) => p.startsWith('process.scrub')) ? new Scrubber(next.process.scrub) : undefined;
         this.drain();
         if (!this.#bpf) syscalls = ops.size ? 'not loaded (no BPF)' : 'unchanged';
         else if (this.#syscalls) {
@@ -343,12 +351,14 @@ export class Agent {
         }
         const { outputs, types } = pipelineTables(next.events, ops);
         this.#pipeline!.retarget(types, outputs);
+        // Last: it cannot fail, and what it scrubs again cannot be put back.
+        if (scrubber) scrub = this.#process!.cache.setScrubber(scrubber);
         this.#config = next;
         this.#generation++;
       }
       this.#reloads.applied++;
       this.#lastReload = { at: new Date().toISOString(), ok: true, changed: plan.changed };
-      return { changed: plan.changed, generation: this.#generation, syscalls };
+      return { changed: plan.changed, generation: this.#generation, syscalls, ...(scrub ? { scrub } : {}) };
     } catch (err) {
       this.#reloads.rejected++;
       this.#lastReload = { at: new Date().toISOString(), ok: false, error: (err as Error).message };

@@ -1,6 +1,6 @@
 // What a configuration reload (SIGHUP, POST /v1/config/reload, `vigil reload`) may change while the agent
 // runs. Event types and filters are map writes and probe attaches in the kernel and a set in the pipeline:
-// they change in place, all or nothing. Everything else shapes what was created at start (the ring, the
+// they change in place, all or nothing. Scrub rules apply to later execs and scrub the process cache again. Everything else shapes what was created at start (the ring, the
 // maps, the sinks, the API socket, the process and container resolvers): a reload that changes any of it is
 // refused whole, naming the fields, rather than half-applied (Falco restarts its engine instead; a restart
 // here would drop the process cache and the ring's contents).
@@ -8,7 +8,7 @@ import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { VigilConfig } from './config.ts';
 
 /** Paths (and everything under them) a running agent applies in place. */
-export const RELOADABLE = ['events.process', 'events.containers', 'events.files', 'events.network', 'events.other', 'filters'] as const;
+export const RELOADABLE = ['events.process', 'events.containers', 'events.files', 'events.network', 'events.other', 'filters', 'process.scrub'] as const;
 
 /** The configuration fields a reload asked to change, and which of them only take effect at start. */
 export interface ReloadPlan {

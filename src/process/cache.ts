@@ -179,7 +179,7 @@ export class ProcessCache {
   #timerAt = Infinity;
   /** Shared copies of what processes have in common (src/process/intern.ts). */
   readonly #strings = new StringTable();
-  readonly #envs: EnvTable;
+  #envs: EnvTable;
   readonly #creds = new CredsTable();
   readonly #stats: ProcessCacheStats = {
     size: 0,
@@ -214,9 +214,66 @@ export class ProcessCache {
       ...o,
       lookups: o.lookups ?? {},
     };
-    const scrubber = this.#o.scrubber;
+    this.#envs = this.#envTable(this.#o.scrubber);
+  }
+
+  #envTable(scrubber: ImageScrubber): EnvTable {
     const allowed = scrubber.envAllowed?.bind(scrubber);
-    this.#envs = new EnvTable((envRaw) => scrubber.scrubEnv(envRaw), this.#strings, { valueBlind: allowed && ((name) => !allowed(name)) });
+    return new EnvTable((envRaw) => scrubber.scrubEnv(envRaw), this.#strings, { valueBlind: allowed && ((name) => !allowed(name)) });
+  }
+
+  /**
+   * New scrub rules (a configuration reload): later execs are scrubbed by `scrubber`, and every image the
+   * cache holds, earlier images included, is scrubbed again by it. What the old rules masked stays masked,
+   * since the raw values were never kept: a stricter rule applies to everything, a looser one to later execs
+   * only. Every entry's output memo is dropped, so that events show the images as they are now. Returns the
+   * images checked and the arguments and variables the new rules changed.
+   */
+  setScrubber(scrubber: ImageScrubber): { images: number; scrubbedArgs: number; scrubbedEnv: number } {
+    const envs = this.#envTable(scrubber);
+    const out = { images: 0, scrubbedArgs: 0, scrubbedEnv: 0 };
+    const seen = new Set<ProcessImage>();
+    const again = (img: ProcessImage): void => {
+      if (seen.has(img)) return;
+      seen.add(img);
+      out.images++;
+      if (img.argv) {
+        const before = img.argv;
+        const after = scrubber.scrubArgv(before).argv;
+        let changed = 0;
+        for (let i = 0; i < after.length; i++) if (after[i] !== before[i]) changed++;
+        if (changed || after.length !== before.length) {
+          img.argv = after.map(detachedArg);
+          out.scrubbedArgs += changed;
+        }
+      }
+      // Only the values the old rules reported can change: a variable reported by name alone has no value to show.
+      if (img.env?.some((v) => v.value !== undefined)) {
+        const env: EnvVar[] = [];
+        for (const v of img.env) {
+          if (v.value === undefined) env.push(v);
+          else {
+            const [now] = scrubber.scrubEnv([`${v.name}=${v.value}`]).env;
+            if (now && now.name === v.name && now.value === v.value) env.push(v);
+            else {
+              env.push(Object.freeze({ name: v.name, ...(now?.value !== undefined ? { value: now.value } : {}) }));
+              out.scrubbedEnv++;
+            }
+          }
+        }
+        if (env.some((v, i) => v !== img.env![i])) img.env = Object.freeze(env);
+      }
+    };
+    for (const e of this.#entries.values()) {
+      again(e.image);
+      for (const p of e.previousImages) again(p);
+      e.output = undefined;
+    }
+    this.#o.scrubber = scrubber;
+    this.#envs = envs;
+    this.#stats.scrubbedArgs += out.scrubbedArgs;
+    this.#stats.scrubbedEnv += out.scrubbedEnv;
+    return out;
   }
 
   /** Links `child` under `p` (a process gets its own children set with its first child). */

@@ -3,6 +3,7 @@
 // YAML file through Agent.reload(), POST /v1/config/reload and `vigil reload`. A bad file, or one that
 // changes a field only a start applies, changes nothing at all, and every attempt is counted.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -26,7 +27,7 @@ test('changedPaths names the deepest differing key; a list is one value', () => 
   assert.deepEqual(changedPaths({ a: [1] }, { a: [1, 1] }), ['a']);
 });
 
-test('planReload: event types and filters reload in place; everything else needs a restart', () => {
+test('planReload: event types, filters and scrub rules reload in place; everything else needs a restart', () => {
   const base = validateConfig({});
   const with_ = (over: unknown) => planReload(base, validateConfig(over));
   assert.deepEqual(with_({}), { changed: [], restartNeeded: [] });
@@ -41,7 +42,8 @@ test('planReload: event types and filters reload in place; everything else needs
   assert.deepEqual(with_({ events: { openArgs: 'entry' } }).restartNeeded, ['events.openArgs']);
   assert.deepEqual(with_({ ring: { sizeMiB: 32 }, events: { files: { open: true } } }), { changed: ['ring.sizeMiB', 'events.files.sensitiveWrites', 'events.files.open'], restartNeeded: ['ring.sizeMiB'] });
   assert.deepEqual(with_({ sinks: { file: { path: '/tmp/x.jsonl' } } }).restartNeeded, ['sinks.file']);
-  assert.deepEqual(with_({ agent: { socket: '/tmp/v.sock' }, process: { scrub: { secretNames: ['pw'] } }, pipeline: { reorderWindowMs: 0 } }).restartNeeded, ['agent.socket', 'pipeline.reorderWindowMs', 'process.scrub.secretNames']);
+  assert.deepEqual(with_({ agent: { socket: '/tmp/v.sock' }, process: { scrub: { secretNames: ['pw'] }, maxArgsBytes: 64 }, pipeline: { reorderWindowMs: 0 } }).restartNeeded, ['agent.socket', 'pipeline.reorderWindowMs', 'process.maxArgsBytes']);
+  assert.deepEqual(with_({ process: { scrub: { secretNames: ['pw'], envAllow: [] } } }), { changed: ['process.scrub.secretNames', 'process.scrub.envAllow'], restartNeeded: [] }, 'scrub rules reload');
   const err = new ReloadRefusedError(['ring.sizeMiB', 'agent.socket']);
   assert.match(err.message, /^ring\.sizeMiB, agent\.socket: these take effect only when vigil starts; restart vigil to apply them/);
   assert.match(err.message, /nothing was changed/);
@@ -188,6 +190,7 @@ test('fuzz: random reloads of a running agent are applied exactly, or rejected w
     (rng) => ({ filters: { comm: { [rng.pick(['include', 'exclude'])]: Array.from({ length: rng.int(0, 3) }, () => name(rng)) } } }),
     (rng) => ({ filters: { pathPrefixes: Array.from({ length: rng.int(0, 3) }, () => `/${name(rng)}`) } }),
     (rng) => ({ filters: { scope: rng.pick(['all', 'containers', 'host']), resolvePaths: rng.pick([true, false, 'all']) } }),
+    (rng) => ({ process: { scrub: { [rng.pick(['secretNames', 'safeNames'])]: Array.from({ length: rng.int(1, 3) }, () => name(rng)), mask: rng.pick(['****', '[x]']) } } }),
   ];
   const startOnly: ((rng: Rng) => Record<string, unknown>)[] = [
     (rng) => ({ ring: { sizeMiB: rng.pick([32, 64]) } }),
@@ -205,6 +208,8 @@ test('fuzz: random reloads of a running agent are applied exactly, or rejected w
     () => ({ events: { files: { opne: true } } }),
     (rng) => ({ [`x${name(rng)}`]: 1 }),
     () => ({ filters: { pathPrefixes: ['relative/path'] } }),
+    () => ({ process: { scrub: { secretNames: ['(unclosed'] } } }),
+    () => ({ process: { scrub: { maks: '*' } } }),
   ];
   let applied = 0;
   let refused = 0;
@@ -267,4 +272,28 @@ test('the file sinks reopen their files by call, API and CLI (logrotate); not on
   assert.ok(fs.existsSync(events));
   await ta.agent.stop();
   await assert.rejects(ta.agent.reopenFiles(), /the agent is stopped, not running: no file to reopen/);
+});
+
+test('a reload with new scrub rules scrubs the processes already cached, and later execs, by the new rules', async (t) => {
+  const dir = tempDir(t, 'vigil-reload-scrub-');
+  const file = path.join(dir, 'vigil.yaml');
+  const write = (...lines: string[]) => fs.writeFileSync(file, `${lines.join('\n')}\n`);
+  // A process with an argument only the new rules call a secret, there before the agent (its /proc snapshot).
+  const child = spawn('sh', ['-c', 'sleep 60', 'vigil-scrub-test', '--colour', 'blue'], { stdio: 'ignore' });
+  t.after(() => child.kill('SIGKILL'));
+  for (let i = 0; i < 500 && !fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').includes('vigil-scrub-test'); i++) await new Promise((r) => setTimeout(r, 10));
+  write('process: { mode: procfs }', 'containers: { enabled: false }', 'events: { files: false, network: false, other: false }');
+  const ta = await startTestAgent(t, { configFile: file });
+  const argv = () => ta.agent.processes!.cache.byPid(child.pid!)?.image.argv;
+  assert.deepEqual(argv(), ['sh', '-c', 'sleep 60', 'vigil-scrub-test', '--colour', 'blue']);
+  write('process: { mode: procfs, scrub: { secretNames: [colou?r] } }', 'containers: { enabled: false }', 'events: { files: false, network: false, other: false }');
+  const r = ta.agent.reload();
+  assert.deepEqual(r.changed, ['process.scrub.secretNames']);
+  assert.ok(r.scrub && r.scrub.images > 0 && r.scrub.scrubbedArgs >= 1, JSON.stringify(r));
+  assert.deepEqual(argv(), ['sh', '-c', 'sleep 60', 'vigil-scrub-test', '--colour', '****']);
+  // Through the API as well: what `vigil ps` shows is the cache.
+  await ta.api();
+  const ps = await runCli(['ps', '--json', '--pid', String(child.pid), '--socket', ta.socket]);
+  assert.equal(ps.status, 0, ps.stderr);
+  assert.ok(ps.stdout.includes('"****"') && !ps.stdout.includes('"blue"'), ps.stdout);
 });

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Creds, ExecEvent, ExitEvent, ForkEvent, CredsEvent } from '../../src/events/types.ts';
 import { ProcessCache, processKey, type ImageScrubber } from '../../src/process/cache.ts';
+import { DEFAULT_SCRUB_CONFIG, Scrubber } from '../../src/process/scrub.ts';
 import type { SnapshotProcess } from '../../src/process/types.ts';
 
 const noScrub: ImageScrubber = {
@@ -248,4 +249,38 @@ test('processes with unknown start times: a reused pid starts a new generation',
     if (e.pid === 140) keys.push(e.key);
   });
   assert.equal(keys.length, 2, 'both generations are kept');
+});
+
+test('new scrub rules (a reload) scrub every cached image again, earlier ones too; what was masked stays masked', () => {
+  const { c } = cache({ scrubber: new Scrubber() });
+  c.apply(snap(1, 0, 'init'));
+  c.apply(fork(1, 10, 1));
+  c.apply(exec(10, 1, ['app', '--colour', 'blue', '--password', 'hunter2'], 2, { envRaw: ['LANG=C.UTF-8', 'COLOUR=blue', 'HOME=/root'] }));
+  c.apply(exec(10, 1, ['app', '--colour=green'], 3, { envRaw: ['LANG=C.UTF-8'] }));
+  const e = c.get(processKey(10, S(10)))!;
+  e.output = { memo: 'stale' };
+  assert.deepEqual(e.previousImages[0]!.argv, ['app', '--colour', 'blue', '--password', '****']);
+  assert.deepEqual(e.image.argv, ['app', '--colour=green']);
+  assert.deepEqual(e.previousImages[0]!.env, [{ name: 'LANG', value: 'C.UTF-8' }, { name: 'COLOUR' }, { name: 'HOME', value: '/root' }]);
+
+  // Stricter: "colou?r" is a secret name now, and LANG's value is no longer reported.
+  const stricter = new Scrubber({ secretNames: [...DEFAULT_SCRUB_CONFIG.secretNames, 'colou?r'], envAllow: ['HOME'] });
+  const r = c.setScrubber(stricter);
+  assert.deepEqual(r, { images: 3, scrubbedArgs: 2, scrubbedEnv: 2 }, 'init, and the two images of pid 10');
+  assert.deepEqual(e.previousImages[0]!.argv, ['app', '--colour', '****', '--password', '****']);
+  assert.deepEqual(e.image.argv, ['app', '--colour=****']);
+  assert.deepEqual(e.previousImages[0]!.env, [{ name: 'LANG' }, { name: 'COLOUR' }, { name: 'HOME', value: '/root' }]);
+  assert.deepEqual(e.image.env, [{ name: 'LANG' }]);
+  assert.equal(e.output, undefined, 'the output memo is dropped: events show the images as they are now');
+  // Later execs are scrubbed by the new rules.
+  c.apply(exec(10, 1, ['app', '--color', 'red'], 4, { envRaw: ['LANG=C.UTF-8'] }));
+  assert.deepEqual(e.image.argv, ['app', '--color', '****']);
+  assert.deepEqual(e.image.env, [{ name: 'LANG' }]);
+
+  // Looser again: nothing masked comes back (the raw values were never kept); only later execs show more.
+  assert.deepEqual(c.setScrubber(new Scrubber()), { images: 4, scrubbedArgs: 0, scrubbedEnv: 0 });
+  assert.deepEqual(e.image.argv, ['app', '--color', '****']);
+  c.apply(exec(10, 1, ['app', '--color', 'red'], 5, { envRaw: ['LANG=C.UTF-8'] }));
+  assert.deepEqual(e.image.argv, ['app', '--color', 'red']);
+  assert.deepEqual(e.image.env, [{ name: 'LANG', value: 'C.UTF-8' }]);
 });
