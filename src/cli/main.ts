@@ -3,10 +3,10 @@
 import { Command, InvalidArgumentError as CliArgError, Option } from 'commander';
 import { AgentUnavailableError, ApiClientError, apiGet, apiPost } from '../api/client.ts';
 import { parseSince } from '../api/server.ts';
-import type { AgentStatus } from '../agent/agent.ts';
+import type { AgentStatus, ReloadResult } from '../agent/agent.ts';
 import { renderPs, snapshotSource } from './ps.ts';
 import { run } from './run.ts';
-import { formatStatus } from './status.ts';
+import { formatReload, formatStatus } from './status.ts';
 import { eventsCommand } from './events.ts';
 import { containersCommand } from './containers.ts';
 
@@ -146,9 +146,9 @@ export function buildCli(): Command {
  */
 async function reloadCommand(opts: { socket: string; json?: boolean }): Promise<number> {
   try {
-    const r = await apiPost<{ changed: string[]; generation: number; syscalls: string }>(opts.socket, '/v1/config/reload');
+    const r = await apiPost<ReloadResult>(opts.socket, '/v1/config/reload');
     if (opts.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-    else process.stdout.write(r.changed.length ? `reloaded (generation ${r.generation}): ${r.changed.join(', ')}; syscall sensor ${r.syscalls}\n` : 'reloaded: nothing changed\n');
+    else process.stdout.write(`reloaded${formatReload(r)}\n`);
     return 0;
   } catch (err) {
     if (!(err instanceof ApiClientError)) throw err;

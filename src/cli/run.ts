@@ -10,6 +10,7 @@ import { Agent } from '../agent/agent.ts';
 import { ApiServer } from '../api/server.ts';
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import { ConfigError, loadConfig, parseSet, type VigilConfig } from '../config/config.ts';
+import { formatReload } from './status.ts';
 
 export interface RunFlags {
   config?: string;
@@ -100,7 +101,7 @@ export async function run(f: RunFlags): Promise<number> {
     }
     try {
       const r = agent.reload();
-      progress(r.changed.length ? `configuration reloaded (generation ${r.generation}): ${r.changed.join(', ')}; syscall sensor ${r.syscalls}` : 'configuration reloaded: nothing changed');
+      progress(`configuration reloaded${formatReload(r)}`);
     } catch (err) {
       progress(`configuration NOT reloaded, the previous one still runs: ${(err as Error).message}`);
     }

@@ -1,6 +1,6 @@
 // `vigil status`: the running agent's state, readable: what is loaded, how each probe is doing, where every
 // record went (kernel, reader, pipeline, sinks), and the state of the resolvers and runtime sockets.
-import type { AgentStatus } from '../agent/agent.ts';
+import type { AgentStatus, ReloadResult } from '../agent/agent.ts';
 
 const n = (x: number) => x.toLocaleString('en-US');
 
@@ -64,4 +64,11 @@ export function formatStatus(s: AgentStatus): string {
   }
   for (const sub of s.subscribers) out.push(`subscriber ${sub.name}: delivered ${n(sub.delivered)}, dropped ${n(sub.dropped)}`);
   return `${out.join('\n')}\n`;
+}
+
+/** What a reload did, in one line (after "reloaded" or "configuration reloaded"). */
+export function formatReload(r: ReloadResult): string {
+  if (!r.changed.length) return ': nothing changed';
+  const scrub = r.scrub ? `; scrub rules: ${r.scrub.images} cached images scrubbed again, ${r.scrub.scrubbedArgs} arguments and ${r.scrub.scrubbedEnv} variables changed` : '';
+  return ` (generation ${r.generation}): ${r.changed.join(', ')}; syscall sensor ${r.syscalls}${scrub}`;
 }

@@ -296,4 +296,10 @@ test('a reload with new scrub rules scrubs the processes already cached, and lat
   const ps = await runCli(['ps', '--json', '--pid', String(child.pid), '--socket', ta.socket]);
   assert.equal(ps.status, 0, ps.stderr);
   assert.ok(ps.stdout.includes('"****"') && !ps.stdout.includes('"blue"'), ps.stdout);
+  // `vigil reload` says what the new rules did; a new mask replaces the old one where the rules still mask.
+  write('process: { mode: procfs, scrub: { secretNames: [colou?r], mask: "[x]" } }', 'containers: { enabled: false }', 'events: { files: false, network: false, other: false }');
+  const cli = await runCli(['reload', '--socket', ta.socket]);
+  assert.equal(cli.status, 0, cli.stderr);
+  assert.match(cli.stdout, /^reloaded \(generation 3\): process\.scrub\.mask; syscall sensor unchanged; scrub rules: \d+ cached images scrubbed again, [1-9]\d* arguments and 0 variables changed\n$/);
+  assert.deepEqual(argv(), ['sh', '-c', 'sleep 60', 'vigil-scrub-test', '--colour', '[x]']);
 });
