@@ -1,9 +1,9 @@
 // `vigil run`: loads the configuration (defaults <- file <- flags), starts the agent with progress on
 // stderr, serves the API, and stops cleanly on SIGINT/SIGTERM (a second signal forces the exit). SIGHUP
 // reads the file again (the flags still win) and applies it whole or not at all (Agent.reload), like
-// `vigil reload`. SIGUSR1 reopens the file sinks' files (for logrotate; it also keeps Node's default, which
-// would open the inspector on that signal, out of a security agent). Exit codes: 0 after a clean stop, 1 when the agent failed, 2 for a bad configuration
-// (nothing was loaded then).
+// `vigil reload`. SIGUSR1 reopens the file sinks' files, like `vigil reopen` (for logrotate; handling it also
+// keeps Node's default for it, opening the inspector, out of a security agent). Exit codes: 0 after a clean
+// stop, 1 when the agent failed, 2 for a bad configuration (nothing was loaded then).
 import fs from 'node:fs';
 import { formatAccounting } from '../agent/accounting.ts';
 import { Agent } from '../agent/agent.ts';

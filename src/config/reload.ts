@@ -1,9 +1,10 @@
 // What a configuration reload (SIGHUP, POST /v1/config/reload, `vigil reload`) may change while the agent
 // runs. Event types and filters are map writes and probe attaches in the kernel and a set in the pipeline:
-// they change in place, all or nothing. Scrub rules apply to later execs and scrub the process cache again. Everything else shapes what was created at start (the ring, the
-// maps, the sinks, the API socket, the process and container resolvers): a reload that changes any of it is
-// refused whole, naming the fields, rather than half-applied (Falco restarts its engine instead; a restart
-// here would drop the process cache and the ring's contents).
+// they change in place, all or nothing. Scrub rules apply to later execs and scrub the process cache again.
+// Everything else shapes what was created at start (the ring, the maps, the sinks, the API socket, the
+// process and container resolvers): a reload that changes any of it is refused whole, naming the fields,
+// rather than half-applied (Falco restarts its engine instead; a restart here would drop the process cache
+// and the ring's contents).
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { VigilConfig } from './config.ts';
 
