@@ -144,3 +144,22 @@ export function writeSection(name: string, body: string, o: SectionOptions = {})
   }
   return file;
 }
+
+/**
+ * Removes what a previous run left at a helper's OUT_FILE. Only a regular file: `/dev/null` given as the
+ * output must not be deleted (rmSync would unlink the device node, and the sink would then create a file).
+ * Exits with a usage error for anything else.
+ */
+export function removeOldOutput(out: string): void {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.lstatSync(out);
+  } catch {
+    return;
+  }
+  if (!st.isFile()) {
+    process.stderr.write(`${out}: exists and is not a regular file; give a file path for the output\n`);
+    process.exit(2);
+  }
+  fs.rmSync(out);
+}

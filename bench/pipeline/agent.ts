@@ -14,6 +14,7 @@ import path from 'node:path';
 import { Agent } from '../../src/agent/agent.ts';
 import { FileSink } from '../../src/sinks/file.ts';
 import { prewarmPages } from '../lib/memory.ts';
+import { removeOldOutput } from '../lib/report.ts';
 import { benchConfig } from './config.ts';
 
 const [out] = process.argv.slice(2);
@@ -22,7 +23,7 @@ if (!out) {
   process.exit(2);
 }
 
-fs.rmSync(out, { force: true });
+removeOldOutput(out);
 const dir = fs.mkdtempSync(path.join(path.dirname(out), 'vigil-bench-agent-'));
 // No API, no store, no stdout: the file sink is the only output.
 const config = benchConfig({ agent: { dataDir: path.join(dir, 'data'), socket: path.join(dir, 'vigil.sock') }, sinks: { stdout: { enabled: false }, store: { enabled: false } } });

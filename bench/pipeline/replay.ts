@@ -19,6 +19,7 @@ import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { prewarmPages } from '../lib/memory.ts';
+import { removeOldOutput } from '../lib/report.ts';
 import { detectCgroupLayout } from '../../src/containers/cgroups.ts';
 import { ContainerResolver } from '../../src/containers/resolver.ts';
 import { opcodeOf } from '../../src/events/decode.ts';
@@ -67,7 +68,7 @@ for (const p of meta.snapshot) cache.apply(p);
 const containers = new ContainerResolver({ layout: detectCgroupLayout(), clients: [], expiryMs: cfg.containers.expirySeconds * 1000 });
 containers.start();
 const router = new Router(cfg.pipeline.subscriberQueue);
-fs.rmSync(out, { force: true });
+removeOldOutput(out);
 const sink = new FileSink({ path: out, maxSizeBytes: 2 ** 40 });
 calibrate();
 /** The 'line' stage's sink: takes lines and drops them, to tell the file's cost from the pipeline's. */
