@@ -480,7 +480,7 @@ export class Scrubber {
     const r = this.scrubWords(argv, 0);
     if (key !== undefined && r.n === 0) {
       if (this.argvMemo.size >= ARGV_MEMO_ENTRIES) this.argvMemo.clear();
-      this.argvMemo.set(key, Object.freeze(r.out) as string[]);
+      this.argvMemo.set(key, Object.freeze(r.out.slice()) as string[]); // a copy: the caller's array stays the caller's
     }
     return { argv: r.out, scrubbed: r.n };
   }

@@ -424,3 +424,37 @@ test('hostile input: random strings of shell and separator characters never thro
     s.scrubEnv(argv);
   }
 });
+
+test('a command line the rules leave alone is remembered; one they mask never is', () => {
+  const sc = new Scrubber();
+  // Clean: the first call gives the caller's array back (not frozen, not copied); later calls a frozen copy.
+  const clean = ['sh', '-c', 'id -u; uname -r; date +%s'];
+  const first = sc.scrubArgv(clean);
+  assert.equal(first.argv, clean);
+  assert.equal(Object.isFrozen(clean), false);
+  const again = sc.scrubArgv([...clean]);
+  assert.deepEqual(again, { argv: clean, scrubbed: 0 });
+  assert.ok(Object.isFrozen(again.argv));
+  assert.equal(sc.scrubArgv([...clean]).argv, again.argv);
+  // Masked: scrubbed afresh every time, so each call counts its masking and no memo holds the secret.
+  const secret = ['mysql', '-uroot', '-pHunter2', 'shop'];
+  const a = sc.scrubArgv([...secret]);
+  const b = sc.scrubArgv([...secret]);
+  assert.deepEqual(a, { argv: ['mysql', '-uroot', `-p${M}`, 'shop'], scrubbed: 1 });
+  assert.deepEqual(b, a);
+  assert.notEqual(b.argv, a.argv);
+  // Arrays that differ only in how their words split are different command lines.
+  assert.deepEqual(sc.scrubArgv(['echo', 'a b']).argv, ['echo', 'a b']);
+  assert.deepEqual(sc.scrubArgv(['echo', 'a', 'b']).argv, ['echo', 'a', 'b']);
+  // The memo belongs to the rules: stricter rules mask what the old ones remembered as clean.
+  const colour = ['paint', '--colour', 'blue'];
+  assert.equal(sc.scrubArgv(colour).scrubbed, 0);
+  assert.equal(sc.scrubArgv([...colour]).scrubbed, 0);
+  const strict = new Scrubber({ secretNames: [...DEFAULT_SCRUB_CONFIG.secretNames, 'colou?r'] });
+  assert.deepEqual(strict.scrubArgv([...colour]), { argv: ['paint', '--colour', M], scrubbed: 1 });
+  // Long command lines are scrubbed every time, not remembered, and come out the same.
+  const long = ['curl', '-d', 'x'.repeat(2000), 'https://user:pw@example.invalid/'];
+  const l1 = sc.scrubArgv([...long]);
+  assert.deepEqual(sc.scrubArgv([...long]), l1);
+  assert.equal(l1.argv[3], `https://user:${M}@example.invalid/`);
+});
