@@ -16,7 +16,7 @@ import {
   VIGIL_OPCODE,
   VIGIL_PROC_FLAGS,
 } from './layout.generated.ts';
-import { asBuffer, bytesToString, cString, splitNul } from './strings.ts';
+import { asBuffer, asciiOrUndefined, bytesToString, cString, splitNul } from './strings.ts';
 import type { CgroupEvent, CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent, Namespaces, ProcessEvent } from './types.ts';
 import { FILE_EVENT, NET_EVENT, SYS_EVENT, VIGIL_SYS_FLAGS, VIGIL_SYS_OP } from './layout.generated.ts';
 import type { FileEvent, FileOp, NetEvent, NetOp, SysEvent, SysOp, SyscallEvent } from './types.ts';
@@ -139,6 +139,30 @@ function envHead(buf: Buffer, at: number, n: number): number {
   return nul >= at ? nul - at + 1 : 0;
 }
 
+/**
+ * Environments decodeExec made, joined by NUL, when it had that string anyway (an ASCII block is decoded
+ * whole, then split): the process cache's environment table keys on it (joinedEnv), and joining ~40 strings
+ * again cost a third of an exec's decoding and lookup (bench/pipeline). The last few lists, by identity;
+ * joinedEnv takes an entry out, so a list the cache applied (and replaced by its scrubbed form) is not kept.
+ */
+const JOINS = 8;
+const joinLists: (readonly string[] | undefined)[] = new Array(JOINS).fill(undefined);
+const joinStrings: (string | undefined)[] = new Array(JOINS).fill(undefined);
+let joinNext = 0;
+/** lastEnv joined (undefined: not known), for the next block that shares all but its last variable. */
+let lastEnvJoined: string | undefined;
+
+/** `envRaw.join('\0')`, without the join for a list decodeExec made. */
+export function joinedEnv(envRaw: readonly string[]): string {
+  for (let i = 0; i < JOINS; i++) {
+    if (joinLists[i] !== envRaw) continue;
+    const joined = joinStrings[i]!;
+    joinLists[i] = joinStrings[i] = undefined;
+    return joined;
+  }
+  return envRaw.join('\0');
+}
+
 function envStrings(b: Uint8Array, start: number, end: number): string[] {
   const n = end - start;
   if (n === 0) return [];
@@ -148,6 +172,7 @@ function envStrings(b: Uint8Array, start: number, end: number): string[] {
   if (n === last.length && last.compare(buf, at, at + n) === 0) return lastEnv as string[];
   const head = envHead(buf, at, n);
   let out: string[];
+  let joined: string | undefined;
   if (head > 0 && head === lastEnvHead && last.compare(buf, at, at + head, 0, head) === 0) {
     // All but the last variable are the last block's: the same strings, and the last one decoded.
     const tail = splitNul(b, start + head, end);
@@ -155,11 +180,26 @@ function envStrings(b: Uint8Array, start: number, end: number): string[] {
     out = new Array<string>(keep + tail.length);
     for (let i = 0; i < keep; i++) out[i] = lastEnv[i]!;
     for (let i = 0; i < tail.length; i++) out[keep + i] = tail[i]!;
-  } else out = splitNul(b, start, end);
+    // The head is the last block's bytes: its joined form is the last one's up to there (ASCII: a char a byte).
+    if (lastEnvJoined !== undefined) joined = lastEnvJoined.slice(0, head) + tail.join('\0');
+  } else {
+    const stop = b[end - 1] === 0 ? end - 1 : end; // as splitNul: a trailing NUL adds no string
+    const whole = asciiOrUndefined(b, start, stop);
+    if (whole !== undefined) {
+      out = whole.split('\0');
+      joined = whole;
+    } else out = splitNul(b, start, end);
+  }
+  if (joined !== undefined) {
+    joinLists[joinNext] = out;
+    joinStrings[joinNext] = joined;
+    joinNext = (joinNext + 1) & (JOINS - 1);
+  }
   if (n <= ENV_MEMO_MAX) {
     lastEnvBytes = Buffer.from(buf.subarray(at, at + n));
     lastEnv = Object.freeze(out);
     lastEnvHead = head;
+    lastEnvJoined = joined;
   }
   return out;
 }

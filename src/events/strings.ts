@@ -14,7 +14,7 @@ function isAscii(b: Uint8Array, start: number, end: number): boolean {
 }
 
 /** Bytes [start, end) as a string if they are all ASCII, else undefined. */
-function asciiOrUndefined(b: Uint8Array, start: number, end: number): string | undefined {
+export function asciiOrUndefined(b: Uint8Array, start: number, end: number): string | undefined {
   if (end - start < NATIVE_MIN) return isAscii(b, start, end) ? ascii(b, start, end) : undefined;
   const s = asBuffer(b).toString('latin1', start, end);
   return NON_ASCII.test(s) ? undefined : s;

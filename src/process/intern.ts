@@ -5,6 +5,7 @@
 // when one is full it starts over (what processes hold stays valid; only new sharing restarts).
 import crypto from 'node:crypto';
 import type { Creds } from '../events/types.ts';
+import { joinedEnv } from '../events/decode.ts';
 import type { EnvVar } from './types.ts';
 
 const ONE_BYTE = /^[\x00-\xff]*$/;
@@ -114,7 +115,7 @@ export class EnvTable {
       this.#lastRaw = envRaw;
       return this.#last;
     }
-    const joined = envRaw.join('\0');
+    const joined = joinedEnv(envRaw); // the decoder's string when it had one: no join
     const key = crypto.hash('sha256', joined, 'base64');
     const hit = this.#map.get(key);
     if (hit) {

@@ -4,7 +4,7 @@
 // same ring memory later is decoded from its own bytes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeExec } from '../../src/events/decode.ts';
+import { decodeExec, joinedEnv } from '../../src/events/decode.ts';
 import { splitNul } from '../../src/events/strings.ts';
 import { EXEC_EVENT, PROC_CREDS, SIZEOF, VIGIL_OPCODE } from '../../src/events/layout.generated.ts';
 import type { ExecEvent } from '../../src/events/types.ts';
@@ -52,7 +52,7 @@ test('equal environment and credential bytes give the same frozen values; any ot
   assert.deepEqual(decode(ring, 4096, writeExec(ring, 4096, '', 1001)).envRaw, []);
 });
 
-test('an environment that differs from the last only in its last variable reuses the others; every block decodes as split afresh', () => {
+test('an environment that differs from the last only in its last variable reuses the others; every block decodes as split afresh, and joins as the list', () => {
   const ring = new Uint8Array(1 << 16);
   const base = ['PATH=/bin', 'HOME=/root', 'LANG=C.UTF-8', 'OLDPWD=/work'];
   let x = 5;
@@ -60,6 +60,7 @@ test('an environment that differs from the last only in its last variable reuses
   const lasts = ['_=/usr/bin/cat', '_=/usr/bin/ls', '_=', '_=/usr/bin/\xe9t\xc3\xa9', 'é=ü', '_=\xff\xfe', ''];
   let prevBody: string | undefined;
   let lastOnly = 0;
+  const pending: string[][] = [];
   for (let i = 0; i < 3000; i++) {
     const k = rand(10);
     let vars = [...base];
@@ -74,6 +75,15 @@ test('an environment that differs from the last only in its last variable reuses
     const ev = decode(ring, off, writeExec(ring, off, block, 0));
     const bytes = Buffer.from(block, 'latin1');
     assert.deepEqual(ev.envRaw, splitNul(bytes, 0, bytes.length), `block ${i}: ${JSON.stringify(block)}`);
+    // The joined form the decoder keeps for the cache is the list's join, asked for or not, once or twice
+    // (the first ask takes it out), now or after later blocks.
+    const asks = rand(4);
+    for (let a = 0; a < asks; a++) assert.equal(joinedEnv(ev.envRaw), ev.envRaw.join('\0'), `block ${i}, ask ${a}`);
+    if (rand(5) === 0) pending.push(ev.envRaw);
+    if (pending.length > 12) {
+      const old = pending.splice(rand(pending.length), 1)[0]!;
+      assert.equal(joinedEnv(old), old.join('\0'));
+    }
     if (k >= 3 && prevBody === vars.join('\0') && vars.length) lastOnly++;
     prevBody = k >= 3 ? vars.join('\0') : undefined;
   }
