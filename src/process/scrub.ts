@@ -321,14 +321,14 @@ interface ShellWord {
   value: string;
 }
 
-/**
- * Scrubs argv, env and free text. Construct once (the config is compiled here) and reuse: the methods keep no
- * state between calls and never throw.
- */
 /** Bounds of Scrubber's memo of clean command lines: entries, and characters per command line. */
 const ARGV_MEMO_ENTRIES = 4096;
 const ARGV_MEMO_MAX_CHARS = 1024;
 
+/**
+ * Scrubs argv, env and free text. Construct once (the config is compiled here) and reuse: the methods never
+ * throw, and the only state they keep is scrubArgv's memo of command lines with nothing to mask.
+ */
 export class Scrubber {
   private readonly mask: string;
   private readonly secretRe: RegExp;
@@ -462,8 +462,9 @@ export class Scrubber {
   /**
    * Scrubs one argv. Program-specific rules apply to the program in effect at each argument: the basename of
    * argv[0] or of the last later word naming a known program, so `sudo mysql -pX` and `docker exec db mysql -pX`
-   * are covered. Returns the input array itself when nothing was scrubbed (no copy on the common path), else a
-   * copy; the input is never modified. `scrubbed` counts the arguments that changed.
+   * are covered. Returns the input array itself when nothing was scrubbed (no copy on the common path), or a
+   * frozen array equal to it when the same command line was seen clean before; else a copy. The input is never
+   * modified. `scrubbed` counts the arguments that changed.
    */
   scrubArgv(argv: string[]): { argv: string[]; scrubbed: number } {
     // The same command lines run again and again (probes, cron, scripts' helpers), and scrubbing one costs
