@@ -16,7 +16,7 @@ import {
   VIGIL_OPCODE,
   VIGIL_PROC_FLAGS,
 } from './layout.generated.ts';
-import { asBuffer, asciiOrUndefined, bytesToString, cString, splitNul } from './strings.ts';
+import { asBuffer, asciiBlock, bytesToString, cString, splitNul } from './strings.ts';
 import type { CgroupEvent, CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent, Namespaces, ProcessEvent } from './types.ts';
 import { FILE_EVENT, NET_EVENT, SYS_EVENT, VIGIL_SYS_FLAGS, VIGIL_SYS_OP } from './layout.generated.ts';
 import type { FileEvent, FileOp, NetEvent, NetOp, SysEvent, SysOp, SyscallEvent } from './types.ts';
@@ -183,8 +183,7 @@ function envStrings(b: Uint8Array, start: number, end: number): string[] {
     // The head is the last block's bytes: its joined form is the last one's up to there (ASCII: a char a byte).
     if (lastEnvJoined !== undefined) joined = lastEnvJoined.slice(0, head) + tail.join('\0');
   } else {
-    const stop = b[end - 1] === 0 ? end - 1 : end; // as splitNul: a trailing NUL adds no string
-    const whole = asciiOrUndefined(b, start, stop);
+    const whole = asciiBlock(b, start, end); // as splitNul splits it: kept whole, it is the list joined
     if (whole !== undefined) {
       out = whole.split('\0');
       joined = whole;

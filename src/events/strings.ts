@@ -14,7 +14,7 @@ function isAscii(b: Uint8Array, start: number, end: number): boolean {
 }
 
 /** Bytes [start, end) as a string if they are all ASCII, else undefined. */
-export function asciiOrUndefined(b: Uint8Array, start: number, end: number): string | undefined {
+function asciiOrUndefined(b: Uint8Array, start: number, end: number): string | undefined {
   if (end - start < NATIVE_MIN) return isAscii(b, start, end) ? ascii(b, start, end) : undefined;
   const s = asBuffer(b).toString('latin1', start, end);
   return NON_ASCII.test(s) ? undefined : s;
@@ -89,6 +89,15 @@ function escapeInvalid(b: Uint8Array, start: number, end: number): string {
 }
 
 /**
+ * A non-empty NUL-separated block [start, end) as one string, NULs included and the trailing one left out, if
+ * it is all ASCII (else undefined): what splitNul splits, so that its strings joined by NUL give it back.
+ */
+export function asciiBlock(b: Uint8Array, start: number, end: number): string | undefined {
+  const stop = b[end - 1] === 0 ? end - 1 : end; // the trailing NUL ends the last string, it adds none
+  return asciiOrUndefined(b, start, stop);
+}
+
+/**
  * Splits a NUL-separated block (argv, envp) into strings; a trailing NUL does not add an empty string.
  * A block that is all ASCII (the common case: an environment is ~1-4 KiB of it) is decoded in one native
  * call and split in one pass; any other block is decoded string by string, so that each string gets the
@@ -96,8 +105,7 @@ function escapeInvalid(b: Uint8Array, start: number, end: number): string {
  */
 export function splitNul(b: Uint8Array, start: number, end: number): string[] {
   if (end <= start) return [];
-  const stop = b[end - 1] === 0 ? end - 1 : end; // the trailing NUL ends the last string, it adds none
-  const whole = asciiOrUndefined(b, start, stop);
+  const whole = asciiBlock(b, start, end);
   if (whole !== undefined) return whole.split('\0');
   const out: string[] = [];
   let s = start;
