@@ -20,6 +20,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { describeLaunchEnv, launchEnv } from './lib/launch.ts';
 import { BenchChild, killAll, killChildrenOnExit } from './lib/proc.ts';
 import { ROOT, fixed, markdownTable, median, percent, si, writeSection } from './lib/report.ts';
 import { BENCH_ENV, MARKER, benchEnv } from './exec/output.ts';
@@ -32,22 +33,11 @@ const AGENT = path.join(ROOT, 'bench/exec/agent.ts');
 const CHURN = path.join(ROOT, 'bench/exec/churn.ts');
 const BASELINE = path.join(ROOT, 'bench/exec/baseline.ts');
 const WAKE = path.join(ROOT, 'bench/exec/wake.ts');
-/**
- * The environment bin/vigil gives Node (bin/launch.env: `NAME=${NAME:-value}` lines), which every agent here
- * runs with, as the launcher starts it. bin/vigil also turns on Node's compile cache; the storms run without
- * it (it changes start-up and memory, not the per-exec path) and the herd is measured both ways.
- */
-function launchEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of fs.readFileSync(path.join(ROOT, 'bin/launch.env'), 'utf8').split('\n')) {
-    const m = /^([A-Z_][A-Z0-9_]*)=\$\{\1:-([^}]*)\}$/.exec(line.trim());
-    if (m) env[m[1]!] = m[2]!;
-    else if (line.trim() && !line.trim().startsWith('#')) throw new Error(`bin/launch.env: cannot read "${line}" (expected NAME=\${NAME:-value})`);
-  }
-  return env;
-}
+// Every agent here runs with bin/launch.env's environment, as bin/vigil starts it. bin/vigil also turns on
+// Node's compile cache; the storms run without it (it changes start-up and memory, not the per-exec path)
+// and the herd is measured both ways.
 const LAUNCH_ENV = launchEnv();
-const LAUNCH_DESC = Object.entries(LAUNCH_ENV).map(([k, v]) => `${k}=${v}`).join(' ');
+const LAUNCH_DESC = describeLaunchEnv(LAUNCH_ENV);
 
 // ---- options --------------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { describeLaunchEnv, launchEnv } from './lib/launch.ts';
 import { BenchChild, killAll, killChildrenOnExit } from './lib/proc.ts';
 import { freePageReporting, PREWARM_ENV } from './lib/memory.ts';
 import { ROOT, fixed, markdownTable, median, percent, si, writeSection } from './lib/report.ts';
@@ -77,11 +78,17 @@ const PIN = pinning();
 const PREWARM_BYTES = Math.max(64 << 20, Math.round(SCALE * (1 << 30)));
 process.env[PREWARM_ENV] = String(PREWARM_BYTES);
 
-function pinned(name: string, cmd: string, args: string[], cpu = PIN.consumer): BenchChild {
+/** vigil's children run with the environment bin/vigil gives the agent (bin/launch.env): as users run it. */
+const LAUNCH_ENV = launchEnv();
+
+function pinned(name: string, cmd: string, args: string[], cpu = PIN.consumer, env?: NodeJS.ProcessEnv): BenchChild {
   // taskset execs the command: the pid we hold is the child's own, and every thread it starts inherits the CPU.
-  if (cpu !== undefined && cpu >= 0) return new BenchChild(name, 'taskset', ['-c', String(cpu), cmd, ...args]);
-  return new BenchChild(name, cmd, args);
+  if (cpu !== undefined && cpu >= 0) return new BenchChild(name, 'taskset', ['-c', String(cpu), cmd, ...args], { env });
+  return new BenchChild(name, cmd, args, { env });
 }
+
+/** A vigil child (replay or agent), pinned, as bin/vigil would start it. */
+const pinnedVigil = (name: string, args: string[]): BenchChild => pinned(name, NODE, args, PIN.consumer, { ...process.env, ...LAUNCH_ENV });
 
 // ---- results --------------------------------------------------------------------------------------------
 
@@ -219,7 +226,7 @@ const STAGES: { id: Stage; what: string }[] = [
 
 /** CPU ns per record of one vigil replay stopped at `stage` (replay.ts). */
 async function replayStage(dir: string, loops: string, passes: number, out: string, stage: Stage): Promise<number> {
-  const child = pinned(`vigil replay (${stage})`, NODE, [REPLAY, dir, loops, String(passes), String(WARM_PASSES), out, stage]);
+  const child = pinnedVigil(`vigil replay (${stage})`, [REPLAY, dir, loops, String(passes), String(WARM_PASSES), out, stage]);
   try {
     const r = await child.report<ReplayResult>(300_000, 30_000);
     return ((r.utime_s + r.stime_s) * 1e9) / r.records;
@@ -229,7 +236,7 @@ async function replayStage(dir: string, loops: string, passes: number, out: stri
 }
 
 async function replayVigil(dir: string, loops: string, passes: number, out: string): Promise<ReplayMetrics> {
-  const child = pinned('vigil replay', NODE, [REPLAY, dir, loops, String(passes), String(WARM_PASSES), out]);
+  const child = pinnedVigil('vigil replay', [REPLAY, dir, loops, String(passes), String(WARM_PASSES), out]);
   try {
     const r = await child.report<ReplayResult>(300_000, 30_000);
     return replayMetrics(r, r.bytes, (passes - WARM_PASSES) / passes);
@@ -266,7 +273,7 @@ async function storm(target: string): Promise<{ gen: BenchChild; run: () => Prom
 }
 
 async function liveVigil(out: string, target: string): Promise<LiveMetrics> {
-  const agent = pinned('vigil agent', NODE, [AGENT, out]);
+  const agent = pinnedVigil('vigil agent', [AGENT, out]);
   let gen: BenchChild | undefined;
   try {
     await agent.json(120_000);
@@ -483,7 +490,7 @@ function report(r: ReportInput): string {
   const m = r.meta;
   const notes = [
     `Recording: ${r.reused ? 'reused' : 'made in this run'}: ${m.workload.rounds} rounds of \`${m.workload.script}\` (short-lived tools, header reads, file changes, local HTTP, git, tar) in ${fixed(m.workload.seconds, 1)} s, through the process, cgroup and syscall sensors with every file and network event type on: ${m.records} records of the workload's process tree (${describeMix(m)}), ${fixed(m.bytes / m.records, 0)} bytes per record; ${m.others} records of other processes on the machine were left out; the kernel lost ${m.kernel.reserveFailed}. Process cache seeded from the ${m.snapshot.length}-process /proc snapshot taken when the sensors attached.`,
-    `Replay: each round replays ${r.timedPasses} passes of the recording (${si(med(r.vr, 'records'))} records) after ${WARM_PASSES} warm-up passes, each pass moved later in time so that processes born during the recording are new processes again (new identities, fork/exec/exit through the cache). vigil: \`bench/pipeline/replay.ts\`, the agent's decoders, reorder window, process cache (with the scrubber), user names, container resolver over this machine's cgroups, router and the file sink, fed in batches of 1,024 records per event-loop turn as the ring reader's drains do; timed from the first record to the file sink having written everything. C: \`bench/c/pipeline_consumer.c\`, the same bytes. Both pinned to CPU ${PIN.consumer ?? 'any'}; CPU is user + system time of the whole process (libuv's writer threads included).`,
+    `Replay: each round replays ${r.timedPasses} passes of the recording (${si(med(r.vr, 'records'))} records) after ${WARM_PASSES} warm-up passes, each pass moved later in time so that processes born during the recording are new processes again (new identities, fork/exec/exit through the cache). vigil: \`bench/pipeline/replay.ts\`, the agent's decoders, reorder window, process cache (with the scrubber), user names, container resolver over this machine's cgroups, router and the file sink, fed in batches of 1,024 records per event-loop turn as the ring reader's drains do; timed from the first record to the file sink having written everything. C: \`bench/c/pipeline_consumer.c\`, the same bytes. Both pinned to CPU ${PIN.consumer ?? 'any'}; CPU is user + system time of the whole process (libuv's writer threads included). vigil's replays and its live agent run with the environment bin/vigil starts the agent with (bin/launch.env: ${describeLaunchEnv(LAUNCH_ENV)}).`,
     `Live: \`bench/c/pipeline_gen.c\` (${fixed(STORM_MS / 1000, 1)} s of iterations of 3 events: open, failed open, failed connect) on CPU ${PIN.gen}, the consumer on CPU ${PIN.consumer ?? 'any'}. vigil: the Agent with this configuration and a file sink (\`bench/pipeline/agent.ts\`); C: the consumer reading the ring of the same sensors, loaded and pinned by \`bench/pipeline/host.ts\`, with vigil's wakeup policy (1 ms drains). Loss: the kernel's failed reservations, and expected − received for the generator's events (counted in the output). Consumed/s and CPU count every record, the machine's other activity included.`,
     `Memory: before its measured window every consumer (vigil and C, replay and live) writes and deletes a ${Math.round(PREWARM_BYTES / 2 ** 20)} MiB scratch file next to its output (\`bench/lib/memory.ts\`), so that the pages it is about to fill are backed by the host. ${freePageReporting() ? 'This VM reports free pages to its host (virtio-balloon free page reporting): a page freed seconds before, as the previous run\'s deleted output was, costs a host fault of about 10 µs when used again, which in earlier runs added up to 900 ns of system time per event to a vigil replay at random (395 MB written per round) and far less to the C consumer (60 MB).' : 'This machine does not report free pages to a host, so it changes little here.'}`,
     `Machine load: 1/5/15-min load average ${r.load0.map((x) => fixed(x)).join(' / ')} at start, ${r.load1.map((x) => fixed(x)).join(' / ')} at end on ${os.cpus().length} CPUs. Other work on the consumer's core lowers the wall-clock rate much more than the CPU per event (events per CPU-second is closer to what a quiet core gives); live, the sensors also report the other processes' syscalls, which the consumers must take too. The stage breakdown comes from the first ${STAGE_REPS} rounds. The whole benchmark took ${fixed(r.elapsedS, 0)} s.`,

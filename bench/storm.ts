@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { feature } from '../src/bpf/features.ts';
 import { HOOKED_SYSCALLS } from '../src/syscalls/sensor.ts';
+import { describeLaunchEnv, launchEnv } from './lib/launch.ts';
 import { BenchChild, killAll, killChildrenOnExit } from './lib/proc.ts';
 import { ROOT, fixed, markdownTable, median, percent, si, writeSection } from './lib/report.ts';
 import { countText, countVigil, type Counted } from './storm/count.ts';
@@ -81,6 +82,10 @@ const OPEN_CONFIGS: { id: OpenId; what: string }[] = [
 ];
 
 /** Pinning: the storm owns CPU 0 and every consumer CPU 1, so that neither steals the other's core. */
+/** vigil's children (sensors, agent) run with the environment bin/vigil starts the agent with. */
+const LAUNCH_ENV = launchEnv();
+const vigilEnv = (): NodeJS.ProcessEnv => ({ ...process.env, ...LAUNCH_ENV });
+
 const PIN = os.cpus().length >= 2 ? { storm: 0, consumer: 1 } : { storm: -1, consumer: undefined };
 const pinned = (cmd: string, args: string[]): [string, string[]] => (PIN.consumer === undefined ? [cmd, args] : ['taskset', ['-c', String(PIN.consumer), cmd, ...args]]);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -176,7 +181,7 @@ async function runFiltered(id: FilterId): Promise<FilterRun> {
       cons = new BenchChild('floor probe', ...pinned(C_CONSUMER, ['-e', '0', ...(OPEN_ARGS_AT_EXIT ? ['-x'] : []), '-t', OPEN_SYSCALLS.join(','), PROBE_OBJ, String(storm.pid)]));
       await cons.json(30_000);
     } else if (id !== 'A') {
-      cons = new BenchChild(`sensor ${id}`, ...pinned(process.execPath, [SENSOR, JSON.stringify(SENSOR_CONFIGS[id]), String(storm.pid)]));
+      cons = new BenchChild(`sensor ${id}`, ...pinned(process.execPath, [SENSOR, JSON.stringify(SENSOR_CONFIGS[id]), String(storm.pid)]), { env: vigilEnv() });
       await cons.json(60_000);
     }
     const s = await runStorm(storm);
@@ -271,13 +276,13 @@ async function runOpen(id: OpenId, dir: string, opensnoop: string | undefined): 
     await stormReady(storm);
     let cpu0 = NaN;
     if (id === 'V') {
-      const env = { ...process.env };
+      const env = vigilEnv();
       if (process.env.VIGIL_BENCH_PROFILE && !profiled) profiled = true;
       else delete env.VIGIL_BENCH_PROFILE;
       cons = new BenchChild('vigil agent', ...pinned(process.execPath, [AGENT, JSON.stringify(agentConfig(dir, out))]), { env });
       await cons.json(120_000);
     } else if (id === 'S') {
-      cons = new BenchChild('sensor S', ...pinned(process.execPath, [SENSOR, JSON.stringify({ files: { open: true }, filters: { comm: { include: [STORM_COMM] } } }), String(storm.pid)]));
+      cons = new BenchChild('sensor S', ...pinned(process.execPath, [SENSOR, JSON.stringify({ files: { open: true }, filters: { comm: { include: [STORM_COMM] } } }), String(storm.pid)]), { env: vigilEnv() });
       await cons.json(60_000);
     } else if (id === 'O') {
       // sh execs opensnoop in place (same pid) with stdout on the file, block-buffered by stdio.
@@ -541,7 +546,7 @@ async function main(): Promise<void> {
     `Rounds alternate the configurations (${FILTER_REPS} rounds filtered out, ${REPS} rounds open storm); tables show medians, and every ratio is taken within a round, then the median, so that drift on a shared machine cancels out. The whole benchmark took ${fixed(elapsedS, 0)} s.`,
     `B: \`bench/bpf/storm.bpf.c\` with emit = 0, attached by \`build/bench/storm_consumer\` to ${FLOOR_HOOKS} of ${OPEN_SYSCALLS.join(', ')}: the tracepoints vigil attaches for open events${OPEN_ARGS_AT_EXIT ? ' (on this kernel vigil reads open arguments at exit, from the saved registers: no entry hooks)' : ''}. Each program compares the caller's tgid with a constant and returns: the cost of any probe on those hooks.`,
     `C: \`bench/storm/sensor.ts\`, vigil's SyscallSensor with open events on, its own ring and reader; "dropped in the kernel" is its sys_filter_stats counter for the filter under test, and "reached user space" counts records of the storm's pid (must be 0).`,
-    `V: \`bench/storm/agent.ts\`, the real Agent that \`vigil run\` starts (shared ring, process, cgroup and syscall sensors, pipeline with enrichment, sinks), configured with open events for comm "${STORM_COMM}" (an in-kernel include filter), network and other syscall events off, one JSON Lines file sink with its default queue, and a ${AGENT_RING_MIB} MiB ring (ring.sizeMiB; the default is 16) that holds the whole burst when the agent falls behind. "Delivered" counts the storm's open lines in that file, distinct by kernel timestamp; "dropped after the kernel" sums the pipeline's and the sinks' counted drops; "caught up" is the time from the storm's end until the sink had written everything the kernel emitted: what the agent could not keep up with during the storm.`,
+    `V: \`bench/storm/agent.ts\`, the real Agent that \`vigil run\` starts (shared ring, process, cgroup and syscall sensors, pipeline with enrichment, sinks), configured with open events for comm "${STORM_COMM}" (an in-kernel include filter), network and other syscall events off, one JSON Lines file sink with its default queue, and a ${AGENT_RING_MIB} MiB ring (ring.sizeMiB; the default is 16) that holds the whole burst when the agent falls behind. "Delivered" counts the storm's open lines in that file, distinct by kernel timestamp; "dropped after the kernel" sums the pipeline's and the sinks' counted drops; "caught up" is the time from the storm's end until the sink had written everything the kernel emitted: what the agent could not keep up with during the storm. vigil's processes (the C configurations, V and S) run with the environment bin/vigil starts the agent with (bin/launch.env: ${describeLaunchEnv(LAUNCH_ENV)}).`,
     `S: \`bench/storm/sensor.ts\` with the syscall sensor configured as in V (open events, comm include) and a reader that only counts the storm's records: V's work in the kernel without the agent's work in user space.`,
     `Wakeups: the IRQ-work interrupts on the storm's CPU during its loop (/proc/interrupts, IWI). A ring or perf buffer wakes its reader through IRQ work on the producer's CPU, so this counts the wakeups each consumer's policy costs the storm (plus a few from elsewhere).`,
     opensnoop ? `O: libbpf-tools ${libbpfToolsVersion()} (\`${opensnoop}\`) with -p <storm pid> (its in-kernel pid filter), stdout to a file. CPU is the sum of its threads' schedstat time from "in its poll loop" until idle again after the storm.` : 'O: opensnoop was not found.',
