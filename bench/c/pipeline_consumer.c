@@ -6,6 +6,15 @@
  * fprintf's the record's main fields: type, time, pid, tid, ppid, comm and the event's own fields (exe and
  * argv of an exec, path, flags and result of a file syscall, addresses and ports of a socket call, ...).
  *
+ * With -j, it writes what vigil writes instead, by hand the way a careful C programmer would: a JSON line per
+ * event with the process (pid, ppid, comm, exe, argv, uid, gid), its parent (pid, comm, exe, argv) and its
+ * ancestry, kept per pid from fork/exec records and rendered once per process, then the event's own fields.
+ * It names the process as vigil does (key, execId, start, user), the syscall and open flags by name, and
+ * learns the processes that existed before the recording from a snapshot file (-j SNAPSHOT, bench/pipeline
+ * writes it from the recording's /proc snapshot; "-": none). That is the like-for-like baseline for vigil's enriched
+ * line (bench/pipeline reports both); it leaves out what vigil does besides (reordering, scrubbing,
+ * containers, credential changes, UTF-8 checks).
+ *
  * Two sources, the same per-record work:
  *   replay LOOPS_FILE PASSES WARM OUT   the passes of a recording (bench/pipeline/recording.ts framing); the
  *                                       first WARM passes are not timed. Prints one JSON line.
@@ -17,6 +26,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,6 +53,19 @@ struct proc {
 	__u32 pid;
 	__u32 ppid;
 	char comm[VIGIL_COMM_LEN];
+	/* -j only: the image as JSON ("exe" and "argv" members, escaped), and the process's rendered parts */
+	char *image;
+	__u32 uid, gid;
+	__u64 start_ns;
+	__u64 exec_ns;   /* the exec's ktime; 0: inherited at fork; ~0: from the snapshot */
+	char *memo;
+	size_t memo_len;
+};
+
+/* A growable line buffer (-j). */
+struct sbuf {
+	char *p;
+	size_t len, cap;
 };
 
 struct consumer {
@@ -51,7 +74,17 @@ struct consumer {
 	unsigned long long records, lines, bad, gen;
 	__u32 gen_tgid;
 	unsigned long long last_ns;
+	int json;                   /* -j */
+	struct sbuf line;
+	long long boot_to_epoch_ns; /* wall clock = ktime (boot) + this */
+	long long iso_sec;          /* the second iso holds */
+	char iso[32];               /* "YYYY-MM-DDTHH:MM:SS." */
 };
+
+/* -j: the enriched JSON line (see the top of this file); the modes' own arguments follow as without it. */
+static int json_mode;
+
+static int consumer_init(struct consumer *c);
 
 static struct proc *proc_slot(struct consumer *c, __u32 pid, int create)
 {
@@ -266,6 +299,601 @@ bad:
 	c->bad++;
 }
 
+/* ---- -j: vigil's enriched JSON line, by hand --------------------------------------------------------------- */
+
+static void sb_need(struct sbuf *b, size_t n)
+{
+	if (b->len + n <= b->cap)
+		return;
+	while (b->len + n > b->cap)
+		b->cap = b->cap ? b->cap * 2 : 1 << 16;
+	b->p = realloc(b->p, b->cap);
+	if (!b->p) {
+		perror("realloc");
+		exit(1);
+	}
+}
+
+static inline void sb_raw(struct sbuf *b, const char *s, size_t n)
+{
+	sb_need(b, n);
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+#define SB_LIT(b, lit) sb_raw(b, lit, sizeof(lit) - 1)
+
+static inline void sb_u64(struct sbuf *b, unsigned long long v)
+{
+	char d[24];
+	int i = sizeof(d);
+
+	do {
+		d[--i] = '0' + v % 10;
+		v /= 10;
+	} while (v);
+	sb_raw(b, d + i, sizeof(d) - i);
+}
+
+static inline void sb_i64(struct sbuf *b, long long v)
+{
+	if (v < 0) {
+		SB_LIT(b, "-");
+		sb_u64(b, 0ull - (unsigned long long)v);
+	} else
+		sb_u64(b, v);
+}
+
+/* Bytes [s, s + n) up to a NUL as a JSON string: quote, backslash and control characters escaped. */
+static void sb_str(struct sbuf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	char *o;
+
+	sb_need(b, n * 6 + 2);
+	o = b->p + b->len;
+	*o++ = '"';
+	for (size_t i = 0; i < n && s[i]; i++) {
+		unsigned char c = s[i];
+
+		if (c == '"' || c == '\\') {
+			*o++ = '\\';
+			*o++ = c;
+		} else if (c < 0x20) {
+			memcpy(o, "\\u00", 4);
+			o[4] = hex[c >> 4];
+			o[5] = hex[c & 15];
+			o += 6;
+		} else
+			*o++ = c;
+	}
+	*o++ = '"';
+	b->len = o - b->p;
+}
+
+/* "pid:ticks", the process's identity as vigil writes it (start time in clock ticks, what /proc gives). */
+static void sb_key(struct sbuf *b, const struct proc *p)
+{
+	sb_u64(b, p->pid);
+	SB_LIT(b, ":");
+	sb_u64(b, p->start_ns / 10000000);
+}
+
+/* key:<exec ktime>, key:fork (an image inherited at fork) or key:snap (from the snapshot), as vigil's execId. */
+static void sb_exec_id(struct sbuf *b, const struct proc *p)
+{
+	SB_LIT(b, "\"");
+	sb_key(b, p);
+	if (p->exec_ns == ~0ull)
+		SB_LIT(b, ":snap\"");
+	else if (!p->exec_ns)
+		SB_LIT(b, ":fork\"");
+	else {
+		SB_LIT(b, ":");
+		sb_u64(b, p->exec_ns);
+		SB_LIT(b, "\"");
+	}
+}
+
+/* A user's name, looked up once per uid seen last. */
+static const char *user_name(__u32 uid)
+{
+	static __u32 last_uid = ~0u;
+	static char name[64];
+	struct passwd pw, *res = NULL;
+	char tmp[1024];
+
+	if (uid == last_uid)
+		return name[0] ? name : NULL;
+	last_uid = uid;
+	name[0] = 0;
+	if (!getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) && res)
+		snprintf(name, sizeof(name), "%s", res->pw_name);
+	return name[0] ? name : NULL;
+}
+
+/* x86-64 syscall names of the file and socket calls the sensor reports. */
+static const char *syscall_name(int nr)
+{
+	switch (nr) {
+	case 2: return "open";
+	case 257: return "openat";
+	case 437: return "openat2";
+	case 85: return "creat";
+	case 87: return "unlink";
+	case 263: return "unlinkat";
+	case 84: return "rmdir";
+	case 82: return "rename";
+	case 264: return "renameat";
+	case 316: return "renameat2";
+	case 90: return "chmod";
+	case 91: return "fchmod";
+	case 268: return "fchmodat";
+	case 452: return "fchmodat2";
+	case 92: return "chown";
+	case 93: return "fchown";
+	case 94: return "lchown";
+	case 260: return "fchownat";
+	case 83: return "mkdir";
+	case 258: return "mkdirat";
+	case 42: return "connect";
+	case 43: return "accept";
+	case 288: return "accept4";
+	case 49: return "bind";
+	case 50: return "listen";
+	default: return NULL;
+	}
+}
+
+/* open(2) flags by name, "O_RDONLY|O_CLOEXEC" as vigil writes them. */
+static void sb_open_flags(struct sbuf *b, __u32 f)
+{
+	static const struct { __u32 bit; const char *name; } bits[] = {
+		{ 0100, "O_CREAT" }, { 0200, "O_EXCL" }, { 0400, "O_NOCTTY" }, { 01000, "O_TRUNC" }, { 02000, "O_APPEND" },
+		{ 04000, "O_NONBLOCK" }, { 010000, "O_DSYNC" }, { 020000, "O_ASYNC" }, { 040000, "O_DIRECT" },
+		{ 0200000, "O_DIRECTORY" }, { 0400000, "O_NOFOLLOW" }, { 01000000, "O_NOATIME" }, { 02000000, "O_CLOEXEC" },
+		{ 04000000, "__O_SYNC" }, { 010000000, "O_PATH" }, { 020000000, "__O_TMPFILE" },
+	};
+	static const char *acc[] = { "O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE" };
+
+	SB_LIT(b, ",\"flagNames\":\"");
+	sb_raw(b, acc[f & 3], strlen(acc[f & 3]));
+	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
+		if (f & bits[i].bit) {
+			SB_LIT(b, "|");
+			sb_raw(b, bits[i].name, strlen(bits[i].name));
+		}
+	SB_LIT(b, "\"");
+}
+
+/* ,"syscall":"<name>","nr":<nr> */
+static void sb_syscall(struct sbuf *b, int nr)
+{
+	const char *name = syscall_name(nr);
+
+	if (name) {
+		SB_LIT(b, ",\"syscall\":\"");
+		sb_raw(b, name, strlen(name));
+		SB_LIT(b, "\"");
+	}
+	SB_LIT(b, ",\"nr\":");
+	sb_i64(b, nr);
+}
+
+/* The process's image from an exec record: ,"exe":"…","argv":["…",…] */
+static char *render_image(const struct exec_event *e, const char *s)
+{
+	struct sbuf b = { 0 };
+	const char *a = s + e->exe_len + e->filename_len, *end = a + e->argv_len;
+
+	SB_LIT(&b, ",\"exe\":");
+	sb_str(&b, s, e->exe_len);
+	SB_LIT(&b, ",\"argv\":[");
+	for (const char *p = a; p < end;) {
+		size_t n = strnlen(p, end - p);
+
+		if (p != a)
+			SB_LIT(&b, ",");
+		sb_str(&b, p, n);
+		p += n + 1;
+	}
+	SB_LIT(&b, "]");
+	sb_need(&b, 1);
+	b.p[b.len] = 0;
+	return b.p;
+}
+
+static void forget_memo(struct proc *p)
+{
+	free(p->memo);
+	p->memo = NULL;
+}
+
+/* ,"process":{…},"parent":{…},"ancestors":[…] of a process, rendered once (until it forks or execs). */
+static const char *proc_memo(struct consumer *c, struct proc *p, size_t *len)
+{
+	struct sbuf b = { 0 };
+	struct proc *pp = p->ppid ? proc_slot(c, p->ppid, 0) : NULL;
+	const char *user;
+
+	if (p->memo) {
+		*len = p->memo_len;
+		return p->memo;
+	}
+	SB_LIT(&b, ",\"process\":{\"pid\":");
+	sb_u64(&b, p->pid);
+	SB_LIT(&b, ",\"ppid\":");
+	sb_u64(&b, p->ppid);
+	SB_LIT(&b, ",\"key\":\"");
+	sb_key(&b, p);
+	SB_LIT(&b, "\",\"execId\":");
+	sb_exec_id(&b, p);
+	SB_LIT(&b, ",\"startNs\":");
+	sb_u64(&b, p->start_ns);
+	SB_LIT(&b, ",\"comm\":");
+	sb_str(&b, p->comm, VIGIL_COMM_LEN);
+	if (p->image)
+		sb_raw(&b, p->image, strlen(p->image));
+	SB_LIT(&b, ",\"uid\":");
+	sb_u64(&b, p->uid);
+	SB_LIT(&b, ",\"gid\":");
+	sb_u64(&b, p->gid);
+	if ((user = user_name(p->uid))) {
+		SB_LIT(&b, ",\"user\":");
+		sb_str(&b, user, strlen(user));
+	}
+	SB_LIT(&b, "}");
+	if (pp) {
+		SB_LIT(&b, ",\"parent\":{\"pid\":");
+		sb_u64(&b, pp->pid);
+		SB_LIT(&b, ",\"comm\":");
+		sb_str(&b, pp->comm, VIGIL_COMM_LEN);
+		if (pp->image)
+			sb_raw(&b, pp->image, strlen(pp->image));
+		SB_LIT(&b, ",\"execId\":");
+		sb_exec_id(&b, pp);
+		SB_LIT(&b, "}");
+	}
+	if (p->ppid) {
+		/* up the ppid chain, as far as the table knows it (16 at most, as vigil reports) */
+		SB_LIT(&b, ",\"ancestors\":[");
+		sb_u64(&b, p->ppid);
+		for (int n = 1; pp && pp->ppid && pp->ppid != pp->pid && n < 16; n++) {
+			SB_LIT(&b, ",");
+			sb_u64(&b, pp->ppid);
+			pp = proc_slot(c, pp->ppid, 0);
+		}
+		SB_LIT(&b, "]");
+	}
+	p->memo = b.p;
+	p->memo_len = b.len;
+	*len = b.len;
+	return b.p;
+}
+
+static void json_state(struct consumer *c, const void *data, size_t len)
+{
+	const struct event_header *h = data;
+	struct proc *p;
+
+	if (h->opcode == VIGIL_OP_FORK && len >= sizeof(struct fork_event)) {
+		const struct fork_event *e = data;
+		struct proc *parent = proc_slot(c, h->pid, 0);
+
+		if (!(e->flags & VIGIL_PROC_THREAD) && (p = proc_slot(c, e->child_tgid, 1))) {
+			p->ppid = e->child_ppid;
+			memcpy(p->comm, parent ? parent->comm : e->comm, VIGIL_COMM_LEN);
+			free(p->image);
+			p->image = parent && parent->image ? strdup(parent->image) : NULL;
+			p->uid = parent ? parent->uid : 0;
+			p->gid = parent ? parent->gid : 0;
+			p->start_ns = e->child_start_ns;
+			p->exec_ns = 0;
+			forget_memo(p);
+		}
+	} else if (h->opcode == VIGIL_OP_EXEC && len >= sizeof(struct exec_event)) {
+		const struct exec_event *e = data;
+
+		if (sizeof(*e) + e->exe_len + e->filename_len + e->argv_len + e->env_len <= len && (p = proc_slot(c, h->pid, 1))) {
+			p->ppid = e->ppid;
+			memcpy(p->comm, e->comm, VIGIL_COMM_LEN);
+			free(p->image);
+			p->image = render_image(e, (const char *)data + sizeof(*e));
+			p->uid = e->creds.uid;
+			p->gid = e->creds.gid;
+			p->start_ns = e->start_ns;
+			p->exec_ns = h->ktime_ns;
+			forget_memo(p);
+		}
+	} else if (h->opcode == VIGIL_OP_COMM && len >= sizeof(struct comm_event)) {
+		const struct comm_event *e = data;
+
+		if ((p = proc_slot(c, h->pid, 0))) {
+			memcpy(p->comm, e->comm, VIGIL_COMM_LEN);
+			forget_memo(p);
+		}
+	}
+}
+
+/* An address as "ip:port", or a unix socket's path. */
+static void sb_addr(struct sbuf *b, const struct net_event *e, const __u8 *a, __u16 port, int is_unix_end)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (e->family == 1) {
+		sb_str(b, is_unix_end ? e->unix_path : "", is_unix_end ? (e->unix_path_len < sizeof(e->unix_path) ? e->unix_path_len : sizeof(e->unix_path)) : 0);
+		return;
+	}
+	if (e->family != 2 && e->family != 10) {
+		SB_LIT(b, "null");
+		return;
+	}
+	inet_ntop(e->family == 2 ? AF_INET : AF_INET6, a, ip, sizeof(ip));
+	SB_LIT(b, "\"");
+	sb_raw(b, ip, strlen(ip));
+	SB_LIT(b, ":");
+	sb_u64(b, port);
+	SB_LIT(b, "\"");
+}
+
+static void on_event_json(struct consumer *c, const void *data, size_t len)
+{
+	const struct event_header *h = data;
+	const char *base = data, *type;
+	struct sbuf *b = &c->line;
+	struct proc *p;
+	long long wall_ns, sec;
+	size_t memo_len;
+	const char *memo;
+
+	c->records++;
+	if (len < sizeof(*h) || h->size > len) {
+		c->bad++;
+		return;
+	}
+	json_state(c, data, len);
+	switch (h->opcode) {
+	case VIGIL_OP_EXEC: type = "exec"; break;
+	case VIGIL_OP_FORK: type = "fork"; break;
+	case VIGIL_OP_EXIT: type = "exit"; break;
+	case VIGIL_OP_FILE: type = len >= sizeof(struct file_event) ? file_op(((const struct file_event *)data)->op) : NULL; break;
+	case VIGIL_OP_NET: type = len >= sizeof(struct net_event) ? net_op(((const struct net_event *)data)->op) : NULL; break;
+	case VIGIL_OP_SYS: type = "sys"; break;
+	case VIGIL_OP_CGROUP: type = "cgroup"; break;
+	case VIGIL_OP_CREDS: type = "creds"; break;
+	case VIGIL_OP_COMM: type = "comm"; break;
+	default: type = NULL;
+	}
+	if (!type) {
+		c->bad++;
+		return;
+	}
+	b->len = 0;
+	SB_LIT(b, "{\"type\":\"");
+	sb_raw(b, type, strlen(type));
+	SB_LIT(b, "\",\"time\":\"");
+	wall_ns = c->boot_to_epoch_ns + (long long)h->ktime_ns;
+	sec = wall_ns / 1000000000;
+	if (sec != c->iso_sec) {
+		time_t t = sec;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(c->iso, sizeof(c->iso), "%Y-%m-%dT%H:%M:%S.", &tm);
+		c->iso_sec = sec;
+	}
+	sb_raw(b, c->iso, strlen(c->iso));
+	{
+		unsigned ms = (wall_ns / 1000000) % 1000;
+		char d[3] = { '0' + ms / 100, '0' + ms / 10 % 10, '0' + ms % 10 };
+
+		sb_raw(b, d, 3);
+	}
+	SB_LIT(b, "Z\",\"ktimeNs\":");
+	sb_u64(b, h->ktime_ns);
+	p = proc_slot(c, h->pid, 0);
+	if (p) {
+		memo = proc_memo(c, p, &memo_len);
+		sb_raw(b, memo, memo_len);
+	} else {
+		SB_LIT(b, ",\"process\":{\"pid\":");
+		sb_u64(b, h->pid);
+		SB_LIT(b, ",\"unknown\":[\"process\"]}");
+	}
+	if (h->tid != h->pid) {
+		SB_LIT(b, ",\"tid\":");
+		sb_u64(b, h->tid);
+	}
+	switch (h->opcode) {
+	case VIGIL_OP_EXEC: {
+		const struct exec_event *e = data;
+
+		if (sizeof(*e) + e->exe_len + e->filename_len + e->argv_len + e->env_len > len)
+			goto bad;
+		SB_LIT(b, ",\"filename\":");
+		sb_str(b, base + sizeof(*e) + e->exe_len, e->filename_len);
+		SB_LIT(b, ",\"argc\":");
+		sb_u64(b, e->argc);
+		break;
+	}
+	case VIGIL_OP_FORK: {
+		const struct fork_event *e = data;
+
+		SB_LIT(b, ",\"child\":{\"pid\":");
+		sb_u64(b, e->child_tgid);
+		SB_LIT(b, ",\"tid\":");
+		sb_u64(b, e->child_pid);
+		SB_LIT(b, ",\"ppid\":");
+		sb_u64(b, e->child_ppid);
+		SB_LIT(b, "}");
+		break;
+	}
+	case VIGIL_OP_EXIT: {
+		const struct exit_event *e = data;
+
+		if (len < sizeof(*e))
+			goto bad;
+		SB_LIT(b, ",\"status\":");
+		sb_u64(b, e->exit_code);
+		break;
+	}
+	case VIGIL_OP_FILE: {
+		const struct file_event *e = data;
+		const char *s = base + sizeof(*e);
+
+		if (sizeof(*e) + e->path_len + e->path2_len + e->resolved_len + e->resolved2_len > len)
+			goto bad;
+		SB_LIT(b, ",\"group\":\"file\"");
+		sb_syscall(b, e->nr);
+		SB_LIT(b, ",\"ret\":");
+		sb_i64(b, e->ret);
+		if (e->ret < 0) {
+			const char *name = strerrorname_np(-e->ret);
+
+			if (name) {
+				SB_LIT(b, ",\"errno\":\"");
+				sb_raw(b, name, strlen(name));
+				SB_LIT(b, "\"");
+			}
+		}
+		SB_LIT(b, ",\"path\":");
+		sb_str(b, s, e->path_len);
+		if (e->path2_len) {
+			SB_LIT(b, ",\"newPath\":");
+			sb_str(b, s + e->path_len, e->path2_len);
+		}
+		if (e->resolved_len) {
+			SB_LIT(b, ",\"resolved\":");
+			sb_str(b, s + e->path_len + e->path2_len, e->resolved_len);
+		}
+		SB_LIT(b, ",\"dfd\":");
+		sb_i64(b, e->dfd);
+		SB_LIT(b, ",\"flags\":");
+		sb_u64(b, e->flags);
+		if (e->op == VIGIL_SYS_OPEN)
+			sb_open_flags(b, e->flags);
+		if (h->pid == c->gen_tgid && memmem(s, e->path_len, GEN_MARK, strlen(GEN_MARK)))
+			c->gen++;
+		break;
+	}
+	case VIGIL_OP_NET: {
+		const struct net_event *e = data;
+
+		SB_LIT(b, ",\"group\":\"network\"");
+		sb_syscall(b, e->nr);
+		SB_LIT(b, ",\"ret\":");
+		sb_i64(b, e->ret);
+		SB_LIT(b, ",\"fd\":");
+		sb_i64(b, e->fd);
+		SB_LIT(b, ",\"family\":");
+		sb_u64(b, e->family);
+		SB_LIT(b, ",\"local\":");
+		sb_addr(b, e, e->laddr, e->lport, e->op != VIGIL_SYS_CONNECT);
+		SB_LIT(b, ",\"remote\":");
+		sb_addr(b, e, e->raddr, e->rport, e->op == VIGIL_SYS_CONNECT);
+		if (e->family == 1 && h->pid == c->gen_tgid && memmem(e->unix_path, sizeof(e->unix_path), GEN_MARK, strlen(GEN_MARK)))
+			c->gen++;
+		break;
+	}
+	case VIGIL_OP_SYS: {
+		const struct sys_event *e = data;
+
+		if (len < sizeof(*e))
+			goto bad;
+		SB_LIT(b, ",\"op\":");
+		sb_u64(b, e->op);
+		SB_LIT(b, ",\"ret\":");
+		sb_i64(b, e->ret);
+		break;
+	}
+	default:
+		break;
+	}
+	SB_LIT(b, "}\n");
+	fwrite_unlocked(b->p, 1, b->len, c->out);
+	c->lines++;
+	return;
+bad:
+	c->bad++;
+}
+
+static void consume(struct consumer *c, const void *data, size_t len)
+{
+	if (c->json)
+		on_event_json(c, data, len);
+	else
+		on_event(c, data, len);
+}
+
+/* Boot time to wall clock, as vigil's clock.ts calibrates it. */
+static long long boot_to_epoch_ns(void)
+{
+	struct timespec rt, bt;
+
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_BOOTTIME, &bt);
+	return (rt.tv_sec - bt.tv_sec) * 1000000000ll + (rt.tv_nsec - bt.tv_nsec);
+}
+
+/* -j's snapshot file, from bench/pipeline: "pid ppid uid gid startNs comm image" per line, tab-separated (image: ,"exe":…,"argv":[…] or empty). */
+static const char *snapshot_path;
+
+static int load_snapshot(struct consumer *c, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	if (!f) {
+		fprintf(stderr, "open %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while ((n = getline(&line, &cap, f)) > 0) {
+		unsigned pid, ppid, uid, gid;
+		unsigned long long start;
+		int off = 0;
+		char *comm, *image, *tab;
+		struct proc *p;
+
+		if (line[n - 1] == '\n')
+			line[n - 1] = 0;
+		if (sscanf(line, "%u\t%u\t%u\t%u\t%llu\t%n", &pid, &ppid, &uid, &gid, &start, &off) != 5 || !off)
+			goto bad;
+		comm = line + off;
+		if (!(tab = strchr(comm, '\t')))
+			goto bad;
+		*tab = 0;
+		image = tab + 1;
+		if (!(p = proc_slot(c, pid, 1)))
+			continue;
+		p->ppid = ppid;
+		p->uid = uid;
+		p->gid = gid;
+		p->start_ns = start;
+		p->exec_ns = ~0ull;
+		memset(p->comm, 0, VIGIL_COMM_LEN);
+		memcpy(p->comm, comm, strnlen(comm, VIGIL_COMM_LEN)); /* as the kernel keeps it: NUL-terminated unless 16 long */
+		p->image = *image ? strdup(image) : NULL;
+	}
+	free(line);
+	fclose(f);
+	return 0;
+bad:
+	fprintf(stderr, "%s: cannot read \"%s\"\n", path, line);
+	free(line);
+	fclose(f);
+	return -1;
+}
+
+static int consumer_init(struct consumer *c)
+{
+	c->json = json_mode;
+	c->boot_to_epoch_ns = boot_to_epoch_ns();
+	c->iso_sec = -1;
+	return json_mode && snapshot_path && strcmp(snapshot_path, "-") ? load_snapshot(c, snapshot_path) : 0;
+}
+
 /* ---- helpers ------------------------------------------------------------------------------------------------ */
 
 static FILE *open_out(const char *path)
@@ -282,7 +910,7 @@ static FILE *open_out(const char *path)
 
 static int usage(const char *argv0)
 {
-	fprintf(stderr, "usage: %s replay LOOPS_FILE PASSES WARM OUT\n       %s ring PIN OUT GEN_TGID [BATCH_US]\n", argv0, argv0);
+	fprintf(stderr, "usage: %s [-j SNAPSHOT|-] replay LOOPS_FILE PASSES WARM OUT\n       %s [-j SNAPSHOT|-] ring PIN OUT GEN_TGID [BATCH_US]\n", argv0, argv0);
 	return 2;
 }
 
@@ -295,7 +923,7 @@ static void replay_range(struct consumer *c, const char *buf, size_t from, size_
 	while (p + 8 <= to) {
 		__u32 len = *(const __u32 *)(buf + p);
 
-		on_event(c, buf + p + 8, len);
+		consume(c, buf + p + 8, len);
 		p += 8 + ((len + 7) & ~7u);
 	}
 }
@@ -338,6 +966,8 @@ static int replay(int argc, char **argv)
 	close(fd);
 	pass_bytes = st.st_size / passes;
 	c.gen_tgid = 0;
+	if (consumer_init(&c))
+		return 1;
 	c.out = open_out(argv[5]);
 	if (!c.out)
 		return 1;
@@ -375,7 +1005,7 @@ static int on_ring_record(void *ctx, void *data, size_t len)
 {
 	struct consumer *c = ctx;
 
-	on_event(c, data, len);
+	consume(c, data, len);
 	/* A clock read per record would be a cost vigil's consumer does not pay: stamp every 1024th. */
 	if ((c->records & 1023) == 0)
 		c->last_ns = now_ns();
@@ -395,6 +1025,8 @@ static int ring(int argc, char **argv)
 	if (argc != 5 && argc != 6)
 		return usage(argv[0]);
 	c.gen_tgid = strtoul(argv[4], NULL, 10);
+	if (consumer_init(&c))
+		return 1;
 	if (argc == 6)
 		batch_us = atol(argv[5]);
 	/* No SA_RESTART: SIGTERM must interrupt epoll_wait. */
@@ -461,9 +1093,18 @@ out:
 
 int main(int argc, char **argv)
 {
+	char *argv0 = argv[0];
+
+	if (argc >= 3 && !strcmp(argv[1], "-j")) {
+		json_mode = 1;
+		snapshot_path = argv[2];
+		argv += 2;
+		argc -= 2;
+		argv[0] = argv0;
+	}
 	if (argc >= 2 && !strcmp(argv[1], "replay"))
 		return replay(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "ring"))
 		return ring(argc, argv);
-	return usage(argv[0]);
+	return usage(argv0);
 }

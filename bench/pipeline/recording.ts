@@ -136,3 +136,20 @@ export function writeLoops(meta: RecordingMeta, records: Buffer, passes: number,
   fs.writeFileSync(file, out);
   return n;
 }
+
+/**
+ * The recording's /proc snapshot for the C consumer's JSON mode (pipeline_consumer -j): one process per line,
+ * "pid ppid uid gid startNs comm image", tab-separated, image being ',"exe":…,"argv":[…]' as vigil writes
+ * them (or empty). Tabs, newlines, quotes and backslashes in a comm become "?": the C side keeps comm raw.
+ */
+export function writeSnapshotTsv(meta: RecordingMeta, file: string): void {
+  const lines = meta.snapshot.map((p) => {
+    let image = '';
+    if (p.exePath !== undefined) image += `,"exe":${JSON.stringify(p.exePath)}`;
+    if (p.argv) image += `,"argv":${JSON.stringify(p.argv)}`;
+    const comm = (p.comm ?? '').replace(/[\t\n"\\]/g, '?');
+    const start = Number.isFinite(p.startNs) ? p.startNs : 0;
+    return `${p.pid}\t${p.ppid}\t${p.creds?.uid ?? 0}\t${p.creds?.gid ?? 0}\t${start}\t${comm}\t${image}\n`;
+  });
+  fs.writeFileSync(file, lines.join(''));
+}
