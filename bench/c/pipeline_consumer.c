@@ -900,9 +900,14 @@ static FILE *open_out(const char *path)
 {
 	FILE *f = fopen(path, "w");
 
-	/* A 1 MiB stdio buffer: one write(2) per MiB, like the file sink's batches. */
+	/*
+	 * A 1 MiB stdio buffer: one write(2) per MiB, like the file sink's batches. The buffer must be given:
+	 * glibc's setvbuf takes no size without one and keeps st_blksize (4 KiB here: a write per 4 KiB).
+	 */
+	static char buf[1 << 20];
+
 	if (f)
-		setvbuf(f, NULL, _IOFBF, 1 << 20);
+		setvbuf(f, buf, _IOFBF, sizeof(buf));
 	else
 		fprintf(stderr, "open %s: %s\n", path, strerror(errno));
 	return f;
