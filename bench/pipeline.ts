@@ -250,6 +250,23 @@ async function replayVigil(dir: string, loops: string, passes: number, out: stri
   }
 }
 
+/** A baseline that wrote broken JSON would be cheaper than the real thing: its first MiB of lines must parse. */
+function checkJsonLines(name: string, file: string): void {
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(1 << 20);
+  const n = fs.readSync(fd, buf, 0, buf.length, 0);
+  fs.closeSync(fd);
+  const lines = buf.subarray(0, n).toString('utf8').split('\n').slice(0, -1); // the last may be cut
+  if (!lines.length) throw new Error(`${name}: wrote no lines`);
+  for (const [i, line] of lines.entries()) {
+    try {
+      JSON.parse(line);
+    } catch (err) {
+      throw new Error(`${name}: line ${i + 1} is not JSON (${(err as Error).message}): ${line.slice(0, 200)}`);
+    }
+  }
+}
+
 /**
  * The C consumer's replay: its line of raw fields, or, with `snapshot` (its -j mode), the enriched JSON line
  * vigil writes, with the recording's snapshot as the processes it starts from.
@@ -261,6 +278,7 @@ async function replayC(loops: string, passes: number, out: string, snapshot?: st
   try {
     const r = await child.report<ReplayResult>(300_000, 30_000);
     if (r.bad) throw new Error(`${name}: ${r.bad} records it could not read`);
+    if (snapshot) checkJsonLines(name, out);
     return replayMetrics(r, fs.statSync(out).size, (passes - WARM_PASSES) / passes);
   } finally {
     fs.rmSync(out, { force: true });

@@ -81,11 +81,11 @@ const OPEN_CONFIGS: { id: OpenId; what: string }[] = [
   { id: 'R', what: 'reference C monitor, batched wakeups → file' },
 ];
 
-/** Pinning: the storm owns CPU 0 and every consumer CPU 1, so that neither steals the other's core. */
 /** vigil's children (sensors, agent) run with the environment bin/vigil starts the agent with. */
 const LAUNCH_ENV = launchEnv();
 const vigilEnv = (): NodeJS.ProcessEnv => ({ ...process.env, ...LAUNCH_ENV });
 
+/** Pinning: the storm owns CPU 0 and every consumer CPU 1, so that neither steals the other's core. */
 const PIN = os.cpus().length >= 2 ? { storm: 0, consumer: 1 } : { storm: -1, consumer: undefined };
 const pinned = (cmd: string, args: string[]): [string, string[]] => (PIN.consumer === undefined ? [cmd, args] : ['taskset', ['-c', String(PIN.consumer), cmd, ...args]]);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
