@@ -322,6 +322,9 @@ static inline void sb_raw(struct sbuf *b, const char *s, size_t n)
 }
 
 #define SB_LIT(b, lit) sb_raw(b, lit, sizeof(lit) - 1)
+/* ,"key":<number> */
+#define SB_U64_MEMBER(b, key, v) (SB_LIT(b, ",\"" key "\":"), sb_u64(b, v))
+#define SB_I64_MEMBER(b, key, v) (SB_LIT(b, ",\"" key "\":"), sb_i64(b, v))
 
 static inline void sb_u64(struct sbuf *b, unsigned long long v)
 {
@@ -476,8 +479,7 @@ static void sb_syscall(struct sbuf *b, int nr)
 		sb_raw(b, name, strlen(name));
 		SB_LIT(b, "\"");
 	}
-	SB_LIT(b, ",\"nr\":");
-	sb_i64(b, nr);
+	SB_I64_MEMBER(b, "nr", nr);
 }
 
 /* The process's image from an exec record: ,"exe":"…","argv":["…",…] */
@@ -522,22 +524,18 @@ static const char *proc_memo(struct consumer *c, struct proc *p, size_t *len)
 	}
 	SB_LIT(&b, ",\"process\":{\"pid\":");
 	sb_u64(&b, p->pid);
-	SB_LIT(&b, ",\"ppid\":");
-	sb_u64(&b, p->ppid);
+	SB_U64_MEMBER(&b, "ppid", p->ppid);
 	SB_LIT(&b, ",\"key\":\"");
 	sb_key(&b, p);
 	SB_LIT(&b, "\",\"execId\":");
 	sb_exec_id(&b, p);
-	SB_LIT(&b, ",\"startNs\":");
-	sb_u64(&b, p->start_ns);
+	SB_U64_MEMBER(&b, "startNs", p->start_ns);
 	SB_LIT(&b, ",\"comm\":");
 	sb_str(&b, p->comm, VIGIL_COMM_LEN);
 	if (p->image)
 		sb_raw(&b, p->image, strlen(p->image));
-	SB_LIT(&b, ",\"uid\":");
-	sb_u64(&b, p->uid);
-	SB_LIT(&b, ",\"gid\":");
-	sb_u64(&b, p->gid);
+	SB_U64_MEMBER(&b, "uid", p->uid);
+	SB_U64_MEMBER(&b, "gid", p->gid);
 	if ((user = user_name(p->uid))) {
 		SB_LIT(&b, ",\"user\":");
 		sb_str(&b, user, strlen(user));
@@ -701,8 +699,7 @@ static void on_event_json(struct consumer *c, const void *data, size_t len)
 		SB_LIT(b, ",\"unknown\":[\"process\"]}");
 	}
 	if (h->tid != h->pid) {
-		SB_LIT(b, ",\"tid\":");
-		sb_u64(b, h->tid);
+		SB_U64_MEMBER(b, "tid", h->tid);
 	}
 	switch (h->opcode) {
 	case VIGIL_OP_EXEC: {
@@ -712,8 +709,7 @@ static void on_event_json(struct consumer *c, const void *data, size_t len)
 			goto bad;
 		SB_LIT(b, ",\"filename\":");
 		sb_str(b, base + sizeof(*e) + e->exe_len, e->filename_len);
-		SB_LIT(b, ",\"argc\":");
-		sb_u64(b, e->argc);
+		SB_U64_MEMBER(b, "argc", e->argc);
 		break;
 	}
 	case VIGIL_OP_FORK: {
@@ -721,10 +717,8 @@ static void on_event_json(struct consumer *c, const void *data, size_t len)
 
 		SB_LIT(b, ",\"child\":{\"pid\":");
 		sb_u64(b, e->child_tgid);
-		SB_LIT(b, ",\"tid\":");
-		sb_u64(b, e->child_pid);
-		SB_LIT(b, ",\"ppid\":");
-		sb_u64(b, e->child_ppid);
+		SB_U64_MEMBER(b, "tid", e->child_pid);
+		SB_U64_MEMBER(b, "ppid", e->child_ppid);
 		SB_LIT(b, "}");
 		break;
 	}
@@ -733,8 +727,7 @@ static void on_event_json(struct consumer *c, const void *data, size_t len)
 
 		if (len < sizeof(*e))
 			goto bad;
-		SB_LIT(b, ",\"status\":");
-		sb_u64(b, e->exit_code);
+		SB_U64_MEMBER(b, "status", e->exit_code);
 		break;
 	}
 	case VIGIL_OP_FILE: {
@@ -745,8 +738,7 @@ static void on_event_json(struct consumer *c, const void *data, size_t len)
 			goto bad;
 		SB_LIT(b, ",\"group\":\"file\"");
 		sb_syscall(b, e->nr);
-		SB_LIT(b, ",\"ret\":");
-		sb_i64(b, e->ret);
+		SB_I64_MEMBER(b, "ret", e->ret);
 		if (e->ret < 0) {
 			const char *name = strerrorname_np(-e->ret);
 
@@ -766,10 +758,8 @@ static void on_event_json(struct consumer *c, const void *data, size_t len)
 			SB_LIT(b, ",\"resolved\":");
 			sb_str(b, s + e->path_len + e->path2_len, e->resolved_len);
 		}
-		SB_LIT(b, ",\"dfd\":");
-		sb_i64(b, e->dfd);
-		SB_LIT(b, ",\"flags\":");
-		sb_u64(b, e->flags);
+		SB_I64_MEMBER(b, "dfd", e->dfd);
+		SB_U64_MEMBER(b, "flags", e->flags);
 		if (e->op == VIGIL_SYS_OPEN)
 			sb_open_flags(b, e->flags);
 		if (h->pid == c->gen_tgid && memmem(s, e->path_len, GEN_MARK, strlen(GEN_MARK)))
@@ -781,12 +771,9 @@ static void on_event_json(struct consumer *c, const void *data, size_t len)
 
 		SB_LIT(b, ",\"group\":\"network\"");
 		sb_syscall(b, e->nr);
-		SB_LIT(b, ",\"ret\":");
-		sb_i64(b, e->ret);
-		SB_LIT(b, ",\"fd\":");
-		sb_i64(b, e->fd);
-		SB_LIT(b, ",\"family\":");
-		sb_u64(b, e->family);
+		SB_I64_MEMBER(b, "ret", e->ret);
+		SB_I64_MEMBER(b, "fd", e->fd);
+		SB_U64_MEMBER(b, "family", e->family);
 		SB_LIT(b, ",\"local\":");
 		sb_addr(b, e, e->laddr, e->lport, e->op != VIGIL_SYS_CONNECT);
 		SB_LIT(b, ",\"remote\":");
@@ -800,10 +787,8 @@ static void on_event_json(struct consumer *c, const void *data, size_t len)
 
 		if (len < sizeof(*e))
 			goto bad;
-		SB_LIT(b, ",\"op\":");
-		sb_u64(b, e->op);
-		SB_LIT(b, ",\"ret\":");
-		sb_i64(b, e->ret);
+		SB_U64_MEMBER(b, "op", e->op);
+		SB_I64_MEMBER(b, "ret", e->ret);
 		break;
 	}
 	default:
