@@ -10,10 +10,10 @@
  * event with the process (pid, ppid, comm, exe, argv, uid, gid), its parent (pid, comm, exe, argv) and its
  * ancestry, kept per pid from fork/exec records and rendered once per process, then the event's own fields.
  * It names the process as vigil does (key, execId, start, user), the syscall and open flags by name, and
- * learns the processes that existed before the recording from a snapshot file (-j SNAPSHOT, bench/pipeline
- * writes it from the recording's /proc snapshot; "-": none). That is the like-for-like baseline for vigil's enriched
- * line (bench/pipeline reports both); it leaves out what vigil does besides (reordering, scrubbing,
- * containers, credential changes, UTF-8 checks).
+ * learns the processes that existed before the recording from a snapshot file (-j SNAPSHOT, which
+ * bench/pipeline writes from the recording's /proc snapshot; "-": none). That is the like-for-like baseline
+ * for vigil's enriched line (bench/pipeline reports both); it leaves out what vigil does besides (reordering,
+ * scrubbing, containers, credential changes, UTF-8 checks).
  *
  * Two sources, the same per-record work:
  *   replay LOOPS_FILE PASSES WARM OUT   the passes of a recording (bench/pipeline/recording.ts framing); the
@@ -26,8 +26,8 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
-#include <pwd.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +85,7 @@ struct consumer {
 static int json_mode;
 
 static int consumer_init(struct consumer *c);
+static void track_processes(struct consumer *c, const void *data, size_t len);
 
 static struct proc *proc_slot(struct consumer *c, __u32 pid, int create)
 {
@@ -172,22 +173,7 @@ static void on_event(struct consumer *c, const void *data, size_t len)
 		return;
 	}
 	/* State first, like any consumer that names processes. */
-	if (h->opcode == VIGIL_OP_FORK && len >= sizeof(struct fork_event)) {
-		const struct fork_event *e = data;
-		struct proc *parent = proc_slot(c, h->pid, 0);
-
-		if (!(e->flags & VIGIL_PROC_THREAD) && (p = proc_slot(c, e->child_tgid, 1))) {
-			p->ppid = e->child_ppid;
-			memcpy(p->comm, parent ? parent->comm : e->comm, VIGIL_COMM_LEN);
-		}
-	} else if (h->opcode == VIGIL_OP_EXEC && len >= sizeof(struct exec_event)) {
-		const struct exec_event *e = data;
-
-		if ((p = proc_slot(c, h->pid, 1))) {
-			p->ppid = e->ppid;
-			memcpy(p->comm, e->comm, VIGIL_COMM_LEN);
-		}
-	}
+	track_processes(c, data, len);
 	p = proc_slot(c, h->pid, 0);
 	comm = p ? p->comm : "?";
 	ppid = p ? p->ppid : 0;
@@ -285,8 +271,6 @@ static void on_event(struct consumer *c, const void *data, size_t len)
 
 		if (len < sizeof(*e))
 			goto bad;
-		if (p)
-			memcpy(p->comm, e->comm, VIGIL_COMM_LEN);
 		fprintf(c->out, COMMON " new=%.16s\n", ARGS("comm"), e->comm);
 		break;
 	}
@@ -569,7 +553,8 @@ static const char *proc_memo(struct consumer *c, struct proc *p, size_t *len)
 	return b.p;
 }
 
-static void json_state(struct consumer *c, const void *data, size_t len)
+/* The pid table from fork, exec and comm records: ppid and comm, and with -j the image, ids and times. */
+static void track_processes(struct consumer *c, const void *data, size_t len)
 {
 	const struct event_header *h = data;
 	struct proc *p;
@@ -581,6 +566,8 @@ static void json_state(struct consumer *c, const void *data, size_t len)
 		if (!(e->flags & VIGIL_PROC_THREAD) && (p = proc_slot(c, e->child_tgid, 1))) {
 			p->ppid = e->child_ppid;
 			memcpy(p->comm, parent ? parent->comm : e->comm, VIGIL_COMM_LEN);
+			if (!c->json)
+				return;
 			free(p->image);
 			p->image = parent && parent->image ? strdup(parent->image) : NULL;
 			p->uid = parent ? parent->uid : 0;
@@ -595,6 +582,8 @@ static void json_state(struct consumer *c, const void *data, size_t len)
 		if (sizeof(*e) + e->exe_len + e->filename_len + e->argv_len + e->env_len <= len && (p = proc_slot(c, h->pid, 1))) {
 			p->ppid = e->ppid;
 			memcpy(p->comm, e->comm, VIGIL_COMM_LEN);
+			if (!c->json)
+				return;
 			free(p->image);
 			p->image = render_image(e, (const char *)data + sizeof(*e));
 			p->uid = e->creds.uid;
@@ -649,7 +638,7 @@ static void on_event_json(struct consumer *c, const void *data, size_t len)
 		c->bad++;
 		return;
 	}
-	json_state(c, data, len);
+	track_processes(c, data, len);
 	switch (h->opcode) {
 	case VIGIL_OP_EXEC: type = "exec"; break;
 	case VIGIL_OP_FORK: type = "fork"; break;
