@@ -146,6 +146,37 @@ static const char *net_op(__u32 op)
 	}
 }
 
+/* The line's type of a record (a file or socket call by its op), or NULL for one that cannot be read. */
+static const char *record_type(const void *data, size_t len)
+{
+	const struct event_header *h = data;
+
+	switch (h->opcode) {
+	case VIGIL_OP_EXEC: return "exec";
+	case VIGIL_OP_FORK: return "fork";
+	case VIGIL_OP_EXIT: return "exit";
+	case VIGIL_OP_FILE: return len >= sizeof(struct file_event) ? file_op(((const struct file_event *)data)->op) : NULL;
+	case VIGIL_OP_NET: return len >= sizeof(struct net_event) ? net_op(((const struct net_event *)data)->op) : NULL;
+	case VIGIL_OP_SYS: return "sys";
+	case VIGIL_OP_CGROUP: return "cgroup";
+	case VIGIL_OP_CREDS: return "creds";
+	case VIGIL_OP_COMM: return "comm";
+	default: return NULL;
+	}
+}
+
+/* Whether an exec record's strings lie within its `len` bytes. */
+static int exec_fits(const struct exec_event *e, size_t len)
+{
+	return len >= sizeof(*e) && sizeof(*e) + e->exe_len + e->filename_len + e->argv_len + e->env_len <= len;
+}
+
+/* Whether a file record's paths lie within its `len` bytes. */
+static int file_fits(const struct file_event *e, size_t len)
+{
+	return len >= sizeof(*e) && sizeof(*e) + e->path_len + e->path2_len + e->resolved_len + e->resolved2_len <= len;
+}
+
 static void addr(char *buf, size_t n, __u16 family, const __u8 *a, __u16 port)
 {
 	char ip[INET6_ADDRSTRLEN];
@@ -164,7 +195,7 @@ static void on_event(struct consumer *c, const void *data, size_t len)
 	const char *base = data;
 	struct proc *p;
 	char t1[4096], t2[4096];
-	const char *comm;
+	const char *comm, *type;
 	__u32 ppid;
 
 	c->records++;
@@ -174,6 +205,8 @@ static void on_event(struct consumer *c, const void *data, size_t len)
 	}
 	/* State first, like any consumer that names processes. */
 	track_processes(c, data, len);
+	if (!(type = record_type(data, len)))
+		goto bad;
 	p = proc_slot(c, h->pid, 0);
 	comm = p ? p->comm : "?";
 	ppid = p ? p->ppid : 0;
@@ -186,7 +219,7 @@ static void on_event(struct consumer *c, const void *data, size_t len)
 		const char *s = base + sizeof(*e);
 		__u32 i, n;
 
-		if (sizeof(*e) + e->exe_len + e->filename_len + e->argv_len + e->env_len > len)
+		if (!exec_fits(e, len))
 			goto bad;
 		/* argv: NUL-separated, printed space-separated */
 		n = e->argv_len < sizeof(t2) - 1 ? e->argv_len : sizeof(t2) - 1;
@@ -195,13 +228,13 @@ static void on_event(struct consumer *c, const void *data, size_t len)
 			if (!t2[i])
 				t2[i] = ' ';
 		t2[n] = 0;
-		fprintf(c->out, COMMON " uid=%u exe=%s argv=%s\n", ARGS("exec"), e->creds.uid, str(s, e->exe_len, t1, sizeof(t1)), t2);
+		fprintf(c->out, COMMON " uid=%u exe=%s argv=%s\n", ARGS(type), e->creds.uid, str(s, e->exe_len, t1, sizeof(t1)), t2);
 		break;
 	}
 	case VIGIL_OP_FORK: {
 		const struct fork_event *e = data;
 
-		fprintf(c->out, COMMON " child=%u thread=%d\n", ARGS("fork"), e->child_tgid, !!(e->flags & VIGIL_PROC_THREAD));
+		fprintf(c->out, COMMON " child=%u thread=%d\n", ARGS(type), e->child_tgid, !!(e->flags & VIGIL_PROC_THREAD));
 		break;
 	}
 	case VIGIL_OP_EXIT: {
@@ -209,17 +242,17 @@ static void on_event(struct consumer *c, const void *data, size_t len)
 
 		if (len < sizeof(*e))
 			goto bad;
-		fprintf(c->out, COMMON " status=%u\n", ARGS("exit"), e->exit_code);
+		fprintf(c->out, COMMON " status=%u\n", ARGS(type), e->exit_code);
 		break;
 	}
 	case VIGIL_OP_FILE: {
 		const struct file_event *e = data;
 		const char *s = base + sizeof(*e), *path;
 
-		if (len < sizeof(*e) || sizeof(*e) + e->path_len + e->path2_len + e->resolved_len + e->resolved2_len > len)
+		if (!file_fits(e, len))
 			goto bad;
 		path = str(s, e->path_len, t1, sizeof(t1));
-		fprintf(c->out, COMMON " ret=%lld flags=0x%x path=%s resolved=%s\n", ARGS(file_op(e->op)), (long long)e->ret, e->flags, path,
+		fprintf(c->out, COMMON " ret=%lld flags=0x%x path=%s resolved=%s\n", ARGS(type), (long long)e->ret, e->flags, path,
 			str(s + e->path_len + e->path2_len, e->resolved_len, t2, sizeof(t2)));
 		/* The generator's storm events (not its start-up opens): their paths name the bench. */
 		if (h->pid == c->gen_tgid && strstr(path, GEN_MARK))
@@ -239,7 +272,7 @@ static void on_event(struct consumer *c, const void *data, size_t len)
 			if (h->pid == c->gen_tgid && memmem(e->unix_path, sizeof(e->unix_path), GEN_MARK, strlen(GEN_MARK)))
 				c->gen++;
 		}
-		fprintf(c->out, COMMON " ret=%lld family=%u local=%s remote=%s\n", ARGS(net_op(e->op)), (long long)e->ret, e->family, t1, t2);
+		fprintf(c->out, COMMON " ret=%lld family=%u local=%s remote=%s\n", ARGS(type), (long long)e->ret, e->family, t1, t2);
 		break;
 	}
 	case VIGIL_OP_SYS: {
@@ -247,7 +280,7 @@ static void on_event(struct consumer *c, const void *data, size_t len)
 
 		if (len < sizeof(*e))
 			goto bad;
-		fprintf(c->out, COMMON " op=%u ret=%lld arg0=%llu\n", ARGS("sys"), e->op, (long long)e->ret, (unsigned long long)e->args[0]);
+		fprintf(c->out, COMMON " op=%u ret=%lld arg0=%llu\n", ARGS(type), e->op, (long long)e->ret, (unsigned long long)e->args[0]);
 		break;
 	}
 	case VIGIL_OP_CGROUP: {
@@ -255,7 +288,7 @@ static void on_event(struct consumer *c, const void *data, size_t len)
 
 		if (len < sizeof(*e))
 			goto bad;
-		fprintf(c->out, COMMON " op=%u id=%llu path=%s\n", ARGS("cgroup"), e->op, (unsigned long long)e->id, str(e->path, sizeof(e->path), t1, sizeof(t1)));
+		fprintf(c->out, COMMON " op=%u id=%llu path=%s\n", ARGS(type), e->op, (unsigned long long)e->id, str(e->path, sizeof(e->path), t1, sizeof(t1)));
 		break;
 	}
 	case VIGIL_OP_CREDS: {
@@ -263,7 +296,7 @@ static void on_event(struct consumer *c, const void *data, size_t len)
 
 		if (len < sizeof(*e))
 			goto bad;
-		fprintf(c->out, COMMON " uid=%u euid=%u\n", ARGS("creds"), e->creds.uid, e->creds.euid);
+		fprintf(c->out, COMMON " uid=%u euid=%u\n", ARGS(type), e->creds.uid, e->creds.euid);
 		break;
 	}
 	case VIGIL_OP_COMM: {
@@ -271,7 +304,7 @@ static void on_event(struct consumer *c, const void *data, size_t len)
 
 		if (len < sizeof(*e))
 			goto bad;
-		fprintf(c->out, COMMON " new=%.16s\n", ARGS("comm"), e->comm);
+		fprintf(c->out, COMMON " new=%.16s\n", ARGS(type), e->comm);
 		break;
 	}
 	default:
@@ -579,7 +612,7 @@ static void track_processes(struct consumer *c, const void *data, size_t len)
 	} else if (h->opcode == VIGIL_OP_EXEC && len >= sizeof(struct exec_event)) {
 		const struct exec_event *e = data;
 
-		if (sizeof(*e) + e->exe_len + e->filename_len + e->argv_len + e->env_len <= len && (p = proc_slot(c, h->pid, 1))) {
+		if (exec_fits(e, len) && (p = proc_slot(c, h->pid, 1))) {
 			p->ppid = e->ppid;
 			memcpy(p->comm, e->comm, VIGIL_COMM_LEN);
 			if (!c->json)
@@ -639,19 +672,7 @@ static void on_event_json(struct consumer *c, const void *data, size_t len)
 		return;
 	}
 	track_processes(c, data, len);
-	switch (h->opcode) {
-	case VIGIL_OP_EXEC: type = "exec"; break;
-	case VIGIL_OP_FORK: type = "fork"; break;
-	case VIGIL_OP_EXIT: type = "exit"; break;
-	case VIGIL_OP_FILE: type = len >= sizeof(struct file_event) ? file_op(((const struct file_event *)data)->op) : NULL; break;
-	case VIGIL_OP_NET: type = len >= sizeof(struct net_event) ? net_op(((const struct net_event *)data)->op) : NULL; break;
-	case VIGIL_OP_SYS: type = "sys"; break;
-	case VIGIL_OP_CGROUP: type = "cgroup"; break;
-	case VIGIL_OP_CREDS: type = "creds"; break;
-	case VIGIL_OP_COMM: type = "comm"; break;
-	default: type = NULL;
-	}
-	if (!type) {
+	if (!(type = record_type(data, len))) {
 		c->bad++;
 		return;
 	}
@@ -694,7 +715,7 @@ static void on_event_json(struct consumer *c, const void *data, size_t len)
 	case VIGIL_OP_EXEC: {
 		const struct exec_event *e = data;
 
-		if (sizeof(*e) + e->exe_len + e->filename_len + e->argv_len + e->env_len > len)
+		if (!exec_fits(e, len))
 			goto bad;
 		SB_LIT(b, ",\"filename\":");
 		sb_str(b, base + sizeof(*e) + e->exe_len, e->filename_len);
@@ -723,7 +744,7 @@ static void on_event_json(struct consumer *c, const void *data, size_t len)
 		const struct file_event *e = data;
 		const char *s = base + sizeof(*e);
 
-		if (sizeof(*e) + e->path_len + e->path2_len + e->resolved_len + e->resolved2_len > len)
+		if (!file_fits(e, len))
 			goto bad;
 		SB_LIT(b, ",\"group\":\"file\"");
 		sb_syscall(b, e->nr);
@@ -809,7 +830,10 @@ static long long boot_to_epoch_ns(void)
 	return (rt.tv_sec - bt.tv_sec) * 1000000000ll + (rt.tv_nsec - bt.tv_nsec);
 }
 
-/* -j's snapshot file, from bench/pipeline: "pid ppid uid gid startNs comm image" per line, tab-separated (image: ,"exe":…,"argv":[…] or empty). */
+/*
+ * -j's snapshot file, from bench/pipeline: "pid ppid uid gid startNs comm image" per line, tab-separated
+ * (image: ,"exe":…,"argv":[…] or empty).
+ */
 static const char *snapshot_path;
 
 static int load_snapshot(struct consumer *c, const char *path)
