@@ -66,6 +66,8 @@ export interface ProcessCacheStats {
   heldResolved: number;
   heldFallback: number;
   reparented: number;
+  /** Entries keyed without a start time that a later event of the same process gave one (eBPF-less mode). */
+  startLearned: number;
   evictions: number;
   /** Evictions forced by maxEntries (possibly of processes still needed for lineage). */
   evictionsForced: number;
@@ -194,6 +196,7 @@ export class ProcessCache {
     heldResolved: 0,
     heldFallback: 0,
     reparented: 0,
+    startLearned: 0,
     evictions: 0,
     evictionsForced: 0,
     threadEvents: 0,
@@ -446,12 +449,16 @@ export class ProcessCache {
     } else {
       this.#byPid.set(e.pid, [e.key]);
     }
-    // Link children that were waiting for this process (by exact key, or by pid when their parent's start
-    // time was not known), and replay events held for it. Usually nothing waits: skip the lookups then.
-    if (this.#awaiting.size === 0 && this.#held.size === 0) {
-      if (this.#entries.size > this.#o.maxEntries) this.#evictForCapacity();
-      return;
-    }
+    this.#linkWaiting(e);
+    if (this.#entries.size > this.#o.maxEntries) this.#evictForCapacity();
+  }
+
+  /**
+   * Links children that were waiting for `e` (by exact key, or by pid when their parent's start time was not
+   * known), and replays events held for it. Usually nothing waits: the lookups are skipped then.
+   */
+  #linkWaiting(e: ProcessEntry): void {
+    if (this.#awaiting.size === 0 && this.#held.size === 0) return;
     for (const wk of [e.key, `${e.pid}:?`]) {
       const waiting = this.#awaiting.get(wk);
       if (!waiting || (wk !== e.key && e.exit)) continue;
@@ -472,7 +479,6 @@ export class ProcessCache {
         this.#applyTo(e, h.ev);
       }
     }
-    if (this.#entries.size > this.#o.maxEntries) this.#evictForCapacity();
   }
 
   #newEntry(pid: number, startNs: number, source: ProcessSource, image: ProcessImage): ProcessEntry {
@@ -615,21 +621,45 @@ export class ProcessCache {
   #retireIfReused(key: ProcessKey): void {
     if (!key.endsWith(':?')) return;
     const old = this.#entries.get(key);
-    if (!old?.exit) return;
-    const moved = `${key}#${++this.#generation}`;
-    this.#entries.delete(key);
-    old.key = moved;
-    this.#entries.set(moved, old);
-    const keys = this.#byPid.get(old.pid);
-    if (keys) keys[keys.indexOf(key)] = moved;
-    for (const x of this.#exited) if (x.key === key) x.key = moved;
-    for (const ck of old.children) {
+    if (old?.exit) this.#rekey(old, `${key}#${++this.#generation}`);
+  }
+
+  /**
+   * An event of a process, other than its fork, names its start time, and the cache holds no such process
+   * but a live one with that pid whose start time was unknown: they are one process, whose start time the
+   * source has learned since (the eBPF-less mode reads it from /proc, and one read can fail where a later one
+   * succeeds). The entry takes the known key, so that the process stays one entry. (Sources are in order
+   * per process: a live "<pid>:?" entry is not an earlier process unless its exit was lost, which is counted.)
+   */
+  #learnStart(pid: number, startNs: number, key: ProcessKey): void {
+    if (!Number.isFinite(startNs) || this.#entries.has(key)) return;
+    const e = this.#entries.get(`${pid}:?`);
+    if (!e || e.exit) return;
+    this.#rekey(e, key);
+    e.startNs = startNs;
+    e.unknown = e.unknown.filter((f) => f !== 'startNs');
+    this.#stats.startLearned++;
+  }
+
+  /** Moves `e` to key `to`, with every reference to it: the pid index, retention, lineage and waiters. */
+  #rekey(e: ProcessEntry, to: ProcessKey): void {
+    const from = e.key;
+    this.#entries.delete(from);
+    e.key = to;
+    this.#entries.set(to, e);
+    const keys = this.#byPid.get(e.pid);
+    if (keys) keys[keys.indexOf(from)] = to;
+    for (const x of this.#exited) if (x.key === from) x.key = to;
+    for (const ck of e.children) {
       const c = this.#entries.get(ck);
-      if (c && c.parentKey === key) c.parentKey = moved;
-      if (c && c.originalParentKey === key) c.originalParentKey = moved;
+      if (c && c.parentKey === from) c.parentKey = to;
+      if (c && c.originalParentKey === from) c.originalParentKey = to;
     }
-    const p = old.parentKey ? this.#entries.get(old.parentKey) : undefined;
-    if (p?.children.delete(key)) this.#addChild(p, moved);
+    // Children are listed by creation lineage: under the original parent when reparented since.
+    const pk = e.originalParentKey ?? e.parentKey;
+    const p = pk ? this.#entries.get(pk) : undefined;
+    if (p?.children.delete(from)) this.#addChild(p, to);
+    this.#linkWaiting(e);
   }
 
   #applyFork(ev: ForkEvent): void {
@@ -652,6 +682,11 @@ export class ProcessCache {
     const image: ProcessImage = parent
       ? { ...parent.image, execId: `${key}:fork`, execNs: undefined, comm: commKnown ? ev.comm : parent.image.comm, inherited: true }
       : unknownImage(`${key}:fork`, commKnown ? ev.comm : undefined, true);
+    // A comm the fork names is known, even where the parent's image left it unknown.
+    if (parent && commKnown && image.unknown?.includes('comm')) {
+      const u = image.unknown.filter((f) => f !== 'comm');
+      image.unknown = u.length ? u : undefined;
+    }
     const e = this.#newEntry(ev.childTgid, ev.childStartNs, 'event', image);
     e.creds = parent?.creds;
     const cgroupKnown = !ev.unknown?.includes('cgroupId');
@@ -676,6 +711,7 @@ export class ProcessCache {
   #applyExec(ev: ExecEvent): void {
     const key = processKey(ev.pid, ev.startNs);
     this.#retireIfReused(key);
+    this.#learnStart(ev.pid, ev.startNs, key);
     let e = this.#entries.get(key);
     const image = this.#imageOf(ev);
     if (!e) {
@@ -717,13 +753,17 @@ export class ProcessCache {
       this.#stats.threadEvents++;
       return;
     }
-    const e = this.#entries.get(processKey(ev.pid, ev.startNs));
+    const key = processKey(ev.pid, ev.startNs);
+    this.#learnStart(ev.pid, ev.startNs, key);
+    const e = this.#entries.get(key);
     if (!e) return this.#hold(ev);
     this.#applyTo(e, ev);
   }
 
   #applyChange(ev: CredsEvent | CommEvent): void {
-    const e = this.#entries.get(processKey(ev.pid, ev.startNs));
+    const key = processKey(ev.pid, ev.startNs);
+    this.#learnStart(ev.pid, ev.startNs, key);
+    const e = this.#entries.get(key);
     if (!e) return this.#hold(ev);
     this.#applyTo(e, ev);
   }

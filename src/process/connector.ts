@@ -255,6 +255,11 @@ export interface ProcConnectorOptions {
   maxBytes?: number;
   /** Socket receive buffer to ask for (SO_RCVBUFFORCE as root, else SO_RCVBUF up to rmem_max). Default 8 MiB. */
   rcvbufBytes?: number;
+  /**
+   * Added to every boot-time offset read (tests): plays a clock read skewed by a preemption, under which
+   * /proc's start times look later than the notices that should come after them.
+   */
+  clockErrorNs?: number;
 }
 
 /** What the source remembers per live process: enough to key its later events after /proc forgot it. */
@@ -301,16 +306,30 @@ function clockNs(clk: number): number {
   return Number(tsBuf.readBigInt64LE(0)) * 1e9 + Number(tsBuf.readBigInt64LE(8));
 }
 
+const OFFSET_SAMPLES = 8;
+/** A bracket this narrow had no preemption in it: stop sampling. */
+const OFFSET_GOOD_NS = 20_000;
+
 /**
  * CLOCK_BOOTTIME - CLOCK_MONOTONIC now. The connector stamps notices with the monotonic clock, vigil uses
- * boot time; the two differ by the time spent suspended. Bracketing the boot-time read by two monotonic reads
- * keeps the error to a fraction of a microsecond.
+ * boot time; the two differ by the time spent suspended. The boot-time read is bracketed by two monotonic
+ * reads, and the narrowest of a few brackets is kept: one preemption inside a bracket (a loaded machine)
+ * would otherwise skew every conversion by milliseconds, enough to take a child's fork for a later process
+ * than the one /proc shows and leave its start time unknown.
  */
 export function bootOffsetNs(): number {
-  const m1 = clockNs(CLOCK_MONOTONIC);
-  const b = clockNs(CLOCK_BOOTTIME);
-  const m2 = clockNs(CLOCK_MONOTONIC);
-  return Math.round(b - (m1 + m2) / 2);
+  let best = 0;
+  let width = Infinity;
+  for (let i = 0; i < OFFSET_SAMPLES && width > OFFSET_GOOD_NS; i++) {
+    const m1 = clockNs(CLOCK_MONOTONIC);
+    const b = clockNs(CLOCK_BOOTTIME);
+    const m2 = clockNs(CLOCK_MONOTONIC);
+    if (m2 - m1 < width) {
+      width = m2 - m1;
+      best = Math.round(b - (m1 + m2) / 2);
+    }
+  }
+  return best;
 }
 
 type State = 'idle' | 'running' | 'stopped';
@@ -333,6 +352,7 @@ export class ProcConnectorSource implements FallbackSource {
   #onEvent: ((ev: ProcessEvent | SnapshotProcess) => void) | undefined;
   readonly #buf = Buffer.alloc(RECV_BUF);
   #offsetNs = 0;
+  readonly #clockErrorNs: number;
   readonly #known = new Map<number, Known>();
   readonly #pending = new Map<number, PendingExit>();
   #timer: NodeJS.Timeout | undefined;
@@ -382,6 +402,11 @@ export class ProcConnectorSource implements FallbackSource {
     this.#env = o.env ?? true;
     this.#maxBytes = o.maxBytes ?? 128 * 1024;
     this.#rcvbuf = o.rcvbufBytes ?? DEFAULT_RCVBUF;
+    this.#clockErrorNs = o.clockErrorNs ?? 0;
+  }
+
+  #bootOffset(): number {
+    return bootOffsetNs() + this.#clockErrorNs;
   }
 
   /**
@@ -408,7 +433,7 @@ export class ProcConnectorSource implements FallbackSource {
       const early = this.#awaitAck();
       this.#state = 'running';
       this.#seed();
-      this.#offsetNs = bootOffsetNs();
+      this.#offsetNs = this.#bootOffset();
       this.#run(early);
       // Drain as soon as notices arrive, without the batching delay the ring buffer uses: every moment of
       // delay is a moment in which /proc may forget the process or show a later image.
@@ -447,7 +472,7 @@ export class ProcConnectorSource implements FallbackSource {
     const saved = this.#onEvent;
     this.#onEvent = onEvent;
     try {
-      this.#offsetNs = bootOffsetNs();
+      this.#offsetNs = this.#bootOffset();
       const batch: ProcConnectorMessage[] = [];
       for (const d of datagrams) this.#parse(d, d.length, batch);
       this.#run(batch);
@@ -567,7 +592,7 @@ export class ProcConnectorSource implements FallbackSource {
 
   #onReadable(status: number): void {
     if (this.#state !== 'running') return;
-    this.#offsetNs = bootOffsetNs(); // once per wakeup: it changes only across a suspend
+    this.#offsetNs = this.#bootOffset(); // once per wakeup: it changes only across a suspend
     const batch: ProcConnectorMessage[] = [];
     this.#receive(batch, MAX_DATAGRAMS);
     if (status < 0) {
@@ -759,7 +784,7 @@ export class ProcConnectorSource implements FallbackSource {
     cgroupId ??= parent?.cgroupId;
     if (cgroupId === undefined) unknown.push('cgroupId');
     // The fork-time comm is the parent's (the child may have exec'd by now).
-    const comm = parent?.comm ?? (st && !Number.isNaN(childStartNs) ? st.comm : undefined);
+    const comm = parent ? parent.comm || undefined : st && !Number.isNaN(childStartNs) ? st.comm : undefined;
     if (comm === undefined) unknown.push('comm');
     unknown.push('tid'); // the forking thread: the connector names the parent process's thread, not the caller
     this.#remember(m.childTgid, { startNs: childStartNs, ppid: m.parentTgid, comm: comm ?? '', creds: parent?.creds, cgroupId });
@@ -810,7 +835,9 @@ export class ProcConnectorSource implements FallbackSource {
     // The exec'ing task's cgroup: /proc's (0 there means it could not be resolved), else remembered, marked.
     const cgroupId = valid?.ns?.cgroupId || undefined;
     if (cgroupId === undefined) unknown.add('cgroupId');
-    k = { startNs, ppid, comm: img ? comm : (k?.comm ?? ''), creds: img?.creds ?? k?.creds, cgroupId: cgroupId ?? k?.cgroupId };
+    // Without the new image the comm is unknown ('' here): the old one is stale, and children forked from now
+    // on must not inherit it as known.
+    k = { startNs, ppid, comm: img ? comm : '', creds: img?.creds ?? k?.creds, cgroupId: cgroupId ?? k?.cgroupId };
     this.#remember(tgid, k);
     const ev: ExecEvent = {
       type: 'exec',
@@ -951,7 +978,7 @@ export class ProcConnectorSource implements FallbackSource {
    */
   #checkPending(): void {
     const now = Date.now();
-    this.#offsetNs = bootOffsetNs();
+    this.#offsetNs = this.#bootOffset();
     for (const [tgid, p] of [...this.#pending]) {
       if (p.nextCheckMs > now) continue;
       const live = this.#liveTasks(tgid, Number.isNaN(p.leader.ktimeNs) ? Infinity : p.leader.ktimeNs);

@@ -251,6 +251,38 @@ test('processes with unknown start times: a reused pid starts a new generation',
   assert.equal(keys.length, 2, 'both generations are kept');
 });
 
+test('a start time learned after the fork keeps the process one entry, with its links moved to the known key', () => {
+  const { c } = cache();
+  c.apply(snap(1, 0, 'init'));
+  // The eBPF-less mode could not read the child's start time at its fork (nor at its first exec).
+  c.apply(fork(1, 150, 1, { childStartNs: NaN, unknown: ['childStartNs'] }));
+  c.apply({ ...exec(150, 1, ['first'], 2), startNs: NaN, unknown: ['startNs'] });
+  c.apply({ ...fork(150, 151, 3), parentStartNs: NaN }); // a child linked to the "150:?" entry
+  c.apply(exec(150, 1, ['second'], 4)); // this time /proc answered
+  c.apply(exit(150, 1, 5));
+  const keys: string[] = [];
+  c.walk((e) => {
+    if (e.pid === 150) keys.push(e.key);
+  });
+  assert.deepEqual(keys, [processKey(150, S(150))], 'one entry, under the known key');
+  const e = c.get(processKey(150, S(150)))!;
+  assert.deepEqual(e.previousImages.map((i) => i.argv), [['first']]);
+  assert.equal(e.image.argv?.[0], 'second');
+  assert.ok(e.exit && !e.unknown.includes('startNs'), 'the exit landed on it; its start time is no longer unknown');
+  assert.deepEqual(chain(c, 151), [150, 1], 'the child links to the moved entry');
+  assert.deepEqual(c.children(processKey(1, S(1))).map((x) => x.key), [processKey(150, S(150))], 'and the parent lists it under its new key');
+  assert.equal(c.stats().startLearned, 1);
+  // A fork names a new process: a live "<pid>:?" entry is never taken for the forked child.
+  c.apply({ ...exec(160, 1, ['old'], 6), startNs: NaN, unknown: ['startNs'] });
+  c.apply(fork(1, 160, 7));
+  let n = 0;
+  c.walk((x) => {
+    if (x.pid === 160) n++;
+  });
+  assert.equal(n, 2);
+  assert.equal(c.stats().startLearned, 1);
+});
+
 test('new scrub rules (a reload) scrub every cached image again, earlier ones too; what was masked stays masked', () => {
   const { c } = cache({ scrubber: new Scrubber() });
   c.apply(snap(1, 0, 'init'));
