@@ -28,6 +28,7 @@ import { describeLaunchEnv, launchEnv } from './lib/launch.ts';
 import { BenchChild, killAll, killChildrenOnExit } from './lib/proc.ts';
 import { freePageReporting, PREWARM_ENV } from './lib/memory.ts';
 import { ROOT, fixed, markdownTable, median, percent, si, writeSection } from './lib/report.ts';
+import { takeSnapshot } from '../src/process/procfs.ts';
 import { readRecording, writeLoops, writeSnapshotTsv, type RecordingMeta } from './pipeline/recording.ts';
 
 const NODE = process.execPath;
@@ -323,7 +324,11 @@ async function liveVigil(out: string, target: string): Promise<LiveMetrics> {
   }
 }
 
-async function liveC(out: string, pin: string, target: string): Promise<LiveMetrics> {
+/**
+ * The C consumer on the live ring: its line of raw fields, or, with `snapshot` (-j), vigil's enriched JSON
+ * line, its process cache seeded from /proc as read just before it starts (as vigil's agent seeds its own).
+ */
+async function liveC(out: string, pin: string, target: string, snapshot?: string): Promise<LiveMetrics> {
   const host = new BenchChild('sensor host', NODE, [HOST, pin]);
   let cons: BenchChild | undefined;
   let gen: BenchChild | undefined;
@@ -331,7 +336,9 @@ async function liveC(out: string, pin: string, target: string): Promise<LiveMetr
     await host.json(120_000);
     const s = await storm(target);
     gen = s.gen;
-    cons = pinned('C consumer', C_CONSUMER, ['ring', pin, out, String(gen.pid)]);
+    if (snapshot) writeSnapshotTsv(takeSnapshot(), snapshot);
+    const name = snapshot ? 'C consumer (JSON)' : 'C consumer';
+    cons = pinned(name, C_CONSUMER, [...(snapshot ? ['-j', snapshot] : []), 'ring', pin, out, String(gen.pid)]);
     await cons.json(30_000);
     const g = await s.run();
     cons.signal('SIGTERM');
@@ -340,7 +347,8 @@ async function liveC(out: string, pin: string, target: string): Promise<LiveMetr
     host.signal('SIGTERM');
     const k = await host.json<{ emitted: number; reserveFailed: number }>(30_000);
     await host.exited(30_000);
-    if (c.bad) throw new Error(`C consumer: ${c.bad} records it could not read`);
+    if (c.bad) throw new Error(`${name}: ${c.bad} records it could not read`);
+    if (snapshot) checkJsonLines(name, out);
     return liveMetrics(g, c, c.gen, k.reserveFailed);
   } finally {
     await gen?.kill();
@@ -348,6 +356,7 @@ async function liveC(out: string, pin: string, target: string): Promise<LiveMetr
     await host.kill();
     fs.rmSync(out, { force: true });
     fs.rmSync(pin, { force: true });
+    if (snapshot) fs.rmSync(snapshot, { force: true });
   }
 }
 
@@ -388,7 +397,7 @@ async function main(): Promise<void> {
     const loops = path.join(tmp, 'loops.bin');
     writeLoops(meta, records, passes, loops);
     const snapshotTsv = path.join(tmp, 'snapshot.tsv');
-    writeSnapshotTsv(meta, snapshotTsv);
+    writeSnapshotTsv(meta.snapshot, snapshotTsv);
     process.stderr.write(
       `  ${meta.records} records (${describeMix(meta)}), ${fixed(meta.bytes / meta.records, 0)} bytes each on average; replayed ${timedPasses} + ${WARM_PASSES} warm-up passes per round\n`,
     );
@@ -421,22 +430,26 @@ async function main(): Promise<void> {
     // 3. live rounds
     const vl: LiveMetrics[] = [];
     const cl: LiveMetrics[] = [];
+    const cjl: LiveMetrics[] = [];
     const target = path.join(tmp, 'vigil-bench-target');
     fs.writeFileSync(target, 'opened by the live generator\n');
+    const pin = `/sys/fs/bpf/vigil-bench-pipeline-${process.pid}`;
     for (let rep = 0; rep < LIVE_REPS; rep++) {
       const v = await liveVigil(path.join(tmp, 'live-vigil.jsonl'), target);
-      const c = await liveC(path.join(tmp, 'live-c.txt'), `/sys/fs/bpf/vigil-bench-pipeline-${process.pid}`, target);
+      const c = await liveC(path.join(tmp, 'live-c.txt'), pin, target);
+      const cj = await liveC(path.join(tmp, 'live-c.jsonl'), pin, target, path.join(tmp, 'live-snapshot.tsv'));
       vl.push(v);
       cl.push(c);
-      for (const [who, m] of [['vigil', v], ['C', c]] as const) {
+      cjl.push(cj);
+      for (const [who, m] of [['vigil', v], ['C', c], ['C JSON', cj]] as const) {
         process.stderr.write(
-          `  round ${rep + 1} live    ${who.padEnd(5)} offered ${si(m.offeredPerS)}/s, consumed ${si(m.consumedPerS)}/s, loss ${percent(m.lossFrac, 3)} (kernel ${m.kernelLost}, sink ${m.sinkDropped}), ${fixed(m.cpuNsPerEvent, 0)} ns/event\n`,
+          `  round ${rep + 1} live    ${who.padEnd(6)} offered ${si(m.offeredPerS)}/s, consumed ${si(m.consumedPerS)}/s, loss ${percent(m.lossFrac, 3)} (kernel ${m.kernelLost}, sink ${m.sinkDropped}), ${fixed(m.cpuNsPerEvent, 0)} ns/event\n`,
         );
       }
     }
     const elapsedS = (Date.now() - t0) / 1000;
     const load1 = os.loadavg();
-    const body = report({ meta, timedPasses, vr, cr, cjr, vl, cl, stages, warnings, elapsedS, load0, load1, reused: REUSE !== undefined });
+    const body = report({ meta, timedPasses, vr, cr, cjr, vl, cl, cjl, stages, warnings, elapsedS, load0, load1, reused: REUSE !== undefined });
     process.stdout.write(`\n${body}\n`);
     if (WRITE) {
       const file = writeSection('pipeline', body, { title: 'pipeline: enriched events per second, recorded and live, against a C consumer', command: 'npm run bench:pipeline' });
@@ -458,6 +471,8 @@ interface ReportInput {
   cjr: ReplayMetrics[];
   vl: LiveMetrics[];
   cl: LiveMetrics[];
+  /** The C consumer writing vigil's enriched JSON line live (-j, seeded from /proc at its start). */
+  cjl: LiveMetrics[];
   stages: Map<Stage, number[]>;
   warnings: string[];
   elapsedS: number;
@@ -479,7 +494,13 @@ function report(r: ReportInput): string {
     ['C, JSON', "vigil's enriched JSON line by hand (-j): like for like", si(med(r.cjr, 'events')), si(med(r.cjr, 'eventsPerS')), si(med(r.cjr, 'eventsPerCpuS')), fixed(med(r.cjr, 'cpuS'), 3), fixed(med(r.cjr, 'cpuNsPerEvent'), 0), percent(med(r.cjr, 'coreUse'), 0), fixed(med(r.cjr, 'bytesPerEvent'), 0), `×${fixed(paired(r.cjr, r.cr, 'cpuNsPerEvent'))}`],
   ];
   const liveRows = r.vl.length
-    ? ([['vigil', 'the Agent + file sink', r.vl], ['C', 'C consumer on the same sensors', r.cl]] as const).map(([who, what, m]) => [
+    ? (
+        [
+          ['vigil', 'the Agent + file sink', r.vl],
+          ['C', 'C consumer on the same sensors', r.cl],
+          ['C, JSON', "the same, writing vigil's enriched JSON line (-j)", r.cjl],
+        ] as const
+      ).map(([who, what, m]) => [
         who,
         what,
         si(med(m, 'offeredPerS')),
@@ -493,7 +514,7 @@ function report(r: ReportInput): string {
         percent(Math.max(...m.map((x) => x.lossFrac)), 3),
         fixed(med(m, 'cpuNsPerEvent'), 0),
         percent(med(m, 'coreUse'), 0),
-        who === 'vigil' ? `×${fixed(paired(r.vl, r.cl, 'cpuNsPerEvent'))}` : '1.00',
+        who === 'C' ? '1.00' : `×${fixed(paired(m, r.cl, 'cpuNsPerEvent'))}`,
       ])
     : [];
 
@@ -519,7 +540,7 @@ function report(r: ReportInput): string {
   verdicts.push(`${t1}.`);
   const ok2 = ratio <= 3;
   let t2 = `**CPU per event within 3× of the C consumer's: ${ok2 ? 'met' : 'NOT met'}.** Replay: vigil ÷ C = ${fixed(ratio)} (${fixed(med(r.vr, 'cpuNsPerEvent'), 0)} against ${fixed(med(r.cr, 'cpuNsPerEvent'), 0)} ns per event)`;
-  if (r.vl.length) t2 += `; live: ${fixed(paired(r.vl, r.cl, 'cpuNsPerEvent'))}`;
+  if (r.vl.length) t2 += `; live: ${fixed(paired(r.vl, r.cl, 'cpuNsPerEvent'))} (vigil ÷ C JSON live: ${fixed(paired(r.vl, r.cjl, 'cpuNsPerEvent'))})`;
   t2 += `. The two do not write the same thing: vigil writes the enriched JSON event (${fixed(med(r.vr, 'bytesPerEvent'), 0)} bytes per line: process, parent, ancestry, user, flags by name), the C consumer a line of raw fields (${fixed(med(r.cr, 'bytesPerEvent'), 0)} bytes)`;
   // Not the target's baseline (that stays the C consumer above): how much of the gap is what vigil writes.
   t2 += `. Like for like, against the same C consumer writing vigil's enriched JSON line by hand (-j, ${fixed(med(r.cjr, 'bytesPerEvent'), 0)} bytes per line, ${fixed(med(r.cjr, 'cpuNsPerEvent'), 0)} ns per event, of which ${fixed(med(r.cjr, 'sysNsPerEvent'), 0)} ns in the kernel's writes), vigil ÷ C JSON = ${fixed(paired(r.vr, r.cjr, 'cpuNsPerEvent'))}`;
@@ -530,7 +551,7 @@ function report(r: ReportInput): string {
   const notes = [
     `Recording: ${r.reused ? 'reused' : 'made in this run'}: ${m.workload.rounds} rounds of \`${m.workload.script}\` (short-lived tools, header reads, file changes, local HTTP, git, tar) in ${fixed(m.workload.seconds, 1)} s, through the process, cgroup and syscall sensors with every file and network event type on: ${m.records} records of the workload's process tree (${describeMix(m)}), ${fixed(m.bytes / m.records, 0)} bytes per record; ${m.others} records of other processes on the machine were left out; the kernel lost ${m.kernel.reserveFailed}. Process cache seeded from the ${m.snapshot.length}-process /proc snapshot taken when the sensors attached.`,
     `Replay: each round replays ${r.timedPasses} passes of the recording (${si(med(r.vr, 'records'))} records) after ${WARM_PASSES} warm-up passes, each pass moved later in time so that processes born during the recording are new processes again (new identities, fork/exec/exit through the cache). vigil: \`bench/pipeline/replay.ts\`, the agent's decoders, reorder window, process cache (with the scrubber), user names, container resolver over this machine's cgroups, router and the file sink, fed in batches of 1,024 records per event-loop turn as the ring reader's drains do; timed from the first record to the file sink having written everything. C: \`bench/c/pipeline_consumer.c\`, the same bytes. C JSON: the same program with -j: per event, a JSON line as vigil's (type, ISO time, ktime, the process with key, execId, start, comm, exe, argv, uid, gid and user name, the parent with its exe, argv and execId, the ancestry, the syscall by name, errno and open flags by name), the process parts rendered once per process from fork and exec records and a snapshot file written from the recording's /proc snapshot, strings escaped by hand, one fwrite per line into a 1 MiB stdio buffer; it does not reorder, scrub, look up containers, track credential changes or check UTF-8, so it is a floor for vigil's work rather than the same work. All pinned to CPU ${PIN.consumer ?? 'any'}; CPU is user + system time of the whole process (libuv's writer threads included). vigil's replays and its live agent run with the environment bin/vigil starts the agent with (bin/launch.env: ${describeLaunchEnv(LAUNCH_ENV)}).`,
-    `Live: \`bench/c/pipeline_gen.c\` (${fixed(STORM_MS / 1000, 1)} s of iterations of 3 events: open, failed open, failed connect) on CPU ${PIN.gen}, the consumer on CPU ${PIN.consumer ?? 'any'}. vigil: the Agent with this configuration and a file sink (\`bench/pipeline/agent.ts\`); C: the consumer reading the ring of the same sensors, loaded and pinned by \`bench/pipeline/host.ts\`, with vigil's wakeup policy (1 ms drains). Loss: the kernel's failed reservations, and expected − received for the generator's events (counted in the output). Consumed/s and CPU count every record, the machine's other activity included.`,
+    `Live: \`bench/c/pipeline_gen.c\` (${fixed(STORM_MS / 1000, 1)} s of iterations of 3 events: open, failed open, failed connect) on CPU ${PIN.gen}, the consumer on CPU ${PIN.consumer ?? 'any'}. vigil: the Agent with this configuration and a file sink (\`bench/pipeline/agent.ts\`); C: the consumer reading the ring of the same sensors, loaded and pinned by \`bench/pipeline/host.ts\`, with vigil's wakeup policy (1 ms drains); C JSON: the same with -j, its process parts seeded from a /proc snapshot read just before it starts. Loss: the kernel's failed reservations, and expected − received for the generator's events (counted in the output). Consumed/s and CPU count every record, the machine's other activity included.`,
     `Memory: before its measured window every consumer (vigil and C, replay and live) writes and deletes a ${Math.round(PREWARM_BYTES / 2 ** 20)} MiB scratch file next to its output (\`bench/lib/memory.ts\`), so that the pages it is about to fill are backed by the host. ${freePageReporting() ? 'This VM reports free pages to its host (virtio-balloon free page reporting): a page freed seconds before, as the previous run\'s deleted output was, costs a host fault of about 10 µs when used again, which in earlier runs added up to 900 ns of system time per event to a vigil replay at random (395 MB written per round) and far less to the C consumer (60 MB).' : 'This machine does not report free pages to a host, so it changes little here.'}`,
     `Machine load: 1/5/15-min load average ${r.load0.map((x) => fixed(x)).join(' / ')} at start, ${r.load1.map((x) => fixed(x)).join(' / ')} at end on ${os.cpus().length} CPUs. Other work on the consumer's core lowers the wall-clock rate much more than the CPU per event (events per CPU-second is closer to what a quiet core gives); live, the sensors also report the other processes' syscalls, which the consumers must take too. The stage breakdown comes from the first ${STAGE_REPS} rounds. The whole benchmark took ${fixed(r.elapsedS, 0)} s.`,
   ];

@@ -138,12 +138,13 @@ export function writeLoops(meta: RecordingMeta, records: Buffer, passes: number,
 }
 
 /**
- * The recording's /proc snapshot for the C consumer's JSON mode (pipeline_consumer -j): one process per line,
- * "pid ppid uid gid startNs comm image", tab-separated, image being ',"exe":…,"argv":[…]' as vigil writes
- * them (or empty). Tabs, newlines, quotes and backslashes in a comm become "?": the C side keeps comm raw.
+ * A /proc snapshot (the recording's, or the machine's now for a live run) for the C consumer's JSON mode
+ * (pipeline_consumer -j): one process per line, "pid ppid uid gid startNs comm image", tab-separated, image
+ * being ',"exe":…,"argv":[…]' as vigil writes them (or empty). Tabs, newlines, quotes and backslashes in a
+ * comm become "?": the C side keeps comm raw.
  */
-export function writeSnapshotTsv(meta: RecordingMeta, file: string): void {
-  const lines = meta.snapshot.map((p) => {
+export function writeSnapshotTsv(snapshot: SnapshotProcess[], file: string): void {
+  const lines = snapshot.map((p) => {
     let image = '';
     if (p.exePath !== undefined) image += `,"exe":${JSON.stringify(p.exePath)}`;
     if (p.argv) image += `,"argv":${JSON.stringify(p.argv)}`;
