@@ -540,7 +540,11 @@ function report(r: ReportInput): string {
   verdicts.push(`${t1}.`);
   const ok2 = ratio <= 3;
   let t2 = `**CPU per event within 3× of the C consumer's: ${ok2 ? 'met' : 'NOT met'}.** Replay: vigil ÷ C = ${fixed(ratio)} (${fixed(med(r.vr, 'cpuNsPerEvent'), 0)} against ${fixed(med(r.cr, 'cpuNsPerEvent'), 0)} ns per event)`;
-  if (r.vl.length) t2 += `; live: ${fixed(paired(r.vl, r.cl, 'cpuNsPerEvent'))} (vigil ÷ C JSON live: ${fixed(paired(r.vl, r.cjl, 'cpuNsPerEvent'))})`;
+  if (r.vl.length) {
+    // Live, the ring and its wakeups weigh more than the line: say how far apart the two C lines came out.
+    const lineNs = (xs: { cpuNsPerEvent: number }[], ys: { cpuNsPerEvent: number }[]) => fixed(median(xs.map((x, i) => x.cpuNsPerEvent - ys[i]!.cpuNsPerEvent)), 0);
+    t2 += `; live: ${fixed(paired(r.vl, r.cl, 'cpuNsPerEvent'))} (vigil ÷ C JSON live: ${fixed(paired(r.vl, r.cjl, 'cpuNsPerEvent'))}; the C consumer's JSON line cost ${lineNs(r.cjl, r.cl)} ns per event more than its plain line live, ${lineNs(r.cjr, r.cr)} ns in the replay)`;
+  }
   t2 += `. The two do not write the same thing: vigil writes the enriched JSON event (${fixed(med(r.vr, 'bytesPerEvent'), 0)} bytes per line: process, parent, ancestry, user, flags by name), the C consumer a line of raw fields (${fixed(med(r.cr, 'bytesPerEvent'), 0)} bytes)`;
   // Not the target's baseline (that stays the C consumer above): how much of the gap is what vigil writes.
   t2 += `. Like for like, against the same C consumer writing vigil's enriched JSON line by hand (-j, ${fixed(med(r.cjr, 'bytesPerEvent'), 0)} bytes per line, ${fixed(med(r.cjr, 'cpuNsPerEvent'), 0)} ns per event, of which ${fixed(med(r.cjr, 'sysNsPerEvent'), 0)} ns in the kernel's writes), vigil ÷ C JSON = ${fixed(paired(r.vr, r.cjr, 'cpuNsPerEvent'))}`;
