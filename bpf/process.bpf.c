@@ -105,9 +105,14 @@ static __always_inline void read_ns(struct task_struct *task, struct proc_ns *ns
 	ns->_pad0 = 0;
 }
 
+/*
+ * The start time of the process `task` belongs to: its group leader's. A parent or a forking task is often a
+ * thread (Go runtimes fork from any thread; so do containerd-shim, dockerd and kubelet), and a thread's own
+ * start time would name a process that does not exist, breaking its children's lineage.
+ */
 static __always_inline __u64 task_start(struct task_struct *task)
 {
-	return BPF_CORE_READ(task, start_boottime);
+	return BPF_CORE_READ(task, group_leader, start_boottime);
 }
 
 static __always_inline void read_tty(struct task_struct *task, char *out)
@@ -324,7 +329,7 @@ static __always_inline int on_exit(void *ctx, struct task_struct *task)
 	if (!e)
 		return 0;
 	vigil_fill_header(&e->hdr, VIGIL_OP_EXIT, sizeof(*e));
-	e->start_ns = task_start(BPF_CORE_READ(task, group_leader));
+	e->start_ns = task_start(task);
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->exit_code = BPF_CORE_READ(task, exit_code);
 	e->flags = flags;
@@ -342,7 +347,7 @@ static __always_inline int emit_creds(void *ctx, struct task_struct *task, struc
 	if (!e)
 		return 0;
 	vigil_fill_header(&e->hdr, VIGIL_OP_CREDS, sizeof(*e));
-	e->start_ns = task_start(BPF_CORE_READ(task, group_leader));
+	e->start_ns = task_start(task);
 	e->syscall_nr = syscall_nr;
 	e->_pad0 = 0;
 	if (have_old)

@@ -102,6 +102,15 @@ test('the process tree vigil reports matches what a real process family did', as
   assert.equal(teExec.oldPid, te.tid);
   assert.equal(teExec.pid, te.pid);
 
+  // A thread that forks: the child's parent is the thread's process, known by its own start time (not the
+  // thread's), so the lineage holds.
+  const tf = one('threadfork');
+  const tfEntry = byPid(tf.pid!)!;
+  const forker = byPid(tf.forker as number)!;
+  assert.equal(tfEntry.parentKey, forker.key, 'the forking thread\'s process is the parent');
+  assert.deepEqual(c.ancestors(tfEntry.key).slice(0, 2).map((e) => e.pid), [tf.forker, root.pid]);
+  assert.equal(tfEntry.lineageBroken, false);
+
   // Killed by a signal.
   const killed = byPid(one('killed').pid!)!;
   await until(() => killed.exit !== undefined, 'the kill');
