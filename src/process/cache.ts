@@ -625,20 +625,22 @@ export class ProcessCache {
   }
 
   /**
-   * An event of a process, other than its fork, names its start time, and the cache holds no such process
-   * but a live one with that pid whose start time was unknown: they are one process, whose start time the
-   * source has learned since (the eBPF-less mode reads it from /proc, and one read can fail where a later one
-   * succeeds). The entry takes the known key, so that the process stays one entry. (Sources are in order
-   * per process: a live "<pid>:?" entry is not an earlier process unless its exit was lost, which is counted.)
+   * An event of a process, other than its fork, names its start time; the cache holds no such process (the
+   * caller looked) but a live one with that pid whose start time was unknown. They are one process, whose
+   * start time the source has learned since (the eBPF-less mode reads it from /proc, and one read can fail
+   * where a later one succeeds): the entry takes the known key, so that the process stays one entry. (Sources
+   * are in order per process: a live "<pid>:?" entry is not an earlier process unless its exit was lost,
+   * which is counted.)
    */
-  #learnStart(pid: number, startNs: number, key: ProcessKey): void {
-    if (!Number.isFinite(startNs) || this.#entries.has(key)) return;
+  #learnStart(pid: number, startNs: number, key: ProcessKey): ProcessEntry | undefined {
+    if (!Number.isFinite(startNs)) return undefined;
     const e = this.#entries.get(`${pid}:?`);
-    if (!e || e.exit) return;
+    if (!e || e.exit) return undefined;
     this.#rekey(e, key);
     e.startNs = startNs;
     e.unknown = e.unknown.filter((f) => f !== 'startNs');
     this.#stats.startLearned++;
+    return e;
   }
 
   /** Moves `e` to key `to`, with every reference to it: the pid index, retention, lineage and waiters. */
@@ -711,8 +713,7 @@ export class ProcessCache {
   #applyExec(ev: ExecEvent): void {
     const key = processKey(ev.pid, ev.startNs);
     this.#retireIfReused(key);
-    this.#learnStart(ev.pid, ev.startNs, key);
-    let e = this.#entries.get(key);
+    let e = this.#entries.get(key) ?? this.#learnStart(ev.pid, ev.startNs, key);
     const image = this.#imageOf(ev);
     if (!e) {
       e = this.#newEntry(ev.pid, ev.startNs, 'event', image);
@@ -754,16 +755,14 @@ export class ProcessCache {
       return;
     }
     const key = processKey(ev.pid, ev.startNs);
-    this.#learnStart(ev.pid, ev.startNs, key);
-    const e = this.#entries.get(key);
+    const e = this.#entries.get(key) ?? this.#learnStart(ev.pid, ev.startNs, key);
     if (!e) return this.#hold(ev);
     this.#applyTo(e, ev);
   }
 
   #applyChange(ev: CredsEvent | CommEvent): void {
     const key = processKey(ev.pid, ev.startNs);
-    this.#learnStart(ev.pid, ev.startNs, key);
-    const e = this.#entries.get(key);
+    const e = this.#entries.get(key) ?? this.#learnStart(ev.pid, ev.startNs, key);
     if (!e) return this.#hold(ev);
     this.#applyTo(e, ev);
   }

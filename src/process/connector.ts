@@ -234,7 +234,7 @@ export function connectorError(step: 'socket' | 'bind' | 'listen', err: number):
 // ---- the source ----------------------------------------------------------------------------------------
 
 const TICK_NS = 1e7; // /proc start times are in USER_HZ ticks
-/** Clock-read error allowance when checking that a /proc start time precedes an event. */
+/** Clock-read error allowance when checking that a /proc start time precedes an event, beyond the offset's. */
 const SLACK_NS = 1e6;
 const RECV_BUF = 64 * 1024;
 /** Datagrams read per round, and rounds per wakeup, before yielding to the event loop (poll is level-triggered). */
@@ -256,8 +256,8 @@ export interface ProcConnectorOptions {
   /** Socket receive buffer to ask for (SO_RCVBUFFORCE as root, else SO_RCVBUF up to rmem_max). Default 8 MiB. */
   rcvbufBytes?: number;
   /**
-   * Added to every boot-time offset read (tests): plays a clock read skewed by a preemption, under which
-   * /proc's start times look later than the notices that should come after them.
+   * Added to every boot-time offset read (tests): plays a read that a preemption skewed by this much, with
+   * the bracket around it widened to show it, as a real preemption's is.
    */
   clockErrorNs?: number;
 }
@@ -311,14 +311,14 @@ const OFFSET_SAMPLES = 8;
 const OFFSET_GOOD_NS = 20_000;
 
 /**
- * CLOCK_BOOTTIME - CLOCK_MONOTONIC now. The connector stamps notices with the monotonic clock, vigil uses
- * boot time; the two differ by the time spent suspended. The boot-time read is bracketed by two monotonic
- * reads, and the narrowest of a few brackets is kept: one preemption inside a bracket (a loaded machine)
- * would otherwise skew every conversion by milliseconds, enough to take a child's fork for a later process
- * than the one /proc shows and leave its start time unknown.
+ * CLOCK_BOOTTIME - CLOCK_MONOTONIC now, and how far off it may be. The connector stamps notices with the
+ * monotonic clock, vigil uses boot time; the two differ by the time spent suspended. The boot-time read is
+ * bracketed by two monotonic reads, and the narrowest of a few brackets is kept; its half-width bounds the
+ * error. A preemption inside the only bracket (a loaded machine) would otherwise skew every conversion by
+ * milliseconds unnoticed, enough to take a just-forked child for a later process than the one /proc shows.
  */
-export function bootOffsetNs(): number {
-  let best = 0;
+export function bootOffset(): { offsetNs: number; errorNs: number } {
+  let offsetNs = 0;
   let width = Infinity;
   for (let i = 0; i < OFFSET_SAMPLES && width > OFFSET_GOOD_NS; i++) {
     const m1 = clockNs(CLOCK_MONOTONIC);
@@ -326,11 +326,13 @@ export function bootOffsetNs(): number {
     const m2 = clockNs(CLOCK_MONOTONIC);
     if (m2 - m1 < width) {
       width = m2 - m1;
-      best = Math.round(b - (m1 + m2) / 2);
+      offsetNs = Math.round(b - (m1 + m2) / 2);
     }
   }
-  return best;
+  return { offsetNs, errorNs: Math.ceil(width / 2) };
 }
+
+export const bootOffsetNs = (): number => bootOffset().offsetNs;
 
 type State = 'idle' | 'running' | 'stopped';
 
@@ -352,6 +354,10 @@ export class ProcConnectorSource implements FallbackSource {
   #onEvent: ((ev: ProcessEvent | SnapshotProcess) => void) | undefined;
   readonly #buf = Buffer.alloc(RECV_BUF);
   #offsetNs = 0;
+  /** Notices received to check the last round's reads against, processed first on the next turn. */
+  #carried: ProcConnectorMessage[] = [];
+  /** How much later than a notice a /proc start time may look and still precede it: the clocks' error. */
+  #slackNs = SLACK_NS;
   readonly #clockErrorNs: number;
   readonly #known = new Map<number, Known>();
   readonly #pending = new Map<number, PendingExit>();
@@ -405,8 +411,12 @@ export class ProcConnectorSource implements FallbackSource {
     this.#clockErrorNs = o.clockErrorNs ?? 0;
   }
 
-  #bootOffset(): number {
-    return bootOffsetNs() + this.#clockErrorNs;
+  /** Reads the boot-time offset, and widens the start-time checks by how far off it may be. */
+  #readOffset(): void {
+    const { offsetNs, errorNs } = bootOffset();
+    const injected = this.#clockErrorNs;
+    this.#offsetNs = offsetNs + injected;
+    this.#slackNs = SLACK_NS + errorNs + Math.abs(injected);
   }
 
   /**
@@ -433,7 +443,7 @@ export class ProcConnectorSource implements FallbackSource {
       const early = this.#awaitAck();
       this.#state = 'running';
       this.#seed();
-      this.#offsetNs = this.#bootOffset();
+      this.#readOffset();
       this.#run(early);
       // Drain as soon as notices arrive, without the batching delay the ring buffer uses: every moment of
       // delay is a moment in which /proc may forget the process or show a later image.
@@ -454,6 +464,7 @@ export class ProcConnectorSource implements FallbackSource {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#closeSocket();
+    this.#carried = [];
     this.#state = 'stopped';
   }
 
@@ -472,7 +483,7 @@ export class ProcConnectorSource implements FallbackSource {
     const saved = this.#onEvent;
     this.#onEvent = onEvent;
     try {
-      this.#offsetNs = this.#bootOffset();
+      this.#readOffset();
       const batch: ProcConnectorMessage[] = [];
       for (const d of datagrams) this.#parse(d, d.length, batch);
       this.#run(batch);
@@ -592,8 +603,10 @@ export class ProcConnectorSource implements FallbackSource {
 
   #onReadable(status: number): void {
     if (this.#state !== 'running') return;
-    this.#offsetNs = this.#bootOffset(); // once per wakeup: it changes only across a suspend
-    const batch: ProcConnectorMessage[] = [];
+    this.#readOffset(); // once per wakeup: it changes only across a suspend
+    // Notices received as the last round's lookahead come first (their /proc reads were not made yet).
+    const batch = this.#carried;
+    this.#carried = [];
     this.#receive(batch, MAX_DATAGRAMS);
     if (status < 0) {
       this.#s.pollErrors++;
@@ -615,7 +628,9 @@ export class ProcConnectorSource implements FallbackSource {
     for (let round = 0; batch.length > 0; round++) {
       const reads = this.#prefetch(batch);
       const next: ProcConnectorMessage[] = [];
-      if (round < MAX_ROUNDS && this.#state === 'running') this.#receive(next, MAX_DATAGRAMS);
+      // Always looked for, the last round's too: a read not checked against what arrived after it could be a
+      // later exec's image taken for this one's (seen on a loaded machine, where rounds never run dry).
+      if (this.#state === 'running') this.#receive(next, MAX_DATAGRAMS);
       const lastExec = new Map<number, number>();
       for (let i = 0; i < batch.length; i++) {
         const m = batch[i]!;
@@ -630,6 +645,14 @@ export class ProcConnectorSource implements FallbackSource {
         } catch {
           this.#s.handlerErrors++; // a consumer's bug must not stop the source
         }
+      }
+      if (round + 1 >= MAX_ROUNDS && next.length) {
+        // Yield to the event loop; the lookahead is processed first on the next turn.
+        this.#carried = next;
+        setImmediate(() => {
+          if (this.#state === 'running' && this.#carried.length) this.#onReadable(0);
+        });
+        return;
       }
       batch = next;
     }
@@ -729,7 +752,7 @@ export class ProcConnectorSource implements FallbackSource {
     if (k) return k;
     if (tgid <= 0) return undefined;
     const st = this.#stat(tgid);
-    if (!st || st.startTicks * TICK_NS > ktimeNs + SLACK_NS) return undefined;
+    if (!st || st.startTicks * TICK_NS > ktimeNs + this.#slackNs) return undefined;
     const fresh: Known = { startNs: st.startTicks * TICK_NS, ppid: st.ppid, comm: st.comm, creds: undefined, cgroupId: undefined };
     this.#remember(tgid, fresh);
     return fresh;
@@ -776,7 +799,7 @@ export class ProcConnectorSource implements FallbackSource {
       return this.#emit(ev);
     }
     // The child's start time from /proc, provided that is still the child (started no later than its fork).
-    const childStartNs = st && st.startTicks * TICK_NS <= ktimeNs + SLACK_NS ? st.startTicks * TICK_NS : NaN;
+    const childStartNs = st && st.startTicks * TICK_NS <= ktimeNs + this.#slackNs ? st.startTicks * TICK_NS : NaN;
     if (Number.isNaN(childStartNs)) unknown.push('childStartNs');
     if (!parent) unknown.push('parentStartNs');
     // A child is created in its parent's cgroup; /proc tells where it is now, which is the best we have.
@@ -802,7 +825,7 @@ export class ProcConnectorSource implements FallbackSource {
     this.#pending.delete(tgid);
     let k = this.#known.get(tgid);
     // /proc must show a process that existed at the exec; a later start means the pid was already reused.
-    const valid = snap && snap.startNs <= ktimeNs + SLACK_NS ? snap : undefined;
+    const valid = snap && snap.startNs <= ktimeNs + this.#slackNs ? snap : undefined;
     if (!valid) this.#s.procReadFailures++;
     const unknown = new Set<string>(['filename', 'oldPid', 'subreaper']);
     const startNs = valid ? valid.startNs : (k?.startNs ?? NaN);
@@ -944,7 +967,7 @@ export class ProcConnectorSource implements FallbackSource {
           vanished = true;
           continue;
         }
-        if (st.pid === tgid && st.startTicks * TICK_NS > ktimeNs + SLACK_NS) return undefined;
+        if (st.pid === tgid && st.startTicks * TICK_NS > ktimeNs + this.#slackNs) return undefined;
         const state = statState(text);
         if (state !== 'Z' && state !== 'X' && state !== 'x') live.push(st.pid);
       }
@@ -978,7 +1001,7 @@ export class ProcConnectorSource implements FallbackSource {
    */
   #checkPending(): void {
     const now = Date.now();
-    this.#offsetNs = this.#bootOffset();
+    this.#readOffset();
     for (const [tgid, p] of [...this.#pending]) {
       if (p.nextCheckMs > now) continue;
       const live = this.#liveTasks(tgid, Number.isNaN(p.leader.ktimeNs) ? Infinity : p.leader.ktimeNs);

@@ -11,6 +11,7 @@ import { ttyNameFromDev } from './users.ts';
 
 const TICK_NS = 1e7; // USER_HZ = 100
 const PF_KTHREAD = 0x00200000;
+const PF_EXITING = 0x00000004; // set when a task starts exiting, before its memory is released
 
 export interface ProcfsOptions {
   procRoot?: string;
@@ -92,6 +93,11 @@ function nsInode(link: string): number | undefined {
 
 /** Where cmdline and environ are read: one buffer for every read, since each is decoded right away. */
 let readScratch = Buffer.alloc(0);
+/**
+ * How many reads the last readBuf() took. One read of cmdline or environ is consistent; from a process that
+ * exits between two, the second finds the memory gone and returns nothing, cutting the content short.
+ */
+let readBufPieces = 0;
 
 /**
  * Up to `max` bytes of a file. The result is a view of a shared scratch buffer, valid until the next call:
@@ -100,6 +106,7 @@ let readScratch = Buffer.alloc(0);
  */
 function readBuf(p: string, max: number): Buffer | undefined {
   let fd: number | undefined;
+  readBufPieces = 0;
   try {
     fd = fs.openSync(p, 'r');
     let total = 0;
@@ -112,6 +119,7 @@ function readBuf(p: string, max: number): Buffer | undefined {
       }
       const n = fs.readSync(fd, readScratch, total, Math.min(readScratch.length, max) - total, null);
       if (n <= 0) break;
+      readBufPieces++;
       total += n;
       if (total >= max) break;
     }
@@ -143,6 +151,14 @@ function readLink(p: string): string {
   return bytesToString(b, 0, b.length);
 }
 
+/** Whether the process at `root` is exiting (PF_EXITING is set before its memory goes), a zombie, or gone. */
+function exiting(root: string): boolean {
+  const text = readText(`${root}/stat`);
+  const st = text ? parseStat(text) : undefined;
+  const state = text?.[text.lastIndexOf(')') + 2];
+  return !st || (st.flags & PF_EXITING) !== 0 || state === 'Z' || state === 'X' || state === 'x';
+}
+
 /** Reads one process. Undefined when it does not exist (or vanished before its stat could be read). */
 export function readProcess(pid: number, o: ProcfsOptions = {}): SnapshotProcess | undefined {
   const root = `${o.procRoot ?? '/proc'}/${pid}`;
@@ -167,13 +183,30 @@ export function readProcess(pid: number, o: ProcfsOptions = {}): SnapshotProcess
   if (!kernelThread) {
     const max = o.maxBytes ?? 128 * 1024;
     const cmd = readBuf(`${root}/cmdline`, max);
+    const cmdPieces = readBufPieces;
     // An empty cmdline of a user process means a zombie or one caught mid-exec: unknown, not "no argv".
     if (cmd && cmd.length) argv = splitNul(cmd, 0, cmd.length);
     else unknown.push('argv');
+    // Read in pieces, or (environ) empty, from a process exiting since: possibly cut short or read after its
+    // memory went, so unknown rather than wrong.
+    let envSuspect = false;
     if (o.env !== false) {
       const env = readBuf(`${root}/environ`, max);
+      envSuspect = readBufPieces !== 1;
       if (env) envRaw = splitNul(env, 0, env.length);
       else unknown.push('env');
+    }
+    const argvSuspect = argv !== undefined && cmdPieces > 1;
+    envSuspect &&= envRaw !== undefined;
+    if ((argvSuspect || envSuspect) && exiting(root)) {
+      if (argvSuspect) {
+        argv = undefined;
+        unknown.push('argv');
+      }
+      if (envSuspect) {
+        envRaw = undefined;
+        unknown.push('env');
+      }
     }
     try {
       exePath = readLink(`${root}/exe`);

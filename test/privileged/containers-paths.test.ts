@@ -163,7 +163,9 @@ test('paths of host processes: the host namespace as is, a chrooted process unde
   assert.equal(fs.readFileSync(c.hostPath!, 'utf8'), 'in the chroot\n');
 
   // Exited: reaped (no /proc entry) and a zombie (an entry whose namespaces are gone).
-  const z = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 3600'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // The background child outlives the shell's exec: had it ended first, the shell could have reaped it (seen
+  // on a loaded machine), and no zombie would be left for sleep, which never reaps.
+  const z = spawn('sh', ['-c', 'sleep 1 & echo $!; exec sleep 3600'], { stdio: ['ignore', 'pipe', 'ignore'] });
   reapPid(t, z.pid);
   const zpid = Number(await new Promise<string>((res) => z.stdout!.once('data', (d: Buffer) => res(d.toString().trim()))));
   await until(() => {

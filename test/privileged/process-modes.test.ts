@@ -242,13 +242,13 @@ test('the eBPF-less mode builds the same tree as BPF mode for one family, markin
   t.diagnostic(`processes compared: ${tb.size}; /proc reads that found the process gone: ${procReadFailures}`);
 });
 
-// A clock read preempted mid-way skews the connector's notice times by milliseconds: /proc's start time of a
-// just-forked child then looks later than its fork, so the fork cannot name it, while a later notice of the
-// same process can. The process must still be one entry, and every field either right or marked unknown.
-test('the eBPF-less tree stays the BPF tree when the notices\' clock is skewed by a preemption', async (t) => {
+// A clock read preempted mid-way is off by milliseconds. Were that unnoticed, /proc's start time of a
+// just-forked child would look later than its fork (so the fork could not name it) while a later notice of
+// the same process could, splitting it in two, and a leader's exit would look like a reused pid's. The
+// bracket around the read shows the error, and the checks widen by it: the trees still agree.
+test('the eBPF-less tree stays the BPF tree when the boot-time offset read was preempted', async (t) => {
   if (!privileged(t, NEEDS)) return;
   const { tb, rp } = await familyInBothModes(t, { clockErrorNs: -6e6 });
-  assert.ok(rp.cache.stats().startLearned > 0, 'the skew did make start times unknown at some fork, learned later');
   t.diagnostic(`processes compared: ${tb.size}; start times learned after the fork: ${rp.cache.stats().startLearned}`);
 });
 
