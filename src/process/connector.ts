@@ -332,8 +332,6 @@ export function bootOffset(): { offsetNs: number; errorNs: number } {
   return { offsetNs, errorNs: Math.ceil(width / 2) };
 }
 
-export const bootOffsetNs = (): number => bootOffset().offsetNs;
-
 type State = 'idle' | 'running' | 'stopped';
 
 /**

@@ -15,7 +15,7 @@ import {
   PROC_CN_MCAST_LISTEN,
   PROC_EVENT,
   ProcConnectorSource,
-  bootOffsetNs,
+  bootOffset,
   connectorError,
   mcastControlMessage,
   parseProcConnectorDatagram,
@@ -269,7 +269,7 @@ test('fork, exec and exit of a process read from /proc; its exit is keyed after 
   assert.equal(f.childStartNs, 120 * 1e7);
   assert.equal(f.thread, false);
   assert.equal(f.comm, 'bash', 'a new child carries its parent\'s comm until it execs');
-  assert.ok(Math.abs(f.ktimeNs - (ts + bootOffsetNs())) < 1e6, 'monotonic stamps are converted to boot time');
+  assert.ok(Math.abs(f.ktimeNs - (ts + bootOffset().offsetNs)) < 1e6, 'monotonic stamps are converted to boot time');
 
   const [x] = of('exec') as [ExecEvent];
   assert.equal(x.pid, 200);
@@ -324,7 +324,7 @@ test('an exec whose process is already gone is all unknown, not guessed', (t) =>
 test('a pid already reused by a newer process is not read as the old one', (t) => {
   const { proc, feed, of } = setup(t);
   const ts = monoNow();
-  proc.add(300, { comm: 'newcomer', startTicks: Math.ceil((ts + bootOffsetNs()) / 1e7) + 1000, argv: ['newcomer'] });
+  proc.add(300, { comm: 'newcomer', startTicks: Math.ceil((ts + bootOffset().offsetNs) / 1e7) + 1000, argv: ['newcomer'] });
   feed(exec(300, { ts }), exit(300, 300, 0, 1, { ts: ts + 10 }));
   const [x] = of('exec') as [ExecEvent];
   assert.ok(Number.isNaN(x.startNs));
