@@ -8,7 +8,7 @@ import { NotSupportedError, PermissionError, StateError, SyscallError, type Vigi
 import { errno, libc } from '../bpf/ffi.ts';
 import { cString } from '../events/strings.ts';
 import type { CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent, Namespaces, ProcessEvent } from '../events/types.ts';
-import { cgroupIdOf, parseStat, parseStatus, readProcess, readText, type ProcStat } from './procfs.ts';
+import { cgroupIdOf, parseStat, parseStatus, readProcess, readText, statState, type ProcStat } from './procfs.ts';
 import type { FallbackSource } from './resolver.ts';
 import type { SnapshotProcess } from './types.ts';
 
@@ -293,12 +293,6 @@ const UNKNOWN_CREDS: Creds = {
 };
 const UNKNOWN_NS: Namespaces = { cgroupId: 0, pidns: 0, mntns: 0, nspid: 0 };
 const CRED_FIELDS = ['gid', 'egid', 'suid', 'sgid', 'fsuid', 'fsgid', 'capEffective', 'capPermitted', 'capInheritable', 'loginuid'] as const;
-
-/** The state letter of a /proc stat line (the field after the comm). */
-function statState(text: string): string {
-  const close = text.lastIndexOf(')');
-  return close < 0 ? '?' : (text[close + 2] ?? '?');
-}
 
 const tsBuf = Buffer.alloc(16);
 function clockNs(clk: number): number {

@@ -151,12 +151,19 @@ function readLink(p: string): string {
   return bytesToString(b, 0, b.length);
 }
 
+/** The state letter of a /proc stat line (the field after the comm). */
+export function statState(text: string): string {
+  const close = text.lastIndexOf(')');
+  return close < 0 ? '?' : (text[close + 2] ?? '?');
+}
+
 /** Whether the process at `root` is exiting (PF_EXITING is set before its memory goes), a zombie, or gone. */
 function exiting(root: string): boolean {
   const text = readText(`${root}/stat`);
   const st = text ? parseStat(text) : undefined;
-  const state = text?.[text.lastIndexOf(')') + 2];
-  return !st || (st.flags & PF_EXITING) !== 0 || state === 'Z' || state === 'X' || state === 'x';
+  if (!text || !st) return true;
+  const state = statState(text);
+  return (st.flags & PF_EXITING) !== 0 || state === 'Z' || state === 'X' || state === 'x';
 }
 
 /** Reads one process. Undefined when it does not exist (or vanished before its stat could be read). */
