@@ -39,6 +39,14 @@ function cache(o: Partial<ConstructorParameters<typeof ProcessCache>[0]> = {}) {
 }
 
 const comm = (c: ProcessCache, pid: number) => c.get(processKey(pid, S(pid)))?.image.comm;
+/** Keys of every entry (live or exited) with this pid. */
+function keysOf(c: ProcessCache, pid: number): string[] {
+  const keys: string[] = [];
+  c.walk((e) => {
+    if (e.pid === pid) keys.push(e.key);
+  });
+  return keys;
+}
 const chain = (c: ProcessCache, pid: number, lineage?: 'creation' | 'current') => c.ancestors(processKey(pid, S(pid)), { lineage }).map((e) => e.pid);
 
 test('fork, exec and exit build the tree with images, exec history and exit status', () => {
@@ -244,11 +252,7 @@ test('processes with unknown start times: a reused pid starts a new generation',
   const live = c.byPid(140)!;
   assert.deepEqual(live.image.argv, ['second']);
   assert.equal(live.exit, undefined, 'the new process is not the old, exited one');
-  const keys: string[] = [];
-  c.walk((e) => {
-    if (e.pid === 140) keys.push(e.key);
-  });
-  assert.equal(keys.length, 2, 'both generations are kept');
+  assert.equal(keysOf(c, 140).length, 2, 'both generations are kept');
 });
 
 test('a start time learned after the fork keeps the process one entry, with its links moved to the known key', () => {
@@ -260,11 +264,7 @@ test('a start time learned after the fork keeps the process one entry, with its 
   c.apply({ ...fork(150, 151, 3), parentStartNs: NaN }); // a child linked to the "150:?" entry
   c.apply(exec(150, 1, ['second'], 4)); // this time /proc answered
   c.apply(exit(150, 1, 5));
-  const keys: string[] = [];
-  c.walk((e) => {
-    if (e.pid === 150) keys.push(e.key);
-  });
-  assert.deepEqual(keys, [processKey(150, S(150))], 'one entry, under the known key');
+  assert.deepEqual(keysOf(c, 150), [processKey(150, S(150))], 'one entry, under the known key');
   const e = c.get(processKey(150, S(150)))!;
   assert.deepEqual(e.previousImages.map((i) => i.argv), [['first']]);
   assert.equal(e.image.argv?.[0], 'second');
@@ -275,11 +275,7 @@ test('a start time learned after the fork keeps the process one entry, with its 
   // A fork names a new process: a live "<pid>:?" entry is never taken for the forked child.
   c.apply({ ...exec(160, 1, ['old'], 6), startNs: NaN, unknown: ['startNs'] });
   c.apply(fork(1, 160, 7));
-  let n = 0;
-  c.walk((x) => {
-    if (x.pid === 160) n++;
-  });
-  assert.equal(n, 2);
+  assert.equal(keysOf(c, 160).length, 2);
   assert.equal(c.stats().startLearned, 1);
 });
 
