@@ -140,12 +140,16 @@ export class Pipeline {
     this.#enricher = new Enricher(this.#ctx);
     // The reorder window releases events from the ring handler and from its own timer: a throw here must
     // cost one counted event, never an uncaught exception on a timer (which would end the agent).
+    // A held record is done with once processed: its line is written or its event decoded (decoded events
+    // copy what they need), so the arena may reuse it.
     this.#reorder = new ReorderBuffer<ReadRecord>(o.reorderWindowMs, (ev) => {
       try {
         this.#process(ev);
       } catch (err) {
         this.#c.dropped.failed++;
         this.#o.onError?.(err, ev.type);
+      } finally {
+        if (ev instanceof HeldRecord) this.#arena.release(ev);
       }
     });
     // Bound once: the ring reader calls this for every record.

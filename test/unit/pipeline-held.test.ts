@@ -383,3 +383,28 @@ test('the arena copies records exactly, word by word or not: any offset, length,
     for (const { h, want } of kept) assert.deepEqual(h.b.subarray(h.off, h.off + h.len), want);
   }
 });
+
+test('the arena reuses a chunk only once every record in it is released, and never overwrites a live record', () => {
+  // Chunks of four 64-byte slots. Records are released out of order, as the reorder window releases them.
+  const arena = new RecordArena(4 * 64);
+  const src = new Uint8Array(64);
+  const v = new DataView(src.buffer);
+  let seed = 3;
+  const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+  const live: { h: HeldRecord; want: Uint8Array }[] = [];
+  const chunks = new Set<Uint8Array>();
+  for (let k = 0; k < 2000; k++) {
+    for (let i = 0; i < 64; i++) src[i] = rnd(256);
+    const h = arena.hold('open', fileHeldKind, v, 0, 64);
+    chunks.add(h.b);
+    for (const other of live) assert.ok(other.h !== h, 'a live record object is not handed out again');
+    live.push({ h, want: src.slice() });
+    // Keep up to 12 records (three chunks) live, releasing a random one of them.
+    if (live.length > rnd(13)) {
+      const [gone] = live.splice(rnd(live.length), 1);
+      arena.release(gone!.h);
+    }
+    for (const { h: r, want } of live) assert.deepEqual(r.b.subarray(r.off, r.off + r.len), want, 'live bytes intact');
+  }
+  assert.ok(chunks.size < 20, `chunks are reused: ${chunks.size} made for 2000 records of 4 per chunk`);
+});
