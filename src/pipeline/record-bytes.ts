@@ -256,10 +256,19 @@ export function netMembersBytes(r: HeldRecord, w: ByteLine): void {
       w.number(rport);
     }
   } else if (family === 1) {
-    const path = formatUnixPath(b, o + NE.unix_path.offset, v.getUint32(o + NE.unix_path_len.offset, true));
-    if (path !== undefined) {
-      w.raw(op === 'connect' ? N.remoteAddress : N.localAddress);
-      w.string(path);
+    const at = o + NE.unix_path.offset;
+    const len = v.getUint32(o + NE.unix_path_len.offset, true);
+    const key = op === 'connect' ? N.remoteAddress : N.localAddress;
+    if (len > 0 && b[at] !== 0) {
+      // A path name: the bytes up to its NUL, as formatUnixPath reads them, with no string in between.
+      w.raw(key);
+      pathJson(w, b, at, len);
+    } else {
+      const path = formatUnixPath(b, at, len); // abstract ("@name") or unnamed
+      if (path !== undefined) {
+        w.raw(key);
+        w.string(path);
+      }
     }
   }
   if (op === 'accept') w.raw(memo(acceptFlags, v.getUint32(o + NE.flags.offset, true), acceptFlag));
