@@ -44,6 +44,12 @@ interface Memo {
   bytes: Uint8Array | undefined;
   /** The same with a thread id, per thread seen (bounded, as `threads`). */
   threadBytes: Map<number, Uint8Array> | undefined;
+  /** This process as its children's "parent" part (asParent). */
+  asParent: { ref: ProcessRef; json: string } | undefined;
+  /** The parent entry the parent part was made from, and its image and comm then. */
+  parentEntry: ProcessEntry | undefined;
+  parentExecId: string | undefined;
+  parentComm: string | undefined;
 }
 
 /** Threads per process whose refs are kept (a process with more gets a fresh ref per event beyond these). */
@@ -67,24 +73,69 @@ function processRef(e: ProcessEntry, user: string | undefined): ProcessRef {
   return r;
 }
 
-/** The process, parent and ancestry parts of an event, memoized per (exec image, parent, creds). */
+/**
+ * Whether `m` still describes `e`: the same exec image, parent, creds, comm and unknown fields, and the parent
+ * part still the parent's image and comm (a parent that exec'd since is reported as what it runs now).
+ */
+function current(m: Memo, e: ProcessEntry): boolean {
+  const p = m.parentEntry;
+  return (
+    m.execId === e.image.execId &&
+    m.parentKey === e.parentKey &&
+    m.credsSeq === e.credHistory.length &&
+    m.ref.comm === e.image.comm &&
+    m.unknownLen === e.unknown.length &&
+    (p === undefined || (p.image.execId === m.parentExecId && p.image.comm === m.parentComm))
+  );
+}
+
+/** The "parent" part of the children of the process `m` describes: made once per memo, not per child. */
+function asParent(m: Memo, p: ProcessEntry): { ref: ProcessRef; json: string } {
+  if (!m.asParent) {
+    const ref = { pid: p.pid, comm: p.image.comm, exe: p.image.exePath, argv: p.image.argv, execId: p.image.execId };
+    m.asParent = { ref, json: JSON.stringify(ref) };
+  }
+  return m.asParent;
+}
+
+/**
+ * The process, parent and ancestry parts of an event, memoized per (exec image, parent, creds). A process's
+ * parent and ancestry are its creation parent's, one level up: taken from the parent's memo when it has a
+ * current one (the usual case: a parent's events come before its children's), not walked and serialised
+ * again for every child.
+ */
 export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
   const m = e.output as Memo | undefined; // kept on the entry: a WeakMap of every cached process cost its lookups and GC work
-  const credsSeq = e.credHistory.length;
-  if (m && m.execId === e.image.execId && m.parentKey === e.parentKey && m.credsSeq === credsSeq && m.ref.comm === e.image.comm && m.unknownLen === e.unknown.length) return m;
-  const anc = ctx.cache.ancestors(e.key, { max: ctx.maxAncestors ?? 16 });
-  const p = anc[0];
+  if (m && current(m, e)) return m;
+  const max = ctx.maxAncestors ?? 16;
+  const pk = e.originalParentKey ?? e.parentKey;
+  let p = max > 0 && pk && pk !== e.key ? ctx.cache.get(pk) : undefined;
+  const pm = p?.output as Memo | undefined;
+  let parent: ProcessRef | undefined;
+  let parentJson: string | undefined;
+  let ancestors: number[];
+  if (p && pm && current(pm, p)) {
+    ({ ref: parent, json: parentJson } = asParent(pm, p));
+    ancestors = [p.pid];
+    for (let i = 0; i < pm.ancestors.length && ancestors.length < max; i++) ancestors.push(pm.ancestors[i]!);
+  } else {
+    const anc = ctx.cache.ancestors(e.key, { max });
+    p = anc[0];
+    if (p) {
+      parent = { pid: p.pid, comm: p.image.comm, exe: p.image.exePath, argv: p.image.argv, execId: p.image.execId };
+      parentJson = JSON.stringify(parent);
+    }
+    ancestors = anc.map((x) => x.pid);
+  }
   const ref = processRef(e, ctx.userName(e));
-  const parent = p ? { pid: p.pid, comm: p.image.comm, exe: p.image.exePath, argv: p.image.argv, execId: p.image.execId } : undefined;
-  const ancestors = anc.map((a) => a.pid);
   const refJson = JSON.stringify(ref);
   let tailJson = '';
-  if (parent) tailJson += `,"parent":${JSON.stringify(parent)}`;
-  if (ancestors.length) tailJson += `,"ancestors":${JSON.stringify(ancestors)}`;
+  if (parentJson !== undefined) tailJson += `,"parent":${parentJson}`;
+  if (ancestors.length) tailJson += `,"ancestors":[${ancestors.join(',')}]`;
   const fresh: Memo = {
     execId: e.image.execId,
     parentKey: e.parentKey,
-    credsSeq,
+    credsSeq: e.credHistory.length,
     unknownLen: e.unknown.length,
     ref,
     parent,
@@ -95,6 +146,10 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
     threads: undefined,
     bytes: undefined,
     threadBytes: undefined,
+    asParent: undefined,
+    parentEntry: p,
+    parentExecId: p?.image.execId,
+    parentComm: p?.image.comm,
   };
   e.output = fresh;
   return fresh;

@@ -486,3 +486,42 @@ test('sinks that take bytes get the bytes of the lines line sinks get; lines are
   assert.ok(c.lines.every((l, i) => l === lines.lines[i]) && c.lines.length === lines.lines.length);
   assert.ok(d.lines.every((l, i) => l === lines.lines[i]) && d.lines.length === lines.lines.length);
 });
+
+test("a process's parent and ancestry parts are its creation parent's, one level up, whether or not the parent's own parts were made first", () => {
+  // Children's parts reuse their parent's memo when it is current; a parent that exec'd or changed creds
+  // since has a stale one. Either way the line must say what the cache's lineage says now.
+  const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
+  const ctx: EnrichContext = { cache, container: () => undefined, userName: () => undefined, maxAncestors: 4 };
+  cache.apply(snap(1, 0, 1e9));
+  const live: { pid: number; start: number }[] = [{ pid: 1, start: 1e9 }];
+  const r = rng(41);
+  let t = 2e9;
+  let nextPid = 100;
+  const en = new Enricher(ctx);
+  let checked = 0;
+  for (let i = 0; i < 3000; i++) {
+    t += 1e6;
+    const k = r();
+    const pick = live[Math.floor(r() * live.length)]!;
+    if (k < 0.25 && live.length < 200) {
+      const pid = nextPid++;
+      cache.apply(snap(pid, pick.pid, t, { comm: `c${pid}` }));
+      live.push({ pid, start: t });
+    } else if (k < 0.35) {
+      cache.apply({
+        type: 'exec', ktimeNs: t, pid: pick.pid, tid: pick.pid, cgroupId: 1, comm: `x${i}`, startNs: pick.start, ppid: 0, parentStartNs: 0, oldPid: pick.pid, creds,
+        ns: { cgroupId: 1, pidns: 1, mntns: 1, nspid: pick.pid }, exe: { path: `/bin/x${i}`, ino: i, dev: 1, mtimeNs: 0 }, filename: `/bin/x${i}`, argv: [`x${i}`, String(i)], argc: 2,
+        envRaw: [], tty: '', flags: 0, argvTruncated: false, envTruncated: false, pathTruncated: false, subreaper: false,
+      } as ExecEvent);
+    } else {
+      en.buildLine('open', t, pick.pid, pick.pid, 1, '');
+      const line = JSON.parse(en.line) as OutputEvent;
+      const anc = cache.ancestors(cache.at(pick.pid, t)!.key, { max: 4 });
+      const p = anc[0];
+      assert.deepEqual(line.ancestors, anc.length ? anc.map((a) => a.pid) : undefined, `event ${i}: ancestors of ${pick.pid}`);
+      assert.deepEqual(line.parent, p ? JSON.parse(JSON.stringify({ pid: p.pid, comm: p.image.comm, exe: p.image.exePath, argv: p.image.argv, execId: p.image.execId })) : undefined, `event ${i}: parent of ${pick.pid}`);
+      checked++;
+    }
+  }
+  assert.ok(checked > 1500);
+});
