@@ -89,10 +89,13 @@ function current(m: Memo, e: ProcessEntry): boolean {
   );
 }
 
+/** What an event says of its process's parent `p`. */
+const parentRef = (p: ProcessEntry): ProcessRef => ({ pid: p.pid, comm: p.image.comm, exe: p.image.exePath, argv: p.image.argv, execId: p.image.execId });
+
 /** The "parent" part of the children of the process `m` describes: made once per memo, not per child. */
 function asParent(m: Memo, p: ProcessEntry): { ref: ProcessRef; json: string } {
   if (!m.asParent) {
-    const ref = { pid: p.pid, comm: p.image.comm, exe: p.image.exePath, argv: p.image.argv, execId: p.image.execId };
+    const ref = parentRef(p);
     m.asParent = { ref, json: JSON.stringify(ref) };
   }
   return m.asParent;
@@ -122,7 +125,7 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
     const anc = ctx.cache.ancestors(e.key, { max });
     p = anc[0];
     if (p) {
-      parent = { pid: p.pid, comm: p.image.comm, exe: p.image.exePath, argv: p.image.argv, execId: p.image.execId };
+      parent = parentRef(p);
       parentJson = JSON.stringify(parent);
     }
     ancestors = anc.map((x) => x.pid);

@@ -71,7 +71,8 @@ interface Chunk {
   len: number;
   /**
    * End offset of each line, newline included: ends[0, count). A typed array grown by doubling and kept with
-   * the chunk when it is reused: a plain array pushed to cost ~30 bytes of garbage per line (bench/pipeline).
+   * the chunk when it is reused: a fresh plain array per chunk, grown by pushes, left ~20 bytes of garbage
+   * per line (bench/pipeline replay, allocation profile).
    */
   ends: Int32Array;
   count: number;
