@@ -358,4 +358,35 @@ describe('FileSink', () => {
     await sink.reopen();
     assert.equal(fs.existsSync(file), false);
   });
+  it('keeps every line of chunks holding thousands of short lines, written in place and copied, across chunk reuse', async (t) => {
+    // A 1 MiB chunk of 10-byte lines holds ~100 k line ends: their array grows many times, and chunks written
+    // to their end are reused, ends and all, by the next turns' lines. Files rotate at exactly 100 k lines
+    // only if every line's end was kept (rotation cuts at line ends, by their sizes).
+    const dir = tempDir(t);
+    const file = path.join(dir, 'short.jsonl');
+    const sink = new FileSink({ path: file, maxSizeBytes: 1_000_000, maxFiles: 20, maxQueue: 1_000_000, maxQueueBytes: 64 << 20 });
+    const w = new ByteLine(64);
+    const want: string[] = [];
+    for (let turn = 0; turn < 6; turn++) {
+      for (let i = 0; i < 150_000; i++) {
+        const line = String(turn * 1_000_000 + i).padStart(9, '0');
+        want.push(line);
+        if (i % 3 === 0) sink.writeLine(line);
+        else if (i % 3 === 1) sink.writeBytes(Buffer.from(line), 0, line.length);
+        else {
+          sink.placeLine(w);
+          w.text(line);
+          sink.commitPlaced(w.pos - w.start);
+        }
+      }
+      await sink.flush();
+    }
+    await sink.close();
+    balanced(sink.stats());
+    assert.equal(sink.stats().sent, want.length);
+    const files = [8, 7, 6, 5, 4, 3, 2, 1, 0].map((i) => (i ? `${file}.${i}` : file));
+    for (const f of files) assert.equal(fs.statSync(f).size, 1_000_000, `${path.basename(f)}: 100 k lines of 10 bytes`);
+    assert.equal(fs.existsSync(`${file}.9`), false);
+    assert.deepEqual(files.flatMap(lines), want);
+  });
 });
