@@ -13,12 +13,12 @@
 // the ring, flushes the file and prints its counts: storm execs seen, CPU since ready, RSS, cache and kernel
 // loss counters.
 import fs from 'node:fs';
-import { Session } from 'node:inspector/promises';
 import type { ExecEvent, ProcessEvent } from '../../src/events/types.ts';
 import { VIGIL_OPCODE } from '../../src/events/layout.generated.ts';
 import { ProcessResolver } from '../../src/process/resolver.ts';
 import { UserResolver } from '../../src/process/users.ts';
 import { BatchWriter, MARKER, execLine } from './output.ts';
+import { startProfiles } from '../lib/profile.ts';
 
 const [out, run, nArg] = process.argv.slice(2);
 if (!out || run === undefined || nArg === undefined) {
@@ -122,20 +122,8 @@ const atReady = { memory: readyMemory, heapAfterGc: process.memoryUsage().heapUs
 
 const PROFILE = process.env.VIGIL_BENCH_PROFILE;
 const HEAP_PROFILE = process.env.VIGIL_BENCH_HEAP_PROFILE;
-let profiler: Session | undefined;
-if (PROFILE || HEAP_PROFILE) {
-  profiler = new Session();
-  profiler.connect();
-}
-if (PROFILE) {
-  await profiler!.post('Profiler.enable');
-  await profiler!.post('Profiler.start');
-}
-if (HEAP_PROFILE) {
-  // Every allocation sampled, collected ones too: where the garbage comes from, not only what stays.
-  await profiler!.post('HeapProfiler.enable');
-  await profiler!.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-}
+// Allocations sampled every 512 bytes: an exec's few KiB show up in detail.
+const stopProfiles = await startProfiles({ cpu: PROFILE, heap: HEAP_PROFILE, heapIntervalBytes: 512 });
 
 // CPU is counted from here: loading, verifying and the /proc snapshot are start-up, not per-exec work.
 let cpu0 = process.cpuUsage();
@@ -176,15 +164,7 @@ process.once('SIGTERM', () => {
     await writer.close();
     const cpu = process.cpuUsage(cpu0);
     const threads1 = threadCpu();
-    if (profiler && PROFILE) {
-      const { profile } = await profiler.post('Profiler.stop');
-      fs.writeFileSync(PROFILE, JSON.stringify(profile));
-    }
-    if (profiler && HEAP_PROFILE) {
-      const { profile } = await profiler.post('HeapProfiler.stopSampling');
-      fs.writeFileSync(HEAP_PROFILE, JSON.stringify(profile));
-    }
-    profiler?.disconnect();
+    await stopProfiles();
     const memBeforeGc = memory();
     const s = resolver.stats();
     const k = resolver.manager?.kernelCounters();

@@ -7,13 +7,13 @@
 //   the file sink to have written everything, and prints its counts and the CPU it used since ready (user and
 //   system time of the whole process, the sink's writes on libuv's threads included); then stops the agent.
 //   VIGIL_BENCH_TRACE=1 prints the counters every 250 ms on stderr; VIGIL_BENCH_PROFILE=FILE writes a CPU
-//   profile of ready → stop there, VIGIL_BENCH_HEAP=FILE a sampled allocation profile instead (diagnostics).
+//   profile of ready → stop there, VIGIL_BENCH_HEAP=FILE a sampled allocation profile (diagnostics).
 import fs from 'node:fs';
-import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { Agent } from '../../src/agent/agent.ts';
 import { FileSink } from '../../src/sinks/file.ts';
 import { prewarmPages } from '../lib/memory.ts';
+import { startProfiles } from '../lib/profile.ts';
 import { removeOldOutput } from '../lib/report.ts';
 import { benchConfig } from './config.ts';
 
@@ -44,18 +44,7 @@ try {
   const t0 = performance.now();
   // VIGIL_BENCH_PROFILE=FILE: a CPU profile of ready → stop (diagnostics). Started after the sensors loaded:
   // the profiler's SIGPROF interrupts the verifier, and a load would fail.
-  let session: Session | undefined;
-  if (process.env.VIGIL_BENCH_PROFILE) {
-    session = new Session();
-    session.connect();
-    await session.post('Profiler.enable');
-    await session.post('Profiler.start');
-  } else if (process.env.VIGIL_BENCH_HEAP) {
-    session = new Session();
-    session.connect();
-    await session.post('HeapProfiler.enable');
-    await session.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true } as never);
-  }
+  const stopProfiles = await startProfiles({ cpu: process.env.VIGIL_BENCH_PROFILE, heap: process.env.VIGIL_BENCH_HEAP });
   process.stdout.write(`${JSON.stringify({ ready: true, pid: process.pid })}\n`);
   // VIGIL_BENCH_TRACE=1: the counters every 250 ms on stderr (diagnostics).
   if (process.env.VIGIL_BENCH_TRACE) {
@@ -78,15 +67,7 @@ try {
   await sink.flush();
   const cpu = process.cpuUsage(c0);
   const doneNs = Number(process.hrtime.bigint()); // CLOCK_MONOTONIC, as the generator's stamps
-  if (session && process.env.VIGIL_BENCH_HEAP) {
-    const { profile } = await session.post('HeapProfiler.stopSampling');
-    fs.writeFileSync(process.env.VIGIL_BENCH_HEAP, JSON.stringify(profile));
-    session.disconnect();
-  } else if (session) {
-    const { profile } = await session.post('Profiler.stop');
-    fs.writeFileSync(process.env.VIGIL_BENCH_PROFILE!, JSON.stringify(profile));
-    session.disconnect();
-  }
+  await stopProfiles();
   const wall = (performance.now() - t0) / 1000;
   const st = agent.status();
   process.stdout.write(

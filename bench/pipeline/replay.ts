@@ -16,9 +16,9 @@
 //   VIGIL_BENCH_PROFILE=FILE writes a CPU profile of the timed passes there, VIGIL_BENCH_HEAP=FILE a sampled
 //   allocation profile (garbage included) instead (diagnostics).
 import fs from 'node:fs';
-import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { prewarmPages } from '../lib/memory.ts';
+import { startProfiles } from '../lib/profile.ts';
 import { removeOldOutput } from '../lib/report.ts';
 import { detectCgroupLayout } from '../../src/containers/cgroups.ts';
 import { ContainerResolver } from '../../src/containers/resolver.ts';
@@ -146,20 +146,8 @@ pipeline.flush();
 await sink.flush();
 prewarmPages(path.dirname(out));
 
-let session: Session | undefined;
-if (process.env.VIGIL_BENCH_PROFILE) {
-  session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.setSamplingInterval', { interval: 50 }); // µs: enough samples for a flat profile
-  await session.post('Profiler.start');
-}
-if (process.env.VIGIL_BENCH_HEAP) {
-  session = new Session();
-  session.connect();
-  await session.post('HeapProfiler.enable');
-  await session.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true } as never);
-}
+// 50 µs between CPU samples: enough samples for a flat profile.
+const stopProfiles = await startProfiles({ cpu: process.env.VIGIL_BENCH_PROFILE, heap: process.env.VIGIL_BENCH_HEAP, cpuIntervalUs: 50 });
 const before = pipeline.counters();
 const fed0 = fed;
 const t0 = performance.now();
@@ -172,15 +160,7 @@ const c1 = process.cpuUsage(c0);
 const f1 = process.resourceUsage();
 const wall = (performance.now() - t0) / 1000;
 const after = pipeline.counters();
-if (session && process.env.VIGIL_BENCH_HEAP) {
-  const { profile } = await session.post('HeapProfiler.stopSampling');
-  fs.writeFileSync(process.env.VIGIL_BENCH_HEAP, JSON.stringify(profile));
-  session.disconnect();
-} else if (session) {
-  const { profile } = await session.post('Profiler.stop');
-  fs.writeFileSync(process.env.VIGIL_BENCH_PROFILE!, JSON.stringify(profile));
-  session.disconnect();
-}
+await stopProfiles();
 await sink.close();
 const st = sink.stats();
 const cs = cache.stats();

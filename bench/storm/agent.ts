@@ -10,11 +10,10 @@
 // and drains, the pipeline's counts per type and the filters' drops). On SIGTERM it stops
 // the agent (sensors detached, ring drained, sinks flushed and closed) and prints its report: the same
 // counters, final, and its CPU since ready.
-import fs from 'node:fs';
-import { Session } from 'node:inspector/promises';
 import { createInterface } from 'node:readline';
 import { Agent } from '../../src/agent/agent.ts';
 import { validateConfig } from '../../src/config/config.ts';
+import { startProfiles } from '../lib/profile.ts';
 
 const [configArg] = process.argv.slice(2);
 if (!configArg) {
@@ -34,13 +33,7 @@ try {
 const startupMs = performance.now() - t0;
 
 const PROFILE = process.env.VIGIL_BENCH_PROFILE;
-let profiler: Session | undefined;
-if (PROFILE) {
-  profiler = new Session();
-  profiler.connect();
-  await profiler.post('Profiler.enable');
-  await profiler.post('Profiler.start');
-}
+const stopProfiles = await startProfiles({ cpu: PROFILE });
 
 /**
  * The counters that say where the records are. `full` adds the pipeline's per-type counts and the filters'
@@ -87,11 +80,7 @@ function cpuS(): number {
 
 process.once('SIGTERM', () => {
   void (async () => {
-    if (profiler && PROFILE) {
-      const { profile } = await profiler.post('Profiler.stop');
-      fs.writeFileSync(PROFILE, JSON.stringify(profile));
-      profiler.disconnect();
-    }
+    await stopProfiles();
     await agent.stop(); // detach, drain the ring to its end, flush the pipeline, close the sinks
     const cpu = cpuS();
     const out = { report: true, ...counters(true), cpu_s: cpu, rss: process.memoryUsage().rss };
