@@ -84,6 +84,14 @@ interface Chunk {
 }
 
 const CHUNK_BYTES = 1 << 20;
+/**
+ * Spare chunks are kept while the sink is busy, up to what the queue's byte bound can fill, and trimmed to
+ * SPARE_IDLE once no line has come for SPARE_TRIM_MS. Freed and allocated again under a steady stream, the
+ * chunks were external memory V8 saw grow by a megabyte per chunk: it started a full mark-compact every
+ * ~70 ms of a live storm (bench/pipeline), none once they are kept.
+ */
+const SPARE_IDLE = 2;
+const SPARE_TRIM_MS = 1000;
 /** Room placeLine offers: most lines are ~1 KiB; a longer one moves out and is copied (writeBytes). */
 const PLACE_BYTES = 64 << 10;
 
@@ -105,6 +113,9 @@ export class FileSink implements Sink {
   /** Chunks written to their end, kept for reuse (their buffers and line ends). */
   private spare: Chunk[] = [];
   private readonly chunkBytes: number;
+  /** Spare chunks kept at most: as many as the queue's byte bound fills. */
+  private readonly maxSpare: number;
+  private trimTimer: NodeJS.Timeout | undefined;
   private queuedLines = 0;
   private queuedBytes = 0;
   private accepted = 0;
@@ -129,6 +140,12 @@ export class FileSink implements Sink {
     this.o = resolveFileOptions(opts);
     // Chunks are only where lines wait: a batch is cut from them at line boundaries, across chunks.
     this.chunkBytes = CHUNK_BYTES;
+    this.maxSpare = Math.max(SPARE_IDLE, Math.ceil(this.o.maxQueueBytes / CHUNK_BYTES));
+  }
+
+  /** Spare chunks held now (the memory the sink keeps between bursts; tests). */
+  get spareChunks(): number {
+    return this.spare.length;
   }
 
   write(_ev: OutputEvent, line: string): void {
@@ -254,6 +271,9 @@ export class FileSink implements Sink {
     this.counters.drop('shutdown', this.clearQueue());
     await this.draining;
     for (const r of this.reopenDone.splice(0)) r(); // a reopen the drain never reached: the sink is closed
+    clearTimeout(this.trimTimer);
+    this.trimTimer = undefined;
+    this.spare = [];
     const fh = this.fh;
     this.fh = undefined;
     if (fh) {
@@ -434,7 +454,7 @@ export class FileSink implements Sink {
       if (!c || c.first < c.count) return c;
       if (this.chunks.length === 1) return undefined;
       this.chunks.shift();
-      if (!c.oneOff && this.spare.length < 2) this.spare.push(c);
+      this.keep(c);
     }
   }
 
@@ -451,7 +471,33 @@ export class FileSink implements Sink {
     }
     const i = this.chunks.indexOf(c);
     if (i >= 0) this.chunks.splice(i, 1);
-    if (!c.oneOff && this.spare.length < 2) this.spare.push(c);
+    this.keep(c);
+  }
+
+  /** A chunk out of the queue: kept as spare (see SPARE_TRIM_MS), unless made for one oversized line. */
+  private keep(c: Chunk): void {
+    if (c.oneOff || this.closing || this.spare.length >= this.maxSpare) return;
+    this.spare.push(c);
+    if (this.spare.length > SPARE_IDLE) this.armTrim();
+  }
+
+  /**
+   * Trims spare chunks to SPARE_IDLE once a whole SPARE_TRIM_MS passed without a line accepted (looked at
+   * on a timer, not per line).
+   */
+  private armTrim(): void {
+    if (this.trimTimer) return;
+    let seen = this.accepted;
+    const check = (): void => {
+      if (this.accepted !== seen) {
+        seen = this.accepted;
+        this.trimTimer = setTimeout(check, SPARE_TRIM_MS).unref();
+        return;
+      }
+      this.trimTimer = undefined;
+      this.spare.length = Math.min(this.spare.length, SPARE_IDLE);
+    };
+    this.trimTimer = setTimeout(check, SPARE_TRIM_MS).unref();
   }
 
   private async open(): Promise<void> {

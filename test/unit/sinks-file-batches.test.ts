@@ -57,6 +57,36 @@ describe('FileSink batches', () => {
     assert.deepEqual(readLines([file]), want);
   });
 
+  it('keeps its chunks while lines keep coming, and gives them back once idle', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'spare.jsonl');
+    const sink = new FileSink({ path: file });
+    t.after(() => sink.close());
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    let n = 0;
+    const burst = async () => {
+      // ~6 MiB in one turn: six chunks or more, written, then kept for the next burst.
+      for (let i = 0; i < 12_000; i++) sink.writeLine(line(n++, 300 + (i % 400)));
+      await sink.flush();
+    };
+    await burst();
+    const kept = sink.spareChunks;
+    assert.ok(kept >= 5, `chunks of a 6 MiB burst kept for reuse: ${kept}`);
+    // Busy: a burst every 400 ms, each taking its chunks from the spares; none are given back meanwhile.
+    for (let k = 0; k < 4; k++) {
+      await sleep(400);
+      await burst();
+      assert.ok(sink.spareChunks >= kept - 1, `still kept while busy (burst ${k + 2}): ${sink.spareChunks}`);
+    }
+    // Idle: at most two stay.
+    await sleep(2300);
+    assert.ok(sink.spareChunks <= 2, `trimmed once idle: ${sink.spareChunks}`);
+    await sink.close();
+    balanced(sink.stats());
+    assert.equal(sink.stats().sent, n);
+    assert.equal(readLines([file]).length, n);
+  });
+
   it('rotates at exact sizes when batches span chunks', async (t) => {
     const dir = tempDir(t);
     const file = path.join(dir, 'r.jsonl');
