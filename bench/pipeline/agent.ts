@@ -6,9 +6,10 @@
 //   prints {"ready":true,...} once the agent runs; on SIGTERM reads the ring to its end, waits for
 //   the file sink to have written everything, and prints its counts and the CPU it used since ready (user and
 //   system time of the whole process, the sink's writes on libuv's threads included); then stops the agent.
-//   SIGUSR2 ends a warm-up: the agent takes everything the kernel emitted so far, as it does on SIGTERM, then
-//   starts its counts and CPU again from there and prints {"warm":true}. A long-running agent runs code V8
-//   has compiled already; a storm into a fresh agent measures its JIT compiling the hot path too.
+//   SIGUSR2 ends a warm-up: the agent takes everything the kernel emitted so far, as it does on SIGTERM,
+//   prints the same report with "warm":true, and starts its counts and CPU again from there (the SIGTERM
+//   report then covers the time since). A long-running agent runs code V8 has compiled already; a storm into
+//   a fresh agent measures its JIT compiling the hot path too.
 //   VIGIL_BENCH_TRACE=1 prints the counters every 250 ms on stderr; VIGIL_BENCH_PROFILE=FILE writes a CPU
 //   profile of ready → stop there, VIGIL_BENCH_HEAP=FILE a sampled allocation profile (diagnostics).
 import fs from 'node:fs';
