@@ -78,8 +78,8 @@ describe('FileSink batches', () => {
       await burst();
       assert.ok(sink.spareChunks >= kept - 1, `still kept while busy (burst ${k + 2}): ${sink.spareChunks}`);
     }
-    // Idle: at most two stay.
-    await sleep(2300);
+    // Idle: at most two stay (trimmed 1-2 s after the last line; a loaded machine's timers run late).
+    await sleep(3000);
     assert.ok(sink.spareChunks <= 2, `trimmed once idle: ${sink.spareChunks}`);
     await sink.close();
     balanced(sink.stats());
