@@ -442,13 +442,13 @@ export class ProcessCache {
   }
 
   #index(e: ProcessEntry): void {
+    // A key in #entries is in its pid's list (#rekey and #evict change both): only a new key is added, and
+    // the list, as long as the pid's instances still kept, is not searched for every fork.
+    const known = this.#entries.has(e.key);
     this.#entries.set(e.key, e);
     const keys = this.#byPid.get(e.pid);
-    if (keys) {
-      if (!keys.includes(e.key)) keys.push(e.key);
-    } else {
-      this.#byPid.set(e.pid, [e.key]);
-    }
+    if (!keys) this.#byPid.set(e.pid, [e.key]);
+    else if (!known) keys.push(e.key);
     this.#linkWaiting(e);
     if (this.#entries.size > this.#o.maxEntries) this.#evictForCapacity();
   }
