@@ -126,9 +126,11 @@ export function viewBytes(v: DataView): Uint8Array {
  * one raw environment, the same exposure as the exec event it came from, until the next exec replaces it.
  */
 const ENV_MEMO_MAX = 16 << 10;
-let lastEnvBytes: Buffer = Buffer.alloc(0);
+/** The last block's bytes are lastEnvStore[0, lastEnvLen): one buffer, copied into, not one per exec. */
+const lastEnvStore: Buffer = Buffer.alloc(ENV_MEMO_MAX);
+let lastEnvLen = 0;
 let lastEnv: readonly string[] = Object.freeze([]);
-/** Bytes of lastEnvBytes before its last variable (after the NUL that ends the one before); 0: none. */
+/** Bytes of the last block before its last variable (after the NUL that ends the one before); 0: none. */
 let lastEnvHead = 0;
 
 /** Bytes of block [at, at+n) before its last variable: up to and with the NUL before it (0: one variable). */
@@ -149,8 +151,13 @@ const JOINS = 8;
 const joinLists: (readonly string[] | undefined)[] = new Array(JOINS).fill(undefined);
 const joinStrings: (string | undefined)[] = new Array(JOINS).fill(undefined);
 let joinNext = 0;
-/** lastEnv joined (undefined: not known), for the next block that shares all but its last variable. */
-let lastEnvJoined: string | undefined;
+/**
+ * The last block's variables before its last one, joined and with the NUL that ends them (undefined: not
+ * known): the next block that shares them is that plus its own last variable. Kept apart, flat, rather than
+ * cut from the last block's joined string: that string is a concatenation, and cutting it flattened a copy
+ * of the whole environment for every exec (~2.5 KiB each, bench/pipeline).
+ */
+let lastEnvHeadJoined: string | undefined;
 
 /** `envRaw.join('\0')`, without the join for a list decodeExec made. */
 export function joinedEnv(envRaw: readonly string[]): string {
@@ -168,11 +175,12 @@ function envStrings(b: Uint8Array, start: number, end: number): string[] {
   if (n === 0) return [];
   const buf = asBuffer(b);
   const at = b.byteOffset + start - buf.byteOffset;
-  const last = lastEnvBytes;
-  if (n === last.length && last.compare(buf, at, at + n) === 0) return lastEnv as string[];
+  const last = lastEnvStore;
+  if (n === lastEnvLen && last.compare(buf, at, at + n, 0, n) === 0) return lastEnv as string[];
   const head = envHead(buf, at, n);
   let out: string[];
   let joined: string | undefined;
+  let headJoined: string | undefined;
   if (head > 0 && head === lastEnvHead && last.compare(buf, at, at + head, 0, head) === 0) {
     // All but the last variable are the last block's: the same strings, and the last one decoded.
     const tail = splitNul(b, start + head, end);
@@ -180,13 +188,15 @@ function envStrings(b: Uint8Array, start: number, end: number): string[] {
     out = new Array<string>(keep + tail.length);
     for (let i = 0; i < keep; i++) out[i] = lastEnv[i]!;
     for (let i = 0; i < tail.length; i++) out[keep + i] = tail[i]!;
-    // The head is the last block's bytes: its joined form is the last one's up to there (ASCII: a char a byte).
-    if (lastEnvJoined !== undefined) joined = lastEnvJoined.slice(0, head) + tail.join('\0');
+    // The head is the last block's bytes: so is its joined form.
+    headJoined = lastEnvHeadJoined;
+    if (headJoined !== undefined) joined = headJoined + tail.join('\0');
   } else {
     const whole = asciiBlock(b, start, end); // as splitNul splits it: kept whole, it is the list joined
     if (whole !== undefined) {
       out = whole.split('\0');
       joined = whole;
+      if (head > 0) headJoined = whole.slice(0, head); // ASCII: a char a byte
     } else out = splitNul(b, start, end);
   }
   if (joined !== undefined) {
@@ -195,10 +205,12 @@ function envStrings(b: Uint8Array, start: number, end: number): string[] {
     joinNext = (joinNext + 1) & (JOINS - 1);
   }
   if (n <= ENV_MEMO_MAX) {
-    lastEnvBytes = Buffer.from(buf.subarray(at, at + n));
+    buf.copy(last, 0, at, at + n);
+    if (lastEnvLen > n) last.fill(0, n, lastEnvLen); // no older environment's bytes left behind
+    lastEnvLen = n;
     lastEnv = Object.freeze(out);
     lastEnvHead = head;
-    lastEnvJoined = joined;
+    lastEnvHeadJoined = headJoined;
   }
   return out;
 }
