@@ -4,6 +4,7 @@
 // alike: the hot path does lookups and copies, not rebuilding or re-serialising (json.ts, json-bytes.ts).
 // A run of events from one process costs one lookup: the enricher keeps the process it found last while
 // the process cache's generation says nothing changed.
+import { Buffer } from 'node:buffer';
 import { bootToEpochMs } from './clock.ts';
 import type { ContainerInfo } from '../containers/resolver.ts';
 import type { ProcessCache } from '../process/cache.ts';
@@ -34,13 +35,20 @@ interface Memo {
   ancestors: number[];
   /** JSON of `ref`. */
   refJson: string;
-  /** ',"process":<ref>' followed by `tailJson`. */
-  json: string;
-  /** ',"parent":…,"ancestors":…' as far as present. */
-  tailJson: string;
+  /** JSON of `parent` (the parent's asParent string, shared by its children). */
+  parentJson: string | undefined;
+  /** ',"ancestors":[…]', or '' for none. */
+  ancestorsJson: string;
+  /**
+   * ',"process":<ref>' followed by `tailJson` (jsonOf), and ',"parent":…,"ancestors":…' as far as present
+   * (tailOf): made when a line is first built as a string. Lines written as bytes never need them, and each
+   * was a concatenation flattened into a copy of its own, a third of what a memo kept (bench/pipeline).
+   */
+  json: string | undefined;
+  tailJson: string | undefined;
   /** `ref` plus a thread id, per thread seen (bounded): built once, not per event. */
   threads: Map<number, ProcessRef> | undefined;
-  /** `json` as UTF-8, made by the first line written as bytes. */
+  /** jsonOf(m) as UTF-8, made by the first line written as bytes, from the parts (memoBytes). */
   bytes: Uint8Array | undefined;
   /** The same with a thread id, per thread seen (bounded, as `threads`). */
   threadBytes: Map<number, Uint8Array> | undefined;
@@ -131,10 +139,6 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
     ancestors = anc.map((x) => x.pid);
   }
   const ref = processRef(e, ctx.userName(e));
-  const refJson = JSON.stringify(ref);
-  let tailJson = '';
-  if (parentJson !== undefined) tailJson += `,"parent":${parentJson}`;
-  if (ancestors.length) tailJson += `,"ancestors":[${ancestors.join(',')}]`;
   const fresh: Memo = {
     execId: e.image.execId,
     parentKey: e.parentKey,
@@ -143,9 +147,11 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
     ref,
     parent,
     ancestors,
-    refJson,
-    json: `,"process":${refJson}${tailJson}`,
-    tailJson,
+    refJson: JSON.stringify(ref),
+    parentJson,
+    ancestorsJson: ancestors.length ? `,"ancestors":[${ancestors.join(',')}]` : '',
+    json: undefined,
+    tailJson: undefined,
     threads: undefined,
     bytes: undefined,
     threadBytes: undefined,
@@ -158,7 +164,36 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
   return fresh;
 }
 
+/** ',"parent":…,"ancestors":…' of `m`, as far as present. */
+function tailOf(m: Memo): string {
+  return (m.tailJson ??= (m.parentJson === undefined ? '' : `,"parent":${m.parentJson}`) + m.ancestorsJson);
+}
+
+/** ',"process":…' and the parent and ancestry parts of `m`: what a line of its process holds. */
+function jsonOf(m: Memo): string {
+  return (m.json ??= `,"process":${m.refJson}${tailOf(m)}`);
+}
+
 const utf8 = new TextEncoder();
+const PARENT_KEY = ',"parent":';
+const scratch = Buffer.allocUnsafe(64 << 10);
+
+/**
+ * jsonOf(m) as UTF-8 in a buffer of its own, written from its flat parts (the ref's and the parent's JSON,
+ * the latter shared by siblings) without building the concatenation: encoding one flattens it first, into
+ * a copy the memo would keep.
+ */
+function memoBytes(m: Memo): Uint8Array {
+  const parts = [',"process":', m.refJson, m.parentJson === undefined ? '' : PARENT_KEY, m.parentJson ?? '', m.ancestorsJson];
+  let n = 0;
+  for (const part of parts) {
+    if (n + part.length * 3 > scratch.length) return ownBytes(jsonOf(m)); // a huge argv: the plain way
+    n += scratch.write(part, n);
+  }
+  const out = new Uint8Array(n);
+  scratch.copy(out, 0, 0, n);
+  return out;
+}
 /**
  * `s` as UTF-8 in a buffer of its own: Buffer.from would cut small strings out of a shared 8 KiB slab, which
  * a long-lived memo would then keep whole.
@@ -167,7 +202,7 @@ const ownBytes = (s: string): Uint8Array => utf8.encode(s);
 
 /** ',"process":…' of a thread other than the main one (the ref with "tid" last), then the parent's and ancestry's. */
 function threadJson(m: Memo, tid: number): string {
-  return `,"process":${m.refJson.slice(0, -1)},"tid":${numberJson(tid)}}${m.tailJson}`;
+  return `,"process":${m.refJson.slice(0, -1)},"tid":${numberJson(tid)}}${tailOf(m)}`;
 }
 
 function threadBytes(m: Memo, tid: number): Uint8Array {
@@ -291,7 +326,7 @@ export class Enricher {
     this.#time(type, ktimeNs);
     const parts = this.#who(ktimeNs, pid, cgroupId);
     const P = this.#p;
-    P[10] = !parts ? unknownProcessJson(pid) : tid && tid !== pid ? threadJson(parts, tid) : parts.json;
+    P[10] = !parts ? unknownProcessJson(pid) : tid && tid !== pid ? threadJson(parts, tid) : jsonOf(parts);
     P[11] = this.#container ? this.#container.json : '';
     return parts;
   }
@@ -362,7 +397,7 @@ export class Enricher {
     const parts = this.#who(ktimeNs, pid, cgroupId);
     if (!parts) w.text(unknownProcessJson(pid));
     else if (tid && tid !== pid) w.raw(threadBytes(parts, tid));
-    else w.raw((parts.bytes ??= ownBytes(parts.json)));
+    else w.raw((parts.bytes ??= memoBytes(parts)));
     const cp = this.#container;
     if (cp) w.raw((cp.bytes ??= ownBytes(cp.json)));
     members(ev, w);
