@@ -14,7 +14,9 @@
 //     line    the whole pipeline, lines handed to a sink that discards them: no file
 //     full    everything, the file sink included (default)
 //   VIGIL_BENCH_PROFILE=FILE writes a CPU profile of the timed passes there, VIGIL_BENCH_HEAP=FILE a sampled
-//   allocation profile (garbage included) instead (diagnostics).
+//   allocation profile (garbage included) instead (diagnostics). VIGIL_BENCH_WINDOW=1 prints the timed
+//   window's start and end on CLOCK_MONOTONIC to stderr ("window <ns> <ns>"), for `perf record -k
+//   CLOCK_MONOTONIC` reports cut to it (--time): what runs after it (fsync at close, teardown) is not timed.
 import fs from 'node:fs';
 import path from 'node:path';
 import { prewarmPages } from '../lib/memory.ts';
@@ -150,6 +152,7 @@ prewarmPages(path.dirname(out));
 const stopProfiles = await startProfiles({ cpu: process.env.VIGIL_BENCH_PROFILE, heap: process.env.VIGIL_BENCH_HEAP, cpuIntervalUs: 50 });
 const before = pipeline.counters();
 const fed0 = fed;
+const m0 = process.hrtime.bigint();
 const t0 = performance.now();
 const c0 = process.cpuUsage();
 const f0 = process.resourceUsage();
@@ -159,6 +162,7 @@ await sink.flush();
 const c1 = process.cpuUsage(c0);
 const f1 = process.resourceUsage();
 const wall = (performance.now() - t0) / 1000;
+if (process.env.VIGIL_BENCH_WINDOW) process.stderr.write(`window ${m0} ${process.hrtime.bigint()}\n`);
 const after = pipeline.counters();
 await stopProfiles();
 await sink.close();
