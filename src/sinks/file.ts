@@ -227,11 +227,17 @@ export class FileSink implements Sink {
     this.queuedBytes += n + 1;
     this.accepted++;
     this.acceptedBytes += n + 1;
-    if (!this.scheduled && !this.draining) {
-      this.scheduled = true;
-      // Deferred to the next turn so everything this tick produces goes out in the same write.
-      setImmediate(() => this.startDrain());
-    }
+    if (!this.scheduled && !this.draining) this.schedule();
+  }
+
+  /**
+   * The drain, deferred to the next turn so everything this tick produces goes out in the same write. A
+   * method of its own: a closure over `this` in commit() made V8 allocate a context on every call (~40 bytes
+   * per line, bench/pipeline's sampled allocations), not only when it ran.
+   */
+  private schedule(): void {
+    this.scheduled = true;
+    setImmediate(() => this.startDrain());
   }
 
   /** The chunk to append a line of at most `need` bytes (newline included) to: the last one if it has room, else a fresh one. */
