@@ -33,8 +33,11 @@ interface Memo {
   ref: ProcessRef;
   parent: ProcessRef | undefined;
   ancestors: number[];
-  /** JSON of `ref`. */
-  refJson: string;
+  /**
+   * JSON of `ref` (refOf), kept once a string line or a thread's part needed it. A memo written only as
+   * bytes does not keep it: it was a third of what a memo held (bench/pipeline's sampled allocations).
+   */
+  refJson: string | undefined;
   /** JSON of `parent` (the parent's asParent string, shared by its children). */
   parentJson: string | undefined;
   /** ',"ancestors":[…]', or '' for none. */
@@ -147,7 +150,7 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
     ref,
     parent,
     ancestors,
-    refJson: JSON.stringify(ref),
+    refJson: undefined,
     parentJson,
     ancestorsJson: ancestors.length ? `,"ancestors":[${ancestors.join(',')}]` : '',
     json: undefined,
@@ -164,6 +167,11 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
   return fresh;
 }
 
+/** JSON of `m.ref`. */
+function refOf(m: Memo): string {
+  return (m.refJson ??= JSON.stringify(m.ref));
+}
+
 /** ',"parent":…,"ancestors":…' of `m`, as far as present. */
 function tailOf(m: Memo): string {
   return (m.tailJson ??= (m.parentJson === undefined ? '' : `,"parent":${m.parentJson}`) + m.ancestorsJson);
@@ -171,7 +179,7 @@ function tailOf(m: Memo): string {
 
 /** ',"process":…' and the parent and ancestry parts of `m`: what a line of its process holds. */
 function jsonOf(m: Memo): string {
-  return (m.json ??= `,"process":${m.refJson}${tailOf(m)}`);
+  return (m.json ??= `,"process":${refOf(m)}${tailOf(m)}`);
 }
 
 const utf8 = new TextEncoder();
@@ -184,7 +192,7 @@ const scratch = Buffer.allocUnsafe(64 << 10);
  * a copy the memo would keep.
  */
 function memoBytes(m: Memo): Uint8Array {
-  const parts = [',"process":', m.refJson, m.parentJson === undefined ? '' : PARENT_KEY, m.parentJson ?? '', m.ancestorsJson];
+  const parts = [',"process":', m.refJson ?? JSON.stringify(m.ref), m.parentJson === undefined ? '' : PARENT_KEY, m.parentJson ?? '', m.ancestorsJson];
   let n = 0;
   for (const part of parts) {
     if (n + part.length * 3 > scratch.length) return ownBytes(jsonOf(m)); // a huge argv: the plain way
@@ -202,7 +210,7 @@ const ownBytes = (s: string): Uint8Array => utf8.encode(s);
 
 /** ',"process":…' of a thread other than the main one (the ref with "tid" last), then the parent's and ancestry's. */
 function threadJson(m: Memo, tid: number): string {
-  return `,"process":${m.refJson.slice(0, -1)},"tid":${numberJson(tid)}}${tailOf(m)}`;
+  return `,"process":${refOf(m).slice(0, -1)},"tid":${numberJson(tid)}}${tailOf(m)}`;
 }
 
 function threadBytes(m: Memo, tid: number): Uint8Array {
