@@ -173,18 +173,29 @@ function refOf(m: Memo): string {
   return (m.refJson ??= JSON.stringify(m.ref));
 }
 
+const PROCESS_KEY = ',"process":';
+const PARENT_KEY = ',"parent":';
+
+/** The pieces of ',"parent":…,"ancestors":…' of `m`, as far as present: tailOf's string, memoBytes' parts. */
+const tailParts = (m: Memo): string[] => (m.parentJson === undefined ? [m.ancestorsJson] : [PARENT_KEY, m.parentJson, m.ancestorsJson]);
+
 /** ',"parent":…,"ancestors":…' of `m`, as far as present. */
 function tailOf(m: Memo): string {
-  return (m.tailJson ??= (m.parentJson === undefined ? '' : `,"parent":${m.parentJson}`) + m.ancestorsJson);
+  if (m.tailJson === undefined) {
+    // Concatenated, not joined: a join would copy the parent's JSON, which siblings share, into every child.
+    let s = '';
+    for (const part of tailParts(m)) s += part;
+    m.tailJson = s;
+  }
+  return m.tailJson;
 }
 
 /** ',"process":…' and the parent and ancestry parts of `m`: what a line of its process holds. */
 function jsonOf(m: Memo): string {
-  return (m.json ??= `,"process":${refOf(m)}${tailOf(m)}`);
+  return (m.json ??= `${PROCESS_KEY}${refOf(m)}${tailOf(m)}`);
 }
 
 const utf8 = new TextEncoder();
-const PARENT_KEY = ',"parent":';
 const scratch = Buffer.allocUnsafe(64 << 10);
 
 /**
@@ -193,7 +204,7 @@ const scratch = Buffer.allocUnsafe(64 << 10);
  * a copy the memo would keep.
  */
 function memoBytes(m: Memo): Uint8Array {
-  const parts = [',"process":', m.refJson ?? JSON.stringify(m.ref), m.parentJson === undefined ? '' : PARENT_KEY, m.parentJson ?? '', m.ancestorsJson];
+  const parts = [PROCESS_KEY, m.refJson ?? JSON.stringify(m.ref), ...tailParts(m)];
   let n = 0;
   for (const part of parts) {
     if (n + part.length * 3 > scratch.length) return ownBytes(jsonOf(m)); // a huge argv: the plain way
@@ -211,7 +222,7 @@ const ownBytes = (s: string): Uint8Array => utf8.encode(s);
 
 /** ',"process":…' of a thread other than the main one (the ref with "tid" last), then the parent's and ancestry's. */
 function threadJson(m: Memo, tid: number): string {
-  return `,"process":${refOf(m).slice(0, -1)},"tid":${numberJson(tid)}}${tailOf(m)}`;
+  return `${PROCESS_KEY}${refOf(m).slice(0, -1)},"tid":${numberJson(tid)}}${tailOf(m)}`;
 }
 
 function threadBytes(m: Memo, tid: number): Uint8Array {
