@@ -8,9 +8,9 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { ByteLine } from '../pipeline/json-bytes.ts';
-import type { OutputEvent, Sink, SinkStats } from '../pipeline/types.ts';
+import type { OutputEvent, SinkStats } from '../pipeline/types.ts';
 import { int, object, string } from './options.ts';
-import { Counters, FlushWaiters } from './queue.ts';
+import { QueuedSink } from './queue.ts';
 import { backoffDelay, sleep } from './retry.ts';
 
 export interface FileSinkOptions {
@@ -103,11 +103,9 @@ const worstCase = (line: string) => line.length * 3 + 1;
  * sink reopens the file and goes on after a backoff), "shutdown" (still queued when close() timed out),
  * "closed" (written after close()). close() fsyncs the file.
  */
-export class FileSink implements Sink {
+export class FileSink extends QueuedSink {
   readonly name: string;
   private readonly o: Resolved;
-  private readonly counters = new Counters();
-  private readonly waiters = new FlushWaiters();
   /** Queued chunks, oldest first; lines are appended to the last one. */
   private chunks: Chunk[] = [];
   /** Chunks written to their end, kept for reuse (their buffers and line ends). */
@@ -118,7 +116,6 @@ export class FileSink implements Sink {
   private trimTimer: NodeJS.Timeout | undefined;
   private queuedLines = 0;
   private queuedBytes = 0;
-  private accepted = 0;
   private acceptedBytes = 0;
   private inFlight = 0;
   private fh: fsp.FileHandle | undefined;
@@ -130,12 +127,10 @@ export class FileSink implements Sink {
   /** reopen() was asked for: the drain loop closes the file and opens the path again before its next write. */
   private reopenWanted = false;
   private reopenDone: (() => void)[] = [];
-  private closing = false;
-  private closed: Promise<void> | undefined;
-  private readonly abort = new AbortController();
 
   /** @throws InvalidArgumentError on bad options. */
   constructor(opts: FileSinkOptions, name = 'file') {
+    super();
     this.name = name;
     this.o = resolveFileOptions(opts);
     // Chunks are only where lines wait: a batch is cut from them at line boundaries, across chunks.
@@ -259,21 +254,16 @@ export class FileSink implements Sink {
     return this.counters.snapshot(this.queuedLines + this.inFlight);
   }
 
-  async flush(timeoutMs?: number): Promise<void> {
-    const target = this.accepted;
+  protected startFlush(): void {
     this.startDrain();
-    await this.waiters.wait(target, this.watermark(), timeoutMs);
   }
 
-  close(): Promise<void> {
-    this.closed ??= this.doClose();
-    return this.closed;
+  protected closeTimeoutMs(): number {
+    return this.o.closeTimeoutMs;
   }
 
-  private async doClose(): Promise<void> {
-    this.closing = true;
-    await this.flush(this.o.closeTimeoutMs);
-    this.abort.abort(); // cuts an error backoff short
+  /** What close() gave up on counts as "shutdown"; the file is fsynced and closed. */
+  protected async giveUp(): Promise<void> {
     this.counters.drop('shutdown', this.clearQueue());
     await this.draining;
     for (const r of this.reopenDone.splice(0)) r(); // a reopen the drain never reached: the sink is closed
@@ -290,7 +280,6 @@ export class FileSink implements Sink {
       }
       await fh.close().catch(() => {});
     }
-    this.waiters.releaseAll();
   }
 
   /** Forgets every queued line (not the batch in flight); returns how many. */
@@ -306,7 +295,7 @@ export class FileSink implements Sink {
     return n;
   }
 
-  private watermark(): number {
+  protected watermark(): number {
     return this.accepted - this.queuedLines - this.inFlight;
   }
 

@@ -1,8 +1,8 @@
 // The delivery engine of the HTTP sinks (webhook, OTLP): a bounded queue filled by write(), drained into
 // batches (by count, bytes or age) that are POSTed with fetch, retried with backoff on network errors, 408,
 // 429 and 5xx (Retry-After honoured), and dropped with a counted reason on any other answer.
-import type { OutputEvent, Sink, SinkStats } from '../pipeline/types.ts';
-import { Counters, describeError, FlushWaiters, Ring } from './queue.ts';
+import type { OutputEvent, SinkStats } from '../pipeline/types.ts';
+import { describeError, QueuedSink, Ring } from './queue.ts';
 import { headers, httpUrl, int, intOrInfinity, invalid, type Raw } from './options.ts';
 import { backoffDelay, parseRetryAfter, sleep, type BackoffOptions } from './retry.ts';
 
@@ -60,17 +60,13 @@ interface Batch<T> {
   items: T[];
 }
 
-export class HttpBatchSink<T> implements Sink {
+export class HttpBatchSink<T> extends QueuedSink {
   readonly name: string;
   private readonly opts: HttpBatchOptions;
   private readonly codec: HttpCodec<T>;
-  private readonly counters = new Counters();
   private readonly ring: Ring<T>;
-  private readonly waiters = new FlushWaiters();
-  private readonly abort = new AbortController();
   /** Where errors point: origin and path only, never credentials or query strings. */
   private readonly where: string;
-  private accepted = 0;
   private inFlight = new Set<Batch<T>>();
   private inFlightEvents = 0;
   /** Events with a sequence number below this are due now (flush() asked for them). */
@@ -79,11 +75,10 @@ export class HttpBatchSink<T> implements Sink {
   private firstQueuedAt = 0;
   private kickScheduled = false;
   private ageTimer: NodeJS.Timeout | undefined;
-  private closing = false;
-  private closed: Promise<void> | undefined;
   private lanesDone: Promise<void>[] = [];
 
   constructor(name: string, opts: HttpBatchOptions, codec: HttpCodec<T>) {
+    super();
     this.name = name;
     this.opts = opts;
     this.codec = codec;
@@ -121,33 +116,26 @@ export class HttpBatchSink<T> implements Sink {
     return this.counters.snapshot(this.ring.length + this.inFlightEvents);
   }
 
-  /** Sends everything queued now without waiting for batch age; resolves when it settled or after timeoutMs. */
-  async flush(timeoutMs?: number): Promise<void> {
-    const target = this.accepted;
+  /** flush() sends everything queued now without waiting for batch age. */
+  protected startFlush(target: number): void {
     if (target > this.forceUntil) this.forceUntil = target;
     this.kick();
-    await this.waiters.wait(target, this.watermark(), timeoutMs);
   }
 
-  close(): Promise<void> {
-    this.closed ??= this.doClose();
-    return this.closed;
+  protected closeTimeoutMs(): number {
+    return this.opts.closeTimeoutMs;
   }
 
-  private async doClose(): Promise<void> {
-    this.closing = true;
-    await this.flush(this.opts.closeTimeoutMs);
-    // Whatever is still queued or in flight now is given up: abort requests and backoff sleeps, count the rest.
-    this.abort.abort();
+  /** Whatever is still queued or in flight is given up (requests and backoff sleeps were aborted): counted. */
+  protected async giveUp(): Promise<void> {
     this.counters.drop('shutdown', this.ring.clear());
     if (this.ageTimer) clearTimeout(this.ageTimer);
     this.ageTimer = undefined;
     await Promise.all(this.lanesDone);
-    this.waiters.releaseAll();
   }
 
   /** Sequence number of the oldest event not yet settled. */
-  private watermark(): number {
+  protected watermark(): number {
     let w = this.accepted - this.ring.length;
     for (const b of this.inFlight) if (b.firstSeq < w) w = b.firstSeq;
     return w;

@@ -4,9 +4,9 @@
 import crypto from 'node:crypto';
 import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, errors as natsErrors, nanos, type NatsConnection } from '@nats-io/transport-node';
-import type { OutputEvent, Sink, SinkStats } from '../pipeline/types.ts';
+import type { OutputEvent, SinkStats } from '../pipeline/types.ts';
 import { bool, int, intOrInfinity, invalid, object, oneOf, optString, string, stringList, type Raw } from './options.ts';
-import { Counters, describeError, FlushWaiters, Ring } from './queue.ts';
+import { describeError, QueuedSink, Ring } from './queue.ts';
 import { backoffDelay, sleep, type BackoffOptions } from './retry.ts';
 
 export interface NatsStreamOptions {
@@ -158,16 +158,12 @@ export interface NatsSinkStats extends SinkStats {
  * "closed". Publishes wait while disconnected; the client reconnects by itself, and a connection that closed
  * for good is replaced.
  */
-export class NatsSink implements Sink {
+export class NatsSink extends QueuedSink {
   readonly name: string;
   private readonly o: Resolved;
-  private readonly counters = new Counters();
   private readonly ring: Ring<Item>;
-  private readonly waiters = new FlushWaiters();
-  private readonly abort = new AbortController();
   private readonly subjects = new Map<string, string>();
   private readonly subjectParts: string[];
-  private accepted = 0;
   /** Sequence numbers of the events the lanes hold (publishing or backing off). */
   private held = new Set<number>();
   private lanes = 0;
@@ -178,12 +174,11 @@ export class NatsSink implements Sink {
   private js: JetStreamClient | undefined;
   private connected = false;
   private wakeConnected: (() => void)[] = [];
-  private closing = false;
-  private closed: Promise<void> | undefined;
   private readonly connecting: Promise<void>;
 
   /** Starts connecting in the background; events queue meanwhile. @throws InvalidArgumentError */
   constructor(opts: NatsSinkOptions = {}, name = 'nats') {
+    super();
     this.name = name;
     this.o = resolveNatsOptions(opts);
     this.ring = new Ring<Item>(this.o.maxQueue, this.o.maxQueueBytes);
@@ -216,21 +211,20 @@ export class NatsSink implements Sink {
   }
 
   /** Waits until everything queued now is acknowledged or dropped, or timeoutMs (default flushTimeoutMs). */
-  async flush(timeoutMs: number = this.o.flushTimeoutMs): Promise<void> {
-    const target = this.accepted;
+  override flush(timeoutMs: number = this.o.flushTimeoutMs): Promise<void> {
+    return super.flush(timeoutMs);
+  }
+
+  protected startFlush(): void {
     this.startLanes();
-    await this.waiters.wait(target, this.watermark(), timeoutMs);
   }
 
-  close(): Promise<void> {
-    this.closed ??= this.doClose();
-    return this.closed;
+  protected closeTimeoutMs(): number {
+    return this.o.closeTimeoutMs;
   }
 
-  private async doClose(): Promise<void> {
-    this.closing = true;
-    await this.flush(this.o.closeTimeoutMs);
-    this.abort.abort(); // lanes waiting for a connection or a backoff give up now
+  /** Lanes waiting for a connection or a backoff gave up (aborted); what they held counts as "shutdown". */
+  protected async giveUp(): Promise<void> {
     this.counters.drop('shutdown', this.ring.clear());
     this.wake();
     const nc = this.nc;
@@ -241,7 +235,6 @@ export class NatsSink implements Sink {
     await nc?.close().catch(() => {});
     await Promise.all(this.laneDone);
     await this.connecting;
-    this.waiters.releaseAll();
   }
 
   private subjectOf(type: string): string {
@@ -254,7 +247,7 @@ export class NatsSink implements Sink {
     return s;
   }
 
-  private watermark(): number {
+  protected watermark(): number {
     let w = this.accepted - this.ring.length;
     for (const s of this.held) if (s < w) w = s;
     return w;

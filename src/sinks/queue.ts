@@ -1,7 +1,8 @@
 // The pieces every sink shares: a bounded FIFO ring that write() pushes into in O(1) without allocating,
-// the counters behind SinkStats (received = sent + dropped + queued, exactly), and flush waiters that resolve
-// once every event accepted before flush() was called has settled (sent or dropped).
-import type { SinkStats } from '../pipeline/types.ts';
+// the counters behind SinkStats (received = sent + dropped + queued, exactly), flush waiters that resolve
+// once every event accepted before flush() was called has settled (sent or dropped), and QueuedSink, the
+// flush and close every sink runs on them.
+import type { OutputEvent, Sink, SinkStats } from '../pipeline/types.ts';
 
 /**
  * Bounded FIFO of items with a byte estimate each. Bounded twice, by count and by bytes, so a burst of huge
@@ -186,5 +187,59 @@ export class FlushWaiters {
     this.waiters.splice(i, 1);
     if (w.timer) clearTimeout(w.timer);
     w.resolve();
+  }
+}
+
+/**
+ * What every queued sink does alike: counts (Counters), flush waiters on the acceptance sequence, and close:
+ * stop accepting, wait up to the close timeout for the queue to settle, give up the rest as "shutdown", then
+ * release the waiters. A sink says how to send what it has queued (startFlush), where its settled prefix
+ * ends (watermark), and how to give up and let go of its resources (giveUp); the order of close is here once.
+ */
+export abstract class QueuedSink implements Sink {
+  abstract readonly name: string;
+  protected readonly counters = new Counters();
+  protected readonly waiters = new FlushWaiters();
+  /** Aborted once close() stops waiting: cuts backoff sleeps, requests and connection attempts short. */
+  protected readonly abort = new AbortController();
+  /** Events accepted so far: the sequence number the next one gets. */
+  protected accepted = 0;
+  /** close() was called: nothing more is accepted (counted as dropped, "closed"). */
+  protected closing = false;
+  #closed: Promise<void> | undefined;
+
+  abstract write(ev: OutputEvent, line: string): void;
+  abstract stats(): SinkStats;
+
+  /** Starts sending everything queued now, up to sequence `target` (flush() then waits for it to settle). */
+  protected abstract startFlush(target: number): void;
+  /** Sequence number of the oldest event not settled yet (sent or dropped). */
+  protected abstract watermark(): number;
+  /** How long close() waits for the queue, ms. */
+  protected abstract closeTimeoutMs(): number;
+  /**
+   * Called by close() once it stopped waiting and `abort` fired: count what is still queued or in flight as
+   * dropped ("shutdown"), wait for the sink's own loops to end, and release its files, workers or connections.
+   */
+  protected abstract giveUp(): Promise<void>;
+
+  /** Resolves once every event accepted before the call has settled, or after timeoutMs. */
+  async flush(timeoutMs?: number): Promise<void> {
+    const target = this.accepted;
+    this.startFlush(target);
+    await this.waiters.wait(target, this.watermark(), timeoutMs);
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.closing = true;
+    await this.flush(this.closeTimeoutMs());
+    this.abort.abort();
+    await this.giveUp();
+    this.waiters.releaseAll();
   }
 }

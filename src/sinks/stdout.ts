@@ -5,9 +5,9 @@ import { Buffer } from 'node:buffer';
 import fs from 'node:fs';
 import tty from 'node:tty';
 import type { Writable } from 'node:stream';
-import type { OutputEvent, Sink, SinkStats } from '../pipeline/types.ts';
+import type { OutputEvent, SinkStats } from '../pipeline/types.ts';
 import { bool, int, invalid, object, oneOf, type Raw } from './options.ts';
-import { Counters, FlushWaiters, Ring } from './queue.ts';
+import { QueuedSink, Ring } from './queue.ts';
 import { sleep } from './retry.ts';
 import { formatText } from './text-format.ts';
 
@@ -74,28 +74,23 @@ export function resolveStdoutOptions(raw: unknown, p = 'sinks.stdout'): Resolved
  * "io-error" (the write failed, e.g. EPIPE when the reader went away; later events are dropped the same way
  * at once), "shutdown", "closed".
  */
-export class StdoutSink implements Sink {
+export class StdoutSink extends QueuedSink {
   readonly name: string;
   /** True when events are printed as text rather than JSON Lines. */
   readonly text: boolean;
   private readonly o: Resolved;
-  private readonly counters = new Counters();
   // JSON mode queues the line; text mode queues the event and formats it only when it is written, so
   // events dropped under overload are never formatted.
   private readonly ring: Ring<string | OutputEvent>;
-  private readonly waiters = new FlushWaiters();
-  private readonly abort = new AbortController();
-  private accepted = 0;
   private inFlight = 0;
   private draining: Promise<void> | undefined;
   private scheduled = false;
   /** Set after a write error the sink cannot recover from (EPIPE, EBADF): later events drop at once. */
   private broken = false;
-  private closing = false;
-  private closed: Promise<void> | undefined;
 
   /** @throws InvalidArgumentError on bad options. */
   constructor(opts: StdoutSinkOptions = {}, name = 'stdout') {
+    super();
     this.name = name;
     this.o = resolveStdoutOptions(opts);
     this.text = this.o.text;
@@ -123,28 +118,21 @@ export class StdoutSink implements Sink {
     return this.counters.snapshot(this.ring.length + this.inFlight);
   }
 
-  async flush(timeoutMs?: number): Promise<void> {
-    const target = this.accepted;
+  protected startFlush(): void {
     this.startDrain();
-    await this.waiters.wait(target, this.watermark(), timeoutMs);
   }
 
-  /** Flushes and stops; never closes the file descriptor (it is the process's stdout). */
-  close(): Promise<void> {
-    this.closed ??= this.doClose();
-    return this.closed;
+  protected closeTimeoutMs(): number {
+    return this.o.closeTimeoutMs;
   }
 
-  private async doClose(): Promise<void> {
-    this.closing = true;
-    await this.flush(this.o.closeTimeoutMs);
-    this.abort.abort();
+  /** Never closes the file descriptor: it is the process's stdout. */
+  protected async giveUp(): Promise<void> {
     this.counters.drop('shutdown', this.ring.clear());
     await this.draining;
-    this.waiters.releaseAll();
   }
 
-  private watermark(): number {
+  protected watermark(): number {
     return this.accepted - this.ring.length - this.inFlight;
   }
 

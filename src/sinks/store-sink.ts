@@ -4,11 +4,11 @@
 import { once } from 'node:events';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { OutputEvent, Sink, SinkStats } from '../pipeline/types.ts';
+import type { OutputEvent, SinkStats } from '../pipeline/types.ts';
 import { pushEventRow, Store, type EventQuery, type StoreOptions } from '../store/store.ts';
 import type { FromWorker, ToWorker, WorkerConfig } from '../store/worker.ts';
 import { int, object, string } from './options.ts';
-import { Counters, FlushWaiters } from './queue.ts';
+import { QueuedSink } from './queue.ts';
 import { backoffDelay, sleep } from './retry.ts';
 
 export interface StoreSinkOptions {
@@ -73,13 +73,10 @@ const ROW_OVERHEAD = 96;
  * Every accepted event is inserted or counted as dropped: "queue-full", "store-error" (the insert failed or
  * the writer thread died; the batch is lost, the sink goes on), "shutdown", "closed".
  */
-export class StoreSink implements Sink {
+export class StoreSink extends QueuedSink {
   readonly name: string;
   readonly path: string;
   private readonly o: Resolved;
-  private readonly counters = new Counters();
-  private readonly waiters = new FlushWaiters();
-  private readonly abort = new AbortController();
   private cur: Pending = { rows: [], n: 0, bytes: 0 };
   private sealed: Pending[] = [];
   private queuedRows = 0;
@@ -87,14 +84,11 @@ export class StoreSink implements Sink {
   private inFlight = new Map<number, number>();
   private inFlightRows = 0;
   private nextId = 1;
-  private accepted = 0;
   private worker: Worker | undefined;
   private ready = false;
   private failures = 0;
   private respawning = false;
   private scheduled = false;
-  private closing = false;
-  private closed: Promise<void> | undefined;
   private reader: Store | undefined;
 
   /**
@@ -103,6 +97,7 @@ export class StoreSink implements Sink {
    * @throws InvalidArgumentError on bad options; StoreError when the store cannot be opened or is newer.
    */
   constructor(opts: StoreSinkOptions, name = 'store') {
+    super();
     this.name = name;
     this.o = resolveStoreOptions(opts);
     this.path = this.o.path;
@@ -157,21 +152,16 @@ export class StoreSink implements Sink {
     return this.counters.snapshot(this.queuedRows + this.inFlightRows);
   }
 
-  async flush(timeoutMs?: number): Promise<void> {
-    const target = this.accepted;
+  protected startFlush(): void {
     this.pump();
-    await this.waiters.wait(target, this.watermark(), timeoutMs);
   }
 
-  close(): Promise<void> {
-    this.closed ??= this.doClose();
-    return this.closed;
+  protected closeTimeoutMs(): number {
+    return this.o.closeTimeoutMs;
   }
 
-  private async doClose(): Promise<void> {
-    this.closing = true;
-    await this.flush(this.o.closeTimeoutMs);
-    this.abort.abort();
+  /** Rows not inserted count as "shutdown"; the writer thread closes the store (or is stopped, when stuck). */
+  protected async giveUp(): Promise<void> {
     let left = this.queuedRows;
     this.sealed = [];
     this.cur = { rows: [], n: 0, bytes: 0 };
@@ -196,14 +186,13 @@ export class StoreSink implements Sink {
     }
     this.counters.drop('shutdown', left);
     this.reader?.close();
-    this.waiters.releaseAll();
   }
 
   private storeOptions(): StoreOptions {
     return { maxRows: this.o.maxRows, maxAgeMs: this.o.maxAgeMs, maxProcesses: this.o.maxProcesses, retentionChunk: this.o.retentionChunk };
   }
 
-  private watermark(): number {
+  protected watermark(): number {
     return this.accepted - this.queuedRows - this.inFlightRows;
   }
 
