@@ -189,11 +189,7 @@ export class FileSink extends QueuedSink {
 
   /** Counts a line offered; false (counted as dropped) when it cannot be queued. */
   private admit(): boolean {
-    this.counters.received++;
-    if (this.closing) {
-      this.counters.drop('closed');
-      return false;
-    }
+    if (!this.offer()) return false;
     if (this.queuedLines >= this.o.maxQueue) {
       this.counters.drop('queue-full');
       return false;

@@ -88,11 +88,7 @@ export class HttpBatchSink<T> extends QueuedSink {
   }
 
   write(ev: OutputEvent, line: string): void {
-    this.counters.received++;
-    if (this.closing) {
-      this.counters.drop('closed');
-      return;
-    }
+    if (!this.offer()) return;
     let item: T;
     try {
       item = this.codec.item(ev, line);

@@ -187,11 +187,7 @@ export class NatsSink extends QueuedSink {
   }
 
   write(ev: OutputEvent, line: string): void {
-    this.counters.received++;
-    if (this.closing) {
-      this.counters.drop('closed');
-      return;
-    }
+    if (!this.offer()) return;
     if (this.ring.length + this.held.size >= this.o.maxQueue || !this.ring.push({ subject: this.subjectOf(ev.type), line }, line.length + 64)) {
       this.counters.drop('queue-full');
       return;

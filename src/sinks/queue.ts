@@ -223,6 +223,17 @@ export abstract class QueuedSink implements Sink {
    */
   protected abstract giveUp(): Promise<void>;
 
+  /**
+   * Counts an event offered to write(); false, counted as dropped ("closed"), once close() was called. The
+   * other half of close(): every sink's write() starts here.
+   */
+  protected offer(): boolean {
+    this.counters.received++;
+    if (!this.closing) return true;
+    this.counters.drop('closed');
+    return false;
+  }
+
   /** Resolves once every event accepted before the call has settled, or after timeoutMs. */
   async flush(timeoutMs?: number): Promise<void> {
     const target = this.accepted;

@@ -98,9 +98,9 @@ export class StdoutSink extends QueuedSink {
   }
 
   write(ev: OutputEvent, line: string): void {
-    this.counters.received++;
-    if (this.closing || this.broken) {
-      this.counters.drop(this.closing ? 'closed' : 'io-error');
+    if (!this.offer()) return;
+    if (this.broken) {
+      this.counters.drop('io-error');
       return;
     }
     if (this.ring.length + this.inFlight >= this.o.maxQueue || !this.ring.push(this.o.text ? ev : line, line.length + 1)) {

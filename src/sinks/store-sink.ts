@@ -117,11 +117,7 @@ export class StoreSink extends QueuedSink {
   }
 
   write(ev: OutputEvent, line: string): void {
-    this.counters.received++;
-    if (this.closing) {
-      this.counters.drop('closed');
-      return;
-    }
+    if (!this.offer()) return;
     const bytes = line.length + ROW_OVERHEAD;
     if (this.queuedRows + this.inFlightRows >= this.o.maxQueue || this.queuedBytes + bytes > this.o.maxQueueBytes) {
       this.counters.drop('queue-full');
