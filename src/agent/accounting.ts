@@ -1,7 +1,8 @@
 // Where every record went: the identity "kernel emitted = delivered + counted drops", checked per sink from the
 // counters of each stage (kernel, reader, pipeline, sink). Exact once the agent has stopped, when nothing is in
 // flight; while it runs, the records the kernel handed over that the reader has not reached yet show as
-// `unread` (and can be off by the few records being submitted at that instant).
+// `unread` (and can be off by the few records being submitted at that instant). A sink a reload added counts
+// the events made before it joined as `before`; one a reload removed is accounted up to its removal, apart.
 import type { PipelineCounters } from '../pipeline/pipeline.ts';
 import type { SinkStats } from '../pipeline/types.ts';
 
@@ -11,7 +12,21 @@ export interface SinkAccount {
   queued: number;
   dropped: Record<string, number>;
   droppedTotal: number;
+  /** Events the pipeline made before a reload added this sink (0 for a sink that ran from the start). */
+  before: number;
 }
+
+/** A sink a reload removed: it received the events the pipeline made from `before` to `through`. */
+export interface RetiredSinkAccount extends SinkAccount {
+  name: string;
+  through: number;
+  /** Configuration generations it ran in. */
+  generations: [number, number];
+}
+
+/** Per sink: its counters, and how many events the pipeline had made when it joined (default 0). */
+export type SinkInput = SinkStats & { before?: number };
+export type RetiredSinkInput = SinkStats & { name: string; before: number; through: number; generations: [number, number] };
 
 export interface Accounting {
   kernel: {
@@ -44,8 +59,14 @@ export interface Accounting {
   };
   sinks: Record<string, SinkAccount>;
   /**
+   * Sinks reloads removed, each balanced on its own: it received every event from its joining to its removal
+   * (through - before), and sent, dropped or still holds each (a removed sink closes in the background).
+   */
+  retired: RetiredSinkAccount[];
+  /**
    * Per sink, left minus right of: attempted + synthetic = lost + unread + pipeline drops + state-only +
-   * buffered + sink sent + sink dropped + sink queued. 0 when every record is accounted for.
+   * buffered + events before the sink joined + sink sent + sink dropped + sink queued. 0 when every record
+   * is accounted for.
    */
   imbalance: Record<string, number>;
   /** Every imbalance is 0 and each stage balances on its own. */
@@ -58,7 +79,8 @@ export interface AccountingInput {
   kernel: { emitted: number; reserveFailed: number; outputFailed: number };
   reader: { received: number; discarded: number; lost: number; corrupt?: number } | undefined;
   pipeline: PipelineCounters;
-  sinks: Record<string, SinkStats>;
+  sinks: Record<string, SinkInput>;
+  retired?: RetiredSinkInput[];
   final: boolean;
 }
 
@@ -71,28 +93,37 @@ export function account(i: AccountingInput): Accounting {
   const lost = { ringFull: i.kernel.reserveFailed, outputFailed: i.kernel.outputFailed };
   const dropped: Record<string, number> = { ...p.dropped };
   const pipeDrops = sum(dropped);
-  const unread = i.kernel.emitted - reader.received;
+  // Without a reader (no BPF: the proc connector and /proc feed the pipeline directly) the source handed over
+  // exactly what the pipeline took; the kernel's counters, all 0, would show every record as over-read.
+  const emitted = i.reader ? i.kernel.emitted : p.records;
+  const unread = emitted - reader.received;
   const sinks: Record<string, SinkAccount> = {};
   const imbalance: Record<string, number> = {};
-  const attempted = i.kernel.emitted + lost.ringFull + lost.outputFailed;
+  const attempted = emitted + lost.ringFull + lost.outputFailed;
   // Each stage on its own: the pipeline put every record it read in exactly one counter...
   let balanced = p.records === reader.received && p.records === pipeDrops + p.internal + p.emitted + p.buffered;
+  const sinkAccount = (s: SinkStats, before: number): SinkAccount => ({ received: s.received, sent: s.sent, queued: s.queued, dropped: { ...s.dropped }, droppedTotal: sum(s.dropped), before });
   for (const [name, s] of Object.entries(i.sinks)) {
-    const droppedTotal = sum(s.dropped);
-    sinks[name] = { received: s.received, sent: s.sent, queued: s.queued, dropped: { ...s.dropped }, droppedTotal };
+    const a = (sinks[name] = sinkAccount(s, s.before ?? 0));
     const left = attempted + p.synthetic;
-    const right = lost.ringFull + lost.outputFailed + reader.lost + unread + pipeDrops + p.internal + p.buffered + s.sent + droppedTotal + s.queued;
+    const right = lost.ringFull + lost.outputFailed + reader.lost + unread + pipeDrops + p.internal + p.buffered + a.before + s.sent + a.droppedTotal + s.queued;
     imbalance[name] = left - right;
-    // ...and each sink received every event and settled or holds each one.
-    if (left !== right || s.received !== p.emitted + p.synthetic || s.received !== s.sent + droppedTotal + s.queued) balanced = false;
+    // ...and each sink received every event since it joined and settled or holds each one.
+    if (left !== right || s.received !== p.emitted + p.synthetic - a.before || s.received !== s.sent + a.droppedTotal + s.queued) balanced = false;
   }
+  const retired = (i.retired ?? []).map((r): RetiredSinkAccount => {
+    const a = sinkAccount(r, r.before);
+    if (r.received !== r.through - r.before || r.received !== r.sent + a.droppedTotal + r.queued || (i.final && r.queued !== 0)) balanced = false;
+    return { name: r.name, ...a, through: r.through, generations: r.generations };
+  });
   if (i.final && (unread !== 0 || p.buffered !== 0)) balanced = false;
   return {
-    kernel: { attempted, emitted: i.kernel.emitted, lost },
+    kernel: { attempted, emitted, lost },
     reader: { received: reader.received, discarded: reader.discarded, lost: reader.lost, corrupt: reader.corrupt ?? 0 },
     unread,
     pipeline: { records: p.records, events: p.emitted, synthetic: p.synthetic, stateOnly: p.internal, buffered: p.buffered, dropped },
     sinks,
+    retired,
     imbalance,
     balanced,
     final: i.final,
@@ -110,10 +141,12 @@ export function formatAccounting(a: Accounting): string[] {
     `kernel attempted=${a.kernel.attempted} emitted=${a.kernel.emitted} ring-full=${a.kernel.lost.ringFull} output-failed=${a.kernel.lost.outputFailed} read=${a.reader.received} unread=${a.unread}${a.reader.lost ? ` reader-lost=${a.reader.lost}` : ''}${a.reader.corrupt ? ` reader-corrupt=${a.reader.corrupt}` : ''}`,
     `pipeline records=${a.pipeline.records} events=${a.pipeline.events} synthetic=${a.pipeline.synthetic} state-only=${a.pipeline.stateOnly} buffered=${a.pipeline.buffered}${Object.keys(a.pipeline.dropped).length ? ` ${kv(Object.fromEntries(Object.entries(a.pipeline.dropped).map(([k, v]) => [`dropped.${k}`, v])))}` : ''}`,
   ];
-  for (const [name, s] of Object.entries(a.sinks)) {
+  const counts = (s: SinkAccount) => {
     const drops = kv(Object.fromEntries(Object.entries(s.dropped).map(([k, v]) => [`dropped.${k}`, v])));
-    out.push(`sink ${name} received=${s.received} sent=${s.sent} queued=${s.queued} dropped=${s.droppedTotal}${drops ? ` ${drops}` : ''}`);
-  }
+    return `received=${s.received} sent=${s.sent} queued=${s.queued} dropped=${s.droppedTotal}${drops ? ` ${drops}` : ''}`;
+  };
+  for (const [name, s] of Object.entries(a.sinks)) out.push(`sink ${name} ${counts(s)}${s.before ? ` joined-after=${s.before}` : ''}`);
+  for (const r of a.retired) out.push(`retired sink ${r.name} generations=${r.generations[0]}-${r.generations[1]} events=${r.before}..${r.through} ${counts(r)}`);
   if (a.balanced) out.push(`balanced: every record the kernel produced was delivered or dropped with a counted reason${a.final ? '' : ' (in flight: unread and queued)'}`);
   else if (a.reader.corrupt) out.push(`NOT balanced (${kv(a.imbalance)}): the reader skipped ${a.reader.corrupt} corrupt stretch(es) of the ring; the records in them are lost`);
   else out.push(`NOT balanced (${kv(a.imbalance)}): records went missing between stages; please report this`);

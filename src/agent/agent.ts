@@ -25,7 +25,7 @@ import { UserResolver } from '../process/users.ts';
 import { PerfBufReader } from '../ringbuf/perfbuf.ts';
 import { RING_CTL_MAP, RingBufReader, type EventReader } from '../ringbuf/ringbuf.ts';
 import { SIZEOF } from '../events/layout.generated.ts';
-import { createSinks } from '../sinks/index.ts';
+import { buildSinks, createSinks, diffSinks, validateSinks } from '../sinks/index.ts';
 import type { Store } from '../store/store.ts';
 import { calibrate } from '../pipeline/clock.ts';
 import { Pipeline, type Decoded, type PipelineCounters } from '../pipeline/pipeline.ts';
@@ -35,7 +35,7 @@ import { enableRunTimeStats, type StatsHandle } from '../bpf/stats.ts';
 import { SyscallSensor, type SyscallSensorStats } from '../syscalls/sensor.ts';
 import { normalizeSyscallConfig, type SyscallSensorConfig } from '../syscalls/config.ts';
 import type { Sink, SinkStats } from '../pipeline/types.ts';
-import { account, type Accounting } from './accounting.ts';
+import { account, type Accounting, type AccountingInput } from './accounting.ts';
 
 export type AgentState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
@@ -87,6 +87,12 @@ export interface ReloadResult {
   /** How the syscall sensor took it. */
   syscalls: 'updated' | 'started' | 'unchanged' | 'not loaded (no BPF)';
   /**
+   * When sinks changed: the sinks added and removed by name (a sink whose options changed is in both). The
+   * removed ones got every event up to the reload and close in the background; the added ones get every
+   * event after it.
+   */
+  sinks?: { added: string[]; removed: string[] };
+  /**
    * When process.scrub changed: the cached images scrubbed again by the new rules, and the arguments and
    * variables that changed (ProcessCache.setScrubber).
    */
@@ -132,6 +138,10 @@ export class Agent {
   #probeStats: StatsHandle | undefined;
   #pipeline: Pipeline | undefined;
   #sinks: Sink[] = [];
+  /** Per sink a reload added: the events the pipeline had made when it joined, and the generation. */
+  #joined = new Map<Sink, { before: number; generation: number }>();
+  /** Sinks reloads removed: closing or closed, accounted up to their removal. */
+  #retired: { sink: Sink; before: number; through: number; generations: [number, number]; closed: Promise<void> }[] = [];
   #store: Store | undefined;
   #users = new UserResolver();
   /** Event types whose pipeline failure was reported (see onError). */
@@ -336,21 +346,35 @@ export class Agent {
       if (plan.restartNeeded.length) throw new ReloadRefusedError(plan.restartNeeded);
       let syscalls: ReloadResult['syscalls'] = 'unchanged';
       let scrub: ReloadResult['scrub'];
+      let sinks: ReloadResult['sinks'];
       if (plan.changed.length) {
         const sys = syscallSensorConfig(next);
         const ops = normalizeSyscallConfig(sys).ops; // validates again: a config built in code reaches here unchecked
         const scrubber = plan.changed.some((p) => p.startsWith('process.scrub')) ? new Scrubber(next.process.scrub) : undefined;
-        this.drain();
-        if (!this.#bpf) syscalls = ops.size ? 'not loaded (no BPF)' : 'unchanged';
-        else if (this.#syscalls) {
-          this.#syscalls.update(sys);
-          syscalls = 'updated';
-        } else if (ops.size) {
-          this.#startSyscallSensor(sys);
-          syscalls = 'started';
+        const ctx = { dataDir: next.agent.dataDir };
+        const sinkPlan = plan.changed.some((p) => p.startsWith('sinks')) ? diffSinks(validateSinks(this.#config.sinks, ctx), validateSinks(next.sinks, ctx)) : undefined;
+        // New sinks before anything changes: building one can fail, and then nothing was changed.
+        const added = sinkPlan ? buildSinks(sinkPlan.add).sinks : [];
+        try {
+          this.drain();
+          if (!this.#bpf) syscalls = ops.size ? 'not loaded (no BPF)' : 'unchanged';
+          else if (this.#syscalls) {
+            this.#syscalls.update(sys);
+            syscalls = 'updated';
+          } else if (ops.size) {
+            this.#startSyscallSensor(sys);
+            syscalls = 'started';
+          }
+        } catch (err) {
+          for (const s of added) void s.close();
+          throw err;
         }
         const { outputs, types } = pipelineTables(next.events, ops);
         this.#pipeline!.retarget(types, outputs);
+        if (sinkPlan) {
+          this.#swapSinks(sinkPlan.remove, added, sinkPlan.replaces);
+          if (added.length || sinkPlan.remove.length) sinks = { added: added.map((s) => s.name), removed: sinkPlan.remove };
+        }
         // Last: it cannot fail, and what it scrubs again cannot be put back.
         if (scrubber) scrub = this.#process!.cache.setScrubber(scrubber);
         this.#config = next;
@@ -358,12 +382,30 @@ export class Agent {
       }
       this.#reloads.applied++;
       this.#lastReload = { at: new Date().toISOString(), ok: true, changed: plan.changed };
-      return { changed: plan.changed, generation: this.#generation, syscalls, ...(scrub ? { scrub } : {}) };
+      return { changed: plan.changed, generation: this.#generation, syscalls, ...(sinks ? { sinks } : {}), ...(scrub ? { scrub } : {}) };
     } catch (err) {
       this.#reloads.rejected++;
       this.#lastReload = { at: new Date().toISOString(), ok: false, error: (err as Error).message };
       throw err;
     }
+  }
+
+  /**
+   * Between two events: the sinks named in `remove` get nothing more and close in the background (their
+   * queues go out first, within their close timeout); `added` get every later event. An added sink that
+   * writes where a removed one did (the same file or descriptor) starts writing once that one has closed.
+   */
+  #swapSinks(remove: string[], added: Sink[], replaces: Map<string, string>): void {
+    const removed = this.#sinks.filter((s) => remove.includes(s.name) && !(this.#o.sinks ?? []).includes(s));
+    this.#sinks = [...this.#sinks.filter((s) => !removed.includes(s)), ...added];
+    const made = this.#pipeline!.setSinks(this.#sinks);
+    for (const s of removed) {
+      const closed = s.close().catch(() => {}); // a failure to close is counted by the sink
+      this.#retired.push({ sink: s, before: this.#joined.get(s)?.before ?? 0, through: made, generations: [this.#joined.get(s)?.generation ?? 1, this.#generation], closed });
+      this.#joined.delete(s);
+      for (const a of added) if (replaces.get(a.name) === s.name) a.startAfter?.(closed);
+    }
+    for (const a of added) this.#joined.set(a, { before: made, generation: this.#generation + 1 });
   }
 
   #createSharedMaps(): void {
@@ -432,7 +474,7 @@ export class Agent {
     // The kernel first: the reader and pipeline counters read after it only move on this thread, so
     // `unread` is never negative by more than the records being submitted at this instant.
     const kernel = this.kernelCounters();
-    return account({ kernel, reader: this.#reader?.stats(), pipeline: this.#pipelineCounters(), sinks: this.#sinkStats(), final: false });
+    return account({ kernel, reader: this.#reader?.stats(), pipeline: this.#pipelineCounters(), ...this.#sinkAccounts(), final: false });
   }
 
   #pipelineCounters(): PipelineCounters {
@@ -441,6 +483,13 @@ export class Agent {
 
   #sinkStats(): Record<string, SinkStats> {
     return Object.fromEntries(this.#sinks.map((s) => [s.name, s.stats()]));
+  }
+
+  /** The accounting's view of the sinks: the current ones with where they joined, and the retired ones. */
+  #sinkAccounts(): Pick<AccountingInput, 'sinks' | 'retired'> {
+    const sinks = Object.fromEntries(this.#sinks.map((s) => [s.name, { ...s.stats(), before: this.#joined.get(s)?.before ?? 0 }]));
+    const retired = this.#retired.map((r) => ({ ...r.sink.stats(), name: r.sink.name, before: r.before, through: r.through, generations: r.generations }));
+    return { sinks, retired };
   }
 
   status(): AgentStatus {
@@ -466,7 +515,7 @@ export class Agent {
       sinks,
       subscribers: this.router.stats(),
       features: allFeatures(),
-      accounting: this.#final?.accounting ?? account({ kernel, reader, pipeline, sinks, final: false }),
+      accounting: this.#final?.accounting ?? account({ kernel, reader, pipeline, ...this.#sinkAccounts(), final: false }),
       config: { generation: this.#generation, reloads: { ...this.#reloads }, lastReload: this.#lastReload },
     };
   }
@@ -543,7 +592,7 @@ export class Agent {
     const readerStats = this.#reader ? { ...this.#reader.stats() } : undefined;
     this.#reader?.close();
     this.#reader = undefined;
-    // 4. sinks: flush and close
+    // 4. sinks: flush and close (and those reloads removed, still closing, finish)
     for (const s of this.#sinks) {
       try {
         await s.close();
@@ -551,11 +600,12 @@ export class Agent {
         // keep closing the others
       }
     }
+    await Promise.all(this.#retired.map((r) => r.closed));
     // 5. the final accounting, while the kernel's counters can still be read; then the maps we own
     if (this.#pipeline) {
       try {
         const kernel = this.kernelCounters();
-        this.#final = { kernel, accounting: account({ kernel, reader: readerStats, pipeline: this.#pipeline.counters(), sinks: this.#sinkStats(), final: true }) };
+        this.#final = { kernel, accounting: account({ kernel, reader: readerStats, pipeline: this.#pipeline.counters(), ...this.#sinkAccounts(), final: true }) };
       } catch {
         // counters that cannot be read leave the accounting unfinished, never the stop
       }

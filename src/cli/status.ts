@@ -42,12 +42,17 @@ export function formatStatus(s: AgentStatus): string {
       out.push(`  in-kernel filters: entered ${n(f.entered)}; dropped: type off ${n(f.disabled)}, vigil itself ${n(f.self)}, scope ${n(f.scope)}, comm ${n(f.comm)}, path ${n(f.path)}, not sensitive ${n(f.notSensitive)}, request kind ${n(f.args)}; lost: no slot to pair entry and exit ${n(f.noPending)}`);
     }
   }
+  const a = s.accounting;
+  const counts = (st: { received: number; sent: number; queued: number; dropped: Record<string, number> }) => {
+    const drops = Object.entries(st.dropped).map(([r, c]) => `${r} ${n(c)}`).join(', ');
+    return `received ${n(st.received)}, sent ${n(st.sent)}, queued ${n(st.queued)}${drops ? `, dropped ${drops}` : ''}`;
+  };
   out.push('sinks:');
   for (const [name, st] of Object.entries(s.sinks)) {
-    const drops = Object.entries(st.dropped).map(([r, c]) => `${r} ${n(c)}`).join(', ');
-    out.push(`  ${name}: received ${n(st.received)}, sent ${n(st.sent)}, queued ${n(st.queued)}${drops ? `, dropped ${drops}` : ''}${st.lastError ? ` — last error: ${st.lastError}` : ''}`);
+    const joined = a?.sinks[name]?.before ? ` (added by a reload, after event ${n(a.sinks[name].before)})` : '';
+    out.push(`  ${name}: ${counts(st)}${st.lastError ? ` — last error: ${st.lastError}` : ''}${joined}`);
   }
-  const a = s.accounting;
+  for (const r of a?.retired ?? []) out.push(`  ${r.name} (removed by a reload; ran in generations ${r.generations[0]}-${r.generations[1]}): ${counts(r)}`);
   if (a) {
     const lost = a.kernel.lost.ringFull + a.kernel.lost.outputFailed;
     const pd = Object.values(a.pipeline.dropped).reduce((x, y) => x + y, 0);
@@ -70,5 +75,6 @@ export function formatStatus(s: AgentStatus): string {
 export function formatReload(r: ReloadResult): string {
   if (!r.changed.length) return ': nothing changed';
   const scrub = r.scrub ? `; scrub rules: ${r.scrub.images} cached images scrubbed again, ${r.scrub.scrubbedArgs} arguments and ${r.scrub.scrubbedEnv} variables changed` : '';
-  return ` (generation ${r.generation}): ${r.changed.join(', ')}; syscall sensor ${r.syscalls}${scrub}`;
+  const sinks = r.sinks ? `; sinks${r.sinks.added.length ? ` added: ${r.sinks.added.join(', ')}` : ''}${r.sinks.added.length && r.sinks.removed.length ? ',' : ''}${r.sinks.removed.length ? ` removed: ${r.sinks.removed.join(', ')}` : ''}` : '';
+  return ` (generation ${r.generation}): ${r.changed.join(', ')}; syscall sensor ${r.syscalls}${sinks}${scrub}`;
 }

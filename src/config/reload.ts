@@ -1,15 +1,19 @@
 // What a configuration reload (SIGHUP, POST /v1/config/reload, `vigil reload`) may change while the agent
 // runs. Event types and filters are map writes and probe attaches in the kernel and a set in the pipeline:
 // they change in place, all or nothing. Scrub rules apply to later execs and scrub the process cache again.
-// Everything else shapes what was created at start (the ring, the maps, the sinks, the API socket, the
-// process and container resolvers): a reload that changes any of it is refused whole, naming the fields,
-// rather than half-applied (Falco restarts its engine instead; a restart here would drop the process cache
-// and the ring's contents).
+// Sinks are added, removed or replaced (a sink whose options changed) between two events: the old ones get
+// every event up to the reload, the new ones every event after it. The store is the exception: the API and
+// `vigil events` query it, so it stays as it started. Everything else shapes what was created at start (the
+// ring, the maps, the API socket, the process and container resolvers): a reload that changes any of it is
+// refused whole, naming the fields, rather than half-applied (Falco restarts its engine instead; a restart
+// here would drop the process cache and the ring's contents).
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { VigilConfig } from './config.ts';
 
 /** Paths (and everything under them) a running agent applies in place. */
-export const RELOADABLE = ['events.process', 'events.containers', 'events.files', 'events.network', 'events.other', 'filters', 'process.scrub'] as const;
+export const RELOADABLE = ['events.process', 'events.containers', 'events.files', 'events.network', 'events.other', 'filters', 'process.scrub', 'sinks'] as const;
+/** Paths under RELOADABLE ones that still only take effect at start. */
+const START_ONLY = ['sinks.store'] as const;
 
 /** The configuration fields a reload asked to change, and which of them only take effect at start. */
 export interface ReloadPlan {
@@ -22,7 +26,7 @@ export class ReloadRefusedError extends InvalidArgumentError {
   readonly fields: string[];
   constructor(fields: string[]) {
     const shown = fields.slice(0, 8).join(', ') + (fields.length > 8 ? `, … (${fields.length} in all)` : '');
-    super(`${shown}: ${fields.length > 1 ? 'these take' : 'this takes'} effect only when vigil starts; restart vigil to apply ${fields.length > 1 ? 'them' : 'it'}, or put ${fields.length > 1 ? 'them' : 'it'} back to reload the rest (nothing was changed; only ${RELOADABLE.join(', ')} reload in place)`);
+    super(`${shown}: ${fields.length > 1 ? 'these take' : 'this takes'} effect only when vigil starts; restart vigil to apply ${fields.length > 1 ? 'them' : 'it'}, or put ${fields.length > 1 ? 'them' : 'it'} back to reload the rest (nothing was changed; only ${RELOADABLE.join(', ')} reload in place, sinks.store excepted)`);
     this.fields = fields;
   }
 }
@@ -45,7 +49,8 @@ export function changedPaths(a: unknown, b: unknown, prefix = ''): string[] {
   return Object.is(a, b) ? [] : [prefix || '(root)'];
 }
 
-const reloadable = (p: string) => RELOADABLE.some((r) => p === r || p.startsWith(`${r}.`));
+const under = (p: string, r: string) => p === r || p.startsWith(`${r}.`);
+const reloadable = (p: string) => RELOADABLE.some((r) => under(p, r)) && !START_ONLY.some((r) => under(p, r));
 
 /** Which fields `next` changes against `current`, and which of those need a restart. */
 export function planReload(current: VigilConfig, next: VigilConfig): ReloadPlan {

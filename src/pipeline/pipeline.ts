@@ -199,6 +199,16 @@ export class Pipeline {
     this.#o.outputs = outputs;
   }
 
+  /**
+   * The sinks every later event goes to (a reload added or removed some). Returns the events made so far
+   * (emitted + synthetic): a sink that joins now receives the events after that many.
+   */
+  setSinks(sinks: Sink[]): number {
+    this.#o.sinks = sinks;
+    this.#sinkCount = -1; // what the sinks take is worked out again at the next event
+    return this.#c.emitted + this.#c.synthetic;
+  }
+
   /** Feeds an already decoded event (the eBPF-less process source) through the same stages. */
   feed(ev: Decoded): void {
     this.#c.records++;
@@ -209,7 +219,7 @@ export class Pipeline {
   #process(rec: ReadRecord): void {
     const o = this.#o;
     const c = this.#c;
-    if (o.sinks.length !== this.#sinkCount) {
+    if (o.sinks.length !== this.#sinkCount) { // a new list comes through setSinks, which resets the count
       this.#sinkCount = o.sinks.length;
       this.#sinksNeedEvents = o.sinks.some((s) => !s.writeLine);
       this.#sinksTakeBytes = o.sinks.length > 0 && o.sinks.every((s) => s.writeBytes);

@@ -120,6 +120,11 @@ export interface Sink {
    * or truncated them). Resolves when done; never rejects (a failure is counted by the sink).
    */
   reopen?(): Promise<void>;
+  /**
+   * Optional: send nothing until `done` settles (a reload replaced a sink writing to the same file or
+   * descriptor with this one: the old one's lines go out first). Events queue meanwhile.
+   */
+  startAfter?(done: Promise<void>): void;
   /** Deliver what is queued; resolves when done (or when the sink gave up, counting drops). */
   flush(): Promise<void>;
   /** Flush, then release resources. Idempotent. */

@@ -332,7 +332,7 @@ export class FileSink extends QueuedSink {
 
   private startDrain(): void {
     this.scheduled = false;
-    if (this.draining || (this.queuedLines === 0 && !this.reopenWanted)) return;
+    if (this.gate || this.draining || (this.queuedLines === 0 && !this.reopenWanted)) return;
     this.draining = this.drain().finally(() => {
       this.draining = undefined;
       this.waiters.notify(this.watermark());

@@ -3,6 +3,7 @@
 // any file, thread or connection exists; only then are the sinks built, the store first.
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { Sink } from '../pipeline/types.ts';
 import type { Store } from '../store/store.ts';
@@ -59,11 +60,13 @@ type Kind = (typeof KINDS)[number];
 /** Kinds that may be configured more than once (a list), e.g. two webhooks. */
 const MULTI: ReadonlySet<Kind> = new Set(['file', 'webhook', 'nats', 'otlp']);
 
-interface Planned {
+/** One sink a configuration asks for: its kind, its name (the kind, or `kind[i]` in a list) and its options. */
+export interface PlannedSink {
   kind: Kind;
   name: string;
   opts: Raw;
 }
+type Planned = PlannedSink;
 
 /**
  * Splits `enabled` off one sink's config: its options, and whether it is on. Undefined when there is nothing
@@ -128,13 +131,19 @@ export function validateSinks(config: unknown, ctx: SinkContext = {}): Planned[]
  *   be opened or its schema is newer than this build (sinks built before it are closed again).
  */
 export function createSinks(config: unknown, ctx: SinkContext = {}): BuiltSinks {
-  const plan = validateSinks(config, ctx);
-  // The store first: it is the one that can still fail (a newer schema, a locked or foreign file).
-  plan.sort((a, b) => Number(b.kind === 'store') - Number(a.kind === 'store'));
+  return buildSinks(validateSinks(config, ctx));
+}
+
+/**
+ * Builds planned sinks (from validateSinks), the store first: it is the one that can still fail (a newer
+ * schema, a locked or foreign file). On a failure the sinks built so far are closed again and it is rethrown.
+ */
+export function buildSinks(plan: readonly PlannedSink[]): BuiltSinks {
+  const ordered = [...plan].sort((a, b) => Number(b.kind === 'store') - Number(a.kind === 'store'));
   const sinks: Sink[] = [];
   let storeSink: StoreSink | undefined;
   try {
-    for (const s of plan) {
+    for (const s of ordered) {
       const o = s.opts;
       switch (s.kind) {
         case 'stdout': sinks.push(new StdoutSink(o as StdoutSinkOptions, s.name)); break;
@@ -150,4 +159,25 @@ export function createSinks(config: unknown, ctx: SinkContext = {}): BuiltSinks 
     throw err;
   }
   return { sinks, store: storeSink?.store, storeSink };
+}
+
+/**
+ * What a reload does to the sinks: the sinks of `before` that `after` configures the same way (same name,
+ * same options) keep running; the others are removed, and the sinks of `after` that are not kept are added.
+ * A sink whose options changed is both (replaced: a sink's options shape what it created, files, threads and
+ * connections). `replaces` names, per added sink, the removed one writing to the same place (a file's path,
+ * stdout's descriptor), which must finish before the new one starts writing there.
+ */
+export function diffSinks(before: readonly PlannedSink[], after: readonly PlannedSink[]): { keep: string[]; remove: string[]; add: PlannedSink[]; replaces: Map<string, string> } {
+  const same = (a: PlannedSink, b: PlannedSink) => a.kind === b.kind && a.name === b.name && isDeepStrictEqual(a.opts, b.opts);
+  const keep = before.filter((b) => after.some((a) => same(a, b)));
+  const remove = before.filter((b) => !keep.includes(b));
+  const add = after.filter((a) => !before.some((b) => same(a, b)));
+  const place = (s: PlannedSink) => (s.kind === 'file' ? `file:${path.resolve(String(s.opts.path))}` : s.kind === 'stdout' ? `fd:${String(s.opts.fd ?? 1)}` : undefined);
+  const replaces = new Map<string, string>();
+  for (const a of add) {
+    const r = remove.find((b) => place(b) !== undefined && place(b) === place(a));
+    if (r) replaces.set(a.name, r.name);
+  }
+  return { keep: keep.map((s) => s.name), remove: remove.map((s) => s.name), add, replaces };
 }

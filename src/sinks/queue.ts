@@ -207,6 +207,12 @@ export abstract class QueuedSink implements Sink {
   /** close() was called: nothing more is accepted (counted as dropped, "closed"). */
   protected closing = false;
   #closed: Promise<void> | undefined;
+  /**
+   * Set by startAfter() until the sink this one replaces has closed. A sink writing where a predecessor may
+   * still be writing (a file's path, a descriptor) sends nothing while it is set; events queue meanwhile,
+   * within the usual bounds.
+   */
+  protected gate: Promise<void> | undefined;
 
   abstract write(ev: OutputEvent, line: string): void;
   abstract stats(): SinkStats;
@@ -232,6 +238,23 @@ export abstract class QueuedSink implements Sink {
     if (!this.closing) return true;
     this.counters.drop('closed');
     return false;
+  }
+
+  /**
+   * Holds sending until `done` settles: a reload replaced a sink writing to the same place with this one, and
+   * the old one's last lines must be out first. What is queued meanwhile is sent then.
+   */
+  startAfter(done: Promise<void>): void {
+    const gate = done.then(
+      () => {},
+      () => {},
+    );
+    this.gate = gate;
+    void gate.then(() => {
+      if (this.gate !== gate) return;
+      this.gate = undefined;
+      this.startFlush(this.accepted);
+    });
   }
 
   /** Resolves once every event accepted before the call has settled, or after timeoutMs. */

@@ -138,7 +138,7 @@ export class StdoutSink extends QueuedSink {
 
   private startDrain(): void {
     this.scheduled = false;
-    if (this.draining || this.ring.length === 0) return;
+    if (this.gate || this.draining || this.ring.length === 0) return;
     this.draining = this.drain().finally(() => {
       this.draining = undefined;
       this.waiters.notify(this.watermark());

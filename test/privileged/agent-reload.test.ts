@@ -1,7 +1,8 @@
 // Privileged: `vigil run -c file` reloads its file in place, as a user drives it: SIGHUP and `vigil reload`.
 // The agent starts with no syscall events at all (no syscall sensor loaded); a reload turns opens on under a
 // path prefix (the sensor is loaded then), another adds an in-kernel comm filter (the sensor is updated), a
-// last one turns opens off again. A file that is not valid, or that changes a field only a start applies,
+// later one turns opens off again, a last one adds a second file sink (the first is replaced at the same
+// path, no line lost or doubled). A file that is not valid, or that changes a field only a start applies,
 // changes nothing: the previous event types and filters keep running, as the events show. SIGUSR1 after the
 // file sink's file was moved away (logrotate) makes the sink write a new one. SIGTERM then stops it with
 // nothing left attached. Needs root + BPF.
@@ -21,7 +22,7 @@ interface Ev {
   process?: { pid: number; comm: string; argv?: string[] };
 }
 
-test('SIGHUP and `vigil reload` apply event types and in-kernel filters in place; a bad or start-only file changes nothing; SIGUSR1 reopens the file sink; nothing stays attached', async (t) => {
+test('SIGHUP and `vigil reload` apply event types, in-kernel filters and sinks in place; a bad or start-only file changes nothing; SIGUSR1 reopens the file sink; nothing stays attached', async (t) => {
   if (!privileged(t, 'root + BPF')) return;
   const dir = fs.realpathSync(tempDir(t, 'vigil-reload-'));
   const watched = path.join(dir, 'watched');
@@ -145,11 +146,23 @@ test('SIGHUP and `vigil reload` apply event types and in-kernel filters in place
   assert.deepEqual(marksIn(eventsFile), [`vigil-reload-mark-${marks}`], 'only what came after the reopen');
   assert.deepEqual(marksIn(moved), Array.from({ length: marks - 1 }, (_, i) => `vigil-reload-mark-${i + 1}`), 'what came before stayed in the moved file');
 
+  // 8. SIGHUP adding a second file sink: the file sink becomes a list ("file" removed, "file[0]" at the same
+  // path and "file[1]" added); the new file gets what comes after, the first keeps every marker once.
+  const second = path.join(dir, 'events2.jsonl');
+  head[3] = `sinks: { store: { enabled: false }, file: [{ path: ${eventsFile} }, { path: ${second} }] }`;
+  write(...quiet);
+  assert.equal(await hangup(/^vigil: configuration (NOT )?reloaded/, 'a reload line'), 'vigil: configuration reloaded (generation 5): sinks.file; syscall sensor updated; sinks added: file[0], file[1], removed: file');
+  await settle();
+  await until(() => marksIn(second).includes(`vigil-reload-mark-${marks}`) && marksIn(eventsFile).includes(`vigil-reload-mark-${marks}`), 'the marker in both files');
+  assert.deepEqual(marksIn(second), [`vigil-reload-mark-${marks}`], 'the added sink: only what came after the reload');
+  assert.deepEqual(marksIn(eventsFile), [`vigil-reload-mark-${marks - 1}`, `vigil-reload-mark-${marks}`], 'the replaced sink and its successor: each line once, in order');
+
   // SIGTERM: a clean stop, balanced accounting, nothing left in the kernel (the sensor loaded by a reload included).
   const held = heldBpfObjects(agent.pid);
   const exit = await agent.stop('SIGTERM');
   assert.deepEqual(exit, { code: 0, signal: null }, agent.stderr.join('\n'));
   assert.equal(agent.stderr.at(-1), 'vigil: stopped; nothing is left attached');
   assert.match(agent.accounting().verdict, /^balanced/, agent.stderr.join('\n'));
+  assert.ok(agent.stderr.some((l) => /^vigil: accounting: retired sink file generations=1-4 events=0\.\.\d+ received=\d+ sent=\d+ queued=0 dropped=0$/.test(l)), agent.stderr.join('\n'));
   await assertGone(held);
 });

@@ -14,6 +14,7 @@ import { changedPaths, planReload, ReloadRefusedError } from '../../src/config/r
 import { ProcessCache } from '../../src/process/cache.ts';
 import { Pipeline, type Decoded, type OutputShaper } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
+import { diffSinks, validateSinks } from '../../src/sinks/index.ts';
 import { MemorySink, runCli, startTestAgent } from '../helpers/agent.ts';
 import { iterations, rngFor, type Rng } from '../helpers/fuzz.ts';
 import { tempDir } from '../helpers/privileged.ts';
@@ -41,7 +42,9 @@ test('planReload: event types, filters and scrub rules reload in place; everythi
   // Fixed at load, or shaping what start created.
   assert.deepEqual(with_({ events: { openArgs: 'entry' } }).restartNeeded, ['events.openArgs']);
   assert.deepEqual(with_({ ring: { sizeMiB: 32 }, events: { files: { open: true } } }), { changed: ['ring.sizeMiB', 'events.files.sensitiveWrites', 'events.files.open'], restartNeeded: ['ring.sizeMiB'] });
-  assert.deepEqual(with_({ sinks: { file: { path: '/tmp/x.jsonl' } } }).restartNeeded, ['sinks.file']);
+  assert.deepEqual(with_({ sinks: { file: { path: '/tmp/x.jsonl' } } }), { changed: ['sinks.file'], restartNeeded: [] }, 'a sink added');
+  assert.deepEqual(with_({ sinks: { stdout: false } }).restartNeeded, [], 'a sink removed');
+  assert.deepEqual(with_({ sinks: { store: { maxRows: 10 } } }).restartNeeded, ['sinks.store.maxRows'], 'the store stays as it started');
   assert.deepEqual(with_({ agent: { socket: '/tmp/v.sock' }, process: { scrub: { secretNames: ['pw'] }, maxArgsBytes: 64 }, pipeline: { reorderWindowMs: 0 } }).restartNeeded, ['agent.socket', 'pipeline.reorderWindowMs', 'process.maxArgsBytes']);
   assert.deepEqual(with_({ process: { scrub: { secretNames: ['pw'], envAllow: [] } } }), { changed: ['process.scrub.secretNames', 'process.scrub.envAllow'], restartNeeded: [] }, 'scrub rules reload');
   const err = new ReloadRefusedError(['ring.sizeMiB', 'agent.socket']);
@@ -161,6 +164,80 @@ test('an agent reloads its file in place, all or nothing, by call, API and CLI; 
   assert.match(metrics, /^vigil_config_generation 3$/m);
 });
 
+test('diffSinks: same name and options keep a sink; anything else removes and adds; a new sink at a removed one\'s file or descriptor waits for it', () => {
+  const plan = (sinks: unknown) => validateSinks(sinks, { dataDir: '/var/lib/vigil' });
+  const d = diffSinks(plan({ stdout: true, file: { path: '/tmp/a.jsonl' }, webhook: [{ url: 'http://127.0.0.1:1/x' }] }), plan({ stdout: { format: 'json' }, file: [{ path: '/tmp/a.jsonl' }, { path: '/tmp/b.jsonl' }], webhook: [{ url: 'http://127.0.0.1:1/x' }] }));
+  assert.deepEqual(d.keep, ['webhook[0]']);
+  assert.deepEqual(d.remove, ['stdout', 'file']);
+  assert.deepEqual(d.add.map((s) => s.name), ['stdout', 'file[0]', 'file[1]']);
+  assert.deepEqual([...d.replaces], [['stdout', 'stdout'], ['file[0]', 'file']], 'the same descriptor, the same path');
+  const none = diffSinks(plan({ file: { path: '/tmp/a.jsonl', maxFiles: 3 } }), plan({ file: { maxFiles: 3, path: '/tmp/a.jsonl' } }));
+  assert.deepEqual(none, { keep: ['file'], remove: [], add: [], replaces: new Map() }, 'options compared by value, not key order');
+});
+
+test('a reload adds, removes and replaces sinks between two events: the old ones get everything before, the new ones everything after; the accounting balances', async (t) => {
+  const dir = tempDir(t, 'vigil-reload-sinks-');
+  const file = path.join(dir, 'vigil.yaml');
+  const [a, b] = [path.join(dir, 'a.jsonl'), path.join(dir, 'b.jsonl')];
+  const head = ['process: { mode: procfs }', 'containers: { enabled: false }', 'events:', '  process: { exec: true, exit: false, fork: false }', '  files: false', '  network: false', '  other: false'];
+  const write = (...lines: string[]) => fs.writeFileSync(file, `${[...head, ...lines].join('\n')}\n`);
+  write('sinks:', `  file: { path: ${a} }`);
+  const ta = await startTestAgent(t, { configFile: file });
+  const agent = ta.agent;
+  // Each marker is an exec; once the test's own sink (kept by every reload) has it, so does every file sink
+  // running then, in order, after a flush.
+  let n = 0;
+  const mark = async () => {
+    const m = `vigil-sink-mark-${++n}`;
+    // Alive long enough for its command line to be read from /proc (no BPF here).
+    await new Promise<void>((resolve, reject) => spawn('/bin/sh', ['-c', 'sleep 0.1', m]).on('exit', () => resolve()).on('error', reject));
+    await ta.sink.waitFor((e) => e.type === 'exec' && (e.process as { argv?: string[] } | undefined)?.argv?.includes(m) === true, m);
+    agent.drain();
+    return m;
+  };
+  const marks = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; process?: { argv?: string[] } }).flatMap((e) => (e.type === 'exec' ? (e.process?.argv ?? []).filter((x) => x.startsWith('vigil-sink-mark-')) : []));
+  const until = async (ok: () => boolean, what: string) => {
+    for (const end = Date.now() + 30_000; !ok(); await new Promise((r) => setTimeout(r, 20))) if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+  };
+  const m1 = await mark();
+  await until(() => marks(a).includes(m1), 'the first marker in a.jsonl');
+
+  // The file sink becomes a list of two: "file" is removed, "file[0]" (the same path) and "file[1]" added.
+  // file[0] writes a.jsonl only once "file" has closed there: every line stays whole and in order.
+  write('sinks:', `  file: [{ path: ${a} }, { path: ${b} }]`);
+  const r = agent.reload();
+  assert.deepEqual(r.sinks, { added: ['file[0]', 'file[1]'], removed: ['file'] });
+  assert.equal(r.generation, 2);
+  const m2 = await mark();
+  await until(() => marks(a).includes(m2) && marks(b).includes(m2), 'the second marker in both files');
+  assert.deepEqual(marks(b), [m2], 'a new sink gets only what came after the reload');
+  let acc = agent.accounting();
+  assert.ok(acc.balanced, JSON.stringify(acc));
+  assert.deepEqual(acc.retired.map((x) => [x.name, x.generations, x.queued]), [['file', [1, 1], 0]]);
+  const before = acc.sinks['file[1]']!.before;
+  assert.equal(acc.retired[0]!.through, before, 'the old sinks stop where the new ones start');
+  assert.equal(acc.retired[0]!.received, before, 'the removed sink got every event up to the reload');
+  assert.equal(acc.sinks['file[1]']!.received, acc.pipeline.events + acc.pipeline.synthetic - before);
+
+  // The second file removed, the store changed: refused whole, naming the store; nothing changes.
+  write('sinks:', `  file: [{ path: ${a} }]`, '  store: { maxRows: 10 }');
+  assert.throws(() => agent.reload(), (e: unknown) => e instanceof ReloadRefusedError && e.fields.join() === 'sinks.store.maxRows');
+  assert.deepEqual(Object.keys(agent.status().sinks).sort(), ['file[0]', 'file[1]', 'memory']);
+  // Without the store: file[1] is removed, file[0] kept as it is.
+  write('sinks:', `  file: [{ path: ${a} }]`);
+  assert.deepEqual(agent.reload().sinks, { added: [], removed: ['file[1]'] });
+  const m3 = await mark();
+  await until(() => marks(a).includes(m3), 'the third marker in a.jsonl');
+  assert.deepEqual(marks(a), [m1, m2, m3], 'a.jsonl: every marker once, in order, across the replacement');
+  await agent.stop();
+  assert.deepEqual(marks(b), [m2], 'the removed sink wrote nothing more');
+  acc = agent.accounting();
+  assert.ok(acc.final && acc.balanced, JSON.stringify(acc));
+  assert.deepEqual(acc.retired.map((x) => [x.name, x.generations]), [['file', [1, 1]], ['file[1]', [2, 2]]]);
+  assert.ok(acc.retired.every((x) => x.queued === 0 && x.droppedTotal === 0 && x.sent === x.through - x.before));
+  assert.equal(acc.sinks['file[0]']!.received + acc.sinks['file[0]']!.before, acc.pipeline.events + acc.pipeline.synthetic);
+});
+
 test('an agent without a configuration source, or not running, refuses a reload and counts it', async (t) => {
   const ta = await startTestAgent(t, { config: { process: { mode: 'procfs' }, containers: { enabled: false }, events: { files: false, network: false, other: false } } });
   assert.throws(() => ta.agent.reload(), /no configuration source/);
@@ -191,6 +268,7 @@ test('fuzz: random reloads of a running agent are applied exactly, or rejected w
     (rng) => ({ filters: { pathPrefixes: Array.from({ length: rng.int(0, 3) }, () => `/${name(rng)}`) } }),
     (rng) => ({ filters: { scope: rng.pick(['all', 'containers', 'host']), resolvePaths: rng.pick([true, false, 'all']) } }),
     (rng) => ({ process: { scrub: { [rng.pick(['secretNames', 'safeNames'])]: Array.from({ length: rng.int(1, 3) }, () => name(rng)), mask: rng.pick(['****', '[x]']) } } }),
+    (rng) => ({ sinks: { file: { path: path.join(dir, `${name(rng)}.jsonl`) } } }),
   ];
   const startOnly: ((rng: Rng) => Record<string, unknown>)[] = [
     (rng) => ({ ring: { sizeMiB: rng.pick([32, 64]) } }),
@@ -198,7 +276,7 @@ test('fuzz: random reloads of a running agent are applied exactly, or rejected w
     (rng) => ({ process: { maxArgsBytes: rng.int(1, 4096) } }),
     () => ({ agent: { probeStats: true } }),
     () => ({ events: { openArgs: 'entry' } }),
-    (rng) => ({ sinks: { file: { path: path.join(dir, `${name(rng)}.jsonl`) } } }),
+    (rng) => ({ sinks: { store: { maxRows: rng.int(1, 1000) } } }),
   ];
   const invalid: ((rng: Rng) => Record<string, unknown>)[] = [
     () => ({ events: { process: { fork: 'maybe' } } }),
