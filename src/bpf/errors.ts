@@ -130,7 +130,8 @@ export class StateError extends VigilError {
   }
 }
 
-function describeErrno(errno: number): string {
+/** A short description of an errno ("operation not permitted"), or its name when there is none here. */
+export function describeErrno(errno: number): string {
   const e = Math.abs(errno);
   switch (e) {
     case os.constants.errno.EPERM: return 'operation not permitted';
@@ -146,6 +147,8 @@ function describeErrno(errno: number): string {
     case os.constants.errno.ENOTSUP: return 'operation not supported';
     case os.constants.errno.EBADF: return 'bad file descriptor';
     case os.constants.errno.ENOMEM: return 'out of memory';
+    case os.constants.errno.EMFILE: return 'too many open files in the process';
+    case os.constants.errno.ENFILE: return 'too many open files in the system';
     default: return errnoName(e);
   }
 }

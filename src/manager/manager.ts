@@ -8,7 +8,7 @@
 // more on SIGINT/SIGTERM/exit, and releases in the order links, readers, callbacks, mappings, objects.
 import fs from 'node:fs';
 import { MapType, mapTypeName } from '../bpf/constants.ts';
-import { InterruptedError, InvalidArgumentError, NotFoundError, NotSupportedError, StateError, VigilError, errorFromErrno } from '../bpf/errors.ts';
+import { InterruptedError, InvalidArgumentError, NotFoundError, NotSupportedError, StateError, VigilError, describeErrno, errnoName, errorFromErrno } from '../bpf/errors.ts';
 import { feature, requireBpfPrivileges } from '../bpf/features.ts';
 import { initLibbpf, lib } from '../bpf/ffi.ts';
 import { BpfMap } from '../bpf/map.ts';
@@ -121,12 +121,38 @@ export interface ManagerOptions {
   collectStats?: boolean;
 }
 
-/** A selector validation failed: `failures` names each unmet requirement with its cause. */
+/** What to do when every probe that failed failed with this errno. */
+const SELECTOR_HINTS: Record<string, string> = {
+  EMFILE: "each attached probe holds a file descriptor: raise vigil's open-file limit (ulimit -n, or LimitNOFILE= in its systemd unit)",
+  ENFILE: 'the system is out of file descriptors (fs.file-max): close some, or raise it',
+  EPERM: 'run vigil as root, or with CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before Linux 5.8)',
+  EACCES: 'run vigil as root, or with CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before Linux 5.8)',
+  ENOENT: 'this kernel lacks the hook: turn off the event types that need it',
+};
+
+/**
+ * A selector validation failed. The message counts the required probes that did not attach and names the
+ * first few with their cause, with what to do when they all failed alike (a wall of identical EMFILEs helps
+ * no one); `failures` keeps each unmet requirement in full, and `probes` each probe's own error.
+ */
 export class SelectorError extends VigilError {
   readonly failures: string[];
-  constructor(manager: string, failures: string[]) {
-    super('ESELECTOR', `manager ${manager}: probe selection failed: ${failures.join('; ')}`);
+  readonly probes: { probe: string; error: Error | undefined }[];
+  constructor(manager: string, failures: string[], probes: { probe: string; error: Error | undefined }[] = []) {
+    super('ESELECTOR', `manager ${manager}: ${SelectorError.summary(failures, probes)}`);
     this.failures = failures;
+    this.probes = probes;
+  }
+
+  private static summary(failures: string[], probes: { probe: string; error: Error | undefined }[]): string {
+    if (!probes.length) return `probe selection failed: ${failures.join('; ')}`;
+    const n = probes.length;
+    const errnos = new Set(probes.map((p) => (p.error instanceof VigilError ? p.error.errno : undefined)));
+    const errno = errnos.size === 1 ? [...errnos][0] : undefined;
+    const shown = probes.slice(0, 3).map((p) => `${p.probe}: ${p.error?.message ?? 'not running'}`);
+    if (n > 3) shown.push(`and ${n - 3} more (vigil status lists each probe's error)`);
+    const hint = errno === undefined ? undefined : SELECTOR_HINTS[errnoName(errno)];
+    return `${n} required probe${n > 1 ? 's' : ''} did not attach${errno === undefined ? '' : ` (${describeErrno(errno)}, ${errnoName(errno)})`}${hint ? `; ${hint}` : ''}: ${shown.join('; ')}`;
   }
 }
 
@@ -577,8 +603,16 @@ export class Manager {
   #activate(selectors: ProbesSelector[]): void {
     const host = this.#host();
     for (const s of selectors) s.activate(host);
-    const failures = selectors.map((s) => s.validate(host)).filter((e): e is string => e !== undefined);
-    if (failures.length) throw new SelectorError(this.name, failures);
+    const failed = selectors.filter((s) => s.validate(host) !== undefined);
+    if (!failed.length) return;
+    const probes = failed
+      .flatMap((s) => s.probeIds())
+      .filter((id) => {
+        const st = host.status(id);
+        return st.known && !st.running;
+      })
+      .map((id) => ({ probe: formatProbeId(id), error: host.status(id).error }));
+    throw new SelectorError(this.name, failed.map((s) => s.validate(host)!), probes);
   }
 
   #installRoutes(): void {
@@ -651,15 +685,15 @@ export class Manager {
   /** Re-attaches what pause() detached and resumes the readers. Throws SelectorError if a probe fails. */
   resume(): void {
     if (this.#state !== 'paused') throw new StateError(`manager ${this.name} is ${this.#state}, not paused`);
-    const errors: string[] = [];
+    const errors: { probe: string; error: Error }[] = [];
     for (const p of this.#probes.values()) {
       if (p.state !== 'paused') continue;
       const e = this.#activateProbe(p.id);
-      if (e) errors.push(`${formatProbeId(p.id)}: ${e.message}`);
+      if (e) errors.push({ probe: formatProbeId(p.id), error: e });
     }
     for (const r of this.#readers.values()) r.resume();
     this.#state = 'running';
-    if (errors.length) throw new SelectorError(this.name, errors);
+    if (errors.length) throw new SelectorError(this.name, errors.map((e) => `${e.probe}: ${e.error.message}`), errors);
   }
 
   /**

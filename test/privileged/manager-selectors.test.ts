@@ -81,8 +81,10 @@ test('AllOf fails with every failing probe and its cause, and leaves nothing att
   }
   assert.ok(err instanceof SelectorError, String(err));
   assert.equal(err.code, 'ESELECTOR');
-  assert.match(err.message, /AllOf requirement failed/);
+  assert.match(err.failures.join(), /AllOf requirement failed/);
+  assert.match(err.message, /^manager \S+: 1 required probe did not attach/);
   assert.match(err.message, /raw_sys_enter \(uid bogus\): symbol vigil_no_such_tracepoint not found/);
+  assert.deepEqual(err.probes.map((p) => p.probe), ['raw_sys_enter (uid bogus)']);
   assert.doesNotMatch(err.message, /tp_getppid:/, 'the probe that attached is not blamed');
   assert.equal(m.state, 'stopped', 'a failed start stops everything');
   assert.deepEqual(linksOfPrograms(progIds), []);

@@ -1,7 +1,10 @@
 // Selector logic against a scripted host: which probes get attached, in which order, and what the
 // validators say when requirements are not met. No privileges needed.
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { test } from 'node:test';
+import { SyscallError } from '../../src/bpf/errors.ts';
+import { SelectorError } from '../../src/manager/manager.ts';
 import { allOf, bestEffort, oneOf, probe, type SelectorHost } from '../../src/manager/selectors.ts';
 import type { ProbeId } from '../../src/manager/probe.ts';
 
@@ -90,4 +93,18 @@ test('nested selectors report the probes they reference and follow renames', () 
   s.editProbeId({ uid: 'x', fn: 'b' }, { uid: 'y', fn: 'b' });
   assert.deepEqual(s.probeIds()[1], { uid: 'y', fn: 'b' });
   assert.equal(String(s), 'allOf(oneOf(a, b (uid y)), bestEffort(c))');
+});
+
+test('SelectorError: counts the probes that did not attach, names the first three, and says what to do when they failed alike', () => {
+  const emfile = (p: string) => ({ probe: p, error: new SyscallError(`attach ${p}`, os.constants.errno.EMFILE) });
+  const many = new SelectorError('syscalls', ['AllOf requirement failed, not running: [...]'], ['a', 'b', 'c', 'd', 'e'].map(emfile));
+  assert.equal(
+    many.message,
+    "manager syscalls: 5 required probes did not attach (too many open files in the process, EMFILE); each attached probe holds a file descriptor: raise vigil's open-file limit (ulimit -n, or LimitNOFILE= in its systemd unit): a: attach a: too many open files in the process (EMFILE); b: attach b: too many open files in the process (EMFILE); c: attach c: too many open files in the process (EMFILE); and 2 more (vigil status lists each probe's error)",
+  );
+  assert.deepEqual(many.failures, ['AllOf requirement failed, not running: [...]'], 'the requirements in full');
+  assert.equal(many.probes.length, 5);
+  const mixed = new SelectorError('m', ['x'], [emfile('a'), { probe: 'b', error: new SyscallError('attach b', os.constants.errno.EPERM) }]);
+  assert.equal(mixed.message, 'manager m: 2 required probes did not attach: a: attach a: too many open files in the process (EMFILE); b: attach b: operation not permitted (EPERM)', 'no hint for unlike causes');
+  assert.equal(new SelectorError('m', ['p: no such probe in the manager']).message, 'manager m: probe selection failed: p: no such probe in the manager', 'no probe to blame: the requirements');
 });
