@@ -13,7 +13,7 @@ import { isDecodeError, opcodeOf, type DecodeResult } from '../events/decode.ts'
 import type { CgroupEvent, EventBase, ProcessEvent } from '../events/types.ts';
 import type { ProcessCache } from '../process/cache.ts';
 import { bootNowNs } from './clock.ts';
-import { containerParts, Enricher, type EnrichContext } from './enrich.ts';
+import { containerParts, Enricher, releaseParts, type EnrichContext } from './enrich.ts';
 import { HeldRecord, heldMembers, RecordArena, type HeldKind, type ReadRecord } from './held.ts';
 import { ByteLine } from './json-bytes.ts';
 import { ReorderBuffer } from './reorder.ts';
@@ -267,23 +267,26 @@ export class Pipeline {
       const w = this.#startBytes();
       en.writeLine(w, ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, shaper.bytes, ev);
       this.#emitBytes(ev.type, w);
-      return;
-    }
-    if (!withEvent && shaper?.json) {
+    } else if (!withEvent && shaper?.json) {
       const members = shaper.json(ev);
-      if (members === undefined) {
-        c.internal++;
-        return;
+      if (members === undefined) c.internal++;
+      else {
+        en.buildLine(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, members);
+        this.#emit(ev.type, undefined, en.line);
       }
-      en.buildLine(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, members);
-      this.#emit(ev.type, undefined, en.line);
-      return;
-    }
+    } else this.#build(ev, shaper, withEvent, hold);
+    // The process's last event is out: its line parts go (releaseParts).
+    if (ev.type === 'exit') releaseParts(o.cache.byPid(ev.pid));
+  }
+
+  /** #process's last step for events that need their object (or whose shaper writes no JSON): build, hold or emit. */
+  #build(ev: Decoded, shaper: OutputShaper | undefined, withEvent: boolean, hold: boolean): void {
     const fields = shaper?.(ev);
     if (!fields) {
-      c.internal++;
+      this.#c.internal++;
       return;
     }
+    const en = this.#enricher;
     en.build(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, fields, withEvent);
     const out = en.event;
     // 4. hold while the container's metadata is on its way, if configured

@@ -525,3 +525,40 @@ test("a process's parent and ancestry parts are its creation parent's, one level
   }
   assert.ok(checked > 1500);
 });
+
+test("an exited process's parts go once its exit event is out; later lines of it and of its children say what they said with them", () => {
+  // Parent 100 with children 105 and 110 (context(): 100 + i % 5). 105 writes before 100 exits, 110 only
+  // after: its parts come from the cache's lineage, not from its parent's (released) memo.
+  for (const sinks of [() => [new BytesSink()], () => [new LineSink()]]) {
+    const { ctx } = context();
+    const [sink] = sinks();
+    const p = new Pipeline({
+      decoders: new Map(), outputs: new Map([['open', syscallOutput], ...processOutputs]), cache: ctx.cache, enrich: { userName: ctx.userName }, router: new Router(),
+      sinks: [sink!], types: new Set(['open', 'exit']), reorderWindowMs: 0, holdForEnrichmentMs: 0,
+    });
+    let t = 5e9;
+    const open = (pid: number) => p.feed({ type: 'open', ktimeNs: (t += 1000), pid, tid: pid, cgroupId: 1, evFlags: 0, group: 'file', path: '/f', errno: undefined } as unknown as Decoded);
+    const lines = () => (sink instanceof BytesSink ? sink.chunks.map((c) => c.toString('utf8')) : sink!.lines);
+    const parts = (line: string) => {
+      const { type: _t, time: _ti, ktimeNs: _k, ...rest } = JSON.parse(line) as Record<string, unknown>;
+      return rest;
+    };
+    open(100);
+    open(105);
+    const before = parts(lines().at(-2)!);
+    const entry = ctx.cache.byPid(100)!;
+    assert.ok(entry.output, 'parts made by its first line');
+    p.feed({ type: 'exit', ktimeNs: (t += 1000), pid: 100, tid: 100, cgroupId: 1, startNs: entry.startNs, ppid: 1, status: 0, exitCode: 0, signal: undefined, coreDumped: false, groupDead: true, thread: false, comm: entry.image.comm } as ExitEvent as unknown as Decoded);
+    const exit = JSON.parse(lines().at(-1)!) as OutputEvent;
+    assert.equal(exit.type, 'exit');
+    assert.equal((exit.process as { pid: number }).pid, 100, 'the exit line has its process part');
+    assert.equal(ctx.cache.byPid(100)!.output, undefined, 'released with the exit out');
+    open(100); // late: made again, the same
+    assert.deepEqual(parts(lines().at(-1)!), before);
+    open(110);
+    const child = JSON.parse(lines().at(-1)!) as OutputEvent;
+    const anc = ctx.cache.ancestors(ctx.cache.byPid(110)!.key, { max: 16 });
+    assert.deepEqual(child.ancestors, anc.map((a) => a.pid));
+    assert.deepEqual(child.parent, { pid: 100, comm: entry.image.comm, exe: entry.image.exePath, argv: entry.image.argv, execId: entry.image.execId });
+  }
+});
