@@ -48,7 +48,9 @@ function arg(name: string): string | undefined {
   return i === -1 ? undefined : process.argv[i + 1];
 }
 const REPS = Number(arg('--reps') ?? 5);
-const LIVE_REPS = Number(arg('--live-reps') ?? 3);
+// Live rounds vary more than replays (the C consumer's own cost per event moved between 311 and 623 ns from
+// round to round in earlier runs: wakeups and the other core's interference): five give the median some weight.
+const LIVE_REPS = Number(arg('--live-reps') ?? 5);
 /** Rounds that also run the stage breakdown. */
 const STAGE_REPS = Math.min(REPS, 3);
 const SCALE = Number(arg('--scale') ?? 1);
@@ -573,7 +575,8 @@ function report(r: ReportInput): string {
   if (liveRatio !== undefined) {
     // Live, the ring and its wakeups weigh more than the line: say how far apart the two C lines came out.
     const lineNs = (xs: { cpuNsPerEvent: number }[], ys: { cpuNsPerEvent: number }[]) => fixed(median(xs.map((x, i) => x.cpuNsPerEvent - ys[i]!.cpuNsPerEvent)), 0);
-    t2 += `; live, in steady state: ${fixed(liveRatio)} (${fixed(med(r.vl, 'cpuNsPerEvent'), 0)} against ${fixed(med(r.cl, 'cpuNsPerEvent'), 0)} ns; vigil ÷ C JSON live: ${fixed(paired(r.vl, r.cjl, 'cpuNsPerEvent'))}; the C consumer's JSON line cost ${lineNs(r.cjl, r.cl)} ns per event more than its plain line live, ${lineNs(r.cjr, r.cr)} ns in the replay); a fresh agent's first storm: ${fixed(paired(r.vlc, r.cl, 'cpuNsPerEvent'))} (${fixed(med(r.vlc, 'cpuNsPerEvent'), 0)} ns: V8 compiling the hot path as it runs, the pacer and caches settling in)`;
+    const rounds = r.vl.map((v, i) => fixed(v.cpuNsPerEvent / r.cl[i]!.cpuNsPerEvent)).join(', ');
+    t2 += `; live, in steady state: ${fixed(liveRatio)} (${fixed(med(r.vl, 'cpuNsPerEvent'), 0)} against ${fixed(med(r.cl, 'cpuNsPerEvent'), 0)} ns; per round ${rounds}, the C consumer ${fixed(Math.min(...r.cl.map((c) => c.cpuNsPerEvent)), 0)}–${fixed(Math.max(...r.cl.map((c) => c.cpuNsPerEvent)), 0)} ns; vigil ÷ C JSON live: ${fixed(paired(r.vl, r.cjl, 'cpuNsPerEvent'))}; the C consumer's JSON line cost ${lineNs(r.cjl, r.cl)} ns per event more than its plain line live, ${lineNs(r.cjr, r.cr)} ns in the replay); a fresh agent's first storm: ${fixed(paired(r.vlc, r.cl, 'cpuNsPerEvent'))} (${fixed(med(r.vlc, 'cpuNsPerEvent'), 0)} ns: V8 compiling the hot path as it runs, the pacer and caches settling in)`;
   }
   t2 += `. The two do not write the same thing: vigil writes the enriched JSON event (${fixed(med(r.vr, 'bytesPerEvent'), 0)} bytes per line: process, parent, ancestry, user, flags by name), the C consumer a line of raw fields (${fixed(med(r.cr, 'bytesPerEvent'), 0)} bytes)`;
   // Not the target's baseline (that stays the C consumer above): how much of the gap is what vigil writes.
