@@ -401,7 +401,8 @@ export class Agent {
     const made = this.#pipeline!.setSinks(this.#sinks);
     for (const s of removed) {
       const closed = s.close().catch(() => {}); // a failure to close is counted by the sink
-      this.#retired.push({ sink: s, before: this.#joined.get(s)?.before ?? 0, through: made, generations: [this.#joined.get(s)?.generation ?? 1, this.#generation], closed });
+      const joined = this.#joined.get(s) ?? { before: 0, generation: 1 };
+      this.#retired.push({ sink: s, before: joined.before, through: made, generations: [joined.generation, this.#generation], closed });
       this.#joined.delete(s);
       for (const a of added) if (replaces.get(a.name) === s.name) a.startAfter?.(closed);
     }
@@ -485,9 +486,9 @@ export class Agent {
     return Object.fromEntries(this.#sinks.map((s) => [s.name, s.stats()]));
   }
 
-  /** The accounting's view of the sinks: the current ones with where they joined, and the retired ones. */
-  #sinkAccounts(): Pick<AccountingInput, 'sinks' | 'retired'> {
-    const sinks = Object.fromEntries(this.#sinks.map((s) => [s.name, { ...s.stats(), before: this.#joined.get(s)?.before ?? 0 }]));
+  /** The accounting's view of the sinks (`stats`, when taken already): the current ones with where they joined, and the retired ones. */
+  #sinkAccounts(stats = this.#sinkStats()): Pick<AccountingInput, 'sinks' | 'retired'> {
+    const sinks = Object.fromEntries(this.#sinks.map((s) => [s.name, { ...stats[s.name]!, before: this.#joined.get(s)?.before ?? 0 }]));
     const retired = this.#retired.map((r) => ({ ...r.sink.stats(), name: r.sink.name, before: r.before, through: r.through, generations: r.generations }));
     return { sinks, retired };
   }
@@ -515,7 +516,7 @@ export class Agent {
       sinks,
       subscribers: this.router.stats(),
       features: allFeatures(),
-      accounting: this.#final?.accounting ?? account({ kernel, reader, pipeline, ...this.#sinkAccounts(), final: false }),
+      accounting: this.#final?.accounting ?? account({ kernel, reader, pipeline, ...this.#sinkAccounts(sinks), final: false }),
       config: { generation: this.#generation, reloads: { ...this.#reloads }, lastReload: this.#lastReload },
     };
   }

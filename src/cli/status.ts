@@ -75,6 +75,7 @@ export function formatStatus(s: AgentStatus): string {
 export function formatReload(r: ReloadResult): string {
   if (!r.changed.length) return ': nothing changed';
   const scrub = r.scrub ? `; scrub rules: ${r.scrub.images} cached images scrubbed again, ${r.scrub.scrubbedArgs} arguments and ${r.scrub.scrubbedEnv} variables changed` : '';
-  const sinks = r.sinks ? `; sinks${r.sinks.added.length ? ` added: ${r.sinks.added.join(', ')}` : ''}${r.sinks.added.length && r.sinks.removed.length ? ',' : ''}${r.sinks.removed.length ? ` removed: ${r.sinks.removed.join(', ')}` : ''}` : '';
+  const changes = r.sinks ? [r.sinks.added.length ? `added: ${r.sinks.added.join(', ')}` : '', r.sinks.removed.length ? `removed: ${r.sinks.removed.join(', ')}` : ''].filter(Boolean) : [];
+  const sinks = changes.length ? `; sinks ${changes.join(', ')}` : '';
   return ` (generation ${r.generation}): ${r.changed.join(', ')}; syscall sensor ${r.syscalls}${sinks}${scrub}`;
 }

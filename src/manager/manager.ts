@@ -603,16 +603,16 @@ export class Manager {
   #activate(selectors: ProbesSelector[]): void {
     const host = this.#host();
     for (const s of selectors) s.activate(host);
-    const failed = selectors.filter((s) => s.validate(host) !== undefined);
+    const failed = selectors.map((s) => ({ s, why: s.validate(host) })).filter((f) => f.why !== undefined);
     if (!failed.length) return;
-    const probes = failed
-      .flatMap((s) => s.probeIds())
-      .filter((id) => {
+    // The probes to blame: those of the unmet requirements that are known and not running.
+    const probes = failed.flatMap(({ s }) =>
+      s.probeIds().flatMap((id) => {
         const st = host.status(id);
-        return st.known && !st.running;
-      })
-      .map((id) => ({ probe: formatProbeId(id), error: host.status(id).error }));
-    throw new SelectorError(this.name, failed.map((s) => s.validate(host)!), probes);
+        return st.known && !st.running ? [{ probe: formatProbeId(id), error: st.error }] : [];
+      }),
+    );
+    throw new SelectorError(this.name, failed.map((f) => f.why!), probes);
   }
 
   #installRoutes(): void {

@@ -66,7 +66,6 @@ export interface PlannedSink {
   name: string;
   opts: Raw;
 }
-type Planned = PlannedSink;
 
 /**
  * Splits `enabled` off one sink's config: its options, and whether it is on. Undefined when there is nothing
@@ -86,9 +85,9 @@ function sinkConfig(v: unknown, p: string): { opts: Raw; on: boolean } | undefin
  * Validates the whole config without starting anything. Returns the plan createSinks builds.
  * @throws InvalidArgumentError naming the bad field (e.g. "sinks.webhook.url: must be an http(s) URL").
  */
-export function validateSinks(config: unknown, ctx: SinkContext = {}): Planned[] {
+export function validateSinks(config: unknown, ctx: SinkContext = {}): PlannedSink[] {
   const cfg = object(config ?? {}, 'sinks', KINDS);
-  const plan: Planned[] = [];
+  const plan: PlannedSink[] = [];
   for (const kind of KINDS) {
     const v = cfg[kind];
     const list = Array.isArray(v) && MULTI.has(kind) ? v.map((x, i) => [x, `sinks.${kind}[${i}]`, i] as const) : [[v, `sinks.${kind}`, -1] as const];
