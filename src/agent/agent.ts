@@ -11,7 +11,7 @@ import { allFeatures, feature, requireBpfPrivileges } from '../bpf/features.ts';
 import { BpfMap, numPossibleCpus } from '../bpf/map.ts';
 import { ensureBpffs, ensureTracefs } from '../bpf/mounts.ts';
 import { syscallSensorConfig, type VigilConfig } from '../config/config.ts';
-import { planReload, ReloadRefusedError } from '../config/reload.ts';
+import { planReload, ReloadRefusedError, touches } from '../config/reload.ts';
 import { detectCgroupLayout, type CgroupLayoutInfo } from '../containers/cgroups.ts';
 import { ContainerResolver } from '../containers/resolver.ts';
 import { detectRuntimeClients } from '../containers/runtimes/detect.ts';
@@ -350,9 +350,9 @@ export class Agent {
       if (plan.changed.length) {
         const sys = syscallSensorConfig(next);
         const ops = normalizeSyscallConfig(sys).ops; // validates again: a config built in code reaches here unchecked
-        const scrubber = plan.changed.some((p) => p.startsWith('process.scrub')) ? new Scrubber(next.process.scrub) : undefined;
+        const scrubber = touches(plan, 'process.scrub') ? new Scrubber(next.process.scrub) : undefined;
         const ctx = { dataDir: next.agent.dataDir };
-        const sinkPlan = plan.changed.some((p) => p.startsWith('sinks')) ? diffSinks(validateSinks(this.#config.sinks, ctx), validateSinks(next.sinks, ctx)) : undefined;
+        const sinkPlan = touches(plan, 'sinks') ? diffSinks(validateSinks(this.#config.sinks, ctx), validateSinks(next.sinks, ctx)) : undefined;
         // New sinks before anything changes: building one can fail, and then nothing was changed.
         const added = sinkPlan ? buildSinks(sinkPlan.add).sinks : [];
         try {

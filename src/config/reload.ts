@@ -52,6 +52,9 @@ export function changedPaths(a: unknown, b: unknown, prefix = ''): string[] {
 const under = (p: string, r: string) => p === r || p.startsWith(`${r}.`);
 const reloadable = (p: string) => RELOADABLE.some((r) => under(p, r)) && !START_ONLY.some((r) => under(p, r));
 
+/** Whether the reload changes `path` or anything under it (e.g. 'sinks', 'process.scrub'). */
+export const touches = (plan: ReloadPlan, path: string): boolean => plan.changed.some((p) => under(p, path));
+
 /** Which fields `next` changes against `current`, and which of those need a restart. */
 export function planReload(current: VigilConfig, next: VigilConfig): ReloadPlan {
   const changed = changedPaths(current, next);
