@@ -275,8 +275,9 @@ export class Pipeline {
         this.#emit(ev.type, undefined, en.line);
       }
     } else this.#build(ev, shaper, withEvent, hold);
-    // The process's last event is out: its line parts go (releaseParts).
-    if (ev.type === 'exit') releaseParts(o.cache.byPid(ev.pid));
+    // The process's last event is out: its line parts go (releaseParts). The instance alive at the exit, not
+    // byPid's newest: under pid reuse, byPid walks every exited instance still in its grace.
+    if (ev.type === 'exit') releaseParts(o.cache.at(ev.pid, ev.ktimeNs));
   }
 
   /** #process's last step for events that need their object (or whose shaper writes no JSON): build, hold or emit. */

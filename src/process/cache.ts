@@ -164,8 +164,11 @@ type Awaiting = { child: ProcessKey; parentPid: number; parentStartNs: number; u
 export class ProcessCache {
   readonly #o: Required<Omit<ProcessCacheOptions, 'lookups'>> & { lookups: ProcessLookups };
   readonly #entries = new Map<ProcessKey, ProcessEntry>();
-  /** pid -> keys of its instances, newest last. */
-  readonly #byPid = new Map<number, ProcessKey[]>();
+  /**
+   * pid -> its instances, newest last: the entries themselves, not their keys, because under pid reuse a pid
+   * keeps many exited instances for their grace, and byPid()/at() walk them on every miss of the newest.
+   */
+  readonly #byPid = new Map<number, ProcessEntry[]>();
   readonly #held = new Map<ProcessKey, Held[]>();
   /** Children whose parent is not known yet, by the parent's key. */
   readonly #awaiting = new Map<ProcessKey, Awaiting[]>();
@@ -305,13 +308,10 @@ export class ProcessCache {
 
   /** The newest known instance of `pid` (a live one when there is one). */
   byPid(pid: number): ProcessEntry | undefined {
-    const keys = this.#byPid.get(pid);
-    if (!keys) return undefined;
-    for (let i = keys.length - 1; i >= 0; i--) {
-      const e = this.#entries.get(keys[i]!);
-      if (e && !e.exit) return e;
-    }
-    return this.#entries.get(keys[keys.length - 1]!);
+    const list = this.#byPid.get(pid);
+    if (!list) return undefined;
+    for (let i = list.length - 1; i >= 0; i--) if (!list[i]!.exit) return list[i];
+    return list[list.length - 1];
   }
 
   /**
@@ -321,12 +321,11 @@ export class ProcessCache {
    * up to, not including, `until`.
    */
   at(pid: number, ktimeNs: number, span?: { until: number }): ProcessEntry | undefined {
-    const keys = this.#byPid.get(pid);
-    if (!keys) return undefined;
+    const list = this.#byPid.get(pid);
+    if (!list) return undefined;
     let until = Infinity;
-    for (let i = keys.length - 1; i >= 0; i--) {
-      const e = this.#entries.get(keys[i]!);
-      if (!e) continue;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const e = list[i]!;
       if (!(e.startNs > ktimeNs) || !Number.isFinite(e.startNs)) {
         if (span) span.until = until;
         return e;
@@ -442,13 +441,14 @@ export class ProcessCache {
   }
 
   #index(e: ProcessEntry): void {
-    // A key in #entries is in its pid's list (#rekey and #evict change both): only a new key is added, and
-    // the list, as long as the pid's instances still kept, is not searched for every fork.
-    const known = this.#entries.has(e.key);
+    // An entry in #entries is in its pid's list (#evict removes both): only a new key is added, and the list,
+    // as long as the pid's instances still kept, is not searched for every fork.
+    const old = this.#entries.get(e.key);
     this.#entries.set(e.key, e);
-    const keys = this.#byPid.get(e.pid);
-    if (!keys) this.#byPid.set(e.pid, [e.key]);
-    else if (!known) keys.push(e.key);
+    const list = this.#byPid.get(e.pid);
+    if (!list) this.#byPid.set(e.pid, [e]);
+    else if (!old) list.push(e);
+    else if (old !== e) list[list.indexOf(old)] = e;
     this.#linkWaiting(e);
     if (this.#entries.size > this.#o.maxEntries) this.#evictForCapacity();
   }
@@ -643,14 +643,12 @@ export class ProcessCache {
     return e;
   }
 
-  /** Moves `e` to key `to`, with every reference to it: the pid index, retention, lineage and waiters. */
+  /** Moves `e` to key `to`, with every reference to it: retention, lineage and waiters (the pid index holds `e`). */
   #rekey(e: ProcessEntry, to: ProcessKey): void {
     const from = e.key;
     this.#entries.delete(from);
     e.key = to;
     this.#entries.set(to, e);
-    const keys = this.#byPid.get(e.pid);
-    if (keys) keys[keys.indexOf(from)] = to;
     for (const x of this.#exited) if (x.key === from) x.key = to;
     for (const ck of e.children) {
       const c = this.#entries.get(ck);
@@ -953,11 +951,11 @@ export class ProcessCache {
   #evict(e: ProcessEntry): number {
     this.#entries.delete(e.key);
     this.#graceOver.delete(e.key);
-    const keys = this.#byPid.get(e.pid);
-    if (keys) {
-      const i = keys.indexOf(e.key);
-      if (i >= 0) keys.splice(i, 1);
-      if (!keys.length) this.#byPid.delete(e.pid);
+    const list = this.#byPid.get(e.pid);
+    if (list) {
+      const i = list.indexOf(e);
+      if (i >= 0) list.splice(i, 1);
+      if (!list.length) this.#byPid.delete(e.pid);
     }
     this.#stats.evictions++;
     let n = 1;

@@ -213,6 +213,33 @@ test('pid reuse: two instances of one pid are different processes', () => {
   assert.equal(c.at(100, S(100) + 6e9)!.image.comm, 'second');
 });
 
+test('a pid reused many times: byPid and at() find the right instance, before and after the exited ones go', () => {
+  const { c, advance } = cache();
+  const start = (g: number) => S(200) + g * 1e9;
+  for (let g = 0; g < 40; g++) {
+    c.apply({ ...exec(200, 1, [`gen${g}`], start(g) + 1), startNs: start(g) });
+    c.apply({ ...exit(200, 1, start(g) + 2), startNs: start(g) });
+  }
+  assert.equal(c.byPid(200)!.image.argv![0], 'gen39', 'none alive: the newest');
+  for (const g of [0, 17, 39]) assert.equal(c.at(200, start(g) + 3)!.image.argv![0], `gen${g}`);
+  c.apply({ ...exec(200, 1, ['live'], start(40) + 1), startNs: start(40) });
+  assert.equal(c.byPid(200)!.image.argv![0], 'live');
+  assert.equal(c.at(200, start(39) + 5)!.image.argv![0], 'gen39', 'an event from before the reuse');
+  // Their grace over, the exited instances go; the index lets go of them with their entries.
+  advance(2000);
+  c.apply(exec(201, 1, ['other'], start(41)));
+  c.sweep();
+  assert.deepEqual(keysOf(c, 200), [processKey(200, start(40))]);
+  assert.equal(c.byPid(200)!.image.argv![0], 'live');
+  assert.equal(c.at(200, start(39) + 5), undefined, 'gone with its entry');
+  // A start time learned later moves the entry to its key; the index still finds it, once.
+  c.apply({ ...exec(202, 1, ['unknown-start'], start(42)), startNs: NaN, unknown: ['startNs'] });
+  c.apply({ ...exec(202, 1, ['known'], start(42) + 1), startNs: start(42) });
+  assert.equal(c.byPid(202)!.key, processKey(202, start(42)));
+  assert.equal(c.at(202, start(42) + 2)!.image.argv![0], 'known');
+  assert.equal(keysOf(c, 202).length, 1);
+});
+
 test('snapshot records fill gaps but never override newer live events', () => {
   const { c } = cache();
   c.apply(exec(110, 1, ['live'], 1));
