@@ -304,12 +304,18 @@ function typeJson(type: string): string {
 
 /** The head of every line of a type (json-bytes.ts), per type. */
 const lineHeads = new Map<string, LineHead>();
+/** The last type's head again without the Map: events come in runs of one type. */
+let lastHead = new LineHead('""');
+let lastHeadType = '';
 function lineHead(type: string): LineHead {
+  if (type === lastHeadType) return lastHead;
   let h = lineHeads.get(type);
   if (h === undefined) {
     h = new LineHead(typeJson(type));
     if (lineHeads.size < 1024) lineHeads.set(type, h);
   }
+  lastHeadType = type;
+  lastHead = h;
   return h;
 }
 

@@ -113,6 +113,12 @@ export class Pipeline {
   readonly #bytes = new ByteLine();
   /** Where held records are copied out of the ring. */
   readonly #arena = new RecordArena();
+  /**
+   * `held` and `decoders` by opcode, as arrays: the ring handler looks one up for every record, and an
+   * element load is cheaper than a Map lookup (a call). Opcodes past the arrays' end are looked up in the maps.
+   */
+  readonly #heldByOp: (HeldKind | undefined)[];
+  readonly #decoderByOp: (RecordDecoder | undefined)[];
   readonly #reorder: ReorderBuffer<ReadRecord>;
   readonly #c: PipelineCounters = {
     records: 0,
@@ -136,6 +142,8 @@ export class Pipeline {
 
   constructor(o: PipelineOptions) {
     this.#o = o;
+    this.#heldByOp = byOpcode(o.held);
+    this.#decoderByOp = byOpcode(o.decoders);
     this.#ctx = { ...o.enrich, cache: o.cache, container: (id) => o.containers?.byCgroupId(id) };
     this.#enricher = new Enricher(this.#ctx);
     // The reorder window releases events from the ring handler and from its own timer: a throw here must
@@ -164,7 +172,7 @@ export class Pipeline {
       c.dropped.decodeError++; // shorter than a header: not even an opcode to go by
       return;
     }
-    const held = this.#o.held?.get(op);
+    const held = op < OPCODE_SLOTS ? this.#heldByOp[op] : this.#o.held?.get(op);
     if (held) {
       const type = held.typeOf(v, off, len);
       if (typeof type !== 'string') {
@@ -175,7 +183,7 @@ export class Pipeline {
       this.#reorder.push(this.#arena.hold(type, held, v, off, len));
       return;
     }
-    const decode = this.#o.decoders.get(op);
+    const decode = op < OPCODE_SLOTS ? this.#decoderByOp[op] : this.#o.decoders.get(op);
     if (!decode) {
       c.dropped.unknownOpcode++;
       return;
@@ -458,4 +466,14 @@ export class Pipeline {
     this.flush();
     if (this.#holdTimer) clearTimeout(this.#holdTimer);
   }
+}
+
+/** Opcodes kept in Pipeline's by-opcode arrays (vigil's are below 64). */
+const OPCODE_SLOTS = 256;
+
+/** The entries of `m` with keys below OPCODE_SLOTS, as a packed array indexed by key. */
+function byOpcode<T>(m: Map<number, T> | undefined): (T | undefined)[] {
+  const a = new Array<T | undefined>(OPCODE_SLOTS).fill(undefined);
+  for (const [op, v] of m ?? []) if (op >= 0 && op < OPCODE_SLOTS) a[op] = v;
+  return a;
 }

@@ -42,22 +42,43 @@ function memo<K>(cache: Map<K, Uint8Array>, key: K, make: (key: K) => string): U
   return b;
 }
 
+/**
+ * memo() for small integer keys (syscall numbers, errnos): an array, not a Map. Every line looks up two or
+ * three of these; a Map lookup is a call into V8's hash table code, an array element a load (bench/pipeline).
+ */
+class SmallMemo {
+  readonly #slots: (Uint8Array | undefined)[];
+  readonly #other = new Map<number, Uint8Array>();
+  readonly #make: (key: number) => string;
+
+  constructor(size: number, make: (key: number) => string) {
+    this.#slots = new Array<Uint8Array | undefined>(size).fill(undefined); // packed: stays a plain array
+    this.#make = make;
+  }
+
+  get(key: number): Uint8Array {
+    if (key >= 0 && key < this.#slots.length) return (this.#slots[key] ??= enc(this.#make(key)));
+    return memo(this.#other, key, this.#make);
+  }
+}
+
 // Members whose bytes follow from one value, made once per value.
-const heads = new Map<number, Uint8Array>();
 const head = (nr: number): string => `,"group":"file","syscall":${JSON.stringify(syscallName(nr))},"nr":${nr},"ret":`;
-const netHeads = new Map<number, Uint8Array>();
+const heads = new SmallMemo(1024, head);
 const netHead = (nr: number): string => `,"group":"network","syscall":${JSON.stringify(syscallName(nr))},"nr":${nr},"ret":`;
-const errnos = new Map<number, Uint8Array>();
-const errno = (ret: number): string => {
-  const e = retError(ret);
+const netHeads = new SmallMemo(1024, netHead);
+/** By -ret: the kernel's errnos are 1 to 4095. */
+const errnos = new SmallMemo(4096, (negRet: number): string => {
+  const e = retError(-negRet);
   return e === undefined ? '' : `,"errno":${JSON.stringify(e)}`;
-};
-const flagMemos: Record<FileOp, Map<number, Uint8Array>> = {
-  open: new Map(), unlink: new Map(), rmdir: new Map(), rename: new Map(), chmod: new Map(), chown: new Map(), mkdir: new Map(),
-};
-const flagMakers = Object.fromEntries(
-  Object.keys(flagMemos).map((op) => [op, (flags: number) => `,"flags":${flags},"flagNames":${JSON.stringify(fileFlagNames(op as FileOp, flags))}`]),
-) as Record<FileOp, (flags: number) => string>;
+});
+/** Flags and their names, per file op, by the record's op number (a string-keyed table lookup was megamorphic). */
+const flagTables: ({ memos: Map<number, Uint8Array>; make: (flags: number) => string } | undefined)[] = new Array(16).fill(undefined);
+/** `opNumber` is the record's op, one of the few FILE_OP values fileRecordOp accepted (named `op`). */
+function flagsOf(opNumber: number, op: FileOp, flags: number): Uint8Array {
+  const t = (flagTables[opNumber] ??= { memos: new Map(), make: (f: number) => `,"flags":${f},"flagNames":${JSON.stringify(fileFlagNames(op, f))}` });
+  return memo(t.memos, flags, t.make);
+}
 const modes = new Map<number, Uint8Array>();
 const mode = (m: number): string => `,"mode":${m},"modeOctal":${JSON.stringify(modeOctal(m))}`;
 
@@ -83,16 +104,33 @@ const K = {
 };
 
 /**
- * The NUL-terminated string in b[start, start+size) as a JSON string: copied when it is printable ASCII with
- * nothing to escape, else exactly as the decoder's string (cString) would be written.
+ * The NUL-terminated string in b[start, start+size) (`v` views the same bytes) as a JSON string: copied when
+ * it is printable ASCII with nothing to escape, else exactly as the decoder's string (cString) would be
+ * written. Paths are checked four bytes at a time (one load and a few word operations instead of four byte
+ * compares each): they were the most expensive member of a file event's line (bench/pipeline).
  */
-function pathJson(w: ByteLine, b: Uint8Array, start: number, size: number): void {
+function pathJson(w: ByteLine, v: DataView, b: Uint8Array, start: number, size: number): void {
   w.ensure(size + 2);
   const buf = w.buf;
   const at = w.pos;
-  let p = at;
-  buf[p++] = 0x22;
-  for (let i = start, end = start + size; i < end; i++) {
+  let p = at + 1;
+  buf[at] = 0x22;
+  const end = start + size;
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    const x = v.getInt32(i, true);
+    const q = x ^ 0x22222222; // a byte of q is 0 where x has '"'
+    const s = x ^ 0x5c5c5c5c; // ... and of s where x has '\'
+    // High bit set in a byte below 0x20 (NUL and controls), at or above 0x80, or equal to '"' or '\': the
+    // "has a byte less than n" word trick, for n = 0x20 and, on q and s, for n = 1.
+    if (((((x - 0x20202020) | 0) & ~x) | x | (((q - 0x01010101) | 0) & ~q) | (((s - 0x01010101) | 0) & ~s)) & 0x80808080) break;
+    buf[p] = x;
+    buf[p + 1] = x >>> 8;
+    buf[p + 2] = x >>> 16;
+    buf[p + 3] = x >>> 24;
+    p += 4;
+  }
+  for (; i < end; i++) {
     const c = b[i]!;
     if (c === 0) break;
     if (c < 0x20 || c === 0x22 || c === 0x5c || c >= 0x80) {
@@ -107,15 +145,14 @@ function pathJson(w: ByteLine, b: Uint8Array, start: number, size: number): void
 }
 
 /**
- * The members every syscall event starts with: group, syscall, nr, ret, errno (`heads` and `make` give the
- * group's). The file and network structs share these fields' offsets (checked at load, below).
+ * The members every syscall event starts with: group, syscall, nr, ret, errno (`heads` gives the group's). The file and network structs share these fields' offsets (checked at load, below).
  */
-function syscallHead(w: ByteLine, v: DataView, o: number, heads: Map<number, Uint8Array>, make: (nr: number) => string): void {
+function syscallHead(w: ByteLine, v: DataView, o: number, heads: SmallMemo): void {
   const nr = v.getInt32(o + FE.nr.offset, true);
   const ret = s64(v, o + FE.ret.offset);
-  w.raw(memo(heads, nr, make));
+  w.raw(heads.get(nr));
   w.number(ret);
-  if (nr !== -1 && ret < 0) w.raw(memo(errnos, ret, errno));
+  if (nr !== -1 && ret < 0) w.raw(errnos.get(-ret));
 }
 if (FE.nr.offset !== NE.nr.offset || FE.ret.offset !== NE.ret.offset || FE.ev_flags.offset !== NE.ev_flags.offset) {
   throw new Error('file_event and net_event no longer share the offsets of nr, ret and ev_flags: see syscallHead');
@@ -129,28 +166,28 @@ export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
   const op = r.type as FileOp;
   const ev = v.getUint32(o + FE.ev_flags.offset, true);
   const flags = v.getUint32(o + FE.flags.offset, true);
-  syscallHead(w, v, o, heads, head);
+  syscallHead(w, v, o, heads);
   const l1 = v.getUint32(o + FE.path_len.offset, true);
   const l2 = v.getUint32(o + FE.path2_len.offset, true);
   const l3 = v.getUint32(o + FE.resolved_len.offset, true);
   const l4 = v.getUint32(o + FE.resolved2_len.offset, true);
   let p = o + SIZEOF.file_event;
   w.raw(K.path);
-  pathJson(w, b, p, l1);
+  pathJson(w, v, b, p, l1);
   p += l1;
   if (l2) {
     w.raw(K.path2);
-    pathJson(w, b, p, l2);
+    pathJson(w, v, b, p, l2);
   }
   p += l2;
   if (l3) {
     w.raw(K.resolvedPath);
-    pathJson(w, b, p, l3);
+    pathJson(w, v, b, p, l3);
   }
   p += l3;
   if (l4) {
     w.raw(K.resolvedPath2);
-    pathJson(w, b, p, l4);
+    pathJson(w, v, b, p, l4);
   }
   if (ev & F.RESOLVED_FD) w.raw(K.fromFd);
   else if (ev & F.RESOLVED_CWD) w.raw(K.fromCwd);
@@ -161,7 +198,7 @@ export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
     w.raw(K.dfd2);
     w.number(v.getInt32(o + FE.dfd2.offset, true));
   }
-  w.raw(memo(flagMemos[op], flags, flagMakers[op]));
+  w.raw(flagsOf(v.getUint32(o + FE.op.offset, true), op, flags));
   if (fileHasMode(op, flags)) w.raw(memo(modes, v.getUint32(o + FE.mode.offset, true), mode));
   if (op === 'chown') {
     const uid = v.getUint32(o + FE.uid.offset, true);
@@ -233,7 +270,7 @@ export function netMembersBytes(r: HeldRecord, w: ByteLine): void {
   const op = r.type as NetOp;
   const ev = v.getUint32(o + NE.ev_flags.offset, true);
   const family = v.getUint16(o + NE.family.offset, true);
-  syscallHead(w, v, o, netHeads, netHead);
+  syscallHead(w, v, o, netHeads);
   w.raw(N.fd);
   w.number(v.getInt32(o + NE.fd.offset, true));
   w.raw(memo(sockets, family * 2 ** 32 + v.getUint16(o + NE.type.offset, true) * 65536 + v.getUint16(o + NE.protocol.offset, true), socket));
@@ -262,7 +299,7 @@ export function netMembersBytes(r: HeldRecord, w: ByteLine): void {
     if (len > 0 && b[at] !== 0) {
       // A path name: the bytes up to its NUL, as formatUnixPath reads them, with no string in between.
       w.raw(key);
-      pathJson(w, b, at, len);
+      pathJson(w, v, b, at, len);
     } else {
       const path = formatUnixPath(b, at, len); // abstract ("@name") or unnamed
       if (path !== undefined) {
