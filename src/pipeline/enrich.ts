@@ -11,7 +11,7 @@ import type { ProcessCache } from '../process/cache.ts';
 import type { ProcessEntry } from '../process/types.ts';
 import { fieldsJson, numberJson, stringJson, TimeParts } from './json.ts';
 import { LineHead, TimeBytes, type ByteLine } from './json-bytes.ts';
-import type { ContainerRef, OutputEvent, PodRef, ProcessRef } from './types.ts';
+import { newLineMeta, type ContainerRef, type LineMeta, type OutputEvent, type PodRef, type ProcessRef } from './types.ts';
 
 export interface EnrichContext {
   cache: ProcessCache;
@@ -329,6 +329,8 @@ export class Enricher {
   readonly ctx: EnrichContext;
   line = '';
   event: OutputEvent | undefined;
+  /** What the last line is about (LineMeta), for sinks that index lines: filled with every line, reused. */
+  readonly meta: LineMeta = newLineMeta();
 
   constructor(ctx: EnrichContext) {
     this.ctx = ctx;
@@ -362,8 +364,10 @@ export class Enricher {
 
   /** Fills the pieces of a line but its own members (#p[12]); returns the process parts found. */
   #parts(type: string, ktimeNs: number, pid: number, tid: number, cgroupId: number): Memo | undefined {
-    this.#time(type, ktimeNs);
+    const wallMs = bootToEpochMs(ktimeNs);
+    this.#time(type, wallMs, ktimeNs);
     const parts = this.#who(ktimeNs, pid, cgroupId);
+    this.#fillMeta(type, wallMs, ktimeNs, pid, parts);
     const P = this.#p;
     P[10] = !parts ? unknownProcessJson(pid) : tid && tid !== pid ? threadJson(parts, tid) : jsonOf(parts);
     P[11] = this.#container ? this.#container.json : '';
@@ -371,9 +375,9 @@ export class Enricher {
   }
 
   /** The type and time pieces, #p[1] to #p[9]. */
-  #time(type: string, ktimeNs: number): void {
+  #time(type: string, wallMs: number, ktimeNs: number): void {
     const t = this.#t;
-    t.set(bootToEpochMs(ktimeNs), ktimeNs);
+    t.set(wallMs, ktimeNs);
     const P = this.#p;
     P[1] = typeJson(type);
     P[3] = t.iso; // time: digits and "-:.T" only, nothing to escape
@@ -393,6 +397,23 @@ export class Enricher {
   readonly #lastSpan = { until: 0 };
   #lastEntry: ProcessEntry | undefined;
   #lastParts: Memo | undefined;
+
+  /** `meta` for the line being written: what its type, time, process, container and pod members say. */
+  #fillMeta(type: string, wallMs: number, ktimeNs: number, pid: number, parts: Memo | undefined): void {
+    const m = this.meta;
+    const ref = parts?.ref;
+    const cp = this.#container;
+    m.type = type;
+    m.timeMs = Math.trunc(wallMs); // the ms the line's "time" gives (Date's own rounding)
+    m.ktimeNs = ktimeNs;
+    m.pid = ref ? ref.pid : pid;
+    m.processKey = ref?.key;
+    m.execId = ref?.execId;
+    m.containerId = cp?.ref.id;
+    m.containerName = cp?.ref.name;
+    m.podName = cp?.pod?.name;
+    m.podNamespace = cp?.pod?.namespace;
+  }
 
   /** The process's parts (undefined: a process the cache does not know) and the container's (#container). */
   #who(ktimeNs: number, pid: number, cgroupId: number): Memo | undefined {
@@ -428,12 +449,14 @@ export class Enricher {
   writeLine<E>(w: ByteLine, type: string, ktimeNs: number, pid: number, tid: number, cgroupId: number, members: (ev: E, w: ByteLine) => void, ev: E): void {
     const P = this.#p;
     const head = lineHead(type);
-    if (!this.#tb.write(w, head, bootToEpochMs(ktimeNs), ktimeNs)) {
+    const wallMs = bootToEpochMs(ktimeNs);
+    if (!this.#tb.write(w, head, wallMs, ktimeNs)) {
       w.raw(head.type);
-      this.#time(type, ktimeNs); // out of TimeBytes' range: as the string line has it (or its RangeError)
+      this.#time(type, wallMs, ktimeNs); // out of TimeBytes' range: as the string line has it (or its RangeError)
       for (let i = 3; i < 10; i++) w.text(P[i]!);
     }
     const parts = this.#who(ktimeNs, pid, cgroupId);
+    this.#fillMeta(type, wallMs, ktimeNs, pid, parts);
     if (!parts) w.text(unknownProcessJson(pid));
     else if (tid && tid !== pid) w.raw(threadBytes(parts, tid));
     else w.raw((parts.bytes ??= memoBytes(parts)));

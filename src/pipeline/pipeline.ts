@@ -18,7 +18,7 @@ import { HeldRecord, heldMembers, RecordArena, type HeldKind, type ReadRecord } 
 import { ByteLine } from './json-bytes.ts';
 import { ReorderBuffer } from './reorder.ts';
 import type { Router } from './router.ts';
-import type { OutputEvent, Sink } from './types.ts';
+import { lineMetaOf, newLineMeta, type LineMeta, type OutputEvent, type Sink } from './types.ts';
 
 /** A decoded record: any event with a `type`. */
 export type Decoded = EventBase & { type: string };
@@ -139,6 +139,8 @@ export class Pipeline {
   readonly #heldSynthetic = new WeakSet<OutputEvent>();
   #holdTimer: NodeJS.Timeout | undefined;
   readonly handleRecord: (v: DataView, off: number, len: number) => void;
+  /** The LineMeta of events emitted from their object (held, synthetic): see #emit. */
+  readonly #eventMeta = newLineMeta();
 
   constructor(o: PipelineOptions) {
     this.#o = o;
@@ -310,15 +312,19 @@ export class Pipeline {
     this.#emit(ev.type, out, en.line);
   }
 
-  /** `out` is undefined only when no subscriber and no sink takes event objects (see #process). */
-  #emit(type: string, out: OutputEvent | undefined, line: string, synthetic = false): void {
+  /**
+   * `out` is undefined only when no subscriber and no sink takes event objects (see #process). `meta` is
+   * what the line is about: the enricher's, for the line it just made; for an event made earlier (held,
+   * synthetic), taken from the event.
+   */
+  #emit(type: string, out: OutputEvent | undefined, line: string, synthetic = false, meta: LineMeta = this.#enricher.meta): void {
     const c = this.#c;
     if (synthetic) c.synthetic++;
     else c.emitted++;
     this.#countType(type);
     if (out) this.#o.router.publish(out, line);
     for (const s of this.#o.sinks) {
-      if (s.writeLine) s.writeLine(line);
+      if (s.writeLine) s.writeLine(line, meta);
       else s.write(out!, line);
     }
   }
@@ -356,7 +362,7 @@ export class Pipeline {
     c.emitted++;
     this.#countType(type);
     if (this.#inPlace && w.placed) this.#inPlace.commitPlaced!(w.pos - w.start);
-    else for (const s of this.#o.sinks) s.writeBytes!(w.buf, w.start, w.pos);
+    else for (const s of this.#o.sinks) s.writeBytes!(w.buf, w.start, w.pos, this.#enricher.meta);
   }
 
   #hold(out: OutputEvent, synthetic = false): void {
@@ -395,7 +401,7 @@ export class Pipeline {
       }
       const synthetic = this.#heldSynthetic.has(ev);
       if (!synthetic) this.#heldCount--;
-      this.#emit(ev.type, ev, JSON.stringify(ev), synthetic);
+      this.#emit(ev.type, ev, JSON.stringify(ev), synthetic, lineMetaOf(ev, this.#eventMeta));
     }
   }
 
@@ -433,7 +439,7 @@ export class Pipeline {
       return;
     }
     if (this.#held.has(c.id)) this.#releaseHeld(c.id); // a stop after events still waiting: they go first
-    this.#emit(out.type, out, JSON.stringify(out), true); // not a kernel record: counted apart, so the record accounting stays exact
+    this.#emit(out.type, out, JSON.stringify(out), true, lineMetaOf(out, this.#eventMeta)); // not a kernel record: counted apart, so the record accounting stays exact
   }
 
   /**

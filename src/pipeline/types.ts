@@ -64,6 +64,56 @@ export interface OutputEvent {
   [field: string]: unknown;
 }
 
+/**
+ * What a line is about, for sinks that index lines without the event object (the store): what the event's
+ * own `type`, `time`, `ktimeNs`, `process`, `container` and `pod` members say. The pipeline fills one object
+ * and reuses it: valid during the call only.
+ */
+export interface LineMeta {
+  type: string;
+  /** `time` as epoch ms (NaN: none usable). */
+  timeMs: number;
+  ktimeNs: number;
+  pid: number | undefined;
+  processKey: string | undefined;
+  execId: string | undefined;
+  containerId: string | undefined;
+  containerName: string | undefined;
+  podName: string | undefined;
+  podNamespace: string | undefined;
+}
+
+/** An empty LineMeta, to be filled. */
+export const newLineMeta = (): LineMeta => ({
+  type: '',
+  timeMs: NaN,
+  ktimeNs: 0,
+  pid: undefined,
+  processKey: undefined,
+  execId: undefined,
+  containerId: undefined,
+  containerName: undefined,
+  podName: undefined,
+  podNamespace: undefined,
+});
+
+/** Fills `m` from an event object (events made outside the enricher's line writers: held, synthetic). */
+export function lineMetaOf(ev: OutputEvent, m: LineMeta): LineMeta {
+  const p = ev.process;
+  const c = ev.container;
+  m.type = ev.type;
+  m.timeMs = typeof ev.time === 'string' ? Date.parse(ev.time) : NaN;
+  m.ktimeNs = ev.ktimeNs;
+  m.pid = p?.pid;
+  m.processKey = p?.key;
+  m.execId = p?.execId;
+  m.containerId = c?.id;
+  m.containerName = c?.name;
+  m.podName = ev.pod?.name;
+  m.podNamespace = ev.pod?.namespace;
+  return m;
+}
+
 export interface SinkStats {
   /** Events handed to the sink. */
   received: number;
@@ -88,17 +138,17 @@ export interface Sink {
   /** Enqueue one event. `line` is the event's JSON (serialized once for all sinks). Never throws. */
   write(ev: OutputEvent, line: string): void;
   /**
-   * Optional: enqueue one event given by its JSON line alone. A sink that needs nothing but the line
-   * implements it; the pipeline then calls it instead of write() and, when no one else needs the event
-   * object, never builds one. Never throws.
+   * Optional: enqueue one event given by its JSON line alone (and `meta`, what the line is about, for a sink
+   * that indexes lines). A sink that needs nothing more implements it; the pipeline then calls it instead of
+   * write() and, when no one else needs the event object, never builds one. Never throws.
    */
-  writeLine?(line: string): void;
+  writeLine?(line: string, meta: LineMeta): void;
   /**
    * Optional, with writeLine: enqueue one event given by the UTF-8 bytes of its JSON line, buf[start, end)
    * (no newline), which the sink copies before it returns. When every sink has it and no one needs the event
    * object, the pipeline writes lines as bytes and never builds them as strings. Never throws.
    */
-  writeBytes?(buf: Uint8Array, start: number, end: number): void;
+  writeBytes?(buf: Uint8Array, start: number, end: number, meta: LineMeta): void;
   /**
    * Optional, with writeBytes: lets the next line be written in place, into the sink's own queue, saving
    * the copy writeBytes makes (the pipeline does so when this is its only sink). The sink points `w` at

@@ -79,9 +79,15 @@ export class StdoutSink extends QueuedSink {
   /** True when events are printed as text rather than JSON Lines. */
   readonly text: boolean;
   private readonly o: Resolved;
-  // JSON mode queues the line; text mode queues the event and formats it only when it is written, so
-  // events dropped under overload are never formatted.
-  private readonly ring: Ring<string | OutputEvent>;
+  // JSON mode queues the line (a string, or its bytes with the newline); text mode queues the event and
+  // formats it only when it is written, so events dropped under overload are never formatted.
+  private readonly ring: Ring<string | OutputEvent | Buffer>;
+  /**
+   * JSON mode only (text mode formats the event object): lines without their object, as strings or bytes,
+   * so that with the other sinks taking the same the pipeline need not build event objects or strings.
+   */
+  readonly writeLine?: (line: string) => void;
+  readonly writeBytes?: (buf: Uint8Array, start: number, end: number) => void;
   private inFlight = 0;
   private draining: Promise<void> | undefined;
   private scheduled = false;
@@ -95,15 +101,28 @@ export class StdoutSink extends QueuedSink {
     this.o = resolveStdoutOptions(opts);
     this.text = this.o.text;
     this.ring = new Ring(this.o.maxQueue, this.o.maxQueueBytes);
+    if (!this.text) {
+      this.writeLine = (line) => this.enqueue(line, line.length + 1);
+      this.writeBytes = (buf, start, end) => {
+        const b = Buffer.allocUnsafe(end - start + 1); // from Buffer's pool: most lines are well under its 4 KiB
+        b.set(buf.subarray(start, end));
+        b[end - start] = 0x0a;
+        this.enqueue(b, b.length);
+      };
+    }
   }
 
   write(ev: OutputEvent, line: string): void {
+    this.enqueue(this.o.text ? ev : line, line.length + 1);
+  }
+
+  private enqueue(item: string | OutputEvent | Buffer, size: number): void {
     if (!this.offer()) return;
     if (this.broken) {
       this.counters.drop('io-error');
       return;
     }
-    if (this.ring.length + this.inFlight >= this.o.maxQueue || !this.ring.push(this.o.text ? ev : line, line.length + 1)) {
+    if (this.ring.length + this.inFlight >= this.o.maxQueue || !this.ring.push(item, size)) {
       this.counters.drop('queue-full');
       return;
     }
@@ -149,9 +168,19 @@ export class StdoutSink extends QueuedSink {
   private async drain(): Promise<void> {
     while (this.ring.length > 0 && !this.abort.signal.aborted && !this.broken) {
       let chunk = '';
+      const parts: Buffer[] = []; // lines given as bytes, and the strings before them, encoded
+      let size = 0;
       let n = 0;
-      while (this.ring.length > 0 && (n === 0 || chunk.length + this.ring.peekSize() <= this.o.maxBatchBytes)) {
+      while (this.ring.length > 0 && (n === 0 || size + this.ring.peekSize() <= this.o.maxBatchBytes)) {
         const item = this.ring.shift()!;
+        n++;
+        if (Buffer.isBuffer(item)) {
+          if (chunk) parts.push(Buffer.from(chunk));
+          chunk = '';
+          parts.push(item);
+          size += item.length;
+          continue;
+        }
         let s: string;
         try {
           s = typeof item === 'string' ? item : formatText(item, this.o.color);
@@ -159,11 +188,12 @@ export class StdoutSink extends QueuedSink {
           s = typeof item === 'string' ? item : JSON.stringify({ type: item.type, time: item.time });
         }
         chunk += `${s}\n`;
-        n++;
+        size += s.length + 1;
       }
+      if (chunk) parts.push(Buffer.from(chunk));
       this.inFlight = n;
       try {
-        await this.writeAll(Buffer.from(chunk));
+        await this.writeAll(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
         this.counters.sent += n;
       } catch (err) {
         this.counters.drop('io-error', n);

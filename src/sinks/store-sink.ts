@@ -4,7 +4,8 @@
 import { once } from 'node:events';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { OutputEvent, SinkStats } from '../pipeline/types.ts';
+import { Buffer } from 'node:buffer';
+import { lineMetaOf, newLineMeta, type LineMeta, type OutputEvent, type SinkStats } from '../pipeline/types.ts';
 import { pushEventRow, Store, type EventQuery, type StoreOptions } from '../store/store.ts';
 import type { FromWorker, ToWorker, WorkerConfig } from '../store/worker.ts';
 import { int, object, string } from './options.ts';
@@ -62,7 +63,15 @@ interface Pending {
   rows: unknown[];
   n: number;
   bytes: number;
+  /** Lines given as bytes (writeBytes), back to back: moved to the writer with the rows. */
+  data: Buffer | undefined;
+  dataLen: number;
+  ends: number[];
 }
+
+const emptyBatch = (): Pending => ({ rows: [], n: 0, bytes: 0, data: undefined, dataLen: 0, ends: [] });
+/** A batch's first byte buffer; it doubles as lines come (a batch of 1,000 lines of ~1 KiB: 1 MiB). */
+const FIRST_DATA_BYTES = 64 << 10;
 
 /** Batches posted to the writer at once: one being inserted, one waiting, so the writer never idles. */
 const MAX_IN_FLIGHT = 2;
@@ -77,7 +86,9 @@ export class StoreSink extends QueuedSink {
   readonly name: string;
   readonly path: string;
   private readonly o: Resolved;
-  private cur: Pending = { rows: [], n: 0, bytes: 0 };
+  private cur: Pending = emptyBatch();
+  /** write()'s LineMeta, taken from the event. */
+  private readonly eventMeta = newLineMeta();
   private sealed: Pending[] = [];
   private queuedRows = 0;
   private queuedBytes = 0;
@@ -117,14 +128,52 @@ export class StoreSink extends QueuedSink {
   }
 
   write(ev: OutputEvent, line: string): void {
-    if (!this.offer()) return;
-    const bytes = line.length + ROW_OVERHEAD;
-    if (this.queuedRows + this.inFlightRows >= this.o.maxQueue || this.queuedBytes + bytes > this.o.maxQueueBytes) {
-      this.counters.drop('queue-full');
-      return;
-    }
+    this.writeLine(line, lineMetaOf(ev, this.eventMeta));
+  }
+
+  /** The row's columns come from `meta`: the pipeline need not build the event object for the store. */
+  writeLine(line: string, meta: LineMeta): void {
+    if (!this.admit(line.length)) return;
+    pushEventRow(this.cur.rows, meta, line);
+    this.queued(line.length);
+  }
+
+  /**
+   * The line's bytes are copied into the batch's buffer, which moves to the writer thread with the rows;
+   * the writer makes them a string. The pipeline then writes lines as bytes for the store too.
+   */
+  writeBytes(buf: Uint8Array, start: number, end: number, meta: LineMeta): void {
+    const n = end - start;
+    if (!this.admit(n)) return;
     const cur = this.cur;
-    pushEventRow(cur.rows, ev, line);
+    let data = cur.data;
+    if (!data || cur.dataLen + n > data.length) {
+      // Its own memory (not the Buffer pool's): the whole ArrayBuffer is transferred to the writer.
+      const grown = Buffer.allocUnsafeSlow(Math.max(FIRST_DATA_BYTES, (data?.length ?? 0) * 2, cur.dataLen + n));
+      if (data) data.copy(grown, 0, 0, cur.dataLen);
+      cur.data = data = grown;
+    }
+    data.set(buf.subarray(start, end), cur.dataLen);
+    cur.dataLen += n;
+    cur.ends.push(cur.dataLen);
+    pushEventRow(cur.rows, meta, null);
+    this.queued(n);
+  }
+
+  /** Whether a line of `n` bytes fits the queue's bounds (else counted as dropped). */
+  private admit(n: number): boolean {
+    if (!this.offer()) return false;
+    if (this.queuedRows + this.inFlightRows >= this.o.maxQueue || this.queuedBytes + n + ROW_OVERHEAD > this.o.maxQueueBytes) {
+      this.counters.drop('queue-full');
+      return false;
+    }
+    return true;
+  }
+
+  /** Counts a row just added to the current batch (of a line of `n` bytes), seals a full batch, schedules the post. */
+  private queued(n: number): void {
+    const cur = this.cur;
+    const bytes = n + ROW_OVERHEAD;
     cur.n++;
     cur.bytes += bytes;
     this.queuedRows++;
@@ -132,7 +181,7 @@ export class StoreSink extends QueuedSink {
     this.accepted++;
     if (cur.n >= this.o.batchRows) {
       this.sealed.push(cur);
-      this.cur = { rows: [], n: 0, bytes: 0 };
+      this.cur = emptyBatch();
     }
     if (!this.scheduled) {
       this.scheduled = true;
@@ -160,7 +209,7 @@ export class StoreSink extends QueuedSink {
   protected async giveUp(): Promise<void> {
     let left = this.queuedRows;
     this.sealed = [];
-    this.cur = { rows: [], n: 0, bytes: 0 };
+    this.cur = emptyBatch();
     this.queuedRows = 0;
     this.queuedBytes = 0;
     const w = this.worker;
@@ -271,7 +320,7 @@ export class StoreSink extends QueuedSink {
       if (!batch) {
         if (this.cur.n === 0) break;
         batch = this.cur;
-        this.cur = { rows: [], n: 0, bytes: 0 };
+        this.cur = emptyBatch();
       }
       this.queuedRows -= batch.n;
       this.queuedBytes -= batch.bytes;
@@ -279,7 +328,10 @@ export class StoreSink extends QueuedSink {
       this.inFlight.set(id, batch.n);
       this.inFlightRows += batch.n;
       w.ref();
-      w.postMessage({ op: 'insert', id, rows: batch.rows } satisfies ToWorker);
+      if (batch.data) {
+        const data = batch.data.subarray(0, batch.dataLen);
+        w.postMessage({ op: 'insert', id, rows: batch.rows, bytes: { data, ends: batch.ends } } satisfies ToWorker, [data.buffer as ArrayBuffer]);
+      } else w.postMessage({ op: 'insert', id, rows: batch.rows } satisfies ToWorker);
     }
   }
 }

@@ -1,11 +1,12 @@
 // The embedded event store: SQLite through node:sqlite, in WAL mode so readers (the API, `vigil events`)
 // query while the agent writes. Store is synchronous and thread-agnostic: the store sink runs the writing
 // instance in a worker thread and hands it batches; a read-only instance serves queries on the caller's thread.
+import { Buffer } from 'node:buffer';
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { VigilError } from '../bpf/errors.ts';
-import type { OutputEvent } from '../pipeline/types.ts';
+import { lineMetaOf, newLineMeta, type LineMeta, type OutputEvent } from '../pipeline/types.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
 
 /** Store failures: ESCHEMA for a schema this build cannot use, ESTORE for anything else (with the cause). */
@@ -81,15 +82,22 @@ export interface ProcessQuery {
 export const ROW_COLS = 11;
 
 /**
- * Appends one event's row to a flat column array: time, ktime, type, pid, key, exec id, container id and
- * name (the name goes to the containers table), pod name and namespace, JSON. Only property reads: this
- * runs on the pipeline's hot path.
+ * Appends one event's row to a flat column array: time (epoch ms), ktime, type, pid, key, exec id, container
+ * id and name (the name goes to the containers table), pod name and namespace, and the JSON line, or null
+ * when the line is the next one in the batch's bytes (see LineBytes). Only property reads: this runs on the
+ * pipeline's hot path.
  */
-export function pushEventRow(out: unknown[], ev: OutputEvent, line: string): void {
-  const p = ev.process;
-  const c = ev.container;
-  const pod = ev.pod;
-  out.push(ev.time, ev.ktimeNs, ev.type, p?.pid ?? null, p?.key ?? null, p?.execId ?? null, c?.id ?? null, c?.name ?? null, pod?.name ?? null, pod?.namespace ?? null, line);
+export function pushEventRow(out: unknown[], m: LineMeta, line: string | null): void {
+  out.push(m.timeMs, m.ktimeNs, m.type, m.pid ?? null, m.processKey ?? null, m.execId ?? null, m.containerId ?? null, m.containerName ?? null, m.podName ?? null, m.podNamespace ?? null, line);
+}
+
+/**
+ * The UTF-8 JSON lines of a batch's rows whose line column is null, back to back, in row order: line i is
+ * data[ends[i-1], ends[i]). The pipeline writes lines as bytes; they become strings on the writer's thread.
+ */
+export interface LineBytes {
+  data: Uint8Array;
+  ends: number[];
 }
 
 function ms(v: Date | number | undefined, what: string): number | undefined {
@@ -225,21 +233,27 @@ export class Store {
    * updates the processes table from exec and exit events. All or nothing.
    * @throws StoreError ESTORE when SQLite fails (the transaction is rolled back).
    */
-  insertRows(flat: readonly unknown[]): number {
+  insertRows(flat: readonly unknown[], bytes?: LineBytes): number {
     const db = this.conn();
     if (this.readOnly) throw new StoreError('ESTORE', this.path, 'opened read-only');
     const n = Math.floor(flat.length / ROW_COLS);
     const ins = this.stmt('INSERT INTO events (time_ms, ktime_ns, type, pid, process_key, exec_id, container_id, pod_name, pod_namespace, payload) VALUES (?,?,?,?,?,?,?,?,?,?)');
+    const data = bytes ? Buffer.from(bytes.data.buffer, bytes.data.byteOffset, bytes.data.byteLength) : undefined;
+    let next = 0; // the next line in `bytes`
     db.exec('BEGIN');
     try {
       for (let i = 0; i < n; i++) {
         const o = i * ROW_COLS;
-        const iso = flat[o] as string;
         const ktime = Number(flat[o + 1]) || 0;
-        let t = Date.parse(iso);
-        if (Number.isNaN(t)) t = Date.now(); // an event without a usable time is still stored, at arrival
+        let t = Number(flat[o]);
+        if (!Number.isFinite(t)) t = Date.now(); // an event without a usable time is still stored, at arrival
         const type = String(flat[o + 2]);
-        const line = flat[o + 10] as string;
+        let line = flat[o + 10] as string | null;
+        if (line === null) {
+          if (!data || next >= bytes!.ends.length) throw new Error(`row ${i}: its line is not in the batch's bytes`);
+          line = data.toString('utf8', next === 0 ? 0 : bytes!.ends[next - 1], bytes!.ends[next]);
+          next++;
+        }
         const cid = flat[o + 6];
         ins.run(t, ktime, type, nul(flat[o + 3]), nul(flat[o + 4]), nul(flat[o + 5]), nul(cid), nul(flat[o + 8]), nul(flat[o + 9]), line);
         if (typeof cid === 'string') this.trackContainer(cid, flat[o + 7], t);
@@ -275,7 +289,8 @@ export class Store {
   /** Inserts events (convenience over insertRows). @throws StoreError */
   insert(events: readonly OutputEvent[]): number {
     const flat: unknown[] = [];
-    for (const ev of events) pushEventRow(flat, ev, JSON.stringify(ev));
+    const m = newLineMeta();
+    for (const ev of events) pushEventRow(flat, lineMetaOf(ev, m), JSON.stringify(ev));
     return this.insertRows(flat);
   }
 

@@ -2,7 +2,7 @@
 // agent event rates would eat the main thread; here they cost the main thread only a postMessage per batch
 // (measured ~1 µs per row). One transaction per batch; retention deletes run in small steps between batches.
 import { parentPort, workerData } from 'node:worker_threads';
-import { ROW_COLS, Store, type StoreOptions } from './store.ts';
+import { ROW_COLS, Store, type LineBytes, type StoreOptions } from './store.ts';
 
 export interface WorkerConfig {
   path: string;
@@ -11,7 +11,8 @@ export interface WorkerConfig {
   retentionIntervalMs: number;
 }
 
-export type ToWorker = { op: 'insert'; id: number; rows: unknown[] } | { op: 'close' };
+/** `bytes`: the lines of the rows whose line column is null (see pushEventRow), moved, not copied. */
+export type ToWorker = { op: 'insert'; id: number; rows: unknown[]; bytes?: LineBytes } | { op: 'close' };
 export type FromWorker =
   | { op: 'ready' }
   | { op: 'fatal'; error: string }
@@ -58,7 +59,7 @@ port.on('message', (m: ToWorker) => {
   if (m.op === 'insert') {
     const n = Math.floor(m.rows.length / ROW_COLS);
     try {
-      const inserted = store!.insertRows(m.rows);
+      const inserted = store!.insertRows(m.rows, m.bytes);
       send({ op: 'done', id: m.id, n: inserted });
     } catch (err) {
       send({ op: 'done', id: m.id, n, error: (err as Error).message });

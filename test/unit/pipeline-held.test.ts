@@ -21,7 +21,7 @@ import { syscallOutput } from '../../src/pipeline/outputs.ts';
 import { Pipeline, type Decoded } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
 import { pipelineTables } from '../../src/pipeline/tables.ts';
-import type { OutputEvent, Sink, SinkStats } from '../../src/pipeline/types.ts';
+import { lineMetaOf, newLineMeta, type LineMeta, type OutputEvent, type Sink, type SinkStats } from '../../src/pipeline/types.ts';
 import { FileSink } from '../../src/sinks/file.ts';
 import { ProcessCache } from '../../src/process/cache.ts';
 import { Scrubber } from '../../src/process/scrub.ts';
@@ -223,15 +223,20 @@ class LinesSink implements Sink {
     if (mode === 'objects') (this as { writeLine?: unknown }).writeLine = undefined;
     if (mode !== 'bytes') (this as { writeBytes?: unknown }).writeBytes = undefined;
   }
+  /** What each line is about: the pipeline's LineMeta, or, for objects, what the event says (lineMetaOf). */
+  readonly metas: LineMeta[] = [];
   write(ev: OutputEvent, line: string): void {
     this.objects.push(ev);
     this.lines.push(line);
+    this.metas.push(lineMetaOf(ev, newLineMeta()));
   }
-  writeLine(line: string): void {
+  writeLine(line: string, meta: LineMeta): void {
     this.lines.push(line);
+    this.metas.push({ ...meta });
   }
-  writeBytes(buf: Uint8Array, start: number, end: number): void {
+  writeBytes(buf: Uint8Array, start: number, end: number, meta: LineMeta): void {
     this.lines.push(Buffer.from(buf.subarray(start, end)).toString('utf8'));
+    this.metas.push({ ...meta });
   }
   async flush(): Promise<void> {}
   async close(): Promise<void> {}
@@ -287,6 +292,8 @@ test('through the pipeline, held records give the lines decoded ones give, on ev
     }
     const objs = runs[3]!.sink.objects;
     assert.deepEqual(objs.map((x) => JSON.stringify(x)), ref.lines, 'event objects are the lines');
+    // The LineMeta given with bytes and with strings says what the event object says (the store's columns).
+    for (const r of runs.slice(0, 3)) assert.deepEqual(r.sink.metas, runs[3]!.sink.metas, `${r.sink.name} line meta`);
   });
 });
 

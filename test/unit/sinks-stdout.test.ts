@@ -90,11 +90,33 @@ describe('StdoutSink', () => {
     assert.deepEqual(sink.stats(), { received: 3, sent: 3, dropped: {}, queued: 0, retries: 0 });
   });
 
+  it('takes JSON lines as strings and as bytes too, in order, in batches across both', async () => {
+    const out = new PassThrough();
+    const text = collect(out);
+    const sink = new StdoutSink({ stream: out, maxBatchBytes: 700 });
+    const lines = Array.from({ length: 40 }, (_, i) => JSON.stringify({ ...exec, ktimeNs: i, path: i % 4 ? '/tmp/x' : '/naïve/日本' }));
+    const buf = Buffer.alloc(4096);
+    lines.forEach((l, i) => {
+      if (i % 3 === 0) sink.write(exec, l);
+      else if (i % 3 === 1) sink.writeLine!(l);
+      else {
+        const end = 10 + buf.write(l, 10);
+        sink.writeBytes!(buf, 10, end);
+        buf.fill(0x21); // copied before writeBytes returned
+      }
+    });
+    await sink.close();
+    assert.equal(text(), `${lines.join('\n')}\n`);
+    assert.deepEqual(sink.stats(), { received: 40, sent: 40, dropped: {}, queued: 0, retries: 0 });
+  });
+
   it('prints text on a terminal (and when asked)', async () => {
     const out = Object.assign(new PassThrough(), { isTTY: true });
     const text = collect(out);
     const sink = new StdoutSink({ stream: out, color: false });
     assert.equal(sink.text, true);
+    assert.equal(sink.writeLine, undefined, 'text is formatted from the event object: no line-only writes');
+    assert.equal(sink.writeBytes, undefined);
     sink.write(exec, JSON.stringify(exec));
     await sink.close();
     assert.equal(text(), `${formatText(exec, false)}\n`);

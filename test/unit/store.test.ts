@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, it, type TestContext } from 'node:test';
-import type { OutputEvent, SinkStats } from '../../src/pipeline/types.ts';
+import { lineMetaOf, newLineMeta, type OutputEvent, type SinkStats } from '../../src/pipeline/types.ts';
 import { createSinks } from '../../src/sinks/index.ts';
 import { StoreSink } from '../../src/sinks/store-sink.ts';
 import { SCHEMA_VERSION } from '../../src/store/schema.ts';
@@ -214,6 +214,57 @@ describe('StoreSink', () => {
     assert.equal(final.count(), 5001);
     final.close();
     assert.ok(!fs.existsSync(`${file}-wal`) || fs.statSync(`${file}-wal`).size === 0, 'the WAL was checkpointed on close');
+  });
+
+  it('stores lines given as bytes or strings with their LineMeta exactly as events given as objects', async (t) => {
+    const dir = tempDir(t);
+    // The same events, once as objects (write) and once as lines with their meta (writeBytes, writeLine,
+    // mixed in one batch), into two stores: every column and every query answer must be the same.
+    const evs: OutputEvent[] = [];
+    for (let i = 0; i < 700; i++) {
+      const e = ev(i, i % 5 === 0 ? { ct: `cafe${i % 3}`, ctName: i % 2 ? 'web' : 'db' } : {});
+      if (i % 7 === 0) e.path = `/srv/naïve/日本/${i}`; // UTF-8 in the line's bytes
+      if (i % 11 === 0) e.pod = { name: `pod-${i % 2}`, namespace: 'prod', uid: 'u1' };
+      if (i % 97 === 0) e.type = 'exec';
+      evs.push(e);
+    }
+    const byObject = new StoreSink({ path: path.join(dir, 'a.db'), batchRows: 64 });
+    const byLine = new StoreSink({ path: path.join(dir, 'b.db'), batchRows: 64 });
+    const meta = newLineMeta();
+    const big = Buffer.alloc(1 << 16);
+    for (const [i, e] of evs.entries()) {
+      const line = JSON.stringify(e);
+      byObject.write(e, line);
+      lineMetaOf(e, meta);
+      if (i % 3 === 2) byLine.writeLine(line, meta);
+      else {
+        // At an offset in a larger buffer, as the pipeline's line buffer hands it over.
+        const at = 100 + (i % 50);
+        const end = at + big.write(line, at);
+        byLine.writeBytes(big, at, end, meta);
+        big.fill(0x7b, at, end); // the sink copied the bytes: overwriting them changes nothing
+      }
+    }
+    await Promise.all([byObject.close(), byLine.close()]);
+    assert.deepEqual(byLine.stats(), { received: 700, sent: 700, dropped: {}, queued: 0, retries: 0 });
+    const rows = (file: string) => {
+      const db = new DatabaseSync(file, { readOnly: true });
+      try {
+        return {
+          events: db.prepare('SELECT time_ms, ktime_ns, type, pid, process_key, exec_id, container_id, pod_name, pod_namespace, payload FROM events ORDER BY id').all(),
+          containers: db.prepare('SELECT id, name FROM containers ORDER BY id').all(),
+          processes: db.prepare('SELECT key, exec_time_ms FROM processes ORDER BY key').all(),
+        };
+      } finally {
+        db.close();
+      }
+    };
+    const a = rows(path.join(dir, 'a.db'));
+    const b = rows(path.join(dir, 'b.db'));
+    assert.equal(a.events.length, 700);
+    assert.deepEqual(b, a);
+    assert.equal((a.events[7] as { payload: string }).payload, JSON.stringify(evs[7]));
+    assert.ok(a.containers.length === 3 && a.processes.length > 0);
   });
 
   it('bounds its queue: writes past maxQueue in one tick are counted as queue-full', async (t) => {
