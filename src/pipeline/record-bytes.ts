@@ -145,7 +145,8 @@ function pathJson(w: ByteLine, v: DataView, b: Uint8Array, start: number, size: 
 }
 
 /**
- * The members every syscall event starts with: group, syscall, nr, ret, errno (`heads` gives the group's). The file and network structs share these fields' offsets (checked at load, below).
+ * The members every syscall event starts with: group, syscall, nr, ret, errno (`heads` gives the group's).
+ * The file and network structs share these fields' offsets (checked at load, below).
  */
 function syscallHead(w: ByteLine, v: DataView, o: number, heads: SmallMemo): void {
   const nr = v.getInt32(o + FE.nr.offset, true);

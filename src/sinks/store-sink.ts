@@ -1,6 +1,7 @@
-// Store sink: events into the embedded SQLite store. write() copies a few fields into a flat row batch; full
-// batches go to the writer thread (src/store/worker.ts), which inserts each in one transaction and enforces
-// retention between batches. Queries run on a separate read-only connection on the caller's thread.
+// Store sink: events into the embedded SQLite store. Each event adds a few fields (from its LineMeta) to a
+// flat row batch, and its line, as a string or as bytes copied into the batch's buffer; full batches go to
+// the writer thread (src/store/worker.ts), which inserts each in one transaction and enforces retention
+// between batches. Queries run on a separate read-only connection on the caller's thread.
 import { once } from 'node:events';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
