@@ -2,10 +2,10 @@
 // flat row batch, and its line, as a string or as bytes copied into the batch's buffer; full batches go to
 // the writer thread (src/store/worker.ts), which inserts each in one transaction and enforces retention
 // between batches. Queries run on a separate read-only connection on the caller's thread.
+import { Buffer } from 'node:buffer';
 import { once } from 'node:events';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Buffer } from 'node:buffer';
 import { lineMetaOf, newLineMeta, type LineMeta, type OutputEvent, type SinkStats } from '../pipeline/types.ts';
 import { pushEventRow, Store, type EventQuery, type StoreOptions } from '../store/store.ts';
 import type { FromWorker, ToWorker, WorkerConfig } from '../store/worker.ts';

@@ -239,7 +239,9 @@ export class Store {
     const n = Math.floor(flat.length / ROW_COLS);
     const ins = this.stmt('INSERT INTO events (time_ms, ktime_ns, type, pid, process_key, exec_id, container_id, pod_name, pod_namespace, payload) VALUES (?,?,?,?,?,?,?,?,?,?)');
     const data = bytes ? Buffer.from(bytes.data.buffer, bytes.data.byteOffset, bytes.data.byteLength) : undefined;
-    let next = 0; // the next line in `bytes`
+    const ends = bytes?.ends ?? [];
+    let next = 0; // the next line in `bytes`, which starts at `from`
+    let from = 0;
     db.exec('BEGIN');
     try {
       for (let i = 0; i < n; i++) {
@@ -250,9 +252,10 @@ export class Store {
         const type = String(flat[o + 2]);
         let line = flat[o + 10] as string | null;
         if (line === null) {
-          if (!data || next >= bytes!.ends.length) throw new Error(`row ${i}: its line is not in the batch's bytes`);
-          line = data.toString('utf8', next === 0 ? 0 : bytes!.ends[next - 1], bytes!.ends[next]);
-          next++;
+          if (!data || next >= ends.length) throw new Error(`row ${i}: its line is not in the batch's bytes`);
+          const to = ends[next++]!;
+          line = data.toString('utf8', from, to);
+          from = to;
         }
         const cid = flat[o + 6];
         ins.run(t, ktime, type, nul(flat[o + 3]), nul(flat[o + 4]), nul(flat[o + 5]), nul(cid), nul(flat[o + 8]), nul(flat[o + 9]), line);
