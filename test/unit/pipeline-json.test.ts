@@ -562,3 +562,48 @@ test("an exited process's parts go once its exit event is out; later lines of it
     assert.deepEqual(child.parent, { pid: 100, comm: entry.image.comm, exe: entry.image.exePath, argv: entry.image.argv, execId: entry.image.execId });
   }
 });
+
+test("exited processes' line bytes are reused by later processes, and every line stays its own", () => {
+  // Processes of argv sizes across the pool's classes come and go; some live on. Lines written as bytes (from
+  // pooled arrays) must be the string lines, line by line, whatever array a process's parts landed in.
+  const run = (sink: LineSink) => {
+    const { ctx } = context();
+    const p = new Pipeline({
+      decoders: new Map(), outputs: new Map([['open', syscallOutput], ...processOutputs]), cache: ctx.cache, enrich: { userName: ctx.userName }, router: new Router(),
+      sinks: [sink], types: new Set(['open', 'exit']), reorderWindowMs: 0, holdForEnrichmentMs: 0,
+    });
+    const r = rng(11);
+    let t = 5e9;
+    const open = (pid: number) => p.feed({ type: 'open', ktimeNs: (t += 1000), pid, tid: pid, cgroupId: 1, evFlags: 0, group: 'file', path: `/f${pid}`, errno: undefined } as unknown as Decoded);
+    const live: { pid: number; startNs: number }[] = [];
+    for (let i = 0; i < 400; i++) {
+      const pid = 1000 + i;
+      const startNs = (t += 1000);
+      const argv = ['tool', 'x'.repeat(Math.floor(r() * 3000)), `#${i}`];
+      p.feed({
+        type: 'exec', ktimeNs: startNs, pid, tid: pid, cgroupId: 1, comm: `t${i}`, startNs, ppid: 1, parentStartNs: 1e9, oldPid: pid, creds,
+        ns: { cgroupId: 1, pidns: 1, mntns: 1, nspid: pid }, exe: { path: '/bin/tool', ino: 1, dev: 1, mtimeNs: 0 }, filename: '/bin/tool', argv, argc: 3,
+        envRaw: [], tty: '', flags: 0, argvTruncated: false, envTruncated: false, pathTruncated: false, subreaper: false,
+      } as ExecEvent as unknown as Decoded);
+      open(pid);
+      live.push({ pid, startNs });
+      // Now and then, one of the live processes exits (its bytes go back) or writes again.
+      while (live.length > 3 && r() < 0.6) {
+        const [q] = live.splice(Math.floor(r() * live.length), 1);
+        open(q!.pid);
+        p.feed({ type: 'exit', ktimeNs: (t += 1000), pid: q!.pid, tid: q!.pid, cgroupId: 1, startNs: q!.startNs, ppid: 1, status: 0, exitCode: 0, signal: undefined, coreDumped: false, groupDead: true, thread: false, comm: 'x' } as ExitEvent as unknown as Decoded);
+        if (r() < 0.2) open(q!.pid); // late, after its parts went
+      }
+      if (live.length) open(live[Math.floor(r() * live.length)]!.pid);
+    }
+    for (const q of live) open(q.pid);
+  };
+  const strings = new LineSink();
+  run(strings);
+  const bytes = new BytesSink();
+  run(bytes);
+  assert.equal(bytes.lines.length, 0, 'bytes only');
+  assert.equal(bytes.chunks.length, strings.lines.length);
+  assert.ok(strings.lines.length > 1500);
+  bytes.chunks.forEach((c, i) => assert.equal(c.toString('utf8'), strings.lines[i], `line ${i}`));
+});
