@@ -112,6 +112,8 @@ interface ReplayResult {
   bytes: number;
   sink?: { received: number; sent: number; dropped: Record<string, number> };
   bad?: number;
+  /** vigil's only (replay.ts): the CPU by thread, ms. */
+  threadsMs?: { main: number; v8: number; libuv: number; other: number };
 }
 
 interface ReplayMetrics {
@@ -127,6 +129,10 @@ interface ReplayMetrics {
   coreUse: number;
   bytesPerEvent: number;
   dropped: number;
+  /** CPU ns per event on the main thread, V8's workers (GC, compilation) and libuv's pool (file writes); vigil only. */
+  mainNsPerEvent: number;
+  v8NsPerEvent: number;
+  libuvNsPerEvent: number;
 }
 
 /** `share`: the timed passes' share of the output file, which holds the warm-up passes' lines too. */
@@ -143,6 +149,9 @@ function replayMetrics(r: ReplayResult, bytes: number, share: number): ReplayMet
     coreUse: cpuS / r.wall_s,
     bytesPerEvent: (bytes * share) / r.events,
     dropped: r.sink ? Object.values(r.sink.dropped).reduce((a, b) => a + b, 0) : 0,
+    mainNsPerEvent: r.threadsMs ? (r.threadsMs.main * 1e6) / r.events : NaN,
+    v8NsPerEvent: r.threadsMs ? (r.threadsMs.v8 * 1e6) / r.events : NaN,
+    libuvNsPerEvent: r.threadsMs ? (r.threadsMs.libuv * 1e6) / r.events : NaN,
   };
 }
 
@@ -557,6 +566,8 @@ function report(r: ReportInput): string {
     return [st.id, st.what, fixed(median(xs), 0), fixed(added, 0)];
   });
   stageRows.push(['C', 'the C consumer, whole (for comparison)', fixed(med(r.cr, 'cpuNsPerEvent'), 0), '–']);
+  // The full replay's CPU by thread (/proc/self/task/*/schedstat over the timed window, bench/lib/threads.ts).
+  const byThread = `The full replay's CPU by thread, per event: ${fixed(med(r.vr, 'mainNsPerEvent'), 0)} ns on the main thread (the pipeline and the sink's queue), ${fixed(med(r.vr, 'libuvNsPerEvent'), 0)} ns on libuv's pool (the file writes, nearly all of it the kernel copying lines into the page cache), ${fixed(med(r.vr, 'v8NsPerEvent'), 0)} ns on V8's workers (concurrent marking, parallel scavenges).`;
 
   const verdicts: string[] = [];
   const ok1 = vRate >= 500e3;
@@ -602,6 +613,8 @@ function report(r: ReportInput): string {
     'Where vigil\'s time goes: the same replay stopped after each stage (CPU per record, one core):',
     '',
     markdownTable(['stage', 'what runs', 'CPU ns/record', 'added by the stage'], stageRows),
+    '',
+    byThread,
     '',
     ...(liveRows.length
       ? [

@@ -22,6 +22,7 @@ import path from 'node:path';
 import { prewarmPages } from '../lib/memory.ts';
 import { startProfiles } from '../lib/profile.ts';
 import { removeOldOutput } from '../lib/report.ts';
+import { threadCpuMsSince, threadCpuNs } from '../lib/threads.ts';
 import { detectCgroupLayout } from '../../src/containers/cgroups.ts';
 import { ContainerResolver } from '../../src/containers/resolver.ts';
 import { opcodeOf } from '../../src/events/decode.ts';
@@ -153,6 +154,7 @@ const stopProfiles = await startProfiles({ cpu: process.env.VIGIL_BENCH_PROFILE,
 const before = pipeline.counters();
 const fed0 = fed;
 const m0 = process.hrtime.bigint();
+const th0 = threadCpuNs();
 const t0 = performance.now();
 const c0 = process.cpuUsage();
 const f0 = process.resourceUsage();
@@ -160,6 +162,7 @@ await feed(WARM * passBytes, buf.length);
 pipeline.flush();
 await sink.flush();
 const c1 = process.cpuUsage(c0);
+const threadsMs = threadCpuMsSince(th0);
 const f1 = process.resourceUsage();
 const wall = (performance.now() - t0) / 1000;
 if (process.env.VIGIL_BENCH_WINDOW) process.stderr.write(`window ${m0} ${process.hrtime.bigint()}\n`);
@@ -180,6 +183,8 @@ process.stdout.write(
     wall_s: wall,
     utime_s: c1.user / 1e6,
     stime_s: c1.system / 1e6,
+    // The same CPU by thread: the main thread, V8's workers (GC, compilation), libuv's pool (the file writes).
+    threadsMs,
     // Page faults while measured: memory the run touches for the first time (or again, after it was returned).
     minorFaults: f1.minorPageFault - f0.minorPageFault,
     majorFaults: f1.majorPageFault - f0.majorPageFault,
