@@ -81,6 +81,9 @@ export interface ProcessQuery {
 /** Columns per event in a flat row batch (see pushEventRow). */
 export const ROW_COLS = 11;
 
+/** The page size of a new store (see Store.openDb). */
+export const PAGE_SIZE = 32768;
+
 /**
  * Appends one event's row to a flat column array: time (epoch ms), ktime, type, pid, key, exec id, container
  * id and name (the name goes to the containers table), pod name and namespace, and the JSON line, or null
@@ -161,9 +164,16 @@ export class Store {
     }
     try {
       if (!this.readOnly) {
+        // Pages of 32 KiB for a new store (an existing one keeps its own: SQLite sets the size only before
+        // the first table). An event row is ~1 KB and its four index entries land all over their indexes:
+        // with 4 KiB pages, batches dirtied and rewrote (to the WAL, then to the file) many more pages per
+        // row. Batches of 1000 rows into a store at its 1 M-row limit, retention deleting as many: 12.7 µs
+        // of CPU per row with 4 KiB pages (6.5 of it system time), 7.3 µs with 32 KiB (2.6). See
+        // docs/sinks.md.
         // WAL: readers never block the writer and the writer never blocks readers. synchronous=NORMAL is
-        // durable across process crashes (not power loss) and avoids an fsync per transaction.
-        db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
+        // durable across process crashes (not power loss) and avoids an fsync per transaction. A checkpoint
+        // every 128 pages keeps the WAL at the 4 MiB it had with SQLite's default of 1000 small pages.
+        db.exec(`PRAGMA page_size = ${PAGE_SIZE}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 128;`);
         try {
           fs.chmodSync(path, 0o600); // events carry command lines and environment: root only
         } catch {

@@ -11,7 +11,7 @@ import { lineMetaOf, newLineMeta, type OutputEvent, type SinkStats } from '../..
 import { createSinks } from '../../src/sinks/index.ts';
 import { StoreSink } from '../../src/sinks/store-sink.ts';
 import { SCHEMA_VERSION } from '../../src/store/schema.ts';
-import { Store, StoreError } from '../../src/store/store.ts';
+import { PAGE_SIZE, Store, StoreError } from '../../src/store/store.ts';
 
 function tempDir(t: TestContext): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-store-'));
@@ -55,6 +55,30 @@ describe('Store', () => {
     const idx = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'").all() as { name: string }[]).map((r) => r.name);
     for (const want of ['events_time', 'events_type_time', 'events_container_time', 'events_pid_time']) assert.ok(idx.includes(want), want);
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.equal((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size, PAGE_SIZE);
+  });
+
+  it('opens a store made with other pages as it is, and goes on writing to it', (t) => {
+    const file = path.join(tempDir(t), 'old.db');
+    // A store from before PAGE_SIZE, with SQLite's default pages: a new one copied with 4 KiB pages (a
+    // page size changes only outside WAL mode). Opening it must leave its pages as they are.
+    const s0 = Store.open(`${file}.new`);
+    s0.close();
+    const src = new DatabaseSync(`${file}.new`);
+    src.exec('PRAGMA journal_mode = DELETE;');
+    src.exec(`PRAGMA page_size = 4096; VACUUM INTO '${file}'`);
+    src.close();
+    let db = new DatabaseSync(file, { readOnly: true });
+    assert.equal((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size, 4096);
+    db.close();
+    const s = Store.open(file);
+    s.insert([ev(1), ev(2)]);
+    assert.deepEqual(ns(s.query({})), [1, 2]);
+    s.close();
+    db = new DatabaseSync(file, { readOnly: true });
+    t.after(() => db.close());
+    assert.equal((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size, 4096, 'its pages as they were');
+    assert.equal((db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n, 2);
   });
 
   it('filters by time, type, container (id prefix or name), pid; limits and orders', (t) => {
