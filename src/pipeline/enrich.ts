@@ -250,25 +250,29 @@ function memoBytes(m: Memo): Uint8Array {
  * Arrays for memos' bytes, by size class, given back when a memo goes (an exited process's, or one its
  * process outgrew). A new typed array of a memo's size is a backing store of its own, allocated, zeroed and
  * tracked for the garbage collector: ~0.5 µs, a memo per 32 records in bench/pipeline's replay. A class is
- * a multiple of 256 bytes; what a class keeps is bounded, and larger arrays are not kept.
+ * a multiple of 256 bytes, below 8 KiB; larger arrays are not kept, and the pool keeps at most 1 MiB.
  */
 class StorePool {
   static readonly STEP = 256;
-  static readonly CLASSES = 32; // up to 8 KiB
-  static readonly KEEP = 64; // per class
+  static readonly CLASSES = 32;
+  static readonly KEEP_BYTES = 1 << 20;
   readonly #free: Uint8Array[][] = Array.from({ length: StorePool.CLASSES }, () => []);
+  #kept = 0;
 
   /** An array of at least `n` bytes (its contents are garbage). */
   take(n: number): Uint8Array {
     const c = Math.ceil(n / StorePool.STEP);
-    return (c < StorePool.CLASSES ? this.#free[c]!.pop() : undefined) ?? new Uint8Array(Math.max(c, 1) * StorePool.STEP);
+    const kept = c < StorePool.CLASSES ? this.#free[c]!.pop() : undefined;
+    if (!kept) return new Uint8Array(Math.max(c, 1) * StorePool.STEP);
+    this.#kept -= kept.length;
+    return kept;
   }
 
   put(store: Uint8Array): void {
     const c = store.length / StorePool.STEP;
-    if (c < StorePool.CLASSES && Number.isInteger(c)) {
-      const free = this.#free[c]!;
-      if (free.length < StorePool.KEEP) free.push(store);
+    if (c < StorePool.CLASSES && Number.isInteger(c) && this.#kept + store.length <= StorePool.KEEP_BYTES) {
+      this.#free[c]!.push(store);
+      this.#kept += store.length;
     }
   }
 }

@@ -62,7 +62,10 @@ describe('Store', () => {
     const file = path.join(tempDir(t), 'old.db');
     // A store from before PAGE_SIZE, with SQLite's default pages: a new one copied with 4 KiB pages (a
     // page size changes only outside WAL mode). Opening it must leave its pages as they are.
+    // Checkpoints every 4 MiB of WAL, whatever the pages: a setting of the writer's connection.
+    const autocheckpoint = (st: Store) => ((st as unknown as { db: DatabaseSync }).db.prepare('PRAGMA wal_autocheckpoint').get() as { wal_autocheckpoint: number }).wal_autocheckpoint;
     const s0 = Store.open(`${file}.new`);
+    assert.equal(autocheckpoint(s0), (4 << 20) / PAGE_SIZE);
     s0.close();
     const src = new DatabaseSync(`${file}.new`);
     src.exec('PRAGMA journal_mode = DELETE;');
@@ -72,6 +75,7 @@ describe('Store', () => {
     assert.equal((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size, 4096);
     db.close();
     const s = Store.open(file);
+    assert.equal(autocheckpoint(s), 1024);
     s.insert([ev(1), ev(2)]);
     assert.deepEqual(ns(s.query({})), [1, 2]);
     s.close();
