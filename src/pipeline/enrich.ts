@@ -175,13 +175,14 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
 }
 
 /**
- * Lets an exited process's memo go once its exit event is out. The cache keeps an exited process for its
- * grace period (30 s) for lineage and late events, and its memo (the ref, the ancestry, the line's bytes,
- * ~1 KB) with it, so under process churn memos were most of what the old generation grew by and what its
- * marking cost: dropped at exit, the replay's heap ends 30 % smaller and its CPU per event is 8–11 % lower
- * (bench/pipeline, paired runs; the line stage 12 %). What still needs them keeps its own: a child's memo holds the parent part
- * it took (asParent); an event after the exit, rare, builds the memo again, as does a child whose first
- * event comes after its parent's exit (from the cache's lineage, the slower way).
+ * Lets an exited process's memo go once its exit event is out, its bytes back to the pool. The cache keeps
+ * an exited process for its grace period (30 s) for lineage and late events, and its memo (the ref, the
+ * ancestry, the line's bytes, ~1 KB) with it, so under process churn memos were most of what the old
+ * generation grew by and what its marking cost: dropped at exit, the replay's heap ends 30 % smaller and its
+ * CPU per event is 8–11 % lower (bench/pipeline, paired runs; the line stage 12 %). What still needs them
+ * keeps its own: a child's memo holds the parent part it took (asParent); an event after the exit, rare,
+ * builds the memo again, as does a child whose first event comes after its parent's exit (from the cache's
+ * lineage, the slower way).
  */
 export function releaseParts(e: ProcessEntry | undefined): void {
   if (!e?.exit) return;
