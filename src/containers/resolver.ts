@@ -128,6 +128,7 @@ export class ContainerResolver {
   #kmap: BpfMap | undefined;
   #stopped = false;
   readonly #stats = { lookups: 0, lookupMisses: 0, enrichDone: 0, enrichFailed: 0, retries: 0 };
+  #generation = 0;
 
   constructor(o: ContainerResolverOptions = {}) {
     this.#o = { timeoutMs: 2000, maxRetries: 6, retryBaseMs: 250, retryMaxMs: 15_000, expiryMs: 5000, concurrency: 4, containerdNamespaces: DEFAULT_CONTAINERD_NAMESPACES, ...o };
@@ -165,6 +166,7 @@ export class ContainerResolver {
     }
     if (!c.cgroupIds.includes(id)) c.cgroupIds.push(id);
     this.#byCgroup.set(id, c);
+    this.#generation++;
     this.#kernelPut(id, c);
     if (isNew) {
       this.#queue.push({ c, attempt: 0 });
@@ -174,6 +176,15 @@ export class ContainerResolver {
   }
 
   // ---- hot path ----------------------------------------------------------------------------------------
+
+  /**
+   * Changes whenever byCgroupId may answer differently for some id (an id learned or forgotten), so that a
+   * caller may keep its last answer until then (the enricher does, per event). A container's enrichment
+   * changes its ContainerInfo in place, not the answer.
+   */
+  get generation(): number {
+    return this.#generation;
+  }
 
   /** The container of a cgroup id, or undefined for host cgroups and unknown ids. One Map lookup. */
   byCgroupId(id: number): ContainerInfo | undefined {
@@ -239,6 +250,7 @@ export class ContainerResolver {
       // a sub-cgroup of the container went away: forget just that id, after the same delay
       this.#later(this.#o.expiryMs, () => {
         this.#byCgroup.delete(ev.id);
+        this.#generation++;
         this.#paths.delete(ev.id);
         this.#kernelDelete(ev.id);
       });
@@ -249,6 +261,7 @@ export class ContainerResolver {
     for (const id of c.cgroupIds) {
       if (this.#byCgroup.get(id) === c) {
         this.#byCgroup.delete(id);
+        this.#generation++;
         this.#kernelDelete(id);
       }
       this.#paths.delete(id);

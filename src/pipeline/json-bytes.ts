@@ -7,6 +7,11 @@ import { MAX_ISO_MS, memberValue, numberJson, type MembersOptions } from './json
 
 /** Below this many characters a string is copied in a JS loop: cheaper than a call into the encoder. */
 const LOOP_MAX = 24;
+/**
+ * Up to this many bytes an array is copied in a JS loop; longer ones with TypedArray.set, which costs ~10 ns
+ * whatever the length, as much as the loop's 12 bytes (measured on V8 13, x86-64).
+ */
+const RAW_LOOP_MAX = 12;
 
 /**
  * A growable byte buffer a line is written into: its own, or, in place, a sink's queue (into()). The line is
@@ -66,7 +71,7 @@ export class ByteLine {
     this.ensure(n);
     const buf = this.buf;
     let p = this.pos;
-    if (n <= LOOP_MAX) for (let i = 0; i < n; i++) buf[p++] = b[i]!;
+    if (n <= RAW_LOOP_MAX) for (let i = 0; i < n; i++) buf[p++] = b[i]!;
     else {
       buf.set(b, p);
       p += n;

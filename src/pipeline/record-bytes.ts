@@ -76,9 +76,16 @@ const errnos = new SmallMemo(4096, (negRet: number): string => {
 const flagTables: ({ memos: Map<number, Uint8Array>; make: (flags: number) => string } | undefined)[] = new Array(16).fill(undefined);
 /** `opNumber` is the record's op, one of the few FILE_OP values fileRecordOp accepted (named `op`). */
 function flagsOf(opNumber: number, op: FileOp, flags: number): Uint8Array {
+  // Events come in runs of one op and flags (a tool opening file after file): the last answer, then the memo.
+  if (opNumber === lastFlags.op && flags === lastFlags.flags) return lastFlags.bytes;
   const t = flagTables[opNumber] ?? (flagTables[opNumber] = flagTable(op));
-  return memo(t.memos, flags, t.make);
+  const bytes = memo(t.memos, flags, t.make);
+  lastFlags.op = opNumber;
+  lastFlags.flags = flags;
+  lastFlags.bytes = bytes;
+  return bytes;
 }
+const lastFlags: { op: number; flags: number; bytes: Uint8Array } = { op: -1, flags: -1, bytes: new Uint8Array(0) };
 /**
  * A table of flagsOf. Made here, not inline: a closure over flagsOf's `op` made V8 allocate a context for
  * every call of flagsOf, table made or not (73 bytes of garbage per file event, bench/pipeline).

@@ -259,7 +259,7 @@ function pipeline(sink: Sink, held: boolean, o: { subscribe?: boolean } = {}) {
   const routed: OutputEvent[] = [];
   if (o.subscribe) router.subscribe('t', { types: ['open', 'rename', 'connect'] }, (batch) => batch.forEach((x) => routed.push(x.ev)));
   const p = new Pipeline({ decoders: tables.decoders, held: held ? tables.held : undefined, outputs: tables.outputs, cache, enrich: { userName: () => 'root' }, router, sinks: [sink], types: tables.types, reorderWindowMs: 5, holdForEnrichmentMs: 0 });
-  return { p, routed };
+  return { p, routed, outputs: tables.outputs };
 }
 
 test('through the pipeline, held records give the lines decoded ones give, on every sink kind, in order', (t) => {
@@ -294,6 +294,34 @@ test('through the pipeline, held records give the lines decoded ones give, on ev
     assert.deepEqual(objs.map((x) => JSON.stringify(x)), ref.lines, 'event objects are the lines');
     // The LineMeta given with bytes and with strings says what the event object says (the store's columns).
     for (const r of runs.slice(0, 3)) assert.deepEqual(r.sink.metas, runs[3]!.sink.metas, `${r.sink.name} line meta`);
+  });
+});
+
+test('a reload that changes the wanted types applies to held records as to decoded ones, within a run of one type', (t) => {
+  fuzzSync(t, 'held retarget', 3, (rng) => {
+    const recs = Array.from({ length: 600 }, () => anyRecord(rng));
+    nearNow(recs, rng);
+    const runs = [false, true].map((held) => ({ sink: new LinesSink(held ? 'held' : 'decoded', 'bytes'), held })).map((r) => ({ ...r, ...pipeline(r.sink, r.held) }));
+    const all = ['open', 'unlink', 'rename', 'mkdir', 'connect', 'accept', 'tcp_state', 'exec', 'exit', 'fork'];
+    let retargets = 0;
+    for (const rec of recs) {
+      if (rng.chance(0.05)) {
+        // As the agent reloads: drained first, then every pipeline gets the same new types.
+        const types = new Set(all.filter(() => rng.chance(0.5)));
+        for (const r of runs) {
+          r.p.flush();
+          r.p.retarget(types, r.outputs);
+        }
+        retargets++;
+      }
+      const [v, o, len] = inRing(rec, 8);
+      for (const r of runs) r.p.handleRecord(v, o, len);
+    }
+    for (const r of runs) r.p.flush();
+    assert.ok(retargets > 10);
+    assert.ok(runs[0]!.sink.lines.length > 100 && runs[0]!.p.counters().dropped.filtered > 100, 'both wanted and filtered records');
+    assert.deepEqual(runs[1]!.sink.lines, runs[0]!.sink.lines);
+    assert.deepEqual(runs[1]!.p.counters(), runs[0]!.p.counters());
   });
 });
 

@@ -3,7 +3,7 @@
 // with or without the event object being built; and the formatting helpers must match V8's own.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ContainerInfo } from '../../src/containers/resolver.ts';
+import { ContainerResolver, type ContainerInfo } from '../../src/containers/resolver.ts';
 import type { ExecEvent, ExitEvent } from '../../src/events/types.ts';
 import { Enricher, type EnrichContext } from '../../src/pipeline/enrich.ts';
 import { fieldsJson, fixedMembers, numberJson, stringJson, TimeParts } from '../../src/pipeline/json.ts';
@@ -368,6 +368,66 @@ test("the process shapers' bytes are the members of JSON.stringify of their fiel
   check('exec', exec(env), -1);
   env.push('B=2');
   check('exec', exec(env), -2);
+});
+
+test("an Enricher keeps the last cgroup's container only while the resolver's answer cannot have changed", async (t) => {
+  const C = 'c'.repeat(64);
+  let answer: (() => void) | undefined;
+  const client = {
+    runtime: 'docker' as const,
+    endpoint: '/fake/docker.sock',
+    inspect: (id: string) => new Promise<{ id: string; name: string; image: string; labels: Record<string, string>; runtime: 'docker' }>((res) => (answer = () => res({ id, name: 'web', image: 'img:1', labels: {}, runtime: 'docker' }))),
+    list: async () => [],
+    close() {},
+  };
+  const layout = { layout: 'hybrid' as const, hierarchies: [], primary: { mount: '/fake', version: 2 as const, controllers: [] }, v1SubsysId: 0xffffffff, hierarchyId: 0 };
+  const resolver = new ContainerResolver({ layout, clients: [client], walk: () => [], expiryMs: 1 });
+  t.after(() => resolver.stop());
+  resolver.start();
+  const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
+  cache.apply(snap(1, 0, 1e9));
+  cache.apply(snap(100, 1, 2e9));
+  const ctx: EnrichContext = { cache, container: (id) => resolver.byCgroupId(id), containerGeneration: () => resolver.generation, userName: () => undefined };
+  const en = new Enricher(ctx);
+  const w = new ByteLine(64);
+  let k = 3e9;
+  const line = (cgroupId: number) => {
+    w.reset();
+    en.writeLine(w, 'open', (k += 1000), 100, 100, cgroupId, () => {}, undefined);
+    w.text('');
+    return JSON.parse(Buffer.from(w.buf.subarray(w.start, w.pos)).toString()) as { container?: { id: string; name?: string; enrichment: string } };
+  };
+  const cg = (op: 'mkdir' | 'rmdir', id: number) => resolver.handleCgroupEvent({ type: 'cgroup', ktimeNs: 0, pid: 1, tid: 1, cgroupId: 1, op, id, hierarchyId: 0, level: 2, taskPid: 0, path: `/docker/${C}`, pathTruncated: false });
+
+  // A run of events from one cgroup asks the resolver once.
+  const asked = resolver.stats().lookups;
+  for (let i = 0; i < 5; i++) assert.equal(line(200).container, undefined, 'not a container (yet)');
+  assert.equal(resolver.stats().lookups - asked, 1);
+  // The cgroup turns out to be a container's: the very next event of the run says so.
+  cg('mkdir', 200);
+  assert.deepEqual(line(200).container, { id: C, enrichment: 'pending', runtime: 'docker' });
+  // Enrichment changes the container in place: the next event has its name, without a lookup.
+  answer!();
+  for (let i = 0; i < 100 && resolver.byCgroupId(200)?.enrichment !== 'done'; i++) await new Promise((r) => setTimeout(r, 5));
+  const before = resolver.stats().lookups;
+  assert.deepEqual(line(200).container, { id: C, name: 'web', image: 'img:1', runtime: 'docker', enrichment: 'done' });
+  assert.equal(resolver.stats().lookups, before, 'the same answer, kept');
+  // Another cgroup in between, then back: each asked again.
+  assert.equal(line(5).container, undefined);
+  assert.equal(line(200).container?.id, C);
+  // Removed and expired: the run's next event has no container.
+  cg('rmdir', 200);
+  assert.equal(line(200).container?.id, C, 'still resolvable during its expiry delay');
+  for (let i = 0; i < 100 && resolver.byCgroupId(200) !== undefined; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(line(200).container, undefined);
+  // Without a generation, every event asks.
+  const plain = new Enricher({ ...ctx, containerGeneration: undefined });
+  const n0 = resolver.stats().lookups;
+  for (let i = 0; i < 3; i++) {
+    w.reset();
+    plain.writeLine(w, 'open', (k += 1000), 100, 100, 200, () => {}, undefined);
+  }
+  assert.equal(resolver.stats().lookups - n0, 3);
 });
 
 test('an Enricher that remembers the last process gives the lines a fresh one gives, whatever the cache does in between', () => {
