@@ -193,7 +193,7 @@ export class StdoutSink extends QueuedSink {
       if (chunk) parts.push(Buffer.from(chunk));
       this.inFlight = n;
       try {
-        await this.writeAll(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+        await this.writeAll(parts);
         this.counters.sent += n;
       } catch (err) {
         this.counters.drop('io-error', n);
@@ -210,9 +210,15 @@ export class StdoutSink extends QueuedSink {
     }
   }
 
-  private async writeAll(buf: Buffer): Promise<void> {
+  /**
+   * Writes `parts` in order: to a descriptor with writev (lines given as bytes are written from their own
+   * buffers; concatenated first, each was copied twice and every batch made a new 256 KiB buffer), to a
+   * stream as one buffer.
+   */
+  private async writeAll(parts: Buffer[]): Promise<void> {
     const stream = this.o.stream;
     if (stream) {
+      const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       await new Promise<void>((resolve, reject) => {
         const ok = stream.write(buf, (err) => (err ? reject(err) : ok ? resolve() : undefined));
         // write() returned false: the chunk is buffered but the stream is over its high-water mark; the
@@ -232,13 +238,18 @@ export class StdoutSink extends QueuedSink {
       });
       return;
     }
-    let off = 0;
+    let left = parts;
     let again = 0;
-    while (off < buf.length) {
+    while (left.length > 0) {
       try {
-        off += await new Promise<number>((resolve, reject) => {
-          fs.write(this.o.fd, buf, off, buf.length - off, null, (err, written) => (err ? reject(err) : resolve(written)));
+        const written = await new Promise<number>((resolve, reject) => {
+          const cb = (err: NodeJS.ErrnoException | null, n: number) => (err ? reject(err) : resolve(n));
+          if (left.length === 1) fs.write(this.o.fd, left[0]!, 0, left[0]!.length, null, cb);
+          else fs.writev(this.o.fd, left.slice(0, IOV_MAX), null, cb);
         });
+        // A write of nothing (not seen from pipes, terminals or files) is retried like EAGAIN, not looped on.
+        if (written === 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EAGAIN' });
+        left = afterWritten(left, written);
         again = 0;
       } catch (err) {
         // EAGAIN: someone (process.stdout on a pipe) made the descriptor non-blocking; wait and retry.
@@ -248,4 +259,17 @@ export class StdoutSink extends QueuedSink {
       }
     }
   }
+}
+
+/** Buffers per writev: Linux's IOV_MAX. */
+const IOV_MAX = 1024;
+
+/** What is left of `parts` once their first `n` bytes are written: whole buffers dropped, a partial one cut. */
+export function afterWritten(parts: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < parts.length && n >= parts[i]!.length) n -= parts[i++]!.length;
+  if (i === parts.length) return [];
+  const rest = parts.slice(i);
+  if (n > 0) rest[0] = rest[0]!.subarray(n);
+  return rest;
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
 import type { OutputEvent, SinkStats } from '../../src/pipeline/types.ts';
-import { StdoutSink } from '../../src/sinks/stdout.ts';
+import { afterWritten, StdoutSink } from '../../src/sinks/stdout.ts';
 import { formatText, safe, shellJoin } from '../../src/sinks/text-format.ts';
 
 function balanced(s: SinkStats): void {
@@ -167,6 +167,44 @@ describe('StdoutSink', () => {
     const got = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { n: number }).n);
     assert.deepEqual(got, Array.from({ length: 50 }, (_, i) => i));
     balanced(sink.stats());
+  });
+
+  it('writes lines given as bytes from their own buffers, in order with string lines, past writev\'s 1024 buffers', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'out');
+    const fd = fs.openSync(file, 'w');
+    t.after(() => fs.closeSync(fd));
+    const sink = new StdoutSink({ fd });
+    const want: string[] = [];
+    const buf = Buffer.alloc(256);
+    for (let i = 0; i < 5000; i++) {
+      const line = `{"n":${i}${'x'.repeat(i % 37)}}`;
+      want.push(line);
+      if (i % 7 === 3) sink.writeLine!(line); // a run of bytes broken by a string now and then
+      else {
+        const at = 1 + (i % 50);
+        const end = at + buf.write(line, at);
+        sink.writeBytes!(buf, at, end);
+      }
+    }
+    await sink.close();
+    assert.equal(fs.readFileSync(file, 'utf8'), `${want.join('\n')}\n`);
+    const st = sink.stats();
+    assert.equal(st.sent, 5000);
+    balanced(st);
+  });
+
+  it('afterWritten: whole buffers written are dropped, a partly written one is cut where the write stopped', () => {
+    const b = (s: string) => Buffer.from(s);
+    const text = (parts: Buffer[]) => parts.map((x) => x.toString()).join('|');
+    const parts = [b('abc'), b(''), b('de'), b('fghi')];
+    assert.equal(text(afterWritten(parts, 0)), 'abc||de|fghi');
+    assert.equal(text(afterWritten(parts, 2)), 'c||de|fghi');
+    assert.equal(text(afterWritten(parts, 3)), 'de|fghi', 'an empty buffer after a whole one goes too');
+    assert.equal(text(afterWritten(parts, 4)), 'e|fghi');
+    assert.equal(text(afterWritten(parts, 6)), 'ghi');
+    assert.deepEqual(afterWritten(parts, 9), []);
+    assert.equal(text(parts), 'abc||de|fghi', 'the list given is not changed');
   });
 
   it('counts io-error when the reader went away (EPIPE), and drops later events at once', async (t) => {
