@@ -329,9 +329,12 @@ export interface ContainerMemo {
 
 const containerMemo = new WeakMap<ContainerInfo, ContainerMemo>();
 
+/** Whether `m` are the parts of container `c` as it is now (its enrichment may have finished since). */
+const partsOf = (m: ContainerMemo | undefined, c: ContainerInfo): m is ContainerMemo => m !== undefined && m.info === c && m.state === c.enrichment;
+
 export function containerParts(c: ContainerInfo): ContainerMemo {
   const m = containerMemo.get(c);
-  if (m && m.state === c.enrichment) return m;
+  if (partsOf(m, c)) return m;
   const ref: ContainerRef = { id: c.id, enrichment: c.enrichment };
   if (c.name) ref.name = c.name;
   if (c.image) ref.image = c.image;
@@ -509,10 +512,9 @@ export class Enricher {
       this.#lastInfo = ctx.container(cgroupId);
     }
     const c = this.#lastInfo;
-    const cm = this.#container;
-    // The same container's parts as the last event's, while its enrichment state holds (containerParts' check).
-    if (c && !(cm && cm.info === c && cm.state === c.enrichment)) this.#container = containerParts(c);
-    else if (!c) this.#container = undefined;
+    // The last event's container parts while they are still this container's (no lookup in containerParts' memo).
+    if (!c) this.#container = undefined;
+    else if (!partsOf(this.#container, c)) this.#container = containerParts(c);
     return parts;
   }
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { ByteLine } from '../pipeline/json-bytes.ts';
 import type { OutputEvent, SinkStats } from '../pipeline/types.ts';
 import { int, object, string } from './options.ts';
-import { QueuedSink } from './queue.ts';
+import { afterWritten, QueuedSink } from './queue.ts';
 import { backoffDelay, sleep } from './retry.ts';
 
 export interface FileSinkOptions {
@@ -401,7 +401,7 @@ export class FileSink extends QueuedSink {
     this.queuedBytes -= bytes;
     this.inFlight = lines;
     try {
-      await this.writeAll(parts, bytes);
+      await this.writeAll(parts);
       this.size += bytes;
       this.counters.sent += lines;
     } catch (err) {
@@ -414,27 +414,11 @@ export class FileSink extends QueuedSink {
   }
 
   /** Writes every byte of `parts`, in order, however the kernel splits the writes. */
-  private async writeAll(parts: Buffer[], bytes: number): Promise<void> {
-    let done = 0;
-    let i = 0;
-    let off = 0; // into parts[i]
-    while (done < bytes) {
-      let n: number;
-      if (off === 0 && parts.length - i > 1) n = (await this.fh!.writev(parts.slice(i))).bytesWritten;
-      else n = (await this.fh!.write(parts[i]!, off, parts[i]!.length - off)).bytesWritten;
-      done += n;
-      // Advance past what was written.
-      while (n > 0 && i < parts.length) {
-        const left = parts[i]!.length - off;
-        if (n >= left) {
-          n -= left;
-          i++;
-          off = 0;
-        } else {
-          off += n;
-          n = 0;
-        }
-      }
+  private async writeAll(parts: Buffer[]): Promise<void> {
+    let left = parts;
+    while (left.length > 0) {
+      const n = left.length > 1 ? (await this.fh!.writev(left)).bytesWritten : (await this.fh!.write(left[0]!)).bytesWritten;
+      left = afterWritten(left, n);
     }
   }
 

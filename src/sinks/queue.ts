@@ -140,6 +140,19 @@ export function describeError(err: unknown): string {
   return msg;
 }
 
+/**
+ * What is left of `parts` once their first `n` bytes are written (a write or writev that the kernel cut
+ * short): whole buffers dropped, a partly written one cut where the write stopped.
+ */
+export function afterWritten(parts: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < parts.length && n >= parts[i]!.length) n -= parts[i++]!.length;
+  if (i === parts.length) return [];
+  const rest = parts.slice(i);
+  if (n > 0) rest[0] = rest[0]!.subarray(n);
+  return rest;
+}
+
 interface Waiter {
   target: number;
   resolve: () => void;

@@ -7,7 +7,7 @@ import tty from 'node:tty';
 import type { Writable } from 'node:stream';
 import type { OutputEvent, SinkStats } from '../pipeline/types.ts';
 import { bool, int, invalid, object, oneOf, type Raw } from './options.ts';
-import { QueuedSink, Ring } from './queue.ts';
+import { afterWritten, QueuedSink, Ring } from './queue.ts';
 import { sleep } from './retry.ts';
 import { formatText } from './text-format.ts';
 
@@ -263,13 +263,3 @@ export class StdoutSink extends QueuedSink {
 
 /** Buffers per writev: Linux's IOV_MAX. */
 const IOV_MAX = 1024;
-
-/** What is left of `parts` once their first `n` bytes are written: whole buffers dropped, a partial one cut. */
-export function afterWritten(parts: Buffer[], n: number): Buffer[] {
-  let i = 0;
-  while (i < parts.length && n >= parts[i]!.length) n -= parts[i++]!.length;
-  if (i === parts.length) return [];
-  const rest = parts.slice(i);
-  if (n > 0) rest[0] = rest[0]!.subarray(n);
-  return rest;
-}

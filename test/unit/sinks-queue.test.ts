@@ -1,8 +1,8 @@
 // The shared sink parts: the bounded ring (both bounds, growth, order), counters, flush waiters, backoff and
-// Retry-After parsing.
+// Retry-After parsing, and where a short write leaves off.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Counters, FlushWaiters, Ring } from '../../src/sinks/queue.ts';
+import { afterWritten, Counters, FlushWaiters, Ring } from '../../src/sinks/queue.ts';
 import { backoffDelay, parseRetryAfter, sleep } from '../../src/sinks/retry.ts';
 
 describe('Ring', () => {
@@ -105,5 +105,20 @@ describe('retry timing', () => {
     ac.abort();
     assert.equal(await p, false);
     assert.equal(await sleep(1), true);
+  });
+});
+
+describe('partial writes', () => {
+  it('afterWritten: whole buffers written are dropped, a partly written one is cut where the write stopped', () => {
+    const b = (s: string) => Buffer.from(s);
+    const text = (parts: Buffer[]) => parts.map((x) => x.toString()).join('|');
+    const parts = [b('abc'), b(''), b('de'), b('fghi')];
+    assert.equal(text(afterWritten(parts, 0)), 'abc||de|fghi');
+    assert.equal(text(afterWritten(parts, 2)), 'c||de|fghi');
+    assert.equal(text(afterWritten(parts, 3)), 'de|fghi', 'an empty buffer after a whole one goes too');
+    assert.equal(text(afterWritten(parts, 4)), 'e|fghi');
+    assert.equal(text(afterWritten(parts, 6)), 'ghi');
+    assert.deepEqual(afterWritten(parts, 9), []);
+    assert.equal(text(parts), 'abc||de|fghi', 'the list given is not changed');
   });
 });

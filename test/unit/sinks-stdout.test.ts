@@ -8,7 +8,7 @@ import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
 import type { OutputEvent, SinkStats } from '../../src/pipeline/types.ts';
-import { afterWritten, StdoutSink } from '../../src/sinks/stdout.ts';
+import { StdoutSink } from '../../src/sinks/stdout.ts';
 import { formatText, safe, shellJoin } from '../../src/sinks/text-format.ts';
 
 function balanced(s: SinkStats): void {
@@ -192,19 +192,6 @@ describe('StdoutSink', () => {
     const st = sink.stats();
     assert.equal(st.sent, 5000);
     balanced(st);
-  });
-
-  it('afterWritten: whole buffers written are dropped, a partly written one is cut where the write stopped', () => {
-    const b = (s: string) => Buffer.from(s);
-    const text = (parts: Buffer[]) => parts.map((x) => x.toString()).join('|');
-    const parts = [b('abc'), b(''), b('de'), b('fghi')];
-    assert.equal(text(afterWritten(parts, 0)), 'abc||de|fghi');
-    assert.equal(text(afterWritten(parts, 2)), 'c||de|fghi');
-    assert.equal(text(afterWritten(parts, 3)), 'de|fghi', 'an empty buffer after a whole one goes too');
-    assert.equal(text(afterWritten(parts, 4)), 'e|fghi');
-    assert.equal(text(afterWritten(parts, 6)), 'ghi');
-    assert.deepEqual(afterWritten(parts, 9), []);
-    assert.equal(text(parts), 'abc||de|fghi', 'the list given is not changed');
   });
 
   it('counts io-error when the reader went away (EPIPE), and drops later events at once', async (t) => {
