@@ -94,34 +94,34 @@ function nsInode(link: string): number | undefined {
 /** Where cmdline and environ are read: one buffer for every read, since each is decoded right away. */
 let readScratch = Buffer.alloc(0);
 /**
- * How many reads the last readBuf() took. One read of cmdline or environ is consistent; from a process that
- * exits between two, the second finds the memory gone and returns nothing, cutting the content short.
+ * How many reads returned data in the last readBuf(). One read of cmdline or environ is consistent: the
+ * kernel holds the process's memory through it. From a process that exits between two reads, the second
+ * finds the memory gone and returns nothing, cutting the content short with no sign of it. So readBuf asks
+ * for everything up to `max` in its first read, and a short read is the end.
  */
 let readBufPieces = 0;
 
 /**
  * Up to `max` bytes of a file. The result is a view of a shared scratch buffer, valid until the next call:
- * a snapshot reads two of these per process, and a fresh 64 KiB buffer each time made ~1 GiB of garbage
- * for 10,000 processes.
+ * a snapshot reads two of these per process, and a fresh buffer each time made ~1 GiB of garbage for 10,000
+ * processes.
  */
 function readBuf(p: string, max: number): Buffer | undefined {
   let fd: number | undefined;
   readBufPieces = 0;
+  // As big as `max` before the first read: a scratch that grew only once a read filled it took two reads to
+  // get a long argv, and cut it short, unnoticed, when the process exited between them.
+  if (readScratch.length < max) readScratch = Buffer.allocUnsafe(max);
   try {
     fd = fs.openSync(p, 'r');
     let total = 0;
-    for (;;) {
-      if (total === readScratch.length) {
-        if (total >= max) break;
-        const bigger = Buffer.allocUnsafe(Math.min(max, Math.max(64 * 1024, 2 * readScratch.length)));
-        readScratch.copy(bigger, 0, 0, total);
-        readScratch = bigger;
-      }
-      const n = fs.readSync(fd, readScratch, total, Math.min(readScratch.length, max) - total, null);
+    while (total < max) {
+      const want = max - total;
+      const n = fs.readSync(fd, readScratch, total, want, null);
       if (n <= 0) break;
       readBufPieces++;
       total += n;
-      if (total >= max) break;
+      if (n < want) break;
     }
     return readScratch.subarray(0, total);
   } catch {

@@ -41,6 +41,14 @@ const brief = (e: ProcessEntry) => JSON.stringify({ key: e.key, comm: e.image.co
 const pidOf = (cache: ProcessCache, key: string | undefined) => (key === undefined ? undefined : (cache.get(key)?.pid ?? Number(key.split(':')[0])));
 const envNames = (img: ProcessImage) => img.env?.map((v) => v.name);
 
+/** Where two JSON texts first differ, with their lengths: a 100 KB argv that differs at its end shows where. */
+function firstDifference(x: string, y: string): string {
+  let i = 0;
+  while (i < x.length && i < y.length && x[i] === y[i]) i++;
+  const at = (s: string) => JSON.stringify(s.slice(Math.max(0, i - 40), i + 40));
+  return `first differ at character ${i} (lengths ${x.length} and ${y.length}): BPF …${at(x)}…, eBPF-less …${at(y)}…`;
+}
+
 /**
  * Compares the eBPF-less entry `p` with the BPF entry `b` of the same process. Returns what differs in a field
  * `p` does not mark as unknown (a wrong value), and what `p` marks unknown but still fills (a borrowed value);
@@ -58,7 +66,7 @@ function compare(b: ProcessEntry, cb: ProcessCache, p: ProcessEntry, cp: Process
     try {
       assert.deepStrictEqual(y, x);
     } catch {
-      bad.push(`${where}: ${what}: BPF ${JSON.stringify(x)?.slice(0, 200)}, eBPF-less ${JSON.stringify(y)?.slice(0, 200)}`);
+      bad.push(`${where}: ${what}: ${firstDifference(JSON.stringify(x) ?? 'undefined', JSON.stringify(y) ?? 'undefined')}`);
     }
   };
 

@@ -35,3 +35,36 @@ test('readProcess names an executable whose path is not UTF-8 with the bytes esc
   assert.ok(!p.unknown?.includes('exe'), 'the executable is known');
   assert.equal(p.exePath, `${dir}/we\\xffird`);
 });
+
+// The kernel holds a process's memory through one read of cmdline; a second read, after the process exited,
+// returns nothing. A 100 KB argv read in two pieces was cut at the first, unnoticed (the eBPF-less tree then
+// disagreed with the BPF one). Here every read after the first of an open file returns 0, as for an exited process.
+test('a long argv and environ are read whole in one read: a process that exits after it loses nothing', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-procfs-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const pid = path.join(dir, '43');
+  fs.mkdirSync(pid);
+  fs.writeFileSync(path.join(pid, 'stat'), '43 (true) Z 1 43 43 0 -1 4194564 0 0 0 0 0 0 0 0 20 0 1 0 1234 0 0\n');
+  const big = 'A'.repeat(100_000);
+  fs.writeFileSync(path.join(pid, 'cmdline'), `true\0${big}\0`);
+  fs.writeFileSync(path.join(pid, 'environ'), `X=${big}\0`);
+  const reads = new Map<number, number>();
+  const readSync = fs.readSync;
+  const openSync = fs.openSync;
+  t.mock.method(fs, 'openSync', (...a: Parameters<typeof fs.openSync>) => {
+    const fd = openSync(...a);
+    reads.delete(fd);
+    return fd;
+  });
+  t.mock.method(fs, 'readSync', (fd: number, buf: Buffer, off: number, len: number, pos: null) => {
+    const n = (reads.get(fd) ?? 0) + 1;
+    reads.set(fd, n);
+    return n > 1 ? 0 : readSync(fd, buf, off, len, pos);
+  });
+  const p = readProcess(43, { procRoot: dir });
+  t.mock.restoreAll();
+  assert.ok(p, 'the fake process reads');
+  assert.deepEqual(p.argv, ['true', big], 'the whole argv');
+  assert.deepEqual(p.envRaw, [`X=${big}`], 'the whole environ');
+  assert.ok(!p.unknown?.includes('argv') && !p.unknown?.includes('env'));
+});
