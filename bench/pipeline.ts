@@ -241,7 +241,7 @@ async function record(dir: string): Promise<{ records: number; seconds: number }
 
 type Stage = 'decode' | 'state' | 'line' | 'full';
 const STAGES: { id: Stage; what: string }[] = [
-  { id: 'decode', what: 'decoders alone (file and network records: checked and copied out, held as bytes)' },
+  { id: 'decode', what: 'decoders alone (file and network records: checked and copied out, held as bytes, and given back to the arena at once as the pipeline gives them back)' },
   { id: 'state', what: '+ reorder window, process cache, container lookups, counters (nothing enriched)' },
   { id: 'line', what: '+ enrichment and JSON serialisation (lines discarded)' },
   { id: 'full', what: '+ the file sink: queue, writes to the file' },

@@ -114,7 +114,11 @@ const passBytes = buf.length / PASSES;
 if (!Number.isInteger(passBytes)) throw new Error(`${loopsFile}: ${buf.length} bytes is not ${PASSES} equal passes`);
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
-/** The decoders alone, as the pipeline calls them: held kinds are checked and copied out, the rest decoded. */
+/**
+ * The decoders alone, as the pipeline calls them: held kinds are checked and copied out, the rest decoded.
+ * A held record goes back to the arena at once, as the pipeline gives it back once its line is written:
+ * kept, every record was a fresh allocation the pipeline never makes, which overstated decode.
+ */
 const arena = new RecordArena();
 const decodeOnly = (v: DataView, off: number, len: number): void => {
   const op = opcodeOf(v, off, len);
@@ -122,7 +126,7 @@ const decodeOnly = (v: DataView, off: number, len: number): void => {
   if (!held) tables.decoders.get(op)?.(v, off, len);
   else {
     const type = held.typeOf(v, off, len);
-    if (typeof type === 'string') arena.hold(type, held, v, off, len);
+    if (typeof type === 'string') arena.release(arena.hold(type, held, v, off, len));
   }
 };
 
