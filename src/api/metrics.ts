@@ -55,6 +55,13 @@ export function createMetrics(agentRef: Agent): client.Registry {
     for (const [name, st] of Object.entries(agent.status().sinks)) for (const [r, n] of Object.entries(st.dropped)) g.set({ sink: name, reason: r }, n);
   });
   gauge('vigil_ring_fill_ratio', 'Fraction of the ring buffer holding unread records', [], (g) => g.set(agent.status().reader?.fill ?? 0));
+  gauge('vigil_ring_reader_passes_total', 'Ring reader passes: drains, waits for the sinks\' room, drains past that room', ['kind'], (g) => {
+    const r = agent.status().reader;
+    if (!r) return;
+    g.set({ kind: 'drain' }, r.drains);
+    g.set({ kind: 'room_wait' }, r.creditWaits);
+    g.set({ kind: 'past_room' }, r.pastRoom);
+  });
   gauge('vigil_kernel_emitted_total', 'Records the sensors handed to user space', [], (g) => g.set(agent.status().kernel.emitted));
   gauge('vigil_process_cache_entries', 'Process cache entries, live and exited', ['state'], (g) => {
     const p = agent.status().process;

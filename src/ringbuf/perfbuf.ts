@@ -44,7 +44,7 @@ export class PerfBufReader implements EventReader {
   readonly #bufs: CpuBuffer[] = [];
   readonly #scratch: DataView;
   readonly #scratchBuf: Uint8Array;
-  readonly #counters: PerfReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, pollErrors: 0, lost: 0, corrupt: 0, forcedWakeups: 0, creditWaits: 0 };
+  readonly #counters: PerfReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, pollErrors: 0, lost: 0, corrupt: 0, forcedWakeups: 0, creditWaits: 0, pastRoom: 0 };
   #handler: RecordHandler | undefined;
   #state: 'idle' | 'polling' | 'confirming' | 'draining' | 'paused' | 'stopped' | 'closed' = 'idle';
   #timer: NodeJS.Timeout | undefined;

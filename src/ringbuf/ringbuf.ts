@@ -75,6 +75,12 @@ export interface ReaderStats {
    * the ring instead of overflowing a queue behind the reader.
    */
   creditWaits: number;
+  /**
+   * Drain passes that took more records than the consumer had room for: the ring was past its urgent fill
+   * (waiting longer risked the kernel's drops, which lose a record for every sink and the process cache), or
+   * the consumer had had no room for creditWaitMs. What a queue behind could not take, it counts as dropped.
+   */
+  pastRoom: number;
 }
 
 export interface EventReader {
@@ -139,7 +145,7 @@ export class RingConsumer {
   /** Our consumer position; a JS number is exact up to 2^53 bytes. */
   #cons: number;
   #pending = 0; // bytes of the record handed out by readInto(), released on the next call
-  readonly counters: ReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, pollErrors: 0, lost: 0, corrupt: 0, forcedWakeups: 0, creditWaits: 0 };
+  readonly counters: ReaderStats = { received: 0, discarded: 0, bytes: 0, wakeups: 0, drains: 0, handlerErrors: 0, pollErrors: 0, lost: 0, corrupt: 0, forcedWakeups: 0, creditWaits: 0, pastRoom: 0 };
   onHandlerError: ((err: unknown) => void) | undefined;
 
   constructor(layout: RingLayout) {
@@ -487,6 +493,8 @@ export class RingBufReader implements EventReader {
   readonly #retryMs: number;
   /** Since when the consumer has had no room (performance.now()); undefined while it has. */
   #starvedSince: number | undefined;
+  /** The consumer's room when this pass began (Infinity without `credit`): a pass past it counts (pastRoom). */
+  #room = Infinity;
   /** The next look for room, doubling while there is none: each look costs a turn of the event loop. */
   #creditDelay = 1;
   readonly pacer: DrainPacer;
@@ -681,6 +689,7 @@ export class RingBufReader implements EventReader {
     }
     this.#lastDrainAt = t0;
     const n = this.consumer.drain(this.#handler, max);
+    if (n > this.#room) c.pastRoom++;
     // A pass cut by the consumer's room waits (its queues drain meanwhile), not for the next turn.
     if (max < this.#maxPerDrain && n >= max) {
       this.#waitForRoom();
@@ -702,11 +711,13 @@ export class RingBufReader implements EventReader {
 
   /** Records this pass may take: the consumer's room, unless the ring is filling or it has waited too long. */
   #budget(now: number): number {
-    if (!this.#credit || this.consumer.available() >= this.pacer.urgentBytes) {
+    if (!this.#credit) return this.#maxPerDrain;
+    const room = Math.floor(this.#credit());
+    this.#room = room;
+    if (this.consumer.available() >= this.pacer.urgentBytes) {
       this.#starvedSince = undefined;
       return this.#maxPerDrain;
     }
-    const room = Math.floor(this.#credit());
     if (room > 0) {
       this.#starvedSince = undefined;
       return Math.min(room, this.#maxPerDrain);

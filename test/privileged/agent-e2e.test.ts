@@ -285,6 +285,7 @@ test('vigil run end to end: every event of a scripted workload in stdout, the st
   const metrics = await unixGet(socket, '/metrics');
   assert.equal(metrics.status, 200);
   assert.match(metrics.body, /^vigil_kernel_emitted_total \d+/m);
+  assert.match(metrics.body, /^vigil_ring_reader_passes_total\{kind="past_room"\} \d+/m);
   assert.match(metrics.body, /^vigil_sink_events_total\{sink="nats",state="sent"\} \d+/m);
 
   // ---- NATS: each event once, with the same bytes, on its type's subject, with its dedupe id ----

@@ -124,10 +124,12 @@ test('a reader with credit takes no more records than its consumer has room for,
   await c.until(() => c.events.length >= 65, '25 more once there is room');
   await sleep(50);
   assert.equal(c.events.length, 65);
+  assert.equal(r.stats().pastRoom, 0, 'no pass went past the room yet');
   // No room for longer than creditWaitMs: the reader drains anyway (a consumer never stalls it).
   const t0 = Date.now();
   await c.until(() => c.events.length >= 100, 'the rest, after the wait', 3000);
   assert.ok(Date.now() - t0 >= 150, `drained only once the wait ran out (${Date.now() - t0} ms)`);
+  assert.equal(r.stats().pastRoom, 1, 'that one pass past the room is counted');
   c.events.forEach((e, i) => assert.equal(e.seq, BigInt(i), `record ${i} out of order`));
   assert.equal(m.kernelCounters()!.reserveFailed, 0);
 });
