@@ -97,7 +97,7 @@ let readScratch = Buffer.alloc(0);
  * How many reads returned data in the last readBuf(). One read of cmdline or environ is consistent: the
  * kernel holds the process's memory through it. From a process that exits between two reads, the second
  * finds the memory gone and returns nothing, cutting the content short with no sign of it. So readBuf asks
- * for everything up to `max` in its first read, and a short read is the end.
+ * for everything up to `max` in its first read; content that still came in pieces is suspect (readProcess).
  */
 let readBufPieces = 0;
 
@@ -116,12 +116,10 @@ function readBuf(p: string, max: number): Buffer | undefined {
     fd = fs.openSync(p, 'r');
     let total = 0;
     while (total < max) {
-      const want = max - total;
-      const n = fs.readSync(fd, readScratch, total, want, null);
+      const n = fs.readSync(fd, readScratch, total, max - total, null);
       if (n <= 0) break;
       readBufPieces++;
       total += n;
-      if (n < want) break;
     }
     return readScratch.subarray(0, total);
   } catch {

@@ -38,7 +38,8 @@ test('readProcess names an executable whose path is not UTF-8 with the bytes esc
 
 // The kernel holds a process's memory through one read of cmdline; a second read, after the process exited,
 // returns nothing. A 100 KB argv read in two pieces was cut at the first, unnoticed (the eBPF-less tree then
-// disagreed with the BPF one). Here every read after the first of an open file returns 0, as for an exited process.
+// disagreed with the BPF one). Here every read after the first of an open file returns 0, as for a process
+// that has exited.
 test('a long argv and environ are read whole in one read: a process that exits after it loses nothing', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-procfs-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
