@@ -44,10 +44,10 @@ test('a reader waiting on a long timer is woken at once by a ring filling past i
 
   // 10,000 records of 64 bytes: past the 256 KiB watermark. The BPF side forces a wakeup; all are drained
   // long before the 10 s timer.
-  const t0 = Date.now();
+  // The wait is bounded below the 10 s timer: only a forced wakeup can deliver them in time (and the count
+  // below says it was one), however slow a loaded machine is.
   triggerGetppid(10_000);
-  await c.until(() => c.events.length >= 10_101, '10,101 events', 3000);
-  assert.ok(Date.now() - t0 < 3000);
+  await c.until(() => c.events.length >= 10_101, '10,101 events before the reader\'s 10 s timer', 8000);
   // One interrupt per wait: the producer that forces the wakeup marks the reader busy for the others.
   assert.equal(r.stats().forcedWakeups, 1);
   c.events.forEach((e, i) => assert.equal(e.seq, BigInt(i), `record ${i} out of order`));
@@ -108,9 +108,16 @@ test('a reader with credit takes no more records than its consumer has room for,
   // The consumer may have received `limit` records so far: its room is what is left of that.
   let limit = 40;
   const credit = () => Math.max(0, limit - c.events.length);
+  // When each record was delivered. The wait for room is long enough (1 s) that a test side slowed by a
+  // loaded machine still looks before it runs out.
+  const arrivals: number[] = [];
+  const handler = (v: DataView, off: number): void => {
+    arrivals.push(performance.now());
+    c.handler(v, off);
+  };
   const { m, options } = testManager(t, [{ fn: 'tp_getppid' }], {
     collector: c,
-    spec: { eventChannel: { mode: 'ringbuf', handler: c.handler, ringOptions: { batchDelayMs: 1, maxBatchDelayMs: 2, credit, creditWaitMs: 300 } } },
+    spec: { eventChannel: { mode: 'ringbuf', handler, ringOptions: { batchDelayMs: 1, maxBatchDelayMs: 2, credit, creditWaitMs: 1000 } } },
   });
   m.init(options);
   m.start();
@@ -125,10 +132,13 @@ test('a reader with credit takes no more records than its consumer has room for,
   await sleep(50);
   assert.equal(c.events.length, 65);
   assert.equal(r.stats().pastRoom, 0, 'no pass went past the room yet');
-  // No room for longer than creditWaitMs: the reader drains anyway (a consumer never stalls it).
-  const t0 = Date.now();
-  await c.until(() => c.events.length >= 100, 'the rest, after the wait', 3000);
-  assert.ok(Date.now() - t0 >= 150, `drained only once the wait ran out (${Date.now() - t0} ms)`);
+  // No room for longer than creditWaitMs: the reader drains anyway (a consumer never stalls it). It starves
+  // from its first look after the 65th record was delivered, so the 66th comes creditWaitMs after that
+  // delivery at the earliest. Measured between the deliveries themselves: a test side delayed by a loaded
+  // machine cannot shorten it.
+  await c.until(() => c.events.length >= 100, 'the rest, after the wait', 5000);
+  const waited = arrivals[65]! - arrivals[64]!;
+  assert.ok(waited >= 1000, `drained only once the wait ran out (${waited.toFixed(1)} ms between the 65th and 66th records)`);
   assert.equal(r.stats().pastRoom, 1, 'that one pass past the room is counted');
   c.events.forEach((e, i) => assert.equal(e.seq, BigInt(i), `record ${i} out of order`));
   assert.equal(m.kernelCounters()!.reserveFailed, 0);
