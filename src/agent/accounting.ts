@@ -16,17 +16,25 @@ export interface SinkAccount {
   before: number;
 }
 
-/** A sink a reload removed: it received the events the pipeline made from `before` to `through`. */
+/**
+ * A sink a reload removed: it received the events the pipeline made from `before` to `through`. Or, once
+ * more sinks were removed than are listed one by one (`sinks` > 1), the earliest ones folded into one
+ * account: their counters summed, `before`..`through` spanning them, `given` the events they were given.
+ */
 export interface RetiredSinkAccount extends SinkAccount {
   name: string;
   through: number;
   /** Configuration generations it ran in. */
   generations: [number, number];
+  /** Sinks this account covers: 1, or more for the folded earliest ones. */
+  sinks: number;
+  /** Events it was given: through - before for one sink, their sum for folded ones. */
+  given: number;
 }
 
 /** Per sink: its counters, and how many events the pipeline had made when it joined (default 0). */
 export type SinkInput = SinkStats & { before?: number };
-export type RetiredSinkInput = SinkStats & { name: string; before: number; through: number; generations: [number, number] };
+export type RetiredSinkInput = SinkStats & { name: string; before: number; through: number; generations: [number, number]; sinks?: number; given?: number };
 
 export interface Accounting {
   kernel: {
@@ -86,6 +94,34 @@ export interface AccountingInput {
 
 const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
 
+/**
+ * `r`, a removed sink that has closed (its counters final), added to the account of the earliest removed
+ * sinks (`into`, undefined for the first): the counters summed, so that the account still balances, while
+ * the sink itself and a line of its own go (an agent reloaded for months would list every sink it removed).
+ */
+export function foldRetired(into: RetiredSinkInput | undefined, r: RetiredSinkInput): RetiredSinkInput {
+  const given = r.given ?? r.through - r.before;
+  if (!into) return { ...r, dropped: { ...r.dropped }, name: 'earlier', sinks: r.sinks ?? 1, given };
+  const dropped = { ...into.dropped };
+  for (const [k, v] of Object.entries(r.dropped)) dropped[k] = (dropped[k] ?? 0) + v;
+  const out: RetiredSinkInput = {
+    name: into.name,
+    received: into.received + r.received,
+    sent: into.sent + r.sent,
+    queued: into.queued + r.queued,
+    retries: into.retries + r.retries,
+    dropped,
+    before: Math.min(into.before, r.before),
+    through: Math.max(into.through, r.through),
+    generations: [Math.min(into.generations[0], r.generations[0]), Math.max(into.generations[1], r.generations[1])],
+    sinks: (into.sinks ?? 1) + (r.sinks ?? 1),
+    given: (into.given ?? into.through - into.before) + given,
+  };
+  const lastError = r.lastError ?? into.lastError;
+  if (lastError !== undefined) out.lastError = lastError;
+  return out;
+}
+
 /** Computes the accounting from one snapshot of the counters. Never throws. */
 export function account(i: AccountingInput): Accounting {
   const p = i.pipeline;
@@ -113,8 +149,9 @@ export function account(i: AccountingInput): Accounting {
   }
   const retired = (i.retired ?? []).map((r): RetiredSinkAccount => {
     const a = sinkAccount(r, r.before);
-    if (r.received !== r.through - r.before || r.received !== r.sent + a.droppedTotal + r.queued || (i.final && r.queued !== 0)) balanced = false;
-    return { name: r.name, ...a, through: r.through, generations: r.generations };
+    const given = r.given ?? r.through - r.before;
+    if (r.received !== given || r.received !== r.sent + a.droppedTotal + r.queued || (i.final && r.queued !== 0)) balanced = false;
+    return { name: r.name, ...a, through: r.through, generations: r.generations, sinks: r.sinks ?? 1, given };
   });
   if (i.final && (unread !== 0 || p.buffered !== 0)) balanced = false;
   return {
@@ -146,7 +183,10 @@ export function formatAccounting(a: Accounting): string[] {
     return `received=${s.received} sent=${s.sent} queued=${s.queued} dropped=${s.droppedTotal}${drops ? ` ${drops}` : ''}`;
   };
   for (const [name, s] of Object.entries(a.sinks)) out.push(`sink ${name} ${counts(s)}${s.before ? ` joined-after=${s.before}` : ''}`);
-  for (const r of a.retired) out.push(`retired sink ${r.name} generations=${r.generations[0]}-${r.generations[1]} events=${r.before}..${r.through} ${counts(r)}`);
+  for (const r of a.retired) {
+    if (r.sinks > 1) out.push(`retired sinks ${r.name} sinks=${r.sinks} generations=${r.generations[0]}-${r.generations[1]} given=${r.given} ${counts(r)}`);
+    else out.push(`retired sink ${r.name} generations=${r.generations[0]}-${r.generations[1]} events=${r.before}..${r.through} ${counts(r)}`);
+  }
   if (a.balanced) out.push(`balanced: every record the kernel produced was delivered or dropped with a counted reason${a.final ? '' : ' (in flight: unread and queued)'}`);
   else if (a.reader.corrupt) out.push(`NOT balanced (${kv(a.imbalance)}): the reader skipped ${a.reader.corrupt} corrupt stretch(es) of the ring; the records in them are lost`);
   else out.push(`NOT balanced (${kv(a.imbalance)}): records went missing between stages; please report this`);

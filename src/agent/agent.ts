@@ -35,7 +35,7 @@ import { enableRunTimeStats, type StatsHandle } from '../bpf/stats.ts';
 import { SyscallSensor, type SyscallSensorStats } from '../syscalls/sensor.ts';
 import { normalizeSyscallConfig, type SyscallSensorConfig } from '../syscalls/config.ts';
 import type { Sink, SinkStats } from '../pipeline/types.ts';
-import { account, type Accounting, type AccountingInput } from './accounting.ts';
+import { account, foldRetired, type Accounting, type AccountingInput, type RetiredSinkInput } from './accounting.ts';
 
 export type AgentState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
@@ -117,6 +117,22 @@ const inodeOf = (p: string): number | undefined => {
 
 const OWNED_MAPS = ['vigil_stats', 'vigil_lost', 'vigil_containers', RING_CTL_MAP] as const;
 
+/** Removed sinks listed one by one in the accounting (status, the stop log); earlier ones are summed. */
+export const RETIRED_LISTED = 16;
+
+/** A sink a reload removed: the sink until it has closed, then its final counters. */
+interface RetiredSink {
+  name: string;
+  before: number;
+  through: number;
+  generations: [number, number];
+  closed: Promise<void>;
+  sink: Sink | undefined;
+  final: SinkStats | undefined;
+}
+
+const retiredInput = (r: RetiredSink): RetiredSinkInput => ({ ...(r.final ?? r.sink!.stats()), name: r.name, before: r.before, through: r.through, generations: r.generations });
+
 export class Agent {
   readonly router: Router;
   #config: VigilConfig;
@@ -140,8 +156,13 @@ export class Agent {
   #sinks: Sink[] = [];
   /** Per sink a reload added: the events the pipeline had made when it joined, and the generation. */
   #joined = new Map<Sink, { before: number; generation: number }>();
-  /** Sinks reloads removed: closing or closed, accounted up to their removal. */
-  #retired: { sink: Sink; before: number; through: number; generations: [number, number]; closed: Promise<void> }[] = [];
+  /**
+   * Sinks reloads removed, the latest RETIRED_LISTED: closing, or closed (then only their final counters are
+   * kept, not the sink), each accounted up to its removal. Earlier ones, once closed, are folded into
+   * #retiredEarlier.
+   */
+  #retired: RetiredSink[] = [];
+  #retiredEarlier: RetiredSinkInput | undefined;
   #store: Store | undefined;
   #users = new UserResolver();
   /** Event types whose pipeline failure was reported (see onError). */
@@ -402,11 +423,25 @@ export class Agent {
     for (const s of removed) {
       const closed = s.close().catch(() => {}); // a failure to close is counted by the sink
       const joined = this.#joined.get(s) ?? { before: 0, generation: 1 };
-      this.#retired.push({ sink: s, before: joined.before, through: made, generations: [joined.generation, this.#generation], closed });
+      const r: RetiredSink = { name: s.name, sink: s, final: undefined, before: joined.before, through: made, generations: [joined.generation, this.#generation], closed };
+      this.#retired.push(r);
+      void closed.then(() => {
+        r.final = s.stats();
+        r.sink = undefined;
+        this.#foldRetired();
+      });
       this.#joined.delete(s);
       for (const a of added) if (replaces.get(a.name) === s.name) a.startAfter?.(closed);
     }
     for (const a of added) this.#joined.set(a, { before: made, generation: this.#generation + 1 });
+    this.#foldRetired();
+  }
+
+  /** Folds the earliest removed sinks that have closed into #retiredEarlier while more than RETIRED_LISTED are listed. */
+  #foldRetired(): void {
+    while (this.#retired.length > RETIRED_LISTED && this.#retired[0]!.final) {
+      this.#retiredEarlier = foldRetired(this.#retiredEarlier, retiredInput(this.#retired.shift()!));
+    }
   }
 
   #createSharedMaps(): void {
@@ -489,8 +524,8 @@ export class Agent {
   /** The accounting's view of the sinks (`stats`, when taken already): the current ones with where they joined, and the retired ones. */
   #sinkAccounts(stats = this.#sinkStats()): Pick<AccountingInput, 'sinks' | 'retired'> {
     const sinks = Object.fromEntries(this.#sinks.map((s) => [s.name, { ...stats[s.name]!, before: this.#joined.get(s)?.before ?? 0 }]));
-    const retired = this.#retired.map((r) => ({ ...r.sink.stats(), name: r.sink.name, before: r.before, through: r.through, generations: r.generations }));
-    return { sinks, retired };
+    const retired = this.#retired.map(retiredInput);
+    return { sinks, retired: this.#retiredEarlier ? [this.#retiredEarlier, ...retired] : retired };
   }
 
   status(): AgentStatus {

@@ -52,7 +52,10 @@ export function formatStatus(s: AgentStatus): string {
     const joined = a?.sinks[name]?.before ? ` (added by a reload, after event ${n(a.sinks[name].before)})` : '';
     out.push(`  ${name}: ${counts(st)}${st.lastError ? ` — last error: ${st.lastError}` : ''}${joined}`);
   }
-  for (const r of a?.retired ?? []) out.push(`  ${r.name} (removed by a reload; ran in generations ${r.generations[0]}-${r.generations[1]}): ${counts(r)}`);
+  for (const r of a?.retired ?? []) {
+    if (r.sinks > 1) out.push(`  ${n(r.sinks)} earlier sinks removed by reloads (generations ${r.generations[0]}-${r.generations[1]}), summed: ${counts(r)}`);
+    else out.push(`  ${r.name} (removed by a reload; ran in generations ${r.generations[0]}-${r.generations[1]}): ${counts(r)}`);
+  }
   if (a) {
     const lost = a.kernel.lost.ringFull + a.kernel.lost.outputFailed;
     const pd = Object.values(a.pipeline.dropped).reduce((x, y) => x + y, 0);

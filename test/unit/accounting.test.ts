@@ -3,7 +3,7 @@
 // parses back? Fed synthetic counters: a balanced run, then each way a record can go missing.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { account, formatAccounting, type AccountingInput } from '../../src/agent/accounting.ts';
+import { account, foldRetired, formatAccounting, type AccountingInput, type RetiredSinkInput } from '../../src/agent/accounting.ts';
 import type { PipelineCounters } from '../../src/pipeline/pipeline.ts';
 
 function pipeline(o: Partial<PipelineCounters> = {}): PipelineCounters {
@@ -97,4 +97,27 @@ test('records skipped past a corrupt ring header unbalance the run, and the verd
   const lines = formatAccounting(a);
   assert.match(lines[0]!, / reader-corrupt=1$/);
   assert.match(lines.at(-1)!, /skipped 1 corrupt stretch/);
+});
+
+test('removed sinks folded into one account keep it balancing, and one that lost an event still shows', () => {
+  // Three sinks reloads removed, each given the events between its joining and its removal.
+  const removed: RetiredSinkInput[] = [
+    { name: 'file', before: 0, through: 30, generations: [1, 1], received: 30, sent: 30, dropped: {}, queued: 0, retries: 0 },
+    { name: 'file', before: 30, through: 50, generations: [2, 2], received: 20, sent: 15, dropped: { 'queue-full': 5 }, queued: 0, retries: 1, lastError: 'disk full' },
+    { name: 'webhook', before: 10, through: 60, generations: [2, 3], received: 50, sent: 48, dropped: { shutdown: 2 }, queued: 0, retries: 4 },
+  ];
+  const earlier = removed.reduce<RetiredSinkInput | undefined>((acc, r) => foldRetired(acc, r), undefined)!;
+  assert.deepEqual(
+    { ...earlier },
+    { name: 'earlier', received: 100, sent: 93, queued: 0, retries: 5, dropped: { 'queue-full': 5, shutdown: 2 }, before: 0, through: 60, generations: [1, 3], sinks: 3, given: 100, lastError: 'disk full' },
+  );
+  // The inputs are not written to.
+  assert.deepEqual(removed[1]!.dropped, { 'queue-full': 5 });
+  const a = account(input({ retired: [earlier, { ...removed[2]!, name: 'file[1]' }] }));
+  assert.equal(a.balanced, true);
+  assert.deepEqual(a.retired.map((r) => [r.name, r.sinks, r.given]), [['earlier', 3, 100], ['file[1]', 1, 50]]);
+  assert.match(formatAccounting(a).join('\n'), /^retired sinks earlier sinks=3 generations=1-3 given=100 received=100 sent=93 queued=0 dropped=7 dropped\.queue-full=5 dropped\.shutdown=2$/m);
+  // A folded sink that lost an event uncounted unbalances the folded account too.
+  const lossy = foldRetired(earlier, { name: 'file', before: 60, through: 70, generations: [4, 4], received: 10, sent: 9, dropped: {}, queued: 0, retries: 0 });
+  assert.equal(account(input({ retired: [lossy] })).balanced, false);
 });

@@ -15,6 +15,7 @@ import { ProcessCache } from '../../src/process/cache.ts';
 import { Pipeline, type Decoded, type OutputShaper } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
 import { diffSinks, validateSinks } from '../../src/sinks/index.ts';
+import { RETIRED_LISTED } from '../../src/agent/agent.ts';
 import { MemorySink, runCli, startTestAgent } from '../helpers/agent.ts';
 import { iterations, rngFor, type Rng } from '../helpers/fuzz.ts';
 import { tempDir } from '../helpers/privileged.ts';
@@ -236,6 +237,39 @@ test('a reload adds, removes and replaces sinks between two events: the old ones
   assert.deepEqual(acc.retired.map((x) => [x.name, x.generations]), [['file', [1, 1]], ['file[1]', [2, 2]]]);
   assert.ok(acc.retired.every((x) => x.queued === 0 && x.droppedTotal === 0 && x.sent === x.through - x.before));
   assert.equal(acc.sinks['file[0]']!.received + acc.sinks['file[0]']!.before, acc.pipeline.events + acc.pipeline.synthetic);
+});
+
+test('an agent reloaded many times lists the latest removed sinks and sums the earlier ones, still balanced', async (t) => {
+  const dir = tempDir(t, 'vigil-reload-many-');
+  const file = path.join(dir, 'vigil.yaml');
+  const head = ['process: { mode: procfs }', 'containers: { enabled: false }', 'events:', '  process: { exec: true, exit: false, fork: false }', '  files: false', '  network: false', '  other: false'];
+  const write = (i: number) => fs.writeFileSync(file, `${[...head, 'sinks:', `  file: { path: ${path.join(dir, `${i % 2}.jsonl`)}, maxFiles: ${1 + (i % 3)} }`].join('\n')}\n`);
+  write(0);
+  const ta = await startTestAgent(t, { configFile: file });
+  const agent = ta.agent;
+  const RELOADS = RETIRED_LISTED + 3;
+  for (let i = 1; i <= RELOADS; i++) {
+    write(i);
+    assert.deepEqual(agent.reload().sinks, { added: ['file'], removed: ['file'] }, `reload ${i}`);
+    // An event between reloads, so that every removed sink is given something.
+    await new Promise<void>((resolve, reject) => spawn('/bin/sh', ['-c', 'sleep 0.05', `vigil-many-${i}`]).on('exit', () => resolve()).on('error', reject));
+    await ta.sink.waitFor((e) => e.type === 'exec' && (e.process as { argv?: string[] } | undefined)?.argv?.includes(`vigil-many-${i}`) === true, `mark ${i}`);
+    agent.drain();
+  }
+  await agent.stop();
+  const acc = agent.accounting();
+  assert.ok(acc.final && acc.balanced, JSON.stringify(acc));
+  // Every removed sink has closed by now: the earliest folded into one account, the latest listed.
+  assert.equal(acc.retired.length, RETIRED_LISTED + 1);
+  const [earlier, ...listed] = acc.retired;
+  assert.deepEqual([earlier!.name, earlier!.sinks, earlier!.generations], ['earlier', RELOADS - RETIRED_LISTED, [1, RELOADS - RETIRED_LISTED]]);
+  assert.deepEqual(listed.map((r) => [r.sinks, r.generations[0]]), listed.map((_, k) => [1, RELOADS - RETIRED_LISTED + 1 + k]));
+  // Summed, the earlier ones were given every event up to the first listed one's start, and wrote it.
+  assert.equal(earlier!.given, listed[0]!.before);
+  assert.equal(earlier!.sent, earlier!.given);
+  assert.ok(earlier!.given > 0);
+  const total = acc.retired.reduce((n, r) => n + r.given, 0) + acc.sinks.file!.received;
+  assert.equal(total, acc.pipeline.events + acc.pipeline.synthetic, 'the removed sinks and the last one together got every event once');
 });
 
 test('an agent without a configuration source, or not running, refuses a reload and counts it', async (t) => {
