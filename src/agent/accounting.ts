@@ -101,11 +101,12 @@ const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a +
  */
 export function foldRetired(into: RetiredSinkInput | undefined, r: RetiredSinkInput): RetiredSinkInput {
   const given = r.given ?? r.through - r.before;
-  if (!into) return { ...r, dropped: { ...r.dropped }, name: 'earlier', sinks: r.sinks ?? 1, given };
+  // One sink folded is still that sink's own account, under its own name; two or more are "earlier".
+  if (!into) return { ...r, dropped: { ...r.dropped }, sinks: r.sinks ?? 1, given };
   const dropped = { ...into.dropped };
   for (const [k, v] of Object.entries(r.dropped)) dropped[k] = (dropped[k] ?? 0) + v;
   const out: RetiredSinkInput = {
-    name: into.name,
+    name: 'earlier',
     received: into.received + r.received,
     sent: into.sent + r.sent,
     queued: into.queued + r.queued,

@@ -111,6 +111,8 @@ test('removed sinks folded into one account keep it balancing, and one that lost
     { ...earlier },
     { name: 'earlier', received: 100, sent: 93, queued: 0, retries: 5, dropped: { 'queue-full': 5, shutdown: 2 }, before: 0, through: 60, generations: [1, 3], sinks: 3, given: 100, lastError: 'disk full' },
   );
+  // One sink folded alone keeps its name: its account is still its own.
+  assert.deepEqual([foldRetired(undefined, removed[0]!).name, foldRetired(undefined, removed[0]!).sinks], ['file', 1]);
   // The inputs are not written to.
   assert.deepEqual(removed[1]!.dropped, { 'queue-full': 5 });
   const a = account(input({ retired: [earlier, { ...removed[2]!, name: 'file[1]' }] }));
