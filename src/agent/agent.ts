@@ -31,6 +31,8 @@ import { calibrate } from '../pipeline/clock.ts';
 import { Pipeline, type Decoded, type PipelineCounters } from '../pipeline/pipeline.ts';
 import { enrichUserName, pipelineTables } from '../pipeline/tables.ts';
 import { Router } from '../pipeline/router.ts';
+import { RuleEngine, type RulesStatus } from '../rules/engine.ts';
+import { ruleSetFor } from '../rules/rules.ts';
 import { enableRunTimeStats, type StatsHandle } from '../bpf/stats.ts';
 import { SyscallSensor, type SyscallSensorStats } from '../syscalls/sensor.ts';
 import { normalizeSyscallConfig, type SyscallSensorConfig } from '../syscalls/config.ts';
@@ -55,6 +57,8 @@ export interface AgentStatus {
   syscalls: Omit<SyscallSensorStats, 'manager' | 'events' | 'decodeErrors' | 'handlerErrors'> | undefined;
   sinks: Record<string, SinkStats>;
   subscribers: ReturnType<Router['stats']>;
+  /** The detection rules: what is loaded, what they matched, what they lost; undefined: rules are off. */
+  rules: RulesStatus | undefined;
   /** Where every record went: kernel emitted = delivered + counted drops, per sink (final once stopped). */
   accounting: Accounting;
   /** The running configuration's generation and its reloads (applied, rejected whole, the last one). */
@@ -167,6 +171,7 @@ export class Agent {
   #users = new UserResolver();
   /** Event types whose pipeline failure was reported (see onError). */
   #failedTypes = new Set<string>();
+  #rules: RuleEngine | undefined;
   #stopping: Promise<void> | undefined;
   /** Counters taken at stop, after the last record was read and the sinks closed, before the maps closed. */
   #final: { kernel: AgentStatus['kernel']; accounting: Accounting } | undefined;
@@ -189,6 +194,10 @@ export class Agent {
   }
   get containers(): ContainerResolver | undefined {
     return this.#containers;
+  }
+  /** The detection rule engine (its rule set is undefined when rules are off). */
+  get ruleEngine(): RuleEngine | undefined {
+    return this.#rules;
   }
   get store(): Store | undefined {
     return this.#store;
@@ -294,6 +303,13 @@ export class Agent {
       },
     });
 
+    // Rules are read and compiled again here (the files may have changed since the configuration was checked).
+    const ruleSet = ruleSetFor(cfg.rules);
+    if (ruleSet) this.#step(`loading ${ruleSet.enabledCount} detection rules`);
+    const pipeline = this.#pipeline;
+    this.#rules = new RuleEngine({ router: this.router, emit: (alert) => pipeline.emitSynthetic(alert), queue: cfg.rules.queue });
+    this.#rules.setRules(ruleSet);
+
     this.#bpf = bpf;
     if (bpf) {
       this.#step('creating the shared ring buffer and maps');
@@ -365,6 +381,10 @@ export class Agent {
       }
       const plan = planReload(this.#config, next);
       if (plan.restartNeeded.length) throw new ReloadRefusedError(plan.restartNeeded);
+      // Rule files are read again whether or not the configuration changed: SIGHUP after editing one applies it.
+      const rules = ruleSetFor(next.rules);
+      const rulesChanged = rules?.digest !== this.#rules?.ruleSet?.digest || next.rules.queue !== this.#config.rules.queue;
+      if (rulesChanged && !touches(plan, 'rules')) plan.changed.push('rules.files (contents)');
       let syscalls: ReloadResult['syscalls'] = 'unchanged';
       let scrub: ReloadResult['scrub'];
       let sinks: ReloadResult['sinks'];
@@ -395,6 +415,10 @@ export class Agent {
         if (sinkPlan) {
           this.#swapSinks(sinkPlan.remove, added, sinkPlan.replaces);
           if (added.length || sinkPlan.remove.length) sinks = { added: added.map((s) => s.name), removed: sinkPlan.remove };
+        }
+        if (rulesChanged) {
+          this.#rules!.flush(); // what was routed before the reload is checked by the rules in force then
+          this.#rules!.setRules(rules, next.rules.queue);
         }
         // Last: it cannot fail, and what it scrubs again cannot be put back.
         if (scrubber) scrub = this.#process!.cache.setScrubber(scrubber);
@@ -550,6 +574,7 @@ export class Agent {
       syscalls: this.#syscalls ? (({ manager: _m, events: _e, decodeErrors: _d, handlerErrors: _h, ...rest }) => rest)(this.#syscalls.stats()) : undefined,
       sinks,
       subscribers: this.router.stats(),
+      rules: this.#rules?.status(),
       features: allFeatures(),
       accounting: this.#final?.accounting ?? account({ kernel, reader, pipeline, ...this.#sinkAccounts(sinks), final: false }),
       config: { generation: this.#generation, reloads: { ...this.#reloads }, lastReload: this.#lastReload },
@@ -572,6 +597,7 @@ export class Agent {
   drain(): void {
     if (this.#reader) while (this.#reader.drain() > 0);
     this.#pipeline?.flush();
+    this.#rules?.flush();
   }
 
   /**
@@ -617,6 +643,7 @@ export class Agent {
       // a reader that cannot drain still closes below
     }
     this.#pipeline?.stop();
+    this.#rules?.stop(); // what the rules still had queued is checked, its alerts go to the sinks below
     // 3. release the sensors (objects closed), the resolvers and the reader
     for (const m of [...this.#managers].reverse()) m.stop();
     this.#managers = [];

@@ -44,6 +44,17 @@ export function createMetrics(agentRef: Agent): client.Registry {
     for (const [r, n] of Object.entries(s.pipeline.dropped)) g.set({ stage: 'pipeline', reason: r }, n);
     for (const sub of s.subscribers) g.set({ stage: `subscriber:${sub.name}`, reason: 'queue_full' }, sub.dropped);
   });
+  gauge('vigil_rule_matches_total', 'Alerts raised, per detection rule and priority', ['rule', 'priority'], (g) => {
+    for (const r of agent.status().rules?.perRule ?? []) g.set({ rule: r.name, priority: r.priority }, r.matches);
+  });
+  gauge('vigil_rule_errors_total', 'Rule evaluations that failed (counted as no match), per rule', ['rule'], (g) => {
+    for (const r of agent.status().rules?.perRule ?? []) g.set({ rule: r.name }, r.errors);
+  });
+  gauge('vigil_rules_loaded', 'Detection rules loaded, by state', ['state'], (g) => {
+    const r = agent.status().rules;
+    g.set({ state: 'enabled' }, r?.enabled ?? 0);
+    g.set({ state: 'disabled' }, r ? r.rules - r.enabled : 0);
+  });
   gauge('vigil_sink_events_total', 'Events per sink: received, sent, queued', ['sink', 'state'], (g) => {
     for (const [name, st] of Object.entries(agent.status().sinks)) {
       g.set({ sink: name, state: 'received' }, st.received);

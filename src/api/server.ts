@@ -23,6 +23,7 @@ import { ReloadRefusedError } from '../config/reload.ts';
 import { ancestryJSON, toDot, toJSON } from '../process/dump.ts';
 import type { ProcessEntry } from '../process/types.ts';
 import type { EventFilter } from '../pipeline/router.ts';
+import { RuleError } from '../rules/rules.ts';
 import { createMetrics } from './metrics.ts';
 
 export interface ApiOptions {
@@ -267,6 +268,26 @@ export class ApiServer {
 
     app.get('/v1/events/stream', (req, reply) => this.#sse(req, reply));
 
+    // The detection rules in force, each with what it matched, and the engine's counters.
+    app.get('/v1/rules', async (req) => {
+      queryOf(req.query, []);
+      const set = agent.ruleEngine?.ruleSet;
+      const status = agent.ruleEngine?.status();
+      if (!set || !status) return { active: false, rules: [] };
+      const counters = new Map(status.perRule.map((c) => [c.name, c]));
+      const { perRule: _p, ...summary } = status;
+      return {
+        active: true,
+        summary,
+        rules: set.rules.map((r) => {
+          const c = counters.get(r.name);
+          return { name: r.name, desc: r.desc, priority: r.priority, enabled: r.enabled, types: r.types ?? 'all', tags: r.tags, condition: r.condition, output: r.output, source: r.source, evaluated: c?.evaluated ?? 0, matches: c?.matches ?? 0, errors: c?.errors ?? 0, lastError: c?.lastError };
+        }),
+        lists: Object.fromEntries(set.lists),
+        macros: set.macros,
+      };
+    });
+
     // The agent re-reads its configuration source (vigil run: its file and flags) and applies it whole, or
     // changes nothing: 400 names the bad or start-only field, 409 an agent not running, 422 what the kernel
     // refused (a probe that cannot attach), the previous configuration still running in every case.
@@ -276,6 +297,7 @@ export class ApiServer {
         return { reloaded: true, ...agent.reload() };
       } catch (err) {
         if (err instanceof ConfigError) return reply.code(400).send({ error: err.message, field: err.issues[0]?.path, issues: err.issues });
+        if (err instanceof RuleError) return reply.code(400).send({ error: `configuration not applied, the previous one still runs: ${err.message}`, field: err.issues[0]?.path, issues: err.issues });
         if (err instanceof ReloadRefusedError) return reply.code(400).send({ error: err.message, field: err.fields[0], fields: err.fields });
         if (err instanceof StateError) return reply.code(409).send({ error: err.message });
         if (err instanceof InvalidArgumentError) throw err;

@@ -9,6 +9,7 @@ import { run } from './run.ts';
 import { formatReload, formatStatus } from './status.ts';
 import { eventsCommand } from './events.ts';
 import { containersCommand } from './containers.ts';
+import { rulesCheckCommand, rulesListCommand } from './rules.ts';
 
 const DEFAULT_SOCKET = '/run/vigil/vigil.sock';
 
@@ -111,6 +112,25 @@ export function buildCli(): Command {
     .option('--store <path>', 'store file to read when no agent runs (default /var/lib/vigil/events.db)')
     .action(async (opts) => {
       process.exitCode = await eventsCommand(opts);
+    });
+
+  const rules = program.command('rules').description('detection rules: those the running agent has loaded (list), or check rule files offline (check)');
+  rules
+    .command('list', { isDefault: true })
+    .description('the rules the running agent has loaded, with their alerts and evaluation errors')
+    .option('--json', 'JSON output')
+    .option('--socket <path>', 'API socket', DEFAULT_SOCKET)
+    .action(async (opts: { json?: boolean; socket: string }) => {
+      process.exitCode = await rulesListCommand(opts);
+    });
+  rules
+    .command('check')
+    .description('compile rule files as the agent would (after the default rules), and report every problem; exit 2 if any')
+    .argument('[files...]', 'rule files (YAML)')
+    .option('--no-defaults', 'check the files alone, without the default rules before them')
+    .option('--json', 'JSON output')
+    .action((files: string[], opts: { defaults: boolean; json?: boolean }) => {
+      process.exitCode = rulesCheckCommand(files, opts);
     });
 
   program

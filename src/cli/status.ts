@@ -42,6 +42,14 @@ export function formatStatus(s: AgentStatus): string {
       out.push(`  in-kernel filters: entered ${n(f.entered)}; dropped: type off ${n(f.disabled)}, vigil itself ${n(f.self)}, scope ${n(f.scope)}, comm ${n(f.comm)}, path ${n(f.path)}, not sensitive ${n(f.notSensitive)}, request kind ${n(f.args)}; lost: no slot to pair entry and exit ${n(f.noPending)}`);
     }
   }
+  const rules = s.rules;
+  if (!rules) out.push('rules: off');
+  else {
+    out.push(`rules: ${rules.enabled} of ${rules.rules} on (${rules.lists} lists, ${rules.macros} macros), about ${rules.types === 'all' ? 'every event type' : rules.types.join(', ')}`);
+    out.push(`  checked ${n(rules.received)} events, ${n(rules.alerts)} alerts, ${n(rules.errors)} evaluation errors; dropped ${n(rules.dropped)} (queue full), queued ${n(rules.queued)}`);
+    const top = rules.perRule.filter((x) => x.matches || x.errors).sort((x, y) => y.matches - x.matches).slice(0, 5);
+    for (const x of top) out.push(`    ${x.name}: ${n(x.matches)} alerts${x.errors ? `, ${n(x.errors)} errors (last: ${x.lastError})` : ''}`);
+  }
   const a = s.accounting;
   const counts = (st: { received: number; sent: number; queued: number; dropped: Record<string, number> }) => {
     const drops = Object.entries(st.dropped).map(([r, c]) => `${r} ${n(c)}`).join(', ');

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import { DEFAULT_SCRUB_CONFIG, Scrubber } from '../process/scrub.ts';
 import { validateSinks } from '../sinks/index.ts';
+import { PRIORITIES, RuleError, ruleSetFor } from '../rules/rules.ts';
 import { normalizeSyscallConfig, type SyscallSensorConfig } from '../syscalls/config.ts';
 
 const positive = z.number().int().positive();
@@ -133,6 +134,28 @@ export const ConfigSchema = z
         sensitivePaths: z.array(z.string().startsWith('/')).optional(),
         /** Resolve relative paths and write-opens to absolute paths; 'all' for every open (about 1 µs each). */
         resolvePaths: z.union([z.boolean(), z.literal('all')], { error: 'expected true, false or "all"' }).default(true),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Detection rules (docs/rules.md): Falco-style lists, macros and rules with CEL conditions. Compiled whole
+     * when the configuration is validated (a bad rule is a bad configuration); files are read again by a reload.
+     */
+    rules: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** The rule set shipped with vigil (src/rules/default.yaml), loaded before the files. */
+        defaults: z.boolean().default(true),
+        /** Rule files (YAML), loaded in order after the defaults: a later item of the same name overrides. */
+        files: z.array(fsPath).default([]),
+        /** Rule items written in the configuration itself, loaded last (the same format as a file's items). */
+        inline: z.array(z.unknown()).default([]),
+        /** Names of rules to turn off. */
+        disabled: z.array(z.string().min(1)).default([]),
+        /** Rules below this priority are not checked. */
+        minPriority: z.enum(PRIORITIES, { error: `expected one of ${PRIORITIES.join(', ')}` }).default('debug'),
+        /** Events waiting to be checked; beyond it they are dropped (counted in rules.dropped). */
+        queue: positive.max(1_000_000).default(65_536),
       })
       .strict()
       .prefault({}),
@@ -370,6 +393,12 @@ function componentIssues(c: VigilConfig): { path: string; message: string }[] {
       () => new Scrubber(c.process.scrub),
       (m) => ({ path: 'process.scrub', message: m.replace(/^scrub config: /, '') }),
     );
+  }
+  try {
+    ruleSetFor(c.rules);
+  } catch (err) {
+    if (!(err instanceof RuleError)) throw err;
+    issues.push(...err.issues); // each names its file or rules.inline item
   }
   return issues;
 }

@@ -1,6 +1,7 @@
 // What a configuration reload (SIGHUP, POST /v1/config/reload, `vigil reload`) may change while the agent
 // runs. Event types and filters are map writes and probe attaches in the kernel and a set in the pipeline:
 // they change in place, all or nothing. Scrub rules apply to later execs and scrub the process cache again.
+// Detection rules are compiled whole, their files read again on every reload, and swapped between two events.
 // Sinks are added, removed or replaced (a sink whose options changed) between two events: the old ones get
 // every event up to the reload, the new ones every event after it. The store is the exception: the API and
 // `vigil events` query it, so it stays as it started. Everything else shapes what was created at start (the
@@ -11,7 +12,7 @@ import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { VigilConfig } from './config.ts';
 
 /** Paths (and everything under them) a running agent applies in place. */
-export const RELOADABLE = ['events.process', 'events.containers', 'events.files', 'events.network', 'events.other', 'filters', 'process.scrub', 'sinks'] as const;
+export const RELOADABLE = ['events.process', 'events.containers', 'events.files', 'events.network', 'events.other', 'filters', 'process.scrub', 'rules', 'sinks'] as const;
 /** Paths under RELOADABLE ones that still only take effect at start. */
 const START_ONLY = ['sinks.store'] as const;
 

@@ -247,11 +247,14 @@ export class Pipeline {
       this.#sinksTakeBytes = o.sinks.length > 0 && o.sinks.every((s) => s.writeBytes);
       this.#inPlace = o.sinks.length === 1 && o.sinks[0]!.placeLine && o.sinks[0]!.commitPlaced ? o.sinks[0] : undefined;
     }
-    // The event object only when someone reads it: subscribers, sinks without writeLine, the hold below.
+    // The event object only when someone reads it: subscribers of its type, sinks without writeLine, the
+    // hold below.
     const hold = o.holdForEnrichmentMs > 0;
-    const withEvent = hold || this.#sinksNeedEvents || o.router.size > 0;
+    const objects = hold || this.#sinksNeedEvents;
+    let withEvent: boolean;
     let ev: Decoded;
     if (rec instanceof HeldRecord) {
+      withEvent = objects || o.router.wants(rec.type);
       if (rec.type !== this.#wantedType) {
         if (!o.types.has(rec.type)) {
           c.dropped.filtered++;
@@ -269,7 +272,10 @@ export class Pipeline {
       // The record passed the decoder's own checks when it was held: a failure here is a bug (counted as failed).
       if (isDecodeError(d)) throw new Error(`held ${rec.type} record no longer decodes: ${d.decodeError}`);
       ev = d;
-    } else ev = rec;
+    } else {
+      ev = rec;
+      withEvent = objects || o.router.wants(ev.type);
+    }
     // 1. state
     if (PROCESS_TYPES.has(ev.type)) {
       o.cache.apply(ev as ProcessEvent); // scrubs exec events in place
@@ -454,7 +460,15 @@ export class Pipeline {
       return;
     }
     if (this.#held.has(c.id)) this.#releaseHeld(c.id); // a stop after events still waiting: they go first
-    this.#emit(out.type, out, JSON.stringify(out), true, lineMetaOf(out, this.#eventMeta)); // not a kernel record: counted apart, so the record accounting stays exact
+    this.emitSynthetic(out);
+  }
+
+  /**
+   * Emits an event that is not a kernel record (a container's start or stop, a rule's alert) to the
+   * subscribers and sinks: counted as synthetic, apart from the records, so the record accounting stays exact.
+   */
+  emitSynthetic(out: OutputEvent): void {
+    this.#emit(out.type, out, JSON.stringify(out), true, lineMetaOf(out, this.#eventMeta));
   }
 
   /**

@@ -73,16 +73,19 @@ export function compileFilter(f: EventFilter): (ev: OutputEvent) => boolean {
 class Subscriber {
   readonly id: number;
   readonly name: string;
-  readonly match: (ev: OutputEvent) => boolean;
+  match: (ev: OutputEvent) => boolean;
+  /** The event types its filter takes; undefined: every type. */
+  types: ReadonlySet<string> | undefined;
   readonly deliver: Deliver;
-  readonly max: number;
+  max: number;
   queue: { ev: OutputEvent; line: string }[] = [];
   delivered = 0;
   dropped = 0;
-  constructor(id: number, name: string, match: (ev: OutputEvent) => boolean, deliver: Deliver, max: number) {
+  constructor(id: number, name: string, filter: EventFilter, deliver: Deliver, max: number) {
     this.id = id;
     this.name = name;
-    this.match = match;
+    this.match = compileFilter(filter);
+    this.types = filter.types?.length ? new Set(filter.types) : undefined;
     this.deliver = deliver;
     this.max = max;
   }
@@ -93,6 +96,9 @@ export class Router {
   #next = 1;
   #scheduled = false;
   readonly #maxQueue: number;
+  /** Subscribers that take every event type, and per type those that take it: what wants() answers from. */
+  #anyType = 0;
+  readonly #typeRefs = new Map<string, number>();
 
   constructor(maxQueue = 10_000) {
     this.#maxQueue = maxQueue;
@@ -100,13 +106,50 @@ export class Router {
 
   /** Adds a subscriber; returns its id (for unsubscribe). Throws InvalidArgumentError for a bad filter. */
   subscribe(name: string, filter: EventFilter, deliver: Deliver, maxQueue = this.#maxQueue): number {
-    const id = this.#next++;
-    this.#subs.set(id, new Subscriber(id, name, compileFilter(filter), deliver, maxQueue));
-    return id;
+    const s = new Subscriber(this.#next, name, filter, deliver, maxQueue); // throws before anything changes
+    this.#next++;
+    this.#subs.set(s.id, s);
+    this.#count(s, 1);
+    return s.id;
+  }
+
+  /**
+   * Gives a subscriber a new filter (and queue bound), keeping what it has queued: a rule reload loses no
+   * event. Throws InvalidArgumentError for a bad filter, changing nothing.
+   */
+  refilter(id: number, filter: EventFilter, maxQueue?: number): void {
+    const s = this.#subs.get(id);
+    if (!s) return;
+    const match = compileFilter(filter);
+    this.#count(s, -1);
+    s.match = match;
+    s.types = filter.types?.length ? new Set(filter.types) : undefined;
+    if (maxQueue !== undefined) s.max = maxQueue;
+    this.#count(s, 1);
   }
 
   unsubscribe(id: number): void {
+    const s = this.#subs.get(id);
+    if (!s) return;
     this.#subs.delete(id);
+    this.#count(s, -1);
+  }
+
+  #count(s: Subscriber, d: 1 | -1): void {
+    if (!s.types) this.#anyType += d;
+    else for (const t of s.types) {
+      const n = (this.#typeRefs.get(t) ?? 0) + d;
+      if (n) this.#typeRefs.set(t, n);
+      else this.#typeRefs.delete(t);
+    }
+  }
+
+  /**
+   * Whether some subscriber takes events of `type`: the pipeline builds an event object only then (or when a
+   * sink needs one). Hot path: two compares when no one subscribed.
+   */
+  wants(type: string): boolean {
+    return this.#anyType > 0 || (this.#typeRefs.size > 0 && this.#typeRefs.has(type));
   }
 
   get size(): number {
@@ -132,16 +175,24 @@ export class Router {
 
   #drain(): void {
     this.#scheduled = false;
-    for (const s of this.#subs.values()) {
-      if (!s.queue.length) continue;
-      const batch = s.queue;
-      s.queue = [];
-      try {
-        s.deliver(batch);
-        s.delivered += batch.length;
-      } catch {
-        s.dropped += batch.length; // a failing subscriber loses its batch, counted
-      }
+    for (const s of this.#subs.values()) this.#deliver(s);
+  }
+
+  /** Delivers what one subscriber has queued now, synchronously (stop, reload, tests). */
+  flush(id: number): void {
+    const s = this.#subs.get(id);
+    if (s) this.#deliver(s);
+  }
+
+  #deliver(s: Subscriber): void {
+    if (!s.queue.length) return;
+    const batch = s.queue;
+    s.queue = [];
+    try {
+      s.deliver(batch);
+      s.delivered += batch.length;
+    } catch {
+      s.dropped += batch.length; // a failing subscriber loses its batch, counted
     }
   }
 

@@ -94,6 +94,12 @@ function describe(ev: OutputEvent, c: Palette): string {
       const child = ev.child as { pid?: number; tid?: number } | undefined;
       return child ? `${ev.thread ? 'thread' : 'child'} ${child.tid !== undefined && ev.thread ? child.tid : child.pid}` : '';
     }
+    case 'alert': {
+      // A rule's alert: its priority, its name and its output (host strings in it are escaped like the rest).
+      const pr = String(ev.priority ?? '');
+      const loud = pr === 'emergency' || pr === 'alert' || pr === 'critical' || pr === 'error' || pr === 'warning';
+      return `${(loud ? c.bad : c.bold)(`[${safe(pr)}]`)} ${c.bold(safe(String(ev.rule ?? '')))}: ${safe(String(ev.output ?? ''))}`;
+    }
     case 'comm':
       return `${safe(String(ev.oldComm ?? '?'))} → ${safe(String(ev.comm ?? '?'))}`;
     case 'creds': {

@@ -1,0 +1,185 @@
+// The rule engine: a subscriber of the router (pipeline stage "route"), so rules never slow the ring reader:
+// events wait in the subscriber's bounded queue (overflow counted as dropped) and are checked in batches off
+// the hot path, each against the enabled rules about its type only. A match becomes an `alert` event, emitted
+// through the pipeline like a container event (a synthetic event: counted apart from kernel records), so that
+// it reaches every sink, the store (`vigil events --type alert`), the SSE stream and the metrics.
+import type { Router } from '../pipeline/router.ts';
+import type { OutputEvent } from '../pipeline/types.ts';
+import type { Priority, Rule, RuleSet } from './rules.ts';
+
+export interface RuleCounters {
+  name: string;
+  priority: Priority;
+  enabled: boolean;
+  /** Events of its types it was checked against. */
+  evaluated: number;
+  matches: number;
+  /** Evaluations that failed (a missing field without has(), a bad regex at run time...): counted as no match. */
+  errors: number;
+  lastError?: string;
+}
+
+export interface RulesStatus {
+  /** A hash of the loaded rules, lists and macros (changes when a reload changed any of them). */
+  digest: string;
+  rules: number;
+  enabled: number;
+  lists: number;
+  macros: number;
+  /** The event types rules are about (all: some rule is about every type). */
+  types: string[] | 'all';
+  /** Events the router gave the engine. */
+  received: number;
+  /** Events lost before evaluation: the engine's queue was full (the router counts them). */
+  dropped: number;
+  queued: number;
+  alerts: number;
+  errors: number;
+  perRule: RuleCounters[];
+}
+
+export interface RuleEngineOptions {
+  readonly router: Router;
+  /** Emits an alert (the pipeline's emitSynthetic). */
+  readonly emit: (alert: OutputEvent) => void;
+  /** The bound of the engine's queue in the router (setRules may change it). */
+  queue: number;
+}
+
+/** What an alert says about the event that matched: the event's own fields, without the enrichment parts. */
+export function alertOf(r: Rule, ev: OutputEvent): OutputEvent {
+  const { type, time, ktimeNs, process, parent, ancestors, container, pod, ...fields } = ev;
+  const out: OutputEvent = { type: 'alert', time, ktimeNs };
+  if (process) out.process = process;
+  if (parent) out.parent = parent;
+  if (ancestors) out.ancestors = ancestors;
+  if (container) out.container = container;
+  if (pod) out.pod = pod;
+  out.rule = r.name;
+  out.priority = r.priority;
+  out.output = r.format(ev);
+  if (r.tags.length) out.tags = r.tags;
+  out.event = { type, ...fields };
+  return out;
+}
+
+export class RuleEngine {
+  readonly #o: RuleEngineOptions;
+  #set: RuleSet | undefined;
+  #sub: number | undefined;
+  /** Per rule name, kept across reloads: counters only ever grow (Prometheus). */
+  readonly #counters = new Map<string, RuleCounters>();
+  #received = 0;
+  /** Drops of subscriptions ended (rules turned off by a reload), for a count that only grows. */
+  #droppedBefore = 0;
+  #alerts = 0;
+  #errors = 0;
+
+  constructor(o: RuleEngineOptions) {
+    this.#o = { ...o };
+  }
+
+  get ruleSet(): RuleSet | undefined {
+    return this.#set;
+  }
+
+  /**
+   * Puts `set` in force from the next event the router delivers (undefined: no rules, no subscription).
+   * Events already queued are checked against the new set. Cannot fail: the set was compiled whole.
+   */
+  setRules(set: RuleSet | undefined, queue = this.#o.queue): void {
+    this.#o.queue = queue;
+    this.#set = set;
+    for (const r of set?.rules ?? []) {
+      const c = this.#counters.get(r.name);
+      if (c) {
+        c.priority = r.priority;
+        c.enabled = r.enabled;
+      } else this.#counters.set(r.name, { name: r.name, priority: r.priority, enabled: r.enabled, evaluated: 0, matches: 0, errors: 0 });
+    }
+    const names = new Set(set?.rules.map((r) => r.name));
+    for (const c of this.#counters.values()) if (!names.has(c.name)) c.enabled = false;
+    const enabled = set ? set.enabledCount : 0;
+    if (!enabled) {
+      // Nothing to check: no subscription, so the pipeline builds no event objects for the rules' sake.
+      this.#unsubscribe();
+      return;
+    }
+    const types = set!.types();
+    const filter = types ? { types: [...types] } : {};
+    if (this.#sub === undefined) this.#sub = this.#o.router.subscribe('rules', filter, (batch) => this.#check(batch), this.#o.queue);
+    else this.#o.router.refilter(this.#sub, filter, this.#o.queue);
+  }
+
+  /** Checks what waits in the engine's queue now (stop, tests): its alerts are emitted before this returns. */
+  flush(): void {
+    if (this.#sub !== undefined) this.#o.router.flush(this.#sub);
+  }
+
+  /** Checks what is queued, then unsubscribes. */
+  stop(): void {
+    this.#unsubscribe();
+  }
+
+  #unsubscribe(): void {
+    if (this.#sub === undefined) return;
+    this.#o.router.flush(this.#sub);
+    this.#droppedBefore += this.#sub$()?.dropped ?? 0;
+    this.#o.router.unsubscribe(this.#sub);
+    this.#sub = undefined;
+  }
+
+  #sub$() {
+    return this.#sub !== undefined ? this.#o.router.stats().find((s) => s.id === this.#sub) : undefined;
+  }
+
+  #check(batch: { ev: OutputEvent }[]): void {
+    const set = this.#set;
+    this.#received += batch.length;
+    if (!set) return;
+    for (const { ev } of batch) {
+      if (ev.type === 'alert') continue; // alerts are not checked again (a rule about every type would loop)
+      const rules = set.rulesFor(ev.type);
+      if (!rules.length) continue;
+      const ctx = set.context(ev);
+      for (const r of rules) {
+        const c = this.#counters.get(r.name)!;
+        c.evaluated++;
+        let hit: boolean;
+        try {
+          hit = r.match(ctx);
+        } catch (err) {
+          c.errors++;
+          this.#errors++;
+          c.lastError = `${ev.type} event: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`;
+          continue;
+        }
+        if (!hit) continue;
+        c.matches++;
+        this.#alerts++;
+        this.#o.emit(alertOf(r, ev));
+      }
+    }
+  }
+
+  status(): RulesStatus | undefined {
+    const set = this.#set;
+    if (!set) return undefined;
+    const sub = this.#sub$();
+    const types = set.types();
+    return {
+      digest: set.digest,
+      rules: set.rules.length,
+      enabled: set.enabledCount,
+      lists: set.lists.size,
+      macros: set.macros.length,
+      types: types ? [...types].sort() : 'all',
+      received: this.#received,
+      dropped: this.#droppedBefore + (sub?.dropped ?? 0),
+      queued: sub?.queued ?? 0,
+      alerts: this.#alerts,
+      errors: this.#errors,
+      perRule: [...this.#counters.values()].map((c) => ({ ...c })),
+    };
+  }
+}

