@@ -155,7 +155,7 @@ export const ConfigSchema = z
         /** Rules below this priority are not checked. */
         minPriority: z.enum(PRIORITIES, { error: `expected one of ${PRIORITIES.join(', ')}` }).default('debug'),
         /** Events waiting to be checked; beyond it they are dropped (counted in rules.dropped). */
-        queue: positive.max(1_000_000).default(65_536),
+        queue: positive.max(1_000_000).default(16_384),
       })
       .strict()
       .prefault({}),

@@ -159,6 +159,13 @@ test('vigil run end to end: every event of a scripted workload in stdout, the st
     return x;
   };
   await podman.exec(ctr, ['echo', 'vigil-e2e-ctr', token]);
+  // A program run from /dev/shm: the default rule "Execution from /dev/shm" raises an alert.
+  const shmBin = `/dev/shm/vigil-e2e-${token}`;
+  t.after(() => fs.rmSync(shmBin, { force: true }));
+  fs.copyFileSync('/bin/true', shmBin);
+  fs.chmodSync(shmBin, 0o755);
+  execFileSync(shmBin, ['vigil-e2e-shm', token]);
+  fs.rmSync(shmBin);
 
   // ---- stdout: every expected event, its fields, process and container ----
   const T = process.pid;
@@ -230,6 +237,16 @@ test('vigil run end to end: every event of a scripted workload in stdout, the st
   const c = inCtr.ev.container!;
   assert.deepEqual({ id: c.id, name: c.name, image: c.image, runtime: c.runtime, labels: c.labels, enrichment: c.enrichment }, { id: ctr, name: ctrName, image: BUSYBOX_IMAGE, runtime: 'podman', labels: { app: 'e2e' }, enrichment: 'done' });
 
+  // The default rules' alert, after the exec it is about, with its process and the exec's own fields.
+  const shmExec = await lines.one((e) => e.type === 'exec' && e.process?.argv?.[1] === 'vigil-e2e-shm', 'the exec from /dev/shm');
+  const alert = await lines.one((e) => e.type === 'alert' && e.process?.pid === shmExec.ev.process!.pid, 'the alert of the default rule');
+  assert.deepEqual(
+    { rule: alert.ev.rule, priority: alert.ev.priority, process: alert.ev.process, ancestors: alert.ev.ancestors, event: (alert.ev.event as { type: string; filename: string }) },
+    { rule: 'Execution from /dev/shm', priority: 'warning', process: shmExec.ev.process, ancestors: shmExec.ev.ancestors, event: { ...(({ type, time: _t, ktimeNs: _k, process: _p, parent: _q, ancestors: _a, ...rest }) => ({ type, ...rest }))(shmExec.ev) } },
+  );
+  assert.equal(alert.ev.output, `Execution from /dev/shm: ${shmBin} ${shmBin} vigil-e2e-shm ${token} by ${shmExec.ev.parent!.comm} (user root)`);
+  assert.ok(lines.all.indexOf(shmExec) < lines.all.indexOf(alert), 'the event is written before its alert');
+
   const wlEvents = [exec, oc, or, om, unl, ct, cu];
   const expected = [...wlEvents, echo, echoExit, nb, creds, inCtr];
 
@@ -258,6 +275,7 @@ test('vigil run end to end: every event of a scripted workload in stdout, the st
   assert.ok(fromWl.every((e) => e.process?.pid === P && ['exec', 'open', 'unlink', 'connect'].includes(e.type)), 'filtered by pid and type');
   await storeHas(['--since', '10m', '--pid', String(echoPid)], [echo, echoExit], 'the echo\'s exec and exit from `vigil events`');
   const ctrEvents = await storeHas(['--since', '10m', '--container', ctrName, '--type', 'exec'], [inCtr], 'the container exec by container name');
+  await storeHas(['--since', t0, '--type', 'alert'], [alert], 'the alert from `vigil events --type alert`');
   assert.ok(ctrEvents.every((e) => e.container?.id === ctr && e.type === 'exec'));
 
   // ---- vigil status, /metrics ----
@@ -355,7 +373,7 @@ test('vigil run end to end: every event of a scripted workload in stdout, the st
 
 test('CLI conventions: every command has --help (exit 0); usage and configuration errors exit 2; no agent exits 1', async (t) => {
   const dir = tempDir(t, 'vigil-cli-');
-  for (const cmd of [[], ['run'], ['status'], ['events'], ['containers'], ['ps']]) {
+  for (const cmd of [[], ['run'], ['status'], ['events'], ['containers'], ['ps'], ['rules'], ['rules', 'check']]) {
     const r = await runCli([...cmd, '--help']);
     assert.equal(r.status, 0, `vigil ${cmd.join(' ')} --help: ${r.stderr}`);
     assert.match(r.stdout, /^Usage: vigil/, cmd.join(' '));
