@@ -55,8 +55,8 @@ export interface RuleSetOptions {
   minPriority?: Priority;
 }
 
-/** One rule, compiled. */
-export interface Rule {
+/** One rule as its items defined it (the last definition, overrides and appends applied). */
+export interface RuleDefinition {
   name: string;
   desc: string;
   priority: Priority;
@@ -68,6 +68,10 @@ export interface Rule {
   /** Where it was defined last ("file item N"). */
   source: string;
   enabled: boolean;
+}
+
+/** One rule, compiled. */
+export interface Rule extends RuleDefinition {
   /** Whether it matches (throws on an evaluation error: the engine counts those). */
   match(ctx: RuleContext): boolean;
   /** The output with its {field} placeholders filled from the event. */
@@ -109,18 +113,6 @@ export function readRuleFile(file: string, label = file): RuleSource {
 
 // ---- compiling ----------------------------------------------------------------------------------------------
 
-interface RawRule {
-  name: string;
-  desc: string;
-  priority: Priority;
-  tags: string[];
-  types: string[] | undefined;
-  condition: string;
-  output: string;
-  enabled: boolean;
-  source: string;
-}
-
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const describe = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'string' ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v) : typeof v === 'object' ? 'a mapping' : String(v));
 
@@ -143,7 +135,7 @@ export function compileRules(o: RuleSetOptions): RuleSet {
   const issues: { path: string; message: string }[] = [];
   const lists = new Map<string, { items: unknown[]; at: string }>();
   const macros = new Map<string, { condition: string; at: string }>();
-  const rules = new Map<string, RawRule>();
+  const rules = new Map<string, RuleDefinition>();
   const bad = (at: string, message: string) => issues.push({ path: at, message });
 
   for (const src of o.sources) {
@@ -261,7 +253,7 @@ export function compileRules(o: RuleSetOptions): RuleSet {
   return new RuleSet(compiled, listValues, macroPrograms, digest);
 }
 
-function rawRule(name: string, item: Record<string, unknown>, at: string, bad: (at: string, m: string) => void): RawRule | undefined {
+function rawRule(name: string, item: Record<string, unknown>, at: string, bad: (at: string, m: string) => void): RuleDefinition | undefined {
   let ok = true;
   const fail = (field: string, m: string) => {
     ok = false;
