@@ -111,7 +111,7 @@ export class RuleEngine {
     else this.#o.router.refilter(this.#sub, filter, this.#o.queue);
   }
 
-  /** Checks what waits in the engine's queue now (stop, tests): its alerts are emitted before this returns. */
+  /** Checks what waits in the engine's queue now (stop, reload, tests): its alerts are emitted before this returns. */
   flush(): void {
     if (this.#sub !== undefined) this.#o.router.flush(this.#sub);
   }
@@ -124,12 +124,12 @@ export class RuleEngine {
   #unsubscribe(): void {
     if (this.#sub === undefined) return;
     this.#o.router.flush(this.#sub);
-    this.#droppedBefore += this.#sub$()?.dropped ?? 0;
+    this.#droppedBefore += this.#subStats()?.dropped ?? 0;
     this.#o.router.unsubscribe(this.#sub);
     this.#sub = undefined;
   }
 
-  #sub$() {
+  #subStats(): ReturnType<Router['stats']>[number] | undefined {
     return this.#sub !== undefined ? this.#o.router.stats().find((s) => s.id === this.#sub) : undefined;
   }
 
@@ -165,7 +165,7 @@ export class RuleEngine {
   status(): RulesStatus | undefined {
     const set = this.#set;
     if (!set) return undefined;
-    const sub = this.#sub$();
+    const sub = this.#subStats();
     const types = set.types();
     return {
       digest: set.digest,

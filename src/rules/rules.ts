@@ -395,6 +395,7 @@ export class RuleSet {
   /** Enabled rules per event type, and those about every type. */
   readonly #byType = new Map<string, Rule[]>();
   readonly #anyType: Rule[] = [];
+  readonly #merged = new Map<string, Rule[]>();
   /** The prototype of every RuleContext: one lazy, per-event memoized getter per macro. */
   readonly #proto: object;
 
@@ -438,7 +439,10 @@ export class RuleSet {
     const typed = this.#byType.get(type);
     if (!this.#anyType.length) return typed ?? [];
     if (!typed) return this.#anyType;
-    return this.rules.filter((r) => r.enabled && (!r.types || r.types.includes(type)));
+    // Rules about every type and rules about this one, merged in order of definition once per type.
+    let merged = this.#merged.get(type);
+    if (!merged) this.#merged.set(type, (merged = this.rules.filter((r) => r.enabled && (!r.types || r.types.includes(type)))));
+    return merged;
   }
 
   /** The context conditions are evaluated against, for one event. */

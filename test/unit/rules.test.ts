@@ -103,6 +103,10 @@ test('lists (also of lists), macros, overrides, append, disabled and minPriority
   assert.equal(set.types(), undefined, 'a rule without types is about every type');
   assert.deepEqual(matching(set, event('exec', {}, { process: { pid: 1, comm: 'zsh', uid: 0 } })), ['shell', 'off']);
   assert.deepEqual(matching(set, event('exec', {}, { process: { pid: 1, comm: 'bash', uid: 0 } })), ['off'], 'append added a condition: bash is no longer enough');
+  const mixed = inline([rule('any1', 'true'), rule('typed', 'true', { types: ['exec'] }), rule('any2', 'true')]);
+  assert.deepEqual(mixed.rulesFor('exec').map((r) => r.name), ['any1', 'typed', 'any2'], 'rules about every type and about this one, in order of definition');
+  assert.equal(mixed.rulesFor('exec'), mixed.rulesFor('exec'), 'merged once per type');
+  assert.deepEqual(mixed.rulesFor('open').map((r) => r.name), ['any1', 'any2']);
   const d = inline([rule('a', 'true', { types: ['exec'] }), rule('b', 'true', { types: ['open', 'exec'] })], { disabled: ['a'] });
   assert.deepEqual([...d.types()!], ['open', 'exec']);
   assert.deepEqual(matching(d, event('exec')), ['b']);
