@@ -2,6 +2,7 @@
 // files offline, as the agent would (with the default set first unless --no-defaults), and says what is wrong.
 import { AgentUnavailableError, apiGet } from '../api/client.ts';
 import { compileRules, DEFAULT_RULES_FILE, readRuleFile, RuleError, type RuleSource } from '../rules/rules.ts';
+import type { RulesStatus } from '../rules/engine.ts';
 import { safe } from '../sinks/text-format.ts';
 
 interface ApiRule {
@@ -15,9 +16,10 @@ interface ApiRule {
   source: string;
 }
 
+/** GET /v1/rules (src/api/server.ts): the engine's status without its per-rule list, which `rules` carries. */
 interface ApiRules {
   active: boolean;
-  summary?: { rules: number; enabled: number; received: number; dropped: number; alerts: number; errors: number; queued: number };
+  summary?: Omit<RulesStatus, 'perRule'>;
   rules: ApiRule[];
 }
 
@@ -58,7 +60,8 @@ export function rulesCheckCommand(files: string[], opts: { defaults: boolean; js
     if (opts.defaults) sources.push(readRuleFile(DEFAULT_RULES_FILE, `defaults (${DEFAULT_RULES_FILE})`));
     for (const f of files) sources.push(readRuleFile(f));
     const set = compileRules({ sources });
-    const summary = { ok: true, rules: set.rules.length, enabled: set.enabledCount, lists: set.lists.size, macros: set.macros.length, types: set.types() ? [...set.types()!].sort() : 'all' };
+    const types = set.types();
+    const summary = { ok: true, rules: set.rules.length, enabled: set.enabledCount, lists: set.lists.size, macros: set.macros.length, types: types ? [...types].sort() : 'all' };
     if (opts.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     else process.stdout.write(`ok: ${summary.rules} rules (${summary.enabled} on), ${summary.lists} lists, ${summary.macros} macros; about ${Array.isArray(summary.types) ? summary.types.join(', ') : 'every event type'}\n`);
     return 0;

@@ -13,9 +13,9 @@ import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
 import { OP_NUMBERS } from '../syscalls/config.ts';
 
-/** Falco's priorities, most severe first. */
-export const PRIORITIES = ['emergency', 'alert', 'critical', 'error', 'warning', 'notice', 'informational', 'debug'] as const;
-export type Priority = (typeof PRIORITIES)[number];
+import { PRIORITIES, type Priority } from './priorities.ts';
+
+export { PRIORITIES, type Priority };
 
 /** Every event type a rule can be about (`types`): the process, container and syscall events. */
 export const RULE_EVENT_TYPES: ReadonlySet<string> = new Set(['exec', 'exit', 'fork', 'creds', 'comm', 'container_started', 'container_stopped', ...Object.keys(OP_NUMBERS)]);

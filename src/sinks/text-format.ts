@@ -3,6 +3,7 @@
 // process cannot send escape sequences to the operator's terminal (colour resets, title changes, bidi tricks).
 import os from 'node:os';
 import type { OutputEvent } from '../pipeline/types.ts';
+import { PRIORITIES } from '../rules/priorities.ts';
 
 const SIGNALS: Record<number, string> = Object.fromEntries(Object.entries(os.constants.signals).map(([k, v]) => [v, k]));
 
@@ -97,7 +98,8 @@ function describe(ev: OutputEvent, c: Palette): string {
     case 'alert': {
       // A rule's alert: its priority, its name and its output (host strings in it are escaped like the rest).
       const pr = String(ev.priority ?? '');
-      const loud = pr === 'emergency' || pr === 'alert' || pr === 'critical' || pr === 'error' || pr === 'warning';
+      const level = (PRIORITIES as readonly string[]).indexOf(pr);
+      const loud = level >= 0 && level <= PRIORITIES.indexOf('warning');
       return `${(loud ? c.bad : c.bold)(`[${safe(pr)}]`)} ${c.bold(safe(String(ev.rule ?? '')))}: ${safe(String(ev.output ?? ''))}`;
     }
     case 'comm':
