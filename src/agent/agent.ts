@@ -56,7 +56,10 @@ export interface AgentStatus {
   /** The syscall sensor's state and in-kernel filter counters; its events are counted by the pipeline (byType). */
   syscalls: Omit<SyscallSensorStats, 'manager' | 'events' | 'decodeErrors' | 'handlerErrors'> | undefined;
   sinks: Record<string, SinkStats>;
+  /** The subscribers there are now (SSE clients, the rule engine). */
   subscribers: ReturnType<Router['stats']>;
+  /** Per kind of subscriber, every one since the start, those that left included (counters that only grow). */
+  subscriberTotals: ReturnType<Router['totals']>;
   /** The detection rules: what is loaded, what they matched, what they lost; undefined: rules are off. */
   rules: RulesStatus | undefined;
   /** Where every record went: kernel emitted = delivered + counted drops, per sink (final once stopped). */
@@ -574,6 +577,7 @@ export class Agent {
       syscalls: this.#syscalls ? (({ manager: _m, events: _e, decodeErrors: _d, handlerErrors: _h, ...rest }) => rest)(this.#syscalls.stats()) : undefined,
       sinks,
       subscribers: this.router.stats(),
+      subscriberTotals: this.router.totals(),
       rules: this.#rules?.status(),
       features: allFeatures(),
       accounting: this.#final?.accounting ?? account({ kernel, reader, pipeline, ...this.#sinkAccounts(sinks), final: false }),

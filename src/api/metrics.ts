@@ -42,7 +42,16 @@ export function createMetrics(agentRef: Agent): client.Registry {
     g.set({ stage: 'reader', reason: 'perf_lost' }, s.reader?.lost ?? 0);
     g.set({ stage: 'reader', reason: 'corrupt' }, s.reader?.corrupt ?? 0);
     for (const [r, n] of Object.entries(s.pipeline.dropped)) g.set({ stage: 'pipeline', reason: r }, n);
-    for (const sub of s.subscribers) g.set({ stage: `subscriber:${sub.name}`, reason: 'queue_full' }, sub.dropped);
+    // Per kind (sse, rules), those that left included: one series per kind that only grows, whatever clients
+    // come and go (per client, two from the same address would share a series, and one that left would vanish).
+    for (const [kind, t] of Object.entries(s.subscriberTotals)) {
+      g.set({ stage: `subscriber:${kind}`, reason: 'queue_full' }, t.dropped.queueFull);
+      g.set({ stage: `subscriber:${kind}`, reason: 'delivery_failed' }, t.dropped.failed);
+      g.set({ stage: `subscriber:${kind}`, reason: 'unsubscribed' }, t.dropped.unsubscribed);
+    }
+  });
+  gauge('vigil_subscriber_events_total', 'Events delivered to subscribers, per kind (sse, rules), those that left included', ['kind'], (g) => {
+    for (const [kind, t] of Object.entries(agent.status().subscriberTotals)) g.set({ kind }, t.delivered);
   });
   gauge('vigil_rule_matches_total', 'Alerts raised, per detection rule and priority', ['rule', 'priority'], (g) => {
     for (const r of agent.status().rules?.perRule ?? []) g.set({ rule: r.name, priority: r.priority }, r.matches);

@@ -79,6 +79,11 @@ export function formatStatus(s: AgentStatus): string {
     if (!ct.runtimes.length) out.push('  no runtime socket found: containers are attributed by id only');
   }
   for (const sub of s.subscribers) out.push(`subscriber ${sub.name}: delivered ${n(sub.delivered)}, dropped ${n(sub.dropped)}`);
+  for (const [kind, t] of Object.entries(s.subscriberTotals ?? {})) {
+    if (t.subscribed === t.live) continue; // nothing left: the lines above say it all
+    const d = t.dropped;
+    out.push(`subscribers ${kind}, ${n(t.subscribed - t.live)} gone included: delivered ${n(t.delivered)}, dropped ${n(d.queueFull + d.failed + d.unsubscribed)} (queue full ${n(d.queueFull)}, delivery failed ${n(d.failed)}, queued when they left ${n(d.unsubscribed)})`);
+  }
   return `${out.join('\n')}\n`;
 }
 

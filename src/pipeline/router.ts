@@ -1,7 +1,9 @@
 // Pub/sub routing of output events (swoll's hub): subscribers (SSE clients, trace jobs, rules) each give a
 // filter, compiled once at subscribe time into a predicate that checks the cheapest fields first, and get
 // their own bounded queue, drained asynchronously in batches. A slow subscriber loses events (counted),
-// it never slows the pipeline or other subscribers.
+// it never slows the pipeline or other subscribers. A subscriber that leaves with events still queued loses
+// them too, counted: the totals per kind (totals()) keep what departed subscribers delivered and dropped, so
+// that they only ever grow.
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { OutputEvent } from './types.ts';
 
@@ -22,8 +24,26 @@ export interface SubscriberStats {
   id: number;
   name: string;
   delivered: number;
+  /** queueFull + failed. */
   dropped: number;
+  /** Offered while its queue was full. */
+  queueFull: number;
+  /** In a batch its delivery threw on (an SSE client that stopped reading). */
+  failed: number;
   queued: number;
+}
+
+/**
+ * What every subscriber of one kind (its name up to the first ':': `sse`, `rules`) delivered and dropped, those
+ * that left included: counters that only grow, whatever clients come and go.
+ */
+export interface SubscriberTotals {
+  /** Subscribed now. */
+  live: number;
+  /** Subscribed since the start, those that left included. */
+  subscribed: number;
+  delivered: number;
+  dropped: { queueFull: number; failed: number; unsubscribed: number };
 }
 
 export type Deliver = (batch: { ev: OutputEvent; line: string }[]) => void;
@@ -80,7 +100,8 @@ class Subscriber {
   max: number;
   queue: { ev: OutputEvent; line: string }[] = [];
   delivered = 0;
-  dropped = 0;
+  queueFull = 0;
+  failed = 0;
   constructor(id: number, name: string, filter: EventFilter, deliver: Deliver, max: number) {
     this.id = id;
     this.name = name;
@@ -99,6 +120,8 @@ export class Router {
   /** Subscribers that take every event type, and per type those that take it: what wants() answers from. */
   #anyType = 0;
   readonly #typeRefs = new Map<string, number>();
+  /** Per kind, what subscribers that left had delivered and dropped (their queue at leaving as `unsubscribed`). */
+  readonly #departed = new Map<string, SubscriberTotals>();
 
   constructor(maxQueue = 10_000) {
     this.#maxQueue = maxQueue;
@@ -128,11 +151,19 @@ export class Router {
     this.#count(s, 1);
   }
 
+  /** Removes a subscriber. What it still had queued is lost, counted in totals() as `unsubscribed`. */
   unsubscribe(id: number): void {
     const s = this.#subs.get(id);
     if (!s) return;
     this.#subs.delete(id);
     this.#count(s, -1);
+    const t = totalsOf(this.#departed, kindOf(s.name));
+    t.subscribed++;
+    t.delivered += s.delivered;
+    t.dropped.queueFull += s.queueFull;
+    t.dropped.failed += s.failed;
+    t.dropped.unsubscribed += s.queue.length;
+    s.queue = [];
   }
 
   #count(s: Subscriber, d: 1 | -1): void {
@@ -162,7 +193,7 @@ export class Router {
     for (const s of this.#subs.values()) {
       if (!s.match(ev)) continue;
       if (s.queue.length >= s.max) {
-        s.dropped++;
+        s.queueFull++;
         continue;
       }
       s.queue.push({ ev, line });
@@ -192,11 +223,47 @@ export class Router {
       s.deliver(batch);
       s.delivered += batch.length;
     } catch {
-      s.dropped += batch.length; // a failing subscriber loses its batch, counted
+      s.failed += batch.length; // a failing subscriber loses its batch, counted
     }
   }
 
+  /** The subscribers there are now. */
   stats(): SubscriberStats[] {
-    return [...this.#subs.values()].map((s) => ({ id: s.id, name: s.name, delivered: s.delivered, dropped: s.dropped, queued: s.queue.length }));
+    return [...this.#subs.values()].map((s) => ({
+      id: s.id,
+      name: s.name,
+      delivered: s.delivered,
+      dropped: s.queueFull + s.failed,
+      queueFull: s.queueFull,
+      failed: s.failed,
+      queued: s.queue.length,
+    }));
   }
+
+  /** Per kind of subscriber, every subscriber since the start: the live ones and those that left. */
+  totals(): Record<string, SubscriberTotals> {
+    const out = new Map<string, SubscriberTotals>();
+    for (const [kind, d] of this.#departed) out.set(kind, { ...d, live: 0, dropped: { ...d.dropped } });
+    for (const s of this.#subs.values()) {
+      const t = totalsOf(out, kindOf(s.name));
+      t.live++;
+      t.subscribed++;
+      t.delivered += s.delivered;
+      t.dropped.queueFull += s.queueFull;
+      t.dropped.failed += s.failed;
+    }
+    return Object.fromEntries(out);
+  }
+}
+
+/** A subscriber's kind: its name up to the first ':' (`sse:10.0.0.1` -> `sse`). */
+function kindOf(name: string): string {
+  const i = name.indexOf(':');
+  return i < 0 ? name : name.slice(0, i);
+}
+
+function totalsOf(m: Map<string, SubscriberTotals>, kind: string): SubscriberTotals {
+  let t = m.get(kind);
+  if (!t) m.set(kind, (t = { live: 0, subscribed: 0, delivered: 0, dropped: { queueFull: 0, failed: 0, unsubscribed: 0 } }));
+  return t;
 }

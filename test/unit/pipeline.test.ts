@@ -126,6 +126,38 @@ test('a slow subscriber loses events, counted; others are not affected', async (
   assert.equal(st.small!.dropped, 7);
 });
 
+test('subscribers that leave are still counted: their queue at leaving as unsubscribed, totals per kind only grow', async () => {
+  const r = new Router();
+  const a = r.subscribe('sse:unix', {}, () => undefined, 4);
+  const b = r.subscribe('sse:unix', {}, () => {
+    throw new Error('client not reading');
+  });
+  r.subscribe('rules', { types: ['open'] }, () => undefined);
+  for (let i = 0; i < 6; i++) r.publish(ev({ ktimeNs: i }), '{}'); // a: 4 queued, 2 over its bound
+  await new Promise((res) => setImmediate(res)); // a delivers 4; b's delivery throws: 6 failed
+  for (let i = 0; i < 3; i++) r.publish(ev({ ktimeNs: 10 + i }), '{}'); // queued, not yet delivered
+  const live = r.totals();
+  assert.deepEqual(live.sse, { live: 2, subscribed: 2, delivered: 4, dropped: { queueFull: 2, failed: 6, unsubscribed: 0 } });
+  assert.deepEqual(live.rules, { live: 1, subscribed: 1, delivered: 0, dropped: { queueFull: 0, failed: 0, unsubscribed: 0 } });
+  assert.deepEqual(r.stats().find((s) => s.id === b), { id: b, name: 'sse:unix', delivered: 0, dropped: 6, queueFull: 0, failed: 6, queued: 3 });
+  r.unsubscribe(a);
+  r.unsubscribe(b);
+  r.unsubscribe(b); // twice: nothing more
+  await new Promise((res) => setImmediate(res));
+  const gone = r.totals();
+  // What each had queued when it left is lost, and counted: 3 each.
+  assert.deepEqual(gone.sse, { live: 0, subscribed: 2, delivered: 4, dropped: { queueFull: 2, failed: 6, unsubscribed: 6 } });
+  assert.equal(r.stats().length, 1);
+  // Every event offered to a subscriber is delivered or counted as dropped: 9 events, 2 subscribers.
+  const d = gone.sse!.dropped;
+  assert.equal(gone.sse!.delivered + d.queueFull + d.failed + d.unsubscribed, 2 * 9);
+  // A new client of the same kind adds to the totals; nothing goes back down.
+  r.subscribe('sse:10.0.0.1', {}, () => undefined);
+  r.publish(ev({}), '{}');
+  await new Promise((res) => setImmediate(res));
+  assert.deepEqual(r.totals().sse, { live: 1, subscribed: 3, delivered: 5, dropped: { queueFull: 2, failed: 6, unsubscribed: 6 } });
+});
+
 /** A sink that keeps what it gets (delivery is synchronous here). */
 class MemorySink implements Sink {
   readonly name = 'memory';
