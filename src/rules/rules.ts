@@ -13,9 +13,10 @@ import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
 import { OP_NUMBERS } from '../syscalls/config.ts';
 
+import { exceptionCondition, readExceptions, type RuleException } from './exceptions.ts';
 import { PRIORITIES, type Priority } from './priorities.ts';
 
-export { PRIORITIES, type Priority };
+export { PRIORITIES, type Priority, type RuleException };
 
 /** Every event type a rule can be about (`types`): the process, container and syscall events. */
 export const RULE_EVENT_TYPES: ReadonlySet<string> = new Set(['exec', 'exit', 'fork', 'creds', 'comm', 'container_started', 'container_stopped', ...Object.keys(OP_NUMBERS)]);
@@ -64,6 +65,8 @@ export interface RuleDefinition {
   /** The event types it is about; undefined: every type. */
   types: string[] | undefined;
   condition: string;
+  /** Falco's exceptions: an event some exception matches is exempt (exceptions.ts). */
+  exceptions: RuleException[];
   output: string;
   /** Where it was defined last ("file item N"). */
   source: string;
@@ -116,7 +119,7 @@ export function readRuleFile(file: string, label = file): RuleSource {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const describe = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'string' ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v) : typeof v === 'object' ? 'a mapping' : String(v));
 
-const RULE_FIELDS = ['rule', 'desc', 'condition', 'output', 'priority', 'tags', 'types', 'enabled', 'append'];
+const RULE_FIELDS = ['rule', 'desc', 'condition', 'exceptions', 'output', 'priority', 'tags', 'types', 'enabled', 'append'];
 const LIST_FIELDS = ['list', 'items', 'append'];
 const MACRO_FIELDS = ['macro', 'condition', 'append'];
 
@@ -190,11 +193,18 @@ export function compileRules(o: RuleSetOptions): RuleSet {
       }
       if (append) {
         if (!prev) return bad(at, `append: no earlier rule ${JSON.stringify(name)} to append to`);
-        const extra = Object.keys(item).filter((k) => !['rule', 'append', 'condition'].includes(k));
-        if (extra.length) return bad(at, `append takes only a condition to add, not ${extra.join(', ')}`);
-        if (typeof item.condition !== 'string' || !item.condition.trim()) return bad(`${at}.condition`, `expected a CEL expression, got ${describe(item.condition)}`);
-        prev.condition = `(${prev.condition}) && (${item.condition})`;
-        prev.source = at;
+        const extra = Object.keys(item).filter((k) => !['rule', 'append', 'condition', 'exceptions'].includes(k));
+        if (extra.length) return bad(at, `append takes only a condition and exceptions to add, not ${extra.join(', ')}`);
+        if (item.condition === undefined && item.exceptions === undefined) return bad(at, 'append: give a condition or exceptions to add');
+        if (item.condition !== undefined && (typeof item.condition !== 'string' || !item.condition.trim())) return bad(`${at}.condition`, `expected a CEL expression, got ${describe(item.condition)}`);
+        // Exceptions named again get more values; new names are new exceptions (Falco's appends).
+        const exceptions = item.exceptions === undefined ? prev.exceptions : readExceptions(item.exceptions, `${at}.exceptions`, VARIABLES, prev.exceptions, bad);
+        if (!exceptions) return;
+        if (typeof item.condition === 'string') {
+          prev.condition = `(${prev.condition}) && (${item.condition})`;
+          prev.source = at;
+        }
+        prev.exceptions = exceptions;
         return;
       }
       const r = rawRule(name, item, at, bad);
@@ -244,12 +254,20 @@ export function compileRules(o: RuleSetOptions): RuleSet {
   for (const r of rules.values()) {
     const p = compile(r.condition, `${r.source}.condition`);
     const format = compileOutput(r.output, (m) => bad(`${r.source}.output`, m));
+    // Each exception is its own program, checked only once the condition is true (rules rarely match).
+    const exempt: ParseResult[] = [];
+    for (const e of r.exceptions) {
+      const cond = exceptionCondition(e, listValues, bad);
+      const ep = cond === undefined ? undefined : compile(cond, e.at);
+      if (ep) exempt.push(ep); // a bad one is reported: the set is refused below
+    }
     if (!p || !format) continue;
     const enabled = r.enabled && PRIORITIES.indexOf(r.priority) <= min;
-    compiled.push({ ...r, enabled, match: (ctx) => p(ctx) === true, format });
+    const match = exempt.length === 0 ? (ctx: RuleContext) => p(ctx) === true : (ctx: RuleContext) => p(ctx) === true && !exempt.some((ep) => ep(ctx) === true);
+    compiled.push({ ...r, enabled, match, format });
   }
   if (issues.length) throw new RuleError(issues);
-  const digest = createHash('sha256').update(JSON.stringify({ l: [...listValues], m: [...macros].map(([k, v]) => [k, v.condition]), r: compiled.map((r) => [r.name, r.desc, r.priority, r.tags, r.types, r.condition, r.output, r.enabled]) })).digest('hex');
+  const digest = createHash('sha256').update(JSON.stringify({ l: [...listValues], m: [...macros].map(([k, v]) => [k, v.condition]), r: compiled.map((r) => [r.name, r.desc, r.priority, r.tags, r.types, r.condition, r.exceptions.map(({ at: _a, valuesAt: _v, ...e }) => e), r.output, r.enabled]) })).digest('hex');
   return new RuleSet(compiled, listValues, macroPrograms, digest);
 }
 
@@ -283,8 +301,12 @@ function rawRule(name: string, item: Record<string, unknown>, at: string, bad: (
   }
   const enabled = item.enabled ?? true;
   if (typeof enabled !== 'boolean') fail('enabled', `expected true or false, got ${describe(enabled)}`);
+  const exceptions = item.exceptions === undefined ? [] : readExceptions(item.exceptions, `${at}.exceptions`, VARIABLES, [], (where, m) => {
+    ok = false;
+    bad(where, m);
+  });
   if (!ok) return undefined;
-  return { name, desc, priority: priority!, tags: tags as string[], types, condition, output, enabled: enabled as boolean, source: at };
+  return { name, desc, priority: priority!, tags: tags as string[], types, condition, exceptions: exceptions!, output, enabled: enabled as boolean, source: at };
 }
 
 /** The first line of a CEL error, with the column of the caret under it when there is one. */

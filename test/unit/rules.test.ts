@@ -140,6 +140,63 @@ test('CEL: missing parts are empty, has() and optionals test for fields, numbers
   assert.throws(() => bad.rulesFor('exec')[0]!.match(bad.context(event('exec'))), /No such key: name/);
 });
 
+test('exceptions (Falco\'s): tuples of fields and comparisons exempt events, later files add values, missing fields exempt nothing', () => {
+  const base = [
+    { list: 'trusted', items: ['/usr/bin/trusted'] },
+    rule('write', 'event.ret >= 0', {
+      types: ['open'],
+      exceptions: [
+        { name: 'writers', fields: ['process.exe', 'event.path'], comps: ['=', 'pmatch'], values: [['/usr/bin/apk', ['/usr/lib/apk', '/etc/apk/']]] },
+        { name: 'images', fields: 'container.image' }, // one field: comps default to "in", values are a list
+        { name: 'comm_prefix', fields: 'process.comm', comps: 'startswith', values: ['backup-'] },
+        { name: 'exe_list', fields: ['process.exe'], comps: ['in'], values: [['trusted']] }, // a list's name
+        { name: 'argv', fields: ['process.argv', 'process.uid', 'event.path'], comps: ['intersects', '<', 'icontains'], values: [[['--safe', 'x'], 1000, 'TMP']] },
+        { name: 'deep', fields: ['event.meta.origin', 'pod.namespace'], comps: ['matches', '!='], values: [['^ci-', 'prod']] },
+      ],
+    }),
+  ];
+  const set = inline(base);
+  const open = (path: string, process: Record<string, unknown> = {}, parts: Partial<OutputEvent> = {}, fields: Record<string, unknown> = {}) =>
+    matching(set, event('open', { path, ret: 3, ...fields }, { process: { pid: 7, comm: 'vi', exe: '/usr/bin/vi', argv: ['vi'], uid: 0, ...process }, ...parts }));
+  assert.deepEqual(open('/usr/lib/apk/db'), ['write'], 'not apk: no exception');
+  assert.deepEqual(open('/usr/lib/apk/db', { exe: '/usr/bin/apk' }), [], 'apk below one of its prefixes');
+  assert.deepEqual(open('/etc/apk', { exe: '/usr/bin/apk' }), [], 'pmatch: the prefix itself (a trailing / or not)');
+  assert.deepEqual(open('/usr/lib/apkx', { exe: '/usr/bin/apk' }), ['write'], 'pmatch is by path component, not by string prefix');
+  assert.deepEqual(open('/etc/shadow', { exe: '/usr/bin/apk' }), ['write'], 'both fields of the tuple must match');
+  assert.deepEqual(open('/x', {}, {}), ['write']);
+  assert.deepEqual(open('/x', { comm: 'backup-db' }), [], 'startswith');
+  assert.deepEqual(open('/x', { exe: '/usr/bin/trusted' }), [], 'a list named as the value of in');
+  assert.deepEqual(open('/tmp/a', { argv: ['tool', '--safe'], uid: 999 }), [], 'intersects, <, icontains together');
+  assert.deepEqual(open('/tmp/a', { argv: ['tool', '--safe'], uid: 1000 }), ['write'], 'one field of three differs');
+  assert.deepEqual(open('/x', { comm: undefined }), ['write'], 'a missing field exempts nothing and is no evaluation error');
+  assert.deepEqual(open('/x', {}, { pod: { uid: 'u', namespace: 'dev' } }, { meta: { origin: 'ci-42' } }), [], 'nested fields, each level guarded');
+  assert.deepEqual(open('/x', {}, { pod: { uid: 'u', namespace: 'prod' } }, { meta: { origin: 'ci-42' } }), ['write']);
+  assert.deepEqual(open('/x', {}, {}, { meta: { origin: 'ci-42' } }), ['write'], 'no pod: != has nothing to compare, so no exemption');
+  // Values added from a later file: to an existing exception by name, and a new exception.
+  const site = inline([
+    ...base,
+    { list: 'site_images', items: ['registry.local/backup'] },
+    { rule: 'write', append: true, exceptions: [{ name: 'images', values: ['registry.local/agent', 'site_images'] }, { name: 'editors', fields: 'process.comm', comps: 'in', values: ['vi'] }] },
+  ]);
+  const ctr = (image: string) => ({ container: { id: 'c'.repeat(64), image, enrichment: 'done' as const } });
+  assert.deepEqual(matching(set, event('open', { path: '/x', ret: 3 }, { ...ctr('registry.local/agent'), process: { pid: 1, comm: 'cp' } })), ['write']);
+  assert.deepEqual(matching(site, event('open', { path: '/x', ret: 3 }, { ...ctr('registry.local/agent'), process: { pid: 1, comm: 'cp' } })), [], 'appended value');
+  assert.deepEqual(matching(site, event('open', { path: '/x', ret: 3 }, { ...ctr('registry.local/backup'), process: { pid: 1, comm: 'cp' } })), [], 'a list named among the values');
+  assert.deepEqual(matching(site, event('open', { path: '/x', ret: 3 }, { process: { pid: 1, comm: 'vi' } })), [], 'appended exception');
+  assert.deepEqual(site.rules[0]!.exceptions.find((e) => e.name === 'images')!.values, [[['registry.local/agent', 'site_images']]]);
+  assert.notEqual(site.digest, set.digest, 'the digest follows the exceptions');
+  // Empty exceptions (the default set's hooks) exempt nothing.
+  assert.deepEqual(matching(inline([rule('r', 'true', { exceptions: [{ name: 'none', fields: ['process.exe'] }] })]), event('exec')), ['r']);
+  // The default set's hooks take a site's values.
+  const defaults = compileRules({ sources: [readRuleFile(DEFAULT_RULES_FILE), { name: 'site.yaml', items: [{ rule: 'Execution from /dev/shm', append: true, exceptions: [{ name: 'installers', fields: 'process.exe', comps: 'in', values: ['/dev/shm/setup'] }] }, { rule: 'Root privileges gained', append: true, exceptions: [{ name: 'programs', values: ['/usr/local/bin/become'] }] }] }] });
+  const shm = (exe: string) => matching(defaults, event('exec', {}, { process: { pid: 5, comm: 'x', exe, argv: ['x'] } }));
+  assert.deepEqual(shm('/dev/shm/setup'), []);
+  assert.deepEqual(shm('/dev/shm/other'), ['Execution from /dev/shm']);
+  const root = (exe: string) => matching(defaults, event('creds', { old: { euid: 1000 }, new: { euid: 0 }, syscall: 'setuid' }, { process: { pid: 5, comm: 'become', exe } }));
+  assert.deepEqual(root('/usr/local/bin/become'), []);
+  assert.deepEqual(root('/tmp/become'), ['Root privileges gained']);
+});
+
 test('every problem in a rule set is reported with where it is, and nothing is loaded', () => {
   const cases: [unknown, RegExp][] = [
     [{ list: 'a' }, /^test item 1 \(list "a"\)\.items: expected a list of strings and numbers, got undefined$/],
@@ -160,6 +217,19 @@ test('every problem in a rule set is reported with where it is, and nothing is l
     [{ rule: 'r', list: 'l', items: [] }, /has list and rule: an item is one list, one macro or one rule/],
     [{ priority: 'warning' }, /has none of list, macro, rule \(fields: priority\)/],
     ['just text', /test item 1: expected a mapping with list, macro or rule, got "just text"/],
+    [rule('r', 'true', { exceptions: { name: 'e' } }), /\(rule "r"\)\.exceptions: expected a list of exceptions/],
+    [rule('r', 'true', { exceptions: [{ name: 'e', fields: ['process.comm'], why: 1 }] }), /\.exceptions\.0: unknown field "why" \(known: name, fields, comps, values\)/],
+    [rule('r', 'true', { exceptions: [{ fields: ['process.comm'] }] }), /\.exceptions\.0\.name: expected a name, got undefined/],
+    [rule('r', 'true', { exceptions: [{ name: 'e', fields: [] }] }), /\.exceptions\.0 \("e"\)\.fields: expected a field path or a non-empty list of them/],
+    [rule('r', 'true', { exceptions: [{ name: 'e', fields: ['proc.name'] }] }), /\.fields: "proc\.name" is not a field path: write it as <event\|process\|/],
+    [rule('r', 'true', { exceptions: [{ name: 'e', fields: ['process.comm', 'event.path'], comps: ['='] }] }), /\.comps: expected a list of 2 comparisons, one per field/],
+    [rule('r', 'true', { exceptions: [{ name: 'e', fields: 'process.comm', comps: 'glob' }] }), /\.comps: unknown comparison "glob" \(known: =, !=,/],
+    [rule('r', 'true', { exceptions: [{ name: 'e', fields: ['process.comm', 'event.path'], values: [['a']] }] }), /\.exceptions\.0 \("e"\)\.values\.0: expected a list of 2 values \(process\.comm, event\.path\), got a list/],
+    [rule('r', 'true', { exceptions: [{ name: 'e', fields: ['event.path'], comps: ['startswith'], values: [[5]] }] }), /\.values\.0\.0: event\.path startswith: expected a string, got 5/],
+    [rule('r', 'true', { exceptions: [{ name: 'e', fields: ['event.path'], comps: ['in'], values: [[{ a: 1 }]] }] }), /\.values\.0\.0: event\.path in: expected a list of strings and numbers, or a list's name, got a mapping/],
+    [rule('r', 'true', { exceptions: [{ name: 'e', fields: ['event.path'], comps: ['in'], values: [['no_such_list']] }] }), /\.values\.0\.0: event\.path in: no list named "no_such_list"/],
+    [rule('r', 'true', { exceptions: [{ name: 'e', fields: 'process.exe', comps: 'matches', values: ['(unclosed'] }] }), /\.values\.0: process\.exe matches: not a regular expression/],
+    [rule('r', 'true', { exceptions: [{ name: 'e', fields: 'process.exe' }, { name: 'e', fields: 'process.comm' }] }), /\.exceptions\.1 \("e"\)\.name: a second exception named "e" in this item/],
   ];
   for (const [item, want] of cases) {
     const issues = issuesOf(() => inline([item]));
@@ -171,6 +241,11 @@ test('every problem in a rule set is reported with where it is, and nothing is l
   assert.deepEqual(many.map((i) => i.path), ['test item 4 (rule "b").priority', 'test item 2 (macro "x").condition', 'test item 3 (macro "y").condition', 'test item 1 (rule "a").condition']);
   assert.match(many[1]!.message, /macros use each other in a cycle: x → y → x/);
   assert.deepEqual(issuesOf(() => inline([rule('a', 'true')], { disabled: ['b'] })), [{ path: 'rules.disabled', message: 'no rule named "b" (rules: "a")' }]);
+  // An append may only add values to an exception that exists, and must add something.
+  const withE = rule('a', 'true', { exceptions: [{ name: 'e', fields: 'process.exe' }] });
+  assert.deepEqual(issuesOf(() => inline([withE, { rule: 'a', append: true, exceptions: [{ name: 'e', fields: 'process.comm', values: ['x'] }] }])), [{ path: 'test item 2 (rule "a").exceptions.0 ("e")', message: 'exception "e" exists (test item 1 (rule "a").exceptions.0 ("e")): a later item may only add values to it, not fields or comps' }]);
+  assert.deepEqual(issuesOf(() => inline([withE, { rule: 'a', append: true }])), [{ path: 'test item 2 (rule "a")', message: 'append: give a condition or exceptions to add' }]);
+  assert.deepEqual(issuesOf(() => inline([withE, { rule: 'a', append: true, exceptions: [{ name: 'f', fields: ['event.path'], comps: ['in'], values: [['nope']] }] }])), [{ path: 'test item 2 (rule "a").exceptions.0 ("f").values.0.0', message: 'event.path in: no list named "nope"; write the values as a list ([a, b]) or define the list' }]);
   assert.deepEqual(issuesOf(() => compileRules({ sources: [{ name: 'f.yaml', items: { rule: 'x' } }] })), [{ path: 'f.yaml', message: 'expected a list of items (- list: …, - macro: …, - rule: …), got a mapping' }]);
 });
 

@@ -1,0 +1,233 @@
+// Rule exceptions, as Falco writes them: named tuples of fields, each compared with a value, that exempt an
+// event from the rule (`exceptions:` on a rule, values added by later files with `append: true`). They keep
+// allowlists out of conditions: a site adds its own known writers to a default rule without copying it.
+//
+//   exceptions:
+//     - name: known_writers
+//       fields: [process.comm, event.path]     # a list: each value is a tuple of as many
+//       comps: [=, startswith]                 # optional; default "=" for each field
+//       values: [[apk, /usr/lib/apk], [dpkg, /var/lib/dpkg]]
+//     - name: trusted_images
+//       fields: container.image                # one field: values is a list of values
+//       comps: in                              # optional; default "in"
+//       values: [registry.local/agent, registry.local/backup]
+//
+// Each exception becomes a CEL expression, true when some tuple matches: fields are guarded by has(), so that
+// an event without the field is not exempt (and not an evaluation error). A rule matches when its condition
+// is true and no exception is.
+
+/** The comparisons an exception may use (Falco's, "matches" for a regular expression in place of glob). */
+export const EXCEPTION_COMPS = ['=', '!=', '<', '<=', '>', '>=', 'in', 'intersects', 'pmatch', 'contains', 'icontains', 'startswith', 'endswith', 'matches'] as const;
+export type ExceptionComp = (typeof EXCEPTION_COMPS)[number];
+/** Comparisons whose value is a list (of values, or a list's name). */
+const LIST_COMPS: ReadonlySet<string> = new Set(['in', 'intersects', 'pmatch']);
+/** Comparisons whose value must be a string. */
+const STRING_COMPS: ReadonlySet<string> = new Set(['contains', 'icontains', 'startswith', 'endswith', 'matches']);
+const EXCEPTION_KEYS = ['name', 'fields', 'comps', 'values'];
+
+/** One exception of a rule, as its items defined it (values from appends included). */
+export interface RuleException {
+  name: string;
+  /** Field paths: process.comm, event.path, container.image, … */
+  fields: string[];
+  comps: ExceptionComp[];
+  /** Tuples, one value per field (for a list comparison, a list of values or a list's name). */
+  values: unknown[][];
+  /** Where each tuple was given (an append's values are given by a later item). */
+  valuesAt: string[];
+  /** Written with one field (fields: x), not a list: values were given as a list of values. */
+  single: boolean;
+  /** Where it was defined ("file item N (rule "X").exceptions.0"). */
+  at: string;
+}
+
+type Bad = (at: string, message: string) => void;
+
+const describe = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'string' ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v) : typeof v === 'object' ? 'a mapping' : String(v));
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isScalar = (v: unknown): v is string | number | boolean => typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+
+/**
+ * Reads a rule item's `exceptions` (at `at`, e.g. "file item 3 (rule "X").exceptions"), given the rule's
+ * exceptions so far (an append: an exception named again adds values, a new name adds an exception).
+ * Reports every problem through `bad`; returns the new exceptions, or undefined when any was bad.
+ */
+export function readExceptions(raw: unknown, at: string, roots: readonly string[], prev: readonly RuleException[], bad: Bad): RuleException[] | undefined {
+  if (!Array.isArray(raw)) {
+    bad(at, `expected a list of exceptions (- name: …, fields: …, values: …), got ${describe(raw)}`);
+    return undefined;
+  }
+  const out = prev.map((e) => ({ ...e, values: [...e.values], valuesAt: [...e.valuesAt] }));
+  let ok = true;
+  const fail = (where: string, m: string) => {
+    ok = false;
+    bad(where, m);
+  };
+  const seen = new Set<string>();
+  raw.forEach((e, i) => {
+    let where = `${at}.${i}`;
+    if (!isObject(e)) return fail(where, `expected a mapping with name, fields and values, got ${describe(e)}`);
+    const unknown = Object.keys(e).filter((k) => !EXCEPTION_KEYS.includes(k));
+    if (unknown.length) return fail(where, `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${EXCEPTION_KEYS.join(', ')})`);
+    if (typeof e.name !== 'string' || !e.name.trim()) return fail(`${where}.name`, `expected a name, got ${describe(e.name)}`);
+    const name = e.name;
+    where = `${where} (${JSON.stringify(name)})`;
+    if (seen.has(name)) return fail(`${where}.name`, `a second exception named ${JSON.stringify(name)} in this item`);
+    seen.add(name);
+    const existing = out.find((x) => x.name === name);
+    if (existing) {
+      // Named again (a later item's append): only more values, as in Falco.
+      if (e.fields !== undefined || e.comps !== undefined) return fail(where, `exception ${JSON.stringify(name)} exists (${existing.at}): a later item may only add values to it, not fields or comps`);
+      const values = readValues(e.values, `${where}.values`, existing, fail);
+      if (values) {
+        existing.values.push(...values.tuples);
+        existing.valuesAt.push(...values.at);
+      }
+      return;
+    }
+    const single = typeof e.fields === 'string';
+    const fields = single ? [e.fields as string] : e.fields;
+    if (!Array.isArray(fields) || !fields.length || !fields.every((f) => typeof f === 'string')) return fail(`${where}.fields`, `expected a field path or a non-empty list of them, got ${describe(e.fields)}`);
+    const badField = fields.find((f) => !fieldPathOk(f, roots));
+    if (badField !== undefined) return fail(`${where}.fields`, `${JSON.stringify(badField)} is not a field path: write it as <${roots.join('|')}>[.member…], such as process.comm or event.path`);
+    let comps: unknown = e.comps ?? (single ? 'in' : fields.map(() => '='));
+    if (single && typeof comps === 'string') comps = [comps];
+    if (!Array.isArray(comps) || comps.length !== fields.length) return fail(`${where}.comps`, single ? `expected one comparison for the one field, got ${describe(e.comps)}` : `expected a list of ${fields.length} comparisons, one per field, got ${describe(e.comps)}`);
+    const badComp = comps.find((c) => !(EXCEPTION_COMPS as readonly unknown[]).includes(c));
+    if (badComp !== undefined) return fail(`${where}.comps`, `unknown comparison ${describe(badComp)} (known: ${EXCEPTION_COMPS.join(', ')})`);
+    const ex = { fields: fields as string[], comps: comps as ExceptionComp[], single };
+    const values = readValues(e.values ?? [], `${where}.values`, ex, fail);
+    if (values) out.push({ name, ...ex, values: values.tuples, valuesAt: values.at, at: where });
+  });
+  return ok ? out : undefined;
+}
+
+/** A field path an exception may compare: a variable, then members. */
+function fieldPathOk(f: string, roots: readonly string[]): boolean {
+  const parts = f.split('.');
+  return roots.includes(parts[0]!) && parts.every((p) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(p));
+}
+
+/**
+ * An exception's values as tuples (one value per field), each checked against its comparison, with where
+ * each tuple is (for the errors found when the set is compiled).
+ */
+function readValues(raw: unknown, at: string, e: Pick<RuleException, 'fields' | 'comps' | 'single'>, fail: Bad): { tuples: unknown[][]; at: string[] } | undefined {
+  if (!Array.isArray(raw)) {
+    fail(at, `expected a list of values, got ${describe(raw)}`);
+    return undefined;
+  }
+  let tuples: unknown[][];
+  if (e.single) {
+    // One field: `values: [a, b]`. For a list comparison that is one list (field in [a, b]); otherwise one
+    // tuple per value (field startswith a, or field startswith b).
+    tuples = LIST_COMPS.has(e.comps[0]!) ? (raw.length ? [[raw]] : []) : raw.map((v) => [v]);
+  } else {
+    const wrong = raw.findIndex((t) => !Array.isArray(t) || t.length !== e.fields.length);
+    if (wrong >= 0) {
+      fail(`${at}.${wrong}`, `expected a list of ${e.fields.length} values (${e.fields.join(', ')}), got ${describe(raw[wrong])}`);
+      return undefined;
+    }
+    tuples = raw as unknown[][];
+  }
+  for (const [ti, t] of tuples.entries()) {
+    for (const [fi, v] of t.entries()) {
+      const comp = e.comps[fi]!;
+      const where = e.single ? (LIST_COMPS.has(comp) ? at : `${at}.${ti}`) : `${at}.${ti}.${fi}`;
+      if (LIST_COMPS.has(comp)) {
+        const listOk = (Array.isArray(v) && v.every(isScalar)) || (typeof v === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(v));
+        if (!listOk) {
+          fail(where, `${e.fields[fi]} ${comp}: expected a list of strings and numbers, or a list's name, got ${describe(v)}`);
+          return undefined;
+        }
+        if (comp === 'pmatch' && Array.isArray(v) && !v.every((p) => typeof p === 'string')) {
+          fail(where, `${e.fields[fi]} pmatch: expected a list of path prefixes (strings), got ${describe(v)}`);
+          return undefined;
+        }
+      } else if (STRING_COMPS.has(comp) ? typeof v !== 'string' : !isScalar(v)) {
+        fail(where, `${e.fields[fi]} ${comp}: expected ${STRING_COMPS.has(comp) ? 'a string' : 'a string, a number or true/false'}, got ${describe(v)}`);
+        return undefined;
+      } else if (comp === 'matches') {
+        try {
+          new RegExp(v as string);
+        } catch (err) {
+          fail(where, `${e.fields[fi]} matches: not a regular expression: ${(err as Error).message}`);
+          return undefined;
+        }
+      }
+    }
+  }
+  return { tuples, at: tuples.map((_, ti) => (e.single && LIST_COMPS.has(e.comps[0]!) ? at : `${at}.${ti}`)) };
+}
+
+/**
+ * The CEL expression that is true when the event is exempt by `e` (some tuple matches), or undefined when it
+ * has no values (it exempts nothing). `lists`: the defined lists, for values that name one (a value that is
+ * a list's name, or a name among a list's values). Reports a value naming no list through `bad`.
+ */
+export function exceptionCondition(e: RuleException, lists: ReadonlyMap<string, readonly unknown[]>, bad: Bad): string | undefined {
+  if (!e.values.length) return undefined;
+  // Every field's has() chain: has(event.a) && has(event.a.b); a bare variable is always there.
+  const guards = e.fields.map((f) => {
+    const parts = f.split('.');
+    return parts.slice(1).map((_, i) => `has(${parts.slice(0, i + 2).join('.')})`);
+  });
+  let ok = true;
+  const tuples = e.values.map((t, ti) => {
+    const terms: string[] = [];
+    t.forEach((v, fi) => {
+      const f = e.fields[fi]!;
+      const comp = e.comps[fi]!;
+      terms.push(...guards[fi]!);
+      let list = '';
+      if (LIST_COMPS.has(comp)) {
+        if (typeof v === 'string') {
+          if (!lists.has(v)) {
+            ok = false;
+            bad(e.single ? e.valuesAt[ti]! : `${e.valuesAt[ti]}.${fi}`, `${f} ${comp}: no list named ${JSON.stringify(v)}; write the values as a list ([a, b]) or define the list`);
+            return;
+          }
+          list = v;
+        } else {
+          // A list's name among the values stands for its items, as in list items (Falco's lists of lists).
+          list = `[${(v as unknown[]).flatMap((x) => (typeof x === 'string' && lists.has(x) ? lists.get(x)! : [x])).map(literal).join(', ')}]`;
+        }
+      }
+      terms.push(compare(f, comp, v, list));
+    });
+    return `(${terms.join(' && ')})`;
+  });
+  return ok ? tuples.join(' || ') : undefined;
+}
+
+function compare(f: string, comp: ExceptionComp, v: unknown, list: string): string {
+  switch (comp) {
+    case '=':
+      return `${f} == ${literal(v)}`;
+    case '!=': case '<': case '<=': case '>': case '>=':
+      return `${f} ${comp} ${literal(v)}`;
+    case 'in':
+      return `${f} in ${list}`;
+    case 'intersects':
+      return `${f}.exists(x_, x_ in ${list})`;
+    case 'pmatch': // a path equal to a prefix (written with a trailing / or not), or below it
+      return `${list}.exists(p_, ${f} == p_ || ${f} + "/" == p_ || ${f}.startsWith(p_.endsWith("/") ? p_ : p_ + "/"))`;
+    case 'contains':
+      return `${f}.contains(${literal(v)})`;
+    case 'icontains':
+      return `${f}.lowerAscii().contains(${literal((v as string).toLowerCase())})`;
+    case 'startswith':
+      return `${f}.startsWith(${literal(v)})`;
+    case 'endswith':
+      return `${f}.endsWith(${literal(v)})`;
+    case 'matches':
+      return `${f}.matches(${literal(v)})`;
+  }
+}
+
+/** A CEL literal for a YAML scalar (JSON's string escapes are CEL's). */
+function literal(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number') return Number.isSafeInteger(v) ? String(v) : /[.e]/.test(String(v)) ? String(v) : `${v}.0`;
+  return String(v);
+}
