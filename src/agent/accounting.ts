@@ -12,6 +12,8 @@ export interface SinkAccount {
   queued: number;
   dropped: Record<string, number>;
   droppedTotal: number;
+  /** Events its selection (types, minPriority) left out: received, settled, not dropped. */
+  skipped: number;
   /** Events the pipeline made before a reload added this sink (0 for a sink that ran from the start). */
   before: number;
 }
@@ -73,8 +75,8 @@ export interface Accounting {
   retired: RetiredSinkAccount[];
   /**
    * Per sink, left minus right of: attempted + synthetic = lost + unread + pipeline drops + state-only +
-   * buffered + events before the sink joined + sink sent + sink dropped + sink queued. 0 when every record
-   * is accounted for.
+   * buffered + events before the sink joined + sink sent + sink dropped + sink skipped + sink queued. 0 when
+   * every record is accounted for.
    */
   imbalance: Record<string, number>;
   /** Every imbalance is 0 and each stage balances on its own. */
@@ -111,6 +113,7 @@ export function foldRetired(into: RetiredSinkInput | undefined, r: RetiredSinkIn
     sent: into.sent + r.sent,
     queued: into.queued + r.queued,
     retries: into.retries + r.retries,
+    ...(into.skipped !== undefined || r.skipped !== undefined ? { skipped: (into.skipped ?? 0) + (r.skipped ?? 0) } : {}),
     dropped,
     before: Math.min(into.before, r.before),
     through: Math.max(into.through, r.through),
@@ -139,19 +142,19 @@ export function account(i: AccountingInput): Accounting {
   const attempted = emitted + lost.ringFull + lost.outputFailed;
   // Each stage on its own: the pipeline put every record it read in exactly one counter...
   let balanced = p.records === reader.received && p.records === pipeDrops + p.internal + p.emitted + p.buffered;
-  const sinkAccount = (s: SinkStats, before: number): SinkAccount => ({ received: s.received, sent: s.sent, queued: s.queued, dropped: { ...s.dropped }, droppedTotal: sum(s.dropped), before });
+  const sinkAccount = (s: SinkStats, before: number): SinkAccount => ({ received: s.received, sent: s.sent, queued: s.queued, dropped: { ...s.dropped }, droppedTotal: sum(s.dropped), skipped: s.skipped ?? 0, before });
   for (const [name, s] of Object.entries(i.sinks)) {
     const a = (sinks[name] = sinkAccount(s, s.before ?? 0));
     const left = attempted + p.synthetic;
-    const right = lost.ringFull + lost.outputFailed + reader.lost + unread + pipeDrops + p.internal + p.buffered + a.before + s.sent + a.droppedTotal + s.queued;
+    const right = lost.ringFull + lost.outputFailed + reader.lost + unread + pipeDrops + p.internal + p.buffered + a.before + s.sent + a.droppedTotal + a.skipped + s.queued;
     imbalance[name] = left - right;
-    // ...and each sink received every event since it joined and settled or holds each one.
-    if (left !== right || s.received !== p.emitted + p.synthetic - a.before || s.received !== s.sent + a.droppedTotal + s.queued) balanced = false;
+    // ...and each sink received every event since it joined and settled (sent, dropped, skipped) or holds each one.
+    if (left !== right || s.received !== p.emitted + p.synthetic - a.before || s.received !== s.sent + a.droppedTotal + a.skipped + s.queued) balanced = false;
   }
   const retired = (i.retired ?? []).map((r): RetiredSinkAccount => {
     const a = sinkAccount(r, r.before);
     const given = r.given ?? r.through - r.before;
-    if (r.received !== given || r.received !== r.sent + a.droppedTotal + r.queued || (i.final && r.queued !== 0)) balanced = false;
+    if (r.received !== given || r.received !== r.sent + a.droppedTotal + a.skipped + r.queued || (i.final && r.queued !== 0)) balanced = false;
     return { name: r.name, ...a, through: r.through, generations: r.generations, sinks: r.sinks ?? 1, given };
   });
   if (i.final && (unread !== 0 || p.buffered !== 0)) balanced = false;
@@ -181,7 +184,7 @@ export function formatAccounting(a: Accounting): string[] {
   ];
   const counts = (s: SinkAccount) => {
     const drops = kv(Object.fromEntries(Object.entries(s.dropped).map(([k, v]) => [`dropped.${k}`, v])));
-    return `received=${s.received} sent=${s.sent} queued=${s.queued} dropped=${s.droppedTotal}${drops ? ` ${drops}` : ''}`;
+    return `received=${s.received} sent=${s.sent} queued=${s.queued} dropped=${s.droppedTotal}${drops ? ` ${drops}` : ''}${s.skipped ? ` skipped=${s.skipped}` : ''}`;
   };
   for (const [name, s] of Object.entries(a.sinks)) out.push(`sink ${name} ${counts(s)}${s.before ? ` joined-after=${s.before}` : ''}`);
   for (const r of a.retired) {

@@ -64,11 +64,12 @@ export function createMetrics(agentRef: Agent): client.Registry {
     g.set({ state: 'enabled' }, r?.enabled ?? 0);
     g.set({ state: 'disabled' }, r ? r.rules - r.enabled : 0);
   });
-  gauge('vigil_sink_events_total', 'Events per sink: received, sent, queued', ['sink', 'state'], (g) => {
+  gauge('vigil_sink_events_total', 'Events per sink: received, sent, queued, skipped (left out by the sink\'s types or minPriority)', ['sink', 'state'], (g) => {
     for (const [name, st] of Object.entries(agent.status().sinks)) {
       g.set({ sink: name, state: 'received' }, st.received);
       g.set({ sink: name, state: 'sent' }, st.sent);
       g.set({ sink: name, state: 'queued' }, st.queued);
+      if (st.skipped !== undefined) g.set({ sink: name, state: 'skipped' }, st.skipped);
     }
   });
   gauge('vigil_sink_dropped_total', 'Events dropped per sink and reason', ['sink', 'reason'], (g) => {

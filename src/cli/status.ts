@@ -51,9 +51,10 @@ export function formatStatus(s: AgentStatus): string {
     for (const x of top) out.push(`    ${x.name}: ${n(x.matches)} alerts${x.errors ? `, ${n(x.errors)} errors (last: ${x.lastError})` : ''}`);
   }
   const a = s.accounting;
-  const counts = (st: { received: number; sent: number; queued: number; dropped: Record<string, number> }) => {
+  const counts = (st: { received: number; sent: number; queued: number; dropped: Record<string, number>; skipped?: number }) => {
     const drops = Object.entries(st.dropped).map(([r, c]) => `${r} ${n(c)}`).join(', ');
-    return `received ${n(st.received)}, sent ${n(st.sent)}, queued ${n(st.queued)}${drops ? `, dropped ${drops}` : ''}`;
+    const skipped = st.skipped ? `, skipped ${n(st.skipped)} (not selected)` : '';
+    return `received ${n(st.received)}, sent ${n(st.sent)}, queued ${n(st.queued)}${drops ? `, dropped ${drops}` : ''}${skipped}`;
   };
   out.push('sinks:');
   for (const [name, st] of Object.entries(s.sinks)) {

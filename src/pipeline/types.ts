@@ -81,6 +81,8 @@ export interface LineMeta {
   containerName: string | undefined;
   podName: string | undefined;
   podNamespace: string | undefined;
+  /** An alert's priority (undefined for other events): for sinks that take alerts from a priority up. */
+  priority: string | undefined;
 }
 
 /** An empty LineMeta, to be filled. */
@@ -95,6 +97,7 @@ export const newLineMeta = (): LineMeta => ({
   containerName: undefined,
   podName: undefined,
   podNamespace: undefined,
+  priority: undefined,
 });
 
 /** Fills `m` from an event object (events made outside the enricher's line writers: held, synthetic). */
@@ -111,6 +114,7 @@ export function lineMetaOf(ev: OutputEvent, m: LineMeta): LineMeta {
   m.containerName = c?.name;
   m.podName = ev.pod?.name;
   m.podNamespace = ev.pod?.namespace;
+  m.priority = ev.type === 'alert' && typeof ev.priority === 'string' ? ev.priority : undefined;
   return m;
 }
 
@@ -123,6 +127,11 @@ export interface SinkStats {
   dropped: Record<string, number>;
   /** Events waiting in the sink's bounded queue. */
   queued: number;
+  /**
+   * Events handed to the sink that its selection (sinks.<kind>.types, minPriority) leaves out: counted in
+   * `received`, not drops. Absent: the sink takes every event.
+   */
+  skipped?: number;
   /** Delivery attempts that failed and were retried. */
   retries: number;
   /** Last delivery error, for `vigil status`. */

@@ -11,15 +11,15 @@ import { Environment, type ASTNode, type ParseResult } from '@marcbachmann/cel-j
 import { parseDocument } from 'yaml';
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
-import { OP_NUMBERS } from '../syscalls/config.ts';
+import { RECORD_EVENT_TYPES } from '../pipeline/event-types.ts';
 
 import { exceptionCondition, readExceptions, type RuleException } from './exceptions.ts';
 import { PRIORITIES, type Priority } from './priorities.ts';
 
 export { PRIORITIES, type Priority, type RuleException };
 
-/** Every event type a rule can be about (`types`): the process, container and syscall events. */
-export const RULE_EVENT_TYPES: ReadonlySet<string> = new Set(['exec', 'exit', 'fork', 'creds', 'comm', 'container_started', 'container_stopped', ...Object.keys(OP_NUMBERS)]);
+/** Every event type a rule can be about (`types`): the process, container and syscall events (not alerts). */
+export const RULE_EVENT_TYPES: ReadonlySet<string> = RECORD_EVENT_TYPES;
 
 /** The variables a condition sees; `event` is the whole event, the others its parts ({} / [] when absent). */
 const VARIABLES = ['event', 'process', 'parent', 'container', 'pod', 'ancestors'] as const;

@@ -13,6 +13,7 @@ import { object, type Raw } from './options.ts';
 import { OtlpSink, resolveOtlpOptions, type OtlpOptions } from './otlp.ts';
 import { resolveStdoutOptions, StdoutSink, type StdoutSinkOptions } from './stdout.ts';
 import { resolveStoreOptions, StoreSink, type StoreSinkOptions } from './store-sink.ts';
+import { selecting, takeSelection, type SinkSelection } from './select.ts';
 import { resolveWebhookOptions, WebhookSink, type WebhookOptions } from './webhook.ts';
 
 export { FileSink } from './file.ts';
@@ -29,7 +30,8 @@ function natsModule(): typeof import('./nats.ts') {
   return requireLazy('./nats.ts') as typeof import('./nats.ts');
 }
 
-type Enabled<T> = T & { enabled?: boolean };
+/** Every sink also takes `enabled` and a selection (select.ts: `types`, `minPriority`). */
+type Enabled<T> = T & { enabled?: boolean } & SinkSelection;
 type OneOrMany<T> = Enabled<T> | Enabled<T>[];
 
 /** The `sinks` section of the config. Every key is optional; `enabled: false` turns one off. */
@@ -65,6 +67,8 @@ export interface PlannedSink {
   kind: Kind;
   name: string;
   opts: Raw;
+  /** What it takes (types, alert priority); undefined: every event. */
+  selection?: SinkSelection;
 }
 
 /**
@@ -97,7 +101,7 @@ export function validateSinks(config: unknown, ctx: SinkContext = {}): PlannedSi
       // otherwise surface only on the day it is turned on.
       const sc = sinkConfig(raw, p);
       if (!sc) continue;
-      const opts = sc.opts;
+      const { selection, rest: opts } = takeSelection(sc.opts, p);
       switch (kind) {
         case 'stdout': resolveStdoutOptions(opts, p); break;
         case 'file': resolveFileOptions(opts, p); break;
@@ -111,7 +115,7 @@ export function validateSinks(config: unknown, ctx: SinkContext = {}): PlannedSi
         case 'nats': natsModule().resolveNatsOptions(opts, p); break;
         case 'otlp': resolveOtlpOptions(opts, p); break;
       }
-      if (sc.on) plan.push({ kind, name: i >= 0 ? `${kind}[${i}]` : kind, opts });
+      if (sc.on) plan.push({ kind, name: i >= 0 ? `${kind}[${i}]` : kind, opts, ...(selection ? { selection } : {}) });
     }
   }
   const names = new Set<string>();
@@ -144,14 +148,16 @@ export function buildSinks(plan: readonly PlannedSink[]): BuiltSinks {
   try {
     for (const s of ordered) {
       const o = s.opts;
+      let sink: Sink;
       switch (s.kind) {
-        case 'stdout': sinks.push(new StdoutSink(o as StdoutSinkOptions, s.name)); break;
-        case 'file': sinks.push(new FileSink(o as unknown as FileSinkOptions, s.name)); break;
-        case 'store': sinks.push((storeSink = new StoreSink(o as unknown as StoreSinkOptions, s.name))); break;
-        case 'webhook': sinks.push(new WebhookSink(o as unknown as WebhookOptions, s.name)); break;
-        case 'nats': sinks.push(new (natsModule().NatsSink)(o as NatsSinkOptions, s.name)); break;
-        case 'otlp': sinks.push(new OtlpSink(o as OtlpOptions, s.name)); break;
+        case 'stdout': sink = new StdoutSink(o as StdoutSinkOptions, s.name); break;
+        case 'file': sink = new FileSink(o as unknown as FileSinkOptions, s.name); break;
+        case 'store': sink = storeSink = new StoreSink(o as unknown as StoreSinkOptions, s.name); break;
+        case 'webhook': sink = new WebhookSink(o as unknown as WebhookOptions, s.name); break;
+        case 'nats': sink = new (natsModule().NatsSink)(o as NatsSinkOptions, s.name); break;
+        case 'otlp': sink = new OtlpSink(o as OtlpOptions, s.name); break;
       }
+      sinks.push(selecting(sink, s.selection));
     }
   } catch (err) {
     for (const s of sinks) void s.close();
@@ -168,7 +174,7 @@ export function buildSinks(plan: readonly PlannedSink[]): BuiltSinks {
  * stdout's descriptor), which must finish before the new one starts writing there.
  */
 export function diffSinks(before: readonly PlannedSink[], after: readonly PlannedSink[]): { keep: string[]; remove: string[]; add: PlannedSink[]; replaces: Map<string, string> } {
-  const same = (a: PlannedSink, b: PlannedSink) => a.kind === b.kind && a.name === b.name && isDeepStrictEqual(a.opts, b.opts);
+  const same = (a: PlannedSink, b: PlannedSink) => a.kind === b.kind && a.name === b.name && isDeepStrictEqual(a.opts, b.opts) && isDeepStrictEqual(a.selection, b.selection);
   const keep = before.filter((b) => after.some((a) => same(a, b)));
   const remove = before.filter((b) => !keep.includes(b));
   const add = after.filter((a) => !before.some((b) => same(a, b)));

@@ -308,8 +308,11 @@ test('an in-process agent raises alerts into its sinks, reloads edited rule file
   const rules = path.join(dir, 'rules.yaml');
   const config = path.join(dir, 'vigil.yaml');
   const mark = (n: string) => rule(`mark ${n}`, `process.?argv.orValue([]).exists(a, a == "vigil-rule-${n}")`, { types: ['exec'], output: `marked {process.argv} by {parent.comm}` });
-  fs.writeFileSync(rules, stringify([mark('one')]));
-  fs.writeFileSync(config, stringify({ process: { mode: 'procfs' }, containers: { enabled: false }, events: { process: { exec: true, exit: false }, files: false, network: false, other: false }, rules: { defaults: false, files: [rules] } }));
+  const noticed = rule('noticed one', 'process.?argv.orValue([]).exists(a, a == "vigil-rule-one")', { types: ['exec'], priority: 'notice' });
+  fs.writeFileSync(rules, stringify([mark('one'), noticed]));
+  // A file sink that takes only alerts of warning and worse (its selection), beside the test's sink of everything.
+  const alerts = path.join(dir, 'alerts.jsonl');
+  fs.writeFileSync(config, stringify({ process: { mode: 'procfs' }, containers: { enabled: false }, events: { process: { exec: true, exit: false }, files: false, network: false, other: false }, rules: { defaults: false, files: [rules] }, sinks: { file: { path: alerts, types: ['alert'], minPriority: 'warning' } } }));
   const ta = await startTestAgent(t, { configFile: config });
   const run = (n: string) => new Promise<void>((resolve, reject) => spawn('/bin/sh', ['-c', 'sleep 0.02', `vigil-rule-${n}`]).on('exit', () => resolve()).on('error', reject));
   const alertFor = (n: string) => (e: OutputEvent) => e.type === 'alert' && e.rule === `mark ${n}`;
@@ -360,7 +363,14 @@ test('an in-process agent raises alerts into its sinks, reloads edited rule file
   await ta.agent.stop();
   const acc = ta.agent.accounting();
   assert.ok(acc.final && acc.balanced, 'alerts are synthetic events: the accounting still balances');
-  assert.equal(acc.pipeline.synthetic, ta.sink.events.filter((e) => e.type === 'alert').length);
+  const all = ta.sink.events.filter((e) => e.type === 'alert');
+  assert.equal(acc.pipeline.synthetic, all.length);
+  assert.ok(all.some((e) => e.rule === 'noticed one'), 'the notice alert was raised');
+  // The selecting file sink: the warning alerts only, in order; everything else skipped, counted, not dropped.
+  const inFile = fs.readFileSync(alerts, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as OutputEvent);
+  assert.deepEqual(inFile.map((e) => [e.rule, e.ktimeNs]), all.filter((e) => e.priority === 'warning').map((e) => [e.rule, e.ktimeNs]));
+  const f = acc.sinks.file!;
+  assert.deepEqual([f.received, f.sent, f.skipped, f.droppedTotal, f.queued], [acc.pipeline.events + acc.pipeline.synthetic, inFile.length, acc.pipeline.events + acc.pipeline.synthetic - inFile.length, 0, 0]);
 });
 
 test('vigil rules check: 0 for good files, 2 with every problem for bad ones', async (t) => {

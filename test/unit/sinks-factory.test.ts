@@ -6,7 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { InvalidArgumentError } from '../../src/bpf/errors.ts';
-import { createSinks, validateSinks } from '../../src/sinks/index.ts';
+import { newLineMeta, type LineMeta, type Sink } from '../../src/pipeline/types.ts';
+import { createSinks, diffSinks, validateSinks } from '../../src/sinks/index.ts';
+import { selecting } from '../../src/sinks/select.ts';
 
 function tempDir(t: TestContext): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-sinks-'));
@@ -49,6 +51,50 @@ describe('createSinks validation', () => {
     rejects({ kafka: {} }, /^sinks\.kafka: unknown option/);
     rejects({ stdout: [{}] }, /^sinks\.stdout: must be an object/);
     rejects('stdout', /^sinks: must be an object/);
+  });
+
+  it('takes a selection (types, minPriority) on any sink, checked like its own options', () => {
+    rejects({ webhook: { url: 'http://x', types: [] } }, /^sinks\.webhook\.types: must be a non-empty list of event types$/);
+    rejects({ file: [{ path: 'a' }, { path: 'b', types: ['exec', 'execve'] }] }, /^sinks\.file\[1\]\.types: unknown event type "execve" \(known: exec, .*alert\)$/);
+    rejects({ stdout: { minPriority: 'loud' } }, /^sinks\.stdout\.minPriority: must be one of emergency, .*, got "loud"$/);
+    rejects({ otlp: { types: ['exec'], minPriority: 'warning' } }, /^sinks\.otlp\.minPriority: selects alerts, but types leaves alerts out/);
+    const plan = validateSinks({ stdout: false, store: false, webhook: [{ url: 'http://x', types: ['alert', 'exec', 'alert'], minPriority: 'INFO' }, { url: 'http://y' }] });
+    assert.deepEqual(plan.map((s) => [s.name, s.opts, s.selection]), [['webhook[0]', { url: 'http://x' }, { types: ['alert', 'exec'], minPriority: 'informational' }], ['webhook[1]', { url: 'http://y' }, undefined]]);
+    // A reload that changes only a sink's selection replaces that sink.
+    const next = validateSinks({ stdout: false, store: false, webhook: [{ url: 'http://x', types: ['alert'] }, { url: 'http://y' }] });
+    assert.deepEqual(diffSinks(plan, next).remove, ['webhook[0]']);
+    assert.deepEqual(diffSinks(plan, plan).remove, []);
+  });
+
+  it('a selecting sink hands on what it takes and counts the rest as skipped, by type and alert priority', () => {
+    const got: string[] = [];
+    const inner: Sink = {
+      name: 'inner',
+      write: (ev) => void got.push(`w:${ev.type}`),
+      writeLine: (line, m) => void got.push(`l:${m.type}:${line}`),
+      writeBytes: (buf, start, end, m) => void got.push(`b:${m.type}:${Buffer.from(buf.subarray(start, end)).toString()}`),
+      placeLine: () => undefined,
+      commitPlaced: () => undefined,
+      room: () => 7,
+      flush: async () => undefined,
+      close: async () => undefined,
+      stats: () => ({ received: got.length, sent: got.length, dropped: {}, queued: 0, retries: 0 }),
+    };
+    const s = selecting(inner, { types: ['alert', 'open'], minPriority: 'warning' });
+    assert.equal(selecting(inner, undefined), inner, 'no selection: the sink itself');
+    assert.equal(s.name, 'inner');
+    assert.equal(s.placeLine, undefined, 'never written in place: a placed line could not be taken back');
+    assert.equal(s.room!(), 7);
+    const meta = (type: string, priority?: string): LineMeta => ({ ...newLineMeta(), type, priority });
+    s.writeLine!('{}', meta('exec'));
+    s.writeLine!('{"o":1}', meta('open'));
+    s.writeBytes!(Buffer.from('xx{"o":2}'), 2, 9, meta('open'));
+    for (const p of ['critical', 'warning', 'notice', 'debug', 'unheard-of']) s.writeLine!(p, meta('alert', p));
+    s.write({ type: 'alert', time: '', ktimeNs: 0, priority: 'error' }, '');
+    s.write({ type: 'alert', time: '', ktimeNs: 0, priority: 'informational' }, '');
+    s.write({ type: 'exit', time: '', ktimeNs: 0 }, '');
+    assert.deepEqual(got, ['l:open:{"o":1}', 'b:open:{"o":2}', 'l:alert:critical', 'l:alert:warning', 'l:alert:unheard-of', 'w:alert']);
+    assert.deepEqual(s.stats(), { received: 11, sent: 6, dropped: {}, queued: 0, retries: 0, skipped: 5 });
   });
 
   it('checks a disabled sink whose options are written; enabled: false alone turns a sink off', () => {
