@@ -15,6 +15,7 @@
 // Each exception becomes a CEL expression, true when some tuple matches: fields are guarded by has(), so that
 // an event without the field is not exempt (and not an evaluation error). A rule matches when its condition
 // is true and no exception is.
+import { describe, isObject } from './yaml-values.ts';
 
 /** The comparisons an exception may use (Falco's, "matches" for a regular expression in place of glob). */
 export const EXCEPTION_COMPS = ['=', '!=', '<', '<=', '>', '>=', 'in', 'intersects', 'pmatch', 'contains', 'icontains', 'startswith', 'endswith', 'matches'] as const;
@@ -43,8 +44,6 @@ export interface RuleException {
 
 type Bad = (at: string, message: string) => void;
 
-const describe = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'string' ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v) : typeof v === 'object' ? 'a mapping' : String(v));
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isScalar = (v: unknown): v is string | number | boolean => typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
 
 /**
@@ -215,7 +214,8 @@ function compare(f: string, comp: ExceptionComp, v: unknown, list: string): stri
     case 'contains':
       return `${f}.contains(${literal(v)})`;
     case 'icontains':
-      return `${f}.lowerAscii().contains(${literal((v as string).toLowerCase())})`;
+      // ASCII only on both sides: CEL's lowerAscii leaves other letters as they are.
+      return `${f}.lowerAscii().contains(${literal((v as string).replace(/[A-Z]/g, (c) => c.toLowerCase()))})`;
     case 'startswith':
       return `${f}.startsWith(${literal(v)})`;
     case 'endswith':

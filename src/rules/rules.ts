@@ -15,6 +15,7 @@ import { RECORD_EVENT_TYPES } from '../pipeline/event-types.ts';
 
 import { exceptionCondition, readExceptions, type RuleException } from './exceptions.ts';
 import { PRIORITIES, type Priority } from './priorities.ts';
+import { describe, isObject } from './yaml-values.ts';
 
 export { PRIORITIES, type Priority, type RuleException };
 
@@ -116,8 +117,6 @@ export function readRuleFile(file: string, label = file): RuleSource {
 
 // ---- compiling ----------------------------------------------------------------------------------------------
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const describe = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'string' ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v) : typeof v === 'object' ? 'a mapping' : String(v));
 
 const RULE_FIELDS = ['rule', 'desc', 'condition', 'exceptions', 'output', 'priority', 'tags', 'types', 'enabled', 'append'];
 const LIST_FIELDS = ['list', 'items', 'append'];
