@@ -13,7 +13,7 @@ import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
 import { RECORD_EVENT_TYPES } from '../pipeline/event-types.ts';
 
-import { exceptionCondition, readExceptions, type RuleException } from './exceptions.ts';
+import { compileException, readExceptions, type RuleException } from './exceptions.ts';
 import { PRIORITIES, type Priority } from './priorities.ts';
 import { describe, isObject } from './yaml-values.ts';
 
@@ -253,16 +253,15 @@ export function compileRules(o: RuleSetOptions): RuleSet {
   for (const r of rules.values()) {
     const p = compile(r.condition, `${r.source}.condition`);
     const format = compileOutput(r.output, (m) => bad(`${r.source}.output`, m));
-    // Each exception is its own program, checked only once the condition is true (rules rarely match).
-    const exempt: ParseResult[] = [];
+    // Exceptions are checked only once the condition is true (rules rarely match).
+    const exempt: ((ctx: RuleContext) => boolean)[] = [];
     for (const e of r.exceptions) {
-      const cond = exceptionCondition(e, listValues, bad);
-      const ep = cond === undefined ? undefined : compile(cond, e.at);
-      if (ep) exempt.push(ep); // a bad one is reported: the set is refused below
+      const test = compileException(e, listValues, bad);
+      if (test) exempt.push(test); // a bad one is reported: the set is refused below
     }
     if (!p || !format) continue;
     const enabled = r.enabled && PRIORITIES.indexOf(r.priority) <= min;
-    const match = exempt.length === 0 ? (ctx: RuleContext) => p(ctx) === true : (ctx: RuleContext) => p(ctx) === true && !exempt.some((ep) => ep(ctx) === true);
+    const match = exempt.length === 0 ? (ctx: RuleContext) => p(ctx) === true : (ctx: RuleContext) => p(ctx) === true && !exempt.some((t) => t(ctx));
     compiled.push({ ...r, enabled, match, format });
   }
   if (issues.length) throw new RuleError(issues);
