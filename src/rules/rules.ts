@@ -14,7 +14,7 @@ import type { OutputEvent } from '../pipeline/types.ts';
 import { RECORD_EVENT_TYPES } from '../pipeline/event-types.ts';
 
 import { compileException, readExceptions, type RuleException } from './exceptions.ts';
-import { PRIORITIES, type Priority } from './priorities.ts';
+import { PRIORITIES, priorityOf, type Priority } from './priorities.ts';
 import { describe, isObject } from './yaml-values.ts';
 
 export { PRIORITIES, type Priority, type RuleException };
@@ -117,17 +117,9 @@ export function readRuleFile(file: string, label = file): RuleSource {
 
 // ---- compiling ----------------------------------------------------------------------------------------------
 
-
 const RULE_FIELDS = ['rule', 'desc', 'condition', 'exceptions', 'output', 'priority', 'tags', 'types', 'enabled', 'append'];
 const LIST_FIELDS = ['list', 'items', 'append'];
 const MACRO_FIELDS = ['macro', 'condition', 'append'];
-
-/** A priority as Falco files write it: any case, "info" for informational. */
-function priorityOf(v: unknown): Priority | undefined {
-  if (typeof v !== 'string') return undefined;
-  const p = v.toLowerCase() === 'info' ? 'informational' : v.toLowerCase();
-  return (PRIORITIES as readonly string[]).includes(p) ? (p as Priority) : undefined;
-}
 
 /**
  * Compiles rule sources into a RuleSet: lists, then macros, then rules, each condition parsed and type-checked

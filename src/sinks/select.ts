@@ -4,7 +4,7 @@
 // as `skipped` (part of `received`, not a drop), so that every sink's account still balances.
 import { OUTPUT_EVENT_TYPES } from '../pipeline/event-types.ts';
 import type { LineMeta, OutputEvent, Sink, SinkStats } from '../pipeline/types.ts';
-import { PRIORITIES, type Priority } from '../rules/priorities.ts';
+import { PRIORITIES, priorityOf, type Priority } from '../rules/priorities.ts';
 import { invalid, type Raw } from './options.ts';
 
 export interface SinkSelection {
@@ -13,9 +13,6 @@ export interface SinkSelection {
   /** Alerts below this priority are left out (other events are not alerts: `types` selects them). */
   minPriority?: Priority;
 }
-
-/** The selection keys every sink accepts, beside its own options. */
-export const SELECTION_KEYS = ['types', 'minPriority'] as const;
 
 /**
  * Splits the selection off a sink's raw options (which its own resolver checks) and validates it.
@@ -31,10 +28,10 @@ export function takeSelection(opts: Raw, path: string): { selection: SinkSelecti
     sel.types = [...new Set(types as string[])];
   }
   if (minPriority !== undefined) {
-    const p = typeof minPriority === 'string' ? (minPriority.toLowerCase() === 'info' ? 'informational' : minPriority.toLowerCase()) : '';
-    if (!(PRIORITIES as readonly string[]).includes(p)) invalid(`${path}.minPriority`, `must be one of ${PRIORITIES.join(', ')}, got ${JSON.stringify(minPriority)}`);
+    const p = priorityOf(minPriority);
+    if (!p) invalid(`${path}.minPriority`, `must be one of ${PRIORITIES.join(', ')}, got ${JSON.stringify(minPriority)}`);
     if (sel.types && !sel.types.includes('alert')) invalid(`${path}.minPriority`, 'selects alerts, but types leaves alerts out: add "alert" to types, or drop minPriority');
-    sel.minPriority = p as Priority;
+    sel.minPriority = p;
   }
   return { selection: sel.types || sel.minPriority ? sel : undefined, rest };
 }
