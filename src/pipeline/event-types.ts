@@ -6,3 +6,10 @@ export const RECORD_EVENT_TYPES: ReadonlySet<string> = new Set(['exec', 'exit', 
 
 /** Every type an output event can have: the above and the rules' alerts. */
 export const OUTPUT_EVENT_TYPES: ReadonlySet<string> = new Set([...RECORD_EVENT_TYPES, 'alert']);
+
+/** Why `types` names types outside `known` ("unknown event type "x" (known: …)"); undefined when it does not. */
+export function unknownTypes(types: readonly string[], known: ReadonlySet<string>): string | undefined {
+  const unknown = types.filter((t) => !known.has(t));
+  if (!unknown.length) return undefined;
+  return `unknown event type${unknown.length > 1 ? 's' : ''} ${unknown.map((t) => JSON.stringify(t)).join(', ')} (known: ${[...known].join(', ')})`;
+}

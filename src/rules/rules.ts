@@ -11,7 +11,7 @@ import { Environment, type ASTNode, type ParseResult } from '@marcbachmann/cel-j
 import { parseDocument } from 'yaml';
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
-import { RECORD_EVENT_TYPES } from '../pipeline/event-types.ts';
+import { RECORD_EVENT_TYPES, unknownTypes } from '../pipeline/event-types.ts';
 
 import { compileException, readExceptions, type RuleException } from './exceptions.ts';
 import { PRIORITIES, priorityOf, type Priority } from './priorities.ts';
@@ -284,8 +284,8 @@ function rawRule(name: string, item: Record<string, unknown>, at: string, bad: (
   if (item.types !== undefined) {
     if (!Array.isArray(item.types) || !item.types.length || !item.types.every((t) => typeof t === 'string')) fail('types', `expected a non-empty list of event types, got ${describe(item.types)}`);
     else {
-      const unknown = item.types.filter((t) => !RULE_EVENT_TYPES.has(t));
-      if (unknown.length) fail('types', `unknown event type${unknown.length > 1 ? 's' : ''} ${unknown.map((t) => JSON.stringify(t)).join(', ')} (known: ${[...RULE_EVENT_TYPES].join(', ')})`);
+      const why = unknownTypes(item.types as string[], RULE_EVENT_TYPES);
+      if (why) fail('types', why);
       else types = [...new Set(item.types as string[])];
     }
   }

@@ -2,7 +2,7 @@
 // (`minPriority`), set on any sink: alerts of warning and worse to a chat webhook, everything to the file.
 // SelectingSink wraps the configured sink and hands it only what it selects; what it leaves out is counted
 // as `skipped` (part of `received`, not a drop), so that every sink's account still balances.
-import { OUTPUT_EVENT_TYPES } from '../pipeline/event-types.ts';
+import { OUTPUT_EVENT_TYPES, unknownTypes } from '../pipeline/event-types.ts';
 import type { LineMeta, OutputEvent, Sink, SinkStats } from '../pipeline/types.ts';
 import { PRIORITIES, priorityOf, type Priority } from '../rules/priorities.ts';
 import { invalid, type Raw } from './options.ts';
@@ -23,8 +23,8 @@ export function takeSelection(opts: Raw, path: string): { selection: SinkSelecti
   const sel: SinkSelection = {};
   if (types !== undefined) {
     if (!Array.isArray(types) || !types.length || !types.every((t) => typeof t === 'string')) invalid(`${path}.types`, 'must be a non-empty list of event types');
-    const unknown = (types as string[]).filter((t) => !OUTPUT_EVENT_TYPES.has(t));
-    if (unknown.length) invalid(`${path}.types`, `unknown event type${unknown.length > 1 ? 's' : ''} ${unknown.map((t) => JSON.stringify(t)).join(', ')} (known: ${[...OUTPUT_EVENT_TYPES].join(', ')})`);
+    const why = unknownTypes(types as string[], OUTPUT_EVENT_TYPES);
+    if (why) invalid(`${path}.types`, why);
     sel.types = [...new Set(types as string[])];
   }
   if (minPriority !== undefined) {
