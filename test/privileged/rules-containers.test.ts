@@ -1,0 +1,68 @@
+// Privileged: the default rules on real container lifecycles. Starting, using and stopping containers with
+// podman, dockerd and containerd (ctr and a CRI pod) is what a container host does all day; none of it may
+// raise an alert. The runtimes' own work is what used to: runc setting up a container's mounts before its
+// entrypoint runs (*Mount in container*, dozens per start) and podman taking its CNI lock under /etc
+// (*Sensitive file modified*). The same rules still fire for the same actions done by a program in the
+// container: a mount from a shell in a privileged exec, a write under /etc from the host by a shell.
+// Needs root + BPF + the container runtimes.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ContainerdClient } from '../../src/containers/runtimes/containerd.ts';
+import { CriClient } from '../../src/containers/runtimes/cri.ts';
+import { DockerClient } from '../../src/containers/runtimes/docker.ts';
+import type { OutputEvent } from '../../src/pipeline/types.ts';
+import { startTestAgent } from '../helpers/agent.ts';
+import { needsRuntime, startContainerd, startDocker, startPodman } from '../helpers/containers.ts';
+
+const NEEDS = 'root + BPF + container runtimes';
+/** The default rule set with every event type its rules read, plain opens included. */
+const CONFIG = { events: { files: { open: true } }, pipeline: { holdForEnrichmentMs: 3000 } };
+
+/** Alerts about this test's doing: in a container, or by a process descending from this one or a runtime. */
+const RUNTIME_COMM = /^(runc|conmon|podman|docker|dockerd|containerd|containerd-shim|ctr|catatonit|pause)/;
+const ours = (e: OutputEvent): boolean =>
+  e.type === 'alert' &&
+  (e.container !== undefined || (e.ancestors ?? []).includes(process.pid) || RUNTIME_COMM.test(e.process?.comm ?? '') || RUNTIME_COMM.test(e.parent?.comm ?? ''));
+const describe = (e: OutputEvent): string => `${String((e as { rule?: unknown }).rule)}: ${String((e as { output?: unknown }).output)}`;
+
+test('default rules: podman, dockerd and containerd container lifecycles raise no alert; a mount in a container does', async (t) => {
+  if (!needsRuntime(t, NEEDS, 'podman', 'docker', 'containerd')) return;
+  const podman = await startPodman(t);
+  const docker = await startDocker(t);
+  const ctrd = await startContainerd(t);
+  const psock = await podman.startService();
+  const ta = await startTestAgent(t, {
+    config: CONFIG,
+    runtimeClients: [
+      new DockerClient({ socketPath: psock, runtime: 'podman' }),
+      new DockerClient({ socketPath: docker.socketPath }),
+      new CriClient({ socketPath: ctrd.socketPath }),
+      new ContainerdClient({ socketPath: ctrd.socketPath }),
+    ],
+  });
+  const alerts = () => ta.sink.events.filter(ours);
+
+  // Lifecycles: start, a command inside, stop and remove.
+  const p = await podman.run({ name: 'vigil-quiet-podman' });
+  await podman.exec(p, ['cat', '/proc/self/status']);
+  await podman.stop(p);
+  await podman.rm(p);
+  const d = await docker.run({ name: 'vigil-quiet-docker' });
+  await docker.exec(d, ['cat', '/proc/self/status']);
+  await docker.stop(d);
+  const c = await ctrd.run({ id: 'vigil-quiet-ctr' });
+  await ctrd.exec(c, ['cat', '/proc/self/status']);
+  const pod = await ctrd.runPod({ name: 'quiet-0', namespace: 'shop', labels: { app: 'shop' }, containers: [{ name: 'main', cmd: ['sleep', '3600'] }] });
+  await ctrd.cri().execSync(pod.containers[0]!.id, ['cat', '/proc/self/status'], AbortSignal.timeout(15_000), 10);
+  await ctrd.removePod(pod.id);
+
+  // The control: the same rules on the same kinds of action by programs that are not the runtime.
+  const q = await podman.run({ name: 'vigil-loud-podman' });
+  await podman.podman(['exec', '--privileged', q, 'mount', '-t', 'tmpfs', 'none', '/tmp']);
+  const mount = await ta.sink.waitFor((e) => ours(e) && (e as { rule?: string }).rule === 'Mount in container' && e.container?.id === q && e.process?.comm === 'mount', 'an alert for the mount in the container');
+  assert.equal(mount.process?.comm, 'mount');
+  // Alerts are raised asynchronously (the rules subscriber's queue): give the last lifecycle's a moment.
+  await new Promise((r) => setTimeout(r, 1500));
+  const noise = alerts().filter((e) => e !== mount);
+  assert.deepEqual(noise.map(describe), [], 'no alert from container lifecycles');
+});
