@@ -3,7 +3,7 @@
 // raise an alert. The runtimes' own work is what used to: runc setting up a container's mounts before its
 // entrypoint runs (*Mount in container*, dozens per start) and podman taking its CNI lock under /etc
 // (*Sensitive file modified*). The same rules still fire for the same actions done by a program in the
-// container: a mount from a shell in a privileged exec, a write under /etc from the host by a shell.
+// container: a mount and an nsenter in a privileged exec.
 // Needs root + BPF + the container runtimes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -25,7 +25,7 @@ const ours = (e: OutputEvent): boolean =>
   (e.container !== undefined || (e.ancestors ?? []).includes(process.pid) || RUNTIME_COMM.test(e.process?.comm ?? '') || RUNTIME_COMM.test(e.parent?.comm ?? ''));
 const describe = (e: OutputEvent): string => `${String((e as { rule?: unknown }).rule)}: ${String((e as { output?: unknown }).output)}`;
 
-test('default rules: podman, dockerd and containerd container lifecycles raise no alert; a mount in a container does', async (t) => {
+test('default rules: podman, dockerd and containerd container lifecycles raise no alert; a mount and a setns in a container do', async (t) => {
   if (!needsRuntime(t, NEEDS, 'podman', 'docker', 'containerd')) return;
   const podman = await startPodman(t);
   const docker = await startDocker(t);
@@ -61,8 +61,10 @@ test('default rules: podman, dockerd and containerd container lifecycles raise n
   await podman.podman(['exec', '--privileged', q, 'mount', '-t', 'tmpfs', 'none', '/tmp']);
   const mount = await ta.sink.waitFor((e) => ours(e) && (e as { rule?: string }).rule === 'Mount in container' && e.container?.id === q && e.process?.comm === 'mount', 'an alert for the mount in the container');
   assert.equal(mount.process?.comm, 'mount');
+  await podman.podman(['exec', '--privileged', q, 'nsenter', '-t', '1', '-u', 'true']);
+  const setns = await ta.sink.waitFor((e) => ours(e) && (e as { rule?: string }).rule === 'Namespace entered in container' && e.container?.id === q && e.process?.comm === 'nsenter', 'an alert for nsenter in the container');
   // Alerts are raised asynchronously (the rules subscriber's queue): give the last lifecycle's a moment.
   await new Promise((r) => setTimeout(r, 1500));
-  const noise = alerts().filter((e) => e !== mount);
+  const noise = alerts().filter((e) => e !== mount && e !== setns);
   assert.deepEqual(noise.map(describe), [], 'no alert from container lifecycles');
 });
