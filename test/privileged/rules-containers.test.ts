@@ -3,7 +3,7 @@
 // raise an alert. The runtimes' own work is what used to: runc setting up a container's mounts before its
 // entrypoint runs (*Mount in container*, dozens per start) and podman taking its CNI lock under /etc
 // (*Sensitive file modified*). The same rules still fire for the same actions done by a program in the
-// container: a mount and an nsenter in a privileged exec.
+// container: a mount and an nsenter in a privileged exec. And no rule fails on any of the real events.
 // Needs root + BPF + the container runtimes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -67,4 +67,9 @@ test('default rules: podman, dockerd and containerd container lifecycles raise n
   await new Promise((r) => setTimeout(r, 1500));
   const noise = alerts().filter((e) => e !== mount && e !== setns);
   assert.deepEqual(noise.map(describe), [], 'no alert from container lifecycles');
+  // Every check of every real event (plain opens included) evaluated: a rule reading a field an event may
+  // lack fails, and a failed check is no alert.
+  const rules = ta.agent.status().rules!;
+  assert.ok(rules.received > 1000, `the rules saw the events (${rules.received})`);
+  assert.deepEqual(rules.perRule.filter((x) => x.errors).map((x) => `${x.name}: ${x.errors} errors, ${x.lastError}`), []);
 });

@@ -82,18 +82,49 @@ test('the default rules match what they are about, and not the ordinary', () => 
   // A container's runtime setting it up (runc's children, forked from runc) is not a mount or setns "in" it;
   // the same calls by anything else in the container are, a program named like the runtime included.
   const runc = { pid: 578, comm: 'runc:[2:INIT]', exe: '/usr/sbin/runc' };
-  const mount = (process: Record<string, unknown>, parent: Record<string, unknown>) => ({ ...event('mount', { source: 'proc', target: '/proc/self/fd/6', fstype: 'proc', ret: 0 }, { ...ctr, process }), parent });
+  type Ref = { pid: number; comm: string; exe: string };
+  const mount = (process: Ref, parent: Ref) => ({ ...event('mount', { source: 'proc', target: '/proc/self/fd/6', fstype: 'proc', ret: 0 }, { ...ctr, process }), parent });
   assert.deepEqual(matching(set, mount(runc, { pid: 568, comm: 'runc', exe: '/usr/sbin/runc' })), [], 'runc:[2:INIT] mounting the container');
   assert.deepEqual(matching(set, mount({ pid: 9, comm: 'mount', exe: '/bin/mount' }, { pid: 8, comm: 'sh', exe: '/bin/sh' })), ['Mount in container']);
   assert.deepEqual(matching(set, mount({ pid: 9, comm: 'runc', exe: '/tmp/runc' }, { pid: 8, comm: 'sh', exe: '/bin/sh' })), ['Mount in container'], 'named runc, started by a shell');
   assert.deepEqual(matching(set, mount({ pid: 9, comm: 'mount', exe: '/bin/mount' }, { pid: 568, comm: 'runc', exe: '/usr/sbin/runc' })), ['Mount in container'], 'exec\'d by runc (runc exec): not the runtime any more');
-  const setns = (process: Record<string, unknown>, parent: Record<string, unknown>) => ({ ...event('setns', { nsType: 'CLONE_NEWNET', nsInode: 4026532252, ret: 0 }, { ...ctr, process }), parent });
+  const setns = (process: Ref, parent: Ref) => ({ ...event('setns', { nsType: 'CLONE_NEWNET', nsInode: 4026532252, ret: 0 }, { ...ctr, process }), parent });
   assert.deepEqual(matching(set, setns({ pid: 577, comm: 'runc:[1:CHILD]', exe: '/usr/bin/runc' }, { pid: 576, comm: 'runc:[0:PARENT]', exe: '/usr/bin/runc' })), []);
   assert.deepEqual(matching(set, setns({ pid: 9, comm: 'nsenter', exe: '/usr/bin/nsenter' }, { pid: 8, comm: 'sh', exe: '/bin/sh' })), ['Namespace entered in container']);
   // podman's CNI lock is not a change to /etc; anything else it or others write there still is.
   assert.deepEqual(matching(set, open('/etc/cni/net.d/cni.lock', { flagNames: 'O_RDWR|O_CREAT|O_CLOEXEC' }, { comm: 'podman', exe: '/usr/bin/podman' })), []);
   assert.deepEqual(matching(set, open('/etc/cni/net.d/87-podman.conflist', {}, { comm: 'podman', exe: '/usr/bin/podman' })), ['Sensitive file modified']);
   assert.deepEqual(matching(set, open('/etc/cni/net.d/cni.lock', {}, { comm: 'vi' })), ['Sensitive file modified']);
+});
+
+test('the default rules evaluate without error on events that carry only what every event has', () => {
+  // An event of a process the cache does not know has no comm or exe; a plain open is not `sensitive`; an
+  // open has no `resolvedPath` unless paths are resolved. A rule reading such a field directly fails on it:
+  // counted as an error and, worse, as no match (`!package_manager` failing hides a sensitive write by an
+  // unknown process). The default rules must read every field that may be absent as optional.
+  const set = compileRules({ sources: [readRuleFile(DEFAULT_RULES_FILE)] });
+  const ctr = { container: { id: 'a'.repeat(64), enrichment: 'pending' as const } };
+  const failures: string[] = [];
+  for (const r of set.rules) {
+    for (const type of r.types ?? []) {
+      for (const ret of [0, -1]) {
+        for (const [what, extra] of [['host', {}], ['container', ctr]] as const) {
+          for (const process of [{ pid: 5, unknown: ['process'] }, { pid: 5, comm: 'x', exe: '/x' }]) {
+            const ev: OutputEvent = { type, time: '2026-11-23T10:00:00.000Z', ktimeNs: 1, process, ret, nr: 1, ...extra };
+            try {
+              r.match(set.context(ev));
+            } catch (err) {
+              failures.push(`${r.name} on a ${type} event (${what}, ret ${ret}, ${process.comm ?? 'unknown'}): ${(err as Error).message.split('\n')[0]}`);
+            }
+          }
+        }
+      }
+    }
+  }
+  assert.deepEqual(failures, []);
+  // And the sensitive write of a process nobody knows is still reported.
+  const unknown: OutputEvent = { type: 'open', time: '2026-11-23T10:00:00.000Z', ktimeNs: 1, process: { pid: 5, unknown: ['process'] }, ret: 3, nr: 257, path: '/etc/passwd', write: true, sensitive: true };
+  assert.deepEqual(matching(set, unknown), ['Sensitive file modified']);
 });
 
 test('lists (also of lists), macros, overrides, append, disabled and minPriority', () => {
