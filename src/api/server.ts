@@ -22,7 +22,7 @@ import { ConfigError } from '../config/config.ts';
 import { ReloadRefusedError } from '../config/reload.ts';
 import { ancestryJSON, toDot, toJSON } from '../process/dump.ts';
 import type { ProcessEntry } from '../process/types.ts';
-import type { EventFilter } from '../pipeline/router.ts';
+import { lineOf, type EventFilter } from '../pipeline/router.ts';
 import { RuleError } from '../rules/rules.ts';
 import { createMetrics } from './metrics.ts';
 
@@ -335,7 +335,7 @@ export class ApiServer {
       // counted by the router as this subscriber's drops (a throwing delivery loses its batch, counted).
       if (res.writableLength > SSE_MAX_BUFFERED) throw new Error('event stream client is not reading');
       let chunk = '';
-      for (const { line } of batch) chunk += `data: ${line}\n\n`;
+      for (const r of batch) chunk += `data: ${lineOf(r)}\n\n`;
       res.write(chunk);
     });
     reply.hijack();

@@ -50,9 +50,9 @@ interface Field<E> {
 function processShaper<E>(fields: Field<E>[]): OutputShaper {
   const fs = fields.map((f) => ({ ...f, prefix: ascii(`,${JSON.stringify(f.key)}:`) }));
   return Object.assign(
-    (d: Decoded) => {
+    (d: Decoded, into?: Record<string, unknown>) => {
       const ev = d as unknown as E;
-      const out: Record<string, unknown> = {};
+      const out: Record<string, unknown> = into ?? {};
       for (const f of fs) {
         const v = f.get(ev);
         if (v !== undefined) out[f.key] = v;
@@ -181,8 +181,8 @@ const sysBytes = fixedMembersBytes(SYS_EVENT_KEYS, members);
  * ones: a flag appears only when it is set, as the process events' flags do.
  */
 export const syscallOutput: OutputShaper = Object.assign(
-  (d: Decoded) => {
-    const out: Record<string, unknown> = {};
+  (d: Decoded, into?: Record<string, unknown>) => {
+    const out: Record<string, unknown> = into ?? {};
     const r = d as unknown as Record<string, unknown>;
     for (const k in r) {
       const v = r[k];

@@ -23,6 +23,13 @@ import { lineMetaOf, newLineMeta, type LineMeta, type OutputEvent, type Sink } f
 /** A decoded record: any event with a `type`. */
 export type Decoded = EventBase & { type: string };
 
+/** A held record decoded again. It passed the decoder's own checks when it was held: a failure is a bug (counted as failed). */
+function decodeHeld(rec: HeldRecord): Decoded {
+  const d = rec.decode();
+  if (isDecodeError(d)) throw new Error(`held ${rec.type} record no longer decodes: ${d.decodeError}`);
+  return d;
+}
+
 export type RecordDecoder = (v: DataView, off: number, len: number) => DecodeResult<Decoded>;
 /**
  * Event-specific output fields of a decoded event; undefined: the event only updates state. The fields must
@@ -30,7 +37,11 @@ export type RecordDecoder = (v: DataView, off: number, len: number) => DecodeRes
  * container, pod), and should hold no undefined values (JSON leaves them out anyway; V8 serialises objects
  * without them about 3× faster).
  */
-export type OutputShaper = ((ev: Decoded) => Record<string, unknown> | undefined) & {
+/**
+ * An event type's output fields (undefined: the event only updates state). Given `into`, the fields are added
+ * to it, in the same order, and it is returned: an event object built without an object of fields between.
+ */
+export type OutputShaper = ((ev: Decoded, into?: Record<string, unknown>) => Record<string, unknown> | undefined) & {
   /**
    * Optional: the same fields as JSON members (',"k":v…', '' for none: exactly what JSON.stringify of the
    * fields object holds), for events no one needs as an object; undefined when the event only updates
@@ -262,16 +273,17 @@ export class Pipeline {
         }
         this.#wantedType = rec.type;
       }
-      if (!withEvent && this.#sinksTakeBytes) {
+      if (!objects && this.#sinksTakeBytes) {
+        // The line as bytes, as if no one subscribed; subscribers (rules, SSE) get the object alone, decoded
+        // first so that nothing can fail once the line is out.
+        const d = withEvent ? decodeHeld(rec) : undefined;
         const w = this.#startBytes();
         this.#enricher.writeLine(w, rec.type, rec.ktimeNs, rec.pid, rec.tid, rec.cgroupId, heldMembers, rec);
         this.#emitBytes(rec.type, w);
+        if (d) this.#publishObject(d);
         return;
       }
-      const d = rec.decode();
-      // The record passed the decoder's own checks when it was held: a failure here is a bug (counted as failed).
-      if (isDecodeError(d)) throw new Error(`held ${rec.type} record no longer decodes: ${d.decodeError}`);
-      ev = d;
+      ev = decodeHeld(rec);
     } else {
       ev = rec;
       withEvent = objects || o.router.wants(ev.type);
@@ -294,10 +306,11 @@ export class Pipeline {
     // 3. shape and enrich. Without an event object, the fields go straight to JSON when the shaper can do that.
     const shaper = o.outputs.get(ev.type);
     const en = this.#enricher;
-    if (!withEvent && this.#sinksTakeBytes && shaper?.bytes) {
+    if (!objects && this.#sinksTakeBytes && shaper?.bytes) {
       const w = this.#startBytes();
       en.writeLine(w, ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, shaper.bytes, ev);
       this.#emitBytes(ev.type, w);
+      if (withEvent) this.#publishObject(ev);
     } else if (!withEvent && shaper?.json) {
       const members = shaper.json(ev);
       if (members === undefined) c.internal++;
@@ -309,6 +322,15 @@ export class Pipeline {
     // The process's last event is out: its line parts go (releaseParts). The instance alive at the exit, not
     // byPid's newest: under pid reuse, byPid walks every exited instance still in its grace.
     if (ev.type === 'exit') releaseParts(o.cache.at(ev.pid, ev.ktimeNs));
+  }
+
+  /**
+   * The event object of a record whose line already went to the sinks as bytes, for subscribers: built from
+   * the same fields, without a second line (subscribers that read lines make them from the object, lineOf).
+   */
+  #publishObject(ev: Decoded): void {
+    const shaper = this.#o.outputs.get(ev.type);
+    if (shaper) this.#o.router.publish(this.#enricher.buildEvent(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, shaper, ev));
   }
 
   /** #process's last step for events that need their object (or whose shaper writes no JSON): build, hold or emit. */

@@ -46,7 +46,19 @@ export interface SubscriberTotals {
   dropped: { queueFull: number; failed: number; unsubscribed: number };
 }
 
-export type Deliver = (batch: { ev: OutputEvent; line: string }[]) => void;
+/**
+ * An event and its JSON line, when the pipeline made one (a line written straight to the sinks as bytes is
+ * not made again as a string for subscribers: lineOf() makes it for those that read it).
+ */
+export interface Routed {
+  ev: OutputEvent;
+  line: string | undefined;
+}
+
+export type Deliver = (batch: Routed[]) => void;
+
+/** A routed event's JSON line: the pipeline's, or the same made from the event (its line is JSON.stringify of it). */
+export const lineOf = (r: Routed): string => r.line ?? JSON.stringify(r.ev);
 
 /** Builds a predicate from a filter; throws InvalidArgumentError naming the bad field. */
 export function compileFilter(f: EventFilter): (ev: OutputEvent) => boolean {
@@ -98,7 +110,7 @@ class Subscriber {
   types: ReadonlySet<string> | undefined;
   readonly deliver: Deliver;
   max: number;
-  queue: { ev: OutputEvent; line: string }[] = [];
+  queue: Routed[] = [];
   delivered = 0;
   queueFull = 0;
   failed = 0;
@@ -187,8 +199,8 @@ export class Router {
     return this.#subs.size;
   }
 
-  /** Hot path: offers an event to every subscriber. Costs nothing when there are none. */
-  publish(ev: OutputEvent, line: string): void {
+  /** Hot path: offers an event (and its line, if made) to every subscriber. Costs nothing when there are none. */
+  publish(ev: OutputEvent, line?: string): void {
     if (this.#subs.size === 0) return;
     for (const s of this.#subs.values()) {
       if (!s.match(ev)) continue;

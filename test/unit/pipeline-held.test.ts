@@ -19,7 +19,7 @@ import { HeldRecord, RecordArena } from '../../src/pipeline/held.ts';
 import { ByteLine } from '../../src/pipeline/json-bytes.ts';
 import { syscallOutput } from '../../src/pipeline/outputs.ts';
 import { Pipeline, type Decoded } from '../../src/pipeline/pipeline.ts';
-import { Router } from '../../src/pipeline/router.ts';
+import { lineOf, Router } from '../../src/pipeline/router.ts';
 import { pipelineTables } from '../../src/pipeline/tables.ts';
 import { lineMetaOf, newLineMeta, type LineMeta, type OutputEvent, type Sink, type SinkStats } from '../../src/pipeline/types.ts';
 import { FileSink } from '../../src/sinks/file.ts';
@@ -352,7 +352,7 @@ test('a file sink alone gets its lines written in place, the same lines as a sin
 });
 
 test('a subscriber gets held records as event objects; its sinks still get the same lines', async (t) => {
-  const runs: { a: ReturnType<typeof pipeline>; b: ReturnType<typeof pipeline>; ref: LinesSink; sink: LinesSink }[] = [];
+  const runs: { a: ReturnType<typeof pipeline>; b: ReturnType<typeof pipeline>; ref: LinesSink; sink: LinesSink; alone: LinesSink; objects: LinesSink }[] = [];
   fuzzSync(t, 'held subscribed', 2, (rng) => {
     const recs = Array.from({ length: 300 }, () => anyRecord(rng));
     nearNow(recs, rng);
@@ -360,22 +360,33 @@ test('a subscriber gets held records as event objects; its sinks still get the s
     const a = pipeline(ref, false, { subscribe: true });
     const sink = new LinesSink('bytes', 'bytes');
     const b = pipeline(sink, true, { subscribe: true });
+    // No subscriber: lines written as bytes alone. A sink of objects: every event built with its string line.
+    const alone = new LinesSink('alone', 'bytes');
+    const c = pipeline(alone, true);
+    const objects = new LinesSink('objects', 'objects');
+    const d = pipeline(objects, true);
     for (const rec of recs) {
-      const [v, o, len] = inRing(rec, 16);
-      a.p.handleRecord(v, o, len);
-      const [v2, o2, len2] = inRing(rec, 16);
-      b.p.handleRecord(v2, o2, len2);
-      new Uint8Array(v2.buffer).fill(0); // the slot is reused
+      for (const x of [a, b, c, d]) {
+        const [v, o, len] = inRing(rec, 16);
+        x.p.handleRecord(v, o, len);
+        new Uint8Array(v.buffer).fill(0); // the slot is reused
+      }
     }
-    a.p.flush();
-    b.p.flush();
-    runs.push({ a, b, ref, sink });
+    for (const x of [a, b, c, d]) x.p.flush();
+    runs.push({ a, b, ref, sink, alone, objects });
   });
   await new Promise((r) => setImmediate(r)); // subscribers are served on the next turn
-  for (const { a, b, ref, sink } of runs) {
+  for (const { a, b, ref, sink, alone, objects } of runs) {
     assert.deepEqual(sink.lines, ref.lines);
+    assert.deepEqual(sink.lines, alone.lines, 'a subscriber changes nothing in the lines');
     assert.deepEqual(b.routed, a.routed);
     assert.ok(b.routed.length > 0 && b.routed.every((e) => ['open', 'rename', 'connect'].includes(e.type)));
+    // The objects subscribers get (built apart from the bytes line) are the objects a sink of objects gets,
+    // and their lines (lineOf: JSON.stringify) are the lines the sinks got.
+    const subscribed = objects.objects.filter((e) => ['open', 'rename', 'connect'].includes(e.type));
+    assert.deepEqual(b.routed, subscribed);
+    const lines = alone.lines.filter((l) => /^\{"type":"(open|rename|connect)"/.test(l));
+    assert.deepEqual(b.routed.map((ev) => lineOf({ ev, line: undefined })), lines);
   }
 });
 
