@@ -114,6 +114,8 @@ interface ReplayResult {
   bad?: number;
   /** vigil's only (replay.ts): the CPU by thread, ms. */
   threadsMs?: { main: number; v8: number; libuv: number; other: number };
+  /** vigil's rules stage only: events the rule engine checked, lost to its full queue, alerts, failed checks. */
+  rules?: { received: number; dropped: number; alerts: number; errors: number };
 }
 
 interface ReplayMetrics {
@@ -242,19 +244,27 @@ async function record(dir: string): Promise<{ records: number; seconds: number }
   return new BenchChild('recorder', NODE, [RECORD, dir, String(WORKLOAD_ROUNDS)]).report<{ records: number; seconds: number }>(180_000, 30_000);
 }
 
-type Stage = 'decode' | 'state' | 'line' | 'full';
+type Stage = 'decode' | 'state' | 'line' | 'full' | 'rules';
 const STAGES: { id: Stage; what: string }[] = [
   { id: 'decode', what: 'decoders alone (file and network records: checked and copied out, held as bytes, and given back to the arena at once as the pipeline gives them back)' },
   { id: 'state', what: '+ reorder window, process cache, container lookups, counters (nothing enriched)' },
   { id: 'line', what: '+ enrichment and JSON serialisation (lines discarded)' },
   { id: 'full', what: '+ the file sink: queue, writes to the file' },
+  { id: 'rules', what: '+ the default detection rules (off in every other row): each event of a type a rule is about also built as an object, queued for the rule engine and checked' },
 ];
+
+/** What the last rules stage's engine did (for the report). */
+let rulesChecked: { received: number; dropped: number; alerts: number; errors: number } | undefined;
 
 /** CPU ns per record of one vigil replay stopped at `stage` (replay.ts). */
 async function replayStage(dir: string, loops: string, passes: number, out: string, stage: Stage): Promise<number> {
   const child = pinnedVigil(`vigil replay (${stage})`, [REPLAY, dir, loops, String(passes), String(WARM_PASSES), out, stage]);
   try {
     const r = await child.report<ReplayResult>(300_000, 30_000);
+    // A rule that fails on the recorded events is a bug in the default rules, and a check lost to the
+    // engine's queue is work not measured: either makes the row wrong.
+    if (stage === 'rules' && (!r.rules || r.rules.errors || r.rules.dropped || !r.rules.received)) throw new Error(`the rules stage did not check every event: ${JSON.stringify(r.rules)}`);
+    if (r.rules) rulesChecked = r.rules;
     return ((r.utime_s + r.stime_s) * 1e9) / r.records;
   } finally {
     fs.rmSync(out, { force: true });
@@ -610,6 +620,12 @@ function report(r: ReportInput): string {
     `Memory: before its measured window every consumer (vigil and C, replay and live) writes and deletes a ${Math.round(PREWARM_BYTES / 2 ** 20)} MiB scratch file next to its output (\`bench/lib/memory.ts\`), so that the pages it is about to fill are backed by the host. ${freePageReporting() ? 'This VM reports free pages to its host (virtio-balloon free page reporting): a page freed seconds before, as the previous run\'s deleted output was, costs a host fault of about 10 µs when used again, which in earlier runs added up to 900 ns of system time per event to a vigil replay at random (395 MB written per round) and far less to the C consumer (60 MB).' : 'This machine does not report free pages to a host, so it changes little here.'}`,
     `Machine load: 1/5/15-min load average ${r.load0.map((x) => fixed(x)).join(' / ')} at start, ${r.load1.map((x) => fixed(x)).join(' / ')} at end on ${os.cpus().length} CPUs. Other work on the consumer's core lowers the wall-clock rate much more than the CPU per event (events per CPU-second is closer to what a quiet core gives); live, the sensors also report the other processes' syscalls, which the consumers must take too. The stage breakdown comes from the first ${STAGE_REPS} rounds. The whole benchmark took ${fixed(r.elapsedS, 0)} s.`,
   ];
+  const rulesRow = stageRows.find((row) => row[0] === 'rules');
+  if (rulesRow && rulesChecked) {
+    notes.push(
+      `Rules: the rules stage loads the default rule set (\`src/rules/default.yaml\`) as \`vigil run\` does, into the agent's rule engine, a subscriber of the router. Of ${si(med(r.vr, 'records'))} records per round, ${si(rulesChecked.received)} (${fixed((100 * rulesChecked.received) / med(r.vr, 'records'), 0)} %) were of a type some rule is about (every open, rename, unlink, … and exec), each built as an event object beside its line and checked by the rules of its type: ${rulesChecked.alerts} alerts, ${rulesChecked.errors} failed checks, ${rulesChecked.dropped} lost to the engine's queue. They add ${rulesRow[3]} ns per record to the full replay. The rows above have rules off (bench/pipeline/config.ts): the C consumer has no counterpart for them.`,
+    );
+  }
   if (r.warnings.length) notes.push(`Warnings: ${r.warnings.join('; ')}.`);
 
   return [
@@ -617,7 +633,7 @@ function report(r: ReportInput): string {
     '',
     markdownTable(['consumer', 'what', 'events/round', 'events/s', 'events/CPU-s', 'CPU s', 'CPU ns/event', 'core use', 'bytes/event', 'CPU/event ÷ C'], replayRows),
     '',
-    'Where vigil\'s time goes: the same replay stopped after each stage (CPU per record, one core):',
+    'Where vigil\'s time goes: the same replay stopped after each stage, then with the default rules on (CPU per record, one core):',
     '',
     markdownTable(['stage', 'what runs', 'CPU ns/record', 'added by the stage'], stageRows),
     '',

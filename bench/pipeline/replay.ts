@@ -13,6 +13,8 @@
 //             event is wanted, so none is enriched or serialised
 //     line    the whole pipeline, lines handed to a sink that discards them: no file
 //     full    everything, the file sink included (default)
+//     rules   everything, and the default detection rules checking the events of their types (as the agent
+//             runs them: a router subscriber, event objects built for it, checked in batches)
 //   VIGIL_BENCH_PROFILE=FILE writes a CPU profile of the timed passes there, VIGIL_BENCH_HEAP=FILE a sampled
 //   allocation profile (garbage included) instead (diagnostics). VIGIL_BENCH_WINDOW=1 prints the timed
 //   window's start and end on CLOCK_MONOTONIC to stderr ("window <ns> <ns>"), for `perf record -k
@@ -35,6 +37,8 @@ import { enrichUserName, pipelineTables } from '../../src/pipeline/tables.ts';
 import { ProcessCache } from '../../src/process/cache.ts';
 import { Scrubber } from '../../src/process/scrub.ts';
 import { UserResolver } from '../../src/process/users.ts';
+import { RuleEngine, type RulesStatus } from '../../src/rules/engine.ts';
+import { ruleSetFor } from '../../src/rules/rules.ts';
 import { FileSink } from '../../src/sinks/file.ts';
 import { normalizeSyscallConfig } from '../../src/syscalls/config.ts';
 import { syscallSensorConfig } from '../../src/config/config.ts';
@@ -44,10 +48,10 @@ import { FRAME, readRecording } from './recording.ts';
 const [dir, loopsFile, passesArg, warmArg, out, stageArg = 'full'] = process.argv.slice(2);
 const PASSES = Number(passesArg);
 const WARM = Number(warmArg);
-const STAGES = ['decode', 'state', 'line', 'full'] as const;
+const STAGES = ['decode', 'state', 'line', 'full', 'rules'] as const;
 const STAGE = stageArg as (typeof STAGES)[number];
 if (!dir || !loopsFile || !out || !(PASSES >= 1) || !(WARM >= 0 && WARM < PASSES) || !STAGES.includes(STAGE)) {
-  process.stderr.write('usage: replay.ts RECORDING_DIR LOOPS_FILE PASSES WARM OUT_FILE [decode|state|line|full]\n');
+  process.stderr.write('usage: replay.ts RECORDING_DIR LOOPS_FILE PASSES WARM OUT_FILE [decode|state|line|full|rules]\n');
   process.exit(2);
 }
 /** Records per event-loop turn: what one 1 ms drain of the ring reader hands over at about 1 M records/s. */
@@ -107,6 +111,9 @@ const pipeline = new Pipeline({
   reorderWindowMs: cfg.pipeline.reorderWindowMs,
   holdForEnrichmentMs: cfg.pipeline.holdForEnrichmentMs,
 });
+// 'rules': the default rule set, as the agent loads it when rules are on (the bench's config turns them off).
+const rules = new RuleEngine({ router, emit: (alert) => pipeline.emitSynthetic(alert), queue: cfg.rules.queue });
+if (STAGE === 'rules') rules.setRules(ruleSetFor({ ...cfg.rules, enabled: true }));
 
 const buf = fs.readFileSync(loopsFile);
 const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -132,6 +139,13 @@ const decodeOnly = (v: DataView, off: number, len: number): void => {
 
 let fed = 0;
 
+/** What the rule engine did since `before` (undefined: no rules). */
+function rulesSince(before: RulesStatus | undefined): { received: number; dropped: number; alerts: number; errors: number } | undefined {
+  const now = rules.status();
+  if (!now || !before) return undefined;
+  return { received: now.received - before.received, dropped: now.dropped - before.dropped, alerts: now.alerts - before.alerts, errors: now.errors - before.errors };
+}
+
 /** Feeds bytes [from, to) of the loops file, record by record, as the ring reader would. */
 async function feed(from: number, to: number): Promise<void> {
   const handle = STAGE === 'decode' ? decodeOnly : pipeline.handleRecord;
@@ -150,7 +164,10 @@ async function feed(from: number, to: number): Promise<void> {
 
 await feed(0, WARM * passBytes);
 pipeline.flush();
+rules.flush();
+pipeline.flush();
 await sink.flush();
+const rules0 = rules.status();
 prewarmPages(path.dirname(out));
 
 // 50 µs between CPU samples: enough samples for a flat profile.
@@ -163,6 +180,8 @@ const t0 = performance.now();
 const c0 = process.cpuUsage();
 const f0 = process.resourceUsage();
 await feed(WARM * passBytes, buf.length);
+pipeline.flush();
+rules.flush(); // the last checks and their alerts are part of the run
 pipeline.flush();
 await sink.flush();
 const c1 = process.cpuUsage(c0);
@@ -196,8 +215,11 @@ process.stdout.write(
     bytes: fs.existsSync(out) ? fs.statSync(out).size : 0,
     cache: { size: cs.size, live: cs.live, heldTotal: cs.heldTotal, heldFallback: cs.heldFallback, brokenLineage: cs.brokenLineage },
     containers: containers.stats().lookups,
+    // The timed part's rule checks: events checked, lost to the engine's full queue, alerts raised.
+    rules: rulesSince(rules0),
     rss: process.memoryUsage().rss,
   })}\n`,
 );
+rules.stop();
 containers.stop();
 cache.close();
