@@ -35,11 +35,8 @@ export type RecordDecoder = (v: DataView, off: number, len: number) => DecodeRes
  * Event-specific output fields of a decoded event; undefined: the event only updates state. The fields must
  * not be named like the members enrichment writes (type, time, ktimeNs, process, parent, ancestors,
  * container, pod), and should hold no undefined values (JSON leaves them out anyway; V8 serialises objects
- * without them about 3× faster).
- */
-/**
- * An event type's output fields (undefined: the event only updates state). Given `into`, the fields are added
- * to it, in the same order, and it is returned: an event object built without an object of fields between.
+ * without them about 3× faster). Given `into`, the fields are added to it, in the same order, and it is
+ * returned: an event object built without an object of fields between.
  */
 export type OutputShaper = ((ev: Decoded, into?: Record<string, unknown>) => Record<string, unknown> | undefined) & {
   /**
