@@ -63,8 +63,9 @@ test('default rules: podman, dockerd and containerd container lifecycles raise n
   assert.equal(mount.process?.comm, 'mount');
   await podman.podman(['exec', '--privileged', q, 'nsenter', '-t', '1', '-u', 'true']);
   const setns = await ta.sink.waitFor((e) => ours(e) && (e as { rule?: string }).rule === 'Namespace entered in container' && e.container?.id === q && e.process?.comm === 'nsenter', 'an alert for nsenter in the container');
-  // Alerts are raised asynchronously (the rules subscriber's queue): give the last lifecycle's a moment.
-  await new Promise((r) => setTimeout(r, 1500));
+  // Events of a container whose runtime had not answered yet are held up to holdForEnrichmentMs, and alerts
+  // are raised off the hot path (the rules subscriber's queue): wait past the hold for the last ones.
+  await new Promise((r) => setTimeout(r, CONFIG.pipeline.holdForEnrichmentMs + 1000));
   const noise = alerts().filter((e) => e !== mount && e !== setns);
   assert.deepEqual(noise.map(describe), [], 'no alert from container lifecycles');
   // Every check of every real event (plain opens included) evaluated: a rule reading a field an event may
