@@ -254,7 +254,7 @@ const STAGES: { id: Stage; what: string }[] = [
 ];
 
 /** What the last rules stage's engine did (for the report). */
-let rulesChecked: { received: number; dropped: number; alerts: number; errors: number } | undefined;
+let rulesChecked: ReplayResult['rules'];
 
 /** CPU ns per record of one vigil replay stopped at `stage` (replay.ts). */
 async function replayStage(dir: string, loops: string, passes: number, out: string, stage: Stage): Promise<number> {

@@ -307,7 +307,7 @@ export class Pipeline {
       const w = this.#startBytes();
       en.writeLine(w, ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, shaper.bytes, ev);
       this.#emitBytes(ev.type, w);
-      if (withEvent) this.#publishObject(ev);
+      if (withEvent) this.#publishObject(ev, shaper);
     } else if (!withEvent && shaper?.json) {
       const members = shaper.json(ev);
       if (members === undefined) c.internal++;
@@ -325,8 +325,7 @@ export class Pipeline {
    * The event object of a record whose line already went to the sinks as bytes, for subscribers: built from
    * the same fields, without a second line (subscribers that read lines make them from the object, lineOf).
    */
-  #publishObject(ev: Decoded): void {
-    const shaper = this.#o.outputs.get(ev.type);
+  #publishObject(ev: Decoded, shaper = this.#o.outputs.get(ev.type)): void {
     if (shaper) this.#o.router.publish(this.#enricher.buildEvent(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, shaper, ev));
   }
 
