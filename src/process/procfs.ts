@@ -30,6 +30,13 @@ export interface ProcStat {
   flags: number;
   numThreads: number;
   startTicks: number;
+  /**
+   * Where the environment lies in the process's memory (fields 50 and 51): 0 when it has no memory (exiting),
+   * when it is mid-exec (its new memory not laid out yet), or when the reader may not see them (not root).
+   * NaN on kernels before 3.5, which lack the fields.
+   */
+  envStart: number;
+  envEnd: number;
 }
 
 /** Parses /proc/<pid>/stat. comm may hold spaces and parentheses: it runs to the last ')'. */
@@ -40,7 +47,7 @@ export function parseStat(text: string): ProcStat | undefined {
   const f = text.slice(close + 2).trim().split(' ');
   // f[0] is field 3 (state): field N is f[N - 3].
   const n = (i: number) => Number(f[i - 3]);
-  const st = { pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), ppid: n(4), ttyNr: n(7), flags: n(9), numThreads: n(20), startTicks: n(22) };
+  const st = { pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), ppid: n(4), ttyNr: n(7), flags: n(9), numThreads: n(20), startTicks: n(22), envStart: n(50), envEnd: n(51) };
   return Number.isFinite(st.pid) && Number.isFinite(st.startTicks) ? st : undefined;
 }
 
@@ -155,13 +162,16 @@ export function statState(text: string): string {
   return close < 0 ? '?' : (text[close + 2] ?? '?');
 }
 
-/** Whether the process at `root` is exiting (PF_EXITING is set before its memory goes), a zombie, or gone. */
-function exiting(root: string): boolean {
+/**
+ * The process at `root` as /proc/<pid>/stat has it now, and whether it is exiting (PF_EXITING is set before
+ * its memory goes), a zombie, or gone (no stat).
+ */
+function statNow(root: string): { exiting: boolean; st: ProcStat | undefined } {
   const text = readText(`${root}/stat`);
   const st = text ? parseStat(text) : undefined;
-  if (!text || !st) return true;
+  if (!text || !st) return { exiting: true, st };
   const state = statState(text);
-  return (st.flags & PF_EXITING) !== 0 || state === 'Z' || state === 'X' || state === 'x';
+  return { exiting: (st.flags & PF_EXITING) !== 0 || state === 'Z' || state === 'X' || state === 'x', st };
 }
 
 /** Reads one process. Undefined when it does not exist (or vanished before its stat could be read). */
@@ -192,23 +202,30 @@ export function readProcess(pid: number, o: ProcfsOptions = {}): SnapshotProcess
     // An empty cmdline of a user process means a zombie or one caught mid-exec: unknown, not "no argv".
     if (cmd && cmd.length) argv = splitNul(cmd, 0, cmd.length);
     else unknown.push('argv');
-    // Read in pieces, or (environ) empty, from a process exiting since: possibly cut short or read after its
-    // memory went, so unknown rather than wrong.
-    let envSuspect = false;
+    // Read in pieces from a process exiting since: possibly cut short after its memory went, so unknown
+    // rather than wrong.
+    let envPieces = 1;
     if (o.env !== false) {
       const env = readBuf(`${root}/environ`, max);
-      envSuspect = readBufPieces !== 1;
+      envPieces = readBufPieces;
       if (env) envRaw = splitNul(env, 0, env.length);
       else unknown.push('env');
     }
     const argvSuspect = argv !== undefined && cmdPieces > 1;
-    envSuspect &&= envRaw !== undefined;
-    if ((argvSuspect || envSuspect) && exiting(root)) {
-      if (argvSuspect) {
+    const envSuspect = envRaw !== undefined && envPieces > 1;
+    // An empty environ is rarely an empty environment (env -i). The kernel also reads nothing from a process
+    // whose memory is gone (exiting), from one mid-exec (its new memory has no environment laid out yet), and
+    // through a file opened before an exec replaced the memory it was opened on. Only the stat line tells
+    // them apart: a really empty environment starts where it ends, at a real address.
+    const envEmpty = envRaw !== undefined && envPieces === 0;
+    if (argvSuspect || envSuspect || envEmpty) {
+      const now = statNow(root);
+      const reallyEmpty = !now.exiting && now.st !== undefined && now.st.envEnd !== 0 && now.st.envStart === now.st.envEnd;
+      if (argvSuspect && now.exiting) {
         argv = undefined;
         unknown.push('argv');
       }
-      if (envSuspect) {
+      if ((envSuspect && now.exiting) || (envEmpty && !reallyEmpty)) {
         envRaw = undefined;
         unknown.push('env');
       }

@@ -69,3 +69,43 @@ test('a long argv and environ are read whole in one read: a process that exits a
   assert.deepEqual(p.envRaw, [`X=${big}`], 'the whole environ');
   assert.ok(!p.unknown?.includes('argv') && !p.unknown?.includes('env'));
 });
+
+// An empty environ read is not always an empty environment. The kernel reads nothing from a process mid-exec
+// (its new memory has no environment laid out yet: env_end is 0) and through a file opened before an exec
+// replaced the memory. Read as "no variables", such a process disagreed with BPF mode (CI saw it on a `true`
+// caught mid-exec). The stat line's env_start and env_end (fields 50 and 51) tell the cases apart.
+test('an empty environ is an empty environment only when the stat line says so; otherwise env is unknown', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-procfs-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const statLine = (pid: number, envStart: number, envEnd: number) => {
+    const f = Array.from({ length: 50 }, () => '0'); // fields 3..52
+    f[0] = 'S';
+    f[1] = '1'; // ppid
+    f[6] = '4194560'; // flags: no PF_EXITING
+    f[19] = '1'; // threads
+    f[19 + 2] = '1234'; // starttime (field 22)
+    f[50 - 3] = String(envStart);
+    f[51 - 3] = String(envEnd);
+    return `${pid} (true) ${f.join(' ')}\n`;
+  };
+  const fake = (pid: number, envStart: number, envEnd: number) => {
+    const p = path.join(dir, String(pid));
+    fs.mkdirSync(p);
+    fs.writeFileSync(path.join(p, 'stat'), statLine(pid, envStart, envEnd));
+    fs.writeFileSync(path.join(p, 'cmdline'), 'true\0');
+    fs.writeFileSync(path.join(p, 'environ'), '');
+    return readProcess(pid, { procRoot: dir })!;
+  };
+  const empty = fake(50, 140737488346000, 140737488346000);
+  assert.deepEqual(empty.envRaw, [], 'env -i: an empty environment, known');
+  assert.ok(!empty.unknown.includes('env'));
+  for (const [pid, s, e, what] of [
+    [51, 0, 0, 'mid-exec: no environment laid out yet'],
+    [52, 140737488345000, 140737488346000, 'an environment the read did not get (the file was opened before an exec)'],
+  ] as const) {
+    const p = fake(pid, s, e);
+    assert.equal(p.envRaw, undefined, what);
+    assert.ok(p.unknown.includes('env'), `${what}: marked unknown`);
+    assert.deepEqual(p.argv, ['true'], `${what}: argv still known`);
+  }
+});
