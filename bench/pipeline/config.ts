@@ -6,7 +6,7 @@ import { merge, validateConfig, type VigilConfig } from '../../src/config/config
 
 // Detection rules are off: the target is the pipeline's own cost (decode, enrich, serialise, write), which the
 // C consumer's line is compared with. With the default rules every open event would also be built as an
-// object and checked by two rules, work the C consumer has no counterpart for.
+// object and checked by three rules, work the C consumer has no counterpart for.
 export const BENCH_OVERRIDES = {
   events: { process: { fork: true }, files: true, network: true },
   rules: { enabled: false },
