@@ -32,7 +32,7 @@ import { Pipeline, type Decoded, type PipelineCounters } from '../pipeline/pipel
 import { enrichUserName, pipelineTables } from '../pipeline/tables.ts';
 import { Router } from '../pipeline/router.ts';
 import { RuleEngine, type RulesStatus } from '../rules/engine.ts';
-import { ruleSetFor } from '../rules/rules.ts';
+import { ruleSetFor, type RuleSet } from '../rules/rules.ts';
 import { enableRunTimeStats, type StatsHandle } from '../bpf/stats.ts';
 import { SyscallSensor, type SyscallSensorStats } from '../syscalls/sensor.ts';
 import { normalizeSyscallConfig, type SyscallSensorConfig } from '../syscalls/config.ts';
@@ -213,6 +213,11 @@ export class Agent {
     this.#o.progress?.(s);
   }
 
+  /** What `vigil rules check` would warn about in the rules just loaded (they load all the same). */
+  #ruleWarnings(set: RuleSet): void {
+    for (const w of set.warnings) this.#o.warn?.(`rules: ${w.path}: ${w.message}`);
+  }
+
   /**
    * Starts everything. On failure everything started so far is stopped again and the error is rethrown
    * (PermissionError, NotSupportedError, VerifierError, InvalidArgumentError from sink options, ...).
@@ -308,7 +313,10 @@ export class Agent {
 
     // Rules are read and compiled again here (the files may have changed since the configuration was checked).
     const ruleSet = ruleSetFor(cfg.rules);
-    if (ruleSet) this.#step(`loading ${ruleSet.enabledCount} detection rules`);
+    if (ruleSet) {
+      this.#step(`loading ${ruleSet.enabledCount} detection rules`);
+      this.#ruleWarnings(ruleSet);
+    }
     const pipeline = this.#pipeline;
     this.#rules = new RuleEngine({ router: this.router, emit: (alert) => pipeline.emitSynthetic(alert), queue: cfg.rules.queue });
     this.#rules.setRules(ruleSet);
@@ -422,6 +430,7 @@ export class Agent {
         if (rulesChanged) {
           this.#rules!.flush(); // what was routed before the reload is checked by the rules in force then
           this.#rules!.setRules(rules, next.rules.queue);
+          if (rules) this.#ruleWarnings(rules);
         }
         // Last: it cannot fail, and what it scrubs again cannot be put back.
         if (scrubber) scrub = this.#process!.cache.setScrubber(scrubber);

@@ -61,9 +61,14 @@ export function rulesCheckCommand(files: string[], opts: { defaults: boolean; js
     for (const f of files) sources.push(readRuleFile(f));
     const set = compileRules({ sources });
     const types = set.types();
-    const summary = { ok: true, rules: set.rules.length, enabled: set.enabledCount, lists: set.lists.size, macros: set.macros.length, types: types ? [...types].sort() : 'all' };
+    const summary = { ok: true, rules: set.rules.length, enabled: set.enabledCount, lists: set.lists.size, macros: set.macros.length, types: types ? [...types].sort() : 'all', warnings: set.warnings };
     if (opts.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-    else process.stdout.write(`ok: ${summary.rules} rules (${summary.enabled} on), ${summary.lists} lists, ${summary.macros} macros; about ${Array.isArray(summary.types) ? summary.types.join(', ') : 'every event type'}\n`);
+    else {
+      // Warnings do not fail the check (exit 0): the set loads as it is, it just may not do what was meant.
+      for (const w of set.warnings) process.stderr.write(`vigil rules check: warning: ${w.path}: ${w.message}\n`);
+      const warned = set.warnings.length ? `; ${set.warnings.length} warning${set.warnings.length > 1 ? 's' : ''}` : '';
+      process.stdout.write(`ok: ${summary.rules} rules (${summary.enabled} on), ${summary.lists} lists, ${summary.macros} macros; about ${Array.isArray(summary.types) ? summary.types.join(', ') : 'every event type'}${warned}\n`);
+    }
     return 0;
   } catch (err) {
     if (!(err instanceof RuleError)) throw err;

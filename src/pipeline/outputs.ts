@@ -2,6 +2,7 @@
 // The process's exe and scrubbed argv live in `process`; these add only what the event itself says.
 import type { CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent, SyscallEvent } from '../events/types.ts';
 import { FILE_EVENT_KEYS, NET_EVENT_KEYS, SYS_EVENT_KEYS } from '../events/decode.ts';
+import { OPS_BY_GROUP } from '../syscalls/config.ts';
 import { fixedMembers, memberValue } from './json.ts';
 import { ascii, fixedMembersBytes, type ByteLine } from './json-bytes.ts';
 import type { Decoded, OutputShaper } from './pipeline.ts';
@@ -60,6 +61,7 @@ function processShaper<E>(fields: Field<E>[]): OutputShaper {
       return out;
     },
     {
+      keys: fields.map((f) => f.key),
       bytes: (d: Decoded, w: ByteLine) => {
         const ev = d as unknown as E;
         for (const f of fs) {
@@ -144,20 +146,26 @@ export const processOutputs: [string, OutputShaper][] = [
   ],
   [
     'creds',
-    (d: Decoded) => {
-      const ev = d as CredsEvent;
-      const out: Record<string, unknown> = { syscall: SYSCALLS[ev.syscallNr] ?? (ev.syscallNr ? ev.syscallNr : 'commit_creds') };
-      if (ev.oldCreds) out.old = credsOut(ev.oldCreds);
-      out.new = credsOut(ev.creds);
-      return out;
-    },
+    Object.assign(
+      (d: Decoded) => {
+        const ev = d as CredsEvent;
+        const out: Record<string, unknown> = { syscall: SYSCALLS[ev.syscallNr] ?? (ev.syscallNr ? ev.syscallNr : 'commit_creds') };
+        if (ev.oldCreds) out.old = credsOut(ev.oldCreds);
+        out.new = credsOut(ev.creds);
+        return out;
+      },
+      { keys: ['syscall', 'old', 'new'] },
+    ),
   ],
   [
     'comm',
-    (d: Decoded) => {
-      const ev = d as CommEvent;
-      return { oldComm: ev.oldComm, comm: ev.comm };
-    },
+    Object.assign(
+      (d: Decoded) => {
+        const ev = d as CommEvent;
+        return { oldComm: ev.oldComm, comm: ev.comm };
+      },
+      { keys: ['oldComm', 'comm'] },
+    ),
   ],
 ];
 
@@ -230,3 +238,18 @@ export const syscallOutput: OutputShaper = Object.assign(
     },
   },
 );
+
+/**
+ * The members an event of each record type may carry besides the common ones (type, time, process…): what
+ * its shaper can put out. For the rules' field checks (src/rules/fields.ts); test/unit/rules-lint.test.ts
+ * checks them against shaped events.
+ */
+export function outputMemberKeys(): Map<string, readonly string[]> {
+  const m = new Map<string, readonly string[]>();
+  for (const [type, shaper] of processOutputs) m.set(type, shaper.keys ?? []);
+  const own = (keys: readonly string[]) => keys.filter((k) => !BASE.has(k));
+  for (const op of OPS_BY_GROUP.file) m.set(op, own(FILE_EVENT_KEYS));
+  for (const op of OPS_BY_GROUP.net) m.set(op, own(NET_EVENT_KEYS));
+  for (const op of OPS_BY_GROUP.sys) m.set(op, own(SYS_EVENT_KEYS));
+  return m;
+}

@@ -50,7 +50,12 @@ export type OutputShaper = ((ev: Decoded, into?: Record<string, unknown>) => Rec
    * same members as UTF-8 bytes into a line (see json-bytes.ts), for sinks that take bytes.
    */
   bytes?: (ev: Decoded, w: ByteLine) => void;
+  /** Every member name the shaper may put out (the rules' field checks, src/rules/fields.ts). */
+  keys?: readonly string[];
 };
+
+/** The members of a container_started or container_stopped event besides the common ones (containerEvent). */
+export const CONTAINER_EVENT_KEYS = ['existing', 'cgroupPath'] as const;
 
 export interface PipelineCounters {
   /** Records read from the ring (or fed by a fallback source). */

@@ -15,6 +15,7 @@ import { RECORD_EVENT_TYPES, unknownTypes } from '../pipeline/event-types.ts';
 
 import { compileCondition, withFallback } from './compile.ts';
 import { compileException, readExceptions, type RuleException } from './exceptions.ts';
+import { lintRules, type LintInput, type RuleWarning } from './lint.ts';
 import { PRIORITIES, priorityOf, type Priority } from './priorities.ts';
 import { describe, isObject } from './yaml-values.ts';
 
@@ -242,9 +243,11 @@ export function compileRules(o: RuleSetOptions): RuleSet {
     if (cycle) bad(`${macros.get(name)!.at}.condition`, `macros use each other in a cycle: ${cycle.join(' → ')}`);
   }
   const compiled: Rule[] = [];
+  const lintRulesIn: LintInput['rules'][number][] = [];
   const min = PRIORITIES.indexOf(o.minPriority ?? 'debug');
   for (const r of rules.values()) {
     const p = compile(r.condition, `${r.source}.condition`);
+    lintRulesIn.push({ name: r.name, source: r.source, types: r.types, ast: p?.ast, outputPaths: outputPaths(r.output), exceptions: r.exceptions, identifiers: p ? identifiers(p.ast) : new Set() });
     const format = compileOutput(r.output, (m) => bad(`${r.source}.output`, m));
     // Exceptions are checked only once the condition is true (rules rarely match).
     const exempt: ((ctx: RuleContext) => boolean)[] = [];
@@ -259,8 +262,20 @@ export function compileRules(o: RuleSetOptions): RuleSet {
     compiled.push({ ...r, enabled, match, format });
   }
   if (issues.length) throw new RuleError(issues);
+  const exceptionStrings = new Set<string>();
+  for (const r of rules.values()) for (const e of r.exceptions) for (const t of e.values) for (const x of t.flat()) if (typeof x === 'string') exceptionStrings.add(x);
+  const warnings = lintRules({
+    rules: lintRulesIn,
+    macros: new Map([...macros].map(([name, m]) => {
+      const ast = macroPrograms.get(name)?.ast;
+      return [name, { at: m.at, ast, identifiers: ast ? identifiers(ast) : new Set<string>() }];
+    })),
+    lists,
+    exceptionStrings,
+    variables: VARIABLES,
+  });
   const digest = createHash('sha256').update(JSON.stringify({ l: [...listValues], m: [...macros].map(([k, v]) => [k, v.condition]), r: compiled.map((r) => [r.name, r.desc, r.priority, r.tags, r.types, r.condition, r.exceptions.map(({ at: _a, valuesAt: _v, ...e }) => e), r.output, r.enabled]) })).digest('hex');
-  return new RuleSet(compiled, listValues, new Map([...macroPrograms].map(([name, p]) => [name, evaluator(p)])), digest);
+  return new RuleSet(compiled, listValues, new Map([...macroPrograms].map(([name, p]) => [name, evaluator(p)])), digest, warnings);
 }
 
 /** The CEL environment conditions are parsed and checked in: the variables, the named lists, the macros. */
@@ -393,6 +408,13 @@ export function compileOutput(template: string, bad: (m: string) => void): ((ev:
   };
 }
 
+/** The field paths of an output template's placeholders ("{process.comm}" gives "process.comm"). */
+function outputPaths(template: string): string[] {
+  const out: string[] = [];
+  for (const m of template.matchAll(PLACEHOLDER)) if (m[1] !== undefined && FIELD_PATH.test(m[1].trim())) out.push(m[1].trim());
+  return out;
+}
+
 function lookup(v: unknown, keys: string[]): unknown {
   for (const k of keys) {
     if (v === null || typeof v !== 'object') return undefined;
@@ -418,6 +440,8 @@ export class RuleSet {
   readonly macros: readonly string[];
   /** A hash of everything the set is made of: equal digests, the same rules. */
   readonly digest: string;
+  /** What compiles but looks wrong: fields no event has, rules without types, unused macros and lists (lint.ts). */
+  readonly warnings: readonly RuleWarning[];
   /** Enabled rules per event type, and those about every type. */
   readonly #byType = new Map<string, Rule[]>();
   readonly #anyType: Rule[] = [];
@@ -425,8 +449,9 @@ export class RuleSet {
   /** The prototype of every RuleContext: one lazy, per-event memoized getter per macro. */
   readonly #proto: object;
 
-  constructor(rules: Rule[], lists: Map<string, unknown[]>, macros: Map<string, (ctx: Record<string, unknown>) => unknown>, digest: string) {
+  constructor(rules: Rule[], lists: Map<string, unknown[]>, macros: Map<string, (ctx: Record<string, unknown>) => unknown>, digest: string, warnings: RuleWarning[] = []) {
     this.rules = rules;
+    this.warnings = warnings;
     this.lists = lists;
     this.macros = [...macros.keys()];
     this.digest = digest;

@@ -97,6 +97,13 @@ const OTHER_KEYS: Record<keyof OtherEventsConfig, SyscallOp> = {
   ptrace: 'ptrace', mount: 'mount', umount: 'umount', moduleLoad: 'module_load', bpf: 'bpf', memfdCreate: 'memfd_create', setns: 'setns', unshare: 'unshare',
 };
 
+/** The event types of each group of syscall events (file, net, sys records), as decode.ts decodes them. */
+export const OPS_BY_GROUP: Readonly<Record<'file' | 'net' | 'sys', readonly SyscallOp[]>> = {
+  file: Object.values(FILE_KEYS),
+  net: Object.values(NET_KEYS),
+  sys: Object.values(OTHER_KEYS),
+};
+
 /** The kernel's op number of each event type (enum vigil_sys_op). */
 export const OP_NUMBERS: Record<SyscallOp, number> = {
   open: VIGIL_SYS_OP.OPEN, unlink: VIGIL_SYS_OP.UNLINK, rmdir: VIGIL_SYS_OP.RMDIR, rename: VIGIL_SYS_OP.RENAME, chmod: VIGIL_SYS_OP.CHMOD,

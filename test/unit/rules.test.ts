@@ -435,4 +435,15 @@ test('vigil rules check: 0 for good files, 2 with every problem for bad ones', a
   const withDefaults = await runCli(['rules', 'check', '--json', bad]);
   assert.equal(withDefaults.status, 0, 'the default set defines the macro');
   assert.equal(JSON.parse(withDefaults.stdout).ok, true);
+  // Warnings (lint.ts) do not fail the check: printed on stderr, counted on stdout, listed in --json.
+  assert.equal(ok.stderr, '', 'the good file and the defaults warn about nothing');
+  const typo = path.join(dir, 'typo.yaml');
+  fs.writeFileSync(typo, stringify([rule('typo', 'process.name == "sh"', { types: ['exec'] })]));
+  const warned = await runCli(['rules', 'check', typo]);
+  assert.equal(warned.status, 0, warned.stderr);
+  assert.match(warned.stderr, /^vigil rules check: warning: .*typo\.yaml item 1 \(rule "typo"\)\.condition: process\.name: process has no member "name"; did you mean "comm"\?\n$/);
+  assert.match(warned.stdout, /; 1 warning\n$/);
+  const warnedJson = JSON.parse((await runCli(['rules', 'check', '--json', typo])).stdout);
+  assert.equal(warnedJson.warnings.length, 1);
+  assert.match(warnedJson.warnings[0].message, /^process\.name:/);
 });
