@@ -53,9 +53,12 @@ export function fieldReads(ast: ASTNode): { v: RuleVariable; field: string }[] {
   return out;
 }
 
+/** The keys of a field path: "process.argv[0]" gives process, argv, 0. */
+export const pathKeys = (path: string): string[] => path.trim().split(/\.|\[(\d+)\]/).filter((k) => k !== undefined && k !== '');
+
 /** The variable and first member of a dotted field path (exceptions, output placeholders); `{path}` is the event's. */
 export function pathRead(path: string, variables: readonly string[]): { v: RuleVariable; field: string } | undefined {
-  const keys = path.trim().split(/\.|\[\d+\]/).filter((k) => k !== '');
+  const keys = pathKeys(path);
   if (!keys.length) return undefined;
   if (!variables.includes(keys[0]!)) return { v: 'event', field: keys[0]! };
   if (!FIELD_VARIABLES.has(keys[0]!) || keys.length < 2) return undefined; // ancestors[0], or a whole variable
@@ -87,24 +90,24 @@ export function lintRules(input: LintInput, catalog = new FieldCatalog()): RuleW
     for (const id of m.identifiers) useMacro(id, types, seen);
   };
   const usedLists = new Set<string>();
+  // Each missing field once per place it is named in.
+  const said = new Set<string>();
+  const check = (at: string, read: { v: RuleVariable; field: string } | undefined, types: readonly string[] | undefined, after = '') => {
+    const why = read && catalog.missing(read.v, read.field, types);
+    if (why && !said.has(`${at}\0${why}`)) {
+      said.add(`${at}\0${why}`);
+      warn(at, `${why}${after}`);
+    }
+  };
   for (const r of input.rules) {
     for (const id of r.identifiers) {
       useMacro(id, r.types, new Set());
       if (input.lists.has(id)) usedLists.add(id);
     }
     if (!r.types) warn(r.source, 'no types: the rule is checked against every event, each built as an object for it; name the event types it is about (types: [exec, open, …])');
-    const seen = new Set<string>();
-    const check = (at: string, read: { v: RuleVariable; field: string } | undefined) => {
-      if (!read) return;
-      const why = catalog.missing(read.v, read.field, r.types);
-      if (why && !seen.has(`${at} ${why}`)) {
-        seen.add(`${at} ${why}`);
-        warn(at, why);
-      }
-    };
-    if (r.ast) for (const read of fieldReads(r.ast)) check(`${r.source}.condition`, read);
-    for (const p of r.outputPaths) check(`${r.source}.output`, pathRead(p, input.variables));
-    for (const e of r.exceptions) for (const f of e.fields) check(`${e.at}.fields`, pathRead(f, input.variables));
+    if (r.ast) for (const read of fieldReads(r.ast)) check(`${r.source}.condition`, read, r.types);
+    for (const p of r.outputPaths) check(`${r.source}.output`, pathRead(p, input.variables), r.types);
+    for (const e of r.exceptions) for (const f of e.fields) check(`${e.at}.fields`, pathRead(f, input.variables), r.types);
   }
   for (const [name, m] of input.macros) {
     const types = macroTypes.get(name);
@@ -113,16 +116,8 @@ export function lintRules(input: LintInput, catalog = new FieldCatalog()): RuleW
       continue;
     }
     for (const id of m.identifiers) if (input.lists.has(id)) usedLists.add(id);
-    const seen = new Set<string>();
-    if (m.ast) {
-      for (const read of fieldReads(m.ast)) {
-        const why = catalog.missing(read.v, read.field, types === 'any' ? undefined : [...types]);
-        if (why && !seen.has(why)) {
-          seen.add(why);
-          warn(`${m.at}.condition`, `${why} (the macro is used by rules about ${types === 'any' ? 'every type' : [...types].join(', ')})`);
-        }
-      }
-    }
+    const about = types === 'any' ? undefined : [...types];
+    if (m.ast) for (const read of fieldReads(m.ast)) check(`${m.at}.condition`, read, about, ` (the macro is used by rules about ${about ? about.join(', ') : 'every type'})`);
   }
   // A list named by a used list's items, or in an exception's values, is used too.
   for (const s of input.exceptionStrings) if (input.lists.has(s)) usedLists.add(s);

@@ -15,7 +15,7 @@ import { RECORD_EVENT_TYPES, unknownTypes } from '../pipeline/event-types.ts';
 
 import { compileCondition, withFallback } from './compile.ts';
 import { compileException, readExceptions, type RuleException } from './exceptions.ts';
-import { lintRules, type LintInput, type RuleWarning } from './lint.ts';
+import { lintRules, pathKeys, type LintInput, type RuleWarning } from './lint.ts';
 import { PRIORITIES, priorityOf, type Priority } from './priorities.ts';
 import { describe, isObject } from './yaml-values.ts';
 
@@ -389,7 +389,7 @@ export function compileOutput(template: string, bad: (m: string) => void): ((ev:
       ok = false;
       bad(`placeholder ${m[0]}: expected a field path such as {process.comm}, {event.path} or {ancestors[0]} (write {{ and }} for literal braces)`);
     } else {
-      const keys = m[1]!.trim().split(/\.|\[(\d+)\]/).filter((k) => k !== undefined && k !== '');
+      const keys = pathKeys(m[1]!);
       // "event." is the event itself; process, parent, container, pod and ancestors are its members.
       parts.push(keys[0] === 'event' ? keys.slice(1) : keys);
     }
