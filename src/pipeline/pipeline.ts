@@ -472,8 +472,8 @@ export class Pipeline {
       time: new Date().toISOString(),
       ktimeNs: bootNowNs(),
       container: ref,
-      existing: c.existing || undefined,
-      cgroupPath: c.cgroupPath,
+      // Exactly CONTAINER_EVENT_KEYS (the compiler checks both ways), so the rules' catalog lists what is here.
+      ...({ existing: c.existing || undefined, cgroupPath: c.cgroupPath } satisfies Record<(typeof CONTAINER_EVENT_KEYS)[number], unknown>),
     };
     if (c.pod?.uid) out.pod = { uid: c.pod.uid, name: c.pod.name || undefined, namespace: c.pod.namespace || undefined };
     // A container is found by its cgroup before its runtime has answered: when events wait for enrichment,

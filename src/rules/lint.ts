@@ -66,11 +66,18 @@ export function pathRead(path: string, variables: readonly string[]): { v: RuleV
 }
 
 export interface LintInput {
-  rules: readonly { name: string; source: string; types?: readonly string[]; ast?: ASTNode; outputPaths: readonly string[]; exceptions: readonly { at: string; fields: readonly string[] }[]; identifiers: ReadonlySet<string> }[];
+  rules: readonly {
+    name: string;
+    source: string;
+    types?: readonly string[];
+    ast?: ASTNode;
+    outputPaths: readonly string[];
+    /** A list named in an exception's values is used. */
+    exceptions: readonly { at: string; fields: readonly string[]; values: readonly (readonly unknown[])[] }[];
+    identifiers: ReadonlySet<string>;
+  }[];
   macros: ReadonlyMap<string, { at: string; ast?: ASTNode; identifiers: ReadonlySet<string> }>;
   lists: ReadonlyMap<string, { at: string; items: readonly unknown[] }>;
-  /** Strings the rules' exception values hold: a list named there is used. */
-  exceptionStrings: ReadonlySet<string>;
   variables: readonly string[];
 }
 
@@ -120,7 +127,7 @@ export function lintRules(input: LintInput, catalog = new FieldCatalog()): RuleW
     if (m.ast) for (const read of fieldReads(m.ast)) check(`${m.at}.condition`, read, about, ` (the macro is used by rules about ${about ? about.join(', ') : 'every type'})`);
   }
   // A list named by a used list's items, or in an exception's values, is used too.
-  for (const s of input.exceptionStrings) if (input.lists.has(s)) usedLists.add(s);
+  for (const r of input.rules) for (const e of r.exceptions) for (const t of e.values) for (const x of t.flat()) if (typeof x === 'string' && input.lists.has(x)) usedLists.add(x);
   const pending = [...usedLists];
   while (pending.length) {
     const l = input.lists.get(pending.pop()!);

@@ -262,8 +262,6 @@ export function compileRules(o: RuleSetOptions): RuleSet {
     compiled.push({ ...r, enabled, match, format });
   }
   if (issues.length) throw new RuleError(issues);
-  const exceptionStrings = new Set<string>();
-  for (const r of rules.values()) for (const e of r.exceptions) for (const t of e.values) for (const x of t.flat()) if (typeof x === 'string') exceptionStrings.add(x);
   const warnings = lintRules({
     rules: lintRulesIn,
     macros: new Map([...macros].map(([name, m]) => {
@@ -271,7 +269,6 @@ export function compileRules(o: RuleSetOptions): RuleSet {
       return [name, { at: m.at, ast, identifiers: ast ? identifiers(ast) : new Set<string>() }];
     })),
     lists,
-    exceptionStrings,
     variables: VARIABLES,
   });
   const digest = createHash('sha256').update(JSON.stringify({ l: [...listValues], m: [...macros].map(([k, v]) => [k, v.condition]), r: compiled.map((r) => [r.name, r.desc, r.priority, r.tags, r.types, r.condition, r.exceptions.map(({ at: _a, valuesAt: _v, ...e }) => e), r.output, r.enabled]) })).digest('hex');
