@@ -28,6 +28,7 @@ import { EVENT_HEADER, FILE_EVENT, NET_EVENT, SIZEOF, VIGIL_OPCODE, VIGIL_SYS_FL
 import type { ExecEvent } from '../src/events/types.ts';
 import { syscallOutput } from '../src/pipeline/outputs.ts';
 import { Pipeline, type OutputShaper, type RecordDecoder } from '../src/pipeline/pipeline.ts';
+import { agentEnrichment } from '../src/pipeline/tables.ts';
 import { Router } from '../src/pipeline/router.ts';
 import type { OutputEvent, Sink, SinkStats } from '../src/pipeline/types.ts';
 import { BENCH_ENV } from './exec/output.ts';
@@ -385,8 +386,8 @@ function pipeline(cache: ProcessCache, containers: ContainerResolver | undefined
     outputs: OUTPUTS,
     cache,
     containers,
-    // The agent's user-name lookup (src/agent/agent.ts).
-    enrich: { userName: (e) => (e.creds ? users.userName(e.creds.uid, e.ns && e.ns.mntns ? { pid: e.pid, mntns: e.ns.mntns } : undefined) : undefined) },
+    // The agent's user-name lookup and host binaries (src/agent/agent.ts).
+    enrich: agentEnrichment(users),
     router: new Router(),
     sinks: [sink],
     types: new Set(['open', 'connect']),

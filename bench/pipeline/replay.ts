@@ -33,7 +33,7 @@ import { RecordArena } from '../../src/pipeline/held.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
 import type { Sink, SinkStats } from '../../src/pipeline/types.ts';
-import { enrichUserName, pipelineTables } from '../../src/pipeline/tables.ts';
+import { agentEnrichment, pipelineTables } from '../../src/pipeline/tables.ts';
 import { ProcessCache } from '../../src/process/cache.ts';
 import { Scrubber } from '../../src/process/scrub.ts';
 import { UserResolver } from '../../src/process/users.ts';
@@ -105,7 +105,7 @@ const pipeline = new Pipeline({
   types: STAGE === 'state' ? new Set<string>() : tables.types,
   cache,
   containers,
-  enrich: { userName: enrichUserName(users) },
+  enrich: agentEnrichment(users),
   router,
   sinks: STAGE === 'line' ? [discard] : [sink],
   reorderWindowMs: cfg.pipeline.reorderWindowMs,

@@ -29,7 +29,7 @@ import { buildSinks, createSinks, diffSinks, validateSinks } from '../sinks/inde
 import type { Store } from '../store/store.ts';
 import { calibrate } from '../pipeline/clock.ts';
 import { Pipeline, type Decoded, type PipelineCounters } from '../pipeline/pipeline.ts';
-import { enrichUserName, pipelineTables } from '../pipeline/tables.ts';
+import { agentEnrichment, pipelineTables } from '../pipeline/tables.ts';
 import { Router } from '../pipeline/router.ts';
 import { RuleEngine, type RulesStatus } from '../rules/engine.ts';
 import { ruleSetFor, type RuleSet } from '../rules/rules.ts';
@@ -290,7 +290,7 @@ export class Agent {
       outputs,
       cache: this.#process.cache,
       containers: this.#containers,
-      enrich: { userName: enrichUserName(this.#users) },
+      enrich: agentEnrichment(this.#users),
       router: this.router,
       sinks: this.#sinks,
       types,

@@ -23,6 +23,11 @@ export interface EnrichContext {
    */
   containerGeneration?: () => number;
   userName: (e: ProcessEntry) => string | undefined;
+  /**
+   * Whether the host has, at an executable's path, that very file (device, inode): its processes are marked
+   * `hostExe`, a host binary, not a container's file of the same path (HostFiles). Undefined: none is.
+   */
+  hostFile?: (exePath: string, dev: number, ino: number) => boolean;
   /** Ancestors reported per event. */
   maxAncestors?: number;
 }
@@ -75,12 +80,17 @@ interface Memo {
 /** Threads per process whose refs are kept (a process with more gets a fresh ref per event beyond these). */
 const MAX_THREAD_REFS = 64;
 
-
-function processRef(e: ProcessEntry, user: string | undefined): ProcessRef {
-  const r: ProcessRef = { pid: e.pid, ppid: e.ppid, key: e.key, execId: e.image.execId, startNs: e.startNs, comm: e.image.comm };
-  if (e.image.exePath !== undefined) r.exe = e.image.exePath;
-  if (e.image.argv) r.argv = e.image.argv;
-  if (e.image.argvTruncated) r.argvTruncated = true;
+/** What an event says of its process `e`: the memo's ref, whose JSON is a line's process part. */
+function processRef(ctx: EnrichContext, e: ProcessEntry): ProcessRef {
+  const img = e.image;
+  const r: ProcessRef = { pid: e.pid, ppid: e.ppid, key: e.key, execId: img.execId, startNs: e.startNs, comm: img.comm };
+  if (img.exePath !== undefined) {
+    r.exe = img.exePath;
+    if (ctx.hostFile && img.exeDev !== undefined && img.exeIno !== undefined && ctx.hostFile(img.exePath, img.exeDev, img.exeIno)) r.hostExe = true;
+  }
+  const user = ctx.userName(e);
+  if (img.argv) r.argv = img.argv;
+  if (img.argvTruncated) r.argvTruncated = true;
   if (e.creds) {
     r.uid = e.creds.uid;
     r.gid = e.creds.gid;
@@ -155,7 +165,7 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
     }
     ancestors = anc.map((x) => x.pid);
   }
-  const ref = processRef(e, ctx.userName(e));
+  const ref = processRef(ctx, e);
   const fresh: Memo = {
     execId: e.image.execId,
     parentKey: e.parentKey,

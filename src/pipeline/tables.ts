@@ -4,8 +4,9 @@
 import type { VigilConfig } from '../config/config.ts';
 import { decodeCgroup, decodeComm, decodeCredsEvent, decodeExec, decodeExit, decodeFork, decodeSyscallEvent } from '../events/decode.ts';
 import { VIGIL_OPCODE } from '../events/layout.generated.ts';
-import type { ProcessEntry } from '../process/types.ts';
+import { HostFiles } from '../process/host-files.ts';
 import type { UserResolver } from '../process/users.ts';
+import type { EnrichContext } from './enrich.ts';
 import { fileHeldKind, netHeldKind } from './record-bytes.ts';
 import type { HeldKind } from './held.ts';
 import { processOutputs, syscallOutput } from './outputs.ts';
@@ -55,9 +56,13 @@ export function pipelineTables(events: VigilConfig['events'], syscallOps: Iterab
 }
 
 /**
- * The user name of a process for enrichment: resolved in the process's own mount namespace when it is known
- * (a container's /etc/passwd), else on the host. Called once per exec image (enrich memoizes).
+ * What the agent's enrichment looks up outside the process cache: the user name of a process, resolved in the
+ * process's own mount namespace when it is known (a container's /etc/passwd), else on the host; and whether
+ * its executable is the host's file (`hostExe`). Both are asked once per exec image (enrich memoizes).
  */
-export function enrichUserName(users: UserResolver): (e: ProcessEntry) => string | undefined {
-  return (e) => (e.creds ? users.userName(e.creds.uid, e.ns && e.ns.mntns ? { pid: e.pid, mntns: e.ns.mntns } : undefined) : undefined);
+export function agentEnrichment(users: UserResolver, hostFiles = new HostFiles()): Pick<EnrichContext, 'userName' | 'hostFile'> {
+  return {
+    userName: (e) => (e.creds ? users.userName(e.creds.uid, e.ns && e.ns.mntns ? { pid: e.pid, mntns: e.ns.mntns } : undefined) : undefined),
+    hostFile: (exePath, dev, ino) => hostFiles.isHostFile(exePath, dev, ino),
+  };
 }

@@ -13,6 +13,11 @@ export interface ProcessRef {
   startNs?: number;
   comm?: string;
   exe?: string;
+  /**
+   * The executable was found in the host's mount namespace: a host binary (set only when that is known). A
+   * process in a container running one is the runtime's own (runc setting the container up), or escaped.
+   */
+  hostExe?: boolean;
   /** Scrubbed. */
   argv?: string[];
   argvTruncated?: boolean;

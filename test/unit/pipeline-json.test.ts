@@ -2,10 +2,13 @@
 // every line must be exactly JSON.stringify of the event, whatever the process, container, thread or fields,
 // with or without the event object being built; and the formatting helpers must match V8's own.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { ContainerResolver, type ContainerInfo } from '../../src/containers/resolver.ts';
-import type { ExecEvent, ExitEvent } from '../../src/events/types.ts';
-import { Enricher, type EnrichContext } from '../../src/pipeline/enrich.ts';
+import type { ExecEvent, ExitEvent, ForkEvent } from '../../src/events/types.ts';
+import { enrich, Enricher, type EnrichContext } from '../../src/pipeline/enrich.ts';
 import { fieldsJson, fixedMembers, numberJson, stringJson, TimeParts } from '../../src/pipeline/json.ts';
 import { ByteLine, fixedMembersBytes, LineHead, TimeBytes } from '../../src/pipeline/json-bytes.ts';
 import { processOutputs, syscallOutput } from '../../src/pipeline/outputs.ts';
@@ -13,6 +16,8 @@ import { Pipeline, type Decoded } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
 import type { OutputEvent, Sink, SinkStats } from '../../src/pipeline/types.ts';
 import { ProcessCache } from '../../src/process/cache.ts';
+import { HostFiles } from '../../src/process/host-files.ts';
+import { kernelDev } from '../../src/process/procfs.ts';
 import type { SnapshotProcess } from '../../src/process/types.ts';
 
 /** A deterministic pseudo-random sequence (xorshift), so failures reproduce. */
@@ -666,4 +671,85 @@ test("exited processes' line bytes are reused by later processes, and every line
   assert.equal(bytes.chunks.length, strings.lines.length);
   assert.ok(strings.lines.length > 1500);
   bytes.chunks.forEach((c, i) => assert.equal(c.toString('utf8'), strings.lines[i], `line ${i}`));
+});
+
+test('hostExe marks processes that run the host\'s own file at their executable\'s path, and nothing else', (t) => {
+  // The host: a root with /usr/sbin/runc. Exec events carry the executable's device (kernel encoding) and inode.
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-hostexe-'));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(root, 'usr/sbin'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'usr/sbin/runc'), 'runc');
+  fs.writeFileSync(path.join(root, 'usr/sbin/other'), 'other');
+  const id = (p: string) => {
+    const st = fs.statSync(path.join(root, p));
+    return { dev: kernelDev(st.dev), ino: st.ino };
+  };
+  const runc = id('usr/sbin/runc');
+  const other = id('usr/sbin/other');
+  const exec = (pid: number, exe: string, file: { dev: number; ino: number }, unknown?: string[]): ExecEvent => ({
+    type: 'exec', ktimeNs: 3e9 + pid, pid, tid: pid, cgroupId: 1, comm: 'runc', startNs: 2e9 + pid, ppid: 1, parentStartNs: 1e9, oldPid: pid, creds,
+    ns: { cgroupId: 1, pidns: 4026531836, mntns: 4026532400, nspid: pid }, exe: { path: exe, ...file, mtimeNs: 0 }, filename: exe,
+    argv: ['runc', 'init'], argc: 2, envRaw: [], tty: '', flags: 0, argvTruncated: false, envTruncated: false, pathTruncated: false, subreaper: false, ...(unknown ? { unknown } : {}),
+  });
+  const processes = () => {
+    const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
+    cache.apply(snap(1, 0, 1e9, { exePath: '/usr/sbin/runc', exeDev: runc.dev, exeIno: runc.ino }));
+    cache.apply(exec(10, '/usr/sbin/runc', runc)); // the host's runc, whatever mount namespace it runs in
+    const fork: ForkEvent = { type: 'fork', ktimeNs: 3.1e9, pid: 10, tid: 10, cgroupId: 1, parentStartNs: 2e9 + 10, childPid: 11, childTgid: 11, childPpid: 10, childStartNs: 3.1e9, thread: false, comm: 'runc:[2:INIT]' };
+    cache.apply(fork);
+    cache.apply(exec(20, '/usr/sbin/runc', { dev: runc.dev + 1, ino: runc.ino })); // a container's own /usr/sbin/runc (another file system)
+    cache.apply(exec(21, '/usr/sbin/runc', other)); // another file of the host's
+    cache.apply(exec(22, '/tmp/runc', runc)); // a path the host has no file at
+    cache.apply(exec(23, 'usr/sbin/runc', runc)); // not an absolute path
+    cache.apply(exec(24, '/usr/sbin/runc', runc, ['exe'])); // the executable not known
+    return cache;
+  };
+  const hostFiles = new HostFiles({ root });
+  const hostExe = (c: EnrichContext, pid: number) => enrich(c, 'open', 4e9, pid, pid, 1, {}).process?.hostExe;
+  const ctx: EnrichContext = { cache: processes(), container: () => undefined, userName: () => undefined, hostFile: (p, dev, ino) => hostFiles.isHostFile(p, dev, ino) };
+  assert.equal(hostExe(ctx, 1), true, 'a snapshot process running the host\'s file');
+  assert.equal(hostExe(ctx, 10), true, 'exec\'d from the host\'s file');
+  assert.equal(hostExe(ctx, 11), true, 'forked from it: the same image');
+  for (const pid of [20, 21, 22, 23, 24]) assert.equal(hostExe(ctx, pid), undefined, `pid ${pid}`);
+  // The member sits right after exe.
+  assert.deepEqual(Object.keys(enrich(ctx, 'open', 4e9, 10, 10, 1, {}).process!).slice(6, 8), ['exe', 'hostExe']);
+  // Without the lookup, no process is marked.
+  const none: EnrichContext = { cache: processes(), container: () => undefined, userName: () => undefined };
+  for (const pid of [1, 10, 11]) assert.equal(hostExe(none, pid), undefined);
+});
+
+test('HostFiles: the host\'s file at a path by device and inode, answers kept for their TTL, paths bounded', (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-hostfiles-'));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const file = path.join(root, 'runc');
+  fs.writeFileSync(file, 'a');
+  const id = () => {
+    const st = fs.statSync(file);
+    return { dev: kernelDev(st.dev), ino: st.ino };
+  };
+  const first = id();
+  let now = 0;
+  const hf = new HostFiles({ root, ttlMs: 1000, max: 4, now: () => now });
+  assert.equal(hf.isHostFile('/runc', first.dev, first.ino), true);
+  assert.equal(hf.isHostFile('/runc', first.dev, first.ino + 1), false);
+  assert.equal(hf.isHostFile('/runc', first.dev + 1, first.ino), false);
+  assert.equal(hf.isHostFile('/missing', first.dev, first.ino), false);
+  assert.equal(hf.isHostFile('/', first.dev, first.ino), false, 'a directory');
+  assert.equal(hf.isHostFile('/runc (deleted)', first.dev, first.ino), false);
+  // An upgrade replaces the file (a new inode): the old answer holds for the TTL, then the new file counts.
+  fs.writeFileSync(`${file}.new`, 'b');
+  fs.renameSync(`${file}.new`, file);
+  const second = id();
+  assert.notEqual(second.ino, first.ino);
+  now = 500;
+  assert.equal(hf.isHostFile('/runc', first.dev, first.ino), true, 'within the TTL');
+  now = 1000;
+  assert.equal(hf.isHostFile('/runc', second.dev, second.ino), true, 'past it');
+  assert.equal(hf.isHostFile('/runc', first.dev, first.ino), false);
+  // At most `max` paths are kept: the oldest goes, and is looked up again when asked.
+  for (const p of ['/a', '/b', '/c', '/d']) hf.isHostFile(p, 0, 0);
+  fs.writeFileSync(`${file}.new`, 'c');
+  fs.renameSync(`${file}.new`, file);
+  const third = id();
+  assert.equal(hf.isHostFile('/runc', third.dev, third.ino), true, 'evicted, so looked up again within the TTL');
 });

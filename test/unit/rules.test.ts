@@ -79,17 +79,22 @@ test('the default rules match what they are about, and not the ordinary', () => 
   assert.deepEqual(matching(set, creds(0, 'exploit')), [], 'already root');
   assert.deepEqual(matching(set, event('creds', { syscall: 'setresuid', new: { uid: 0, euid: 0 } })), [], 'no previous credentials known: has(event.old) is false');
 
-  // A container's runtime setting it up (runc's children, forked from runc) is not a mount or setns "in" it;
-  // the same calls by anything else in the container are, a program named like the runtime included.
-  const runc = { pid: 578, comm: 'runc:[2:INIT]', exe: '/usr/sbin/runc' };
-  type Ref = { pid: number; comm: string; exe: string };
+  // A container's runtime setting it up (runc's children, forked from runc, running the host's binary) is not
+  // a mount or setns "in" it; the same calls by anything else in the container are, a program named like the
+  // runtime included, even one that forks itself (its binary is a file of the container, not the host's).
+  const runc = { pid: 578, comm: 'runc:[2:INIT]', exe: '/usr/sbin/runc', hostExe: true };
+  type Ref = { pid: number; comm: string; exe: string; hostExe?: boolean };
   const mount = (process: Ref, parent: Ref) => ({ ...event('mount', { source: 'proc', target: '/proc/self/fd/6', fstype: 'proc', ret: 0 }, { ...ctr, process }), parent });
   assert.deepEqual(matching(set, mount(runc, { pid: 568, comm: 'runc', exe: '/usr/sbin/runc' })), [], 'runc:[2:INIT] mounting the container');
   assert.deepEqual(matching(set, mount({ pid: 9, comm: 'mount', exe: '/bin/mount' }, { pid: 8, comm: 'sh', exe: '/bin/sh' })), ['Mount in container']);
   assert.deepEqual(matching(set, mount({ pid: 9, comm: 'runc', exe: '/tmp/runc' }, { pid: 8, comm: 'sh', exe: '/bin/sh' })), ['Mount in container'], 'named runc, started by a shell');
-  assert.deepEqual(matching(set, mount({ pid: 9, comm: 'mount', exe: '/bin/mount' }, { pid: 568, comm: 'runc', exe: '/usr/sbin/runc' })), ['Mount in container'], 'exec\'d by runc (runc exec): not the runtime any more');
+  const { hostExe: _, ...inContainer } = runc;
+  assert.deepEqual(matching(set, mount(inContainer, { pid: 568, comm: 'runc', exe: '/usr/sbin/runc' })), ['Mount in container'], 'a container\'s own /usr/sbin/runc that started itself');
+  assert.deepEqual(matching(set, mount({ ...runc, hostExe: false }, { pid: 568, comm: 'runc', exe: '/usr/sbin/runc' })), ['Mount in container'], 'hostExe false');
+  assert.deepEqual(matching(set, mount({ pid: 9, comm: 'mount', exe: '/bin/mount', hostExe: true }, { pid: 568, comm: 'runc', exe: '/usr/sbin/runc' })), ['Mount in container'], 'exec\'d by runc (runc exec): not the runtime any more');
   const setns = (process: Ref, parent: Ref) => ({ ...event('setns', { nsType: 'CLONE_NEWNET', nsInode: 4026532252, ret: 0 }, { ...ctr, process }), parent });
-  assert.deepEqual(matching(set, setns({ pid: 577, comm: 'runc:[1:CHILD]', exe: '/usr/bin/runc' }, { pid: 576, comm: 'runc:[0:PARENT]', exe: '/usr/bin/runc' })), []);
+  assert.deepEqual(matching(set, setns({ pid: 577, comm: 'runc:[1:CHILD]', exe: '/usr/bin/runc', hostExe: true }, { pid: 576, comm: 'runc:[0:PARENT]', exe: '/usr/bin/runc' })), []);
+  assert.deepEqual(matching(set, setns({ pid: 577, comm: 'runc:[1:CHILD]', exe: '/usr/bin/runc' }, { pid: 576, comm: 'runc:[0:PARENT]', exe: '/usr/bin/runc' })), ['Namespace entered in container'], 'not known to be the host\'s binary');
   assert.deepEqual(matching(set, setns({ pid: 9, comm: 'nsenter', exe: '/usr/bin/nsenter' }, { pid: 8, comm: 'sh', exe: '/bin/sh' })), ['Namespace entered in container']);
   // podman's CNI lock is not a change to /etc; anything else it or others write there still is.
   assert.deepEqual(matching(set, open('/etc/cni/net.d/cni.lock', { flagNames: 'O_RDWR|O_CREAT|O_CLOEXEC' }, { comm: 'podman', exe: '/usr/bin/podman' })), []);
