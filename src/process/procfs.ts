@@ -37,6 +37,9 @@ export interface ProcStat {
    */
   envStart: number;
   envEnd: number;
+  /** Where the arguments lie (fields 48 and 49), like envStart and envEnd. */
+  argStart: number;
+  argEnd: number;
 }
 
 /** Parses /proc/<pid>/stat. comm may hold spaces and parentheses: it runs to the last ')'. */
@@ -47,7 +50,7 @@ export function parseStat(text: string): ProcStat | undefined {
   const f = text.slice(close + 2).trim().split(' ');
   // f[0] is field 3 (state): field N is f[N - 3].
   const n = (i: number) => Number(f[i - 3]);
-  const st = { pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), ppid: n(4), ttyNr: n(7), flags: n(9), numThreads: n(20), startTicks: n(22), envStart: n(50), envEnd: n(51) };
+  const st = { pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), ppid: n(4), ttyNr: n(7), flags: n(9), numThreads: n(20), startTicks: n(22), envStart: n(50), envEnd: n(51), argStart: n(48), argEnd: n(49) };
   return Number.isFinite(st.pid) && Number.isFinite(st.startTicks) ? st : undefined;
 }
 
@@ -174,11 +177,92 @@ function statNow(root: string): { exiting: boolean; st: ProcStat | undefined } {
   return { exiting: (st.flags & PF_EXITING) !== 0 || state === 'Z' || state === 'X' || state === 'x', st };
 }
 
+/** What a process runs: its executable, argv and environment as far as they could be read, and what not. */
+interface ImageRead {
+  argv: string[] | undefined;
+  envRaw: string[] | undefined;
+  exePath: string | undefined;
+  exeIno: number | undefined;
+  exeDev: number | undefined;
+  exeMtimeNs: number | undefined;
+  unknown: string[];
+}
+
+/**
+ * Whether the process's memory was laid out anew between two stat lines: an exec in between. Each exec puts
+ * the arguments and the environment at new addresses (fields 48 to 51). False when either line lacks them
+ * (gone, a kernel before 3.5) or shows none (no memory, a reader who may not see them).
+ */
+function relaidOut(a: ProcStat, b: ProcStat | undefined): boolean {
+  if (!b) return false;
+  const at = (s: ProcStat) => [s.argStart, s.argEnd, s.envStart, s.envEnd];
+  const x = at(a);
+  const y = at(b);
+  if (!x.every(Number.isFinite) || !y.every(Number.isFinite)) return false;
+  return x.some((v, i) => v !== y[i]);
+}
+
+/**
+ * Reads what the process at `root` runs: cmdline, environ and exe, then its stat line again (`after`,
+ * undefined when gone), which tells what the reads may have missed.
+ */
+function readImage(root: string, o: ProcfsOptions): { image: ImageRead; after: ProcStat | undefined } {
+  const unknown: string[] = [];
+  let argv: string[] | undefined;
+  let envRaw: string[] | undefined;
+  let exePath: string | undefined;
+  let exeIno: number | undefined;
+  let exeDev: number | undefined;
+  let exeMtimeNs: number | undefined;
+  const max = o.maxBytes ?? 128 * 1024;
+  const cmd = readBuf(`${root}/cmdline`, max);
+  const cmdPieces = readBufPieces;
+  // An empty cmdline of a user process means a zombie or one caught mid-exec: unknown, not "no argv".
+  if (cmd && cmd.length) argv = splitNul(cmd, 0, cmd.length);
+  else unknown.push('argv');
+  // Read in pieces from a process exiting since: possibly cut short after its memory went, so unknown
+  // rather than wrong.
+  let envPieces = 1;
+  if (o.env !== false) {
+    const env = readBuf(`${root}/environ`, max);
+    envPieces = readBufPieces;
+    if (env) envRaw = splitNul(env, 0, env.length);
+    else unknown.push('env');
+  }
+  try {
+    exePath = readLink(`${root}/exe`);
+    const st = fs.statSync(`${root}/exe`, { bigint: true });
+    exeIno = Number(st.ino);
+    exeDev = kernelDev(Number(st.dev));
+    exeMtimeNs = Number(st.mtimeNs);
+  } catch {
+    unknown.push('exe');
+  }
+  const now = statNow(root);
+  const argvSuspect = argv !== undefined && cmdPieces > 1;
+  const envSuspect = envRaw !== undefined && envPieces > 1;
+  // An empty environ is rarely an empty environment (env -i). The kernel also reads nothing from a process
+  // whose memory is gone (exiting), from one mid-exec (its new memory has no environment laid out yet), and
+  // through a file opened before an exec replaced the memory it was opened on. Only the stat line tells
+  // them apart: a really empty environment starts where it ends, at a real address.
+  const envEmpty = envRaw !== undefined && envPieces === 0;
+  const reallyEmpty = !now.exiting && now.st !== undefined && now.st.envEnd !== 0 && now.st.envStart === now.st.envEnd;
+  if (argvSuspect && now.exiting) {
+    argv = undefined;
+    unknown.push('argv');
+  }
+  if ((envSuspect && now.exiting) || (envEmpty && !reallyEmpty)) {
+    envRaw = undefined;
+    unknown.push('env');
+  }
+  return { image: { argv, envRaw, exePath, exeIno, exeDev, exeMtimeNs, unknown }, after: now.st };
+}
+
 /** Reads one process. Undefined when it does not exist (or vanished before its stat could be read). */
 export function readProcess(pid: number, o: ProcfsOptions = {}): SnapshotProcess | undefined {
   const root = `${o.procRoot ?? '/proc'}/${pid}`;
   const statText = readText(`${root}/stat`);
-  const stat = statText ? parseStat(statText) : undefined;
+  let stat = statText ? parseStat(statText) : undefined;
   if (!stat) return undefined;
   const unknown: string[] = [];
   const kernelThread = (stat.flags & PF_KTHREAD) !== 0;
@@ -189,56 +273,24 @@ export function readProcess(pid: number, o: ProcfsOptions = {}): SnapshotProcess
   const creds: Creds | undefined = parsed.creds ? { ...parsed.creds, loginuid: login === undefined || login === 4294967295 ? undefined : login } : undefined;
   if (!creds) unknown.push('creds');
 
-  let argv: string[] | undefined;
-  let envRaw: string[] | undefined;
-  let exePath: string | undefined;
-  let exeIno: number | undefined;
-  let exeDev: number | undefined;
-  let exeMtimeNs: number | undefined;
+  let image: ImageRead | undefined;
   if (!kernelThread) {
-    const max = o.maxBytes ?? 128 * 1024;
-    const cmd = readBuf(`${root}/cmdline`, max);
-    const cmdPieces = readBufPieces;
-    // An empty cmdline of a user process means a zombie or one caught mid-exec: unknown, not "no argv".
-    if (cmd && cmd.length) argv = splitNul(cmd, 0, cmd.length);
-    else unknown.push('argv');
-    // Read in pieces from a process exiting since: possibly cut short after its memory went, so unknown
-    // rather than wrong.
-    let envPieces = 1;
-    if (o.env !== false) {
-      const env = readBuf(`${root}/environ`, max);
-      envPieces = readBufPieces;
-      if (env) envRaw = splitNul(env, 0, env.length);
-      else unknown.push('env');
-    }
-    const argvSuspect = argv !== undefined && cmdPieces > 1;
-    const envSuspect = envRaw !== undefined && envPieces > 1;
-    // An empty environ is rarely an empty environment (env -i). The kernel also reads nothing from a process
-    // whose memory is gone (exiting), from one mid-exec (its new memory has no environment laid out yet), and
-    // through a file opened before an exec replaced the memory it was opened on. Only the stat line tells
-    // them apart: a really empty environment starts where it ends, at a real address.
-    const envEmpty = envRaw !== undefined && envPieces === 0;
-    if (argvSuspect || envSuspect || envEmpty) {
-      const now = statNow(root);
-      const reallyEmpty = !now.exiting && now.st !== undefined && now.st.envEnd !== 0 && now.st.envStart === now.st.envEnd;
-      if (argvSuspect && now.exiting) {
-        argv = undefined;
-        unknown.push('argv');
-      }
-      if ((envSuspect && now.exiting) || (envEmpty && !reallyEmpty)) {
-        envRaw = undefined;
-        unknown.push('env');
+    // An exec between the reads of one image would mix two: one's argv with the next one's environment or
+    // executable (the eBPF-less mode reads a process right after its exec, often as it execs again). The
+    // stat lines before and after the reads tell; the image is read again once, with the comm of the newer
+    // stat, and if it moved again, what it runs is unknown rather than a mixture.
+    const first = readImage(root, o);
+    image = first.image;
+    if (relaidOut(stat, first.after)) {
+      stat = first.after!;
+      const again = readImage(root, o);
+      image = again.image;
+      if (relaidOut(stat, again.after)) {
+        image = { ...image, argv: undefined, envRaw: undefined, exePath: undefined, exeIno: undefined, exeDev: undefined, exeMtimeNs: undefined };
+        image.unknown = [...new Set([...image.unknown, 'argv', 'env', 'exe'])];
       }
     }
-    try {
-      exePath = readLink(`${root}/exe`);
-      const st = fs.statSync(`${root}/exe`, { bigint: true });
-      exeIno = Number(st.ino);
-      exeDev = kernelDev(Number(st.dev));
-      exeMtimeNs = Number(st.mtimeNs);
-    } catch {
-      unknown.push('exe');
-    }
+    unknown.push(...image.unknown);
   }
 
   let ns: Namespaces | undefined;
@@ -257,12 +309,12 @@ export function readProcess(pid: number, o: ProcfsOptions = {}): SnapshotProcess
     startNs: stat.startTicks * TICK_NS,
     ppid: stat.ppid,
     comm: stat.comm,
-    exePath,
-    exeIno,
-    exeDev,
-    exeMtimeNs,
-    argv,
-    envRaw,
+    exePath: image?.exePath,
+    exeIno: image?.exeIno,
+    exeDev: image?.exeDev,
+    exeMtimeNs: image?.exeMtimeNs,
+    argv: image?.argv,
+    envRaw: image?.envRaw,
     creds,
     ns,
     tty: ttyNameFromDev(stat.ttyNr) ?? '',

@@ -109,3 +109,67 @@ test('an empty environ is an empty environment only when the stat line says so; 
     assert.deepEqual(p.argv, ['true'], `${what}: argv still known`);
   }
 });
+
+// An exec between the reads of cmdline, environ and exe would give one image's argv with the next one's
+// environment (the eBPF-less mode reads a process right after its exec, often as it execs again). Each exec
+// lays out the arguments and environment at new addresses, which the stat line shows (fields 48 to 51): a
+// move between the stat lines before and after the reads means the image is read again, and if it moves
+// again, it is unknown. Here each open of a fake process's stat, cmdline and environ finds the next of its
+// contents in place, as if the process exec'd in between (fs's open and read are wrapped to put it there).
+test('an exec between the reads: the image is read again, or unknown; never one image\'s argv with another\'s environment', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-procfs-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const statLine = (pid: number, comm: string, at: number) => {
+    const f = Array.from({ length: 50 }, () => '0'); // fields 3..52
+    f[0] = 'R';
+    f[1] = '1'; // ppid
+    f[6] = '4194560'; // flags: no PF_EXITING
+    f[19] = '1'; // threads
+    f[19 + 2] = '1234'; // starttime (field 22)
+    [at, at + 16, at + 16, at + 64].forEach((v, i) => (f[48 - 3 + i] = String(v))); // arg_start, arg_end, env_start, env_end
+    return `${pid} (${comm}) ${f.join(' ')}\n`;
+  };
+  /** Files whose successive opens find the next content: path -> contents and opens so far. */
+  const successive = new Map<string, { contents: string[]; opens: number }>();
+  let inner = false; // readFileSync may open through fs.openSync: one open, counted once
+  const next = (file: unknown) => {
+    const s = !inner && typeof file === 'string' ? successive.get(file) : undefined;
+    if (s) fs.writeFileSync(file as string, s.contents[Math.min(s.opens++, s.contents.length - 1)]!);
+  };
+  const { readFileSync, openSync } = fs;
+  t.mock.method(fs, 'readFileSync', (file: fs.PathOrFileDescriptor, ...rest: unknown[]) => {
+    next(file);
+    inner = true;
+    try {
+      return (readFileSync as (...a: unknown[]) => unknown)(file, ...rest);
+    } finally {
+      inner = false;
+    }
+  });
+  t.mock.method(fs, 'openSync', (file: fs.PathLike, ...rest: unknown[]) => {
+    next(file);
+    return (openSync as (...a: unknown[]) => unknown)(file, ...rest);
+  });
+  const fake = (pid: number, stats: string[], cmdlines: string[], environs: string[]) => {
+    const p = path.join(dir, String(pid));
+    fs.mkdirSync(p);
+    fs.symlinkSync(process.execPath, path.join(p, 'exe'));
+    for (const [name, contents] of [['stat', stats], ['cmdline', cmdlines], ['environ', environs]] as const) successive.set(path.join(p, name), { contents, opens: 0 });
+    const read = readProcess(pid, { procRoot: dir })!;
+    return { read, opens: (name: string) => successive.get(path.join(p, name))!.opens };
+  };
+  // No exec: one read of each, and one more of stat after them.
+  const still = fake(59, [statLine(59, 'cat', 1000)], ['cat\0'], ['A=1\0']);
+  assert.deepEqual([still.read.comm, still.read.argv, still.read.envRaw], ['cat', ['cat'], ['A=1']]);
+  assert.deepEqual([still.opens('stat'), still.opens('cmdline'), still.opens('environ')], [2, 1, 1]);
+  // One exec, between the reads of cmdline and environ: read again, the newer image whole, with its comm.
+  const once = fake(60, [statLine(60, 'old', 1000), statLine(60, 'new', 5000)], ['old\0', 'new\0'], ['NEW=1\0']);
+  assert.deepEqual([once.read.comm, once.read.argv, once.read.envRaw], ['new', ['new'], ['NEW=1']]);
+  assert.deepEqual(once.read.unknown.filter((f) => ['argv', 'env', 'exe'].includes(f)), []);
+  assert.equal(once.read.exePath, process.execPath);
+  assert.deepEqual([once.opens('stat'), once.opens('cmdline'), once.opens('environ')], [3, 2, 2]);
+  // An exec during each read: what it runs is unknown, not a mixture.
+  const twice = fake(61, [statLine(61, 'old', 1000), statLine(61, 'new', 5000), statLine(61, 'newer', 9000)], ['old\0', 'new\0'], ['NEW=1\0', 'NEWER=1\0']);
+  assert.deepEqual([twice.read.argv, twice.read.envRaw, twice.read.exePath], [undefined, undefined, undefined]);
+  for (const f of ['argv', 'env', 'exe']) assert.ok(twice.read.unknown.includes(f), f);
+});
