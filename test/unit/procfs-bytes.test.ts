@@ -8,6 +8,18 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { readProcess, readText } from '../../src/process/procfs.ts';
 
+/** A /proc/<pid>/stat line of a running process (no PF_EXITING), with the fields numbered in `fields` set. */
+function statLine(pid: number, comm: string, fields: Record<number, number>): string {
+  const f = Array.from({ length: 50 }, () => '0'); // fields 3..52
+  f[0] = 'S';
+  f[1] = '1'; // ppid
+  f[6] = '4194560'; // flags: no PF_EXITING
+  f[19] = '1'; // threads
+  f[19 + 2] = '1234'; // starttime (field 22)
+  for (const [n, v] of Object.entries(fields)) f[Number(n) - 3] = String(v);
+  return `${pid} (${comm}) ${f.join(' ')}\n`;
+}
+
 test('a /proc file with bytes that are not UTF-8 reads with them escaped, never as U+FFFD', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-procfs-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -77,21 +89,10 @@ test('a long argv and environ are read whole in one read: a process that exits a
 test('an empty environ is an empty environment only when the stat line says so; otherwise env is unknown', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-procfs-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const statLine = (pid: number, envStart: number, envEnd: number) => {
-    const f = Array.from({ length: 50 }, () => '0'); // fields 3..52
-    f[0] = 'S';
-    f[1] = '1'; // ppid
-    f[6] = '4194560'; // flags: no PF_EXITING
-    f[19] = '1'; // threads
-    f[19 + 2] = '1234'; // starttime (field 22)
-    f[50 - 3] = String(envStart);
-    f[51 - 3] = String(envEnd);
-    return `${pid} (true) ${f.join(' ')}\n`;
-  };
   const fake = (pid: number, envStart: number, envEnd: number) => {
     const p = path.join(dir, String(pid));
     fs.mkdirSync(p);
-    fs.writeFileSync(path.join(p, 'stat'), statLine(pid, envStart, envEnd));
+    fs.writeFileSync(path.join(p, 'stat'), statLine(pid, 'true', { 50: envStart, 51: envEnd }));
     fs.writeFileSync(path.join(p, 'cmdline'), 'true\0');
     fs.writeFileSync(path.join(p, 'environ'), '');
     return readProcess(pid, { procRoot: dir })!;
@@ -119,16 +120,8 @@ test('an empty environ is an empty environment only when the stat line says so; 
 test('an exec between the reads: the image is read again, or unknown; never one image\'s argv with another\'s environment', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-procfs-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const statLine = (pid: number, comm: string, at: number) => {
-    const f = Array.from({ length: 50 }, () => '0'); // fields 3..52
-    f[0] = 'R';
-    f[1] = '1'; // ppid
-    f[6] = '4194560'; // flags: no PF_EXITING
-    f[19] = '1'; // threads
-    f[19 + 2] = '1234'; // starttime (field 22)
-    [at, at + 16, at + 16, at + 64].forEach((v, i) => (f[48 - 3 + i] = String(v))); // arg_start, arg_end, env_start, env_end
-    return `${pid} (${comm}) ${f.join(' ')}\n`;
-  };
+  /** A stat line whose arguments and environment lie at `at` (arg_start, arg_end, env_start, env_end). */
+  const laidOut = (pid: number, comm: string, at: number) => statLine(pid, comm, { 48: at, 49: at + 16, 50: at + 16, 51: at + 64 });
   /** Files whose successive opens find the next content: path -> contents and opens so far. */
   const successive = new Map<string, { contents: string[]; opens: number }>();
   let inner = false; // readFileSync may open through fs.openSync: one open, counted once
@@ -159,17 +152,17 @@ test('an exec between the reads: the image is read again, or unknown; never one 
     return { read, opens: (name: string) => successive.get(path.join(p, name))!.opens };
   };
   // No exec: one read of each, and one more of stat after them.
-  const still = fake(59, [statLine(59, 'cat', 1000)], ['cat\0'], ['A=1\0']);
+  const still = fake(59, [laidOut(59, 'cat', 1000)], ['cat\0'], ['A=1\0']);
   assert.deepEqual([still.read.comm, still.read.argv, still.read.envRaw], ['cat', ['cat'], ['A=1']]);
   assert.deepEqual([still.opens('stat'), still.opens('cmdline'), still.opens('environ')], [2, 1, 1]);
   // One exec, between the reads of cmdline and environ: read again, the newer image whole, with its comm.
-  const once = fake(60, [statLine(60, 'old', 1000), statLine(60, 'new', 5000)], ['old\0', 'new\0'], ['NEW=1\0']);
+  const once = fake(60, [laidOut(60, 'old', 1000), laidOut(60, 'new', 5000)], ['old\0', 'new\0'], ['NEW=1\0']);
   assert.deepEqual([once.read.comm, once.read.argv, once.read.envRaw], ['new', ['new'], ['NEW=1']]);
   assert.deepEqual(once.read.unknown.filter((f) => ['argv', 'env', 'exe'].includes(f)), []);
   assert.equal(once.read.exePath, process.execPath);
   assert.deepEqual([once.opens('stat'), once.opens('cmdline'), once.opens('environ')], [3, 2, 2]);
   // An exec during each read: what it runs is unknown, not a mixture.
-  const twice = fake(61, [statLine(61, 'old', 1000), statLine(61, 'new', 5000), statLine(61, 'newer', 9000)], ['old\0', 'new\0'], ['NEW=1\0', 'NEWER=1\0']);
+  const twice = fake(61, [laidOut(61, 'old', 1000), laidOut(61, 'new', 5000), laidOut(61, 'newer', 9000)], ['old\0', 'new\0'], ['NEW=1\0', 'NEWER=1\0']);
   assert.deepEqual([twice.read.argv, twice.read.envRaw, twice.read.exePath], [undefined, undefined, undefined]);
   for (const f of ['argv', 'env', 'exe']) assert.ok(twice.read.unknown.includes(f), f);
 });
