@@ -88,7 +88,6 @@ function processRef(ctx: EnrichContext, e: ProcessEntry): ProcessRef {
     r.exe = img.exePath;
     if (ctx.hostFile && img.exeDev !== undefined && img.exeIno !== undefined && ctx.hostFile(img.exePath, img.exeDev, img.exeIno)) r.hostExe = true;
   }
-  const user = ctx.userName(e);
   if (img.argv) r.argv = img.argv;
   if (img.argvTruncated) r.argvTruncated = true;
   if (e.creds) {
@@ -97,6 +96,7 @@ function processRef(ctx: EnrichContext, e: ProcessEntry): ProcessRef {
     if (e.creds.euid !== e.creds.uid) r.euid = e.creds.euid;
     if (e.creds.loginuid !== undefined) r.loginuid = e.creds.loginuid;
   }
+  const user = ctx.userName(e);
   if (user) r.user = user;
   if (e.tty) r.tty = e.tty;
   if (e.unknown.length) r.unknown = e.unknown;

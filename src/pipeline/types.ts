@@ -14,8 +14,9 @@ export interface ProcessRef {
   comm?: string;
   exe?: string;
   /**
-   * The executable was found in the host's mount namespace: a host binary (set only when that is known). A
-   * process in a container running one is the runtime's own (runc setting the container up), or escaped.
+   * The executable is the host's own file at that path (same device and inode: HostFiles), not a container's
+   * file of the same path; set only when that is known. A process in a container running one is the
+   * runtime's own (runc setting the container up), or escaped.
    */
   hostExe?: boolean;
   /** Scrubbed. */

@@ -191,7 +191,7 @@ interface ImageRead {
 /**
  * Whether the process's memory was laid out anew between two stat lines: an exec in between. Each exec puts
  * the arguments and the environment at new addresses (fields 48 to 51). False when either line lacks them
- * (gone, a kernel before 3.5) or shows none (no memory, a reader who may not see them).
+ * (gone, a kernel before 3.5) or shows none (no memory, or a reader who may not see them).
  */
 function relaidOut(a: ProcStat, b: ProcStat | undefined): boolean {
   if (!b) return false;
@@ -199,6 +199,9 @@ function relaidOut(a: ProcStat, b: ProcStat | undefined): boolean {
   const x = at(a);
   const y = at(b);
   if (!x.every(Number.isFinite) || !y.every(Number.isFinite)) return false;
+  // No memory on one side (exiting, or mid-exec before the new memory is laid out): the reads found it
+  // empty if they met it, and an empty read is marked unknown (readImage); what they did read is one image.
+  if (x.every((v) => v === 0) || y.every((v) => v === 0)) return false;
   return x.some((v, i) => v !== y[i]);
 }
 

@@ -161,6 +161,10 @@ test('an exec between the reads: the image is read again, or unknown; never one 
   assert.deepEqual(once.read.unknown.filter((f) => ['argv', 'env', 'exe'].includes(f)), []);
   assert.equal(once.read.exePath, process.execPath);
   assert.deepEqual([once.opens('stat'), once.opens('cmdline'), once.opens('environ')], [3, 2, 2]);
+  // Its memory gone by the second stat line (exiting: no addresses): what the reads got is one image, kept.
+  const gone = fake(62, [laidOut(62, 'sleep', 1000), statLine(62, 'sleep', {})], ['sleep\0'], ['B=2\0']);
+  assert.deepEqual([gone.read.argv, gone.read.envRaw], [['sleep'], ['B=2']]);
+  assert.deepEqual([gone.opens('stat'), gone.opens('cmdline')], [2, 1]);
   // An exec during each read: what it runs is unknown, not a mixture.
   const twice = fake(61, [laidOut(61, 'old', 1000), laidOut(61, 'new', 5000), laidOut(61, 'newer', 9000)], ['old\0', 'new\0'], ['NEW=1\0', 'NEWER=1\0']);
   assert.deepEqual([twice.read.argv, twice.read.envRaw, twice.read.exePath], [undefined, undefined, undefined]);
