@@ -21,6 +21,7 @@ import { Manager, type ManagerStats } from '../manager/manager.ts';
 import { procConnectorFallback } from '../process/connector.ts';
 import { ProcessResolver } from '../process/resolver.ts';
 import { Scrubber } from '../process/scrub.ts';
+import type { ProcessEntry } from '../process/types.ts';
 import { UserResolver } from '../process/users.ts';
 import { PerfBufReader } from '../ringbuf/perfbuf.ts';
 import { RING_CTL_MAP, RingBufReader, type EventReader } from '../ringbuf/ringbuf.ts';
@@ -205,8 +206,9 @@ export class Agent {
   get store(): Store | undefined {
     return this.#store;
   }
-  userName(uid: number, ctx?: { pid: number; mntns: number }): string | undefined {
-    return this.#users.userName(uid, ctx);
+  /** The user name of a cached process, as its events give it (UserResolver.processUserName). */
+  processUserName(e: ProcessEntry): string | undefined {
+    return this.#users.processUserName(e);
   }
 
   #step(s: string): void {

@@ -203,7 +203,7 @@ export class ApiServer {
       const p = agent.processes;
       if (!p) throw new ApiError('processes', 'the process resolver is not running');
       const argv = q.argv !== '0';
-      const userName = (e: ProcessEntry) => (e.creds ? agent.userName(e.creds.uid, e.ns ? { pid: e.pid, mntns: e.ns.mntns } : undefined) : undefined);
+      const userName = (e: ProcessEntry) => agent.processUserName(e);
       const format = q.format ?? 'json';
       if (format !== 'json' && format !== 'dot') throw new ApiError('format', `expected json or dot, got ${shown(format)}`);
       if (q.tree !== undefined && q.tree !== '0' && q.tree !== '1') throw new ApiError('tree', `expected 1 or 0, got ${shown(q.tree)}`);

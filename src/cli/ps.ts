@@ -29,7 +29,7 @@ export function snapshotSource(procRoot?: string): PsSource {
   const cache = new ProcessCache({ scrubber: new Scrubber(), timers: false });
   for (const p of takeSnapshot({ procRoot })) cache.apply(p);
   const users = new UserResolver({ procRoot });
-  return { mode: 'snapshot of /proc (no agent)', cache, userName: (e) => (e.creds ? users.userName(e.creds.uid, e.ns ? { pid: e.pid, mntns: e.ns.mntns } : undefined) : undefined) };
+  return { mode: 'snapshot of /proc (no agent)', cache, userName: (e) => users.processUserName(e) };
 }
 
 function command(n: Pick<ProcessNode, 'argv' | 'comm' | 'exe'>, argv: boolean): string {

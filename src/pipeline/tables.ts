@@ -56,13 +56,13 @@ export function pipelineTables(events: VigilConfig['events'], syscallOps: Iterab
 }
 
 /**
- * What the agent's enrichment looks up outside the process cache: the user name of a process, resolved in the
- * process's own mount namespace when it is known (a container's /etc/passwd), else on the host; and whether
- * its executable is the host's file (`hostExe`). Both are asked once per exec image (enrich memoizes).
+ * What the agent's enrichment looks up outside the process cache: the user name of a process
+ * (UserResolver.processUserName) and whether its executable is the host's file (`hostExe`). Both are asked
+ * once per exec image (enrich memoizes).
  */
 export function agentEnrichment(users: UserResolver, hostFiles = new HostFiles()): Pick<EnrichContext, 'userName' | 'hostFile'> {
   return {
-    userName: (e) => (e.creds ? users.userName(e.creds.uid, e.ns && e.ns.mntns ? { pid: e.pid, mntns: e.ns.mntns } : undefined) : undefined),
+    userName: (e) => users.processUserName(e),
     hostFile: (exePath, dev, ino) => hostFiles.isHostFile(exePath, dev, ino),
   };
 }

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import { bytesToString } from '../events/strings.ts';
+import type { ProcessEntry } from './types.ts';
 
 /** A process in a (possibly) different mount namespace: its own /etc files are read through /proc/<pid>/root. */
 export interface NameContext {
@@ -117,6 +118,14 @@ export class UserResolver {
   /** The user name of `uid` as seen by the process in `ctx` (the host's when ctx is absent). */
   userName(uid: number, ctx?: NameContext): string | undefined {
     return this.lookup('passwd', uid, ctx);
+  }
+
+  /**
+   * The user name of a cached process: its real uid, resolved in the process's own mount namespace when that
+   * is known (a container's /etc/passwd), else on the host. Undefined when its credentials are not known.
+   */
+  processUserName(e: Pick<ProcessEntry, 'pid' | 'creds' | 'ns'>): string | undefined {
+    return e.creds ? this.userName(e.creds.uid, e.ns && e.ns.mntns ? { pid: e.pid, mntns: e.ns.mntns } : undefined) : undefined;
   }
 
   /** The group name of `gid` as seen by the process in `ctx` (the host's when ctx is absent). */

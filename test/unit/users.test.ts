@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
+import type { ProcessEntry } from '../../src/process/types.ts';
 import { parseIds, ttyNameFromDev, UserResolver } from '../../src/process/users.ts';
 import { normalizeKernelTtyName } from '../../src/events/decode.ts';
 import { InvalidArgumentError } from '../../src/bpf/errors.ts';
@@ -90,6 +91,13 @@ test('a container gets its own names, cached per mount namespace and shared by i
   assert.equal(r.groupName(33, ctx), 'www');
   assert.equal(r.groupName(4, ctx), undefined, "the host's groups do not leak into the container");
   assert.equal(r.userName(1000, { pid: 101, mntns: 4026532100 }), 'app');
+  // A cached process: its real uid in its own namespace; the host's when its namespace is not known (0, or no
+  // ns at all); nothing without credentials.
+  const creds = { uid: 1000 } as ProcessEntry['creds'];
+  assert.equal(r.processUserName({ pid: 101, creds, ns: { cgroupId: 1, pidns: 1, mntns: 4026532100, nspid: 1 } }), 'app');
+  assert.equal(r.processUserName({ pid: 101, creds, ns: { cgroupId: 1, pidns: 0, mntns: 0, nspid: 0 } }), 'alice');
+  assert.equal(r.processUserName({ pid: 101, creds, ns: undefined }), 'alice');
+  assert.equal(r.processUserName({ pid: 101, creds: undefined, ns: undefined }), undefined);
   // The host's passwd, the container's passwd and group: three parses; pid 101 was answered from the cache.
   assert.equal(r.stats().reloads, 3);
   assert.equal(r.stats().namespaces, 1);
