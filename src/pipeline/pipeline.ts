@@ -185,6 +185,8 @@ export class Pipeline {
       } finally {
         if (ev instanceof HeldRecord) this.#arena.release(ev);
       }
+      // Between two events: subscribers that take early batches get theirs (Router.subscribe's `batch`).
+      o.router.deliverDue();
     });
     // Bound once: the ring reader calls this for every record.
     this.handleRecord = (v, off, len) => this.#onRecord(v, off, len);

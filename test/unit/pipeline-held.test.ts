@@ -24,6 +24,8 @@ import { pipelineTables } from '../../src/pipeline/tables.ts';
 import { lineMetaOf, newLineMeta, type LineMeta, type OutputEvent, type Sink, type SinkStats } from '../../src/pipeline/types.ts';
 import { FileSink } from '../../src/sinks/file.ts';
 import { ProcessCache } from '../../src/process/cache.ts';
+import { RuleEngine } from '../../src/rules/engine.ts';
+import { compileRules } from '../../src/rules/rules.ts';
 import { Scrubber } from '../../src/process/scrub.ts';
 import { fuzzSync, type Rng } from '../helpers/fuzz.ts';
 
@@ -259,7 +261,7 @@ function pipeline(sink: Sink, held: boolean, o: { subscribe?: boolean } = {}) {
   const routed: OutputEvent[] = [];
   if (o.subscribe) router.subscribe('t', { types: ['open', 'rename', 'connect'] }, (batch) => batch.forEach((x) => routed.push(x.ev)));
   const p = new Pipeline({ decoders: tables.decoders, held: held ? tables.held : undefined, outputs: tables.outputs, cache, enrich: { userName: () => 'root' }, router, sinks: [sink], types: tables.types, reorderWindowMs: 5, holdForEnrichmentMs: 0 });
-  return { p, routed, outputs: tables.outputs };
+  return { p, routed, router, outputs: tables.outputs };
 }
 
 test('through the pipeline, held records give the lines decoded ones give, on every sink kind, in order', (t) => {
@@ -389,6 +391,45 @@ test('a subscriber gets held records as event objects; its sinks still get the s
     assert.deepEqual(b.routed.map((ev) => lineOf({ ev, line: undefined })), lines);
   }
 });
+
+test('the rule engine checks its events in batches as they fill, between events: each alert follows its event', (t) => {
+  fuzzSync(t, 'rules in batches', 2, (rng) => {
+    const recs = Array.from({ length: 3000 }, () => anyRecord(rng));
+    nearNow(recs, rng);
+    // Each kind of sink: lines written as bytes before the object is built, or strings and objects after.
+    for (const kind of ['bytes', 'lines', 'objects'] as const) rulesRun(recs, new LinesSink(kind, kind));
+  });
+});
+
+function rulesRun(recs: Uint8Array[], sink: LinesSink): void {
+  const { p, router } = pipeline(sink, true);
+  const engine = new RuleEngine({ router, emit: (a) => p.emitSynthetic(a), queue: 100_000 });
+  engine.setRules(compileRules({ sources: [{ name: 'test', items: [{ rule: 'every open', condition: 'true', output: 'open {event.path}', priority: 'warning', types: ['open'] }] }] }));
+  for (const rec of recs) {
+    const [v, o, len] = inRing(rec, 16);
+    p.handleRecord(v, o, len);
+  }
+  p.flush();
+  // No turn of the event loop has passed: what was checked was checked as batches filled.
+  const opens = sink.lines.filter((l) => l.startsWith('{"type":"open"')).length;
+  const early = engine.status()!.received;
+  assert.ok(opens >= 128, `only ${opens} opens`);
+  assert.equal(early, opens - (opens % 64), 'every full batch of 64 was checked before the turn ended');
+  engine.flush();
+  // Every open has its alert, after its own line and before any later open's line.
+  const lines = sink.lines.map((l) => JSON.parse(l) as OutputEvent);
+  const alerts = lines.flatMap((e, i) => (e.type === 'alert' ? [i] : []));
+  assert.equal(alerts.length, opens);
+  const seen = new Set<number>();
+  for (const i of alerts) {
+    const a = lines[i]!;
+    const at = lines.findIndex((e, j) => j < i && e.type === 'open' && e.ktimeNs === a.ktimeNs && e.path === (a.event as { path?: string }).path && !seen.has(j));
+    assert.ok(at >= 0, `alert at ${i} has no open before it`);
+    seen.add(at);
+  }
+  assert.equal(seen.size, opens);
+  engine.stop();
+}
 
 test('held records cross the arena\'s chunks: a record larger than a chunk gets its own', () => {
   const arena = new RecordArena(256);

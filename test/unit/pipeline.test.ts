@@ -126,6 +126,25 @@ test('a slow subscriber loses events, counted; others are not affected', async (
   assert.equal(st.small!.dropped, 7);
 });
 
+test('a subscriber with a batch size gets full batches at deliverDue(), the rest at the end of the turn', async () => {
+  const r = new Router();
+  const early: number[][] = [];
+  const turn: number[][] = [];
+  r.subscribe('rules', {}, (b) => early.push(b.map((x) => x.ev.ktimeNs)), 100, 3);
+  r.subscribe('sse:unix', {}, (b) => turn.push(b.map((x) => x.ev.ktimeNs)));
+  for (let i = 0; i < 7; i++) {
+    r.publish(ev({ ktimeNs: i }), '{}');
+    assert.equal(early.length, Math.floor(i / 3), 'never from inside publish');
+    r.deliverDue();
+  }
+  assert.deepEqual(early, [[0, 1, 2], [3, 4, 5]]);
+  assert.deepEqual(turn, [], 'a subscriber without a batch size waits for the turn');
+  await new Promise((res) => setImmediate(res));
+  assert.deepEqual(early, [[0, 1, 2], [3, 4, 5], [6]]);
+  assert.deepEqual(turn, [[0, 1, 2, 3, 4, 5, 6]]);
+  assert.deepEqual(r.stats().map((s) => [s.delivered, s.queued]), [[7, 0], [7, 0]]);
+});
+
 test('subscribers that leave are still counted: their queue at leaving as unsubscribed, totals per kind only grow', async () => {
   const r = new Router();
   const a = r.subscribe('sse:unix', {}, () => undefined, 4);
