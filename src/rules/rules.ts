@@ -13,7 +13,7 @@ import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
 import { RECORD_EVENT_TYPES, unknownTypes } from '../pipeline/event-types.ts';
 
-import { compileCondition, withFallback } from './compile.ts';
+import { compileCondition } from './compile.ts';
 import { compileException, readExceptions, type RuleException } from './exceptions.ts';
 import { lintRules, pathKeys, type LintInput, type RuleWarning } from './lint.ts';
 import { PRIORITIES, priorityOf, type Priority } from './priorities.ts';
@@ -234,9 +234,13 @@ export function compileRules(o: RuleSetOptions): RuleSet {
     const p = compile(m.condition, `${m.at}.condition`);
     if (p) macroPrograms.set(name, p);
   }
-  // Each condition compiled to closures where it can be, cel-js where they give up (compile.ts).
+  // Each condition compiled to a JavaScript function where it can be, cel-js where that gives up (compile.ts).
   const names = contextNames(macros.keys());
-  const evaluator = (p: ParseResult) => withFallback(compileCondition(p.ast, names, listValues), (ctx) => p(ctx));
+  // Whether a condition is true for a context: its compiled function (cel-js inside it where it gives up), or cel-js.
+  const evaluator = (p: ParseResult): ((ctx: Record<string, unknown>) => boolean) => {
+    const interpret = (ctx: Record<string, unknown>) => p(ctx);
+    return (compileCondition(p.ast, names, listValues, { interpret, isTrue: true }) ?? ((ctx) => interpret(ctx) === true)) as (ctx: Record<string, unknown>) => boolean;
+  };
   // A macro that uses itself, through others or directly, would never finish.
   for (const [name, p] of macroPrograms) {
     const cycle = macroCycle(name, p, macroPrograms);
@@ -258,7 +262,7 @@ export function compileRules(o: RuleSetOptions): RuleSet {
     if (!p || !format) continue;
     const enabled = r.enabled && PRIORITIES.indexOf(r.priority) <= min;
     const test = evaluator(p);
-    const match = exempt.length === 0 ? (ctx: RuleContext) => test(ctx as unknown as Record<string, unknown>) === true : (ctx: RuleContext) => test(ctx as unknown as Record<string, unknown>) === true && !exempt.some((t) => t(ctx));
+    const match = (exempt.length === 0 ? test : (ctx: RuleContext) => test(ctx as unknown as Record<string, unknown>) && !exempt.some((t) => t(ctx))) as (ctx: RuleContext) => boolean;
     compiled.push({ ...r, enabled, match, format });
   }
   if (issues.length) throw new RuleError(issues);
@@ -446,7 +450,7 @@ export class RuleSet {
   /** The prototype of every RuleContext: one lazy, per-event memoized getter per macro. */
   readonly #proto: object;
 
-  constructor(rules: Rule[], lists: Map<string, unknown[]>, macros: Map<string, (ctx: Record<string, unknown>) => unknown>, digest: string, warnings: RuleWarning[] = []) {
+  constructor(rules: Rule[], lists: Map<string, unknown[]>, macros: Map<string, (ctx: Record<string, unknown>) => boolean>, digest: string, warnings: RuleWarning[] = []) {
     this.rules = rules;
     this.warnings = warnings;
     this.lists = lists;
@@ -464,7 +468,7 @@ export class RuleSet {
       Object.defineProperty(proto, name, {
         get(this: { $memo: (boolean | undefined)[] }) {
           let v = this.$memo[slot];
-          if (v === undefined) v = this.$memo[slot] = p(this as unknown as Record<string, unknown>) === true;
+          if (v === undefined) v = this.$memo[slot] = p(this as unknown as Record<string, unknown>);
           return v;
         },
       });
@@ -500,8 +504,10 @@ export class RuleSet {
    */
   context(ev: OutputEvent, reuse?: RuleContext): RuleContext {
     let ctx = reuse as (RuleContext & { $memo: unknown[] }) | undefined;
-    if (ctx && Object.getPrototypeOf(ctx) === this.#proto) ctx.$memo.fill(undefined);
-    else {
+    if (ctx && Object.getPrototypeOf(ctx) === this.#proto) {
+      const m = ctx.$memo; // a loop over the few macros: Array.prototype.fill cost more than the stores
+      for (let i = 0; i < m.length; i++) m[i] = undefined;
+    } else {
       ctx = Object.create(this.#proto) as RuleContext & { $memo: unknown[] };
       ctx.$memo = new Array<unknown>(this.macros.length).fill(undefined);
     }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
-import { compileCondition, fallbacks, withFallback } from '../../src/rules/compile.ts';
+import { compileCondition, fallbacks } from '../../src/rules/compile.ts';
 import { conditionEnvironment, contextNames, DEFAULT_RULES_FILE, readRuleFile, ruleSetFor, type RuleSet } from '../../src/rules/rules.ts';
 
 const set = ruleSetFor({ enabled: true, defaults: true, files: [], inline: [], disabled: [], minPriority: 'debug' }) as RuleSet;
@@ -130,14 +130,20 @@ test('compiled conditions give exactly what cel-js gives: every default rule and
   for (const src of conditions) {
     const p = env.parse(src);
     assert.ok(p.check().valid, `${src} type-checks`);
+    const interpret = (ctx: Record<string, unknown>) => p(ctx);
     const compiled = compileCondition(p.ast, names, set.lists);
     if (compiled) compiledCount++;
-    const fast = withFallback(compiled, (ctx) => p(ctx));
+    // As the rule set runs it: cel-js called from inside the compiled function where it gives up; and as a
+    // rule's match: whether the value is true.
+    const fast = compileCondition(p.ast, names, set.lists, { interpret }) ?? interpret;
+    const isTrue = compileCondition(p.ast, names, set.lists, { interpret, isTrue: true }) ?? ((ctx) => interpret(ctx) === true);
     for (const ev of events) {
       // Two contexts: macros are memoized per context, and each side must evaluate them itself.
       const want = outcome(() => p(set.context(ev)));
       const got = outcome(() => fast(set.context(ev) as unknown as Record<string, unknown>));
+      const truth = outcome(() => isTrue(set.context(ev) as unknown as Record<string, unknown>));
       compared++;
+      if (!same(want.error !== undefined ? want : { value: want.value === true }, truth)) assert.fail(`${src}: isTrue differs on ${JSON.stringify(ev, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`);
       if (!same(want, got)) assert.fail(`${src}\n  on ${JSON.stringify(ev, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}\n  cel-js: ${JSON.stringify(want, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}\n  compiled: ${JSON.stringify(got, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`);
     }
   }
