@@ -250,7 +250,7 @@ const STAGES: { id: Stage; what: string }[] = [
   { id: 'state', what: '+ reorder window, process cache, container lookups, counters (nothing enriched)' },
   { id: 'line', what: '+ enrichment and JSON serialisation (lines discarded)' },
   { id: 'full', what: '+ the file sink: queue, writes to the file' },
-  { id: 'rules', what: '+ the default detection rules (off in every other row): each event of a type a rule is about also built as an object, queued for the rule engine and checked' },
+  { id: 'rules', what: '+ the default detection rules (off in every other row): each event of a type a rule is about also built as an object, queued for the rule engine and checked, 64 at a time' },
 ];
 
 /** What the last rules stage's engine did (for the report). */
@@ -623,7 +623,7 @@ function report(r: ReportInput): string {
   const rulesRow = stageRows.find((row) => row[0] === 'rules');
   if (rulesRow && rulesChecked) {
     notes.push(
-      `Rules: the rules stage loads the default rule set (\`src/rules/default.yaml\`) as \`vigil run\` does, into the agent's rule engine, a subscriber of the router. Of ${si(med(r.vr, 'records'))} records per round, ${si(rulesChecked.received)} (${fixed((100 * rulesChecked.received) / med(r.vr, 'records'), 0)} %) were of a type some rule is about (every open, rename, unlink, … and exec), each built as an event object beside its line and checked by the rules of its type: ${rulesChecked.alerts} alerts, ${rulesChecked.errors} failed checks, ${rulesChecked.dropped} lost to the engine's queue. They add ${rulesRow[3]} ns per record to the full replay. The rows above have rules off (bench/pipeline/config.ts): the C consumer has no counterpart for them.`,
+      `Rules: the rules stage loads the default rule set (\`src/rules/default.yaml\`) as \`vigil run\` does, into the agent's rule engine, a subscriber of the router. Of ${si(med(r.vr, 'records'))} records per round, ${si(rulesChecked.received)} (${fixed((100 * rulesChecked.received) / med(r.vr, 'records'), 0)} %) were of a type some rule is about (every open, rename, unlink, … and exec), each built as an event object beside its line and checked by the rules of its type (64 events at a time, between two events of the pipeline; each condition one generated JavaScript function): ${rulesChecked.alerts} alerts, ${rulesChecked.errors} failed checks, ${rulesChecked.dropped} lost to the engine's queue. They add ${rulesRow[3]} ns per record to the full replay. The rows above have rules off (bench/pipeline/config.ts): the C consumer has no counterpart for them.`,
     );
   }
   if (r.warnings.length) notes.push(`Warnings: ${r.warnings.join('; ')}.`);
