@@ -141,8 +141,8 @@ const negate = (v: unknown): unknown => (typeof v === 'bigint' ? int(-v) : typeo
 /** The list whose items must all be checked: giveUp() unless it is an array. */
 const items = (v: unknown): unknown[] => (Array.isArray(v) ? v : giveUp());
 
-/** What generated code reaches by name: the helpers above. */
-const HELPERS = { NONE, giveUp, fieldOf, equal, bool, str, plainStr, index, sizeOf, comparable, inList, plus, minus, negate, items, fallbacks: undefined as unknown, interpret: undefined as unknown };
+/** What generated code reaches by name: the helpers above (and, per condition, its cel-js fallback). */
+const HELPERS = { NONE, giveUp, fieldOf, equal, bool, str, plainStr, index, sizeOf, comparable, inList, plus, minus, negate, items };
 
 /** A node as JavaScript: an expression over `s` (the scope), the helpers, constants and temporaries. */
 interface Code {
@@ -227,10 +227,10 @@ function gen(n: ASTNode, g: Gen): Code {
       const [recv, key] = a as [ASTNode, string];
       const r = gen(recv, g);
       const k = JSON.stringify(key);
+      if (op === '.?' && !r.optional) return { js: `fieldOf(${r.js}, ${k})`, optional: true };
       const t = g.temp();
       // Selecting from an optional: none stays none, a missing field is none (cel-js's chaining).
       if (r.optional) return { js: `(${t} = ${r.js}, ${t} === NONE ? NONE : fieldOf(${t}, ${k}))`, optional: true };
-      if (op === '.?') return { js: `fieldOf(${r.js}, ${k})`, optional: true };
       return plain(`(${t} = fieldOf(${r.js}, ${k}), ${t} === NONE ? giveUp() : ${t})`); // "No such key": cel-js says so
     }
     case 'call': {
@@ -389,14 +389,15 @@ export function compileCondition(ast: ASTNode, variables: ReadonlySet<string>, l
   // The fallback inside the function: a wrapper around it would be one more call V8 cannot inline (the
   // same wrapper body for every condition).
   const body = o.interpret ? `try { return ${value}; } catch { fallbacks.n++; return ${o.isTrue ? 'interpret(s) === true' : 'interpret(s)'}; }` : `return ${value};`;
+  const scope = { ...HELPERS, fallbacks, interpret: o.interpret };
   const src = [
     '"use strict";',
-    `const { ${Object.keys(HELPERS).join(', ')} } = H;`,
+    `const { ${Object.keys(scope).join(', ')} } = H;`,
     ...g.consts.map((_, i) => `const k${i} = K[${i}];`),
     `return (s) => {${temps.length ? ` let ${temps.join(', ')};` : ''} ${body} };`,
   ].join('\n');
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from the AST, see above
-  return new Function('H', 'K', src)({ ...HELPERS, fallbacks, interpret: o.interpret }, g.consts) as Fn;
+  return new Function('H', 'K', src)(scope, g.consts) as Fn;
 }
 
 /** How often compiled conditions gave up and cel-js decided (tests, diagnostics). */

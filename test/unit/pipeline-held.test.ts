@@ -416,7 +416,7 @@ function rulesRun(recs: Uint8Array[], sink: LinesSink): void {
   assert.ok(opens >= 128, `only ${opens} opens`);
   assert.equal(early, opens - (opens % 64), 'every full batch of 64 was checked before the turn ended');
   engine.flush();
-  // Every open has its alert, after its own line and before any later open's line.
+  // Every open has its alert, after the open's own line (at most a batch later).
   const lines = sink.lines.map((l) => JSON.parse(l) as OutputEvent);
   const alerts = lines.flatMap((e, i) => (e.type === 'alert' ? [i] : []));
   assert.equal(alerts.length, opens);
