@@ -116,6 +116,8 @@ interface ReplayResult {
   threadsMs?: { main: number; v8: number; libuv: number; other: number };
   /** vigil's rules stage only: events the rule engine checked, lost to its full queue, alerts, failed checks. */
   rules?: { received: number; dropped: number; alerts: number; errors: number };
+  /** vigil's sse stage only: lines the event stream took, lost, and the bytes it wrote. */
+  stream?: { delivered: number; dropped: number; bytes: number };
 }
 
 interface ReplayMetrics {
@@ -244,17 +246,21 @@ async function record(dir: string): Promise<{ records: number; seconds: number }
   return new BenchChild('recorder', NODE, [RECORD, dir, String(WORKLOAD_ROUNDS)]).report<{ records: number; seconds: number }>(180_000, 30_000);
 }
 
-type Stage = 'decode' | 'state' | 'line' | 'full' | 'rules';
-const STAGES: { id: Stage; what: string }[] = [
+type Stage = 'decode' | 'state' | 'line' | 'full' | 'rules' | 'sse';
+/** Each stage adds to the one before it, or to `base`. */
+const STAGES: { id: Stage; what: string; base?: Stage }[] = [
   { id: 'decode', what: 'decoders alone (file and network records: checked and copied out, held as bytes, and given back to the arena at once as the pipeline gives them back)' },
   { id: 'state', what: '+ reorder window, process cache, container lookups, counters (nothing enriched)' },
   { id: 'line', what: '+ enrichment and JSON serialisation (lines discarded)' },
   { id: 'full', what: '+ the file sink: queue, writes to the file' },
   { id: 'rules', what: '+ the default detection rules (off in every other row): each event of a type a rule is about also built as an object, queued for the rule engine and checked, 64 at a time' },
+  { id: 'sse', base: 'full', what: "full, and an event stream (GET /v1/events/stream, off in every other row) taking every event: the API's subscriber, given a copy of each line's bytes, SSE records written 256 at a time (to /dev/null)" },
 ];
 
 /** What the last rules stage's engine did (for the report). */
 let rulesChecked: ReplayResult['rules'];
+/** What the last sse stage's stream took (for the report). */
+let streamed: ReplayResult['stream'];
 
 /** CPU ns per record of one vigil replay stopped at `stage` (replay.ts). */
 async function replayStage(dir: string, loops: string, passes: number, out: string, stage: Stage): Promise<number> {
@@ -265,6 +271,9 @@ async function replayStage(dir: string, loops: string, passes: number, out: stri
     // engine's queue is work not measured: either makes the row wrong.
     if (stage === 'rules' && (!r.rules || r.rules.errors || r.rules.dropped || !r.rules.received)) throw new Error(`the rules stage did not check every event: ${JSON.stringify(r.rules)}`);
     if (r.rules) rulesChecked = r.rules;
+    // The stream must have taken every event, or the row measures less than a client streaming everything.
+    if (stage === 'sse' && (!r.stream || r.stream.dropped || r.stream.delivered !== r.events)) throw new Error(`the sse stage's stream did not take every event: ${JSON.stringify(r.stream)} for ${r.events} events`);
+    if (r.stream) streamed = r.stream;
     return ((r.utime_s + r.stime_s) * 1e9) / r.records;
   } finally {
     fs.rmSync(out, { force: true });
@@ -574,7 +583,8 @@ function report(r: ReportInput): string {
   let prev: number[] | undefined;
   const stageRows = STAGES.map((st) => {
     const xs = r.stages.get(st.id)!;
-    const added = prev ? median(xs.map((x, i) => x - prev![i]!)) : median(xs);
+    const base = st.base ? r.stages.get(st.base)! : prev;
+    const added = base ? median(xs.map((x, i) => x - base[i]!)) : median(xs);
     prev = xs;
     return [st.id, st.what, fixed(median(xs), 0), fixed(added, 0)];
   });
@@ -624,6 +634,12 @@ function report(r: ReportInput): string {
   if (rulesRow && rulesChecked) {
     notes.push(
       `Rules: the rules stage loads the default rule set (\`src/rules/default.yaml\`) as \`vigil run\` does, into the agent's rule engine, a subscriber of the router. Of ${si(med(r.vr, 'records'))} records per round, ${si(rulesChecked.received)} (${fixed((100 * rulesChecked.received) / med(r.vr, 'records'), 0)} %) were of a type some rule is about (every open, rename, unlink, … and exec), each built as an event object beside its line and checked by the rules of its type (64 events at a time, between two events of the pipeline; each condition one generated JavaScript function): ${rulesChecked.alerts} alerts, ${rulesChecked.errors} failed checks, ${rulesChecked.dropped} lost to the engine's queue. They add ${rulesRow[3]} ns per record to the full replay. The rows above have rules off (bench/pipeline/config.ts): the C consumer has no counterpart for them.`,
+    );
+  }
+  const sseRow = stageRows.find((row) => row[0] === 'sse');
+  if (sseRow && streamed) {
+    notes.push(
+      `Event stream: the sse stage subscribes one client to every event as \`GET /v1/events/stream\` does (\`subscribeStream\`, src/api/stream.ts): a subscriber of lines, not of event objects, given a copy of the bytes of the line the file sink got, 256 lines per write of SSE records (${si(streamed.delivered)} lines, ${fixed(streamed.bytes / Math.max(1, streamed.delivered), 0)} bytes each, ${streamed.dropped} lost). It adds ${sseRow[3]} ns per record to the full replay. Until this stop a stream took event objects, built for it beside each line, then serialised again with JSON.stringify, delivered once per event-loop turn: the same replay measured ~5 µs more per event then (2.9–3.3 s against 1.09–1.12 s per round, 3 runs each, same host).`,
     );
   }
   if (r.warnings.length) notes.push(`Warnings: ${r.warnings.join('; ')}.`);

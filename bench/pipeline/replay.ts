@@ -15,6 +15,8 @@
 //     full    everything, the file sink included (default)
 //     rules   everything, and the default detection rules checking the events of their types (as the agent
 //             runs them: a router subscriber, event objects built for it, checked in batches)
+//     sse     everything, and an event stream (GET /v1/events/stream) taking every event: the API's own
+//             subscriber (subscribeStream), its SSE records written to /dev/null
 //   VIGIL_BENCH_PROFILE=FILE writes a CPU profile of the timed passes there, VIGIL_BENCH_HEAP=FILE a sampled
 //   allocation profile (garbage included) instead (diagnostics). VIGIL_BENCH_WINDOW=1 prints the timed
 //   window's start and end on CLOCK_MONOTONIC to stderr ("window <ns> <ns>"), for `perf record -k
@@ -32,6 +34,7 @@ import { calibrate } from '../../src/pipeline/clock.ts';
 import { RecordArena } from '../../src/pipeline/held.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { Router } from '../../src/pipeline/router.ts';
+import { subscribeStream } from '../../src/api/stream.ts';
 import type { Sink, SinkStats } from '../../src/pipeline/types.ts';
 import { agentEnrichment, pipelineTables } from '../../src/pipeline/tables.ts';
 import { ProcessCache } from '../../src/process/cache.ts';
@@ -48,10 +51,10 @@ import { FRAME, readRecording } from './recording.ts';
 const [dir, loopsFile, passesArg, warmArg, out, stageArg = 'full'] = process.argv.slice(2);
 const PASSES = Number(passesArg);
 const WARM = Number(warmArg);
-const STAGES = ['decode', 'state', 'line', 'full', 'rules'] as const;
+const STAGES = ['decode', 'state', 'line', 'full', 'rules', 'sse'] as const;
 const STAGE = stageArg as (typeof STAGES)[number];
 if (!dir || !loopsFile || !out || !(PASSES >= 1) || !(WARM >= 0 && WARM < PASSES) || !STAGES.includes(STAGE)) {
-  process.stderr.write('usage: replay.ts RECORDING_DIR LOOPS_FILE PASSES WARM OUT_FILE [decode|state|line|full|rules]\n');
+  process.stderr.write('usage: replay.ts RECORDING_DIR LOOPS_FILE PASSES WARM OUT_FILE [decode|state|line|full|rules|sse]\n');
   process.exit(2);
 }
 /** Records per event-loop turn: what one 1 ms drain of the ring reader hands over at about 1 M records/s. */
@@ -114,6 +117,21 @@ const pipeline = new Pipeline({
 // 'rules': the default rule set, as the agent loads it when rules are on (the bench's config turns them off).
 const rules = new RuleEngine({ router, emit: (alert) => pipeline.emitSynthetic(alert), queue: cfg.rules.queue });
 if (STAGE === 'rules') rules.setRules(ruleSetFor({ ...cfg.rules, enabled: true }));
+// 'sse': a client streaming every event, through the API's subscriber; its writes go to /dev/null (a socket
+// write per batch, as the API's are, without a reader's side).
+const devNull = fs.openSync('/dev/null', 'w');
+let streamBytes = 0;
+const streamId =
+  STAGE === 'sse'
+    ? subscribeStream(router, 'sse:bench', {}, {
+        writableLength: 0,
+        write: (chunk: Buffer, done: () => void) => {
+          streamBytes += fs.writeSync(devNull, chunk);
+          done();
+        },
+      })
+    : undefined;
+const streamStats = () => router.stats().find((x) => x.id === streamId);
 
 const buf = fs.readFileSync(loopsFile);
 const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -166,8 +184,11 @@ await feed(0, WARM * passBytes);
 pipeline.flush();
 rules.flush();
 pipeline.flush();
+if (streamId !== undefined) router.flush(streamId);
 await sink.flush();
 const rules0 = rules.status();
+const stream0 = streamStats();
+const streamBytes0 = streamBytes;
 prewarmPages(path.dirname(out));
 
 // 50 µs between CPU samples: enough samples for a flat profile.
@@ -183,6 +204,7 @@ await feed(WARM * passBytes, buf.length);
 pipeline.flush();
 rules.flush(); // the last checks and their alerts are part of the run
 pipeline.flush();
+if (streamId !== undefined) router.flush(streamId); // and the stream's last batch
 await sink.flush();
 const c1 = process.cpuUsage(c0);
 const threadsMs = threadCpuMsSince(th0);
@@ -217,6 +239,8 @@ process.stdout.write(
     containers: containers.stats().lookups,
     // The timed part's rule checks: events checked, lost to the engine's full queue, alerts raised.
     rules: rulesSince(rules0),
+    // The timed part's event stream: lines delivered to it, lost (its queue full, a failed write), bytes written.
+    stream: stream0 ? { delivered: streamStats()!.delivered - stream0.delivered, dropped: streamStats()!.dropped - stream0.dropped, bytes: streamBytes - streamBytes0 } : undefined,
     rss: process.memoryUsage().rss,
   })}\n`,
 );

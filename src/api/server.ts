@@ -22,7 +22,8 @@ import { ConfigError } from '../config/config.ts';
 import { ReloadRefusedError } from '../config/reload.ts';
 import { ancestryJSON, toDot, toJSON } from '../process/dump.ts';
 import type { ProcessEntry } from '../process/types.ts';
-import { lineOf, type EventFilter } from '../pipeline/router.ts';
+import type { EventFilter } from '../pipeline/router.ts';
+import { subscribeStream } from './stream.ts';
 import { RuleError } from '../rules/rules.ts';
 import { createMetrics } from './metrics.ts';
 
@@ -58,8 +59,6 @@ export function parseSince(v: string, now = Date.now()): number {
 }
 
 type Query = Record<string, string | undefined>;
-/** Bytes an event stream may have waiting in its socket before its events are dropped (counted). */
-const SSE_MAX_BUFFERED = 4 << 20;
 /** PID_MAX_LIMIT: no process id is larger. */
 const PID_MAX = 4_194_304;
 
@@ -330,14 +329,7 @@ export class ApiServer {
     const filter = filterFromQuery(req.query); // throws ApiError -> 400 before the stream starts
     const res = reply.raw;
     // Subscribed before the reply is taken over, so that a filter the router refuses is still a 400.
-    const id = this.#agent.router.subscribe(`sse:${req.ip || 'unix'}`, filter, (batch) => {
-      // A client that does not read must not grow the agent's memory: past the bound its batches are lost,
-      // counted by the router as this subscriber's drops (a throwing delivery loses its batch, counted).
-      if (res.writableLength > SSE_MAX_BUFFERED) throw new Error('event stream client is not reading');
-      let chunk = '';
-      for (const r of batch) chunk += `data: ${lineOf(r)}\n\n`;
-      res.write(chunk);
-    });
+    const id = subscribeStream(this.#agent.router, `sse:${req.ip || 'unix'}`, filter, res);
     reply.hijack();
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     res.flushHeaders();

@@ -488,6 +488,7 @@ export class Enricher {
     m.timeMs = Math.trunc(wallMs); // the ms the line's "time" gives (Date's own rounding)
     m.ktimeNs = ktimeNs;
     m.pid = ref ? ref.pid : pid;
+    m.comm = ref?.comm;
     m.processKey = ref?.key;
     m.execId = ref?.execId;
     m.containerId = cp?.ref.id;

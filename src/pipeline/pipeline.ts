@@ -278,13 +278,13 @@ export class Pipeline {
         this.#wantedType = rec.type;
       }
       if (!objects && this.#sinksTakeBytes) {
-        // The line as bytes, as if no one subscribed; subscribers (rules, SSE) get the object alone, decoded
-        // first so that nothing can fail once the line is out.
+        // The line as bytes, as if no one subscribed; object subscribers (rules) get the object alone, decoded
+        // first so that nothing can fail once the line is out, line subscribers (SSE) the line's bytes.
         const d = withEvent ? decodeHeld(rec) : undefined;
         const w = this.#startBytes();
         this.#enricher.writeLine(w, rec.type, rec.ktimeNs, rec.pid, rec.tid, rec.cgroupId, heldMembers, rec);
         this.#emitBytes(rec.type, w);
-        if (d) this.#publishObject(d);
+        if (d || o.router.wantsLines(rec.type)) this.#publishWritten(w, d);
         return;
       }
       ev = decodeHeld(rec);
@@ -314,7 +314,7 @@ export class Pipeline {
       const w = this.#startBytes();
       en.writeLine(w, ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, shaper.bytes, ev);
       this.#emitBytes(ev.type, w);
-      if (withEvent) this.#publishObject(ev, shaper);
+      if (withEvent || o.router.wantsLines(ev.type)) this.#publishWritten(w, withEvent ? ev : undefined, shaper);
     } else if (!withEvent && shaper?.json) {
       const members = shaper.json(ev);
       if (members === undefined) c.internal++;
@@ -329,11 +329,15 @@ export class Pipeline {
   }
 
   /**
-   * The event object of a record whose line already went to the sinks as bytes, for subscribers: built from
-   * the same fields, without a second line (subscribers that read lines make them from the object, lineOf).
+   * An event whose line `w` already went to the sinks as bytes, for subscribers: its object (when `ev` is
+   * given: object subscribers take its type) built from the same fields, and the line's bytes (for line
+   * subscribers, copied by the router). What it is about is the enricher's meta, as the line just written
+   * left it; `w` holds the line until the next one is written (committed or not, a line stays in place).
    */
-  #publishObject(ev: Decoded, shaper = this.#o.outputs.get(ev.type)): void {
-    if (shaper) this.#o.router.publish(this.#enricher.buildEvent(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, shaper, ev));
+  #publishWritten(w: ByteLine, ev: Decoded | undefined, shaper = ev && this.#o.outputs.get(ev.type)): void {
+    const en = this.#enricher;
+    const out = ev && shaper ? en.buildEvent(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, shaper, ev) : undefined;
+    this.#o.router.publish(out, undefined, en.meta, w);
   }
 
   /** #process's last step for events that need their object (or whose shaper writes no JSON): build, hold or emit. */
@@ -368,7 +372,7 @@ export class Pipeline {
     if (synthetic) c.synthetic++;
     else c.emitted++;
     this.#countType(type);
-    if (out) this.#o.router.publish(out, line);
+    this.#o.router.publish(out, line, meta);
     for (const s of this.#o.sinks) {
       if (s.writeLine) s.writeLine(line, meta);
       else s.write(out!, line);

@@ -1,11 +1,16 @@
 // Pub/sub routing of output events (swoll's hub): subscribers (SSE clients, trace jobs, rules) each give a
-// filter, compiled once at subscribe time into a predicate that checks the cheapest fields first, and get
-// their own bounded queue, drained asynchronously in batches. A slow subscriber loses events (counted),
+// filter, compiled once at subscribe time into a predicate over what a line is about (LineMeta: type,
+// process, container, pod; no event object needed), and get their own bounded queue, drained in batches.
+// A subscriber takes event objects (the rule engine) or JSON lines as UTF-8 bytes (SSE clients): the pipeline
+// builds an object only for the types an object subscriber takes; a line subscriber gets a copy of the bytes
+// the sinks got. A slow subscriber loses events (counted),
 // it never slows the pipeline or other subscribers. A subscriber that leaves with events still queued loses
 // them too, counted: the totals per kind (totals()) keep what departed subscribers delivered and dropped, so
 // that they only ever grow.
 import { InvalidArgumentError } from '../bpf/errors.ts';
-import type { OutputEvent } from './types.ts';
+import { Buffer } from 'node:buffer';
+import type { ByteLine } from './json-bytes.ts';
+import { lineMetaOf, newLineMeta, type LineMeta, type OutputEvent } from './types.ts';
 
 export interface EventFilter {
   /** Event types ("exec", "open", ...). */
@@ -47,8 +52,9 @@ export interface SubscriberTotals {
 }
 
 /**
- * An event and its JSON line, when the pipeline made one (a line written straight to the sinks as bytes is
- * not made again as a string for subscribers: lineOf() makes it for those that read it).
+ * What an object subscriber gets: an event and its JSON line, when the pipeline made one as a string (a line
+ * written straight to the sinks as bytes is not made again: subscribers that read lines take them as lines,
+ * subscribeLines).
  */
 export interface Routed {
   ev: OutputEvent;
@@ -56,71 +62,107 @@ export interface Routed {
 }
 
 export type Deliver = (batch: Routed[]) => void;
+/** A line subscriber's delivery: the JSON lines of its events (UTF-8, no newline), in order. */
+export type DeliverLines = (lines: Buffer[]) => void;
 
-/** A routed event's JSON line: the pipeline's, or the same made from the event (its line is JSON.stringify of it). */
-export const lineOf = (r: Routed): string => r.line ?? JSON.stringify(r.ev);
+export interface SubscribeOptions {
+  /** Queue bound: what comes while it is full is dropped, counted (queueFull). Default: the router's. */
+  maxQueue?: number;
+  /**
+   * Deliver as soon as this many are queued, at the pipeline's next point between two events
+   * (Router.deliverDue), not only once per event-loop turn. For a subscriber that handles a batch
+   * synchronously and keeps nothing of it (the rule engine, SSE clients), so that what is queued dies young:
+   * held for a whole turn (~1000 events of a busy ring drain), events outlived a young-generation GC, were
+   * copied and promoted, and the old generation's collections cost as much as the rules themselves
+   * (bench/pipeline, rules stage). Default: once per turn.
+   */
+  batch?: number;
+}
 
-/** Builds a predicate from a filter; throws InvalidArgumentError naming the bad field. */
-export function compileFilter(f: EventFilter): (ev: OutputEvent) => boolean {
-  const checks: ((ev: OutputEvent) => boolean)[] = [];
+/** Builds a predicate over what a line is about (LineMeta); throws InvalidArgumentError naming the bad field. */
+export function compileFilter(f: EventFilter): (m: LineMeta) => boolean {
+  const checks: ((m: LineMeta) => boolean)[] = [];
   if (f.types?.length) {
     const set = new Set(f.types);
-    checks.push((ev) => set.has(ev.type));
+    checks.push((m) => set.has(m.type));
   }
   if (f.pid !== undefined) {
     if (!Number.isInteger(f.pid) || f.pid <= 0) throw new InvalidArgumentError(`filter.pid: must be a positive integer, got ${f.pid}`);
     const pid = f.pid;
-    checks.push((ev) => ev.process?.pid === pid);
+    checks.push((m) => m.pid === pid);
   }
   if (f.comm !== undefined) {
     const comm = f.comm;
-    checks.push((ev) => ev.process?.comm === comm);
+    checks.push((m) => m.comm === comm);
   }
   if (f.inContainer !== undefined) {
     const want = f.inContainer;
-    checks.push((ev) => (ev.container !== undefined) === want);
+    checks.push((m) => (m.containerId !== undefined) === want);
   }
   if (f.container !== undefined) {
     const c = f.container;
     if (!c) throw new InvalidArgumentError('filter.container: must not be empty');
     const prefix = /^[0-9a-f]{6,64}$/.test(c);
-    checks.push((ev) => !!ev.container && (ev.container.name === c || ev.container.id === c || (prefix && ev.container.id.startsWith(c))));
+    checks.push((m) => m.containerId !== undefined && (m.containerName === c || m.containerId === c || (prefix && m.containerId.startsWith(c))));
   }
   if (f.podNamespace !== undefined) {
     const ns = f.podNamespace;
-    checks.push((ev) => ev.pod?.namespace === ns);
+    checks.push((m) => m.podNamespace === ns);
   }
   if (f.podName !== undefined) {
     const n = f.podName;
-    checks.push((ev) => ev.pod?.name === n);
+    checks.push((m) => m.podName === n);
   }
   if (checks.length === 0) return () => true;
   if (checks.length === 1) return checks[0]!;
-  return (ev) => {
-    for (const c of checks) if (!c(ev)) return false;
+  return (m) => {
+    for (const c of checks) if (!c(m)) return false;
     return true;
   };
+}
+
+/** How many subscribers take each event type (one without a type filter takes every type). */
+class TypeRefs {
+  any = 0;
+  readonly byType = new Map<string, number>();
+
+  count(types: ReadonlySet<string> | undefined, d: 1 | -1): void {
+    if (!types) this.any += d;
+    else for (const t of types) {
+      const n = (this.byType.get(t) ?? 0) + d;
+      if (n) this.byType.set(t, n);
+      else this.byType.delete(t);
+    }
+  }
+
+  /** Hot path: two compares when no one subscribed. */
+  has(type: string): boolean {
+    return this.any > 0 || (this.byType.size > 0 && this.byType.has(type));
+  }
 }
 
 class Subscriber {
   readonly id: number;
   readonly name: string;
-  match: (ev: OutputEvent) => boolean;
+  match: (m: LineMeta) => boolean;
   /** The event types its filter takes; undefined: every type. */
   types: ReadonlySet<string> | undefined;
-  readonly deliver: Deliver;
+  /** Takes JSON lines (subscribeLines), not event objects. */
+  readonly lines: boolean;
+  readonly deliver: (batch: never[]) => void;
   max: number;
   /** Delivered as soon as this many are queued (at the pipeline's next safe point), not only once per turn. */
   readonly batch: number;
-  queue: Routed[] = [];
+  queue: (Routed | Buffer)[] = [];
   delivered = 0;
   queueFull = 0;
   failed = 0;
-  constructor(id: number, name: string, filter: EventFilter, deliver: Deliver, max: number, batch: number) {
+  constructor(id: number, name: string, filter: EventFilter, lines: boolean, deliver: (batch: never[]) => void, max: number, batch: number) {
     this.id = id;
     this.name = name;
     this.match = compileFilter(filter);
     this.types = filter.types?.length ? new Set(filter.types) : undefined;
+    this.lines = lines;
     this.deliver = deliver;
     this.max = max;
     this.batch = batch;
@@ -134,9 +176,11 @@ export class Router {
   /** Some subscriber has a full batch queued: deliverDue() has work. */
   #due = false;
   readonly #maxQueue: number;
-  /** Subscribers that take every event type, and per type those that take it: what wants() answers from. */
-  #anyType = 0;
-  readonly #typeRefs = new Map<string, number>();
+  /** Per event type, the subscribers that take its objects (wants()) and those that take its lines (wantsLines()). */
+  readonly #objectTakers = new TypeRefs();
+  readonly #lineTakers = new TypeRefs();
+  /** What publish() filters an event without a LineMeta by (callers outside the pipeline, tests). */
+  readonly #meta = newLineMeta();
   /** Per kind, what subscribers that left had delivered and dropped (their queue at leaving as `unsubscribed`). */
   readonly #departed = new Map<string, SubscriberTotals>();
 
@@ -144,16 +188,23 @@ export class Router {
     this.#maxQueue = maxQueue;
   }
 
+  /** Adds a subscriber of event objects; returns its id (for unsubscribe). Throws InvalidArgumentError for a bad filter. */
+  subscribe(name: string, filter: EventFilter, deliver: Deliver, opts: SubscribeOptions = {}): number {
+    return this.#add(name, filter, false, deliver, opts);
+  }
+
   /**
-   * Adds a subscriber; returns its id (for unsubscribe). Throws InvalidArgumentError for a bad filter.
-   * Events are delivered in one batch per event-loop turn, or, with `batch`, as soon as that many are
-   * queued: for a subscriber that handles a batch synchronously and keeps nothing of it (the rule engine),
-   * so that the event objects die young. Held for a whole turn (~1000 events of a busy ring drain), they
-   * outlived a young-generation GC, were copied and promoted, and the old generation's collections cost
-   * as much as the rules themselves (bench/pipeline, rules stage).
+   * Adds a subscriber of JSON lines (an event stream), as UTF-8 bytes: it costs the pipeline a copy of the
+   * line's bytes per event it takes, not an event object and its serialisation again (most of what an SSE
+   * client cost per event), nor a string decoded and encoded again. Returns its id; throws
+   * InvalidArgumentError for a bad filter.
    */
-  subscribe(name: string, filter: EventFilter, deliver: Deliver, maxQueue = this.#maxQueue, batch = Infinity): number {
-    const s = new Subscriber(this.#next, name, filter, deliver, maxQueue, batch); // throws before anything changes
+  subscribeLines(name: string, filter: EventFilter, deliver: DeliverLines, opts: SubscribeOptions = {}): number {
+    return this.#add(name, filter, true, deliver, opts);
+  }
+
+  #add(name: string, filter: EventFilter, lines: boolean, deliver: (batch: never[]) => void, o: SubscribeOptions): number {
+    const s = new Subscriber(this.#next, name, filter, lines, deliver, o.maxQueue ?? this.#maxQueue, o.batch ?? Infinity); // throws before anything changes
     this.#next++;
     this.#subs.set(s.id, s);
     this.#count(s, 1);
@@ -191,36 +242,58 @@ export class Router {
   }
 
   #count(s: Subscriber, d: 1 | -1): void {
-    if (!s.types) this.#anyType += d;
-    else for (const t of s.types) {
-      const n = (this.#typeRefs.get(t) ?? 0) + d;
-      if (n) this.#typeRefs.set(t, n);
-      else this.#typeRefs.delete(t);
-    }
+    (s.lines ? this.#lineTakers : this.#objectTakers).count(s.types, d);
   }
 
   /**
-   * Whether some subscriber takes events of `type`: the pipeline builds an event object only then (or when a
-   * sink needs one). Hot path: two compares when no one subscribed.
+   * Whether some subscriber takes the objects of events of `type`: the pipeline builds an event object only
+   * then (or when a sink needs one). Hot path: two compares when no one subscribed.
    */
   wants(type: string): boolean {
-    return this.#anyType > 0 || (this.#typeRefs.size > 0 && this.#typeRefs.has(type));
+    return this.#objectTakers.has(type);
+  }
+
+  /** Whether some subscriber takes the JSON lines of events of `type`: the pipeline hands their bytes over only then. */
+  wantsLines(type: string): boolean {
+    return this.#lineTakers.has(type);
   }
 
   get size(): number {
     return this.#subs.size;
   }
 
-  /** Hot path: offers an event (and its line, if made) to every subscriber. Costs nothing when there are none. */
-  publish(ev: OutputEvent, line?: string): void {
+  /**
+   * Hot path: offers an event to every subscriber whose filter takes it: its object to object subscribers,
+   * its line to line subscribers. `meta` says what the event is about (the pipeline has it for every line it
+   * writes); without it, it is taken from `ev`. `ev` may be missing when no object subscriber takes the
+   * type (wants()). A line subscriber gets a copy of `bytes` (the line as the sinks got it, valid during the
+   * call), else `line` encoded, else `ev` serialised. Costs nothing when there are no subscribers.
+   */
+  publish(ev: OutputEvent | undefined, line?: string, meta?: LineMeta, bytes?: ByteLine): void {
     if (this.#subs.size === 0) return;
+    const m = meta ?? (ev ? lineMetaOf(ev, this.#meta) : undefined);
+    if (!m) return;
+    let copy: Buffer | undefined; // one copy, shared by every line subscriber (they only read it)
     for (const s of this.#subs.values()) {
-      if (!s.match(ev)) continue;
+      if (!s.match(m)) continue;
       if (s.queue.length >= s.max) {
         s.queueFull++;
         continue;
       }
-      s.queue.push({ ev, line });
+      if (s.lines) {
+        copy ??= bytes ? copyLine(bytes) : line !== undefined ? Buffer.from(line) : ev ? Buffer.from(JSON.stringify(ev)) : undefined;
+        if (!copy) {
+          s.failed++; // nothing to give it: counted, never silent (the pipeline asks wantsLines first)
+          continue;
+        }
+        s.queue.push(copy);
+      } else {
+        if (!ev) {
+          s.failed++;
+          continue;
+        }
+        s.queue.push({ ev, line });
+      }
       if (s.queue.length >= s.batch) this.#due = true;
     }
     if (!this.#scheduled) {
@@ -256,7 +329,7 @@ export class Router {
     const batch = s.queue;
     s.queue = [];
     try {
-      s.deliver(batch);
+      s.deliver(batch as never[]);
       s.delivered += batch.length;
     } catch {
       s.failed += batch.length; // a failing subscriber loses its batch, counted
@@ -290,6 +363,13 @@ export class Router {
     }
     return Object.fromEntries(out);
   }
+}
+
+/** The line `w` holds, copied out (small lines come from Node's shared pool: no allocation of their own). */
+function copyLine(w: ByteLine): Buffer {
+  const b = Buffer.allocUnsafe(w.pos - w.start);
+  w.buf.copy(b, 0, w.start, w.pos);
+  return b;
 }
 
 /** A subscriber's kind: its name up to the first ':' (`sse:10.0.0.1` -> `sse`). */

@@ -81,6 +81,8 @@ export interface LineMeta {
   timeMs: number;
   ktimeNs: number;
   pid: number | undefined;
+  /** The process's comm (the router's comm filter). */
+  comm: string | undefined;
   processKey: string | undefined;
   execId: string | undefined;
   containerId: string | undefined;
@@ -97,6 +99,7 @@ export const newLineMeta = (): LineMeta => ({
   timeMs: NaN,
   ktimeNs: 0,
   pid: undefined,
+  comm: undefined,
   processKey: undefined,
   execId: undefined,
   containerId: undefined,
@@ -114,6 +117,7 @@ export function lineMetaOf(ev: OutputEvent, m: LineMeta): LineMeta {
   m.timeMs = typeof ev.time === 'string' ? Date.parse(ev.time) : NaN;
   m.ktimeNs = ev.ktimeNs;
   m.pid = p?.pid;
+  m.comm = p?.comm;
   m.processKey = p?.key;
   m.execId = p?.execId;
   m.containerId = c?.id;

@@ -114,7 +114,7 @@ export class RuleEngine {
     }
     const types = set!.types();
     const filter = types ? { types: [...types] } : {};
-    if (this.#sub === undefined) this.#sub = this.#o.router.subscribe('rules', filter, (batch) => this.#check(batch), this.#o.queue, CHECK_BATCH);
+    if (this.#sub === undefined) this.#sub = this.#o.router.subscribe('rules', filter, (batch) => this.#check(batch), { maxQueue: this.#o.queue, batch: CHECK_BATCH });
     else this.#o.router.refilter(this.#sub, filter, this.#o.queue);
   }
 

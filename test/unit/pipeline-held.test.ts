@@ -19,7 +19,8 @@ import { HeldRecord, RecordArena } from '../../src/pipeline/held.ts';
 import { ByteLine } from '../../src/pipeline/json-bytes.ts';
 import { syscallOutput } from '../../src/pipeline/outputs.ts';
 import { Pipeline, type Decoded } from '../../src/pipeline/pipeline.ts';
-import { lineOf, Router } from '../../src/pipeline/router.ts';
+import { Router, type EventFilter } from '../../src/pipeline/router.ts';
+import { Enricher } from '../../src/pipeline/enrich.ts';
 import { pipelineTables } from '../../src/pipeline/tables.ts';
 import { lineMetaOf, newLineMeta, type LineMeta, type OutputEvent, type Sink, type SinkStats } from '../../src/pipeline/types.ts';
 import { FileSink } from '../../src/sinks/file.ts';
@@ -247,7 +248,7 @@ class LinesSink implements Sink {
   }
 }
 
-function pipeline(sink: Sink, held: boolean, o: { subscribe?: boolean } = {}) {
+function pipeline(sink: Sink, held: boolean, o: { subscribe?: boolean; lines?: EventFilter[] } = {}) {
   const tables = pipelineTables(validateConfig({ events: { process: { exec: true, exit: true, fork: true, creds: false, comm: false }, containers: false } }).events, ['open', 'unlink', 'rmdir', 'rename', 'chmod', 'mkdir', 'connect', 'accept', 'bind', 'tcp_state']);
   tables.types.delete('chmod'); // types not wanted: filtered on both paths
   tables.types.delete('bind');
@@ -260,8 +261,14 @@ function pipeline(sink: Sink, held: boolean, o: { subscribe?: boolean } = {}) {
   const router = new Router(1_000_000);
   const routed: OutputEvent[] = [];
   if (o.subscribe) router.subscribe('t', { types: ['open', 'rename', 'connect'] }, (batch) => batch.forEach((x) => routed.push(x.ev)));
+  // Line subscribers (SSE clients), one list of lines per filter.
+  const streamed = (o.lines ?? []).map((f) => {
+    const got: string[] = [];
+    router.subscribeLines('sse:t', f, (lines) => got.push(...lines.map((l) => l.toString('utf8'))), { batch: 7 });
+    return got;
+  });
   const p = new Pipeline({ decoders: tables.decoders, held: held ? tables.held : undefined, outputs: tables.outputs, cache, enrich: { userName: () => 'root' }, router, sinks: [sink], types: tables.types, reorderWindowMs: 5, holdForEnrichmentMs: 0 });
-  return { p, routed, router, outputs: tables.outputs };
+  return { p, routed, streamed, router, outputs: tables.outputs };
 }
 
 test('through the pipeline, held records give the lines decoded ones give, on every sink kind, in order', (t) => {
@@ -384,11 +391,54 @@ test('a subscriber gets held records as event objects; its sinks still get the s
     assert.deepEqual(b.routed, a.routed);
     assert.ok(b.routed.length > 0 && b.routed.every((e) => ['open', 'rename', 'connect'].includes(e.type)));
     // The objects subscribers get (built apart from the bytes line) are the objects a sink of objects gets,
-    // and their lines (lineOf: JSON.stringify) are the lines the sinks got.
+    // and their JSON.stringify is the lines the sinks got.
     const subscribed = objects.objects.filter((e) => ['open', 'rename', 'connect'].includes(e.type));
     assert.deepEqual(b.routed, subscribed);
     const lines = alone.lines.filter((l) => /^\{"type":"(open|rename|connect)"/.test(l));
-    assert.deepEqual(b.routed.map((ev) => lineOf({ ev, line: undefined })), lines);
+    assert.deepEqual(b.routed.map((ev) => JSON.stringify(ev)), lines);
+  }
+});
+
+test('a line subscriber (an SSE client) gets the lines the sinks got, by its filter, and no event object is built for it', async (t) => {
+  const kinds = ['bytes', 'lines', 'objects'] as const;
+  const runs: { sink: LinesSink; streamed: string[][]; objectsBuilt: number }[] = [];
+  const filters: EventFilter[] = [{ types: ['open', 'rename', 'connect'] }, { comm: 'p4' }];
+  const build = Enricher.prototype.buildEvent;
+  let built = 0;
+  Enricher.prototype.buildEvent = function (this: Enricher, ...args: Parameters<typeof build>) {
+    built++;
+    return build.apply(this, args);
+  } as typeof build;
+  try {
+    fuzzSync(t, 'line subscribers', 2, (rng) => {
+      const recs = Array.from({ length: 400 }, () => anyRecord(rng));
+      nearNow(recs, rng);
+      for (const held of [true, false]) {
+        for (const kind of kinds) {
+          const sink = new LinesSink(kind, kind);
+          const x = pipeline(sink, held, { lines: filters });
+          const before = built;
+          for (const rec of recs) {
+            const [v, o, len] = inRing(rec, 8);
+            x.p.handleRecord(v, o, len);
+            new Uint8Array(v.buffer).fill(0); // the slot is reused
+          }
+          x.p.flush();
+          runs.push({ sink, streamed: x.streamed, objectsBuilt: built - before });
+        }
+      }
+    });
+  } finally {
+    Enricher.prototype.buildEvent = build;
+  }
+  await new Promise((r) => setImmediate(r)); // the rest of each batch comes at the end of the turn
+  for (const { sink, streamed, objectsBuilt } of runs) {
+    const byType = sink.lines.filter((l) => ['open', 'rename', 'connect'].includes(JSON.parse(l).type));
+    const byComm = sink.lines.filter((l) => JSON.parse(l).process?.comm === 'p4');
+    assert.ok(byType.length > 50 && byComm.length > 0, `${byType.length} and ${byComm.length} lines`);
+    assert.deepEqual(streamed[0], byType, `${sink.name} sink: by type`);
+    assert.deepEqual(streamed[1], byComm, `${sink.name} sink: by comm`);
+    assert.equal(objectsBuilt, 0, `${sink.name} sink: no object built for a line subscriber`);
   }
 });
 

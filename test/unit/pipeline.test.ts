@@ -10,7 +10,7 @@ import { Pipeline, type Decoded, type OutputShaper, type RecordDecoder } from '.
 import { processOutputs } from '../../src/pipeline/outputs.ts';
 import { ReorderBuffer } from '../../src/pipeline/reorder.ts';
 import { compileFilter, Router } from '../../src/pipeline/router.ts';
-import type { OutputEvent, Sink, SinkStats } from '../../src/pipeline/types.ts';
+import { lineMetaOf, newLineMeta, type OutputEvent, type Sink, type SinkStats } from '../../src/pipeline/types.ts';
 
 test('the reorder window restores timestamp order and releases late events, counted', async () => {
   const out: number[] = [];
@@ -100,24 +100,54 @@ test('the reorder window releases on its own after the window when nothing newer
 
 const ev = (o: Partial<OutputEvent>): OutputEvent => ({ type: 'exec', time: '', ktimeNs: 0, ...o });
 
-test('subscriber filters are compiled once and check what they name', () => {
+/** What the router filters by: the LineMeta of an event. */
+const about = (o: Partial<OutputEvent>) => lineMetaOf(ev(o), newLineMeta());
+
+test('subscriber filters are compiled once and check what they name, on what a line is about', () => {
   const f = compileFilter({ types: ['exec', 'open'], container: 'abcdef123456', pid: 7 });
-  assert.equal(f(ev({ process: { pid: 7 }, container: { id: 'abcdef1234567890', enrichment: 'done' } })), true);
-  assert.equal(f(ev({ type: 'exit', process: { pid: 7 }, container: { id: 'abcdef1234567890', enrichment: 'done' } })), false);
-  assert.equal(f(ev({ process: { pid: 8 }, container: { id: 'abcdef1234567890', enrichment: 'done' } })), false);
-  assert.equal(f(ev({ process: { pid: 7 } })), false, 'no container');
-  assert.equal(compileFilter({ container: 'web' })(ev({ container: { id: 'x', name: 'web', enrichment: 'done' } })), true);
-  assert.equal(compileFilter({ inContainer: false })(ev({})), true);
-  assert.equal(compileFilter({})(ev({})), true);
+  assert.equal(f(about({ process: { pid: 7 }, container: { id: 'abcdef1234567890', enrichment: 'done' } })), true);
+  assert.equal(f(about({ type: 'exit', process: { pid: 7 }, container: { id: 'abcdef1234567890', enrichment: 'done' } })), false);
+  assert.equal(f(about({ process: { pid: 8 }, container: { id: 'abcdef1234567890', enrichment: 'done' } })), false);
+  assert.equal(f(about({ process: { pid: 7 } })), false, 'no container');
+  assert.equal(compileFilter({ container: 'web' })(about({ container: { id: 'x', name: 'web', enrichment: 'done' } })), true);
+  assert.equal(compileFilter({ container: 'abcdef' })(about({ container: { id: 'abcdef99', name: 'web', enrichment: 'done' } })), true, 'an id prefix');
+  assert.equal(compileFilter({ inContainer: false })(about({})), true);
+  assert.equal(compileFilter({ inContainer: true })(about({})), false);
+  assert.equal(compileFilter({ comm: 'curl' })(about({ process: { pid: 3, comm: 'curl' } })), true);
+  assert.equal(compileFilter({ comm: 'curl' })(about({ process: { pid: 3, comm: 'wget' } })), false);
+  const pod = { container: { id: 'abc', enrichment: 'done' as const }, pod: { uid: 'u', name: 'web-1', namespace: 'shop' } };
+  assert.equal(compileFilter({ podNamespace: 'shop', podName: 'web-1' })(about(pod)), true);
+  assert.equal(compileFilter({ podNamespace: 'other' })(about(pod)), false);
+  assert.equal(compileFilter({})(about({})), true);
   assert.throws(() => compileFilter({ pid: -1 }), /filter.pid/);
   assert.throws(() => compileFilter({ container: '' }), /filter.container/);
+});
+
+test('line subscribers get lines, object subscribers objects; each kind is asked for by type', async () => {
+  const r = new Router();
+  const lines: string[][] = [];
+  const objects: OutputEvent[] = [];
+  assert.equal(r.wantsLines('open'), false);
+  r.subscribeLines('sse:unix', { types: ['open'] }, (b) => lines.push(b.map((l) => l.toString('utf8'))));
+  r.subscribe('rules', { types: ['exec'] }, (b) => b.forEach((x) => objects.push(x.ev)));
+  assert.deepEqual([r.wantsLines('open'), r.wants('open'), r.wantsLines('exec'), r.wants('exec')], [true, false, false, true]);
+  const open = ev({ type: 'open', ktimeNs: 1 });
+  r.publish(undefined, '{"type":"open","ktimeNs":1}', lineMetaOf(open, newLineMeta())); // no object: only lines are wanted
+  r.publish(ev({ type: 'open', ktimeNs: 2 })); // no line: made from the object
+  r.publish(ev({ type: 'exec', ktimeNs: 3 }), '{}');
+  await new Promise((res) => setImmediate(res));
+  assert.deepEqual(lines, [['{"type":"open","ktimeNs":1}', JSON.stringify(ev({ type: 'open', ktimeNs: 2 }))]]);
+  assert.deepEqual(objects.map((e) => e.ktimeNs), [3]);
+  // Neither an object nor a line to give: counted as failed, never silent.
+  r.publish(undefined, undefined, lineMetaOf(ev({ type: 'exec' }), newLineMeta()));
+  assert.equal(r.stats().find((s) => s.name === 'rules')!.failed, 1);
 });
 
 test('a slow subscriber loses events, counted; others are not affected', async () => {
   const r = new Router();
   const fast: number[] = [];
   r.subscribe('fast', {}, (b) => b.forEach((x) => fast.push(x.ev.ktimeNs)));
-  r.subscribe('small', {}, () => undefined, 3);
+  r.subscribe('small', {}, () => undefined, { maxQueue: 3 });
   for (let i = 0; i < 10; i++) r.publish(ev({ ktimeNs: i }), '{}');
   await new Promise((res) => setImmediate(res));
   const st = Object.fromEntries(r.stats().map((s) => [s.name, s]));
@@ -130,7 +160,7 @@ test('a subscriber with a batch size gets full batches at deliverDue(), the rest
   const r = new Router();
   const early: number[][] = [];
   const turn: number[][] = [];
-  r.subscribe('rules', {}, (b) => early.push(b.map((x) => x.ev.ktimeNs)), 100, 3);
+  r.subscribe('rules', {}, (b) => early.push(b.map((x) => x.ev.ktimeNs)), { maxQueue: 100, batch: 3 });
   r.subscribe('sse:unix', {}, (b) => turn.push(b.map((x) => x.ev.ktimeNs)));
   for (let i = 0; i < 7; i++) {
     r.publish(ev({ ktimeNs: i }), '{}');
@@ -147,7 +177,7 @@ test('a subscriber with a batch size gets full batches at deliverDue(), the rest
 
 test('subscribers that leave are still counted: their queue at leaving as unsubscribed, totals per kind only grow', async () => {
   const r = new Router();
-  const a = r.subscribe('sse:unix', {}, () => undefined, 4);
+  const a = r.subscribe('sse:unix', {}, () => undefined, { maxQueue: 4 });
   const b = r.subscribe('sse:unix', {}, () => {
     throw new Error('client not reading');
   });
