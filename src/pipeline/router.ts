@@ -3,12 +3,11 @@
 // process, container, pod; no event object needed), and get their own bounded queue, drained in batches.
 // A subscriber takes event objects (the rule engine) or JSON lines as UTF-8 bytes (SSE clients): the pipeline
 // builds an object only for the types an object subscriber takes; a line subscriber gets a copy of the bytes
-// the sinks got. A slow subscriber loses events (counted),
-// it never slows the pipeline or other subscribers. A subscriber that leaves with events still queued loses
-// them too, counted: the totals per kind (totals()) keep what departed subscribers delivered and dropped, so
-// that they only ever grow.
-import { InvalidArgumentError } from '../bpf/errors.ts';
+// the sinks got. A slow subscriber loses events (counted), it never slows the pipeline or other subscribers.
+// A subscriber that leaves with events still queued loses them too, counted: the totals per kind (totals())
+// keep what departed subscribers delivered and dropped, so that they only ever grow.
 import { Buffer } from 'node:buffer';
+import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { ByteLine } from './json-bytes.ts';
 import { lineMetaOf, newLineMeta, type LineMeta, type OutputEvent } from './types.ts';
 
@@ -149,6 +148,7 @@ class Subscriber {
   types: ReadonlySet<string> | undefined;
   /** Takes JSON lines (subscribeLines), not event objects. */
   readonly lines: boolean;
+  /** Deliver or DeliverLines, as `lines` says (what the queue holds: Routed or Buffer). */
   readonly deliver: (batch: never[]) => void;
   max: number;
   /** Delivered as soon as this many are queued (at the pipeline's next safe point), not only once per turn. */
