@@ -50,17 +50,8 @@ export interface SubscriberTotals {
   dropped: { queueFull: number; failed: number; unsubscribed: number };
 }
 
-/**
- * What an object subscriber gets: an event and its JSON line, when the pipeline made one as a string (a line
- * written straight to the sinks as bytes is not made again: subscribers that read lines take them as lines,
- * subscribeLines).
- */
-export interface Routed {
-  ev: OutputEvent;
-  line: string | undefined;
-}
-
-export type Deliver = (batch: Routed[]) => void;
+/** An object subscriber's delivery: the event objects its filter takes, in order (lines: subscribeLines). */
+export type Deliver = (batch: OutputEvent[]) => void;
 /** A line subscriber's delivery: the JSON lines of its events (UTF-8, no newline), in order. */
 export type DeliverLines = (lines: Buffer[]) => void;
 
@@ -148,12 +139,12 @@ class Subscriber {
   types: ReadonlySet<string> | undefined;
   /** Takes JSON lines (subscribeLines), not event objects. */
   readonly lines: boolean;
-  /** Deliver or DeliverLines, as `lines` says (what the queue holds: Routed or Buffer). */
+  /** Deliver or DeliverLines, as `lines` says (what the queue holds: event objects or lines). */
   readonly deliver: (batch: never[]) => void;
   max: number;
   /** Delivered as soon as this many are queued (at the pipeline's next safe point), not only once per turn. */
   readonly batch: number;
-  queue: (Routed | Buffer)[] = [];
+  queue: (OutputEvent | Buffer)[] = [];
   delivered = 0;
   queueFull = 0;
   failed = 0;
@@ -292,7 +283,7 @@ export class Router {
           s.failed++;
           continue;
         }
-        s.queue.push({ ev, line });
+        s.queue.push(ev);
       }
       if (s.queue.length >= s.batch) this.#due = true;
     }

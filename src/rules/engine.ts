@@ -140,12 +140,12 @@ export class RuleEngine {
     return this.#sub !== undefined ? this.#o.router.stats().find((s) => s.id === this.#sub) : undefined;
   }
 
-  #check(batch: { ev: OutputEvent }[]): void {
+  #check(batch: OutputEvent[]): void {
     const set = this.#set;
     this.#received += batch.length;
     if (!set) return;
     let ctx: RuleContext | undefined;
-    for (const { ev } of batch) {
+    for (const ev of batch) {
       if (ev.type === 'alert') continue; // alerts are not checked again (a rule about every type would loop)
       const rules = set.rulesFor(ev.type);
       if (!rules.length) continue;

@@ -454,7 +454,7 @@ function pipeline(reorderWindowMs: number) {
   const sink = new MemorySink();
   const router = new Router(1_000_000);
   const routed: string[] = [];
-  router.subscribe('fuzz', { types: ['exec', 'open'] }, (batch) => batch.forEach((x) => routed.push(x.ev.type)));
+  router.subscribe('fuzz', { types: ['exec', 'open'] }, (batch) => batch.forEach((ev) => routed.push(ev.type)));
   const cache = new ProcessCache({ scrubber: new Scrubber(), timers: false, maxEntries: 4096 });
   const p = new Pipeline({ decoders, held, outputs, cache, enrich: { userName: () => undefined }, router, sinks: [sink], types, reorderWindowMs, holdForEnrichmentMs: 0 });
   return { p, sink, decoders };

@@ -260,7 +260,7 @@ function pipeline(sink: Sink, held: boolean, o: { subscribe?: boolean; lines?: E
   }
   const router = new Router(1_000_000);
   const routed: OutputEvent[] = [];
-  if (o.subscribe) router.subscribe('t', { types: ['open', 'rename', 'connect'] }, (batch) => batch.forEach((x) => routed.push(x.ev)));
+  if (o.subscribe) router.subscribe('t', { types: ['open', 'rename', 'connect'] }, (batch) => routed.push(...batch));
   // Line subscribers (SSE clients), one list of lines per filter.
   const streamed = (o.lines ?? []).map((f) => {
     const got: string[] = [];

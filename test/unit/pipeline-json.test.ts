@@ -286,7 +286,7 @@ test('a line-only sink gets the same lines as an event sink, and the event objec
   // A subscriber needs the event too, even when every sink takes lines only.
   const router = new Router();
   const seen: OutputEvent[] = [];
-  router.subscribe('test', {}, (batch) => batch.forEach((b) => seen.push(b.ev)));
+  router.subscribe('test', {}, (batch) => seen.push(...batch));
   const third = new LineSink();
   feed(pipeline(ctx, [third], router));
   await new Promise((r) => setImmediate(r));

@@ -129,7 +129,7 @@ test('line subscribers get lines, object subscribers objects; each kind is asked
   const objects: OutputEvent[] = [];
   assert.equal(r.wantsLines('open'), false);
   r.subscribeLines('sse:unix', { types: ['open'] }, (b) => lines.push(b.map((l) => l.toString('utf8'))));
-  r.subscribe('rules', { types: ['exec'] }, (b) => b.forEach((x) => objects.push(x.ev)));
+  r.subscribe('rules', { types: ['exec'] }, (b) => objects.push(...b));
   assert.deepEqual([r.wantsLines('open'), r.wants('open'), r.wantsLines('exec'), r.wants('exec')], [true, false, false, true]);
   const open = ev({ type: 'open', ktimeNs: 1 });
   r.publish(undefined, '{"type":"open","ktimeNs":1}', lineMetaOf(open, newLineMeta())); // no object: only lines are wanted
@@ -146,7 +146,7 @@ test('line subscribers get lines, object subscribers objects; each kind is asked
 test('a slow subscriber loses events, counted; others are not affected', async () => {
   const r = new Router();
   const fast: number[] = [];
-  r.subscribe('fast', {}, (b) => b.forEach((x) => fast.push(x.ev.ktimeNs)));
+  r.subscribe('fast', {}, (b) => b.forEach((ev) => fast.push(ev.ktimeNs)));
   r.subscribe('small', {}, () => undefined, { maxQueue: 3 });
   for (let i = 0; i < 10; i++) r.publish(ev({ ktimeNs: i }), '{}');
   await new Promise((res) => setImmediate(res));
@@ -160,8 +160,8 @@ test('a subscriber with a batch size gets full batches at deliverDue(), the rest
   const r = new Router();
   const early: number[][] = [];
   const turn: number[][] = [];
-  r.subscribe('rules', {}, (b) => early.push(b.map((x) => x.ev.ktimeNs)), { maxQueue: 100, batch: 3 });
-  r.subscribe('sse:unix', {}, (b) => turn.push(b.map((x) => x.ev.ktimeNs)));
+  r.subscribe('rules', {}, (b) => early.push(b.map((ev) => ev.ktimeNs)), { maxQueue: 100, batch: 3 });
+  r.subscribe('sse:unix', {}, (b) => turn.push(b.map((ev) => ev.ktimeNs)));
   for (let i = 0; i < 7; i++) {
     r.publish(ev({ ktimeNs: i }), '{}');
     assert.equal(early.length, Math.floor(i / 3), 'never from inside publish');
