@@ -119,10 +119,11 @@ function current(m: Memo, e: ProcessEntry): boolean {
   );
 }
 
-/** What an event says of its process's parent `p`: these members (PARENT_REF_KEYS), no more. */
-const parentRef = (p: ProcessEntry): ProcessRef => ({ pid: p.pid, comm: p.image.comm, exe: p.image.exePath, argv: p.image.argv, execId: p.image.execId });
 /** The members of an event's `parent` (parentRef; the rules' field checks). */
-export const PARENT_REF_KEYS: readonly (keyof ProcessRef)[] = ['pid', 'comm', 'exe', 'argv', 'execId'];
+export const PARENT_REF_KEYS = ['pid', 'comm', 'exe', 'argv', 'execId'] as const satisfies readonly (keyof ProcessRef)[];
+/** What an event says of its process's parent `p`: exactly PARENT_REF_KEYS (the compiler checks both ways). */
+const parentRef = (p: ProcessEntry): ProcessRef =>
+  ({ pid: p.pid, comm: p.image.comm, exe: p.image.exePath, argv: p.image.argv, execId: p.image.execId }) satisfies Record<(typeof PARENT_REF_KEYS)[number], unknown>;
 
 /** The "parent" part of the children of the process `m` describes: made once per memo, not per child. */
 function asParent(m: Memo, p: ProcessEntry): { ref: ProcessRef; json: string } {
