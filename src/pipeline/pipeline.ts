@@ -111,6 +111,9 @@ export interface PipelineOptions {
 
 const PROCESS_TYPES = new Set(['exec', 'fork', 'exit', 'creds', 'comm']);
 
+/** Puts fields made earlier (Pipeline.#guarded) on an event object, in their order: as their shaper would. */
+const assignFields = (fields: Record<string, unknown>, into: Record<string, unknown>): void => void Object.assign(into, fields);
+
 export class Pipeline {
   readonly #o: PipelineOptions;
   readonly #ctx: EnrichContext;
@@ -281,10 +284,11 @@ export class Pipeline {
         // The line as bytes, as if no one subscribed; object subscribers (rules) get the object alone, decoded
         // first so that nothing can fail once the line is out, line subscribers (SSE) the line's bytes.
         const d = withEvent ? decodeHeld(rec) : undefined;
+        const fields = d && this.#guarded(d);
         const w = this.#startBytes();
         this.#enricher.writeLine(w, rec.type, rec.ktimeNs, rec.pid, rec.tid, rec.cgroupId, heldMembers, rec);
         this.#emitBytes(rec.type, w);
-        if (d || o.router.wantsLines(rec.type)) this.#publishWritten(w, d);
+        if (fields || o.router.wantsLines(rec.type)) this.#publishWritten(w, fields && d, fields);
         return;
       }
       ev = decodeHeld(rec);
@@ -314,7 +318,8 @@ export class Pipeline {
       const w = this.#startBytes();
       en.writeLine(w, ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, shaper.bytes, ev);
       this.#emitBytes(ev.type, w);
-      if (withEvent || o.router.wantsLines(ev.type)) this.#publishWritten(w, withEvent ? ev : undefined, shaper);
+      const fields = withEvent && this.#guarded(ev, shaper);
+      if (fields || o.router.wantsLines(ev.type)) this.#publishWritten(w, fields && ev, fields, shaper);
     } else if (!withEvent && shaper?.json) {
       const members = shaper.json(ev);
       if (members === undefined) c.internal++;
@@ -322,30 +327,54 @@ export class Pipeline {
         en.buildLine(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, members);
         this.#emit(ev.type, undefined, en.line);
       }
-    } else this.#build(ev, shaper, withEvent, hold);
+    } else this.#build(ev, shaper, withEvent, hold, objects);
     // The process's last event is out: its line parts go (releaseParts). The instance alive at the exit, not
     // byPid's newest: under pid reuse, byPid walks every exited instance still in its grace.
     if (ev.type === 'exit') releaseParts(o.cache.at(ev.pid, ev.ktimeNs));
   }
 
   /**
-   * An event whose line `w` already went to the sinks as bytes, for subscribers: its object (when `ev` is
-   * given: object subscribers take its type) built from the same fields, and the line's bytes (for line
-   * subscribers, copied by the router). What it is about is the enricher's meta, as the line just written
-   * left it; `w` holds the line until the next one is written (committed or not, a line stays in place).
+   * For an event whose type object subscribers take: whether they still want its object once their guards
+   * (Router.guardFor: the rules') saw its own members. True: build it (no guard); its fields: build it from
+   * these (a guard needed them made first); false: no subscriber takes it, no object is built (counted by
+   * the router as declined).
    */
-  #publishWritten(w: ByteLine, ev: Decoded | undefined, shaper = ev && this.#o.outputs.get(ev.type)): void {
+  #guarded(ev: Decoded, shaper = this.#o.outputs.get(ev.type)): Record<string, unknown> | boolean {
+    const guard = this.#o.router.guardFor(ev.type);
+    if (!guard || !shaper) return true;
+    const fields = shaper(ev);
+    if (!fields) return true; // not an event of the output (the object would not be built either)
+    return guard(fields) ? fields : false;
+  }
+
+  /**
+   * An event whose line `w` already went to the sinks as bytes, for subscribers: its object (when `ev` is
+   * given: object subscribers take it) built from its fields (`fields`, or its shaper's), and the line's
+   * bytes (for line subscribers, copied by the router). What it is about is the enricher's meta, as the
+   * line just written left it; `w` holds the line until the next one is written (committed or not, a line
+   * stays in place).
+   */
+  #publishWritten(w: ByteLine, ev: Decoded | false | undefined, fields: Record<string, unknown> | boolean | undefined, shaper = ev ? this.#o.outputs.get(ev.type) : undefined): void {
     const en = this.#enricher;
-    const out = ev && shaper ? en.buildEvent(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, shaper, ev) : undefined;
+    let out: OutputEvent | undefined;
+    if (ev && shaper) out = typeof fields === 'object' ? en.buildEvent(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, assignFields, fields) : en.buildEvent(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, shaper, ev);
     this.#o.router.publish(out, undefined, en.meta, w);
   }
 
-  /** #process's last step for events that need their object (or whose shaper writes no JSON): build, hold or emit. */
-  #build(ev: Decoded, shaper: OutputShaper | undefined, withEvent: boolean, hold: boolean): void {
+  /**
+   * #process's last step for events that need their object (or whose shaper writes no JSON): build, hold or
+   * emit. Unless sinks or the hold need it (`objects`), the object is left out when the subscribers' guards
+   * turn the event down (see #guarded).
+   */
+  #build(ev: Decoded, shaper: OutputShaper | undefined, withEvent: boolean, hold: boolean, objects: boolean): void {
     const fields = shaper?.(ev);
     if (!fields) {
       this.#c.internal++;
       return;
+    }
+    if (withEvent && !objects) {
+      const guard = this.#o.router.guardFor(ev.type);
+      if (guard && !guard(fields)) withEvent = false;
     }
     const en = this.#enricher;
     en.build(ev.type, ev.ktimeNs, ev.pid, ev.tid, ev.cgroupId, fields, withEvent);

@@ -34,6 +34,8 @@ export interface SubscriberStats {
   queueFull: number;
   /** In a batch its delivery threw on (an SSE client that stopped reading). */
   failed: number;
+  /** Of its types, not built for it: its guard (SubscribeOptions.guard) and every other subscriber's turned them down. */
+  declined: number;
   queued: number;
 }
 
@@ -67,7 +69,18 @@ export interface SubscribeOptions {
    * (bench/pipeline, rules stage). Default: once per turn.
    */
   batch?: number;
+  /**
+   * Object subscribers only: per event type, a test of an event's own members (its fields as its type's
+   * shaper makes them: no process, container, time or type) that is false only for events the subscriber
+   * would do nothing with; undefined for a type whose every event it takes. The pipeline builds no event
+   * object that every object subscriber of its type turns down so (Router.guardFor). The rule engine's: a
+   * condition that cannot be true of those members (src/rules/prefilter.ts).
+   */
+  guard?: (type: string) => EventGuard | undefined;
 }
+
+/** A test of an event's own members (SubscribeOptions.guard). */
+export type EventGuard = (fields: Readonly<Record<string, unknown>>) => boolean;
 
 /** Builds a predicate over what a line is about (LineMeta); throws InvalidArgumentError naming the bad field. */
 export function compileFilter(f: EventFilter): (m: LineMeta) => boolean {
@@ -144,11 +157,14 @@ class Subscriber {
   max: number;
   /** Delivered as soon as this many are queued (at the pipeline's next safe point), not only once per turn. */
   readonly batch: number;
+  readonly guard: SubscribeOptions['guard'];
   queue: (OutputEvent | Buffer)[] = [];
   delivered = 0;
   queueFull = 0;
   failed = 0;
-  constructor(id: number, name: string, filter: EventFilter, lines: boolean, deliver: (batch: never[]) => void, max: number, batch: number) {
+  /** Events of its types not built, as its guard turned them down (Router.guardFor). */
+  declined = 0;
+  constructor(id: number, name: string, filter: EventFilter, lines: boolean, deliver: (batch: never[]) => void, max: number, batch: number, guard: SubscribeOptions['guard']) {
     this.id = id;
     this.name = name;
     this.match = compileFilter(filter);
@@ -157,6 +173,7 @@ class Subscriber {
     this.deliver = deliver;
     this.max = max;
     this.batch = batch;
+    this.guard = guard;
   }
 }
 
@@ -195,7 +212,7 @@ export class Router {
   }
 
   #add(name: string, filter: EventFilter, lines: boolean, deliver: (batch: never[]) => void, o: SubscribeOptions): number {
-    const s = new Subscriber(this.#next, name, filter, lines, deliver, o.maxQueue ?? this.#maxQueue, o.batch ?? Infinity); // throws before anything changes
+    const s = new Subscriber(this.#next, name, filter, lines, deliver, o.maxQueue ?? this.#maxQueue, o.batch ?? Infinity, lines ? undefined : o.guard); // throws before anything changes
     this.#next++;
     this.#subs.set(s.id, s);
     this.#count(s, 1);
@@ -234,6 +251,40 @@ export class Router {
 
   #count(s: Subscriber, d: 1 | -1): void {
     (s.lines ? this.#lineTakers : this.#objectTakers).count(s.types, d);
+    this.#guards.clear(); // who takes what changed: guards are composed again
+  }
+
+  /** guardFor's answers, per type (null: none). */
+  readonly #guards = new Map<string, EventGuard | null>();
+
+  /**
+   * For a type some object subscriber takes (wants()): the test every event's own members must pass for
+   * its object to be built, composed of the subscribers' guards (SubscribeOptions.guard); undefined when
+   * some subscriber of the type takes every event of it. Made once per type, until subscribers change.
+   */
+  guardFor(type: string): EventGuard | undefined {
+    let g = this.#guards.get(type);
+    if (g === undefined) this.#guards.set(type, (g = this.#composeGuard(type) ?? null));
+    return g ?? undefined;
+  }
+
+  /** Of the object subscribers of `type`, the guards; what all of them turn down is counted on each (declined). */
+  #composeGuard(type: string): EventGuard | undefined {
+    const subs: Subscriber[] = [];
+    const guards: EventGuard[] = [];
+    for (const s of this.#subs.values()) {
+      if (s.lines || (s.types && !s.types.has(type))) continue;
+      const g = s.guard?.(type);
+      if (!g) return undefined;
+      subs.push(s);
+      guards.push(g);
+    }
+    if (!guards.length) return undefined;
+    return (fields) => {
+      for (const g of guards) if (g(fields)) return true;
+      for (const s of subs) s.declined++;
+      return false;
+    };
   }
 
   /**
@@ -280,7 +331,8 @@ export class Router {
         s.queue.push(copy);
       } else {
         if (!ev) {
-          s.failed++;
+          // Turned down by the guards (guardFor), or nothing to give it: counted, never silent.
+          if (!this.guardFor(m.type)) s.failed++;
           continue;
         }
         s.queue.push(ev);
@@ -336,6 +388,7 @@ export class Router {
       dropped: s.queueFull + s.failed,
       queueFull: s.queueFull,
       failed: s.failed,
+      declined: s.declined,
       queued: s.queue.length,
     }));
   }

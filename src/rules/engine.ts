@@ -30,6 +30,11 @@ export interface RulesStatus {
   types: string[] | 'all';
   /** Events the router gave the engine. */
   received: number;
+  /**
+   * Events of the rules' types never built for them: their own members alone made every rule about their
+   * type false (the rules' guards, prefilter.ts). Not in `received`, nor in a rule's `evaluated`.
+   */
+  prefiltered: number;
   /** Events lost before evaluation: the engine's queue was full (the router counts them). */
   dropped: number;
   queued: number;
@@ -77,8 +82,9 @@ export class RuleEngine {
   /** Per rule name, kept across reloads: counters only ever grow (Prometheus). */
   readonly #counters = new Map<string, RuleCounters>();
   #received = 0;
-  /** Drops of subscriptions ended (rules turned off by a reload), for a count that only grows. */
+  /** Drops and declines of subscriptions ended (rules turned off by a reload), for counts that only grow. */
   #droppedBefore = 0;
+  #declinedBefore = 0;
   #alerts = 0;
   #errors = 0;
 
@@ -114,7 +120,7 @@ export class RuleEngine {
     }
     const types = set!.types();
     const filter = types ? { types: [...types] } : {};
-    if (this.#sub === undefined) this.#sub = this.#o.router.subscribe('rules', filter, (batch) => this.#check(batch), { maxQueue: this.#o.queue, batch: CHECK_BATCH });
+    if (this.#sub === undefined) this.#sub = this.#o.router.subscribe('rules', filter, (batch) => this.#check(batch), { maxQueue: this.#o.queue, batch: CHECK_BATCH, guard: (type) => this.#set?.guardFor(type) });
     else this.#o.router.refilter(this.#sub, filter, this.#o.queue);
   }
 
@@ -131,7 +137,9 @@ export class RuleEngine {
   #unsubscribe(): void {
     if (this.#sub === undefined) return;
     this.#o.router.flush(this.#sub);
-    this.#droppedBefore += this.#subStats()?.dropped ?? 0;
+    const st = this.#subStats();
+    this.#droppedBefore += st?.dropped ?? 0;
+    this.#declinedBefore += st?.declined ?? 0;
     this.#o.router.unsubscribe(this.#sub);
     this.#sub = undefined;
   }
@@ -183,6 +191,7 @@ export class RuleEngine {
       macros: set.macros.length,
       types: types ? [...types].sort() : 'all',
       received: this.#received,
+      prefiltered: this.#declinedBefore + (sub?.declined ?? 0),
       dropped: this.#droppedBefore + (sub?.dropped ?? 0),
       queued: sub?.queued ?? 0,
       alerts: this.#alerts,

@@ -21,7 +21,7 @@ const everyKey =
     keys as readonly string[];
 
 /** What every event has (OutputEvent's named members, `ret` aside: a syscall's, listed with them). */
-const COMMON: readonly string[] = ['type', 'time', 'ktimeNs', 'process', 'parent', 'ancestors', 'container', 'pod'] satisfies readonly (keyof OutputEvent)[];
+export const COMMON_EVENT_KEYS: readonly string[] = ['type', 'time', 'ktimeNs', 'process', 'parent', 'ancestors', 'container', 'pod'] satisfies readonly (keyof OutputEvent)[];
 const PROCESS: readonly string[] = everyKey<ProcessRef>()(['pid', 'tid', 'ppid', 'execId', 'key', 'startNs', 'comm', 'exe', 'hostExe', 'argv', 'argvTruncated', 'uid', 'user', 'gid', 'euid', 'loginuid', 'tty', 'cwd', 'unknown']);
 const CONTAINER: readonly string[] = everyKey<ContainerRef>()(['id', 'name', 'image', 'imageDigest', 'runtime', 'labels', 'enrichment']);
 const POD: readonly string[] = everyKey<PodRef>()(['name', 'namespace', 'uid', 'labels']);
@@ -54,7 +54,7 @@ export class FieldCatalog {
       else if (v === 'parent') s = new Set(PARENT_REF_KEYS);
       else if (v === 'container') s = new Set(CONTAINER);
       else if (v === 'pod') s = new Set(POD);
-      else s = new Set([...COMMON, ...this.#types(types).flatMap((t) => this.#members.get(t) ?? [])]);
+      else s = new Set([...COMMON_EVENT_KEYS, ...this.#types(types).flatMap((t) => this.#members.get(t) ?? [])]);
       this.#memo.set(key, s);
     }
     return s;

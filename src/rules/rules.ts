@@ -10,12 +10,15 @@ import { createHash } from 'node:crypto';
 import { Environment, type ASTNode, type ParseResult } from '@marcbachmann/cel-js';
 import { parseDocument } from 'yaml';
 import { InvalidArgumentError } from '../bpf/errors.ts';
+import type { EventGuard } from '../pipeline/router.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
 import { RECORD_EVENT_TYPES, unknownTypes } from '../pipeline/event-types.ts';
 
 import { compileCondition } from './compile.ts';
 import { compileException, readExceptions, type RuleException } from './exceptions.ts';
+import { COMMON_EVENT_KEYS } from './fields.ts';
 import { lintRules, pathKeys, type LintInput, type RuleWarning } from './lint.ts';
+import { anyGuard, conditionGuard } from './prefilter.ts';
 import { PRIORITIES, priorityOf, type Priority } from './priorities.ts';
 import { describe, isObject } from './yaml-values.ts';
 
@@ -27,6 +30,8 @@ export const RULE_EVENT_TYPES: ReadonlySet<string> = RECORD_EVENT_TYPES;
 /** The variables a condition sees; `event` is the whole event, the others its parts ({} / [] when absent). */
 const VARIABLES = ['event', 'process', 'parent', 'container', 'pod', 'ancestors'] as const;
 /** The rule set embedded in vigil (rules.defaults). */
+/** The members every event has (fields.ts): what a guard's fields do not hold. */
+const COMMON_SET: ReadonlySet<string> = new Set(COMMON_EVENT_KEYS);
 export const DEFAULT_RULES_FILE = path.join(import.meta.dirname, 'default.yaml');
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -82,6 +87,11 @@ export interface Rule extends RuleDefinition {
   match(ctx: RuleContext): boolean;
   /** The output with its {field} placeholders filled from the event. */
   format(ev: OutputEvent): string;
+  /**
+   * False only for events whose own members alone make the condition false (prefilter.ts); undefined when
+   * the condition has no conjunct that reads only those.
+   */
+  guard: EventGuard | undefined;
 }
 
 /** What a condition is evaluated against: made once per event, shared by every rule (macros memoized). */
@@ -263,7 +273,7 @@ export function compileRules(o: RuleSetOptions): RuleSet {
     const enabled = r.enabled && PRIORITIES.indexOf(r.priority) <= min;
     const test = evaluator(p);
     const match = (exempt.length === 0 ? test : (ctx: RuleContext) => test(ctx as unknown as Record<string, unknown>) && !exempt.some((t) => t(ctx))) as (ctx: RuleContext) => boolean;
-    compiled.push({ ...r, enabled, match, format });
+    compiled.push({ ...r, enabled, match, format, guard: conditionGuard(p.ast, listValues, COMMON_SET) });
   }
   if (issues.length) throw new RuleError(issues);
   const warnings = lintRules({
@@ -447,6 +457,8 @@ export class RuleSet {
   readonly #byType = new Map<string, Rule[]>();
   readonly #anyType: Rule[] = [];
   readonly #merged = new Map<string, Rule[]>();
+  /** guardFor's answers, per type (null: none). */
+  readonly #guards = new Map<string, EventGuard | null>();
   /** The prototype of every RuleContext: one lazy, per-event memoized getter per macro. */
   readonly #proto: object;
 
@@ -495,6 +507,16 @@ export class RuleSet {
     let merged = this.#merged.get(type);
     if (!merged) this.#merged.set(type, (merged = this.rules.filter((r) => r.enabled && (!r.types || r.types.includes(type)))));
     return merged;
+  }
+
+  /**
+   * For events of `type`: false only when no enabled rule about it can match, judged on the event's own
+   * members (prefilter.ts); undefined when some rule about it has no guard.
+   */
+  guardFor(type: string): EventGuard | undefined {
+    let g = this.#guards.get(type);
+    if (g === undefined) this.#guards.set(type, (g = anyGuard(this.rulesFor(type).map((r) => r.guard)) ?? null));
+    return g ?? undefined;
   }
 
   /**

@@ -481,6 +481,68 @@ function rulesRun(recs: Uint8Array[], sink: LinesSink): void {
   engine.stop();
 }
 
+/** Rules whose conditions guards can judge in part (prefilter.ts), and one whose other part always fails. */
+const GUARDED_RULES = [
+  { rule: 'sensitive', types: ['open', 'unlink', 'rmdir', 'rename', 'mkdir'], condition: 'event.?sensitive.orValue(false) && event.ret >= 0 && process.?comm.orValue("") != "p4"' },
+  { rule: 'listed path', types: ['open'], condition: 'event.ret >= 0 && event.?resolvedPath.orValue(event.?path.orValue("")) in ["/a/b", ""]' },
+  { rule: 'truncated', types: ['open'], condition: 'event.?write.orValue(false) && event.?flagNames.orValue("").contains("O_TRUNC")' },
+  { rule: 'tty', types: ['open', 'connect'], condition: 'process.tty == "pts/0" && event.ret < 0' },
+];
+
+test('rules guarded by their events\' own members raise the alerts and count the errors they do unguarded; the events turned down are never built', (t) => {
+  fuzzSync(t, 'guarded rules', 3, (rng) => {
+    const recs = Array.from({ length: 3000 }, () => anyRecord(rng));
+    nearNow(recs, rng);
+    for (const kind of ['bytes', 'lines', 'objects'] as const) {
+      // The same conditions as `x || false`: no top-level conjunct, so no guard.
+      const guarded = guardedRun(recs, new LinesSink(kind, kind), (c) => c);
+      const plain = guardedRun(recs, new LinesSink(kind, kind), (c) => `(${c}) || false`);
+      assert.deepEqual(guarded.alerts, plain.alerts, `${kind}: the same alerts`);
+      assert.deepEqual(guarded.perRule, plain.perRule, `${kind}: the same matches and errors per rule`);
+      assert.ok(guarded.alerts.length > 20 && guarded.perRule.some((r) => r.errors > 0), `${kind}: alerts ${guarded.alerts.length} and errors happen`);
+      assert.equal(plain.prefiltered, 0);
+      if (kind === 'objects') assert.equal(guarded.prefiltered, 0, 'objects built for the sinks anyway: checked as they are');
+      else {
+        assert.ok(guarded.prefiltered > guarded.received, `${kind}: most events turned down (${guarded.prefiltered} of ${guarded.prefiltered + guarded.received})`);
+        assert.equal(guarded.received + guarded.prefiltered, plain.received, `${kind}: every event of the rules' types checked or turned down`);
+      }
+      // Alerts are objects too (built apart: emitSynthetic), as are the events the sinks take as objects.
+      if (kind !== 'objects') assert.equal(guarded.built, guarded.received, `${kind}: an object built only for the events checked`);
+    }
+  });
+});
+
+function guardedRun(recs: Uint8Array[], sink: LinesSink, condition: (c: string) => string) {
+  const { p, router } = pipeline(sink, true);
+  const engine = new RuleEngine({ router, emit: (a) => p.emitSynthetic(a), queue: 100_000 });
+  engine.setRules(compileRules({ sources: [{ name: 'test', items: GUARDED_RULES.map((r) => ({ ...r, condition: condition(r.condition), output: '{event.path}', priority: 'warning' })) }] }));
+  // Objects are built by buildEvent (lines written as bytes) or by build with its object asked for (strings).
+  const { build, buildEvent } = Enricher.prototype;
+  let built = 0;
+  Enricher.prototype.buildEvent = function (this: Enricher, ...args: Parameters<Enricher['buildEvent']>) {
+    built++;
+    return buildEvent.apply(this, args);
+  } as Enricher['buildEvent'];
+  Enricher.prototype.build = function (this: Enricher, ...args: Parameters<Enricher['build']>) {
+    if (args[6]) built++;
+    return build.apply(this, args);
+  };
+  try {
+    for (const rec of recs) {
+      const [v, o, len] = inRing(rec, 16);
+      p.handleRecord(v, o, len);
+    }
+    p.flush();
+    engine.flush();
+  } finally {
+    Object.assign(Enricher.prototype, { build, buildEvent });
+  }
+  const st = engine.status()!;
+  engine.stop();
+  const alerts = sink.lines.filter((l) => l.startsWith('{"type":"alert"'));
+  return { alerts, perRule: st.perRule.map(({ name, matches, errors }) => ({ name, matches, errors })), received: st.received, prefiltered: st.prefiltered, built };
+}
+
 test('held records cross the arena\'s chunks: a record larger than a chunk gets its own', () => {
   const arena = new RecordArena(256);
   const rng = { big: new Uint8Array(SIZEOF.file_event + 600) };

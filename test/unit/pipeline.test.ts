@@ -188,7 +188,7 @@ test('subscribers that leave are still counted: their queue at leaving as unsubs
   const live = r.totals();
   assert.deepEqual(live.sse, { live: 2, subscribed: 2, delivered: 4, dropped: { queueFull: 2, failed: 6, unsubscribed: 0 } });
   assert.deepEqual(live.rules, { live: 1, subscribed: 1, delivered: 0, dropped: { queueFull: 0, failed: 0, unsubscribed: 0 } });
-  assert.deepEqual(r.stats().find((s) => s.id === b), { id: b, name: 'sse:unix', delivered: 0, dropped: 6, queueFull: 0, failed: 6, queued: 3 });
+  assert.deepEqual(r.stats().find((s) => s.id === b), { id: b, name: 'sse:unix', delivered: 0, dropped: 6, queueFull: 0, failed: 6, declined: 0, queued: 3 });
   r.unsubscribe(a);
   r.unsubscribe(b);
   r.unsubscribe(b); // twice: nothing more

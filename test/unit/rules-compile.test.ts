@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
 import { compileCondition, fallbacks } from '../../src/rules/compile.ts';
+import { COMMON_EVENT_KEYS } from '../../src/rules/fields.ts';
+import { conditionGuard } from '../../src/rules/prefilter.ts';
 import { conditionEnvironment, contextNames, DEFAULT_RULES_FILE, readRuleFile, ruleSetFor, type RuleSet } from '../../src/rules/rules.ts';
 
 const set = ruleSetFor({ enabled: true, defaults: true, files: [], inline: [], disabled: [], minPriority: 'debug' }) as RuleSet;
@@ -199,4 +201,46 @@ test('a context made over for the next event (the engine reuses one per batch) e
     }
   }
   assert.ok(compared > 10_000);
+});
+
+test('a guard is false only where its condition is false without an error: every default rule, every operator, on fuzzed events', () => {
+  const common = new Set(COMMON_EVENT_KEYS);
+  // Each expression alone, and as a conjunct beside conditions on what a guard cannot see (which may fail:
+  // a missing tty is an error, and CEL's && is still false when the other side is).
+  const conditions = [...set.rules.map((r) => r.condition), ...EXTRA.flatMap((x) => [x, `${x} && process.tty == "pts/0"`, `has(container.id) && (${x}) && in_container`])];
+  const events = fuzzContexts(3000, 11);
+  let guarded = 0;
+  let declined = 0;
+  let passedAndTrue = 0;
+  for (const src of conditions) {
+    const p = env.parse(src);
+    const guard = conditionGuard(p.ast, set.lists, common);
+    if (!guard) continue;
+    guarded++;
+    for (const ev of events) {
+      const fields = Object.fromEntries(Object.entries(ev).filter(([k]) => !common.has(k)));
+      const want = outcome(() => p(set.context(ev)));
+      if (guard(fields)) {
+        if (want.value === true) passedAndTrue++;
+        continue;
+      }
+      declined++;
+      if (want.error !== undefined || want.value !== false) assert.fail(`${src}: the guard turned down an event whose condition gives ${JSON.stringify(want)}: ${JSON.stringify(ev, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`);
+    }
+  }
+  // Not vacuous: most conditions have a guard, guards turn events down, and let through events that match.
+  assert.ok(guarded > conditions.length / 2, `${guarded} of ${conditions.length} conditions have a guard`);
+  assert.ok(declined > 10_000, `declined ${declined}`);
+  assert.ok(passedAndTrue > 1000, `passed and true ${passedAndTrue}`);
+});
+
+test('guards are drawn from top-level conjuncts that read only the event\'s own members and named lists', () => {
+  const common = new Set(COMMON_EVENT_KEYS);
+  const has = (src: string) => conditionGuard(env.parse(src).ast, set.lists, common) !== undefined;
+  for (const src of ['event.ret >= 0', 'event.ret >= 0 && process.comm == "x"', 'process.comm == "x" && (event.?path.orValue("") in shell_binaries && in_container)', 'has(event.path) && event.path.startsWith("/etc/")']) assert.ok(has(src), src);
+  for (const src of ['true', 'true && process.comm == "x"', 'process.comm == "x"', 'event.ret >= 0 || process.comm == "x"', '!(event.ret >= 0 && in_container)', 'event.type == "open"', 'event.process.comm == "x"', 'size(event) > 0', 'in_container', 'event.?path.orValue("") == process.?exe.orValue("")']) assert.ok(!has(src), src);
+  // The default rules about files have guards; a type whose rules all have one is guarded.
+  for (const name of ['Sensitive file modified', 'Read sensitive file untrusted', 'Log file truncated', 'Process attached with ptrace', 'BPF program loaded']) assert.ok(set.rules.find((x) => x.name === name)?.guard, name);
+  assert.ok(set.guardFor('open'), 'opens are guarded');
+  assert.equal(set.guardFor('exec'), undefined, 'execs: rules about the process only');
 });

@@ -1,0 +1,91 @@
+// Prefilters: what a rule's condition asks of an event's own members alone (`event.path`, `event.ret`, …,
+// not its process, container or time), checked on those members before the event is built as an object.
+// Rules about opens see most events of a host, and nearly every open fails their conditions on its own
+// members (a path not in a list, not a write, not a sensitive file): building each one's object, queueing
+// it and checking it was most of what the rules cost per event (bench/pipeline, rules stage).
+//
+// Exact, not a heuristic: a guard is the condition's top-level conjuncts (a && b && c) that read only the
+// event's own members and named lists, each compiled as the condition is (compile.ts). When one of them is
+// false on the members, it is false on the whole event (it reads nothing else), and so is the condition,
+// with no error: CEL's && is false when either side is false, whatever the other side is, errors included.
+// Anything else (true, an error, a value that is no bool, a case the compiled code leaves to cel-js) lets
+// the event through to the rule itself. A condition without such a conjunct has no guard; a type with one
+// rule that has none is built for every event, as before.
+import type { ASTNode } from '@marcbachmann/cel-js';
+import type { EventGuard } from '../pipeline/router.ts';
+import { compileCondition } from './compile.ts';
+
+/** The only variable a guard's conjuncts may name: their scope. */
+const EVENT_ONLY: ReadonlySet<string> = new Set(['event']);
+
+/** The top-level conjuncts of a condition: a, b and c of `a && b && c`, however it is grouped. */
+function conjuncts(n: ASTNode, out: ASTNode[] = []): ASTNode[] {
+  if (n.op === '&&') for (const x of n.args as ASTNode[]) conjuncts(x, out);
+  else out.push(n);
+  return out;
+}
+
+/**
+ * How many times `n` reads the event's own members (`event.k` or `event.?k` for a `k` outside `common`,
+ * has() of one), when it reads nothing else but named lists; undefined when it does: a bare `event`, any
+ * other variable or macro, a local of a comprehension.
+ */
+function ownMemberReads(n: unknown, lists: ReadonlyMap<string, unknown>, common: ReadonlySet<string>): number | undefined {
+  if (!n || typeof n !== 'object') return 0;
+  const node = n as { op?: unknown; args?: unknown };
+  let parts: readonly unknown[];
+  if (Array.isArray(n)) parts = n;
+  else if (node.op === '.' || node.op === '.?') {
+    const [recv, key] = node.args as [ASTNode, string];
+    if (recv.op === 'id' && recv.args === 'event') return common.has(key) ? undefined : 1;
+    parts = [recv];
+  } else if (node.op === 'id') return lists.has(node.args as string) ? 0 : undefined;
+  else parts = [node.args];
+  let reads = 0;
+  for (const p of parts) {
+    const r = ownMemberReads(p, lists, common);
+    if (r === undefined) return undefined;
+    reads += r;
+  }
+  return reads;
+}
+
+/**
+ * The guard of a rule's condition (see the top of this file), or undefined when none of its conjuncts reads
+ * only the event's own members. `common` names the members every event has, which the fields a guard is
+ * given do not hold; `lists` are the rule set's named lists.
+ */
+export function conditionGuard(ast: ASTNode, lists: ReadonlyMap<string, readonly unknown[]>, common: ReadonlySet<string>): EventGuard | undefined {
+  const tests: ((s: Record<string, unknown>) => unknown)[] = [];
+  for (const c of conjuncts(ast)) {
+    // A conjunct that reads no member at all (a constant `true`) would only cost a call per event.
+    if (!ownMemberReads(c, lists, common)) continue;
+    const f = compileCondition(c, EVENT_ONLY, lists); // without interpret: throws where cel-js would decide
+    if (f) tests.push(f);
+  }
+  if (!tests.length) return undefined;
+  const scope: Record<string, unknown> = { event: undefined };
+  return (fields) => {
+    scope.event = fields;
+    for (const t of tests) {
+      try {
+        if (t(scope) === false) return false;
+      } catch {
+        // Left to cel-js, or an error: the rule decides on the whole event.
+      }
+    }
+    return true;
+  };
+}
+
+
+/** One guard of several: true when any is; undefined (some rule has none) when there are none or one is undefined. */
+export function anyGuard(guards: readonly (EventGuard | undefined)[]): EventGuard | undefined {
+  if (!guards.length || guards.some((g) => !g)) return undefined;
+  const gs = guards as EventGuard[];
+  if (gs.length === 1) return gs[0];
+  return (fields) => {
+    for (const g of gs) if (g(fields)) return true;
+    return false;
+  };
+}
