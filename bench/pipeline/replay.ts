@@ -158,10 +158,10 @@ const decodeOnly = (v: DataView, off: number, len: number): void => {
 let fed = 0;
 
 /** What the rule engine did since `before` (undefined: no rules). */
-function rulesSince(before: RulesStatus | undefined): { received: number; dropped: number; alerts: number; errors: number } | undefined {
+function rulesSince(before: RulesStatus | undefined): { received: number; prefiltered: number; dropped: number; alerts: number; errors: number } | undefined {
   const now = rules.status();
   if (!now || !before) return undefined;
-  return { received: now.received - before.received, dropped: now.dropped - before.dropped, alerts: now.alerts - before.alerts, errors: now.errors - before.errors };
+  return { received: now.received - before.received, prefiltered: now.prefiltered - before.prefiltered, dropped: now.dropped - before.dropped, alerts: now.alerts - before.alerts, errors: now.errors - before.errors };
 }
 
 /** Feeds bytes [from, to) of the loops file, record by record, as the ring reader would. */
