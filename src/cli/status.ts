@@ -46,7 +46,7 @@ export function formatStatus(s: AgentStatus): string {
   if (!rules) out.push('rules: off');
   else {
     out.push(`rules: ${rules.enabled} of ${rules.rules} on (${rules.lists} lists, ${rules.macros} macros), about ${rules.types === 'all' ? 'every event type' : rules.types.join(', ')}`);
-    out.push(`  checked ${n(rules.received)} events (${n(rules.prefiltered ?? 0)} more turned down by the rules' guards, never built), ${n(rules.alerts)} alerts, ${n(rules.errors)} evaluation errors; dropped ${n(rules.dropped)} (queue full), queued ${n(rules.queued)}`);
+    out.push(`  checked ${n(rules.received)} events (${n(rules.prefiltered)} more turned down by the rules' guards, never built), ${n(rules.alerts)} alerts, ${n(rules.errors)} evaluation errors; dropped ${n(rules.dropped)} (queue full), queued ${n(rules.queued)}`);
     const top = rules.perRule.filter((x) => x.matches || x.errors).sort((x, y) => y.matches - x.matches).slice(0, 5);
     for (const x of top) out.push(`    ${x.name}: ${n(x.matches)} alerts${x.errors ? `, ${n(x.errors)} errors (last: ${x.lastError})` : ''}`);
   }

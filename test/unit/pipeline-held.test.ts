@@ -399,16 +399,30 @@ test('a subscriber gets held records as event objects; its sinks still get the s
   }
 });
 
+/**
+ * Counts the event objects the enricher builds from now until restore(): by buildEvent (beside lines
+ * written as bytes), and by build with its object asked for (beside lines as strings, or for sinks that
+ * take objects).
+ */
+function countBuilds(): { readonly buildEvent: number; readonly build: number; restore(): void } {
+  const { build, buildEvent } = Enricher.prototype;
+  const c = { buildEvent: 0, build: 0, restore: () => void Object.assign(Enricher.prototype, { build, buildEvent }) };
+  Enricher.prototype.buildEvent = function (this: Enricher, ...args: Parameters<Enricher['buildEvent']>) {
+    c.buildEvent++;
+    return buildEvent.apply(this, args);
+  } as Enricher['buildEvent'];
+  Enricher.prototype.build = function (this: Enricher, ...args: Parameters<Enricher['build']>) {
+    if (args[6]) c.build++;
+    return build.apply(this, args);
+  };
+  return c;
+}
+
 test('a line subscriber (an SSE client) gets the lines the sinks got, by its filter, and no event object is built for it', async (t) => {
   const kinds = ['bytes', 'lines', 'objects'] as const;
   const runs: { sink: LinesSink; streamed: string[][]; objectsBuilt: number }[] = [];
   const filters: EventFilter[] = [{ types: ['open', 'rename', 'connect'] }, { comm: 'p4' }];
-  const build = Enricher.prototype.buildEvent;
-  let built = 0;
-  Enricher.prototype.buildEvent = function (this: Enricher, ...args: Parameters<typeof build>) {
-    built++;
-    return build.apply(this, args);
-  } as typeof build;
+  const builds = countBuilds();
   try {
     fuzzSync(t, 'line subscribers', 2, (rng) => {
       const recs = Array.from({ length: 400 }, () => anyRecord(rng));
@@ -417,19 +431,19 @@ test('a line subscriber (an SSE client) gets the lines the sinks got, by its fil
         for (const kind of kinds) {
           const sink = new LinesSink(kind, kind);
           const x = pipeline(sink, held, { lines: filters });
-          const before = built;
+          const before = builds.buildEvent;
           for (const rec of recs) {
             const [v, o, len] = inRing(rec, 8);
             x.p.handleRecord(v, o, len);
             new Uint8Array(v.buffer).fill(0); // the slot is reused
           }
           x.p.flush();
-          runs.push({ sink, streamed: x.streamed, objectsBuilt: built - before });
+          runs.push({ sink, streamed: x.streamed, objectsBuilt: builds.buildEvent - before });
         }
       }
     });
   } finally {
-    Enricher.prototype.buildEvent = build;
+    builds.restore();
   }
   await new Promise((r) => setImmediate(r)); // the rest of each batch comes at the end of the turn
   for (const { sink, streamed, objectsBuilt } of runs) {
@@ -516,17 +530,7 @@ function guardedRun(recs: Uint8Array[], sink: LinesSink, condition: (c: string) 
   const { p, router } = pipeline(sink, true);
   const engine = new RuleEngine({ router, emit: (a) => p.emitSynthetic(a), queue: 100_000 });
   engine.setRules(compileRules({ sources: [{ name: 'test', items: GUARDED_RULES.map((r) => ({ ...r, condition: condition(r.condition), output: '{event.path}', priority: 'warning' })) }] }));
-  // Objects are built by buildEvent (lines written as bytes) or by build with its object asked for (strings).
-  const { build, buildEvent } = Enricher.prototype;
-  let built = 0;
-  Enricher.prototype.buildEvent = function (this: Enricher, ...args: Parameters<Enricher['buildEvent']>) {
-    built++;
-    return buildEvent.apply(this, args);
-  } as Enricher['buildEvent'];
-  Enricher.prototype.build = function (this: Enricher, ...args: Parameters<Enricher['build']>) {
-    if (args[6]) built++;
-    return build.apply(this, args);
-  };
+  const builds = countBuilds();
   try {
     for (const rec of recs) {
       const [v, o, len] = inRing(rec, 16);
@@ -535,12 +539,12 @@ function guardedRun(recs: Uint8Array[], sink: LinesSink, condition: (c: string) 
     p.flush();
     engine.flush();
   } finally {
-    Object.assign(Enricher.prototype, { build, buildEvent });
+    builds.restore();
   }
   const st = engine.status()!;
   engine.stop();
   const alerts = sink.lines.filter((l) => l.startsWith('{"type":"alert"'));
-  return { alerts, perRule: st.perRule.map(({ name, matches, errors }) => ({ name, matches, errors })), received: st.received, prefiltered: st.prefiltered, built };
+  return { alerts, perRule: st.perRule.map(({ name, matches, errors }) => ({ name, matches, errors })), received: st.received, prefiltered: st.prefiltered, built: builds.buildEvent + builds.build };
 }
 
 test('held records cross the arena\'s chunks: a record larger than a chunk gets its own', () => {
