@@ -591,39 +591,54 @@ export function netRecordOp(v: DataView, o: number, len: number): DecodeResult<N
 /** The names of accept4's flags, as a network event's `flagNames` member. */
 export const sockFlagNames = (flags: number): string => flagNames(flags, SOCK_FLAGS);
 
+/** The two ends of a network record's socket, as its event's members (undefined: not known). */
+export interface NetEndpoints {
+  localAddress: string | undefined;
+  localPort: number | undefined;
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+}
+
+/**
+ * The endpoints of the network record at `o` (`b` views the same bytes as `v`): an inet end whose port and
+ * address are both zero is unknown; a unix socket's path is the remote end of a connect, the local end of
+ * anything else. Shared by decodeNetEvent and the members the rules' guards read (pipeline/record-members.ts).
+ */
+export function netEndpoints(v: DataView, b: Uint8Array, o: number, op: NetOp): NetEndpoints {
+  const family = v.getUint16(o + NET_EVENT.family.offset, true);
+  const ends: NetEndpoints = { localAddress: undefined, localPort: undefined, remoteAddress: undefined, remotePort: undefined };
+  if (family === 2 || family === 10) {
+    const n = family === 2 ? 4 : 16;
+    const la = o + NET_EVENT.laddr.offset;
+    const ra = o + NET_EVENT.raddr.offset;
+    const lport = v.getUint16(o + NET_EVENT.lport.offset, true);
+    const rport = v.getUint16(o + NET_EVENT.rport.offset, true);
+    if (lport || !isZero(b, la, n)) {
+      ends.localAddress = inetAddress(b, la, family);
+      ends.localPort = lport;
+    }
+    if (rport || !isZero(b, ra, n)) {
+      ends.remoteAddress = inetAddress(b, ra, family);
+      ends.remotePort = rport;
+    }
+  } else if (family === 1) {
+    const path = formatUnixPath(b, o + NET_EVENT.unix_path.offset, v.getUint32(o + NET_EVENT.unix_path_len.offset, true));
+    if (op === 'connect') ends.remoteAddress = path;
+    else ends.localAddress = path;
+  }
+  return ends;
+}
+
 export function decodeNetEvent(v: DataView, o: number, len: number): DecodeResult<NetEvent> {
   const op = netRecordOp(v, o, len);
   if (typeof op !== 'string') return op;
-  const unixLen = v.getUint32(o + NET_EVENT.unix_path_len.offset, true);
   const b = viewBytes(v);
   const ret = s64(v, o + NET_EVENT.ret.offset);
   const nr = v.getInt32(o + NET_EVENT.nr.offset, true);
   const evFlags = v.getUint32(o + NET_EVENT.ev_flags.offset, true);
   const family = v.getUint16(o + NET_EVENT.family.offset, true);
-  const lport = v.getUint16(o + NET_EVENT.lport.offset, true);
-  const rport = v.getUint16(o + NET_EVENT.rport.offset, true);
-  const la = o + NET_EVENT.laddr.offset;
-  const ra = o + NET_EVENT.raddr.offset;
   const flags = v.getUint32(o + NET_EVENT.flags.offset, true);
-  let localAddress: string | undefined;
-  let localPort: number | undefined;
-  let remoteAddress: string | undefined;
-  let remotePort: number | undefined;
-  if (family === 2 || family === 10) {
-    const n = family === 2 ? 4 : 16;
-    if (lport || !isZero(b, la, n)) {
-      localAddress = inetAddress(b, la, family);
-      localPort = lport;
-    }
-    if (rport || !isZero(b, ra, n)) {
-      remoteAddress = inetAddress(b, ra, family);
-      remotePort = rport;
-    }
-  } else if (family === 1) {
-    const path = formatUnixPath(b, o + NET_EVENT.unix_path.offset, unixLen);
-    if (op === 'connect') remoteAddress = path;
-    else localAddress = path;
-  }
+  const { localAddress, localPort, remoteAddress, remotePort } = netEndpoints(v, b, o, op);
   const tcp = op === 'tcp_state';
   return {
     type: op,

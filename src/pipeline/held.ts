@@ -21,6 +21,11 @@ export interface HeldKind {
    * type's OutputShaper.bytes writes for decode()'s event (test/unit/pipeline-held.test.ts).
    */
   bytes(r: HeldRecord, w: ByteLine): void;
+  /**
+   * Optional: one of the event's own members read from the record's bytes, exactly what the type's shaper
+   * puts in the event's fields under `key` (undefined: not there), for the rules' guards (record-members.ts).
+   */
+  member?(r: HeldRecord, key: string): unknown;
 }
 
 /**

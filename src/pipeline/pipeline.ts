@@ -16,6 +16,7 @@ import { bootNowNs } from './clock.ts';
 import { containerParts, Enricher, releaseParts, type EnrichContext } from './enrich.ts';
 import { HeldRecord, heldMembers, RecordArena, type HeldKind, type ReadRecord } from './held.ts';
 import { ByteLine } from './json-bytes.ts';
+import { RecordMembers } from './record-members.ts';
 import { ReorderBuffer } from './reorder.ts';
 import type { Router } from './router.ts';
 import { lineMetaOf, newLineMeta, type LineMeta, type OutputEvent, type Sink } from './types.ts';
@@ -125,6 +126,8 @@ export class Pipeline {
   /** The only sink, when it lets lines be written in place (Sink.placeLine): no copy per line. */
   #inPlace: Sink | undefined;
   #sinkCount = -1;
+  /** A held record's members for the rules' guards, read from its bytes (pointed at each record in turn). */
+  readonly #members = new RecordMembers();
   /**
    * The type of the last held record found wanted (in `types`): records come in runs of one type, so a run
    * costs a string compare per record, not a lookup in the set (a hash lookup, ~2 % of the replay's CPU).
@@ -283,8 +286,17 @@ export class Pipeline {
       if (!objects && this.#sinksTakeBytes) {
         // The line as bytes, as if no one subscribed; object subscribers (rules) get the object alone, decoded
         // first so that nothing can fail once the line is out, line subscribers (SSE) the line's bytes.
-        const d = withEvent ? decodeHeld(rec) : undefined;
-        const fields = d && this.#guarded(d);
+        let d: Decoded | undefined;
+        let fields: Record<string, unknown> | boolean | undefined;
+        if (withEvent) {
+          // The guards read the members they need from the record's bytes: nothing decoded for an event
+          // they turn down (nearly all of them); one they let through is decoded and built as before.
+          const guard = rec.kind.member ? o.router.guardFor(rec.type) : undefined;
+          if (guard) {
+            fields = guard(this.#members.of(rec));
+            if (fields) d = decodeHeld(rec);
+          } else fields = this.#guarded((d = decodeHeld(rec)));
+        }
         const w = this.#startBytes();
         this.#enricher.writeLine(w, rec.type, rec.ktimeNs, rec.pid, rec.tid, rec.cgroupId, heldMembers, rec);
         this.#emitBytes(rec.type, w);

@@ -25,6 +25,7 @@ import { FILE_EVENT as FE, NET_EVENT as NE, SIZEOF, VIGIL_SYS_FLAGS as F } from 
 import type { FileOp, NetOp } from '../events/types.ts';
 import { familyName, modeOctal, protocolName, retError, sockTypeName, syscallName, tcpStateName } from '../syscalls/names.ts';
 import type { HeldKind, HeldRecord } from './held.ts';
+import { fileMember, netMember } from './record-members.ts';
 import { smallDigits, type ByteLine } from './json-bytes.ts';
 import type { RecordDecoder } from './pipeline.ts';
 
@@ -338,6 +339,7 @@ export const netHeldKind: HeldKind = {
   typeOf: netRecordOp,
   decode: decodeNetEvent as RecordDecoder,
   bytes: netMembersBytes,
+  member: netMember,
 };
 
 /** File records (opcode FILE), held as bytes. */
@@ -345,4 +347,5 @@ export const fileHeldKind: HeldKind = {
   typeOf: fileRecordOp,
   decode: decodeFileEvent as RecordDecoder,
   bytes: fileMembersBytes,
+  member: fileMember,
 };

@@ -79,8 +79,17 @@ export interface SubscribeOptions {
   guard?: (type: string) => EventGuard | undefined;
 }
 
-/** A test of an event's own members (SubscribeOptions.guard). */
-export type EventGuard = (fields: Readonly<Record<string, unknown>>) => boolean;
+/**
+ * An event's own members read one at a time, for a guard given no object of fields: a held record's members
+ * read from its bytes only as the guard asks for them (pipeline/record-members.ts). `member(k)` is exactly
+ * what the fields its type's shaper makes hold under k, undefined where they hold no k.
+ */
+export abstract class EventMembers {
+  abstract member(key: string): unknown;
+}
+
+/** A test of an event's own members (SubscribeOptions.guard): its fields, or its members read as asked for. */
+export type EventGuard = (fields: Readonly<Record<string, unknown>> | EventMembers) => boolean;
 
 /** Builds a predicate over what a line is about (LineMeta); throws InvalidArgumentError naming the bad field. */
 export function compileFilter(f: EventFilter): (m: LineMeta) => boolean {
@@ -252,6 +261,7 @@ export class Router {
   #count(s: Subscriber, d: 1 | -1): void {
     (s.lines ? this.#lineTakers : this.#objectTakers).count(s.types, d);
     this.#guards.clear(); // who takes what changed: guards are composed again
+    this.#lastGuardType = this.#lastGuard = undefined;
   }
 
   /** guardFor's answers, per type (null: none). */
@@ -263,10 +273,16 @@ export class Router {
    * some subscriber of the type takes every event of it. Made once per type, until subscribers change.
    */
   guardFor(type: string): EventGuard | undefined {
+    // Events come in runs of one type: the last answer first, then the map (a hash lookup per event).
+    if (type === this.#lastGuardType) return this.#lastGuard;
     let g = this.#guards.get(type);
     if (g === undefined) this.#guards.set(type, (g = this.#composeGuard(type) ?? null));
-    return g ?? undefined;
+    this.#lastGuardType = type;
+    this.#lastGuard = g ?? undefined;
+    return this.#lastGuard;
   }
+  #lastGuardType: string | undefined;
+  #lastGuard: EventGuard | undefined;
 
   /** Of the object subscribers of `type`, the guards; what all of them turn down is counted on each (declined). */
   #composeGuard(type: string): EventGuard | undefined {

@@ -8,6 +8,7 @@
 // condition instead. So the result of a compiled condition is cel-js's on every event, errors included;
 // tests check this on every default rule and macro, over fuzzed events (test/unit/rules-compile.test.ts).
 import type { ASTNode } from '@marcbachmann/cel-js';
+import { EventMembers } from '../pipeline/router.ts';
 
 /** Thrown by a compiled condition that met what it does not handle: cel-js decides instead. */
 class GiveUp {
@@ -78,8 +79,15 @@ const bool = (v: unknown): boolean => (typeof v === 'boolean' ? v : giveUp());
 /** A non-negative int index within `max`. */
 const index = (v: unknown, max: number): number => (typeof v === 'bigint' && v >= 0n && v <= BigInt(max) ? Number(v) : giveUp());
 
-/** A field of a map, or NONE when it is not there (a value that is not a map: give up). */
+/**
+ * A field of a map, or NONE when it is not there (a value that is not a map: give up). An event's members read
+ * as asked for (EventMembers, given to the rules' guards) are the map of its fields, which holds no undefined.
+ */
 function fieldOf(o: unknown, k: string): unknown {
+  if (o instanceof EventMembers) {
+    const v = o.member(k);
+    return v === undefined ? NONE : v;
+  }
   if (!isMap(o)) return giveUp();
   if (!hasOwn(o, k)) return NONE;
   const v = o[k];

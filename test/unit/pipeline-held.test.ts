@@ -17,7 +17,8 @@ import { fileHeldKind, netHeldKind } from '../../src/pipeline/record-bytes.ts';
 import type { HeldKind } from '../../src/pipeline/held.ts';
 import { HeldRecord, RecordArena } from '../../src/pipeline/held.ts';
 import { ByteLine } from '../../src/pipeline/json-bytes.ts';
-import { syscallOutput } from '../../src/pipeline/outputs.ts';
+import { outputMemberKeys, syscallOutput } from '../../src/pipeline/outputs.ts';
+import { FILE_MEMBER_KEYS, NET_MEMBER_KEYS, RecordMembers } from '../../src/pipeline/record-members.ts';
 import { Pipeline, type Decoded } from '../../src/pipeline/pipeline.ts';
 import { Router, type EventFilter } from '../../src/pipeline/router.ts';
 import { Enricher } from '../../src/pipeline/enrich.ts';
@@ -175,6 +176,36 @@ test('a held record writes the members its decoded event writes, byte for byte (
   });
   assert.ok(n > 4000, `only ${n} records compared`);
   assert.deepEqual([...seen].sort(), ['accept', 'bind', 'chmod', 'chown', 'connect', 'listen', 'mkdir', 'open', 'rename', 'rmdir', 'tcp_state', 'unlink']);
+});
+
+test('a held record\'s members, read one at a time from its bytes for the rules\' guards, are its shaped fields (file and network)', (t) => {
+  const arena = new RecordArena(4096);
+  const ownKeys = outputMemberKeys();
+  const checked = new Map<string, number>(); // per key: records where it was present
+  fuzzSync(t, 'held members one by one', 6000, (rng) => {
+    const rec = anyRecord(rng);
+    const k = KINDS.get(opcodeOfRecord(rec))!;
+    const [v, o, len] = inRing(rec, rng.int(0, 7));
+    const ev = k.decode(v, o, len);
+    if (isDecodeError(ev)) return;
+    const held = arena.hold(ev.type, k.held, v, o, len);
+    new Uint8Array(v.buffer).fill(0x5a); // read from the copy, as the pipeline does
+    const fields = syscallOutput(ev as unknown as Decoded)!;
+    const readable = opcodeOfRecord(rec) === VIGIL_OPCODE.FILE ? FILE_MEMBER_KEYS : NET_MEMBER_KEYS;
+    assert.deepEqual([...readable].sort(), [...ownKeys.get(ev.type)!].sort(), 'the readers cover exactly what the fields may hold');
+    // Every member the fields may hold, the ones they never do (common, internal), and nonsense.
+    for (const key of [...readable, 'type', 'pid', 'ktimeNs', 'evFlags', 'cgroupId', 'process', 'nope', '__proto__', 'toString']) {
+      const m = new RecordMembers().of(held).member(key);
+      if (Object.hasOwn(fields, key)) {
+        assert.deepEqual(m, fields[key], `${ev.type}.${key}`);
+        checked.set(key, (checked.get(key) ?? 0) + 1);
+      } else assert.equal(m, undefined, `${ev.type}.${key} is not in the fields`);
+    }
+    arena.release(held);
+  });
+  // Not vacuous: every member was present in some record.
+  const missing = [...FILE_MEMBER_KEYS, ...NET_MEMBER_KEYS].filter((key) => !checked.get(key));
+  assert.deepEqual(missing, [], 'every member seen present');
 });
 
 test('a held record is refused exactly when its decoder refuses it (truncated, lying lengths, unknown op)', (t) => {
@@ -501,6 +532,7 @@ const GUARDED_RULES = [
   { rule: 'listed path', types: ['open'], condition: 'event.ret >= 0 && event.?resolvedPath.orValue(event.?path.orValue("")) in ["/a/b", ""]' },
   { rule: 'truncated', types: ['open'], condition: 'event.?write.orValue(false) && event.?flagNames.orValue("").contains("O_TRUNC")' },
   { rule: 'tty', types: ['open', 'connect'], condition: 'process.tty == "pts/0" && event.ret < 0' },
+  { rule: 'remote port', types: ['connect', 'bind', 'accept'], condition: 'event.?remotePort.orValue(0) > 30000 && event.family == "AF_INET6" && has(event.remoteAddress) && process.?comm.orValue("") != "p9"' },
 ];
 
 test('rules guarded by their events\' own members raise the alerts and count the errors they do unguarded; the events turned down are never built', (t) => {
