@@ -5,10 +5,12 @@
  * and connects a unix socket to /nonexistent/vigil-bench.sock (ENOENT): three events, file and network,
  * through the real sensor's entry and exit programs. Every path names "vigil-bench", which tells the storm's
  * events from the generator's start-up opens. Waits for a line on stdin first (so consumers can be ready),
- * runs as fast as it can for MS milliseconds (at most N iterations), prints what it did as one JSON line,
- * and exits.
+ * runs for MS milliseconds (at most N iterations), as fast as it can or at RATE events per second, prints
+ * what it did as one JSON line, and exits. Paced, it sleeps to the schedule every 64 iterations, so that a
+ * consumer that keeps up is measured without the overload an unpaced storm puts on it.
  *
- * usage: pipeline_gen N MS CPU TARGET    (CPU: pin this process to that CPU first; -1: no pinning)
+ * usage: pipeline_gen N MS CPU TARGET [RATE]   (CPU: pin this process to that CPU first; -1: no pinning;
+ *        RATE: events per second, 0 or none: as fast as it can)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,20 +32,25 @@
 int main(int argc, char **argv)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	unsigned long long n, i, t0, t1, failed = 0, limit_ns;
+	unsigned long long n, i, t0, t1, failed = 0, limit_ns, rate = 0, ns_per_64 = 0;
 	struct rusage ru;
 	char line[64];
 	int cpu = -1, sock, fd;
 	const char *target;
 
-	if (argc != 5 || !strstr(argv[4], "vigil-bench")) {
-		fprintf(stderr, "usage: %s N MS CPU TARGET   (TARGET: an existing file whose path contains \"vigil-bench\")\n", argv[0]);
+	if ((argc != 5 && argc != 6) || !strstr(argv[4], "vigil-bench")) {
+		fprintf(stderr, "usage: %s N MS CPU TARGET [RATE]   (TARGET: an existing file whose path contains \"vigil-bench\"; RATE: events/s)\n", argv[0]);
 		return 2;
 	}
 	n = strtoull(argv[1], NULL, 10);
 	limit_ns = strtoull(argv[2], NULL, 10) * 1000000ull;
 	cpu = atoi(argv[3]);
 	target = argv[4];
+	if (argc == 6)
+		rate = strtoull(argv[5], NULL, 10);
+	/* 64 iterations' worth of the schedule, in ns (events per iteration: EVENTS_PER_ITERATION). */
+	if (rate)
+		ns_per_64 = 64ull * EVENTS_PER_ITERATION * 1000000000ull / rate;
 	if (cpu >= 0) {
 		cpu_set_t set;
 
@@ -72,6 +79,16 @@ int main(int argc, char **argv)
 		/* A clock read every 256 iterations: cheap next to the 3 syscalls of each. */
 		if ((i & 255) == 0 && now_ns() - t0 >= limit_ns)
 			break;
+		if (rate && (i & 63) == 0 && i) {
+			/* Ahead of the schedule: sleep until iteration i is due. */
+			unsigned long long due = t0 + (i / 64) * ns_per_64, now = now_ns();
+
+			if (due > now) {
+				struct timespec ts = { .tv_sec = due / 1000000000ull, .tv_nsec = due % 1000000000ull };
+
+				clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+			}
+		}
 		fd = openat(AT_FDCWD, target, O_RDONLY);
 		if (fd >= 0)
 			close(fd);
