@@ -4,7 +4,7 @@
 // into an object first (every path a string, every flag set named) and shaping its fields cost more than
 // the guard itself (bench/pipeline, rules stage). Each reader gives exactly what the type's shaper puts in
 // the event's fields under its key (outputs.ts: the decoder's value, with undefined and false left out);
-// test/unit/record-members.test.ts checks every key against decode + shaper on generated records.
+// test/unit/pipeline-held.test.ts checks every key against decode + shaper on generated records.
 import { cString } from '../events/strings.ts';
 import { fileFlagNames, fileHasMode, netEndpoints, resolveFlagNames, s64, sockFlagNames, u64, type NetEndpoints } from '../events/decode.ts';
 import { FILE_EVENT as FE, NET_EVENT as NE, SIZEOF, VIGIL_SYS_FLAGS as F } from '../events/layout.generated.ts';
