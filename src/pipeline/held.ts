@@ -22,10 +22,10 @@ export interface HeldKind {
    */
   bytes(r: HeldRecord, w: ByteLine): void;
   /**
-   * Optional: one of the event's own members read from the record's bytes, exactly what the type's shaper
-   * puts in the event's fields under `key` (undefined: not there), for the rules' guards (record-members.ts).
+   * One of the event's own members read from the record's bytes, exactly what the type's shaper puts in the
+   * event's fields under `key` (undefined: not there), for the rules' guards (record-members.ts).
    */
-  member?(r: HeldRecord, key: string): unknown;
+  member(r: HeldRecord, key: string): unknown;
 }
 
 /**

@@ -287,15 +287,13 @@ export class Pipeline {
         // The line as bytes, as if no one subscribed; object subscribers (rules) get the object alone, decoded
         // first so that nothing can fail once the line is out, line subscribers (SSE) the line's bytes.
         let d: Decoded | undefined;
-        let fields: Record<string, unknown> | boolean | undefined;
+        let fields: boolean | undefined;
         if (withEvent) {
           // The guards read the members they need from the record's bytes: nothing decoded for an event
           // they turn down (nearly all of them); one they let through is decoded and built as before.
-          const guard = rec.kind.member ? o.router.guardFor(rec.type) : undefined;
-          if (guard) {
-            fields = guard(this.#members.of(rec));
-            if (fields) d = decodeHeld(rec);
-          } else fields = this.#guarded((d = decodeHeld(rec)));
+          const guard = o.router.guardFor(rec.type);
+          fields = !guard || guard(this.#members.of(rec));
+          if (fields) d = decodeHeld(rec);
         }
         const w = this.#startBytes();
         this.#enricher.writeLine(w, rec.type, rec.ktimeNs, rec.pid, rec.tid, rec.cgroupId, heldMembers, rec);

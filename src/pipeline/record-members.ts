@@ -132,7 +132,7 @@ export const NET_MEMBER_KEYS: readonly string[] = [...netReaders.keys()];
 export class RecordMembers extends EventMembers {
   #r: HeldRecord | undefined;
 
-  /** `r`'s members (its kind must read them: HeldKind.member). */
+  /** `r`'s members. */
   of(r: HeldRecord): this {
     this.#r = r;
     return this;
@@ -140,6 +140,6 @@ export class RecordMembers extends EventMembers {
 
   member(key: string): unknown {
     const r = this.#r!;
-    return r.kind.member!(r, key);
+    return r.kind.member(r, key);
   }
 }

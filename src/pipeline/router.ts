@@ -91,6 +91,17 @@ export abstract class EventMembers {
 /** A test of an event's own members (SubscribeOptions.guard): its fields, or its members read as asked for. */
 export type EventGuard = (fields: Readonly<Record<string, unknown>> | EventMembers) => boolean;
 
+/** One guard of several: true when any is; undefined (one takes every event) when there are none or one is undefined. */
+export function anyGuard(guards: readonly (EventGuard | undefined)[]): EventGuard | undefined {
+  if (!guards.length || guards.some((g) => !g)) return undefined;
+  const gs = guards as EventGuard[];
+  if (gs.length === 1) return gs[0];
+  return (fields) => {
+    for (const g of gs) if (g(fields)) return true;
+    return false;
+  };
+}
+
 /** Builds a predicate over what a line is about (LineMeta); throws InvalidArgumentError naming the bad field. */
 export function compileFilter(f: EventFilter): (m: LineMeta) => boolean {
   const checks: ((m: LineMeta) => boolean)[] = [];
@@ -286,18 +297,11 @@ export class Router {
 
   /** Of the object subscribers of `type`, the guards; what all of them turn down is counted on each (declined). */
   #composeGuard(type: string): EventGuard | undefined {
-    const subs: Subscriber[] = [];
-    const guards: EventGuard[] = [];
-    for (const s of this.#subs.values()) {
-      if (s.lines || (s.types && !s.types.has(type))) continue;
-      const g = s.guard?.(type);
-      if (!g) return undefined;
-      subs.push(s);
-      guards.push(g);
-    }
-    if (!guards.length) return undefined;
+    const subs = [...this.#subs.values()].filter((s) => !s.lines && (!s.types || s.types.has(type)));
+    const any = anyGuard(subs.map((s) => s.guard?.(type)));
+    if (!any) return undefined;
     return (fields) => {
-      for (const g of guards) if (g(fields)) return true;
+      if (any(fields)) return true;
       for (const s of subs) s.declined++;
       return false;
     };

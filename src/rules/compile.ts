@@ -375,12 +375,11 @@ function genMethod([name, recv, args]: [string, ASTNode, ASTNode[]], g: Gen): Co
  * generator does not handle (then cel-js evaluates it, always). `variables` are the context's names (event,
  * process, … and the macros), `lists` the named lists. Without `o.interpret`, the function throws GiveUp
  * where cel-js must decide; with it, it calls that instead (any error: CEL's && and || may still decide past
- * an error, and cel-js reports it the same way). With
- * `o.isTrue`, it returns whether the value is `true` (a rule's match, a macro's value), on either path.
- * Generated, not a tree of closures: a closure per AST node made every call between
- * nodes one V8 could not inline (the same few closure bodies for every node of every rule), and cost about
- * 3× more per event (bench/pipeline's rules stage). Only literals and keys go into the source, each as
- * JSON.stringify writes it; names are looked up in `variables` and `lists` first.
+ * an error, and cel-js reports it the same way). With `o.isTrue`, it returns whether the value is `true` (a
+ * rule's match, a macro's value), on either path. Generated, not a tree of closures: a closure per AST node
+ * made every call between nodes one V8 could not inline (the same few closure bodies for every node of every
+ * rule), and cost about 3× more per event (bench/pipeline's rules stage). Only literals and keys go into the
+ * source, each as JSON.stringify writes it; names are looked up in `variables` and `lists` first.
  */
 export function compileCondition(ast: ASTNode, variables: ReadonlySet<string>, lists: ReadonlyMap<string, readonly unknown[]>, o: { interpret?: Fn; isTrue?: boolean } = {}): Fn | undefined {
   const g = new Gen(variables, lists);
@@ -406,6 +405,14 @@ export function compileCondition(ast: ASTNode, variables: ReadonlySet<string>, l
   ].join('\n');
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from the AST, see above
   return new Function('H', 'K', src)(scope, g.consts) as Fn;
+}
+
+/**
+ * Whether a condition is true for a context, as rules and macros are evaluated: its compiled function, with
+ * `interpret` (cel-js) inside it where it gives up, or `interpret` alone when it does not compile.
+ */
+export function conditionTest(ast: ASTNode, variables: ReadonlySet<string>, lists: ReadonlyMap<string, readonly unknown[]>, interpret: Fn): (s: Scope) => boolean {
+  return (compileCondition(ast, variables, lists, { interpret, isTrue: true }) ?? ((s) => interpret(s) === true)) as (s: Scope) => boolean;
 }
 
 /** How often compiled conditions gave up and cel-js decided (tests, diagnostics). */

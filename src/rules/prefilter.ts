@@ -82,14 +82,3 @@ export function conditionGuard(ast: ASTNode, lists: ReadonlyMap<string, readonly
   };
 }
 
-
-/** One guard of several: true when any is; undefined (some rule has none) when there are none or one is undefined. */
-export function anyGuard(guards: readonly (EventGuard | undefined)[]): EventGuard | undefined {
-  if (!guards.length || guards.some((g) => !g)) return undefined;
-  const gs = guards as EventGuard[];
-  if (gs.length === 1) return gs[0];
-  return (fields) => {
-    for (const g of gs) if (g(fields)) return true;
-    return false;
-  };
-}

@@ -10,15 +10,15 @@ import { createHash } from 'node:crypto';
 import { Environment, type ASTNode, type ParseResult } from '@marcbachmann/cel-js';
 import { parseDocument } from 'yaml';
 import { InvalidArgumentError } from '../bpf/errors.ts';
-import type { EventGuard } from '../pipeline/router.ts';
+import { anyGuard, type EventGuard } from '../pipeline/router.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
 import { RECORD_EVENT_TYPES, unknownTypes } from '../pipeline/event-types.ts';
 
-import { compileCondition } from './compile.ts';
+import { conditionTest } from './compile.ts';
 import { compileException, readExceptions, type RuleException } from './exceptions.ts';
 import { COMMON_EVENT_KEYS } from './fields.ts';
 import { lintRules, pathKeys, type LintInput, type RuleWarning } from './lint.ts';
-import { anyGuard, conditionGuard } from './prefilter.ts';
+import { conditionGuard } from './prefilter.ts';
 import { PRIORITIES, priorityOf, type Priority } from './priorities.ts';
 import { describe, isObject } from './yaml-values.ts';
 
@@ -29,9 +29,9 @@ export const RULE_EVENT_TYPES: ReadonlySet<string> = RECORD_EVENT_TYPES;
 
 /** The variables a condition sees; `event` is the whole event, the others its parts ({} / [] when absent). */
 const VARIABLES = ['event', 'process', 'parent', 'container', 'pod', 'ancestors'] as const;
-/** The rule set embedded in vigil (rules.defaults). */
 /** The members every event has (fields.ts): what a guard's fields do not hold. */
 const COMMON_SET: ReadonlySet<string> = new Set(COMMON_EVENT_KEYS);
+/** The rule set embedded in vigil (rules.defaults). */
 export const DEFAULT_RULES_FILE = path.join(import.meta.dirname, 'default.yaml');
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -246,11 +246,7 @@ export function compileRules(o: RuleSetOptions): RuleSet {
   }
   // Each condition compiled to a JavaScript function where it can be, cel-js where that gives up (compile.ts).
   const names = contextNames(macros.keys());
-  // Whether a condition is true for a context: its compiled function (cel-js inside it where it gives up), or cel-js.
-  const evaluator = (p: ParseResult): ((ctx: Record<string, unknown>) => boolean) => {
-    const interpret = (ctx: Record<string, unknown>) => p(ctx);
-    return (compileCondition(p.ast, names, listValues, { interpret, isTrue: true }) ?? ((ctx) => interpret(ctx) === true)) as (ctx: Record<string, unknown>) => boolean;
-  };
+  const evaluator = (p: ParseResult) => conditionTest(p.ast, names, listValues, (ctx) => p(ctx));
   // A macro that uses itself, through others or directly, would never finish.
   for (const [name, p] of macroPrograms) {
     const cycle = macroCycle(name, p, macroPrograms);
@@ -457,8 +453,6 @@ export class RuleSet {
   readonly #byType = new Map<string, Rule[]>();
   readonly #anyType: Rule[] = [];
   readonly #merged = new Map<string, Rule[]>();
-  /** guardFor's answers, per type (null: none). */
-  readonly #guards = new Map<string, EventGuard | null>();
   /** The prototype of every RuleContext: one lazy, per-event memoized getter per macro. */
   readonly #proto: object;
 
@@ -511,12 +505,11 @@ export class RuleSet {
 
   /**
    * For events of `type`: false only when no enabled rule about it can match, judged on the event's own
-   * members (prefilter.ts); undefined when some rule about it has no guard.
+   * members (prefilter.ts); undefined when some rule about it has no guard. Made anew on each call: the
+   * router keeps what it composes from it until its subscribers change (Router.guardFor).
    */
   guardFor(type: string): EventGuard | undefined {
-    let g = this.#guards.get(type);
-    if (g === undefined) this.#guards.set(type, (g = anyGuard(this.rulesFor(type).map((r) => r.guard)) ?? null));
-    return g ?? undefined;
+    return anyGuard(this.rulesFor(type).map((r) => r.guard));
   }
 
   /**

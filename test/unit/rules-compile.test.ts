@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
-import { compileCondition, fallbacks } from '../../src/rules/compile.ts';
+import { compileCondition, conditionTest, fallbacks } from '../../src/rules/compile.ts';
 import { COMMON_EVENT_KEYS } from '../../src/rules/fields.ts';
 import { conditionGuard } from '../../src/rules/prefilter.ts';
 import { conditionEnvironment, contextNames, DEFAULT_RULES_FILE, readRuleFile, ruleSetFor, type RuleSet } from '../../src/rules/rules.ts';
@@ -138,7 +138,7 @@ test('compiled conditions give exactly what cel-js gives: every default rule and
     // As the rule set runs it: cel-js called from inside the compiled function where it gives up; and as a
     // rule's match: whether the value is true.
     const fast = compileCondition(p.ast, names, set.lists, { interpret }) ?? interpret;
-    const isTrue = compileCondition(p.ast, names, set.lists, { interpret, isTrue: true }) ?? ((ctx) => interpret(ctx) === true);
+    const isTrue = conditionTest(p.ast, names, set.lists, interpret);
     for (const ev of events) {
       // Two contexts: macros are memoized per context, and each side must evaluate them itself.
       const want = outcome(() => p(set.context(ev)));
