@@ -4,13 +4,12 @@
 // alike: the hot path does lookups and copies, not rebuilding or re-serialising (json.ts, json-bytes.ts).
 // A run of events from one process costs one lookup: the enricher keeps the process it found last while
 // the process cache's generation says nothing changed.
-import { Buffer } from 'node:buffer';
 import { bootToEpochMs } from './clock.ts';
 import type { ContainerInfo } from '../containers/resolver.ts';
 import type { ProcessCache } from '../process/cache.ts';
 import type { ProcessEntry } from '../process/types.ts';
 import { fieldsJson, numberJson, stringJson, TimeParts } from './json.ts';
-import { LineHead, TimeBytes, type ByteLine } from './json-bytes.ts';
+import { ascii, ByteLine, fixedMembersBytes, LineHead, TimeBytes, type MembersBytesFn } from './json-bytes.ts';
 import { newLineMeta, type ContainerRef, type LineMeta, type OutputEvent, type PodRef, type ProcessRef } from './types.ts';
 
 export interface EnrichContext {
@@ -49,10 +48,10 @@ interface Memo {
    * bytes does not keep it (bench/pipeline's replay kept 46 B per record before, 42 B since).
    */
   refJson: string | undefined;
-  /** JSON of `parent` (the parent's asParent string, shared by its children). */
-  parentJson: string | undefined;
-  /** ',"ancestors":[…]', or '' for none. */
-  ancestorsJson: string;
+  /** The parent part: the parent's asParent, shared by its children (its JSON and bytes made once for all). */
+  parentPart: ParentPart | undefined;
+  /** ',"ancestors":[…]', or '' for none: made by the first string line. */
+  ancestorsJson: string | undefined;
   /**
    * ',"process":<ref>' followed by `tailJson` (jsonOf), and ',"parent":…,"ancestors":…' as far as present
    * (tailOf): made when a line is first built as a string. Lines written as bytes never need them, and each
@@ -70,7 +69,7 @@ interface Memo {
   /** The same with a thread id, per thread seen (bounded, as `threads`). */
   threadBytes: Map<number, Uint8Array> | undefined;
   /** This process as its children's "parent" part (asParent). */
-  asParent: { ref: ProcessRef; json: string } | undefined;
+  asParent: ParentPart | undefined;
   /** The parent entry the parent part was made from, and its image and comm then. */
   parentEntry: ProcessEntry | undefined;
   parentExecId: string | undefined;
@@ -125,13 +124,16 @@ export const PARENT_REF_KEYS = ['pid', 'comm', 'exe', 'argv', 'execId'] as const
 const parentRef = (p: ProcessEntry): ProcessRef =>
   ({ pid: p.pid, comm: p.image.comm, exe: p.image.exePath, argv: p.image.argv, execId: p.image.execId }) satisfies Record<(typeof PARENT_REF_KEYS)[number], unknown>;
 
+/** A process as its children's "parent" part: its JSON and the UTF-8 of that made as lines first need them. */
+interface ParentPart {
+  ref: ProcessRef;
+  json: string | undefined;
+  bytes: Uint8Array | undefined;
+}
+
 /** The "parent" part of the children of the process `m` describes: made once per memo, not per child. */
-function asParent(m: Memo, p: ProcessEntry): { ref: ProcessRef; json: string } {
-  if (!m.asParent) {
-    const ref = parentRef(p);
-    m.asParent = { ref, json: JSON.stringify(ref) };
-  }
-  return m.asParent;
+function asParent(m: Memo, p: ProcessEntry): ParentPart {
+  return (m.asParent ??= { ref: parentRef(p), json: undefined, bytes: undefined });
 }
 
 /**
@@ -150,20 +152,16 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
   const pk = e.originalParentKey ?? e.parentKey;
   let p = max > 0 && pk && pk !== e.key ? ctx.cache.get(pk) : undefined;
   const pm = p?.output as Memo | undefined;
-  let parent: ProcessRef | undefined;
-  let parentJson: string | undefined;
+  let parentPart: ParentPart | undefined;
   let ancestors: number[];
   if (p && pm && current(pm, p)) {
-    ({ ref: parent, json: parentJson } = asParent(pm, p));
+    parentPart = asParent(pm, p);
     ancestors = [p.pid];
     for (let i = 0; i < pm.ancestors.length && ancestors.length < max; i++) ancestors.push(pm.ancestors[i]!);
   } else {
     const anc = ctx.cache.ancestors(e.key, { max });
     p = anc[0];
-    if (p) {
-      parent = parentRef(p);
-      parentJson = JSON.stringify(parent);
-    }
+    if (p) parentPart = { ref: parentRef(p), json: undefined, bytes: undefined };
     ancestors = anc.map((x) => x.pid);
   }
   const ref = processRef(ctx, e);
@@ -173,11 +171,11 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
     credsSeq: e.credHistory.length,
     unknownLen: e.unknown.length,
     ref,
-    parent,
+    parent: parentPart?.ref,
     ancestors,
     refJson: undefined,
-    parentJson,
-    ancestorsJson: ancestors.length ? `,"ancestors":[${ancestors.join(',')}]` : '',
+    parentPart,
+    ancestorsJson: undefined,
     json: undefined,
     tailJson: undefined,
     threads: undefined,
@@ -226,16 +224,13 @@ function refOf(m: Memo): string {
 const PROCESS_KEY = ',"process":';
 const PARENT_KEY = ',"parent":';
 
-/** The pieces of ',"parent":…,"ancestors":…' of `m`, as far as present: tailOf's string, memoBytes' parts. */
-const tailParts = (m: Memo): string[] => (m.parentJson === undefined ? [m.ancestorsJson] : [PARENT_KEY, m.parentJson, m.ancestorsJson]);
-
 /** ',"parent":…,"ancestors":…' of `m`, as far as present. */
 function tailOf(m: Memo): string {
   if (m.tailJson === undefined) {
+    const pp = m.parentPart;
+    m.ancestorsJson ??= m.ancestors.length ? `,"ancestors":[${m.ancestors.join(',')}]` : '';
     // Concatenated, not joined: a join would copy the parent's JSON, which siblings share, into every child.
-    let s = '';
-    for (const part of tailParts(m)) s += part;
-    m.tailJson = s;
+    m.tailJson = pp ? PARENT_KEY + (pp.json ??= JSON.stringify(pp.ref)) + m.ancestorsJson : m.ancestorsJson;
   }
   return m.tailJson;
 }
@@ -246,24 +241,72 @@ function jsonOf(m: Memo): string {
 }
 
 const utf8 = new TextEncoder();
-const scratch = Buffer.allocUnsafe(64 << 10);
 
 /**
- * jsonOf(m) as UTF-8 in a buffer of its own, written from its flat parts (the ref's and the parent's JSON,
- * the latter shared by siblings) without building the concatenation: encoding one flattens it first, into
- * a copy the memo would keep.
+ * ProcessRef's members in the order processRef sets them, which is the order JSON.stringify writes them in:
+ * processRefBytes writes the same bytes (the Enricher tests compare every line with JSON.stringify).
+ */
+const PROCESS_REF_ORDER = [
+  'pid', 'ppid', 'key', 'execId', 'startNs', 'comm', 'exe', 'hostExe', 'argv', 'argvTruncated', 'uid', 'gid', 'euid', 'loginuid', 'user', 'tty', 'unknown',
+] as const satisfies readonly (keyof ProcessRef)[];
+const refMembers = fixedMembersBytes(PROCESS_REF_ORDER, { skip: [] });
+const parentMembers = fixedMembersBytes(PARENT_REF_KEYS, { skip: [] });
+
+/** `ref` as JSON.stringify writes it, given `members` writing its members in its own key order. */
+function refBytes(w: ByteLine, ref: ProcessRef, members: MembersBytesFn): void {
+  const at = w.pos;
+  members(ref as unknown as Record<string, unknown>, w); // ',"pid":…': pid always comes first
+  w.buf[at] = 0x7b;
+  w.byte(0x7d);
+}
+
+/** Where memos' bytes are written before they are copied into an array of their size. */
+const memoLine = new ByteLine(16 << 10);
+const PROCESS_KEY_BYTES = ascii(PROCESS_KEY);
+const PARENT_KEY_BYTES = ascii(PARENT_KEY);
+const ANCESTORS_KEY_BYTES = ascii(',"ancestors":[');
+
+/**
+ * jsonOf(m) as UTF-8 in an array of its own, written straight from the ref, the parent part's bytes (made
+ * once, shared by siblings) and the ancestry, without building or encoding any of their JSON strings: a
+ * memo is made for every exec image and child, and stringifying then encoding its parts was ~2 µs of it
+ * (bench/pipeline, the recording's process events replayed alone).
  */
 function memoBytes(m: Memo): Uint8Array {
-  const parts = [PROCESS_KEY, m.refJson ?? JSON.stringify(m.ref), ...tailParts(m)];
-  let n = 0;
-  for (const part of parts) {
-    if (n + part.length * 3 > scratch.length) return ownBytes(jsonOf(m)); // a huge argv: the plain way
-    n += scratch.write(part, n);
+  const pp = m.parentPart;
+  const pb = pp ? (pp.bytes ??= parentBytes(pp.ref)) : undefined; // before memoLine is this memo's
+  const w = memoLine;
+  w.reset();
+  w.raw(PROCESS_KEY_BYTES);
+  refBytes(w, m.ref, refMembers);
+  if (pb) {
+    w.raw(PARENT_KEY_BYTES);
+    w.raw(pb);
   }
+  const anc = m.ancestors;
+  if (anc.length) {
+    w.raw(ANCESTORS_KEY_BYTES);
+    for (let i = 0; i < anc.length; i++) {
+      if (i > 0) w.byte(0x2c);
+      w.number(anc[i]!);
+    }
+    w.byte(0x5d);
+  }
+  const n = w.pos;
   const store = memoStores.take(n);
-  scratch.copy(store, 0, 0, n);
+  store.set(n === w.buf.length ? w.buf : w.buf.subarray(0, n));
   m.byteStore = store;
   return store.length === n ? store : store.subarray(0, n);
+}
+
+/** A parent part's bytes, in an array of their own (kept by the part, for every child). */
+function parentBytes(ref: ProcessRef): Uint8Array {
+  const w = memoLine;
+  w.reset();
+  refBytes(w, ref, parentMembers);
+  const b = new Uint8Array(w.pos); // a copy: Buffer#slice would be a view of memoLine
+  b.set(w.buf.subarray(0, w.pos));
+  return b;
 }
 
 /**

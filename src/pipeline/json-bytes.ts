@@ -123,9 +123,41 @@ export class ByteLine {
     this.pos = p;
   }
 
+  /** `a` as a JSON array, for an array whose every element is a string (isStrings): argv, unknown fields. */
+  strings(a: readonly string[]): void {
+    this.byte(0x5b);
+    for (let i = 0; i < a.length; i++) {
+      if (i > 0) this.byte(0x2c);
+      this.string(a[i]!);
+    }
+    this.byte(0x5d);
+  }
+
+  /** One byte. */
+  byte(c: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = c;
+  }
+
   /** A number as JSON.stringify writes it. */
   number(v: number): void {
     if ((v | 0) !== v) {
+      // Past 32 bits: nanosecond times and start times, all digits up to 2^53 (JSON.stringify writes every
+      // digit below 1e21), as the digits of two 32-bit halves in base 1e9.
+      if (v > 0 && v <= Number.MAX_SAFE_INTEGER && Number.isInteger(v)) {
+        const hi = Math.floor(v / 1e9);
+        this.number(hi);
+        const lo = v - hi * 1e9;
+        const a = Math.floor(lo / 1e6);
+        const rest = lo - a * 1e6;
+        const b = Math.floor(rest / 1000);
+        this.ensure(9);
+        const buf = this.buf;
+        let p = digits3(buf, this.pos, a);
+        p = digits3(buf, p, b);
+        this.pos = digits3(buf, p, rest - b * 1000);
+        return;
+      }
       this.text(numberJson(v));
       return;
     }
@@ -260,6 +292,13 @@ function digits3(buf: Uint8Array, p: number, v: number): number {
   return p + 3;
 }
 
+/** Whether `v` is an array of strings only (no holes): what ByteLine.strings writes as JSON.stringify would. */
+export function isStrings(v: unknown): v is string[] {
+  if (!Array.isArray(v)) return false;
+  for (let i = 0; i < v.length; i++) if (typeof v[i] !== 'string') return false;
+  return true;
+}
+
 /** Writes an object's members as ',"k":v…' into a line (see fixedMembersBytes). */
 export type MembersBytesFn = (o: Record<string, unknown>, w: ByteLine) => void;
 
@@ -283,9 +322,10 @@ export function fixedMembersBytes(keys: readonly string[], o: MembersOptions): M
       `if (typeof v === 'string') { w.raw(${prefix}); w.string(v); }`,
       `else if (typeof v === 'number') { w.raw(${prefix}); w.number(v); }`,
       `else if (typeof v === 'boolean') { if (v) w.raw(${c(`,${key}:true`)});${o.omitFalse ? '' : ` else w.raw(${c(`,${key}:false`)});`} }`,
+      `else if (isStrings(v)) { w.raw(${prefix}); w.strings(v); }`,
       `else if (v !== undefined && (j = member(v, ${key}, ${JSON.stringify(key)})) !== undefined) { w.raw(${prefix}); w.text(j); }`,
     );
   }
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from key names, each escaped as a JSON string literal
-  return new Function('K', 'member', `return (o, w) => {\n${lines.join('\n')}\n};`)(consts, memberValue) as MembersBytesFn;
+  return new Function('K', 'member', 'isStrings', `return (o, w) => {\n${lines.join('\n')}\n};`)(consts, memberValue, isStrings) as MembersBytesFn;
 }

@@ -84,6 +84,31 @@ const INIT_PIDNS = 0xeffffffc;
 // eBPF-less mode's tree differs from the BPF one only in marked fields, never in wrong values.
 const IMAGE_FIELDS = ['argv', 'env', 'exe', 'filename', 'comm'];
 
+/**
+ * The image a child inherits at fork: its parent's, under its own exec id and comm. Written out rather than
+ * spread: a spread with overrides copied the parent's image property by property through the slow path, the
+ * largest part of a fork's cost (bench/pipeline, process events replayed alone). Same members, same order.
+ */
+function inheritedImage(p: ProcessImage, execId: string, comm: string): ProcessImage {
+  return {
+    execId,
+    execNs: undefined,
+    exePath: p.exePath,
+    exeIno: p.exeIno,
+    exeDev: p.exeDev,
+    exeMtimeNs: p.exeMtimeNs,
+    filename: p.filename,
+    argv: p.argv,
+    argc: p.argc,
+    argvTruncated: p.argvTruncated,
+    env: p.env,
+    envTruncated: p.envTruncated,
+    comm,
+    inherited: true,
+    unknown: p.unknown,
+  };
+}
+
 /** An image known only by its comm, if that (undefined: the comm is unknown too); every other field unknown. */
 function unknownImage(execId: string, comm: string | undefined, inherited: boolean): ProcessImage {
   return {
@@ -111,6 +136,7 @@ const settledByExec = (f: string) => EXEC_SETTLES.has(f) || f.startsWith('creds.
 const ownMark = (f: string) => f === 'startNs' || f === 'ppid' || f === 'parentStartNs' || f === 'oldPid' || f.startsWith('exit.') || f.startsWith('credHistory.');
 /** The image fields among a source's unknown fields; undefined when there are none. */
 function imageUnknown(unk: ReadonlySet<string> | readonly string[]): string[] | undefined {
+  if (('size' in unk ? unk.size : unk.length) === 0) return undefined; // nearly every exec: nothing to filter
   const has = (f: string) => ('has' in unk ? unk.has(f) : unk.includes(f));
   const u = IMAGE_FIELDS.filter(has);
   return u.length ? u : undefined;
@@ -680,7 +706,7 @@ export class ProcessCache {
     const parent = ev.childPpid === ev.pid ? this.#entries.get(processKey(ev.pid, ev.parentStartNs)) : this.byPid(ev.childPpid);
     const commKnown = !ev.unknown?.includes('comm');
     const image: ProcessImage = parent
-      ? { ...parent.image, execId: `${key}:fork`, execNs: undefined, comm: commKnown ? ev.comm : parent.image.comm, inherited: true }
+      ? inheritedImage(parent.image, `${key}:fork`, commKnown ? ev.comm : parent.image.comm)
       : unknownImage(`${key}:fork`, commKnown ? ev.comm : undefined, true);
     // A comm the fork names is known, even where the parent's image left it unknown.
     if (parent && commKnown && image.unknown?.includes('comm')) {
@@ -693,10 +719,10 @@ export class ProcessCache {
     // A child shares its parent's namespaces (unless it was cloned into new ones, which a fork event does not
     // say); its namespace pid is its pid only in the initial pid namespace.
     const pns = parent?.ns;
-    e.ns = pns ? { ...pns, cgroupId: cgroupKnown ? ev.cgroupId : pns.cgroupId, nspid: pns.pidns === INIT_PIDNS ? ev.childTgid : 0 } : undefined;
+    e.ns = pns ? { cgroupId: cgroupKnown ? ev.cgroupId : pns.cgroupId, pidns: pns.pidns, mntns: pns.mntns, nspid: pns.pidns === INIT_PIDNS ? ev.childTgid : 0 } : undefined;
     if (parent) {
       // What the parent could not know, the child inherited it from cannot know either.
-      const inherited = parent.unknown.filter((f) => !ownMark(f));
+      const inherited = parent.unknown.length ? parent.unknown.filter((f) => !ownMark(f)) : [];
       if (pns && pns.pidns !== INIT_PIDNS) inherited.push('ns.nspid');
       if (inherited.length) e.unknown = [...new Set([...e.unknown, ...inherited])];
     } else {

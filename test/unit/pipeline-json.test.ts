@@ -305,7 +305,7 @@ test('ByteLine writes strings and numbers as the UTF-8 of JSON.stringify, growin
   const w = new ByteLine(1); // grows from one byte
   let expect = '';
   const strings = ['', 'plain', '/dev/null', 'q"uote', 'back\\slash', 'nl\n tab\t', '\u0000\u001f\u007f', 'é', '😀', '\ud800', 'a\udc00b', 'x'.repeat(300), `${'y'.repeat(40)}é`];
-  const numbers = [0, -0, 1, 9, 10, 99, 100, 999, 1000, -1, -9, -10, -100, -999, -1000, 12345, -100000, 2 ** 31 - 1, -(2 ** 31) + 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 53 + 2, 1.5, -0.25, 1e21, 1e-7, NaN, Infinity, -Infinity];
+  const numbers = [0, -0, 1, 9, 10, 99, 100, 999, 1000, -1, -9, -10, -100, -999, -1000, 12345, -100000, 2 ** 31 - 1, -(2 ** 31) + 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 32, 1e9, 2e9, 1e9 + 1, 5000001000, 1458260160909, 1e15 + 7, 2 ** 53 - 1, 2 ** 53, 2 ** 53 + 2, 4e9 + 0.5, 1.5, -0.25, 1e21, 1e-7, NaN, Infinity, -Infinity];
   for (let i = 0; i < 4000; i++) {
     const k = r();
     if (k < 0.45) {
@@ -329,7 +329,7 @@ test('ByteLine writes strings and numbers as the UTF-8 of JSON.stringify, growin
 
 test('fixedMembersBytes writes the bytes of fixedMembers, with and without false members', () => {
   const keys = ['type', 'a', 'b', 'flag', 'c', 'd'];
-  const values: unknown[] = ['plain', 'q"uote', 'é😀\ud800', '', 0, -3, 2 ** 53 + 2, 0.5, NaN, true, false, null, undefined, [1, undefined, 'x'], { toJSON: () => 'j' }, () => 1];
+  const values: unknown[] = ['plain', 'q"uote', 'é😀\ud800', '', 0, -3, 2 ** 53 + 2, 0.5, NaN, true, false, null, undefined, [1, undefined, 'x'], [], ['argv0', 'q"é\n', '😀'], ['a', 1], ['a', , 'b'], { toJSON: () => 'j' }, () => 1];
   const r = rng(13);
   for (const omitFalse of [false, true]) {
     const str = fixedMembers(keys, { skip: ['type'], omitFalse });
