@@ -244,7 +244,7 @@ const utf8 = new TextEncoder();
 
 /**
  * ProcessRef's members in the order processRef sets them, which is the order JSON.stringify writes them in:
- * processRefBytes writes the same bytes (the Enricher tests compare every line with JSON.stringify).
+ * refBytes writes the same bytes with it (the Enricher tests compare every line with JSON.stringify).
  */
 const PROCESS_REF_ORDER = [
   'pid', 'ppid', 'key', 'execId', 'startNs', 'comm', 'exe', 'hostExe', 'argv', 'argvTruncated', 'uid', 'gid', 'euid', 'loginuid', 'user', 'tty', 'unknown',

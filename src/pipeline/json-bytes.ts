@@ -142,8 +142,8 @@ export class ByteLine {
   /** A number as JSON.stringify writes it. */
   number(v: number): void {
     if ((v | 0) !== v) {
-      // Past 32 bits: nanosecond times and start times, all digits up to 2^53 (JSON.stringify writes every
-      // digit below 1e21), as the digits of two 32-bit halves in base 1e9.
+      // Past 32 bits: nanosecond times and start times, every digit up to 2^53 (as JSON.stringify writes
+      // them below 1e21): the quotient by 1e9, then the remainder as nine digits.
       if (v > 0 && v <= Number.MAX_SAFE_INTEGER && Number.isInteger(v)) {
         const hi = Math.floor(v / 1e9);
         this.number(hi);

@@ -86,8 +86,8 @@ const IMAGE_FIELDS = ['argv', 'env', 'exe', 'filename', 'comm'];
 
 /**
  * The image a child inherits at fork: its parent's, under its own exec id and comm. Written out rather than
- * spread: a spread with overrides copied the parent's image property by property through the slow path, the
- * largest part of a fork's cost (bench/pipeline, process events replayed alone). Same members, same order.
+ * spread: a spread with overrides copies the parent's image property by property on V8's generic path, a
+ * fork per process under churn (bench/pipeline, process events replayed alone). Same members, same order.
  */
 function inheritedImage(p: ProcessImage, execId: string, comm: string): ProcessImage {
   return {
