@@ -147,15 +147,8 @@ export class ByteLine {
       if (v > 0 && v <= Number.MAX_SAFE_INTEGER && Number.isInteger(v)) {
         const hi = Math.floor(v / 1e9);
         this.number(hi);
-        const lo = v - hi * 1e9;
-        const a = Math.floor(lo / 1e6);
-        const rest = lo - a * 1e6;
-        const b = Math.floor(rest / 1000);
         this.ensure(9);
-        const buf = this.buf;
-        let p = digits3(buf, this.pos, a);
-        p = digits3(buf, p, b);
-        this.pos = digits3(buf, p, rest - b * 1000);
+        this.pos = digits9(this.buf, this.pos, v - hi * 1e9);
         return;
       }
       this.text(numberJson(v));
@@ -252,13 +245,7 @@ export class TimeBytes {
     p = digits3(buf, p + prefix.length, t - sec * 1000);
     buf.set(kHead, p);
     p += kHead.length;
-    const lo = ktimeNs - hi * 1e9;
-    const a = Math.floor(lo / 1e6);
-    const rest = lo - a * 1e6;
-    const b = Math.floor(rest / 1000);
-    p = digits3(buf, p, a);
-    p = digits3(buf, p, b);
-    w.pos = digits3(buf, p, rest - b * 1000);
+    w.pos = digits9(buf, p, ktimeNs - hi * 1e9);
     return true;
   }
 }
@@ -290,6 +277,16 @@ function digits3(buf: Uint8Array, p: number, v: number): number {
   buf[p + 1] = DIGIT_BYTES[d + 1]!;
   buf[p + 2] = DIGIT_BYTES[d + 2]!;
   return p + 3;
+}
+
+/** Writes `v` (an integer from 0 to 999 999 999) as nine digits at p; returns the end. */
+function digits9(buf: Uint8Array, p: number, v: number): number {
+  const a = Math.floor(v / 1e6);
+  const rest = v - a * 1e6;
+  const b = Math.floor(rest / 1000);
+  p = digits3(buf, p, a);
+  p = digits3(buf, p, b);
+  return digits3(buf, p, rest - b * 1000);
 }
 
 /** Whether `v` is an array of strings only (no holes): what ByteLine.strings writes as JSON.stringify would. */
