@@ -41,7 +41,6 @@ interface Memo {
   credsSeq: number;
   unknownLen: number;
   ref: ProcessRef;
-  parent: ProcessRef | undefined;
   ancestors: number[];
   /**
    * JSON of `ref` (refOf), kept once a string line or a thread's part needed it. A memo written only as
@@ -50,8 +49,6 @@ interface Memo {
   refJson: string | undefined;
   /** The parent part: the parent's asParent, shared by its children (its JSON and bytes made once for all). */
   parentPart: ParentPart | undefined;
-  /** ',"ancestors":[…]', or '' for none: made by the first string line. */
-  ancestorsJson: string | undefined;
   /**
    * ',"process":<ref>' followed by `tailJson` (jsonOf), and ',"parent":…,"ancestors":…' as far as present
    * (tailOf): made when a line is first built as a string. Lines written as bytes never need them, and each
@@ -171,11 +168,9 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
     credsSeq: e.credHistory.length,
     unknownLen: e.unknown.length,
     ref,
-    parent: parentPart?.ref,
     ancestors,
     refJson: undefined,
     parentPart,
-    ancestorsJson: undefined,
     json: undefined,
     tailJson: undefined,
     threads: undefined,
@@ -228,9 +223,9 @@ const PARENT_KEY = ',"parent":';
 function tailOf(m: Memo): string {
   if (m.tailJson === undefined) {
     const pp = m.parentPart;
-    m.ancestorsJson ??= m.ancestors.length ? `,"ancestors":[${m.ancestors.join(',')}]` : '';
+    const ancestors = m.ancestors.length ? `,"ancestors":[${m.ancestors.join(',')}]` : '';
     // Concatenated, not joined: a join would copy the parent's JSON, which siblings share, into every child.
-    m.tailJson = pp ? PARENT_KEY + (pp.json ??= JSON.stringify(pp.ref)) + m.ancestorsJson : m.ancestorsJson;
+    m.tailJson = pp ? PARENT_KEY + (pp.json ??= JSON.stringify(pp.ref)) + ancestors : ancestors;
   }
   return m.tailJson;
 }
@@ -632,7 +627,7 @@ export class Enricher {
     const time = `${this.#t.iso}${this.#t.ms}Z`;
     const cp = this.#container;
     const out: OutputEvent = { type, time, ktimeNs, process };
-    if (parts?.parent) out.parent = parts.parent;
+    if (parts?.parentPart) out.parent = parts.parentPart.ref;
     if (parts?.ancestors.length) out.ancestors = parts.ancestors;
     if (cp) {
       out.container = cp.ref;
