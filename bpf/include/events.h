@@ -279,6 +279,7 @@ enum vigil_sys_flags {
 	VIGIL_SYSF_ADDR_UNREADABLE = 1 << 9,  /* the sockaddr argument could not be read */
 	VIGIL_SYSF_NO_SOCKET = 1 << 10,       /* the fd was not a socket (or was closed at exit) */
 	VIGIL_SYSF_TRACEPOINT = 1 << 11,      /* sys_event from a non-syscall tracepoint (module/module_load) */
+	VIGIL_SYSF_SECRET = 1 << 12,          /* a read-only open of a path under a secret prefix (credentials, keys) */
 };
 
 /* Per-CPU counters of the syscall sensor (map sys_filter_stats): what each filter dropped. */
@@ -289,7 +290,7 @@ enum vigil_sys_stat {
 	VIGIL_SYS_STAT_DROP_SCOPE = 3,     /* container/host scope */
 	VIGIL_SYS_STAT_DROP_COMM = 4,      /* comm include/exclude lists */
 	VIGIL_SYS_STAT_DROP_PATH = 5,      /* no path prefix matched */
-	VIGIL_SYS_STAT_DROP_NOT_SENSITIVE = 6, /* opens restricted to sensitive write-opens */
+	VIGIL_SYS_STAT_DROP_NOT_SENSITIVE = 6, /* a restricted file event type: not a sensitive modification, not a secret read */
 	VIGIL_SYS_STAT_DROP_ARGS = 7,      /* ptrace/bpf requests outside the configured subset */
 	VIGIL_SYS_STAT_NO_PENDING = 8,     /* no per-thread slot to pair entry and exit: event lost */
 	VIGIL_SYS_STAT_MAX = 16,
@@ -311,7 +312,9 @@ enum vigil_sys_comm_mode {
 enum vigil_sys_cfg_flags {
 	VIGIL_SYSCFG_RESOLVE = 1 << 0,         /* resolve relative paths, and the file of write-opens and fchmod/fchown */
 	VIGIL_SYSCFG_RESOLVE_ALL = 1 << 4,     /* also the file of every successful open (a dentry walk each) */
-	VIGIL_SYSCFG_OPEN_SENSITIVE = 1 << 1,  /* opens: report only write-opens under sensitive prefixes */
+	VIGIL_SYSCFG_SENSITIVE_WRITES = 1 << 1, /* restricted_ops: report modifications under sensitive prefixes */
+	VIGIL_SYSCFG_SECRET_READS = 1 << 5,    /* restricted_ops: report read-only opens under secret prefixes */
+	VIGIL_SYSCFG_SECRET_HEADS = 1 << 6,    /* every secret prefix has 8 bytes or more, their first 8 in sys_secret_heads */
 	VIGIL_SYSCFG_PTRACE_ATTACH = 1 << 2,   /* ptrace: report only TRACEME, ATTACH, SEIZE, POKE* and SETREGS* */
 	VIGIL_SYSCFG_BPF_LOAD = 1 << 3,        /* bpf(): report only MAP_CREATE, PROG_LOAD, BTF_LOAD, attach/link */
 };
@@ -323,16 +326,23 @@ enum vigil_sys_cfg_flags {
 /* The syscall sensor's filters (map sys_config, one entry), written by user space at any time. */
 struct syscall_filter_config {
 	__u64 enabled_ops;       /* bit (1 << enum vigil_sys_op) */
+	/*
+	 * Enabled file event types reported only when they pass a restriction (VIGIL_SYSCFG_SENSITIVE_WRITES,
+	 * VIGIL_SYSCFG_SECRET_READS): the quiet default, where a type is not asked for in full.
+	 */
+	__u64 restricted_ops;
 	__u32 self_tgid;         /* the agent: never reported (0: none) */
 	__u32 scope;             /* enum vigil_sys_scope */
 	__u32 comm_mode;         /* enum vigil_sys_comm_mode bits */
 	__u32 prefix_count;      /* entries used in sys_path_prefixes: file events must be under one (0: no filter) */
 	__u32 sensitive_count;   /* entries used in sys_sensitive_prefixes */
 	__u32 flags;             /* enum vigil_sys_cfg_flags */
+	__u32 secret_count;      /* entries used in sys_secret_prefixes */
+	__u32 _pad0;
 };
 
 /*
- * One path prefix (maps sys_path_prefixes, sys_sensitive_prefixes), compared 8 bytes at a time: prefix is
+ * One path prefix (maps sys_path_prefixes, sys_sensitive_prefixes, sys_secret_prefixes), compared 8 bytes at a time: prefix is
  * zero-padded and mask has 0xff for each byte of the prefix and 0 after, so the kernel needs no length math.
  */
 struct syscall_path_prefix {

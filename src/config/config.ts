@@ -114,10 +114,11 @@ export const ConfigSchema = z
         containers: z.boolean().default(true),
         /**
          * Syscall events, each group true/false or per event type (validated by the syscall sensor; see
-         * docs/syscalls.md). Defaults keep the hot syscalls quiet: only write-opens of sensitive paths among
-         * file events; network and the rare security-relevant syscalls in full.
+         * docs/syscalls.md). Defaults keep the hot syscalls quiet: among file events only modifications of
+         * sensitive paths and reads of secret ones, filtered in the kernel; network and the rare
+         * security-relevant syscalls in full.
          */
-        files: eventGroup.default({ sensitiveWrites: true }),
+        files: eventGroup.default({ sensitiveWrites: true, secretReads: true }),
         network: eventGroup.default(true),
         other: eventGroup.default({ ptrace: 'attach', mount: true, umount: true, moduleLoad: true, bpf: 'load', memfdCreate: true, setns: true, unshare: true }),
         /** Where open events take their arguments: at exit from the saved registers (cheaper), or saved at entry (docs/syscalls.md). */
@@ -132,6 +133,8 @@ export const ConfigSchema = z
         pathPrefixes: z.array(z.string().startsWith('/')).default([]),
         /** Prefixes whose modification is flagged sensitive (default: system and credential directories). */
         sensitivePaths: z.array(z.string().startsWith('/')).optional(),
+        /** Prefixes whose read-only open is flagged secret (default: password, sudo and PAM files, root's SSH keys). */
+        secretPaths: z.array(z.string().startsWith('/')).optional(),
         /** Resolve relative paths and write-opens to absolute paths; 'all' for every open (about 1 µs each). */
         resolvePaths: z.union([z.boolean(), z.literal('all')], { error: 'expected true, false or "all"' }).default(true),
       })
@@ -443,7 +446,7 @@ export function syscallSensorConfig(c: VigilConfig): SyscallSensorConfig {
     files: c.events.files as SyscallSensorConfig['files'],
     network: c.events.network as SyscallSensorConfig['network'],
     other: c.events.other as SyscallSensorConfig['other'],
-    filters: { comm: c.filters.comm, scope: c.filters.scope, pathPrefixes: c.filters.pathPrefixes, sensitivePaths: c.filters.sensitivePaths, resolvePaths: c.filters.resolvePaths },
+    filters: { comm: c.filters.comm, scope: c.filters.scope, pathPrefixes: c.filters.pathPrefixes, sensitivePaths: c.filters.sensitivePaths, secretPaths: c.filters.secretPaths, resolvePaths: c.filters.resolvePaths },
     openArgs: c.events.openArgs,
   };
 }

@@ -86,6 +86,7 @@ export const VIGIL_SYS_FLAGS = {
   ADDR_UNREADABLE: 512,
   NO_SOCKET: 1024,
   TRACEPOINT: 2048,
+  SECRET: 4096,
 } as const;
 
 export const VIGIL_SYS_STAT = {
@@ -115,7 +116,9 @@ export const VIGIL_SYS_COMM_MODE = {
 export const VIGIL_SYS_CFG_FLAGS = {
   RESOLVE: 1,
   RESOLVE_ALL: 16,
-  OPEN_SENSITIVE: 2,
+  SENSITIVE_WRITES: 2,
+  SECRET_READS: 32,
+  SECRET_HEADS: 64,
   PTRACE_ATTACH: 4,
   BPF_LOAD: 8,
 } as const;
@@ -272,15 +275,18 @@ export const CGROUP_EVENT = {
   path: { offset: 64, size: 512, count: 512 },
 } as const;
 
-/** struct syscall_filter_config (32 bytes): byte offset and size of each field */
+/** struct syscall_filter_config (48 bytes): byte offset and size of each field */
 export const SYSCALL_FILTER_CONFIG = {
   enabled_ops: { offset: 0, size: 8 },
-  self_tgid: { offset: 8, size: 4 },
-  scope: { offset: 12, size: 4 },
-  comm_mode: { offset: 16, size: 4 },
-  prefix_count: { offset: 20, size: 4 },
-  sensitive_count: { offset: 24, size: 4 },
-  flags: { offset: 28, size: 4 },
+  restricted_ops: { offset: 8, size: 8 },
+  self_tgid: { offset: 16, size: 4 },
+  scope: { offset: 20, size: 4 },
+  comm_mode: { offset: 24, size: 4 },
+  prefix_count: { offset: 28, size: 4 },
+  sensitive_count: { offset: 32, size: 4 },
+  flags: { offset: 36, size: 4 },
+  secret_count: { offset: 40, size: 4 },
+  _pad0: { offset: 44, size: 4 },
 } as const;
 
 /** struct syscall_path_prefix (520 bytes): byte offset and size of each field */
@@ -367,7 +373,7 @@ export const SIZEOF = {
   comm_event: 72,
   proc_entry: 136,
   cgroup_event: 576,
-  syscall_filter_config: 32,
+  syscall_filter_config: 48,
   syscall_path_prefix: 520,
   file_event: 104,
   net_event: 232,

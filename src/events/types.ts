@@ -183,6 +183,8 @@ export interface FileEvent extends SyscallEventBase {
   write: boolean;
   /** A modification under a configured sensitive prefix. */
   sensitive: boolean;
+  /** A read-only open under a configured secret prefix (filters.secretPaths). */
+  secret: boolean;
   pathTruncated: boolean;
   /** The path was not resident at entry and was read at exit. */
   pathReadAtExit: boolean;

@@ -110,6 +110,7 @@ const K = {
   resolve: enc(',"resolve":'),
   write: enc(',"write":true'),
   sensitive: enc(',"sensitive":true'),
+  secret: enc(',"secret":true'),
   pathTruncated: enc(',"pathTruncated":true'),
   pathReadAtExit: enc(',"pathReadAtExit":true'),
   pathUnreadable: enc(',"pathUnreadable":true'),
@@ -234,6 +235,7 @@ export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
   }
   if (ev & F.WRITE) w.raw(K.write);
   if (ev & F.SENSITIVE) w.raw(K.sensitive);
+  if (ev & F.SECRET) w.raw(K.secret);
   if (ev & F.PATH_TRUNCATED) w.raw(K.pathTruncated);
   if (ev & F.PATH_AT_EXIT) w.raw(K.pathReadAtExit);
   if (ev & F.PATH_UNREADABLE) w.raw(K.pathUnreadable);

@@ -80,6 +80,7 @@ const fileReaders = new Map<string, Reader>([
   ],
   ['write', evBit(F.WRITE)],
   ['sensitive', evBit(F.SENSITIVE)],
+  ['secret', evBit(F.SECRET)],
   ['pathTruncated', evBit(F.PATH_TRUNCATED)],
   ['pathReadAtExit', evBit(F.PATH_AT_EXIT)],
   ['pathUnreadable', evBit(F.PATH_UNREADABLE)],

@@ -135,6 +135,7 @@ function describe(ev: OutputEvent, c: Palette): string {
     const mode = str(ev.modeOctal);
     if (mode) bits.push(mode);
     if (ev.sensitive === true) bits.push(c.bad('sensitive'));
+    if (ev.secret === true) bits.push(c.bad('secret'));
   } else if (ev.group === 'network') {
     const proto = str(ev.protocol);
     if (proto) bits.push(proto);

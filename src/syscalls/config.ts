@@ -14,8 +14,14 @@ export interface FileEventsConfig {
   chmod?: boolean;
   chown?: boolean;
   mkdir?: boolean;
-  /** Write-opens (write, create or truncate) under `filters.sensitivePaths`, even when `open` is off. */
+  /**
+   * Modifications under `filters.sensitivePaths`, of every file event type not on in full: write-opens (write,
+   * create or truncate), unlink, rmdir, rename (either path), chmod, chown and mkdir. Others are dropped in
+   * the kernel.
+   */
   sensitiveWrites?: boolean;
+  /** Read-only opens under `filters.secretPaths` (credentials, keys), even when `open` is off. */
+  secretReads?: boolean;
 }
 
 export interface NetworkEventsConfig {
@@ -49,6 +55,8 @@ export interface SyscallFiltersConfig {
   pathPrefixes?: string[];
   /** Prefixes whose modification is flagged `sensitive` (default: system and credential directories). */
   sensitivePaths?: string[];
+  /** Prefixes whose read-only open is flagged `secret` (default: password, sudo and PAM files, root's SSH keys). */
+  secretPaths?: string[];
   /** Never report the agent's own process (default true). */
   excludeSelf?: boolean;
   /**
@@ -82,6 +90,17 @@ export const DEFAULT_SENSITIVE_PATHS: readonly string[] = [
   '/usr/local/bin/', '/usr/local/sbin/', '/var/spool/cron/',
 ];
 
+/**
+ * Files whose reading is a credential access (Falco's sensitive_file_names and directories), as byte
+ * prefixes: "/etc/shadow" covers its backup "/etc/shadow-" too.
+ */
+export const DEFAULT_SECRET_PATHS: readonly string[] = [
+  '/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/etc/sudoers.d/', '/etc/pam.conf', '/etc/security/opasswd', '/etc/security/pwquality.conf',
+  '/root/.ssh/',
+];
+
+/** Bytes of a secret prefix in sys_secret_heads (a u64 key). */
+export const SECRET_HEAD_BYTES = 8;
 export const PREFIX_MAX = 16; // VIGIL_SYS_PREFIX_MAX
 export const PREFIX_LEN = SYSCALL_PATH_PREFIX.prefix.size;
 export const COMM_MAX = 15;
@@ -89,7 +108,7 @@ export const COMM_ENTRIES_MAX = 1024; // sys_comm_filter max_entries
 export const PATH_MAX = 4096;
 
 /** Config keys -> ops. */
-const FILE_KEYS: Record<Exclude<keyof FileEventsConfig, 'sensitiveWrites'>, SyscallOp> = {
+const FILE_KEYS: Record<Exclude<keyof FileEventsConfig, 'sensitiveWrites' | 'secretReads'>, SyscallOp> = {
   open: 'open', unlink: 'unlink', rmdir: 'rmdir', rename: 'rename', chmod: 'chmod', chown: 'chown', mkdir: 'mkdir',
 };
 const NET_KEYS: Record<keyof NetworkEventsConfig, SyscallOp> = { connect: 'connect', accept: 'accept', bind: 'bind', listen: 'listen', tcpState: 'tcp_state' };
@@ -119,6 +138,8 @@ export interface NormalizedSyscallConfig {
   ops: Set<SyscallOp>;
   /** Bit (1 << op) per event type, for sys_config.enabled_ops. */
   enabledOps: bigint;
+  /** The enabled types reported only as sensitive modifications or secret reads (sys_config.restricted_ops). */
+  restrictedOps: bigint;
   /** VIGIL_SYSCFG_* */
   flags: number;
   scope: 'all' | 'containers' | 'host';
@@ -126,6 +147,7 @@ export interface NormalizedSyscallConfig {
   commExclude: string[];
   pathPrefixes: string[];
   sensitivePaths: string[];
+  secretPaths: string[];
   excludeSelf: boolean;
   maxPathBytes: number;
   openArgs: 'auto' | 'exit' | 'entry';
@@ -187,13 +209,13 @@ export function normalizeSyscallConfig(c: SyscallSensorConfig = {}): NormalizedS
   const raw: unknown = c;
   if (!isObject(raw)) fail('', `configuration must be an object, got ${JSON.stringify(raw)}`);
   checkKeys('', raw, ['files', 'network', 'other', 'filters', 'maxPathBytes', 'openArgs']);
-  const files = group('files', c.files, [...Object.keys(FILE_KEYS), 'sensitiveWrites'] as (keyof FileEventsConfig)[]);
+  const files = group('files', c.files, [...Object.keys(FILE_KEYS), 'sensitiveWrites', 'secretReads'] as (keyof FileEventsConfig)[]);
   const net = group('network', c.network, Object.keys(NET_KEYS) as (keyof NetworkEventsConfig)[]);
   const other = group('other', c.other, Object.keys(OTHER_KEYS) as (keyof OtherEventsConfig)[], { ptrace: ['attach'], bpf: ['load'] });
   const f: SyscallFiltersConfig = c.filters ?? {};
   const rawFilters: unknown = f;
   if (!isObject(rawFilters)) fail('filters', `must be an object, got ${JSON.stringify(f)}`);
-  checkKeys('filters', rawFilters, ['comm', 'scope', 'pathPrefixes', 'sensitivePaths', 'excludeSelf', 'resolvePaths']);
+  checkKeys('filters', rawFilters, ['comm', 'scope', 'pathPrefixes', 'sensitivePaths', 'secretPaths', 'excludeSelf', 'resolvePaths']);
 
   const ops = new Set<SyscallOp>();
   for (const [k, op] of Object.entries(FILE_KEYS)) if ((files as Record<string, unknown>)[k]) ops.add(op);
@@ -223,10 +245,27 @@ export function normalizeSyscallConfig(c: SyscallSensorConfig = {}): NormalizedS
   const pathPrefixes = stringList('filters.pathPrefixes', f.pathPrefixes, PREFIX_MAX, checkPrefix);
   const sensitivePaths = f.sensitivePaths === undefined ? [...DEFAULT_SENSITIVE_PATHS] : stringList('filters.sensitivePaths', f.sensitivePaths, PREFIX_MAX, checkPrefix);
 
+  const secretPaths = f.secretPaths === undefined ? [...DEFAULT_SECRET_PATHS] : stringList('filters.secretPaths', f.secretPaths, PREFIX_MAX, checkPrefix);
+
+  // The quiet defaults: a file type not asked for in full is still on, restricted in the kernel to what
+  // passes (a sensitive modification, a secret read).
+  const restricted = new Set<SyscallOp>();
   if (files.sensitiveWrites) {
     if (!sensitivePaths.length) fail('files.sensitiveWrites', 'needs at least one entry in filters.sensitivePaths');
-    if (!files.open) flags |= VIGIL_SYS_CFG_FLAGS.OPEN_SENSITIVE;
-    ops.add('open');
+    flags |= VIGIL_SYS_CFG_FLAGS.SENSITIVE_WRITES;
+    for (const [k, op] of Object.entries(FILE_KEYS)) if (!(files as Record<string, unknown>)[k]) restricted.add(op);
+  }
+  if (files.secretReads) {
+    if (!secretPaths.length) fail('files.secretReads', 'needs at least one entry in filters.secretPaths');
+    flags |= VIGIL_SYS_CFG_FLAGS.SECRET_READS;
+    if (!files.open) restricted.add('open');
+    // Every prefix 8 bytes or longer: the kernel turns down a read whose first 8 bytes start none of them.
+    if (secretPaths.every((p) => Buffer.byteLength(p) >= SECRET_HEAD_BYTES)) flags |= VIGIL_SYS_CFG_FLAGS.SECRET_HEADS;
+  }
+  let restrictedOps = 0n;
+  for (const op of restricted) {
+    ops.add(op);
+    restrictedOps |= 1n << BigInt(OP_NUMBERS[op]);
   }
 
   const maxPathBytes = c.maxPathBytes ?? PATH_MAX;
@@ -240,12 +279,14 @@ export function normalizeSyscallConfig(c: SyscallSensorConfig = {}): NormalizedS
   return {
     ops,
     enabledOps,
+    restrictedOps,
     flags,
     scope,
     commInclude,
     commExclude,
     pathPrefixes,
     sensitivePaths,
+    secretPaths,
     excludeSelf: f.excludeSelf !== false,
     maxPathBytes,
     openArgs,

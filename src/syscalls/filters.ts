@@ -5,7 +5,7 @@ import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { BpfMap } from '../bpf/map.ts';
 import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
 import type { Manager } from '../manager/manager.ts';
-import { PREFIX_MAX, type NormalizedSyscallConfig } from './config.ts';
+import { PREFIX_MAX, SECRET_HEAD_BYTES, type NormalizedSyscallConfig } from './config.ts';
 
 /** What the filters dropped since load, summed over CPUs (map sys_filter_stats). */
 export interface SyscallFilterCounters {
@@ -21,7 +21,7 @@ export interface SyscallFilterCounters {
   comm: number;
   /** No path prefix matched. */
   path: number;
-  /** Opens that were not sensitive write-opens, with only those asked for. */
+  /** Restricted file events (the default) that were neither a sensitive modification nor a secret read. */
   notSensitive: number;
   /** ptrace/bpf requests outside the configured subset. */
   args: number;
@@ -48,6 +48,8 @@ export interface SyscallFilterMaps {
   comm: BpfMap;
   prefixes: BpfMap;
   sensitive: BpfMap;
+  secret: BpfMap;
+  secretHeads: BpfMap;
   stats: BpfMap;
 }
 
@@ -56,11 +58,13 @@ export function encodeFilterConfig(c: NormalizedSyscallConfig, selfTgid: number)
   const b = Buffer.alloc(SIZEOF.syscall_filter_config);
   const F = SYSCALL_FILTER_CONFIG;
   b.writeBigUInt64LE(c.enabledOps, F.enabled_ops.offset);
+  b.writeBigUInt64LE(c.restrictedOps, F.restricted_ops.offset);
   b.writeUInt32LE(c.excludeSelf ? selfTgid : 0, F.self_tgid.offset);
   b.writeUInt32LE(SCOPES[c.scope], F.scope.offset);
   b.writeUInt32LE((c.commInclude.length ? VIGIL_SYS_COMM_MODE.INCLUDE : 0) | (c.commExclude.length ? VIGIL_SYS_COMM_MODE.EXCLUDE : 0), F.comm_mode.offset);
   b.writeUInt32LE(c.pathPrefixes.length, F.prefix_count.offset);
   b.writeUInt32LE(c.sensitivePaths.length, F.sensitive_count.offset);
+  b.writeUInt32LE(c.secretPaths.length, F.secret_count.offset);
   b.writeUInt32LE(c.flags, F.flags.offset);
   return b;
 }
@@ -74,6 +78,13 @@ export function encodePrefix(prefix: string): Buffer {
   b.writeUInt32LE(n, P.len.offset);
   b.fill(0xff, P.mask.offset, P.mask.offset + n);
   return b;
+}
+
+/** The key of a secret prefix in sys_secret_heads: its first 8 bytes, as the kernel reads a path's head. */
+export function secretHeadKey(prefix: string): Buffer {
+  const k = Buffer.alloc(SECRET_HEAD_BYTES);
+  k.write(prefix, 0, SECRET_HEAD_BYTES, 'utf8');
+  return k;
 }
 
 /** The key of a comm in sys_comm_filter: 16 bytes, NUL-padded, as bpf_get_current_comm writes it. */
@@ -102,7 +113,7 @@ export class SyscallFilters {
   /** The filter maps of a loaded syscall sensor. Throws NotFoundError when the object lacks one. */
   static fromManager(m: Manager, selfTgid = process.pid): SyscallFilters {
     return new SyscallFilters(
-      { config: m.getMap('sys_config'), comm: m.getMap('sys_comm_filter'), prefixes: m.getMap('sys_path_prefixes'), sensitive: m.getMap('sys_sensitive_prefixes'), stats: m.getMap('sys_filter_stats') },
+      { config: m.getMap('sys_config'), comm: m.getMap('sys_comm_filter'), prefixes: m.getMap('sys_path_prefixes'), sensitive: m.getMap('sys_sensitive_prefixes'), secret: m.getMap('sys_secret_prefixes'), secretHeads: m.getMap('sys_secret_heads'), stats: m.getMap('sys_filter_stats') },
       selfTgid,
     );
   }
@@ -120,8 +131,10 @@ export class SyscallFilters {
     const prev = this.#current;
     const m = this.#maps;
     const grow = (list: string[], map: BpfMap) => list.forEach((p, i) => map.update(u32(i), encodePrefix(p)));
-    const shrinking = prev !== undefined && (c.pathPrefixes.length < prev.pathPrefixes.length || c.sensitivePaths.length < prev.sensitivePaths.length);
-    if (c.pathPrefixes.length > PREFIX_MAX || c.sensitivePaths.length > PREFIX_MAX) throw new InvalidArgumentError(`at most ${PREFIX_MAX} prefixes per list`);
+    const lists: [string[], BpfMap][] = [[c.pathPrefixes, m.prefixes], [c.sensitivePaths, m.sensitive], [c.secretPaths, m.secret]];
+    const before = prev ? [prev.pathPrefixes, prev.sensitivePaths, prev.secretPaths] : undefined;
+    const shrinking = before !== undefined && lists.some(([l], i) => l.length < before[i]!.length);
+    if (lists.some(([l]) => l.length > PREFIX_MAX)) throw new InvalidArgumentError(`at most ${PREFIX_MAX} prefixes per list`);
 
     // Comms: new names first (so an include list never runs empty), the mode with the config, stale names last.
     const wanted = new Map<string, number>();
@@ -129,15 +142,15 @@ export class SyscallFilters {
     for (const x of c.commExclude) wanted.set(x, VIGIL_SYS_COMM_MODE.EXCLUDE);
     for (const [name, v] of wanted) m.comm.update(commKey(name), u32(v));
 
-    if (!shrinking) {
-      grow(c.pathPrefixes, m.prefixes);
-      grow(c.sensitivePaths, m.sensitive);
-    }
+    // Secret heads: the new ones first, the stale ones once the config no longer names them (a superset
+    // meanwhile only lets more reads through to the full match).
+    const heads = new Set(c.secretPaths.map((p) => secretHeadKey(p).toString('hex')));
+    for (const h of heads) m.secretHeads.update(Buffer.from(h, 'hex'), Buffer.from([1]));
+
+    if (!shrinking) for (const [l, map] of lists) grow(l, map);
     m.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid));
-    if (shrinking) {
-      grow(c.pathPrefixes, m.prefixes);
-      grow(c.sensitivePaths, m.sensitive);
-    }
+    if (shrinking) for (const [l, map] of lists) grow(l, map);
+    for (const k of [...m.secretHeads.keys()]) if (!heads.has(k.toString('hex'))) m.secretHeads.delete(k);
     const keep = new Set([...wanted.keys()].map((n) => commKey(n).toString('hex')));
     for (const k of [...m.comm.keys()]) if (!keep.has(k.toString('hex'))) m.comm.delete(k);
     this.#current = c;

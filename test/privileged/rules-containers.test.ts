@@ -16,8 +16,8 @@ import { startTestAgent } from '../helpers/agent.ts';
 import { needsRuntime, startContainerd, startDocker, startPodman } from '../helpers/containers.ts';
 
 const NEEDS = 'root + BPF + container runtimes';
-/** The default rule set with every event type its rules read, plain opens included. */
-const CONFIG = { events: { files: { open: true } }, pipeline: { holdForEnrichmentMs: 3000 } };
+/** The default rule set with every event type its rules read: plain opens, and the other file types restricted to sensitive modifications (the default). */
+const CONFIG = { events: { files: { open: true, sensitiveWrites: true, secretReads: true } }, pipeline: { holdForEnrichmentMs: 3000 } };
 
 /** Alerts about this test's doing: in a container, or by a process descending from this one or a runtime. */
 const RUNTIME_COMM = /^(runc|conmon|podman|docker|dockerd|containerd|containerd-shim|ctr|catatonit|pause)/;

@@ -129,6 +129,36 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     assert.ok(delta(c0, 'notSensitive') >= 5, 'the other opens counted as not sensitive');
   });
 
+  await t.test('the quiet default: every file type restricted to sensitive modifications, opens to those and secret reads', async () => {
+    const secret = path.join(sens, 'passwd');
+    const link = (pid: number) => path.join(dir, `link-${pid}`, 'shadow');
+    // The workload's last call is the write-open through the symlink: once it is here, every earlier event is.
+    const done = (pid: number) => log.until(() => log.files([pid]).some((e) => e.type === 'open' && e.path === link(pid)), 'the last write-open');
+    const kinds = (pid: number) => log.files([pid]).map((e) => `${e.type}${e.sensitive ? ' sensitive' : ''}${e.secret ? ' secret' : ''}`);
+
+    // Everything under the workload's directory is sensitive: every modification arrives, flagged, whatever its
+    // type; of the read-only opens only the secret one.
+    sensor.update({ files: { sensitiveWrites: true, secretReads: true }, filters: { sensitivePaths: [`${dir}/`], secretPaths: [secret] } });
+    assert.equal(m.getProbe({ fn: 'enter_renameat2', uid: '' }).state, 'running', 'restricted types attach their probes');
+    const c0 = counters();
+    const p1 = await run(a, 'files', sens);
+    await done(p1);
+    const all = log.files([p1]);
+    for (const type of ['chmod', 'chown', 'rename', 'mkdir', 'rmdir', 'unlink']) assert.ok(all.some((e) => e.type === type && e.sensitive), `a sensitive ${type}`);
+    assert.ok(all.every((e) => e.sensitive || e.secret), `only sensitive modifications and secret reads: ${kinds(p1).join(', ')}`);
+    assert.deepEqual(all.filter((e) => e.type === 'open' && !e.write).map((e) => [e.path, e.secret, e.sensitive]), [[secret, true, false]], 'the secret read alone among read-only opens');
+    assert.ok(delta(c0, 'notSensitive') >= 3, 'the other read-only opens dropped in the kernel, counted');
+
+    // Only a subdirectory is sensitive: the modifications outside it are dropped in the kernel, counted.
+    sensor.update({ files: { sensitiveWrites: true, secretReads: true }, filters: { sensitivePaths: [`${sens}/`], secretPaths: [secret] } });
+    const c1 = counters();
+    const p2 = await run(a, 'files', sens);
+    await done(p2);
+    assert.deepEqual(kinds(p2), ['open sensitive', 'open secret', 'open sensitive'], 'the write-open, the secret read, the write-open through the symlink');
+    assert.ok(delta(c1, 'notSensitive') >= 10, `chmod, chown, rename, mkdir, rmdir, unlink and the other opens dropped in the kernel (${delta(c1, 'notSensitive')})`);
+    assert.deepEqual(programs(), loaded, 'the same programs: nothing was reloaded');
+  });
+
   await t.test('a bad update is refused whole and the running configuration stays', async () => {
     const before = sensor.config;
     assert.throws(() => sensor.update({ files: { open: true }, filters: { comm: { include: ['a-name-longer-than-15'] } } }), (e: unknown) => e instanceof InvalidArgumentError && /filters\.comm\.include\[0\]/.test((e as Error).message));

