@@ -1,7 +1,8 @@
 // bench/pipeline: the agent configuration every part of the benchmark uses (recorder, replay, live agent, the
 // sensor host of the C consumer): the embedded defaults, with every file and network event type on (the
-// defaults report only sensitive writes among file events) and fork events emitted, so that every record the
-// kernel hands over becomes an output event (cgroup records aside), as every line of the C consumer does.
+// defaults report only sensitive changes and secret reads among file events) and fork events emitted, so
+// that every record the kernel hands over becomes an output event (cgroup records aside), as every line of
+// the C consumer does.
 import { merge, validateConfig, type VigilConfig } from '../../src/config/config.ts';
 
 // Detection rules are off: the target is the pipeline's own cost (decode, enrich, serialise, write), which the
