@@ -128,9 +128,12 @@ interface ParentPart {
   bytes: Uint8Array | undefined;
 }
 
+/** `p` as a parent part, its JSON and bytes not made yet. */
+const newParentPart = (p: ProcessEntry): ParentPart => ({ ref: parentRef(p), json: undefined, bytes: undefined });
+
 /** The "parent" part of the children of the process `m` describes: made once per memo, not per child. */
 function asParent(m: Memo, p: ProcessEntry): ParentPart {
-  return (m.asParent ??= { ref: parentRef(p), json: undefined, bytes: undefined });
+  return (m.asParent ??= newParentPart(p));
 }
 
 /**
@@ -158,7 +161,7 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
   } else {
     const anc = ctx.cache.ancestors(e.key, { max });
     p = anc[0];
-    if (p) parentPart = { ref: parentRef(p), json: undefined, bytes: undefined };
+    if (p) parentPart = newParentPart(p);
     ancestors = anc.map((x) => x.pid);
   }
   const ref = processRef(ctx, e);

@@ -91,8 +91,8 @@ export const DEFAULT_SENSITIVE_PATHS: readonly string[] = [
 ];
 
 /**
- * Files whose reading is a credential access (Falco's sensitive_file_names and directories), as byte
- * prefixes: "/etc/shadow" covers its backup "/etc/shadow-" too.
+ * Files whose reading is a credential access (after Falco's sensitive_file_names and sudoers.d, with the
+ * group and old-password files and root's SSH keys), as byte prefixes: "/etc/shadow" covers "/etc/shadow-".
  */
 export const DEFAULT_SECRET_PATHS: readonly string[] = [
   '/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/etc/sudoers.d/', '/etc/pam.conf', '/etc/security/opasswd', '/etc/security/pwquality.conf',
@@ -244,7 +244,6 @@ export function normalizeSyscallConfig(c: SyscallSensorConfig = {}): NormalizedS
 
   const pathPrefixes = stringList('filters.pathPrefixes', f.pathPrefixes, PREFIX_MAX, checkPrefix);
   const sensitivePaths = f.sensitivePaths === undefined ? [...DEFAULT_SENSITIVE_PATHS] : stringList('filters.sensitivePaths', f.sensitivePaths, PREFIX_MAX, checkPrefix);
-
   const secretPaths = f.secretPaths === undefined ? [...DEFAULT_SECRET_PATHS] : stringList('filters.secretPaths', f.secretPaths, PREFIX_MAX, checkPrefix);
 
   // The quiet defaults: a file type not asked for in full is still on, restricted in the kernel to what
