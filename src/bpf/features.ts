@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import koffi from 'koffi';
 import { AttachType, MapType, ProgType } from './constants.ts';
-import { NotSupportedError, PermissionError, errorFromErrno } from './errors.ts';
+import { InvalidArgumentError, NotSupportedError, PermissionError, errorFromErrno } from './errors.ts';
 import { errno, initLibbpf, OPTS } from './ffi.ts';
 import { ensureTracefs, tracefsRoot } from './mounts.ts';
 
@@ -62,6 +62,42 @@ function tryLoadBtfProg(progType: number, attachType: number, target: string): n
     expected_attach_type: attachType,
     attach_btf_id: id,
   });
+  if (fd >= 0) {
+    fs.closeSync(fd);
+    return 0;
+  }
+  return -errno();
+}
+
+/**
+ * Whether a tracepoint program may call the bpf_rdonly_cast kfunc: loads `r1 = 0; r2 = <struct dentry>;
+ * call bpf_rdonly_cast; r0 = 0; exit` against the kernel's BTF. Returns 0 or a negative errno.
+ */
+function tryLoadRdonlyCast(): number {
+  const l = initLibbpf();
+  const fn = l.libbpf_find_vmlinux_btf_id('bpf_rdonly_cast', AttachType.TRACE_FENTRY);
+  if (fn < 0) return fn;
+  const btf = l.btf__load_vmlinux_btf();
+  if (!btf) return -errno();
+  let dentry: number;
+  try {
+    dentry = l.btf__find_by_name_kind(btf, 'dentry', 4 /* BTF_KIND_STRUCT */);
+  } finally {
+    l.btf__free(btf);
+  }
+  if (dentry < 0) return dentry;
+  const insns = Buffer.alloc(5 * 8);
+  const put = (i: number, code: number, regs: number, imm: number) => {
+    insns[i * 8] = code;
+    insns[i * 8 + 1] = regs;
+    insns.writeInt32LE(imm, i * 8 + 4);
+  };
+  put(0, 0xb7, 0x01, 0); // r1 = 0
+  put(1, 0xb7, 0x02, dentry); // r2 = BTF id of struct dentry
+  put(2, 0x85, 0x20, fn); // call kfunc (src_reg BPF_PSEUDO_KFUNC_CALL), in vmlinux's BTF
+  put(3, 0xb7, 0x00, 0); // r0 = 0
+  put(4, 0x95, 0x00, 0); // exit
+  const fd = l.bpf_prog_load(ProgType.TRACEPOINT, 'vigil_probe', 'GPL', insns, 5, null);
   if (fd >= 0) {
     fs.closeSync(fd);
     return 0;
@@ -153,6 +189,14 @@ const probes: Record<string, () => FeatureResult> = {
     tracepointHelpers([175 /* task_pt_regs */, 158 /* get_current_task_btf */])
       ? { supported: true, reason: '' }
       : { supported: false, reason: 'tracepoint programs cannot call bpf_task_pt_regs on this kernel', minKernel: '5.15' },
+  // The path walk's plain loads (bpf/include/path.h, vigil_direct_reads).
+  rdonly_cast: () => {
+    if (!hasBtf()) return { supported: false, reason: 'no kernel BTF', minKernel: '6.2' };
+    const r = tryLoadRdonlyCast();
+    return r === 0
+      ? { supported: true, reason: '' }
+      : { supported: false, reason: `tracepoint programs cannot call the bpf_rdonly_cast kfunc (errno ${-r})`, minKernel: '6.2' };
+  },
   lsm: () => {
     if (!hasBtf()) return { supported: false, reason: 'no kernel BTF', minKernel: '5.7' };
     const r = tryLoadBtfProg(ProgType.LSM, AttachType.LSM_MAC, 'file_open');
@@ -173,6 +217,18 @@ export function feature(name: keyof typeof probes | string): FeatureResult {
 export function requireFeature(name: string, what: string): void {
   const r = feature(name);
   if (!r.supported) throw new NotSupportedError(name, `${what}: ${r.reason}`, { minKernel: r.minKernel });
+}
+
+/**
+ * How the sensors' path walk (bpf/include/path.h) reads kernel memory: "auto" takes "direct" (plain loads
+ * through bpf_rdonly_cast) where tracepoint programs may call it, else "helper" (bpf_probe_read_kernel per
+ * field); "direct" where they cannot is an error naming the fix.
+ */
+export function resolvePathReads(want: 'auto' | 'direct' | 'helper'): 'direct' | 'helper' {
+  if (!['auto', 'direct', 'helper'].includes(want)) throw new InvalidArgumentError(`pathReads must be "auto", "direct" or "helper", got ${JSON.stringify(want)}`);
+  if (want === 'helper') return 'helper';
+  if (want === 'direct') requireFeature('rdonly_cast', 'pathReads is "direct" (set it to "helper" or "auto")');
+  return feature('rdonly_cast').supported ? 'direct' : 'helper';
 }
 
 /** All probe results, for `vigil status` and diagnostics. */

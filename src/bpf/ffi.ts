@@ -350,6 +350,8 @@ function bind() {
     bpf_xdp_detach: f(bpf, 'int bpf_xdp_detach(int ifindex, uint32 flags, bpf_xdp_attach_opts *opts)'),
 
     // libbpf: BTF
+    btf__load_vmlinux_btf: f(bpf, 'void *btf__load_vmlinux_btf()'),
+    btf__free: f(bpf, 'void btf__free(void *btf)'),
     btf__find_by_name_kind: f(bpf, 'int btf__find_by_name_kind(void *btf, const char *name, uint32 kind)'),
     btf__type_by_id: f(bpf, 'void *btf__type_by_id(void *btf, uint32 id)'),
     btf__name_by_offset: f(bpf, 'const char *btf__name_by_offset(void *btf, uint32 off)'),

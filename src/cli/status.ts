@@ -37,7 +37,7 @@ export function formatStatus(s: AgentStatus): string {
   out.push(`  by type: ${Object.entries(p.byType).map(([t, c]) => `${t} ${n(c)}`).join(', ') || 'none yet'}`);
   if (s.syscalls) {
     const f = s.syscalls.filters;
-    out.push(`syscalls: ${s.syscalls.state}: ${s.syscalls.ops.join(', ')} (per-thread pairing in ${s.syscalls.pendingStore} storage; open arguments read at ${s.syscalls.openArgs ?? 'entry'})`);
+    out.push(`syscalls: ${s.syscalls.state}: ${s.syscalls.ops.join(', ')} (per-thread pairing in ${s.syscalls.pendingStore} storage; open arguments read at ${s.syscalls.openArgs ?? 'entry'}${s.syscalls.pathReads ? `; paths walked with ${s.syscalls.pathReads === 'direct' ? 'plain loads' : 'a helper call per field'}` : ''})`);
     if (f) {
       out.push(`  in-kernel filters: entered ${n(f.entered)}; dropped: type off ${n(f.disabled)}, vigil itself ${n(f.self)}, scope ${n(f.scope)}, comm ${n(f.comm)}, path ${n(f.path)}, not sensitive ${n(f.notSensitive)}, request kind ${n(f.args)}; lost: no slot to pair entry and exit ${n(f.noPending)}`);
     }

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError } from '../bpf/errors.ts';
-import { feature } from '../bpf/features.ts';
+import { feature, resolvePathReads } from '../bpf/features.ts';
 import type { BpfMap } from '../bpf/map.ts';
 import { numPossibleCpus } from '../bpf/map.ts';
 import type { EventChannelSpec, ManagerOptions, ManagerSpec } from '../manager/manager.ts';
@@ -94,6 +94,8 @@ export function processSensorSpec(
         { name: 'max_args_bytes', value: maxArgs, failOnMissing: true },
         { name: 'max_env_bytes', value: maxEnv, failOnMissing: true },
         { name: 'emit_threads', value: o.threads === false ? 0 : 1, failOnMissing: true },
+        // The exe path's walk: plain loads where the kernel allows them (bpf/include/path.h).
+        { name: 'vigil_direct_reads', value: resolvePathReads('auto') === 'direct' ? 1 : 0, failOnMissing: true },
         { name: 'vigil_cgroup_v1_subsys', value: o.cgroupV1Subsys ?? 0xffffffff, failOnMissing: true },
       ],
       mapEditors: otherShared,

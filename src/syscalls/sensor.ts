@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MapType } from '../bpf/constants.ts';
 import { InvalidArgumentError, StateError } from '../bpf/errors.ts';
-import { feature, requireFeature } from '../bpf/features.ts';
+import { feature, requireFeature, resolvePathReads } from '../bpf/features.ts';
 import type { BpfMap } from '../bpf/map.ts';
 import { decodeSyscallEvent, isDecodeError } from '../events/decode.ts';
 import type { SyscallEvent, SyscallOp } from '../events/types.ts';
@@ -140,6 +140,11 @@ export interface SyscallSensorOptions {
   cgroupV1Subsys?: number;
   /** Where entries keep their arguments until exit: task storage (default where supported) or a tid hash. */
   pendingStore?: 'auto' | 'task' | 'hash';
+  /**
+   * How the path walk reads the kernel's dentries and mounts: plain loads through bpf_rdonly_cast (default
+   * where the kernel allows it, 6.2+) or a bpf_probe_read_kernel call per field (every kernel).
+   */
+  pathReads?: 'auto' | 'direct' | 'helper';
   channel?: 'auto' | 'ringbuf' | 'perf';
   objectPath?: string;
   /** The pid never reported when filters.excludeSelf is on (default: this process). */
@@ -158,12 +163,14 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
   config: NormalizedSyscallConfig;
   pendingStore: 'task' | 'hash';
   openArgs: 'exit' | 'entry';
+  pathReads: 'direct' | 'helper';
 } {
   const c = 'enabledOps' in config ? config : normalizeSyscallConfig(config);
   const openArgs = resolveOpenArgs(c.openArgs);
   const store = o.pendingStore ?? 'auto';
   if (!['auto', 'task', 'hash'].includes(store)) throw new InvalidArgumentError(`syscalls: pendingStore must be "auto", "task" or "hash", got ${JSON.stringify(store)}`);
   const pending = store === 'auto' ? (feature('task_storage').supported ? 'task' : 'hash') : store;
+  const pathReads = resolvePathReads(o.pathReads ?? 'auto');
   // In perf mode the agent's shared perf array is the channel (and the agent reads it, not this manager).
   const { vigil_events_perf: sharedPerf, ...otherShared } = o.sharedMaps ?? {};
   const channel: EventChannelSpec = sharedPerf ? { mode: 'perf', sharedPerf } : { mode: o.channel ?? 'auto', handler: o.handler, sharedRing: o.sharedRing };
@@ -179,6 +186,7 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
         { name: 'use_task_storage', value: pending === 'task' ? 1 : 0, failOnMissing: true },
         // 0 leaves bpf_task_pt_regs in dead code, which kernels without it accept.
         { name: 'open_args_at_exit', value: openArgs === 'exit' ? 1 : 0, failOnMissing: true },
+        { name: 'vigil_direct_reads', value: pathReads === 'direct' ? 1 : 0, failOnMissing: true },
         { name: 'vigil_cgroup_v1_subsys', value: o.cgroupV1Subsys ?? 0xffffffff, failOnMissing: true },
       ],
       mapSpecEditors,
@@ -188,8 +196,10 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
     config: c,
     pendingStore: pending,
     openArgs,
+    pathReads,
   };
 }
+
 
 /**
  * "auto" takes "exit" where tracepoint programs can call bpf_task_pt_regs; "exit" where they cannot is an
@@ -206,6 +216,8 @@ export interface SyscallSensorStats {
   pendingStore: 'task' | 'hash' | undefined;
   /** Where opens take their arguments: at exit from the saved registers, or saved at entry. */
   openArgs: 'exit' | 'entry' | undefined;
+  /** How the path walk reads kernel memory (SyscallSensorOptions.pathReads). */
+  pathReads: 'direct' | 'helper' | undefined;
   /** Event types whose probes run. */
   ops: SyscallOp[];
   events: number;
@@ -225,6 +237,7 @@ export class SyscallSensor {
   #filters: SyscallFilters | undefined;
   #pendingStore: 'task' | 'hash' | undefined;
   #openArgs: 'exit' | 'entry' | undefined;
+  #pathReads: 'direct' | 'helper' | undefined;
   #state: 'idle' | 'running' | 'stopped' = 'idle';
   #events = 0;
   #decodeErrors = 0;
@@ -259,7 +272,7 @@ export class SyscallSensor {
     if (this.#state !== 'idle') throw new StateError(`syscall sensor is ${this.#state}`);
     const own = !this.#o.sharedRing && !this.#o.sharedMaps?.vigil_events_perf;
     const handler: RecordHandler | undefined = !own ? undefined : this.#o.onRecord ?? ((v, off, len) => this.handleRecord(v, off, len));
-    const { spec, options, pendingStore, openArgs } = syscallSensorSpec(this.#config, { ...this.#o, handler });
+    const { spec, options, pendingStore, openArgs, pathReads } = syscallSensorSpec(this.#config, { ...this.#o, handler });
     const m = new Manager(spec);
     try {
       m.init(options);
@@ -270,6 +283,7 @@ export class SyscallSensor {
       this.#filters = filters;
       this.#pendingStore = pendingStore;
       this.#openArgs = openArgs;
+      this.#pathReads = pathReads;
       this.#state = 'running';
     } catch (err) {
       m.stop();
@@ -336,6 +350,7 @@ export class SyscallSensor {
       state: this.#state,
       pendingStore: this.#pendingStore,
       openArgs: this.#openArgs,
+      pathReads: this.#pathReads,
       ops: this.enabledOps(),
       events: this.#events,
       decodeErrors: this.#decodeErrors,

@@ -3,6 +3,7 @@
 // vigil reports is checked against it: arguments, return value, errno name, resolved paths, addresses, pid.
 // Needs root + BPF with BTF + syscall tracepoints + gcc.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -10,7 +11,7 @@ import type { FileEvent, NetEvent, SysEvent } from '../../src/events/types.ts';
 import { VIGIL_SYS_FLAGS } from '../../src/events/layout.generated.ts';
 import { SyscallSensor } from '../../src/syscalls/sensor.ts';
 import { buildWorkload, EventLog, runWorkload, type Truth } from '../fixtures/syscalls-harness.ts';
-import { assertGone, privileged, tempDir } from '../helpers/privileged.ts';
+import { assertGone, privileged, skipForKernel, tempDir } from '../helpers/privileged.ts';
 
 const NEEDS = 'root + BPF with BTF + syscall tracepoints + gcc';
 const TRACEFS = '/sys/kernel/tracing/events';
@@ -292,6 +293,44 @@ test('syscall sensor: opens report the same events with their arguments read at 
     assert.equal(e.pathTruncated, true);
   }
   assert.deepEqual(cutExit.log.files([pid]).map(view).sort(), cutEntry.log.files([pid]).map(view).sort());
+});
+
+test('syscall sensor: the path walk resolves the same paths with plain loads as with a helper call per field', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const dir = tempDir(t, 'vigil-sc-');
+  const sens = path.join(dir, 'sens');
+  fs.mkdirSync(sens);
+  const bin = buildWorkload(dir);
+  // resolvePaths "all": every open is walked, absolute read-only ones too (/proc/self/ns/mnt crosses a mount).
+  const make = (pathReads: 'direct' | 'helper') => {
+    const log = new EventLog();
+    const sensor = new SyscallSensor({ files: true, other: true, filters: { comm: { include: [path.basename(bin), 'cat'] }, sensitivePaths: [`${sens}/`], resolvePaths: 'all' } }, { onEvent: log.push, pathReads });
+    t.after(() => sensor.stop());
+    sensor.start();
+    assert.equal(sensor.stats().pathReads, pathReads);
+    return { log, sensor };
+  };
+  let direct: ReturnType<typeof make>;
+  try {
+    direct = make('direct');
+  } catch (err) {
+    return skipForKernel(t, err, 'rdonly_cast');
+  }
+  const helper = make('helper');
+  const truth = await runWorkload(t, bin, [dir, 'files', sens, 'other']);
+  // Walks that cross mounts: devtmpfs and procfs mounted on the root file system.
+  const cat = spawnSync('cat', ['/dev/null', '/proc/version'], { cwd: '/dev' });
+  assert.equal(cat.status, 0);
+  const pids = [truth.find((x) => x.s === 'done')!.pid, truth.find((x) => x.s === 'ns')!.pid, cat.pid];
+  for (const x of [direct, helper]) while (x.sensor.manager!.eventReader!.drain() > 0);
+  const view = (e: FileEvent) => JSON.stringify({ ...e, ktimeNs: undefined });
+  const files = (x: { log: EventLog }) => x.log.files(pids).map(view).sort();
+  assert.deepEqual(files(direct), files(helper));
+  const resolved = direct.log.files(pids).filter((e) => e.resolvedPath);
+  assert.ok(resolved.length >= 10, `paths were walked (${resolved.length})`);
+  const walked = (p: string) => resolved.some((e) => e.pid === cat.pid && e.resolvedPath === p);
+  assert.ok(walked('/dev/null') && walked('/proc/version'), 'walks across the /dev and /proc mounts');
+  assert.ok(resolved.some((e) => e.resolvedFrom === 'cwd'), 'a relative open resolved from the cwd');
 });
 
 test('syscall sensor: the perf-buffer channel carries the same variable-size records', async (t) => {
