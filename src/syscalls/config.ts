@@ -258,9 +258,11 @@ export function normalizeSyscallConfig(c: SyscallSensorConfig = {}): NormalizedS
     if (!secretPaths.length) fail('files.secretReads', 'needs at least one entry in filters.secretPaths');
     flags |= VIGIL_SYS_CFG_FLAGS.SECRET_READS;
     if (!files.open) restricted.add('open');
-    // Every prefix 8 bytes or longer: the kernel turns down a read whose first 8 bytes start none of them.
-    if (secretPaths.every((p) => Buffer.byteLength(p) >= SECRET_HEAD_BYTES)) flags |= VIGIL_SYS_CFG_FLAGS.SECRET_HEADS;
   }
+  // Every prefix 8 bytes or longer: the kernel settles a read whose first 8 bytes start none of them with one
+  // lookup, turned down when restricted, and not flagged secret without the prefix loop when reported (reads
+  // are flagged whether or not secretReads is on).
+  if (secretPaths.length && secretPaths.every((p) => Buffer.byteLength(p) >= SECRET_HEAD_BYTES)) flags |= VIGIL_SYS_CFG_FLAGS.SECRET_HEADS;
   let restrictedOps = 0n;
   for (const op of restricted) {
     ops.add(op);

@@ -156,6 +156,15 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     await done(p2);
     assert.deepEqual(kinds(p2), ['open sensitive', 'open secret', 'open sensitive'], 'the write-open, the secret read, the write-open through the symlink');
     assert.ok(delta(c1, 'notSensitive') >= 10, `chmod, chown, rename, mkdir, rmdir, unlink and the other opens dropped in the kernel (${delta(c1, 'notSensitive')})`);
+
+    // Opens on in full, secret reads off: every open is reported, and the secret read is still the only one
+    // flagged secret (its head found, then its prefix matched; the others settled by the head lookup alone).
+    sensor.update({ files: { open: true }, filters: { sensitivePaths: [`${sens}/`], secretPaths: [secret] } });
+    const p3 = await run(a, 'files', sens);
+    await done(p3);
+    const reads = log.files([p3]).filter((e) => e.type === 'open' && !e.write);
+    assert.ok(reads.length >= 4, `the read-only opens are reported (${reads.length})`);
+    assert.deepEqual(reads.filter((e) => e.secret).map((e) => e.path), [secret], 'the secret read alone flagged');
     assert.deepEqual(programs(), loaded, 'the same programs: nothing was reloaded');
   });
 

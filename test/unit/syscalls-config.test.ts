@@ -16,7 +16,9 @@ test('defaults: nothing reported until asked, paths resolved, the agent excluded
   const c = normalizeSyscallConfig();
   assert.equal(c.ops.size, 0);
   assert.equal(c.enabledOps, 0n);
-  assert.equal(c.flags, VIGIL_SYS_CFG_FLAGS.RESOLVE);
+  // The default secret prefixes are all 8 bytes or longer: their heads settle most reads in one lookup.
+  assert.equal(c.flags, VIGIL_SYS_CFG_FLAGS.RESOLVE | VIGIL_SYS_CFG_FLAGS.SECRET_HEADS);
+  assert.equal(normalizeSyscallConfig({ filters: { secretPaths: ['/etc/', '/root/.ssh/'] } }).flags, VIGIL_SYS_CFG_FLAGS.RESOLVE, 'a prefix under 8 bytes: no heads');
   assert.equal(c.scope, 'all');
   assert.equal(c.excludeSelf, true);
   assert.equal(c.maxPathBytes, 4096);
@@ -30,12 +32,12 @@ test('event types become op bits; groups can be turned on whole; subsets set the
   const f = normalizeSyscallConfig({ files: { open: true, rename: true }, network: { tcpState: true }, other: { ptrace: 'attach', bpf: 'load' } });
   assert.deepEqual([...f.ops].sort(), ['bpf', 'open', 'ptrace', 'rename', 'tcp_state']);
   assert.equal(f.enabledOps, bit(VIGIL_SYS_OP.OPEN) | bit(VIGIL_SYS_OP.RENAME) | bit(VIGIL_SYS_OP.TCP_STATE) | bit(VIGIL_SYS_OP.PTRACE) | bit(VIGIL_SYS_OP.BPF));
-  assert.equal(f.flags, VIGIL_SYS_CFG_FLAGS.RESOLVE | VIGIL_SYS_CFG_FLAGS.PTRACE_ATTACH | VIGIL_SYS_CFG_FLAGS.BPF_LOAD);
+  assert.equal(f.flags, VIGIL_SYS_CFG_FLAGS.RESOLVE | VIGIL_SYS_CFG_FLAGS.PTRACE_ATTACH | VIGIL_SYS_CFG_FLAGS.BPF_LOAD | VIGIL_SYS_CFG_FLAGS.SECRET_HEADS);
   // The quiet defaults: sensitive writes put every file type not on in full in restricted mode (their
   // probes attached, only sensitive modifications reported), secret reads put opens in it.
   const s = normalizeSyscallConfig({ files: { sensitiveWrites: true }, filters: { resolvePaths: false } });
   assert.deepEqual([...s.ops].sort(), ['chmod', 'chown', 'mkdir', 'open', 'rename', 'rmdir', 'unlink']);
-  assert.equal(s.flags, VIGIL_SYS_CFG_FLAGS.SENSITIVE_WRITES);
+  assert.equal(s.flags, VIGIL_SYS_CFG_FLAGS.SENSITIVE_WRITES | VIGIL_SYS_CFG_FLAGS.SECRET_HEADS);
   assert.equal(s.restrictedOps, s.enabledOps, 'every type restricted');
   const r = normalizeSyscallConfig({ files: { secretReads: true } });
   assert.deepEqual([...r.ops], ['open']);
@@ -123,7 +125,7 @@ test('filter maps get the bytes the kernel reads', () => {
   assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.comm_mode.offset), VIGIL_SYS_COMM_MODE.INCLUDE | VIGIL_SYS_COMM_MODE.EXCLUDE);
   assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.prefix_count.offset), 2);
   assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.sensitive_count.offset), 1);
-  assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.flags.offset), VIGIL_SYS_CFG_FLAGS.RESOLVE);
+  assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.flags.offset), VIGIL_SYS_CFG_FLAGS.RESOLVE | VIGIL_SYS_CFG_FLAGS.SECRET_HEADS);
   assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.secret_count.offset), DEFAULT_SECRET_PATHS.length);
   assert.equal(b.readBigUInt64LE(SYSCALL_FILTER_CONFIG.restricted_ops.offset), 0n);
   const quiet = encodeFilterConfig(normalizeSyscallConfig({ files: { secretReads: true }, filters: { secretPaths: ['/srv/keys/'] } }), 1);
