@@ -7,6 +7,9 @@
 //   B       the floor: a probe on the same syscall tracepoints that returns at once (bench/bpf/storm.bpf.c)
 //   Ccomm   vigil's syscall sensor, open events on, the storm's comm excluded
 //   Cscope  vigil's syscall sensor, open events on, scope "containers" (the storm is a host process)
+//   Cdef    vigil's syscall sensor on the embedded defaults: file events restricted to sensitive changes and
+//           secret reads, so the storm's read-only opens of /dev/null are turned down by their path's head
+//   Crel    the same, the storm opening "null" from cwd /dev: a relative open is resolved before it is turned down
 // Open storm (1 M opens, every one of them to be delivered), per round:
 //   A       the storm alone
 //   V       the real vigil agent (bench/storm/agent.ts): open events of the storm's comm, JSON Lines file sink
@@ -21,6 +24,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { feature } from '../src/bpf/features.ts';
+import { loadConfig, syscallSensorConfig } from '../src/config/config.ts';
 import { HOOKED_SYSCALLS } from '../src/syscalls/sensor.ts';
 import { describeLaunchEnv, launchEnv } from './lib/launch.ts';
 import { BenchChild, killAll, killChildrenOnExit } from './lib/proc.ts';
@@ -64,7 +68,8 @@ const OPEN_SYSCALLS = HOOKED_SYSCALLS.filter((s) => s.ops.includes('open')).map(
 const OPEN_ARGS_AT_EXIT = feature('task_pt_regs').supported;
 const FLOOR_HOOKS = OPEN_ARGS_AT_EXIT ? 'sys_exit_' : 'sys_enter_/sys_exit_';
 
-type FilterId = 'A' | 'B' | 'Ccomm' | 'Cscope';
+type FilterId = 'A' | 'B' | 'Ccomm' | 'Cscope' | 'Cdef' | 'Crel';
+type SensorId = Exclude<FilterId, 'A' | 'B'>;
 type OpenId = 'A' | 'V' | 'S' | 'O' | 'R';
 
 const FILTER_CONFIGS: { id: FilterId; what: string }[] = [
@@ -72,7 +77,10 @@ const FILTER_CONFIGS: { id: FilterId; what: string }[] = [
   { id: 'B', what: `floor: a probe on the same ${OPEN_SYSCALLS.length * (OPEN_ARGS_AT_EXIT ? 1 : 2)} tracepoints that returns at once` },
   { id: 'Ccomm', what: 'vigil syscall sensor, storm excluded by comm' },
   { id: 'Cscope', what: 'vigil syscall sensor, scope containers (storm on the host)' },
+  { id: 'Cdef', what: `vigil syscall sensor on the embedded defaults (read-only opens of ${OPEN_PATH} not asked for)` },
+  { id: 'Crel', what: 'the same, the storm opening "null" from cwd /dev (resolved, then not asked for)' },
 ];
+const isSensor = (id: FilterId): id is SensorId => id !== 'A' && id !== 'B';
 const OPEN_CONFIGS: { id: OpenId; what: string }[] = [
   { id: 'A', what: 'the storm alone' },
   { id: 'V', what: 'vigil agent → JSON Lines file' },
@@ -107,8 +115,9 @@ interface StormResult {
   utime_s: number;
 }
 
-function startStorm(calls: number): BenchChild {
-  return new BenchChild('open_storm', STORM, [String(calls), String(PIN.storm), OPEN_PATH]);
+/** The storm, opening OPEN_PATH, or with `relative` the same file as "null" from cwd /dev. */
+function startStorm(calls: number, relative = false): BenchChild {
+  return new BenchChild('open_storm', STORM, [String(calls), String(PIN.storm), relative ? 'null' : OPEN_PATH], relative ? { cwd: '/dev' } : {});
 }
 
 async function stormReady(storm: BenchChild): Promise<void> {
@@ -167,13 +176,19 @@ interface FilterRun {
   leaked?: number;
 }
 
-const SENSOR_CONFIGS: Record<'Ccomm' | 'Cscope', object> = {
+/** The embedded default configuration's syscall sensor part, as `vigil run` starts it with no config file. */
+const DEFAULT_SENSOR = syscallSensorConfig(loadConfig());
+const SENSOR_CONFIGS: Record<SensorId, object> = {
   Ccomm: { files: { open: true }, filters: { comm: { exclude: [STORM_COMM] } } },
   Cscope: { files: { open: true }, filters: { scope: 'containers' } },
+  Cdef: DEFAULT_SENSOR,
+  Crel: DEFAULT_SENSOR,
 };
+/** The filter counter that counts the storm's opens each sensor configuration drops. */
+const DROP_COUNTER: Record<SensorId, string> = { Ccomm: 'comm', Cscope: 'scope', Cdef: 'notSensitive', Crel: 'notSensitive' };
 
 async function runFiltered(id: FilterId): Promise<FilterRun> {
-  const storm = startStorm(FILTER_CALLS);
+  const storm = startStorm(FILTER_CALLS, id === 'Crel');
   let cons: BenchChild | undefined;
   try {
     await stormReady(storm);
@@ -191,7 +206,7 @@ async function runFiltered(id: FilterId): Promise<FilterRun> {
     if (id === 'B') await cons.json(10_000);
     else {
       const rep = await cons.json<SensorReport>(30_000);
-      r.dropped = id === 'Ccomm' ? rep.filters.comm : rep.filters.scope;
+      r.dropped = rep.filters[DROP_COUNTER[id as SensorId]];
       r.leaked = rep.storm;
     }
     await cons.exited(10_000);
@@ -461,7 +476,7 @@ async function main(): Promise<void> {
   if (filterRuns.length) {
     const of = (id: FilterId) => filterRuns.filter((r) => r.id === id);
     const rows = FILTER_CONFIGS.map((c) => {
-      const filt = c.id === 'Ccomm' || c.id === 'Cscope';
+      const filt = isSensor(c.id);
       return [
         c.id,
         c.what,
@@ -476,7 +491,7 @@ async function main(): Promise<void> {
       ];
     });
     sections.push(
-      `Storms of ${si(FILTER_CALLS)} openat+close of ${OPEN_PATH}, the storm's process excluded by vigil's in-kernel filters, against a probe on the same hooks that filters everything out (B):`,
+      `Storms of ${si(FILTER_CALLS)} openat+close of ${OPEN_PATH}, the storm's opens filtered out in the kernel by vigil (its process excluded; or, on the embedded defaults, its opens not asked for), against a probe on the same hooks that filters everything out (B):`,
       '',
       markdownTable(['config', 'what', 'ns per openat+close, wall', 'ns on a CPU', 'off CPU', 'wall vs A (range)', 'wall vs B (range)', 'on CPU vs B (range)', 'ns on a CPU added vs B', 'storm opens dropped in the kernel (worst run)'], rows),
       '',
@@ -489,6 +504,18 @@ async function main(): Promise<void> {
         `**Filtered-out overhead within 1.1× of a probe that filters everything out (${id === 'Ccomm' ? 'comm exclude' : 'scope containers, host process'}): ${verdict(median(w), median(c), 1.1)}.** The storm ran ×${fixed(median(w))} the floor probe's wall time (rounds: ${w.map((x) => fixed(x)).join(', ')}) and ×${fixed(median(c))} its time on a CPU (${signed(median(pairedDiff(filterRuns, id, 'B', 'cpu')))} ns per openat+close); ${leaked ? `**${leaked} of the storm's opens reached user space**` : 'none of its opens reached user space'}, and the filter counted every open it dropped.`,
       );
     }
+    // Not a target of the issue (the storm's process is not excluded): what an ordinary process's opens cost
+    // with `vigil run` on its defaults, where file events are on only for sensitive changes and secret reads.
+    const def = (id: 'Cdef' | 'Crel') => {
+      const c = paired(filterRuns, id, 'B', 'cpu');
+      const leaked = Math.max(...of(id).map((r) => r.leaked ?? 0));
+      return { c, add: median(pairedDiff(filterRuns, id, 'B', 'cpu')), leaked };
+    };
+    const abs = def('Cdef');
+    const rel = def('Crel');
+    verdicts.push(
+      `**On the embedded defaults (for information, no target):** an ordinary process's read-only opens cost ×${fixed(median(abs.c))} the floor probe's time on a CPU (rounds: ${abs.c.map((x) => fixed(x)).join(', ')}; ${signed(abs.add)} ns per openat+close) with an absolute path, turned down by the path's first 8 bytes before it is read, and ×${fixed(median(rel.c))} (${rel.c.map((x) => fixed(x)).join(', ')}; ${signed(rel.add)} ns) with a relative one, which is resolved against the cwd before it can be turned down (so that \`cd /etc; cat shadow\` is caught). ${abs.leaked || rel.leaked ? `**${Math.max(abs.leaked, rel.leaked)} of the storm's opens reached user space**` : 'None of them reached user space'}; each was counted as not sensitive.`,
+    );
   }
 
   if (openRuns.length) {
@@ -546,6 +573,7 @@ async function main(): Promise<void> {
     `Rounds alternate the configurations (${FILTER_REPS} rounds filtered out, ${REPS} rounds open storm); tables show medians, and every ratio is taken within a round, then the median, so that drift on a shared machine cancels out. The whole benchmark took ${fixed(elapsedS, 0)} s.`,
     `B: \`bench/bpf/storm.bpf.c\` with emit = 0, attached by \`build/bench/storm_consumer\` to ${FLOOR_HOOKS} of ${OPEN_SYSCALLS.join(', ')}: the tracepoints vigil attaches for open events${OPEN_ARGS_AT_EXIT ? ' (on this kernel vigil reads open arguments at exit, from the saved registers: no entry hooks)' : ''}. Each program compares the caller's tgid with a constant and returns: the cost of any probe on those hooks.`,
     `C: \`bench/storm/sensor.ts\`, vigil's SyscallSensor with open events on, its own ring and reader; "dropped in the kernel" is its sys_filter_stats counter for the filter under test, and "reached user space" counts records of the storm's pid (must be 0).`,
+    `Cdef and Crel: the same sensor with the syscall part of the embedded default configuration (\`vigil run\` with no config file: every file type restricted to changes under the sensitive paths and reads of the secret paths, network and other events on); the storm's opens are counted by the not-sensitive counter. Crel's storm runs with cwd /dev and opens "null"; the floor (B) opens "/dev/null", whose lookup takes one more path component, so Crel's added cost is if anything understated by that step.`,
     `V: \`bench/storm/agent.ts\`, the real Agent that \`vigil run\` starts (shared ring, process, cgroup and syscall sensors, pipeline with enrichment, sinks), configured with open events for comm "${STORM_COMM}" (an in-kernel include filter), network and other syscall events off, one JSON Lines file sink with its default queue, and a ${AGENT_RING_MIB} MiB ring (ring.sizeMiB; the default is 16) that holds the whole burst when the agent falls behind. "Delivered" counts the storm's open lines in that file, distinct by kernel timestamp; "dropped after the kernel" sums the pipeline's and the sinks' counted drops; "caught up" is the time from the storm's end until the sink had written everything the kernel emitted: what the agent could not keep up with during the storm. vigil's processes (the C configurations, V and S) run with the environment bin/vigil starts the agent with (bin/launch.env: ${describeLaunchEnv(LAUNCH_ENV)}).`,
     `S: \`bench/storm/sensor.ts\` with the syscall sensor configured as in V (open events, comm include) and a reader that only counts the storm's records: V's work in the kernel without the agent's work in user space.`,
     `Wakeups: the IRQ-work interrupts on the storm's CPU during its loop (/proc/interrupts, IWI). A ring or perf buffer wakes its reader through IRQ work on the producer's CPU, so this counts the wakeups each consumer's policy costs the storm (plus a few from elsewhere).`,
