@@ -220,6 +220,8 @@ async function runFiltered(id: FilterId): Promise<FilterRun> {
 // ---- open storm ---------------------------------------------------------------------------------------------------
 
 interface AgentCounters {
+  /** The agent's CPU by thread kind since ready, ms (main, libuv, v8, other): in the report only. */
+  threads_ms?: Record<string, number>;
   kernel: { emitted: number; reserve_failed: number; output_failed: number };
   reader: { received: number; unread: number };
   pipeline: { records: number; emitted: number; buffered: number; dropped: Record<string, number>; by_type?: Record<string, number> };
@@ -455,6 +457,7 @@ async function main(): Promise<void> {
             if (r.lagMs !== undefined && Number.isFinite(r.lagMs)) tail += `  caught up ${fixed(r.lagMs, 0)} ms after the storm`;
             if (r.dropsAfterKernel) tail += `  dropped after the kernel ${r.dropsAfterKernel} (${r.dropsDetail})`;
             if (r.readerDrains !== undefined) tail += `  reader wakeups ${r.readerWakeups ?? '–'}, drains ${r.readerDrains}`;
+            if (r.agent?.threads_ms) tail += `  CPU ms by thread ${Object.entries(r.agent.threads_ms).map(([k, v]) => `${k} ${fixed(v, 0)}`).join(', ')}`;
             tail += `  IRQ work ${r.storm.irq_work}`;
             if (r.counted.distinct !== OPEN_CALLS) warnings.push(`${c.id} round ${rep + 1}: delivered ${r.counted.distinct} of ${OPEN_CALLS} opens`);
             if (r.counted.opens !== r.counted.distinct) warnings.push(`${c.id} round ${rep + 1}: ${r.counted.opens - r.counted.distinct} duplicate lines`);

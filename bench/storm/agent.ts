@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import { Agent } from '../../src/agent/agent.ts';
 import { validateConfig } from '../../src/config/config.ts';
 import { startProfiles } from '../lib/profile.ts';
+import { threadCpuMsSince, threadCpuNs } from '../lib/threads.ts';
 
 const [configArg] = process.argv.slice(2);
 if (!configArg) {
@@ -53,6 +54,7 @@ function counters(full: boolean) {
 }
 
 const cpu0 = process.cpuUsage();
+const threads0 = threadCpuNs();
 const st = agent.status();
 process.stdout.write(
   `${JSON.stringify({
@@ -83,7 +85,7 @@ process.once('SIGTERM', () => {
     await stopProfiles();
     await agent.stop(); // detach, drain the ring to its end, flush the pipeline, close the sinks
     const cpu = cpuS();
-    const out = { report: true, ...counters(true), cpu_s: cpu, rss: process.memoryUsage().rss };
+    const out = { report: true, ...counters(true), cpu_s: cpu, threads_ms: threadCpuMsSince(threads0), rss: process.memoryUsage().rss };
     process.stdout.write(`${JSON.stringify(out)}\n`);
     process.exit(0);
   })().catch((err: unknown) => {
