@@ -94,6 +94,14 @@ struct {
 	__type(value, struct syscall_path_prefix);
 } sys_secret_prefixes SEC(".maps");
 
+/* Log files: an open that truncates one (O_TRUNC) erases evidence; reported with sensitive writes (VIGIL_SYSF_LOG_TRUNCATED). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_SYS_PREFIX_MAX);
+	__type(key, __u32);
+	__type(value, struct syscall_path_prefix);
+} sys_log_prefixes SEC(".maps");
+
 /*
  * The first 8 bytes of each secret prefix (VIGIL_SYSCFG_SECRET_HEADS): a restricted read-only open of an
  * absolute path whose first 8 bytes are none of these is turned down before its path is read and matched:
@@ -554,7 +562,7 @@ static __always_inline __u32 put_lexical(__u8 *buf, __u32 off, __s32 dfd, __u32 
 
 /* ---- prefix matching ------------------------------------------------------------------------------------ */
 
-enum prefix_list { LIST_PATH, LIST_SENSITIVE, LIST_SECRET };
+enum prefix_list { LIST_PATH, LIST_SENSITIVE, LIST_SECRET, LIST_LOG };
 
 struct match_ctx {
 	__u32 off;        /* where the string starts in sys_out_heap */
@@ -578,6 +586,8 @@ static long match_cb(__u32 i, void *data)
 		pfx = bpf_map_lookup_elem(&sys_sensitive_prefixes, &i);
 	else if (m->list == LIST_SECRET)
 		pfx = bpf_map_lookup_elem(&sys_secret_prefixes, &i);
+	else if (m->list == LIST_LOG)
+		pfx = bpf_map_lookup_elem(&sys_log_prefixes, &i);
 	else
 		pfx = bpf_map_lookup_elem(&sys_path_prefixes, &i);
 	out = bpf_map_lookup_elem(&sys_out_heap, &zero);
@@ -627,7 +637,7 @@ static __always_inline int restricted(struct syscall_filter_config *cfg, __u32 o
  */
 static __always_inline __u32 restricted_pass(struct syscall_filter_config *cfg)
 {
-	return ((cfg->flags & VIGIL_SYSCFG_SENSITIVE_WRITES) ? VIGIL_SYSF_SENSITIVE : 0) |
+	return ((cfg->flags & VIGIL_SYSCFG_SENSITIVE_WRITES) ? VIGIL_SYSF_SENSITIVE | VIGIL_SYSF_LOG_TRUNCATED : 0) |
 	       ((cfg->flags & VIGIL_SYSCFG_SECRET_READS) ? VIGIL_SYSF_SECRET : 0);
 }
 
@@ -750,6 +760,9 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 		if (hit)
 			ev_flags |= VIGIL_SYSF_SENSITIVE;
 	}
+	/* A log file truncated by its open (rare: only truncating opens pay for this loop). */
+	if (cfg->log_count && op == VIGIL_SYS_OPEN && (p->args[A_FLAGS] & O_TRUNC_) && prefix_match(foff, LIST_LOG, cfg->log_count))
+		ev_flags |= VIGIL_SYSF_LOG_TRUNCATED;
 	if (cfg->secret_count && op == VIGIL_SYS_OPEN && !(ev_flags & VIGIL_SYSF_WRITE) && !secret_head_miss(cfg, buf, foff) &&
 	    prefix_match(foff, LIST_SECRET, cfg->secret_count))
 		ev_flags |= VIGIL_SYSF_SECRET;

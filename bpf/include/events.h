@@ -280,6 +280,7 @@ enum vigil_sys_flags {
 	VIGIL_SYSF_NO_SOCKET = 1 << 10,       /* the fd was not a socket (or was closed at exit) */
 	VIGIL_SYSF_TRACEPOINT = 1 << 11,      /* sys_event from a non-syscall tracepoint (module/module_load) */
 	VIGIL_SYSF_SECRET = 1 << 12,          /* a read-only open of a path under a secret prefix (credentials, keys) */
+	VIGIL_SYSF_LOG_TRUNCATED = 1 << 13,   /* an open that truncates (O_TRUNC) a file under a log prefix */
 };
 
 /* Per-CPU counters of the syscall sensor (map sys_filter_stats): what each filter dropped. */
@@ -338,11 +339,11 @@ struct syscall_filter_config {
 	__u32 sensitive_count;   /* entries used in sys_sensitive_prefixes */
 	__u32 flags;             /* enum vigil_sys_cfg_flags */
 	__u32 secret_count;      /* entries used in sys_secret_prefixes */
-	__u32 _pad0;
+	__u32 log_count;         /* entries used in sys_log_prefixes: a truncating open under one is flagged */
 };
 
 /*
- * One path prefix (maps sys_path_prefixes, sys_sensitive_prefixes, sys_secret_prefixes), compared 8 bytes at a time: prefix is
+ * One path prefix (maps sys_path_prefixes, sys_sensitive_prefixes, sys_secret_prefixes, sys_log_prefixes), compared 8 bytes at a time: prefix is
  * zero-padded and mask has 0xff for each byte of the prefix and 0 after, so the kernel needs no length math.
  */
 struct syscall_path_prefix {

@@ -135,7 +135,9 @@ export const ConfigSchema = z
         sensitivePaths: z.array(z.string().startsWith('/')).optional(),
         /** Prefixes whose read-only open is flagged secret (default: password, sudo and PAM files, root's SSH keys). */
         secretPaths: z.array(z.string().startsWith('/')).optional(),
-        /** Resolve relative paths and write-opens to absolute paths; 'all' for every open (about 1 µs each). */
+        /** Prefixes of log files: an open that truncates one is flagged logTruncated (default: /var/log/). */
+        logPaths: z.array(z.string().startsWith('/')).optional(),
+        /** Resolve relative paths and write-opens to absolute paths; 'all' for every open (about 0.5 µs each). */
         resolvePaths: z.union([z.boolean(), z.literal('all')], { error: 'expected true, false or "all"' }).default(true),
       })
       .strict()
@@ -446,7 +448,7 @@ export function syscallSensorConfig(c: VigilConfig): SyscallSensorConfig {
     files: c.events.files as SyscallSensorConfig['files'],
     network: c.events.network as SyscallSensorConfig['network'],
     other: c.events.other as SyscallSensorConfig['other'],
-    filters: { comm: c.filters.comm, scope: c.filters.scope, pathPrefixes: c.filters.pathPrefixes, sensitivePaths: c.filters.sensitivePaths, secretPaths: c.filters.secretPaths, resolvePaths: c.filters.resolvePaths },
+    filters: { comm: c.filters.comm, scope: c.filters.scope, pathPrefixes: c.filters.pathPrefixes, sensitivePaths: c.filters.sensitivePaths, secretPaths: c.filters.secretPaths, logPaths: c.filters.logPaths, resolvePaths: c.filters.resolvePaths },
     openArgs: c.events.openArgs,
   };
 }

@@ -87,6 +87,7 @@ export const VIGIL_SYS_FLAGS = {
   NO_SOCKET: 1024,
   TRACEPOINT: 2048,
   SECRET: 4096,
+  LOG_TRUNCATED: 8192,
 } as const;
 
 export const VIGIL_SYS_STAT = {
@@ -286,7 +287,7 @@ export const SYSCALL_FILTER_CONFIG = {
   sensitive_count: { offset: 32, size: 4 },
   flags: { offset: 36, size: 4 },
   secret_count: { offset: 40, size: 4 },
-  _pad0: { offset: 44, size: 4 },
+  log_count: { offset: 44, size: 4 },
 } as const;
 
 /** struct syscall_path_prefix (520 bytes): byte offset and size of each field */

@@ -185,6 +185,8 @@ export interface FileEvent extends SyscallEventBase {
   sensitive: boolean;
   /** A read-only open under a configured secret prefix (filters.secretPaths). */
   secret: boolean;
+  /** An open that truncates (O_TRUNC) a file under a log prefix (filters.logPaths). */
+  logTruncated: boolean;
   pathTruncated: boolean;
   /** The path was not resident at entry and was read at exit. */
   pathReadAtExit: boolean;

@@ -111,6 +111,7 @@ const K = {
   write: enc(',"write":true'),
   sensitive: enc(',"sensitive":true'),
   secret: enc(',"secret":true'),
+  logTruncated: enc(',"logTruncated":true'),
   pathTruncated: enc(',"pathTruncated":true'),
   pathReadAtExit: enc(',"pathReadAtExit":true'),
   pathUnreadable: enc(',"pathUnreadable":true'),
@@ -236,6 +237,7 @@ export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
   if (ev & F.WRITE) w.raw(K.write);
   if (ev & F.SENSITIVE) w.raw(K.sensitive);
   if (ev & F.SECRET) w.raw(K.secret);
+  if (ev & F.LOG_TRUNCATED) w.raw(K.logTruncated);
   if (ev & F.PATH_TRUNCATED) w.raw(K.pathTruncated);
   if (ev & F.PATH_AT_EXIT) w.raw(K.pathReadAtExit);
   if (ev & F.PATH_UNREADABLE) w.raw(K.pathUnreadable);

@@ -81,6 +81,7 @@ const fileReaders = new Map<string, Reader>([
   ['write', evBit(F.WRITE)],
   ['sensitive', evBit(F.SENSITIVE)],
   ['secret', evBit(F.SECRET)],
+  ['logTruncated', evBit(F.LOG_TRUNCATED)],
   ['pathTruncated', evBit(F.PATH_TRUNCATED)],
   ['pathReadAtExit', evBit(F.PATH_AT_EXIT)],
   ['pathUnreadable', evBit(F.PATH_UNREADABLE)],

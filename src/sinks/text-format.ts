@@ -136,6 +136,7 @@ function describe(ev: OutputEvent, c: Palette): string {
     if (mode) bits.push(mode);
     if (ev.sensitive === true) bits.push(c.bad('sensitive'));
     if (ev.secret === true) bits.push(c.bad('secret'));
+    if (ev.logTruncated === true) bits.push(c.bad('log truncated'));
   } else if (ev.group === 'network') {
     const proto = str(ev.protocol);
     if (proto) bits.push(proto);

@@ -57,6 +57,8 @@ export interface SyscallFiltersConfig {
   sensitivePaths?: string[];
   /** Prefixes whose read-only open is flagged `secret` (default: password, sudo and PAM files, root's SSH keys). */
   secretPaths?: string[];
+  /** Prefixes of log files: an open that truncates one (O_TRUNC) is flagged `logTruncated` (default: /var/log/). */
+  logPaths?: string[];
   /** Never report the agent's own process (default true). */
   excludeSelf?: boolean;
   /**
@@ -98,6 +100,9 @@ export const DEFAULT_SECRET_PATHS: readonly string[] = [
   '/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/etc/sudoers.d/', '/etc/pam.conf', '/etc/security/opasswd', '/etc/security/pwquality.conf',
   '/root/.ssh/',
 ];
+
+/** Where logs live: truncating one erases evidence (Falco's "Clear Log Activities"). */
+export const DEFAULT_LOG_PATHS: readonly string[] = ['/var/log/'];
 
 /** Bytes of a secret prefix in sys_secret_heads (a u64 key). */
 export const SECRET_HEAD_BYTES = 8;
@@ -148,6 +153,7 @@ export interface NormalizedSyscallConfig {
   pathPrefixes: string[];
   sensitivePaths: string[];
   secretPaths: string[];
+  logPaths: string[];
   excludeSelf: boolean;
   maxPathBytes: number;
   openArgs: 'auto' | 'exit' | 'entry';
@@ -215,7 +221,7 @@ export function normalizeSyscallConfig(c: SyscallSensorConfig = {}): NormalizedS
   const f: SyscallFiltersConfig = c.filters ?? {};
   const rawFilters: unknown = f;
   if (!isObject(rawFilters)) fail('filters', `must be an object, got ${JSON.stringify(f)}`);
-  checkKeys('filters', rawFilters, ['comm', 'scope', 'pathPrefixes', 'sensitivePaths', 'secretPaths', 'excludeSelf', 'resolvePaths']);
+  checkKeys('filters', rawFilters, ['comm', 'scope', 'pathPrefixes', 'sensitivePaths', 'secretPaths', 'logPaths', 'excludeSelf', 'resolvePaths']);
 
   const ops = new Set<SyscallOp>();
   for (const [k, op] of Object.entries(FILE_KEYS)) if ((files as Record<string, unknown>)[k]) ops.add(op);
@@ -245,9 +251,10 @@ export function normalizeSyscallConfig(c: SyscallSensorConfig = {}): NormalizedS
   const pathPrefixes = stringList('filters.pathPrefixes', f.pathPrefixes, PREFIX_MAX, checkPrefix);
   const sensitivePaths = f.sensitivePaths === undefined ? [...DEFAULT_SENSITIVE_PATHS] : stringList('filters.sensitivePaths', f.sensitivePaths, PREFIX_MAX, checkPrefix);
   const secretPaths = f.secretPaths === undefined ? [...DEFAULT_SECRET_PATHS] : stringList('filters.secretPaths', f.secretPaths, PREFIX_MAX, checkPrefix);
+  const logPaths = f.logPaths === undefined ? [...DEFAULT_LOG_PATHS] : stringList('filters.logPaths', f.logPaths, PREFIX_MAX, checkPrefix);
 
   // The quiet defaults: a file type not asked for in full is still on, restricted in the kernel to what
-  // passes (a sensitive modification, a secret read).
+  // passes (a sensitive modification, a truncated log, a secret read).
   const restricted = new Set<SyscallOp>();
   if (files.sensitiveWrites) {
     if (!sensitivePaths.length) fail('files.sensitiveWrites', 'needs at least one entry in filters.sensitivePaths');
@@ -288,6 +295,7 @@ export function normalizeSyscallConfig(c: SyscallSensorConfig = {}): NormalizedS
     pathPrefixes,
     sensitivePaths,
     secretPaths,
+    logPaths,
     excludeSelf: f.excludeSelf !== false,
     maxPathBytes,
     openArgs,

@@ -50,6 +50,7 @@ export interface SyscallFilterMaps {
   sensitive: BpfMap;
   secret: BpfMap;
   secretHeads: BpfMap;
+  log: BpfMap;
   stats: BpfMap;
 }
 
@@ -65,6 +66,7 @@ export function encodeFilterConfig(c: NormalizedSyscallConfig, selfTgid: number)
   b.writeUInt32LE(c.pathPrefixes.length, F.prefix_count.offset);
   b.writeUInt32LE(c.sensitivePaths.length, F.sensitive_count.offset);
   b.writeUInt32LE(c.secretPaths.length, F.secret_count.offset);
+  b.writeUInt32LE(c.logPaths.length, F.log_count.offset);
   b.writeUInt32LE(c.flags, F.flags.offset);
   return b;
 }
@@ -113,7 +115,7 @@ export class SyscallFilters {
   /** The filter maps of a loaded syscall sensor. Throws NotFoundError when the object lacks one. */
   static fromManager(m: Manager, selfTgid = process.pid): SyscallFilters {
     return new SyscallFilters(
-      { config: m.getMap('sys_config'), comm: m.getMap('sys_comm_filter'), prefixes: m.getMap('sys_path_prefixes'), sensitive: m.getMap('sys_sensitive_prefixes'), secret: m.getMap('sys_secret_prefixes'), secretHeads: m.getMap('sys_secret_heads'), stats: m.getMap('sys_filter_stats') },
+      { config: m.getMap('sys_config'), comm: m.getMap('sys_comm_filter'), prefixes: m.getMap('sys_path_prefixes'), sensitive: m.getMap('sys_sensitive_prefixes'), secret: m.getMap('sys_secret_prefixes'), secretHeads: m.getMap('sys_secret_heads'), log: m.getMap('sys_log_prefixes'), stats: m.getMap('sys_filter_stats') },
       selfTgid,
     );
   }
@@ -131,8 +133,8 @@ export class SyscallFilters {
     const prev = this.#current;
     const m = this.#maps;
     const grow = (list: string[], map: BpfMap) => list.forEach((p, i) => map.update(u32(i), encodePrefix(p)));
-    const lists: [string[], BpfMap][] = [[c.pathPrefixes, m.prefixes], [c.sensitivePaths, m.sensitive], [c.secretPaths, m.secret]];
-    const before = prev ? [prev.pathPrefixes, prev.sensitivePaths, prev.secretPaths] : undefined;
+    const lists: [string[], BpfMap][] = [[c.pathPrefixes, m.prefixes], [c.sensitivePaths, m.sensitive], [c.secretPaths, m.secret], [c.logPaths, m.log]];
+    const before = prev ? [prev.pathPrefixes, prev.sensitivePaths, prev.secretPaths, prev.logPaths] : undefined;
     const shrinking = before !== undefined && lists.some(([l], i) => l.length < before[i]!.length);
     if (lists.some(([l]) => l.length > PREFIX_MAX)) throw new InvalidArgumentError(`at most ${PREFIX_MAX} prefixes per list`);
 

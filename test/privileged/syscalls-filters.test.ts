@@ -134,7 +134,7 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     const link = (pid: number) => path.join(dir, `link-${pid}`, 'shadow');
     // The workload's last call is the write-open through the symlink: once it is here, every earlier event is.
     const done = (pid: number) => log.until(() => log.files([pid]).some((e) => e.type === 'open' && e.path === link(pid)), 'the last write-open');
-    const kinds = (pid: number) => log.files([pid]).map((e) => `${e.type}${e.sensitive ? ' sensitive' : ''}${e.secret ? ' secret' : ''}`);
+    const kinds = (pid: number) => log.files([pid]).map((e) => `${e.type}${e.sensitive ? ' sensitive' : ''}${e.secret ? ' secret' : ''}${e.logTruncated ? ' log-truncated' : ''}`);
 
     // Everything under the workload's directory is sensitive: every modification arrives, flagged, whatever its
     // type; of the read-only opens only the secret one.
@@ -156,6 +156,18 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     await done(p2);
     assert.deepEqual(kinds(p2), ['open sensitive', 'open secret', 'open sensitive'], 'the write-open, the secret read, the write-open through the symlink');
     assert.ok(delta(c1, 'notSensitive') >= 10, `chmod, chown, rename, mkdir, rmdir, unlink and the other opens dropped in the kernel (${delta(c1, 'notSensitive')})`);
+
+    // The workload's directory as a log directory: its one truncating open (rel.txt, O_TRUNC) is reported,
+    // flagged log-truncated (not sensitive: not under a sensitive prefix); its other write-opens there
+    // (O_CREAT without O_TRUNC) are not.
+    sensor.update({ files: { sensitiveWrites: true, secretReads: true }, filters: { sensitivePaths: [`${sens}/`], secretPaths: [secret], logPaths: [`${dir}/`] } });
+    const p4 = await run(a, 'files', sens);
+    await done(p4);
+    assert.deepEqual(kinds(p4), ['open log-truncated', 'open sensitive', 'open secret', 'open sensitive'], 'the truncation, then as before');
+    const trunc = log.files([p4])[0]!;
+    assert.equal(trunc.path, 'rel.txt');
+    assert.equal(trunc.resolvedPath, path.join(fs.realpathSync(dir), 'rel.txt'));
+    assert.ok(trunc.flagNames.includes('O_TRUNC'));
 
     // Opens on in full, secret reads off: every open is reported, and the secret read is still the only one
     // flagged secret (its head found, then its prefix matched; the others settled by the head lookup alone).

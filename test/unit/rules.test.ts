@@ -66,6 +66,9 @@ test('the default rules match what they are about, and not the ordinary', () => 
   assert.deepEqual(matching(set, open('/etc/passwd', {}, { comm: 'dpkg' })), [], 'package managers');
   assert.deepEqual(matching(set, { ...open('/etc/passwd'), parent: { pid: 3, comm: 'apt-get' } }), [], 'children of package managers');
   assert.deepEqual(matching(set, open('/var/log/auth.log', { sensitive: false })), ['Log file truncated']);
+  // A truncation the kernel flagged (under filters.logPaths), wherever the logs are.
+  assert.deepEqual(matching(set, open('/srv/app/logs/app.log', { sensitive: false, logTruncated: true })), ['Log file truncated']);
+  assert.deepEqual(matching(set, open('/srv/app/logs/app.log', { sensitive: false })), [], 'not flagged, not under /var/log');
   assert.deepEqual(matching(set, open('/etc/shadow', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'cat' })), ['Read sensitive file untrusted']);
   assert.deepEqual(matching(set, open('/etc/shadow', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'sshd' })), []);
   // A read the kernel flagged secret (under filters.secretPaths), whatever its name.

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { InvalidArgumentError } from '../../src/bpf/errors.ts';
 import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_OP, VIGIL_SYS_SCOPE } from '../../src/events/layout.generated.ts';
 import { probeKey } from '../../src/manager/probe.ts';
-import { DEFAULT_SECRET_PATHS, DEFAULT_SENSITIVE_PATHS, normalizeSyscallConfig, type SyscallSensorConfig } from '../../src/syscalls/config.ts';
+import { DEFAULT_LOG_PATHS, DEFAULT_SECRET_PATHS, DEFAULT_SENSITIVE_PATHS, normalizeSyscallConfig, type SyscallSensorConfig } from '../../src/syscalls/config.ts';
 import { commKey, encodeFilterConfig, encodePrefix } from '../../src/syscalls/filters.ts';
 import { syscallNumber } from '../../src/syscalls/names.ts';
 import { HOOKED_SYSCALLS, syscallProbes, syscallSelectors } from '../../src/syscalls/sensor.ts';
@@ -24,6 +24,8 @@ test('defaults: nothing reported until asked, paths resolved, the agent excluded
   assert.equal(c.maxPathBytes, 4096);
   assert.deepEqual(c.sensitivePaths, DEFAULT_SENSITIVE_PATHS);
   assert.ok(c.sensitivePaths.includes('/etc/') && c.sensitivePaths.includes('/root/.ssh/'));
+  assert.deepEqual(c.logPaths, ['/var/log/']);
+  assert.deepEqual(normalizeSyscallConfig({ filters: { logPaths: [] } }).logPaths, [], 'no log prefixes: no truncation is sensitive by itself');
 });
 
 test('event types become op bits; groups can be turned on whole; subsets set their config flags', () => {
@@ -70,6 +72,7 @@ test('bad configuration is refused with the field named', () => {
     [{ files: { sensitiveWrites: true }, filters: { sensitivePaths: [] } }, /files\.sensitiveWrites needs at least one entry/],
     [{ files: { secretReads: true }, filters: { secretPaths: [] } }, /files\.secretReads needs at least one entry in filters\.secretPaths/],
     [{ filters: { secretPaths: ['shadow'] } }, /filters\.secretPaths\[0\] \("shadow"\) must be an absolute path/],
+    [{ filters: { logPaths: ['var/log/'] } }, /filters\.logPaths\[0\] \("var\/log\/"\) must be an absolute path/],
     [{ maxPathBytes: 8192 }, /syscalls\.maxPathBytes must be an integer between 2 and 4096/],
     [{ maxPathBytes: 1.5 }, /syscalls\.maxPathBytes/],
     [{ openArgs: 'later' }, /syscalls\.openArgs must be "auto", "exit" or "entry", got "later"/],
@@ -127,6 +130,7 @@ test('filter maps get the bytes the kernel reads', () => {
   assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.sensitive_count.offset), 1);
   assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.flags.offset), VIGIL_SYS_CFG_FLAGS.RESOLVE | VIGIL_SYS_CFG_FLAGS.SECRET_HEADS);
   assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.secret_count.offset), DEFAULT_SECRET_PATHS.length);
+  assert.equal(b.readUInt32LE(SYSCALL_FILTER_CONFIG.log_count.offset), DEFAULT_LOG_PATHS.length);
   assert.equal(b.readBigUInt64LE(SYSCALL_FILTER_CONFIG.restricted_ops.offset), 0n);
   const quiet = encodeFilterConfig(normalizeSyscallConfig({ files: { secretReads: true }, filters: { secretPaths: ['/srv/keys/'] } }), 1);
   assert.equal(quiet.readBigUInt64LE(SYSCALL_FILTER_CONFIG.restricted_ops.offset), bit(VIGIL_SYS_OP.OPEN));
