@@ -65,6 +65,8 @@ export function buildCli(): Command {
     .option('--json', 'JSON Lines on stdout even on a terminal')
     .option('--no-stdout', 'no events on stdout')
     .option('--store <path>', 'SQLite store path')
+    .option('-t, --enable-tag <tag>', 'run only the rules with this tag (repeatable; rules.enabledTags)', collect)
+    .option('-T, --disable-tag <tag>', 'turn off the rules with this tag (repeatable; rules.disabledTags)', collect)
     .addOption(new Option('--process-mode <mode>', 'process events from BPF, or without it').choices(['auto', 'bpf', 'procfs']))
     .action(async (opts) => {
       process.exitCode = await run(opts);

@@ -23,6 +23,8 @@ export interface RunFlags {
   stdout?: boolean;
   store?: string;
   processMode?: string;
+  enableTag?: string[];
+  disableTag?: string[];
 }
 
 /** Flags as config overrides (they win over the file). */
@@ -38,6 +40,8 @@ export function flagOverrides(f: RunFlags): unknown[] {
   if (f.json) o.push({ sinks: { stdout: { format: 'json' } } });
   if (f.stdout === false) o.push({ sinks: { stdout: { enabled: false } } });
   if (f.store) o.push({ sinks: { store: { enabled: true, path: f.store } } });
+  if (f.enableTag?.length) o.push({ rules: { enabledTags: f.enableTag } });
+  if (f.disableTag?.length) o.push({ rules: { disabledTags: f.disableTag } });
   for (const s of f.set ?? []) o.push(parseSet(s));
   return o;
 }

@@ -157,6 +157,10 @@ export const ConfigSchema = z
         inline: z.array(z.unknown()).default([]),
         /** Names of rules to turn off. */
         disabled: z.array(z.string().min(1)).default([]),
+        /** When not empty, only rules with one of these tags are on (Falco's -t). */
+        enabledTags: z.array(z.string().min(1)).default([]),
+        /** Rules with one of these tags are off (Falco's -T). */
+        disabledTags: z.array(z.string().min(1)).default([]),
         /** Rules below this priority are not checked. */
         minPriority: z.enum(PRIORITIES, { error: `expected one of ${PRIORITIES.join(', ')}` }).default('debug'),
         /** Events waiting to be checked; beyond it they are dropped (counted in rules.dropped). */

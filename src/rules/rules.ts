@@ -60,6 +60,10 @@ export interface RuleSetOptions {
   sources: RuleSource[];
   /** Rule names turned off after loading (an unknown name is an error: a typo would leave a rule on). */
   disabled?: string[];
+  /** When not empty, only rules with at least one of these tags stay on (Falco's -t). */
+  enabledTags?: string[];
+  /** Rules with any of these tags are turned off (Falco's -T); applied after enabledTags. */
+  disabledTags?: string[];
   /** Rules below this priority are not loaded (Falco's priority threshold). */
   minPriority?: Priority;
 }
@@ -218,6 +222,18 @@ export function compileRules(o: RuleSetOptions): RuleSet {
     const r = rules.get(n);
     if (r) r.enabled = false;
     else bad('rules.disabled', `no rule named ${JSON.stringify(n)}${rules.size ? ` (rules: ${[...rules.keys()].slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${rules.size > 5 ? ', …' : ''})` : ''}`);
+  }
+  // Tags select after names: an unknown tag is an error too (it would select nothing, or leave rules on).
+  const known = new Set([...rules.values()].flatMap((r) => r.tags));
+  const tagList = (key: string, tags: string[] | undefined): Set<string> => {
+    for (const t of tags ?? []) if (!known.has(t)) bad(key, `no rule has the tag ${JSON.stringify(t)} (tags: ${[...known].sort().slice(0, 8).join(', ')}${known.size > 8 ? ', …' : ''})`);
+    return new Set(tags ?? []);
+  };
+  const only = tagList('rules.enabledTags', o.enabledTags);
+  const off = tagList('rules.disabledTags', o.disabledTags);
+  for (const r of rules.values()) {
+    if (only.size && !r.tags.some((t) => only.has(t))) r.enabled = false;
+    if (r.tags.some((t) => off.has(t))) r.enabled = false;
   }
   // Conditions are compiled even after an item was refused, so that one run reports every problem.
 
@@ -537,11 +553,11 @@ export class RuleSet {
 }
 
 /** The rule set a configuration's `rules` section asks for: the embedded defaults, the files, then inline items. */
-export function ruleSetFor(c: { enabled: boolean; defaults: boolean; files: string[]; inline: unknown[]; disabled: string[]; minPriority: Priority }): RuleSet | undefined {
+export function ruleSetFor(c: { enabled: boolean; defaults: boolean; files: string[]; inline: unknown[]; disabled: string[]; enabledTags?: string[]; disabledTags?: string[]; minPriority: Priority }): RuleSet | undefined {
   if (!c.enabled) return undefined;
   const sources: RuleSource[] = [];
   if (c.defaults) sources.push(readRuleFile(DEFAULT_RULES_FILE, `rules.defaults (${DEFAULT_RULES_FILE})`));
   c.files.forEach((f, i) => sources.push(readRuleFile(f, `rules.files.${i} (${f})`)));
   if (c.inline.length) sources.push({ name: 'rules.inline', items: c.inline, itemPath: (i) => `rules.inline.${i}` });
-  return compileRules({ sources, disabled: c.disabled, minPriority: c.minPriority });
+  return compileRules({ sources, disabled: c.disabled, enabledTags: c.enabledTags, disabledTags: c.disabledTags, minPriority: c.minPriority });
 }

@@ -89,3 +89,10 @@ test('configuring one sink keeps the default sinks; a default sink goes away onl
   const quiet = loadConfig({ overrides: flagOverrides({ stdout: false }) });
   assert.deepEqual(quiet.sinks, { stdout: { enabled: false }, store: { enabled: true } }, '--no-stdout keeps the store');
 });
+
+test('-t and -T select rules by tag; an unknown tag is a bad configuration naming the field', async () => {
+  const { flagOverrides } = await import('../../src/cli/run.ts');
+  const c = loadConfig({ overrides: flagOverrides({ enableTag: ['filesystem', 'process'], disableTag: ['mitre_persistence'] }) });
+  assert.deepEqual([c.rules.enabledTags, c.rules.disabledTags], [['filesystem', 'process'], ['mitre_persistence']]);
+  assert.throws(() => loadConfig({ overrides: flagOverrides({ disableTag: ['no-such-tag'] }) }), /rules\.disabledTags: no rule has the tag "no-such-tag"/);
+});

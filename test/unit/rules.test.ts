@@ -172,6 +172,22 @@ test('lists (also of lists), macros, overrides, append, disabled and minPriority
   assert.notEqual(d.digest, inline([rule('a', 'true', { types: ['exec'] }), rule('b', 'true', { types: ['open', 'exec'] })]).digest, 'the digest follows what is enabled');
 });
 
+test('rules are selected by tag: only those with an enabled tag, minus those with a disabled one (Falco -t, -T)', () => {
+  const items = () => [rule('fs', 'true', { tags: ['filesystem', 'mitre_persistence'] }), rule('net', 'true', { tags: ['network'] }), rule('both', 'true', { tags: ['network', 'filesystem'] }), rule('none', 'true')];
+  const on = (o: object) => inline(items(), o).rules.filter((r) => r.enabled).map((r) => r.name);
+  assert.deepEqual(on({}), ['fs', 'net', 'both', 'none']);
+  assert.deepEqual(on({ enabledTags: ['filesystem'] }), ['fs', 'both'], 'a rule without tags is not selected');
+  assert.deepEqual(on({ disabledTags: ['network'] }), ['fs', 'none']);
+  assert.deepEqual(on({ enabledTags: ['filesystem'], disabledTags: ['network'] }), ['fs'], 'disabled tags apply after enabled ones');
+  assert.deepEqual(on({ enabledTags: ['filesystem', 'network'], disabled: ['net'] }), ['fs', 'both']);
+  assert.deepEqual(issuesOf(() => inline(items(), { disabledTags: ['netwrok'] })), [{ path: 'rules.disabledTags', message: 'no rule has the tag "netwrok" (tags: filesystem, mitre_persistence, network)' }]);
+  assert.equal(issuesOf(() => inline(items(), { enabledTags: ['x'] }))[0]!.path, 'rules.enabledTags');
+  // The defaults: every rule has tags, and a run on filesystem rules alone turns the others off.
+  const defaults = compileRules({ sources: [readRuleFile(DEFAULT_RULES_FILE)], enabledTags: ['filesystem'] });
+  assert.ok(defaults.rules.every((r) => r.enabled === r.tags.includes('filesystem')));
+  assert.ok(defaults.rules.some((r) => r.enabled) && defaults.rules.some((r) => !r.enabled));
+});
+
 test('macros are evaluated lazily, once per event, whatever number of rules use them', () => {
   let calls = 0;
   const set = inline([{ macro: 'm', condition: 'event.n > 0' }, rule('r1', 'false && m'), rule('r2', 'm'), rule('r3', 'm && m')]);
