@@ -85,12 +85,18 @@ const INIT_PIDNS = 0xeffffffc;
 const IMAGE_FIELDS = ['argv', 'env', 'exe', 'filename', 'comm'];
 
 /**
+ * Every member of T, optional ones too, as a literal must name them: an image written out member by member
+ * fails to compile when ProcessImage gains a member, instead of leaving it out silently.
+ */
+type EveryMember<T> = { [K in keyof Required<T>]: T[K] };
+
+/**
  * The image a child inherits at fork: its parent's, under its own exec id and comm. Written out rather than
  * spread: a spread with overrides copies the parent's image property by property on V8's generic path, a
  * fork per process under churn (bench/pipeline, process events replayed alone). Same members, same order.
  */
 function inheritedImage(p: ProcessImage, execId: string, comm: string): ProcessImage {
-  return {
+  const image: EveryMember<ProcessImage> = {
     execId,
     execNs: undefined,
     exePath: p.exePath,
@@ -107,11 +113,12 @@ function inheritedImage(p: ProcessImage, execId: string, comm: string): ProcessI
     inherited: true,
     unknown: p.unknown,
   };
+  return image;
 }
 
 /** An image known only by its comm, if that (undefined: the comm is unknown too); every other field unknown. */
 function unknownImage(execId: string, comm: string | undefined, inherited: boolean): ProcessImage {
-  return {
+  const image: EveryMember<ProcessImage> = {
     execId,
     execNs: undefined,
     exePath: undefined,
@@ -128,6 +135,7 @@ function unknownImage(execId: string, comm: string | undefined, inherited: boole
     inherited,
     unknown: comm !== undefined ? ['argv', 'env', 'exe', 'filename'] : [...IMAGE_FIELDS],
   };
+  return image;
 }
 const EXEC_SETTLES = new Set([...IMAGE_FIELDS, 'creds', 'ns', 'cgroupId', 'tty', 'subreaper', 'ppid', 'parentStartNs', 'oldPid']);
 /** Marks an exec settles afresh (its image, creds, namespaces, tty, lineage): an exec clears the earlier ones. */

@@ -174,7 +174,7 @@ test('lists (also of lists), macros, overrides, append, disabled and minPriority
 
 test('rules are selected by tag: only those with an enabled tag, minus those with a disabled one (Falco -t, -T)', () => {
   const items = () => [rule('fs', 'true', { tags: ['filesystem', 'mitre_persistence'] }), rule('net', 'true', { tags: ['network'] }), rule('both', 'true', { tags: ['network', 'filesystem'] }), rule('none', 'true')];
-  const on = (o: object) => inline(items(), o).rules.filter((r) => r.enabled).map((r) => r.name);
+  const on = (o: Record<string, unknown>) => inline(items(), o).rules.filter((r) => r.enabled).map((r) => r.name);
   assert.deepEqual(on({}), ['fs', 'net', 'both', 'none']);
   assert.deepEqual(on({ enabledTags: ['filesystem'] }), ['fs', 'both'], 'a rule without tags is not selected');
   assert.deepEqual(on({ disabledTags: ['network'] }), ['fs', 'none']);
