@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import type { FileEvent, NetEvent, SysEvent } from '../../src/events/types.ts';
 import { VIGIL_SYS_FLAGS } from '../../src/events/layout.generated.ts';
 import { SyscallSensor } from '../../src/syscalls/sensor.ts';
@@ -16,6 +16,14 @@ import { assertGone, privileged, skipForKernel, tempDir } from '../helpers/privi
 const NEEDS = 'root + BPF with BTF + syscall tracepoints + gcc';
 const TRACEFS = '/sys/kernel/tracing/events';
 
+/** A temp dir (gone when the test ends) with a sensitive subdirectory, and the workload built in it. */
+function workloadDir(t: TestContext): { dir: string; sens: string; bin: string } {
+  const dir = tempDir(t, 'vigil-sc-');
+  const sens = path.join(dir, 'sens');
+  fs.mkdirSync(sens);
+  return { dir, sens, bin: buildWorkload(dir) };
+}
+
 function pick<T>(list: T[], pred: (x: T) => boolean, what: string): T {
   const hit = list.find(pred);
   assert.ok(hit, `no event for ${what}`);
@@ -24,11 +32,8 @@ function pick<T>(list: T[], pred: (x: T) => boolean, what: string): T {
 
 test('syscall sensor: each event of a scripted workload carries its arguments, return value and process', async (t) => {
   if (!privileged(t, NEEDS)) return;
-  const dir = tempDir(t, 'vigil-sc-');
+  const { dir, sens, bin } = workloadDir(t);
   const real = fs.realpathSync(dir);
-  const sens = path.join(dir, 'sens');
-  fs.mkdirSync(sens);
-  const bin = buildWorkload(dir);
   const log = new EventLog();
   const sensor = new SyscallSensor(
     { files: true, network: true, other: true, filters: { comm: { include: [path.basename(bin)] }, sensitivePaths: [`${sens}/`] } },
@@ -224,10 +229,7 @@ test('syscall sensor: each event of a scripted workload carries its arguments, r
 
 test('syscall sensor: the tid-hash fallback pairs entries and exits like task storage', async (t) => {
   if (!privileged(t, NEEDS)) return;
-  const dir = tempDir(t, 'vigil-sc-');
-  const sens = path.join(dir, 'sens');
-  fs.mkdirSync(sens);
-  const bin = buildWorkload(dir);
+  const { dir, sens, bin } = workloadDir(t);
   const log = new EventLog();
   // openArgs "entry": opens pair through the hash too.
   const sensor = new SyscallSensor({ files: true, network: { connect: true }, filters: { comm: { include: [path.basename(bin)] }, sensitivePaths: [`${sens}/`] }, openArgs: 'entry' }, { onEvent: log.push, pendingStore: 'hash' });
@@ -251,10 +253,7 @@ test('syscall sensor: the tid-hash fallback pairs entries and exits like task st
 
 test('syscall sensor: opens report the same events with their arguments read at exit or saved at entry', async (t) => {
   if (!privileged(t, NEEDS)) return;
-  const dir = tempDir(t, 'vigil-sc-');
-  const sens = path.join(dir, 'sens');
-  fs.mkdirSync(sens);
-  const bin = buildWorkload(dir);
+  const { dir, sens, bin } = workloadDir(t);
   const MAX = 12; // a second pair of sensors reads at most 11 bytes of a path
   const make = (openArgs: 'exit' | 'entry', maxPathBytes?: number) => {
     const log = new EventLog();
@@ -297,10 +296,7 @@ test('syscall sensor: opens report the same events with their arguments read at 
 
 test('syscall sensor: the path walk resolves the same paths with plain loads as with a helper call per field', async (t) => {
   if (!privileged(t, NEEDS)) return;
-  const dir = tempDir(t, 'vigil-sc-');
-  const sens = path.join(dir, 'sens');
-  fs.mkdirSync(sens);
-  const bin = buildWorkload(dir);
+  const { dir, sens, bin } = workloadDir(t);
   // resolvePaths "all": every open is walked, absolute read-only ones too (/proc/self/ns/mnt crosses a mount).
   const make = (pathReads: 'direct' | 'helper') => {
     const log = new EventLog();
@@ -335,10 +331,7 @@ test('syscall sensor: the path walk resolves the same paths with plain loads as 
 
 test('syscall sensor: the perf-buffer channel carries the same variable-size records', async (t) => {
   if (!privileged(t, NEEDS)) return;
-  const dir = tempDir(t, 'vigil-sc-');
-  const sens = path.join(dir, 'sens');
-  fs.mkdirSync(sens);
-  const bin = buildWorkload(dir);
+  const { dir, sens, bin } = workloadDir(t);
   const log = new EventLog();
   const sensor = new SyscallSensor({ files: true, other: { mount: true, umount: true }, filters: { comm: { include: [path.basename(bin)] }, sensitivePaths: [`${sens}/`], resolvePaths: 'all' } }, { onEvent: log.push, channel: 'perf' });
   t.after(() => sensor.stop());
