@@ -45,8 +45,8 @@ struct {
  * Set by the loader (constant editor "vigil_direct_reads") where tracing programs can call the bpf_rdonly_cast
  * kfunc (6.2+): the walk then follows the dentry and mount chain with plain loads, which the verifier turns
  * into fault-handling loads, instead of one bpf_probe_read_kernel call per field. Measured here on an open of
- * "null" from /dev: the walk went from ~960 to ~460 ns. 0 leaves the kfunc in dead code, which older kernels
- * accept as an unresolved weak symbol.
+ * "null" from /dev: the walk went from ~960 to ~460 ns. 0 leaves the kfunc in dead code: libbpf leaves a weak
+ * kfunc the kernel lacks unresolved, and the verifier removes the dead call (not tried here: this kernel has it).
  */
 const volatile __u32 vigil_direct_reads = 0;
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
