@@ -14,6 +14,7 @@ interface ApiRule {
   errors: number;
   lastError?: string;
   source: string;
+  tags?: string[];
 }
 
 /** GET /v1/rules (src/api/server.ts): the engine's status without its per-rule list, which `rules` carries. */
@@ -42,8 +43,9 @@ export async function rulesListCommand(opts: { socket: string; json?: boolean })
     return 0;
   }
   const s = body.summary;
-  const rows = body.rules.map((r) => [r.enabled ? 'on' : 'off', r.priority, String(r.matches), String(r.errors), Array.isArray(r.types) ? r.types.join(',') : r.types, safe(r.name)]);
-  const head = ['STATE', 'PRIORITY', 'ALERTS', 'ERRORS', 'TYPES', 'RULE'];
+  // Tags last: what -t and -T select by (rules.enabledTags, rules.disabledTags).
+  const rows = body.rules.map((r) => [r.enabled ? 'on' : 'off', r.priority, String(r.matches), String(r.errors), Array.isArray(r.types) ? r.types.join(',') : r.types, safe(r.name), safe(r.tags?.join(',') || '-')]);
+  const head = ['STATE', 'PRIORITY', 'ALERTS', 'ERRORS', 'TYPES', 'RULE', 'TAGS'];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(width[i]!))).join('  ');
   let out = `${line(head)}\n${rows.map(line).join('\n')}\n`;

@@ -430,7 +430,7 @@ test('an in-process agent raises alerts into its sinks, reloads edited rule file
   assert.ok(body.summary.alerts >= 3);
   const cli = await runCli(['rules', '--socket', ta.socket]);
   assert.equal(cli.status, 0, cli.stderr);
-  assert.match(cli.stdout, /on\s+warning\s+2\s+0\s+exec\s+mark two/);
+  assert.match(cli.stdout, /on\s+warning\s+2\s+0\s+exec\s+mark two\s+-\n/, 'a rule without tags: "-" in the last column');
   const st = ta.agent.status();
   assert.equal(st.rules!.enabled, 1);
 
