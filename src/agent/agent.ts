@@ -27,7 +27,8 @@ import { PerfBufReader } from '../ringbuf/perfbuf.ts';
 import { RING_CTL_MAP, RingBufReader, type EventReader } from '../ringbuf/ringbuf.ts';
 import { SIZEOF } from '../events/layout.generated.ts';
 import { buildSinks, createSinks, diffSinks, validateSinks } from '../sinks/index.ts';
-import type { Store } from '../store/store.ts';
+import { resolveStoreOptions, type StoreSink } from '../sinks/store-sink.ts';
+import type { Store, StoreRetention } from '../store/store.ts';
 import { calibrate } from '../pipeline/clock.ts';
 import { Pipeline, type Decoded, type PipelineCounters } from '../pipeline/pipeline.ts';
 import { agentEnrichment, pipelineTables } from '../pipeline/tables.ts';
@@ -172,6 +173,8 @@ export class Agent {
   #retired: RetiredSink[] = [];
   #retiredEarlier: RetiredSinkInput | undefined;
   #store: Store | undefined;
+  /** The store's sink, which a reload gives new retention limits. */
+  #storeSink: StoreSink | undefined;
   #users = new UserResolver();
   /** Event types whose pipeline failure was reported (see onError). */
   #failedTypes = new Set<string>();
@@ -250,6 +253,7 @@ export class Agent {
     const built = createSinks(cfg.sinks, { dataDir: cfg.agent.dataDir });
     this.#sinks = [...built.sinks, ...(this.#o.sinks ?? [])];
     this.#store = built.store;
+    this.#storeSink = built.storeSink;
 
     this.#step('checking privileges and kernel features');
     let bpf = cfg.process.mode !== 'procfs';
@@ -406,7 +410,19 @@ export class Agent {
         const ops = normalizeSyscallConfig(sys).ops; // validates again: a config built in code reaches here unchecked
         const scrubber = touches(plan, 'process.scrub') ? new Scrubber(next.process.scrub) : undefined;
         const ctx = { dataDir: next.agent.dataDir };
-        const sinkPlan = touches(plan, 'sinks') ? diffSinks(validateSinks(this.#config.sinks, ctx), validateSinks(next.sinks, ctx)) : undefined;
+        // The store's retention limits are the only part of it a reload may change (planReload refused the
+        // rest): given to its writer in place, and the store diffed as it started, so it is not replaced.
+        let retention: StoreRetention | undefined;
+        let nextSinks = next.sinks;
+        if (touches(plan, 'sinks.store')) {
+          const planned = validateSinks(next.sinks, ctx).find((s) => s.kind === 'store');
+          if (planned) {
+            const r = resolveStoreOptions(planned.opts);
+            retention = { maxRows: r.maxRows, maxAgeMs: r.maxAgeMs, maxProcesses: r.maxProcesses };
+          }
+          nextSinks = { ...next.sinks, store: this.#config.sinks.store };
+        }
+        const sinkPlan = touches(plan, 'sinks') ? diffSinks(validateSinks(this.#config.sinks, ctx), validateSinks(nextSinks, ctx)) : undefined;
         // New sinks before anything changes: building one can fail, and then nothing was changed.
         const added = sinkPlan ? buildSinks(sinkPlan.add).sinks : [];
         try {
@@ -429,6 +445,7 @@ export class Agent {
           this.#swapSinks(sinkPlan.remove, added, sinkPlan.replaces);
           if (added.length || sinkPlan.remove.length) sinks = { added: added.map((s) => s.name), removed: sinkPlan.remove };
         }
+        if (retention) this.#storeSink?.setRetention(retention);
         if (rulesChanged) {
           this.#rules!.flush(); // what was routed before the reload is checked by the rules in force then
           this.#rules!.setRules(rules, next.rules.queue);

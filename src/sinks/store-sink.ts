@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { lineMetaOf, newLineMeta, type LineMeta, type OutputEvent, type SinkStats } from '../pipeline/types.ts';
-import { pushEventRow, Store, type EventQuery, type StoreOptions } from '../store/store.ts';
+import { pushEventRow, Store, type EventQuery, type StoreOptions, type StoreRetention } from '../store/store.ts';
 import type { FromWorker, ToWorker, WorkerConfig } from '../store/worker.ts';
 import { int, object, string } from './options.ts';
 import { QueuedSink } from './queue.ts';
@@ -232,6 +232,17 @@ export class StoreSink extends QueuedSink {
     }
     this.counters.drop('shutdown', left);
     this.reader?.close();
+  }
+
+  /**
+   * New retention limits (a configuration reload: sinks.store.maxRows, maxAgeMs, maxProcesses), applied by the
+   * writer thread at once, and by a writer started again later.
+   */
+  setRetention(r: StoreRetention): void {
+    this.o.maxRows = r.maxRows;
+    this.o.maxAgeMs = r.maxAgeMs;
+    this.o.maxProcesses = r.maxProcesses;
+    this.worker?.postMessage({ op: 'retention', ...r } satisfies ToWorker);
   }
 
   private storeOptions(): StoreOptions {

@@ -18,6 +18,13 @@ export class StoreError extends VigilError {
   }
 }
 
+/** The limits a reload may change while the store is open (0: no limit). */
+export interface StoreRetention {
+  maxRows: number;
+  maxAgeMs: number;
+  maxProcesses: number;
+}
+
 export interface StoreOptions {
   /** Open for queries only: never creates, migrates or writes. */
   readOnly?: boolean;
@@ -129,6 +136,13 @@ export class Store {
   private rows = 0;
   private readonly knownContainers = new Map<string, { name: string | null; at: number }>();
   private readonly pendingContainers = new Map<string, { name: string | null; at: number }>();
+
+  /** New retention limits (a configuration reload): the next retention step applies them. */
+  setRetention(r: StoreRetention): void {
+    this.o.maxRows = r.maxRows;
+    this.o.maxAgeMs = r.maxAgeMs;
+    this.o.maxProcesses = r.maxProcesses;
+  }
 
   private constructor(path: string, opts: StoreOptions) {
     this.path = path;

@@ -2,7 +2,7 @@
 // agent event rates would eat the main thread; here they cost the main thread only a postMessage per batch
 // (measured ~1 µs per row). One transaction per batch; retention deletes run in small steps between batches.
 import { parentPort, workerData } from 'node:worker_threads';
-import { ROW_COLS, Store, type LineBytes, type StoreOptions } from './store.ts';
+import { ROW_COLS, Store, type LineBytes, type StoreOptions, type StoreRetention } from './store.ts';
 
 export interface WorkerConfig {
   path: string;
@@ -12,7 +12,7 @@ export interface WorkerConfig {
 }
 
 /** `bytes`: the lines of the rows whose line column is null (see pushEventRow), moved, not copied. */
-export type ToWorker = { op: 'insert'; id: number; rows: unknown[]; bytes?: LineBytes } | { op: 'close' };
+export type ToWorker = { op: 'insert'; id: number; rows: unknown[]; bytes?: LineBytes } | ({ op: 'retention' } & StoreRetention) | { op: 'close' };
 export type FromWorker =
   | { op: 'ready' }
   | { op: 'fatal'; error: string }
@@ -65,6 +65,9 @@ port.on('message', (m: ToWorker) => {
       send({ op: 'done', id: m.id, n, error: (err as Error).message });
     }
     if (store?.overRowLimit()) retain();
+  } else if (m.op === 'retention') {
+    store?.setRetention(m);
+    retain(); // tighter limits apply now, not at the next interval
   } else if (m.op === 'close') {
     clearInterval(timer);
     try {

@@ -45,7 +45,8 @@ test('planReload: event types, filters and scrub rules reload in place; everythi
   assert.deepEqual(with_({ ring: { sizeMiB: 32 }, events: { files: { open: true } } }), { changed: ['ring.sizeMiB', 'events.files.sensitiveWrites', 'events.files.secretReads', 'events.files.open'], restartNeeded: ['ring.sizeMiB'] });
   assert.deepEqual(with_({ sinks: { file: { path: '/tmp/x.jsonl' } } }), { changed: ['sinks.file'], restartNeeded: [] }, 'a sink added');
   assert.deepEqual(with_({ sinks: { stdout: false } }).restartNeeded, [], 'a sink removed');
-  assert.deepEqual(with_({ sinks: { store: { maxRows: 10 } } }).restartNeeded, ['sinks.store.maxRows'], 'the store stays as it started');
+  assert.deepEqual(with_({ sinks: { store: { batchRows: 10 } } }).restartNeeded, ['sinks.store.batchRows'], 'the store stays as it started');
+  assert.deepEqual(with_({ sinks: { store: { maxRows: 10, maxAgeMs: 60_000, maxProcesses: 5 } } }).restartNeeded, [], 'but for its retention limits');
   assert.deepEqual(with_({ agent: { socket: '/tmp/v.sock' }, process: { scrub: { secretNames: ['pw'] }, maxArgsBytes: 64 }, pipeline: { reorderWindowMs: 0 } }).restartNeeded, ['agent.socket', 'pipeline.reorderWindowMs', 'process.maxArgsBytes']);
   assert.deepEqual(with_({ process: { scrub: { secretNames: ['pw'], envAllow: [] } } }), { changed: ['process.scrub.secretNames', 'process.scrub.envAllow'], restartNeeded: [] }, 'scrub rules reload');
   const err = new ReloadRefusedError(['ring.sizeMiB', 'agent.socket']);
@@ -221,8 +222,8 @@ test('a reload adds, removes and replaces sinks between two events: the old ones
   assert.equal(acc.sinks['file[1]']!.received, acc.pipeline.events + acc.pipeline.synthetic - before);
 
   // The second file removed, the store changed: refused whole, naming the store; nothing changes.
-  write('sinks:', `  file: [{ path: ${a} }]`, '  store: { maxRows: 10 }');
-  assert.throws(() => agent.reload(), (e: unknown) => e instanceof ReloadRefusedError && e.fields.join() === 'sinks.store.maxRows');
+  write('sinks:', `  file: [{ path: ${a} }]`, '  store: { batchRows: 10 }');
+  assert.throws(() => agent.reload(), (e: unknown) => e instanceof ReloadRefusedError && e.fields.join() === 'sinks.store.batchRows');
   assert.deepEqual(Object.keys(agent.status().sinks).sort(), ['file[0]', 'file[1]', 'memory']);
   // Without the store: file[1] is removed, file[0] kept as it is.
   write('sinks:', `  file: [{ path: ${a} }]`);
@@ -237,6 +238,35 @@ test('a reload adds, removes and replaces sinks between two events: the old ones
   assert.deepEqual(acc.retired.map((x) => [x.name, x.generations]), [['file', [1, 1]], ['file[1]', [2, 2]]]);
   assert.ok(acc.retired.every((x) => x.queued === 0 && x.droppedTotal === 0 && x.sent === x.through - x.before));
   assert.equal(acc.sinks['file[0]']!.received + acc.sinks['file[0]']!.before, acc.pipeline.events + acc.pipeline.synthetic);
+});
+
+test('a reload gives the store new retention limits in place: the store is not replaced, its writer trims to them', async (t) => {
+  const dir = tempDir(t, 'vigil-reload-store-');
+  const file = path.join(dir, 'vigil.yaml');
+  const head = ['process: { mode: procfs }', 'containers: { enabled: false }', 'events:', '  process: { exec: true, exit: false, fork: false }', '  files: false', '  network: false', '  other: false'];
+  const write = (...lines: string[]) => fs.writeFileSync(file, `${[...head, ...lines].join('\n')}\n`);
+  write('sinks:', '  store: { batchRows: 1 }');
+  const ta = await startTestAgent(t, { configFile: file, config: { sinks: { store: { enabled: true } } } });
+  const agent = ta.agent;
+  const rows = () => agent.store!.query({ limit: 100_000 }).length;
+  const until = async (ok: () => boolean, what: string) => {
+    for (const end = Date.now() + 30_000; !ok(); await new Promise((r) => setTimeout(r, 20))) if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+  };
+  for (let i = 0; i < 5; i++) {
+    const m = `vigil-store-mark-${i}`;
+    await new Promise<void>((resolve, reject) => spawn('/bin/sh', ['-c', 'sleep 0.1', m]).on('exit', () => resolve()).on('error', reject));
+    await ta.sink.waitFor((e) => e.type === 'exec' && (e.process as { argv?: string[] } | undefined)?.argv?.includes(m) === true, m);
+  }
+  agent.drain();
+  await until(() => rows() >= 5, 'five execs in the store');
+  const store = agent.store;
+  write('sinks:', '  store: { batchRows: 1, maxRows: 2 }');
+  const r = agent.reload();
+  assert.deepEqual(r.changed, ['sinks.store.maxRows']);
+  assert.equal(r.sinks, undefined, 'no sink added or removed');
+  assert.equal(agent.store, store, 'the same store');
+  await until(() => rows() <= 2, 'the store trimmed to 2 rows');
+  assert.ok(agent.accounting().balanced);
 });
 
 test('an agent reloaded many times lists the latest removed sinks and sums the earlier ones, still balanced', async (t) => {
@@ -303,6 +333,7 @@ test('fuzz: random reloads of a running agent are applied exactly, or rejected w
     (rng) => ({ filters: { scope: rng.pick(['all', 'containers', 'host']), resolvePaths: rng.pick([true, false, 'all']) } }),
     (rng) => ({ process: { scrub: { [rng.pick(['secretNames', 'safeNames'])]: Array.from({ length: rng.int(1, 3) }, () => name(rng)), mask: rng.pick(['****', '[x]']) } } }),
     (rng) => ({ sinks: { file: { path: path.join(dir, `${name(rng)}.jsonl`) } } }),
+    (rng) => ({ sinks: { store: { [rng.pick(['maxRows', 'maxAgeMs', 'maxProcesses'])]: rng.int(0, 1000) } } }),
   ];
   const startOnly: ((rng: Rng) => Record<string, unknown>)[] = [
     (rng) => ({ ring: { sizeMiB: rng.pick([32, 64]) } }),
@@ -310,7 +341,7 @@ test('fuzz: random reloads of a running agent are applied exactly, or rejected w
     (rng) => ({ process: { maxArgsBytes: rng.int(1, 4096) } }),
     () => ({ agent: { probeStats: true } }),
     () => ({ events: { openArgs: 'entry' } }),
-    (rng) => ({ sinks: { store: { maxRows: rng.int(1, 1000) } } }),
+    (rng) => ({ sinks: { store: { batchRows: rng.int(1, 1000) } } }),
   ];
   const invalid: ((rng: Rng) => Record<string, unknown>)[] = [
     () => ({ events: { process: { fork: 'maybe' } } }),
