@@ -126,8 +126,9 @@ export class SyscallFilters {
   }
 
   /**
-   * Writes a configuration into the maps. Lists grow entries-first and shrink count-first, so a program
-   * running meanwhile never reads a prefix slot that is not written yet. Throws SyscallError (map update).
+   * Writes a configuration into the maps. Each list grows entries-first and shrinks count-first (decided list
+   * by list: one update may grow one list and shrink another), so a program running meanwhile never reads a
+   * prefix slot that is not written yet. Throws SyscallError (map update).
    */
   apply(c: NormalizedSyscallConfig): void {
     const prev = this.#current;
@@ -135,7 +136,7 @@ export class SyscallFilters {
     const grow = (list: string[], map: BpfMap) => list.forEach((p, i) => map.update(u32(i), encodePrefix(p)));
     const lists: [string[], BpfMap][] = [[c.pathPrefixes, m.prefixes], [c.sensitivePaths, m.sensitive], [c.secretPaths, m.secret], [c.logPaths, m.log]];
     const before = prev ? [prev.pathPrefixes, prev.sensitivePaths, prev.secretPaths, prev.logPaths] : undefined;
-    const shrinking = before !== undefined && lists.some(([l], i) => l.length < before[i]!.length);
+    const shrinks = lists.map(([l], i) => before !== undefined && l.length < before[i]!.length);
     if (lists.some(([l]) => l.length > PREFIX_MAX)) throw new InvalidArgumentError(`at most ${PREFIX_MAX} prefixes per list`);
 
     // Comms: new names first (so an include list never runs empty), the mode with the config, stale names last.
@@ -149,9 +150,9 @@ export class SyscallFilters {
     const heads = new Set(c.secretPaths.map((p) => secretHeadKey(p).toString('hex')));
     for (const h of heads) m.secretHeads.update(Buffer.from(h, 'hex'), Buffer.from([1]));
 
-    if (!shrinking) for (const [l, map] of lists) grow(l, map);
+    lists.forEach(([l, map], i) => shrinks[i] || grow(l, map));
     m.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid));
-    if (shrinking) for (const [l, map] of lists) grow(l, map);
+    lists.forEach(([l, map], i) => shrinks[i] && grow(l, map));
     for (const k of [...m.secretHeads.keys()]) if (!heads.has(k.toString('hex'))) m.secretHeads.delete(k);
     const keep = new Set([...wanted.keys()].map((n) => commKey(n).toString('hex')));
     for (const k of [...m.comm.keys()]) if (!keep.has(k.toString('hex'))) m.comm.delete(k);

@@ -6,7 +6,7 @@ import { InvalidArgumentError } from '../../src/bpf/errors.ts';
 import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_OP, VIGIL_SYS_SCOPE } from '../../src/events/layout.generated.ts';
 import { probeKey } from '../../src/manager/probe.ts';
 import { DEFAULT_LOG_PATHS, DEFAULT_SECRET_PATHS, DEFAULT_SENSITIVE_PATHS, normalizeSyscallConfig, type SyscallSensorConfig } from '../../src/syscalls/config.ts';
-import { commKey, encodeFilterConfig, encodePrefix } from '../../src/syscalls/filters.ts';
+import { commKey, encodeFilterConfig, encodePrefix, SyscallFilters, type SyscallFilterMaps } from '../../src/syscalls/filters.ts';
 import { syscallNumber } from '../../src/syscalls/names.ts';
 import { HOOKED_SYSCALLS, syscallProbes, syscallSelectors } from '../../src/syscalls/sensor.ts';
 
@@ -151,4 +151,32 @@ test('filter maps get the bytes the kernel reads', () => {
   assert.deepEqual([...commKey('sh')], [0x73, 0x68, ...Array(14).fill(0)]);
   assert.equal(commKey('exactly15chars!').length, 16);
   assert.equal(commKey('exactly15chars!')[15], 0, 'a NUL always ends the key, as bpf_get_current_comm writes it');
+});
+
+test('an update that grows one prefix list and shrinks another writes each in its safe order around the config', () => {
+  // Maps that record their writes: a list's new slots must be written before the config that counts them, and
+  // a list's count must drop (in the config) before its slots are rewritten.
+  const log: string[] = [];
+  const fake = (name: string) => {
+    const m = new Map<string, Buffer>();
+    return {
+      update: (k: Buffer, v: Buffer) => {
+        log.push(name);
+        m.set(k.toString('hex'), v);
+      },
+      delete: (k: Buffer) => m.delete(k.toString('hex')),
+      keys: () => [...m.keys()].map((h) => Buffer.from(h, 'hex')),
+      lookup: () => undefined,
+    };
+  };
+  const names = ['config', 'comm', 'prefixes', 'sensitive', 'secret', 'secretHeads', 'log', 'stats'] as const;
+  const maps = Object.fromEntries(names.map((n) => [n, fake(n)])) as unknown as SyscallFilterMaps;
+  const f = new SyscallFilters(maps, 1);
+  f.apply(normalizeSyscallConfig({ files: { open: true }, filters: { pathPrefixes: ['/a/', '/b/'], sensitivePaths: ['/x/'] } }));
+  log.length = 0;
+  f.apply(normalizeSyscallConfig({ files: { open: true }, filters: { pathPrefixes: ['/a/'], sensitivePaths: ['/x/', '/y/'] } }));
+  const config = log.indexOf('config');
+  assert.ok(config > 0);
+  assert.ok(log.lastIndexOf('sensitive') < config, `the growing list before the config: ${log.join(' ')}`);
+  assert.ok(log.indexOf('prefixes') > config, `the shrinking list after it: ${log.join(' ')}`);
 });
