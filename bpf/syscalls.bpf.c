@@ -632,8 +632,9 @@ static __always_inline int restricted(struct syscall_filter_config *cfg, __u32 o
 }
 
 /*
- * What a restricted event must be flagged with to be reported: VIGIL_SYSF_SENSITIVE for a modification under
- * a sensitive prefix, VIGIL_SYSF_SECRET for a read under a secret prefix, as the configuration asks.
+ * What a restricted event must be flagged with to be reported, as the configuration asks: with sensitive
+ * writes, VIGIL_SYSF_SENSITIVE (a modification under a sensitive prefix) or VIGIL_SYSF_LOG_TRUNCATED (an
+ * O_TRUNC open under a log prefix); with secret reads, VIGIL_SYSF_SECRET (a read under a secret prefix).
  */
 static __always_inline __u32 restricted_pass(struct syscall_filter_config *cfg)
 {

@@ -291,7 +291,7 @@ enum vigil_sys_stat {
 	VIGIL_SYS_STAT_DROP_SCOPE = 3,     /* container/host scope */
 	VIGIL_SYS_STAT_DROP_COMM = 4,      /* comm include/exclude lists */
 	VIGIL_SYS_STAT_DROP_PATH = 5,      /* no path prefix matched */
-	VIGIL_SYS_STAT_DROP_NOT_SENSITIVE = 6, /* a restricted file event type: not a sensitive modification, not a secret read */
+	VIGIL_SYS_STAT_DROP_NOT_SENSITIVE = 6, /* a restricted file event type: not a sensitive modification, truncated log or secret read */
 	VIGIL_SYS_STAT_DROP_ARGS = 7,      /* ptrace/bpf requests outside the configured subset */
 	VIGIL_SYS_STAT_NO_PENDING = 8,     /* no per-thread slot to pair entry and exit: event lost */
 	VIGIL_SYS_STAT_MAX = 16,

@@ -28,7 +28,7 @@ import { RING_CTL_MAP, RingBufReader, type EventReader } from '../ringbuf/ringbu
 import { SIZEOF } from '../events/layout.generated.ts';
 import { buildSinks, createSinks, diffSinks, validateSinks } from '../sinks/index.ts';
 import { resolveStoreOptions, type StoreSink } from '../sinks/store-sink.ts';
-import type { Store, StoreRetention } from '../store/store.ts';
+import { retentionOf, type Store, type StoreRetention } from '../store/store.ts';
 import { calibrate } from '../pipeline/clock.ts';
 import { Pipeline, type Decoded, type PipelineCounters } from '../pipeline/pipeline.ts';
 import { agentEnrichment, pipelineTables } from '../pipeline/tables.ts';
@@ -413,16 +413,18 @@ export class Agent {
         // The store's retention limits are the only part of it a reload may change (planReload refused the
         // rest): given to its writer in place, and the store diffed as it started, so it is not replaced.
         let retention: StoreRetention | undefined;
-        let nextSinks = next.sinks;
-        if (touches(plan, 'sinks.store')) {
-          const planned = validateSinks(next.sinks, ctx).find((s) => s.kind === 'store');
-          if (planned) {
-            const r = resolveStoreOptions(planned.opts);
-            retention = { maxRows: r.maxRows, maxAgeMs: r.maxAgeMs, maxProcesses: r.maxProcesses };
+        let sinkPlan: ReturnType<typeof diffSinks> | undefined;
+        if (touches(plan, 'sinks')) {
+          const before = validateSinks(this.#config.sinks, ctx);
+          let after = validateSinks(next.sinks, ctx);
+          const store = after.find((s) => s.kind === 'store');
+          if (store && touches(plan, 'sinks.store')) {
+            retention = retentionOf(resolveStoreOptions(store.opts));
+            const started = before.find((s) => s.kind === 'store');
+            after = after.map((s) => (s === store && started ? started : s));
           }
-          nextSinks = { ...next.sinks, store: this.#config.sinks.store };
+          sinkPlan = diffSinks(before, after);
         }
-        const sinkPlan = touches(plan, 'sinks') ? diffSinks(validateSinks(this.#config.sinks, ctx), validateSinks(nextSinks, ctx)) : undefined;
         // New sinks before anything changes: building one can fail, and then nothing was changed.
         const added = sinkPlan ? buildSinks(sinkPlan.add).sinks : [];
         try {

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { lineMetaOf, newLineMeta, type LineMeta, type OutputEvent, type SinkStats } from '../pipeline/types.ts';
-import { pushEventRow, Store, type EventQuery, type StoreOptions, type StoreRetention } from '../store/store.ts';
+import { pushEventRow, retentionOf, Store, type EventQuery, type StoreOptions, type StoreRetention } from '../store/store.ts';
 import type { FromWorker, ToWorker, WorkerConfig } from '../store/worker.ts';
 import { int, object, string } from './options.ts';
 import { QueuedSink } from './queue.ts';
@@ -239,10 +239,9 @@ export class StoreSink extends QueuedSink {
    * writer thread at once, and by a writer started again later.
    */
   setRetention(r: StoreRetention): void {
-    this.o.maxRows = r.maxRows;
-    this.o.maxAgeMs = r.maxAgeMs;
-    this.o.maxProcesses = r.maxProcesses;
-    this.worker?.postMessage({ op: 'retention', ...r } satisfies ToWorker);
+    const limits = retentionOf(r);
+    Object.assign(this.o, limits);
+    this.worker?.postMessage({ op: 'retention', ...limits } satisfies ToWorker);
   }
 
   private storeOptions(): StoreOptions {

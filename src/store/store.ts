@@ -25,6 +25,9 @@ export interface StoreRetention {
   maxProcesses: number;
 }
 
+/** The retention limits of `o` alone (options, or a message that carries more). */
+export const retentionOf = (o: StoreRetention): StoreRetention => ({ maxRows: o.maxRows, maxAgeMs: o.maxAgeMs, maxProcesses: o.maxProcesses });
+
 export interface StoreOptions {
   /** Open for queries only: never creates, migrates or writes. */
   readOnly?: boolean;
@@ -139,9 +142,7 @@ export class Store {
 
   /** New retention limits (a configuration reload): the next retention step applies them. */
   setRetention(r: StoreRetention): void {
-    this.o.maxRows = r.maxRows;
-    this.o.maxAgeMs = r.maxAgeMs;
-    this.o.maxProcesses = r.maxProcesses;
+    Object.assign(this.o, retentionOf(r));
   }
 
   private constructor(path: string, opts: StoreOptions) {

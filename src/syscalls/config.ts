@@ -143,7 +143,7 @@ export interface NormalizedSyscallConfig {
   ops: Set<SyscallOp>;
   /** Bit (1 << op) per event type, for sys_config.enabled_ops. */
   enabledOps: bigint;
-  /** The enabled types reported only as sensitive modifications or secret reads (sys_config.restricted_ops). */
+  /** The enabled types reported only as sensitive modifications, truncated logs or secret reads (sys_config.restricted_ops). */
   restrictedOps: bigint;
   /** VIGIL_SYSCFG_* */
   flags: number;

@@ -21,7 +21,7 @@ export interface SyscallFilterCounters {
   comm: number;
   /** No path prefix matched. */
   path: number;
-  /** Restricted file events (the default) that were neither a sensitive modification nor a secret read. */
+  /** Restricted file events (the default) that were neither a sensitive modification, a truncated log nor a secret read. */
   notSensitive: number;
   /** ptrace/bpf requests outside the configured subset. */
   args: number;
