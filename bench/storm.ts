@@ -230,6 +230,9 @@ interface AgentCounters {
   balanced: boolean;
   wakeups?: number;
   drains?: number;
+  /** The reader's passes put off for the sink's room, and those that went past it (ReaderStats). */
+  room_waits?: number;
+  past_room?: number;
   cpu_s: number;
 }
 
@@ -251,6 +254,9 @@ interface OpenRun {
   dropsDetail?: string;
   readerWakeups?: number;
   readerDrains?: number;
+  /** vigil: the reader's waits for the file sink's room, and its passes past that room. */
+  roomWaits?: number;
+  pastRoom?: number;
 }
 
 function agentConfig(dir: string, out: string): object {
@@ -320,6 +326,8 @@ async function runOpen(id: OpenId, dir: string, opensnoop: string | undefined): 
       r.lagMs = Date.now() - t;
       r.readerWakeups = caught.wakeups;
       r.readerDrains = caught.drains;
+      r.roomWaits = caught.room_waits;
+      r.pastRoom = caught.past_room;
       r.cpuS = caught.cpu_s;
       cons.signal('SIGTERM');
       const rep = await cons.json<AgentCounters>(120_000);
@@ -457,6 +465,7 @@ async function main(): Promise<void> {
             if (r.lagMs !== undefined && Number.isFinite(r.lagMs)) tail += `  caught up ${fixed(r.lagMs, 0)} ms after the storm`;
             if (r.dropsAfterKernel) tail += `  dropped after the kernel ${r.dropsAfterKernel} (${r.dropsDetail})`;
             if (r.readerDrains !== undefined) tail += `  reader wakeups ${r.readerWakeups ?? '–'}, drains ${r.readerDrains}`;
+            if (r.roomWaits !== undefined) tail += `, room waits ${r.roomWaits}, past room ${r.pastRoom}`;
             if (r.agent?.threads_ms) tail += `  CPU ms by thread ${Object.entries(r.agent.threads_ms).map(([k, v]) => `${k} ${fixed(v, 0)}`).join(', ')}`;
             tail += `  IRQ work ${r.storm.irq_work}`;
             if (r.counted.distinct !== OPEN_CALLS) warnings.push(`${c.id} round ${rep + 1}: delivered ${r.counted.distinct} of ${OPEN_CALLS} opens`);

@@ -71,7 +71,7 @@ createInterface({ input: process.stdin }).on('line', (l) => {
   if (cmd === 'status') process.stdout.write(`${JSON.stringify({ status: true, ...counters(false), cpu_s: cpuS() })}\n`);
   else if (cmd === 'full') {
     const s = agent.status();
-    process.stdout.write(`${JSON.stringify({ status: true, ...counters(true), wakeups: s.reader?.wakeups, drains: s.reader?.drains, cpu_s: cpuS() })}\n`);
+    process.stdout.write(`${JSON.stringify({ status: true, ...counters(true), wakeups: s.reader?.wakeups, drains: s.reader?.drains, room_waits: s.reader?.creditWaits, past_room: s.reader?.pastRoom, cpu_s: cpuS() })}\n`);
   }
 });
 

@@ -531,7 +531,7 @@ export class Agent {
       const { batchDelayMs, maxBatchDelayMs } = this.config.ring;
       // A burst waits in the ring while the file sink catches up, rather than overflowing its queue (see Sink.room).
       const pipeline = this.#pipeline!;
-      this.#reader = new RingBufReader(this.#maps.vigil_events!, { batchDelayMs, maxBatchDelayMs, control: this.#maps[RING_CTL_MAP], credit: () => pipeline.sinkRoom() });
+      this.#reader = new RingBufReader(this.#maps.vigil_events!, { batchDelayMs, maxBatchDelayMs, control: this.#maps[RING_CTL_MAP], credit: () => pipeline.sinkRoom(), holdsBack: () => pipeline.holdsBack() });
     }
     else this.#reader = new PerfBufReader(this.#maps.vigil_events_perf!, { batchDelayMs: this.config.ring.batchDelayMs });
     this.#reader.start(handler);

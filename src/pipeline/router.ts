@@ -320,6 +320,11 @@ export class Router {
     return this.#lineTakers.has(type);
   }
 
+  /** Whether some subscriber takes JSON lines (an SSE client or a trace job's stream): a consumer outside the agent. */
+  get streaming(): boolean {
+    return this.#lineTakers.any > 0 || this.#lineTakers.byType.size > 0;
+  }
+
   get size(): number {
     return this.#subs.size;
   }

@@ -350,8 +350,21 @@ export interface RingBufReaderOptions {
    * regardless, and the queues count their drops as before.
    */
   credit?: () => number;
-  /** Longest wait for the consumer's room (ms). Default 100. */
+  /**
+   * Longest wait for the consumer's room (ms) while waiting delays someone who could take records now
+   * (`holdsBack`): one full queue must not hold the others back for long. Default 100.
+   */
   creditWaitMs?: number;
+  /**
+   * With `credit`: whether waiting for room delays someone who could take records now (another sink with
+   * room, a live stream). When it says no, the full queues are all there is to serve: reading past their
+   * room would only drop records that the ring can still hold, so the reader waits up to `creditStallMs`
+   * instead (a queue that stalls that long is stuck, not slow), and still never past `urgentFill`. Absent:
+   * always yes.
+   */
+  holdsBack?: () => boolean;
+  /** Longest wait for room when nobody else is held back (`holdsBack`), ms. Default 2000. */
+  creditStallMs?: number;
 }
 
 /**
@@ -490,6 +503,8 @@ export class RingBufReader implements EventReader {
   readonly #maxPerDrain: number;
   readonly #credit: (() => number) | undefined;
   readonly #creditWaitMs: number;
+  readonly #holdsBack: (() => boolean) | undefined;
+  readonly #creditStallMs: number;
   readonly #retryMs: number;
   /** Since when the consumer has had no room (performance.now()); undefined while it has. */
   #starvedSince: number | undefined;
@@ -526,6 +541,8 @@ export class RingBufReader implements EventReader {
     this.pacer = new DrainPacer({ size: this.#size, minMs: o.batchDelayMs, maxMs: o.maxBatchDelayMs, urgentFill: o.urgentFill, woken: !!ctl });
     this.#credit = o.credit;
     this.#creditWaitMs = o.creditWaitMs ?? 100;
+    this.#holdsBack = o.holdsBack;
+    this.#creditStallMs = o.creditStallMs ?? 2000;
     this.#retryMs = Math.max(1, this.pacer.minMs);
     this.#creditDelay = this.#retryMs;
     const l = lib();
@@ -723,7 +740,9 @@ export class RingBufReader implements EventReader {
       return Math.min(room, this.#maxPerDrain);
     }
     this.#starvedSince ??= now;
-    if (now - this.#starvedSince < this.#creditWaitMs) return 0;
+    const waited = now - this.#starvedSince;
+    if (waited < this.#creditWaitMs) return 0;
+    if (waited < this.#creditStallMs && this.#holdsBack?.() === false) return 0;
     this.#starvedSince = undefined; // waited long enough: one full pass, the queues count what they drop
     return this.#maxPerDrain;
   }

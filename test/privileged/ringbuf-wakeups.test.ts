@@ -143,3 +143,77 @@ test('a reader with credit takes no more records than its consumer has room for,
   c.events.forEach((e, i) => assert.equal(e.seq, BigInt(i), `record ${i} out of order`));
   assert.equal(m.kernelCounters()!.reserveFailed, 0);
 });
+
+test('a reader with credit waits for room up to its stall limit when nobody else is held back', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const c = new Collector();
+  const limit = 40;
+  const credit = () => Math.max(0, limit - c.events.length);
+  // Whether another consumer could take records now (another sink with room, a stream): flipped below.
+  let others = false;
+  const arrivals: number[] = [];
+  const handler = (v: DataView, off: number): void => {
+    arrivals.push(performance.now());
+    c.handler(v, off);
+  };
+  const { m, options } = testManager(t, [{ fn: 'tp_getppid' }], {
+    collector: c,
+    spec: {
+      eventChannel: {
+        mode: 'ringbuf',
+        handler,
+        ringOptions: { batchDelayMs: 1, maxBatchDelayMs: 2, credit, creditWaitMs: 50, holdsBack: () => others, creditStallMs: 60_000 },
+      },
+    },
+  });
+  m.init(options);
+  m.start();
+  const r = m.reader('vigil_events');
+  triggerGetppid(100);
+  await c.until(() => c.events.length >= 40, '40 events');
+  // Six times creditWaitMs: a reader that someone else waits on would have gone past the room long ago.
+  await sleep(300);
+  assert.equal(c.events.length, 40, 'nobody held back: the other 60 wait in the ring, past creditWaitMs');
+  assert.equal(r.stats().pastRoom, 0);
+  // Someone could take records now: the wait is creditWaitMs again, which has run out, so the next look drains.
+  const flipped = performance.now();
+  others = true;
+  await c.until(() => c.events.length >= 100, 'the rest, once another consumer is held back', 5000);
+  assert.ok(arrivals[40]! - arrivals[39]! >= 300, 'the 41st record waited in the ring');
+  assert.ok(arrivals[40]! >= flipped, 'and was read only once someone else was held back');
+  assert.equal(r.stats().pastRoom, 1, 'that one pass past the room is counted');
+  c.events.forEach((e, i) => assert.equal(e.seq, BigInt(i), `record ${i} out of order`));
+  assert.equal(m.kernelCounters()!.reserveFailed, 0);
+});
+
+test('a reader with credit drains past the room after its stall limit even when nobody else is held back', async (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const c = new Collector();
+  const credit = () => Math.max(0, 40 - c.events.length);
+  const arrivals: number[] = [];
+  const handler = (v: DataView, off: number): void => {
+    arrivals.push(performance.now());
+    c.handler(v, off);
+  };
+  const { m, options } = testManager(t, [{ fn: 'tp_getppid' }], {
+    collector: c,
+    spec: {
+      eventChannel: {
+        mode: 'ringbuf',
+        handler,
+        ringOptions: { batchDelayMs: 1, maxBatchDelayMs: 2, credit, creditWaitMs: 50, holdsBack: () => false, creditStallMs: 600 },
+      },
+    },
+  });
+  m.init(options);
+  m.start();
+  const r = m.reader('vigil_events');
+  triggerGetppid(100);
+  // A queue without room for creditStallMs is stuck, not slow: the reader goes past it (a stuck sink must
+  // not stall the process cache and the rules for as long as the ring takes to fill).
+  await c.until(() => c.events.length >= 100, 'the rest, after the stall limit', 5000);
+  const waited = arrivals[40]! - arrivals[39]!;
+  assert.ok(waited >= 600, `drained only once the stall limit ran out (${waited.toFixed(1)} ms between the 40th and 41st records)`);
+  assert.equal(r.stats().pastRoom, 1);
+  assert.equal(m.kernelCounters()!.reserveFailed, 0);
+});

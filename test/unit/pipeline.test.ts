@@ -339,4 +339,42 @@ test('the sinks\' room is the least room of the sinks that say (what the ring re
   assert.equal(make([new MemorySink()]).sinkRoom(), Infinity, 'no sink says: no limit');
   assert.equal(make([roomy(5), new MemorySink(), roomy(3)]).sinkRoom(), 3);
   assert.equal(make([roomy(0), roomy(7)]).sinkRoom(), 0);
+  // Events the pipeline holds go to the sinks before anything the reader takes next: they use room up.
+  const p = new Pipeline({
+    decoders: new Map<number, RecordDecoder>([[VIGIL_OPCODE.EXIT, decodeExit as RecordDecoder]]),
+    outputs: new Map(processOutputs),
+    cache,
+    enrich: { userName: () => undefined },
+    router: new Router(),
+    sinks: [roomy(5), new MemorySink()],
+    types: new Set(['exit']),
+    reorderWindowMs: 60_000,
+    holdForEnrichmentMs: 0,
+  });
+  p.handleRecord(exitRecord(101, 0), 0, SIZEOF.exit_event);
+  p.handleRecord(exitRecord(102, 0), 0, SIZEOF.exit_event);
+  assert.equal(p.counters().buffered, 2);
+  assert.equal(p.sinkRoom(), 3, 'the reorder window\'s two events are subtracted');
+  for (let pid = 103; pid < 110; pid++) p.handleRecord(exitRecord(pid, 0), 0, SIZEOF.exit_event);
+  assert.equal(p.sinkRoom(), 0, 'never below none');
+  p.stop();
+});
+
+test('waiting for the sinks\' room holds back a sink with room, a sink that does not say, or a stream; not the rules', () => {
+  const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
+  const make = (sinks: Sink[], router = new Router()) =>
+    new Pipeline({ decoders: new Map(), outputs: new Map(), cache, enrich: { userName: () => undefined }, router, sinks, types: new Set(), reorderWindowMs: 0, holdForEnrichmentMs: 0 });
+  const roomy = (n: number): Sink => Object.assign(new MemorySink(), { room: () => n });
+  assert.equal(make([roomy(0)]).holdsBack(), false, 'the one sink is full: waiting delays nobody');
+  assert.equal(make([roomy(0), roomy(0)]).holdsBack(), false);
+  assert.equal(make([roomy(0), roomy(3)]).holdsBack(), true, 'the other sink could take records now');
+  assert.equal(make([roomy(0), new MemorySink()]).holdsBack(), true, 'a sink that does not say is taken to have room');
+  const router = new Router();
+  router.subscribe('rules', { types: ['open'] }, () => {});
+  const p = make([roomy(0)], router);
+  assert.equal(p.holdsBack(), false, 'the rule engine sees every record however late; its alerts go to the full sink');
+  const sse = router.subscribeLines('sse:unix', { types: ['open'] }, () => {});
+  assert.equal(p.holdsBack(), true, 'a live stream waits');
+  router.unsubscribe(sse);
+  assert.equal(p.holdsBack(), false, 'and no longer once it left');
 });
