@@ -94,7 +94,10 @@ struct {
 	__type(value, struct syscall_path_prefix);
 } sys_secret_prefixes SEC(".maps");
 
-/* Log files: an open that truncates one (O_TRUNC) erases evidence; reported with sensitive writes (VIGIL_SYSF_LOG_TRUNCATED). */
+/*
+ * Log files: truncating one (an O_TRUNC open, truncate, ftruncate) or removing it (unlink, rename away) erases
+ * evidence; reported with sensitive writes (VIGIL_SYSF_LOG_TRUNCATED, VIGIL_SYSF_LOG_REMOVED).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, VIGIL_SYS_PREFIX_MAX);
@@ -150,7 +153,7 @@ struct sys_pending {
 #define A_UID 4
 #define A_GID 5
 #define A_RESOLVE 6
-#define A_FDONLY 7   /* fchmod/fchown: no path, A_DFD is the fd */
+#define A_FDONLY 7   /* fchmod/fchown/ftruncate: no path, A_DFD is the fd */
 /* net group args */
 #define N_FD 0
 #define N_BACKLOG 1
@@ -633,12 +636,13 @@ static __always_inline int restricted(struct syscall_filter_config *cfg, __u32 o
 
 /*
  * What a restricted event must be flagged with to be reported, as the configuration asks: with sensitive
- * writes, VIGIL_SYSF_SENSITIVE (a modification under a sensitive prefix) or VIGIL_SYSF_LOG_TRUNCATED (an
- * O_TRUNC open under a log prefix); with secret reads, VIGIL_SYSF_SECRET (a read under a secret prefix).
+ * writes, VIGIL_SYSF_SENSITIVE (a modification under a sensitive prefix), VIGIL_SYSF_LOG_TRUNCATED or
+ * VIGIL_SYSF_LOG_REMOVED (a log under a log prefix truncated or removed); with secret reads,
+ * VIGIL_SYSF_SECRET (a read under a secret prefix).
  */
 static __always_inline __u32 restricted_pass(struct syscall_filter_config *cfg)
 {
-	return ((cfg->flags & VIGIL_SYSCFG_SENSITIVE_WRITES) ? VIGIL_SYSF_SENSITIVE | VIGIL_SYSF_LOG_TRUNCATED : 0) |
+	return ((cfg->flags & VIGIL_SYSCFG_SENSITIVE_WRITES) ? VIGIL_SYSF_SENSITIVE | VIGIL_SYSF_LOG_TRUNCATED | VIGIL_SYSF_LOG_REMOVED : 0) |
 	       ((cfg->flags & VIGIL_SYSCFG_SECRET_READS) ? VIGIL_SYSF_SECRET : 0);
 }
 
@@ -680,6 +684,34 @@ down:
 	return 1;
 }
 
+/*
+ * The flag of a log file truncated (an O_TRUNC open, truncate, ftruncate) or removed (unlink, rename away: the
+ * old path) when the path at off is under a log prefix, else 0. A global function: the verifier checks it
+ * once, on its own, and its callers see one unknown value rather than a branch per op and per match. The
+ * exit programs that inline emit_file were at ~0.8 M of the verifier's 1 M instruction budget, and these
+ * compares inlined passed it.
+ */
+__noinline __u32 log_flag(__u32 op, __u32 flags, __u32 off, __u32 count)
+{
+	__u32 flag;
+
+	if (op == VIGIL_SYS_UNLINK || op == VIGIL_SYS_RENAME)
+		flag = VIGIL_SYSF_LOG_REMOVED;
+	else if (op == VIGIL_SYS_TRUNCATE || (op == VIGIL_SYS_OPEN && (flags & O_TRUNC_)))
+		flag = VIGIL_SYSF_LOG_TRUNCATED;
+	else
+		return 0;
+	return prefix_match(off, LIST_LOG, count) ? flag : 0;
+}
+
+/* VIGIL_SYSF_SENSITIVE when the path at off, or at off2 (a rename's new path, 0: none), is under a sensitive prefix. Global, as log_flag. */
+__noinline __u32 sensitive_flag(__u32 off, __u32 off2, __u32 count)
+{
+	if (prefix_match(off, LIST_SENSITIVE, count) || (off2 && prefix_match(off2, LIST_SENSITIVE, count)))
+		return VIGIL_SYSF_SENSITIVE;
+	return 0;
+}
+
 static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 {
 	struct syscall_filter_config *cfg = get_config();
@@ -701,7 +733,7 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 	e->path_len = n;
 	foff = off;
 	if (!n)
-		buf[off] = 0; /* fchmod/fchown have no path: filters see "" */
+		buf[off] = 0; /* fchmod/fchown/ftruncate have no path: filters see "" */
 	off += n;
 	n = 0;
 	if (op == VIGIL_SYS_RENAME)
@@ -754,16 +786,14 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 			return 0;
 		}
 	}
-	if (cfg->sensitive_count && is_modification(op, ev_flags)) {
-		hit = prefix_match(foff, LIST_SENSITIVE, cfg->sensitive_count);
-		if (!hit && foff2)
-			hit = prefix_match(foff2, LIST_SENSITIVE, cfg->sensitive_count);
-		if (hit)
-			ev_flags |= VIGIL_SYSF_SENSITIVE;
-	}
-	/* A log file truncated by its open (rare: only truncating opens pay for this loop). */
-	if (cfg->log_count && op == VIGIL_SYS_OPEN && (p->args[A_FLAGS] & O_TRUNC_) && prefix_match(foff, LIST_LOG, cfg->log_count))
-		ev_flags |= VIGIL_SYSF_LOG_TRUNCATED;
+	if (cfg->sensitive_count && is_modification(op, ev_flags))
+		ev_flags |= sensitive_flag(foff, foff2, cfg->sensitive_count);
+	/*
+	 * A log file truncated or removed (rare: only truncating opens, truncates, unlinks and renames pay for
+	 * this loop). A rename is about its old path: what it moves away.
+	 */
+	if (cfg->log_count)
+		ev_flags |= log_flag(op, p->args[A_FLAGS], foff, cfg->log_count);
 	if (cfg->secret_count && op == VIGIL_SYS_OPEN && !(ev_flags & VIGIL_SYSF_WRITE) && !secret_head_miss(cfg, buf, foff) &&
 	    prefix_match(foff, LIST_SECRET, cfg->secret_count))
 		ev_flags |= VIGIL_SYSF_SECRET;
@@ -1114,6 +1144,29 @@ int enter_mkdir(struct syscall_trace_enter *ctx)
 	if (p)
 		p->args[A_MODE] = ctx->args[1];
 	return 0;
+}
+
+static __always_inline int enter_truncate(struct syscall_trace_enter *ctx, const char *path, __s32 fd, __u64 length)
+{
+	struct sys_pending *p = enter_file(ctx, VIGIL_SYS_TRUNCATE, path ? AT_FDCWD_ : fd, path);
+
+	if (!p)
+		return 0;
+	p->args[A_RESOLVE] = length;
+	p->args[A_FDONLY] = !path;
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_truncate")
+int enter_truncate_path(struct syscall_trace_enter *ctx)
+{
+	return enter_truncate(ctx, (const char *)ctx->args[0], AT_FDCWD_, ctx->args[1]);
+}
+
+SEC("tp/syscalls/sys_enter_ftruncate")
+int enter_ftruncate(struct syscall_trace_enter *ctx)
+{
+	return enter_truncate(ctx, 0, ctx->args[0], ctx->args[1]);
 }
 
 /* ---- network group ---------------------------------------------------------------------------------------- */

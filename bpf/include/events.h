@@ -249,6 +249,7 @@ enum vigil_sys_op {
 	VIGIL_SYS_CHMOD = 5,        /* chmod, fchmod, fchmodat, fchmodat2 */
 	VIGIL_SYS_CHOWN = 6,        /* chown, lchown, fchown, fchownat */
 	VIGIL_SYS_MKDIR = 7,        /* mkdir, mkdirat */
+	VIGIL_SYS_TRUNCATE = 8,     /* truncate, ftruncate */
 	VIGIL_SYS_CONNECT = 16,
 	VIGIL_SYS_ACCEPT = 17,      /* accept, accept4 */
 	VIGIL_SYS_BIND = 18,
@@ -268,7 +269,7 @@ enum vigil_sys_op {
 /* ev_flags of file_event, net_event and sys_event. */
 enum vigil_sys_flags {
 	VIGIL_SYSF_WRITE = 1 << 0,            /* open for writing, creating or truncating */
-	VIGIL_SYSF_SENSITIVE = 1 << 1,        /* a modification (write-open, unlink, rename, chmod, ...) of a path under a sensitive prefix */
+	VIGIL_SYSF_SENSITIVE = 1 << 1,        /* a modification (write-open, unlink, rename, chmod, truncate, ...) of a path under a sensitive prefix */
 	VIGIL_SYSF_PATH_TRUNCATED = 1 << 2,   /* a string argument was longer than the configured limit */
 	VIGIL_SYSF_PATH_AT_EXIT = 1 << 3,     /* a string was not readable at entry (page not resident) and was read at exit */
 	VIGIL_SYSF_PATH_UNREADABLE = 1 << 4,  /* a string argument could not be read at all */
@@ -280,7 +281,8 @@ enum vigil_sys_flags {
 	VIGIL_SYSF_NO_SOCKET = 1 << 10,       /* the fd was not a socket (or was closed at exit) */
 	VIGIL_SYSF_TRACEPOINT = 1 << 11,      /* sys_event from a non-syscall tracepoint (module/module_load) */
 	VIGIL_SYSF_SECRET = 1 << 12,          /* a read-only open of a path under a secret prefix (credentials, keys) */
-	VIGIL_SYSF_LOG_TRUNCATED = 1 << 13,   /* an open that truncates (O_TRUNC) a file under a log prefix */
+	VIGIL_SYSF_LOG_TRUNCATED = 1 << 13,   /* a file under a log prefix truncated: by its open (O_TRUNC), truncate or ftruncate */
+	VIGIL_SYSF_LOG_REMOVED = 1 << 14,     /* a file under a log prefix unlinked, or renamed away (the old path) */
 };
 
 /* Per-CPU counters of the syscall sensor (map sys_filter_stats): what each filter dropped. */
@@ -291,7 +293,7 @@ enum vigil_sys_stat {
 	VIGIL_SYS_STAT_DROP_SCOPE = 3,     /* container/host scope */
 	VIGIL_SYS_STAT_DROP_COMM = 4,      /* comm include/exclude lists */
 	VIGIL_SYS_STAT_DROP_PATH = 5,      /* no path prefix matched */
-	VIGIL_SYS_STAT_DROP_NOT_SENSITIVE = 6, /* a restricted file event type: not a sensitive modification, truncated log or secret read */
+	VIGIL_SYS_STAT_DROP_NOT_SENSITIVE = 6, /* a restricted file event type: not a sensitive modification, truncated or removed log, or secret read */
 	VIGIL_SYS_STAT_DROP_ARGS = 7,      /* ptrace/bpf requests outside the configured subset */
 	VIGIL_SYS_STAT_NO_PENDING = 8,     /* no per-thread slot to pair entry and exit: event lost */
 	VIGIL_SYS_STAT_MAX = 16,
@@ -339,7 +341,7 @@ struct syscall_filter_config {
 	__u32 sensitive_count;   /* entries used in sys_sensitive_prefixes */
 	__u32 flags;             /* enum vigil_sys_cfg_flags */
 	__u32 secret_count;      /* entries used in sys_secret_prefixes */
-	__u32 log_count;         /* entries used in sys_log_prefixes: a truncating open under one is flagged */
+	__u32 log_count;         /* entries used in sys_log_prefixes: a log truncated or removed under one is flagged */
 };
 
 /*
@@ -366,11 +368,11 @@ struct file_event {
 	__s32 nr;                /* syscall number (the task's ABI) */
 	__u32 ev_flags;          /* enum vigil_sys_flags */
 	__u32 flags;             /* the flags argument: O_* (open), AT_* (unlinkat, fchownat, fchmodat2), RENAME_* */
-	__u64 resolve;           /* openat2: how.resolve (RESOLVE_*) */
+	__u64 resolve;           /* openat2: how.resolve (RESOLVE_*); truncate, ftruncate: the length asked for */
 	__u32 mode;              /* open (with O_CREAT/O_TMPFILE), mkdir, chmod */
 	__u32 uid;               /* chown: new owner, 0xffffffff: unchanged */
 	__u32 gid;
-	__s32 dfd;               /* directory fd of the path (AT_FDCWD = -100); fchmod/fchown: the fd */
+	__s32 dfd;               /* directory fd of the path (AT_FDCWD = -100); fchmod/fchown/ftruncate: the fd */
 	__s32 dfd2;              /* rename: directory fd of the new path */
 	__u32 path_len;
 	__u32 path2_len;

@@ -432,7 +432,7 @@ function flagNames(v: number, table: readonly (readonly [number, string])[]): st
 
 const F = VIGIL_SYS_FLAGS;
 const OP = VIGIL_SYS_OP;
-const FILE_OPS: Record<number, FileOp> = { [OP.OPEN]: 'open', [OP.UNLINK]: 'unlink', [OP.RMDIR]: 'rmdir', [OP.RENAME]: 'rename', [OP.CHMOD]: 'chmod', [OP.CHOWN]: 'chown', [OP.MKDIR]: 'mkdir' };
+const FILE_OPS: Record<number, FileOp> = { [OP.OPEN]: 'open', [OP.UNLINK]: 'unlink', [OP.RMDIR]: 'rmdir', [OP.RENAME]: 'rename', [OP.CHMOD]: 'chmod', [OP.CHOWN]: 'chown', [OP.MKDIR]: 'mkdir', [OP.TRUNCATE]: 'truncate' };
 const NET_OPS: Record<number, NetOp> = { [OP.CONNECT]: 'connect', [OP.ACCEPT]: 'accept', [OP.BIND]: 'bind', [OP.LISTEN]: 'listen', [OP.TCP_STATE]: 'tcp_state' };
 const SYS_OPS: Record<number, SysOp> = {
   [OP.PTRACE]: 'ptrace', [OP.MOUNT]: 'mount', [OP.UMOUNT]: 'umount', [OP.MODULE_LOAD]: 'module_load', [OP.BPF]: 'bpf',
@@ -570,10 +570,12 @@ export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResu
     uid: op === 'chown' && uid !== 0xffffffff ? uid : undefined,
     gid: op === 'chown' && gid !== 0xffffffff ? gid : undefined,
     resolve: op === 'open' && resolve ? resolveFlagNames(resolve) : undefined,
+    length: op === 'truncate' ? resolve : undefined,
     write: (ev & F.WRITE) !== 0,
     sensitive: (ev & F.SENSITIVE) !== 0,
     secret: (ev & F.SECRET) !== 0,
     logTruncated: (ev & F.LOG_TRUNCATED) !== 0,
+    logRemoved: (ev & F.LOG_REMOVED) !== 0,
     pathTruncated: (ev & F.PATH_TRUNCATED) !== 0,
     pathReadAtExit: (ev & F.PATH_AT_EXIT) !== 0,
     pathUnreadable: (ev & F.PATH_UNREADABLE) !== 0,
@@ -796,7 +798,7 @@ export function decodeSysEvent(v: DataView, o: number, len: number): DecodeResul
 const SYSCALL_BASE_KEYS = ['type', 'group', 'ktimeNs', 'pid', 'tid', 'cgroupId', 'syscall', 'nr', 'ret', 'errno', 'evFlags'] as const;
 export const FILE_EVENT_KEYS = [
   ...SYSCALL_BASE_KEYS, 'path', 'path2', 'resolvedPath', 'resolvedPath2', 'resolvedFrom', 'dfd', 'dfd2', 'flags', 'flagNames', 'mode',
-  'modeOctal', 'uid', 'gid', 'resolve', 'write', 'sensitive', 'secret', 'logTruncated', 'pathTruncated', 'pathReadAtExit', 'pathUnreadable', 'resolvedTruncated',
+  'modeOctal', 'uid', 'gid', 'resolve', 'length', 'write', 'sensitive', 'secret', 'logTruncated', 'logRemoved', 'pathTruncated', 'pathReadAtExit', 'pathUnreadable', 'resolvedTruncated',
 ] as const satisfies readonly (keyof FileEvent)[];
 export const NET_EVENT_KEYS = [
   ...SYSCALL_BASE_KEYS, 'fd', 'family', 'sockType', 'protocol', 'addrUnreadable', 'noSocket', 'localAddress', 'localPort', 'remoteAddress',

@@ -57,6 +57,7 @@ export const VIGIL_SYS_OP = {
   CHMOD: 5,
   CHOWN: 6,
   MKDIR: 7,
+  TRUNCATE: 8,
   CONNECT: 16,
   ACCEPT: 17,
   BIND: 18,
@@ -88,6 +89,7 @@ export const VIGIL_SYS_FLAGS = {
   TRACEPOINT: 2048,
   SECRET: 4096,
   LOG_TRUNCATED: 8192,
+  LOG_REMOVED: 16384,
 } as const;
 
 export const VIGIL_SYS_STAT = {

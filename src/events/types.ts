@@ -130,7 +130,7 @@ export interface CgroupEvent extends EventBase {
 
 // ---- syscall sensor (bpf/syscalls.bpf.c) ----------------------------------------------------------------
 
-export type FileOp = 'open' | 'unlink' | 'rmdir' | 'rename' | 'chmod' | 'chown' | 'mkdir';
+export type FileOp = 'open' | 'unlink' | 'rmdir' | 'rename' | 'chmod' | 'chown' | 'mkdir' | 'truncate';
 export type NetOp = 'connect' | 'accept' | 'bind' | 'listen' | 'tcp_state';
 export type SysOp = 'ptrace' | 'mount' | 'umount' | 'module_load' | 'bpf' | 'memfd_create' | 'setns' | 'unshare';
 export type SyscallOp = FileOp | NetOp | SysOp;
@@ -152,19 +152,19 @@ export interface SyscallEventBase extends EventBase {
 export interface FileEvent extends SyscallEventBase {
   type: FileOp;
   group: 'file';
-  /** The path as passed ("" for fchmod/fchown, which take an fd). */
+  /** The path as passed ("" for fchmod/fchown/ftruncate, which take an fd). */
   path: string;
   /** rename: the new path as passed. */
   path2?: string;
   /**
    * The absolute path: the opened file's own path (from its fd, symlinks resolved) for a successful open or
-   * the fd of fchmod/fchown; else directory + "/" + relative path (lexical, not normalised).
+   * the fd of fchmod/fchown/ftruncate; else directory + "/" + relative path (lexical, not normalised).
    */
   resolvedPath?: string;
   resolvedPath2?: string;
   /** Where resolvedPath came from: the fd, the working directory, or the directory fd. */
   resolvedFrom?: 'fd' | 'cwd' | 'dirfd';
-  /** The directory fd the path is relative to (-100: AT_FDCWD); fchmod/fchown: the fd. */
+  /** The directory fd the path is relative to (-100: AT_FDCWD); fchmod/fchown/ftruncate: the fd. */
   dfd: number;
   dfd2?: number;
   /** The flags argument: O_* for open, AT_* for unlinkat/fchownat/fchmodat2, RENAME_* for renameat2. */
@@ -179,14 +179,18 @@ export interface FileEvent extends SyscallEventBase {
   gid?: number;
   /** openat2: RESOLVE_* names. */
   resolve?: string;
+  /** truncate, ftruncate: the length asked for. */
+  length?: number;
   /** An open for writing, creating or truncating. */
   write: boolean;
   /** A modification under a configured sensitive prefix. */
   sensitive: boolean;
   /** A read-only open under a configured secret prefix (filters.secretPaths). */
   secret: boolean;
-  /** An open that truncates (O_TRUNC) a file under a log prefix (filters.logPaths). */
+  /** A file under a log prefix (filters.logPaths) truncated: by an open with O_TRUNC, truncate or ftruncate. */
   logTruncated: boolean;
+  /** A file under a log prefix unlinked, or renamed away (its old path). */
+  logRemoved: boolean;
   pathTruncated: boolean;
   /** The path was not resident at entry and was read at exit. */
   pathReadAtExit: boolean;

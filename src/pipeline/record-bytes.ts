@@ -108,10 +108,12 @@ const K = {
   uid: enc(',"uid":'),
   gid: enc(',"gid":'),
   resolve: enc(',"resolve":'),
+  length: enc(',"length":'),
   write: enc(',"write":true'),
   sensitive: enc(',"sensitive":true'),
   secret: enc(',"secret":true'),
   logTruncated: enc(',"logTruncated":true'),
+  logRemoved: enc(',"logRemoved":true'),
   pathTruncated: enc(',"pathTruncated":true'),
   pathReadAtExit: enc(',"pathReadAtExit":true'),
   pathUnreadable: enc(',"pathUnreadable":true'),
@@ -233,11 +235,15 @@ export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
       w.raw(K.resolve);
       w.string(resolveFlagNames(resolve));
     }
+  } else if (op === 'truncate') {
+    w.raw(K.length);
+    w.number(u64(v, o + FE.resolve.offset));
   }
   if (ev & F.WRITE) w.raw(K.write);
   if (ev & F.SENSITIVE) w.raw(K.sensitive);
   if (ev & F.SECRET) w.raw(K.secret);
   if (ev & F.LOG_TRUNCATED) w.raw(K.logTruncated);
+  if (ev & F.LOG_REMOVED) w.raw(K.logRemoved);
   if (ev & F.PATH_TRUNCATED) w.raw(K.pathTruncated);
   if (ev & F.PATH_AT_EXIT) w.raw(K.pathReadAtExit);
   if (ev & F.PATH_UNREADABLE) w.raw(K.pathUnreadable);

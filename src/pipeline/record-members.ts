@@ -78,10 +78,12 @@ const fileReaders = new Map<string, Reader>([
       return fileOp(r) === 'open' && resolve ? resolveFlagNames(resolve) : undefined;
     },
   ],
+  ['length', (r) => (fileOp(r) === 'truncate' ? u64(r.v, r.off + FE.resolve.offset) : undefined)],
   ['write', evBit(F.WRITE)],
   ['sensitive', evBit(F.SENSITIVE)],
   ['secret', evBit(F.SECRET)],
   ['logTruncated', evBit(F.LOG_TRUNCATED)],
+  ['logRemoved', evBit(F.LOG_REMOVED)],
   ['pathTruncated', evBit(F.PATH_TRUNCATED)],
   ['pathReadAtExit', evBit(F.PATH_AT_EXIT)],
   ['pathUnreadable', evBit(F.PATH_UNREADABLE)],

@@ -396,11 +396,14 @@ const FIELD_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$/
 
 /**
  * An output template: text with {field.path} placeholders ("{process.comm}", "{event.path}", "{process.argv}",
- * "{ancestors[0]}"), filled from the event; `{{` and `}}` are literal braces. A field the event lacks prints
- * as <NA> (as in Falco). Reports a bad placeholder through `bad` and returns undefined.
+ * "{ancestors[0]}"), filled from the event; `{{` and `}}` are literal braces. A placeholder may name
+ * alternatives, the first the event has printing ("{event.resolvedPath|event.path}": a path given absolute is
+ * not resolved again). A field the event lacks prints as <NA> (as in Falco). Reports a bad placeholder through
+ * `bad` and returns undefined.
  */
 export function compileOutput(template: string, bad: (m: string) => void): ((ev: OutputEvent) => string) | undefined {
-  const parts: (string | string[])[] = [];
+  // Text, or a placeholder's alternatives, each a field's keys.
+  const parts: (string | string[][])[] = [];
   let last = 0;
   let ok = true;
   for (const m of template.matchAll(PLACEHOLDER)) {
@@ -408,13 +411,15 @@ export function compileOutput(template: string, bad: (m: string) => void): ((ev:
     last = m.index + m[0].length;
     if (m[0] === '{{') parts.push('{');
     else if (m[0] === '}}') parts.push('}');
-    else if (!FIELD_PATH.test(m[1]!.trim())) {
+    else if (!placeholderPaths(m[1]!).every((p) => FIELD_PATH.test(p))) {
       ok = false;
-      bad(`placeholder ${m[0]}: expected a field path such as {process.comm}, {event.path} or {ancestors[0]} (write {{ and }} for literal braces)`);
+      bad(`placeholder ${m[0]}: expected a field path such as {process.comm}, {event.path} or {ancestors[0]}, or alternatives such as {event.resolvedPath|event.path} (write {{ and }} for literal braces)`);
     } else {
-      const keys = pathKeys(m[1]!);
       // "event." is the event itself; process, parent, container, pod and ancestors are its members.
-      parts.push(keys[0] === 'event' ? keys.slice(1) : keys);
+      parts.push(placeholderPaths(m[1]!).map((p) => {
+        const keys = pathKeys(p);
+        return keys[0] === 'event' ? keys.slice(1) : keys;
+      }));
     }
   }
   const tail = template.slice(last);
@@ -426,15 +431,27 @@ export function compileOutput(template: string, bad: (m: string) => void): ((ev:
   if (!ok) return undefined;
   return (ev) => {
     let s = '';
-    for (const p of parts) s += typeof p === 'string' ? p : show(lookup(ev, p));
+    for (const p of parts) s += typeof p === 'string' ? p : show(firstPresent(ev, p));
     return s;
   };
+}
+
+/** A placeholder's field paths: one, or its alternatives ("a|b"). */
+const placeholderPaths = (inner: string): string[] => inner.split('|').map((p) => p.trim());
+
+/** The first of the alternatives the event has (not undefined, null or ""). */
+function firstPresent(ev: OutputEvent, alternatives: string[][]): unknown {
+  for (const keys of alternatives) {
+    const v = lookup(ev, keys);
+    if (v !== undefined && v !== null && v !== '') return v;
+  }
+  return undefined;
 }
 
 /** The field paths of an output template's placeholders ("{process.comm}" gives "process.comm"). */
 function outputPaths(template: string): string[] {
   const out: string[] = [];
-  for (const m of template.matchAll(PLACEHOLDER)) if (m[1] !== undefined && FIELD_PATH.test(m[1].trim())) out.push(m[1].trim());
+  for (const m of template.matchAll(PLACEHOLDER)) if (m[1] !== undefined) out.push(...placeholderPaths(m[1]).filter((p) => FIELD_PATH.test(p)));
   return out;
 }
 

@@ -134,9 +134,11 @@ function describe(ev: OutputEvent, c: Palette): string {
     if (flags) bits.push(flags);
     const mode = str(ev.modeOctal);
     if (mode) bits.push(mode);
+    if (typeof ev.length === 'number') bits.push(`length ${ev.length}`);
     if (ev.sensitive === true) bits.push(c.bad('sensitive'));
     if (ev.secret === true) bits.push(c.bad('secret'));
     if (ev.logTruncated === true) bits.push(c.bad('log truncated'));
+    if (ev.logRemoved === true) bits.push(c.bad('log removed'));
   } else if (ev.group === 'network') {
     const proto = str(ev.protocol);
     if (proto) bits.push(proto);

@@ -14,10 +14,12 @@ export interface FileEventsConfig {
   chmod?: boolean;
   chown?: boolean;
   mkdir?: boolean;
+  /** truncate and ftruncate. */
+  truncate?: boolean;
   /**
    * Modifications under `filters.sensitivePaths`, of every file event type not on in full: write-opens (write,
-   * create or truncate), unlink, rmdir, rename (either path), chmod, chown and mkdir. Others are dropped in
-   * the kernel.
+   * create or truncate), unlink, rmdir, rename (either path), chmod, chown, mkdir and truncate; and logs
+   * truncated or removed under `filters.logPaths`. Others are dropped in the kernel.
    */
   sensitiveWrites?: boolean;
   /** Read-only opens under `filters.secretPaths` (credentials, keys), even when `open` is off. */
@@ -57,12 +59,15 @@ export interface SyscallFiltersConfig {
   sensitivePaths?: string[];
   /** Prefixes whose read-only open is flagged `secret` (default: password, sudo and PAM files, root's SSH keys). */
   secretPaths?: string[];
-  /** Prefixes of log files: an open that truncates one (O_TRUNC) is flagged `logTruncated` (default: /var/log/). */
+  /**
+   * Prefixes of log files (default: /var/log/): truncating one (an O_TRUNC open, truncate, ftruncate) is flagged
+   * `logTruncated`, unlinking it or renaming it away `logRemoved`.
+   */
   logPaths?: string[];
   /** Never report the agent's own process (default true). */
   excludeSelf?: boolean;
   /**
-   * Resolve paths (default true): relative paths become directory + path, and write-opens, fchmod and fchown
+   * Resolve paths (default true): relative paths become directory + path, and write-opens, fchmod, fchown and ftruncate
    * report the file's own path (symlinks followed). 'all': every successful open too, at about 1 us per open
    * (a dentry walk); otherwise a read-only open of an absolute path is reported as given.
    */
@@ -114,7 +119,7 @@ export const PATH_MAX = 4096;
 
 /** Config keys -> ops. */
 const FILE_KEYS: Record<Exclude<keyof FileEventsConfig, 'sensitiveWrites' | 'secretReads'>, SyscallOp> = {
-  open: 'open', unlink: 'unlink', rmdir: 'rmdir', rename: 'rename', chmod: 'chmod', chown: 'chown', mkdir: 'mkdir',
+  open: 'open', unlink: 'unlink', rmdir: 'rmdir', rename: 'rename', chmod: 'chmod', chown: 'chown', mkdir: 'mkdir', truncate: 'truncate',
 };
 const NET_KEYS: Record<keyof NetworkEventsConfig, SyscallOp> = { connect: 'connect', accept: 'accept', bind: 'bind', listen: 'listen', tcpState: 'tcp_state' };
 const OTHER_KEYS: Record<keyof OtherEventsConfig, SyscallOp> = {
@@ -134,7 +139,7 @@ export const OP_NUMBERS: Record<SyscallOp, number> = {
   chown: VIGIL_SYS_OP.CHOWN, mkdir: VIGIL_SYS_OP.MKDIR, connect: VIGIL_SYS_OP.CONNECT, accept: VIGIL_SYS_OP.ACCEPT, bind: VIGIL_SYS_OP.BIND,
   listen: VIGIL_SYS_OP.LISTEN, tcp_state: VIGIL_SYS_OP.TCP_STATE, ptrace: VIGIL_SYS_OP.PTRACE, mount: VIGIL_SYS_OP.MOUNT, umount: VIGIL_SYS_OP.UMOUNT,
   module_load: VIGIL_SYS_OP.MODULE_LOAD, bpf: VIGIL_SYS_OP.BPF, memfd_create: VIGIL_SYS_OP.MEMFD_CREATE, setns: VIGIL_SYS_OP.SETNS,
-  unshare: VIGIL_SYS_OP.UNSHARE,
+  unshare: VIGIL_SYS_OP.UNSHARE, truncate: VIGIL_SYS_OP.TRUNCATE,
 };
 
 /** A validated configuration in the kernel's terms. */

@@ -65,6 +65,8 @@ export const HOOKED_SYSCALLS: readonly HookedSyscall[] = [
   req('fchown', 'enter_fchown', F, 'chown'),
   req('mkdirat', 'enter_mkdirat', F, 'mkdir'),
   opt('mkdir', 'enter_mkdir', F, 'mkdir'),
+  req('truncate', 'enter_truncate_path', F, 'truncate'),
+  req('ftruncate', 'enter_ftruncate', F, 'truncate'),
   req('connect', 'enter_connect', N, 'connect'),
   req('accept4', 'enter_accept4', N, 'accept'),
   opt('accept', 'enter_accept', N, 'accept'),

@@ -134,7 +134,7 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     const link = (pid: number) => path.join(dir, `link-${pid}`, 'shadow');
     // The workload's last call is the write-open through the symlink: once it is here, every earlier event is.
     const done = (pid: number) => log.until(() => log.files([pid]).some((e) => e.type === 'open' && e.path === link(pid)), 'the last write-open');
-    const kinds = (pid: number) => log.files([pid]).map((e) => `${e.type}${e.sensitive ? ' sensitive' : ''}${e.secret ? ' secret' : ''}${e.logTruncated ? ' log-truncated' : ''}`);
+    const kinds = (pid: number) => log.files([pid]).map((e) => `${e.type}${e.sensitive ? ' sensitive' : ''}${e.secret ? ' secret' : ''}${e.logTruncated ? ' log-truncated' : ''}${e.logRemoved ? ' log-removed' : ''}`);
 
     // Everything under the workload's directory is sensitive: every modification arrives, flagged, whatever its
     // type; of the read-only opens only the secret one.
@@ -158,12 +158,16 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     assert.ok(delta(c1, 'notSensitive') >= 10, `chmod, chown, rename, mkdir, rmdir, unlink and the other opens dropped in the kernel (${delta(c1, 'notSensitive')})`);
 
     // The workload's directory as a log directory: its one truncating open (rel.txt, O_TRUNC) is reported,
-    // flagged log-truncated (not sensitive: not under a sensitive prefix); its other write-opens there
-    // (O_CREAT without O_TRUNC) are not.
+    // flagged log-truncated (not sensitive: not under a sensitive prefix), its rename and unlinks there
+    // log-removed; its other write-opens there (O_CREAT without O_TRUNC), chmod, chown, mkdir and rmdir are not.
     sensor.update({ files: { sensitiveWrites: true, secretReads: true }, filters: { sensitivePaths: [`${sens}/`], secretPaths: [secret], logPaths: [`${dir}/`] } });
     const p4 = await run(a, 'files', sens);
     await done(p4);
-    assert.deepEqual(kinds(p4), ['open log-truncated', 'open sensitive', 'open secret', 'open sensitive'], 'the truncation, then as before');
+    assert.deepEqual(
+      kinds(p4),
+      ['open log-truncated', 'rename log-removed', 'unlink log-removed', 'unlink log-removed', 'open sensitive', 'open secret', 'open sensitive'],
+      'the truncation, the removals, then as before',
+    );
     const trunc = log.files([p4])[0]!;
     assert.equal(trunc.path, 'rel.txt');
     assert.equal(trunc.resolvedPath, path.join(fs.realpathSync(dir), 'rel.txt'));
@@ -178,6 +182,34 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     assert.ok(reads.length >= 4, `the read-only opens are reported (${reads.length})`);
     assert.deepEqual(reads.filter((e) => e.secret).map((e) => e.path), [secret], 'the secret read alone flagged');
     assert.deepEqual(programs(), loaded, 'the same programs: nothing was reloaded');
+  });
+
+  await t.test('the quiet default: a log truncated (truncate, ftruncate) or removed (rename, unlink) is reported, flagged', async () => {
+    const logs = path.join(dir, 'logs');
+    sensor.update({ files: { sensitiveWrites: true, secretReads: true }, filters: { sensitivePaths: [`${sens}/`], logPaths: [`${logs}/`] } });
+    assert.equal(m.getProbe({ fn: 'enter_ftruncate', uid: '' }).state, 'running', 'truncate is a restricted file type: its probes attach');
+    const c0 = counters();
+    const truth = (await runWorkload(t, a, [dir, 'logs', 'logs'])).find((x) => x.s === 'logs')! as unknown as Record<string, number>;
+    assert.deepEqual([truth.truncate, truth.ftruncate, truth.missing, truth.rename, truth.unlink], [0, 0, -1, 0, 0], 'the workload did what it says');
+    const pid = truth.pid!;
+    // The unlink is the workload's last file call: once it is here, every earlier event is.
+    await log.until(() => log.files([pid]).some((e) => e.type === 'unlink'), 'the unlink of the rotated log');
+    const real = path.join(fs.realpathSync(dir), 'logs');
+    assert.deepEqual(
+      log.files([pid]).map((e) => [e.type, e.syscall, e.ret, e.path, e.resolvedPath, e.length, e.logTruncated, e.logRemoved, e.sensitive]),
+      [
+        ['truncate', 'truncate', 0, path.join(logs, 'app.log'), undefined, 0, true, false, false],
+        ['truncate', 'ftruncate', 0, '', path.join(real, 'app.log'), 3, true, false, false],
+        ['truncate', 'truncate', -2, path.join(logs, 'missing.log'), undefined, 0, true, false, false],
+        ['rename', 'renameat2', 0, path.join(logs, 'app.log'), undefined, undefined, false, true, false],
+        ['unlink', 'unlinkat', 0, path.join(logs, 'app.log.1'), undefined, undefined, false, true, false],
+      ],
+      'the truncations by path and by fd (its path from the fd), the rename away and the unlink; not the appending open',
+    );
+    const ft = log.files([pid])[1]!;
+    assert.equal(ft.dfd, truth.fd, 'ftruncate: its fd');
+    assert.equal(ft.resolvedFrom, 'fd');
+    assert.ok(delta(c0, 'notSensitive') >= 1, 'the appending open, neither sensitive nor truncating, dropped in the kernel');
   });
 
   await t.test('a bad update is refused whole and the running configuration stays', async () => {

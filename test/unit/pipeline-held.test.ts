@@ -31,7 +31,7 @@ import { compileRules } from '../../src/rules/rules.ts';
 import { Scrubber } from '../../src/process/scrub.ts';
 import { fuzzSync, type Rng } from '../helpers/fuzz.ts';
 
-const OPS = Object.values(VIGIL_SYS_OP).filter((op) => op >= VIGIL_SYS_OP.OPEN && op <= VIGIL_SYS_OP.MKDIR);
+const OPS = Object.values(VIGIL_SYS_OP).filter((op) => op >= VIGIL_SYS_OP.OPEN && op <= VIGIL_SYS_OP.TRUNCATE);
 const NET_OPS = [VIGIL_SYS_OP.CONNECT, VIGIL_SYS_OP.ACCEPT, VIGIL_SYS_OP.BIND, VIGIL_SYS_OP.LISTEN, VIGIL_SYS_OP.TCP_STATE];
 
 type Decoder = (v: DataView, o: number, len: number) => DecodeResult<{ type: string }>;
@@ -175,7 +175,7 @@ test('a held record writes the members its decoded event writes, byte for byte (
     n++;
   });
   assert.ok(n > 4000, `only ${n} records compared`);
-  assert.deepEqual([...seen].sort(), ['accept', 'bind', 'chmod', 'chown', 'connect', 'listen', 'mkdir', 'open', 'rename', 'rmdir', 'tcp_state', 'unlink']);
+  assert.deepEqual([...seen].sort(), ['accept', 'bind', 'chmod', 'chown', 'connect', 'listen', 'mkdir', 'open', 'rename', 'rmdir', 'tcp_state', 'truncate', 'unlink']);
 });
 
 test('a held record\'s members, read one at a time from its bytes for the rules\' guards, are its shaped fields (file and network)', (t) => {

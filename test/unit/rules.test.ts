@@ -69,6 +69,18 @@ test('the default rules match what they are about, and not the ordinary', () => 
   // A truncation the kernel flagged (under filters.logPaths), wherever the logs are.
   assert.deepEqual(matching(set, open('/srv/app/logs/app.log', { sensitive: false, logTruncated: true })), ['Log file truncated']);
   assert.deepEqual(matching(set, open('/srv/app/logs/app.log', { sensitive: false })), [], 'not flagged, not under /var/log');
+  // truncate(2) and ftruncate(2): flagged by the kernel, or a path under /var/log.
+  const truncate = (more: Record<string, unknown>, comm = 'truncate') => event('truncate', { path: '/var/log/syslog', ret: 0, length: 0, sensitive: false, ...more }, { process: { pid: 5, comm } });
+  assert.deepEqual(matching(set, truncate({})), ['Log file truncated']);
+  assert.deepEqual(matching(set, truncate({ path: '', resolvedPath: '/srv/app/logs/app.log', logTruncated: true })), ['Log file truncated'], 'ftruncate: its path from the fd');
+  assert.deepEqual(matching(set, truncate({ ret: -1 })), [], 'a refused truncate changed nothing');
+  assert.deepEqual(matching(set, truncate({ path: '/srv/data.db' })), [], 'not a log');
+  // A log unlinked or renamed away (the kernel's logRemoved), but not by the rotators.
+  const removed = (type: string, comm: string) => event(type, { path: '/var/log/auth.log', ret: 0, sensitive: false, logRemoved: true }, { process: { pid: 5, comm } });
+  assert.deepEqual(matching(set, removed('unlink', 'rm')), ['Log file removed']);
+  assert.deepEqual(matching(set, removed('rename', 'mv')), ['Log file removed']);
+  assert.deepEqual(matching(set, removed('rename', 'logrotate')), [], 'logrotate');
+  assert.deepEqual(matching(set, removed('unlink', 'systemd-journal')), [], 'journald');
   assert.deepEqual(matching(set, open('/etc/shadow', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'cat' })), ['Read sensitive file untrusted']);
   assert.deepEqual(matching(set, open('/etc/shadow', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'sshd' })), []);
   // A read the kernel flagged secret (under filters.secretPaths), whatever its name.
@@ -340,6 +352,21 @@ test('rule files: YAML errors with their line, unreadable files, and the configu
 test('outputs: placeholders from the event and its parts, <NA> for what it lacks, literal braces', () => {
   const f = compileOutput('{{x}} {process.comm} {event.path} {path} {process.argv} {ancestors[0]} {container.name} {event.old}', assert.fail)!;
   assert.equal(f(event('open', { path: '/etc/x', old: { a: 1 } })), '{x} bash /etc/x /etc/x bash -i 1 <NA> {"a":1}');
+});
+
+test('outputs: a placeholder\'s alternatives print the first the event has; each must be a field path', () => {
+  const f = compileOutput('{event.resolvedPath|event.path} {event.nope | container.name}', assert.fail)!;
+  assert.equal(f(event('open', { path: 'rel', resolvedPath: '/abs/rel' })), '/abs/rel <NA>');
+  assert.equal(f(event('open', { path: '/etc/shadow' })), '/etc/shadow <NA>', 'an absolute path is not resolved again');
+  assert.equal(f(event('open', { path: '/etc/shadow', resolvedPath: '' })), '/etc/shadow <NA>', 'empty is absent');
+  const bad: string[] = [];
+  assert.equal(compileOutput('{event.path|}', (m) => bad.push(m)), undefined);
+  assert.match(bad[0]!, /alternatives such as \{event\.resolvedPath\|event\.path\}/);
+  // The default rules' file outputs: a read of an absolute secret path is not resolved by the kernel.
+  const set = compileRules({ sources: [readRuleFile(DEFAULT_RULES_FILE)] });
+  const read = event('open', { path: '/etc/shadow', ret: 3, write: false, secret: true, flagNames: 'O_RDONLY' }, { process: { pid: 5, comm: 'cat' } });
+  const alert = set.rules.find((r) => r.name === 'Read sensitive file untrusted')!.format(read);
+  assert.match(alert, /^Sensitive file opened for reading: \/etc\/shadow by cat/);
 });
 
 test('the engine: a subscriber only of its rules\' types; alerts through emit; errors counted; reloads keep the queue', () => {
