@@ -3,9 +3,9 @@
 // past the watermark wakes it at once, and going back to idle loses no wakeup. Uses the manager's test
 // object (1 MiB ring, 64-byte records) triggered by getppid() from this process.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { VIGIL_RING_CTL, VIGIL_RING_MODE } from '../../src/events/layout.generated.ts';
-import { RING_CTL_MAP } from '../../src/ringbuf/ringbuf.ts';
+import { RING_CTL_MAP, type RingBufReaderOptions } from '../../src/ringbuf/ringbuf.ts';
 import { Collector, testManager, triggerGetppid } from '../helpers/manager.ts';
 import { privileged } from '../helpers/privileged.ts';
 
@@ -17,6 +17,26 @@ function mode(m: ReturnType<typeof testManager>['m']): number {
   return m.getMap(RING_CTL_MAP).lookup(Buffer.alloc(4))!.readUInt32LE(VIGIL_RING_CTL.mode.offset);
 }
 const { POLL, TIMER, BUSY } = VIGIL_RING_MODE;
+
+/**
+ * A started reader with credit (1 ms drains) and 100 getppid records on their way: its consumer has room for
+ * `room(received so far)` more. `arrivals`: when each record was delivered (performance.now()).
+ */
+function creditReader(t: TestContext, room: (received: number) => number, o: RingBufReaderOptions) {
+  const c = new Collector();
+  const arrivals: number[] = [];
+  const handler = (v: DataView, off: number): void => {
+    arrivals.push(performance.now());
+    c.handler(v, off);
+  };
+  const ringOptions: RingBufReaderOptions = { batchDelayMs: 1, maxBatchDelayMs: 2, credit: () => room(c.events.length), ...o };
+  const { m, options } = testManager(t, [{ fn: 'tp_getppid' }], { collector: c, spec: { eventChannel: { mode: 'ringbuf', handler, ringOptions } } });
+  m.init(options);
+  m.start();
+  const r = m.reader('vigil_events');
+  triggerGetppid(100);
+  return { c, arrivals, r, m };
+}
 
 test('a reader waiting on a long timer is woken at once by a ring filling past its watermark', async (t) => {
   if (!privileged(t, NEEDS)) return;
@@ -104,25 +124,10 @@ test('a paused reader holds records without wakeups; resume drains what came mea
 
 test('a reader with credit takes no more records than its consumer has room for, and never waits long for room', async (t) => {
   if (!privileged(t, NEEDS)) return;
-  const c = new Collector();
-  // The consumer may have received `limit` records so far: its room is what is left of that.
+  // The consumer may have received `limit` records so far: its room is what is left of that. The wait for
+  // room is long enough (1 s) that a test side slowed by a loaded machine still looks before it runs out.
   let limit = 40;
-  const credit = () => Math.max(0, limit - c.events.length);
-  // When each record was delivered. The wait for room is long enough (1 s) that a test side slowed by a
-  // loaded machine still looks before it runs out.
-  const arrivals: number[] = [];
-  const handler = (v: DataView, off: number): void => {
-    arrivals.push(performance.now());
-    c.handler(v, off);
-  };
-  const { m, options } = testManager(t, [{ fn: 'tp_getppid' }], {
-    collector: c,
-    spec: { eventChannel: { mode: 'ringbuf', handler, ringOptions: { batchDelayMs: 1, maxBatchDelayMs: 2, credit, creditWaitMs: 1000 } } },
-  });
-  m.init(options);
-  m.start();
-  const r = m.reader('vigil_events');
-  triggerGetppid(100);
+  const { c, arrivals, r, m } = creditReader(t, (received) => Math.max(0, limit - received), { creditWaitMs: 1000 });
   await c.until(() => c.events.length >= 40, '40 events');
   await sleep(100); // well within creditWaitMs
   assert.equal(c.events.length, 40, 'no record beyond the room: the other 60 wait in the ring');
@@ -146,30 +151,9 @@ test('a reader with credit takes no more records than its consumer has room for,
 
 test('a reader with credit waits for room up to its stall limit when nobody else is held back', async (t) => {
   if (!privileged(t, NEEDS)) return;
-  const c = new Collector();
-  const limit = 40;
-  const credit = () => Math.max(0, limit - c.events.length);
   // Whether another consumer could take records now (another sink with room, a stream): flipped below.
   let others = false;
-  const arrivals: number[] = [];
-  const handler = (v: DataView, off: number): void => {
-    arrivals.push(performance.now());
-    c.handler(v, off);
-  };
-  const { m, options } = testManager(t, [{ fn: 'tp_getppid' }], {
-    collector: c,
-    spec: {
-      eventChannel: {
-        mode: 'ringbuf',
-        handler,
-        ringOptions: { batchDelayMs: 1, maxBatchDelayMs: 2, credit, creditWaitMs: 50, holdsBack: () => others, creditStallMs: 60_000 },
-      },
-    },
-  });
-  m.init(options);
-  m.start();
-  const r = m.reader('vigil_events');
-  triggerGetppid(100);
+  const { c, arrivals, r, m } = creditReader(t, (received) => Math.max(0, 40 - received), { creditWaitMs: 50, holdsBack: () => others, creditStallMs: 60_000 });
   await c.until(() => c.events.length >= 40, '40 events');
   // Six times creditWaitMs: a reader that someone else waits on would have gone past the room long ago.
   await sleep(300);
@@ -188,27 +172,7 @@ test('a reader with credit waits for room up to its stall limit when nobody else
 
 test('a reader with credit drains past the room after its stall limit even when nobody else is held back', async (t) => {
   if (!privileged(t, NEEDS)) return;
-  const c = new Collector();
-  const credit = () => Math.max(0, 40 - c.events.length);
-  const arrivals: number[] = [];
-  const handler = (v: DataView, off: number): void => {
-    arrivals.push(performance.now());
-    c.handler(v, off);
-  };
-  const { m, options } = testManager(t, [{ fn: 'tp_getppid' }], {
-    collector: c,
-    spec: {
-      eventChannel: {
-        mode: 'ringbuf',
-        handler,
-        ringOptions: { batchDelayMs: 1, maxBatchDelayMs: 2, credit, creditWaitMs: 50, holdsBack: () => false, creditStallMs: 600 },
-      },
-    },
-  });
-  m.init(options);
-  m.start();
-  const r = m.reader('vigil_events');
-  triggerGetppid(100);
+  const { c, arrivals, r, m } = creditReader(t, (received) => Math.max(0, 40 - received), { creditWaitMs: 50, holdsBack: () => false, creditStallMs: 600 });
   // A queue without room for creditStallMs is stuck, not slow: the reader goes past it (a stuck sink must
   // not stall the process cache and the rules for as long as the ring takes to fill).
   await c.until(() => c.events.length >= 100, 'the rest, after the stall limit', 5000);

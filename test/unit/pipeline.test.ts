@@ -233,20 +233,25 @@ function exitRecord(pid: number, code: number): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
-test('every record lands in exactly one pipeline counter', () => {
-  const sink = new MemorySink();
+/** A pipeline of exit records into `sinks`, with its own process cache. */
+function exitPipeline(sinks: Sink[], reorderWindowMs = 0): Pipeline {
   const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
-  const p = new Pipeline({
+  return new Pipeline({
     decoders: new Map<number, RecordDecoder>([[VIGIL_OPCODE.EXIT, decodeExit as RecordDecoder]]),
     outputs: new Map(processOutputs),
     cache,
     enrich: { userName: () => undefined },
     router: new Router(),
-    sinks: [sink],
+    sinks,
     types: new Set(['exit']),
-    reorderWindowMs: 0,
+    reorderWindowMs,
     holdForEnrichmentMs: 0,
   });
+}
+
+test('every record lands in exactly one pipeline counter', () => {
+  const sink = new MemorySink();
+  const p = exitPipeline([sink]);
   const good = exitRecord(100, 3);
   p.handleRecord(good, 0, SIZEOF.exit_event); // emitted
   p.handleRecord(good, 0, 10); // too short: decode error
@@ -340,17 +345,7 @@ test('the sinks\' room is the least room of the sinks that say (what the ring re
   assert.equal(make([roomy(5), new MemorySink(), roomy(3)]).sinkRoom(), 3);
   assert.equal(make([roomy(0), roomy(7)]).sinkRoom(), 0);
   // Events the pipeline holds go to the sinks before anything the reader takes next: they use room up.
-  const p = new Pipeline({
-    decoders: new Map<number, RecordDecoder>([[VIGIL_OPCODE.EXIT, decodeExit as RecordDecoder]]),
-    outputs: new Map(processOutputs),
-    cache,
-    enrich: { userName: () => undefined },
-    router: new Router(),
-    sinks: [roomy(5), new MemorySink()],
-    types: new Set(['exit']),
-    reorderWindowMs: 60_000,
-    holdForEnrichmentMs: 0,
-  });
+  const p = exitPipeline([roomy(5), new MemorySink()], 60_000);
   p.handleRecord(exitRecord(101, 0), 0, SIZEOF.exit_event);
   p.handleRecord(exitRecord(102, 0), 0, SIZEOF.exit_event);
   assert.equal(p.counters().buffered, 2);
