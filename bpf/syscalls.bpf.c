@@ -704,7 +704,10 @@ __noinline __u32 log_flag(__u32 op, __u32 flags, __u32 off, __u32 count)
 	return prefix_match(off, LIST_LOG, count) ? flag : 0;
 }
 
-/* VIGIL_SYSF_SENSITIVE when the path at off, or at off2 (a rename's new path, 0: none), is under a sensitive prefix. Global, as log_flag. */
+/*
+ * VIGIL_SYSF_SENSITIVE when the path at off, or at off2 (a rename's new path, 0: none), is under a sensitive
+ * prefix. Global, as log_flag: with both, the exit programs verify in ~0.23 M instructions, not ~0.8 M.
+ */
 __noinline __u32 sensitive_flag(__u32 off, __u32 off2, __u32 count)
 {
 	if (prefix_match(off, LIST_SENSITIVE, count) || (off2 && prefix_match(off2, LIST_SENSITIVE, count)))
@@ -789,8 +792,8 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 	if (cfg->sensitive_count && is_modification(op, ev_flags))
 		ev_flags |= sensitive_flag(foff, foff2, cfg->sensitive_count);
 	/*
-	 * A log file truncated or removed (rare: only truncating opens, truncates, unlinks and renames pay for
-	 * this loop). A rename is about its old path: what it moves away.
+	 * A log file truncated or removed: only truncating opens, truncates, unlinks and renames pay for the prefix
+	 * loop, the others a call that returns at once. A rename is about its old path: what it moves away.
 	 */
 	if (cfg->log_count)
 		ev_flags |= log_flag(op, p->args[A_FLAGS], foff, cfg->log_count);
