@@ -411,15 +411,18 @@ export function compileOutput(template: string, bad: (m: string) => void): ((ev:
     last = m.index + m[0].length;
     if (m[0] === '{{') parts.push('{');
     else if (m[0] === '}}') parts.push('}');
-    else if (!placeholderPaths(m[1]!).every((p) => FIELD_PATH.test(p))) {
-      ok = false;
-      bad(`placeholder ${m[0]}: expected a field path such as {process.comm}, {event.path} or {ancestors[0]}, or alternatives such as {event.resolvedPath|event.path} (write {{ and }} for literal braces)`);
-    } else {
-      // "event." is the event itself; process, parent, container, pod and ancestors are its members.
-      parts.push(placeholderPaths(m[1]!).map((p) => {
-        const keys = pathKeys(p);
-        return keys[0] === 'event' ? keys.slice(1) : keys;
-      }));
+    else {
+      const paths = placeholderPaths(m[1]!);
+      if (!paths.every((p) => FIELD_PATH.test(p))) {
+        ok = false;
+        bad(`placeholder ${m[0]}: expected a field path such as {process.comm}, {event.path} or {ancestors[0]}, or alternatives such as {event.resolvedPath|event.path} (write {{ and }} for literal braces)`);
+      } else {
+        // "event." is the event itself; process, parent, container, pod and ancestors are its members.
+        parts.push(paths.map((p) => {
+          const keys = pathKeys(p);
+          return keys[0] === 'event' ? keys.slice(1) : keys;
+        }));
+      }
     }
   }
   const tail = template.slice(last);
