@@ -87,7 +87,7 @@ export function readExceptions(raw: unknown, at: string, roots: readonly string[
     const fields = single ? [e.fields as string] : e.fields;
     if (!Array.isArray(fields) || !fields.length || !fields.every((f) => typeof f === 'string')) return fail(`${where}.fields`, `expected a field path or a non-empty list of them, got ${describe(e.fields)}`);
     const badField = fields.find((f) => !fieldPathOk(f, roots));
-    if (badField !== undefined) return fail(`${where}.fields`, `${JSON.stringify(badField)} is not a field path: write it as <${roots.join('|')}>[.member…], such as process.comm or event.path`);
+    if (badField !== undefined) return fail(`${where}.fields`, `${JSON.stringify(badField)} is not a field path: write it as <${roots.join('|')}>[.member…], such as process.comm or event.path, or as alternatives such as event.resolvedPath|event.path`);
     let comps: unknown = e.comps ?? (single ? 'in' : fields.map(() => '='));
     if (single && typeof comps === 'string') comps = [comps];
     if (!Array.isArray(comps) || comps.length !== fields.length) return fail(`${where}.comps`, single ? `expected one comparison for the one field, got ${describe(e.comps)}` : `expected a list of ${fields.length} comparisons, one per field, got ${describe(e.comps)}`);
@@ -100,10 +100,19 @@ export function readExceptions(raw: unknown, at: string, roots: readonly string[
   return ok ? out : undefined;
 }
 
-/** A field path an exception may compare: a variable, then members. */
+/**
+ * The field paths an exception field names: one, or alternatives ("event.resolvedPath|event.path"), the
+ * first the event has being compared. A path given absolute has no resolvedPath (it is not resolved again),
+ * so an allowlist of absolute paths needs both.
+ */
+export const fieldAlternatives = (f: string): string[] => f.split('|').map((p) => p.trim());
+
+/** A field an exception may compare: a variable, then members; or alternatives of those. */
 function fieldPathOk(f: string, roots: readonly string[]): boolean {
-  const parts = f.split('.');
-  return roots.includes(parts[0]!) && parts.every((p) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(p));
+  return fieldAlternatives(f).every((alt) => {
+    const parts = alt.split('.');
+    return roots.includes(parts[0]!) && parts.every((p) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(p));
+  });
 }
 
 /**
@@ -225,9 +234,23 @@ export function compileException(e: RuleException, lists: ReadonlyMap<string, re
   };
 }
 
-/** Reads a field path from the context: undefined when any member on the way is missing (no exemption). */
-function getter(path: string): (ctx: ExceptionContext) => unknown {
-  const keys = path.split('.');
+/**
+ * Reads a field from the context: undefined when any member on the way is missing (no exemption). Of
+ * alternatives, the first present (not undefined, null or "", as output placeholders choose).
+ */
+function getter(field: string): (ctx: ExceptionContext) => unknown {
+  const alts = fieldAlternatives(field);
+  if (alts.length > 1) {
+    const each = alts.map(getter);
+    return (ctx) => {
+      for (const g of each) {
+        const v = g(ctx);
+        if (v !== undefined && v !== '') return v;
+      }
+      return undefined;
+    };
+  }
+  const keys = field.split('.');
   return (ctx) => {
     let v: unknown = (ctx as Record<string, unknown>)[keys[0]!];
     for (let i = 1; i < keys.length; i++) {

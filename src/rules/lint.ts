@@ -4,6 +4,7 @@
 // a rule set: `vigil rules check` prints them, and the agent logs them when it loads the rules.
 import type { ASTNode } from '@marcbachmann/cel-js';
 import { FieldCatalog, type RuleVariable } from './fields.ts';
+import { fieldAlternatives } from './exceptions.ts';
 
 export interface RuleWarning {
   /** Where: the item ("file item N (rule "x")") and the part (".condition", ".output", …). */
@@ -114,7 +115,7 @@ export function lintRules(input: LintInput, catalog = new FieldCatalog()): RuleW
     if (!r.types) warn(r.source, 'no types: the rule is checked against every event, each built as an object for it; name the event types it is about (types: [exec, open, …])');
     if (r.ast) for (const read of fieldReads(r.ast)) check(`${r.source}.condition`, read, r.types);
     for (const p of r.outputPaths) check(`${r.source}.output`, pathRead(p, input.variables), r.types);
-    for (const e of r.exceptions) for (const f of e.fields) check(`${e.at}.fields`, pathRead(f, input.variables), r.types);
+    for (const e of r.exceptions) for (const f of e.fields) for (const alt of fieldAlternatives(f)) check(`${e.at}.fields`, pathRead(alt, input.variables), r.types);
   }
   for (const [name, m] of input.macros) {
     const types = macroTypes.get(name);

@@ -283,6 +283,32 @@ test('exceptions (Falco\'s): tuples of fields and comparisons exempt events, lat
   assert.deepEqual(root('/tmp/become'), ['Root privileges gained']);
 });
 
+test('an exception field of alternatives compares the first the event has: an allowlist of absolute paths covers paths given absolute and resolved ones', () => {
+  const set = inline([
+    rule('write', 'event.ret >= 0', {
+      types: ['open'],
+      exceptions: [{ name: 'writers', fields: ['process.exe', 'event.resolvedPath | event.path'], comps: ['=', 'pmatch'], values: [['/usr/sbin/agent', ['/etc/agent']]] }],
+    }),
+  ]);
+  const open = (fields: Record<string, unknown>, exe = '/usr/sbin/agent') => matching(set, event('open', { ret: 3, ...fields }, { process: { pid: 7, comm: 'agent', exe } }));
+  assert.deepEqual(open({ path: '/etc/agent/conf' }), [], 'given absolute: no resolvedPath, path compared');
+  assert.deepEqual(open({ path: 'conf', resolvedPath: '/etc/agent/conf' }), [], 'given relative: resolvedPath compared');
+  assert.deepEqual(open({ path: '/etc/agent/conf', resolvedPath: '/etc/shadow' }), ['write'], 'resolvedPath first: a symlinked or fd path is judged by where it resolved');
+  assert.deepEqual(open({ path: '/etc/agent/conf', resolvedPath: '' }), [], 'an empty member counts as absent, as in output placeholders');
+  assert.deepEqual(open({ path: '/etc/agent/conf' }, '/usr/bin/vi'), ['write'], 'both fields of the tuple still');
+  assert.deepEqual(open({}), ['write'], 'none of the alternatives: nothing to compare, no exemption');
+  // The default set's hook takes alternatives: a site's writer is exempt for `echo x > /etc/agent/conf` too.
+  const defaults = compileRules({ sources: [readRuleFile(DEFAULT_RULES_FILE), { name: 'site.yaml', items: [{ rule: 'Sensitive file modified', append: true, exceptions: [{ name: 'writers', values: [['/usr/sbin/agent', ['/etc/agent']]] }] }] }] });
+  const sensitive = (fields: Record<string, unknown>, exe: string) => matching(defaults, event('open', { ret: 3, sensitive: true, write: true, ...fields }, { process: { pid: 7, comm: 'agent', exe } }));
+  assert.deepEqual(sensitive({ path: '/etc/agent/conf' }, '/usr/sbin/agent'), []);
+  assert.deepEqual(sensitive({ path: 'conf', resolvedPath: '/etc/agent/conf' }, '/usr/sbin/agent'), []);
+  assert.deepEqual(sensitive({ path: '/etc/passwd' }, '/usr/sbin/agent'), ['Sensitive file modified']);
+  // A bad alternative is refused like a bad field, with the whole field named.
+  const issues = issuesOf(() => inline([rule('r', 'true', { exceptions: [{ name: 'e', fields: ['event.resolvedPath|fd.name'] }] })]));
+  assert.equal(issues.length, 1, JSON.stringify(issues));
+  assert.match(issues[0]!.message, /"event\.resolvedPath\|fd\.name" is not a field path: .* or as alternatives such as event\.resolvedPath\|event\.path/);
+});
+
 test('every problem in a rule set is reported with where it is, and nothing is loaded', () => {
   const cases: [unknown, RegExp][] = [
     [{ list: 'a' }, /^test item 1 \(list "a"\)\.items: expected a list of strings and numbers, got undefined$/],
