@@ -117,6 +117,20 @@ struct {
 	__type(value, __u8);
 } sys_secret_heads SEC(".maps");
 
+/*
+ * Which entries of each directory the secret prefixes name (VIGIL_SYSCFG_SECRET_DIRS; see secret_dir_gate),
+ * at the index of its inode number in syscall_filter_config.secret_dir_ino. Inode numbers alone, without the
+ * device: a number shared with a file system elsewhere costs a resolution, never a flag, which the prefixes
+ * decide on the resolved path. A reload writes these before the config: an open meanwhile may pair an old
+ * number with a new entry, which at worst resolves one path more or gives one fewer a second look.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_SECRET_DIRS_MAX);
+	__type(key, __u32);
+	__type(value, struct syscall_secret_dir);
+} sys_secret_dirs SEC(".maps");
+
 /* enum vigil_sys_stat, per CPU */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -132,7 +146,7 @@ struct sys_pending {
 	__s32 nr;
 	__u32 ev_flags;
 	__u32 args_at_exit;      /* filled at exit (exit_open*): strings are read from uptr, as a rule, not as a retry */
-	__u32 _pad;
+	__u32 resolve_fd;        /* an open the secret directories' gate let through: resolve it through its fd */
 	__u64 args[8];           /* per group, see the A_* and N_* indices */
 	__u64 uptr[2];           /* user pointers of s0 and s1, to retry at exit when unreadable at entry */
 	__u32 len0;              /* bytes (NUL included) in s0, s1, s2; 0: none */
@@ -296,6 +310,7 @@ static __always_inline void pending_init(struct sys_pending *p, __u32 op, __s32 
 	p->nr = nr;
 	p->ev_flags = 0;
 	p->args_at_exit = 0;
+	p->resolve_fd = 0;
 	p->len0 = 0;
 	p->len1 = 0;
 	p->len2 = 0;
@@ -662,10 +677,68 @@ static __always_inline int secret_head_miss(struct syscall_filter_config *cfg, _
 }
 
 /*
- * A restricted open that can be turned down before its path is read: a read-only open when secret reads are
- * not asked for, a write-open when sensitive writes are not. Counted as not sensitive.
+ * Whether the file open as `fd` is an entry of a directory a secret prefix names (by the directory's inode
+ * number: syscall_filter_config.secret_dir_ino) whose name its heads allow (sys_secret_dirs). It is the
+ * second look at a read-only open whose path as given starts no secret prefix, which may still reach a secret
+ * through a symlink, "..", "//" or /proc/<pid>/root: a hit only says "resolve it through the fd"; the
+ * secret prefixes decide on the result.
+ * The fd's file, ~4 loads and a compare per directory, where resolving every open (filters.resolvePaths: all)
+ * walks every path. A global function: verified once, on its own.
  */
-static __always_inline int open_turned_down(struct syscall_filter_config *cfg, int write, const char *path)
+__noinline int secret_dir_gate(int fd)
+{
+	struct syscall_filter_config *cfg = get_config();
+	struct syscall_secret_dir *sd;
+	const unsigned char *name;
+	struct dentry *d, *parent;
+	__u64 ino, head = 0;
+	struct file *f;
+	__u32 i;
+
+	if (!cfg || !cfg->secret_dir_count)
+		return 0;
+	f = fd_file(fd);
+	if (!f)
+		return 0;
+	if (vigil_direct_reads) {
+		d = VIGIL_CAST(f, struct file)->f_path.dentry;
+		parent = VIGIL_CAST(d, struct dentry)->d_parent;
+		ino = VIGIL_CAST(VIGIL_CAST(parent, struct dentry)->d_inode, struct inode)->i_ino;
+	} else {
+		d = BPF_CORE_READ(f, f_path.dentry);
+		parent = BPF_CORE_READ(d, d_parent);
+		ino = BPF_CORE_READ(parent, d_inode, i_ino);
+	}
+	for (i = 0; i < VIGIL_SECRET_DIRS_MAX; i++) {
+		if (i >= cfg->secret_dir_count)
+			return 0;
+		if (cfg->secret_dir_ino[i] == ino)
+			break;
+	}
+	if (i >= VIGIL_SECRET_DIRS_MAX)
+		return 0;
+	sd = bpf_map_lookup_elem(&sys_secret_dirs, &i);
+	if (!sd)
+		return 0;
+	if (sd->any)
+		return 1;
+	name = vigil_direct_reads ? VIGIL_CAST(d, struct dentry)->d_name.name : BPF_CORE_READ(d, d_name.name);
+	/* A name shorter than 8 bytes is read with what follows its NUL: the NUL differs from a longer head's byte. */
+	if (bpf_probe_read_kernel(&head, sizeof(head), name))
+		return 1;
+	for (int k = 0; k < VIGIL_SECRET_DIR_HEADS; k++)
+		if (k < sd->count && !((head ^ sd->head[k]) & sd->mask[k]))
+			return 1;
+	return 0;
+}
+
+/*
+ * A restricted open that can be turned down before its path is read: a read-only open when secret reads are
+ * not asked for, a write-open when sensitive writes are not. Counted as not sensitive. At exit (`fd` >= 0: the
+ * open succeeded), a read-only open whose path missed the secret heads is kept when its file passes the
+ * secret directories' gate, and marked to be resolved through its fd (p->resolve_fd, returned as -1).
+ */
+static __always_inline int open_turned_down(struct syscall_filter_config *cfg, int write, const char *path, long fd)
 {
 	__u64 head;
 
@@ -676,8 +749,12 @@ static __always_inline int open_turned_down(struct syscall_filter_config *cfg, i
 	/* A secret read must start with one of the heads; a relative path (or one unreadable here) is decided
 	 * later, on its resolved path. Bytes past a shorter path's NUL match no head: it is shorter than them all. */
 	if (!write && (cfg->flags & VIGIL_SYSCFG_SECRET_HEADS) && !bpf_probe_read_user(&head, sizeof(head), path) &&
-	    (head & 0xff) == '/' && !bpf_map_lookup_elem(&sys_secret_heads, &head))
+	    (head & 0xff) == '/' && !bpf_map_lookup_elem(&sys_secret_heads, &head)) {
+		if (fd >= 0 && (cfg->flags & VIGIL_SYSCFG_SECRET_DIRS) && (cfg->flags & VIGIL_SYSCFG_RESOLVE) &&
+		    secret_dir_gate((int)fd))
+			return -1;
 		goto down;
+	}
 	return 0;
 down:
 	stat_inc(VIGIL_SYS_STAT_DROP_NOT_SENSITIVE);
@@ -754,7 +831,14 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 	n = 0;
 	relative = e->path_len > 1 && foff <= STR_LIMIT && buf[foff] != '/';
 	if (cfg->flags & (VIGIL_SYSCFG_RESOLVE | VIGIL_SYSCFG_RESOLVE_ALL)) {
-		if ((op == VIGIL_SYS_OPEN && ret >= 0 && ((ev_flags & VIGIL_SYSF_WRITE) || relative || (cfg->flags & VIGIL_SYSCFG_RESOLVE_ALL))) ||
+		/* An unrestricted read-only open of an absolute path starting no secret prefix gets the restricted
+		 * ones' second look here (open_turned_down): its file may be a secret all the same. */
+		if (op == VIGIL_SYS_OPEN && ret >= 0 && !(ev_flags & VIGIL_SYSF_WRITE) && !relative && !p->resolve_fd &&
+		    !(cfg->flags & VIGIL_SYSCFG_RESOLVE_ALL) && (cfg->flags & VIGIL_SYSCFG_SECRET_DIRS) && cfg->secret_count &&
+		    !restricted(cfg, op) && secret_head_miss(cfg, buf, foff) && secret_dir_gate((int)ret))
+			p->resolve_fd = 1;
+		if ((op == VIGIL_SYS_OPEN && ret >= 0 &&
+		     ((ev_flags & VIGIL_SYSF_WRITE) || relative || p->resolve_fd || (cfg->flags & VIGIL_SYSCFG_RESOLVE_ALL))) ||
 		    p->args[A_FDONLY]) {
 			struct file *f = fd_file(op == VIGIL_SYS_OPEN ? (int)ret : dfd);
 
@@ -844,7 +928,7 @@ static __always_inline int enter_open(struct syscall_trace_enter *ctx, __s32 dfd
 
 	if (!cfg)
 		return 0;
-	if (open_turned_down(cfg, write, path))
+	if (open_turned_down(cfg, write, path, -1))
 		return 0;
 	p = pending_start(VIGIL_SYS_OPEN, ctx->nr);
 	if (!p)
@@ -904,7 +988,7 @@ static __always_inline int exit_open_args(struct syscall_trace_exit *ctx, enum o
 	__s32 dfd = AT_FDCWD_;
 	const char *path;
 	__u32 zero = 0;
-	int write;
+	int write, down;
 
 	if (!open_args_at_exit)
 		return 0;
@@ -940,12 +1024,14 @@ static __always_inline int exit_open_args(struct syscall_trace_exit *ctx, enum o
 		break;
 	}
 	write = (flags & O_ACCMODE_) != 0 || (flags & (O_CREAT_ | O_TRUNC_)) != 0;
-	if (open_turned_down(cfg, write, path))
+	down = open_turned_down(cfg, write, path, ctx->ret);
+	if (down > 0)
 		return 0;
 	p = bpf_map_lookup_elem(&sys_pending_tmpl, &zero);
 	if (!p)
 		return 0;
 	pending_init(p, VIGIL_SYS_OPEN, ctx->nr);
+	p->resolve_fd = down < 0;
 	p->active = 0; /* a scratch slot: no exit will look for it */
 	p->args_at_exit = 1;
 	p->args[A_DFD] = dfd;

@@ -318,6 +318,7 @@ enum vigil_sys_cfg_flags {
 	VIGIL_SYSCFG_SENSITIVE_WRITES = 1 << 1, /* restricted_ops: report modifications under sensitive prefixes */
 	VIGIL_SYSCFG_SECRET_READS = 1 << 5,    /* restricted_ops: report read-only opens under secret prefixes */
 	VIGIL_SYSCFG_SECRET_HEADS = 1 << 6,    /* every secret prefix has 8 bytes or more, their first 8 in sys_secret_heads */
+	VIGIL_SYSCFG_SECRET_DIRS = 1 << 7,     /* with SECRET_HEADS: sys_secret_dirs holds the secret prefixes' directories */
 	VIGIL_SYSCFG_PTRACE_ATTACH = 1 << 2,   /* ptrace: report only TRACEME, ATTACH, SEIZE, POKE* and SETREGS* */
 	VIGIL_SYSCFG_BPF_LOAD = 1 << 3,        /* bpf(): report only MAP_CREATE, PROG_LOAD, BTF_LOAD, attach/link */
 };
@@ -325,6 +326,8 @@ enum vigil_sys_cfg_flags {
 #define VIGIL_SYS_PREFIX_MAX 16      /* path prefixes per list */
 #define VIGIL_SYS_PREFIX_LEN 256     /* bytes per prefix */
 #define VIGIL_UNIX_PATH_MAX 108      /* sizeof(sockaddr_un.sun_path) */
+#define VIGIL_SECRET_DIRS_MAX 16     /* directories in syscall_filter_config.secret_dir_ino and sys_secret_dirs */
+#define VIGIL_SECRET_DIR_HEADS 4     /* file-name heads per directory in sys_secret_dirs */
 
 /* The syscall sensor's filters (map sys_config, one entry), written by user space at any time. */
 struct syscall_filter_config {
@@ -342,6 +345,14 @@ struct syscall_filter_config {
 	__u32 flags;             /* enum vigil_sys_cfg_flags */
 	__u32 secret_count;      /* entries used in sys_secret_prefixes */
 	__u32 log_count;         /* entries used in sys_log_prefixes: a log truncated or removed under one is flagged */
+	__u32 secret_dir_count;  /* entries used in secret_dir_ino and sys_secret_dirs (VIGIL_SYSCFG_SECRET_DIRS) */
+	__u32 _pad0;
+	/*
+	 * The inode numbers of the directories the secret prefixes name; sys_secret_dirs[i] says which entries of
+	 * secret_dir_ino[i]. Here, not a hash map's keys: every read-only open that missed the secret heads is
+	 * compared with them, and a few compares cost less than a hash lookup (bench/storm, row Cdef).
+	 */
+	__u64 secret_dir_ino[VIGIL_SECRET_DIRS_MAX];
 };
 
 /*
@@ -353,6 +364,20 @@ struct syscall_path_prefix {
 	__u32 _pad0;
 	char prefix[VIGIL_SYS_PREFIX_LEN];
 	__u8 mask[VIGIL_SYS_PREFIX_LEN];
+};
+
+
+/*
+ * A directory some secret prefix names (map sys_secret_dirs, at the index of its inode number in
+ * syscall_filter_config.secret_dir_ino), and which of its entries: every one (a prefix naming the directory itself, "/root/.ssh/", or more than
+ * VIGIL_SECRET_DIR_HEADS names), or those whose name starts with one of the heads ("shadow" for "/etc/shadow":
+ * its first 8 bytes, zero-padded, and a mask of 0xff for each of them).
+ */
+struct syscall_secret_dir {
+	__u32 any;
+	__u32 count;
+	__u64 head[VIGIL_SECRET_DIR_HEADS];
+	__u64 mask[VIGIL_SECRET_DIR_HEADS];
 };
 
 /*

@@ -122,6 +122,7 @@ export const VIGIL_SYS_CFG_FLAGS = {
   SENSITIVE_WRITES: 2,
   SECRET_READS: 32,
   SECRET_HEADS: 64,
+  SECRET_DIRS: 128,
   PTRACE_ATTACH: 4,
   BPF_LOAD: 8,
 } as const;
@@ -278,7 +279,7 @@ export const CGROUP_EVENT = {
   path: { offset: 64, size: 512, count: 512 },
 } as const;
 
-/** struct syscall_filter_config (48 bytes): byte offset and size of each field */
+/** struct syscall_filter_config (184 bytes): byte offset and size of each field */
 export const SYSCALL_FILTER_CONFIG = {
   enabled_ops: { offset: 0, size: 8 },
   restricted_ops: { offset: 8, size: 8 },
@@ -290,6 +291,9 @@ export const SYSCALL_FILTER_CONFIG = {
   flags: { offset: 36, size: 4 },
   secret_count: { offset: 40, size: 4 },
   log_count: { offset: 44, size: 4 },
+  secret_dir_count: { offset: 48, size: 4 },
+  _pad0: { offset: 52, size: 4 },
+  secret_dir_ino: { offset: 56, size: 128, count: 16 },
 } as const;
 
 /** struct syscall_path_prefix (520 bytes): byte offset and size of each field */
@@ -298,6 +302,14 @@ export const SYSCALL_PATH_PREFIX = {
   _pad0: { offset: 4, size: 4 },
   prefix: { offset: 8, size: 256, count: 256 },
   mask: { offset: 264, size: 256, count: 256 },
+} as const;
+
+/** struct syscall_secret_dir (72 bytes): byte offset and size of each field */
+export const SYSCALL_SECRET_DIR = {
+  any: { offset: 0, size: 4 },
+  count: { offset: 4, size: 4 },
+  head: { offset: 8, size: 32, count: 4 },
+  mask: { offset: 40, size: 32, count: 4 },
 } as const;
 
 /** struct file_event (104 bytes): byte offset and size of each field */
@@ -376,8 +388,9 @@ export const SIZEOF = {
   comm_event: 72,
   proc_entry: 136,
   cgroup_event: 576,
-  syscall_filter_config: 48,
+  syscall_filter_config: 184,
   syscall_path_prefix: 520,
+  syscall_secret_dir: 72,
   file_event: 104,
   net_event: 232,
   sys_event: 104,

@@ -3,9 +3,10 @@
 // apply() may run at any time while the programs are attached, and takes effect on the next syscall.
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { BpfMap } from '../bpf/map.ts';
-import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
+import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
 import type { Manager } from '../manager/manager.ts';
 import { PREFIX_MAX, SECRET_HEAD_BYTES, type NormalizedSyscallConfig } from './config.ts';
+import { encodeSecretDir, secretDirs, type SecretDir } from './secret-dirs.ts';
 
 /** What the filters dropped since load, summed over CPUs (map sys_filter_stats). */
 export interface SyscallFilterCounters {
@@ -50,12 +51,17 @@ export interface SyscallFilterMaps {
   sensitive: BpfMap;
   secret: BpfMap;
   secretHeads: BpfMap;
+  /** sys_secret_dirs (secret-dirs.ts). */
+  secretDirs: BpfMap;
   log: BpfMap;
   stats: BpfMap;
 }
 
-/** The bytes of sys_config for a configuration. */
-export function encodeFilterConfig(c: NormalizedSyscallConfig, selfTgid: number): Buffer {
+/**
+ * The bytes of sys_config for a configuration, with the inode numbers of the secret prefixes' directories
+ * (found when it is applied: secret-dirs.ts), which turn on the kernel's second look at secret reads.
+ */
+export function encodeFilterConfig(c: NormalizedSyscallConfig, selfTgid: number, secretDirInos: readonly bigint[] = []): Buffer {
   const b = Buffer.alloc(SIZEOF.syscall_filter_config);
   const F = SYSCALL_FILTER_CONFIG;
   b.writeBigUInt64LE(c.enabledOps, F.enabled_ops.offset);
@@ -67,7 +73,9 @@ export function encodeFilterConfig(c: NormalizedSyscallConfig, selfTgid: number)
   b.writeUInt32LE(c.sensitivePaths.length, F.sensitive_count.offset);
   b.writeUInt32LE(c.secretPaths.length, F.secret_count.offset);
   b.writeUInt32LE(c.logPaths.length, F.log_count.offset);
-  b.writeUInt32LE(c.flags, F.flags.offset);
+  b.writeUInt32LE(c.flags | (secretDirInos.length ? VIGIL_SYS_CFG_FLAGS.SECRET_DIRS : 0), F.flags.offset);
+  b.writeUInt32LE(secretDirInos.length, F.secret_dir_count.offset);
+  secretDirInos.forEach((ino, i) => b.writeBigUInt64LE(ino, F.secret_dir_ino.offset + 8 * i));
   return b;
 }
 
@@ -106,6 +114,7 @@ export class SyscallFilters {
   readonly #maps: SyscallFilterMaps;
   readonly #selfTgid: number;
   #current: NormalizedSyscallConfig | undefined;
+  #secretDirs = new Map<bigint, SecretDir>();
 
   constructor(maps: SyscallFilterMaps, selfTgid = process.pid) {
     this.#maps = maps;
@@ -115,7 +124,7 @@ export class SyscallFilters {
   /** The filter maps of a loaded syscall sensor. Throws NotFoundError when the object lacks one. */
   static fromManager(m: Manager, selfTgid = process.pid): SyscallFilters {
     return new SyscallFilters(
-      { config: m.getMap('sys_config'), comm: m.getMap('sys_comm_filter'), prefixes: m.getMap('sys_path_prefixes'), sensitive: m.getMap('sys_sensitive_prefixes'), secret: m.getMap('sys_secret_prefixes'), secretHeads: m.getMap('sys_secret_heads'), log: m.getMap('sys_log_prefixes'), stats: m.getMap('sys_filter_stats') },
+      { config: m.getMap('sys_config'), comm: m.getMap('sys_comm_filter'), prefixes: m.getMap('sys_path_prefixes'), sensitive: m.getMap('sys_sensitive_prefixes'), secret: m.getMap('sys_secret_prefixes'), secretHeads: m.getMap('sys_secret_heads'), secretDirs: m.getMap('sys_secret_dirs'), log: m.getMap('sys_log_prefixes'), stats: m.getMap('sys_filter_stats') },
       selfTgid,
     );
   }
@@ -123,6 +132,11 @@ export class SyscallFilters {
   /** The configuration last applied. */
   get current(): NormalizedSyscallConfig | undefined {
     return this.#current;
+  }
+
+  /** The secret prefixes' directories the kernel's gate knows (status, tests). */
+  get secretDirs(): SecretDir[] {
+    return [...this.#secretDirs.values()];
   }
 
   /**
@@ -150,10 +164,18 @@ export class SyscallFilters {
     const heads = new Set(c.secretPaths.map((p) => secretHeadKey(p).toString('hex')));
     for (const h of heads) m.secretHeads.update(Buffer.from(h, 'hex'), Buffer.from([1]));
 
+    // Secret directories (the gate for reads whose path missed the heads): only where the heads turn reads
+    // down and paths may be resolved. Their entries first; their inode numbers and the flag with the config.
+    const F = VIGIL_SYS_CFG_FLAGS;
+    const gate = (c.flags & F.SECRET_HEADS) !== 0 && (c.flags & F.RESOLVE) !== 0 && !(c.flags & F.RESOLVE_ALL);
+    const dirs = gate ? secretDirs(c.secretPaths) : new Map<bigint, SecretDir>();
+    [...dirs.values()].forEach((d, i) => m.secretDirs.update(u32(i), encodeSecretDir(d)));
+
     lists.forEach(([l, map], i) => shrinks[i] || grow(l, map));
-    m.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid));
+    m.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid, [...dirs.keys()]));
     lists.forEach(([l, map], i) => shrinks[i] && grow(l, map));
     for (const k of [...m.secretHeads.keys()]) if (!heads.has(k.toString('hex'))) m.secretHeads.delete(k);
+    this.#secretDirs = dirs;
     const keep = new Set([...wanted.keys()].map((n) => commKey(n).toString('hex')));
     for (const k of [...m.comm.keys()]) if (!keep.has(k.toString('hex'))) m.comm.delete(k);
     this.#current = c;

@@ -220,6 +220,12 @@ export interface SyscallSensorStats {
   openArgs: 'exit' | 'entry' | undefined;
   /** How the path walk reads kernel memory (SyscallSensorOptions.pathReads). */
   pathReads: 'direct' | 'helper' | undefined;
+  /**
+   * The directories whose files a read-only open is checked against when its path missed the secret prefixes
+   * (symlinks, "..", /proc/<pid>/root: secret-dirs.ts); empty when the gate is off, undefined where it cannot
+   * run (open arguments read at entry).
+   */
+  secretDirs: string[] | undefined;
   /** Event types whose probes run. */
   ops: SyscallOp[];
   events: number;
@@ -353,6 +359,7 @@ export class SyscallSensor {
       pendingStore: this.#pendingStore,
       openArgs: this.#openArgs,
       pathReads: this.#pathReads,
+      secretDirs: this.#openArgs === 'exit' ? (this.#filters?.secretDirs.map((d) => d.path) ?? []) : undefined,
       ops: this.enabledOps(),
       events: this.#events,
       decodeErrors: this.#decodeErrors,

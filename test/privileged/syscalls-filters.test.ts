@@ -4,12 +4,14 @@
 // after a later event did arrive: the ring is ordered, so everything emitted before it was read.
 // Needs root + BPF with BTF + syscall tracepoints + gcc.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { InvalidArgumentError } from '../../src/bpf/errors.ts';
 import { SyscallSensor } from '../../src/syscalls/sensor.ts';
 import type { SyscallFilterCounters } from '../../src/syscalls/filters.ts';
+import type { FileEvent } from '../../src/events/types.ts';
 import { buildWorkload, EventLog, runWorkload } from '../fixtures/syscalls-harness.ts';
 import { assertGone, heldBpfObjects, privileged, tempDir } from '../helpers/privileged.ts';
 
@@ -210,6 +212,80 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     assert.equal(ft.dfd, truth.fd, 'ftruncate: its fd');
     assert.equal(ft.resolvedFrom, 'fd');
     assert.ok(delta(c0, 'notSensitive') >= 1, 'the appending open, neither sensitive nor truncating, dropped in the kernel');
+  });
+
+  await t.test('a secret read through a symlink, "..", "//" or /proc/self/root is caught by the file it opened (the secret directories\' gate)', async () => {
+    // Two secret prefixes: a directory (every entry) and a file name. Every path below starts with other
+    // bytes than both (/tmp/vig…), so the heads turn it down as given; only the gate can bring it back.
+    const secrets = path.join(dir, 'secrets');
+    const vault = path.join(dir, 'vault');
+    for (const d of [secrets, vault]) fs.mkdirSync(d);
+    for (const f of [path.join(secrets, 'key'), path.join(vault, 'token.key'), path.join(vault, 'token.kex'), path.join(vault, 'other')]) fs.writeFileSync(f, 'x\n');
+    const shm = fs.mkdtempSync('/dev/shm/vigil-gate-');
+    t.after(() => fs.rmSync(shm, { recursive: true, force: true }));
+    const links: Record<string, string> = { key: path.join(secrets, 'key'), token: path.join(vault, 'token.key'), kex: path.join(vault, 'token.kex'), other: path.join(vault, 'other') };
+    for (const [name, target] of Object.entries(links)) fs.symlinkSync(target, path.join(shm, name));
+    const real = (p: string) => fs.realpathSync(p);
+    const secretPaths = [`${secrets}/`, path.join(vault, 'token.key')];
+    const reads = [
+      path.join(shm, 'key'), // a symlink into a secret directory
+      `/${vault}/token.key`, // "//"
+      `${path.dirname(dir)}/..${vault}/token.key`, // ".."
+      `/proc/self/root${secrets}/key`, // the root's magic link
+      path.join(shm, 'other'), // a file of the vault the heads do not name: not resolved
+      path.join(shm, 'kex'), // a name the gate lets through (its first 8 bytes), that the prefix then turns down
+      path.join(vault, 'token.key'), // the secret as named: last, so once it is here every earlier read is
+    ];
+    const cat = (): number => {
+      const r = spawnSync('/bin/cat', reads, { stdio: 'ignore' });
+      assert.equal(r.status, 0, 'cat read every file');
+      return r.pid!;
+    };
+    const last = (pid: number) => log.until(() => log.files([pid]).some((e) => e.type === 'open' && e.path === reads[6]), 'the last read');
+    const row = (e: FileEvent) => [e.path, e.resolvedPath, e.resolvedFrom, !!e.secret];
+
+    // Restricted (the defaults' shape): the four reads that reach a secret are reported, resolved through their
+    // fd; the other two are dropped in the kernel, counted.
+    sensor.update({ files: { sensitiveWrites: true, secretReads: true }, filters: { sensitivePaths: [`${sens}/`], secretPaths } });
+    assert.deepEqual(sensor.filters!.secretDirs.map((d) => [d.path, d.any, d.names]).sort(), [[secrets, true, []], [vault, false, ['token.key']]], 'the directories the prefixes name');
+    const c0 = counters();
+    const p1 = cat();
+    await last(p1);
+    assert.deepEqual(
+      log.files([p1]).map(row),
+      [
+        [reads[0], real(links.key!), 'fd', true],
+        [reads[1], real(links.token!), 'fd', true],
+        [reads[2], real(links.token!), 'fd', true],
+        [reads[3], real(links.key!), 'fd', true],
+        [reads[6], undefined, undefined, true],
+      ],
+      'the secret reads, each with the path it reached',
+    );
+    assert.ok(delta(c0, 'notSensitive') >= 2, 'the other file of the vault and the name the prefix turned down, dropped and counted');
+
+    // Opens in full: every read is reported; the same four (and the last) flagged secret, the others not, and
+    // not resolved (a read-only open of an absolute path is reported as given).
+    sensor.update({ files: { open: true }, filters: { sensitivePaths: [`${sens}/`], secretPaths } });
+    const p2 = cat();
+    await last(p2);
+    const mine = log.files([p2]).filter((e) => reads.includes(e.path));
+    assert.deepEqual(mine.map(row), [
+      [reads[0], real(links.key!), 'fd', true],
+      [reads[1], real(links.token!), 'fd', true],
+      [reads[2], real(links.token!), 'fd', true],
+      [reads[3], real(links.key!), 'fd', true],
+      [reads[4], undefined, undefined, false],
+      [reads[5], real(links.kex!), 'fd', false],
+      [reads[6], undefined, undefined, true],
+    ]);
+
+    // No secret prefixes named: the map is emptied and the gate off.
+    sensor.update({ files: { open: true }, filters: { sensitivePaths: [`${sens}/`], secretPaths: ['/nonexistent/dir/'] } });
+    assert.deepEqual(sensor.filters!.secretDirs, [], 'a prefix whose directory does not exist names none');
+    const p3 = cat();
+    await last(p3);
+    assert.deepEqual(log.files([p3]).filter((e) => reads.includes(e.path)).map((e) => !!e.secret || !!e.resolvedPath), reads.map(() => false));
   });
 
   await t.test('a bad update is refused whole and the running configuration stays', async () => {
