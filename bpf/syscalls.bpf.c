@@ -105,17 +105,6 @@ struct {
 	__type(value, struct syscall_path_prefix);
 } sys_log_prefixes SEC(".maps");
 
-/*
- * The first 8 bytes of each secret prefix (VIGIL_SYSCFG_SECRET_HEADS): a restricted read-only open of an
- * absolute path whose first 8 bytes are none of these is turned down before its path is read and matched:
- * nearly every open of a host, each ~0.35 us cheaper (an openat+close storm of /dev/null, measured by hand).
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, VIGIL_SYS_PREFIX_MAX);
-	__type(key, __u64);
-	__type(value, __u8);
-} sys_secret_heads SEC(".maps");
 
 /*
  * Which entries of each directory the secret prefixes name (VIGIL_SYSCFG_SECRET_DIRS; see secret_dir_gate),
@@ -662,8 +651,30 @@ static __always_inline __u32 restricted_pass(struct syscall_filter_config *cfg)
 }
 
 /*
+ * Whether `head`, a path's first 8 bytes, are those of a secret prefix (syscall_filter_config.secret_head):
+ * a restricted read-only open of an absolute path whose head is none of them is turned down before its path
+ * is read and matched, nearly every open of a host, each ~0.35 us cheaper (an openat+close storm of
+ * /dev/null, measured by hand). Compares in the config rather than a hash map's lookup, a helper call every
+ * open paid. A global function: the verifier sees its loop once.
+ */
+__noinline int secret_head_known(__u64 head)
+{
+	struct syscall_filter_config *cfg = get_config();
+
+	if (!cfg)
+		return 1;
+	for (int i = 0; i < VIGIL_SYS_PREFIX_MAX; i++) {
+		if (i >= cfg->secret_head_count)
+			return 0;
+		if (cfg->secret_head[i] == head)
+			return 1;
+	}
+	return 0;
+}
+
+/*
  * Whether the path at buf[off] (resolved, or as given) starts with none of the secret prefixes' first 8 bytes:
- * one hash lookup instead of the prefix loop (~33 ns an entry) for the relative opens that were resolved
+ * a few compares instead of the prefix loop (~33 ns an entry) for the relative opens that were resolved
  * before they could be turned down. 0 (match it) when the heads are not all 8 bytes long.
  */
 static __always_inline int secret_head_miss(struct syscall_filter_config *cfg, __u8 *buf, __u32 off)
@@ -673,7 +684,7 @@ static __always_inline int secret_head_miss(struct syscall_filter_config *cfg, _
 	if (!(cfg->flags & VIGIL_SYSCFG_SECRET_HEADS) || off > STR_LIMIT)
 		return 0;
 	__builtin_memcpy(&head, buf + off, sizeof(head));
-	return !bpf_map_lookup_elem(&sys_secret_heads, &head);
+	return !secret_head_known(head);
 }
 
 /*
@@ -749,7 +760,7 @@ static __always_inline int open_turned_down(struct syscall_filter_config *cfg, i
 	/* A secret read must start with one of the heads; a relative path (or one unreadable here) is decided
 	 * later, on its resolved path. Bytes past a shorter path's NUL match no head: it is shorter than them all. */
 	if (!write && (cfg->flags & VIGIL_SYSCFG_SECRET_HEADS) && !bpf_probe_read_user(&head, sizeof(head), path) &&
-	    (head & 0xff) == '/' && !bpf_map_lookup_elem(&sys_secret_heads, &head)) {
+	    (head & 0xff) == '/' && !secret_head_known(head)) {
 		if (fd >= 0 && (cfg->flags & VIGIL_SYSCFG_SECRET_DIRS) && (cfg->flags & VIGIL_SYSCFG_RESOLVE) &&
 		    secret_dir_gate((int)fd))
 			return -1;

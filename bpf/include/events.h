@@ -317,7 +317,7 @@ enum vigil_sys_cfg_flags {
 	VIGIL_SYSCFG_RESOLVE_ALL = 1 << 4,     /* also the file of every successful open (a dentry walk each) */
 	VIGIL_SYSCFG_SENSITIVE_WRITES = 1 << 1, /* restricted_ops: report modifications under sensitive prefixes */
 	VIGIL_SYSCFG_SECRET_READS = 1 << 5,    /* restricted_ops: report read-only opens under secret prefixes */
-	VIGIL_SYSCFG_SECRET_HEADS = 1 << 6,    /* every secret prefix has 8 bytes or more, their first 8 in sys_secret_heads */
+	VIGIL_SYSCFG_SECRET_HEADS = 1 << 6,    /* every secret prefix has 8 bytes or more, their first 8 in secret_head */
 	VIGIL_SYSCFG_SECRET_DIRS = 1 << 7,     /* with SECRET_HEADS: sys_secret_dirs holds the secret prefixes' directories */
 	VIGIL_SYSCFG_PTRACE_ATTACH = 1 << 2,   /* ptrace: report only TRACEME, ATTACH, SEIZE, POKE* and SETREGS* */
 	VIGIL_SYSCFG_BPF_LOAD = 1 << 3,        /* bpf(): report only MAP_CREATE, PROG_LOAD, BTF_LOAD, attach/link */
@@ -346,7 +346,12 @@ struct syscall_filter_config {
 	__u32 secret_count;      /* entries used in sys_secret_prefixes */
 	__u32 log_count;         /* entries used in sys_log_prefixes: a log truncated or removed under one is flagged */
 	__u32 secret_dir_count;  /* entries used in secret_dir_ino and sys_secret_dirs (VIGIL_SYSCFG_SECRET_DIRS) */
-	__u32 _pad0;
+	__u32 secret_head_count; /* entries used in secret_head (VIGIL_SYSCFG_SECRET_HEADS) */
+	/*
+	 * The distinct first 8 bytes of the secret prefixes, as a path's first 8 bytes load (little-endian u64).
+	 * Nearly every open on a host is compared with them: a few compares here cost less than a hash lookup.
+	 */
+	__u64 secret_head[VIGIL_SYS_PREFIX_MAX];
 	/*
 	 * The inode numbers of the directories the secret prefixes name; sys_secret_dirs[i] says which entries of
 	 * secret_dir_ino[i]. Here, not a hash map's keys: every read-only open that missed the secret heads is

@@ -279,7 +279,7 @@ export const CGROUP_EVENT = {
   path: { offset: 64, size: 512, count: 512 },
 } as const;
 
-/** struct syscall_filter_config (184 bytes): byte offset and size of each field */
+/** struct syscall_filter_config (312 bytes): byte offset and size of each field */
 export const SYSCALL_FILTER_CONFIG = {
   enabled_ops: { offset: 0, size: 8 },
   restricted_ops: { offset: 8, size: 8 },
@@ -292,8 +292,9 @@ export const SYSCALL_FILTER_CONFIG = {
   secret_count: { offset: 40, size: 4 },
   log_count: { offset: 44, size: 4 },
   secret_dir_count: { offset: 48, size: 4 },
-  _pad0: { offset: 52, size: 4 },
-  secret_dir_ino: { offset: 56, size: 128, count: 16 },
+  secret_head_count: { offset: 52, size: 4 },
+  secret_head: { offset: 56, size: 128, count: 16 },
+  secret_dir_ino: { offset: 184, size: 128, count: 16 },
 } as const;
 
 /** struct syscall_path_prefix (520 bytes): byte offset and size of each field */
@@ -388,7 +389,7 @@ export const SIZEOF = {
   comm_event: 72,
   proc_entry: 136,
   cgroup_event: 576,
-  syscall_filter_config: 184,
+  syscall_filter_config: 312,
   syscall_path_prefix: 520,
   syscall_secret_dir: 72,
   file_event: 104,

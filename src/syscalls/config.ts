@@ -109,7 +109,7 @@ export const DEFAULT_SECRET_PATHS: readonly string[] = [
 /** Where logs live: truncating one erases evidence (Falco's "Clear Log Activities"). */
 export const DEFAULT_LOG_PATHS: readonly string[] = ['/var/log/'];
 
-/** Bytes of a secret prefix in sys_secret_heads (a u64 key). */
+/** Bytes of a secret prefix's head (syscall_filter_config.secret_head: a u64). */
 export const SECRET_HEAD_BYTES = 8;
 export const PREFIX_MAX = 16; // VIGIL_SYS_PREFIX_MAX
 export const PREFIX_LEN = SYSCALL_PATH_PREFIX.prefix.size;

@@ -50,7 +50,6 @@ export interface SyscallFilterMaps {
   prefixes: BpfMap;
   sensitive: BpfMap;
   secret: BpfMap;
-  secretHeads: BpfMap;
   /** sys_secret_dirs (secret-dirs.ts). */
   secretDirs: BpfMap;
   log: BpfMap;
@@ -74,6 +73,10 @@ export function encodeFilterConfig(c: NormalizedSyscallConfig, selfTgid: number,
   b.writeUInt32LE(c.secretPaths.length, F.secret_count.offset);
   b.writeUInt32LE(c.logPaths.length, F.log_count.offset);
   b.writeUInt32LE(c.flags | (secretDirInos.length ? VIGIL_SYS_CFG_FLAGS.SECRET_DIRS : 0), F.flags.offset);
+  // The heads only when every prefix has one (SECRET_HEADS): a shorter prefix is matched by the loop alone.
+  const heads = c.flags & VIGIL_SYS_CFG_FLAGS.SECRET_HEADS ? [...new Set(c.secretPaths.map(secretHead))] : [];
+  b.writeUInt32LE(heads.length, F.secret_head_count.offset);
+  heads.forEach((h, i) => b.writeBigUInt64LE(h, F.secret_head.offset + 8 * i));
   b.writeUInt32LE(secretDirInos.length, F.secret_dir_count.offset);
   secretDirInos.forEach((ino, i) => b.writeBigUInt64LE(ino, F.secret_dir_ino.offset + 8 * i));
   return b;
@@ -90,11 +93,11 @@ export function encodePrefix(prefix: string): Buffer {
   return b;
 }
 
-/** The key of a secret prefix in sys_secret_heads: its first 8 bytes, as the kernel reads a path's head. */
-export function secretHeadKey(prefix: string): Buffer {
+/** A secret prefix's head: its first 8 bytes, as the kernel loads a path's (a little-endian u64, zero-padded). */
+export function secretHead(prefix: string): bigint {
   const k = Buffer.alloc(SECRET_HEAD_BYTES);
   k.write(prefix, 0, SECRET_HEAD_BYTES, 'utf8');
-  return k;
+  return k.readBigUInt64LE(0);
 }
 
 /** The key of a comm in sys_comm_filter: 16 bytes, NUL-padded, as bpf_get_current_comm writes it. */
@@ -124,7 +127,7 @@ export class SyscallFilters {
   /** The filter maps of a loaded syscall sensor. Throws NotFoundError when the object lacks one. */
   static fromManager(m: Manager, selfTgid = process.pid): SyscallFilters {
     return new SyscallFilters(
-      { config: m.getMap('sys_config'), comm: m.getMap('sys_comm_filter'), prefixes: m.getMap('sys_path_prefixes'), sensitive: m.getMap('sys_sensitive_prefixes'), secret: m.getMap('sys_secret_prefixes'), secretHeads: m.getMap('sys_secret_heads'), secretDirs: m.getMap('sys_secret_dirs'), log: m.getMap('sys_log_prefixes'), stats: m.getMap('sys_filter_stats') },
+      { config: m.getMap('sys_config'), comm: m.getMap('sys_comm_filter'), prefixes: m.getMap('sys_path_prefixes'), sensitive: m.getMap('sys_sensitive_prefixes'), secret: m.getMap('sys_secret_prefixes'), secretDirs: m.getMap('sys_secret_dirs'), log: m.getMap('sys_log_prefixes'), stats: m.getMap('sys_filter_stats') },
       selfTgid,
     );
   }
@@ -159,11 +162,6 @@ export class SyscallFilters {
     for (const x of c.commExclude) wanted.set(x, VIGIL_SYS_COMM_MODE.EXCLUDE);
     for (const [name, v] of wanted) m.comm.update(commKey(name), u32(v));
 
-    // Secret heads: the new ones first, the stale ones once the config no longer names them (a superset
-    // meanwhile only lets more reads through to the full match).
-    const heads = new Set(c.secretPaths.map((p) => secretHeadKey(p).toString('hex')));
-    for (const h of heads) m.secretHeads.update(Buffer.from(h, 'hex'), Buffer.from([1]));
-
     // Secret directories (the gate for reads whose path missed the heads): only where the heads turn reads
     // down and paths may be resolved. Their entries first; their inode numbers and the flag with the config.
     const F = VIGIL_SYS_CFG_FLAGS;
@@ -174,7 +172,6 @@ export class SyscallFilters {
     lists.forEach(([l, map], i) => shrinks[i] || grow(l, map));
     m.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid, [...dirs.keys()]));
     lists.forEach(([l, map], i) => shrinks[i] && grow(l, map));
-    for (const k of [...m.secretHeads.keys()]) if (!heads.has(k.toString('hex'))) m.secretHeads.delete(k);
     this.#secretDirs = dirs;
     const keep = new Set([...wanted.keys()].map((n) => commKey(n).toString('hex')));
     for (const k of [...m.comm.keys()]) if (!keep.has(k.toString('hex'))) m.comm.delete(k);

@@ -169,7 +169,7 @@ test('an update that grows one prefix list and shrinks another writes each in it
       lookup: () => undefined,
     };
   };
-  const names = ['config', 'comm', 'prefixes', 'sensitive', 'secret', 'secretHeads', 'secretDirs', 'log', 'stats'] as const;
+  const names = ['config', 'comm', 'prefixes', 'sensitive', 'secret', 'secretDirs', 'log', 'stats'] as const;
   const maps = Object.fromEntries(names.map((n) => [n, fake(n)])) as unknown as SyscallFilterMaps;
   const f = new SyscallFilters(maps, 1);
   f.apply(normalizeSyscallConfig({ files: { open: true }, filters: { pathPrefixes: ['/a/', '/b/'], sensitivePaths: ['/x/'] } }));

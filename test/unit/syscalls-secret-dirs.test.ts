@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_SECRET_DIR, VIGIL_SYS_CFG_FLAGS } from '../../src/events/layout.generated.ts';
-import { normalizeSyscallConfig } from '../../src/syscalls/config.ts';
-import { SyscallFilters, type SyscallFilterMaps } from '../../src/syscalls/filters.ts';
+import { DEFAULT_SECRET_PATHS, normalizeSyscallConfig } from '../../src/syscalls/config.ts';
+import { encodeFilterConfig, secretHead, SyscallFilters, type SyscallFilterMaps } from '../../src/syscalls/filters.ts';
 import { encodeSecretDir, MAX_SECRET_DIRS, SECRET_DIR_HEADS, secretDirs } from '../../src/syscalls/secret-dirs.ts';
 
 function tree(t: { after: (fn: () => void) => void }): string {
@@ -76,7 +76,7 @@ test('SyscallFilters.apply: the directories\' entries go in before the config th
       lookup: () => undefined,
     };
   };
-  const names = ['config', 'comm', 'prefixes', 'sensitive', 'secret', 'secretHeads', 'secretDirs', 'log', 'stats'] as const;
+  const names = ['config', 'comm', 'prefixes', 'sensitive', 'secret', 'secretDirs', 'log', 'stats'] as const;
   const maps = Object.fromEntries(names.map((n) => [n, fake(n)]));
   const f = new SyscallFilters(maps as unknown as SyscallFilterMaps, 1);
   const configFlags = (): number => maps.config!.m.get('00000000')!.readUInt32LE(SYSCALL_FILTER_CONFIG.flags.offset);
@@ -103,4 +103,15 @@ test('SyscallFilters.apply: the directories\' entries go in before the config th
     assert.deepEqual(inos(), [], JSON.stringify(filters));
     assert.equal(configFlags() & VIGIL_SYS_CFG_FLAGS.SECRET_DIRS, 0, `no gate: ${JSON.stringify(filters)}`);
   }
+});
+
+test('the secret heads go into the config: the distinct first 8 bytes of the prefixes, as a path\'s load reads them; none when a prefix is shorter', () => {
+  const F = SYSCALL_FILTER_CONFIG;
+  const heads = (b: Buffer) => Array.from({ length: b.readUInt32LE(F.secret_head_count.offset) }, (_, i) => b.readBigUInt64LE(F.secret_head.offset + 8 * i));
+  const defaults = encodeFilterConfig(normalizeSyscallConfig({ files: { secretReads: true } }), 1);
+  const want = [...new Set(DEFAULT_SECRET_PATHS.map((p) => p.slice(0, 8)))];
+  assert.deepEqual(heads(defaults), want.map((h) => Buffer.from(h.padEnd(8, '\0'), 'latin1').readBigUInt64LE(0)));
+  assert.deepEqual(want, ['/etc/sha', '/etc/gsh', '/etc/sud', '/etc/pam', '/etc/sec', '/root/.s'], 'sudoers and sudoers.d share one, as do the two under /etc/security');
+  assert.equal(secretHead('/etc/shadow'), Buffer.from('/etc/sha', 'latin1').readBigUInt64LE(0));
+  assert.deepEqual(heads(encodeFilterConfig(normalizeSyscallConfig({ files: { secretReads: true }, filters: { secretPaths: ['/etc/x', '/etc/shadow'] } }), 1)), []);
 });
