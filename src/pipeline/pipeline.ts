@@ -556,10 +556,14 @@ export class Pipeline {
    * Whether leaving records in the ring until the full sinks have room delays someone who could take them
    * now (RingBufReaderOptions.holdsBack): a sink with room, a sink that does not say (a remote one), or a
    * stream subscriber. The rule engine does not count: it sees every record however late, and its alerts go
-   * to these same sinks, which would drop them if the reader went past their room.
+   * to these same sinks, which would drop them if the reader went past their room. A sink's room counts less
+   * what the pipeline holds already (as in sinkRoom): the sink with a little room left, all of it promised to
+   * the reorder window's events, is the full sink the reader waits for, not another one held back (the
+   * agent-stalled-sink test: the reader went past a stalled file sink's room after 100 ms).
    */
   holdsBack(): boolean {
-    for (const s of this.#o.sinks) if (!s.room || s.room() > 0) return true;
+    const held = this.#reorder.buffered + this.#heldCount;
+    for (const s of this.#o.sinks) if (!s.room || s.room() > held) return true;
     return this.#o.router.streaming;
   }
 

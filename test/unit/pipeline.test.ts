@@ -372,4 +372,11 @@ test('waiting for the sinks\' room holds back a sink with room, a sink that does
   assert.equal(p.holdsBack(), true, 'a live stream waits');
   router.unsubscribe(sse);
   assert.equal(p.holdsBack(), false, 'and no longer once it left');
+  // A sink's room counts less what the pipeline holds: room for 2 with 2 events in the reorder window is full.
+  const w = exitPipeline([roomy(2)], 60_000);
+  assert.equal(w.holdsBack(), true, 'room for 2 and nothing held: it could take records now');
+  w.handleRecord(exitRecord(101, 0), 0, SIZEOF.exit_event);
+  w.handleRecord(exitRecord(102, 0), 0, SIZEOF.exit_event);
+  assert.equal(w.holdsBack(), false, 'its room is promised to the window\'s events: the one full sink, nobody else held back');
+  w.stop();
 });
