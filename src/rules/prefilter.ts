@@ -54,6 +54,37 @@ function ownMemberReads(n: unknown, lists: ReadonlyMap<string, unknown>, common:
   return reads;
 }
 
+/** Whether `n` reads `event.type` (not `event.?type`). */
+export function readsEventType(n: unknown): boolean {
+  if (Array.isArray(n)) return n.some(readsEventType);
+  if (!n || typeof n !== 'object') return false;
+  const node = n as ASTNode;
+  if (node.op === '.') {
+    const [recv, key] = node.args as [ASTNode, string];
+    if (recv.op === 'id' && recv.args === 'event' && key === 'type') return true;
+  }
+  return readsEventType(node.args);
+}
+
+/**
+ * `n` with every `event.type` read replaced by `type`, the one type its guard is for: a condition about
+ * several types (`event.type == "truncate" || …`) has no guard otherwise, `type` being a member every event
+ * has, which a guard's fields do not hold. `event.?type` stays (an optional, not a string).
+ */
+export function withEventType(n: ASTNode, type: string): ASTNode {
+  const subst = (x: unknown): unknown => {
+    if (Array.isArray(x)) return x.map(subst);
+    if (!x || typeof x !== 'object') return x;
+    const node = x as ASTNode;
+    if (node.op === '.') {
+      const [recv, key] = node.args as [ASTNode, string];
+      if (recv.op === 'id' && recv.args === 'event' && key === 'type') return { ...node, op: 'value', args: type };
+    }
+    return { ...node, args: subst(node.args) };
+  };
+  return subst(n) as ASTNode;
+}
+
 /**
  * The guard of a rule's condition (see the top of this file), or undefined when none of its conjuncts reads
  * only the event's own members. `common` names the members every event has, which the fields a guard is
