@@ -95,8 +95,9 @@ struct {
 } sys_secret_prefixes SEC(".maps");
 
 /*
- * Log files: truncating one (an O_TRUNC open, truncate, ftruncate) or removing it (unlink, rename away) erases
- * evidence; reported with sensitive writes (VIGIL_SYSF_LOG_TRUNCATED, VIGIL_SYSF_LOG_REMOVED).
+ * Log files: truncating one (an O_TRUNC open, truncate, ftruncate), removing it (unlink, rename away) or
+ * renaming another file over it erases evidence; reported with sensitive writes (VIGIL_SYSF_LOG_TRUNCATED,
+ * VIGIL_SYSF_LOG_REMOVED, VIGIL_SYSF_LOG_REPLACED).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -104,7 +105,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct syscall_path_prefix);
 } sys_log_prefixes SEC(".maps");
-
 
 /*
  * Which entries of each directory the secret prefixes name (VIGIL_SYSCFG_SECRET_DIRS; see secret_dir_gate),
@@ -646,7 +646,8 @@ static __always_inline int restricted(struct syscall_filter_config *cfg, __u32 o
  */
 static __always_inline __u32 restricted_pass(struct syscall_filter_config *cfg)
 {
-	return ((cfg->flags & VIGIL_SYSCFG_SENSITIVE_WRITES) ? VIGIL_SYSF_SENSITIVE | VIGIL_SYSF_LOG_TRUNCATED | VIGIL_SYSF_LOG_REMOVED : 0) |
+	return ((cfg->flags & VIGIL_SYSCFG_SENSITIVE_WRITES) ?
+			VIGIL_SYSF_SENSITIVE | VIGIL_SYSF_LOG_TRUNCATED | VIGIL_SYSF_LOG_REMOVED | VIGIL_SYSF_LOG_REPLACED : 0) |
 	       ((cfg->flags & VIGIL_SYSCFG_SECRET_READS) ? VIGIL_SYSF_SECRET : 0);
 }
 
@@ -692,9 +693,8 @@ static __always_inline int secret_head_miss(struct syscall_filter_config *cfg, _
  * number: syscall_filter_config.secret_dir_ino) whose name its heads allow (sys_secret_dirs). It is the
  * second look at a read-only open whose path as given starts no secret prefix, which may still reach a secret
  * through a symlink, "..", "//" or /proc/<pid>/root: a hit only says "resolve it through the fd"; the
- * secret prefixes decide on the result.
- * The fd's file, ~4 loads and a compare per directory, where resolving every open (filters.resolvePaths: all)
- * walks every path. A global function: verified once, on its own.
+ * secret prefixes decide on the result. It costs the fd's file, ~4 loads and a compare per directory, where
+ * resolving every open (filters.resolvePaths: all) walks every path. A global function: verified once.
  */
 __noinline int secret_dir_gate(int fd)
 {
@@ -779,11 +779,18 @@ down:
  * exit programs that inline emit_file were at ~0.8 M of the verifier's 1 M instruction budget, and these
  * compares inlined passed it.
  */
-__noinline __u32 log_flag(__u32 op, __u32 flags, __u32 off, __u32 count)
+__noinline __u32 log_flag(__u32 op, __u32 flags, __u32 off, __u32 off2, __u32 count)
 {
 	__u32 flag;
 
-	if (op == VIGIL_SYS_UNLINK || op == VIGIL_SYS_RENAME)
+	if (op == VIGIL_SYS_RENAME) {
+		/* Its new path under a log prefix: `mv /tmp/empty /var/log/auth.log` erases the log it replaces. */
+		flag = prefix_match(off, LIST_LOG, count) ? VIGIL_SYSF_LOG_REMOVED : 0;
+		if (off2 && prefix_match(off2, LIST_LOG, count))
+			flag |= VIGIL_SYSF_LOG_REPLACED;
+		return flag;
+	}
+	if (op == VIGIL_SYS_UNLINK)
 		flag = VIGIL_SYSF_LOG_REMOVED;
 	else if (op == VIGIL_SYS_TRUNCATE || (op == VIGIL_SYS_OPEN && (flags & O_TRUNC_)))
 		flag = VIGIL_SYSF_LOG_TRUNCATED;
@@ -891,7 +898,7 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 	 * loop, the others a call that returns at once. A rename is about its old path: what it moves away.
 	 */
 	if (cfg->log_count)
-		ev_flags |= log_flag(op, p->args[A_FLAGS], foff, cfg->log_count);
+		ev_flags |= log_flag(op, p->args[A_FLAGS], foff, foff2, cfg->log_count);
 	if (cfg->secret_count && op == VIGIL_SYS_OPEN && !(ev_flags & VIGIL_SYSF_WRITE) && !secret_head_miss(cfg, buf, foff) &&
 	    prefix_match(foff, LIST_SECRET, cfg->secret_count))
 		ev_flags |= VIGIL_SYSF_SECRET;

@@ -283,6 +283,7 @@ enum vigil_sys_flags {
 	VIGIL_SYSF_SECRET = 1 << 12,          /* a read-only open of a path under a secret prefix (credentials, keys) */
 	VIGIL_SYSF_LOG_TRUNCATED = 1 << 13,   /* a file under a log prefix truncated: by its open (O_TRUNC), truncate or ftruncate */
 	VIGIL_SYSF_LOG_REMOVED = 1 << 14,     /* a file under a log prefix unlinked, or renamed away (the old path) */
+	VIGIL_SYSF_LOG_REPLACED = 1 << 15,    /* a rename onto a path under a log prefix: whatever log was there is gone */
 };
 
 /* Per-CPU counters of the syscall sensor (map sys_filter_stats): what each filter dropped. */
@@ -318,7 +319,7 @@ enum vigil_sys_cfg_flags {
 	VIGIL_SYSCFG_SENSITIVE_WRITES = 1 << 1, /* restricted_ops: report modifications under sensitive prefixes */
 	VIGIL_SYSCFG_SECRET_READS = 1 << 5,    /* restricted_ops: report read-only opens under secret prefixes */
 	VIGIL_SYSCFG_SECRET_HEADS = 1 << 6,    /* every secret prefix has 8 bytes or more, their first 8 in secret_head */
-	VIGIL_SYSCFG_SECRET_DIRS = 1 << 7,     /* with SECRET_HEADS: sys_secret_dirs holds the secret prefixes' directories */
+	VIGIL_SYSCFG_SECRET_DIRS = 1 << 7,     /* with SECRET_HEADS: secret_dir_ino holds the secret prefixes' directories */
 	VIGIL_SYSCFG_PTRACE_ATTACH = 1 << 2,   /* ptrace: report only TRACEME, ATTACH, SEIZE, POKE* and SETREGS* */
 	VIGIL_SYSCFG_BPF_LOAD = 1 << 3,        /* bpf(): report only MAP_CREATE, PROG_LOAD, BTF_LOAD, attach/link */
 };
@@ -371,12 +372,11 @@ struct syscall_path_prefix {
 	__u8 mask[VIGIL_SYS_PREFIX_LEN];
 };
 
-
 /*
  * A directory some secret prefix names (map sys_secret_dirs, at the index of its inode number in
- * syscall_filter_config.secret_dir_ino), and which of its entries: every one (a prefix naming the directory itself, "/root/.ssh/", or more than
- * VIGIL_SECRET_DIR_HEADS names), or those whose name starts with one of the heads ("shadow" for "/etc/shadow":
- * its first 8 bytes, zero-padded, and a mask of 0xff for each of them).
+ * syscall_filter_config.secret_dir_ino), and which of its entries: every one (a prefix naming the directory
+ * itself, "/root/.ssh/", or more than VIGIL_SECRET_DIR_HEADS names), or those whose name starts with one of
+ * the heads ("shadow" for "/etc/shadow": its first 8 bytes, zero-padded, and a mask of 0xff for each of them).
  */
 struct syscall_secret_dir {
 	__u32 any;

@@ -135,7 +135,7 @@ export const ConfigSchema = z
         sensitivePaths: z.array(z.string().startsWith('/')).optional(),
         /** Prefixes whose read-only open is flagged secret (default: password, sudo and PAM files, root's SSH keys). */
         secretPaths: z.array(z.string().startsWith('/')).optional(),
-        /** Prefixes of log files: one truncated is flagged logTruncated, one unlinked or renamed away logRemoved (default: /var/log/). */
+        /** Prefixes of log files: one truncated is flagged logTruncated, one unlinked or renamed away logRemoved, one renamed over logReplaced (default: /var/log/). */
         logPaths: z.array(z.string().startsWith('/')).optional(),
         /** Resolve relative paths and write-opens to absolute paths; 'all' for every open (about 0.5 µs each). */
         resolvePaths: z.union([z.boolean(), z.literal('all')], { error: 'expected true, false or "all"' }).default(true),

@@ -576,6 +576,7 @@ export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResu
     secret: (ev & F.SECRET) !== 0,
     logTruncated: (ev & F.LOG_TRUNCATED) !== 0,
     logRemoved: (ev & F.LOG_REMOVED) !== 0,
+    logReplaced: (ev & F.LOG_REPLACED) !== 0,
     pathTruncated: (ev & F.PATH_TRUNCATED) !== 0,
     pathReadAtExit: (ev & F.PATH_AT_EXIT) !== 0,
     pathUnreadable: (ev & F.PATH_UNREADABLE) !== 0,
@@ -798,7 +799,7 @@ export function decodeSysEvent(v: DataView, o: number, len: number): DecodeResul
 const SYSCALL_BASE_KEYS = ['type', 'group', 'ktimeNs', 'pid', 'tid', 'cgroupId', 'syscall', 'nr', 'ret', 'errno', 'evFlags'] as const;
 export const FILE_EVENT_KEYS = [
   ...SYSCALL_BASE_KEYS, 'path', 'path2', 'resolvedPath', 'resolvedPath2', 'resolvedFrom', 'dfd', 'dfd2', 'flags', 'flagNames', 'mode',
-  'modeOctal', 'uid', 'gid', 'resolve', 'length', 'write', 'sensitive', 'secret', 'logTruncated', 'logRemoved', 'pathTruncated', 'pathReadAtExit', 'pathUnreadable', 'resolvedTruncated',
+  'modeOctal', 'uid', 'gid', 'resolve', 'length', 'write', 'sensitive', 'secret', 'logTruncated', 'logRemoved', 'logReplaced', 'pathTruncated', 'pathReadAtExit', 'pathUnreadable', 'resolvedTruncated',
 ] as const satisfies readonly (keyof FileEvent)[];
 export const NET_EVENT_KEYS = [
   ...SYSCALL_BASE_KEYS, 'fd', 'family', 'sockType', 'protocol', 'addrUnreadable', 'noSocket', 'localAddress', 'localPort', 'remoteAddress',

@@ -90,6 +90,7 @@ export const VIGIL_SYS_FLAGS = {
   SECRET: 4096,
   LOG_TRUNCATED: 8192,
   LOG_REMOVED: 16384,
+  LOG_REPLACED: 32768,
 } as const;
 
 export const VIGIL_SYS_STAT = {

@@ -191,6 +191,8 @@ export interface FileEvent extends SyscallEventBase {
   logTruncated: boolean;
   /** A file under a log prefix unlinked, or renamed away (its old path). */
   logRemoved: boolean;
+  /** A rename onto a path under a log prefix (its new path): whatever log was there is gone. */
+  logReplaced: boolean;
   pathTruncated: boolean;
   /** The path was not resident at entry and was read at exit. */
   pathReadAtExit: boolean;

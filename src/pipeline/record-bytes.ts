@@ -114,6 +114,7 @@ const K = {
   secret: enc(',"secret":true'),
   logTruncated: enc(',"logTruncated":true'),
   logRemoved: enc(',"logRemoved":true'),
+  logReplaced: enc(',"logReplaced":true'),
   pathTruncated: enc(',"pathTruncated":true'),
   pathReadAtExit: enc(',"pathReadAtExit":true'),
   pathUnreadable: enc(',"pathUnreadable":true'),
@@ -244,6 +245,7 @@ export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
   if (ev & F.SECRET) w.raw(K.secret);
   if (ev & F.LOG_TRUNCATED) w.raw(K.logTruncated);
   if (ev & F.LOG_REMOVED) w.raw(K.logRemoved);
+  if (ev & F.LOG_REPLACED) w.raw(K.logReplaced);
   if (ev & F.PATH_TRUNCATED) w.raw(K.pathTruncated);
   if (ev & F.PATH_AT_EXIT) w.raw(K.pathReadAtExit);
   if (ev & F.PATH_UNREADABLE) w.raw(K.pathUnreadable);

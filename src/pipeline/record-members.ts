@@ -84,6 +84,7 @@ const fileReaders = new Map<string, Reader>([
   ['secret', evBit(F.SECRET)],
   ['logTruncated', evBit(F.LOG_TRUNCATED)],
   ['logRemoved', evBit(F.LOG_REMOVED)],
+  ['logReplaced', evBit(F.LOG_REPLACED)],
   ['pathTruncated', evBit(F.PATH_TRUNCATED)],
   ['pathReadAtExit', evBit(F.PATH_AT_EXIT)],
   ['pathUnreadable', evBit(F.PATH_UNREADABLE)],

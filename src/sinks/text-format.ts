@@ -139,6 +139,7 @@ function describe(ev: OutputEvent, c: Palette): string {
     if (ev.secret === true) bits.push(c.bad('secret'));
     if (ev.logTruncated === true) bits.push(c.bad('log truncated'));
     if (ev.logRemoved === true) bits.push(c.bad('log removed'));
+    if (ev.logReplaced === true) bits.push(c.bad('log replaced'));
   } else if (ev.group === 'network') {
     const proto = str(ev.protocol);
     if (proto) bits.push(proto);

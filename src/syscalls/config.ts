@@ -61,7 +61,7 @@ export interface SyscallFiltersConfig {
   secretPaths?: string[];
   /**
    * Prefixes of log files (default: /var/log/): truncating one (an O_TRUNC open, truncate, ftruncate) is flagged
-   * `logTruncated`, unlinking it or renaming it away `logRemoved`.
+   * `logTruncated`, unlinking it or renaming it away `logRemoved`, renaming another file over it `logReplaced`.
    */
   logPaths?: string[];
   /** Never report the agent's own process (default true). */

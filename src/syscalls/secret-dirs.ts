@@ -4,7 +4,7 @@
 // (or /etc/../etc/shadow, //etc/shadow, /proc/self/root/etc/shadow) started no prefix and went unreported.
 // Resolving every open costs a dentry walk each; instead the kernel compares the opened file's directory with
 // these by inode number, and resolves only the files of these directories whose names the heads allow. The
-// directories are taken from this mount namespace (the agent's: the host's) when the configuration is applied.
+// directories are the host's (hostRoot), found when the configuration is applied.
 import { Buffer } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -33,14 +33,15 @@ export interface SecretDir {
 /**
  * The directories the secret prefixes name, keyed by inode number: for "/etc/shadow" the directory /etc with
  * names starting "shadow"; for "/root/.ssh/" that directory, every entry, and its subdirectories. Directories that do not exist (yet) are left out: a secret there is matched by its path as
- * given only, until the configuration is applied again; so are those past MAX_SECRET_DIRS.
+ * given only, until the configuration is applied again; so are those past MAX_SECRET_DIRS. `root` is how this
+ * process reaches the host's paths (hostRoot).
  */
-export function secretDirs(secretPaths: readonly string[]): Map<bigint, SecretDir> {
+export function secretDirs(secretPaths: readonly string[], root = hostRoot()): Map<bigint, SecretDir> {
   const out = new Map<bigint, SecretDir>();
   const add = (dir: string, name: string | undefined): boolean => {
     let st: fs.BigIntStats;
     try {
-      st = fs.statSync(dir, { bigint: true });
+      st = fs.statSync(`${root}${dir}`, { bigint: true });
     } catch {
       return false;
     }
@@ -61,7 +62,7 @@ export function secretDirs(secretPaths: readonly string[]): Map<bigint, SecretDi
     const { dir, depth } = queue.shift()!;
     let entries: fs.Dirent[];
     try {
-      entries = fs.readdirSync(dir, { withFileTypes: true });
+      entries = fs.readdirSync(`${root}${dir}`, { withFileTypes: true });
     } catch {
       continue;
     }
@@ -87,4 +88,16 @@ export function encodeSecretDir(d: SecretDir): Buffer {
     b.fill(0xff, F.mask.offset + i * HEAD_BYTES, F.mask.offset + i * HEAD_BYTES + n);
   });
   return b;
+}
+
+/**
+ * How this process reaches the host's paths: "" in the host's mount namespace, else "/proc/1/root" (an agent
+ * in a container with the host's PID namespace): the kernel compares the inodes of the host's directories.
+ */
+export function hostRoot(): string {
+  try {
+    return fs.readlinkSync('/proc/self/ns/mnt') === fs.readlinkSync('/proc/1/ns/mnt') ? '' : '/proc/1/root';
+  } catch {
+    return '';
+  }
 }

@@ -186,27 +186,28 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     assert.deepEqual(programs(), loaded, 'the same programs: nothing was reloaded');
   });
 
-  await t.test('the quiet default: a log truncated (truncate, ftruncate) or removed (rename, unlink) is reported, flagged', async () => {
+  await t.test('the quiet default: a log truncated (truncate, ftruncate), removed (rename, unlink) or replaced (a rename onto it) is reported, flagged', async () => {
     const logs = path.join(dir, 'logs');
     sensor.update({ files: { sensitiveWrites: true, secretReads: true }, filters: { sensitivePaths: [`${sens}/`], logPaths: [`${logs}/`] } });
     assert.equal(m.getProbe({ fn: 'enter_ftruncate', uid: '' }).state, 'running', 'truncate is a restricted file type: its probes attach');
     const c0 = counters();
     const truth = (await runWorkload(t, a, [dir, 'logs', 'logs'])).find((x) => x.s === 'logs')! as unknown as Record<string, number>;
-    assert.deepEqual([truth.truncate, truth.ftruncate, truth.missing, truth.rename, truth.unlink], [0, 0, -1, 0, 0], 'the workload did what it says');
+    assert.deepEqual([truth.truncate, truth.ftruncate, truth.missing, truth.rename, truth.replace, truth.unlink], [0, 0, -1, 0, 0, 0], 'the workload did what it says');
     const pid = truth.pid!;
     // The unlink is the workload's last file call: once it is here, every earlier event is.
     await log.until(() => log.files([pid]).some((e) => e.type === 'unlink'), 'the unlink of the rotated log');
     const real = path.join(fs.realpathSync(dir), 'logs');
     assert.deepEqual(
-      log.files([pid]).map((e) => [e.type, e.syscall, e.ret, e.path, e.resolvedPath, e.length, e.logTruncated, e.logRemoved, e.sensitive]),
+      log.files([pid]).map((e) => [e.type, e.syscall, e.ret, e.path, e.resolvedPath, e.length, e.logTruncated, e.logRemoved, e.logReplaced, e.sensitive]),
       [
-        ['truncate', 'truncate', 0, path.join(logs, 'app.log'), undefined, 0, true, false, false],
-        ['truncate', 'ftruncate', 0, '', path.join(real, 'app.log'), 3, true, false, false],
-        ['truncate', 'truncate', -2, path.join(logs, 'missing.log'), undefined, 0, true, false, false],
-        ['rename', 'renameat2', 0, path.join(logs, 'app.log'), undefined, undefined, false, true, false],
-        ['unlink', 'unlinkat', 0, path.join(logs, 'app.log.1'), undefined, undefined, false, true, false],
+        ['truncate', 'truncate', 0, path.join(logs, 'app.log'), undefined, 0, true, false, false, false],
+        ['truncate', 'ftruncate', 0, '', path.join(real, 'app.log'), 3, true, false, false, false],
+        ['truncate', 'truncate', -2, path.join(logs, 'missing.log'), undefined, 0, true, false, false, false],
+        ['rename', 'renameat2', 0, path.join(logs, 'app.log'), undefined, undefined, false, true, true, false],
+        ['rename', 'renameat2', 0, `${logs}-empty.tmp`, undefined, undefined, false, false, true, false],
+        ['unlink', 'unlinkat', 0, path.join(logs, 'app.log.1'), undefined, undefined, false, true, false, false],
       ],
-      'the truncations by path and by fd (its path from the fd), the rename away and the unlink; not the appending open',
+      'the truncations by path and by fd (its path from the fd), the rotation (away and onto), the empty file moved over the log, the unlink; not the appending open nor the empty file\'s creation',
     );
     const ft = log.files([pid])[1]!;
     assert.equal(ft.dfd, truth.fd, 'ftruncate: its fd');

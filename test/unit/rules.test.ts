@@ -81,6 +81,12 @@ test('the default rules match what they are about, and not the ordinary', () => 
   assert.deepEqual(matching(set, removed('rename', 'mv')), ['Log file removed']);
   assert.deepEqual(matching(set, removed('rename', 'logrotate')), [], 'logrotate');
   assert.deepEqual(matching(set, removed('unlink', 'systemd-journal')), [], 'journald');
+  // Another file renamed onto a log's path (the kernel's logReplaced), but not by the rotators.
+  const replaced = (comm: string, more: Record<string, unknown> = {}) => event('rename', { path: '/tmp/empty', path2: '/var/log/auth.log', ret: 0, sensitive: false, logReplaced: true, ...more }, { process: { pid: 5, comm } });
+  assert.deepEqual(matching(set, replaced('mv')), ['Log file replaced']);
+  assert.deepEqual(matching(set, replaced('mv', { ret: -18 })), [], 'a failed rename replaced nothing');
+  assert.deepEqual(matching(set, replaced('logrotate', { path: '/var/log/auth.log.1', path2: '/var/log/auth.log.2', logRemoved: true })), [], 'logrotate shifting its files');
+  assert.deepEqual(matching(set, replaced('mv', { path: '/var/log/a.log', logRemoved: true })), ['Log file removed', 'Log file replaced'], 'one log moved over another: both');
   assert.deepEqual(matching(set, open('/etc/shadow', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'cat' })), ['Read sensitive file untrusted']);
   assert.deepEqual(matching(set, open('/etc/shadow', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'sshd' })), []);
   // A read the kernel flagged secret (under filters.secretPaths), whatever its name.

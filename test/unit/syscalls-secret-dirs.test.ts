@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_SECRET_DIR, VIGIL_SYS_CFG_FLAGS } from '../../src/events/layout.generated.ts';
 import { DEFAULT_SECRET_PATHS, normalizeSyscallConfig } from '../../src/syscalls/config.ts';
 import { encodeFilterConfig, secretHead, SyscallFilters, type SyscallFilterMaps } from '../../src/syscalls/filters.ts';
-import { encodeSecretDir, MAX_SECRET_DIRS, SECRET_DIR_HEADS, secretDirs } from '../../src/syscalls/secret-dirs.ts';
+import { encodeSecretDir, hostRoot, MAX_SECRET_DIRS, SECRET_DIR_HEADS, secretDirs } from '../../src/syscalls/secret-dirs.ts';
 
 function tree(t: { after: (fn: () => void) => void }): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-secret-dirs-'));
@@ -44,6 +44,13 @@ test('secretDirs: a file prefix names its directory and a name head, a directory
   assert.equal(capped.size, MAX_SECRET_DIRS);
   const paths = [...capped.values()].map((d) => path.relative(dir, d.path));
   assert.deepEqual(paths.slice(0, 2), ['ssh', 'etc'], 'the named directories, whatever the subdirectories');
+
+  // From another mount namespace the host's paths are reached under a root (/proc/1/root): the directories
+  // keep their host paths, their inodes are the root's.
+  const rooted = secretDirs(['/etc/shadow', '/ssh/'], dir);
+  assert.deepEqual([...rooted.values()].slice(0, 2).map((d) => d.path), ['/etc', '/ssh']);
+  assert.equal([...rooted.keys()][0], ino(path.join(dir, 'etc')));
+  assert.equal(hostRoot(), '', 'the tests run in the host\'s mount namespace');
 });
 
 test('encodeSecretDir: heads are the names\' first 8 bytes with a byte mask; every entry needs none', () => {
