@@ -9,6 +9,19 @@ import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { ROOT } from './privileged.ts';
 
+/**
+ * A configuration file for `vigil run --config`, in `dir`: the agent's API socket and data directory under
+ * `dir` (vigil.sock, data/), then the lines the test writes (write(), again for a reload).
+ */
+export function agentConfig(dir: string): { path: string; socket: string; dataDir: string; write: (...lines: string[]) => string } {
+  const c = { path: path.join(dir, 'vigil.yaml'), socket: path.join(dir, 'vigil.sock'), dataDir: path.join(dir, 'data') };
+  const write = (...lines: string[]): string => {
+    fs.writeFileSync(c.path, `${['agent:', `  socket: ${c.socket}`, `  dataDir: ${c.dataDir}`, ...lines].join('\n')}\n`);
+    return c.path;
+  };
+  return { ...c, write };
+}
+
 export interface AgentProcessOptions {
   /** Called with every stdout line (an event's JSON when piped). Keep it cheap: the agent can be fast. */
   onStdoutLine?: (line: string) => void;

@@ -21,7 +21,7 @@ import type { AgentStatus } from '../../src/agent/agent.ts';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
 import { eventMsgId } from '../../src/sinks/nats.ts';
 import { runCli } from '../helpers/agent.ts';
-import { AgentProcess, sse, unixGet } from '../helpers/agent-process.ts';
+import { AgentProcess, agentConfig, sse, unixGet } from '../helpers/agent-process.ts';
 import { BUSYBOX_IMAGE, needsRuntime, startPodman, until } from '../helpers/containers.ts';
 import { haveNatsServer, NatsServer } from '../helpers/nats.ts';
 import { assertGone, heldBpfObjects, privileged, ROOT, tempDir } from '../helpers/privileged.ts';
@@ -92,16 +92,9 @@ test('vigil run end to end: every event of a scripted workload in stdout, the st
     unix.close();
   });
 
-  const socket = path.join(dir, 'vigil.sock');
-  const dataDir = path.join(dir, 'data');
+  const { socket, dataDir, write } = agentConfig(dir);
   const storePath = path.join(dataDir, 'events.db');
-  const configPath = path.join(dir, 'vigil.yaml');
-  fs.writeFileSync(
-    configPath,
-    [
-      'agent:',
-      `  socket: ${socket}`,
-      `  dataDir: ${dataDir}`,
+  const configPath = write(
       'pipeline:',
       '  holdForEnrichmentMs: 3000',
       'events:',
@@ -119,8 +112,6 @@ test('vigil run end to end: every event of a scripted workload in stdout, the st
       '  nats:',
       `    servers: ["${nats.url}"]`,
       '    stream: { name: VIGIL_E2E, create: true }',
-      '',
-    ].join('\n'),
   );
 
   const lines = new Lines(token);

@@ -20,7 +20,7 @@ import type net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { AgentStatus } from '../../src/agent/agent.ts';
-import { AgentProcess, unixGet } from '../helpers/agent-process.ts';
+import { AgentProcess, agentConfig, unixGet } from '../helpers/agent-process.ts';
 import { until } from '../helpers/containers.ts';
 import { privileged, ROOT, tempDir } from '../helpers/privileged.ts';
 
@@ -65,14 +65,8 @@ test('overload: at 10x what the slowest sink sustains the agent stays up, answer
   // Idle heap (~60 MiB measured) with room, each queued event held at most twice (its JSON line shared by the
   // sinks, plus row and batch copies), about 2 KiB per cached process.
   const heapCap = 96 * MiB + 2 * (queueBytes.stdout + queueBytes.store + queueBytes.webhook) + cacheEntries * 2048;
-  const socket = path.join(dir, 'vigil.sock');
-  const configPath = path.join(dir, 'vigil.yaml');
-  fs.writeFileSync(
-    configPath,
-    [
-      'agent:',
-      `  socket: ${socket}`,
-      `  dataDir: ${path.join(dir, 'data')}`,
+  const { socket, write } = agentConfig(dir);
+  const configPath = write(
       `ring: { sizeMiB: ${ringMiB} }`,
       `pipeline: { subscriberQueue: ${subscriberQueue} }`,
       `process: { exitedGraceSeconds: 5, maxEntries: ${cacheEntries} }`,
@@ -95,8 +89,6 @@ test('overload: at 10x what the slowest sink sustains the agent stays up, answer
       `    maxQueueBytes: ${queueBytes.webhook}`,
       '    timeoutMs: 60000',
       '    closeTimeoutMs: 60000',
-      '',
-    ].join('\n'),
   );
   // stdout to /dev/null: a fast sink next to the slow one.
   const agent = AgentProcess.start(t, ['run', '--config', configPath], { stdout: 'ignore', env: { ...process.env, NODE_OPTIONS: `--max-old-space-size=${heapCap / MiB}` } });

@@ -12,21 +12,20 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { AgentStatus } from '../../src/agent/agent.ts';
 import { runCli } from '../helpers/agent.ts';
-import { AgentProcess } from '../helpers/agent-process.ts';
+import { AgentProcess, agentConfig } from '../helpers/agent-process.ts';
 import { assertGone, heldBpfObjects, privileged, tempDir } from '../helpers/privileged.ts';
 
 test('a reload the kernel refuses (EMFILE on attach) changes nothing, leaves no link behind and says what to do; the same file applies once the limit is back', async (t) => {
   if (!privileged(t, 'root + BPF')) return;
   const dir = fs.realpathSync(tempDir(t, 'vigil-refused-'));
-  const socket = path.join(dir, 'vigil.sock');
-  const configPath = path.join(dir, 'vigil.yaml');
+  const config = agentConfig(dir);
+  const { socket, path: configPath } = config;
   const write = (more: string) =>
-    fs.writeFileSync(configPath, [
-      'agent:', `  socket: ${socket}`, `  dataDir: ${path.join(dir, 'data')}`,
+    config.write(
       'sinks: { store: { enabled: false } }',
       'events:', '  process: { exec: true, exit: false, creds: false, comm: false }', '  files: { open: true }', more,
-      'filters:', `  pathPrefixes: [${dir}]`, '',
-    ].join('\n'));
+      'filters:', `  pathPrefixes: [${dir}]`,
+    );
   write('  network: false\n  other: false');
   const target = path.join(dir, 'target');
   fs.writeFileSync(target, 'x\n');

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { AgentStatus } from '../../src/agent/agent.ts';
 import { runCli } from '../helpers/agent.ts';
-import { AgentProcess } from '../helpers/agent-process.ts';
+import { AgentProcess, agentConfig } from '../helpers/agent-process.ts';
 import { assertGone, heldBpfObjects, privileged, tempDir } from '../helpers/privileged.ts';
 
 interface Ev {
@@ -28,11 +28,11 @@ test('SIGHUP and `vigil reload` apply event types, in-kernel filters and sinks i
   const watched = path.join(dir, 'watched');
   fs.mkdirSync(watched);
   for (const f of 'abcdefg') fs.writeFileSync(path.join(watched, f), 'x\n');
-  const socket = path.join(dir, 'vigil.sock');
-  const configPath = path.join(dir, 'vigil.yaml');
+  const config = agentConfig(dir);
+  const { socket, path: configPath } = config;
   const eventsFile = path.join(dir, 'events.jsonl');
-  const head = ['agent:', `  socket: ${socket}`, `  dataDir: ${path.join(dir, 'data')}`, `sinks: { store: { enabled: false }, file: { path: ${eventsFile} } }`];
-  const write = (...lines: string[]) => fs.writeFileSync(configPath, `${[...head, ...lines].join('\n')}\n`);
+  let sinks = `sinks: { store: { enabled: false }, file: { path: ${eventsFile} } }`;
+  const write = (...lines: string[]) => config.write(sinks, ...lines);
   const quiet = ['events:', '  process: { exec: true, exit: false, creds: false, comm: false }', '  files: false', '  network: false', '  other: false'];
   write(...quiet);
 
@@ -149,7 +149,7 @@ test('SIGHUP and `vigil reload` apply event types, in-kernel filters and sinks i
   // 8. SIGHUP adding a second file sink: the file sink becomes a list ("file" removed, "file[0]" at the same
   // path and "file[1]" added); the new file gets what comes after, the first keeps every marker once.
   const second = path.join(dir, 'events2.jsonl');
-  head[3] = `sinks: { store: { enabled: false }, file: [{ path: ${eventsFile} }, { path: ${second} }] }`;
+  sinks = `sinks: { store: { enabled: false }, file: [{ path: ${eventsFile} }, { path: ${second} }] }`;
   write(...quiet);
   assert.equal(await hangup(/^vigil: configuration (NOT )?reloaded/, 'a reload line'), 'vigil: configuration reloaded (generation 5): sinks.file; syscall sensor updated; sinks added: file[0], file[1], removed: file');
   await settle();

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { AgentStatus } from '../../src/agent/agent.ts';
 import { buildWorkload, runWorkload } from '../fixtures/syscalls-harness.ts';
-import { AgentProcess, unixGet } from '../helpers/agent-process.ts';
+import { AgentProcess, agentConfig, unixGet } from '../helpers/agent-process.ts';
 import { until } from '../helpers/containers.ts';
 import { privileged, tempDir } from '../helpers/privileged.ts';
 
@@ -43,14 +43,8 @@ test('a sink stalled for 1 s while the ring has room loses nothing: the reader w
     if (cat.exitCode === null && cat.signalCode === null) cat.kill('SIGKILL');
   });
 
-  const socket = path.join(dir, 'vigil.sock');
-  const configPath = path.join(dir, 'vigil.yaml');
-  fs.writeFileSync(
-    configPath,
-    [
-      'agent:',
-      `  socket: ${socket}`,
-      `  dataDir: ${path.join(dir, 'data')}`,
+  const { socket, write } = agentConfig(dir);
+  const configPath = write(
       'events:',
       '  process: { exec: false, exit: false, creds: false, comm: false }',
       '  files: { open: true }',
@@ -62,8 +56,6 @@ test('a sink stalled for 1 s while the ring has room loses nothing: the reader w
       '  stdout: { enabled: false }',
       '  store: { enabled: false }',
       `  file: { path: "${fifo}", maxQueue: ${QUEUE} }`,
-      '',
-    ].join('\n'),
   );
   const agent = AgentProcess.start(t, ['run', '--config', configPath], { stdout: 'ignore' });
   await agent.waitForStderr(/^vigil: running: /, 'the agent to run');
