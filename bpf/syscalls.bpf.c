@@ -32,6 +32,7 @@
 const volatile __u32 max_path = VIGIL_PATH_MAX;   /* bytes read of each user path (NUL included) */
 const volatile __u32 use_task_storage = 1;        /* 0: the tid-keyed hash fallback */
 const volatile __u32 open_args_at_exit = 0;       /* 1: opens use the exit_open* programs, which need bpf_task_pt_regs */
+const volatile __u32 vigil_mem_cast = 0;          /* 1: bpf_rdonly_cast(p, 0) gives plain loads at any offset (fd table slots) */
 
 #define AT_FDCWD_ -100
 #define AT_REMOVEDIR_ 0x200
@@ -434,7 +435,10 @@ static __always_inline struct file *fd_file(int fd)
 
 	if (fd < 0 || (unsigned int)fd >= max)
 		return 0;
-	bpf_core_read(&f, sizeof(f), &fds[fd]);
+	if (vigil_direct_reads && vigil_mem_cast)
+		f = ((struct file **)bpf_rdonly_cast(fds, 0))[fd];
+	else
+		bpf_core_read(&f, sizeof(f), &fds[fd]);
 	return f;
 }
 
@@ -818,7 +822,7 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 	struct sys_out *out = bpf_map_lookup_elem(&sys_out_heap, &zero);
 	struct file_event *e;
 	__u8 *buf;
-	int hit, relative;
+	int hit, relative, head_miss = -1; /* the path as given missed the secret heads: 1, 0, or -1 not asked */
 
 	if (!cfg || !out)
 		return 0;
@@ -853,8 +857,11 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 		 * ones' second look here (open_turned_down): its file may be a secret all the same. */
 		if (op == VIGIL_SYS_OPEN && ret >= 0 && !(ev_flags & VIGIL_SYSF_WRITE) && !relative && !p->resolve_fd &&
 		    !(cfg->flags & VIGIL_SYSCFG_RESOLVE_ALL) && (cfg->flags & VIGIL_SYSCFG_SECRET_DIRS) && cfg->secret_count &&
-		    !restricted(cfg, op) && secret_head_miss(cfg, buf, foff) && secret_dir_gate((int)ret))
-			p->resolve_fd = 1;
+		    !restricted(cfg, op)) {
+			head_miss = secret_head_miss(cfg, buf, foff);
+			if (head_miss && secret_dir_gate((int)ret))
+				p->resolve_fd = 1;
+		}
 		if ((op == VIGIL_SYS_OPEN && ret >= 0 &&
 		     ((ev_flags & VIGIL_SYSF_WRITE) || relative || p->resolve_fd || (cfg->flags & VIGIL_SYSCFG_RESOLVE_ALL))) ||
 		    p->args[A_FDONLY]) {
@@ -899,7 +906,11 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 	 */
 	if (cfg->log_count)
 		ev_flags |= log_flag(op, p->args[A_FLAGS], foff, foff2, cfg->log_count);
-	if (cfg->secret_count && op == VIGIL_SYS_OPEN && !(ev_flags & VIGIL_SYSF_WRITE) && !secret_head_miss(cfg, buf, foff) &&
+	/* The heads' answer for the path as given, when it was asked above and the path was not resolved since. */
+	if (e->resolved_len)
+		head_miss = -1;
+	if (cfg->secret_count && op == VIGIL_SYS_OPEN && !(ev_flags & VIGIL_SYSF_WRITE) &&
+	    !(head_miss >= 0 ? head_miss : secret_head_miss(cfg, buf, foff)) &&
 	    prefix_match(foff, LIST_SECRET, cfg->secret_count))
 		ev_flags |= VIGIL_SYSF_SECRET;
 	if (restricted(cfg, op) && !(ev_flags & restricted_pass(cfg))) {

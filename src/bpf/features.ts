@@ -105,6 +105,41 @@ function tryLoadRdonlyCast(): number {
   return -errno();
 }
 
+/**
+ * Whether bpf_rdonly_cast(p, 0) gives read-only untrusted memory that a tracepoint program may load from at a
+ * variable offset (newer kernels; before, btf_id 0 is refused): loads `call get_prandom_u32; r6 = r0 & 0xff;
+ * r1 = 0; r2 = 0; call bpf_rdonly_cast; r0 += r6; r0 = *(u64 *)(r0 + 0); r0 = 0; exit`. The program is only
+ * loaded, never run. Returns 0 or a negative errno.
+ */
+function tryLoadRdonlyCastMem(): number {
+  const l = initLibbpf();
+  const fn = l.libbpf_find_vmlinux_btf_id('bpf_rdonly_cast', AttachType.TRACE_FENTRY);
+  if (fn < 0) return fn;
+  const insns = Buffer.alloc(10 * 8);
+  const put = (i: number, code: number, regs: number, off: number, imm: number) => {
+    insns[i * 8] = code;
+    insns[i * 8 + 1] = regs;
+    insns.writeInt16LE(off, i * 8 + 2);
+    insns.writeInt32LE(imm, i * 8 + 4);
+  };
+  put(0, 0x85, 0x00, 0, 7); // call bpf_get_prandom_u32
+  put(1, 0xbf, 0x06, 0, 0); // r6 = r0
+  put(2, 0x57, 0x06, 0, 0xff); // r6 &= 0xff
+  put(3, 0xb7, 0x01, 0, 0); // r1 = 0
+  put(4, 0xb7, 0x02, 0, 0); // r2 = 0: no type, untrusted memory
+  put(5, 0x85, 0x20, 0, fn); // call kfunc bpf_rdonly_cast (src_reg BPF_PSEUDO_KFUNC_CALL)
+  put(6, 0x0f, 0x60, 0, 0); // r0 += r6
+  put(7, 0x79, 0x00, 0, 0); // r0 = *(u64 *)(r0 + 0)
+  put(8, 0xb7, 0x00, 0, 0); // r0 = 0
+  put(9, 0x95, 0x00, 0, 0); // exit
+  const fd = l.bpf_prog_load(ProgType.TRACEPOINT, 'vigil_probe', 'GPL', insns, 10, null);
+  if (fd >= 0) {
+    fs.closeSync(fd);
+    return 0;
+  }
+  return -errno();
+}
+
 function hasBtf(): boolean {
   return fs.existsSync('/sys/kernel/btf/vmlinux');
 }
@@ -196,6 +231,14 @@ const probes: Record<string, () => FeatureResult> = {
     return r === 0
       ? { supported: true, reason: '' }
       : { supported: false, reason: `tracepoint programs cannot call the bpf_rdonly_cast kfunc (errno ${-r})`, minKernel: '6.2' };
+  },
+  // The fd table's slots read with a plain load (bpf/syscalls.bpf.c fd_file, vigil_mem_cast).
+  rdonly_cast_mem: () => {
+    if (!hasBtf()) return { supported: false, reason: 'no kernel BTF', minKernel: '6.17' };
+    const r = tryLoadRdonlyCastMem();
+    return r === 0
+      ? { supported: true, reason: '' }
+      : { supported: false, reason: `bpf_rdonly_cast cannot give untyped read-only memory here (errno ${-r})`, minKernel: '6.17' };
   },
   lsm: () => {
     if (!hasBtf()) return { supported: false, reason: 'no kernel BTF', minKernel: '5.7' };

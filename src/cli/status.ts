@@ -37,7 +37,7 @@ export function formatStatus(s: AgentStatus): string {
   out.push(`  by type: ${Object.entries(p.byType).map(([t, c]) => `${t} ${n(c)}`).join(', ') || 'none yet'}`);
   if (s.syscalls) {
     const f = s.syscalls.filters;
-    out.push(`syscalls: ${s.syscalls.state}: ${s.syscalls.ops.join(', ')} (per-thread pairing in ${s.syscalls.pendingStore} storage; open arguments read at ${s.syscalls.openArgs ?? 'entry'}${s.syscalls.pathReads ? `; paths walked with ${s.syscalls.pathReads === 'direct' ? 'plain loads' : 'a helper call per field'}` : ''})`);
+    out.push(`syscalls: ${s.syscalls.state}: ${s.syscalls.ops.join(', ')} (per-thread pairing in ${s.syscalls.pendingStore} storage; open arguments read at ${s.syscalls.openArgs ?? 'entry'}${s.syscalls.pathReads ? `; paths walked with ${s.syscalls.pathReads === 'direct' ? 'plain loads' : 'a helper call per field'}${s.syscalls.fdReads === 'direct' ? ', fd tables too' : ''}` : ''})`);
     const dirs = s.syscalls.secretDirs;
     if (dirs?.length) out.push(`  secret reads by symlink, "..", or /proc/<pid>/root: checked by the opened file in ${dirs.length} director${dirs.length === 1 ? 'y' : 'ies'} (${dirs.slice(0, 4).join(', ')}${dirs.length > 4 ? ', …' : ''})`);
     if (f) {

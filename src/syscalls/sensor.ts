@@ -166,6 +166,7 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
   pendingStore: 'task' | 'hash';
   openArgs: 'exit' | 'entry';
   pathReads: 'direct' | 'helper';
+  fdReads: 'direct' | 'helper';
 } {
   const c = 'enabledOps' in config ? config : normalizeSyscallConfig(config);
   const openArgs = resolveOpenArgs(c.openArgs);
@@ -173,6 +174,7 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
   if (!['auto', 'task', 'hash'].includes(store)) throw new InvalidArgumentError(`syscalls: pendingStore must be "auto", "task" or "hash", got ${JSON.stringify(store)}`);
   const pending = store === 'auto' ? (feature('task_storage').supported ? 'task' : 'hash') : store;
   const pathReads = resolvePathReads(o.pathReads ?? 'auto');
+  const fdReads = pathReads === 'direct' && feature('rdonly_cast_mem').supported ? 'direct' : 'helper';
   // In perf mode the agent's shared perf array is the channel (and the agent reads it, not this manager).
   const { vigil_events_perf: sharedPerf, ...otherShared } = o.sharedMaps ?? {};
   const channel: EventChannelSpec = sharedPerf ? { mode: 'perf', sharedPerf } : { mode: o.channel ?? 'auto', handler: o.handler, sharedRing: o.sharedRing };
@@ -189,6 +191,9 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
         // 0 leaves bpf_task_pt_regs in dead code, which kernels without it accept.
         { name: 'open_args_at_exit', value: openArgs === 'exit' ? 1 : 0, failOnMissing: true },
         { name: 'vigil_direct_reads', value: pathReads === 'direct' ? 1 : 0, failOnMissing: true },
+        // The fd table's slots with a plain load too, where bpf_rdonly_cast gives untyped memory; 0 leaves that
+        // cast in dead code, which kernels that refuse it accept.
+        { name: 'vigil_mem_cast', value: fdReads === 'direct' ? 1 : 0, failOnMissing: true },
         { name: 'vigil_cgroup_v1_subsys', value: o.cgroupV1Subsys ?? 0xffffffff, failOnMissing: true },
       ],
       mapSpecEditors,
@@ -199,6 +204,7 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
     pendingStore: pending,
     openArgs,
     pathReads,
+    fdReads,
   };
 }
 
@@ -220,6 +226,11 @@ export interface SyscallSensorStats {
   openArgs: 'exit' | 'entry' | undefined;
   /** How the path walk reads kernel memory (SyscallSensorOptions.pathReads). */
   pathReads: 'direct' | 'helper' | undefined;
+  /**
+   * How an fd's file is read from the fd table: a plain load where bpf_rdonly_cast gives untyped memory
+   * (newer kernels, with direct path reads), else a bpf_probe_read_kernel call.
+   */
+  fdReads: 'direct' | 'helper' | undefined;
   /**
    * The directories whose files a read-only open is checked against when its path missed the secret prefixes
    * (symlinks, "..", /proc/<pid>/root: secret-dirs.ts); empty when the gate is off, undefined where it cannot
@@ -246,6 +257,7 @@ export class SyscallSensor {
   #pendingStore: 'task' | 'hash' | undefined;
   #openArgs: 'exit' | 'entry' | undefined;
   #pathReads: 'direct' | 'helper' | undefined;
+  #fdReads: 'direct' | 'helper' | undefined;
   #state: 'idle' | 'running' | 'stopped' = 'idle';
   #events = 0;
   #decodeErrors = 0;
@@ -280,7 +292,7 @@ export class SyscallSensor {
     if (this.#state !== 'idle') throw new StateError(`syscall sensor is ${this.#state}`);
     const own = !this.#o.sharedRing && !this.#o.sharedMaps?.vigil_events_perf;
     const handler: RecordHandler | undefined = !own ? undefined : this.#o.onRecord ?? ((v, off, len) => this.handleRecord(v, off, len));
-    const { spec, options, pendingStore, openArgs, pathReads } = syscallSensorSpec(this.#config, { ...this.#o, handler });
+    const { spec, options, pendingStore, openArgs, pathReads, fdReads } = syscallSensorSpec(this.#config, { ...this.#o, handler });
     const m = new Manager(spec);
     try {
       m.init(options);
@@ -292,6 +304,7 @@ export class SyscallSensor {
       this.#pendingStore = pendingStore;
       this.#openArgs = openArgs;
       this.#pathReads = pathReads;
+      this.#fdReads = fdReads;
       this.#state = 'running';
     } catch (err) {
       m.stop();
@@ -359,6 +372,7 @@ export class SyscallSensor {
       pendingStore: this.#pendingStore,
       openArgs: this.#openArgs,
       pathReads: this.#pathReads,
+      fdReads: this.#fdReads,
       secretDirs: this.#openArgs === 'exit' ? (this.#filters?.secretDirs.map((d) => d.path) ?? []) : undefined,
       ops: this.enabledOps(),
       events: this.#events,

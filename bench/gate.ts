@@ -1,0 +1,109 @@
+// bench/gate: what the secret directories' gate (bpf/syscalls.bpf.c secret_dir_gate; docs/syscalls.md, "A
+// secret reached another way") costs an open, measured by the kernel itself: with kernel.bpf_stats_enabled,
+// each program's run time and run count, so the difference is the exit program's own time per call, without
+// the storm's syscall time or the machine's noise around it. One syscall sensor is loaded once; each
+// configuration is applied to it in turn (no reload), alternating, and every round runs all four:
+//   full+gate   opens reported in full (files.open, the storm's comm included), the default secret paths
+//   full        the same with a secret path whose directory does not exist: no directories, no gate
+//   restr+gate  the defaults' restricted opens (sensitiveWrites, secretReads), the default secret paths
+//   restr       the same without directories
+// The storm: build/bench/open_storm, openat+close of /dev/null (whose directory is no secret one: the gate
+// looks and turns it down, the case of nearly every open on a host).
+//
+// usage: node bench/gate.ts [--rounds N] [--opens N] [--no-write]
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SyscallSensor } from '../src/syscalls/sensor.ts';
+import type { SyscallSensorConfig } from '../src/syscalls/config.ts';
+import { fixed, markdownTable, median, writeSection } from './lib/report.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const STORM = path.join(ROOT, 'build/bench/open_storm');
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(name);
+  return i === -1 ? undefined : process.argv[i + 1];
+};
+const ROUNDS = Number(arg('--rounds') ?? 5);
+const OPENS = Number(arg('--opens') ?? 300_000);
+const WRITE = !process.argv.includes('--no-write');
+if (!(ROUNDS >= 1) || !(OPENS >= 1000)) {
+  process.stderr.write('usage: node bench/gate.ts [--rounds N] [--opens N] [--no-write]\n');
+  process.exit(2);
+}
+if (!fs.existsSync(STORM)) {
+  process.stderr.write(`bench/gate: ${STORM} is missing: run make build first\n`);
+  process.exit(2);
+}
+
+const comm = { comm: { include: ['open_storm'] } };
+const NO_DIRS = ['/nonexistent/vigil-bench-gate/'];
+const CONFIGS: [string, string, SyscallSensorConfig][] = [
+  ['full+gate', 'opens reported in full, the default secret paths (their directories: /etc, /etc/security, …)', { files: { open: true }, filters: { ...comm } }],
+  ['full', 'the same, a secret path whose directory does not exist: no gate', { files: { open: true }, filters: { ...comm, secretPaths: NO_DIRS } }],
+  ['restr+gate', 'the defaults\' restricted opens, the default secret paths', { files: { sensitiveWrites: true, secretReads: true }, filters: { ...comm } }],
+  ['restr', 'the same without directories: no gate', { files: { sensitiveWrites: true, secretReads: true }, filters: { ...comm, secretPaths: NO_DIRS } }],
+];
+
+const STATS = '/proc/sys/kernel/bpf_stats_enabled';
+const statsBefore = fs.readFileSync(STATS, 'utf8').trim();
+const sensor = new SyscallSensor(CONFIGS[0]![2], { onEvent: () => {} });
+sensor.start();
+fs.writeFileSync(STATS, '1');
+let restored = false;
+/** bpf_stats back as it was, the sensor detached: at the end, or at any exit before it. */
+const restore = () => {
+  if (restored) return;
+  restored = true;
+  fs.writeFileSync(STATS, statsBefore);
+  sensor.stop();
+};
+process.on('exit', restore);
+
+const program = sensor.manager!.probes().find((p) => p.program?.name === 'exit_openat')?.program;
+if (!program) {
+  process.stderr.write('bench/gate: no exit_openat program (open arguments read at entry on this kernel?)\n');
+  process.exit(1);
+}
+const runStats = (): { ns: number; n: number } => {
+  const j = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(program.id)], { encoding: 'utf8' })) as { run_time_ns?: number; run_cnt?: number };
+  return { ns: Number(j.run_time_ns ?? 0), n: Number(j.run_cnt ?? 0) };
+};
+
+const perCall: Record<string, number[]> = Object.fromEntries(CONFIGS.map(([k]) => [k, []]));
+const dirs = new Map<string, string[]>();
+for (let r = 0; r < ROUNDS; r++) {
+  const order = r % 2 === 0 ? CONFIGS : [...CONFIGS].reverse();
+  for (const [key, , config] of order) {
+    sensor.update(config);
+    dirs.set(key, sensor.stats().secretDirs ?? []);
+    const a = runStats();
+    execFileSync(STORM, [String(OPENS), '0'], { input: 'go\n' });
+    const b = runStats();
+    const ns = (b.ns - a.ns) / (b.n - a.n);
+    perCall[key]!.push(ns);
+    process.stderr.write(`  round ${r + 1} ${key.padEnd(10)} ${fixed(ns, 1)} ns per call (${b.n - a.n} calls)\n`);
+  }
+}
+
+restore(); // the sensor's reader would keep the process alive
+const med = (k: string) => median(perCall[k]!);
+const diff = (on: string, off: string) => median(perCall[on]!.map((v, i) => v - perCall[off]![i]!));
+const ratio = (on: string, off: string) => median(perCall[on]!.map((v, i) => v / perCall[off]![i]!));
+const rows = CONFIGS.map(([k, what]) => [k, what, fixed(med(k), 1), perCall[k]!.map((v) => fixed(v, 0)).join(', ')]);
+const body = [
+  `The secret directories' gate, per open, as the kernel counts its programs' run time (\`kernel.bpf_stats_enabled\`): \`exit_openat\`'s time per call over ${OPENS.toLocaleString('en-US')} openat+close of /dev/null per configuration and round, ${ROUNDS} rounds.`,
+  '',
+  markdownTable(['config', 'what', 'ns per call (median)', 'rounds'], rows),
+  '',
+  `- **With opens reported in full:** the gate adds ${fixed(diff('full+gate', 'full'), 1)} ns per open (×${fixed(ratio('full+gate', 'full'), 3)} the exit program's time), median of the rounds' differences.`,
+  `- **On the defaults (restricted opens):** ${fixed(diff('restr+gate', 'restr'), 1)} ns per open (×${fixed(ratio('restr+gate', 'restr'), 3)}).`,
+  `- Directories the gate compared with: ${(dirs.get('full+gate') ?? []).join(', ') || 'none'}; without: ${(dirs.get('full') ?? []).join(', ') || 'none'}.`,
+  `- For information, no target: it is the price of catching a secret read through a symlink, "..", "//" or /proc/<pid>/root. bpf_stats adds its own clock reads to every call, the same with the gate and without.`,
+].join('\n');
+process.stdout.write(`${body}\n`);
+if (WRITE) {
+  const file = writeSection('gate', body, { title: 'gate: what the secret directories\' second look costs an open', command: 'npm run bench:gate' });
+  process.stderr.write(`wrote ${path.relative(ROOT, file)} (section gate)\n`);
+}
