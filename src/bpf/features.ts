@@ -70,12 +70,36 @@ function tryLoadBtfProg(progType: number, attachType: number, target: string): n
 }
 
 /**
+ * Loads a tracepoint program of `insns` ([opcode, dst | src << 4, offset, imm] each), only to learn whether the
+ * verifier takes it, and closes it. Returns 0 or a negative errno.
+ */
+function tryLoadTracepoint(insns: [number, number, number, number][]): number {
+  const l = initLibbpf();
+  const buf = Buffer.alloc(insns.length * 8);
+  insns.forEach(([code, regs, off, imm], i) => {
+    buf[i * 8] = code;
+    buf[i * 8 + 1] = regs;
+    buf.writeInt16LE(off, i * 8 + 2);
+    buf.writeInt32LE(imm, i * 8 + 4);
+  });
+  const fd = l.bpf_prog_load(ProgType.TRACEPOINT, 'vigil_probe', 'GPL', buf, insns.length, null);
+  if (fd >= 0) {
+    fs.closeSync(fd);
+    return 0;
+  }
+  return -errno();
+}
+
+/** The BTF id of the bpf_rdonly_cast kfunc in the kernel's BTF, or a negative errno. */
+const rdonlyCastId = (): number => initLibbpf().libbpf_find_vmlinux_btf_id('bpf_rdonly_cast', AttachType.TRACE_FENTRY);
+
+/**
  * Whether a tracepoint program may call the bpf_rdonly_cast kfunc: loads `r1 = 0; r2 = <struct dentry>;
  * call bpf_rdonly_cast; r0 = 0; exit` against the kernel's BTF. Returns 0 or a negative errno.
  */
 function tryLoadRdonlyCast(): number {
   const l = initLibbpf();
-  const fn = l.libbpf_find_vmlinux_btf_id('bpf_rdonly_cast', AttachType.TRACE_FENTRY);
+  const fn = rdonlyCastId();
   if (fn < 0) return fn;
   const btf = l.btf__load_vmlinux_btf();
   if (!btf) return -errno();
@@ -86,58 +110,35 @@ function tryLoadRdonlyCast(): number {
     l.btf__free(btf);
   }
   if (dentry < 0) return dentry;
-  const insns = Buffer.alloc(5 * 8);
-  const put = (i: number, code: number, regs: number, imm: number) => {
-    insns[i * 8] = code;
-    insns[i * 8 + 1] = regs;
-    insns.writeInt32LE(imm, i * 8 + 4);
-  };
-  put(0, 0xb7, 0x01, 0); // r1 = 0
-  put(1, 0xb7, 0x02, dentry); // r2 = BTF id of struct dentry
-  put(2, 0x85, 0x20, fn); // call kfunc (src_reg BPF_PSEUDO_KFUNC_CALL), in vmlinux's BTF
-  put(3, 0xb7, 0x00, 0); // r0 = 0
-  put(4, 0x95, 0x00, 0); // exit
-  const fd = l.bpf_prog_load(ProgType.TRACEPOINT, 'vigil_probe', 'GPL', insns, 5, null);
-  if (fd >= 0) {
-    fs.closeSync(fd);
-    return 0;
-  }
-  return -errno();
+  return tryLoadTracepoint([
+    [0xb7, 0x01, 0, 0], // r1 = 0
+    [0xb7, 0x02, 0, dentry], // r2 = BTF id of struct dentry
+    [0x85, 0x20, 0, fn], // call kfunc (src_reg BPF_PSEUDO_KFUNC_CALL), in vmlinux's BTF
+    [0xb7, 0x00, 0, 0], // r0 = 0
+    [0x95, 0x00, 0, 0], // exit
+  ]);
 }
 
 /**
  * Whether bpf_rdonly_cast(p, 0) gives read-only untrusted memory that a tracepoint program may load from at a
- * variable offset (newer kernels; before, btf_id 0 is refused): loads `call get_prandom_u32; r6 = r0 & 0xff;
- * r1 = 0; r2 = 0; call bpf_rdonly_cast; r0 += r6; r0 = *(u64 *)(r0 + 0); r0 = 0; exit`. The program is only
- * loaded, never run. Returns 0 or a negative errno.
+ * variable offset (newer kernels; before, btf_id 0 is refused). The program is only loaded, never run.
+ * Returns 0 or a negative errno.
  */
 function tryLoadRdonlyCastMem(): number {
-  const l = initLibbpf();
-  const fn = l.libbpf_find_vmlinux_btf_id('bpf_rdonly_cast', AttachType.TRACE_FENTRY);
+  const fn = rdonlyCastId();
   if (fn < 0) return fn;
-  const insns = Buffer.alloc(10 * 8);
-  const put = (i: number, code: number, regs: number, off: number, imm: number) => {
-    insns[i * 8] = code;
-    insns[i * 8 + 1] = regs;
-    insns.writeInt16LE(off, i * 8 + 2);
-    insns.writeInt32LE(imm, i * 8 + 4);
-  };
-  put(0, 0x85, 0x00, 0, 7); // call bpf_get_prandom_u32
-  put(1, 0xbf, 0x06, 0, 0); // r6 = r0
-  put(2, 0x57, 0x06, 0, 0xff); // r6 &= 0xff
-  put(3, 0xb7, 0x01, 0, 0); // r1 = 0
-  put(4, 0xb7, 0x02, 0, 0); // r2 = 0: no type, untrusted memory
-  put(5, 0x85, 0x20, 0, fn); // call kfunc bpf_rdonly_cast (src_reg BPF_PSEUDO_KFUNC_CALL)
-  put(6, 0x0f, 0x60, 0, 0); // r0 += r6
-  put(7, 0x79, 0x00, 0, 0); // r0 = *(u64 *)(r0 + 0)
-  put(8, 0xb7, 0x00, 0, 0); // r0 = 0
-  put(9, 0x95, 0x00, 0, 0); // exit
-  const fd = l.bpf_prog_load(ProgType.TRACEPOINT, 'vigil_probe', 'GPL', insns, 10, null);
-  if (fd >= 0) {
-    fs.closeSync(fd);
-    return 0;
-  }
-  return -errno();
+  return tryLoadTracepoint([
+    [0x85, 0x00, 0, 7], // call bpf_get_prandom_u32: an offset the verifier does not know
+    [0xbf, 0x06, 0, 0], // r6 = r0
+    [0x57, 0x06, 0, 0xff], // r6 &= 0xff
+    [0xb7, 0x01, 0, 0], // r1 = 0
+    [0xb7, 0x02, 0, 0], // r2 = 0: no type, untrusted memory
+    [0x85, 0x20, 0, fn], // call kfunc bpf_rdonly_cast
+    [0x0f, 0x60, 0, 0], // r0 += r6
+    [0x79, 0x00, 0, 0], // r0 = *(u64 *)(r0 + 0)
+    [0xb7, 0x00, 0, 0], // r0 = 0
+    [0x95, 0x00, 0, 0], // exit
+  ]);
 }
 
 function hasBtf(): boolean {
