@@ -644,9 +644,9 @@ static __always_inline int restricted(struct syscall_filter_config *cfg, __u32 o
 
 /*
  * What a restricted event must be flagged with to be reported, as the configuration asks: with sensitive
- * writes, VIGIL_SYSF_SENSITIVE (a modification under a sensitive prefix), VIGIL_SYSF_LOG_TRUNCATED or
- * VIGIL_SYSF_LOG_REMOVED (a log under a log prefix truncated or removed); with secret reads,
- * VIGIL_SYSF_SECRET (a read under a secret prefix).
+ * writes, VIGIL_SYSF_SENSITIVE (a modification under a sensitive prefix), VIGIL_SYSF_LOG_TRUNCATED,
+ * VIGIL_SYSF_LOG_REMOVED or VIGIL_SYSF_LOG_REPLACED (a log under a log prefix truncated, removed or renamed
+ * over); with secret reads, VIGIL_SYSF_SECRET (a read under a secret prefix).
  */
 static __always_inline __u32 restricted_pass(struct syscall_filter_config *cfg)
 {
@@ -765,8 +765,7 @@ static __always_inline int open_turned_down(struct syscall_filter_config *cfg, i
 	 * later, on its resolved path. Bytes past a shorter path's NUL match no head: it is shorter than them all. */
 	if (!write && (cfg->flags & VIGIL_SYSCFG_SECRET_HEADS) && !bpf_probe_read_user(&head, sizeof(head), path) &&
 	    (head & 0xff) == '/' && !secret_head_known(head)) {
-		if (fd >= 0 && (cfg->flags & VIGIL_SYSCFG_SECRET_DIRS) && (cfg->flags & VIGIL_SYSCFG_RESOLVE) &&
-		    secret_dir_gate((int)fd))
+		if (fd >= 0 && (cfg->flags & VIGIL_SYSCFG_SECRET_DIRS) && secret_dir_gate((int)fd))
 			return -1;
 		goto down;
 	}
@@ -778,7 +777,8 @@ down:
 
 /*
  * The flag of a log file truncated (an O_TRUNC open, truncate, ftruncate) or removed (unlink, rename away: the
- * old path) when the path at off is under a log prefix, else 0. A global function: the verifier checks it
+ * old path) when the path at off is under a log prefix, and of one replaced (a rename onto off2, its new
+ * path) when that is under one; else 0. A global function: the verifier checks it
  * once, on its own, and its callers see one unknown value rather than a branch per op and per match. The
  * exit programs that inline emit_file were at ~0.8 M of the verifier's 1 M instruction budget, and these
  * compares inlined passed it.
@@ -856,8 +856,7 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 		/* An unrestricted read-only open of an absolute path starting no secret prefix gets the restricted
 		 * ones' second look here (open_turned_down): its file may be a secret all the same. */
 		if (op == VIGIL_SYS_OPEN && ret >= 0 && !(ev_flags & VIGIL_SYSF_WRITE) && !relative && !p->resolve_fd &&
-		    !(cfg->flags & VIGIL_SYSCFG_RESOLVE_ALL) && (cfg->flags & VIGIL_SYSCFG_SECRET_DIRS) && cfg->secret_count &&
-		    !restricted(cfg, op)) {
+		    (cfg->flags & VIGIL_SYSCFG_SECRET_DIRS) && !restricted(cfg, op)) {
 			head_miss = secret_head_miss(cfg, buf, foff);
 			if (head_miss && secret_dir_gate((int)ret))
 				p->resolve_fd = 1;
@@ -901,8 +900,9 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 	if (cfg->sensitive_count && is_modification(op, ev_flags))
 		ev_flags |= sensitive_flag(foff, foff2, cfg->sensitive_count);
 	/*
-	 * A log file truncated or removed: only truncating opens, truncates, unlinks and renames pay for the prefix
-	 * loop, the others a call that returns at once. A rename is about its old path: what it moves away.
+	 * A log file truncated, removed or replaced: only truncating opens, truncates, unlinks and renames pay for
+	 * the prefix loop, the others a call that returns at once. A rename's old path is a log moved away, its new
+	 * path a log replaced.
 	 */
 	if (cfg->log_count)
 		ev_flags |= log_flag(op, p->args[A_FLAGS], foff, foff2, cfg->log_count);

@@ -319,7 +319,7 @@ enum vigil_sys_cfg_flags {
 	VIGIL_SYSCFG_SENSITIVE_WRITES = 1 << 1, /* restricted_ops: report modifications under sensitive prefixes */
 	VIGIL_SYSCFG_SECRET_READS = 1 << 5,    /* restricted_ops: report read-only opens under secret prefixes */
 	VIGIL_SYSCFG_SECRET_HEADS = 1 << 6,    /* every secret prefix has 8 bytes or more, their first 8 in secret_head */
-	VIGIL_SYSCFG_SECRET_DIRS = 1 << 7,     /* with SECRET_HEADS: secret_dir_ino holds the secret prefixes' directories */
+	VIGIL_SYSCFG_SECRET_DIRS = 1 << 7,     /* secret_dir_ino in use: set only with SECRET_HEADS and RESOLVE, not RESOLVE_ALL */
 	VIGIL_SYSCFG_PTRACE_ATTACH = 1 << 2,   /* ptrace: report only TRACEME, ATTACH, SEIZE, POKE* and SETREGS* */
 	VIGIL_SYSCFG_BPF_LOAD = 1 << 3,        /* bpf(): report only MAP_CREATE, PROG_LOAD, BTF_LOAD, attach/link */
 };
@@ -356,7 +356,7 @@ struct syscall_filter_config {
 	/*
 	 * The inode numbers of the directories the secret prefixes name; sys_secret_dirs[i] says which entries of
 	 * secret_dir_ino[i]. Here, not a hash map's keys: every read-only open that missed the secret heads is
-	 * compared with them, and a few compares cost less than a hash lookup (bench/storm, row Cdef).
+	 * compared with them, and a few compares cost less than a hash lookup (bench/gate.ts).
 	 */
 	__u64 secret_dir_ino[VIGIL_SECRET_DIRS_MAX];
 };
