@@ -107,6 +107,9 @@ export function readExceptions(raw: unknown, at: string, roots: readonly string[
  */
 export const fieldAlternatives = (f: string): string[] => f.split('|').map((p) => p.trim());
 
+/** Whether a field's value counts as present among alternatives: not undefined, null or "". */
+export const present = (v: unknown): boolean => v !== undefined && v !== null && v !== '';
+
 /** A field an exception may compare: a variable, then members; or alternatives of those. */
 function fieldPathOk(f: string, roots: readonly string[]): boolean {
   return fieldAlternatives(f).every((alt) => {
@@ -245,7 +248,7 @@ function getter(field: string): (ctx: ExceptionContext) => unknown {
     return (ctx) => {
       for (const g of each) {
         const v = g(ctx);
-        if (v !== undefined && v !== '') return v;
+        if (present(v)) return v;
       }
       return undefined;
     };

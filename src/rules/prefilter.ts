@@ -54,16 +54,18 @@ function ownMemberReads(n: unknown, lists: ReadonlyMap<string, unknown>, common:
   return reads;
 }
 
-/** Whether `n` reads `event.type` (not `event.?type`). */
+/** Whether `node` is a read of `event.type` (not `event.?type`, an optional). */
+function isEventType(node: ASTNode): boolean {
+  if (node.op !== '.') return false;
+  const [recv, key] = node.args as [ASTNode, string];
+  return recv.op === 'id' && recv.args === 'event' && key === 'type';
+}
+
+/** Whether `n` reads `event.type`. */
 export function readsEventType(n: unknown): boolean {
   if (Array.isArray(n)) return n.some(readsEventType);
   if (!n || typeof n !== 'object') return false;
-  const node = n as ASTNode;
-  if (node.op === '.') {
-    const [recv, key] = node.args as [ASTNode, string];
-    if (recv.op === 'id' && recv.args === 'event' && key === 'type') return true;
-  }
-  return readsEventType(node.args);
+  return isEventType(n as ASTNode) || readsEventType((n as ASTNode).args);
 }
 
 /**
@@ -76,11 +78,7 @@ export function withEventType(n: ASTNode, type: string): ASTNode {
     if (Array.isArray(x)) return x.map(subst);
     if (!x || typeof x !== 'object') return x;
     const node = x as ASTNode;
-    if (node.op === '.') {
-      const [recv, key] = node.args as [ASTNode, string];
-      if (recv.op === 'id' && recv.args === 'event' && key === 'type') return { ...node, op: 'value', args: type };
-    }
-    return { ...node, args: subst(node.args) };
+    return isEventType(node) ? { ...node, op: 'value', args: type } : { ...node, args: subst(node.args) };
   };
   return subst(n) as ASTNode;
 }

@@ -15,7 +15,7 @@ import type { OutputEvent } from '../pipeline/types.ts';
 import { RECORD_EVENT_TYPES, unknownTypes } from '../pipeline/event-types.ts';
 
 import { conditionTest } from './compile.ts';
-import { compileException, readExceptions, type RuleException } from './exceptions.ts';
+import { compileException, fieldAlternatives, present, readExceptions, type RuleException } from './exceptions.ts';
 import { COMMON_EVENT_KEYS } from './fields.ts';
 import { lintRules, pathKeys, type LintInput, type RuleWarning } from './lint.ts';
 import { conditionGuard, readsEventType, withEventType } from './prefilter.ts';
@@ -420,7 +420,7 @@ export function compileOutput(template: string, bad: (m: string) => void): ((ev:
     if (m[0] === '{{') parts.push('{');
     else if (m[0] === '}}') parts.push('}');
     else {
-      const paths = placeholderPaths(m[1]!);
+      const paths = fieldAlternatives(m[1]!);
       if (!paths.every((p) => FIELD_PATH.test(p))) {
         ok = false;
         bad(`placeholder ${m[0]}: expected a field path such as {process.comm}, {event.path} or {ancestors[0]}, or alternatives such as {event.resolvedPath|event.path} (write {{ and }} for literal braces)`);
@@ -447,14 +447,11 @@ export function compileOutput(template: string, bad: (m: string) => void): ((ev:
   };
 }
 
-/** A placeholder's field paths: one, or its alternatives ("a|b"). */
-const placeholderPaths = (inner: string): string[] => inner.split('|').map((p) => p.trim());
-
 /** The first of the alternatives the event has (not undefined, null or ""). */
 function firstPresent(ev: OutputEvent, alternatives: string[][]): unknown {
   for (const keys of alternatives) {
     const v = lookup(ev, keys);
-    if (v !== undefined && v !== null && v !== '') return v;
+    if (present(v)) return v;
   }
   return undefined;
 }
@@ -462,7 +459,7 @@ function firstPresent(ev: OutputEvent, alternatives: string[][]): unknown {
 /** The field paths of an output template's placeholders ("{process.comm}" gives "process.comm"). */
 function outputPaths(template: string): string[] {
   const out: string[] = [];
-  for (const m of template.matchAll(PLACEHOLDER)) if (m[1] !== undefined) out.push(...placeholderPaths(m[1]).filter((p) => FIELD_PATH.test(p)));
+  for (const m of template.matchAll(PLACEHOLDER)) if (m[1] !== undefined) out.push(...fieldAlternatives(m[1]).filter((p) => FIELD_PATH.test(p)));
   return out;
 }
 

@@ -32,9 +32,10 @@ export interface SecretDir {
 
 /**
  * The directories the secret prefixes name, keyed by inode number: for "/etc/shadow" the directory /etc with
- * names starting "shadow"; for "/root/.ssh/" that directory, every entry, and its subdirectories. Directories that do not exist (yet) are left out: a secret there is matched by its path as
- * given only, until the configuration is applied again; so are those past MAX_SECRET_DIRS. `root` is how this
- * process reaches the host's paths (hostRoot).
+ * names starting "shadow"; for "/root/.ssh/" that directory, every entry, and its subdirectories.
+ * Directories that do not exist (yet) are left out: a secret there is matched by its path as given only, until
+ * the configuration is applied again; so are those past MAX_SECRET_DIRS. `root` is how this process reaches
+ * the host's paths (hostRoot).
  */
 export function secretDirs(secretPaths: readonly string[], root = hostRoot()): Map<bigint, SecretDir> {
   const out = new Map<bigint, SecretDir>();
@@ -53,8 +54,12 @@ export function secretDirs(secretPaths: readonly string[], root = hostRoot()): M
   };
   const roots: string[] = [];
   for (const p of secretPaths) {
-    if (!p.endsWith('/')) add(path.dirname(p), path.basename(p));
-    else if (add(p.replace(/\/+$/, '') || '/', undefined)) roots.push(p.replace(/\/+$/, '') || '/');
+    if (!p.endsWith('/')) {
+      add(path.dirname(p), path.basename(p));
+      continue;
+    }
+    const dir = p.replace(/\/+$/, '') || '/';
+    if (add(dir, undefined)) roots.push(dir);
   }
   // Then the directory prefixes' subdirectories, breadth first, while there is room.
   const queue = roots.map((dir) => ({ dir, depth: 1 }));
