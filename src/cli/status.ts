@@ -39,7 +39,10 @@ export function formatStatus(s: AgentStatus): string {
     const f = s.syscalls.filters;
     out.push(`syscalls: ${s.syscalls.state}: ${s.syscalls.ops.join(', ')} (per-thread pairing in ${s.syscalls.pendingStore} storage; open arguments read at ${s.syscalls.openArgs ?? 'entry'}${s.syscalls.pathReads ? `; paths walked with ${s.syscalls.pathReads === 'direct' ? 'plain loads' : 'a helper call per field'}${s.syscalls.fdReads === 'direct' ? ', fd tables too' : ''}` : ''})`);
     const dirs = s.syscalls.secretDirs;
-    if (dirs?.length) out.push(`  secret reads by symlink, "..", or /proc/<pid>/root: checked by the opened file in ${dirs.length} director${dirs.length === 1 ? 'y' : 'ies'} (${dirs.slice(0, 4).join(', ')}${dirs.length > 4 ? ', …' : ''})`);
+    const seen = s.syscalls.secretDirsRefresh;
+    const since = seen?.changed ? `; found changed ${n(seen.changed)} time${seen.changed === 1 ? '' : 's'} since start` : '';
+    const failed = seen?.failed ? `; ${n(seen.failed)} looks failed` : '';
+    if (dirs?.length) out.push(`  secret reads by symlink, "..", or /proc/<pid>/root: checked by the opened file in ${dirs.length} director${dirs.length === 1 ? 'y' : 'ies'} (${dirs.slice(0, 4).join(', ')}${dirs.length > 4 ? ', …' : ''})${since}${failed}`);
     if (f) {
       out.push(`  in-kernel filters: entered ${n(f.entered)}; dropped: type off ${n(f.disabled)}, vigil itself ${n(f.self)}, scope ${n(f.scope)}, comm ${n(f.comm)}, path ${n(f.path)}, not sensitive ${n(f.notSensitive)}, request kind ${n(f.args)}; lost: no slot to pair entry and exit ${n(f.noPending)}`);
     }

@@ -113,6 +113,28 @@ const u32 = (n: number): Buffer => {
   return b;
 };
 
+/**
+ * The secret directories the gate compares with under `c`: only where the heads turn reads down and paths may
+ * be resolved (not where every path is resolved anyway).
+ */
+function gateDirs(c: NormalizedSyscallConfig): Map<bigint, SecretDir> {
+  const F = VIGIL_SYS_CFG_FLAGS;
+  const gate = (c.flags & F.SECRET_HEADS) !== 0 && (c.flags & F.RESOLVE) !== 0 && !(c.flags & F.RESOLVE_ALL);
+  return gate ? secretDirs(c.secretPaths) : new Map<bigint, SecretDir>();
+}
+
+/** Whether two sets of secret directories would be written alike: the same inode numbers in the same order, each with the same entries. */
+function sameDirs(a: Map<bigint, SecretDir>, b: Map<bigint, SecretDir>): boolean {
+  if (a.size !== b.size) return false;
+  const bs = [...b];
+  let i = 0;
+  for (const [ino, d] of a) {
+    const [ino2, d2] = bs[i++]!;
+    if (ino !== ino2 || d.any !== d2.any || d.path !== d2.path || d.names.join('\0') !== d2.names.join('\0')) return false;
+  }
+  return true;
+}
+
 export class SyscallFilters {
   readonly #maps: SyscallFilterMaps;
   readonly #selfTgid: number;
@@ -162,12 +184,10 @@ export class SyscallFilters {
     for (const x of c.commExclude) wanted.set(x, VIGIL_SYS_COMM_MODE.EXCLUDE);
     for (const [name, v] of wanted) m.comm.update(commKey(name), u32(v));
 
-    // Secret directories (the gate for reads whose path missed the heads): only where the heads turn reads
-    // down and paths may be resolved. Their entries first; their inode numbers and the flag with the config.
-    const F = VIGIL_SYS_CFG_FLAGS;
-    const gate = (c.flags & F.SECRET_HEADS) !== 0 && (c.flags & F.RESOLVE) !== 0 && !(c.flags & F.RESOLVE_ALL);
-    const dirs = gate ? secretDirs(c.secretPaths) : new Map<bigint, SecretDir>();
-    [...dirs.values()].forEach((d, i) => m.secretDirs.update(u32(i), encodeSecretDir(d)));
+    // Secret directories (the gate for reads whose path missed the heads, see gateDirs): their entries first;
+    // their inode numbers and the flag with the config.
+    const dirs = gateDirs(c);
+    this.#writeDirEntries(dirs);
 
     lists.forEach(([l, map], i) => shrinks[i] || grow(l, map));
     m.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid, [...dirs.keys()]));
@@ -176,6 +196,29 @@ export class SyscallFilters {
     const keep = new Set([...wanted.keys()].map((n) => commKey(n).toString('hex')));
     for (const k of [...m.comm.keys()]) if (!keep.has(k.toString('hex'))) m.comm.delete(k);
     this.#current = c;
+  }
+
+  /**
+   * Finds the secret prefixes' directories again and, when they changed (a directory made, removed or made
+   * anew since: another inode number), writes them as apply() does, entries first, then the config: a
+   * directory that did not exist when the configuration was applied (`/root/.ssh` made by a first
+   * ssh-keygen) gets the gate's second look from now on. Returns whether anything changed. Throws
+   * SyscallError (map update).
+   */
+  refreshSecretDirs(): boolean {
+    const c = this.#current;
+    if (!c) return false;
+    const dirs = gateDirs(c);
+    if (sameDirs(dirs, this.#secretDirs)) return false;
+    this.#writeDirEntries(dirs);
+    this.#maps.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid, [...dirs.keys()]));
+    this.#secretDirs = dirs;
+    return true;
+  }
+
+  /** The entries of sys_secret_dirs, at the indices of their inode numbers in the config written next. */
+  #writeDirEntries(dirs: Map<bigint, SecretDir>): void {
+    [...dirs.values()].forEach((d, i) => this.#maps.secretDirs.update(u32(i), encodeSecretDir(d)));
   }
 
   /** Per-filter drop counts since load, summed over CPUs. */

@@ -153,7 +153,20 @@ export interface SyscallSensorOptions {
   selfTgid?: number;
   /** Keep BPF run-time stats on (run count and time per probe, in stats().manager). */
   collectStats?: boolean;
+  /**
+   * How often the secret prefixes' directories are looked for again (SyscallFilters.refreshSecretDirs), so that
+   * one made or made anew after the configuration was applied gets the gate's second look; 0: never. Default
+   * SECRET_DIRS_REFRESH_MS.
+   */
+  secretDirsRefreshMs?: number;
 }
+
+/**
+ * The secret directories are looked for again this often: a stat of each prefix's directory and a listing of
+ * each directory prefix, a few dozen system calls, against a window of at most this long in which a read
+ * through a symlink into a directory made since is matched by its path as given only.
+ */
+export const SECRET_DIRS_REFRESH_MS = 5_000;
 
 /**
  * The manager spec and options for a configuration (validated here: InvalidArgumentError names the field).
@@ -237,6 +250,11 @@ export interface SyscallSensorStats {
    * run (open arguments read at entry).
    */
   secretDirs: string[] | undefined;
+  /**
+   * Times the secret directories were found changed since start (made, removed or made anew) and written
+   * again, and the looks that failed (a map update refused: the last directories written stay).
+   */
+  secretDirsRefresh: { changed: number; failed: number };
   /** Event types whose probes run. */
   ops: SyscallOp[];
   events: number;
@@ -262,6 +280,8 @@ export class SyscallSensor {
   #events = 0;
   #decodeErrors = 0;
   #handlerErrors = 0;
+  #refreshTimer: NodeJS.Timeout | undefined;
+  readonly #refresh = { changed: 0, failed: 0 };
 
   /** Validates the configuration now (InvalidArgumentError naming the field); nothing is loaded yet. */
   constructor(config: SyscallSensorConfig = {}, o: SyscallSensorOptions = {}) {
@@ -306,6 +326,8 @@ export class SyscallSensor {
       this.#pathReads = pathReads;
       this.#fdReads = fdReads;
       this.#state = 'running';
+      const every = this.#o.secretDirsRefreshMs ?? SECRET_DIRS_REFRESH_MS;
+      if (every > 0) (this.#refreshTimer = setInterval(() => this.refreshSecretDirs(), every)).unref();
     } catch (err) {
       m.stop();
       throw err;
@@ -355,6 +377,23 @@ export class SyscallSensor {
     this.#config = next;
   }
 
+  /**
+   * Looks for the secret directories again and writes them when they changed (SyscallFilters.refreshSecretDirs);
+   * the sensor does this every secretDirsRefreshMs. Never throws: a failed look is counted, and the
+   * directories written last stay. Returns whether they changed.
+   */
+  refreshSecretDirs(): boolean {
+    if (this.#state !== 'running' || !this.#filters) return false;
+    try {
+      if (!this.#filters.refreshSecretDirs()) return false;
+      this.#refresh.changed++;
+      return true;
+    } catch {
+      this.#refresh.failed++;
+      return false;
+    }
+  }
+
   /** Which op numbers the kernel reports right now. */
   enabledOps(): SyscallOp[] {
     return (Object.keys(OP_NUMBERS) as SyscallOp[]).filter((op) => this.#config.ops.has(op));
@@ -374,6 +413,7 @@ export class SyscallSensor {
       pathReads: this.#pathReads,
       fdReads: this.#fdReads,
       secretDirs: this.#openArgs === 'exit' ? (this.#filters?.secretDirs.map((d) => d.path) ?? []) : undefined,
+      secretDirsRefresh: { ...this.#refresh },
       ops: this.enabledOps(),
       events: this.#events,
       decodeErrors: this.#decodeErrors,
@@ -386,6 +426,7 @@ export class SyscallSensor {
   /** Detaches and unloads. Idempotent. */
   stop(): void {
     if (this.#state === 'stopped') return;
+    clearInterval(this.#refreshTimer);
     this.#manager?.stop();
     this.#state = 'stopped';
   }

@@ -26,7 +26,9 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
   const b = buildWorkload(dir, 'vigil-sc-b');
   const log = new EventLog();
   const base = { files: { open: true } } as const;
-  const sensor = new SyscallSensor({ ...base, filters: { comm: { exclude: ['vigil-sc-a'] } } }, { onEvent: log.push });
+  // The secret directories are looked for again every 100 ms here (5 s by default): see the test of a
+  // directory made after the configuration.
+  const sensor = new SyscallSensor({ ...base, filters: { comm: { exclude: ['vigil-sc-a'] } } }, { onEvent: log.push, secretDirsRefreshMs: 100 });
   t.after(() => sensor.stop());
   const held = heldBpfObjects();
   sensor.start();
@@ -287,6 +289,54 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     const p3 = cat();
     await last(p3);
     assert.deepEqual(log.files([p3]).filter((e) => reads.includes(e.path)).map((e) => !!e.secret || !!e.resolvedPath), reads.map(() => false));
+  });
+
+  await t.test('a secret directory made, made anew or removed after the configuration was applied: the gate follows it', async () => {
+    // A directory prefix whose directory does not exist yet (/root/.ssh before a first ssh-keygen).
+    const later = path.join(dir, 'later');
+    const shm = fs.mkdtempSync('/dev/shm/vigil-later-');
+    t.after(() => fs.rmSync(shm, { recursive: true, force: true }));
+    const link = path.join(shm, 'k');
+    fs.symlinkSync(path.join(later, 'key'), link);
+    // Made beside it, then moved in: a new inode number while the old directory still holds its own.
+    const make = () => {
+      fs.mkdirSync(`${later}.new`);
+      fs.writeFileSync(path.join(`${later}.new`, 'key'), 'x\n');
+      fs.rmSync(later, { recursive: true, force: true });
+      fs.renameSync(`${later}.new`, later);
+      return fs.realpathSync(path.join(later, 'key'));
+    };
+    const dirs = () => sensor.filters!.secretDirs.map((d) => d.path);
+    const changed = () => sensor.stats().secretDirsRefresh.changed;
+    const read = async (): Promise<FileEvent | undefined> => {
+      const r = spawnSync('/bin/cat', [link, path.join(later, 'key')], { stdio: 'ignore' });
+      assert.equal(r.status, 0, 'cat read the key twice');
+      // The second read names the secret as given: once it is here, the first one would be too.
+      await log.until(() => log.files([r.pid!]).some((e) => e.path === path.join(later, 'key')), 'the read as named');
+      return log.files([r.pid!]).find((e) => e.path === link);
+    };
+
+    sensor.update({ files: { sensitiveWrites: true, secretReads: true }, filters: { sensitivePaths: [`${sens}/`], secretPaths: [`${later}/`] } });
+    assert.deepEqual(dirs(), [], 'no directory yet');
+    assert.equal(sensor.refreshSecretDirs(), false, 'nothing to write while nothing changed');
+    const c0 = changed();
+
+    // Made: found within the refresh period, then a read through the symlink is caught by the file it opened.
+    const real = make();
+    await log.until(() => dirs().includes(later), 'the sensor to find the new directory');
+    assert.equal(changed(), c0 + 1);
+    assert.deepEqual(await read().then((e) => e && [e.resolvedPath, e.resolvedFrom, !!e.secret]), [real, 'fd', true], 'the read through the symlink, flagged');
+
+    // Made anew (another inode number): the old number would no longer match; the new one is found.
+    const c1 = changed();
+    make();
+    await log.until(() => changed() > c1 && dirs().includes(later), 'the sensor to find the directory made anew');
+    assert.deepEqual(await read().then((e) => e && [e.resolvedFrom, !!e.secret]), ['fd', true], 'caught in the directory made anew');
+
+    // Removed: the gate compares with nothing again.
+    fs.rmSync(later, { recursive: true });
+    await log.until(() => dirs().length === 0, 'the sensor to drop the removed directory');
+    assert.equal(sensor.stats().secretDirsRefresh.failed, 0, 'no look failed');
   });
 
   await t.test('a bad update is refused whole and the running configuration stays', async () => {

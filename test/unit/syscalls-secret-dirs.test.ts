@@ -66,7 +66,7 @@ test('encodeSecretDir: heads are the names\' first 8 bytes with a byte mask; eve
   assert.equal(any.readUInt32LE(F.any.offset), 1);
 });
 
-test('SyscallFilters.apply: the directories\' entries go in before the config that holds their inode numbers and turns the gate on; no gate without heads, with resolvePaths all or off', (t) => {
+test('SyscallFilters.apply: the directories\' entries go in before the config that holds their inode numbers and turns the gate on; no gate without heads, with resolvePaths all or off; refreshSecretDirs writes them again only when they changed', (t) => {
   const dir = tree(t);
   const log: string[] = [];
   const fake = (name: string) => {
@@ -103,6 +103,29 @@ test('SyscallFilters.apply: the directories\' entries go in before the config th
 
   f.apply(normalizeSyscallConfig({ files: { secretReads: true }, filters: { secretPaths: [path.join(dir, 'etc/shadow')] } }));
   assert.deepEqual(inos(), [ino(path.join(dir, 'etc'))], 'fewer: the config counts the entries in use');
+
+  // Looked for again (refreshSecretDirs): nothing written while nothing changed; a directory made since, made
+  // anew or removed is written as apply() writes it, entries first.
+  const later = path.join(dir, 'later');
+  f.apply(normalizeSyscallConfig({ files: { secretReads: true }, filters: { secretPaths: [path.join(dir, 'etc/shadow'), `${later}/`] } }));
+  assert.deepEqual(inos(), [ino(path.join(dir, 'etc'))], 'a directory that does not exist yet names none');
+  log.length = 0;
+  assert.equal(f.refreshSecretDirs(), false);
+  assert.deepEqual(log, [], 'nothing written');
+  fs.mkdirSync(later);
+  assert.equal(f.refreshSecretDirs(), true);
+  assert.deepEqual(log, ['secretDirs+', 'secretDirs+', 'config+'], 'the entries, then the config');
+  assert.deepEqual(inos(), [ino(path.join(dir, 'etc')), ino(later)]);
+  assert.equal(f.refreshSecretDirs(), false, 'found once');
+  fs.mkdirSync(`${later}.new`);
+  fs.rmdirSync(later);
+  fs.renameSync(`${later}.new`, later);
+  assert.equal(f.refreshSecretDirs(), true, 'made anew: another inode number');
+  assert.deepEqual(inos(), [ino(path.join(dir, 'etc')), ino(later)]);
+  fs.rmdirSync(later);
+  assert.equal(f.refreshSecretDirs(), true, 'removed');
+  assert.deepEqual(inos(), [ino(path.join(dir, 'etc'))]);
+  assert.deepEqual(f.secretDirs.map((d) => d.path), [path.join(dir, 'etc')]);
 
   for (const filters of [{ secretPaths: ['/etc/x'] }, // shorter than a head: no heads, no gate
     { secretPaths: [path.join(dir, 'etc/shadow')], resolvePaths: 'all' as const }, { secretPaths: [path.join(dir, 'etc/shadow')], resolvePaths: false }]) {
