@@ -22,6 +22,7 @@ import { procConnectorFallback } from '../process/connector.ts';
 import { ProcessResolver } from '../process/resolver.ts';
 import { Scrubber } from '../process/scrub.ts';
 import type { ProcessEntry } from '../process/types.ts';
+import { HostFiles } from '../process/host-files.ts';
 import { UserResolver } from '../process/users.ts';
 import { PerfBufReader } from '../ringbuf/perfbuf.ts';
 import { RING_CTL_MAP, RingBufReader, type EventReader } from '../ringbuf/ringbuf.ts';
@@ -176,6 +177,8 @@ export class Agent {
   /** The store's sink, which a reload gives new retention limits. */
   #storeSink: StoreSink | undefined;
   #users = new UserResolver();
+  /** Whether executables are the host's files: for events (process.hostExe) and the process dumps alike. */
+  readonly #hostFiles = new HostFiles();
   /** Event types whose pipeline failure was reported (see onError). */
   #failedTypes = new Set<string>();
   #rules: RuleEngine | undefined;
@@ -212,6 +215,11 @@ export class Agent {
   /** The user name of a cached process, as its events give it (UserResolver.processUserName). */
   processUserName(e: ProcessEntry): string | undefined {
     return this.#users.processUserName(e);
+  }
+
+  /** Whether a cached process's executable is the host's file, as its events say (process.hostExe). */
+  processHostExe(e: ProcessEntry): boolean | undefined {
+    return this.#hostFiles.hostExeOf(e);
   }
 
   #step(s: string): void {
@@ -296,7 +304,7 @@ export class Agent {
       outputs,
       cache: this.#process.cache,
       containers: this.#containers,
-      enrich: agentEnrichment(this.#users),
+      enrich: agentEnrichment(this.#users, this.#hostFiles),
       router: this.router,
       sinks: this.#sinks,
       types,

@@ -216,7 +216,8 @@ export class ApiServer {
       }
       const container = q.container ? agent.containers?.find(q.container) : undefined;
       if (q.container && !container) return reply.code(404).send({ error: `no container ${q.container}` });
-      const dumpOpts = { argv, userName, root };
+      const hostExe = (e: ProcessEntry) => agent.processHostExe(e);
+      const dumpOpts = { argv, userName, hostExe, root };
       if (format === 'dot') return reply.type('text/vnd.graphviz').send(toDot(p.cache, dumpOpts));
       const withContainer = (nodes: ReturnType<typeof toJSON>): unknown[] =>
         nodes.map((n) => {
@@ -232,7 +233,7 @@ export class ApiServer {
         for (const e of p.cache.live()) {
           const c = e.ns ? agent.containers?.byCgroupId(e.ns.cgroupId) : undefined;
           if (container && c !== container) continue;
-          flat.push({ pid: e.pid, ppid: e.ppid, key: e.key, comm: e.image.comm, exe: e.image.exePath, argv: argv ? e.image.argv : undefined, uid: e.creds?.uid, user: userName(e), tty: e.tty || undefined, container: c ? { id: c.id, name: c.name, image: c.image } : undefined });
+          flat.push({ pid: e.pid, ppid: e.ppid, key: e.key, comm: e.image.comm, exe: e.image.exePath, hostExe: hostExe(e) || undefined, argv: argv ? e.image.argv : undefined, uid: e.creds?.uid, user: userName(e), tty: e.tty || undefined, container: c ? { id: c.id, name: c.name, image: c.image } : undefined });
         }
         body = { processes: flat.sort((a, b) => (a as { pid: number }).pid - (b as { pid: number }).pid) };
       }

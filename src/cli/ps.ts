@@ -2,7 +2,8 @@
 // of one process, JSON or Graphviz DOT. Standalone it reads a /proc snapshot; with an agent running it asks
 // the agent, whose view includes lineage of processes that already exited and which mode it runs in.
 import { ProcessCache } from '../process/cache.ts';
-import { ancestryJSON, toDot, toJSON, type ProcessNode } from '../process/dump.ts';
+import { ancestryJSON, toDot, toJSON, type DumpOptions, type ProcessNode } from '../process/dump.ts';
+import { HostFiles } from '../process/host-files.ts';
 import { takeSnapshot } from '../process/procfs.ts';
 import { Scrubber } from '../process/scrub.ts';
 import type { ProcessEntry } from '../process/types.ts';
@@ -22,6 +23,7 @@ export interface PsSource {
   mode: string;
   cache: ProcessCache;
   userName: (e: ProcessEntry) => string | undefined;
+  hostExe?: (e: ProcessEntry) => boolean | undefined;
 }
 
 /** Builds a cache from a /proc snapshot (no BPF, no agent). */
@@ -29,7 +31,8 @@ export function snapshotSource(procRoot?: string): PsSource {
   const cache = new ProcessCache({ scrubber: new Scrubber(), timers: false });
   for (const p of takeSnapshot({ procRoot })) cache.apply(p);
   const users = new UserResolver({ procRoot });
-  return { mode: 'snapshot of /proc (no agent)', cache, userName: (e) => users.processUserName(e) };
+  const hostFiles = new HostFiles();
+  return { mode: 'snapshot of /proc (no agent)', cache, userName: (e) => users.processUserName(e), hostExe: (e) => hostFiles.hostExeOf(e) };
 }
 
 function command(n: Pick<ProcessNode, 'argv' | 'comm' | 'exe'>, argv: boolean): string {
@@ -39,7 +42,7 @@ function command(n: Pick<ProcessNode, 'argv' | 'comm' | 'exe'>, argv: boolean): 
 
 /** Renders `vigil ps` output. Throws VigilError-free: returns the text and an exit code. */
 export function renderPs(src: PsSource, o: PsOptions, width = process.stdout.columns || 160): { text: string; code: number } {
-  const dumpOpts = { argv: o.argv !== false, userName: src.userName };
+  const dumpOpts = { argv: o.argv !== false, userName: src.userName, hostExe: src.hostExe };
   if (o.pid !== undefined) {
     const e = src.cache.byPid(o.pid);
     if (!e) return { text: `vigil ps: no process ${o.pid} (${src.mode})\n`, code: 1 };
@@ -67,7 +70,7 @@ export function renderPs(src: PsSource, o: PsOptions, width = process.stdout.col
   return { text: `${table(['PID', 'PPID', 'USER', 'TTY', 'COMMAND'], rows, width)}\n`, code: 0 };
 }
 
-function flat(cache: ProcessCache, o: { argv: boolean; userName: PsSource['userName'] }): Omit<ProcessNode, 'children'>[] {
+function flat(cache: ProcessCache, o: DumpOptions): Omit<ProcessNode, 'children'>[] {
   const out: Omit<ProcessNode, 'children'>[] = [];
   const visit = (n: ProcessNode) => {
     const { children, ...rest } = n;

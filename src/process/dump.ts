@@ -15,6 +15,8 @@ export interface DumpOptions {
   exited?: boolean;
   /** uid -> user name, for display. */
   userName?: (e: ProcessEntry) => string | undefined;
+  /** Whether the process's executable is the host's own file (HostFiles.hostExeOf); undefined: not known. */
+  hostExe?: (e: ProcessEntry) => boolean | undefined;
 }
 
 export interface ProcessNode {
@@ -23,6 +25,8 @@ export interface ProcessNode {
   ppid: number;
   comm: string;
   exe?: string;
+  /** true: the executable is the host's file at that path (same device and inode), as events say (process.hostExe). */
+  hostExe?: true;
   argv?: string[];
   argvTruncated?: boolean;
   env?: readonly { name: string; value?: string }[];
@@ -40,7 +44,10 @@ export interface ProcessNode {
 
 function node(e: ProcessEntry, o: DumpOptions): Omit<ProcessNode, 'children'> {
   const n: Omit<ProcessNode, 'children'> = { pid: e.pid, key: e.key, ppid: e.ppid, comm: e.image.comm, execs: e.execCount, source: e.source };
-  if (e.image.exePath) n.exe = e.image.exePath;
+  if (e.image.exePath) {
+    n.exe = e.image.exePath;
+    if (o.hostExe?.(e)) n.hostExe = true; // as events carry it: present only when true
+  }
   if (o.argv && e.image.argv) {
     n.argv = e.image.argv;
     if (e.image.argvTruncated) n.argvTruncated = true;

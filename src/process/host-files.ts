@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { kernelDev } from './procfs.ts';
+import type { ProcessEntry } from './types.ts';
 
 export interface HostFilesOptions {
   /**
@@ -59,6 +60,15 @@ export class HostFiles {
       this.#seen.set(exePath, e);
     }
     return e.dev === dev && e.ino === ino;
+  }
+
+  /**
+   * isHostFile for a cached process's executable; undefined when its image does not say which file it is (a
+   * path, device or inode unknown).
+   */
+  hostExeOf(e: ProcessEntry): boolean | undefined {
+    const { exePath, exeDev, exeIno } = e.image;
+    return exePath !== undefined && exeDev !== undefined && exeIno !== undefined ? this.isHostFile(exePath, exeDev, exeIno) : undefined;
   }
 
   #stat(exePath: string, at: number): Entry {

@@ -17,6 +17,7 @@ import { Router } from '../../src/pipeline/router.ts';
 import type { OutputEvent, Sink, SinkStats } from '../../src/pipeline/types.ts';
 import { ProcessCache } from '../../src/process/cache.ts';
 import { HostFiles } from '../../src/process/host-files.ts';
+import { toJSON, type ProcessNode } from '../../src/process/dump.ts';
 import { kernelDev } from '../../src/process/procfs.ts';
 import type { SnapshotProcess } from '../../src/process/types.ts';
 
@@ -716,6 +717,16 @@ test('hostExe marks processes that run the host\'s own file at their executable\
   // Without the lookup, no process is marked.
   const none: EnrichContext = { cache: processes(), container: () => undefined, userName: () => undefined };
   for (const pid of [1, 10, 11]) assert.equal(hostExe(none, pid), undefined);
+  // The process dumps (vigil ps --json, /v1/processes) say the same of every process, from the same lookup.
+  const cache = processes();
+  const dumped = new Map<number, boolean | undefined>();
+  const visit = (n: ProcessNode) => {
+    dumped.set(n.pid, n.hostExe);
+    n.children.forEach(visit);
+  };
+  toJSON(cache, { exited: true, hostExe: (e) => hostFiles.hostExeOf(e) }).forEach(visit);
+  assert.deepEqual([...dumped].sort((a, b) => a[0] - b[0]), [1, 10, 11, 20, 21, 22, 23, 24].map((pid) => [pid, hostExe(ctx, pid)]));
+  assert.ok(toJSON(cache, { exited: true }).every((n) => !('hostExe' in n)), 'not asked for: not given');
 });
 
 test('HostFiles: the host\'s file at a path by device and inode, answers kept for their TTL, paths bounded', (t) => {
