@@ -33,13 +33,10 @@ import { Router } from '../src/pipeline/router.ts';
 import type { OutputEvent, Sink, SinkStats } from '../src/pipeline/types.ts';
 import { BENCH_ENV } from './exec/output.ts';
 import { fixed, markdownTable, median, si, writeSection } from './lib/report.ts';
+import { arg } from './lib/args.ts';
 
 // ---- options --------------------------------------------------------------------------------------------
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i === -1 ? undefined : process.argv[i + 1];
-}
 const ROUNDS = Number(arg('--rounds') ?? 21);
 const EVENTS = Number(arg('--events') ?? 200_000);
 const PROCS = Number(arg('--procs') ?? 5000);

@@ -25,6 +25,7 @@ import { BenchChild, killAll, killChildrenOnExit } from './lib/proc.ts';
 import { ROOT, fixed, markdownTable, median, percent, si, writeSection } from './lib/report.ts';
 import { BENCH_ENV, MARKER, benchEnv } from './exec/output.ts';
 import { WOKEN_MAX_DELAY_MS } from '../src/ringbuf/ringbuf.ts';
+import { arg } from './lib/args.ts';
 
 const STORM = path.join(ROOT, 'build/bench/exec_storm');
 const HERD = path.join(ROOT, 'build/bench/proc_herd');
@@ -41,10 +42,6 @@ const LAUNCH_DESC = describeLaunchEnv(LAUNCH_ENV);
 
 // ---- options --------------------------------------------------------------------------------------------
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i === -1 ? undefined : process.argv[i + 1];
-}
 const REPS = Number(arg('--reps') ?? 3);
 const SCALE = Number(arg('--scale') ?? 1);
 const WRITE = !process.argv.includes('--no-write');

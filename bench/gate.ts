@@ -14,17 +14,12 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SyscallSensor } from '../src/syscalls/sensor.ts';
 import type { SyscallSensorConfig } from '../src/syscalls/config.ts';
-import { fixed, markdownTable, median, writeSection } from './lib/report.ts';
+import { arg } from './lib/args.ts';
+import { fixed, markdownTable, median, ROOT, writeSection } from './lib/report.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const STORM = path.join(ROOT, 'build/bench/open_storm');
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i === -1 ? undefined : process.argv[i + 1];
-};
 const ROUNDS = Number(arg('--rounds') ?? 5);
 const OPENS = Number(arg('--opens') ?? 300_000);
 const WRITE = !process.argv.includes('--no-write');

@@ -33,6 +33,7 @@ import { freePageReporting, PREWARM_ENV } from './lib/memory.ts';
 import { ROOT, fixed, markdownTable, median, percent, si, writeSection } from './lib/report.ts';
 import { takeSnapshot } from '../src/process/procfs.ts';
 import { readRecording, writeLoops, writeSnapshotTsv, type RecordingMeta } from './pipeline/recording.ts';
+import { arg } from './lib/args.ts';
 
 const NODE = process.execPath;
 const RECORD = path.join(ROOT, 'bench/pipeline/record.ts');
@@ -45,10 +46,6 @@ const OBJECTS = ['process', 'cgroup', 'syscalls'].map((o) => path.join(ROOT, `bu
 
 // ---- options --------------------------------------------------------------------------------------------
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i === -1 ? undefined : process.argv[i + 1];
-}
 const REPS = Number(arg('--reps') ?? 5);
 // Live rounds vary more than replays (the C consumer's own cost per event moved between 311 and 623 ns from
 // round to round in earlier runs: wakeups and the other core's interference): five give the median some weight.

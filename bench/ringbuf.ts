@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BenchChild, killAll, killChildrenOnExit } from './lib/proc.ts';
 import { ROOT, fixed, markdownTable, median, percent, si, writeSection } from './lib/report.ts';
+import { arg } from './lib/args.ts';
 
 const OBJ = path.join(ROOT, 'build/bench/bpf/ringbuf.bpf.o');
 const GEN = path.join(ROOT, 'build/bench/getppid_gen');
@@ -27,10 +28,6 @@ const TS_DRAIN = path.join(ROOT, 'bench/ringbuf/drain.ts');
 
 // ---- options --------------------------------------------------------------------------------------------
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i === -1 ? undefined : process.argv[i + 1];
-}
 const REPS = Number(arg('--reps') ?? 7);
 const SCALE = Number(arg('--scale') ?? 1);
 const WRITE = !process.argv.includes('--no-write');

@@ -31,6 +31,7 @@ import { BenchChild, killAll, killChildrenOnExit } from './lib/proc.ts';
 import { ROOT, fixed, markdownTable, median, percent, si, writeSection } from './lib/report.ts';
 import { countText, countVigil, type Counted } from './storm/count.ts';
 import { blockedIn, cpuNs, findTool, irqWork, libbpfToolsVersion, tracingLinks, WAIT_SYSCALLS } from './storm/procfs.ts';
+import { arg } from './lib/args.ts';
 
 const STORM = path.join(ROOT, 'build/bench/open_storm');
 const C_CONSUMER = path.join(ROOT, 'build/bench/storm_consumer');
@@ -45,10 +46,6 @@ const OPEN_PATH = '/dev/null';
 
 // ---- options --------------------------------------------------------------------------------------------
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i === -1 ? undefined : process.argv[i + 1];
-}
 const REPS = Number(arg('--reps') ?? 3);
 const SCALE = Number(arg('--scale') ?? 1);
 const ONLY = arg('--only');
