@@ -549,7 +549,12 @@ export class Pipeline {
   sinkRoom(): number {
     let room = Infinity;
     for (const s of this.#o.sinks) if (s.room) room = Math.min(room, s.room());
-    return room === Infinity ? room : Math.max(0, room - this.#reorder.buffered - this.#heldCount);
+    return room === Infinity ? room : Math.max(0, room - this.#holding);
+  }
+
+  /** Events the pipeline holds now (reorder window, held for enrichment): they reach the sinks before any record read next. */
+  get #holding(): number {
+    return this.#reorder.buffered + this.#heldCount;
   }
 
   /**
@@ -562,7 +567,7 @@ export class Pipeline {
    * agent-stalled-sink test: the reader went past a stalled file sink's room after 100 ms).
    */
   holdsBack(): boolean {
-    const held = this.#reorder.buffered + this.#heldCount;
+    const held = this.#holding;
     for (const s of this.#o.sinks) if (!s.room || s.room() > held) return true;
     return this.#o.router.streaming;
   }
@@ -577,7 +582,7 @@ export class Pipeline {
     return {
       ...this.#c,
       dropped: { ...this.#c.dropped },
-      buffered: this.#reorder.buffered + this.#heldCount,
+      buffered: this.#holding,
       reorder: { late: this.#reorder.stats.late, reordered: this.#reorder.stats.reordered },
       byType: Object.fromEntries([...this.#byType].map(([t, cell]) => [t, cell.n])),
     };
