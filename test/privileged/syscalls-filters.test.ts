@@ -25,6 +25,16 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
   const a = buildWorkload(dir, 'vigil-sc-a');
   const b = buildWorkload(dir, 'vigil-sc-b');
   const log = new EventLog();
+  /**
+   * Runs cat on `paths` and waits for its open of the last one, reported as named: by then its earlier opens
+   * are in too. Returns cat's pid.
+   */
+  const catAll = async (paths: string[]): Promise<number> => {
+    const r = spawnSync('/bin/cat', paths, { stdio: 'ignore' });
+    assert.equal(r.status, 0, `cat read ${paths.join(', ')}`);
+    await log.until(() => log.files([r.pid!]).some((e) => e.type === 'open' && e.path === paths.at(-1)), `cat's read of ${paths.at(-1)}`);
+    return r.pid!;
+  };
   const base = { files: { open: true } } as const;
   // The secret directories are looked for again every 100 ms here (5 s by default): see the test of a
   // directory made after the configuration.
@@ -239,12 +249,6 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
       path.join(shm, 'kex'), // a name the gate lets through (its first 8 bytes), that the prefix then turns down
       path.join(vault, 'token.key'), // the secret as named: last, so once it is here every earlier read is
     ];
-    const cat = (): number => {
-      const r = spawnSync('/bin/cat', reads, { stdio: 'ignore' });
-      assert.equal(r.status, 0, 'cat read every file');
-      return r.pid!;
-    };
-    const last = (pid: number) => log.until(() => log.files([pid]).some((e) => e.type === 'open' && e.path === reads[6]), 'the last read');
     const row = (e: FileEvent) => [e.path, e.resolvedPath, e.resolvedFrom, !!e.secret];
 
     // Restricted (the defaults' shape): the four reads that reach a secret are reported, resolved through their
@@ -252,8 +256,7 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     sensor.update({ files: { sensitiveWrites: true, secretReads: true }, filters: { sensitivePaths: [`${sens}/`], secretPaths } });
     assert.deepEqual(sensor.filters!.secretDirs.map((d) => [d.path, d.any, d.names]).sort(), [[secrets, true, []], [vault, false, ['token.key']]], 'the directories the prefixes name');
     const c0 = counters();
-    const p1 = cat();
-    await last(p1);
+    const p1 = await catAll(reads);
     assert.deepEqual(
       log.files([p1]).map(row),
       [
@@ -270,8 +273,7 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     // Opens in full: every read is reported; the same four (and the last) flagged secret, the others not, and
     // not resolved (a read-only open of an absolute path is reported as given).
     sensor.update({ files: { open: true }, filters: { sensitivePaths: [`${sens}/`], secretPaths } });
-    const p2 = cat();
-    await last(p2);
+    const p2 = await catAll(reads);
     const mine = log.files([p2]).filter((e) => reads.includes(e.path));
     assert.deepEqual(mine.map(row), [
       [reads[0], real(links.key!), 'fd', true],
@@ -286,8 +288,7 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     // No secret prefixes named: the map is emptied and the gate off.
     sensor.update({ files: { open: true }, filters: { sensitivePaths: [`${sens}/`], secretPaths: ['/nonexistent/dir/'] } });
     assert.deepEqual(sensor.filters!.secretDirs, [], 'a prefix whose directory does not exist names none');
-    const p3 = cat();
-    await last(p3);
+    const p3 = await catAll(reads);
     assert.deepEqual(log.files([p3]).filter((e) => reads.includes(e.path)).map((e) => !!e.secret || !!e.resolvedPath), reads.map(() => false));
   });
 
@@ -308,12 +309,10 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     };
     const dirs = () => sensor.filters!.secretDirs.map((d) => d.path);
     const changed = () => sensor.stats().secretDirsRefresh.changed;
+    // The key through the symlink, then as named: the second is reported whatever the gate does.
     const read = async (): Promise<FileEvent | undefined> => {
-      const r = spawnSync('/bin/cat', [link, path.join(later, 'key')], { stdio: 'ignore' });
-      assert.equal(r.status, 0, 'cat read the key twice');
-      // The second read names the secret as given: once it is here, the first one would be too.
-      await log.until(() => log.files([r.pid!]).some((e) => e.path === path.join(later, 'key')), 'the read as named');
-      return log.files([r.pid!]).find((e) => e.path === link);
+      const pid = await catAll([link, path.join(later, 'key')]);
+      return log.files([pid]).find((e) => e.path === link);
     };
 
     sensor.update({ files: { sensitiveWrites: true, secretReads: true }, filters: { sensitivePaths: [`${sens}/`], secretPaths: [`${later}/`] } });
