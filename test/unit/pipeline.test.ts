@@ -233,13 +233,25 @@ function exitRecord(pid: number, code: number): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
+/** A process cache that scrubs nothing and runs no timers. */
+function bareCache(): ProcessCache {
+  return new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
+}
+
+/** A pipeline of no event types into `sinks`: for what it asks of its sinks (room, holding back). */
+function sinksPipeline(sinks: Sink[], router = new Router()): Pipeline {
+  return new Pipeline({ decoders: new Map(), outputs: new Map(), cache: bareCache(), enrich: { userName: () => undefined }, router, sinks, types: new Set(), reorderWindowMs: 0, holdForEnrichmentMs: 0 });
+}
+
+/** A sink that has room for `n` more lines. */
+const roomy = (n: number): Sink => Object.assign(new MemorySink(), { room: () => n });
+
 /** A pipeline of exit records into `sinks`, with its own process cache. */
 function exitPipeline(sinks: Sink[], reorderWindowMs = 0): Pipeline {
-  const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
   return new Pipeline({
     decoders: new Map<number, RecordDecoder>([[VIGIL_OPCODE.EXIT, decodeExit as RecordDecoder]]),
     outputs: new Map(processOutputs),
-    cache,
+    cache: bareCache(),
     enrich: { userName: () => undefined },
     router: new Router(),
     sinks,
@@ -273,7 +285,7 @@ test('events are counted per type across runs and switches of types, filtered on
   // The pipeline keeps the counter cell of the last type it counted: switching back and forth, long runs and
   // types seen once must all add up to what the sink got.
   const sink = new MemorySink();
-  const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
+  const cache = bareCache();
   const shaper = (() => ({ n: 1 })) as OutputShaper;
   const p = new Pipeline({
     decoders: new Map(),
@@ -298,7 +310,7 @@ test('events are counted per type across runs and switches of types, filtered on
 
 test('a record whose processing throws is dropped and counted, on the ring path and from the window timer', async () => {
   const sink = new MemorySink();
-  const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
+  const cache = bareCache();
   const errors: string[] = [];
   const outputs = new Map(processOutputs);
   const exitShaper = outputs.get('exit')!;
@@ -337,13 +349,9 @@ test('a record whose processing throws is dropped and counted, on the ring path 
 });
 
 test('the sinks\' room is the least room of the sinks that say (what the ring reader may take)', () => {
-  const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
-  const make = (sinks: Sink[]) =>
-    new Pipeline({ decoders: new Map(), outputs: new Map(), cache, enrich: { userName: () => undefined }, router: new Router(), sinks, types: new Set(), reorderWindowMs: 0, holdForEnrichmentMs: 0 });
-  const roomy = (n: number): Sink => Object.assign(new MemorySink(), { room: () => n });
-  assert.equal(make([new MemorySink()]).sinkRoom(), Infinity, 'no sink says: no limit');
-  assert.equal(make([roomy(5), new MemorySink(), roomy(3)]).sinkRoom(), 3);
-  assert.equal(make([roomy(0), roomy(7)]).sinkRoom(), 0);
+  assert.equal(sinksPipeline([new MemorySink()]).sinkRoom(), Infinity, 'no sink says: no limit');
+  assert.equal(sinksPipeline([roomy(5), new MemorySink(), roomy(3)]).sinkRoom(), 3);
+  assert.equal(sinksPipeline([roomy(0), roomy(7)]).sinkRoom(), 0);
   // Events the pipeline holds go to the sinks before anything the reader takes next: they use room up.
   const p = exitPipeline([roomy(5), new MemorySink()], 60_000);
   p.handleRecord(exitRecord(101, 0), 0, SIZEOF.exit_event);
@@ -356,17 +364,13 @@ test('the sinks\' room is the least room of the sinks that say (what the ring re
 });
 
 test('waiting for the sinks\' room holds back a sink with room, a sink that does not say, or a stream; not the rules', () => {
-  const cache = new ProcessCache({ scrubber: { scrubArgv: (a) => ({ argv: a, scrubbed: 0 }), scrubEnv: () => ({ env: [], scrubbed: 0 }) }, timers: false });
-  const make = (sinks: Sink[], router = new Router()) =>
-    new Pipeline({ decoders: new Map(), outputs: new Map(), cache, enrich: { userName: () => undefined }, router, sinks, types: new Set(), reorderWindowMs: 0, holdForEnrichmentMs: 0 });
-  const roomy = (n: number): Sink => Object.assign(new MemorySink(), { room: () => n });
-  assert.equal(make([roomy(0)]).holdsBack(), false, 'the one sink is full: waiting delays nobody');
-  assert.equal(make([roomy(0), roomy(0)]).holdsBack(), false);
-  assert.equal(make([roomy(0), roomy(3)]).holdsBack(), true, 'the other sink could take records now');
-  assert.equal(make([roomy(0), new MemorySink()]).holdsBack(), true, 'a sink that does not say is taken to have room');
+  assert.equal(sinksPipeline([roomy(0)]).holdsBack(), false, 'the one sink is full: waiting delays nobody');
+  assert.equal(sinksPipeline([roomy(0), roomy(0)]).holdsBack(), false);
+  assert.equal(sinksPipeline([roomy(0), roomy(3)]).holdsBack(), true, 'the other sink could take records now');
+  assert.equal(sinksPipeline([roomy(0), new MemorySink()]).holdsBack(), true, 'a sink that does not say is taken to have room');
   const router = new Router();
   router.subscribe('rules', { types: ['open'] }, () => {});
-  const p = make([roomy(0)], router);
+  const p = sinksPipeline([roomy(0)], router);
   assert.equal(p.holdsBack(), false, 'the rule engine sees every record however late; its alerts go to the full sink');
   const sse = router.subscribeLines('sse:unix', { types: ['open'] }, () => {});
   assert.equal(p.holdsBack(), true, 'a live stream waits');
