@@ -332,7 +332,7 @@ export class Agent {
       this.#ruleWarnings(ruleSet);
     }
     const pipeline = this.#pipeline;
-    this.#rules = new RuleEngine({ router: this.router, emit: (alert) => pipeline.emitSynthetic(alert), queue: cfg.rules.queue });
+    this.#rules = new RuleEngine({ router: this.router, emit: (alert) => pipeline.emitSynthetic(alert), queue: cfg.rules.queue, enforce: cfg.rules.enforce });
     this.#rules.setRules(ruleSet);
 
     this.#bpf = bpf;
@@ -408,7 +408,7 @@ export class Agent {
       if (plan.restartNeeded.length) throw new ReloadRefusedError(plan.restartNeeded);
       // Rule files are read again whether or not the configuration changed: SIGHUP after editing one applies it.
       const rules = ruleSetFor(next.rules);
-      const rulesChanged = rules?.digest !== this.#rules?.ruleSet?.digest || next.rules.queue !== this.#config.rules.queue;
+      const rulesChanged = rules?.digest !== this.#rules?.ruleSet?.digest || next.rules.queue !== this.#config.rules.queue || next.rules.enforce !== this.#config.rules.enforce;
       if (rulesChanged && !touches(plan, 'rules')) plan.changed.push('rules.files (contents)');
       let syscalls: ReloadResult['syscalls'] = 'unchanged';
       let scrub: ReloadResult['scrub'];
@@ -458,7 +458,7 @@ export class Agent {
         if (retention) this.#storeSink?.setRetention(retention);
         if (rulesChanged) {
           this.#rules!.flush(); // what was routed before the reload is checked by the rules in force then
-          this.#rules!.setRules(rules, next.rules.queue);
+          this.#rules!.setRules(rules, next.rules.queue, next.rules.enforce);
           if (rules) this.#ruleWarnings(rules);
         }
         // Last: it cannot fail, and what it scrubs again cannot be put back.

@@ -281,7 +281,7 @@ export class ApiServer {
         summary,
         rules: set.rules.map((r) => {
           const c = counters.get(r.name);
-          return { name: r.name, desc: r.desc, priority: r.priority, enabled: r.enabled, types: r.types ?? 'all', tags: r.tags, condition: r.condition, exceptions: r.exceptions.map(({ name, fields, comps, values }) => ({ name, fields, comps, values })), output: r.output, source: r.source, evaluated: c?.evaluated ?? 0, matches: c?.matches ?? 0, errors: c?.errors ?? 0, lastError: c?.lastError };
+          return { name: r.name, desc: r.desc, priority: r.priority, enabled: r.enabled, types: r.types ?? 'all', tags: r.tags, condition: r.condition, exceptions: r.exceptions.map(({ name, fields, comps, values }) => ({ name, fields, comps, values })), output: r.output, actions: r.actions, source: r.source, evaluated: c?.evaluated ?? 0, matches: c?.matches ?? 0, errors: c?.errors ?? 0, lastError: c?.lastError, actionResults: c?.actions };
         }),
         lists: Object.fromEntries(set.lists),
         macros: set.macros,

@@ -1,6 +1,8 @@
-// Raw koffi bindings to the system libbpf.so.1 and libc. Nothing outside src/bpf and src/ringbuf imports this:
+// Raw koffi bindings to the system libbpf.so.1 and libc. libbpf's are used only in src/bpf and src/ringbuf:
 // koffi 3 passes pointers as untyped bigints, so a map passed where a program is expected would crash the
 // process. The wrapper classes (BpfObject, BpfProgram, BpfMap, BpfLink) are the only users of these handles.
+// libc() (the proc connector's socket calls) and pidfd() (src/process/signal.ts) take only integers and
+// Buffers the caller owns.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -417,6 +419,32 @@ let libcBindings: ReturnType<typeof bindLibc> | undefined;
 export function libc(): ReturnType<typeof bindLibc> {
   libcBindings ??= bindLibc();
   return libcBindings;
+}
+
+/**
+ * pidfd_open and pidfd_send_signal (glibc 2.36+, Linux 5.3+), for signalling one process instance and never
+ * another that reuses its pid (src/process/signal.ts). Bound apart from libc(): a libc without them must not
+ * take the proc connector down. Throws NotSupportedError naming what is missing.
+ */
+function bindPidfd() {
+  const c = loadLib('libc.so.6');
+  try {
+    return {
+      pidfd_open: c.func('int pidfd_open(int pid, uint32 flags)'),
+      pidfd_send_signal: c.func('int pidfd_send_signal(int pidfd, int sig, void *info, uint32 flags)'),
+      close: c.func('int close(int fd)'),
+    };
+  } catch (err) {
+    throw new NotSupportedError('pidfd', 'this libc has no pidfd_open/pidfd_send_signal (glibc 2.36 or later has them)', { cause: err });
+  }
+}
+
+let pidfdBindings: ReturnType<typeof bindPidfd> | undefined;
+
+/** The pidfd functions, bound on first use. */
+export function pidfd(): ReturnType<typeof bindPidfd> {
+  pidfdBindings ??= bindPidfd();
+  return pidfdBindings;
 }
 
 /** errno left by the last native call (koffi saves it right after each call). */

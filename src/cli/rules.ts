@@ -2,6 +2,7 @@
 // files offline, as the agent would (with the default set first unless --no-defaults), and says what is wrong.
 import { AgentUnavailableError, apiGet } from '../api/client.ts';
 import { compileRules, DEFAULT_RULES_FILE, readRuleFile, RuleError, type RuleSource } from '../rules/rules.ts';
+import type { ActionCounts, RuleAction } from '../rules/actions.ts';
 import type { RulesStatus } from '../rules/engine.ts';
 import { safe } from '../sinks/text-format.ts';
 
@@ -15,6 +16,8 @@ interface ApiRule {
   lastError?: string;
   source: string;
   tags?: string[];
+  actions?: RuleAction[];
+  actionResults?: ActionCounts;
 }
 
 /** GET /v1/rules (src/api/server.ts): the engine's status without its per-rule list, which `rules` carries. */
@@ -51,6 +54,11 @@ export async function rulesListCommand(opts: { socket: string; json?: boolean })
   let out = `${line(head)}\n${rows.map(line).join('\n')}\n`;
   out += `${s.enabled} of ${s.rules} rules on; ${s.received} events checked, ${s.alerts} alerts, ${s.errors} evaluation errors, ${s.dropped} events dropped (queue full), ${s.queued} queued\n`;
   for (const r of body.rules) if (r.lastError) out += `  ${safe(r.name)}: last error: ${safe(r.lastError)}\n`;
+  for (const r of body.rules) {
+    if (!r.actions?.length) continue;
+    const did = Object.entries(r.actionResults ?? {}).filter(([, c]) => c).map(([k, c]) => `${k} ${c}`).join(', ');
+    out += `  ${safe(r.name)}: actions ${r.actions.map((a) => `kill ${a.kill.signal}`).join(', ')} (${s.enforce ? 'enforced' : 'dry run: rules.enforce is off'})${did ? `: ${did}` : ''}\n`;
+  }
   process.stdout.write(out);
   return 0;
 }

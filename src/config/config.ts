@@ -165,6 +165,11 @@ export const ConfigSchema = z
         minPriority: z.enum(PRIORITIES, { error: `expected one of ${PRIORITIES.join(', ')}` }).default('debug'),
         /** Events waiting to be checked; beyond it they are dropped (counted in rules.dropped). */
         queue: positive.max(1_000_000).default(16_384),
+        /**
+         * Carry out rules' actions (kill: signal the event's process). Off by default: each alert then says what
+         * its actions would have done ("dry-run"), so a rule set can be tried before it is put in force.
+         */
+        enforce: z.boolean().default(false),
       })
       .strict()
       .prefault({}),

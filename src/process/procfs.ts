@@ -10,7 +10,7 @@ import type { SnapshotProcess } from './types.ts';
 import { ttyNameFromDev } from './users.ts';
 
 const TICK_NS = 1e7; // USER_HZ = 100
-const PF_KTHREAD = 0x00200000;
+export const PF_KTHREAD = 0x00200000;
 const PF_EXITING = 0x00000004; // set when a task starts exiting, before its memory is released
 
 export interface ProcfsOptions {

@@ -2,9 +2,11 @@
 // bounded queue (overflow counted as dropped) and are checked in batches between two events of the pipeline
 // (CHECK_BATCH), each against the enabled rules about its type only. A match becomes an `alert` event, emitted
 // through the pipeline like a container event (a synthetic event: counted apart from kernel records), so that
-// it reaches every sink, the store (`vigil events --type alert`), the SSE stream and the metrics.
+// it reaches every sink, the store (`vigil events --type alert`), the SSE stream and the metrics. A rule's
+// actions (actions.ts) are carried out before its alert is emitted, and the alert says what they did.
 import type { Router } from '../pipeline/router.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
+import { Enforcer, noActionCounts, type ActionCounts } from './actions.ts';
 import type { Priority, Rule, RuleContext, RuleSet } from './rules.ts';
 
 export interface RuleCounters {
@@ -17,6 +19,8 @@ export interface RuleCounters {
   /** Evaluations that failed (a missing field without has(), a bad regex at run time...): counted as no match. */
   errors: number;
   lastError?: string;
+  /** What its actions did, per result (rules with actions only). */
+  actions?: ActionCounts;
 }
 
 export interface RulesStatus {
@@ -40,6 +44,9 @@ export interface RulesStatus {
   queued: number;
   alerts: number;
   errors: number;
+  /** Whether rule actions are carried out (rules.enforce), and what they did, per result, all rules together. */
+  enforce: boolean;
+  actions: ActionCounts;
   perRule: RuleCounters[];
 }
 
@@ -49,6 +56,10 @@ export interface RuleEngineOptions {
   readonly emit: (alert: OutputEvent) => void;
   /** The bound of the engine's queue in the router (setRules may change it). */
   queue: number;
+  /** Whether rule actions are carried out (rules.enforce; setRules may change it). Default: false. */
+  enforce?: boolean;
+  /** Who carries them out (tests); default: an Enforcer protecting this process and its ancestors. */
+  enforcer?: Enforcer;
 }
 
 /** What an alert says about the event that matched: the event's own fields, without the enrichment parts. */
@@ -87,9 +98,13 @@ export class RuleEngine {
   #declinedBefore = 0;
   #alerts = 0;
   #errors = 0;
+  readonly #enforcer: Enforcer;
+  readonly #actions = noActionCounts();
 
   constructor(o: RuleEngineOptions) {
     this.#o = { ...o };
+    this.#enforcer = o.enforcer ?? new Enforcer({ enforce: o.enforce ?? false });
+    if (o.enforce !== undefined) this.#enforcer.enforce = o.enforce;
   }
 
   get ruleSet(): RuleSet | undefined {
@@ -100,15 +115,17 @@ export class RuleEngine {
    * Puts `set` in force from the next event the router delivers (undefined: no rules, no subscription).
    * Events already queued are checked against the new set. Cannot fail: the set was compiled whole.
    */
-  setRules(set: RuleSet | undefined, queue = this.#o.queue): void {
+  setRules(set: RuleSet | undefined, queue = this.#o.queue, enforce = this.#enforcer.enforce): void {
     this.#o.queue = queue;
+    this.#enforcer.enforce = enforce;
     this.#set = set;
     for (const r of set?.rules ?? []) {
-      const c = this.#counters.get(r.name);
+      let c = this.#counters.get(r.name);
       if (c) {
         c.priority = r.priority;
         c.enabled = r.enabled;
-      } else this.#counters.set(r.name, { name: r.name, priority: r.priority, enabled: r.enabled, evaluated: 0, matches: 0, errors: 0 });
+      } else this.#counters.set(r.name, (c = { name: r.name, priority: r.priority, enabled: r.enabled, evaluated: 0, matches: 0, errors: 0 }));
+      if (r.actions.length) c.actions ??= noActionCounts();
     }
     const names = new Set(set?.rules.map((r) => r.name));
     for (const c of this.#counters.values()) if (!names.has(c.name)) c.enabled = false;
@@ -173,7 +190,16 @@ export class RuleEngine {
         if (!hit) continue;
         c.matches++;
         this.#alerts++;
-        this.#o.emit(alertOf(r, ev));
+        const alert = alertOf(r, ev);
+        if (r.actions.length) {
+          const done = this.#enforcer.run(r.actions, ev);
+          for (const d of done) {
+            c.actions![d.result]++;
+            this.#actions[d.result]++;
+          }
+          alert.actions = done;
+        }
+        this.#o.emit(alert);
       }
     }
   }
@@ -196,7 +222,9 @@ export class RuleEngine {
       queued: sub?.queued ?? 0,
       alerts: this.#alerts,
       errors: this.#errors,
-      perRule: [...this.#counters.values()].map((c) => ({ ...c })),
+      enforce: this.#enforcer.enforce,
+      actions: { ...this.#actions },
+      perRule: [...this.#counters.values()].map((c) => (c.actions ? { ...c, actions: { ...c.actions } } : { ...c })),
     };
   }
 }

@@ -18,6 +18,7 @@ import { conditionTest } from './compile.ts';
 import { compileException, fieldAlternatives, present, readExceptions, type RuleException } from './exceptions.ts';
 import { COMMON_EVENT_KEYS } from './fields.ts';
 import { lintRules, pathKeys, type LintInput, type RuleWarning } from './lint.ts';
+import { readActions, type RuleAction } from './actions.ts';
 import { conditionGuard, readsEventType, withEventType } from './prefilter.ts';
 import { PRIORITIES, priorityOf, type Priority } from './priorities.ts';
 import { describe, isObject } from './yaml-values.ts';
@@ -80,6 +81,8 @@ export interface RuleDefinition {
   /** Falco's exceptions: an event some exception matches is exempt (exceptions.ts). */
   exceptions: RuleException[];
   output: string;
+  /** What it does besides alerting (actions.ts): carried out only with rules.enforce. */
+  actions: RuleAction[];
   /** Where it was defined last ("file item N"). */
   source: string;
   enabled: boolean;
@@ -138,7 +141,7 @@ export function readRuleFile(file: string, label = file): RuleSource {
 
 // ---- compiling ----------------------------------------------------------------------------------------------
 
-const RULE_FIELDS = ['rule', 'desc', 'condition', 'exceptions', 'output', 'priority', 'tags', 'types', 'enabled', 'append'];
+const RULE_FIELDS = ['rule', 'desc', 'condition', 'exceptions', 'output', 'priority', 'tags', 'types', 'enabled', 'actions', 'append'];
 const LIST_FIELDS = ['list', 'items', 'append'];
 const MACRO_FIELDS = ['macro', 'condition', 'append'];
 
@@ -305,7 +308,7 @@ export function compileRules(o: RuleSetOptions): RuleSet {
     lists,
     variables: VARIABLES,
   });
-  const digest = createHash('sha256').update(JSON.stringify({ l: [...listValues], m: [...macros].map(([k, v]) => [k, v.condition]), r: compiled.map((r) => [r.name, r.desc, r.priority, r.tags, r.types, r.condition, r.exceptions.map(({ at: _a, valuesAt: _v, ...e }) => e), r.output, r.enabled]) })).digest('hex');
+  const digest = createHash('sha256').update(JSON.stringify({ l: [...listValues], m: [...macros].map(([k, v]) => [k, v.condition]), r: compiled.map((r) => [r.name, r.desc, r.priority, r.tags, r.types, r.condition, r.exceptions.map(({ at: _a, valuesAt: _v, ...e }) => e), r.output, r.enabled, r.actions]) })).digest('hex');
   return new RuleSet(compiled, listValues, new Map([...macroPrograms].map(([name, p]) => [name, evaluator(p)])), digest, warnings);
 }
 
@@ -355,8 +358,12 @@ function rawRule(name: string, item: Record<string, unknown>, at: string, bad: (
     ok = false;
     bad(where, m);
   });
+  const actions = item.actions === undefined ? [] : readActions(item.actions, `${at}.actions`, (where, m) => {
+    ok = false;
+    bad(where, m);
+  });
   if (!ok) return undefined;
-  return { name, desc, priority: priority!, tags: tags as string[], types, condition, exceptions: exceptions!, output, enabled: enabled as boolean, source: at };
+  return { name, desc, priority: priority!, tags: tags as string[], types, condition, exceptions: exceptions!, output, actions: actions!, enabled: enabled as boolean, source: at };
 }
 
 /** The first line of a CEL error, with the column of the caret under it when there is one. */
