@@ -96,7 +96,8 @@ export function cgroupIdOf(cgroupFile: string): number | undefined {
   }
 }
 
-function nsInode(link: string): number | undefined {
+/** The inode number of a namespace link's target ("pid:[4026531836]"). */
+export function nsInode(link: string): number | undefined {
   const m = /\[(\d+)\]$/.exec(link);
   return m ? Number(m[1]) : undefined;
 }

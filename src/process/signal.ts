@@ -2,9 +2,11 @@
 // (pidfd_open), then /proc/<pid>/stat must show the start time the caller knows: a pidfd opened before that
 // check refers to the instance the check saw, and pidfd_send_signal reaches that instance alone, however soon
 // the pid is reused afterwards. kill(2) by pid would be checked and sent at two different moments.
+import fs from 'node:fs';
 import os from 'node:os';
 import { errno, pidfd } from '../bpf/ffi.ts';
-import { PF_KTHREAD, parseStat, readText } from './procfs.ts';
+import { PF_KTHREAD, nsInode, parseStat, readText } from './procfs.ts';
+import { INIT_PIDNS } from './types.ts';
 
 export type SignalOutcome =
   | { result: 'sent' }
@@ -61,4 +63,17 @@ export function lineOf(pid: number, procRoot = '/proc'): Set<number> {
     p = st.ppid;
   }
   return out;
+}
+
+/**
+ * Whether this process is in the host's pid namespace, where the pids events carry (the host's) name the
+ * same processes as they do for pidfd_open and /proc. An agent in a container of its own would open its
+ * namespace's pid N, another process than the host's pid N.
+ */
+export function seesHostPids(procRoot = '/proc'): boolean {
+  try {
+    return nsInode(fs.readlinkSync(`${procRoot}/self/ns/pid`)) === INIT_PIDNS;
+  } catch {
+    return false;
+  }
 }

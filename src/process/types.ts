@@ -119,3 +119,6 @@ export interface SnapshotProcess {
   unknown: string[];
   kernelThread: boolean;
 }
+
+/** The initial pid namespace's inode (PROC_PID_INIT_INO): there a process's namespace pid is its pid. */
+export const INIT_PIDNS = 0xeffffffc;

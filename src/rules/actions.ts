@@ -4,7 +4,7 @@
 // it stops what the process would do next, not the call that matched. Nothing is signalled unless the
 // configuration says `rules.enforce: true`; until then each alert says what would have been done (dry-run).
 import type { OutputEvent } from '../pipeline/types.ts';
-import { lineOf, signalNumber, signalProcess, type SignalOutcome } from '../process/signal.ts';
+import { lineOf, seesHostPids, signalNumber, signalProcess, type SignalOutcome } from '../process/signal.ts';
 import { describe, isObject } from './yaml-values.ts';
 
 /** The signals a kill action may send: those that stop, end or interrupt a process. */
@@ -23,7 +23,7 @@ export type RuleAction = KillAction;
  * - repeat: this process was sent this signal already (by this or another rule), not sent again;
  * - gone: the process had exited (its pid free, or another process's) before the signal;
  * - refused: never signalled (`reason`: pid 1, the agent or one of its ancestors, a kernel thread, a process
- *   whose start time is unknown, an event without a process);
+ *   whose start time is unknown, an event without a process, an agent outside the host's pid namespace);
  * - failed: the signal could not be sent (`reason`).
  */
 export interface ActionResult {
@@ -83,6 +83,8 @@ export interface EnforcerOptions {
   protect?: ReadonlySet<number>;
   /** How a signal is sent (tests may point it at a different /proc). */
   signal?: (pid: number, startTicks: number, signal: number) => SignalOutcome;
+  /** Whether the agent sees the host's pids (default: read from /proc/self/ns/pid). */
+  hostPids?: boolean;
 }
 
 /** Processes signalled lately (key and signal), so that a burst of matches sends one signal. Bounded. */
@@ -95,11 +97,13 @@ export class Enforcer {
   readonly #protect: ReadonlySet<number>;
   readonly #signal: (pid: number, startTicks: number, signal: number) => SignalOutcome;
   readonly #recent = new Set<string>();
+  readonly #hostPids: boolean;
 
   constructor(o: EnforcerOptions) {
     this.enforce = o.enforce;
     this.#protect = o.protect ?? lineOf(process.pid);
     this.#signal = o.signal ?? signalProcess;
+    this.#hostPids = o.hostPids ?? seesHostPids();
   }
 
   /** Carries out `actions` for an alert about `ev`. Never throws. */
@@ -113,6 +117,7 @@ export class Enforcer {
     if (!p || p.unknown?.includes('process') || !(p.pid > 0)) return done('refused', 'the event has no known process');
     if (p.pid === 1 || this.#protect.has(p.pid)) return done('refused', p.pid === 1 ? 'pid 1' : 'the agent or one of its ancestors');
     if (!(typeof p.startNs === 'number' && Number.isFinite(p.startNs))) return done('refused', 'the process start time is unknown: it cannot be told from a later process with its pid');
+    if (!this.#hostPids) return done('refused', "the agent is not in the host's pid namespace: the events' pids are not its own (run it with the host's, as hostPID: true)");
     if (!this.enforce) return done('dry-run');
     const ticks = Math.floor(p.startNs / TICK_NS);
     const key = `${p.pid}:${ticks}:${signal}`;

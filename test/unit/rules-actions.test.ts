@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { test, type TestContext } from 'node:test';
 import { validateConfig } from '../../src/config/config.ts';
 import { parseStat } from '../../src/process/procfs.ts';
-import { lineOf, signalProcess } from '../../src/process/signal.ts';
+import { lineOf, seesHostPids, signalProcess } from '../../src/process/signal.ts';
 import { Router } from '../../src/pipeline/router.ts';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
 import { Enforcer, readActions } from '../../src/rules/actions.ts';
@@ -79,6 +79,10 @@ test('the enforcer refuses pid 1, the agent\'s own line, unknown processes and u
   assert.deepEqual(result(eventOf(4242, 5e9)).result, 'repeat', 'one signal per process and signal');
   assert.deepEqual(result(eventOf(4242, 6e9)).result, 'sent', 'another instance of the pid is another process');
   assert.deepEqual(calls, [4242, 4242]);
+  // An agent in a pid namespace of its own: its pid 4242 is not the host's.
+  const boxed = new Enforcer({ enforce: true, hostPids: false, signal: () => assert.fail('never signals') });
+  assert.match(boxed.run(kill, eventOf(4243, 5e9))[0]!.reason!, /not in the host's pid namespace/);
+  assert.equal(seesHostPids(), true, 'this test runs in the host pid namespace');
 });
 
 test('a signal reaches the process that started at the given time, and never another one with its pid', async (t) => {
