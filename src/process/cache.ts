@@ -8,7 +8,7 @@
 // for as long as a descendant still needs them for lineage, then are evicted; the cache has a hard bound.
 import type { CommEvent, CredsEvent, ExecEvent, ExitEvent, ForkEvent, ProcessEvent } from '../events/types.ts';
 import { CredsTable, EnvTable, StringTable, detached, sameCreds } from './intern.ts';
-import { INIT_PIDNS, type EnvVar, type ProcessEntry, type ProcessImage, type ProcessKey, type ProcessSource, type SnapshotProcess } from './types.ts';
+import { INIT_PIDNS, TICK_NS, type EnvVar, type ProcessEntry, type ProcessImage, type ProcessKey, type ProcessSource, type SnapshotProcess } from './types.ts';
 
 /** Scrubs argv and env before anything stores them (src/process/scrub.ts implements it). */
 export interface ImageScrubber {
@@ -76,7 +76,6 @@ export interface ProcessCacheStats {
   scrubbedEnv: number;
 }
 
-const TICK_NS = 1e7; // /proc reports start times in clock ticks of 10 ms (USER_HZ = 100)
 
 // What an entry does not know is listed by name (ProcessEntry.unknown, ProcessImage.unknown), so that the
 // eBPF-less mode's tree differs from the BPF one only in marked fields, never in wrong values.

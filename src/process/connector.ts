@@ -10,7 +10,7 @@ import { cString } from '../events/strings.ts';
 import type { CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent, Namespaces, ProcessEvent } from '../events/types.ts';
 import { cgroupIdOf, parseStat, parseStatus, readProcess, readText, statState, type ProcStat } from './procfs.ts';
 import type { FallbackSource } from './resolver.ts';
-import type { SnapshotProcess } from './types.ts';
+import { TICK_NS, type SnapshotProcess } from './types.ts';
 
 // ---- wire layout (linux/netlink.h, linux/connector.h, linux/cn_proc.h) ------------------------------------
 
@@ -233,7 +233,6 @@ export function connectorError(step: 'socket' | 'bind' | 'listen', err: number):
 
 // ---- the source ----------------------------------------------------------------------------------------
 
-const TICK_NS = 1e7; // /proc start times are in USER_HZ ticks
 /** Clock-read error allowance when checking that a /proc start time precedes an event, beyond the offset's. */
 const SLACK_NS = 1e6;
 const RECV_BUF = 64 * 1024;

@@ -6,10 +6,9 @@ import fs from 'node:fs';
 import { bytesToString, splitNul } from '../events/strings.ts';
 import type { Creds, Namespaces } from '../events/types.ts';
 import { readMounts } from '../bpf/mounts.ts';
-import type { SnapshotProcess } from './types.ts';
+import { TICK_NS, type SnapshotProcess } from './types.ts';
 import { ttyNameFromDev } from './users.ts';
 
-const TICK_NS = 1e7; // USER_HZ = 100
 export const PF_KTHREAD = 0x00200000;
 const PF_EXITING = 0x00000004; // set when a task starts exiting, before its memory is released
 

@@ -120,5 +120,8 @@ export interface SnapshotProcess {
   kernelThread: boolean;
 }
 
+/** /proc's start times are in clock ticks of 10 ms (USER_HZ = 100); so are process keys ("<pid>:<ticks>"). */
+export const TICK_NS = 1e7;
+
 /** The initial pid namespace's inode (PROC_PID_INIT_INO): there a process's namespace pid is its pid. */
 export const INIT_PIDNS = 0xeffffffc;

@@ -5,6 +5,7 @@
 // configuration says `rules.enforce: true`; until then each alert says what would have been done (dry-run).
 import type { OutputEvent } from '../pipeline/types.ts';
 import { lineOf, seesHostPids, signalNumber, signalProcess, type SignalOutcome } from '../process/signal.ts';
+import { TICK_NS } from '../process/types.ts';
 import { describe, isObject } from './yaml-values.ts';
 
 /** The signals a kill action may send: those that stop, end or interrupt a process. */
@@ -89,8 +90,6 @@ export interface EnforcerOptions {
 
 /** Processes signalled lately (key and signal), so that a burst of matches sends one signal. Bounded. */
 const RECENT_MAX = 4096;
-/** /proc start times are in clock ticks of 10 ms (USER_HZ = 100), as the cache's keys. */
-const TICK_NS = 1e7;
 
 export class Enforcer {
   enforce: boolean;
