@@ -1,6 +1,7 @@
 // `vigil status`: the running agent's state, readable: what is loaded, how each probe is doing, where every
 // record went (kernel, reader, pipeline, sinks), and the state of the resolvers and runtime sockets.
 import type { AgentStatus, ReloadResult } from '../agent/agent.ts';
+import { actionCountsText } from '../rules/actions.ts';
 
 const n = (x: number) => x.toLocaleString('en-US');
 
@@ -52,14 +53,15 @@ export function formatStatus(s: AgentStatus): string {
   else {
     out.push(`rules: ${rules.enabled} of ${rules.rules} on (${rules.lists} lists, ${rules.macros} macros), about ${rules.types === 'all' ? 'every event type' : rules.types.join(', ')}`);
     out.push(`  checked ${n(rules.received)} events (${n(rules.prefiltered)} more turned down by the rules' guards, never built), ${n(rules.alerts)} alerts, ${n(rules.errors)} evaluation errors; dropped ${n(rules.dropped)} (queue full), queued ${n(rules.queued)}`);
-    const armed = rules.perRule.filter((x) => x.enabled && x.actions).length;
-    if (armed || rules.enforce) {
-      const did = Object.entries(rules.actions).filter(([, c]) => c).map(([r, c]) => `${r} ${n(c)}`).join(', ');
-      out.push(`  actions: ${rules.enforce ? 'enforced' : 'dry run (rules.enforce is off)'}; ${armed} rule(s) with actions${did ? `; ${did}` : ''}`);
+    if (rules.actionRules || rules.enforce) {
+      const did = actionCountsText(rules.actions, n);
+      out.push(`  actions: ${rules.enforce ? 'enforced' : 'dry run (rules.enforce is off)'}; ${rules.actionRules} rule(s) with actions${did ? `; ${did}` : ''}`);
     }
     const top = rules.perRule.filter((x) => x.matches || x.errors).sort((x, y) => y.matches - x.matches).slice(0, 5);
-    const acts = (x: (typeof top)[number]) => (x.actions ? Object.entries(x.actions).filter(([, c]) => c).map(([r, c]) => `${r} ${n(c)}`).join(', ') : '');
-    for (const x of top) out.push(`    ${x.name}: ${n(x.matches)} alerts${x.errors ? `, ${n(x.errors)} errors (last: ${x.lastError})` : ''}${acts(x) ? `; actions: ${acts(x)}` : ''}`);
+    for (const x of top) {
+      const did = actionCountsText(x.actions, n);
+      out.push(`    ${x.name}: ${n(x.matches)} alerts${x.errors ? `, ${n(x.errors)} errors (last: ${x.lastError})` : ''}${did ? `; actions: ${did}` : ''}`);
+    }
   }
   const a = s.accounting;
   const counts = (st: { received: number; sent: number; queued: number; dropped: Record<string, number>; skipped?: number }) => {

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { errno, pidfd } from '../bpf/ffi.ts';
-import { PF_KTHREAD, nsInode, parseStat, readText } from './procfs.ts';
+import { PF_KTHREAD, nsInode, parseStat, readPpid, readText } from './procfs.ts';
 import { INIT_PIDNS } from './types.ts';
 
 export type SignalOutcome =
@@ -55,13 +55,7 @@ export function signalProcess(pid: number, startTicks: number, signal: number, p
 /** `pid` and its ancestors up to init, as /proc has them now (the agent's own line: never to be signalled). */
 export function lineOf(pid: number, procRoot = '/proc'): Set<number> {
   const out = new Set<number>();
-  for (let p = pid; p > 0 && !out.has(p); ) {
-    out.add(p);
-    const text = readText(`${procRoot}/${p}/stat`);
-    const st = text ? parseStat(text) : undefined;
-    if (!st) break;
-    p = st.ppid;
-  }
+  for (let p = pid; p > 0 && !out.has(p); p = readPpid(p, NaN, procRoot) ?? 0) out.add(p);
   return out;
 }
 

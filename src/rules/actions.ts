@@ -36,6 +36,13 @@ export interface ActionResult {
 export type ActionCounts = Record<ActionResult['result'], number>;
 export const noActionCounts = (): ActionCounts => ({ sent: 0, 'dry-run': 0, repeat: 0, gone: 0, refused: 0, failed: 0 });
 
+/** The results that happened, for people: "sent 3, gone 1" ("" for none); `n` formats a count. */
+export const actionCountsText = (c: Partial<ActionCounts> | undefined, n: (x: number) => string = String): string =>
+  Object.entries(c ?? {})
+    .filter(([, x]) => x)
+    .map(([r, x]) => `${r} ${n(x)}`)
+    .join(', ');
+
 const FORM = 'expected a list of actions such as [{kill: {signal: SIGKILL}}]';
 
 /** A rule item's `actions`, checked; every problem goes to `bad` (and the result is undefined). */

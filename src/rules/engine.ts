@@ -6,7 +6,7 @@
 // actions (actions.ts) are carried out before its alert is emitted, and the alert says what they did.
 import type { Router } from '../pipeline/router.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
-import { Enforcer, noActionCounts, type ActionCounts } from './actions.ts';
+import { Enforcer, noActionCounts, type ActionCounts, type ActionResult } from './actions.ts';
 import type { Priority, Rule, RuleContext, RuleSet } from './rules.ts';
 
 export interface RuleCounters {
@@ -44,8 +44,12 @@ export interface RulesStatus {
   queued: number;
   alerts: number;
   errors: number;
-  /** Whether rule actions are carried out (rules.enforce), and what they did, per result, all rules together. */
+  /**
+   * Whether rule actions are carried out (rules.enforce), the enabled rules that have actions, and what the
+   * actions did, per result, all rules together.
+   */
   enforce: boolean;
+  actionRules: number;
   actions: ActionCounts;
   perRule: RuleCounters[];
 }
@@ -58,8 +62,6 @@ export interface RuleEngineOptions {
   queue: number;
   /** Whether rule actions are carried out (rules.enforce; setRules may change it). Default: false. */
   enforce?: boolean;
-  /** Who carries them out (tests); default: an Enforcer protecting this process and its ancestors. */
-  enforcer?: Enforcer;
 }
 
 /** What an alert says about the event that matched: the event's own fields, without the enrichment parts. */
@@ -99,12 +101,10 @@ export class RuleEngine {
   #alerts = 0;
   #errors = 0;
   readonly #enforcer: Enforcer;
-  readonly #actions = noActionCounts();
 
   constructor(o: RuleEngineOptions) {
     this.#o = { ...o };
-    this.#enforcer = o.enforcer ?? new Enforcer({ enforce: o.enforce ?? false });
-    if (o.enforce !== undefined) this.#enforcer.enforce = o.enforce;
+    this.#enforcer = new Enforcer({ enforce: o.enforce ?? false });
   }
 
   get ruleSet(): RuleSet | undefined {
@@ -193,15 +193,19 @@ export class RuleEngine {
         const alert = alertOf(r, ev);
         if (r.actions.length) {
           const done = this.#enforcer.run(r.actions, ev);
-          for (const d of done) {
-            c.actions![d.result]++;
-            this.#actions[d.result]++;
-          }
+          for (const d of done) c.actions![d.result]++;
           alert.actions = done;
         }
         this.#o.emit(alert);
       }
     }
+  }
+
+  /** What every rule's actions did, per result (the per-rule counters summed: they are kept across reloads). */
+  #actionTotals(): ActionCounts {
+    const out = noActionCounts();
+    for (const c of this.#counters.values()) for (const k of Object.keys(out) as ActionResult['result'][]) out[k] += c.actions?.[k] ?? 0;
+    return out;
   }
 
   status(): RulesStatus | undefined {
@@ -223,7 +227,8 @@ export class RuleEngine {
       alerts: this.#alerts,
       errors: this.#errors,
       enforce: this.#enforcer.enforce,
-      actions: { ...this.#actions },
+      actionRules: set.rules.filter((r) => r.enabled && r.actions.length).length,
+      actions: this.#actionTotals(),
       perRule: [...this.#counters.values()].map((c) => (c.actions ? { ...c, actions: { ...c.actions } } : { ...c })),
     };
   }

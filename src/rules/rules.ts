@@ -326,10 +326,11 @@ export const contextNames = (macros: Iterable<string>): Set<string> => new Set<s
 
 function rawRule(name: string, item: Record<string, unknown>, at: string, bad: (at: string, m: string) => void): RuleDefinition | undefined {
   let ok = true;
-  const fail = (field: string, m: string) => {
+  const failAt = (where: string, m: string) => {
     ok = false;
-    bad(`${at}.${field}`, m);
+    bad(where, m);
   };
+  const fail = (field: string, m: string) => failAt(`${at}.${field}`, m);
   const str = (k: string, required: boolean) => {
     const v = item[k];
     if (v === undefined && !required) return '';
@@ -354,14 +355,8 @@ function rawRule(name: string, item: Record<string, unknown>, at: string, bad: (
   }
   const enabled = item.enabled ?? true;
   if (typeof enabled !== 'boolean') fail('enabled', `expected true or false, got ${describe(enabled)}`);
-  const exceptions = item.exceptions === undefined ? [] : readExceptions(item.exceptions, `${at}.exceptions`, VARIABLES, [], (where, m) => {
-    ok = false;
-    bad(where, m);
-  });
-  const actions = item.actions === undefined ? [] : readActions(item.actions, `${at}.actions`, (where, m) => {
-    ok = false;
-    bad(where, m);
-  });
+  const exceptions = item.exceptions === undefined ? [] : readExceptions(item.exceptions, `${at}.exceptions`, VARIABLES, [], failAt);
+  const actions = item.actions === undefined ? [] : readActions(item.actions, `${at}.actions`, failAt);
   if (!ok) return undefined;
   return { name, desc, priority: priority!, tags: tags as string[], types, condition, exceptions: exceptions!, output, actions: actions!, enabled: enabled as boolean, source: at };
 }

@@ -120,6 +120,7 @@ test('the engine carries out a matching rule\'s actions before its alert, which 
   assert.deepEqual(await exitOf(a.child), [null, 'SIGKILL']);
   const st = engine.status()!;
   assert.equal(st.enforce, true);
+  assert.equal(st.actionRules, 1, 'one enabled rule has actions');
   assert.deepEqual(st.actions, { sent: 1, 'dry-run': 1, repeat: 1, gone: 0, refused: 0, failed: 0 });
   assert.deepEqual(st.perRule.find((r) => r.name === 'r')!.actions, st.actions);
   assert.equal(st.perRule.find((r) => r.name === 'quiet')!.actions, undefined);
