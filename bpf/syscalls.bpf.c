@@ -121,6 +121,24 @@ struct {
 	__type(value, struct syscall_secret_dir);
 } sys_secret_dirs SEC(".maps");
 
+/*
+ * In-kernel kill rules and the strings they compare with: two sets each, the one in force at the config's
+ * kill_base (see syscall_filter_config). Written by user space from the rules (src/rules/kernel.ts).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * VIGIL_KILL_RULES_MAX);
+	__type(key, __u32);
+	__type(value, struct syscall_kill_rule);
+} sys_kill_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * VIGIL_KILL_VALUES_MAX);
+	__type(key, __u32);
+	__type(value, struct syscall_kill_value);
+} sys_kill_values SEC(".maps");
+
 /* enum vigil_sys_stat, per CPU */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -814,6 +832,121 @@ __noinline __u32 sensitive_flag(__u32 off, __u32 off2, __u32 count)
 	return 0;
 }
 
+/* ---- in-kernel kill rules ----------------------------------------------------------------------------- */
+
+_Static_assert(VIGIL_KILL_TERMS_MAX <= 8, "a rule's matched terms fit a byte");
+_Static_assert(VIGIL_KILL_VALUES_MAX == 4 * VIGIL_KILL_RULES_MAX, "the values' base is kill_base * 4");
+
+struct kill_ctx {
+	__u32 off;        /* the path as given, in sys_out_heap */
+	__u32 foff;       /* the resolved path, or the path as given */
+	__u32 base;       /* the values' base (the set in force) */
+	__u32 count;      /* values in the set */
+	__u64 comm[2];    /* the task's comm, NUL-padded */
+	__u8 matched[VIGIL_KILL_RULES_MAX]; /* per rule, bit t: some value of term t matched */
+};
+
+/* Does value i start its field's string? As match_cb: word by word under the value's mask. */
+static long kill_value_cb(__u32 i, void *data)
+{
+	struct kill_ctx *k = data;
+	struct syscall_kill_value *v;
+	struct sys_out *out;
+	__u32 zero = 0, key, off;
+	__u64 a, b, mask;
+	__u8 *s;
+
+	if (i >= k->count)
+		return 1;
+	key = k->base + i;
+	v = bpf_map_lookup_elem(&sys_kill_values, &key);
+	if (!v || v->rule >= VIGIL_KILL_RULES_MAX || v->term >= VIGIL_KILL_TERMS_MAX)
+		return 0;
+	if (k->matched[v->rule & (VIGIL_KILL_RULES_MAX - 1)] & (1 << v->term))
+		return 0; /* the term holds already */
+	if (v->field == VIGIL_KILL_COMM) {
+		for (int w = 0; w < 2; w++) {
+			mask = *(__u64 *)(v->mask + w * 8);
+			if ((k->comm[w] ^ *(__u64 *)(v->prefix + w * 8)) & mask)
+				return 0;
+		}
+	} else {
+		out = bpf_map_lookup_elem(&sys_out_heap, &zero);
+		off = v->field == VIGIL_KILL_FILE ? k->foff : k->off;
+		if (!out || off > STR_LIMIT)
+			return 0;
+		s = out->data + off;
+		for (int w = 0; w < VIGIL_SYS_PREFIX_LEN / 8; w++) {
+			mask = *(__u64 *)(v->mask + w * 8);
+			if (!mask)
+				break;
+			a = *(__u64 *)(s + w * 8);
+			b = *(__u64 *)(v->prefix + w * 8);
+			if ((a ^ b) & mask)
+				return 0;
+		}
+	}
+	k->matched[v->rule & (VIGIL_KILL_RULES_MAX - 1)] |= 1 << v->term;
+	return 0;
+}
+
+/*
+ * Checks a file event about to be reported against the kill rules in force and, on the first that matches,
+ * signals the current process, unless it is protected (pid 1, the agent, its ancestors) or enforcement is
+ * off (the rule's dry_run). Returns 0 when none matched, else the rule's id | its signal << 16 | the
+ * VIGIL_SYSF_KILL_* flag of what was done. The signal is pending when the syscall returns: the process runs
+ * no more of its own code. A global function: verified once, on its own.
+ */
+__noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s64 ret)
+{
+	struct syscall_filter_config *cfg = get_config();
+	struct kill_ctx k = {};
+	struct syscall_kill_rule *r;
+	__u32 tgid, key, need, got, flag;
+	long err;
+
+	if (!cfg || !cfg->kill_rule_count)
+		return 0;
+	k.off = off;
+	k.foff = foff;
+	k.base = cfg->kill_base ? VIGIL_KILL_VALUES_MAX : 0;
+	k.count = cfg->kill_value_count;
+	current_comm(k.comm);
+	bpf_loop(VIGIL_KILL_VALUES_MAX, kill_value_cb, &k, 0);
+	for (__u32 i = 0; i < VIGIL_KILL_RULES_MAX; i++) {
+		if (i >= cfg->kill_rule_count)
+			return 0;
+		key = (cfg->kill_base ? VIGIL_KILL_RULES_MAX : 0) + i;
+		r = bpf_map_lookup_elem(&sys_kill_rules, &key);
+		if (!r || !(r->ops & (1ULL << (op & 63))))
+			continue;
+		if ((ev_flags & r->want_flags) != r->want_flags || (ev_flags & r->deny_flags))
+			continue;
+		if ((r->ret == VIGIL_KILL_RET_OK && ret < 0) || (r->ret == VIGIL_KILL_RET_ERR && ret >= 0))
+			continue;
+		need = r->terms >= 8 ? 0xff : (1U << r->terms) - 1;
+		got = (k.matched[i] ^ r->negate) & need;
+		if (got != need)
+			continue;
+		tgid = bpf_get_current_pid_tgid() >> 32;
+		flag = VIGIL_SYSF_KILL_SENT;
+		if (tgid == 1)
+			flag = VIGIL_SYSF_KILL_REFUSED;
+		for (int j = 0; j < VIGIL_KILL_PROTECT_MAX; j++)
+			if (j < cfg->kill_protect_count && cfg->kill_protect[j] == tgid)
+				flag = VIGIL_SYSF_KILL_REFUSED;
+		if (flag == VIGIL_SYSF_KILL_SENT && r->dry_run)
+			flag = VIGIL_SYSF_KILL_DRY_RUN;
+		if (flag == VIGIL_SYSF_KILL_SENT) {
+			err = bpf_send_signal(r->signal);
+			if (err)
+				flag = VIGIL_SYSF_KILL_FAILED;
+		}
+		return (__u64)(r->id & 0xffff) | ((__u64)(r->signal & 0xff) << 16) | ((__u64)flag << 32);
+	}
+	return 0;
+}
+
 static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 {
 	struct syscall_filter_config *cfg = get_config();
@@ -823,6 +956,7 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 	struct file_event *e;
 	__u8 *buf;
 	int hit, relative, head_miss = -1; /* the path as given missed the secret heads: 1, 0, or -1 not asked */
+	__u64 kill;
 
 	if (!cfg || !out)
 		return 0;
@@ -917,6 +1051,9 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 		stat_inc(VIGIL_SYS_STAT_DROP_NOT_SENSITIVE);
 		return 0;
 	}
+	/* The event is reported: the kill rules check it (what they match is what a rule in user space sees). */
+	kill = cfg->kill_rule_count ? kill_check(op, sizeof(*e), foff, ev_flags, ret) : 0;
+	ev_flags |= (__u32)(kill >> 32);
 
 	vigil_fill_header(&e->hdr, VIGIL_OP_FILE, off);
 	e->ret = ret;
@@ -930,6 +1067,8 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 	e->gid = p->args[A_GID];
 	e->dfd = dfd;
 	e->dfd2 = dfd2;
+	e->kill_rule = kill & 0xffff;
+	e->kill_signal = (kill >> 16) & 0xff;
 	e->_pad0 = 0;
 	vigil_output(ctx, buf, off, OUT_SZ, VIGIL_OP_FILE);
 	return 0;

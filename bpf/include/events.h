@@ -284,6 +284,11 @@ enum vigil_sys_flags {
 	VIGIL_SYSF_LOG_TRUNCATED = 1 << 13,   /* a file under a log prefix truncated: by its open (O_TRUNC), truncate or ftruncate */
 	VIGIL_SYSF_LOG_REMOVED = 1 << 14,     /* a file under a log prefix unlinked, or renamed away (the old path) */
 	VIGIL_SYSF_LOG_REPLACED = 1 << 15,    /* a rename onto a path under a log prefix: whatever log was there is gone */
+	/* An in-kernel kill rule matched (file_event.kill_rule, kill_signal) and ... */
+	VIGIL_SYSF_KILL_SENT = 1 << 16,       /* ... its signal was sent to the process, before the syscall returned */
+	VIGIL_SYSF_KILL_DRY_RUN = 1 << 17,    /* ... enforcement is off: nothing was sent */
+	VIGIL_SYSF_KILL_REFUSED = 1 << 18,    /* ... the process is protected (pid 1, the agent, its ancestors): nothing was sent */
+	VIGIL_SYSF_KILL_FAILED = 1 << 19,     /* ... bpf_send_signal failed */
 };
 
 /* Per-CPU counters of the syscall sensor (map sys_filter_stats): what each filter dropped. */
@@ -329,6 +334,10 @@ enum vigil_sys_cfg_flags {
 #define VIGIL_UNIX_PATH_MAX 108      /* sizeof(sockaddr_un.sun_path) */
 #define VIGIL_SECRET_DIRS_MAX 16     /* directories in syscall_filter_config.secret_dir_ino and sys_secret_dirs */
 #define VIGIL_SECRET_DIR_HEADS 4     /* file-name heads per directory in sys_secret_dirs */
+#define VIGIL_KILL_RULES_MAX 16      /* in-kernel kill rules in force (sys_kill_rules holds two sets: see kill_base) */
+#define VIGIL_KILL_VALUES_MAX 64     /* strings those rules compare with, all rules together (sys_kill_values: two sets too) */
+#define VIGIL_KILL_TERMS_MAX 8       /* terms of one kill rule */
+#define VIGIL_KILL_PROTECT_MAX 16    /* processes never signalled besides pid 1: the agent and its ancestors */
 
 /* The syscall sensor's filters (map sys_config, one entry), written by user space at any time. */
 struct syscall_filter_config {
@@ -359,6 +368,59 @@ struct syscall_filter_config {
 	 * compared with them, and a few compares cost less than a hash lookup (bench/gate.ts).
 	 */
 	__u64 secret_dir_ino[VIGIL_SECRET_DIRS_MAX];
+	/*
+	 * In-kernel kill rules (sys_kill_rules, sys_kill_values): the set in force is entries [kill_base,
+	 * kill_base + count) of each map. A new set is written into the other half and put in force by this
+	 * config's update, so that no open is checked against half of one set and half of another.
+	 */
+	__u32 kill_base;         /* 0 or VIGIL_KILL_RULES_MAX for the rules; the values' base is kill_base * 4 */
+	__u32 kill_rule_count;
+	__u32 kill_value_count;
+	__u32 kill_protect_count;
+	__u32 kill_protect[VIGIL_KILL_PROTECT_MAX]; /* thread group ids never signalled (the agent, its ancestors) */
+};
+
+/* Which string a kill rule's term compares (syscall_kill_value.field). */
+enum vigil_kill_field {
+	VIGIL_KILL_PATH = 0,     /* the path as given (event.path) */
+	VIGIL_KILL_FILE = 1,     /* the resolved path where there is one, else the path as given: what the path filters see */
+	VIGIL_KILL_COMM = 2,     /* the task's comm */
+};
+
+/* syscall_kill_rule.ret */
+enum vigil_kill_ret {
+	VIGIL_KILL_RET_ANY = 0,
+	VIGIL_KILL_RET_OK = 1,   /* ret >= 0 */
+	VIGIL_KILL_RET_ERR = 2,  /* ret < 0 */
+};
+
+/*
+ * An in-kernel kill rule (map sys_kill_rules): a detection rule whose whole condition the kernel can check
+ * (src/rules/kernel.ts compiles it), checked on every file event the sensor reports, before the syscall
+ * returns to user space. It matches when the event's op is one of `ops`, its ev_flags have every bit of
+ * want_flags and none of deny_flags, its ret is as `ret` asks, and each term t < terms holds: some value of
+ * term t (syscall_kill_value) matched, or, with bit t of `negate`, none did.
+ */
+struct syscall_kill_rule {
+	__u64 ops;               /* bits (1 << enum vigil_sys_op) */
+	__u32 id;                /* the rule's number, reported in file_event.kill_rule; never 0 */
+	__u32 signal;            /* sent on a match */
+	__u32 want_flags;        /* enum vigil_sys_flags */
+	__u32 deny_flags;
+	__u32 ret;               /* enum vigil_kill_ret */
+	__u32 terms;
+	__u32 negate;
+	__u32 dry_run;           /* enforcement is off: a match is reported, nothing is sent */
+};
+
+/* A string a kill rule's term compares with (map sys_kill_values): a prefix, or a whole string when the mask covers its NUL. */
+struct syscall_kill_value {
+	__u32 rule;              /* its rule's index in the set (0 .. kill_rule_count - 1) */
+	__u32 term;
+	__u32 field;             /* enum vigil_kill_field */
+	__u32 _pad0;
+	char prefix[VIGIL_SYS_PREFIX_LEN];
+	__u8 mask[VIGIL_SYS_PREFIX_LEN];
 };
 
 /*
@@ -408,7 +470,9 @@ struct file_event {
 	__u32 path2_len;
 	__u32 resolved_len;
 	__u32 resolved2_len;
-	__u32 _pad0;
+	__u16 kill_rule;         /* the in-kernel kill rule that matched (syscall_kill_rule.id; VIGIL_SYSF_KILL_*), 0: none */
+	__u8 kill_signal;        /* the signal it sends */
+	__u8 _pad0;
 };
 
 /*

@@ -6,7 +6,11 @@
 // and maps closed.
 import fs from 'node:fs';
 import { MapFlags, MapType } from '../bpf/constants.ts';
-import { NotSupportedError, PermissionError, StateError } from '../bpf/errors.ts';
+import { InvalidArgumentError, NotSupportedError, PermissionError, StateError } from '../bpf/errors.ts';
+import { killRuleNumber } from '../events/kill.ts';
+import { lineOf, signalNumber } from '../process/signal.ts';
+import { KILL_RULES_MAX, KILL_VALUES_MAX } from '../rules/kernel.ts';
+import type { KernelKillSet } from '../syscalls/filters.ts';
 import { allFeatures, feature, requireBpfPrivileges } from '../bpf/features.ts';
 import { BpfMap, numPossibleCpus } from '../bpf/map.ts';
 import { ensureBpffs, ensureTracefs } from '../bpf/mounts.ts';
@@ -142,6 +146,32 @@ interface RetiredSink {
 }
 
 const retiredInput = (r: RetiredSink): RetiredSinkInput => ({ ...(r.final ?? r.sink!.stats()), name: r.name, before: r.before, through: r.through, generations: r.generations });
+
+const NO_KILL_RULES: KernelKillSet = { rules: [], dryRun: true, protect: [] };
+
+/**
+ * The in-kernel kill rules of a rule set, numbered for the kernel; undefined when it has none. Throws
+ * InvalidArgumentError when the kernel cannot do them: no BPF (`noBpf` says why), a rule about events the
+ * syscall sensor does not report, or more rules or strings than its maps hold. Nothing has changed then.
+ */
+function kernelKillSet(set: RuleSet | undefined, enforce: boolean, ops: ReadonlySet<string>, noBpf: string | undefined): KernelKillSet | undefined {
+  const rules = set?.kernelRules ?? [];
+  if (!rules.length) return undefined;
+  const names = rules.map((r) => JSON.stringify(r.name)).join(', ');
+  if (noBpf) throw new InvalidArgumentError(`rules: ${names} kill in the kernel (kill: {inKernel: true}), which needs BPF (${noBpf}); remove inKernel to kill from user space`);
+  for (const r of rules) {
+    const off = r.selector.ops.filter((op) => !ops.has(op));
+    if (off.length) throw new InvalidArgumentError(`rules: ${JSON.stringify(r.name)} kills in the kernel on ${off.join(', ')} events, which the syscall sensor does not report: turn them on (events.files.${off[0]}, or secretReads / sensitiveWrites for opens)`);
+  }
+  if (rules.length > KILL_RULES_MAX) throw new InvalidArgumentError(`rules: ${rules.length} rules kill in the kernel (${names}); at most ${KILL_RULES_MAX} can`);
+  const values = rules.reduce((n, r) => n + r.selector.terms.reduce((m, t) => m + t.values.length, 0), 0);
+  if (values > KILL_VALUES_MAX) throw new InvalidArgumentError(`rules: the rules that kill in the kernel compare with ${values} strings in all; at most ${KILL_VALUES_MAX} can`);
+  return {
+    rules: rules.map((r) => ({ id: killRuleNumber(r.name), signal: signalNumber(r.signal)!, selector: r.selector })),
+    dryRun: !enforce,
+    protect: [...lineOf(process.pid)],
+  };
+}
 
 export class Agent {
   readonly router: Router;
@@ -331,6 +361,8 @@ export class Agent {
       this.#step(`loading ${ruleSet.enabledCount} detection rules`);
       this.#ruleWarnings(ruleSet);
     }
+    // Rules that kill in the kernel need the syscall sensor to report their events: checked before any load.
+    const kill = kernelKillSet(ruleSet, cfg.rules.enforce, probeSyscalls.config.ops, bpf ? undefined : (whyNot ?? 'process.mode is procfs'));
     const pipeline = this.#pipeline;
     this.#rules = new RuleEngine({ router: this.router, emit: (alert) => pipeline.emitSynthetic(alert), queue: cfg.rules.queue, enforce: cfg.rules.enforce });
     this.#rules.setRules(ruleSet);
@@ -352,7 +384,7 @@ export class Agent {
       }
       if (probeSyscalls.config.ops.size) {
         this.#step(`loading the syscall sensor (${[...probeSyscalls.config.ops].join(', ')})`);
-        this.#startSyscallSensor(syscallConfig);
+        this.#startSyscallSensor(syscallConfig, kill);
       }
     } else {
       this.#step(whyNot ? `no BPF (${whyNot}); using the proc connector and /proc` : 'process.mode is procfs: using the proc connector and /proc, no BPF');
@@ -373,8 +405,9 @@ export class Agent {
   }
 
   /** Loads and starts the syscall sensor on the shared ring and maps; on failure nothing stays loaded. */
-  #startSyscallSensor(config: SyscallSensorConfig): void {
+  #startSyscallSensor(config: SyscallSensorConfig, kill: KernelKillSet | undefined): void {
     const sensor = new SyscallSensor(config, {
+      kill,
       sharedRing: this.#channel === 'ringbuf' ? this.#maps.vigil_events : undefined,
       containersMap: this.#maps.vigil_containers,
       sharedMaps: this.#sharedForSensors(),
@@ -416,6 +449,7 @@ export class Agent {
       if (plan.changed.length) {
         const sys = syscallSensorConfig(next);
         const ops = normalizeSyscallConfig(sys).ops; // validates again: a config built in code reaches here unchecked
+        const kill = kernelKillSet(rules, next.rules.enforce, ops, this.#bpf ? undefined : 'the agent runs without BPF');
         const scrubber = touches(plan, 'process.scrub') ? new Scrubber(next.process.scrub) : undefined;
         const ctx = { dataDir: next.agent.dataDir };
         // The store's retention limits are the only part of it a reload may change (planReload refused the
@@ -440,9 +474,10 @@ export class Agent {
           if (!this.#bpf) syscalls = ops.size ? 'not loaded (no BPF)' : 'unchanged';
           else if (this.#syscalls) {
             this.#syscalls.update(sys);
+            this.#syscalls.setKill(kill ?? NO_KILL_RULES); // fits: kernelKillSet checked its size
             syscalls = 'updated';
           } else if (ops.size) {
-            this.#startSyscallSensor(sys);
+            this.#startSyscallSensor(sys, kill);
             syscalls = 'started';
           }
         } catch (err) {

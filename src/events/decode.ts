@@ -16,6 +16,7 @@ import {
   VIGIL_OPCODE,
   VIGIL_PROC_FLAGS,
 } from './layout.generated.ts';
+import { kernelKillOf } from './kill.ts';
 import { asBuffer, asciiBlock, bytesToString, cString, splitNul } from './strings.ts';
 import type { CgroupEvent, CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent, Namespaces, ProcessEvent } from './types.ts';
 import { FILE_EVENT, NET_EVENT, SYS_EVENT, VIGIL_SYS_FLAGS, VIGIL_SYS_OP } from './layout.generated.ts';
@@ -581,6 +582,7 @@ export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResu
     pathReadAtExit: (ev & F.PATH_AT_EXIT) !== 0,
     pathUnreadable: (ev & F.PATH_UNREADABLE) !== 0,
     resolvedTruncated: (ev & F.RESOLVED_TRUNCATED) !== 0,
+    kill: kernelKillOf(ev, v.getUint16(o + FILE_EVENT.kill_rule.offset, true), v.getUint8(o + FILE_EVENT.kill_signal.offset)),
   };
 }
 
@@ -799,7 +801,7 @@ export function decodeSysEvent(v: DataView, o: number, len: number): DecodeResul
 const SYSCALL_BASE_KEYS = ['type', 'group', 'ktimeNs', 'pid', 'tid', 'cgroupId', 'syscall', 'nr', 'ret', 'errno', 'evFlags'] as const;
 export const FILE_EVENT_KEYS = [
   ...SYSCALL_BASE_KEYS, 'path', 'path2', 'resolvedPath', 'resolvedPath2', 'resolvedFrom', 'dfd', 'dfd2', 'flags', 'flagNames', 'mode',
-  'modeOctal', 'uid', 'gid', 'resolve', 'length', 'write', 'sensitive', 'secret', 'logTruncated', 'logRemoved', 'logReplaced', 'pathTruncated', 'pathReadAtExit', 'pathUnreadable', 'resolvedTruncated',
+  'modeOctal', 'uid', 'gid', 'resolve', 'length', 'write', 'sensitive', 'secret', 'logTruncated', 'logRemoved', 'logReplaced', 'pathTruncated', 'pathReadAtExit', 'pathUnreadable', 'resolvedTruncated', 'kill',
 ] as const satisfies readonly (keyof FileEvent)[];
 export const NET_EVENT_KEYS = [
   ...SYSCALL_BASE_KEYS, 'fd', 'family', 'sockType', 'protocol', 'addrUnreadable', 'noSocket', 'localAddress', 'localPort', 'remoteAddress',

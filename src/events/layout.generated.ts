@@ -91,6 +91,10 @@ export const VIGIL_SYS_FLAGS = {
   LOG_TRUNCATED: 8192,
   LOG_REMOVED: 16384,
   LOG_REPLACED: 32768,
+  KILL_SENT: 65536,
+  KILL_DRY_RUN: 131072,
+  KILL_REFUSED: 262144,
+  KILL_FAILED: 524288,
 } as const;
 
 export const VIGIL_SYS_STAT = {
@@ -126,6 +130,18 @@ export const VIGIL_SYS_CFG_FLAGS = {
   SECRET_DIRS: 128,
   PTRACE_ATTACH: 4,
   BPF_LOAD: 8,
+} as const;
+
+export const VIGIL_KILL_FIELD = {
+  PATH: 0,
+  FILE: 1,
+  COMM: 2,
+} as const;
+
+export const VIGIL_KILL_RET = {
+  ANY: 0,
+  OK: 1,
+  ERR: 2,
 } as const;
 
 /** struct vigil_ring_ctl (16 bytes): byte offset and size of each field */
@@ -280,7 +296,7 @@ export const CGROUP_EVENT = {
   path: { offset: 64, size: 512, count: 512 },
 } as const;
 
-/** struct syscall_filter_config (312 bytes): byte offset and size of each field */
+/** struct syscall_filter_config (392 bytes): byte offset and size of each field */
 export const SYSCALL_FILTER_CONFIG = {
   enabled_ops: { offset: 0, size: 8 },
   restricted_ops: { offset: 8, size: 8 },
@@ -296,6 +312,34 @@ export const SYSCALL_FILTER_CONFIG = {
   secret_head_count: { offset: 52, size: 4 },
   secret_head: { offset: 56, size: 128, count: 16 },
   secret_dir_ino: { offset: 184, size: 128, count: 16 },
+  kill_base: { offset: 312, size: 4 },
+  kill_rule_count: { offset: 316, size: 4 },
+  kill_value_count: { offset: 320, size: 4 },
+  kill_protect_count: { offset: 324, size: 4 },
+  kill_protect: { offset: 328, size: 64, count: 16 },
+} as const;
+
+/** struct syscall_kill_rule (40 bytes): byte offset and size of each field */
+export const SYSCALL_KILL_RULE = {
+  ops: { offset: 0, size: 8 },
+  id: { offset: 8, size: 4 },
+  signal: { offset: 12, size: 4 },
+  want_flags: { offset: 16, size: 4 },
+  deny_flags: { offset: 20, size: 4 },
+  ret: { offset: 24, size: 4 },
+  terms: { offset: 28, size: 4 },
+  negate: { offset: 32, size: 4 },
+  dry_run: { offset: 36, size: 4 },
+} as const;
+
+/** struct syscall_kill_value (528 bytes): byte offset and size of each field */
+export const SYSCALL_KILL_VALUE = {
+  rule: { offset: 0, size: 4 },
+  term: { offset: 4, size: 4 },
+  field: { offset: 8, size: 4 },
+  _pad0: { offset: 12, size: 4 },
+  prefix: { offset: 16, size: 256, count: 256 },
+  mask: { offset: 272, size: 256, count: 256 },
 } as const;
 
 /** struct syscall_path_prefix (520 bytes): byte offset and size of each field */
@@ -332,7 +376,9 @@ export const FILE_EVENT = {
   path2_len: { offset: 88, size: 4 },
   resolved_len: { offset: 92, size: 4 },
   resolved2_len: { offset: 96, size: 4 },
-  _pad0: { offset: 100, size: 4 },
+  kill_rule: { offset: 100, size: 2 },
+  kill_signal: { offset: 102, size: 1 },
+  _pad0: { offset: 103, size: 1 },
 } as const;
 
 /** struct net_event (232 bytes): byte offset and size of each field */
@@ -390,7 +436,9 @@ export const SIZEOF = {
   comm_event: 72,
   proc_entry: 136,
   cgroup_event: 576,
-  syscall_filter_config: 312,
+  syscall_filter_config: 392,
+  syscall_kill_rule: 40,
+  syscall_kill_value: 528,
   syscall_path_prefix: 520,
   syscall_secret_dir: 72,
   file_event: 104,

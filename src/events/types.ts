@@ -1,3 +1,4 @@
+import type { KernelKill } from './kill.ts';
 // The decoded form of every record the sensors emit. Field names are what users see in JSON output, so
 // they are stable: add fields, never rename them. Times are boot-time nanoseconds as JS numbers (exact below
 // 2^53 ns, about 104 days of uptime; beyond that they round the same way everywhere, so equality holds).
@@ -198,6 +199,8 @@ export interface FileEvent extends SyscallEventBase {
   pathReadAtExit: boolean;
   pathUnreadable: boolean;
   resolvedTruncated: boolean;
+  /** An in-kernel kill rule matched this event (rules with `kill: {inKernel: true}`): the rule, the signal, what was done. */
+  kill: KernelKill | undefined;
 }
 
 export interface NetEvent extends SyscallEventBase {

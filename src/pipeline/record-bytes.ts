@@ -5,6 +5,7 @@
 // cannot differ; names (syscalls, errnos, flags, families) come from the decoder's own naming functions.
 // test/unit/pipeline-held.test.ts compares both ways on generated records.
 import { Buffer } from 'node:buffer';
+import { kernelKillOf } from '../events/kill.ts';
 import { cString } from '../events/strings.ts';
 import {
   decodeFileEvent,
@@ -250,6 +251,18 @@ export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
   if (ev & F.PATH_AT_EXIT) w.raw(K.pathReadAtExit);
   if (ev & F.PATH_UNREADABLE) w.raw(K.pathUnreadable);
   if (ev & F.RESOLVED_TRUNCATED) w.raw(K.resolvedTruncated);
+  if (ev & KILLED) killJson(w, v, o, ev);
+}
+
+const KILLED = F.KILL_SENT | F.KILL_DRY_RUN | F.KILL_REFUSED | F.KILL_FAILED;
+const killKey = enc(',"kill":');
+
+/** The `kill` member (rare: an in-kernel kill rule matched), as the decoder's. */
+function killJson(w: ByteLine, v: DataView, o: number, ev: number): void {
+  const k = kernelKillOf(ev, v.getUint16(o + FE.kill_rule.offset, true), v.getUint8(o + FE.kill_signal.offset));
+  if (!k) return;
+  w.raw(killKey);
+  w.text(JSON.stringify(k));
 }
 
 const N = {

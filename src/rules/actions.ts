@@ -3,6 +3,7 @@
 // returns; here the signal follows the event through the pipeline and the rule engine, milliseconds later:
 // it stops what the process would do next, not the call that matched. Nothing is signalled unless the
 // configuration says `rules.enforce: true`; until then each alert says what would have been done (dry-run).
+import type { KernelKill } from '../events/kill.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
 import { lineOf, seesHostPids, signalNumber, signalProcess, type SignalOutcome } from '../process/signal.ts';
 import { TICK_NS } from '../process/types.ts';
@@ -13,7 +14,11 @@ export const ACTION_SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUI
 export type ActionSignal = (typeof ACTION_SIGNALS)[number];
 
 export interface KillAction {
-  kill: { signal: ActionSignal };
+  /**
+   * inKernel: the syscall sensor signals the process itself, before the matching syscall returns (the rule's
+   * whole condition compiled into the kernel: kernel.ts), and the alert reports what it did.
+   */
+  kill: { signal: ActionSignal; inKernel?: boolean };
 }
 export type RuleAction = KillAction;
 
@@ -30,6 +35,8 @@ export type RuleAction = KillAction;
 export interface ActionResult {
   action: 'kill';
   signal: ActionSignal;
+  /** Done by the kernel (an inKernel kill whose rule the kernel matched on this event). */
+  inKernel?: true;
   result: 'sent' | 'dry-run' | 'repeat' | 'gone' | 'refused' | 'failed';
   reason?: string;
 }
@@ -65,10 +72,14 @@ export function readActions(v: unknown, at: string, bad: (at: string, m: string)
       ok = false;
       return bad(`${where}.kill`, `expected a mapping such as {signal: SIGKILL}, got ${describe(k)}`);
     }
-    const extra = Object.keys(k).filter((f) => f !== 'signal');
+    const extra = Object.keys(k).filter((f) => f !== 'signal' && f !== 'inKernel');
     if (extra.length) {
       ok = false;
-      return bad(`${where}.kill`, `unknown field${extra.length > 1 ? 's' : ''} ${extra.map((f) => JSON.stringify(f)).join(', ')} (known: signal; the kill action signals the event's process alone)`);
+      return bad(`${where}.kill`, `unknown field${extra.length > 1 ? 's' : ''} ${extra.map((f) => JSON.stringify(f)).join(', ')} (known: signal, inKernel; the kill action signals the event's process alone)`);
+    }
+    if (k.inKernel !== undefined && typeof k.inKernel !== 'boolean') {
+      ok = false;
+      return bad(`${where}.kill.inKernel`, `expected true or false, got ${describe(k.inKernel)}`);
     }
     const signal = k.signal ?? 'SIGKILL';
     if (typeof signal !== 'string' || !(ACTION_SIGNALS as readonly string[]).includes(signal)) {
@@ -79,7 +90,11 @@ export function readActions(v: unknown, at: string, bad: (at: string, m: string)
       ok = false;
       return bad(`${where}.kill.signal`, `${signal} is already sent by an earlier action of this rule`);
     }
-    out.push({ kill: { signal: signal as ActionSignal } });
+    if (k.inKernel && out.some((x) => x.kill.inKernel)) {
+      ok = false;
+      return bad(`${where}.kill.inKernel`, 'the kernel sends one signal per rule: an earlier action of this rule is in the kernel already');
+    }
+    out.push({ kill: k.inKernel ? { signal: signal as ActionSignal, inKernel: true } : { signal: signal as ActionSignal } });
   });
   return ok ? out : undefined;
 }
@@ -93,6 +108,14 @@ export interface EnforcerOptions {
   signal?: (pid: number, startTicks: number, signal: number) => SignalOutcome;
   /** Whether the agent sees the host's pids (default: read from /proc/self/ns/pid). */
   hostPids?: boolean;
+}
+
+/** What the kernel did (the event's `kill` member), as an action's result. */
+function kernelResult(signal: ActionSignal, k: KernelKill): ActionResult {
+  const r: ActionResult = { action: 'kill', signal, inKernel: true, result: k.result };
+  if (k.result === 'refused') r.reason = 'pid 1, the agent or one of its ancestors';
+  else if (k.result === 'failed') r.reason = 'bpf_send_signal failed';
+  return r;
 }
 
 /** Processes signalled lately (key and signal), so that a burst of matches sends one signal. Bounded. */
@@ -112,9 +135,14 @@ export class Enforcer {
     this.#hostPids = o.hostPids ?? seesHostPids();
   }
 
-  /** Carries out `actions` for an alert about `ev`. Never throws. */
-  run(actions: readonly RuleAction[], ev: OutputEvent): ActionResult[] {
-    return actions.map((a) => this.#kill(a.kill.signal, ev));
+  /**
+   * Carries out the actions of rule `rule` for an alert about `ev`. Never throws. An in-kernel kill that the
+   * kernel did on this event (its `kill` member names the rule) is reported as the kernel did it; one the kernel
+   * did not match (a rule set replaced while the event was on its way) is done here, as any kill.
+   */
+  run(rule: string, actions: readonly RuleAction[], ev: OutputEvent): ActionResult[] {
+    const k = (ev as { kill?: KernelKill }).kill;
+    return actions.map((a) => (a.kill.inKernel && k && k.rule === rule && k.signal === a.kill.signal ? kernelResult(a.kill.signal, k) : this.#kill(a.kill.signal, ev)));
   }
 
   #kill(signal: ActionSignal, ev: OutputEvent): ActionResult {

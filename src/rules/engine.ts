@@ -192,7 +192,7 @@ export class RuleEngine {
         this.#alerts++;
         const alert = alertOf(r, ev);
         if (r.actions.length) {
-          const done = this.#enforcer.run(r.actions, ev);
+          const done = this.#enforcer.run(r.name, r.actions, ev);
           for (const d of done) c.actions![d.result]++;
           alert.actions = done;
         }

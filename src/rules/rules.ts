@@ -18,8 +18,9 @@ import { conditionTest } from './compile.ts';
 import { compileException, fieldAlternatives, present, readExceptions, type RuleException } from './exceptions.ts';
 import { COMMON_EVENT_KEYS } from './fields.ts';
 import { lintRules, pathKeys, type LintInput, type RuleWarning } from './lint.ts';
-import { readActions, type RuleAction } from './actions.ts';
+import { readActions, type ActionSignal, type RuleAction } from './actions.ts';
 import { conditionGuard, readsEventType, withEventType } from './prefilter.ts';
+import { kernelSelector, type KernelSelector } from './kernel.ts';
 import { PRIORITIES, priorityOf, type Priority } from './priorities.ts';
 import { describe, isObject } from './yaml-values.ts';
 
@@ -104,6 +105,8 @@ export interface Rule extends RuleDefinition {
    * place (withEventType): sharper than `guard`, which cannot read the type. Undefined otherwise.
    */
   typeGuards?: Map<string, EventGuard | undefined>;
+  /** The condition as the kernel checks it, for a rule whose kill action is inKernel (kernel.ts). */
+  kernel?: KernelSelector;
 }
 
 /** What a condition is evaluated against: made once per event, shared by every rule (macros memoized). */
@@ -276,6 +279,20 @@ export function compileRules(o: RuleSetOptions): RuleSet {
     const cycle = macroCycle(name, p, macroPrograms);
     if (cycle) bad(`${macros.get(name)!.at}.condition`, `macros use each other in a cycle: ${cycle.join(' → ')}`);
   }
+  // An inKernel kill: the whole condition, as the kernel checks it, or the rule is refused.
+  const macroAsts = new Map([...macros.keys()].map((name) => [name, macroPrograms.get(name)?.ast]));
+  const kernelOf = (r: RuleDefinition, ast: ASTNode): KernelSelector | undefined => {
+    if (r.exceptions.length) {
+      bad(`${r.source}.actions`, 'inKernel: the kernel cannot check exceptions; write them into the condition (&& !(...))');
+      return undefined;
+    }
+    try {
+      return kernelSelector(r.types, ast, { lists: listValues, macros: macroAsts });
+    } catch (err) {
+      bad(`${r.source}.actions`, (err as Error).message);
+      return undefined;
+    }
+  };
   const compiled: Rule[] = [];
   const lintRulesIn: LintInput['rules'][number][] = [];
   const min = PRIORITIES.indexOf(o.minPriority ?? 'debug');
@@ -296,7 +313,8 @@ export function compileRules(o: RuleSetOptions): RuleSet {
     const guard = conditionGuard(p.ast, listValues, COMMON_SET);
     // A condition that reads event.type gets a guard per type of the rule, that type put in its place.
     const typeGuards = r.types && readsEventType(p.ast) ? new Map(r.types.map((t) => [t, conditionGuard(withEventType(p.ast, t), listValues, COMMON_SET)])) : undefined;
-    compiled.push({ ...r, enabled, match, format, guard, typeGuards });
+    const kernel = r.actions.some((a) => a.kill.inKernel) ? kernelOf(r, p.ast) : undefined;
+    compiled.push({ ...r, enabled, match, format, guard, typeGuards, ...(kernel ? { kernel } : {}) });
   }
   if (issues.length) throw new RuleError(issues);
   const warnings = lintRules({
@@ -486,6 +504,13 @@ function show(v: unknown): string {
 export class RuleSet {
   /** Every rule, enabled or not, in order of definition. */
   readonly rules: readonly Rule[];
+  /** The enabled rules whose kill is done in the kernel, with their selectors, in order of definition. */
+  get kernelRules(): { name: string; signal: ActionSignal; selector: KernelSelector }[] {
+    return this.rules.flatMap((r) => {
+      const k = r.enabled && r.kernel ? r.actions.find((a) => a.kill.inKernel) : undefined;
+      return k ? [{ name: r.name, signal: k.kill.signal, selector: r.kernel! }] : [];
+    });
+  }
   readonly lists: ReadonlyMap<string, readonly unknown[]>;
   readonly macros: readonly string[];
   /** A hash of everything the set is made of: equal digests, the same rules. */

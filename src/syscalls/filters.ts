@@ -3,9 +3,11 @@
 // apply() may run at any time while the programs are attached, and takes effect on the next syscall.
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { BpfMap } from '../bpf/map.ts';
-import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
+import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_KILL_RULE, SYSCALL_KILL_VALUE, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
 import type { Manager } from '../manager/manager.ts';
-import { PREFIX_MAX, SECRET_HEAD_BYTES, type NormalizedSyscallConfig } from './config.ts';
+import { KILL_FIELD_CODE, KILL_RET_CODE, type KernelSelector, type KillTerm } from '../rules/kernel.ts';
+import type { SyscallOp } from '../events/types.ts';
+import { OP_NUMBERS, PREFIX_MAX, SECRET_HEAD_BYTES, type NormalizedSyscallConfig } from './config.ts';
 import { encodeSecretDir, secretDirs, type SecretDir } from './secret-dirs.ts';
 
 /** What the filters dropped since load, summed over CPUs (map sys_filter_stats). */
@@ -45,6 +47,9 @@ const COUNTER_INDEX: Record<keyof SyscallFilterCounters, number> = {
 const SCOPES = { all: VIGIL_SYS_SCOPE.ALL, containers: VIGIL_SYS_SCOPE.CONTAINERS, host: VIGIL_SYS_SCOPE.HOST } as const;
 
 export interface SyscallFilterMaps {
+  /** sys_kill_rules and sys_kill_values (absent: an object without kill rules; applyKill refuses). */
+  killRules?: BpfMap;
+  killValues?: BpfMap;
   config: BpfMap;
   comm: BpfMap;
   prefixes: BpfMap;
@@ -60,7 +65,7 @@ export interface SyscallFilterMaps {
  * The bytes of sys_config for a configuration, with the inode numbers of the secret prefixes' directories
  * (found when it is applied: secret-dirs.ts), which turn on the kernel's second look at secret reads.
  */
-export function encodeFilterConfig(c: NormalizedSyscallConfig, selfTgid: number, secretDirInos: readonly bigint[] = []): Buffer {
+export function encodeFilterConfig(c: NormalizedSyscallConfig, selfTgid: number, secretDirInos: readonly bigint[] = [], kill: KillState = NO_KILL): Buffer {
   const b = Buffer.alloc(SIZEOF.syscall_filter_config);
   const F = SYSCALL_FILTER_CONFIG;
   b.writeBigUInt64LE(c.enabledOps, F.enabled_ops.offset);
@@ -79,6 +84,70 @@ export function encodeFilterConfig(c: NormalizedSyscallConfig, selfTgid: number,
   heads.forEach((h, i) => b.writeBigUInt64LE(h, F.secret_head.offset + 8 * i));
   b.writeUInt32LE(secretDirInos.length, F.secret_dir_count.offset);
   secretDirInos.forEach((ino, i) => b.writeBigUInt64LE(ino, F.secret_dir_ino.offset + 8 * i));
+  b.writeUInt32LE(kill.base, F.kill_base.offset);
+  b.writeUInt32LE(kill.rules, F.kill_rule_count.offset);
+  b.writeUInt32LE(kill.values, F.kill_value_count.offset);
+  const protect = kill.protect.slice(0, KILL_PROTECT_MAX);
+  b.writeUInt32LE(protect.length, F.kill_protect_count.offset);
+  protect.forEach((pid, i) => b.writeUInt32LE(pid, F.kill_protect.offset + 4 * i));
+  return b;
+}
+
+/**
+ * In-kernel kill rules to write (SyscallFilters.applyKill): each rule with the number the kernel reports it
+ * by (src/events/kill.ts), its signal and its selector (src/rules/kernel.ts).
+ */
+export interface KernelKillSet {
+  rules: { id: number; signal: number; selector: KernelSelector }[];
+  /** rules.enforce is off: matches are reported, nothing is sent. */
+  dryRun: boolean;
+  /** Thread group ids never signalled besides pid 1 (the agent and its ancestors, nearest first). */
+  protect: readonly number[];
+}
+
+/** The kill rules' part of the config: which half of the maps is in force, and how much of it. */
+interface KillState {
+  base: number;
+  rules: number;
+  values: number;
+  protect: readonly number[];
+}
+const NO_KILL: KillState = { base: 0, rules: 0, values: 0, protect: [] };
+const KILL_PROTECT_MAX = SYSCALL_FILTER_CONFIG.kill_protect.size / 4;
+
+/** The bytes of one sys_kill_rules entry. */
+function encodeKillRule(id: number, signal: number, sel: KernelSelector, dryRun: boolean): Buffer {
+  const R = SYSCALL_KILL_RULE;
+  const b = Buffer.alloc(SIZEOF.syscall_kill_rule);
+  let ops = 0n;
+  for (const op of sel.ops) {
+    const n = OP_NUMBERS[op as SyscallOp];
+    if (n === undefined) throw new InvalidArgumentError(`kill rule: ${op} is no syscall event type`);
+    ops |= 1n << BigInt(n);
+  }
+  b.writeBigUInt64LE(ops, R.ops.offset);
+  b.writeUInt32LE(id, R.id.offset);
+  b.writeUInt32LE(signal, R.signal.offset);
+  b.writeUInt32LE(sel.want, R.want_flags.offset);
+  b.writeUInt32LE(sel.deny, R.deny_flags.offset);
+  b.writeUInt32LE(KILL_RET_CODE[sel.ret], R.ret.offset);
+  b.writeUInt32LE(sel.terms.length, R.terms.offset);
+  b.writeUInt32LE(sel.terms.reduce((m, t, i) => (t.negate ? m | (1 << i) : m), 0), R.negate.offset);
+  b.writeUInt32LE(dryRun ? 1 : 0, R.dry_run.offset);
+  return b;
+}
+
+/** The bytes of one sys_kill_values entry: the string zero-padded, its mask over its bytes (and its NUL when exact). */
+function encodeKillValue(rule: number, term: number, field: KillTerm['field'], v: { s: string; exact: boolean }): Buffer {
+  const V = SYSCALL_KILL_VALUE;
+  const b = Buffer.alloc(SIZEOF.syscall_kill_value);
+  b.writeUInt32LE(rule, V.rule.offset);
+  b.writeUInt32LE(term, V.term.offset);
+  b.writeUInt32LE(KILL_FIELD_CODE[field], V.field.offset);
+  const n = b.write(v.s, V.prefix.offset, V.prefix.size, 'utf8');
+  const masked = n + (v.exact ? 1 : 0);
+  if (n !== Buffer.byteLength(v.s) || masked > V.prefix.size) throw new InvalidArgumentError(`kill rule: "${v.s}" is longer than ${V.prefix.size - 1} bytes`);
+  b.fill(0xff, V.mask.offset, V.mask.offset + masked);
   return b;
 }
 
@@ -140,6 +209,7 @@ export class SyscallFilters {
   readonly #selfTgid: number;
   #current: NormalizedSyscallConfig | undefined;
   #secretDirs = new Map<bigint, SecretDir>();
+  #kill: KillState = NO_KILL;
 
   constructor(maps: SyscallFilterMaps, selfTgid = process.pid) {
     this.#maps = maps;
@@ -149,7 +219,7 @@ export class SyscallFilters {
   /** The filter maps of a loaded syscall sensor. Throws NotFoundError when the object lacks one. */
   static fromManager(m: Manager, selfTgid = process.pid): SyscallFilters {
     return new SyscallFilters(
-      { config: m.getMap('sys_config'), comm: m.getMap('sys_comm_filter'), prefixes: m.getMap('sys_path_prefixes'), sensitive: m.getMap('sys_sensitive_prefixes'), secret: m.getMap('sys_secret_prefixes'), secretDirs: m.getMap('sys_secret_dirs'), log: m.getMap('sys_log_prefixes'), stats: m.getMap('sys_filter_stats') },
+      { killRules: m.getMap('sys_kill_rules'), killValues: m.getMap('sys_kill_values'), config: m.getMap('sys_config'), comm: m.getMap('sys_comm_filter'), prefixes: m.getMap('sys_path_prefixes'), sensitive: m.getMap('sys_sensitive_prefixes'), secret: m.getMap('sys_secret_prefixes'), secretDirs: m.getMap('sys_secret_dirs'), log: m.getMap('sys_log_prefixes'), stats: m.getMap('sys_filter_stats') },
       selfTgid,
     );
   }
@@ -190,7 +260,7 @@ export class SyscallFilters {
     this.#writeDirEntries(dirs);
 
     lists.forEach(([l, map], i) => shrinks[i] || grow(l, map));
-    m.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid, [...dirs.keys()]));
+    m.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid, [...dirs.keys()], this.#kill));
     lists.forEach(([l, map], i) => shrinks[i] && grow(l, map));
     this.#secretDirs = dirs;
     const keep = new Set([...wanted.keys()].map((n) => commKey(n).toString('hex')));
@@ -211,9 +281,39 @@ export class SyscallFilters {
     const dirs = gateDirs(c);
     if (sameDirs(dirs, this.#secretDirs)) return false;
     this.#writeDirEntries(dirs);
-    this.#maps.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid, [...dirs.keys()]));
+    this.#maps.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid, [...dirs.keys()], this.#kill));
     this.#secretDirs = dirs;
     return true;
+  }
+
+  /** The kill rules in force: how many, and how many strings they compare with (status, tests). */
+  get killRules(): { rules: number; values: number } {
+    return { rules: this.#kill.rules, values: this.#kill.values };
+  }
+
+  /**
+   * Puts a set of in-kernel kill rules in force (an empty one: none). The set is written into the half of the
+   * maps not in force, then the config's update switches halves: an open is checked against the old set or
+   * the new one, never a mix. Throws InvalidArgumentError when the set does not fit the maps (nothing changes)
+   * and SyscallError (map update; the old set stays in force). Needs the configuration applied first.
+   */
+  applyKill(set: KernelKillSet): void {
+    const c = this.#current;
+    if (!c) throw new InvalidArgumentError('kill rules: the filters are not applied yet');
+    const { killRules, killValues } = this.#maps;
+    if (!killRules || !killValues) throw new InvalidArgumentError('kill rules: this syscall sensor object has no kill rule maps');
+    const rulesMax = killRules.info().maxEntries / 2;
+    const valuesMax = killValues.info().maxEntries / 2;
+    if (set.rules.length > rulesMax) throw new InvalidArgumentError(`kill rules: ${set.rules.length} rules kill in the kernel; at most ${rulesMax} can`);
+    const values = set.rules.flatMap((r, i) => r.selector.terms.flatMap((t, j) => t.values.map((v) => encodeKillValue(i, j, t.field, v))));
+    if (values.length > valuesMax) throw new InvalidArgumentError(`kill rules: their conditions compare with ${values.length} strings; at most ${valuesMax} can be (all in-kernel rules together)`);
+    const rules = set.rules.map((r) => encodeKillRule(r.id, r.signal, r.selector, set.dryRun));
+    const base = this.#kill.base ? 0 : 1; // the half not in force
+    rules.forEach((b, i) => killRules.update(u32(base * rulesMax + i), b));
+    values.forEach((b, i) => killValues.update(u32(base * valuesMax + i), b));
+    const next: KillState = { base, rules: rules.length, values: values.length, protect: set.protect };
+    this.#maps.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid, [...this.#secretDirs.keys()], next));
+    this.#kill = next;
   }
 
   /** The entries of sys_secret_dirs, at the indices of their inode numbers in the config written next. */

@@ -18,7 +18,7 @@ import type { ProbeId, ProbeSpec } from '../manager/probe.ts';
 import { allOf, bestEffort, type ProbesSelector } from '../manager/selectors.ts';
 import type { RecordHandler } from '../ringbuf/ringbuf.ts';
 import { normalizeSyscallConfig, OP_NUMBERS, type NormalizedSyscallConfig, type SyscallSensorConfig } from './config.ts';
-import { SyscallFilters, type SyscallFilterCounters } from './filters.ts';
+import { SyscallFilters, type KernelKillSet, type SyscallFilterCounters } from './filters.ts';
 
 type ExitProgram = 'exit_file' | 'exit_net' | 'exit_sys';
 
@@ -159,6 +159,8 @@ export interface SyscallSensorOptions {
    * SECRET_DIRS_REFRESH_MS.
    */
   secretDirsRefreshMs?: number;
+  /** In-kernel kill rules, in force before the first probe attaches (setKill changes them later). */
+  kill?: KernelKillSet;
 }
 
 /**
@@ -255,6 +257,8 @@ export interface SyscallSensorStats {
    * again, and the looks that failed (a map update refused: the last directories written stay).
    */
   secretDirsRefresh: { changed: number; failed: number };
+  /** In-kernel kill rules in force, and the strings they compare with. */
+  killRules: { rules: number; values: number };
   /** Event types whose probes run. */
   ops: SyscallOp[];
   events: number;
@@ -318,6 +322,7 @@ export class SyscallSensor {
       m.init(options);
       const filters = SyscallFilters.fromManager(m, this.#o.selfTgid ?? process.pid);
       filters.apply(this.#config); // before any probe is attached: the first event already sees them
+      if (this.#o.kill?.rules.length) filters.applyKill(this.#o.kill);
       m.start();
       this.#manager = m;
       this.#filters = filters;
@@ -378,6 +383,15 @@ export class SyscallSensor {
   }
 
   /**
+   * Puts a set of in-kernel kill rules in force, replacing the last (SyscallFilters.applyKill; all or
+   * nothing). Throws InvalidArgumentError when it does not fit the kernel's maps.
+   */
+  setKill(set: KernelKillSet): void {
+    if (this.#state !== 'running') throw new StateError(`syscall sensor is ${this.#state}, not running`);
+    this.#filters!.applyKill(set);
+  }
+
+  /**
    * Looks for the secret directories again and writes them when they changed (SyscallFilters.refreshSecretDirs);
    * the sensor does this every secretDirsRefreshMs. Never throws: a failed look is counted, and the
    * directories written last stay. Returns whether they changed.
@@ -414,6 +428,7 @@ export class SyscallSensor {
       fdReads: this.#fdReads,
       secretDirs: this.#openArgs === 'exit' ? (this.#filters?.secretDirs.map((d) => d.path) ?? []) : undefined,
       secretDirsRefresh: { ...this.#refresh },
+      killRules: this.#filters?.killRules ?? { rules: 0, values: 0 },
       ops: this.enabledOps(),
       events: this.#events,
       decodeErrors: this.#decodeErrors,

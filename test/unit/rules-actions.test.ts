@@ -51,7 +51,7 @@ test('rule files state actions as [{kill: {signal}}]; every mistake is named wit
   assert.deepEqual(problems([{ block: {} }]), [`${at}.0: unknown action "block" (known: kill)`]);
   assert.deepEqual(problems([{ kill: { signal: 'SIGSEGV' } }]), [`${at}.0.kill.signal: expected one of SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGABRT, SIGSTOP, SIGUSR1, SIGUSR2, got "SIGSEGV"`]);
   assert.deepEqual(problems([{ kill: { signal: 9 } }]), [`${at}.0.kill.signal: expected one of SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGABRT, SIGSTOP, SIGUSR1, SIGUSR2, got 9`]);
-  assert.match(problems([{ kill: { scope: 'container' } }])[0]!, /\.0\.kill: unknown field "scope" \(known: signal; the kill action signals the event's process alone\)/);
+  assert.match(problems([{ kill: { scope: 'container' } }])[0]!, /\.0\.kill: unknown field "scope" \(known: signal, inKernel; the kill action signals the event's process alone\)/);
   assert.match(problems([{ kill: {} }, { kill: { signal: 'SIGKILL' } }])[0]!, /\.1\.kill\.signal: SIGKILL is already sent by an earlier action of this rule/);
   assert.match(problems([{ kill: 'now' }])[0]!, /\.0\.kill: expected a mapping such as \{signal: SIGKILL\}, got "now"/);
   // Actions change the rule set's digest (a reload that adds one is a change), and rules.enforce is a boolean.
@@ -65,7 +65,7 @@ test('the enforcer refuses pid 1, the agent\'s own line, unknown processes and u
   const calls: number[] = [];
   const e = new Enforcer({ enforce: false, signal: (pid) => (calls.push(pid), { result: 'sent' }) });
   const kill = [{ kill: { signal: 'SIGKILL' as const } }];
-  const result = (ev: OutputEvent) => e.run(kill, ev)[0]!;
+  const result = (ev: OutputEvent) => e.run('r', kill, ev)[0]!;
   assert.deepEqual(result(eventOf(4242, 5e9)), { action: 'kill', signal: 'SIGKILL', result: 'dry-run' });
   assert.deepEqual(result(eventOf(1, 1e7)), { action: 'kill', signal: 'SIGKILL', result: 'refused', reason: 'pid 1' });
   assert.deepEqual(result(eventOf(process.pid, 1e7)).reason, 'the agent or one of its ancestors');
@@ -81,7 +81,7 @@ test('the enforcer refuses pid 1, the agent\'s own line, unknown processes and u
   assert.deepEqual(calls, [4242, 4242]);
   // An agent in a pid namespace of its own: its pid 4242 is not the host's.
   const boxed = new Enforcer({ enforce: true, hostPids: false, signal: () => assert.fail('never signals') });
-  assert.match(boxed.run(kill, eventOf(4243, 5e9))[0]!.reason!, /not in the host's pid namespace/);
+  assert.match(boxed.run('r', kill, eventOf(4243, 5e9))[0]!.reason!, /not in the host's pid namespace/);
   assert.equal(seesHostPids(), true, 'this test runs in the host pid namespace');
 });
 

@@ -1,0 +1,38 @@
+// What an in-kernel kill rule did to the process of a file event (file_event.kill_rule, kill_signal and the
+// VIGIL_SYSF_KILL_* flags), as the event's `kill` member: {rule, signal, result}. The kernel reports a rule by
+// the number user space gave it when it wrote the rules (src/syscalls/filters.ts); the names of those numbers
+// are kept here, those of the sets written before too, since a record may come from a set replaced since.
+import os from 'node:os';
+import { VIGIL_SYS_FLAGS as F } from './layout.generated.ts';
+
+/** The event's `kill` member: the rule that matched in the kernel, the signal, and what became of it. */
+export interface KernelKill {
+  rule: string;
+  signal: string;
+  /** sent: before the syscall returned; dry-run: rules.enforce is off; refused: a protected process; failed: bpf_send_signal failed. */
+  result: 'sent' | 'dry-run' | 'refused' | 'failed';
+}
+
+/** Rule names by number, oldest first (bounded: numbers are not reused before 65535 more are given). */
+const names = new Map<number, string>();
+const NAMES_MAX = 4096;
+let last = 0;
+
+/** A new number for the rule `name` (1..65535, the kernel's u16), remembered for the records that report it. */
+export function killRuleNumber(name: string): number {
+  last = (last % 0xffff) + 1;
+  names.delete(last);
+  names.set(last, name);
+  while (names.size > NAMES_MAX) names.delete(names.keys().next().value!);
+  return last;
+}
+
+const SIGNAL_NAMES = new Map(Object.entries(os.constants.signals).map(([k, v]) => [v as number, k]));
+
+/** The `kill` member of a file event with these ev_flags, kill_rule and kill_signal; undefined when no kill rule matched. */
+export function kernelKillOf(evFlags: number, rule: number, signal: number): KernelKill | undefined {
+  if (!rule) return undefined;
+  const result = evFlags & F.KILL_SENT ? 'sent' : evFlags & F.KILL_DRY_RUN ? 'dry-run' : evFlags & F.KILL_REFUSED ? 'refused' : evFlags & F.KILL_FAILED ? 'failed' : undefined;
+  if (!result) return undefined;
+  return { rule: names.get(rule) ?? `#${rule}`, signal: SIGNAL_NAMES.get(signal) ?? String(signal), result };
+}

@@ -1,0 +1,269 @@
+// In-kernel kill rules: a rule whose kill action says `inKernel: true` is compiled, whole, into a selector
+// the syscall sensor checks on each file event it reports, before the syscall returns (bpf/syscalls.bpf.c,
+// kill_check): the process is signalled there, with no trip through the ring buffer, the pipeline and the
+// rule engine, so it runs none of its own code after the matching open. That is what Tetragon's Sigkill
+// action does from a kprobe; the user-space kill (actions.ts) acts milliseconds later.
+//
+// The kernel checks little, so only conditions made of what it can check compile, and a rule that asks for
+// more is refused with the part it cannot check: a kill that fired on a part of a condition would kill what
+// the rule does not describe. What compiles is a conjunction (&&, through macros) of
+//   - a test of one string: event.path (as given), event.?resolvedPath.orValue(event.path) (the file, as the
+//     path filters see it) or process.comm (process.?comm.orValue("")) with ==, != (a literal), `in` (a list
+//     or a named list), .startsWith(literal), a disjunction (||) of such tests of the same string, or the
+//     negation (!) of any of these;
+//   - event.write, event.secret or event.sensitive (event.?write.orValue(false), …), or their negation in
+//     the optional form (a read-only open has no `write` member: `!event.write` is an error there, never true);
+//   - event.ret >= 0 or event.ret < 0;
+//   - true.
+// Every string is compared as bytes, as the rule engine compares it on the same event, so the two agree:
+// the alert of a rule killed in the kernel reports what the kernel did (the event's `kill` member).
+import type { ASTNode } from '@marcbachmann/cel-js';
+import { VIGIL_KILL_FIELD, VIGIL_KILL_RET, VIGIL_SYS_FLAGS } from '../events/layout.generated.ts';
+
+/** Limits of the kernel's maps (bpf/include/events.h). */
+export const KILL_RULES_MAX = 16;
+export const KILL_VALUES_MAX = 64;
+export const KILL_TERMS_MAX = 8;
+/** A value is a prefix of at most this many bytes; a whole string needs one more, for its NUL. */
+const VALUE_BYTES = 256;
+const COMM_BYTES = 15;
+
+export type KillField = 'path' | 'file' | 'comm';
+export interface KillTerm {
+  field: KillField;
+  /** Some value matches: the whole string (exact) or its start. */
+  values: { s: string; exact: boolean }[];
+  /** The term holds when no value matches. */
+  negate: boolean;
+}
+
+/** What the kernel checks for one rule (encoded by src/syscalls/filters.ts). */
+export interface KernelSelector {
+  /** Event types (file ops) it applies to: the rule's `types`. */
+  ops: string[];
+  /** ev_flags bits the event must have, and must not have. */
+  want: number;
+  deny: number;
+  ret: 'any' | 'ok' | 'err';
+  terms: KillTerm[];
+}
+
+export const KILL_FIELD_CODE: Record<KillField, number> = { path: VIGIL_KILL_FIELD.PATH, file: VIGIL_KILL_FIELD.FILE, comm: VIGIL_KILL_FIELD.COMM };
+export const KILL_RET_CODE = { any: VIGIL_KILL_RET.ANY, ok: VIGIL_KILL_RET.OK, err: VIGIL_KILL_RET.ERR } as const;
+
+/** The event types an in-kernel kill may be about: the file events whose records the kernel checks. */
+export const KERNEL_KILL_TYPES: ReadonlySet<string> = new Set(['open']);
+
+const FLAG_MEMBERS: Record<string, number> = { write: VIGIL_SYS_FLAGS.WRITE, secret: VIGIL_SYS_FLAGS.SECRET, sensitive: VIGIL_SYS_FLAGS.SENSITIVE };
+
+export const KERNEL_CHECKS =
+  'event.path or event.?resolvedPath.orValue(event.path) or process.comm compared (==, !=, in, startsWith) with literals or named lists, ' +
+  'event.?write/secret/sensitive.orValue(false), event.ret >= 0 or < 0, joined by && (|| only between tests of one string), ! of a string test';
+
+class Uncheckable extends Error {}
+const no = (why: string): never => {
+  throw new Uncheckable(why);
+};
+
+const isId = (n: unknown, name: string): boolean => (n as ASTNode)?.op === 'id' && (n as ASTNode).args === name;
+const member = (n: ASTNode, op: '.' | '.?', recv: string, key?: string): string | undefined => {
+  if (n.op !== op) return undefined;
+  const [r, k] = n.args as [ASTNode, string];
+  return isId(r, recv) && (key === undefined || k === key) ? k : undefined;
+};
+const literal = (n: ASTNode): unknown => (n.op === 'value' ? (n.args as unknown) : undefined);
+const rcall = (n: ASTNode): [string, ASTNode, ASTNode[]] | undefined => (n.op === 'rcall' ? (n.args as [string, ASTNode, ASTNode[]]) : undefined);
+
+/** Which string `n` reads, if it is one the kernel has. */
+function stringField(n: ASTNode): KillField | undefined {
+  if (member(n, '.', 'event', 'path')) return 'path';
+  if (member(n, '.', 'process', 'comm')) return 'comm';
+  const c = rcall(n);
+  if (!c || c[0] !== 'orValue' || c[2].length !== 1) return undefined;
+  const [, recv, [dflt]] = c;
+  if (member(recv, '.?', 'event', 'resolvedPath') && member(dflt!, '.', 'event', 'path')) return 'file';
+  if (member(recv, '.?', 'process', 'comm') && literal(dflt!) === '') return 'comm';
+  return undefined;
+}
+
+/** Which flag member `n` reads (`event.write`, or `event.?write.orValue(false)`: optional says which). */
+function flagRead(n: ASTNode): { bit: number; optional: boolean } | undefined {
+  const k = member(n, '.', 'event');
+  if (k && k in FLAG_MEMBERS) return { bit: FLAG_MEMBERS[k]!, optional: false };
+  const c = rcall(n);
+  if (!c || c[0] !== 'orValue' || c[2].length !== 1 || literal(c[2][0]!) !== false) return undefined;
+  const ko = member(c[1], '.?', 'event');
+  return ko && ko in FLAG_MEMBERS ? { bit: FLAG_MEMBERS[ko]!, optional: true } : undefined;
+}
+
+/** A condition's node as CEL text, for messages: `event.path.startsWith("/etc/")`. */
+export function celText(n: ASTNode): string {
+  const a = n.args as unknown;
+  const t = (x: unknown) => celText(x as ASTNode);
+  switch (n.op) {
+    case 'value':
+      return typeof a === 'bigint' ? String(a) : a === null ? 'null' : JSON.stringify(a);
+    case 'id':
+      return a as string;
+    case '.':
+    case '.?': {
+      const [r, k] = a as [ASTNode, string];
+      return `${t(r)}${n.op}${k}`;
+    }
+    case 'rcall': {
+      const [name, r, args] = a as [string, ASTNode, ASTNode[]];
+      return `${t(r)}.${name}(${args.map(t).join(', ')})`;
+    }
+    case 'call': {
+      const [name, args] = a as [string, ASTNode[]];
+      return `${name}(${args.map(t).join(', ')})`;
+    }
+    case 'list':
+      return `[${(a as ASTNode[]).map(t).join(', ')}]`;
+    case '!_':
+      return `!${t(a)}`;
+    case '-_':
+      return `-${t(a)}`;
+    case '?:': {
+      const [c, x, y] = a as ASTNode[];
+      return `${t(c)} ? ${t(x)} : ${t(y)}`;
+    }
+    default:
+      if (Array.isArray(a) && a.length === 2) {
+        const wrap = (x: ASTNode) => (x.op === '&&' || x.op === '||' ? `(${t(x)})` : t(x));
+        return `${wrap(a[0] as ASTNode)} ${n.op} ${wrap(a[1] as ASTNode)}`;
+      }
+      return String(n.op);
+  }
+}
+
+interface Ctx {
+  lists: ReadonlyMap<string, readonly unknown[]>;
+  /** Macros by name, as their conditions' trees (undefined: one that did not compile). */
+  macros: ReadonlyMap<string, ASTNode | undefined>;
+}
+
+/** The strings of a list literal or a named list. */
+function listStrings(n: ASTNode, ctx: Ctx): string[] {
+  const items = n.op === 'list' ? (n.args as ASTNode[]).map(literal) : n.op === 'id' ? ctx.lists.get(n.args as string) : undefined;
+  if (!items) return no(`${celText(n)} is not a list of literals`);
+  for (const x of items) if (typeof x !== 'string') no(`${celText(n)} holds ${typeof x === 'bigint' ? String(x) : JSON.stringify(x)}, not a string`);
+  return items as string[];
+}
+
+/** A macro by name, as its condition's tree. */
+function expand(n: ASTNode, ctx: Ctx): ASTNode {
+  if (n.op === 'id' && ctx.macros.has(n.args as string)) {
+    const ast = ctx.macros.get(n.args as string);
+    return ast ? expand(ast, ctx) : no(`macro ${n.args as string} did not compile`);
+  }
+  return n;
+}
+
+/** A test of one string: the term it makes (undefined: `n` is no such test). */
+function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
+  const n = expand(n0, ctx);
+  if (n.op === '!_') {
+    const t = stringTest(n.args as ASTNode, ctx);
+    return t && { ...t, negate: !t.negate };
+  }
+  if (n.op === '||') {
+    const [a, b] = (n.args as ASTNode[]).map((x) => stringTest(x, ctx));
+    if (!a || !b) return undefined;
+    if (a.field !== b.field) no(`${celText(n)} ors tests of two strings (the kernel ors the tests of one)`);
+    if (a.negate || b.negate) no(`${celText(n)} ors a negated test`);
+    return { field: a.field, values: [...a.values, ...b.values], negate: false };
+  }
+  if (n.op === '==' || n.op === '!=') {
+    const [x, y] = n.args as [ASTNode, ASTNode];
+    const [f, lit] = stringField(x) ? [stringField(x)!, literal(y)] : [stringField(y), literal(x)];
+    if (!f) return undefined;
+    if (typeof lit !== 'string') no(`${celText(n)}: the kernel compares a string with a string literal`);
+    return { field: f, values: [{ s: lit as string, exact: true }], negate: n.op === '!=' };
+  }
+  if (n.op === 'in') {
+    const [x, list] = n.args as [ASTNode, ASTNode];
+    const f = stringField(x);
+    if (!f) return undefined;
+    return { field: f, values: listStrings(list, ctx).map((s) => ({ s, exact: true })), negate: false };
+  }
+  const c = rcall(n);
+  if (c && c[0] === 'startsWith' && c[2].length === 1) {
+    const f = stringField(c[1]);
+    if (!f) return undefined;
+    const lit = literal(c[2][0]!);
+    if (typeof lit !== 'string') no(`${celText(n)}: startsWith needs a string literal here`);
+    return { field: f, values: [{ s: lit as string, exact: false }], negate: false };
+  }
+  return undefined;
+}
+
+/** Adds conjunct `n` to `sel`. */
+function conjunct(n0: ASTNode, sel: KernelSelector, ctx: Ctx): void {
+  const n = expand(n0, ctx);
+  if (n.op === '&&') {
+    for (const x of n.args as ASTNode[]) conjunct(x, sel, ctx);
+    return;
+  }
+  if (literal(n) === true) return;
+  const term = stringTest(n, ctx);
+  if (term) {
+    sel.terms.push(term);
+    return;
+  }
+  // Flags: a member read (required: true when set, an error otherwise), or its optional form and negation.
+  const neg = n.op === '!_';
+  const inner = neg ? expand(n.args as ASTNode, ctx) : n;
+  const flag = flagRead(inner);
+  if (flag && (!neg || flag.optional)) {
+    if (neg) sel.deny |= flag.bit;
+    else sel.want |= flag.bit;
+    return;
+  }
+  if (flag) no(`${celText(n)} is an error on an event without that member, never true: write !event.?${celText(inner).replace(/^event\./, '')}.orValue(false)`);
+  if (n.op === '>=' || n.op === '<') {
+    const [x, y] = n.args as [ASTNode, ASTNode];
+    const v = literal(y);
+    if (member(x, '.', 'event', 'ret') && (v === 0n || v === 0)) {
+      const want = n.op === '>=' ? 'ok' : 'err';
+      if (sel.ret !== 'any' && sel.ret !== want) no(`${celText(n)} contradicts an earlier test of event.ret`);
+      sel.ret = want;
+      return;
+    }
+  }
+  no(celText(n));
+}
+
+function checkValue(field: KillField, v: { s: string; exact: boolean }): void {
+  const n = Buffer.byteLength(v.s);
+  if (field === 'comm') {
+    if (n > COMM_BYTES) no(`the comm ${JSON.stringify(v.s)} is longer than ${COMM_BYTES} bytes: no process has it`);
+    return;
+  }
+  if (n + (v.exact ? 1 : 0) > VALUE_BYTES) no(`the path ${JSON.stringify(v.s)} is longer than ${VALUE_BYTES - (v.exact ? 1 : 0)} bytes`);
+  if (v.s.includes('\0')) no(`the path ${JSON.stringify(v.s)} holds a NUL`);
+}
+
+/**
+ * The kernel selector of a rule's condition. Throws an Error whose message says what the kernel cannot check
+ * (the rule is refused then).
+ */
+export function kernelSelector(types: readonly string[] | undefined, ast: ASTNode, ctx: Ctx): KernelSelector {
+  try {
+    if (!types?.length) no('a rule without types (give types: [open])');
+    const other = types!.filter((t) => !KERNEL_KILL_TYPES.has(t));
+    if (other.length) no(`events of type ${other.join(', ')} (the kernel checks ${[...KERNEL_KILL_TYPES].join(', ')})`);
+    const sel: KernelSelector = { ops: [...types!], want: 0, deny: 0, ret: 'any', terms: [] };
+    conjunct(ast, sel, ctx);
+    if (sel.want & sel.deny) no('a flag both required and excluded');
+    if (sel.terms.length > KILL_TERMS_MAX) no(`more than ${KILL_TERMS_MAX} string tests`);
+    for (const t of sel.terms) {
+      if (!t.values.length) no('a test against an empty list');
+      for (const v of t.values) checkValue(t.field, v);
+    }
+    return sel;
+  } catch (err) {
+    if (err instanceof Uncheckable) throw new Error(`inKernel: the kernel cannot check ${err.message}; it checks ${KERNEL_CHECKS}`);
+    throw err;
+  }
+}

@@ -1,0 +1,176 @@
+// In-kernel kill rules: which conditions compile into the kernel's selector (src/rules/kernel.ts) and which are
+// refused, naming the part the kernel cannot check; how the selectors are written into the sensor's maps
+// (SyscallFilters.applyKill: the half not in force, then the config); how the kernel's answer reads in an
+// event (src/events/kill.ts) and in the alert's action results (Enforcer).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { kernelKillOf, killRuleNumber } from '../../src/events/kill.ts';
+import { SYSCALL_FILTER_CONFIG as C, SYSCALL_KILL_RULE as R, SYSCALL_KILL_VALUE as V, VIGIL_SYS_FLAGS as F } from '../../src/events/layout.generated.ts';
+import type { OutputEvent } from '../../src/pipeline/types.ts';
+import { Enforcer } from '../../src/rules/actions.ts';
+import type { KernelSelector } from '../../src/rules/kernel.ts';
+import { compileRules, RuleError } from '../../src/rules/rules.ts';
+import { normalizeSyscallConfig } from '../../src/syscalls/config.ts';
+import { SyscallFilters, type SyscallFilterMaps } from '../../src/syscalls/filters.ts';
+
+const LISTS = [{ list: 'shells', items: ['sh', 'bash'] }, { list: 'keys', items: ['/etc/shadow', '/etc/gshadow'] }, { macro: 'is_write', condition: 'event.?write.orValue(false)' }];
+
+/** The kernel selector of a rule with this condition (and these types), or the problems that refused it. */
+function compile(condition: string, extra: Record<string, unknown> = {}): KernelSelector | string[] {
+  const rule = { rule: 'k', condition, output: 'x', priority: 'critical', types: ['open'], actions: [{ kill: { signal: 'SIGKILL', inKernel: true } }], ...extra };
+  try {
+    const set = compileRules({ sources: [{ name: 'f', items: [...LISTS, rule] }] });
+    const k = set.kernelRules;
+    assert.equal(k.length, 1);
+    assert.equal(k[0]!.signal, 'SIGKILL');
+    return k[0]!.selector;
+  } catch (err) {
+    if (err instanceof RuleError) return err.issues.map((i) => `${i.path}: ${i.message}`);
+    throw err;
+  }
+}
+
+test('conditions of strings, flags and the return value compile into the kernel selector', () => {
+  assert.deepEqual(compile('event.path == "/etc/shadow" && !event.?write.orValue(false) && event.ret >= 0'), {
+    ops: ['open'],
+    want: 0,
+    deny: F.WRITE,
+    ret: 'ok',
+    terms: [{ field: 'path', values: [{ s: '/etc/shadow', exact: true }], negate: false }],
+  });
+  // Named lists, an or of one string's tests, macros, a negated comm list, the resolved path.
+  assert.deepEqual(compile('(event.?resolvedPath.orValue(event.path) in keys || event.?resolvedPath.orValue(event.path).startsWith("/root/.ssh/")) && is_write && !(process.comm in shells) && true'), {
+    ops: ['open'],
+    want: F.WRITE,
+    deny: 0,
+    ret: 'any',
+    terms: [
+      { field: 'file', values: [{ s: '/etc/shadow', exact: true }, { s: '/etc/gshadow', exact: true }, { s: '/root/.ssh/', exact: false }], negate: false },
+      { field: 'comm', values: [{ s: 'sh', exact: true }, { s: 'bash', exact: true }], negate: true },
+    ],
+  });
+  assert.deepEqual(compile('process.?comm.orValue("") != "passwd" && "/etc/passwd" == event.path && event.ret < 0 && event.?secret.orValue(false)'), {
+    ops: ['open'],
+    want: F.SECRET,
+    deny: 0,
+    ret: 'err',
+    terms: [
+      { field: 'comm', values: [{ s: 'passwd', exact: true }], negate: true },
+      { field: 'path', values: [{ s: '/etc/passwd', exact: true }], negate: false },
+    ],
+  });
+});
+
+test('a condition with anything the kernel cannot check is refused, naming that part; nothing loads', () => {
+  const refused = (condition: string, extra?: Record<string, unknown>) => {
+    const r = compile(condition, extra);
+    assert.ok(Array.isArray(r), `${condition}: expected a refusal, got ${JSON.stringify(r)}`);
+    assert.equal(r.length, 1);
+    assert.match(r[0]!, /^f item 4 \(rule "k"\)\.actions: /);
+    return r[0]!;
+  };
+  assert.match(refused('event.path.endsWith("/shadow")'), /inKernel: the kernel cannot check event\.path\.endsWith\("\/shadow"\); it checks event\.path/);
+  assert.match(refused('event.path == "/etc/shadow" && process.exe == "/usr/bin/cat"'), /cannot check process\.exe == "\/usr\/bin\/cat"/);
+  assert.match(refused('event.path == "/a" || process.comm == "sh"'), /ors tests of two strings/);
+  assert.match(refused('event.path == "/a" || event.?resolvedPath.orValue(event.path) == "/b"'), /ors tests of two strings/);
+  assert.match(refused('!event.write'), /never true: write !event\.\?write\.orValue\(false\)/);
+  assert.match(refused('event.ret >= 0 && event.ret < 0'), /contradicts an earlier test of event\.ret/);
+  assert.match(refused('process.comm == "a-very-long-command-name"'), /longer than 15 bytes: no process has it/);
+  assert.match(refused(`event.path.startsWith("/${'x'.repeat(300)}")`), /longer than 256 bytes/);
+  assert.match(refused('event.path in [1, 2]'), /holds 1, not a string/);
+  assert.match(refused('event.path == "/a"', { types: ['exec'] }), /events of type exec \(the kernel checks open\)/);
+  assert.match(refused('event.path == "/a"', { types: undefined }), /a rule without types/);
+  assert.match(refused('event.path == "/a"', { exceptions: [{ name: 'e', fields: ['process.comm'], values: [['sh']] }] }), /cannot check exceptions/);
+  // A user-space kill of the same condition compiles: only inKernel asks the kernel.
+  const set = compileRules({ sources: [{ name: 'f', items: [{ rule: 'u', condition: 'event.path.endsWith("/x")', output: 'x', priority: 'critical', types: ['open'], actions: [{ kill: {} }] }] }] });
+  assert.deepEqual(set.kernelRules, []);
+  assert.throws(() => compileRules({ sources: [{ name: 'f', items: [{ rule: 'u', condition: 'true', output: 'x', priority: 'critical', types: ['open'], actions: [{ kill: { inKernel: 'yes' } }] }] }] }), /kill\.inKernel: expected true or false/);
+});
+
+/** Maps that record their writes (by name and key) and say how large they are. */
+function fakeMaps(log: string[]): { maps: SyscallFilterMaps; store: Map<string, Map<number, Buffer>> } {
+  const store = new Map<string, Map<number, Buffer>>();
+  const fake = (name: string, maxEntries = 1) => {
+    const m = new Map<number, Buffer>();
+    store.set(name, m);
+    return {
+      update: (k: Buffer, v: Buffer) => {
+        log.push(`${name}[${k.readUInt32LE(0)}]`);
+        m.set(k.readUInt32LE(0), v);
+      },
+      delete: () => true,
+      keys: () => [],
+      lookup: () => undefined,
+      info: () => ({ maxEntries }),
+    };
+  };
+  const names = ['config', 'comm', 'prefixes', 'sensitive', 'secret', 'secretDirs', 'log', 'stats'] as const;
+  const maps = Object.fromEntries(names.map((n) => [n, fake(n)])) as Record<string, unknown>;
+  maps.killRules = fake('killRules', 32);
+  maps.killValues = fake('killValues', 128);
+  return { maps: maps as unknown as SyscallFilterMaps, store };
+}
+
+test('kill rules are written into the half of the maps not in force, then put in force by the config', () => {
+  const log: string[] = [];
+  const { maps, store } = fakeMaps(log);
+  const f = new SyscallFilters(maps, 1);
+  assert.throws(() => f.applyKill({ rules: [], dryRun: false, protect: [] }), /not applied yet/);
+  f.apply(normalizeSyscallConfig({ files: { open: true } }));
+  const sel = compile('event.path in keys && !(process.comm in shells) && is_write && event.ret < 0') as KernelSelector;
+  log.length = 0;
+  f.applyKill({ rules: [{ id: 7, signal: 9, selector: sel }], dryRun: false, protect: [100, 50] });
+  assert.deepEqual(log, ['killRules[16]', 'killValues[64]', 'killValues[65]', 'killValues[66]', 'killValues[67]', 'config[0]']);
+  const rule = store.get('killRules')!.get(16)!;
+  assert.equal(rule.readBigUInt64LE(R.ops.offset), 1n << 1n, 'open is op 1');
+  assert.deepEqual([R.id, R.signal, R.want_flags, R.deny_flags, R.ret, R.terms, R.negate, R.dry_run].map((x) => rule.readUInt32LE(x.offset)), [7, 9, F.WRITE, 0, 2, 2, 0b10, 0]);
+  const value = store.get('killValues')!.get(65)!; // "/etc/gshadow", exact: its NUL is in the mask
+  assert.deepEqual([V.rule, V.term, V.field].map((x) => value.readUInt32LE(x.offset)), [0, 0, 0]);
+  assert.equal(value.toString('utf8', V.prefix.offset, V.prefix.offset + 13), '/etc/gshadow\0');
+  assert.equal(value.subarray(V.mask.offset, V.mask.offset + V.mask.size).filter((b) => b === 0xff).length, 13);
+  const comm = store.get('killValues')!.get(66)!;
+  assert.deepEqual([V.rule, V.term, V.field].map((x) => comm.readUInt32LE(x.offset)), [0, 1, 2]);
+  let config = store.get('config')!.get(0)!;
+  assert.deepEqual([C.kill_base, C.kill_rule_count, C.kill_value_count, C.kill_protect_count].map((x) => config.readUInt32LE(x.offset)), [1, 1, 4, 2]);
+  assert.deepEqual([0, 1].map((i) => config.readUInt32LE(C.kill_protect.offset + 4 * i)), [100, 50]);
+  assert.deepEqual(f.killRules, { rules: 1, values: 4 });
+
+  // The next set goes to the other half; the filters' own updates keep the set in force.
+  log.length = 0;
+  f.applyKill({ rules: [{ id: 8, signal: 15, selector: sel }], dryRun: true, protect: [] });
+  assert.deepEqual(log.slice(0, 2), ['killRules[0]', 'killValues[0]']);
+  assert.equal(store.get('killRules')!.get(0)!.readUInt32LE(R.dry_run.offset), 1);
+  f.apply(normalizeSyscallConfig({ files: { open: true, unlink: true } }));
+  config = store.get('config')!.get(0)!;
+  assert.deepEqual([C.kill_base, C.kill_rule_count, C.kill_value_count].map((x) => config.readUInt32LE(x.offset)), [0, 1, 4]);
+
+  // Too many for the maps: refused before anything is written.
+  log.length = 0;
+  const many = Array.from({ length: 17 }, (_, i) => ({ id: i + 1, signal: 9, selector: sel }));
+  assert.throws(() => f.applyKill({ rules: many, dryRun: false, protect: [] }), /17 rules kill in the kernel; at most 16 can/);
+  const wide = { ...sel, terms: [{ field: 'path' as const, values: Array.from({ length: 65 }, (_, i) => ({ s: `/${i}`, exact: true })), negate: false }] };
+  assert.throws(() => f.applyKill({ rules: [{ id: 1, signal: 9, selector: wide }], dryRun: false, protect: [] }), /65 strings; at most 64/);
+  assert.deepEqual(log, []);
+  f.applyKill({ rules: [], dryRun: false, protect: [] });
+  assert.deepEqual(f.killRules, { rules: 0, values: 0 });
+});
+
+test('an event says what the kernel did; the alert reports it, and a kill the kernel did not match is done from user space', () => {
+  const id = killRuleNumber('Shadow read');
+  assert.deepEqual(kernelKillOf(F.KILL_SENT | F.WRITE, id, 9), { rule: 'Shadow read', signal: 'SIGKILL', result: 'sent' });
+  assert.deepEqual(kernelKillOf(F.KILL_DRY_RUN, id, 15), { rule: 'Shadow read', signal: 'SIGTERM', result: 'dry-run' });
+  assert.equal(kernelKillOf(F.KILL_REFUSED, 0, 9), undefined, 'no rule: no kill');
+  assert.equal(kernelKillOf(F.WRITE, id, 9), undefined, 'no result flag: no kill');
+  assert.equal(kernelKillOf(F.KILL_FAILED, 65000, 9)!.rule, '#65000', 'a number no longer known');
+
+  const calls: number[] = [];
+  const e = new Enforcer({ enforce: true, protect: new Set(), hostPids: true, signal: (pid) => (calls.push(pid), { result: 'sent' }) });
+  const actions = [{ kill: { signal: 'SIGKILL' as const, inKernel: true } }];
+  const ev = (kill?: unknown): OutputEvent => ({ type: 'open', time: 't', ktimeNs: 1, process: { pid: 4242, key: '4242:500', startNs: 5e9 }, ...(kill ? { kill } : {}) });
+  assert.deepEqual(e.run('Shadow read', actions, ev({ rule: 'Shadow read', signal: 'SIGKILL', result: 'sent' })), [{ action: 'kill', signal: 'SIGKILL', inKernel: true, result: 'sent' }]);
+  assert.deepEqual(e.run('Shadow read', actions, ev({ rule: 'Shadow read', signal: 'SIGKILL', result: 'refused' }))[0]!.reason, 'pid 1, the agent or one of its ancestors');
+  assert.deepEqual(calls, [], 'what the kernel did is not done again');
+  assert.deepEqual(e.run('Shadow read', actions, ev({ rule: 'Other rule', signal: 'SIGKILL', result: 'sent' })), [{ action: 'kill', signal: 'SIGKILL', result: 'sent' }]);
+  assert.deepEqual(e.run('Shadow read', actions, ev())[0]!.result, 'repeat', 'not matched in the kernel: killed from user space (once)');
+  assert.deepEqual(calls, [4242]);
+});
