@@ -7,6 +7,8 @@
 //   full        the same with a secret path whose directory does not exist: no directories, no gate
 //   restr+gate  the defaults' restricted opens (sensitiveWrites, secretReads), the default secret paths
 //   restr       the same without directories
+//   full+kill   full, and two rules that kill in the kernel (src/rules/kernel.ts; 5 strings, none matching
+//               /dev/null): what kill_check costs each reported open that no kill rule matches
 // The storm: build/bench/open_storm, openat+close of /dev/null (whose directory is no secret one: the gate
 // looks and turns it down, the case of nearly every open on a host).
 //
@@ -14,6 +16,9 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { killRuleNumber } from '../src/events/kill.ts';
+import { compileRules } from '../src/rules/rules.ts';
+import type { KernelKillSet } from '../src/syscalls/filters.ts';
 import { SyscallSensor } from '../src/syscalls/sensor.ts';
 import type { SyscallSensorConfig } from '../src/syscalls/config.ts';
 import { arg } from './lib/args.ts';
@@ -40,6 +45,22 @@ const CONFIGS: [string, string, SyscallSensorConfig][] = [
   ['restr+gate', 'the defaults\' restricted opens, the default secret paths', { files: { sensitiveWrites: true, secretReads: true }, filters: { ...comm } }],
   ['restr', 'the same without directories: no gate', { files: { sensitiveWrites: true, secretReads: true }, filters: { ...comm, secretPaths: NO_DIRS } }],
 ];
+
+// Two rules as a site would write them: reads of the shadow files outside the tools that need them, and
+// anything under /root/.ssh/. Compiled as `vigil run` compiles them; numbered as the agent numbers them.
+const killRules = compileRules({
+  sources: [{
+    name: 'bench',
+    items: [
+      { rule: 'shadow', condition: 'event.?resolvedPath.orValue(event.path) in ["/etc/shadow", "/etc/gshadow"] && !(process.comm in ["passwd", "sshd"])', output: 'x', priority: 'critical', types: ['open'], actions: [{ kill: { inKernel: true } }] },
+      { rule: 'ssh', condition: 'event.path.startsWith("/root/.ssh/") && event.?write.orValue(false)', output: 'x', priority: 'critical', types: ['open'], actions: [{ kill: { inKernel: true } }] },
+    ],
+  }],
+}).kernelRules;
+const KILL: KernelKillSet = { rules: killRules.map((r) => ({ id: killRuleNumber(r.name), signal: 9, selector: r.selector })), dryRun: true, protect: [process.pid] };
+const NO_KILL: KernelKillSet = { rules: [], dryRun: true, protect: [] };
+const KILL_CONFIG = 'full+kill';
+CONFIGS.push([KILL_CONFIG, `full, and ${killRules.length} rules that kill in the kernel (${KILL.rules.reduce((n, r) => n + r.selector.terms.reduce((m, t) => m + t.values.length, 0), 0)} strings, none matching /dev/null)`, CONFIGS[1]![2]]);
 
 const STATS = '/proc/sys/kernel/bpf_stats_enabled';
 const statsBefore = fs.readFileSync(STATS, 'utf8').trim();
@@ -72,6 +93,7 @@ for (let r = 0; r < ROUNDS; r++) {
   const order = r % 2 === 0 ? CONFIGS : [...CONFIGS].reverse();
   for (const [key, , config] of order) {
     sensor.update(config);
+    sensor.setKill(key === KILL_CONFIG ? KILL : NO_KILL);
     dirs.set(key, sensor.stats().secretDirs ?? []);
     const a = runStats();
     execFileSync(STORM, [String(OPENS), '0'], { input: 'go\n' });
@@ -88,17 +110,18 @@ const diff = (on: string, off: string) => median(perCall[on]!.map((v, i) => v - 
 const ratio = (on: string, off: string) => median(perCall[on]!.map((v, i) => v / perCall[off]![i]!));
 const rows = CONFIGS.map(([k, what]) => [k, what, fixed(med(k), 1), perCall[k]!.map((v) => fixed(v, 0)).join(', ')]);
 const body = [
-  `The secret directories' gate, per open, as the kernel counts its programs' run time (\`kernel.bpf_stats_enabled\`): \`exit_openat\`'s time per call over ${OPENS.toLocaleString('en-US')} openat+close of /dev/null per configuration and round, ${ROUNDS} rounds.`,
+  `The secret directories' gate and the in-kernel kill rules, per open, as the kernel counts its programs' run time (\`kernel.bpf_stats_enabled\`): \`exit_openat\`'s time per call over ${OPENS.toLocaleString('en-US')} openat+close of /dev/null per configuration and round, ${ROUNDS} rounds.`,
   '',
   markdownTable(['config', 'what', 'ns per call (median)', 'rounds'], rows),
   '',
   `- **With opens reported in full:** the gate adds ${fixed(diff('full+gate', 'full'), 1)} ns per open (×${fixed(ratio('full+gate', 'full'), 3)} the exit program's time), median of the rounds' differences.`,
   `- **On the defaults (restricted opens):** ${fixed(diff('restr+gate', 'restr'), 1)} ns per open (×${fixed(ratio('restr+gate', 'restr'), 3)}).`,
+  `- **In-kernel kill rules** (${KILL_CONFIG}): ${fixed(diff(KILL_CONFIG, 'full'), 1)} ns per reported open that none of them matches (×${fixed(ratio(KILL_CONFIG, 'full'), 3)}): the strings compared with the path and the comm, each rule's terms checked. Opens the filters turn down never reach them.`,
   `- Directories the gate compared with: ${(dirs.get('full+gate') ?? []).join(', ') || 'none'}; without: ${(dirs.get('full') ?? []).join(', ') || 'none'}.`,
-  `- For information, no target: it is the price of catching a secret read through a symlink, "..", "//" or /proc/<pid>/root. bpf_stats adds its own clock reads to every call, the same with the gate and without.`,
+  `- For information, no target: the gate is the price of catching a secret read through a symlink, "..", "//" or /proc/<pid>/root, the kill rules that of killing before the open returns. bpf_stats adds its own clock reads to every call, the same with the gate and without.`,
 ].join('\n');
 process.stdout.write(`${body}\n`);
 if (WRITE) {
-  const file = writeSection('gate', body, { title: 'gate: what the secret directories\' second look costs an open', command: 'npm run bench:gate' });
+  const file = writeSection('gate', body, { title: 'gate: what the secret directories\' second look and the in-kernel kill rules cost an open', command: 'npm run bench:gate' });
   process.stderr.write(`wrote ${path.relative(ROOT, file)} (section gate)\n`);
 }
