@@ -57,7 +57,7 @@ export async function rulesListCommand(opts: { socket: string; json?: boolean })
   for (const r of body.rules) {
     if (!r.actions?.length) continue;
     const did = actionCountsText(r.actionResults);
-    out += `  ${safe(r.name)}: actions ${r.actions.map((a) => `kill ${a.kill.signal}`).join(', ')} (${s.enforce ? 'enforced' : 'dry run: rules.enforce is off'})${did ? `: ${did}` : ''}\n`;
+    out += `  ${safe(r.name)}: actions ${r.actions.map((a) => `kill ${a.kill.signal}${a.kill.inKernel ? ' in the kernel' : ''}`).join(', ')} (${s.enforce ? 'enforced' : 'dry run: rules.enforce is off'})${did ? `: ${did}` : ''}\n`;
   }
   process.stdout.write(out);
   return 0;

@@ -98,6 +98,8 @@ test('a rule that kills in the kernel stops the process before the open returns;
   assert.deepEqual(of('open', killed.pid)!.kill, { rule: 'Kernel kill', signal: 'SIGKILL', result: 'sent' });
   assert.ok((of('open', killed.pid)!.ret as number) >= 0, 'the open itself succeeded: the process died on its way back');
   assert.deepEqual(of('alert', killed.pid)!.actions, [{ action: 'kill', signal: 'SIGKILL', inKernel: true, result: 'sent' }]);
+  const listed = await runCli(['rules', '--socket', socket]);
+  assert.match(listed.stdout, /^ {2}Kernel kill: actions kill SIGKILL in the kernel \(enforced\): sent 1$/m);
 
   // User space's kill of the same workload comes after the shell went on.
   const late = await shell(t, `exec 3< ${watched}; echo after; sleep 10`);
