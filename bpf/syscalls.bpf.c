@@ -842,9 +842,28 @@ struct kill_ctx {
 	__u32 foff;       /* the resolved path, or the path as given */
 	__u32 base;       /* the values' base (the set in force) */
 	__u32 count;      /* values in the set */
-	__u64 comm[2];    /* the task's comm, NUL-padded */
+	__u64 comm[2];    /* the process's comm (its leader's), NUL-padded */
 	__u8 matched[VIGIL_KILL_RULES_MAX]; /* per rule, bit t: some value of term t matched */
 };
+
+/*
+ * The comm of the current process, not of the thread: its thread group leader's, which is what process.comm
+ * says in user space. A thread may name itself otherwise (prctl PR_SET_NAME: "C2 CompilerThre" of a java),
+ * and a rule exempting a process by name must not kill it for one of its threads' names.
+ */
+static __always_inline void leader_comm(__u64 key[2])
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task(), *leader;
+	int nul = 0;
+
+	key[0] = key[1] = 0;
+	leader = BPF_CORE_READ(t, group_leader);
+	if (!leader || bpf_core_read(key, VIGIL_COMM_LEN, &leader->comm))
+		return;
+	key[0] = comm_word(key[0], &nul);
+	/* Byte 15 is always the NUL, as bpf_get_current_comm would cut it. */
+	key[1] = nul ? 0 : comm_word(key[1], &nul) & 0x00ffffffffffffffULL;
+}
 
 /* Does value i start its field's string? As match_cb: word by word under the value's mask. */
 static long kill_value_cb(__u32 i, void *data)
@@ -911,7 +930,7 @@ __noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s
 	k.foff = foff;
 	k.base = cfg->kill_base ? VIGIL_KILL_VALUES_MAX : 0;
 	k.count = cfg->kill_value_count;
-	current_comm(k.comm);
+	leader_comm(k.comm);
 	bpf_loop(VIGIL_KILL_VALUES_MAX, kill_value_cb, &k, 0);
 	for (__u32 i = 0; i < VIGIL_KILL_RULES_MAX; i++) {
 		if (i >= cfg->kill_rule_count)
@@ -942,6 +961,10 @@ __noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s
 			if (err)
 				flag = VIGIL_SYSF_KILL_FAILED;
 		}
+		/* Counted here too: a record the ring has no room for is lost, the kill is not. */
+		stat_inc(VIGIL_SYS_STAT_KILL_MATCHED);
+		if (flag == VIGIL_SYSF_KILL_SENT)
+			stat_inc(VIGIL_SYS_STAT_KILL_SENT);
 		return (__u64)(r->id & 0xffff) | ((__u64)(r->signal & 0xff) << 16) | ((__u64)flag << 32);
 	}
 	return 0;

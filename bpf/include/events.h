@@ -302,6 +302,8 @@ enum vigil_sys_stat {
 	VIGIL_SYS_STAT_DROP_NOT_SENSITIVE = 6, /* a restricted file event type: not a sensitive modification, truncated or removed log, or secret read */
 	VIGIL_SYS_STAT_DROP_ARGS = 7,      /* ptrace/bpf requests outside the configured subset */
 	VIGIL_SYS_STAT_NO_PENDING = 8,     /* no per-thread slot to pair entry and exit: event lost */
+	VIGIL_SYS_STAT_KILL_MATCHED = 9,   /* an in-kernel kill rule matched (whatever was done: sent, dry-run, refused, failed) */
+	VIGIL_SYS_STAT_KILL_SENT = 10,     /* ... and its signal was sent */
 	VIGIL_SYS_STAT_MAX = 16,
 };
 
@@ -384,7 +386,7 @@ struct syscall_filter_config {
 enum vigil_kill_field {
 	VIGIL_KILL_PATH = 0,     /* the path as given (event.path) */
 	VIGIL_KILL_FILE = 1,     /* the resolved path where there is one, else the path as given: what the path filters see */
-	VIGIL_KILL_COMM = 2,     /* the task's comm */
+	VIGIL_KILL_COMM = 2,     /* the process's comm: its thread group leader's, as process.comm (a thread may name itself otherwise) */
 };
 
 /* syscall_kill_rule.ret */

@@ -46,6 +46,8 @@ export function formatStatus(s: AgentStatus): string {
     if (dirs?.length) out.push(`  secret reads by symlink, "..", or /proc/<pid>/root: checked by the opened file in ${dirs.length} director${dirs.length === 1 ? 'y' : 'ies'} (${dirs.slice(0, 4).join(', ')}${dirs.length > 4 ? ', …' : ''})${since}${failed}`);
     if (f) {
       out.push(`  in-kernel filters: entered ${n(f.entered)}; dropped: type off ${n(f.disabled)}, vigil itself ${n(f.self)}, scope ${n(f.scope)}, comm ${n(f.comm)}, path ${n(f.path)}, not sensitive ${n(f.notSensitive)}, request kind ${n(f.args)}; lost: no slot to pair entry and exit ${n(f.noPending)}`);
+      const k = s.syscalls.killRules;
+      if (k?.rules || f.killMatched) out.push(`  in-kernel kill rules: ${n(k?.rules ?? 0)} (${n(k?.values ?? 0)} strings); opens matched ${n(f.killMatched)}, processes signalled ${n(f.killSent)}`);
     }
   }
   const rules = s.rules;

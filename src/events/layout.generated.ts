@@ -107,6 +107,8 @@ export const VIGIL_SYS_STAT = {
   DROP_NOT_SENSITIVE: 6,
   DROP_ARGS: 7,
   NO_PENDING: 8,
+  KILL_MATCHED: 9,
+  KILL_SENT: 10,
   MAX: 16,
 } as const;
 

@@ -30,6 +30,9 @@ export interface SyscallFilterCounters {
   args: number;
   /** Lost: no per-thread slot to pair entry and exit. */
   noPending: number;
+  /** Opens an in-kernel kill rule matched (sent, dry-run, refused or failed), and those whose process was signalled: counted even when the ring lost the record. */
+  killMatched: number;
+  killSent: number;
 }
 
 const COUNTER_INDEX: Record<keyof SyscallFilterCounters, number> = {
@@ -42,6 +45,8 @@ const COUNTER_INDEX: Record<keyof SyscallFilterCounters, number> = {
   notSensitive: VIGIL_SYS_STAT.DROP_NOT_SENSITIVE,
   args: VIGIL_SYS_STAT.DROP_ARGS,
   noPending: VIGIL_SYS_STAT.NO_PENDING,
+  killMatched: VIGIL_SYS_STAT.KILL_MATCHED,
+  killSent: VIGIL_SYS_STAT.KILL_SENT,
 };
 
 const SCOPES = { all: VIGIL_SYS_SCOPE.ALL, containers: VIGIL_SYS_SCOPE.CONTAINERS, host: VIGIL_SYS_SCOPE.HOST } as const;

@@ -1,7 +1,7 @@
 // A rule that kills in the kernel (kill: {inKernel: true}) through the whole agent: `vigil run` with a rule
 // about the open of a file of this test. The syscall sensor signals the shell that opens it before the open
 // returns, so the shell never runs its next command: `exec 3<file; echo after` prints nothing and dies of
-// SIGKILL. The same workload matched by a rule that kills from user space prints "after" first (its signal
+// SIGKILL. A rule on process.comm compares the process's name, not the opening thread's. The same workload matched by a rule that kills from user space prints "after" first (its signal
 // follows the event through the pipeline). The open event and the alert both say what the kernel did; the
 // test runner, an ancestor of the agent, opening the file is matched and refused; with enforcement turned
 // off by a reload, the kernel only reports the match. A rule the kernel cannot check, or one about events the
@@ -38,6 +38,8 @@ test('a rule that kills in the kernel stops the process before the open returns;
   const watched = path.join(dir, 'watched');
   fs.writeFileSync(secret, 'x');
   fs.writeFileSync(watched, 'x');
+  const leader = path.join(dir, 'leader');
+  fs.writeFileSync(leader, 'x');
   const { socket, write } = agentConfig(dir);
   const rules = (enforce: boolean) => [
     'rules:',
@@ -47,6 +49,12 @@ test('a rule that kills in the kernel stops the process before the open returns;
     '    - rule: Kernel kill',
     `      condition: event.path == "${secret}" && !event.?write.orValue(false)`,
     '      output: "kernel kill {process.pid}"',
+    '      priority: critical',
+    '      types: [open]',
+    '      actions: [{kill: {signal: SIGKILL, inKernel: true}}]',
+    '    - rule: Leader comm',
+    `      condition: event.path == "${leader}" && process.comm == "MainThread"`,
+    '      output: "leader comm {process.pid}"',
     '      priority: critical',
     '      types: [open]',
     '      actions: [{kill: {signal: SIGKILL, inKernel: true}}]',
@@ -101,6 +109,17 @@ test('a rule that kills in the kernel stops the process before the open returns;
   const listed = await runCli(['rules', '--socket', socket]);
   assert.match(listed.stdout, /^ {2}Kernel kill: actions kill SIGKILL in the kernel \(enforced\): sent 1$/m);
 
+  // process.comm is the process's: node's main thread names itself MainThread, and its libuv thread
+  // ("libuv-worker") does the open of fs.readFile. Compared with the thread's own name, the rule would miss.
+  const node = spawn(process.execPath, ['-e', `require('fs').readFile(${JSON.stringify(leader)}, () => console.log('after'))`], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.after(() => {
+    if (node.exitCode === null && node.signalCode === null) node.kill('SIGKILL');
+  });
+  let nodeOut = '';
+  node.stdout.on('data', (d: Buffer) => (nodeOut += d.toString()));
+  const [, nodeSignal] = (await once(node, 'exit')) as [number | null, string | null];
+  assert.deepEqual([nodeOut, nodeSignal], ['', 'SIGKILL'], 'killed by its main thread\'s name, for an open of another thread');
+
   // User space's kill of the same workload comes after the shell went on.
   const late = await shell(t, `exec 3< ${watched}; echo after; sleep 10`);
   assert.deepEqual([late.out, late.signal], ['after\n', 'SIGKILL'], 'killed from user space, after its next command');
@@ -113,7 +132,10 @@ test('a rule that kills in the kernel stops the process before the open returns;
   await until(() => of('open', process.pid) !== undefined, 'the runner\'s open', 10_000);
   assert.deepEqual(of('open', process.pid)!.kill, { rule: 'Kernel kill', signal: 'SIGKILL', result: 'refused' });
   const st = await status();
-  assert.deepEqual(st.syscalls?.killRules, { rules: 1, values: 1 });
+  assert.deepEqual(st.syscalls?.killRules, { rules: 2, values: 3 });
+  assert.deepEqual([st.syscalls?.filters?.killMatched, st.syscalls?.filters?.killSent], [3, 2], 'the shell and node (sent), the runner (refused), counted in the kernel');
+  const text = await runCli(['status', '--socket', socket]);
+  assert.match(text.stdout, /^ {2}in-kernel kill rules: 2 \(3 strings\); opens matched 3, processes signalled 2$/m);
 
   // Enforcement off (a reload): the kernel reports the match and sends nothing.
   config(false);
