@@ -18,14 +18,15 @@
 // Every string is compared as bytes, as the rule engine compares it on the same event, so the two agree:
 // the alert of a rule killed in the kernel reports what the kernel did (the event's `kill` member).
 import type { ASTNode } from '@marcbachmann/cel-js';
-import { VIGIL_KILL_FIELD, VIGIL_KILL_RET, VIGIL_SYS_FLAGS } from '../events/layout.generated.ts';
+import { SYSCALL_KILL_VALUE, VIGIL_KILL_FIELD, VIGIL_KILL_RET, VIGIL_SYS_FLAGS } from '../events/layout.generated.ts';
 
-/** Limits of the kernel's maps (bpf/include/events.h). */
+/** Limits of the kernel's maps: VIGIL_KILL_* of bpf/include/events.h (a unit test compares them). */
 export const KILL_RULES_MAX = 16;
 export const KILL_VALUES_MAX = 64;
 export const KILL_TERMS_MAX = 8;
 /** A value is a prefix of at most this many bytes; a whole string needs one more, for its NUL. */
-const VALUE_BYTES = 256;
+const VALUE_BYTES = SYSCALL_KILL_VALUE.prefix.size;
+/** A comm has at most 15 bytes and its NUL. */
 const COMM_BYTES = 15;
 
 export type KillField = 'path' | 'file' | 'comm';
@@ -256,6 +257,7 @@ export function kernelSelector(types: readonly string[] | undefined, ast: ASTNod
     const sel: KernelSelector = { ops: [...types!], want: 0, deny: 0, ret: 'any', terms: [] };
     conjunct(ast, sel, ctx);
     if (sel.want & sel.deny) no('a flag both required and excluded');
+    if (!sel.terms.length && !sel.want && !sel.deny && sel.ret === 'any') no(`${celText(ast)}: it checks nothing, and would kill the process of every open reported`);
     if (sel.terms.length > KILL_TERMS_MAX) no(`more than ${KILL_TERMS_MAX} string tests`);
     for (const t of sel.terms) {
       if (!t.values.length) no('a test against an empty list');

@@ -3,12 +3,14 @@
 // (SyscallFilters.applyKill: the half not in force, then the config); how the kernel's answer reads in an
 // event (src/events/kill.ts) and in the alert's action results (Enforcer).
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { kernelKillOf, killRuleNumber } from '../../src/events/kill.ts';
 import { SYSCALL_FILTER_CONFIG as C, SYSCALL_KILL_RULE as R, SYSCALL_KILL_VALUE as V, VIGIL_SYS_FLAGS as F } from '../../src/events/layout.generated.ts';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
 import { Enforcer } from '../../src/rules/actions.ts';
-import type { KernelSelector } from '../../src/rules/kernel.ts';
+import { KILL_RULES_MAX, KILL_TERMS_MAX, KILL_VALUES_MAX, type KernelSelector } from '../../src/rules/kernel.ts';
 import { compileRules, RuleError } from '../../src/rules/rules.ts';
 import { normalizeSyscallConfig } from '../../src/syscalls/config.ts';
 import { SyscallFilters, type SyscallFilterMaps } from '../../src/syscalls/filters.ts';
@@ -78,6 +80,7 @@ test('a condition with anything the kernel cannot check is refused, naming that 
   assert.match(refused('process.comm == "a-very-long-command-name"'), /longer than 15 bytes: no process has it/);
   assert.match(refused(`event.path.startsWith("/${'x'.repeat(300)}")`), /longer than 256 bytes/);
   assert.match(refused('event.path in [1, 2]'), /holds 1, not a string/);
+  assert.match(refused('true'), /cannot check true: it checks nothing, and would kill the process of every open reported/);
   assert.match(refused('event.path == "/a"', { types: ['exec'] }), /events of type exec \(the kernel checks open\)/);
   assert.match(refused('event.path == "/a"', { types: undefined }), /a rule without types/);
   assert.match(refused('event.path == "/a"', { exceptions: [{ name: 'e', fields: ['process.comm'], values: [['sh']] }] }), /cannot check exceptions/);
@@ -85,6 +88,12 @@ test('a condition with anything the kernel cannot check is refused, naming that 
   const set = compileRules({ sources: [{ name: 'f', items: [{ rule: 'u', condition: 'event.path.endsWith("/x")', output: 'x', priority: 'critical', types: ['open'], actions: [{ kill: {} }] }] }] });
   assert.deepEqual(set.kernelRules, []);
   assert.throws(() => compileRules({ sources: [{ name: 'f', items: [{ rule: 'u', condition: 'true', output: 'x', priority: 'critical', types: ['open'], actions: [{ kill: { inKernel: 'yes' } }] }] }] }), /kill\.inKernel: expected true or false/);
+});
+
+test('the kernel limits the compiler and the agent check are those of bpf/include/events.h', () => {
+  const h = fs.readFileSync(path.join(import.meta.dirname, '../../bpf/include/events.h'), 'utf8');
+  const define = (name: string) => Number(new RegExp(`^#define ${name} (\\d+)`, 'm').exec(h)?.[1]);
+  assert.deepEqual([KILL_RULES_MAX, KILL_VALUES_MAX, KILL_TERMS_MAX], [define('VIGIL_KILL_RULES_MAX'), define('VIGIL_KILL_VALUES_MAX'), define('VIGIL_KILL_TERMS_MAX')]);
 });
 
 /** Maps that record their writes (by name and key) and say how large they are. */
