@@ -251,17 +251,26 @@ static __always_inline __u64 comm_word(__u64 w, int *nul)
  * that copies and pads it: this runs on every hooked syscall of every process. The bytes after its NUL are
  * zeroed here, whatever the kernel left there, so that the key matches the one user space wrote.
  */
+/*
+ * A comm's two words (as the task holds them: little-endian, anything after the NUL) as a key: NUL-padded,
+ * byte 15 always the NUL, as bpf_get_current_comm would cut it, however long the kernel's comm.
+ */
+static __always_inline void comm_key(__u64 key[2], __u64 w0, __u64 w1)
+{
+	int nul = 0;
+
+	key[0] = comm_word(w0, &nul);
+	key[1] = nul ? 0 : comm_word(w1, &nul) & 0x00ffffffffffffffULL;
+}
+
 static __always_inline void current_comm(__u64 key[2])
 {
 	struct task_struct *t;
-	int nul = 0;
 
-	/* The word masks below assume little-endian words (x86-64, arm64); others take the helper. */
+	/* The word masks of comm_key assume little-endian words (x86-64, arm64); others take the helper. */
 	if (use_task_storage && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) {
 		t = bpf_get_current_task_btf();
-		key[0] = comm_word(*(__u64 *)&t->comm[0], &nul);
-		/* Byte 15 is always the NUL, as bpf_get_current_comm would cut it, however long the kernel's comm. */
-		key[1] = nul ? 0 : comm_word(*(__u64 *)&t->comm[8], &nul) & 0x00ffffffffffffffULL;
+		comm_key(key, *(__u64 *)&t->comm[0], *(__u64 *)&t->comm[8]);
 		return;
 	}
 	bpf_get_current_comm(key, VIGIL_COMM_LEN);
@@ -600,14 +609,31 @@ struct match_ctx {
 	__u32 matched;
 };
 
-/* Does prefix i start the string? Word by word under the prefix's mask, up to its first all-zero mask word. */
+/*
+ * Does `prefix` start the string s? Word by word under `mask` (0xff for each byte of the prefix, and of the
+ * string's NUL for a whole-string match), up to its first all-zero word: the kernel does no length math.
+ */
+static __always_inline int masked_prefix(const __u8 *s, const char *prefix, const __u8 *mask)
+{
+	__u64 m;
+
+	for (int w = 0; w < VIGIL_SYS_PREFIX_LEN / 8; w++) {
+		m = *(__u64 *)(mask + w * 8);
+		if (!m)
+			break;
+		if ((*(__u64 *)(s + w * 8) ^ *(__u64 *)(prefix + w * 8)) & m)
+			return 0;
+	}
+	return 1;
+}
+
+/* Does prefix i start the string? */
 static long match_cb(__u32 i, void *data)
 {
 	struct match_ctx *m = data;
 	struct syscall_path_prefix *pfx;
 	struct sys_out *out;
 	__u32 zero = 0, off = m->off;
-	__u64 a, b, mask;
 
 	if (i >= m->count)
 		return 1;
@@ -622,17 +648,8 @@ static long match_cb(__u32 i, void *data)
 	out = bpf_map_lookup_elem(&sys_out_heap, &zero);
 	if (!pfx || !out || off > STR_LIMIT)
 		return 1;
-	if (!pfx->len)
+	if (!pfx->len || !masked_prefix(out->data + off, pfx->prefix, pfx->mask))
 		return 0;
-	for (int w = 0; w < VIGIL_SYS_PREFIX_LEN / 8; w++) {
-		mask = *(__u64 *)(pfx->mask + w * 8);
-		if (!mask)
-			break;
-		a = *(__u64 *)(out->data + off + w * 8);
-		b = *(__u64 *)(pfx->prefix + w * 8);
-		if ((a ^ b) & mask)
-			return 0;
-	}
 	m->matched = 1;
 	return 1;
 }
@@ -854,26 +871,21 @@ struct kill_ctx {
 static __always_inline void leader_comm(__u64 key[2])
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task(), *leader;
-	int nul = 0;
+	__u64 w[2] = {};
 
-	key[0] = key[1] = 0;
 	leader = BPF_CORE_READ(t, group_leader);
-	if (!leader || bpf_core_read(key, VIGIL_COMM_LEN, &leader->comm))
-		return;
-	key[0] = comm_word(key[0], &nul);
-	/* Byte 15 is always the NUL, as bpf_get_current_comm would cut it. */
-	key[1] = nul ? 0 : comm_word(key[1], &nul) & 0x00ffffffffffffffULL;
+	if (leader)
+		bpf_core_read(w, VIGIL_COMM_LEN, &leader->comm);
+	comm_key(key, w[0], w[1]);
 }
 
-/* Does value i start its field's string? As match_cb: word by word under the value's mask. */
+/* Does value i start its field's string? As match_cb, under the value's mask. */
 static long kill_value_cb(__u32 i, void *data)
 {
 	struct kill_ctx *k = data;
 	struct syscall_kill_value *v;
 	struct sys_out *out;
 	__u32 zero = 0, key, off;
-	__u64 a, b, mask;
-	__u8 *s;
 
 	if (i >= k->count)
 		return 1;
@@ -884,26 +896,15 @@ static long kill_value_cb(__u32 i, void *data)
 	if (k->matched[v->rule & (VIGIL_KILL_RULES_MAX - 1)] & (1 << v->term))
 		return 0; /* the term holds already */
 	if (v->field == VIGIL_KILL_COMM) {
-		for (int w = 0; w < 2; w++) {
-			mask = *(__u64 *)(v->mask + w * 8);
-			if ((k->comm[w] ^ *(__u64 *)(v->prefix + w * 8)) & mask)
+		/* Two words: a comm's mask ends within them (the verifier could not bound masked_prefix's loads here). */
+		for (int w = 0; w < 2; w++)
+			if ((k->comm[w] ^ *(__u64 *)(v->prefix + w * 8)) & *(__u64 *)(v->mask + w * 8))
 				return 0;
-		}
 	} else {
 		out = bpf_map_lookup_elem(&sys_out_heap, &zero);
 		off = v->field == VIGIL_KILL_FILE ? k->foff : k->off;
-		if (!out || off > STR_LIMIT)
+		if (!out || off > STR_LIMIT || !masked_prefix(out->data + off, v->prefix, v->mask))
 			return 0;
-		s = out->data + off;
-		for (int w = 0; w < VIGIL_SYS_PREFIX_LEN / 8; w++) {
-			mask = *(__u64 *)(v->mask + w * 8);
-			if (!mask)
-				break;
-			a = *(__u64 *)(s + w * 8);
-			b = *(__u64 *)(v->prefix + w * 8);
-			if ((a ^ b) & mask)
-				return 0;
-		}
 	}
 	k->matched[v->rule & (VIGIL_KILL_RULES_MAX - 1)] |= 1 << v->term;
 	return 0;
