@@ -9,8 +9,7 @@ import { MapFlags, MapType } from '../bpf/constants.ts';
 import { InvalidArgumentError, NotSupportedError, PermissionError, StateError } from '../bpf/errors.ts';
 import { killRuleNumber } from '../events/kill.ts';
 import { lineOf, signalNumber } from '../process/signal.ts';
-import { KILL_RULES_MAX, KILL_VALUES_MAX } from '../rules/kernel.ts';
-import type { KernelKillSet } from '../syscalls/filters.ts';
+import { checkKillFits, type KernelKillSet } from '../syscalls/filters.ts';
 import { allFeatures, feature, requireBpfPrivileges } from '../bpf/features.ts';
 import { BpfMap, numPossibleCpus } from '../bpf/map.ts';
 import { ensureBpffs, ensureTracefs } from '../bpf/mounts.ts';
@@ -163,9 +162,7 @@ function kernelKillSet(set: RuleSet | undefined, enforce: boolean, ops: Readonly
     const off = r.selector.ops.filter((op) => !ops.has(op));
     if (off.length) throw new InvalidArgumentError(`rules: ${JSON.stringify(r.name)} kills in the kernel on ${off.join(', ')} events, which the syscall sensor does not report: turn them on (events.files.${off[0]}, or secretReads / sensitiveWrites for opens)`);
   }
-  if (rules.length > KILL_RULES_MAX) throw new InvalidArgumentError(`rules: ${rules.length} rules kill in the kernel (${names}); at most ${KILL_RULES_MAX} can`);
-  const values = rules.reduce((n, r) => n + r.selector.terms.reduce((m, t) => m + t.values.length, 0), 0);
-  if (values > KILL_VALUES_MAX) throw new InvalidArgumentError(`rules: the rules that kill in the kernel compare with ${values} strings in all; at most ${KILL_VALUES_MAX} can`);
+  checkKillFits(rules.map((r) => r.selector));
   return {
     rules: rules.map((r) => ({ id: killRuleNumber(r.name), signal: signalNumber(r.signal)!, selector: r.selector })),
     dryRun: !enforce,
@@ -474,7 +471,7 @@ export class Agent {
           if (!this.#bpf) syscalls = ops.size ? 'not loaded (no BPF)' : 'unchanged';
           else if (this.#syscalls) {
             this.#syscalls.update(sys);
-            this.#syscalls.setKill(kill ?? NO_KILL_RULES); // fits: kernelKillSet checked its size
+            this.#syscalls.setKill(kill ?? NO_KILL_RULES); // fits: kernelKillSet checked (checkKillFits)
             syscalls = 'updated';
           } else if (ops.size) {
             this.#startSyscallSensor(sys, kill);

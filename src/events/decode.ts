@@ -16,7 +16,7 @@ import {
   VIGIL_OPCODE,
   VIGIL_PROC_FLAGS,
 } from './layout.generated.ts';
-import { kernelKillOf } from './kill.ts';
+import { kernelKillAt } from './kill.ts';
 import { asBuffer, asciiBlock, bytesToString, cString, splitNul } from './strings.ts';
 import type { CgroupEvent, CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent, Namespaces, ProcessEvent } from './types.ts';
 import { FILE_EVENT, NET_EVENT, SYS_EVENT, VIGIL_SYS_FLAGS, VIGIL_SYS_OP } from './layout.generated.ts';
@@ -582,7 +582,7 @@ export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResu
     pathReadAtExit: (ev & F.PATH_AT_EXIT) !== 0,
     pathUnreadable: (ev & F.PATH_UNREADABLE) !== 0,
     resolvedTruncated: (ev & F.RESOLVED_TRUNCATED) !== 0,
-    kill: kernelKillOf(ev, v.getUint16(o + FILE_EVENT.kill_rule.offset, true), v.getUint8(o + FILE_EVENT.kill_signal.offset)),
+    kill: kernelKillAt(v, o, ev),
   };
 }
 

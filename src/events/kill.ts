@@ -3,7 +3,7 @@
 // the number user space gave it when it wrote the rules (src/syscalls/filters.ts); the names of those numbers
 // are kept here, those of the sets written before too, since a record may come from a set replaced since.
 import os from 'node:os';
-import { VIGIL_SYS_FLAGS as F } from './layout.generated.ts';
+import { FILE_EVENT, VIGIL_SYS_FLAGS as F } from './layout.generated.ts';
 
 /** The event's `kill` member: the rule that matched in the kernel, the signal, and what became of it. */
 export interface KernelKill {
@@ -36,3 +36,7 @@ export function kernelKillOf(evFlags: number, rule: number, signal: number): Ker
   if (!result) return undefined;
   return { rule: names.get(rule) ?? `#${rule}`, signal: SIGNAL_NAMES.get(signal) ?? String(signal), result };
 }
+
+/** The `kill` member of the file record at `o` of `v`, whose ev_flags are `evFlags` (the decoder, the byte writer and the guards' readers read it alike). */
+export const kernelKillAt = (v: DataView, o: number, evFlags: number): KernelKill | undefined =>
+  kernelKillOf(evFlags, v.getUint16(o + FILE_EVENT.kill_rule.offset, true), v.getUint8(o + FILE_EVENT.kill_signal.offset));

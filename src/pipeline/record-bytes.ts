@@ -5,7 +5,7 @@
 // cannot differ; names (syscalls, errnos, flags, families) come from the decoder's own naming functions.
 // test/unit/pipeline-held.test.ts compares both ways on generated records.
 import { Buffer } from 'node:buffer';
-import { kernelKillOf } from '../events/kill.ts';
+import { kernelKillAt } from '../events/kill.ts';
 import { cString } from '../events/strings.ts';
 import {
   decodeFileEvent,
@@ -259,7 +259,7 @@ const killKey = enc(',"kill":');
 
 /** The `kill` member (rare: an in-kernel kill rule matched), as the decoder's. */
 function killJson(w: ByteLine, v: DataView, o: number, ev: number): void {
-  const k = kernelKillOf(ev, v.getUint16(o + FE.kill_rule.offset, true), v.getUint8(o + FE.kill_signal.offset));
+  const k = kernelKillAt(v, o, ev);
   if (!k) return;
   w.raw(killKey);
   w.text(JSON.stringify(k));

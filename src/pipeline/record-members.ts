@@ -5,7 +5,7 @@
 // the guard itself (bench/pipeline, rules stage). Each reader gives exactly what the type's shaper puts in
 // the event's fields under its key (outputs.ts: the decoder's value, with undefined and false left out);
 // test/unit/pipeline-held.test.ts checks every key against decode + shaper on generated records.
-import { kernelKillOf } from '../events/kill.ts';
+import { kernelKillAt } from '../events/kill.ts';
 import { cString } from '../events/strings.ts';
 import { fileFlagNames, fileHasMode, netEndpoints, resolveFlagNames, s64, sockFlagNames, u64, type NetEndpoints } from '../events/decode.ts';
 import { FILE_EVENT as FE, NET_EVENT as NE, SIZEOF, VIGIL_SYS_FLAGS as F } from '../events/layout.generated.ts';
@@ -90,7 +90,7 @@ const fileReaders = new Map<string, Reader>([
   ['pathReadAtExit', evBit(F.PATH_AT_EXIT)],
   ['pathUnreadable', evBit(F.PATH_UNREADABLE)],
   ['resolvedTruncated', evBit(F.RESOLVED_TRUNCATED)],
-  ['kill', (r) => kernelKillOf(u32(r, FE.ev_flags.offset), r.v.getUint16(r.off + FE.kill_rule.offset, true), r.v.getUint8(r.off + FE.kill_signal.offset))],
+  ['kill', (r) => kernelKillAt(r.v, r.off, u32(r, FE.ev_flags.offset))],
 ]);
 
 const netOp = (r: HeldRecord): NetOp => r.type as NetOp;

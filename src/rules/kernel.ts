@@ -17,8 +17,8 @@
 //   - true.
 // Every string is compared as bytes, as the rule engine compares it on the same event, so the two agree:
 // the alert of a rule killed in the kernel reports what the kernel did (the event's `kill` member).
-import type { ASTNode } from '@marcbachmann/cel-js';
-import { SYSCALL_KILL_VALUE, VIGIL_KILL_FIELD, VIGIL_KILL_RET, VIGIL_SYS_FLAGS } from '../events/layout.generated.ts';
+import { serialize, type ASTNode } from '@marcbachmann/cel-js';
+import { SYSCALL_KILL_VALUE, VIGIL_SYS_FLAGS } from '../events/layout.generated.ts';
 
 /** Limits of the kernel's maps: VIGIL_KILL_* of bpf/include/events.h (a unit test compares them). */
 export const KILL_RULES_MAX = 16;
@@ -48,9 +48,6 @@ export interface KernelSelector {
   ret: 'any' | 'ok' | 'err';
   terms: KillTerm[];
 }
-
-export const KILL_FIELD_CODE: Record<KillField, number> = { path: VIGIL_KILL_FIELD.PATH, file: VIGIL_KILL_FIELD.FILE, comm: VIGIL_KILL_FIELD.COMM };
-export const KILL_RET_CODE = { any: VIGIL_KILL_RET.ANY, ok: VIGIL_KILL_RET.OK, err: VIGIL_KILL_RET.ERR } as const;
 
 /** The event types an in-kernel kill may be about: the file events whose records the kernel checks. */
 export const KERNEL_KILL_TYPES: ReadonlySet<string> = new Set(['open']);
@@ -97,47 +94,6 @@ function flagRead(n: ASTNode): { bit: number; optional: boolean } | undefined {
   return ko && ko in FLAG_MEMBERS ? { bit: FLAG_MEMBERS[ko]!, optional: true } : undefined;
 }
 
-/** A condition's node as CEL text, for messages: `event.path.startsWith("/etc/")`. */
-export function celText(n: ASTNode): string {
-  const a = n.args as unknown;
-  const t = (x: unknown) => celText(x as ASTNode);
-  switch (n.op) {
-    case 'value':
-      return typeof a === 'bigint' ? String(a) : a === null ? 'null' : JSON.stringify(a);
-    case 'id':
-      return a as string;
-    case '.':
-    case '.?': {
-      const [r, k] = a as [ASTNode, string];
-      return `${t(r)}${n.op}${k}`;
-    }
-    case 'rcall': {
-      const [name, r, args] = a as [string, ASTNode, ASTNode[]];
-      return `${t(r)}.${name}(${args.map(t).join(', ')})`;
-    }
-    case 'call': {
-      const [name, args] = a as [string, ASTNode[]];
-      return `${name}(${args.map(t).join(', ')})`;
-    }
-    case 'list':
-      return `[${(a as ASTNode[]).map(t).join(', ')}]`;
-    case '!_':
-      return `!${t(a)}`;
-    case '-_':
-      return `-${t(a)}`;
-    case '?:': {
-      const [c, x, y] = a as ASTNode[];
-      return `${t(c)} ? ${t(x)} : ${t(y)}`;
-    }
-    default:
-      if (Array.isArray(a) && a.length === 2) {
-        const wrap = (x: ASTNode) => (x.op === '&&' || x.op === '||' ? `(${t(x)})` : t(x));
-        return `${wrap(a[0] as ASTNode)} ${n.op} ${wrap(a[1] as ASTNode)}`;
-      }
-      return String(n.op);
-  }
-}
-
 interface Ctx {
   lists: ReadonlyMap<string, readonly unknown[]>;
   /** Macros by name, as their conditions' trees (undefined: one that did not compile). */
@@ -147,8 +103,8 @@ interface Ctx {
 /** The strings of a list literal or a named list. */
 function listStrings(n: ASTNode, ctx: Ctx): string[] {
   const items = n.op === 'list' ? (n.args as ASTNode[]).map(literal) : n.op === 'id' ? ctx.lists.get(n.args as string) : undefined;
-  if (!items) return no(`${celText(n)} is not a list of literals`);
-  for (const x of items) if (typeof x !== 'string') no(`${celText(n)} holds ${typeof x === 'bigint' ? String(x) : JSON.stringify(x)}, not a string`);
+  if (!items) return no(`${serialize(n)} is not a list of literals`);
+  for (const x of items) if (typeof x !== 'string') no(`${serialize(n)} holds ${typeof x === 'bigint' ? String(x) : JSON.stringify(x)}, not a string`);
   return items as string[];
 }
 
@@ -171,15 +127,15 @@ function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
   if (n.op === '||') {
     const [a, b] = (n.args as ASTNode[]).map((x) => stringTest(x, ctx));
     if (!a || !b) return undefined;
-    if (a.field !== b.field) no(`${celText(n)} ors tests of two strings (the kernel ors the tests of one)`);
-    if (a.negate || b.negate) no(`${celText(n)} ors a negated test`);
+    if (a.field !== b.field) no(`${serialize(n)} ors tests of two strings (the kernel ors the tests of one)`);
+    if (a.negate || b.negate) no(`${serialize(n)} ors a negated test`);
     return { field: a.field, values: [...a.values, ...b.values], negate: false };
   }
   if (n.op === '==' || n.op === '!=') {
     const [x, y] = n.args as [ASTNode, ASTNode];
     const [f, lit] = stringField(x) ? [stringField(x)!, literal(y)] : [stringField(y), literal(x)];
     if (!f) return undefined;
-    if (typeof lit !== 'string') no(`${celText(n)}: the kernel compares a string with a string literal`);
+    if (typeof lit !== 'string') no(`${serialize(n)}: the kernel compares a string with a string literal`);
     return { field: f, values: [{ s: lit as string, exact: true }], negate: n.op === '!=' };
   }
   if (n.op === 'in') {
@@ -193,7 +149,7 @@ function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
     const f = stringField(c[1]);
     if (!f) return undefined;
     const lit = literal(c[2][0]!);
-    if (typeof lit !== 'string') no(`${celText(n)}: startsWith needs a string literal here`);
+    if (typeof lit !== 'string') no(`${serialize(n)}: startsWith needs a string literal here`);
     return { field: f, values: [{ s: lit as string, exact: false }], negate: false };
   }
   return undefined;
@@ -221,18 +177,18 @@ function conjunct(n0: ASTNode, sel: KernelSelector, ctx: Ctx): void {
     else sel.want |= flag.bit;
     return;
   }
-  if (flag) no(`${celText(n)} is an error on an event without that member, never true: write !event.?${celText(inner).replace(/^event\./, '')}.orValue(false)`);
+  if (flag) no(`${serialize(n)} is an error on an event without that member, never true: write !event.?${serialize(inner).replace(/^event\./, '')}.orValue(false)`);
   if (n.op === '>=' || n.op === '<') {
     const [x, y] = n.args as [ASTNode, ASTNode];
     const v = literal(y);
     if (member(x, '.', 'event', 'ret') && (v === 0n || v === 0)) {
       const want = n.op === '>=' ? 'ok' : 'err';
-      if (sel.ret !== 'any' && sel.ret !== want) no(`${celText(n)} contradicts an earlier test of event.ret`);
+      if (sel.ret !== 'any' && sel.ret !== want) no(`${serialize(n)} contradicts an earlier test of event.ret`);
       sel.ret = want;
       return;
     }
   }
-  no(celText(n));
+  no(serialize(n));
 }
 
 function checkValue(field: KillField, v: { s: string; exact: boolean }): void {
@@ -257,7 +213,7 @@ export function kernelSelector(types: readonly string[] | undefined, ast: ASTNod
     const sel: KernelSelector = { ops: [...types!], want: 0, deny: 0, ret: 'any', terms: [] };
     conjunct(ast, sel, ctx);
     if (sel.want & sel.deny) no('a flag both required and excluded');
-    if (!sel.terms.length && !sel.want && !sel.deny && sel.ret === 'any') no(`${celText(ast)}: it checks nothing, and would kill the process of every open reported`);
+    if (!sel.terms.length && !sel.want && !sel.deny && sel.ret === 'any') no(`${serialize(ast)}: it checks nothing, and would kill the process of every open reported`);
     if (sel.terms.length > KILL_TERMS_MAX) no(`more than ${KILL_TERMS_MAX} string tests`);
     for (const t of sel.terms) {
       if (!t.values.length) no('a test against an empty list');

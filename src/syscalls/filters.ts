@@ -3,9 +3,9 @@
 // apply() may run at any time while the programs are attached, and takes effect on the next syscall.
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { BpfMap } from '../bpf/map.ts';
-import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_KILL_RULE, SYSCALL_KILL_VALUE, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
+import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_KILL_RULE, SYSCALL_KILL_VALUE, SYSCALL_PATH_PREFIX, VIGIL_KILL_FIELD, VIGIL_KILL_RET, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
 import type { Manager } from '../manager/manager.ts';
-import { KILL_FIELD_CODE, KILL_RET_CODE, type KernelSelector, type KillTerm } from '../rules/kernel.ts';
+import { KILL_RULES_MAX, KILL_VALUES_MAX, type KernelSelector, type KillField } from '../rules/kernel.ts';
 import type { SyscallOp } from '../events/types.ts';
 import { OP_NUMBERS, PREFIX_MAX, SECRET_HEAD_BYTES, type NormalizedSyscallConfig } from './config.ts';
 import { encodeSecretDir, secretDirs, type SecretDir } from './secret-dirs.ts';
@@ -110,6 +110,17 @@ export interface KernelKillSet {
   protect: readonly number[];
 }
 
+/**
+ * Throws InvalidArgumentError when these selectors do not fit the kernel's kill maps: at most
+ * VIGIL_KILL_RULES_MAX rules, comparing with VIGIL_KILL_VALUES_MAX strings in all. The agent asks before it
+ * changes anything (a reload that would not fit changes nothing); applyKill asks again.
+ */
+export function checkKillFits(selectors: readonly KernelSelector[]): void {
+  if (selectors.length > KILL_RULES_MAX) throw new InvalidArgumentError(`kill rules: ${selectors.length} rules kill in the kernel; at most ${KILL_RULES_MAX} can`);
+  const values = selectors.reduce((n, s) => n + s.terms.reduce((m, t) => m + t.values.length, 0), 0);
+  if (values > KILL_VALUES_MAX) throw new InvalidArgumentError(`kill rules: their conditions compare with ${values} strings; at most ${KILL_VALUES_MAX} can be (all in-kernel rules together)`);
+}
+
 /** The kill rules' part of the config: which half of the maps is in force, and how much of it. */
 interface KillState {
   base: number;
@@ -119,6 +130,9 @@ interface KillState {
 }
 const NO_KILL: KillState = { base: 0, rules: 0, values: 0, protect: [] };
 const KILL_PROTECT_MAX = SYSCALL_FILTER_CONFIG.kill_protect.size / 4;
+
+const KILL_FIELD_CODE: Record<KillField, number> = { path: VIGIL_KILL_FIELD.PATH, file: VIGIL_KILL_FIELD.FILE, comm: VIGIL_KILL_FIELD.COMM };
+const KILL_RET_CODE: Record<KernelSelector['ret'], number> = { any: VIGIL_KILL_RET.ANY, ok: VIGIL_KILL_RET.OK, err: VIGIL_KILL_RET.ERR };
 
 /** The bytes of one sys_kill_rules entry. */
 function encodeKillRule(id: number, signal: number, sel: KernelSelector, dryRun: boolean): Buffer {
@@ -143,16 +157,13 @@ function encodeKillRule(id: number, signal: number, sel: KernelSelector, dryRun:
 }
 
 /** The bytes of one sys_kill_values entry: the string zero-padded, its mask over its bytes (and its NUL when exact). */
-function encodeKillValue(rule: number, term: number, field: KillTerm['field'], v: { s: string; exact: boolean }): Buffer {
+function encodeKillValue(rule: number, term: number, field: KillField, v: { s: string; exact: boolean }): Buffer {
   const V = SYSCALL_KILL_VALUE;
   const b = Buffer.alloc(SIZEOF.syscall_kill_value);
   b.writeUInt32LE(rule, V.rule.offset);
   b.writeUInt32LE(term, V.term.offset);
   b.writeUInt32LE(KILL_FIELD_CODE[field], V.field.offset);
-  const n = b.write(v.s, V.prefix.offset, V.prefix.size, 'utf8');
-  const masked = n + (v.exact ? 1 : 0);
-  if (n !== Buffer.byteLength(v.s) || masked > V.prefix.size) throw new InvalidArgumentError(`kill rule: "${v.s}" is longer than ${V.prefix.size - 1} bytes`);
-  b.fill(0xff, V.mask.offset, V.mask.offset + masked);
+  if (putMasked(b, V, v.s, v.exact) === undefined) throw new InvalidArgumentError(`kill rule: "${v.s}" is longer than ${V.prefix.size - 1} bytes`);
   return b;
 }
 
@@ -160,11 +171,23 @@ function encodeKillValue(rule: number, term: number, field: KillTerm['field'], v
 export function encodePrefix(prefix: string): Buffer {
   const P = SYSCALL_PATH_PREFIX;
   const b = Buffer.alloc(SIZEOF.syscall_path_prefix);
-  const n = b.write(prefix, P.prefix.offset, P.prefix.size, 'utf8');
-  if (n !== Buffer.byteLength(prefix)) throw new InvalidArgumentError(`path prefix "${prefix}" is longer than ${P.prefix.size} bytes`);
+  const n = putMasked(b, P, prefix, false);
+  if (n === undefined) throw new InvalidArgumentError(`path prefix "${prefix}" is longer than ${P.prefix.size} bytes`);
   b.writeUInt32LE(n, P.len.offset);
-  b.fill(0xff, P.mask.offset, P.mask.offset + n);
   return b;
+}
+
+/**
+ * Writes `s` into an entry's `prefix` field, zero-padded, and 0xff into its `mask` for each of its bytes, and
+ * for its NUL when `whole` (a whole-string match): how the kernel compares, 8 bytes at a time, without length
+ * math (masked_prefix in bpf/syscalls.bpf.c). Returns its byte length, or undefined when it does not fit.
+ */
+function putMasked(b: Buffer, f: { prefix: { offset: number; size: number }; mask: { offset: number } }, s: string, whole: boolean): number | undefined {
+  const n = b.write(s, f.prefix.offset, f.prefix.size, 'utf8');
+  const masked = n + (whole ? 1 : 0);
+  if (n !== Buffer.byteLength(s) || masked > f.prefix.size) return undefined;
+  b.fill(0xff, f.mask.offset, f.mask.offset + masked);
+  return n;
 }
 
 /** A secret prefix's head: its first 8 bytes, as the kernel loads a path's (a little-endian u64, zero-padded). */
@@ -307,15 +330,12 @@ export class SyscallFilters {
     if (!c) throw new InvalidArgumentError('kill rules: the filters are not applied yet');
     const { killRules, killValues } = this.#maps;
     if (!killRules || !killValues) throw new InvalidArgumentError('kill rules: this syscall sensor object has no kill rule maps');
-    const rulesMax = killRules.info().maxEntries / 2;
-    const valuesMax = killValues.info().maxEntries / 2;
-    if (set.rules.length > rulesMax) throw new InvalidArgumentError(`kill rules: ${set.rules.length} rules kill in the kernel; at most ${rulesMax} can`);
+    checkKillFits(set.rules.map((r) => r.selector));
     const values = set.rules.flatMap((r, i) => r.selector.terms.flatMap((t, j) => t.values.map((v) => encodeKillValue(i, j, t.field, v))));
-    if (values.length > valuesMax) throw new InvalidArgumentError(`kill rules: their conditions compare with ${values.length} strings; at most ${valuesMax} can be (all in-kernel rules together)`);
     const rules = set.rules.map((r) => encodeKillRule(r.id, r.signal, r.selector, set.dryRun));
-    const base = this.#kill.base ? 0 : 1; // the half not in force
-    rules.forEach((b, i) => killRules.update(u32(base * rulesMax + i), b));
-    values.forEach((b, i) => killValues.update(u32(base * valuesMax + i), b));
+    const base = this.#kill.base ? 0 : 1; // the half not in force: each map holds two sets
+    rules.forEach((b, i) => killRules.update(u32(base * KILL_RULES_MAX + i), b));
+    values.forEach((b, i) => killValues.update(u32(base * KILL_VALUES_MAX + i), b));
     const next: KillState = { base, rules: rules.length, values: values.length, protect: set.protect };
     this.#maps.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid, [...this.#secretDirs.keys()], next));
     this.#kill = next;
