@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { killRuleNumber } from '../src/events/kill.ts';
 import { compileRules } from '../src/rules/rules.ts';
-import type { KernelKillSet } from '../src/syscalls/filters.ts';
+import type { KernelKillSet } from '../src/rules/kernel-maps.ts';
 import { SyscallSensor } from '../src/syscalls/sensor.ts';
 import type { SyscallSensorConfig } from '../src/syscalls/config.ts';
 import { arg } from './lib/args.ts';

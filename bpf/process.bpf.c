@@ -10,6 +10,7 @@
  */
 #include "vigil.h"
 #include "path.h"
+#include "match.h"
 
 /* Limits, set by the loader before load. */
 const volatile __u32 max_args_bytes = VIGIL_ARGS_CAP;
@@ -36,6 +37,39 @@ struct {
 	__type(key, __u32);
 	__type(value, struct proc_entry);
 } vigil_procs SEC(".maps");
+
+/*
+ * In-kernel kill rules on execs (src/rules/kernel.ts): two sets each of rules and of the strings they
+ * compare with, the one in force at proc_kill_config's base (struct vigil_kill_set), and what they did, per
+ * CPU. Written by user space at any time.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * VIGIL_KILL_RULES_MAX);
+	__type(key, __u32);
+	__type(value, struct syscall_kill_rule);
+} proc_kill_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * VIGIL_KILL_VALUES_MAX);
+	__type(key, __u32);
+	__type(value, struct syscall_kill_value);
+} proc_kill_values SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vigil_kill_set);
+} proc_kill_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VIGIL_PROC_KILL_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} proc_kill_stats SEC(".maps");
 
 /* CO-RE flavors of struct inode's mtime across kernels. */
 struct inode___v611 {
@@ -177,6 +211,104 @@ static __always_inline void update_proc_entry(__u32 tgid, struct exec_event *e, 
 	bpf_map_update_elem(&vigil_procs, &tgid, &pe, BPF_ANY);
 }
 
+/* ---- in-kernel kill rules on execs ---------------------------------------------------------------------- */
+
+_Static_assert(VIGIL_KILL_TERMS_MAX <= 8, "a rule's matched terms fit a byte");
+
+struct exec_kill_ctx {
+	__u32 cpu;        /* the exec record is exec_heap[cpu]: its exe path follows the fixed part */
+	__u32 base;       /* the values' base (the set in force) */
+	__u32 count;      /* values in the set */
+	__u32 _pad;
+	__u64 comm[2];    /* the new image's comm (the exec's task leads its process now) */
+	__u64 pcomm[2];   /* the parent's, its leader's */
+	__u8 matched[VIGIL_KILL_RULES_MAX]; /* per rule, bit t: some value of term t matched */
+};
+
+static __always_inline void proc_stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&proc_kill_stats, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+/* Does value i match its field's string? */
+static long exec_kill_value_cb(__u32 i, void *data)
+{
+	struct exec_kill_ctx *k = data;
+	struct syscall_kill_value *v;
+	struct exec_buf *b;
+	__u32 key;
+	int hit;
+
+	if (i >= k->count)
+		return 1;
+	key = k->base + i;
+	v = bpf_map_lookup_elem(&proc_kill_values, &key);
+	if (!v || v->rule >= VIGIL_KILL_RULES_MAX || v->term >= VIGIL_KILL_TERMS_MAX)
+		return 0;
+	if (k->matched[v->rule & (VIGIL_KILL_RULES_MAX - 1)] & (1 << v->term))
+		return 0; /* the term holds already */
+	if (v->field == VIGIL_KILL_COMM) {
+		hit = kill_comm_matches(k->comm, v);
+	} else if (v->field == VIGIL_KILL_PARENT_COMM) {
+		hit = kill_comm_matches(k->pcomm, v);
+	} else if (v->field == VIGIL_KILL_EXE) {
+		b = bpf_map_lookup_elem(&exec_heap, &k->cpu);
+		hit = b && masked_prefix(b->data + sizeof(struct exec_event), v->prefix, v->mask);
+	} else {
+		hit = 0; /* a file event's field: never on an exec */
+	}
+	if (hit)
+		k->matched[v->rule & (VIGIL_KILL_RULES_MAX - 1)] |= 1 << v->term;
+	return 0;
+}
+
+/*
+ * Checks the exec in exec_heap[cpu] (its comm and exe path written) against the kill rules in force and, on
+ * the first that matches, signals the process (kill_verdict): at sched_process_exec the new image is loaded
+ * and has not run, and the signal is handled on the way back to user space, before its first instruction.
+ * Returns 0 when none matched, else kill_report's id | signal << 16 | result << 24. A global function:
+ * verified once, on its own.
+ */
+__noinline __u64 exec_kill_check(__u32 cpu)
+{
+	struct exec_kill_ctx k = {};
+	struct vigil_kill_set *ks;
+	struct syscall_kill_rule *r;
+	struct exec_event *e;
+	struct exec_buf *b;
+	__u32 zero = 0, key, result;
+
+	ks = bpf_map_lookup_elem(&proc_kill_config, &zero);
+	b = bpf_map_lookup_elem(&exec_heap, &cpu);
+	if (!ks || !ks->rule_count || !b)
+		return 0;
+	e = (struct exec_event *)b->data;
+	k.cpu = cpu;
+	k.base = ks->base ? VIGIL_KILL_VALUES_MAX : 0;
+	k.count = ks->value_count;
+	comm_key(k.comm, *(__u64 *)&e->comm[0], *(__u64 *)&e->comm[8]);
+	leader_comm_of(BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), real_parent), k.pcomm);
+	bpf_loop(VIGIL_KILL_VALUES_MAX, exec_kill_value_cb, &k, 0);
+	for (__u32 i = 0; i < VIGIL_KILL_RULES_MAX; i++) {
+		if (i >= ks->rule_count)
+			return 0;
+		key = (ks->base ? VIGIL_KILL_RULES_MAX : 0) + i;
+		r = bpf_map_lookup_elem(&proc_kill_rules, &key);
+		if (!r || !kill_terms_hold(r, k.matched[i]))
+			continue;
+		result = kill_verdict(ks, r);
+		/* Counted here too: a record the ring has no room for is lost, the kill is not. */
+		proc_stat_inc(VIGIL_PROC_KILL_MATCHED);
+		if (result == VIGIL_KILL_SENT)
+			proc_stat_inc(VIGIL_PROC_KILL_SENT);
+		return kill_report(r, result);
+	}
+	return 0;
+}
+
 static __always_inline int on_exec(void *ctx, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 cpu = bpf_get_smp_processor_id(), zero = 0, trunc = 0;
@@ -189,6 +321,7 @@ static __always_inline int on_exec(void *ctx, struct task_struct *task, pid_t ol
 	struct inode *inode;
 	__u8 *buf;
 	__u32 off, n, pos;
+	__u64 kill;
 	int len;
 
 	buf = bpf_map_lookup_elem(&exec_heap, &cpu);
@@ -227,6 +360,13 @@ static __always_inline int on_exec(void *ctx, struct task_struct *task, pid_t ol
 		n = VIGIL_PATH_MAX;
 	e->exe_len = n;
 	off += n;
+
+	/* The kill rules see the new image's comm and exe path, before it runs. */
+	kill = exec_kill_check(cpu);
+	e->kill_rule = kill & 0xffff;
+	e->kill_signal = (kill >> 16) & 0xff;
+	e->kill_result = (kill >> 24) & 0xff;
+	e->_pad1 = 0;
 
 	/* The filename as passed to execve (relative, or through a symlink). */
 	if (off > sizeof(*e) + VIGIL_PATH_MAX)

@@ -26,6 +26,7 @@
  */
 #include "vigil.h"
 #include "path.h"
+#include "match.h"
 #include <bpf/bpf_endian.h>
 
 /* Limits and modes, set by the loader before load. */
@@ -123,7 +124,7 @@ struct {
 
 /*
  * In-kernel kill rules and the strings they compare with: two sets each, the one in force at the config's
- * kill_base (see syscall_filter_config). Written by user space from the rules (src/rules/kernel.ts).
+ * kill.base (see struct vigil_kill_set). Written by user space from the rules (src/rules/kernel.ts).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -233,36 +234,12 @@ static __always_inline struct syscall_filter_config *get_config(void)
 	return bpf_map_lookup_elem(&sys_config, &zero);
 }
 
-/* Keeps the bytes of a little-endian word up to its first NUL and zeroes the rest; *nul says whether there was one. */
-static __always_inline __u64 comm_word(__u64 w, int *nul)
-{
-	/* The lowest 0x80 bit of z marks the first zero byte (higher ones may be false positives). */
-	__u64 z = (w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL;
-
-	if (!z)
-		return w;
-	*nul = 1;
-	return w & (((z & -z) >> 7) - 1);
-}
-
 /*
  * The current task's comm as a sys_comm_filter key: NUL-padded 16 bytes. With task storage (5.11+, so
  * bpf_get_current_task_btf too) the comm is read straight from the task with two loads, instead of a helper
  * that copies and pads it: this runs on every hooked syscall of every process. The bytes after its NUL are
  * zeroed here, whatever the kernel left there, so that the key matches the one user space wrote.
  */
-/*
- * A comm's two words (as the task holds them: little-endian, anything after the NUL) as a key: NUL-padded,
- * byte 15 always the NUL, as bpf_get_current_comm would cut it, however long the kernel's comm.
- */
-static __always_inline void comm_key(__u64 key[2], __u64 w0, __u64 w1)
-{
-	int nul = 0;
-
-	key[0] = comm_word(w0, &nul);
-	key[1] = nul ? 0 : comm_word(w1, &nul) & 0x00ffffffffffffffULL;
-}
-
 static __always_inline void current_comm(__u64 key[2])
 {
 	struct task_struct *t;
@@ -609,24 +586,6 @@ struct match_ctx {
 	__u32 matched;
 };
 
-/*
- * Does `prefix` start the string s? Word by word under `mask` (0xff for each byte of the prefix, and of the
- * string's NUL for a whole-string match), up to its first all-zero word: the kernel does no length math.
- */
-static __always_inline int masked_prefix(const __u8 *s, const char *prefix, const __u8 *mask)
-{
-	__u64 m;
-
-	for (int w = 0; w < VIGIL_SYS_PREFIX_LEN / 8; w++) {
-		m = *(__u64 *)(mask + w * 8);
-		if (!m)
-			break;
-		if ((*(__u64 *)(s + w * 8) ^ *(__u64 *)(prefix + w * 8)) & m)
-			return 0;
-	}
-	return 1;
-}
-
 /* Does prefix i start the string? */
 static long match_cb(__u32 i, void *data)
 {
@@ -852,7 +811,6 @@ __noinline __u32 sensitive_flag(__u32 off, __u32 off2, __u32 count)
 /* ---- in-kernel kill rules ----------------------------------------------------------------------------- */
 
 _Static_assert(VIGIL_KILL_TERMS_MAX <= 8, "a rule's matched terms fit a byte");
-_Static_assert(VIGIL_KILL_VALUES_MAX == 4 * VIGIL_KILL_RULES_MAX, "the values' base is kill_base * 4");
 
 struct kill_ctx {
 	__u32 off;        /* the path as given, in sys_out_heap */
@@ -864,20 +822,10 @@ struct kill_ctx {
 };
 
 /*
- * The comm of the current process, not of the thread: its thread group leader's, which is what process.comm
+ * The comm compared is the process's, not the thread's: its thread group leader's, which is what process.comm
  * says in user space. A thread may name itself otherwise (prctl PR_SET_NAME: "C2 CompilerThre" of a java),
  * and a rule exempting a process by name must not kill it for one of its threads' names.
  */
-static __always_inline void leader_comm(__u64 key[2])
-{
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task(), *leader;
-	__u64 w[2] = {};
-
-	leader = BPF_CORE_READ(t, group_leader);
-	if (leader)
-		bpf_core_read(w, VIGIL_COMM_LEN, &leader->comm);
-	comm_key(key, w[0], w[1]);
-}
 
 /* Does value i start its field's string? As match_cb, under the value's mask. */
 static long kill_value_cb(__u32 i, void *data)
@@ -896,47 +844,49 @@ static long kill_value_cb(__u32 i, void *data)
 	if (k->matched[v->rule & (VIGIL_KILL_RULES_MAX - 1)] & (1 << v->term))
 		return 0; /* the term holds already */
 	if (v->field == VIGIL_KILL_COMM) {
-		/* Two words: a comm's mask ends within them (the verifier could not bound masked_prefix's loads here). */
-		for (int w = 0; w < 2; w++)
-			if ((k->comm[w] ^ *(__u64 *)(v->prefix + w * 8)) & *(__u64 *)(v->mask + w * 8))
-				return 0;
-	} else {
+		if (!kill_comm_matches(k->comm, v))
+			return 0;
+	} else if (v->field == VIGIL_KILL_PATH || v->field == VIGIL_KILL_FILE) {
 		out = bpf_map_lookup_elem(&sys_out_heap, &zero);
 		off = v->field == VIGIL_KILL_FILE ? k->foff : k->off;
 		if (!out || off > STR_LIMIT || !masked_prefix(out->data + off, v->prefix, v->mask))
 			return 0;
+	} else {
+		return 0; /* an exec field: never on a file event */
 	}
 	k->matched[v->rule & (VIGIL_KILL_RULES_MAX - 1)] |= 1 << v->term;
 	return 0;
 }
 
+_Static_assert(VIGIL_SYSF_KILL_DRY_RUN == VIGIL_SYSF_KILL_SENT << (VIGIL_KILL_DRY_RUN - VIGIL_KILL_SENT) &&
+	       VIGIL_SYSF_KILL_REFUSED == VIGIL_SYSF_KILL_SENT << (VIGIL_KILL_REFUSED - VIGIL_KILL_SENT) &&
+	       VIGIL_SYSF_KILL_FAILED == VIGIL_SYSF_KILL_SENT << (VIGIL_KILL_FAILED - VIGIL_KILL_SENT),
+	       "a kill result's file event flag is VIGIL_SYSF_KILL_SENT shifted by the result");
+
 /*
  * Checks a file event about to be reported against the kill rules in force and, on the first that matches,
- * signals the current process, unless it is protected (pid 1, the agent, its ancestors) or enforcement is
- * off (the rule's dry_run). Returns 0 when none matched, else the rule's id | its signal << 16 | the
- * VIGIL_SYSF_KILL_* flag of what was done. The signal is pending when the syscall returns: the process runs
- * no more of its own code. A global function: verified once, on its own.
+ * signals the current process (kill_verdict). Returns 0 when none matched, else kill_report's id | signal <<
+ * 16 | result << 24. A global function: verified once, on its own.
  */
 __noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s64 ret)
 {
 	struct syscall_filter_config *cfg = get_config();
 	struct kill_ctx k = {};
 	struct syscall_kill_rule *r;
-	__u32 tgid, key, need, got, flag;
-	long err;
+	__u32 key, result;
 
-	if (!cfg || !cfg->kill_rule_count)
+	if (!cfg || !cfg->kill.rule_count)
 		return 0;
 	k.off = off;
 	k.foff = foff;
-	k.base = cfg->kill_base ? VIGIL_KILL_VALUES_MAX : 0;
-	k.count = cfg->kill_value_count;
-	leader_comm(k.comm);
+	k.base = cfg->kill.base ? VIGIL_KILL_VALUES_MAX : 0;
+	k.count = cfg->kill.value_count;
+	leader_comm_of((struct task_struct *)bpf_get_current_task(), k.comm);
 	bpf_loop(VIGIL_KILL_VALUES_MAX, kill_value_cb, &k, 0);
 	for (__u32 i = 0; i < VIGIL_KILL_RULES_MAX; i++) {
-		if (i >= cfg->kill_rule_count)
+		if (i >= cfg->kill.rule_count)
 			return 0;
-		key = (cfg->kill_base ? VIGIL_KILL_RULES_MAX : 0) + i;
+		key = (cfg->kill.base ? VIGIL_KILL_RULES_MAX : 0) + i;
 		r = bpf_map_lookup_elem(&sys_kill_rules, &key);
 		if (!r || !(r->ops & (1ULL << (op & 63))))
 			continue;
@@ -944,29 +894,14 @@ __noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s
 			continue;
 		if ((r->ret == VIGIL_KILL_RET_OK && ret < 0) || (r->ret == VIGIL_KILL_RET_ERR && ret >= 0))
 			continue;
-		need = r->terms >= 8 ? 0xff : (1U << r->terms) - 1;
-		got = (k.matched[i] ^ r->negate) & need;
-		if (got != need)
+		if (!kill_terms_hold(r, k.matched[i]))
 			continue;
-		tgid = bpf_get_current_pid_tgid() >> 32;
-		flag = VIGIL_SYSF_KILL_SENT;
-		if (tgid == 1)
-			flag = VIGIL_SYSF_KILL_REFUSED;
-		for (int j = 0; j < VIGIL_KILL_PROTECT_MAX; j++)
-			if (j < cfg->kill_protect_count && cfg->kill_protect[j] == tgid)
-				flag = VIGIL_SYSF_KILL_REFUSED;
-		if (flag == VIGIL_SYSF_KILL_SENT && r->dry_run)
-			flag = VIGIL_SYSF_KILL_DRY_RUN;
-		if (flag == VIGIL_SYSF_KILL_SENT) {
-			err = bpf_send_signal(r->signal);
-			if (err)
-				flag = VIGIL_SYSF_KILL_FAILED;
-		}
+		result = kill_verdict(&cfg->kill, r);
 		/* Counted here too: a record the ring has no room for is lost, the kill is not. */
 		stat_inc(VIGIL_SYS_STAT_KILL_MATCHED);
-		if (flag == VIGIL_SYSF_KILL_SENT)
+		if (result == VIGIL_KILL_SENT)
 			stat_inc(VIGIL_SYS_STAT_KILL_SENT);
-		return (__u64)(r->id & 0xffff) | ((__u64)(r->signal & 0xff) << 16) | ((__u64)flag << 32);
+		return kill_report(r, result);
 	}
 	return 0;
 }
@@ -1076,8 +1011,9 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 		return 0;
 	}
 	/* The event is reported: the kill rules check it (what they match is what a rule in user space sees). */
-	kill = cfg->kill_rule_count ? kill_check(op, sizeof(*e), foff, ev_flags, ret) : 0;
-	ev_flags |= (__u32)(kill >> 32);
+	kill = cfg->kill.rule_count ? kill_check(op, sizeof(*e), foff, ev_flags, ret) : 0;
+	if (kill)
+		ev_flags |= VIGIL_SYSF_KILL_SENT << (((kill >> 24) & 7) - VIGIL_KILL_SENT);
 
 	vigil_fill_header(&e->hdr, VIGIL_OP_FILE, off);
 	e->ret = ret;

@@ -152,6 +152,10 @@ struct exec_event {
 	__u32 env_len;
 	char comm[VIGIL_COMM_LEN];
 	char tty[VIGIL_TTY_LEN]; /* controlling terminal name ("pts0", "tty1"), empty when none */
+	__u16 kill_rule;         /* the in-kernel kill rule that matched this exec (syscall_kill_rule.id), 0: none */
+	__u8 kill_signal;        /* the signal it sends */
+	__u8 kill_result;        /* enum vigil_kill_result */
+	__u32 _pad1;
 };
 
 /* fork/clone, from sched_process_fork in the parent's context. 80 bytes; hdr.cgroup_id is the child's too. */
@@ -336,10 +340,40 @@ enum vigil_sys_cfg_flags {
 #define VIGIL_UNIX_PATH_MAX 108      /* sizeof(sockaddr_un.sun_path) */
 #define VIGIL_SECRET_DIRS_MAX 16     /* directories in syscall_filter_config.secret_dir_ino and sys_secret_dirs */
 #define VIGIL_SECRET_DIR_HEADS 4     /* file-name heads per directory in sys_secret_dirs */
-#define VIGIL_KILL_RULES_MAX 16      /* in-kernel kill rules in force (sys_kill_rules holds two sets: see kill_base) */
-#define VIGIL_KILL_VALUES_MAX 64     /* strings those rules compare with, all rules together (sys_kill_values: two sets too) */
+#define VIGIL_KILL_RULES_MAX 16      /* in-kernel kill rules in force (each rules map holds two sets: see vigil_kill_set) */
+#define VIGIL_KILL_VALUES_MAX 64     /* strings those rules compare with, all rules together (each values map holds two sets too) */
 #define VIGIL_KILL_TERMS_MAX 8       /* terms of one kill rule */
 #define VIGIL_KILL_PROTECT_MAX 16    /* processes never signalled besides pid 1: the agent and its ancestors */
+
+/*
+ * The in-kernel kill rules in force, for one sensor (the syscall sensor's in syscall_filter_config, the
+ * process sensor's in map proc_kill_config): the first rule_count entries of one half of its rules map and
+ * the first value_count of the same half of its values map. A new set is written into the other half of each map and put in
+ * force by this struct's update, so that no event is checked against half of one set and half of another.
+ */
+struct vigil_kill_set {
+	__u32 base;              /* which half of each map holds the set: 0 the first, else the second */
+	__u32 rule_count;
+	__u32 value_count;
+	__u32 protect_count;
+	__u32 protect[VIGIL_KILL_PROTECT_MAX]; /* thread group ids never signalled (the agent, its ancestors) */
+};
+
+/* Indices of the process sensor's exec kill counters (map proc_kill_stats, per CPU). */
+enum vigil_proc_kill_stat {
+	VIGIL_PROC_KILL_MATCHED = 0, /* an exec matched an in-kernel kill rule (whatever was done) */
+	VIGIL_PROC_KILL_SENT = 1,    /* ... and its signal was sent */
+	VIGIL_PROC_KILL_STAT_MAX = 2,
+};
+
+/* What a kill rule that matched did (exec_event.kill_result; a file event has the VIGIL_SYSF_KILL_* flag). */
+enum vigil_kill_result {
+	VIGIL_KILL_NONE = 0,
+	VIGIL_KILL_SENT = 1,     /* the signal was sent, before the syscall returned (exec: before the new image's first instruction) */
+	VIGIL_KILL_DRY_RUN = 2,  /* enforcement is off: nothing was sent */
+	VIGIL_KILL_REFUSED = 3,  /* the process is protected (pid 1, the agent, its ancestors): nothing was sent */
+	VIGIL_KILL_FAILED = 4,   /* bpf_send_signal failed */
+};
 
 /* The syscall sensor's filters (map sys_config, one entry), written by user space at any time. */
 struct syscall_filter_config {
@@ -370,16 +404,8 @@ struct syscall_filter_config {
 	 * compared with them, and a few compares cost less than a hash lookup (bench/gate.ts).
 	 */
 	__u64 secret_dir_ino[VIGIL_SECRET_DIRS_MAX];
-	/*
-	 * In-kernel kill rules (sys_kill_rules, sys_kill_values): the set in force is entries [kill_base,
-	 * kill_base + count) of each map. A new set is written into the other half and put in force by this
-	 * config's update, so that no open is checked against half of one set and half of another.
-	 */
-	__u32 kill_base;         /* 0 or VIGIL_KILL_RULES_MAX for the rules; the values' base is kill_base * 4 */
-	__u32 kill_rule_count;
-	__u32 kill_value_count;
-	__u32 kill_protect_count;
-	__u32 kill_protect[VIGIL_KILL_PROTECT_MAX]; /* thread group ids never signalled (the agent, its ancestors) */
+	/* In-kernel kill rules on file events (sys_kill_rules, sys_kill_values): the set in force. */
+	struct vigil_kill_set kill;
 };
 
 /* Which string a kill rule's term compares (syscall_kill_value.field). */
@@ -387,6 +413,8 @@ enum vigil_kill_field {
 	VIGIL_KILL_PATH = 0,     /* the path as given (event.path) */
 	VIGIL_KILL_FILE = 1,     /* the resolved path where there is one, else the path as given: what the path filters see */
 	VIGIL_KILL_COMM = 2,     /* the process's comm: its thread group leader's, as process.comm (a thread may name itself otherwise) */
+	VIGIL_KILL_EXE = 3,      /* exec: the executed file's path (process.exe) */
+	VIGIL_KILL_PARENT_COMM = 4, /* exec: the parent's comm, its thread group leader's (parent.comm) */
 };
 
 /* syscall_kill_rule.ret */
@@ -397,15 +425,17 @@ enum vigil_kill_ret {
 };
 
 /*
- * An in-kernel kill rule (map sys_kill_rules): a detection rule whose whole condition the kernel can check
- * (src/rules/kernel.ts compiles it), checked on every file event the sensor reports, before the syscall
- * returns to user space. It matches when the event's op is one of `ops`, its ev_flags have every bit of
- * want_flags and none of deny_flags, its ret is as `ret` asks, and each term t < terms holds: some value of
- * term t (syscall_kill_value) matched, or, with bit t of `negate`, none did.
+ * An in-kernel kill rule (maps sys_kill_rules and proc_kill_rules): a detection rule whose whole condition
+ * the kernel can check (src/rules/kernel.ts compiles it). The syscall sensor checks its rules on every file
+ * event it reports, before the syscall returns to user space; the process sensor its own on every exec, at
+ * sched_process_exec, before the new image runs. A rule matches when the event's op is one of `ops` (file
+ * events), its ev_flags have every bit of want_flags and none of deny_flags, its ret is as `ret` asks, and
+ * each term t < terms holds: some value of term t (syscall_kill_value) matched, or, with bit t of `negate`,
+ * none did. An exec rule has no ops, flags or ret: only terms.
  */
 struct syscall_kill_rule {
 	__u64 ops;               /* bits (1 << enum vigil_sys_op) */
-	__u32 id;                /* the rule's number, reported in file_event.kill_rule; never 0 */
+	__u32 id;                /* the rule's number, reported in file_event.kill_rule (exec_event.kill_rule); never 0 */
 	__u32 signal;            /* sent on a match */
 	__u32 want_flags;        /* enum vigil_sys_flags */
 	__u32 deny_flags;
@@ -415,7 +445,7 @@ struct syscall_kill_rule {
 	__u32 dry_run;           /* enforcement is off: a match is reported, nothing is sent */
 };
 
-/* A string a kill rule's term compares with (map sys_kill_values): a prefix, or a whole string when the mask covers its NUL. */
+/* A string a kill rule's term compares with (maps sys_kill_values, proc_kill_values): a prefix, or a whole string when the mask covers its NUL. */
 struct syscall_kill_value {
 	__u32 rule;              /* its rule's index in the set (0 .. kill_rule_count - 1) */
 	__u32 term;

@@ -9,7 +9,9 @@ import { MapFlags, MapType } from '../bpf/constants.ts';
 import { InvalidArgumentError, NotSupportedError, PermissionError, StateError } from '../bpf/errors.ts';
 import { killRuleNumber } from '../events/kill.ts';
 import { lineOf, signalNumber } from '../process/signal.ts';
-import { checkKillFits, type KernelKillSet } from '../syscalls/filters.ts';
+import { checkKillFits, NO_KILL_RULES, type KernelKillSet } from '../rules/kernel-maps.ts';
+import { killSensor } from '../rules/kernel.ts';
+import type { ExecKillStatus } from '../process/exec-kill.ts';
 import { allFeatures, feature, requireBpfPrivileges } from '../bpf/features.ts';
 import { BpfMap, numPossibleCpus } from '../bpf/map.ts';
 import { ensureBpffs, ensureTracefs } from '../bpf/mounts.ts';
@@ -57,7 +59,7 @@ export interface AgentStatus {
   reader: (ReturnType<EventReader['stats']> & { fill: number }) | undefined;
   kernel: { emitted: number; reserveFailed: number; outputFailed: number; lostByOpcode: Record<number, number> };
   pipeline: PipelineCounters;
-  process: ReturnType<ProcessResolver['stats']>['cache'] & { state: string };
+  process: ReturnType<ProcessResolver['stats']>['cache'] & { state: string; execKill?: ExecKillStatus };
   containers: ReturnType<ContainerResolver['stats']> | undefined;
   /** The syscall sensor's state and in-kernel filter counters; its events are counted by the pipeline (byType). */
   syscalls: Omit<SyscallSensorStats, 'manager' | 'events' | 'decodeErrors' | 'handlerErrors'> | undefined;
@@ -146,28 +148,35 @@ interface RetiredSink {
 
 const retiredInput = (r: RetiredSink): RetiredSinkInput => ({ ...(r.final ?? r.sink!.stats()), name: r.name, before: r.before, through: r.through, generations: r.generations });
 
-const NO_KILL_RULES: KernelKillSet = { rules: [], dryRun: true, protect: [] };
+
+/** A rule set's in-kernel kill rules, per sensor that checks them: the syscall sensor on file events, the process sensor on execs. */
+interface KernelKillSets {
+  syscalls: KernelKillSet | undefined;
+  process: KernelKillSet | undefined;
+}
 
 /**
- * The in-kernel kill rules of a rule set, numbered for the kernel; undefined when it has none. Throws
- * InvalidArgumentError when the kernel cannot do them: no BPF (`noBpf` says why), a rule about events the
- * syscall sensor does not report, or more rules or strings than its maps hold. Nothing has changed then.
+ * The in-kernel kill rules of a rule set, numbered for the kernel, per sensor (undefined: none for it).
+ * Throws InvalidArgumentError when the kernel cannot do them: no BPF (`noBpf` says why), a rule about file
+ * events the syscall sensor does not report, or more rules or strings than a sensor's maps hold. Nothing has
+ * changed then.
  */
-function kernelKillSet(set: RuleSet | undefined, enforce: boolean, ops: ReadonlySet<string>, noBpf: string | undefined): KernelKillSet | undefined {
+function kernelKillSets(set: RuleSet | undefined, enforce: boolean, ops: ReadonlySet<string>, noBpf: string | undefined): KernelKillSets {
   const rules = set?.kernelRules ?? [];
-  if (!rules.length) return undefined;
+  if (!rules.length) return { syscalls: undefined, process: undefined };
   const names = rules.map((r) => JSON.stringify(r.name)).join(', ');
   if (noBpf) throw new InvalidArgumentError(`rules: ${names} kill in the kernel (kill: {inKernel: true}), which needs BPF (${noBpf}); remove inKernel to kill from user space`);
-  for (const r of rules) {
+  const of = (sensor: 'syscalls' | 'process') => rules.filter((r) => killSensor(r.selector) === sensor);
+  for (const r of of('syscalls')) {
     const off = r.selector.ops.filter((op) => !ops.has(op));
     if (off.length) throw new InvalidArgumentError(`rules: ${JSON.stringify(r.name)} kills in the kernel on ${off.join(', ')} events, which the syscall sensor does not report: turn them on (events.files.${off[0]}, or secretReads / sensitiveWrites for opens)`);
   }
-  checkKillFits(rules.map((r) => r.selector));
-  return {
-    rules: rules.map((r) => ({ id: killRuleNumber(r.name), signal: signalNumber(r.signal)!, selector: r.selector })),
-    dryRun: !enforce,
-    protect: [...lineOf(process.pid)],
-  };
+  checkKillFits(of('syscalls').map((r) => r.selector), 'kill rules on file events');
+  checkKillFits(of('process').map((r) => r.selector), 'kill rules on execs');
+  const protect = [...lineOf(process.pid)];
+  const setOf = (rs: typeof rules): KernelKillSet | undefined =>
+    rs.length ? { rules: rs.map((r) => ({ id: killRuleNumber(r.name), signal: signalNumber(r.signal)!, selector: r.selector })), dryRun: !enforce, protect } : undefined;
+  return { syscalls: setOf(of('syscalls')), process: setOf(of('process')) };
 }
 
 export class Agent {
@@ -358,8 +367,8 @@ export class Agent {
       this.#step(`loading ${ruleSet.enabledCount} detection rules`);
       this.#ruleWarnings(ruleSet);
     }
-    // Rules that kill in the kernel need the syscall sensor to report their events: checked before any load.
-    const kill = kernelKillSet(ruleSet, cfg.rules.enforce, probeSyscalls.config.ops, bpf ? undefined : (whyNot ?? 'process.mode is procfs'));
+    // Rules that kill in the kernel need BPF, and the syscall sensor to report their file events: checked before any load.
+    const kill = kernelKillSets(ruleSet, cfg.rules.enforce, probeSyscalls.config.ops, bpf ? undefined : (whyNot ?? 'process.mode is procfs'));
     const pipeline = this.#pipeline;
     this.#rules = new RuleEngine({ router: this.router, emit: (alert) => pipeline.emitSynthetic(alert), queue: cfg.rules.queue, enforce: cfg.rules.enforce });
     this.#rules.setRules(ruleSet);
@@ -371,6 +380,7 @@ export class Agent {
       this.#step('loading the process sensor and taking the /proc snapshot');
       this.#process.start({ sharedRing: this.#channel === 'ringbuf' ? this.#maps.vigil_events : undefined, sharedMaps: this.#sharedForSensors(), cgroupV1Subsys: this.#layout.v1SubsysId });
       this.#managers.push(this.#process.manager!);
+      if (kill.process) this.#process.execKill!.apply(kill.process);
       if (this.#containers) {
         this.#step('loading the cgroup sensor');
         const { spec, options } = cgroupSensorSpec({ sharedRing: this.#channel === 'ringbuf' ? this.#maps.vigil_events : undefined, sharedMaps: this.#sharedForSensors(), cgroupV1Subsys: this.#layout.v1SubsysId, channel: this.#channel === 'perf' ? 'perf' : 'ringbuf' });
@@ -381,7 +391,7 @@ export class Agent {
       }
       if (probeSyscalls.config.ops.size) {
         this.#step(`loading the syscall sensor (${[...probeSyscalls.config.ops].join(', ')})`);
-        this.#startSyscallSensor(syscallConfig, kill);
+        this.#startSyscallSensor(syscallConfig, kill.syscalls);
       }
     } else {
       this.#step(whyNot ? `no BPF (${whyNot}); using the proc connector and /proc` : 'process.mode is procfs: using the proc connector and /proc, no BPF');
@@ -446,7 +456,7 @@ export class Agent {
       if (plan.changed.length) {
         const sys = syscallSensorConfig(next);
         const ops = normalizeSyscallConfig(sys).ops; // validates again: a config built in code reaches here unchecked
-        const kill = kernelKillSet(rules, next.rules.enforce, ops, this.#bpf ? undefined : 'the agent runs without BPF');
+        const kill = kernelKillSets(rules, next.rules.enforce, ops, this.#bpf ? undefined : 'the agent runs without BPF');
         const scrubber = touches(plan, 'process.scrub') ? new Scrubber(next.process.scrub) : undefined;
         const ctx = { dataDir: next.agent.dataDir };
         // The store's retention limits are the only part of it a reload may change (planReload refused the
@@ -471,12 +481,13 @@ export class Agent {
           if (!this.#bpf) syscalls = ops.size ? 'not loaded (no BPF)' : 'unchanged';
           else if (this.#syscalls) {
             this.#syscalls.update(sys);
-            this.#syscalls.setKill(kill ?? NO_KILL_RULES); // fits: kernelKillSet checked (checkKillFits)
+            this.#syscalls.setKill(kill.syscalls ?? NO_KILL_RULES); // fits: kernelKillSets checked (checkKillFits)
             syscalls = 'updated';
           } else if (ops.size) {
-            this.#startSyscallSensor(sys, kill);
+            this.#startSyscallSensor(sys, kill.syscalls);
             syscalls = 'started';
           }
+          this.#process?.execKill?.apply(kill.process ?? NO_KILL_RULES);
         } catch (err) {
           for (const s of added) void s.close();
           throw err;
@@ -641,7 +652,7 @@ export class Agent {
       reader: this.#reader ? { ...reader!, fill: this.#reader.fill() } : undefined,
       kernel,
       pipeline,
-      process: { ...ps!.cache, state: ps!.state },
+      process: { ...ps!.cache, state: ps!.state, ...(ps!.execKill ? { execKill: ps!.execKill } : {}) },
       containers: this.#containers?.stats(),
       // The sensor's own event counters stay at zero here: its records go through the shared channel to the pipeline.
       syscalls: this.#syscalls ? (({ manager: _m, events: _e, decodeErrors: _d, handlerErrors: _h, ...rest }) => rest)(this.#syscalls.stats()) : undefined,

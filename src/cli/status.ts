@@ -88,6 +88,8 @@ export function formatStatus(s: AgentStatus): string {
   }
   const c = s.process;
   out.push(`processes (${c.state}): ${n(c.live)} live, ${n(c.exited)} exited retained; broken lineage ${n(c.brokenLineage)}, evictions ${n(c.evictions)}, held ${n(c.held)}`);
+  const ek = c.execKill;
+  if (ek && (ek.rules || ek.matched)) out.push(`  in-kernel kill rules on execs: ${n(ek.rules)} (${n(ek.values)} strings); execs matched ${n(ek.matched)}, processes signalled ${n(ek.sent)}`);
   if (s.containers) {
     const ct = s.containers;
     out.push(`containers: ${n(ct.running)} running, ${n(ct.enrichPending)} pending enrichment, ${n(ct.enrichFailed)} failed`);

@@ -16,7 +16,7 @@ import {
   VIGIL_OPCODE,
   VIGIL_PROC_FLAGS,
 } from './layout.generated.ts';
-import { kernelKillAt } from './kill.ts';
+import { execKillAt, kernelKillAt } from './kill.ts';
 import { asBuffer, asciiBlock, bytesToString, cString, splitNul } from './strings.ts';
 import type { CgroupEvent, CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent, Namespaces, ProcessEvent } from './types.ts';
 import { FILE_EVENT, NET_EVENT, SYS_EVENT, VIGIL_SYS_FLAGS, VIGIL_SYS_OP } from './layout.generated.ts';
@@ -285,6 +285,7 @@ export function decodeExec(v: DataView, o: number, len: number): DecodeResult<Ex
     envTruncated: (flags & VIGIL_PROC_FLAGS.ENV_TRUNCATED) !== 0,
     pathTruncated: (flags & VIGIL_PROC_FLAGS.PATH_TRUNCATED) !== 0,
     subreaper: (flags & VIGIL_PROC_FLAGS.SUBREAPER) !== 0,
+    kill: execKillAt(v, o),
   };
 }
 

@@ -1,9 +1,10 @@
 // What an in-kernel kill rule did to the process of a file event (file_event.kill_rule, kill_signal and the
-// VIGIL_SYSF_KILL_* flags), as the event's `kill` member: {rule, signal, result}. The kernel reports a rule by
+// VIGIL_SYSF_KILL_* flags) or of an exec (exec_event.kill_rule, kill_signal, kill_result), as the event's
+// `kill` member: {rule, signal, result}. The kernel reports a rule by
 // the number user space gave it when it wrote the rules (src/syscalls/filters.ts); the names of those numbers
 // are kept here, those of the sets written before too, since a record may come from a set replaced since.
 import os from 'node:os';
-import { FILE_EVENT, VIGIL_SYS_FLAGS as F } from './layout.generated.ts';
+import { EXEC_EVENT, FILE_EVENT, VIGIL_KILL_RESULT as R, VIGIL_SYS_FLAGS as F } from './layout.generated.ts';
 
 /** The event's `kill` member: the rule that matched in the kernel, the signal, and what became of it. */
 export interface KernelKill {
@@ -29,14 +30,23 @@ export function killRuleNumber(name: string): number {
 
 const SIGNAL_NAMES = new Map(Object.entries(os.constants.signals).map(([k, v]) => [v as number, k]));
 
-/** The `kill` member of a file event with these ev_flags, kill_rule and kill_signal; undefined when no kill rule matched. */
-export function kernelKillOf(evFlags: number, rule: number, signal: number): KernelKill | undefined {
-  if (!rule) return undefined;
-  const result = evFlags & F.KILL_SENT ? 'sent' : evFlags & F.KILL_DRY_RUN ? 'dry-run' : evFlags & F.KILL_REFUSED ? 'refused' : evFlags & F.KILL_FAILED ? 'failed' : undefined;
-  if (!result) return undefined;
-  return { rule: names.get(rule) ?? `#${rule}`, signal: SIGNAL_NAMES.get(signal) ?? String(signal), result };
+const RESULTS: Record<number, KernelKill['result']> = { [R.SENT]: 'sent', [R.DRY_RUN]: 'dry-run', [R.REFUSED]: 'refused', [R.FAILED]: 'failed' };
+
+/** The `kill` member of an event whose kill rule `rule` with signal `signal` did `result` (enum vigil_kill_result); undefined when no kill rule matched. */
+export function kernelKillOf(result: number, rule: number, signal: number): KernelKill | undefined {
+  const r = RESULTS[result];
+  if (!rule || !r) return undefined;
+  return { rule: names.get(rule) ?? `#${rule}`, signal: SIGNAL_NAMES.get(signal) ?? String(signal), result: r };
 }
+
+/** A file event's kill result, from its VIGIL_SYSF_KILL_* flag (one bit per result: bpf/syscalls.bpf.c). */
+const fileKillResult = (evFlags: number): number =>
+  evFlags & F.KILL_SENT ? R.SENT : evFlags & F.KILL_DRY_RUN ? R.DRY_RUN : evFlags & F.KILL_REFUSED ? R.REFUSED : evFlags & F.KILL_FAILED ? R.FAILED : R.NONE;
 
 /** The `kill` member of the file record at `o` of `v`, whose ev_flags are `evFlags` (the decoder, the byte writer and the guards' readers read it alike). */
 export const kernelKillAt = (v: DataView, o: number, evFlags: number): KernelKill | undefined =>
-  kernelKillOf(evFlags, v.getUint16(o + FILE_EVENT.kill_rule.offset, true), v.getUint8(o + FILE_EVENT.kill_signal.offset));
+  kernelKillOf(fileKillResult(evFlags), v.getUint16(o + FILE_EVENT.kill_rule.offset, true), v.getUint8(o + FILE_EVENT.kill_signal.offset));
+
+/** The `kill` member of the exec record at `o` of `v`. */
+export const execKillAt = (v: DataView, o: number): KernelKill | undefined =>
+  kernelKillOf(v.getUint8(o + EXEC_EVENT.kill_result.offset), v.getUint16(o + EXEC_EVENT.kill_rule.offset, true), v.getUint8(o + EXEC_EVENT.kill_signal.offset));

@@ -134,10 +134,26 @@ export const VIGIL_SYS_CFG_FLAGS = {
   BPF_LOAD: 8,
 } as const;
 
+export const VIGIL_PROC_KILL_STAT = {
+  MATCHED: 0,
+  SENT: 1,
+  STAT_MAX: 2,
+} as const;
+
+export const VIGIL_KILL_RESULT = {
+  NONE: 0,
+  SENT: 1,
+  DRY_RUN: 2,
+  REFUSED: 3,
+  FAILED: 4,
+} as const;
+
 export const VIGIL_KILL_FIELD = {
   PATH: 0,
   FILE: 1,
   COMM: 2,
+  EXE: 3,
+  PARENT_COMM: 4,
 } as const;
 
 export const VIGIL_KILL_RET = {
@@ -208,7 +224,7 @@ export const PROC_NS = {
   _pad0: { offset: 20, size: 4 },
 } as const;
 
-/** struct exec_event (240 bytes): byte offset and size of each field */
+/** struct exec_event (248 bytes): byte offset and size of each field */
 export const EXEC_EVENT = {
   hdr: { offset: 0, size: 32, struct: 'event_header' },
   start_ns: { offset: 32, size: 8 },
@@ -229,6 +245,10 @@ export const EXEC_EVENT = {
   env_len: { offset: 188, size: 4 },
   comm: { offset: 192, size: 16, count: 16 },
   tty: { offset: 208, size: 32, count: 32 },
+  kill_rule: { offset: 240, size: 2 },
+  kill_signal: { offset: 242, size: 1 },
+  kill_result: { offset: 243, size: 1 },
+  _pad1: { offset: 244, size: 4 },
 } as const;
 
 /** struct fork_event (88 bytes): byte offset and size of each field */
@@ -298,6 +318,15 @@ export const CGROUP_EVENT = {
   path: { offset: 64, size: 512, count: 512 },
 } as const;
 
+/** struct vigil_kill_set (80 bytes): byte offset and size of each field */
+export const VIGIL_KILL_SET = {
+  base: { offset: 0, size: 4 },
+  rule_count: { offset: 4, size: 4 },
+  value_count: { offset: 8, size: 4 },
+  protect_count: { offset: 12, size: 4 },
+  protect: { offset: 16, size: 64, count: 16 },
+} as const;
+
 /** struct syscall_filter_config (392 bytes): byte offset and size of each field */
 export const SYSCALL_FILTER_CONFIG = {
   enabled_ops: { offset: 0, size: 8 },
@@ -314,11 +343,7 @@ export const SYSCALL_FILTER_CONFIG = {
   secret_head_count: { offset: 52, size: 4 },
   secret_head: { offset: 56, size: 128, count: 16 },
   secret_dir_ino: { offset: 184, size: 128, count: 16 },
-  kill_base: { offset: 312, size: 4 },
-  kill_rule_count: { offset: 316, size: 4 },
-  kill_value_count: { offset: 320, size: 4 },
-  kill_protect_count: { offset: 324, size: 4 },
-  kill_protect: { offset: 328, size: 64, count: 16 },
+  kill: { offset: 312, size: 80, struct: 'vigil_kill_set' },
 } as const;
 
 /** struct syscall_kill_rule (40 bytes): byte offset and size of each field */
@@ -431,13 +456,14 @@ export const SIZEOF = {
   test_event: 56,
   proc_creds: 64,
   proc_ns: 24,
-  exec_event: 240,
+  exec_event: 248,
   fork_event: 88,
   exit_event: 72,
   creds_event: 176,
   comm_event: 72,
   proc_entry: 136,
   cgroup_event: 576,
+  vigil_kill_set: 80,
   syscall_filter_config: 392,
   syscall_kill_rule: 40,
   syscall_kill_value: 528,

@@ -66,6 +66,8 @@ export interface ExecEvent extends EventBase {
   envTruncated: boolean;
   pathTruncated: boolean;
   subreaper: boolean;
+  /** An in-kernel kill rule matched this exec (rules with `kill: {inKernel: true}` about execs): the rule, the signal, what was done. */
+  kill?: KernelKill;
 }
 
 export interface ForkEvent extends EventBase {

@@ -108,6 +108,7 @@ export const processOutputs: [string, OutputShaper][] = [
       { key: 'argvTruncated', get: (ev) => flag(ev.argvTruncated) },
       { key: 'envTruncated', get: (ev) => flag(ev.envTruncated) },
       { key: 'exePathTruncated', get: (ev) => flag(ev.pathTruncated) },
+      { key: 'kill', get: (ev) => ev.kill },
     ]),
   ],
   [

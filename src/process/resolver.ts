@@ -10,6 +10,7 @@ import { decodeProcessEvent, isDecodeError } from '../events/decode.ts';
 import type { ProcessEvent } from '../events/types.ts';
 import { Manager, type ManagerStats } from '../manager/manager.ts';
 import { ProcessCache, type ProcessCacheOptions, type ProcessCacheStats } from './cache.ts';
+import { ExecKill, type ExecKillStatus } from './exec-kill.ts';
 import { KernelProcessMap } from './kernelmap.ts';
 import { readPpid, readProcess, snapshotProcesses } from './procfs.ts';
 import { Scrubber, type ScrubConfig } from './scrub.ts';
@@ -67,6 +68,8 @@ export interface ResolverStats {
   kernelMapSeeded: number;
   sensor: ManagerStats | undefined;
   fallback: Record<string, number> | undefined;
+  /** The in-kernel kill rules on execs (BPF mode). */
+  execKill: ExecKillStatus | undefined;
 }
 
 export class ProcessResolver {
@@ -77,6 +80,7 @@ export class ProcessResolver {
   #fallbackReason: string | undefined;
   #manager: Manager | undefined;
   #kmap: KernelProcessMap | undefined;
+  #execKill: ExecKill | undefined;
   #fallback: FallbackSource | undefined;
   #onEvent: ((ev: ProcessEvent) => void) | undefined;
   #feed: ((ev: ProcessEvent) => void) | undefined;
@@ -103,6 +107,10 @@ export class ProcessResolver {
   }
   get mode(): ResolverMode | undefined {
     return this.#mode;
+  }
+  /** The sensor's in-kernel kill rules on execs (BPF mode). */
+  get execKill(): ExecKill | undefined {
+    return this.#execKill;
   }
   /** The loaded sensor (BPF mode). */
   get manager(): Manager | undefined {
@@ -165,6 +173,7 @@ export class ProcessResolver {
     m.start();
     this.#mode = 'bpf';
     this.#kmap = new KernelProcessMap(m.getMap('vigil_procs'));
+    this.#execKill = new ExecKill(m);
     const kmap = this.#kmap;
     this.#seeded = 0;
     this.#snapshot((p) => {
@@ -230,6 +239,7 @@ export class ProcessResolver {
       kernelMapSeeded: this.#seeded,
       sensor: this.#manager?.stats(),
       fallback: this.#fallback?.stats(),
+      execKill: this.#execKill?.status(),
     };
   }
 

@@ -1,8 +1,10 @@
 // In-kernel kill rules: a rule whose kill action says `inKernel: true` is compiled, whole, into a selector
-// the syscall sensor checks on each file event it reports, before the syscall returns (bpf/syscalls.bpf.c,
-// kill_check): the process is signalled there, with no trip through the ring buffer, the pipeline and the
-// rule engine, so it runs none of its own code after the matching open. That is what Tetragon's Sigkill
-// action does from a kprobe; the user-space kill (actions.ts) acts milliseconds later.
+// the kernel checks itself: the syscall sensor on each file event it reports, before the syscall returns
+// (bpf/syscalls.bpf.c, kill_check), the process sensor on each exec, at sched_process_exec, when the new
+// image is loaded and has not run (bpf/process.bpf.c, exec_kill_check). The process is signalled there, with
+// no trip through the ring buffer, the pipeline and the rule engine: it runs none of its own code after the
+// matching open, and none at all of the image whose exec matched. That is what Tetragon's Sigkill action
+// does from a kprobe; the user-space kill (actions.ts) acts milliseconds later.
 //
 // The kernel checks little, so only conditions made of what it can check compile, and a rule that asks for
 // more is refused with the part it cannot check: a kill that fired on a part of a condition would kill what
@@ -15,6 +17,8 @@
 //     the optional form (a read-only open has no `write` member: `!event.write` is an error there, never true);
 //   - event.ret >= 0 or event.ret < 0;
 //   - true.
+// A rule about execs (types: [exec]) tests process.comm, process.exe (process.?exe.orValue("")) and
+// parent.comm (parent.?comm.orValue("")) the same ways, and nothing else: an exec has no flags or ret.
 // Every string is compared as bytes, as the rule engine compares it on the same event, so the two agree:
 // the alert of a rule killed in the kernel reports what the kernel did (the event's `kill` member).
 import { serialize, type ASTNode } from '@marcbachmann/cel-js';
@@ -29,7 +33,7 @@ const VALUE_BYTES = SYSCALL_KILL_VALUE.prefix.size;
 /** A comm has at most 15 bytes and its NUL. */
 const COMM_BYTES = 15;
 
-export type KillField = 'path' | 'file' | 'comm';
+export type KillField = 'path' | 'file' | 'comm' | 'exe' | 'parentComm';
 export interface KillTerm {
   field: KillField;
   /** Some value matches: the whole string (exact) or its start. */
@@ -49,14 +53,22 @@ export interface KernelSelector {
   terms: KillTerm[];
 }
 
-/** The event types an in-kernel kill may be about: the file events whose records the kernel checks. */
-export const KERNEL_KILL_TYPES: ReadonlySet<string> = new Set(['open']);
+/** The event types an in-kernel kill may be about: the file events whose records the kernel checks, and execs. */
+export const KERNEL_KILL_TYPES: ReadonlySet<string> = new Set(['open', 'exec']);
+
+/** Which sensor checks a selector: the process sensor an exec rule's, the syscall sensor a file rule's. */
+export const killSensor = (sel: KernelSelector): 'process' | 'syscalls' => (sel.ops.includes('exec') ? 'process' : 'syscalls');
+
+/** The strings each sensor has to compare. */
+const FIELDS_OF: Record<'process' | 'syscalls', ReadonlySet<KillField>> = { syscalls: new Set(['path', 'file', 'comm']), process: new Set(['comm', 'exe', 'parentComm']) };
+const FIELD_TEXT: Record<KillField, string> = { path: 'event.path', file: 'event.?resolvedPath', comm: 'process.comm', exe: 'process.exe', parentComm: 'parent.comm' };
 
 const FLAG_MEMBERS: Record<string, number> = { write: VIGIL_SYS_FLAGS.WRITE, secret: VIGIL_SYS_FLAGS.SECRET, sensitive: VIGIL_SYS_FLAGS.SENSITIVE };
 
 export const KERNEL_CHECKS =
-  'event.path or event.?resolvedPath.orValue(event.path) or process.comm compared (==, !=, in, startsWith) with literals or named lists, ' +
-  'event.?write/secret/sensitive.orValue(false), event.ret >= 0 or < 0, joined by && (|| only between tests of one string), ! of a string test';
+  'on opens: event.path, event.?resolvedPath.orValue(event.path) or process.comm compared (==, !=, in, startsWith) with literals or named lists, ' +
+  'event.?write/secret/sensitive.orValue(false), event.ret >= 0 or < 0; on execs: process.comm, process.exe or parent.comm compared so; ' +
+  'joined by && (|| only between tests of one string), ! of a string test';
 
 class Uncheckable extends Error {}
 const no = (why: string): never => {
@@ -76,11 +88,17 @@ const rcall = (n: ASTNode): [string, ASTNode, ASTNode[]] | undefined => (n.op ==
 function stringField(n: ASTNode): KillField | undefined {
   if (member(n, '.', 'event', 'path')) return 'path';
   if (member(n, '.', 'process', 'comm')) return 'comm';
+  if (member(n, '.', 'process', 'exe')) return 'exe';
+  if (member(n, '.', 'parent', 'comm')) return 'parentComm';
   const c = rcall(n);
   if (!c || c[0] !== 'orValue' || c[2].length !== 1) return undefined;
   const [, recv, [dflt]] = c;
   if (member(recv, '.?', 'event', 'resolvedPath') && member(dflt!, '.', 'event', 'path')) return 'file';
-  if (member(recv, '.?', 'process', 'comm') && literal(dflt!) === '') return 'comm';
+  // process.?comm.orValue(""): the empty default matches no process the kernel sees (each has a comm and an exe).
+  if (literal(dflt!) !== '') return undefined;
+  if (member(recv, '.?', 'process', 'comm')) return 'comm';
+  if (member(recv, '.?', 'process', 'exe')) return 'exe';
+  if (member(recv, '.?', 'parent', 'comm')) return 'parentComm';
   return undefined;
 }
 
@@ -193,7 +211,7 @@ function conjunct(n0: ASTNode, sel: KernelSelector, ctx: Ctx): void {
 
 function checkValue(field: KillField, v: { s: string; exact: boolean }): void {
   const n = Buffer.byteLength(v.s);
-  if (field === 'comm') {
+  if (field === 'comm' || field === 'parentComm') {
     if (n > COMM_BYTES) no(`the comm ${JSON.stringify(v.s)} is longer than ${COMM_BYTES} bytes: no process has it`);
     return;
   }
@@ -210,12 +228,17 @@ export function kernelSelector(types: readonly string[] | undefined, ast: ASTNod
     if (!types?.length) no('a rule without types (give types: [open])');
     const other = types!.filter((t) => !KERNEL_KILL_TYPES.has(t));
     if (other.length) no(`events of type ${other.join(', ')} (the kernel checks ${[...KERNEL_KILL_TYPES].join(', ')})`);
+    if (types!.includes('exec') && types!.length > 1) no(`both execs and ${types!.filter((t) => t !== 'exec').join(', ')} in one rule (two sensors check them: write a rule for each)`);
     const sel: KernelSelector = { ops: [...types!], want: 0, deny: 0, ret: 'any', terms: [] };
     conjunct(ast, sel, ctx);
+    const sensor = killSensor(sel);
+    const what = sensor === 'process' ? 'exec' : 'open reported';
     if (sel.want & sel.deny) no('a flag both required and excluded');
-    if (!sel.terms.length && !sel.want && !sel.deny && sel.ret === 'any') no(`${serialize(ast)}: it checks nothing, and would kill the process of every open reported`);
+    if (sensor === 'process' && (sel.want || sel.deny || sel.ret !== 'any')) no(`${serialize(ast)}: an exec has no write, secret or sensitive flag and no ret`);
+    if (!sel.terms.length && !sel.want && !sel.deny && sel.ret === 'any') no(`${serialize(ast)}: it checks nothing, and would kill the process of every ${what}`);
     if (sel.terms.length > KILL_TERMS_MAX) no(`more than ${KILL_TERMS_MAX} string tests`);
     for (const t of sel.terms) {
+      if (!FIELDS_OF[sensor].has(t.field)) no(`${FIELD_TEXT[t.field]} on ${sensor === 'process' ? 'an exec' : 'a file event'} (the kernel has ${[...FIELDS_OF[sensor]].map((f) => FIELD_TEXT[f]).join(', ')} there)`);
       if (!t.values.length) no('a test against an empty list');
       for (const v of t.values) checkValue(t.field, v);
     }

@@ -5,7 +5,8 @@ import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { BpfMap } from '../bpf/map.ts';
 import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_KILL_RULE, SYSCALL_KILL_VALUE, SYSCALL_PATH_PREFIX, VIGIL_KILL_FIELD, VIGIL_KILL_RET, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
 import type { Manager } from '../manager/manager.ts';
-import { KILL_RULES_MAX, KILL_VALUES_MAX, type KernelSelector, type KillField } from '../rules/kernel.ts';
+import { encodeKillState, KillTable, NO_KILL, putMasked, type KernelKillSet, type KillState } from '../rules/kernel-maps.ts';
+import type { KernelSelector } from '../rules/kernel.ts';
 import type { SyscallOp } from '../events/types.ts';
 import { OP_NUMBERS, PREFIX_MAX, SECRET_HEAD_BYTES, type NormalizedSyscallConfig } from './config.ts';
 import { encodeSecretDir, secretDirs, type SecretDir } from './secret-dirs.ts';
@@ -89,81 +90,7 @@ export function encodeFilterConfig(c: NormalizedSyscallConfig, selfTgid: number,
   heads.forEach((h, i) => b.writeBigUInt64LE(h, F.secret_head.offset + 8 * i));
   b.writeUInt32LE(secretDirInos.length, F.secret_dir_count.offset);
   secretDirInos.forEach((ino, i) => b.writeBigUInt64LE(ino, F.secret_dir_ino.offset + 8 * i));
-  b.writeUInt32LE(kill.base, F.kill_base.offset);
-  b.writeUInt32LE(kill.rules, F.kill_rule_count.offset);
-  b.writeUInt32LE(kill.values, F.kill_value_count.offset);
-  const protect = kill.protect.slice(0, KILL_PROTECT_MAX);
-  b.writeUInt32LE(protect.length, F.kill_protect_count.offset);
-  protect.forEach((pid, i) => b.writeUInt32LE(pid, F.kill_protect.offset + 4 * i));
-  return b;
-}
-
-/**
- * In-kernel kill rules to write (SyscallFilters.applyKill): each rule with the number the kernel reports it
- * by (src/events/kill.ts), its signal and its selector (src/rules/kernel.ts).
- */
-export interface KernelKillSet {
-  rules: { id: number; signal: number; selector: KernelSelector }[];
-  /** rules.enforce is off: matches are reported, nothing is sent. */
-  dryRun: boolean;
-  /** Thread group ids never signalled besides pid 1 (the agent and its ancestors, nearest first). */
-  protect: readonly number[];
-}
-
-/**
- * Throws InvalidArgumentError when these selectors do not fit the kernel's kill maps: at most
- * VIGIL_KILL_RULES_MAX rules, comparing with VIGIL_KILL_VALUES_MAX strings in all. The agent asks before it
- * changes anything (a reload that would not fit changes nothing); applyKill asks again.
- */
-export function checkKillFits(selectors: readonly KernelSelector[]): void {
-  if (selectors.length > KILL_RULES_MAX) throw new InvalidArgumentError(`kill rules: ${selectors.length} rules kill in the kernel; at most ${KILL_RULES_MAX} can`);
-  const values = selectors.reduce((n, s) => n + s.terms.reduce((m, t) => m + t.values.length, 0), 0);
-  if (values > KILL_VALUES_MAX) throw new InvalidArgumentError(`kill rules: their conditions compare with ${values} strings; at most ${KILL_VALUES_MAX} can be (all in-kernel rules together)`);
-}
-
-/** The kill rules' part of the config: which half of the maps is in force, and how much of it. */
-interface KillState {
-  base: number;
-  rules: number;
-  values: number;
-  protect: readonly number[];
-}
-const NO_KILL: KillState = { base: 0, rules: 0, values: 0, protect: [] };
-const KILL_PROTECT_MAX = SYSCALL_FILTER_CONFIG.kill_protect.size / 4;
-
-const KILL_FIELD_CODE: Record<KillField, number> = { path: VIGIL_KILL_FIELD.PATH, file: VIGIL_KILL_FIELD.FILE, comm: VIGIL_KILL_FIELD.COMM };
-const KILL_RET_CODE: Record<KernelSelector['ret'], number> = { any: VIGIL_KILL_RET.ANY, ok: VIGIL_KILL_RET.OK, err: VIGIL_KILL_RET.ERR };
-
-/** The bytes of one sys_kill_rules entry. */
-function encodeKillRule(id: number, signal: number, sel: KernelSelector, dryRun: boolean): Buffer {
-  const R = SYSCALL_KILL_RULE;
-  const b = Buffer.alloc(SIZEOF.syscall_kill_rule);
-  let ops = 0n;
-  for (const op of sel.ops) {
-    const n = OP_NUMBERS[op as SyscallOp];
-    if (n === undefined) throw new InvalidArgumentError(`kill rule: ${op} is no syscall event type`);
-    ops |= 1n << BigInt(n);
-  }
-  b.writeBigUInt64LE(ops, R.ops.offset);
-  b.writeUInt32LE(id, R.id.offset);
-  b.writeUInt32LE(signal, R.signal.offset);
-  b.writeUInt32LE(sel.want, R.want_flags.offset);
-  b.writeUInt32LE(sel.deny, R.deny_flags.offset);
-  b.writeUInt32LE(KILL_RET_CODE[sel.ret], R.ret.offset);
-  b.writeUInt32LE(sel.terms.length, R.terms.offset);
-  b.writeUInt32LE(sel.terms.reduce((m, t, i) => (t.negate ? m | (1 << i) : m), 0), R.negate.offset);
-  b.writeUInt32LE(dryRun ? 1 : 0, R.dry_run.offset);
-  return b;
-}
-
-/** The bytes of one sys_kill_values entry: the string zero-padded, its mask over its bytes (and its NUL when exact). */
-function encodeKillValue(rule: number, term: number, field: KillField, v: { s: string; exact: boolean }): Buffer {
-  const V = SYSCALL_KILL_VALUE;
-  const b = Buffer.alloc(SIZEOF.syscall_kill_value);
-  b.writeUInt32LE(rule, V.rule.offset);
-  b.writeUInt32LE(term, V.term.offset);
-  b.writeUInt32LE(KILL_FIELD_CODE[field], V.field.offset);
-  if (putMasked(b, V, v.s, v.exact) === undefined) throw new InvalidArgumentError(`kill rule: "${v.s}" is longer than ${V.prefix.size - 1} bytes`);
+  encodeKillState(kill, b, F.kill.offset);
   return b;
 }
 
@@ -175,19 +102,6 @@ export function encodePrefix(prefix: string): Buffer {
   if (n === undefined) throw new InvalidArgumentError(`path prefix "${prefix}" is longer than ${P.prefix.size} bytes`);
   b.writeUInt32LE(n, P.len.offset);
   return b;
-}
-
-/**
- * Writes `s` into an entry's `prefix` field, zero-padded, and 0xff into its `mask` for each of its bytes, and
- * for its NUL when `whole` (a whole-string match): how the kernel compares, 8 bytes at a time, without length
- * math (masked_prefix in bpf/syscalls.bpf.c). Returns its byte length, or undefined when it does not fit.
- */
-function putMasked(b: Buffer, f: { prefix: { offset: number; size: number }; mask: { offset: number } }, s: string, whole: boolean): number | undefined {
-  const n = b.write(s, f.prefix.offset, f.prefix.size, 'utf8');
-  const masked = n + (whole ? 1 : 0);
-  if (n !== Buffer.byteLength(s) || masked > f.prefix.size) return undefined;
-  b.fill(0xff, f.mask.offset, f.mask.offset + masked);
-  return n;
 }
 
 /** A secret prefix's head: its first 8 bytes, as the kernel loads a path's (a little-endian u64, zero-padded). */
@@ -232,16 +146,33 @@ function sameDirs(a: Map<bigint, SecretDir>, b: Map<bigint, SecretDir>): boolean
   return true;
 }
 
+/** A kill rule's file event types as sys_kill_rules.ops bits. */
+function opBits(sel: KernelSelector): bigint {
+  let ops = 0n;
+  for (const op of sel.ops) {
+    const n = OP_NUMBERS[op as SyscallOp];
+    if (n === undefined) throw new InvalidArgumentError(`kill rule: ${op} is no syscall event type`);
+    ops |= 1n << BigInt(n);
+  }
+  return ops;
+}
+
 export class SyscallFilters {
   readonly #maps: SyscallFilterMaps;
   readonly #selfTgid: number;
   #current: NormalizedSyscallConfig | undefined;
   #secretDirs = new Map<bigint, SecretDir>();
-  #kill: KillState = NO_KILL;
+  readonly #killTable: KillTable | undefined;
 
   constructor(maps: SyscallFilterMaps, selfTgid = process.pid) {
     this.#maps = maps;
     this.#selfTgid = selfTgid;
+    this.#killTable = maps.killRules && maps.killValues ? new KillTable(maps.killRules, maps.killValues) : undefined;
+  }
+
+  /** The kill rules' set in force (in the config: the filters' own updates keep it). */
+  get #kill(): KillState {
+    return this.#killTable?.state ?? NO_KILL;
   }
 
   /** The filter maps of a loaded syscall sensor. Throws NotFoundError when the object lacks one. */
@@ -328,17 +259,11 @@ export class SyscallFilters {
   applyKill(set: KernelKillSet): void {
     const c = this.#current;
     if (!c) throw new InvalidArgumentError('kill rules: the filters are not applied yet');
-    const { killRules, killValues } = this.#maps;
-    if (!killRules || !killValues) throw new InvalidArgumentError('kill rules: this syscall sensor object has no kill rule maps');
-    checkKillFits(set.rules.map((r) => r.selector));
-    const values = set.rules.flatMap((r, i) => r.selector.terms.flatMap((t, j) => t.values.map((v) => encodeKillValue(i, j, t.field, v))));
-    const rules = set.rules.map((r) => encodeKillRule(r.id, r.signal, r.selector, set.dryRun));
-    const base = this.#kill.base ? 0 : 1; // the half not in force: each map holds two sets
-    rules.forEach((b, i) => killRules.update(u32(base * KILL_RULES_MAX + i), b));
-    values.forEach((b, i) => killValues.update(u32(base * KILL_VALUES_MAX + i), b));
-    const next: KillState = { base, rules: rules.length, values: values.length, protect: set.protect };
+    const table = this.#killTable;
+    if (!table) throw new InvalidArgumentError('kill rules: this syscall sensor object has no kill rule maps');
+    const next = table.write(set, opBits);
     this.#maps.config.update(u32(0), encodeFilterConfig(c, this.#selfTgid, [...this.#secretDirs.keys()], next));
-    this.#kill = next;
+    table.commit(next);
   }
 
   /** The entries of sys_secret_dirs, at the indices of their inode numbers in the config written next. */

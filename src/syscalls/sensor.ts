@@ -18,7 +18,8 @@ import type { ProbeId, ProbeSpec } from '../manager/probe.ts';
 import { allOf, bestEffort, type ProbesSelector } from '../manager/selectors.ts';
 import type { RecordHandler } from '../ringbuf/ringbuf.ts';
 import { normalizeSyscallConfig, OP_NUMBERS, type NormalizedSyscallConfig, type SyscallSensorConfig } from './config.ts';
-import { SyscallFilters, type KernelKillSet, type SyscallFilterCounters } from './filters.ts';
+import type { KernelKillSet } from '../rules/kernel-maps.ts';
+import { SyscallFilters, type SyscallFilterCounters } from './filters.ts';
 
 type ExitProgram = 'exit_file' | 'exit_net' | 'exit_sys';
 

@@ -149,3 +149,93 @@ test('a rule that kills in the kernel stops the process before the open returns;
   assert.ok(agent.running);
   assert.equal((await agent.stop()).code, 0);
 });
+
+test('a rule that kills in the kernel on an exec stops the new image before its first instruction', async (t) => {
+  if (!privileged(t, 'root + BPF')) return;
+  const dir = tempDir(t, 'vigil-kexec-');
+  // A program of this test's own, so that no other exec on the machine matches: touch, under a name of its own.
+  const bin = path.join(dir, 'bin', 'vigil-touch');
+  fs.mkdirSync(path.dirname(bin));
+  fs.copyFileSync('/usr/bin/touch', bin);
+  fs.chmodSync(bin, 0o755);
+  const { socket, write } = agentConfig(dir);
+  const config = (enforce: boolean, condition = `process.exe == "${bin}" && parent.?comm.orValue("") == "sh"`) =>
+    write(
+      'events:',
+      '  process: { exec: true, exit: false, creds: false, comm: false }',
+      '  files: false',
+      '  network: false',
+      '  other: false',
+      'rules:',
+      '  defaults: false',
+      `  enforce: ${enforce}`,
+      '  inline:',
+      '    - rule: Exec kill',
+      `      condition: ${condition}`,
+      '      output: "exec kill {process.exe}"',
+      '      priority: critical',
+      '      types: [exec]',
+      '      actions: [{kill: {signal: SIGKILL, inKernel: true}}]',
+      'sinks:',
+      '  store: { enabled: false }',
+    );
+
+  // Refused before anything loads: a part of the condition the kernel has not got at an exec.
+  const run = await runCli(['run', '--config', config(true, `process.exe == "${bin}" && process.argv.exists(a, a == "-e")`)]);
+  assert.notEqual(run.status, 0);
+  assert.match(run.stderr, /inKernel: the kernel cannot check process\.argv\.exists/);
+
+  const lines: Record<string, unknown>[] = [];
+  const agent = AgentProcess.start(t, ['run', '--config', config(true)], {
+    onStdoutLine: (l) => {
+      if (l.includes('"type":"alert"') || (l.includes('"type":"exec"') && l.includes(bin))) lines.push(JSON.parse(l) as Record<string, unknown>);
+    },
+  });
+  await agent.waitForStderr(/^vigil: running: /, 'the agent to run');
+  const status = async () => JSON.parse((await unixGet(socket, '/v1/status')).body) as AgentStatus;
+  const execOf = (file: string) => lines.find((l) => l.type === 'exec' && (l.process as { argv?: string[] }).argv?.includes(file));
+  const alertOf = (pid: number) => lines.find((l) => l.type === 'alert' && (l.process as { pid: number } | undefined)?.pid === pid);
+
+  // The new image never runs: touch makes no file, and the shell sees its child die of SIGKILL (128 + 9).
+  const made = path.join(dir, 'made');
+  const killed = await shell(t, `${bin} ${made}; echo status=$?`);
+  assert.deepEqual([killed.out, killed.code], ['status=137\n', 0]);
+  assert.equal(fs.existsSync(made), false, 'the program ran none of its code');
+  await until(() => execOf(made) !== undefined, 'the exec event', 10_000);
+  const ev = execOf(made)!;
+  assert.deepEqual(ev.kill, { rule: 'Exec kill', signal: 'SIGKILL', result: 'sent' });
+  const pid = (ev.process as { pid: number }).pid;
+  await until(() => alertOf(pid) !== undefined, 'the alert', 10_000);
+  assert.deepEqual(alertOf(pid)!.actions, [{ action: 'kill', signal: 'SIGKILL', inKernel: true, result: 'sent' }]);
+
+  // parent.comm is checked too: the same program started by this test's node is not sh's child, and runs.
+  const byNode = path.join(dir, 'by-node');
+  const child = spawn(bin, [byNode], { stdio: 'ignore' });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  assert.deepEqual(await once(child, 'exit'), [0, null]);
+  assert.ok(fs.existsSync(byNode));
+  await until(() => execOf(byNode) !== undefined, 'its exec event', 10_000);
+  assert.equal(execOf(byNode)!.kill, undefined);
+
+  const st = await status();
+  assert.deepEqual(st.process.execKill, { rules: 1, values: 2, matched: 1, sent: 1 }, 'counted in the kernel');
+  const text = await runCli(['status', '--socket', socket]);
+  assert.match(text.stdout, /^ {2}in-kernel kill rules on execs: 1 \(2 strings\); execs matched 1, processes signalled 1$/m);
+  const listed = await runCli(['rules', '--socket', socket]);
+  assert.match(listed.stdout, /^ {2}Exec kill: actions kill SIGKILL in the kernel \(enforced\): sent 1$/m);
+
+  // Enforcement off (a reload): the kernel reports the match, and the program runs.
+  config(false);
+  process.kill(agent.pid, 'SIGHUP');
+  await until(async () => (await status()).rules!.enforce === false, 'the reload to turn enforcement off', 10_000);
+  const later = path.join(dir, 'later');
+  const spared = await shell(t, `${bin} ${later}; echo status=$?`);
+  assert.deepEqual([spared.out, spared.code], ['status=0\n', 0]);
+  assert.ok(fs.existsSync(later));
+  await until(() => execOf(later) !== undefined, 'the dry-run exec event', 10_000);
+  assert.deepEqual(execOf(later)!.kill, { rule: 'Exec kill', signal: 'SIGKILL', result: 'dry-run' });
+  assert.ok(agent.running);
+  assert.equal((await agent.stop()).code, 0);
+});

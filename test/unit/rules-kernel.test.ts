@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { kernelKillOf, killRuleNumber } from '../../src/events/kill.ts';
-import { SYSCALL_FILTER_CONFIG as C, SYSCALL_KILL_RULE as R, SYSCALL_KILL_VALUE as V, VIGIL_SYS_FLAGS as F } from '../../src/events/layout.generated.ts';
+import { execKillAt, kernelKillAt, killRuleNumber } from '../../src/events/kill.ts';
+import { EXEC_EVENT as EE, FILE_EVENT as FE, SIZEOF, SYSCALL_FILTER_CONFIG as C, SYSCALL_KILL_RULE as R, SYSCALL_KILL_VALUE as V, VIGIL_KILL_RESULT as KR, VIGIL_KILL_SET as S, VIGIL_SYS_FLAGS as F } from '../../src/events/layout.generated.ts';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
 import { Enforcer } from '../../src/rules/actions.ts';
-import { KILL_RULES_MAX, KILL_TERMS_MAX, KILL_VALUES_MAX, type KernelSelector } from '../../src/rules/kernel.ts';
+import { KILL_RULES_MAX, KILL_TERMS_MAX, KILL_VALUES_MAX, killSensor, type KernelSelector } from '../../src/rules/kernel.ts';
 import { compileRules, RuleError } from '../../src/rules/rules.ts';
 import { normalizeSyscallConfig } from '../../src/syscalls/config.ts';
 import { SyscallFilters, type SyscallFilterMaps } from '../../src/syscalls/filters.ts';
@@ -63,6 +63,23 @@ test('conditions of strings, flags and the return value compile into the kernel 
   });
 });
 
+test("conditions of an exec rule compile into the process sensor's selector", () => {
+  const sel = compile('(process.?exe.orValue("") in ["/usr/bin/nc", "/usr/bin/ncat"] || process.exe.startsWith("/tmp/")) && parent.?comm.orValue("") != "sshd" && !(process.comm in shells)', { types: ['exec'] });
+  assert.deepEqual(sel, {
+    ops: ['exec'],
+    want: 0,
+    deny: 0,
+    ret: 'any',
+    terms: [
+      { field: 'exe', values: [{ s: '/usr/bin/nc', exact: true }, { s: '/usr/bin/ncat', exact: true }, { s: '/tmp/', exact: false }], negate: false },
+      { field: 'parentComm', values: [{ s: 'sshd', exact: true }], negate: true },
+      { field: 'comm', values: [{ s: 'sh', exact: true }, { s: 'bash', exact: true }], negate: true },
+    ],
+  });
+  assert.equal(killSensor(sel as KernelSelector), 'process');
+  assert.equal(killSensor(compile('event.path == "/a"') as KernelSelector), 'syscalls');
+});
+
 test('a condition with anything the kernel cannot check is refused, naming that part; nothing loads', () => {
   const refused = (condition: string, extra?: Record<string, unknown>) => {
     const r = compile(condition, extra);
@@ -71,8 +88,8 @@ test('a condition with anything the kernel cannot check is refused, naming that 
     assert.match(r[0]!, /^f item 4 \(rule "k"\)\.actions: /);
     return r[0]!;
   };
-  assert.match(refused('event.path.endsWith("/shadow")'), /inKernel: the kernel cannot check event\.path\.endsWith\("\/shadow"\); it checks event\.path/);
-  assert.match(refused('event.path == "/etc/shadow" && process.exe == "/usr/bin/cat"'), /cannot check process\.exe == "\/usr\/bin\/cat"/);
+  assert.match(refused('event.path.endsWith("/shadow")'), /inKernel: the kernel cannot check event\.path\.endsWith\("\/shadow"\); it checks on opens: event\.path/);
+  assert.match(refused('event.path == "/etc/shadow" && process.exe == "/usr/bin/cat"'), /cannot check process\.exe on a file event \(the kernel has event\.path, event\.\?resolvedPath, process\.comm there\)/);
   assert.match(refused('event.path == "/a" || process.comm == "sh"'), /ors tests of two strings/);
   assert.match(refused('event.path == "/a" || event.?resolvedPath.orValue(event.path) == "/b"'), /ors tests of two strings/);
   assert.match(refused('!event.write'), /never true: write !event\.\?write\.orValue\(false\)/);
@@ -81,7 +98,13 @@ test('a condition with anything the kernel cannot check is refused, naming that 
   assert.match(refused(`event.path.startsWith("/${'x'.repeat(300)}")`), /longer than 256 bytes/);
   assert.match(refused('event.path in [1, 2]'), /holds 1, not a string/);
   assert.match(refused('true'), /cannot check true: it checks nothing, and would kill the process of every open reported/);
-  assert.match(refused('event.path == "/a"', { types: ['exec'] }), /events of type exec \(the kernel checks open\)/);
+  assert.match(refused('event.path == "/a"', { types: ['unlink'] }), /events of type unlink \(the kernel checks open, exec\)/);
+  assert.match(refused('event.path == "/a"', { types: ['exec'] }), /cannot check event\.path on an exec \(the kernel has process\.comm, process\.exe, parent\.comm there\)/);
+  assert.match(refused('process.exe == "/a"', { types: ['exec', 'open'] }), /both execs and open in one rule/);
+  assert.match(refused('process.exe == "/a" && event.ret >= 0', { types: ['exec'] }), /an exec has no write, secret or sensitive flag and no ret/);
+  assert.match(refused('process.argv.exists(a, a == "-e")', { types: ['exec'] }), /cannot check process\.argv\.exists/);
+  assert.match(refused('true', { types: ['exec'] }), /would kill the process of every exec;/);
+  assert.match(refused('parent.comm == "a-very-long-command-name"', { types: ['exec'] }), /longer than 15 bytes/);
   assert.match(refused('event.path == "/a"', { types: undefined }), /a rule without types/);
   assert.match(refused('event.path == "/a"', { exceptions: [{ name: 'e', fields: ['process.comm'], values: [['sh']] }] }), /cannot check exceptions/);
   // A user-space kill of the same condition compiles: only inKernel asks the kernel.
@@ -140,8 +163,8 @@ test('kill rules are written into the half of the maps not in force, then put in
   const comm = store.get('killValues')!.get(66)!;
   assert.deepEqual([V.rule, V.term, V.field].map((x) => comm.readUInt32LE(x.offset)), [0, 1, 2]);
   let config = store.get('config')!.get(0)!;
-  assert.deepEqual([C.kill_base, C.kill_rule_count, C.kill_value_count, C.kill_protect_count].map((x) => config.readUInt32LE(x.offset)), [1, 1, 4, 2]);
-  assert.deepEqual([0, 1].map((i) => config.readUInt32LE(C.kill_protect.offset + 4 * i)), [100, 50]);
+  assert.deepEqual([S.base, S.rule_count, S.value_count, S.protect_count].map((x) => config.readUInt32LE(C.kill.offset + x.offset)), [1, 1, 4, 2]);
+  assert.deepEqual([0, 1].map((i) => config.readUInt32LE(C.kill.offset + S.protect.offset + 4 * i)), [100, 50]);
   assert.deepEqual(f.killRules, { rules: 1, values: 4 });
 
   // The next set goes to the other half; the filters' own updates keep the set in force.
@@ -151,7 +174,7 @@ test('kill rules are written into the half of the maps not in force, then put in
   assert.equal(store.get('killRules')!.get(0)!.readUInt32LE(R.dry_run.offset), 1);
   f.apply(normalizeSyscallConfig({ files: { open: true, unlink: true } }));
   config = store.get('config')!.get(0)!;
-  assert.deepEqual([C.kill_base, C.kill_rule_count, C.kill_value_count].map((x) => config.readUInt32LE(x.offset)), [0, 1, 4]);
+  assert.deepEqual([S.base, S.rule_count, S.value_count].map((x) => config.readUInt32LE(C.kill.offset + x.offset)), [0, 1, 4]);
 
   // Too many for the maps: refused before anything is written.
   log.length = 0;
@@ -166,11 +189,25 @@ test('kill rules are written into the half of the maps not in force, then put in
 
 test('an event says what the kernel did; the alert reports it, and a kill the kernel did not match is done from user space', () => {
   const id = killRuleNumber('Shadow read');
-  assert.deepEqual(kernelKillOf(F.KILL_SENT | F.WRITE, id, 9), { rule: 'Shadow read', signal: 'SIGKILL', result: 'sent' });
-  assert.deepEqual(kernelKillOf(F.KILL_DRY_RUN, id, 15), { rule: 'Shadow read', signal: 'SIGTERM', result: 'dry-run' });
-  assert.equal(kernelKillOf(F.KILL_REFUSED, 0, 9), undefined, 'no rule: no kill');
-  assert.equal(kernelKillOf(F.WRITE, id, 9), undefined, 'no result flag: no kill');
-  assert.equal(kernelKillOf(F.KILL_FAILED, 65000, 9)!.rule, '#65000', 'a number no longer known');
+  // A file record says what was done by a flag, an exec record by a result code.
+  const record = (size: number, at: { kill_rule: { offset: number }; kill_signal: { offset: number } }, rule: number, signal: number, result?: number) => {
+    const b = Buffer.alloc(size);
+    b.writeUInt16LE(rule, at.kill_rule.offset);
+    b.writeUInt8(signal, at.kill_signal.offset);
+    if (result !== undefined) b.writeUInt8(result, EE.kill_result.offset);
+    return new DataView(b.buffer, b.byteOffset, b.length);
+  };
+  const file = (flags: number, rule: number, signal: number) => kernelKillAt(record(SIZEOF.file_event, FE, rule, signal), 0, flags);
+  assert.deepEqual(file(F.KILL_SENT | F.WRITE, id, 9), { rule: 'Shadow read', signal: 'SIGKILL', result: 'sent' });
+  assert.deepEqual(file(F.KILL_DRY_RUN, id, 15), { rule: 'Shadow read', signal: 'SIGTERM', result: 'dry-run' });
+  assert.equal(file(F.KILL_REFUSED, 0, 9), undefined, 'no rule: no kill');
+  assert.equal(file(F.WRITE, id, 9), undefined, 'no result flag: no kill');
+  assert.equal(file(F.KILL_FAILED, 65000, 9)!.rule, '#65000', 'a number no longer known');
+  const exec = (result: number, rule: number) => execKillAt(record(SIZEOF.exec_event, EE, rule, 9, result), 0);
+  assert.deepEqual(exec(KR.SENT, id), { rule: 'Shadow read', signal: 'SIGKILL', result: 'sent' });
+  assert.deepEqual([KR.DRY_RUN, KR.REFUSED, KR.FAILED].map((r) => exec(r, id)!.result), ['dry-run', 'refused', 'failed']);
+  assert.equal(exec(KR.NONE, id), undefined);
+  assert.equal(exec(KR.SENT, 0), undefined);
 
   const calls: number[] = [];
   const e = new Enforcer({ enforce: true, protect: new Set(), hostPids: true, signal: (pid) => (calls.push(pid), { result: 'sent' }) });

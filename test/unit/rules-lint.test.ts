@@ -62,7 +62,7 @@ test('the catalog holds every member the pipeline puts in events, of the process
   const shapers = new Map(processOutputs);
   const base = { ktimeNs: 1, pid: 10, tid: 10, cgroupId: 1 };
   const full: Record<string, Record<string, unknown>> = {
-    exec: { ...base, type: 'exec', filename: '/f', argc: 1, oldPid: 9, envRaw: ['A=1'], argvTruncated: true, envTruncated: true, pathTruncated: true },
+    exec: { ...base, type: 'exec', filename: '/f', argc: 1, oldPid: 9, envRaw: ['A=1'], argvTruncated: true, envTruncated: true, pathTruncated: true, kill: { rule: 'r', signal: 'SIGKILL', result: 'sent' } },
     exit: { ...base, type: 'exit', status: 9, exitCode: 0, signal: 9, coreDumped: true },
     fork: { ...base, type: 'fork', childTgid: 11, childPid: 11, childPpid: 10, thread: true },
     creds: { ...base, type: 'creds', syscallNr: 105, oldCreds: creds, creds },
