@@ -9,6 +9,10 @@
 //   restr       the same without directories
 //   full+kill   full, and two rules that kill in the kernel (src/rules/kernel.ts; 5 strings, none matching
 //               /dev/null): what kill_check costs each reported open that no kill rule matches
+// And, on the process sensor (loaded once too), the exec program's time per exec of /bin/true
+// (build/bench/exec_storm), with and without two rules that kill on execs (exec_kill_check; none matching):
+//   exec        no exec kill rules
+//   exec+kill   two rules on process.exe, process.comm and parent.comm
 // The storm: build/bench/open_storm, openat+close of /dev/null (whose directory is no secret one: the gate
 // looks and turns it down, the case of nearly every open on a host).
 //
@@ -20,11 +24,13 @@ import { killRuleNumber } from '../src/events/kill.ts';
 import { compileRules } from '../src/rules/rules.ts';
 import type { KernelKillSet } from '../src/rules/kernel-maps.ts';
 import { SyscallSensor } from '../src/syscalls/sensor.ts';
+import { ProcessResolver } from '../src/process/resolver.ts';
 import type { SyscallSensorConfig } from '../src/syscalls/config.ts';
 import { arg } from './lib/args.ts';
 import { fixed, markdownTable, median, ROOT, writeSection } from './lib/report.ts';
 
 const STORM = path.join(ROOT, 'build/bench/open_storm');
+const EXEC_STORM = path.join(ROOT, 'build/bench/exec_storm');
 const ROUNDS = Number(arg('--rounds') ?? 5);
 const OPENS = Number(arg('--opens') ?? 300_000);
 const WRITE = !process.argv.includes('--no-write');
@@ -62,10 +68,29 @@ const NO_KILL: KernelKillSet = { rules: [], dryRun: true, protect: [] };
 const KILL_CONFIG = 'full+kill';
 CONFIGS.push([KILL_CONFIG, `full, and ${killRules.length} rules that kill in the kernel (${KILL.rules.reduce((n, r) => n + r.selector.terms.reduce((m, t) => m + t.values.length, 0), 0)} strings, none matching /dev/null)`, CONFIGS[1]![2]]);
 
+// Two exec rules as a site would write them: netcat and socat anywhere, and a shell whose parent is a web server.
+const execRules = compileRules({
+  sources: [{
+    name: 'bench',
+    items: [
+      { rule: 'netcat', condition: 'process.exe in ["/usr/bin/nc", "/usr/bin/ncat", "/usr/bin/socat", "/bin/nc"]', output: 'x', priority: 'critical', types: ['exec'], actions: [{ kill: { inKernel: true } }] },
+      { rule: 'web shell', condition: 'process.comm in ["sh", "bash", "dash"] && parent.?comm.orValue("") in ["nginx", "httpd", "php-fpm"]', output: 'x', priority: 'critical', types: ['exec'], actions: [{ kill: { inKernel: true } }] },
+    ],
+  }],
+}).kernelRules;
+const EXEC_KILL: KernelKillSet = { rules: execRules.map((r) => ({ id: killRuleNumber(r.name), signal: 9, selector: r.selector })), dryRun: true, protect: [process.pid] };
+const EXEC_CONFIGS: [string, string, KernelKillSet][] = [
+  ['exec', 'the process sensor, no exec kill rules', NO_KILL],
+  ['exec+kill', `and ${execRules.length} rules that kill on execs (${EXEC_KILL.rules.reduce((n, r) => n + r.selector.terms.reduce((m, t) => m + t.values.length, 0), 0)} strings, none matching /bin/true)`, EXEC_KILL],
+];
+const EXECS = Math.max(1000, Math.round(OPENS / 30));
+
 const STATS = '/proc/sys/kernel/bpf_stats_enabled';
 const statsBefore = fs.readFileSync(STATS, 'utf8').trim();
 const sensor = new SyscallSensor(CONFIGS[0]![2], { onEvent: () => {} });
 sensor.start();
+const resolver = new ProcessResolver({ mode: 'bpf' });
+resolver.start();
 fs.writeFileSync(STATS, '1');
 let restored = false;
 /** bpf_stats back as it was, the sensor detached: at the end, or at any exit before it. */
@@ -74,6 +99,7 @@ const restore = () => {
   restored = true;
   fs.writeFileSync(STATS, statsBefore);
   sensor.stop();
+  resolver.stop();
 };
 process.on('exit', restore);
 
@@ -82,8 +108,14 @@ if (!program) {
   process.stderr.write('bench/gate: no exit_openat program (open arguments read at entry on this kernel?)\n');
   process.exit(1);
 }
-const runStats = (): { ns: number; n: number } => {
-  const j = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(program.id)], { encoding: 'utf8' })) as { run_time_ns?: number; run_cnt?: number };
+const execProgram = resolver.manager!.probes().find((p) => p.state === 'running' && p.program?.name.startsWith('exec_'))?.program;
+if (!execProgram) {
+  process.stderr.write('bench/gate: the process sensor has no exec program running\n');
+  process.exit(1);
+}
+const execName = execProgram.name; // read now: a stopped manager's programs are closed
+const runStats = (id = program.id): { ns: number; n: number } => {
+  const j = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(id)], { encoding: 'utf8' })) as { run_time_ns?: number; run_cnt?: number };
   return { ns: Number(j.run_time_ns ?? 0), n: Number(j.run_cnt ?? 0) };
 };
 
@@ -102,13 +134,23 @@ for (let r = 0; r < ROUNDS; r++) {
     perCall[key]!.push(ns);
     process.stderr.write(`  round ${r + 1} ${key.padEnd(10)} ${fixed(ns, 1)} ns per call (${b.n - a.n} calls)\n`);
   }
+  for (const [key, , set] of r % 2 === 0 ? EXEC_CONFIGS : [...EXEC_CONFIGS].reverse()) {
+    resolver.execKill!.apply(set);
+    const a = runStats(execProgram.id);
+    execFileSync(EXEC_STORM, [String(EXECS), '1', `gate${r}`], { input: 'go\n' });
+    const b = runStats(execProgram.id);
+    const ns = (b.ns - a.ns) / (b.n - a.n);
+    (perCall[key] ??= []).push(ns);
+    process.stderr.write(`  round ${r + 1} ${key.padEnd(10)} ${fixed(ns, 1)} ns per call (${b.n - a.n} calls)\n`);
+  }
 }
+const killed = resolver.execKill!.status().matched;
 
 restore(); // the sensor's reader would keep the process alive
 const med = (k: string) => median(perCall[k]!);
 const diff = (on: string, off: string) => median(perCall[on]!.map((v, i) => v - perCall[off]![i]!));
 const ratio = (on: string, off: string) => median(perCall[on]!.map((v, i) => v / perCall[off]![i]!));
-const rows = CONFIGS.map(([k, what]) => [k, what, fixed(med(k), 1), perCall[k]!.map((v) => fixed(v, 0)).join(', ')]);
+const rows = [...CONFIGS, ...EXEC_CONFIGS].map(([k, what]) => [k, what, fixed(med(k), 1), perCall[k]!.map((v) => fixed(v, 0)).join(', ')]);
 const body = [
   `The secret directories' gate and the in-kernel kill rules, per open, as the kernel counts its programs' run time (\`kernel.bpf_stats_enabled\`): \`exit_openat\`'s time per call over ${OPENS.toLocaleString('en-US')} openat+close of /dev/null per configuration and round, ${ROUNDS} rounds.`,
   '',
@@ -117,11 +159,12 @@ const body = [
   `- **With opens reported in full:** the gate adds ${fixed(diff('full+gate', 'full'), 1)} ns per open (×${fixed(ratio('full+gate', 'full'), 3)} the exit program's time), median of the rounds' differences.`,
   `- **On the defaults (restricted opens):** ${fixed(diff('restr+gate', 'restr'), 1)} ns per open (×${fixed(ratio('restr+gate', 'restr'), 3)}).`,
   `- **In-kernel kill rules** (${KILL_CONFIG}): ${fixed(diff(KILL_CONFIG, 'full'), 1)} ns per reported open that none of them matches (×${fixed(ratio(KILL_CONFIG, 'full'), 3)}): the strings compared with the path and the comm, each rule's terms checked. Opens the filters turn down never reach them.`,
+  `- **In-kernel kill rules on execs** (exec+kill): ${fixed(diff('exec+kill', 'exec'), 1)} ns per exec that none of them matches (×${fixed(ratio('exec+kill', 'exec'), 3)} the exec program's time, \`${execName}\`, which reads the exec's paths, argv and environment), over ${EXECS.toLocaleString('en-US')} fork+exec of /bin/true per round; ${killed} matched (dry run).`,
   `- Directories the gate compared with: ${(dirs.get('full+gate') ?? []).join(', ') || 'none'}; without: ${(dirs.get('full') ?? []).join(', ') || 'none'}.`,
-  `- For information, no target: the gate is the price of catching a secret read through a symlink, "..", "//" or /proc/<pid>/root, the kill rules that of killing before the open returns. bpf_stats adds its own clock reads to every call, the same with the gate and without.`,
+  `- For information, no target: the gate is the price of catching a secret read through a symlink, "..", "//" or /proc/<pid>/root, the kill rules that of killing before the open returns, or before an exec's new image runs. bpf_stats adds its own clock reads to every call, the same with the gate and without.`,
 ].join('\n');
 process.stdout.write(`${body}\n`);
 if (WRITE) {
-  const file = writeSection('gate', body, { title: 'gate: what the secret directories\' second look and the in-kernel kill rules cost an open', command: 'npm run bench:gate' });
+  const file = writeSection('gate', body, { title: 'gate: what the secret directories\' second look and the in-kernel kill rules cost an open or an exec', command: 'npm run bench:gate' });
   process.stderr.write(`wrote ${path.relative(ROOT, file)} (section gate)\n`);
 }

@@ -817,15 +817,14 @@ struct kill_ctx {
 	__u32 foff;       /* the resolved path, or the path as given */
 	__u32 base;       /* the values' base (the set in force) */
 	__u32 count;      /* values in the set */
-	__u64 comm[2];    /* the process's comm (its leader's), NUL-padded */
+	/*
+	 * The process's comm, NUL-padded: its thread group leader's, as process.comm in user space. A thread may
+	 * name itself otherwise (PR_SET_NAME: "C2 CompilerThre" of a java), and a rule exempting a process by
+	 * name must not kill it for one of its threads' names.
+	 */
+	__u64 comm[2];
 	__u8 matched[VIGIL_KILL_RULES_MAX]; /* per rule, bit t: some value of term t matched */
 };
-
-/*
- * The comm compared is the process's, not the thread's: its thread group leader's, which is what process.comm
- * says in user space. A thread may name itself otherwise (prctl PR_SET_NAME: "C2 CompilerThre" of a java),
- * and a rule exempting a process by name must not kill it for one of its threads' names.
- */
 
 /* Does value i start its field's string? As match_cb, under the value's mask. */
 static long kill_value_cb(__u32 i, void *data)

@@ -148,7 +148,6 @@ interface RetiredSink {
 
 const retiredInput = (r: RetiredSink): RetiredSinkInput => ({ ...(r.final ?? r.sink!.stats()), name: r.name, before: r.before, through: r.through, generations: r.generations });
 
-
 /** A rule set's in-kernel kill rules, per sensor that checks them: the syscall sensor on file events, the process sensor on execs. */
 interface KernelKillSets {
   syscalls: KernelKillSet | undefined;

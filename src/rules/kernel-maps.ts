@@ -62,7 +62,7 @@ const KILL_FIELD_CODE: Record<KillField, number> = {
   exe: VIGIL_KILL_FIELD.EXE,
   parentComm: VIGIL_KILL_FIELD.PARENT_COMM,
 };
-export const KILL_RET_CODE: Record<KernelSelector['ret'], number> = { any: VIGIL_KILL_RET.ANY, ok: VIGIL_KILL_RET.OK, err: VIGIL_KILL_RET.ERR };
+const KILL_RET_CODE: Record<KernelSelector['ret'], number> = { any: VIGIL_KILL_RET.ANY, ok: VIGIL_KILL_RET.OK, err: VIGIL_KILL_RET.ERR };
 
 /** The bytes of one rules map entry; `ops` is the rule's file ops as bits (0 for an exec rule). */
 function encodeKillRule(id: number, signal: number, sel: KernelSelector, ops: bigint, dryRun: boolean): Buffer {

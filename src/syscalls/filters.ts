@@ -3,7 +3,7 @@
 // apply() may run at any time while the programs are attached, and takes effect on the next syscall.
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import type { BpfMap } from '../bpf/map.ts';
-import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_KILL_RULE, SYSCALL_KILL_VALUE, SYSCALL_PATH_PREFIX, VIGIL_KILL_FIELD, VIGIL_KILL_RET, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
+import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
 import type { Manager } from '../manager/manager.ts';
 import { encodeKillState, KillTable, NO_KILL, putMasked, type KernelKillSet, type KillState } from '../rules/kernel-maps.ts';
 import type { KernelSelector } from '../rules/kernel.ts';
