@@ -52,36 +52,35 @@ const CONFIGS: [string, string, SyscallSensorConfig][] = [
   ['restr', 'the same without directories: no gate', { files: { sensitiveWrites: true, secretReads: true }, filters: { ...comm, secretPaths: NO_DIRS } }],
 ];
 
+/**
+ * Rules that kill in the kernel (dry run), of one event type, compiled as `vigil run` compiles them and
+ * numbered as the agent numbers them; `what` says how many and how many strings.
+ */
+function killSet(type: 'open' | 'exec', conditions: Record<string, string>): { set: KernelKillSet; what: string } {
+  const items = Object.entries(conditions).map(([rule, condition]) => ({ rule, condition, output: 'x', priority: 'critical', types: [type], actions: [{ kill: { inKernel: true } }] }));
+  const rules = compileRules({ sources: [{ name: 'bench', items }] }).kernelRules;
+  const strings = rules.reduce((n, r) => n + r.selector.terms.reduce((m, t) => m + t.values.length, 0), 0);
+  return { set: { rules: rules.map((r) => ({ id: killRuleNumber(r.name), signal: 9, selector: r.selector })), dryRun: true, protect: [process.pid] }, what: `${rules.length} rules that kill in the kernel (${strings} strings` };
+}
+
 // Two rules as a site would write them: reads of the shadow files outside the tools that need them, and
-// anything under /root/.ssh/. Compiled as `vigil run` compiles them; numbered as the agent numbers them.
-const killRules = compileRules({
-  sources: [{
-    name: 'bench',
-    items: [
-      { rule: 'shadow', condition: 'event.?resolvedPath.orValue(event.path) in ["/etc/shadow", "/etc/gshadow"] && !(process.comm in ["passwd", "sshd"])', output: 'x', priority: 'critical', types: ['open'], actions: [{ kill: { inKernel: true } }] },
-      { rule: 'ssh', condition: 'event.path.startsWith("/root/.ssh/") && event.?write.orValue(false)', output: 'x', priority: 'critical', types: ['open'], actions: [{ kill: { inKernel: true } }] },
-    ],
-  }],
-}).kernelRules;
-const KILL: KernelKillSet = { rules: killRules.map((r) => ({ id: killRuleNumber(r.name), signal: 9, selector: r.selector })), dryRun: true, protect: [process.pid] };
+// anything under /root/.ssh/.
+const { set: KILL, what: killWhat } = killSet('open', {
+  shadow: 'event.?resolvedPath.orValue(event.path) in ["/etc/shadow", "/etc/gshadow"] && !(process.comm in ["passwd", "sshd"])',
+  ssh: 'event.path.startsWith("/root/.ssh/") && event.?write.orValue(false)',
+});
 const NO_KILL: KernelKillSet = { rules: [], dryRun: true, protect: [] };
 const KILL_CONFIG = 'full+kill';
-CONFIGS.push([KILL_CONFIG, `full, and ${killRules.length} rules that kill in the kernel (${KILL.rules.reduce((n, r) => n + r.selector.terms.reduce((m, t) => m + t.values.length, 0), 0)} strings, none matching /dev/null)`, CONFIGS[1]![2]]);
+CONFIGS.push([KILL_CONFIG, `full, and ${killWhat}, none matching /dev/null)`, CONFIGS[1]![2]]);
 
 // Two exec rules as a site would write them: netcat and socat anywhere, and a shell whose parent is a web server.
-const execRules = compileRules({
-  sources: [{
-    name: 'bench',
-    items: [
-      { rule: 'netcat', condition: 'process.exe in ["/usr/bin/nc", "/usr/bin/ncat", "/usr/bin/socat", "/bin/nc"]', output: 'x', priority: 'critical', types: ['exec'], actions: [{ kill: { inKernel: true } }] },
-      { rule: 'web shell', condition: 'process.comm in ["sh", "bash", "dash"] && parent.?comm.orValue("") in ["nginx", "httpd", "php-fpm"]', output: 'x', priority: 'critical', types: ['exec'], actions: [{ kill: { inKernel: true } }] },
-    ],
-  }],
-}).kernelRules;
-const EXEC_KILL: KernelKillSet = { rules: execRules.map((r) => ({ id: killRuleNumber(r.name), signal: 9, selector: r.selector })), dryRun: true, protect: [process.pid] };
+const { set: EXEC_KILL, what: execWhat } = killSet('exec', {
+  netcat: 'process.exe in ["/usr/bin/nc", "/usr/bin/ncat", "/usr/bin/socat", "/bin/nc"]',
+  'web shell': 'process.comm in ["sh", "bash", "dash"] && parent.?comm.orValue("") in ["nginx", "httpd", "php-fpm"]',
+});
 const EXEC_CONFIGS: [string, string, KernelKillSet][] = [
   ['exec', 'the process sensor, no exec kill rules', NO_KILL],
-  ['exec+kill', `and ${execRules.length} rules that kill on execs (${EXEC_KILL.rules.reduce((n, r) => n + r.selector.terms.reduce((m, t) => m + t.values.length, 0), 0)} strings, none matching /bin/true)`, EXEC_KILL],
+  ['exec+kill', `and ${execWhat}, none matching /bin/true), on execs`, EXEC_KILL],
 ];
 const EXECS = Math.max(1000, Math.round(OPENS / 30));
 
