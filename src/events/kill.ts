@@ -1,8 +1,8 @@
 // What an in-kernel kill rule did to the process of a file event (file_event.kill_rule, kill_signal and the
 // VIGIL_SYSF_KILL_* flags) or of an exec (exec_event.kill_rule, kill_signal, kill_result), as the event's
-// `kill` member: {rule, signal, result}. The kernel reports a rule by
-// the number user space gave it when it wrote the rules (src/syscalls/filters.ts); the names of those numbers
-// are kept here, those of the sets written before too, since a record may come from a set replaced since.
+// `kill` member: {rule, signal, result}. The kernel reports a rule by the number user space gave it when it
+// wrote the rules (src/rules/kernel-maps.ts); the names of those numbers are kept here, those of the sets
+// written before too, since a record may come from a set replaced since.
 import os from 'node:os';
 import { EXEC_EVENT, FILE_EVENT, VIGIL_KILL_RESULT as R, VIGIL_SYS_FLAGS as F } from './layout.generated.ts';
 

@@ -225,7 +225,7 @@ function checkValue(field: KillField, v: { s: string; exact: boolean }): void {
  */
 export function kernelSelector(types: readonly string[] | undefined, ast: ASTNode, ctx: Ctx): KernelSelector {
   try {
-    if (!types?.length) no('a rule without types (give types: [open])');
+    if (!types?.length) no('a rule without types (give types: [open] or [exec])');
     const other = types!.filter((t) => !KERNEL_KILL_TYPES.has(t));
     if (other.length) no(`events of type ${other.join(', ')} (the kernel checks ${[...KERNEL_KILL_TYPES].join(', ')})`);
     if (types!.includes('exec') && types!.length > 1) no(`both execs and ${types!.filter((t) => t !== 'exec').join(', ')} in one rule (two sensors check them: write a rule for each)`);
