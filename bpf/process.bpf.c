@@ -39,23 +39,10 @@ struct {
 } vigil_procs SEC(".maps");
 
 /*
- * In-kernel kill rules on execs (src/rules/kernel.ts): two sets each of rules and of the strings they
- * compare with, the one in force at proc_kill_config's base (struct vigil_kill_set), and what they did, per
- * CPU. Written by user space at any time.
+ * In-kernel kill rules on execs (src/rules/kernel.ts), the set in force (proc_kill_config) and what they did,
+ * per CPU (proc_kill_stats). Written by user space at any time.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * VIGIL_KILL_RULES_MAX);
-	__type(key, __u32);
-	__type(value, struct syscall_kill_rule);
-} proc_kill_rules SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * VIGIL_KILL_VALUES_MAX);
-	__type(key, __u32);
-	__type(value, struct syscall_kill_value);
-} proc_kill_values SEC(".maps");
+VIGIL_KILL_MAPS(proc_kill_rules, proc_kill_values);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -213,16 +200,12 @@ static __always_inline void update_proc_entry(__u32 tgid, struct exec_event *e, 
 
 /* ---- in-kernel kill rules on execs ---------------------------------------------------------------------- */
 
-_Static_assert(VIGIL_KILL_TERMS_MAX <= 8, "a rule's matched terms fit a byte");
-
 struct exec_kill_ctx {
+	struct kill_scan scan;
 	__u32 cpu;        /* the exec record is exec_heap[cpu]: its exe path follows the fixed part */
-	__u32 base;       /* the values' base (the set in force) */
-	__u32 count;      /* values in the set */
 	__u32 _pad;
 	__u64 comm[2];    /* the new image's comm (the exec's task leads its process now) */
 	__u64 pcomm[2];   /* the parent's, its leader's */
-	__u8 matched[VIGIL_KILL_RULES_MAX]; /* per rule, bit t: some value of term t matched */
 };
 
 static __always_inline void proc_stat_inc(__u32 idx)
@@ -239,17 +222,13 @@ static long exec_kill_value_cb(__u32 i, void *data)
 	struct exec_kill_ctx *k = data;
 	struct syscall_kill_value *v;
 	struct exec_buf *b;
-	__u32 key;
 	int hit;
 
-	if (i >= k->count)
+	if (i >= k->scan.count)
 		return 1;
-	key = k->base + i;
-	v = bpf_map_lookup_elem(&proc_kill_values, &key);
-	if (!v || v->rule >= VIGIL_KILL_RULES_MAX || v->term >= VIGIL_KILL_TERMS_MAX)
+	v = kill_value_at(&proc_kill_values, &k->scan, i);
+	if (!v)
 		return 0;
-	if (k->matched[v->rule & (VIGIL_KILL_RULES_MAX - 1)] & (1 << v->term))
-		return 0; /* the term holds already */
 	if (v->field == VIGIL_KILL_COMM) {
 		hit = kill_comm_matches(k->comm, v);
 	} else if (v->field == VIGIL_KILL_PARENT_COMM) {
@@ -261,7 +240,7 @@ static long exec_kill_value_cb(__u32 i, void *data)
 		hit = 0; /* a file event's field: never on an exec */
 	}
 	if (hit)
-		k->matched[v->rule & (VIGIL_KILL_RULES_MAX - 1)] |= 1 << v->term;
+		kill_value_hit(&k->scan, v);
 	return 0;
 }
 
@@ -279,25 +258,23 @@ __noinline __u64 exec_kill_check(__u32 cpu)
 	struct syscall_kill_rule *r;
 	struct exec_event *e;
 	struct exec_buf *b;
-	__u32 zero = 0, key, result;
+	__u32 zero = 0, result;
 
 	ks = bpf_map_lookup_elem(&proc_kill_config, &zero);
 	b = bpf_map_lookup_elem(&exec_heap, &cpu);
 	if (!ks || !ks->rule_count || !b)
 		return 0;
 	e = (struct exec_event *)b->data;
+	kill_scan_start(&k.scan, ks);
 	k.cpu = cpu;
-	k.base = ks->base ? VIGIL_KILL_VALUES_MAX : 0;
-	k.count = ks->value_count;
 	comm_key(k.comm, *(__u64 *)&e->comm[0], *(__u64 *)&e->comm[8]);
 	leader_comm_of(BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), real_parent), k.pcomm);
 	bpf_loop(VIGIL_KILL_VALUES_MAX, exec_kill_value_cb, &k, 0);
 	for (__u32 i = 0; i < VIGIL_KILL_RULES_MAX; i++) {
 		if (i >= ks->rule_count)
 			return 0;
-		key = (ks->base ? VIGIL_KILL_RULES_MAX : 0) + i;
-		r = bpf_map_lookup_elem(&proc_kill_rules, &key);
-		if (!r || !kill_terms_hold(r, k.matched[i]))
+		r = kill_rule_at(&proc_kill_rules, ks, i);
+		if (!r || !kill_terms_hold(r, k.scan.matched[i]))
 			continue;
 		result = kill_verdict(ks, r);
 		/* Counted here too: a record the ring has no room for is lost, the kill is not. */

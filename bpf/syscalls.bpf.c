@@ -122,23 +122,8 @@ struct {
 	__type(value, struct syscall_secret_dir);
 } sys_secret_dirs SEC(".maps");
 
-/*
- * In-kernel kill rules and the strings they compare with: two sets each, the one in force at the config's
- * kill.base (see struct vigil_kill_set). Written by user space from the rules (src/rules/kernel.ts).
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * VIGIL_KILL_RULES_MAX);
-	__type(key, __u32);
-	__type(value, struct syscall_kill_rule);
-} sys_kill_rules SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * VIGIL_KILL_VALUES_MAX);
-	__type(key, __u32);
-	__type(value, struct syscall_kill_value);
-} sys_kill_values SEC(".maps");
+/* In-kernel kill rules on file events (src/rules/kernel.ts), the set in force at the config's kill.base. */
+VIGIL_KILL_MAPS(sys_kill_rules, sys_kill_values);
 
 /* enum vigil_sys_stat, per CPU */
 struct {
@@ -810,20 +795,16 @@ __noinline __u32 sensitive_flag(__u32 off, __u32 off2, __u32 count)
 
 /* ---- in-kernel kill rules ----------------------------------------------------------------------------- */
 
-_Static_assert(VIGIL_KILL_TERMS_MAX <= 8, "a rule's matched terms fit a byte");
-
 struct kill_ctx {
+	struct kill_scan scan;
 	__u32 off;        /* the path as given, in sys_out_heap */
 	__u32 foff;       /* the resolved path, or the path as given */
-	__u32 base;       /* the values' base (the set in force) */
-	__u32 count;      /* values in the set */
 	/*
 	 * The process's comm, NUL-padded: its thread group leader's, as process.comm in user space. A thread may
 	 * name itself otherwise (PR_SET_NAME: "C2 CompilerThre" of a java), and a rule exempting a process by
 	 * name must not kill it for one of its threads' names.
 	 */
 	__u64 comm[2];
-	__u8 matched[VIGIL_KILL_RULES_MAX]; /* per rule, bit t: some value of term t matched */
 };
 
 /* Does value i start its field's string? As match_cb, under the value's mask. */
@@ -832,16 +813,13 @@ static long kill_value_cb(__u32 i, void *data)
 	struct kill_ctx *k = data;
 	struct syscall_kill_value *v;
 	struct sys_out *out;
-	__u32 zero = 0, key, off;
+	__u32 zero = 0, off;
 
-	if (i >= k->count)
+	if (i >= k->scan.count)
 		return 1;
-	key = k->base + i;
-	v = bpf_map_lookup_elem(&sys_kill_values, &key);
-	if (!v || v->rule >= VIGIL_KILL_RULES_MAX || v->term >= VIGIL_KILL_TERMS_MAX)
+	v = kill_value_at(&sys_kill_values, &k->scan, i);
+	if (!v)
 		return 0;
-	if (k->matched[v->rule & (VIGIL_KILL_RULES_MAX - 1)] & (1 << v->term))
-		return 0; /* the term holds already */
 	if (v->field == VIGIL_KILL_COMM) {
 		if (!kill_comm_matches(k->comm, v))
 			return 0;
@@ -853,7 +831,7 @@ static long kill_value_cb(__u32 i, void *data)
 	} else {
 		return 0; /* an exec field: never on a file event */
 	}
-	k->matched[v->rule & (VIGIL_KILL_RULES_MAX - 1)] |= 1 << v->term;
+	kill_value_hit(&k->scan, v);
 	return 0;
 }
 
@@ -872,28 +850,26 @@ __noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s
 	struct syscall_filter_config *cfg = get_config();
 	struct kill_ctx k = {};
 	struct syscall_kill_rule *r;
-	__u32 key, result;
+	__u32 result;
 
 	if (!cfg || !cfg->kill.rule_count)
 		return 0;
+	kill_scan_start(&k.scan, &cfg->kill);
 	k.off = off;
 	k.foff = foff;
-	k.base = cfg->kill.base ? VIGIL_KILL_VALUES_MAX : 0;
-	k.count = cfg->kill.value_count;
 	leader_comm_of((struct task_struct *)bpf_get_current_task(), k.comm);
 	bpf_loop(VIGIL_KILL_VALUES_MAX, kill_value_cb, &k, 0);
 	for (__u32 i = 0; i < VIGIL_KILL_RULES_MAX; i++) {
 		if (i >= cfg->kill.rule_count)
 			return 0;
-		key = (cfg->kill.base ? VIGIL_KILL_RULES_MAX : 0) + i;
-		r = bpf_map_lookup_elem(&sys_kill_rules, &key);
+		r = kill_rule_at(&sys_kill_rules, &cfg->kill, i);
 		if (!r || !(r->ops & (1ULL << (op & 63))))
 			continue;
 		if ((ev_flags & r->want_flags) != r->want_flags || (ev_flags & r->deny_flags))
 			continue;
 		if ((r->ret == VIGIL_KILL_RET_OK && ret < 0) || (r->ret == VIGIL_KILL_RET_ERR && ret >= 0))
 			continue;
-		if (!kill_terms_hold(r, k.matched[i]))
+		if (!kill_terms_hold(r, k.scan.matched[i]))
 			continue;
 		result = kill_verdict(&cfg->kill, r);
 		/* Counted here too: a record the ring has no room for is lost, the kill is not. */

@@ -60,6 +60,67 @@ static __always_inline int masked_prefix(const __u8 *s, const char *prefix, cons
 	return 1;
 }
 
+/*
+ * A sensor's kill rules and the strings they compare with: two sets each, the one in force at its struct
+ * vigil_kill_set's base. Both sensors declare theirs with this, so that the maps user space writes alike
+ * (src/rules/kernel-maps.ts) are alike.
+ */
+#define VIGIL_KILL_MAPS(rules, values)                                  \
+	struct {                                                        \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                       \
+		__uint(max_entries, 2 * VIGIL_KILL_RULES_MAX);          \
+		__type(key, __u32);                                     \
+		__type(value, struct syscall_kill_rule);                \
+	} rules SEC(".maps");                                           \
+	struct {                                                        \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                       \
+		__uint(max_entries, 2 * VIGIL_KILL_VALUES_MAX);         \
+		__type(key, __u32);                                     \
+		__type(value, struct syscall_kill_value);               \
+	} values SEC(".maps")
+
+_Static_assert(VIGIL_KILL_TERMS_MAX <= 8, "a rule's matched terms fit a byte");
+
+/* A sensor's pass over the values of its set in force (bpf_loop): where they are, and per rule which terms hold. */
+struct kill_scan {
+	__u32 base;       /* the first value of the set in force */
+	__u32 count;      /* values in the set */
+	__u8 matched[VIGIL_KILL_RULES_MAX]; /* per rule, bit t: some value of term t matched */
+};
+
+static __always_inline void kill_scan_start(struct kill_scan *s, const struct vigil_kill_set *ks)
+{
+	s->base = ks->base ? VIGIL_KILL_VALUES_MAX : 0;
+	s->count = ks->value_count;
+}
+
+/* Value i of the scan's set in a sensor's values map, unless it cannot change anything (its term holds already). */
+static __always_inline struct syscall_kill_value *kill_value_at(void *values, const struct kill_scan *s, __u32 i)
+{
+	__u32 key = s->base + i;
+	struct syscall_kill_value *v = bpf_map_lookup_elem(values, &key);
+
+	if (!v || v->rule >= VIGIL_KILL_RULES_MAX || v->term >= VIGIL_KILL_TERMS_MAX)
+		return 0;
+	if (s->matched[v->rule & (VIGIL_KILL_RULES_MAX - 1)] & (1 << v->term))
+		return 0;
+	return v;
+}
+
+/* Value v matched its string: its term holds. */
+static __always_inline void kill_value_hit(struct kill_scan *s, const struct syscall_kill_value *v)
+{
+	s->matched[v->rule & (VIGIL_KILL_RULES_MAX - 1)] |= 1 << v->term;
+}
+
+/* Rule i of the set in force in a sensor's rules map. */
+static __always_inline struct syscall_kill_rule *kill_rule_at(void *rules, const struct vigil_kill_set *ks, __u32 i)
+{
+	__u32 key = (ks->base ? VIGIL_KILL_RULES_MAX : 0) + i;
+
+	return bpf_map_lookup_elem(rules, &key);
+}
+
 /* Does a kill value's comm (two words, its mask ending within them) match the comm key c? */
 static __always_inline int kill_comm_matches(const __u64 c[2], const struct syscall_kill_value *v)
 {
