@@ -23,14 +23,6 @@ export interface LoadedSensors {
   kernel(): { emitted: number; reserveFailed: number };
 }
 
-function sumPerCpu(map: BpfMap, index: number): number {
-  const k = Buffer.alloc(4);
-  k.writeUInt32LE(index);
-  const v = map.lookup(k);
-  if (!v) return 0;
-  return map.perCpu(v).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0);
-}
-
 /**
  * Creates the shared maps (a ring of `ringBytes`) and loads the sensors of `cfg` onto them. Throws what the
  * loaders throw (PermissionError, VerifierError, ...), after releasing whatever was loaded.
@@ -87,7 +79,7 @@ export function loadSensors(cfg: VigilConfig, ringBytes: number): LoadedSensors 
       stats,
       detach,
       close,
-      kernel: () => ({ emitted: sumPerCpu(stats, 2), reserveFailed: sumPerCpu(stats, 0) }),
+      kernel: () => ({ emitted: stats.counter(2), reserveFailed: stats.counter(0) }),
     };
   } catch (err) {
     close();

@@ -592,17 +592,16 @@ export class Agent {
     const out = { emitted: 0, reserveFailed: 0, outputFailed: 0, lostByOpcode: {} as Record<number, number> };
     const stats = this.#maps.vigil_stats;
     if (!stats) return this.#final?.kernel ?? out;
-    const sum = (m: BpfMap, v: Buffer) => m.perCpu(v).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0);
     for (const [k, v] of stats.lookupAll()) {
       const i = k.readUInt32LE(0);
-      const n = sum(stats, v);
+      const n = stats.sumU64(v);
       if (i === 0) out.reserveFailed = n;
       else if (i === 1) out.outputFailed = n;
       else if (i === 2) out.emitted = n;
     }
     const lost = this.#maps.vigil_lost;
     if (lost) for (const [k, v] of lost.lookupAll()) {
-      const n = sum(lost, v);
+      const n = lost.sumU64(v);
       if (n) out.lostByOpcode[k.readUInt32LE(0)] = n;
     }
     return out;

@@ -408,6 +408,17 @@ export class BpfMap {
     return out;
   }
 
+  /** A per-CPU lookup result of a u64 counter, summed over CPUs (the sensors' per-CPU counter arrays). */
+  sumU64(value: Buffer): number {
+    return this.perCpu(value).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0);
+  }
+
+  /** The per-CPU u64 counter at index `i` of a per-CPU array, summed over CPUs; 0 when there is none. */
+  counter(i: number): number {
+    const v = this.lookup(u32Key(i));
+    return v ? this.sumU64(v) : 0;
+  }
+
   /** Makes the map read-only for user space (BPF programs can still write). */
   freeze(): void {
     const r = lib().bpf_map_freeze(this.fd) as number;
@@ -533,6 +544,13 @@ export class TypedMap<K, V> {
     if (typeof vs[0] === 'bigint') return (vs as bigint[]).reduce((a, b) => a + b, 0n);
     return (vs as number[]).reduce((a, b) => a + b, 0);
   }
+}
+
+/** A map key of one u32, little-endian: an array map's index. */
+export function u32Key(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
 }
 
 function roundUp8(n: number): number {

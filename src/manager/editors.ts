@@ -2,7 +2,7 @@
 // it installs between load and attach (maps of maps, tail calls). Plain data: validated up front so that a
 // bad edit is rejected before anything touches the kernel.
 import { InvalidArgumentError } from '../bpf/errors.ts';
-import type { BpfMap } from '../bpf/map.ts';
+import { u32Key, type BpfMap } from '../bpf/map.ts';
 import type { GlobalValue } from '../bpf/object.ts';
 import type { BpfProgram } from '../bpf/program.ts';
 import type { ProbeId } from './probe.ts';
@@ -70,9 +70,7 @@ export function keyBytes(key: Uint8Array | number, size: number, what: string): 
     return key;
   }
   if (size !== 4) throw new InvalidArgumentError(`${what}: numeric key needs a 4-byte key map, this one has ${size}`);
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(key);
-  return b;
+  return u32Key(key);
 }
 
 export function validateMapSpecEditor(name: string, e: MapSpecEditor): void {

@@ -831,22 +831,16 @@ export class Manager {
   kernelCounters(): KernelCounters | undefined {
     const main = this.#main;
     if (!main || !main.loaded || !main.hasMap('vigil_stats')) return undefined;
-    const sum = (m: BpfMap, idx: number): number => {
-      const k = Buffer.alloc(4);
-      k.writeUInt32LE(idx);
-      const v = m.lookup(k);
-      return v ? m.perCpu(v).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0) : 0;
-    };
     const stats = main.map('vigil_stats');
     const lostByOpcode: Record<number, number> = {};
     if (main.hasMap('vigil_lost')) {
       const lost = main.map('vigil_lost');
       for (const [k, v] of lost.lookupAll()) {
-        const n = lost.perCpu(v).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0);
+        const n = lost.sumU64(v);
         if (n) lostByOpcode[k.readUInt32LE(0)] = n;
       }
     }
-    return { reserveFailed: sum(stats, 0), outputFailed: sum(stats, 1), emitted: sum(stats, 2), lostByOpcode };
+    return { reserveFailed: stats.counter(0), outputFailed: stats.counter(1), emitted: stats.counter(2), lostByOpcode };
   }
 
   stats(): ManagerStats {

@@ -2,16 +2,10 @@
 // strings it compares (proc_kill_rules, proc_kill_values), the set in force (proc_kill_config) and what the
 // rules did (proc_kill_stats, per CPU). The selectors come from src/rules/kernel.ts, the encoding from
 // src/rules/kernel-maps.ts, shared with the syscall sensor's rules on file events.
-import type { BpfMap } from '../bpf/map.ts';
+import { u32Key, type BpfMap } from '../bpf/map.ts';
 import { VIGIL_PROC_KILL_STAT } from '../events/layout.generated.ts';
 import type { Manager } from '../manager/manager.ts';
 import { encodeKillState, KillTable, type KernelKillSet } from '../rules/kernel-maps.ts';
-
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-};
 
 export interface ExecKillStatus {
   /** Rules in force, and the strings they compare with. */
@@ -41,16 +35,12 @@ export class ExecKill {
    */
   apply(set: KernelKillSet): void {
     const next = this.#table.write(set, () => 0n, 'exec kill rules');
-    this.#config.update(u32(0), encodeKillState(next));
+    this.#config.update(u32Key(0), encodeKillState(next));
     this.#table.commit(next);
   }
 
   status(): ExecKillStatus {
-    const sum = (idx: number): number => {
-      const v = this.#stats.lookup(u32(idx));
-      return v ? this.#stats.perCpu(v).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0) : 0;
-    };
     const s = this.#table.state;
-    return { rules: s.rules, values: s.values, matched: sum(VIGIL_PROC_KILL_STAT.MATCHED), sent: sum(VIGIL_PROC_KILL_STAT.SENT) };
+    return { rules: s.rules, values: s.values, matched: this.#stats.counter(VIGIL_PROC_KILL_STAT.MATCHED), sent: this.#stats.counter(VIGIL_PROC_KILL_STAT.SENT) };
   }
 }

@@ -4,7 +4,7 @@
 // not in force, and the update of the set's struct vigil_kill_set switches halves (bpf/include/events.h), so
 // that no event is checked against half of one set and half of another. Selectors come from kernel.ts.
 import { InvalidArgumentError } from '../bpf/errors.ts';
-import type { BpfMap } from '../bpf/map.ts';
+import { u32Key as u32, type BpfMap } from '../bpf/map.ts';
 import { SIZEOF, SYSCALL_KILL_RULE, SYSCALL_KILL_VALUE, VIGIL_KILL_FIELD, VIGIL_KILL_RET, VIGIL_KILL_SET } from '../events/layout.generated.ts';
 import { KILL_RULES_MAX, KILL_VALUES_MAX, type KernelSelector, type KillField } from './kernel.ts';
 
@@ -103,12 +103,6 @@ export function putMasked(b: Buffer, f: { prefix: { offset: number; size: number
   b.fill(0xff, f.mask.offset, f.mask.offset + masked);
   return n;
 }
-
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-};
 
 /** One sensor's kill rules and values maps, and the set in force in them. */
 export class KillTable {

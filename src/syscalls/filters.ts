@@ -2,7 +2,7 @@
 // comm lists, path prefixes) and reads back, per CPU summed, what each filter dropped. The maps are live:
 // apply() may run at any time while the programs are attached, and takes effect on the next syscall.
 import { InvalidArgumentError } from '../bpf/errors.ts';
-import type { BpfMap } from '../bpf/map.ts';
+import { u32Key as u32, type BpfMap } from '../bpf/map.ts';
 import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
 import type { Manager } from '../manager/manager.ts';
 import { encodeKillState, KillTable, NO_KILL, putMasked, type KernelKillSet, type KillState } from '../rules/kernel-maps.ts';
@@ -118,11 +118,6 @@ export function commKey(comm: string): Buffer {
   return k;
 }
 
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-};
 
 /**
  * The secret directories the gate compares with under `c`: only where the heads turn reads down and paths may
@@ -276,8 +271,7 @@ export class SyscallFilters {
     const out = {} as SyscallFilterCounters;
     const stats = this.#maps.stats;
     for (const [name, idx] of Object.entries(COUNTER_INDEX) as [keyof SyscallFilterCounters, number][]) {
-      const v = stats.lookup(u32(idx));
-      out[name] = v ? stats.perCpu(v).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0) : 0;
+      out[name] = stats.counter(idx);
     }
     return out;
   }
