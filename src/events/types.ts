@@ -1,7 +1,8 @@
-import type { KernelKill } from './kill.ts';
 // The decoded form of every record the sensors emit. Field names are what users see in JSON output, so
 // they are stable: add fields, never rename them. Times are boot-time nanoseconds as JS numbers (exact below
 // 2^53 ns, about 104 days of uptime; beyond that they round the same way everywhere, so equality holds).
+
+import type { KernelKill } from './kill.ts';
 
 export interface Creds {
   uid: number;

@@ -76,7 +76,6 @@ export interface ProcessCacheStats {
   scrubbedEnv: number;
 }
 
-
 // What an entry does not know is listed by name (ProcessEntry.unknown, ProcessImage.unknown), so that the
 // eBPF-less mode's tree differs from the BPF one only in marked fields, never in wrong values.
 const IMAGE_FIELDS = ['argv', 'env', 'exe', 'filename', 'comm'];

@@ -15,8 +15,9 @@ export type ActionSignal = (typeof ACTION_SIGNALS)[number];
 
 export interface KillAction {
   /**
-   * inKernel: the syscall sensor signals the process itself, before the matching syscall returns (the rule's
-   * whole condition compiled into the kernel: kernel.ts), and the alert reports what it did.
+   * inKernel: the kernel signals the process itself, before the matching open returns or before the exec'd
+   * image runs (the rule's whole condition compiled into the kernel: kernel.ts), and the alert reports what it
+   * did.
    */
   kill: { signal: ActionSignal; inKernel?: boolean };
 }
