@@ -208,14 +208,6 @@ struct exec_kill_ctx {
 	__u64 pcomm[2];   /* the parent's, its leader's */
 };
 
-static __always_inline void proc_stat_inc(__u32 idx)
-{
-	__u64 *v = bpf_map_lookup_elem(&proc_kill_stats, &idx);
-
-	if (v)
-		*v += 1;
-}
-
 /* Does value i match its field's string? */
 static long exec_kill_value_cb(__u32 i, void *data)
 {
@@ -278,9 +270,9 @@ __noinline __u64 exec_kill_check(__u32 cpu)
 			continue;
 		result = kill_verdict(ks, r);
 		/* Counted here too: a record the ring has no room for is lost, the kill is not. */
-		proc_stat_inc(VIGIL_PROC_KILL_MATCHED);
+		vigil_inc(&proc_kill_stats, VIGIL_PROC_KILL_MATCHED);
 		if (result == VIGIL_KILL_SENT)
-			proc_stat_inc(VIGIL_PROC_KILL_SENT);
+			vigil_inc(&proc_kill_stats, VIGIL_PROC_KILL_SENT);
 		return kill_report(r, result);
 	}
 	return 0;

@@ -206,10 +206,7 @@ struct {
 
 static __always_inline void stat_inc(__u32 idx)
 {
-	__u64 *v = bpf_map_lookup_elem(&sys_filter_stats, &idx);
-
-	if (v)
-		*v += 1;
+	vigil_inc(&sys_filter_stats, idx);
 }
 
 static __always_inline struct syscall_filter_config *get_config(void)

@@ -93,24 +93,25 @@ struct {
 	__type(value, struct vigil_scratch);
 } vigil_scratch_map SEC(".maps");
 
-static __always_inline void vigil_count(__u32 stat)
+/* Adds one to the u64 counter at `idx` of a per-CPU array (this CPU's: no atomics needed). */
+static __always_inline void vigil_inc(void *map, __u32 idx)
 {
-	__u64 *v = bpf_map_lookup_elem(&vigil_stats, &stat);
+	__u64 *v = bpf_map_lookup_elem(map, &idx);
 
 	if (v)
 		*v += 1;
 }
 
+static __always_inline void vigil_count(__u32 stat)
+{
+	vigil_inc(&vigil_stats, stat);
+}
+
 static __always_inline void vigil_count_lost(__u32 opcode, __u32 stat)
 {
-	__u64 *v;
-
 	vigil_count(stat);
-	if (opcode >= VIGIL_OP_MAX)
-		return;
-	v = bpf_map_lookup_elem(&vigil_lost, &opcode);
-	if (v)
-		*v += 1;
+	if (opcode < VIGIL_OP_MAX)
+		vigil_inc(&vigil_lost, opcode);
 }
 
 /* The current task's cgroup id as configured by vigil_cgroup_v1_subsys. */
