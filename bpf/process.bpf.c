@@ -42,7 +42,7 @@ struct {
  * In-kernel kill rules on execs (src/rules/kernel.ts), the set in force (proc_kill_config) and what they did,
  * per CPU (proc_kill_stats). Written by user space at any time.
  */
-VIGIL_KILL_MAPS(proc_kill_rules, proc_kill_values);
+VIGIL_KILL_MAPS(proc_kill_rules, proc_kill_values, proc_kill_scopes);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -251,6 +251,7 @@ __noinline __u64 exec_kill_check(__u32 cpu)
 	struct exec_event *e;
 	struct exec_buf *b;
 	__u32 zero = 0, result;
+	__s64 scope = -1;
 
 	ks = bpf_map_lookup_elem(&proc_kill_config, &zero);
 	b = bpf_map_lookup_elem(&exec_heap, &cpu);
@@ -266,7 +267,7 @@ __noinline __u64 exec_kill_check(__u32 cpu)
 		if (i >= ks->rule_count)
 			return 0;
 		r = kill_rule_at(&proc_kill_rules, ks, i);
-		if (!r || !kill_terms_hold(r, k.scan.matched[i]))
+		if (!r || !kill_terms_hold(r, k.scan.matched[i]) || !kill_in_scope(&proc_kill_scopes, ks, r, i, &scope))
 			continue;
 		result = kill_verdict(ks, r);
 		/* Counted here too: a record the ring has no room for is lost, the kill is not. */

@@ -123,7 +123,7 @@ struct {
 } sys_secret_dirs SEC(".maps");
 
 /* In-kernel kill rules on file events (src/rules/kernel.ts), the set in force at the config's kill.base. */
-VIGIL_KILL_MAPS(sys_kill_rules, sys_kill_values);
+VIGIL_KILL_MAPS(sys_kill_rules, sys_kill_values, sys_kill_scopes);
 
 /* enum vigil_sys_stat, per CPU */
 struct {
@@ -848,6 +848,7 @@ __noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s
 	struct kill_ctx k = {};
 	struct syscall_kill_rule *r;
 	__u32 result;
+	__s64 scope = -1;
 
 	if (!cfg || !cfg->kill.rule_count)
 		return 0;
@@ -866,7 +867,7 @@ __noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s
 			continue;
 		if ((r->ret == VIGIL_KILL_RET_OK && ret < 0) || (r->ret == VIGIL_KILL_RET_ERR && ret >= 0))
 			continue;
-		if (!kill_terms_hold(r, k.scan.matched[i]))
+		if (!kill_terms_hold(r, k.scan.matched[i]) || !kill_in_scope(&sys_kill_scopes, &cfg->kill, r, i, &scope))
 			continue;
 		result = kill_verdict(&cfg->kill, r);
 		/* Counted here too: a record the ring has no room for is lost, the kill is not. */

@@ -344,6 +344,7 @@ enum vigil_sys_cfg_flags {
 #define VIGIL_KILL_VALUES_MAX 64     /* strings those rules compare with, all rules together (each values map holds two sets too) */
 #define VIGIL_KILL_TERMS_MAX 8       /* terms of one kill rule */
 #define VIGIL_KILL_PROTECT_MAX 16    /* processes never signalled besides pid 1: the agent and its ancestors */
+#define VIGIL_KILL_SCOPES_MAX 16384  /* cgroups of containers where some kill rule about containers holds (struct vigil_kill_scope) */
 
 /*
  * The in-kernel kill rules in force, for one sensor (the syscall sensor's in syscall_filter_config, the
@@ -431,7 +432,8 @@ enum vigil_kill_ret {
  * sched_process_exec, before the new image runs. A rule matches when the event's op is one of `ops` (file
  * events), its ev_flags have every bit of want_flags and none of deny_flags, its ret is as `ret` asks, and
  * each term t < terms holds: some value of term t (syscall_kill_value) matched, or, with bit t of `negate`,
- * none did. An exec rule has no ops, flags or ret: only terms.
+ * none did, and, for a rule about containers, its bit is set in the scope entry of the task's cgroup. An exec
+ * rule has no ops, flags or ret: only terms and the container scope.
  */
 struct syscall_kill_rule {
 	__u64 ops;               /* bits (1 << enum vigil_sys_op) */
@@ -443,6 +445,19 @@ struct syscall_kill_rule {
 	__u32 terms;
 	__u32 negate;
 	__u32 dry_run;           /* enforcement is off: a match is reported, nothing is sent */
+	__u32 container;         /* the rule holds only in the cgroups whose scope entry has its bit (struct vigil_kill_scope) */
+	__u32 _pad0;
+};
+
+/*
+ * Where a container-scoped kill rule holds (maps sys_kill_scopes and proc_kill_scopes, keyed by cgroup id,
+ * bpf_get_current_cgroup_id's): bit i of rules[h], rule i of the set in half h of the rules map. User space
+ * writes an entry for each cgroup of a container it knows in which some rule's container part (its
+ * conjuncts about container and pod) holds; a cgroup without one is one where no such rule holds, the host's
+ * included (such a rule kills in known containers only).
+ */
+struct vigil_kill_scope {
+	__u16 rules[2];
 };
 
 /* A string a kill rule's term compares with (maps sys_kill_values, proc_kill_values): a prefix, or a whole string when the mask covers its NUL. */

@@ -61,11 +61,11 @@ static __always_inline int masked_prefix(const __u8 *s, const char *prefix, cons
 }
 
 /*
- * A sensor's kill rules and the strings they compare with: two sets each, the one in force at its struct
- * vigil_kill_set's base. Both sensors declare theirs with this, so that the maps user space writes alike
+ * A sensor's kill rules, the strings they compare with (two sets each, the one in force at its struct
+ * vigil_kill_set's base) and the cgroups where its rules about containers hold (struct vigil_kill_scope). Both sensors declare theirs with this, so that the maps user space writes alike
  * (src/rules/kernel-maps.ts) are alike.
  */
-#define VIGIL_KILL_MAPS(rules, values)                                  \
+#define VIGIL_KILL_MAPS(rules, values, scopes)                          \
 	struct {                                                        \
 		__uint(type, BPF_MAP_TYPE_ARRAY);                       \
 		__uint(max_entries, 2 * VIGIL_KILL_RULES_MAX);          \
@@ -77,7 +77,13 @@ static __always_inline int masked_prefix(const __u8 *s, const char *prefix, cons
 		__uint(max_entries, 2 * VIGIL_KILL_VALUES_MAX);         \
 		__type(key, __u32);                                     \
 		__type(value, struct syscall_kill_value);               \
-	} values SEC(".maps")
+	} values SEC(".maps");                                          \
+	struct {                                                        \
+		__uint(type, BPF_MAP_TYPE_HASH);                        \
+		__uint(max_entries, VIGIL_KILL_SCOPES_MAX);             \
+		__type(key, __u64);                                     \
+		__type(value, struct vigil_kill_scope);                 \
+	} scopes SEC(".maps")
 
 _Static_assert(VIGIL_KILL_TERMS_MAX <= 8, "a rule's matched terms fit a byte");
 
@@ -119,6 +125,26 @@ static __always_inline struct syscall_kill_rule *kill_rule_at(void *rules, const
 	__u32 key = (ks->base ? VIGIL_KILL_RULES_MAX : 0) + i;
 
 	return bpf_map_lookup_elem(rules, &key);
+}
+
+/*
+ * Does rule i of the set in force hold in the current task's cgroup, as far as its container part goes?
+ * Always, for a rule without one; else when the cgroup's scope entry has its bit. *bits caches the entry's
+ * half in force across a check's rules (-1: not looked up yet): one hash lookup per check at most.
+ */
+static __always_inline int kill_in_scope(void *scopes, const struct vigil_kill_set *ks, const struct syscall_kill_rule *r, __u32 i, __s64 *bits)
+{
+	struct vigil_kill_scope *s;
+	__u64 cg;
+
+	if (!r->container)
+		return 1;
+	if (*bits < 0) {
+		cg = vigil_cgroup_id();
+		s = bpf_map_lookup_elem(scopes, &cg);
+		*bits = s ? s->rules[ks->base ? 1 : 0] : 0;
+	}
+	return (*bits >> (i & (VIGIL_KILL_RULES_MAX - 1))) & 1;
 }
 
 /* Does a kill value's comm (two words, its mask ending within them) match the comm key c? */

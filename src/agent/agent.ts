@@ -11,6 +11,8 @@ import { killRuleNumber } from '../events/kill.ts';
 import { lineOf, signalNumber } from '../process/signal.ts';
 import { checkKillFits, NO_KILL_RULES, type KernelKillSet } from '../rules/kernel-maps.ts';
 import { killSensor } from '../rules/kernel.ts';
+import type { KillScopes } from '../rules/kill-scopes.ts';
+import { containerParts } from '../pipeline/enrich.ts';
 import type { ExecKillStatus } from '../process/exec-kill.ts';
 import { allFeatures, feature, requireBpfPrivileges } from '../bpf/features.ts';
 import { BpfMap, numPossibleCpus } from '../bpf/map.ts';
@@ -130,6 +132,8 @@ const inodeOf = (p: string): number | undefined => {
   }
 };
 
+/** The rule context's pod for a container outside a pod: what the kill scopes evaluate against (kill-scopes.ts). */
+const NO_POD: object = Object.freeze({});
 const OWNED_MAPS = ['vigil_stats', 'vigil_lost', 'vigil_containers', RING_CTL_MAP] as const;
 
 /** Removed sinks listed one by one in the accounting (status, the stop log); earlier ones are summed. */
@@ -160,11 +164,13 @@ interface KernelKillSets {
  * events the syscall sensor does not report, or more rules or strings than a sensor's maps hold. Nothing has
  * changed then.
  */
-function kernelKillSets(set: RuleSet | undefined, enforce: boolean, ops: ReadonlySet<string>, noBpf: string | undefined): KernelKillSets {
+function kernelKillSets(set: RuleSet | undefined, enforce: boolean, ops: ReadonlySet<string>, noBpf: string | undefined, containers: boolean): KernelKillSets {
   const rules = set?.kernelRules ?? [];
   if (!rules.length) return { syscalls: undefined, process: undefined };
   const names = rules.map((r) => JSON.stringify(r.name)).join(', ');
   if (noBpf) throw new InvalidArgumentError(`rules: ${names} kill in the kernel (kill: {inKernel: true}), which needs BPF (${noBpf}); remove inKernel to kill from user space`);
+  const scoped = rules.find((r) => r.selector.container);
+  if (scoped && !containers) throw new InvalidArgumentError(`rules: ${JSON.stringify(scoped.name)} kills in the kernel in containers only (${scoped.selector.container!.text}), which needs the container resolver: set containers.enabled: true`);
   const of = (sensor: 'syscalls' | 'process') => rules.filter((r) => killSensor(r.selector) === sensor);
   for (const r of of('syscalls')) {
     const off = r.selector.ops.filter((op) => !ops.has(op));
@@ -196,6 +202,8 @@ export class Agent {
   #syscalls: SyscallSensor | undefined;
   #layout: CgroupLayoutInfo | undefined;
   #managers: Manager[] = [];
+  /** The kill scopes told of the containers' changes, and what stops that (#watchKillScopes). */
+  readonly #scopeWatches = new Map<KillScopes, () => void>();
   #probeStats: StatsHandle | undefined;
   #pipeline: Pipeline | undefined;
   #sinks: Sink[] = [];
@@ -367,7 +375,7 @@ export class Agent {
       this.#ruleWarnings(ruleSet);
     }
     // Rules that kill in the kernel need BPF, and the syscall sensor to report their file events: checked before any load.
-    const kill = kernelKillSets(ruleSet, cfg.rules.enforce, probeSyscalls.config.ops, bpf ? undefined : (whyNot ?? 'process.mode is procfs'));
+    const kill = kernelKillSets(ruleSet, cfg.rules.enforce, probeSyscalls.config.ops, bpf ? undefined : (whyNot ?? 'process.mode is procfs'), cfg.containers.enabled);
     const pipeline = this.#pipeline;
     this.#rules = new RuleEngine({ router: this.router, emit: (alert) => pipeline.emitSynthetic(alert), queue: cfg.rules.queue, enforce: cfg.rules.enforce });
     this.#rules.setRules(ruleSet);
@@ -401,12 +409,32 @@ export class Agent {
       this.#step('finding containers and querying their runtimes');
       this.#containers.start();
       if (this.#maps.vigil_containers) this.#containers.attachKernelMap(this.#maps.vigil_containers);
+      this.#watchKillScopes();
     }
 
     if (bpf) {
       if (this.config.agent.probeStats) this.#probeStats = enableRunTimeStats();
       this.#step('reading events');
       this.#startReader();
+    }
+  }
+
+  /**
+   * Tells each sensor's kill scopes (where its in-kernel rules about containers hold) of every container and
+   * of every change to one, once per sensor: the syscall sensor may come later, with a reload.
+   */
+  #watchKillScopes(): void {
+    const containers = this.#containers;
+    if (!containers) return;
+    for (const s of [this.#process?.execKill?.scopes, this.#syscalls?.filters?.killScopes]) {
+      if (!s || this.#scopeWatches.has(s)) continue;
+      this.#scopeWatches.set(
+        s,
+        containers.watch((c, cgroupIds) => {
+          const parts = containerParts(c);
+          s.update({ id: c.id, cgroupIds, container: parts.ref, pod: parts.pod ?? NO_POD });
+        }),
+      );
     }
   }
 
@@ -455,7 +483,7 @@ export class Agent {
       if (plan.changed.length) {
         const sys = syscallSensorConfig(next);
         const ops = normalizeSyscallConfig(sys).ops; // validates again: a config built in code reaches here unchecked
-        const kill = kernelKillSets(rules, next.rules.enforce, ops, this.#bpf ? undefined : 'the agent runs without BPF');
+        const kill = kernelKillSets(rules, next.rules.enforce, ops, this.#bpf ? undefined : 'the agent runs without BPF', this.#containers !== undefined);
         const scrubber = touches(plan, 'process.scrub') ? new Scrubber(next.process.scrub) : undefined;
         const ctx = { dataDir: next.agent.dataDir };
         // The store's retention limits are the only part of it a reload may change (planReload refused the
@@ -484,6 +512,7 @@ export class Agent {
             syscalls = 'updated';
           } else if (ops.size) {
             this.#startSyscallSensor(sys, kill.syscalls);
+            this.#watchKillScopes();
             syscalls = 'started';
           }
           this.#process?.execKill?.apply(kill.process ?? NO_KILL_RULES);
@@ -728,6 +757,8 @@ export class Agent {
     this.#pipeline?.stop();
     this.#rules?.stop(); // what the rules still had queued is checked, its alerts go to the sinks below
     // 3. release the sensors (objects closed), the resolvers and the reader
+    for (const unwatch of this.#scopeWatches.values()) unwatch();
+    this.#scopeWatches.clear();
     for (const m of [...this.#managers].reverse()) m.stop();
     this.#managers = [];
     this.#probeStats?.close();

@@ -1,9 +1,14 @@
 // `vigil status`: the running agent's state, readable: what is loaded, how each probe is doing, where every
 // record went (kernel, reader, pipeline, sinks), and the state of the resolvers and runtime sockets.
+import type { KillRulesStatus } from '../rules/kernel-maps.ts';
 import type { AgentStatus, ReloadResult } from '../agent/agent.ts';
 import { actionCountsText } from '../rules/actions.ts';
 
 const n = (x: number) => x.toLocaleString('en-US');
+
+/** ", 1 about containers, holding in 3 container cgroups" for a sensor's kill rules ("" when none is). */
+const scopedText = (k: Partial<KillRulesStatus> | undefined, fmt: (x: number) => string): string =>
+  k?.scoped ? `, ${fmt(k.scoped)} about containers, holding in ${fmt(k.cgroups ?? 0)} container cgroup${k.cgroups === 1 ? '' : 's'}` : '';
 
 export function formatStatus(s: AgentStatus): string {
   const out: string[] = [];
@@ -47,7 +52,7 @@ export function formatStatus(s: AgentStatus): string {
     if (f) {
       out.push(`  in-kernel filters: entered ${n(f.entered)}; dropped: type off ${n(f.disabled)}, vigil itself ${n(f.self)}, scope ${n(f.scope)}, comm ${n(f.comm)}, path ${n(f.path)}, not sensitive ${n(f.notSensitive)}, request kind ${n(f.args)}; lost: no slot to pair entry and exit ${n(f.noPending)}`);
       const k = s.syscalls.killRules;
-      if (k?.rules || f.killMatched) out.push(`  in-kernel kill rules: ${n(k?.rules ?? 0)} (${n(k?.values ?? 0)} strings); opens matched ${n(f.killMatched)}, processes signalled ${n(f.killSent)}`);
+      if (k?.rules || f.killMatched) out.push(`  in-kernel kill rules: ${n(k?.rules ?? 0)} (${n(k?.values ?? 0)} strings${scopedText(k, n)}); opens matched ${n(f.killMatched)}, processes signalled ${n(f.killSent)}`);
     }
   }
   const rules = s.rules;
@@ -89,7 +94,7 @@ export function formatStatus(s: AgentStatus): string {
   const c = s.process;
   out.push(`processes (${c.state}): ${n(c.live)} live, ${n(c.exited)} exited retained; broken lineage ${n(c.brokenLineage)}, evictions ${n(c.evictions)}, held ${n(c.held)}`);
   const ek = c.execKill;
-  if (ek && (ek.rules || ek.matched)) out.push(`  in-kernel kill rules on execs: ${n(ek.rules)} (${n(ek.values)} strings); execs matched ${n(ek.matched)}, processes signalled ${n(ek.sent)}`);
+  if (ek && (ek.rules || ek.matched)) out.push(`  in-kernel kill rules on execs: ${n(ek.rules)} (${n(ek.values)} strings${scopedText(ek, n)}); execs matched ${n(ek.matched)}, processes signalled ${n(ek.sent)}`);
   if (s.containers) {
     const ct = s.containers;
     out.push(`containers: ${n(ct.running)} running, ${n(ct.enrichPending)} pending enrichment, ${n(ct.enrichFailed)} failed`);

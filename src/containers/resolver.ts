@@ -126,6 +126,7 @@ export class ContainerResolver {
   #inFlight = 0;
   readonly #timers = new Set<NodeJS.Timeout>();
   #kmap: BpfMap | undefined;
+  readonly #watchers: ((c: ContainerInfo, cgroupIds: number[]) => void)[] = [];
   #stopped = false;
   readonly #stats = { lookups: 0, lookupMisses: 0, enrichDone: 0, enrichFailed: 0, retries: 0 };
   #generation = 0;
@@ -168,6 +169,7 @@ export class ContainerResolver {
     this.#byCgroup.set(id, c);
     this.#generation++;
     this.#kernelPut(id, c);
+    this.#changed(c);
     if (isNew) {
       this.#queue.push({ c, attempt: 0 });
       this.#o.onEvent?.({ type: 'container_started', container: c });
@@ -253,6 +255,7 @@ export class ContainerResolver {
         this.#generation++;
         this.#paths.delete(ev.id);
         this.#kernelDelete(ev.id);
+        this.#changed(c);
       });
     }
   }
@@ -267,6 +270,7 @@ export class ContainerResolver {
       this.#paths.delete(id);
     }
     if (this.#byId.get(c.id) === c) this.#byId.delete(c.id);
+    this.#changed(c);
   }
 
   #later(ms: number, fn: () => void): void {
@@ -339,6 +343,7 @@ export class ContainerResolver {
     } else {
       c.enrichment = 'failed';
       this.#stats.enrichFailed++;
+      this.#changed(c);
     }
   }
 
@@ -356,6 +361,34 @@ export class ContainerResolver {
     if (pod) c.pod = { ...pod, qos: c.pod?.qos };
     c.enrichment = 'done';
     c.enrichmentError = undefined;
+    this.#changed(c);
+  }
+
+  // ---- watchers --------------------------------------------------------------------------------------
+
+  /**
+   * Calls `fn` for every container known now, then whenever one changes: a cgroup id learned or forgotten,
+   * its enrichment done or failed, its expiry (with no cgroup ids). `cgroupIds` are those that resolve to it.
+   * For views of containers kept elsewhere (the in-kernel kill rules' scopes: kill-scopes.ts). `fn` must
+   * not throw. Returns what stops the calls.
+   */
+  watch(fn: (c: ContainerInfo, cgroupIds: number[]) => void): () => void {
+    this.#watchers.push(fn);
+    for (const c of this.#byId.values()) fn(c, this.#liveIds(c));
+    return () => {
+      const i = this.#watchers.indexOf(fn);
+      if (i >= 0) this.#watchers.splice(i, 1);
+    };
+  }
+
+  #liveIds(c: ContainerInfo): number[] {
+    return c.cgroupIds.filter((id) => this.#byCgroup.get(id) === c);
+  }
+
+  #changed(c: ContainerInfo): void {
+    if (!this.#watchers.length) return;
+    const ids = this.#liveIds(c);
+    for (const fn of this.#watchers) fn(c, ids);
   }
 
   // ---- queries ---------------------------------------------------------------------------------------

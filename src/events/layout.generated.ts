@@ -346,7 +346,7 @@ export const SYSCALL_FILTER_CONFIG = {
   kill: { offset: 312, size: 80, struct: 'vigil_kill_set' },
 } as const;
 
-/** struct syscall_kill_rule (40 bytes): byte offset and size of each field */
+/** struct syscall_kill_rule (48 bytes): byte offset and size of each field */
 export const SYSCALL_KILL_RULE = {
   ops: { offset: 0, size: 8 },
   id: { offset: 8, size: 4 },
@@ -357,6 +357,13 @@ export const SYSCALL_KILL_RULE = {
   terms: { offset: 28, size: 4 },
   negate: { offset: 32, size: 4 },
   dry_run: { offset: 36, size: 4 },
+  container: { offset: 40, size: 4 },
+  _pad0: { offset: 44, size: 4 },
+} as const;
+
+/** struct vigil_kill_scope (4 bytes): byte offset and size of each field */
+export const VIGIL_KILL_SCOPE = {
+  rules: { offset: 0, size: 4, count: 2 },
 } as const;
 
 /** struct syscall_kill_value (528 bytes): byte offset and size of each field */
@@ -465,7 +472,8 @@ export const SIZEOF = {
   cgroup_event: 576,
   vigil_kill_set: 80,
   syscall_filter_config: 392,
-  syscall_kill_rule: 40,
+  syscall_kill_rule: 48,
+  vigil_kill_scope: 4,
   syscall_kill_value: 528,
   syscall_path_prefix: 520,
   syscall_secret_dir: 72,

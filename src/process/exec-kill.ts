@@ -5,12 +5,11 @@
 import { u32Key, type BpfMap } from '../bpf/map.ts';
 import { VIGIL_PROC_KILL_STAT } from '../events/layout.generated.ts';
 import type { Manager } from '../manager/manager.ts';
-import { encodeKillState, KillTable, type KernelKillSet } from '../rules/kernel-maps.ts';
+import { encodeKillState, KillTable, type KernelKillSet, type KillRulesStatus } from '../rules/kernel-maps.ts';
+import type { KillScopes } from '../rules/kill-scopes.ts';
 
-export interface ExecKillStatus {
-  /** Rules in force, and the strings they compare with. */
-  rules: number;
-  values: number;
+/** Rules in force, the strings they compare with, the container cgroups where a rule about containers holds, and: */
+export interface ExecKillStatus extends KillRulesStatus {
   /** Execs a rule matched (sent, dry-run, refused or failed), and those whose process was signalled: counted even when the ring lost the record. */
   matched: number;
   sent: number;
@@ -23,7 +22,7 @@ export class ExecKill {
 
   /** The maps of a loaded process sensor. Throws NotFoundError when the object lacks them. */
   constructor(m: Manager) {
-    this.#table = new KillTable(m.getMap('proc_kill_rules'), m.getMap('proc_kill_values'));
+    this.#table = new KillTable(m.getMap('proc_kill_rules'), m.getMap('proc_kill_values'), m.getMap('proc_kill_scopes'));
     this.#config = m.getMap('proc_kill_config');
     this.#stats = m.getMap('proc_kill_stats');
   }
@@ -39,8 +38,12 @@ export class ExecKill {
     this.#table.commit(next);
   }
 
+  /** Where the rules about containers hold (KillScopes.update takes the containers' changes). */
+  get scopes(): KillScopes | undefined {
+    return this.#table.scopes;
+  }
+
   status(): ExecKillStatus {
-    const s = this.#table.state;
-    return { rules: s.rules, values: s.values, matched: this.#stats.counter(VIGIL_PROC_KILL_STAT.MATCHED), sent: this.#stats.counter(VIGIL_PROC_KILL_STAT.SENT) };
+    return { ...this.#table.status, matched: this.#stats.counter(VIGIL_PROC_KILL_STAT.MATCHED), sent: this.#stats.counter(VIGIL_PROC_KILL_STAT.SENT) };
   }
 }

@@ -2,11 +2,13 @@
 // sys_kill_values, its set in force in sys_config) for file events, the process sensor's (proc_kill_rules,
 // proc_kill_values, proc_kill_config) for execs. Each map holds two sets; a new set is written into the half
 // not in force, and the update of the set's struct vigil_kill_set switches halves (bpf/include/events.h), so
-// that no event is checked against half of one set and half of another. Selectors come from kernel.ts.
+// that no event is checked against half of one set and half of another. Selectors come from kernel.ts; where
+// rules about containers hold is each sensor's scopes map (kill-scopes.ts).
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import { u32Key as u32, type BpfMap } from '../bpf/map.ts';
 import { SIZEOF, SYSCALL_KILL_RULE, SYSCALL_KILL_VALUE, VIGIL_KILL_FIELD, VIGIL_KILL_RET, VIGIL_KILL_SET } from '../events/layout.generated.ts';
 import { KILL_RULES_MAX, KILL_VALUES_MAX, type KernelSelector, type KillField } from './kernel.ts';
+import { KillScopes } from './kill-scopes.ts';
 
 /**
  * In-kernel kill rules to write: each rule with the number the kernel reports it by (src/events/kill.ts),
@@ -33,12 +35,26 @@ export function checkKillFits(selectors: readonly KernelSelector[], what = 'kill
   if (values > KILL_VALUES_MAX) throw new InvalidArgumentError(`${what}: their conditions compare with ${values} strings; at most ${KILL_VALUES_MAX} can be (all in-kernel rules of a sensor together)`);
 }
 
+/**
+ * A sensor's kill rules in force, for status: how many, the strings they compare with, and the container
+ * cgroups where some rule about containers holds.
+ */
+export interface KillRulesStatus {
+  rules: number;
+  values: number;
+  /** Rules about containers, and the container cgroups where some of them hold. */
+  scoped: number;
+  cgroups: number;
+}
+
 /** A sensor's set in force (struct vigil_kill_set): which half of its maps, and how much of it. */
 export interface KillState {
   base: number;
   rules: number;
   values: number;
   protect: readonly number[];
+  /** Of the rules, those about containers (status). */
+  scoped?: number;
 }
 export const NO_KILL: KillState = { base: 0, rules: 0, values: 0, protect: [] };
 const KILL_PROTECT_MAX = VIGIL_KILL_SET.protect.size / 4;
@@ -77,6 +93,7 @@ function encodeKillRule(id: number, signal: number, sel: KernelSelector, ops: bi
   b.writeUInt32LE(sel.terms.length, R.terms.offset);
   b.writeUInt32LE(sel.terms.reduce((m, t, i) => (t.negate ? m | (1 << i) : m), 0), R.negate.offset);
   b.writeUInt32LE(dryRun ? 1 : 0, R.dry_run.offset);
+  b.writeUInt32LE(sel.container ? 1 : 0, R.container.offset);
   return b;
 }
 
@@ -104,20 +121,29 @@ export function putMasked(b: Buffer, f: { prefix: { offset: number; size: number
   return n;
 }
 
-/** One sensor's kill rules and values maps, and the set in force in them. */
+/** One sensor's kill rules, values and scopes maps, and the set in force in them. */
 export class KillTable {
   readonly #rules: BpfMap;
   readonly #values: BpfMap;
+  /** Where its rules about containers hold (absent: an object without a scopes map; such rules are refused). */
+  readonly scopes: KillScopes | undefined;
   #state: KillState = NO_KILL;
 
-  constructor(rules: BpfMap, values: BpfMap) {
+  constructor(rules: BpfMap, values: BpfMap, scopes?: BpfMap) {
     this.#rules = rules;
     this.#values = values;
+    this.scopes = scopes && new KillScopes(scopes);
   }
 
   /** The set in force (what the sensor's struct vigil_kill_set says). */
   get state(): KillState {
     return this.#state;
+  }
+
+  /** What is in force, for status. */
+  get status(): KillRulesStatus {
+    const s = this.#state;
+    return { rules: s.rules, values: s.values, scoped: s.scoped ?? 0, cgroups: this.scopes?.cgroupsIn(s.base) ?? 0 };
   }
 
   /**
@@ -131,12 +157,15 @@ export class KillTable {
       set.rules.map((r) => r.selector),
       what,
     );
+    const scoped = set.rules.find((r) => r.selector.container);
+    if (scoped && !this.scopes) throw new InvalidArgumentError(`${what ?? 'kill rules'}: this sensor object has no scopes map for a rule about containers (${scoped.selector.container!.text})`);
     const values = set.rules.flatMap((r, i) => r.selector.terms.flatMap((t, j) => t.values.map((v) => encodeKillValue(i, j, t.field, v))));
     const rules = set.rules.map((r) => encodeKillRule(r.id, r.signal, r.selector, opsOf(r.selector), set.dryRun));
     const base = this.#state.base ? 0 : 1; // the half not in force
     rules.forEach((b, i) => this.#rules.update(u32(base * KILL_RULES_MAX + i), b));
     values.forEach((b, i) => this.#values.update(u32(base * KILL_VALUES_MAX + i), b));
-    return { base, rules: rules.length, values: values.length, protect: set.protect };
+    this.scopes?.setHalf(base, set.rules.map((r) => r.selector));
+    return { base, rules: rules.length, values: values.length, protect: set.protect, scoped: set.rules.filter((r) => r.selector.container).length };
   }
 
   /** The state write() returned is in force now. */

@@ -19,6 +19,14 @@
 //   - true.
 // A rule about execs (types: [exec]) tests process.comm, process.exe (process.?exe.orValue("")) and
 // parent.comm (parent.?comm.orValue("")) the same ways, and nothing else: an exec has no flags or ret.
+// Either kind may add conjuncts about the container alone (`container`, `pod`, named lists, macros of
+// those: in_container, `container.?name.orValue("") == "web"`, a pod's namespace or labels). The kernel
+// cannot read a container's name or labels; user space can, so it evaluates that part, as the rule engine
+// would, for each container it knows, and writes the cgroups where it holds into a map the kernel looks the
+// task's cgroup up in (kill-scopes.ts). A container the agent has not learned yet (its first milliseconds,
+// or its runtime not answered yet) is not in the map: the kernel does not kill there, and the rule engine
+// kills from user space when the event matches. A container part that holds on the host is refused: the
+// kernel kills in known containers only.
 // Every string is compared as bytes, as the rule engine compares it on the same event, so the two agree:
 // the alert of a rule killed in the kernel reports what the kernel did (the event's `kill` member).
 import { serialize, type ASTNode } from '@marcbachmann/cel-js';
@@ -51,7 +59,22 @@ export interface KernelSelector {
   deny: number;
   ret: 'any' | 'ok' | 'err';
   terms: KillTerm[];
+  /** The conjuncts about the container alone, when there are some: the rule kills only where they hold. */
+  container?: ContainerScope;
 }
+
+/** A rule's conjuncts about the container (see the top of this file). */
+export interface ContainerScope {
+  /** As written, joined by &&, macros inlined. */
+  text: string;
+  /** Whether they hold for a container and its pod, as the rule context has them ({} for none): true, not an error. */
+  holds: (container: object, pod: object) => boolean;
+}
+
+/** The variables a container part may read. */
+const SCOPE_VARIABLES: ReadonlySet<string> = new Set(['container', 'pod']);
+/** The rule context's container and pod on the host. */
+const NO_CONTAINER: object = Object.freeze({});
 
 /** The event types an in-kernel kill may be about: the file events whose records the kernel checks, and execs. */
 export const KERNEL_KILL_TYPES: ReadonlySet<string> = new Set(['open', 'exec']);
@@ -68,7 +91,7 @@ const FLAG_MEMBERS: Record<string, number> = { write: VIGIL_SYS_FLAGS.WRITE, sec
 export const KERNEL_CHECKS =
   'on opens: event.path, event.?resolvedPath.orValue(event.path) or process.comm compared (==, !=, in, startsWith) with literals or named lists, ' +
   'event.?write/secret/sensitive.orValue(false), event.ret >= 0 or < 0; on execs: process.comm, process.exe or parent.comm compared so; ' +
-  'joined by && (|| only between tests of one string), ! of a string test';
+  'joined by && (|| only between tests of one string), ! of a string test; and conjuncts about the container alone (container, pod), which must not hold on the host';
 
 class Uncheckable extends Error {}
 const no = (why: string): never => {
@@ -116,6 +139,48 @@ interface Ctx {
   lists: ReadonlyMap<string, readonly unknown[]>;
   /** Macros by name, as their conditions' trees (undefined: one that did not compile). */
   macros: ReadonlyMap<string, ASTNode | undefined>;
+  /**
+   * Compiles a container part (its conjuncts, macros inlined) as the rule engine evaluates conditions.
+   * Without it, conjuncts about the container are refused.
+   */
+  containerTest?: (parts: ASTNode[]) => ContainerScope['holds'];
+}
+
+/**
+ * `n` with the macros it names put in their place, when all it reads besides those is container, pod and
+ * named lists; undefined otherwise (any other variable, a comprehension's local, a macro that did not
+ * compile). `seen` guards against a macro cycle (refused elsewhere).
+ */
+function containerPart(n: unknown, ctx: Ctx, seen: ReadonlySet<string> = new Set()): unknown {
+  if (Array.isArray(n)) {
+    const out: unknown[] = [];
+    for (const x of n) {
+      const y = containerPart(x, ctx, seen);
+      if (y === undefined) return undefined;
+      out.push(y);
+    }
+    return out;
+  }
+  if (!n || typeof n !== 'object') return n;
+  const node = n as ASTNode;
+  if (node.op === 'id') {
+    const name = node.args as string;
+    if (SCOPE_VARIABLES.has(name) || ctx.lists.has(name)) return node;
+    const macro = ctx.macros.get(name);
+    if (!macro || seen.has(name)) return undefined;
+    return containerPart(macro, ctx, new Set([...seen, name]));
+  }
+  if (node.op === 'value') return node;
+  const args = containerPart(node.args, ctx, seen);
+  return args === undefined ? undefined : { ...node, args };
+}
+
+/** The container part a selector is being built with (kernelSelector compiles it at the end). */
+const partsOf = new WeakMap<KernelSelector, ASTNode[]>();
+function scopeParts(sel: KernelSelector): ASTNode[] {
+  let p = partsOf.get(sel);
+  if (!p) partsOf.set(sel, (p = []));
+  return p;
 }
 
 /** The strings of a list literal or a named list. */
@@ -196,6 +261,11 @@ function conjunct(n0: ASTNode, sel: KernelSelector, ctx: Ctx): void {
     return;
   }
   if (flag) no(`${serialize(n)} is an error on an event without that member, never true: write !event.?${serialize(inner).replace(/^event\./, '')}.orValue(false)`);
+  const part = ctx.containerTest ? containerPart(n, ctx) : undefined;
+  if (part && typeof part === 'object') {
+    scopeParts(sel).push(part as ASTNode);
+    return;
+  }
   if (n.op === '>=' || n.op === '<') {
     const [x, y] = n.args as [ASTNode, ASTNode];
     const v = literal(y);
@@ -231,11 +301,18 @@ export function kernelSelector(types: readonly string[] | undefined, ast: ASTNod
     if (types!.includes('exec') && types!.length > 1) no(`both execs and ${types!.filter((t) => t !== 'exec').join(', ')} in one rule (two sensors check them: write a rule for each)`);
     const sel: KernelSelector = { ops: [...types!], want: 0, deny: 0, ret: 'any', terms: [] };
     conjunct(ast, sel, ctx);
+    const parts = partsOf.get(sel);
+    if (parts && ctx.containerTest) {
+      const text = parts.map((p) => (parts.length > 1 && p.op === '||' ? `(${serialize(p)})` : serialize(p))).join(' && ');
+      const holds = ctx.containerTest(parts);
+      if (holds(NO_CONTAINER, NO_CONTAINER)) no(`${text}: it holds on the host, and the kernel kills in the containers it knows only (kill from user space, or add in_container: has(container.id))`);
+      sel.container = { text, holds };
+    }
     const sensor = killSensor(sel);
     const what = sensor === 'process' ? 'exec' : 'open reported';
     if (sel.want & sel.deny) no('a flag both required and excluded');
     if (sensor === 'process' && (sel.want || sel.deny || sel.ret !== 'any')) no(`${serialize(ast)}: an exec has no write, secret or sensitive flag and no ret`);
-    if (!sel.terms.length && !sel.want && !sel.deny && sel.ret === 'any') no(`${serialize(ast)}: it checks nothing, and would kill the process of every ${what}`);
+    if (!sel.terms.length && !sel.want && !sel.deny && sel.ret === 'any') no(`${serialize(ast)}: it checks nothing${sel.container ? ' but the container' : ''}, and would kill the process of every ${what}${sel.container ? ' there' : ''}`);
     if (sel.terms.length > KILL_TERMS_MAX) no(`more than ${KILL_TERMS_MAX} string tests`);
     for (const t of sel.terms) {
       if (!FIELDS_OF[sensor].has(t.field)) no(`${FIELD_TEXT[t.field]} on ${sensor === 'process' ? 'an exec' : 'a file event'} (the kernel has ${[...FIELDS_OF[sensor]].map((f) => FIELD_TEXT[f]).join(', ')} there)`);

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { Environment, type ASTNode, type ParseResult } from '@marcbachmann/cel-js';
+import { Environment, serialize, type ASTNode, type ParseResult } from '@marcbachmann/cel-js';
 import { parseDocument } from 'yaml';
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import { anyGuard, type EventGuard } from '../pipeline/router.ts';
@@ -281,13 +281,29 @@ export function compileRules(o: RuleSetOptions): RuleSet {
   }
   // An inKernel kill: the whole condition, as the kernel checks it, or the rule is refused.
   const macroAsts = new Map([...macros.keys()].map((name) => [name, macroPrograms.get(name)?.ast]));
+  // A kill rule's conjuncts about the container alone, evaluated in user space for each container as the
+  // rule engine would evaluate them (compiled, cel-js where that gives up); an error is not a match.
+  const containerTest = (parts: ASTNode[]) => {
+    const p = env.parse(parts.map((x) => `(${serialize(x)})`).join(' && '));
+    const test = conditionTest(p.ast, SCOPE_NAMES, listValues, (ctx) => p(ctx));
+    const scope = { container: {}, pod: {} };
+    return (container: object, pod: object): boolean => {
+      scope.container = container;
+      scope.pod = pod;
+      try {
+        return test(scope);
+      } catch {
+        return false;
+      }
+    };
+  };
   const kernelOf = (r: RuleDefinition, ast: ASTNode): KernelSelector | undefined => {
     if (r.exceptions.length) {
       bad(`${r.source}.actions`, 'inKernel: the kernel cannot check exceptions; write them into the condition (&& !(...))');
       return undefined;
     }
     try {
-      return kernelSelector(r.types, ast, { lists: listValues, macros: macroAsts });
+      return kernelSelector(r.types, ast, { lists: listValues, macros: macroAsts, containerTest });
     } catch (err) {
       bad(`${r.source}.actions`, (err as Error).message);
       return undefined;
@@ -340,6 +356,9 @@ export function conditionEnvironment(lists: ReadonlyMap<string, readonly unknown
 }
 
 /** The names a condition's context gives values to: the variables and the macros. */
+/** What a kill rule's container part reads (kernel.ts). */
+const SCOPE_NAMES: ReadonlySet<string> = new Set(['container', 'pod']);
+
 export const contextNames = (macros: Iterable<string>): Set<string> => new Set<string>([...VARIABLES, ...macros]);
 
 function rawRule(name: string, item: Record<string, unknown>, at: string, bad: (at: string, m: string) => void): RuleDefinition | undefined {

@@ -5,7 +5,8 @@ import { InvalidArgumentError } from '../bpf/errors.ts';
 import { u32Key as u32, type BpfMap } from '../bpf/map.ts';
 import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
 import type { Manager } from '../manager/manager.ts';
-import { encodeKillState, KillTable, NO_KILL, putMasked, type KernelKillSet, type KillState } from '../rules/kernel-maps.ts';
+import { encodeKillState, KillTable, NO_KILL, putMasked, type KernelKillSet, type KillRulesStatus, type KillState } from '../rules/kernel-maps.ts';
+import type { KillScopes } from '../rules/kill-scopes.ts';
 import type { KernelSelector } from '../rules/kernel.ts';
 import type { SyscallOp } from '../events/types.ts';
 import { OP_NUMBERS, PREFIX_MAX, SECRET_HEAD_BYTES, type NormalizedSyscallConfig } from './config.ts';
@@ -53,9 +54,10 @@ const COUNTER_INDEX: Record<keyof SyscallFilterCounters, number> = {
 const SCOPES = { all: VIGIL_SYS_SCOPE.ALL, containers: VIGIL_SYS_SCOPE.CONTAINERS, host: VIGIL_SYS_SCOPE.HOST } as const;
 
 export interface SyscallFilterMaps {
-  /** sys_kill_rules and sys_kill_values (absent: an object without kill rules; applyKill refuses). */
+  /** sys_kill_rules, sys_kill_values and sys_kill_scopes (absent: an object without kill rules; applyKill refuses). */
   killRules?: BpfMap;
   killValues?: BpfMap;
+  killScopes?: BpfMap;
   config: BpfMap;
   comm: BpfMap;
   prefixes: BpfMap;
@@ -162,7 +164,7 @@ export class SyscallFilters {
   constructor(maps: SyscallFilterMaps, selfTgid = process.pid) {
     this.#maps = maps;
     this.#selfTgid = selfTgid;
-    this.#killTable = maps.killRules && maps.killValues ? new KillTable(maps.killRules, maps.killValues) : undefined;
+    this.#killTable = maps.killRules && maps.killValues ? new KillTable(maps.killRules, maps.killValues, maps.killScopes) : undefined;
   }
 
   /** The kill rules' set in force (in the config: the filters' own updates keep it). */
@@ -173,7 +175,7 @@ export class SyscallFilters {
   /** The filter maps of a loaded syscall sensor. Throws NotFoundError when the object lacks one. */
   static fromManager(m: Manager, selfTgid = process.pid): SyscallFilters {
     return new SyscallFilters(
-      { killRules: m.getMap('sys_kill_rules'), killValues: m.getMap('sys_kill_values'), config: m.getMap('sys_config'), comm: m.getMap('sys_comm_filter'), prefixes: m.getMap('sys_path_prefixes'), sensitive: m.getMap('sys_sensitive_prefixes'), secret: m.getMap('sys_secret_prefixes'), secretDirs: m.getMap('sys_secret_dirs'), log: m.getMap('sys_log_prefixes'), stats: m.getMap('sys_filter_stats') },
+      { killRules: m.getMap('sys_kill_rules'), killValues: m.getMap('sys_kill_values'), killScopes: m.getMap('sys_kill_scopes'), config: m.getMap('sys_config'), comm: m.getMap('sys_comm_filter'), prefixes: m.getMap('sys_path_prefixes'), sensitive: m.getMap('sys_sensitive_prefixes'), secret: m.getMap('sys_secret_prefixes'), secretDirs: m.getMap('sys_secret_dirs'), log: m.getMap('sys_log_prefixes'), stats: m.getMap('sys_filter_stats') },
       selfTgid,
     );
   }
@@ -240,9 +242,17 @@ export class SyscallFilters {
     return true;
   }
 
-  /** The kill rules in force: how many, and how many strings they compare with (status, tests). */
-  get killRules(): { rules: number; values: number } {
-    return { rules: this.#kill.rules, values: this.#kill.values };
+  /**
+   * The kill rules in force: how many, how many strings they compare with, and in how many container cgroups
+   * some rule about containers holds (status, tests).
+   */
+  get killRules(): KillRulesStatus {
+    return this.#killTable?.status ?? { rules: 0, values: 0, scoped: 0, cgroups: 0 };
+  }
+
+  /** Where the kill rules about containers hold (KillScopes.update takes the containers' changes). */
+  get killScopes(): KillScopes | undefined {
+    return this.#killTable?.scopes;
   }
 
   /**

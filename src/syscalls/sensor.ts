@@ -18,7 +18,7 @@ import type { ProbeId, ProbeSpec } from '../manager/probe.ts';
 import { allOf, bestEffort, type ProbesSelector } from '../manager/selectors.ts';
 import type { RecordHandler } from '../ringbuf/ringbuf.ts';
 import { normalizeSyscallConfig, OP_NUMBERS, type NormalizedSyscallConfig, type SyscallSensorConfig } from './config.ts';
-import type { KernelKillSet } from '../rules/kernel-maps.ts';
+import type { KernelKillSet, KillRulesStatus } from '../rules/kernel-maps.ts';
 import { SyscallFilters, type SyscallFilterCounters } from './filters.ts';
 
 type ExitProgram = 'exit_file' | 'exit_net' | 'exit_sys';
@@ -259,7 +259,7 @@ export interface SyscallSensorStats {
    */
   secretDirsRefresh: { changed: number; failed: number };
   /** In-kernel kill rules in force, and the strings they compare with. */
-  killRules: { rules: number; values: number };
+  killRules: KillRulesStatus;
   /** Event types whose probes run. */
   ops: SyscallOp[];
   events: number;
@@ -429,7 +429,7 @@ export class SyscallSensor {
       fdReads: this.#fdReads,
       secretDirs: this.#openArgs === 'exit' ? (this.#filters?.secretDirs.map((d) => d.path) ?? []) : undefined,
       secretDirsRefresh: { ...this.#refresh },
-      killRules: this.#filters?.killRules ?? { rules: 0, values: 0 },
+      killRules: this.#filters?.killRules ?? { rules: 0, values: 0, scoped: 0, cgroups: 0 },
       ops: this.enabledOps(),
       events: this.#events,
       decodeErrors: this.#decodeErrors,

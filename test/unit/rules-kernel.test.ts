@@ -7,15 +7,22 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { execKillAt, kernelKillAt, killRuleNumber } from '../../src/events/kill.ts';
-import { EXEC_EVENT as EE, FILE_EVENT as FE, SIZEOF, SYSCALL_FILTER_CONFIG as C, SYSCALL_KILL_RULE as R, SYSCALL_KILL_VALUE as V, VIGIL_KILL_RESULT as KR, VIGIL_KILL_SET as S, VIGIL_SYS_FLAGS as F } from '../../src/events/layout.generated.ts';
+import { EXEC_EVENT as EE, FILE_EVENT as FE, SIZEOF, SYSCALL_FILTER_CONFIG as C, SYSCALL_KILL_RULE as R, SYSCALL_KILL_VALUE as V, VIGIL_KILL_RESULT as KR, VIGIL_KILL_SCOPE as SC, VIGIL_KILL_SET as S, VIGIL_SYS_FLAGS as F } from '../../src/events/layout.generated.ts';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
 import { Enforcer } from '../../src/rules/actions.ts';
 import { KILL_RULES_MAX, KILL_TERMS_MAX, KILL_VALUES_MAX, killSensor, type KernelSelector } from '../../src/rules/kernel.ts';
+import { KillScopes } from '../../src/rules/kill-scopes.ts';
+import type { BpfMap } from '../../src/bpf/map.ts';
 import { compileRules, RuleError } from '../../src/rules/rules.ts';
 import { normalizeSyscallConfig } from '../../src/syscalls/config.ts';
 import { SyscallFilters, type SyscallFilterMaps } from '../../src/syscalls/filters.ts';
 
-const LISTS = [{ list: 'shells', items: ['sh', 'bash'] }, { list: 'keys', items: ['/etc/shadow', '/etc/gshadow'] }, { macro: 'is_write', condition: 'event.?write.orValue(false)' }];
+const LISTS = [
+  { list: 'shells', items: ['sh', 'bash'] },
+  { list: 'keys', items: ['/etc/shadow', '/etc/gshadow'] },
+  { macro: 'is_write', condition: 'event.?write.orValue(false)' },
+  { macro: 'in_container', condition: 'has(container.id)' },
+];
 
 /** The kernel selector of a rule with this condition (and these types), or the problems that refused it. */
 function compile(condition: string, extra: Record<string, unknown> = {}): KernelSelector | string[] {
@@ -85,7 +92,7 @@ test('a condition with anything the kernel cannot check is refused, naming that 
     const r = compile(condition, extra);
     assert.ok(Array.isArray(r), `${condition}: expected a refusal, got ${JSON.stringify(r)}`);
     assert.equal(r.length, 1);
-    assert.match(r[0]!, /^f item 4 \(rule "k"\)\.actions: /);
+    assert.match(r[0]!, /^f item 5 \(rule "k"\)\.actions: /);
     return r[0]!;
   };
   assert.match(refused('event.path.endsWith("/shadow")'), /inKernel: the kernel cannot check event\.path\.endsWith\("\/shadow"\); it checks on opens: event\.path/);
@@ -165,7 +172,7 @@ test('kill rules are written into the half of the maps not in force, then put in
   let config = store.get('config')!.get(0)!;
   assert.deepEqual([S.base, S.rule_count, S.value_count, S.protect_count].map((x) => config.readUInt32LE(C.kill.offset + x.offset)), [1, 1, 4, 2]);
   assert.deepEqual([0, 1].map((i) => config.readUInt32LE(C.kill.offset + S.protect.offset + 4 * i)), [100, 50]);
-  assert.deepEqual(f.killRules, { rules: 1, values: 4 });
+  assert.deepEqual(f.killRules, { rules: 1, values: 4, scoped: 0, cgroups: 0 });
 
   // The next set goes to the other half; the filters' own updates keep the set in force.
   log.length = 0;
@@ -184,7 +191,60 @@ test('kill rules are written into the half of the maps not in force, then put in
   assert.throws(() => f.applyKill({ rules: [{ id: 1, signal: 9, selector: wide }], dryRun: false, protect: [] }), /65 strings; at most 64/);
   assert.deepEqual(log, []);
   f.applyKill({ rules: [], dryRun: false, protect: [] });
-  assert.deepEqual(f.killRules, { rules: 0, values: 0 });
+  assert.deepEqual(f.killRules, { rules: 0, values: 0, scoped: 0, cgroups: 0 });
+  // A rule about containers needs the sensor's scopes map.
+  const web = compile('in_container && container.?name.orValue("") == "web" && event.path in keys') as KernelSelector;
+  assert.throws(() => f.applyKill({ rules: [{ id: 1, signal: 9, selector: web }], dryRun: false, protect: [] }), /no scopes map for a rule about containers \(has\(container\.id\) && container\.\?name\.orValue\(""\) == "web"\)/);
+});
+
+test('kill rules about containers: their container part compiles apart, and its cgroups are written per half as containers come, change and go', () => {
+  const exec = { types: ['exec'] };
+  const web = compile('in_container && container.?name.orValue("") == "web" && process.comm in shells', exec) as KernelSelector;
+  assert.equal(web.container?.text, 'has(container.id) && container.?name.orValue("") == "web"');
+  assert.deepEqual(web.terms, [{ field: 'comm', values: [{ s: 'sh', exact: true }, { s: 'bash', exact: true }], negate: false }]);
+  const prod = compile('process.exe.startsWith("/tmp/") && (pod.?namespace.orValue("") == "prod" || container.?labels.orValue({}).exists(k, k == "tier"))', exec);
+  assert.ok(Array.isArray(prod) && /cannot check pod\.\?namespace.*\.exists\(k, k == "tier"\); /.test(prod[0]!), 'a comprehension is refused: its local is no variable the part may read');
+  const ns = compile('process.exe.startsWith("/tmp/") && pod.?namespace.orValue("") in ["prod", "stage"]', exec) as KernelSelector;
+  const plain = compile('process.comm == "sh"', exec) as KernelSelector;
+  assert.equal(plain.container, undefined);
+  // What holds on the host is refused (the kernel kills in containers it knows only), as is a part alone.
+  assert.match(String(compile('!in_container && process.comm == "sh"', exec)), /cannot check !has\(container\.id\): it holds on the host/);
+  assert.match(String(compile('in_container', exec)), /it checks nothing but the container, and would kill the process of every exec there/);
+  assert.match(String(compile('container.?name.orValue("") == process.comm', exec)), /cannot check container\.\?name\.orValue\(""\) == process\.comm/);
+
+  const entries = new Map<number, [number, number]>();
+  const map = {
+    name: 'proc_kill_scopes',
+    valueSize: SIZEOF.vigil_kill_scope,
+    update: (k: Buffer, v: Buffer) => void entries.set(Number(k.readBigUInt64LE(0)), [v.readUInt16LE(SC.rules.offset), v.readUInt16LE(SC.rules.offset + 2)]),
+    delete: (k: Buffer) => entries.delete(Number(k.readBigUInt64LE(0))),
+  };
+  const scopes = new KillScopes(map as unknown as BpfMap);
+  const sorted = () => [...entries].sort((a, b) => a[0] - b[0]);
+  // Containers known before any rule: nothing is written.
+  scopes.update({ id: 'a', cgroupIds: [10, 11], container: { id: 'a', name: 'web', enrichment: 'done' }, pod: {} });
+  scopes.update({ id: 'b', cgroupIds: [20], container: { id: 'b', enrichment: 'pending' }, pod: {} });
+  assert.deepEqual(sorted(), []);
+  // A set in half 1: rule 1 (web) holds in a's cgroups; b is not enriched yet.
+  scopes.setHalf(1, [plain, web, ns]);
+  assert.deepEqual(sorted(), [[10, [0, 2]], [11, [0, 2]]]);
+  // b's runtime answered: a pod in prod, and a second cgroup.
+  scopes.update({ id: 'b', cgroupIds: [20, 21], container: { id: 'b', name: 'api', enrichment: 'done' }, pod: { uid: 'u', namespace: 'prod' } });
+  assert.deepEqual(sorted(), [[10, [0, 2]], [11, [0, 2]], [20, [0, 4]], [21, [0, 4]]]);
+  // The next set goes to half 0, the other half as it was.
+  scopes.setHalf(0, [ns]);
+  assert.deepEqual(sorted(), [[10, [0, 2]], [11, [0, 2]], [20, [1, 4]], [21, [1, 4]]]);
+  assert.deepEqual([scopes.cgroupsIn(0), scopes.cgroupsIn(1)], [2, 4]);
+  // a loses a cgroup, then expires: its entries go.
+  scopes.update({ id: 'a', cgroupIds: [10], container: { id: 'a', name: 'web', enrichment: 'done' }, pod: {} });
+  assert.deepEqual(sorted().map(([id]) => id), [10, 20, 21]);
+  scopes.update({ id: 'a', cgroupIds: [], container: { id: 'a', name: 'web', enrichment: 'done' }, pod: {} });
+  assert.deepEqual(sorted().map(([id]) => id), [20, 21]);
+  // No rule about containers left in either half: no entry left.
+  scopes.setHalf(1, [plain]);
+  scopes.setHalf(0, []);
+  assert.deepEqual(sorted(), []);
+  assert.equal(scopes.failed, 0);
 });
 
 test('an event says what the kernel did; the alert reports it, and a kill the kernel did not match is done from user space', () => {
