@@ -62,8 +62,9 @@ static __always_inline int masked_prefix(const __u8 *s, const char *prefix, cons
 
 /*
  * A sensor's kill rules, the strings they compare with (two sets each, the one in force at its struct
- * vigil_kill_set's base) and the cgroups where its rules about containers hold (struct vigil_kill_scope). Both sensors declare theirs with this, so that the maps user space writes alike
- * (src/rules/kernel-maps.ts) are alike.
+ * vigil_kill_set's base) and the cgroups where its rules about containers hold (struct vigil_kill_scope).
+ * Both sensors declare theirs with this, so that the maps user space writes alike (src/rules/kernel-maps.ts,
+ * kill-scopes.ts) are alike.
  */
 #define VIGIL_KILL_MAPS(rules, values, scopes)                          \
 	struct {                                                        \

@@ -1,7 +1,7 @@
 // `vigil status`: the running agent's state, readable: what is loaded, how each probe is doing, where every
 // record went (kernel, reader, pipeline, sinks), and the state of the resolvers and runtime sockets.
-import type { KillRulesStatus } from '../rules/kernel-maps.ts';
 import type { AgentStatus, ReloadResult } from '../agent/agent.ts';
+import type { KillRulesStatus } from '../rules/kernel-maps.ts';
 import { actionCountsText } from '../rules/actions.ts';
 
 const n = (x: number) => x.toLocaleString('en-US');

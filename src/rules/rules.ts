@@ -355,10 +355,10 @@ export function conditionEnvironment(lists: ReadonlyMap<string, readonly unknown
   return env;
 }
 
-/** The names a condition's context gives values to: the variables and the macros. */
 /** What a kill rule's container part reads (kernel.ts). */
 const SCOPE_NAMES: ReadonlySet<string> = new Set(['container', 'pod']);
 
+/** The names a condition's context gives values to: the variables and the macros. */
 export const contextNames = (macros: Iterable<string>): Set<string> => new Set<string>([...VARIABLES, ...macros]);
 
 function rawRule(name: string, item: Record<string, unknown>, at: string, bad: (at: string, m: string) => void): RuleDefinition | undefined {

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { formatStatus } from '../../src/cli/status.ts';
 import { DockerClient } from '../../src/containers/runtimes/docker.ts';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
 import { startTestAgent } from '../helpers/agent.ts';
@@ -57,6 +58,7 @@ test('a kill rule about one container kills in the kernel there, and only there'
   const st = () => ta.agent.status();
   await until(() => st().process.execKill?.cgroups === 1 && st().syscalls?.killRules.cgroups === 1, 'the kill scopes of the web container', 30_000, () => JSON.stringify([st().process.execKill, st().syscalls?.killRules]));
   assert.deepEqual(st().process.execKill, { rules: 1, values: 1, scoped: 1, cgroups: 1, matched: 0, sent: 0 });
+  assert.match(formatStatus(st()), /^ {2}in-kernel kill rules on execs: 1 \(1 strings, 1 about containers, holding in 1 container cgroup\); execs matched 0/m);
 
   // In web: the program dies before it runs (128 + 9), and a shell dies opening the file.
   const script = `cp /bin/busybox /tmp/${PROGRAM}; echo x > /tmp/vigil-secret; (exec -a touch /tmp/${PROGRAM} /tmp/made); echo status=$?; [ -e /tmp/made ] && echo made; (exec 3< /tmp/vigil-secret; echo opened); echo open=$?`;
