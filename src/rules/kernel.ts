@@ -175,6 +175,10 @@ function containerPart(n: unknown, ctx: Ctx, seen: ReadonlySet<string> = new Set
   return args === undefined ? undefined : { ...node, args };
 }
 
+/** Whether `n` reads container or pod (a conjunct that reads neither is no container part: a constant). */
+const readsScope = (n: unknown): boolean =>
+  Array.isArray(n) ? n.some(readsScope) : !!n && typeof n === 'object' && ((n as ASTNode).op === 'id' ? SCOPE_VARIABLES.has((n as ASTNode).args as string) : readsScope((n as ASTNode).args));
+
 /** The container part a selector is being built with (kernelSelector compiles it at the end). */
 const partsOf = new WeakMap<KernelSelector, ASTNode[]>();
 function scopeParts(sel: KernelSelector): ASTNode[] {
@@ -262,7 +266,7 @@ function conjunct(n0: ASTNode, sel: KernelSelector, ctx: Ctx): void {
   }
   if (flag) no(`${serialize(n)} is an error on an event without that member, never true: write !event.?${serialize(inner).replace(/^event\./, '')}.orValue(false)`);
   const part = ctx.containerTest ? containerPart(n, ctx) : undefined;
-  if (part && typeof part === 'object') {
+  if (part && typeof part === 'object' && readsScope(part)) {
     scopeParts(sel).push(part as ASTNode);
     return;
   }

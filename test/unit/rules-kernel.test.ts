@@ -211,6 +211,7 @@ test('kill rules about containers: their container part compiles apart, and its 
   assert.match(String(compile('!in_container && process.comm == "sh"', exec)), /cannot check !has\(container\.id\): it holds on the host/);
   assert.match(String(compile('in_container', exec)), /it checks nothing but the container, and would kill the process of every exec there/);
   assert.match(String(compile('container.?name.orValue("") == process.comm', exec)), /cannot check container\.\?name\.orValue\(""\) == process\.comm/);
+  assert.match(String(compile('"sh" in shells && process.comm == "sh"', exec)), /cannot check "sh" in shells; /, 'a constant is no container part');
 
   const entries = new Map<number, [number, number]>();
   const map = {
