@@ -10,7 +10,7 @@ import { InvalidArgumentError, NotSupportedError, PermissionError, StateError } 
 import { killRuleNumber } from '../events/kill.ts';
 import { lineOf, signalNumber } from '../process/signal.ts';
 import { checkKillFits, NO_KILL_RULES, type KernelKillSet } from '../rules/kernel-maps.ts';
-import { killSensor } from '../rules/kernel.ts';
+import { killSensor, NO_MEMBERS } from '../rules/kernel.ts';
 import type { KillScopes } from '../rules/kill-scopes.ts';
 import { containerParts } from '../pipeline/enrich.ts';
 import type { ExecKillStatus } from '../process/exec-kill.ts';
@@ -132,8 +132,6 @@ const inodeOf = (p: string): number | undefined => {
   }
 };
 
-/** The rule context's pod for a container outside a pod: what the kill scopes evaluate against (kill-scopes.ts). */
-const NO_POD: object = Object.freeze({});
 const OWNED_MAPS = ['vigil_stats', 'vigil_lost', 'vigil_containers', RING_CTL_MAP] as const;
 
 /** Removed sinks listed one by one in the accounting (status, the stop log); earlier ones are summed. */
@@ -432,7 +430,7 @@ export class Agent {
         s,
         containers.watch((c, cgroupIds) => {
           const parts = containerParts(c);
-          s.update({ id: c.id, cgroupIds, container: parts.ref, pod: parts.pod ?? NO_POD });
+          s.update({ id: c.id, cgroupIds, container: parts.ref, pod: parts.pod ?? NO_MEMBERS });
         }),
       );
     }

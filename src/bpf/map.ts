@@ -553,6 +553,13 @@ export function u32Key(n: number): Buffer {
   return b;
 }
 
+/** A map key of one u64, little-endian: a cgroup id (vigil_containers, the kill scopes). */
+export function u64Key(n: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(n));
+  return b;
+}
+
 function roundUp8(n: number): number {
   return (n + 7) & ~7;
 }

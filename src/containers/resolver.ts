@@ -4,7 +4,7 @@
 // lookup; enrichment never blocks it: until the runtime answers, a container is reported with its id and
 // `enrichment: 'pending'`. Runtime failures are retried with backoff and counted per runtime. A removed
 // cgroup's container stays resolvable for an expiry delay, so that late events are still attributed.
-import type { BpfMap } from '../bpf/map.ts';
+import { u64Key, type BpfMap } from '../bpf/map.ts';
 import type { CgroupEvent } from '../events/types.ts';
 import { DEFAULT_CONTAINERD_NAMESPACES, parseCgroupPath, type ContainerRuntime, type ParsedCgroupPath } from './cgroup-path.ts';
 import { detectCgroupLayout, walkHierarchy, type CgroupDir, type CgroupLayoutInfo } from './cgroups.ts';
@@ -449,12 +449,10 @@ export class ContainerResolver {
 
   #kernelPut(id: number, c: ContainerInfo): void {
     if (!this.#kmap) return;
-    const k = Buffer.alloc(8);
-    k.writeBigUInt64LE(BigInt(id));
     const v = Buffer.alloc(4);
     v.writeUInt32LE(c.pod ? 2 : 1); // 1: a container, 2: a Kubernetes pod's container
     try {
-      this.#kmap.update(k, v);
+      this.#kmap.update(u64Key(id), v);
     } catch {
       // the map is full or gone: in-kernel filters fall back to user-space decisions
     }
@@ -462,10 +460,8 @@ export class ContainerResolver {
 
   #kernelDelete(id: number): void {
     if (!this.#kmap) return;
-    const k = Buffer.alloc(8);
-    k.writeBigUInt64LE(BigInt(id));
     try {
-      this.#kmap.delete(k);
+      this.#kmap.delete(u64Key(id));
     } catch {
       // already gone
     }

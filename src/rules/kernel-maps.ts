@@ -46,6 +46,7 @@ export interface KillRulesStatus {
   scoped: number;
   cgroups: number;
 }
+export const NO_KILL_STATUS: KillRulesStatus = Object.freeze({ rules: 0, values: 0, scoped: 0, cgroups: 0 });
 
 /** A sensor's set in force (struct vigil_kill_set): which half of its maps, and how much of it. */
 export interface KillState {

@@ -73,8 +73,11 @@ export interface ContainerScope {
 
 /** The variables a container part may read. */
 const SCOPE_VARIABLES: ReadonlySet<string> = new Set(['container', 'pod']);
-/** The rule context's container and pod on the host. */
-const NO_CONTAINER: object = Object.freeze({});
+/**
+ * What the rule context holds for a member the event lacks (`container` and `pod` on the host, `pod` of a
+ * container outside one): the value a container part is evaluated against there (rules.ts, the agent).
+ */
+export const NO_MEMBERS: object = Object.freeze({});
 
 /** The event types an in-kernel kill may be about: the file events whose records the kernel checks, and execs. */
 export const KERNEL_KILL_TYPES: ReadonlySet<string> = new Set(['open', 'exec']);
@@ -179,14 +182,6 @@ function containerPart(n: unknown, ctx: Ctx, seen: ReadonlySet<string> = new Set
 const readsScope = (n: unknown): boolean =>
   Array.isArray(n) ? n.some(readsScope) : !!n && typeof n === 'object' && ((n as ASTNode).op === 'id' ? SCOPE_VARIABLES.has((n as ASTNode).args as string) : readsScope((n as ASTNode).args));
 
-/** The container part a selector is being built with (kernelSelector compiles it at the end). */
-const partsOf = new WeakMap<KernelSelector, ASTNode[]>();
-function scopeParts(sel: KernelSelector): ASTNode[] {
-  let p = partsOf.get(sel);
-  if (!p) partsOf.set(sel, (p = []));
-  return p;
-}
-
 /** The strings of a list literal or a named list. */
 function listStrings(n: ASTNode, ctx: Ctx): string[] {
   const items = n.op === 'list' ? (n.args as ASTNode[]).map(literal) : n.op === 'id' ? ctx.lists.get(n.args as string) : undefined;
@@ -242,11 +237,11 @@ function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
   return undefined;
 }
 
-/** Adds conjunct `n` to `sel`. */
-function conjunct(n0: ASTNode, sel: KernelSelector, ctx: Ctx): void {
+/** Adds conjunct `n` to `sel`, or, when it is about the container alone, to `parts` (compiled at the end). */
+function conjunct(n0: ASTNode, sel: KernelSelector, parts: ASTNode[], ctx: Ctx): void {
   const n = expand(n0, ctx);
   if (n.op === '&&') {
-    for (const x of n.args as ASTNode[]) conjunct(x, sel, ctx);
+    for (const x of n.args as ASTNode[]) conjunct(x, sel, parts, ctx);
     return;
   }
   if (literal(n) === true) return;
@@ -267,7 +262,7 @@ function conjunct(n0: ASTNode, sel: KernelSelector, ctx: Ctx): void {
   if (flag) no(`${serialize(n)} is an error on an event without that member, never true: write !event.?${serialize(inner).replace(/^event\./, '')}.orValue(false)`);
   const part = ctx.containerTest ? containerPart(n, ctx) : undefined;
   if (part && typeof part === 'object' && readsScope(part)) {
-    scopeParts(sel).push(part as ASTNode);
+    parts.push(part as ASTNode);
     return;
   }
   if (n.op === '>=' || n.op === '<') {
@@ -304,12 +299,12 @@ export function kernelSelector(types: readonly string[] | undefined, ast: ASTNod
     if (other.length) no(`events of type ${other.join(', ')} (the kernel checks ${[...KERNEL_KILL_TYPES].join(', ')})`);
     if (types!.includes('exec') && types!.length > 1) no(`both execs and ${types!.filter((t) => t !== 'exec').join(', ')} in one rule (two sensors check them: write a rule for each)`);
     const sel: KernelSelector = { ops: [...types!], want: 0, deny: 0, ret: 'any', terms: [] };
-    conjunct(ast, sel, ctx);
-    const parts = partsOf.get(sel);
-    if (parts && ctx.containerTest) {
+    const parts: ASTNode[] = [];
+    conjunct(ast, sel, parts, ctx);
+    if (parts.length && ctx.containerTest) {
       const text = parts.map((p) => (parts.length > 1 && p.op === '||' ? `(${serialize(p)})` : serialize(p))).join(' && ');
       const holds = ctx.containerTest(parts);
-      if (holds(NO_CONTAINER, NO_CONTAINER)) no(`${text}: it holds on the host, and the kernel kills in the containers it knows only (kill from user space, or add in_container: has(container.id))`);
+      if (holds(NO_MEMBERS, NO_MEMBERS)) no(`${text}: it holds on the host, and the kernel kills in the containers it knows only (kill from user space, or add in_container: has(container.id))`);
       sel.container = { text, holds };
     }
     const sensor = killSensor(sel);

@@ -7,7 +7,7 @@
 // holds a word per half of the kill maps, as the rules do: a new set's bits are written into the half not in
 // force, for every container, before the set is put in force (KillTable.write).
 import { InvalidArgumentError } from '../bpf/errors.ts';
-import type { BpfMap } from '../bpf/map.ts';
+import { u64Key, type BpfMap } from '../bpf/map.ts';
 import { SIZEOF, VIGIL_KILL_SCOPE } from '../events/layout.generated.ts';
 import type { ContainerScope, KernelSelector } from './kernel.ts';
 
@@ -98,8 +98,7 @@ export class KillScopes {
   #put(id: number, v: [number, number], strict: boolean): void {
     const old = this.#entries.get(id);
     if (old && old[0] === v[0] && old[1] === v[1]) return;
-    const key = Buffer.alloc(8);
-    key.writeBigUInt64LE(BigInt(id));
+    const key = u64Key(id);
     try {
       if (!v[0] && !v[1]) {
         if (old) this.#map.delete(key);

@@ -20,7 +20,7 @@ import { COMMON_EVENT_KEYS } from './fields.ts';
 import { lintRules, pathKeys, type LintInput, type RuleWarning } from './lint.ts';
 import { readActions, type ActionSignal, type RuleAction } from './actions.ts';
 import { conditionGuard, readsEventType, withEventType } from './prefilter.ts';
-import { kernelSelector, type KernelSelector } from './kernel.ts';
+import { kernelSelector, NO_MEMBERS, type KernelSelector } from './kernel.ts';
 import { PRIORITIES, priorityOf, type Priority } from './priorities.ts';
 import { describe, isObject } from './yaml-values.ts';
 
@@ -119,7 +119,6 @@ export interface RuleContext {
   ancestors: readonly number[];
 }
 
-const EMPTY: object = Object.freeze({});
 const NO_ANCESTORS: readonly number[] = Object.freeze([]);
 
 // ---- reading ------------------------------------------------------------------------------------------------
@@ -614,10 +613,10 @@ export class RuleSet {
       ctx.$memo = new Array<unknown>(this.macros.length).fill(undefined);
     }
     ctx.event = ev;
-    ctx.process = ev.process ?? EMPTY;
-    ctx.parent = ev.parent ?? EMPTY;
-    ctx.container = ev.container ?? EMPTY;
-    ctx.pod = ev.pod ?? EMPTY;
+    ctx.process = ev.process ?? NO_MEMBERS;
+    ctx.parent = ev.parent ?? NO_MEMBERS;
+    ctx.container = ev.container ?? NO_MEMBERS;
+    ctx.pod = ev.pod ?? NO_MEMBERS;
     ctx.ancestors = ev.ancestors ?? NO_ANCESTORS;
     return ctx;
   }

@@ -5,7 +5,7 @@ import { InvalidArgumentError } from '../bpf/errors.ts';
 import { u32Key as u32, type BpfMap } from '../bpf/map.ts';
 import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
 import type { Manager } from '../manager/manager.ts';
-import { encodeKillState, KillTable, NO_KILL, putMasked, type KernelKillSet, type KillRulesStatus, type KillState } from '../rules/kernel-maps.ts';
+import { encodeKillState, KillTable, NO_KILL, NO_KILL_STATUS, putMasked, type KernelKillSet, type KillRulesStatus, type KillState } from '../rules/kernel-maps.ts';
 import type { KillScopes } from '../rules/kill-scopes.ts';
 import type { KernelSelector } from '../rules/kernel.ts';
 import type { SyscallOp } from '../events/types.ts';
@@ -247,7 +247,7 @@ export class SyscallFilters {
    * some rule about containers holds (status, tests).
    */
   get killRules(): KillRulesStatus {
-    return this.#killTable?.status ?? { rules: 0, values: 0, scoped: 0, cgroups: 0 };
+    return this.#killTable?.status ?? NO_KILL_STATUS;
   }
 
   /** Where the kill rules about containers hold (KillScopes.update takes the containers' changes). */

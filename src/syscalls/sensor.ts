@@ -18,7 +18,7 @@ import type { ProbeId, ProbeSpec } from '../manager/probe.ts';
 import { allOf, bestEffort, type ProbesSelector } from '../manager/selectors.ts';
 import type { RecordHandler } from '../ringbuf/ringbuf.ts';
 import { normalizeSyscallConfig, OP_NUMBERS, type NormalizedSyscallConfig, type SyscallSensorConfig } from './config.ts';
-import type { KernelKillSet, KillRulesStatus } from '../rules/kernel-maps.ts';
+import { NO_KILL_STATUS, type KernelKillSet, type KillRulesStatus } from '../rules/kernel-maps.ts';
 import { SyscallFilters, type SyscallFilterCounters } from './filters.ts';
 
 type ExitProgram = 'exit_file' | 'exit_net' | 'exit_sys';
@@ -429,7 +429,7 @@ export class SyscallSensor {
       fdReads: this.#fdReads,
       secretDirs: this.#openArgs === 'exit' ? (this.#filters?.secretDirs.map((d) => d.path) ?? []) : undefined,
       secretDirsRefresh: { ...this.#refresh },
-      killRules: this.#filters?.killRules ?? { rules: 0, values: 0, scoped: 0, cgroups: 0 },
+      killRules: this.#filters?.killRules ?? NO_KILL_STATUS,
       ops: this.enabledOps(),
       events: this.#events,
       decodeErrors: this.#decodeErrors,
