@@ -166,6 +166,7 @@ struct sys_pending {
 #define N_FD 0
 #define N_BACKLOG 1
 #define N_FLAGS 2
+#define N_START 3    /* connect: bpf_ktime_get_ns() at entry (deny notes made since are this connect's) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -879,6 +880,128 @@ __noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s
 	return 0;
 }
 
+/* ---- in-kernel deny rules on connects ----------------------------------------------------------------- */
+
+/*
+ * A connect a deny rule matched, for the connect's exit to report (exit_net): by thread. The cgroup hook runs
+ * inside the syscall, between its entry and exit tracepoints; a note older than the connect's entry is one
+ * whose connect was not reported (filtered at entry, or made without the syscall, by io_uring), and is not
+ * taken for this one.
+ */
+struct deny_note {
+	__u64 ktime;             /* when the hook decided */
+	__u32 rule;              /* syscall_kill_rule.id */
+	__u32 result;            /* enum vigil_kill_result */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct deny_note);
+} sys_deny_notes SEC(".maps");
+
+struct deny_ctx {
+	struct kill_scan scan;
+	struct vigil_deny_addr peer;
+	__u64 port;              /* host order, in the low 16 bits (VIGIL_KILL_RPORT) */
+	__u64 comm[2];           /* the process's comm, its thread group leader's (see kill_ctx) */
+};
+
+/* Does value i match the connect's peer or process? As kill_value_cb, on the fields of a connect. */
+static long deny_value_cb(__u32 i, void *data)
+{
+	struct deny_ctx *k = data;
+	struct syscall_kill_value *v;
+	__u64 *peer = (__u64 *)&k->peer;
+
+	if (i >= k->scan.count)
+		return 1;
+	v = kill_value_at(&sys_kill_values, &k->scan, i);
+	if (!v)
+		return 0;
+	if (v->field == VIGIL_KILL_COMM) {
+		if (!kill_comm_matches(k->comm, v))
+			return 0;
+	} else if (v->field == VIGIL_KILL_RADDR) {
+		/* Family and address under the CIDR's mask: three words, unrolled (as kill_comm_matches). */
+		for (int w = 0; w < sizeof(k->peer) / 8; w++)
+			if ((peer[w] ^ *(__u64 *)(v->prefix + w * 8)) & *(__u64 *)(v->mask + w * 8))
+				return 0;
+	} else if (v->field == VIGIL_KILL_RPORT) {
+		if ((k->port ^ *(__u64 *)v->prefix) & *(__u64 *)v->mask)
+			return 0;
+	} else {
+		return 0; /* a file or exec field: never on a connect */
+	}
+	kill_value_hit(&k->scan, v);
+	return 0;
+}
+
+/*
+ * Checks a connect against the deny rules in force (cgroup hooks, before the connection is made). Returns 0
+ * to deny it (the caller gets EPERM), 1 to let it go: no rule matched, or the one that did is a dry run or
+ * the process is protected. A match is counted and noted for the connect's exit (sys_deny_notes).
+ */
+static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6)
+{
+	struct syscall_filter_config *cfg = get_config();
+	struct deny_ctx k = {};
+	struct syscall_kill_rule *r;
+	struct deny_note note;
+	__u32 tid;
+	__s64 scope = -1;
+
+	if (!cfg || !cfg->kill.deny_count)
+		return 1;
+	kill_scan_start(&k.scan, &cfg->kill);
+	/* Which hook: a constant, so that each reads only the context fields its program type may (connect4 has no user_ip6). */
+	if (!v6) {
+		k.peer.family = AF_INET_;
+		*(__u32 *)&k.peer.addr[0] = ctx->user_ip4;
+	} else {
+		k.peer.family = AF_INET6_;
+		*(__u32 *)&k.peer.addr[0] = ctx->user_ip6[0];
+		*(__u32 *)&k.peer.addr[4] = ctx->user_ip6[1];
+		*(__u32 *)&k.peer.addr[8] = ctx->user_ip6[2];
+		*(__u32 *)&k.peer.addr[12] = ctx->user_ip6[3];
+	}
+	k.port = bpf_ntohs(ctx->user_port);
+	leader_comm_of((struct task_struct *)bpf_get_current_task(), k.comm);
+	bpf_loop(VIGIL_KILL_VALUES_MAX, deny_value_cb, &k, 0);
+	for (__u32 i = 0; i < VIGIL_KILL_RULES_MAX; i++) {
+		if (i >= cfg->kill.rule_count)
+			return 1;
+		r = kill_rule_at(&sys_kill_rules, &cfg->kill, i);
+		if (!r || r->signal || !(r->ops & (1ULL << VIGIL_SYS_CONNECT)))
+			continue;
+		if (!kill_terms_hold(r, k.scan.matched[i]) || !kill_in_scope(&sys_kill_scopes, &cfg->kill, r, i, &scope))
+			continue;
+		note.ktime = bpf_ktime_get_ns();
+		note.rule = r->id;
+		note.result = rule_verdict(&cfg->kill, r);
+		tid = (__u32)bpf_get_current_pid_tgid();
+		bpf_map_update_elem(&sys_deny_notes, &tid, &note, BPF_ANY);
+		stat_inc(VIGIL_SYS_STAT_DENY_MATCHED);
+		if (note.result != VIGIL_KILL_SENT)
+			return 1;
+		stat_inc(VIGIL_SYS_STAT_DENIED);
+		return 0;
+	}
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int deny_connect4(struct bpf_sock_addr *ctx)
+{
+	return deny_check(ctx, 0);
+}
+
+SEC("cgroup/connect6")
+int deny_connect6(struct bpf_sock_addr *ctx)
+{
+	return deny_check(ctx, 1);
+}
+
 static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 {
 	struct syscall_filter_config *cfg = get_config();
@@ -1446,6 +1569,21 @@ static __always_inline void saved_addr(struct sys_pending *p, struct net_event *
 	}
 }
 
+/* A deny rule's note about this connect (made since its entry, N_START), onto its event; the note is taken. */
+static __always_inline void deny_taken(struct sys_pending *p, struct net_event *e)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct deny_note *n = bpf_map_lookup_elem(&sys_deny_notes, &tid);
+
+	if (!n)
+		return;
+	if (n->ktime >= p->args[N_START] && n->result >= VIGIL_KILL_SENT && n->result <= VIGIL_KILL_FAILED) {
+		e->kill_rule = n->rule;
+		e->ev_flags |= VIGIL_SYSF_KILL_SENT << (n->result - VIGIL_KILL_SENT);
+	}
+	bpf_map_delete_elem(&sys_deny_notes, &tid);
+}
+
 static __always_inline int emit_net(void *ctx, struct sys_pending *p, long ret)
 {
 	struct net_event *e = vigil_reserve(sizeof(*e), VIGIL_OP_NET);
@@ -1481,6 +1619,7 @@ static __always_inline int emit_net(void *ctx, struct sys_pending *p, long ret)
 	}
 	/* What the caller asked for: the peer of connect (also when it failed), the address of a failed bind. */
 	if (op == VIGIL_SYS_CONNECT) {
+		deny_taken(p, e);
 		if (e->family == AF_UNIX_)
 			e->unix_path_len = 0;
 		saved_addr(p, e, 1);
@@ -1523,6 +1662,8 @@ static __always_inline int enter_sockaddr(struct syscall_trace_enter *ctx, __u32
 
 	if (!p)
 		return 0;
+	if (op == VIGIL_SYS_CONNECT)
+		p->args[N_START] = bpf_ktime_get_ns();
 	if (len > ADDR_MAX)
 		len = ADDR_MAX;
 	if (len && bpf_probe_read_user(p->addr, len, (const void *)ctx->args[1]) == 0)

@@ -288,7 +288,10 @@ enum vigil_sys_flags {
 	VIGIL_SYSF_LOG_TRUNCATED = 1 << 13,   /* a file under a log prefix truncated: by its open (O_TRUNC), truncate or ftruncate */
 	VIGIL_SYSF_LOG_REMOVED = 1 << 14,     /* a file under a log prefix unlinked, or renamed away (the old path) */
 	VIGIL_SYSF_LOG_REPLACED = 1 << 15,    /* a rename onto a path under a log prefix: whatever log was there is gone */
-	/* An in-kernel kill rule matched (file_event.kill_rule, kill_signal) and ... */
+	/*
+	 * An in-kernel kill rule matched (file_event.kill_rule, kill_signal) and ... For a connect, an in-kernel
+	 * deny rule matched (net_event.kill_rule) and SENT means the connect was denied (EPERM, no packet sent).
+	 */
 	VIGIL_SYSF_KILL_SENT = 1 << 16,       /* ... its signal was sent to the process, before the syscall returned */
 	VIGIL_SYSF_KILL_DRY_RUN = 1 << 17,    /* ... enforcement is off: nothing was sent */
 	VIGIL_SYSF_KILL_REFUSED = 1 << 18,    /* ... the process is protected (pid 1, the agent, its ancestors): nothing was sent */
@@ -308,6 +311,8 @@ enum vigil_sys_stat {
 	VIGIL_SYS_STAT_NO_PENDING = 8,     /* no per-thread slot to pair entry and exit: event lost */
 	VIGIL_SYS_STAT_KILL_MATCHED = 9,   /* an in-kernel kill rule matched (whatever was done: sent, dry-run, refused, failed) */
 	VIGIL_SYS_STAT_KILL_SENT = 10,     /* ... and its signal was sent */
+	VIGIL_SYS_STAT_DENY_MATCHED = 11,  /* an in-kernel deny rule matched a connect (whatever was done: denied, dry-run, refused) */
+	VIGIL_SYS_STAT_DENIED = 12,        /* ... and the connect was denied */
 	VIGIL_SYS_STAT_MAX = 16,
 };
 
@@ -357,6 +362,7 @@ struct vigil_kill_set {
 	__u32 rule_count;
 	__u32 value_count;
 	__u32 protect_count;
+	__u32 deny_count;        /* of the rules, deny rules (the syscall sensor's connect hooks return at once without) */
 	__u32 protect[VIGIL_KILL_PROTECT_MAX]; /* thread group ids never signalled (the agent, its ancestors) */
 };
 
@@ -416,6 +422,8 @@ enum vigil_kill_field {
 	VIGIL_KILL_COMM = 2,     /* the process's comm: its thread group leader's, as process.comm (a thread may name itself otherwise) */
 	VIGIL_KILL_EXE = 3,      /* exec: the executed file's path (process.exe) */
 	VIGIL_KILL_PARENT_COMM = 4, /* exec: the parent's comm, its thread group leader's (parent.comm) */
+	VIGIL_KILL_RADDR = 5,    /* connect: the peer asked for, as struct vigil_deny_addr; a CIDR is a mask over its bits */
+	VIGIL_KILL_RPORT = 6,    /* connect: the peer's port, host order, in the first two bytes */
 };
 
 /* syscall_kill_rule.ret */
@@ -433,12 +441,14 @@ enum vigil_kill_ret {
  * events), its ev_flags have every bit of want_flags and none of deny_flags, its ret is as `ret` asks, and
  * each term t < terms holds: some value of term t (syscall_kill_value) matched, or, with bit t of `negate`,
  * none did, and, for a rule about containers, its bit is set in the scope entry of the task's cgroup. An exec
- * rule has no ops, flags or ret: only terms and the container scope.
+ * rule has no ops, flags or ret: only terms and the container scope. A deny rule (signal 0, ops connect) is
+ * checked by the syscall sensor's cgroup connect hooks on every IPv4 and IPv6 connect, before the connection
+ * is made: terms on comm, peer address and port, and the container scope; a match fails the connect (EPERM).
  */
 struct syscall_kill_rule {
 	__u64 ops;               /* bits (1 << enum vigil_sys_op) */
 	__u32 id;                /* the rule's number, reported in file_event.kill_rule (exec_event.kill_rule); never 0 */
-	__u32 signal;            /* sent on a match */
+	__u32 signal;            /* sent on a match; 0: a deny rule (ops: connect), whose match denies the connect */
 	__u32 want_flags;        /* enum vigil_sys_flags */
 	__u32 deny_flags;
 	__u32 ret;               /* enum vigil_kill_ret */
@@ -458,6 +468,18 @@ struct syscall_kill_rule {
  */
 struct vigil_kill_scope {
 	__u16 rules[2];
+};
+
+/*
+ * A connect's peer as deny rules compare it (VIGIL_KILL_RADDR): the family, then the address, network order
+ * (an IPv4 address in addr[0..3]). A value's prefix is one of these, its mask covers the family and the
+ * CIDR's bits.
+ */
+struct vigil_deny_addr {
+	__u16 family;            /* AF_INET, AF_INET6 */
+	__u16 _pad0;
+	__u8 addr[16];
+	__u32 _pad1;
 };
 
 /* A string a kill rule's term compares with (maps sys_kill_values, proc_kill_values): a prefix, or a whole string when the mask covers its NUL. */
@@ -540,7 +562,7 @@ struct net_event {
 	__u16 protocol;          /* IPPROTO_* */
 	__u16 lport;
 	__u16 rport;
-	__u16 _pad0;
+	__u16 kill_rule;         /* connect: the in-kernel deny rule that matched (syscall_kill_rule.id; VIGIL_SYSF_KILL_*), 0: none */
 	__u32 flags;             /* accept4 flags */
 	__u32 backlog;           /* listen */
 	__s32 old_state;         /* tcp_state: TCP_* before and after */

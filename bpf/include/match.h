@@ -167,11 +167,11 @@ static __always_inline int kill_terms_hold(const struct syscall_kill_rule *r, __
 }
 
 /*
- * Rule r matched the current process: signals it, unless it is protected (pid 1, or in the set's protect
- * list: the agent, its ancestors) or the rule is a dry run. Returns the enum vigil_kill_result. The signal is
- * pending when the hook's syscall returns to user space: the process runs no more of its own code.
+ * What rule r, which matched the current process, may do to it: VIGIL_KILL_REFUSED for a protected process
+ * (pid 1, or in the set's protect list: the agent, its ancestors), VIGIL_KILL_DRY_RUN when enforcement is
+ * off, else VIGIL_KILL_SENT (act: signal, or deny).
  */
-static __always_inline __u32 kill_verdict(const struct vigil_kill_set *ks, const struct syscall_kill_rule *r)
+static __always_inline __u32 rule_verdict(const struct vigil_kill_set *ks, const struct syscall_kill_rule *r)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
@@ -180,8 +180,20 @@ static __always_inline __u32 kill_verdict(const struct vigil_kill_set *ks, const
 	for (int j = 0; j < VIGIL_KILL_PROTECT_MAX; j++)
 		if (j < ks->protect_count && ks->protect[j] == tgid)
 			return VIGIL_KILL_REFUSED;
-	if (r->dry_run)
-		return VIGIL_KILL_DRY_RUN;
+	return r->dry_run ? VIGIL_KILL_DRY_RUN : VIGIL_KILL_SENT;
+}
+
+/*
+ * Rule r matched the current process: signals it, unless it is protected (pid 1, or in the set's protect
+ * list: the agent, its ancestors) or the rule is a dry run. Returns the enum vigil_kill_result. The signal is
+ * pending when the hook's syscall returns to user space: the process runs no more of its own code.
+ */
+static __always_inline __u32 kill_verdict(const struct vigil_kill_set *ks, const struct syscall_kill_rule *r)
+{
+	__u32 v = rule_verdict(ks, r);
+
+	if (v != VIGIL_KILL_SENT)
+		return v;
 	return bpf_send_signal(r->signal) ? VIGIL_KILL_FAILED : VIGIL_KILL_SENT;
 }
 

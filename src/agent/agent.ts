@@ -166,19 +166,20 @@ function kernelKillSets(set: RuleSet | undefined, enforce: boolean, ops: Readonl
   const rules = set?.kernelRules ?? [];
   if (!rules.length) return { syscalls: undefined, process: undefined };
   const names = rules.map((r) => JSON.stringify(r.name)).join(', ');
-  if (noBpf) throw new InvalidArgumentError(`rules: ${names} kill in the kernel (kill: {inKernel: true}), which needs BPF (${noBpf}); remove inKernel to kill from user space`);
+  if (noBpf) throw new InvalidArgumentError(`rules: ${names} kill or deny in the kernel (kill: {inKernel: true}, deny), which needs BPF (${noBpf}); remove inKernel to kill from user space`);
   const scoped = rules.find((r) => r.selector.container);
-  if (scoped && !containers) throw new InvalidArgumentError(`rules: ${JSON.stringify(scoped.name)} kills in the kernel in containers only (${scoped.selector.container!.text}), which needs the container resolver: set containers.enabled: true`);
+  if (scoped && !containers) throw new InvalidArgumentError(`rules: ${JSON.stringify(scoped.name)} ${scoped.selector.denies ? 'denies' : 'kills'} in the kernel in containers only (${scoped.selector.container!.text}), which needs the container resolver: set containers.enabled: true`);
   const of = (sensor: 'syscalls' | 'process') => rules.filter((r) => killSensor(r.selector) === sensor);
   for (const r of of('syscalls')) {
     const off = r.selector.ops.filter((op) => !ops.has(op));
+    if (off.length && r.selector.denies) throw new InvalidArgumentError(`rules: ${JSON.stringify(r.name)} denies ${off.join(', ')}s in the kernel, which the syscall sensor does not report: turn them on (events.network.${off[0]})`);
     if (off.length) throw new InvalidArgumentError(`rules: ${JSON.stringify(r.name)} kills in the kernel on ${off.join(', ')} events, which the syscall sensor does not report: turn them on (events.files.${off[0]}, or secretReads / sensitiveWrites for opens)`);
   }
-  checkKillFits(of('syscalls').map((r) => r.selector), 'kill rules on file events');
+  checkKillFits(of('syscalls').map((r) => r.selector), 'kill and deny rules on file events and connects');
   checkKillFits(of('process').map((r) => r.selector), 'kill rules on execs');
   const protect = [...lineOf(process.pid)];
   const setOf = (rs: typeof rules): KernelKillSet | undefined =>
-    rs.length ? { rules: rs.map((r) => ({ id: killRuleNumber(r.name), signal: signalNumber(r.signal)!, selector: r.selector })), dryRun: !enforce, protect } : undefined;
+    rs.length ? { rules: rs.map((r) => ({ id: killRuleNumber(r.name), signal: r.signal ? signalNumber(r.signal)! : 0, selector: r.selector })), dryRun: !enforce, protect } : undefined;
   return { syscalls: setOf(of('syscalls')), process: setOf(of('process')) };
 }
 

@@ -2,7 +2,7 @@
 // files offline, as the agent would (with the default set first unless --no-defaults), and says what is wrong.
 import { AgentUnavailableError, apiGet } from '../api/client.ts';
 import { compileRules, DEFAULT_RULES_FILE, readRuleFile, RuleError, type RuleSource } from '../rules/rules.ts';
-import { actionCountsText, type ActionCounts, type RuleAction } from '../rules/actions.ts';
+import { actionCountsText, actionText, type ActionCounts, type RuleAction } from '../rules/actions.ts';
 import type { RulesStatus } from '../rules/engine.ts';
 import { safe } from '../sinks/text-format.ts';
 
@@ -57,7 +57,7 @@ export async function rulesListCommand(opts: { socket: string; json?: boolean })
   for (const r of body.rules) {
     if (!r.actions?.length) continue;
     const did = actionCountsText(r.actionResults);
-    out += `  ${safe(r.name)}: actions ${r.actions.map((a) => `kill ${a.kill.signal}${a.kill.inKernel ? ' in the kernel' : ''}`).join(', ')} (${s.enforce ? 'enforced' : 'dry run: rules.enforce is off'})${did ? `: ${did}` : ''}\n`;
+    out += `  ${safe(r.name)}: actions ${r.actions.map(actionText).join(', ')} (${s.enforce ? 'enforced' : 'dry run: rules.enforce is off'})${did ? `: ${did}` : ''}\n`;
   }
   process.stdout.write(out);
   return 0;

@@ -16,7 +16,7 @@ import {
   VIGIL_OPCODE,
   VIGIL_PROC_FLAGS,
 } from './layout.generated.ts';
-import { execKillAt, kernelKillAt } from './kill.ts';
+import { execKillAt, kernelDenyAt, kernelKillAt } from './kill.ts';
 import { asBuffer, asciiBlock, bytesToString, cString, splitNul } from './strings.ts';
 import type { CgroupEvent, CommEvent, Creds, CredsEvent, ExecEvent, ExitEvent, ForkEvent, Namespaces, ProcessEvent } from './types.ts';
 import { FILE_EVENT, NET_EVENT, SYS_EVENT, VIGIL_SYS_FLAGS, VIGIL_SYS_OP } from './layout.generated.ts';
@@ -675,6 +675,7 @@ export function decodeNetEvent(v: DataView, o: number, len: number): DecodeResul
     backlog: op === 'listen' ? v.getInt32(o + NET_EVENT.backlog.offset, true) : undefined,
     oldState: tcp ? tcpStateName(v.getInt32(o + NET_EVENT.old_state.offset, true)) : undefined,
     newState: tcp ? tcpStateName(v.getInt32(o + NET_EVENT.new_state.offset, true)) : undefined,
+    deny: op === 'connect' ? kernelDenyAt(v, o, evFlags) : undefined,
   };
 }
 
@@ -806,7 +807,7 @@ export const FILE_EVENT_KEYS = [
 ] as const satisfies readonly (keyof FileEvent)[];
 export const NET_EVENT_KEYS = [
   ...SYSCALL_BASE_KEYS, 'fd', 'family', 'sockType', 'protocol', 'addrUnreadable', 'noSocket', 'localAddress', 'localPort', 'remoteAddress',
-  'remotePort', 'flags', 'flagNames', 'backlog', 'oldState', 'newState',
+  'remotePort', 'flags', 'flagNames', 'backlog', 'oldState', 'newState', 'deny',
 ] as const satisfies readonly (keyof NetEvent)[];
 export const SYS_EVENT_KEYS = [
   ...SYSCALL_BASE_KEYS, 'args', 'pathTruncated', 'request', 'targetPid', 'name', 'source', 'target', 'fstype', 'fd', 'flags', 'flagNames',

@@ -4,7 +4,7 @@
 // wrote the rules (src/rules/kernel-maps.ts); the names of those numbers are kept here, those of the sets
 // written before too, since a record may come from a set replaced since.
 import os from 'node:os';
-import { EXEC_EVENT, FILE_EVENT, VIGIL_KILL_RESULT as R, VIGIL_SYS_FLAGS as F } from './layout.generated.ts';
+import { EXEC_EVENT, FILE_EVENT, NET_EVENT, VIGIL_KILL_RESULT as R, VIGIL_SYS_FLAGS as F } from './layout.generated.ts';
 
 /** The event's `kill` member: the rule that matched in the kernel, the signal, and what became of it. */
 export interface KernelKill {
@@ -12,6 +12,13 @@ export interface KernelKill {
   signal: string;
   /** sent: before the syscall returned; dry-run: rules.enforce is off; refused: a protected process; failed: bpf_send_signal failed. */
   result: 'sent' | 'dry-run' | 'refused' | 'failed';
+}
+
+/** A connect's `deny` member: the in-kernel deny rule that matched, and what became of the connect. */
+export interface KernelDeny {
+  rule: string;
+  /** denied: the connect failed with EPERM, no packet sent; dry-run: rules.enforce is off; refused: a protected process. */
+  result: 'denied' | 'dry-run' | 'refused';
 }
 
 /** Rule names by number, oldest first (bounded: numbers are not reused before 65535 more are given). */
@@ -46,6 +53,15 @@ const fileKillResult = (evFlags: number): number =>
 /** The `kill` member of the file record at `o` of `v`, whose ev_flags are `evFlags` (the decoder, the byte writer and the guards' readers read it alike). */
 export const kernelKillAt = (v: DataView, o: number, evFlags: number): KernelKill | undefined =>
   kernelKillOf(fileKillResult(evFlags), v.getUint16(o + FILE_EVENT.kill_rule.offset, true), v.getUint8(o + FILE_EVENT.kill_signal.offset));
+
+/** The `deny` member of the connect record at `o` of `v`, whose ev_flags are `evFlags` (same flags as a file event's kill). */
+export function kernelDenyAt(v: DataView, o: number, evFlags: number): KernelDeny | undefined {
+  const rule = v.getUint16(o + NET_EVENT.kill_rule.offset, true);
+  const r = fileKillResult(evFlags);
+  const result = r === R.SENT ? 'denied' : r === R.DRY_RUN ? 'dry-run' : r === R.REFUSED ? 'refused' : undefined;
+  if (!rule || !result) return undefined;
+  return { rule: names.get(rule) ?? `#${rule}`, result };
+}
 
 /** The `kill` member of the exec record at `o` of `v`. */
 export const execKillAt = (v: DataView, o: number): KernelKill | undefined =>

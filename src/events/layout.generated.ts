@@ -109,6 +109,8 @@ export const VIGIL_SYS_STAT = {
   NO_PENDING: 8,
   KILL_MATCHED: 9,
   KILL_SENT: 10,
+  DENY_MATCHED: 11,
+  DENIED: 12,
   MAX: 16,
 } as const;
 
@@ -154,6 +156,8 @@ export const VIGIL_KILL_FIELD = {
   COMM: 2,
   EXE: 3,
   PARENT_COMM: 4,
+  RADDR: 5,
+  RPORT: 6,
 } as const;
 
 export const VIGIL_KILL_RET = {
@@ -318,16 +322,17 @@ export const CGROUP_EVENT = {
   path: { offset: 64, size: 512, count: 512 },
 } as const;
 
-/** struct vigil_kill_set (80 bytes): byte offset and size of each field */
+/** struct vigil_kill_set (84 bytes): byte offset and size of each field */
 export const VIGIL_KILL_SET = {
   base: { offset: 0, size: 4 },
   rule_count: { offset: 4, size: 4 },
   value_count: { offset: 8, size: 4 },
   protect_count: { offset: 12, size: 4 },
-  protect: { offset: 16, size: 64, count: 16 },
+  deny_count: { offset: 16, size: 4 },
+  protect: { offset: 20, size: 64, count: 16 },
 } as const;
 
-/** struct syscall_filter_config (392 bytes): byte offset and size of each field */
+/** struct syscall_filter_config (400 bytes): byte offset and size of each field */
 export const SYSCALL_FILTER_CONFIG = {
   enabled_ops: { offset: 0, size: 8 },
   restricted_ops: { offset: 8, size: 8 },
@@ -343,7 +348,7 @@ export const SYSCALL_FILTER_CONFIG = {
   secret_head_count: { offset: 52, size: 4 },
   secret_head: { offset: 56, size: 128, count: 16 },
   secret_dir_ino: { offset: 184, size: 128, count: 16 },
-  kill: { offset: 312, size: 80, struct: 'vigil_kill_set' },
+  kill: { offset: 312, size: 84, struct: 'vigil_kill_set' },
 } as const;
 
 /** struct syscall_kill_rule (48 bytes): byte offset and size of each field */
@@ -364,6 +369,14 @@ export const SYSCALL_KILL_RULE = {
 /** struct vigil_kill_scope (4 bytes): byte offset and size of each field */
 export const VIGIL_KILL_SCOPE = {
   rules: { offset: 0, size: 4, count: 2 },
+} as const;
+
+/** struct vigil_deny_addr (24 bytes): byte offset and size of each field */
+export const VIGIL_DENY_ADDR = {
+  family: { offset: 0, size: 2 },
+  _pad0: { offset: 2, size: 2 },
+  addr: { offset: 4, size: 16, count: 16 },
+  _pad1: { offset: 20, size: 4 },
 } as const;
 
 /** struct syscall_kill_value (528 bytes): byte offset and size of each field */
@@ -428,7 +441,7 @@ export const NET_EVENT = {
   protocol: { offset: 60, size: 2 },
   lport: { offset: 62, size: 2 },
   rport: { offset: 64, size: 2 },
-  _pad0: { offset: 66, size: 2 },
+  kill_rule: { offset: 66, size: 2 },
   flags: { offset: 68, size: 4 },
   backlog: { offset: 72, size: 4 },
   old_state: { offset: 76, size: 4 },
@@ -470,10 +483,11 @@ export const SIZEOF = {
   comm_event: 72,
   proc_entry: 136,
   cgroup_event: 576,
-  vigil_kill_set: 80,
-  syscall_filter_config: 392,
+  vigil_kill_set: 84,
+  syscall_filter_config: 400,
   syscall_kill_rule: 48,
   vigil_kill_scope: 4,
+  vigil_deny_addr: 24,
   syscall_kill_value: 528,
   syscall_path_prefix: 520,
   syscall_secret_dir: 72,

@@ -2,7 +2,7 @@
 // they are stable: add fields, never rename them. Times are boot-time nanoseconds as JS numbers (exact below
 // 2^53 ns, about 104 days of uptime; beyond that they round the same way everywhere, so equality holds).
 
-import type { KernelKill } from './kill.ts';
+import type { KernelDeny, KernelKill } from './kill.ts';
 
 export interface Creds {
   uid: number;
@@ -228,6 +228,8 @@ export interface NetEvent extends SyscallEventBase {
   /** tcp_state: TCP_* names. */
   oldState?: string;
   newState?: string;
+  /** connect: an in-kernel deny rule matched it (rules with `deny: {}`): the rule, and whether it was denied. */
+  deny?: KernelDeny;
   addrUnreadable: boolean;
   /** The fd was not a socket (or was already closed at exit). */
   noSocket: boolean;

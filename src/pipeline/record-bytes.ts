@@ -5,7 +5,7 @@
 // cannot differ; names (syscalls, errnos, flags, families) come from the decoder's own naming functions.
 // test/unit/pipeline-held.test.ts compares both ways on generated records.
 import { Buffer } from 'node:buffer';
-import { kernelKillAt } from '../events/kill.ts';
+import { kernelDenyAt, kernelKillAt } from '../events/kill.ts';
 import { cString } from '../events/strings.ts';
 import {
   decodeFileEvent,
@@ -276,6 +276,7 @@ const N = {
   backlog: enc(',"backlog":'),
   oldState: enc(',"oldState":'),
   newState: enc(',"newState":'),
+  deny: enc(',"deny":'),
 };
 /** family, sockType and protocol, by the three u16 values. */
 const sockets = new Map<number, Uint8Array>();
@@ -356,6 +357,12 @@ export function netMembersBytes(r: HeldRecord, w: ByteLine): void {
     w.string(tcpStateName(v.getInt32(o + NE.old_state.offset, true)));
     w.raw(N.newState);
     w.string(tcpStateName(v.getInt32(o + NE.new_state.offset, true)));
+  } else if (op === 'connect' && ev & KILLED) {
+    const d = kernelDenyAt(v, o, ev);
+    if (d) {
+      w.raw(N.deny);
+      w.text(JSON.stringify(d));
+    }
   }
 }
 

@@ -5,7 +5,7 @@
 // the guard itself (bench/pipeline, rules stage). Each reader gives exactly what the type's shaper puts in
 // the event's fields under its key (outputs.ts: the decoder's value, with undefined and false left out);
 // test/unit/pipeline-held.test.ts checks every key against decode + shaper on generated records.
-import { kernelKillAt } from '../events/kill.ts';
+import { kernelDenyAt, kernelKillAt } from '../events/kill.ts';
 import { cString } from '../events/strings.ts';
 import { fileFlagNames, fileHasMode, netEndpoints, resolveFlagNames, s64, sockFlagNames, u64, type NetEndpoints } from '../events/decode.ts';
 import { FILE_EVENT as FE, NET_EVENT as NE, SIZEOF, VIGIL_SYS_FLAGS as F } from '../events/layout.generated.ts';
@@ -115,6 +115,7 @@ const netReaders = new Map<string, Reader>([
   ['backlog', (r) => (netOp(r) === 'listen' ? i32(r, NE.backlog.offset) : undefined)],
   ['oldState', (r) => (netOp(r) === 'tcp_state' ? tcpStateName(i32(r, NE.old_state.offset)) : undefined)],
   ['newState', (r) => (netOp(r) === 'tcp_state' ? tcpStateName(i32(r, NE.new_state.offset)) : undefined)],
+  ['deny', (r) => (netOp(r) === 'connect' ? kernelDenyAt(r.v, r.off, u32(r, NE.ev_flags.offset)) : undefined)],
 ]);
 
 /** A HeldKind's `member` over a table of readers: undefined for a key the fields never hold. */

@@ -3,7 +3,9 @@
 // returns; here the signal follows the event through the pipeline and the rule engine, milliseconds later:
 // it stops what the process would do next, not the call that matched. Nothing is signalled unless the
 // configuration says `rules.enforce: true`; until then each alert says what would have been done (dry-run).
-import type { KernelKill } from '../events/kill.ts';
+// `deny` fails the matching connect itself (EPERM, before any packet is sent), in the kernel only: the
+// process lives on, and only the connection it asked for is refused (kernel.ts, deny rules).
+import type { KernelDeny, KernelKill } from '../events/kill.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
 import { lineOf, seesHostPids, signalNumber, signalProcess, type SignalOutcome } from '../process/signal.ts';
 import { TICK_NS } from '../process/types.ts';
@@ -21,7 +23,18 @@ export interface KillAction {
    */
   kill: { signal: ActionSignal; inKernel?: boolean };
 }
-export type RuleAction = KillAction;
+export interface DenyAction {
+  /** The kernel fails the matching connect with EPERM (a rule about connects: kernel.ts compiles its condition). */
+  deny: Record<string, never>;
+}
+export type RuleAction = KillAction | DenyAction;
+
+/** Whether an action is a kill (else a deny). */
+export const isKill = (a: RuleAction): a is KillAction => 'kill' in a;
+/** Whether an action is done by the kernel: a deny, or a kill with inKernel. */
+export const inKernel = (a: RuleAction): boolean => !isKill(a) || !!a.kill.inKernel;
+/** An action as people read it: "kill SIGKILL in the kernel", "deny in the kernel". */
+export const actionText = (a: RuleAction): string => (isKill(a) ? `kill ${a.kill.signal}${a.kill.inKernel ? ' in the kernel' : ''}` : 'deny in the kernel');
 
 /**
  * What an action did for one alert (the alert's `actions`):
@@ -34,15 +47,21 @@ export type RuleAction = KillAction;
  * - failed: the signal could not be sent (`reason`).
  */
 export interface ActionResult {
-  action: 'kill';
-  signal: ActionSignal;
-  /** Done by the kernel (an inKernel kill whose rule the kernel matched on this event). */
+  action: 'kill' | 'deny';
+  /** A kill's signal. */
+  signal?: ActionSignal;
+  /** Done by the kernel (an inKernel kill, or a deny, whose rule the kernel matched on this event). */
   inKernel?: true;
-  result: 'sent' | 'dry-run' | 'repeat' | 'gone' | 'refused' | 'failed';
+  /**
+   * A deny's results: denied (the connect failed, nothing was sent), dry-run, refused (a protected process),
+   * missed (the kernel did not match this connect: the rules were replaced while it was on its way; the
+   * connect went through).
+   */
+  result: 'sent' | 'dry-run' | 'repeat' | 'gone' | 'refused' | 'failed' | 'denied' | 'missed';
   reason?: string;
 }
 export type ActionCounts = Record<ActionResult['result'], number>;
-export const noActionCounts = (): ActionCounts => ({ sent: 0, 'dry-run': 0, repeat: 0, gone: 0, refused: 0, failed: 0 });
+export const noActionCounts = (): ActionCounts => ({ sent: 0, 'dry-run': 0, repeat: 0, gone: 0, refused: 0, failed: 0, denied: 0, missed: 0 });
 
 /** The results that happened, for people: "sent 3, gone 1" ("" for none); `n` formats a count. */
 export const actionCountsText = (c: Partial<ActionCounts> | undefined, n: (x: number) => string = String): string =>
@@ -51,7 +70,7 @@ export const actionCountsText = (c: Partial<ActionCounts> | undefined, n: (x: nu
     .map(([r, x]) => `${r} ${n(x)}`)
     .join(', ');
 
-const FORM = 'expected a list of actions such as [{kill: {signal: SIGKILL}}]';
+const FORM = 'expected a list of actions such as [{kill: {signal: SIGKILL}}] or [{deny: {}}]';
 
 /** A rule item's `actions`, checked; every problem goes to `bad` (and the result is undefined). */
 export function readActions(v: unknown, at: string, bad: (at: string, m: string) => void): RuleAction[] | undefined {
@@ -64,9 +83,22 @@ export function readActions(v: unknown, at: string, bad: (at: string, m: string)
   v.forEach((a, i) => {
     const where = `${at}.${i}`;
     const keys = isObject(a) ? Object.keys(a) : [];
-    if (keys.length !== 1 || keys[0] !== 'kill') {
+    if (keys.length !== 1 || (keys[0] !== 'kill' && keys[0] !== 'deny')) {
       ok = false;
-      return bad(where, keys.length ? `unknown action ${keys.map((k) => JSON.stringify(k)).join(', ')} (known: kill)` : `${FORM}, got ${describe(a)}`);
+      return bad(where, keys.length ? `unknown action ${keys.map((k) => JSON.stringify(k)).join(', ')} (known: kill, deny)` : `${FORM}, got ${describe(a)}`);
+    }
+    if (keys[0] === 'deny') {
+      const d = (a as { deny: unknown }).deny ?? {};
+      if (!isObject(d) || Object.keys(d).length) {
+        ok = false;
+        return bad(`${where}.deny`, `expected {} (a deny fails the matching connect with EPERM; it takes no options), got ${describe(d)}`);
+      }
+      if (out.some((x) => !isKill(x))) {
+        ok = false;
+        return bad(`${where}.deny`, 'an earlier action of this rule denies already');
+      }
+      out.push({ deny: {} });
+      return;
     }
     const k = (a as { kill: unknown }).kill ?? {};
     if (!isObject(k)) {
@@ -87,11 +119,11 @@ export function readActions(v: unknown, at: string, bad: (at: string, m: string)
       ok = false;
       return bad(`${where}.kill.signal`, `expected one of ${ACTION_SIGNALS.join(', ')}, got ${describe(signal)}`);
     }
-    if (out.some((x) => x.kill.signal === signal)) {
+    if (out.some((x) => isKill(x) && x.kill.signal === signal)) {
       ok = false;
       return bad(`${where}.kill.signal`, `${signal} is already sent by an earlier action of this rule`);
     }
-    if (k.inKernel && out.some((x) => x.kill.inKernel)) {
+    if (k.inKernel && out.some((x) => isKill(x) && x.kill.inKernel)) {
       ok = false;
       return bad(`${where}.kill.inKernel`, 'the kernel sends one signal per rule: an earlier action of this rule is in the kernel already');
     }
@@ -119,6 +151,14 @@ function kernelResult(signal: ActionSignal, k: KernelKill): ActionResult {
   return r;
 }
 
+/** What the kernel did about a connect rule `rule` denies (the event's `deny` member), as the action's result. */
+function denyResult(rule: string, d: KernelDeny | undefined): ActionResult {
+  if (!d || d.rule !== rule) return { action: 'deny', inKernel: true, result: 'missed', reason: 'the kernel did not match this connect (the rules changed while it was on its way): it went through' };
+  const r: ActionResult = { action: 'deny', inKernel: true, result: d.result };
+  if (d.result === 'refused') r.reason = 'pid 1, the agent or one of its ancestors';
+  return r;
+}
+
 /** Processes signalled lately (key and signal), so that a burst of matches sends one signal. Bounded. */
 const RECENT_MAX = 4096;
 
@@ -143,7 +183,10 @@ export class Enforcer {
    */
   run(rule: string, actions: readonly RuleAction[], ev: OutputEvent): ActionResult[] {
     const k = (ev as { kill?: KernelKill }).kill;
-    return actions.map((a) => (a.kill.inKernel && k && k.rule === rule && k.signal === a.kill.signal ? kernelResult(a.kill.signal, k) : this.#kill(a.kill.signal, ev)));
+    return actions.map((a) => {
+      if (!isKill(a)) return denyResult(rule, (ev as { deny?: KernelDeny }).deny);
+      return a.kill.inKernel && k && k.rule === rule && k.signal === a.kill.signal ? kernelResult(a.kill.signal, k) : this.#kill(a.kill.signal, ev);
+    });
   }
 
   #kill(signal: ActionSignal, ev: OutputEvent): ActionResult {

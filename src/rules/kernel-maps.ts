@@ -6,7 +6,8 @@
 // rules about containers hold is each sensor's scopes map (kill-scopes.ts).
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import { u32Key as u32, type BpfMap } from '../bpf/map.ts';
-import { SIZEOF, SYSCALL_KILL_RULE, SYSCALL_KILL_VALUE, VIGIL_KILL_FIELD, VIGIL_KILL_RET, VIGIL_KILL_SET } from '../events/layout.generated.ts';
+import { SIZEOF, SYSCALL_KILL_RULE, SYSCALL_KILL_VALUE, VIGIL_DENY_ADDR, VIGIL_KILL_FIELD, VIGIL_KILL_RET, VIGIL_KILL_SET } from '../events/layout.generated.ts';
+import { maskByte } from './cidr.ts';
 import { KILL_RULES_MAX, KILL_VALUES_MAX, type KernelSelector, type KillField } from './kernel.ts';
 import { KillScopes } from './kill-scopes.ts';
 
@@ -15,6 +16,7 @@ import { KillScopes } from './kill-scopes.ts';
  * its signal and its selector.
  */
 export interface KernelKillSet {
+  /** signal 0: a deny rule (selector.denies), which denies the connect it matches. */
   rules: { id: number; signal: number; selector: KernelSelector }[];
   /** rules.enforce is off: matches are reported, nothing is sent. */
   dryRun: boolean;
@@ -45,8 +47,10 @@ export interface KillRulesStatus {
   /** Rules about containers, and the container cgroups where some of them hold. */
   scoped: number;
   cgroups: number;
+  /** Of the rules, deny rules (connects). */
+  denies: number;
 }
-export const NO_KILL_STATUS: KillRulesStatus = Object.freeze({ rules: 0, values: 0, scoped: 0, cgroups: 0 });
+export const NO_KILL_STATUS: KillRulesStatus = Object.freeze({ rules: 0, values: 0, scoped: 0, cgroups: 0, denies: 0 });
 
 /** A sensor's set in force (struct vigil_kill_set): which half of its maps, and how much of it. */
 export interface KillState {
@@ -56,6 +60,8 @@ export interface KillState {
   protect: readonly number[];
   /** Of the rules, those about containers (status). */
   scoped?: number;
+  /** Of the rules, deny rules (the connect hooks return at once without). */
+  denies?: number;
 }
 export const NO_KILL: KillState = { base: 0, rules: 0, values: 0, protect: [] };
 const KILL_PROTECT_MAX = VIGIL_KILL_SET.protect.size / 4;
@@ -68,6 +74,7 @@ export function encodeKillState(k: KillState, b: Buffer = Buffer.alloc(SIZEOF.vi
   b.writeUInt32LE(k.values, at + S.value_count.offset);
   const protect = k.protect.slice(0, KILL_PROTECT_MAX);
   b.writeUInt32LE(protect.length, at + S.protect_count.offset);
+  b.writeUInt32LE(k.denies ?? 0, at + S.deny_count.offset);
   protect.forEach((pid, i) => b.writeUInt32LE(pid, at + S.protect.offset + 4 * i));
   return b;
 }
@@ -78,7 +85,11 @@ const KILL_FIELD_CODE: Record<KillField, number> = {
   comm: VIGIL_KILL_FIELD.COMM,
   exe: VIGIL_KILL_FIELD.EXE,
   parentComm: VIGIL_KILL_FIELD.PARENT_COMM,
+  raddr: VIGIL_KILL_FIELD.RADDR,
+  rport: VIGIL_KILL_FIELD.RPORT,
 };
+const AF_INET = 2;
+const AF_INET6 = 10;
 const KILL_RET_CODE: Record<KernelSelector['ret'], number> = { any: VIGIL_KILL_RET.ANY, ok: VIGIL_KILL_RET.OK, err: VIGIL_KILL_RET.ERR };
 
 /** The bytes of one rules map entry; `ops` is the rule's file ops as bits (0 for an exec rule). */
@@ -98,14 +109,31 @@ function encodeKillRule(id: number, signal: number, sel: KernelSelector, ops: bi
   return b;
 }
 
-/** The bytes of one values map entry: the string zero-padded, its mask over its bytes (and its NUL when exact). */
-function encodeKillValue(rule: number, term: number, field: KillField, v: { s: string; exact: boolean }): Buffer {
+/**
+ * The bytes of one values map entry: the string zero-padded, its mask over its bytes (and its NUL when
+ * exact). A peer address is a struct vigil_deny_addr, masked over its family and the block's bits; a port its
+ * two bytes, host order.
+ */
+function encodeKillValue(rule: number, term: number, field: KillField, v: KernelSelector['terms'][number]['values'][number]): Buffer {
   const V = SYSCALL_KILL_VALUE;
   const b = Buffer.alloc(SIZEOF.syscall_kill_value);
   b.writeUInt32LE(rule, V.rule.offset);
   b.writeUInt32LE(term, V.term.offset);
   b.writeUInt32LE(KILL_FIELD_CODE[field], V.field.offset);
-  if (putMasked(b, V, v.s, v.exact) === undefined) throw new InvalidArgumentError(`kill rule: "${v.s}" is longer than ${V.prefix.size - 1} bytes`);
+  if (field === 'raddr') {
+    const blk = v.block;
+    if (!blk) throw new InvalidArgumentError(`deny rule: "${v.s}" is no address block`);
+    const A = VIGIL_DENY_ADDR;
+    b.writeUInt16LE(blk.family === 4 ? AF_INET : AF_INET6, V.prefix.offset + A.family.offset);
+    b.writeUInt16LE(0xffff, V.mask.offset + A.family.offset);
+    blk.bytes.forEach((x, i) => {
+      b[V.prefix.offset + A.addr.offset + i] = x;
+      b[V.mask.offset + A.addr.offset + i] = maskByte(blk.bits, i);
+    });
+  } else if (field === 'rport') {
+    b.writeUInt16LE(Number(v.s), V.prefix.offset);
+    b.writeUInt16LE(0xffff, V.mask.offset);
+  } else if (putMasked(b, V, v.s, v.exact) === undefined) throw new InvalidArgumentError(`kill rule: "${v.s}" is longer than ${V.prefix.size - 1} bytes`);
   return b;
 }
 
@@ -144,7 +172,7 @@ export class KillTable {
   /** What is in force, for status. */
   get status(): KillRulesStatus {
     const s = this.#state;
-    return { rules: s.rules, values: s.values, scoped: s.scoped ?? 0, cgroups: this.scopes?.cgroupsIn(s.base) ?? 0 };
+    return { rules: s.rules, values: s.values, scoped: s.scoped ?? 0, cgroups: this.scopes?.cgroupsIn(s.base) ?? 0, denies: s.denies ?? 0 };
   }
 
   /**
@@ -166,7 +194,14 @@ export class KillTable {
     rules.forEach((b, i) => this.#rules.update(u32(base * KILL_RULES_MAX + i), b));
     values.forEach((b, i) => this.#values.update(u32(base * KILL_VALUES_MAX + i), b));
     this.scopes?.setHalf(base, set.rules.map((r) => r.selector));
-    return { base, rules: rules.length, values: values.length, protect: set.protect, scoped: set.rules.filter((r) => r.selector.container).length };
+    return {
+      base,
+      rules: rules.length,
+      values: values.length,
+      protect: set.protect,
+      scoped: set.rules.filter((r) => r.selector.container).length,
+      denies: set.rules.filter((r) => r.selector.denies).length,
+    };
   }
 
   /** The state write() returned is in force now. */

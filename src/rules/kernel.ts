@@ -29,7 +29,16 @@
 // kernel kills in known containers only.
 // Every string is compared as bytes, as the rule engine compares it on the same event, so the two agree:
 // the alert of a rule killed in the kernel reports what the kernel did (the event's `kill` member).
+//
+// A deny rule (actions: [{deny: {}}], types: [connect]) compiles the same way into a selector the syscall
+// sensor's cgroup connect hooks check on every IPv4 and IPv6 connect, before the connection is made; a match
+// fails the connect with EPERM (no packet is sent) instead of signalling the process. It tests process.comm,
+// the peer's address (event.remoteAddress: ==, !=, in, with literal addresses, or .inCidr(blocks)) and port
+// (event.remotePort: ==, !=, in, with integer literals), and the container part; the connect has no ret or
+// flags yet.
 import { serialize, type ASTNode } from '@marcbachmann/cel-js';
+import { formatIPv6 } from '../events/decode.ts';
+import { parseBlocks, parseCidr, type IpBlock } from './cidr.ts';
 import { SYSCALL_KILL_VALUE, VIGIL_SYS_FLAGS } from '../events/layout.generated.ts';
 
 /** Limits of the kernel's maps: VIGIL_KILL_* of bpf/include/events.h (a unit test compares them). */
@@ -41,19 +50,24 @@ const VALUE_BYTES = SYSCALL_KILL_VALUE.prefix.size;
 /** A comm has at most 15 bytes and its NUL. */
 const COMM_BYTES = 15;
 
-export type KillField = 'path' | 'file' | 'comm' | 'exe' | 'parentComm';
+export type KillField = 'path' | 'file' | 'comm' | 'exe' | 'parentComm' | 'raddr' | 'rport';
 export interface KillTerm {
   field: KillField;
-  /** Some value matches: the whole string (exact) or its start. */
-  values: { s: string; exact: boolean }[];
+  /**
+   * Some value matches: the whole string (exact) or its start. For raddr, `block` is the address or CIDR
+   * block `s` names (exact); for rport, `s` is the port's decimal digits (exact).
+   */
+  values: { s: string; exact: boolean; block?: IpBlock }[];
   /** The term holds when no value matches. */
   negate: boolean;
 }
 
 /** What the kernel checks for one rule (encoded by src/syscalls/filters.ts). */
 export interface KernelSelector {
-  /** Event types (file ops) it applies to: the rule's `types`. */
+  /** Event types (file ops) it applies to: the rule's `types` ([connect] for a deny rule). */
   ops: string[];
+  /** A deny rule's selector: a match denies the connect (no signal). */
+  denies?: true;
   /** ev_flags bits the event must have, and must not have. */
   want: number;
   deny: number;
@@ -82,12 +96,27 @@ export const NO_MEMBERS: object = Object.freeze({});
 /** The event types an in-kernel kill may be about: the file events whose records the kernel checks, and execs. */
 export const KERNEL_KILL_TYPES: ReadonlySet<string> = new Set(['open', 'exec']);
 
-/** Which sensor checks a selector: the process sensor an exec rule's, the syscall sensor a file rule's. */
+/** The event types an in-kernel deny may be about: connects, which the cgroup connect hooks see first. */
+export const KERNEL_DENY_TYPES: ReadonlySet<string> = new Set(['connect']);
+
+/** Which sensor checks a selector: the process sensor an exec rule's, the syscall sensor a file or deny rule's. */
 export const killSensor = (sel: KernelSelector): 'process' | 'syscalls' => (sel.ops.includes('exec') ? 'process' : 'syscalls');
 
 /** The strings each sensor has to compare. */
-const FIELDS_OF: Record<'process' | 'syscalls', ReadonlySet<KillField>> = { syscalls: new Set(['path', 'file', 'comm']), process: new Set(['comm', 'exe', 'parentComm']) };
-const FIELD_TEXT: Record<KillField, string> = { path: 'event.path', file: 'event.?resolvedPath', comm: 'process.comm', exe: 'process.exe', parentComm: 'parent.comm' };
+const FIELDS_OF: Record<'process' | 'syscalls' | 'deny', ReadonlySet<KillField>> = {
+  syscalls: new Set(['path', 'file', 'comm']),
+  process: new Set(['comm', 'exe', 'parentComm']),
+  deny: new Set(['comm', 'raddr', 'rport']),
+};
+const FIELD_TEXT: Record<KillField, string> = {
+  path: 'event.path',
+  file: 'event.?resolvedPath',
+  comm: 'process.comm',
+  exe: 'process.exe',
+  parentComm: 'parent.comm',
+  raddr: 'event.remoteAddress',
+  rport: 'event.remotePort',
+};
 
 const FLAG_MEMBERS: Record<string, number> = { write: VIGIL_SYS_FLAGS.WRITE, secret: VIGIL_SYS_FLAGS.SECRET, sensitive: VIGIL_SYS_FLAGS.SENSITIVE };
 
@@ -95,6 +124,10 @@ export const KERNEL_CHECKS =
   'on opens: event.path, event.?resolvedPath.orValue(event.path) or process.comm compared (==, !=, in, startsWith) with literals or named lists, ' +
   'event.?write/secret/sensitive.orValue(false), event.ret >= 0 or < 0; on execs: process.comm, process.exe or parent.comm compared so; ' +
   'joined by && (|| only between tests of one string), ! of a string test; and conjuncts about the container alone (container, pod), which must not hold on the host';
+export const KERNEL_DENY_CHECKS =
+  'on connects: process.comm compared (==, !=, in, startsWith) with literals or named lists, event.remoteAddress (event.?remoteAddress.orValue("")) ' +
+  '==, != or in literal IP addresses, or .inCidr(a list of CIDR blocks), event.remotePort (event.?remotePort.orValue(0)) ==, != or in integer literals; ' +
+  'joined by && (|| only between tests of one field), ! of a test; and conjuncts about the container alone (container, pod), which must not hold on the host';
 
 class Uncheckable extends Error {}
 const no = (why: string): never => {
@@ -116,16 +149,50 @@ function stringField(n: ASTNode): KillField | undefined {
   if (member(n, '.', 'process', 'comm')) return 'comm';
   if (member(n, '.', 'process', 'exe')) return 'exe';
   if (member(n, '.', 'parent', 'comm')) return 'parentComm';
+  if (member(n, '.', 'event', 'remoteAddress')) return 'raddr';
+  if (member(n, '.', 'event', 'remotePort')) return 'rport';
   const c = rcall(n);
   if (!c || c[0] !== 'orValue' || c[2].length !== 1) return undefined;
   const [, recv, [dflt]] = c;
   if (member(recv, '.?', 'event', 'resolvedPath') && member(dflt!, '.', 'event', 'path')) return 'file';
+  // event.?remotePort.orValue(0): port 0 is no peer a connect hook sees.
+  if (member(recv, '.?', 'event', 'remotePort') && (literal(dflt!) === 0n || literal(dflt!) === 0)) return 'rport';
   // process.?comm.orValue(""): the empty default matches no process the kernel sees (each has a comm and an exe).
   if (literal(dflt!) !== '') return undefined;
   if (member(recv, '.?', 'process', 'comm')) return 'comm';
   if (member(recv, '.?', 'process', 'exe')) return 'exe';
   if (member(recv, '.?', 'parent', 'comm')) return 'parentComm';
+  // An empty address is in no block and equals no address the kernel compares with.
+  if (member(recv, '.?', 'event', 'remoteAddress')) return 'raddr';
   return undefined;
+}
+
+/** The port a literal names (an integer 1 to 65535), else refused. */
+function portValue(n: ASTNode, at: ASTNode): { s: string; exact: boolean } {
+  const v = literal(n);
+  const p = typeof v === 'bigint' ? Number(v) : v;
+  if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) return no(`${serialize(at)}: a port is an integer literal from 1 to 65535`);
+  return { s: String(p), exact: true };
+}
+
+/**
+ * An address literal as a raddr value: the rule engine compares event.remoteAddress as text, the kernel the
+ * peer's bytes, so the literal must be written as the event writes that address (IPv6 compressed, lower case).
+ */
+function addressValue(lit: unknown, at: ASTNode): { s: string; exact: boolean; block: IpBlock } {
+  const block = typeof lit === 'string' ? parseCidr(lit) : undefined;
+  if (!block || (lit as string).includes('/')) return no(`${serialize(at)}: ${JSON.stringify(lit)} is not an IP address (use .inCidr([...]) for blocks)`);
+  const shown = block.family === 4 ? [...block.bytes].join('.') : formatIPv6(block.bytes, 0);
+  if (shown !== lit) no(`${serialize(at)}: events write this address as ${JSON.stringify(shown)}, which is what == compares with`);
+  return { s: shown, exact: true, block };
+}
+
+/** The terms' values for the field of a test, from its literal(s): strings as they are, ports and addresses checked. */
+function fieldValue(f: KillField, lit: unknown, at: ASTNode): { s: string; exact: boolean; block?: IpBlock } {
+  if (f === 'rport') return portValue({ op: 'value', args: lit } as unknown as ASTNode, at);
+  if (f === 'raddr') return addressValue(lit, at);
+  if (typeof lit !== 'string') return no(`${serialize(at)}: the kernel compares a string with a string literal`);
+  return { s: lit, exact: true };
 }
 
 /** Which flag member `n` reads (`event.write`, or `event.?write.orValue(false)`: optional says which). */
@@ -182,13 +249,21 @@ function containerPart(n: unknown, ctx: Ctx, seen: ReadonlySet<string> = new Set
 const readsScope = (n: unknown): boolean =>
   Array.isArray(n) ? n.some(readsScope) : !!n && typeof n === 'object' && ((n as ASTNode).op === 'id' ? SCOPE_VARIABLES.has((n as ASTNode).args as string) : readsScope((n as ASTNode).args));
 
+/** The items of a list literal or a named list. */
+function listItems(n: ASTNode, ctx: Ctx): readonly unknown[] {
+  const items = n.op === 'list' ? (n.args as ASTNode[]).map(literal) : n.op === 'id' ? ctx.lists.get(n.args as string) : undefined;
+  return items ?? no(`${serialize(n)} is not a list of literals`);
+}
+
 /** The strings of a list literal or a named list. */
 function listStrings(n: ASTNode, ctx: Ctx): string[] {
-  const items = n.op === 'list' ? (n.args as ASTNode[]).map(literal) : n.op === 'id' ? ctx.lists.get(n.args as string) : undefined;
-  if (!items) return no(`${serialize(n)} is not a list of literals`);
+  const items = listItems(n, ctx);
   for (const x of items) if (typeof x !== 'string') no(`${serialize(n)} holds ${typeof x === 'bigint' ? String(x) : JSON.stringify(x)}, not a string`);
   return items as string[];
 }
+
+/** A block as text: "a.b.c.d/n" or "x::/n". */
+const blockText = (b: IpBlock): string => `${b.family === 4 ? [...b.bytes].join('.') : formatIPv6(b.bytes, 0)}/${b.bits}`;
 
 /** A macro by name, as its condition's tree. */
 function expand(n: ASTNode, ctx: Ctx): ASTNode {
@@ -217,19 +292,38 @@ function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
     const [x, y] = n.args as [ASTNode, ASTNode];
     const [f, lit] = stringField(x) ? [stringField(x)!, literal(y)] : [stringField(y), literal(x)];
     if (!f) return undefined;
-    if (typeof lit !== 'string') no(`${serialize(n)}: the kernel compares a string with a string literal`);
-    return { field: f, values: [{ s: lit as string, exact: true }], negate: n.op === '!=' };
+    return { field: f, values: [fieldValue(f, lit, n)], negate: n.op === '!=' };
   }
   if (n.op === 'in') {
     const [x, list] = n.args as [ASTNode, ASTNode];
     const f = stringField(x);
     if (!f) return undefined;
-    return { field: f, values: listStrings(list, ctx).map((s) => ({ s, exact: true })), negate: false };
+    if (f === 'rport') return { field: f, values: listItems(list, ctx).map((v) => fieldValue(f, v, n)), negate: false };
+    return { field: f, values: listStrings(list, ctx).map((s) => fieldValue(f, s, n)), negate: false };
   }
   const c = rcall(n);
+  if (c && c[0] === 'inCidr' && c[2].length === 1) {
+    const f = stringField(c[1]);
+    if (f !== 'raddr') return undefined;
+    let blocks: IpBlock[];
+    try {
+      blocks = parseBlocks(listStrings(c[2][0]!, ctx));
+    } catch (err) {
+      return no(`${serialize(n)}: ${(err as Error).message}`);
+    }
+    // An IPv4 block holds the IPv4-mapped IPv6 addresses of its addresses too (cidr.ts): the kernel gets both.
+    const mapped = (b: IpBlock): IpBlock[] => {
+      if (b.family !== 4) return [b];
+      const bytes = new Uint8Array(16);
+      bytes[10] = bytes[11] = 0xff;
+      bytes.set(b.bytes, 12);
+      return [b, { family: 6, bytes, bits: 96 + b.bits }];
+    };
+    return { field: f, values: blocks.flatMap(mapped).map((b) => ({ s: blockText(b), exact: true, block: b })), negate: false };
+  }
   if (c && c[0] === 'startsWith' && c[2].length === 1) {
     const f = stringField(c[1]);
-    if (!f) return undefined;
+    if (!f || f === 'raddr' || f === 'rport') return undefined;
     const lit = literal(c[2][0]!);
     if (typeof lit !== 'string') no(`${serialize(n)}: startsWith needs a string literal here`);
     return { field: f, values: [{ s: lit as string, exact: false }], negate: false };
@@ -279,6 +373,7 @@ function conjunct(n0: ASTNode, sel: KernelSelector, parts: ASTNode[], ctx: Ctx):
 }
 
 function checkValue(field: KillField, v: { s: string; exact: boolean }): void {
+  if (field === 'raddr' || field === 'rport') return; // checked when made
   const n = Buffer.byteLength(v.s);
   if (field === 'comm' || field === 'parentComm') {
     if (n > COMM_BYTES) no(`the comm ${JSON.stringify(v.s)} is longer than ${COMM_BYTES} bytes: no process has it`);
@@ -292,35 +387,39 @@ function checkValue(field: KillField, v: { s: string; exact: boolean }): void {
  * The kernel selector of a rule's condition. Throws an Error whose message says what the kernel cannot check
  * (the rule is refused then).
  */
-export function kernelSelector(types: readonly string[] | undefined, ast: ASTNode, ctx: Ctx): KernelSelector {
+export function kernelSelector(types: readonly string[] | undefined, ast: ASTNode, ctx: Ctx, action: 'kill' | 'deny' = 'kill'): KernelSelector {
+  const allowed = action === 'deny' ? KERNEL_DENY_TYPES : KERNEL_KILL_TYPES;
   try {
-    if (!types?.length) no('a rule without types (give types: [open] or [exec])');
-    const other = types!.filter((t) => !KERNEL_KILL_TYPES.has(t));
-    if (other.length) no(`events of type ${other.join(', ')} (the kernel checks ${[...KERNEL_KILL_TYPES].join(', ')})`);
+    if (!types?.length) no(`a rule without types (give types: ${action === 'deny' ? '[connect]' : '[open] or [exec]'})`);
+    const other = types!.filter((t) => !allowed.has(t));
+    if (other.length) no(`events of type ${other.join(', ')} (the kernel ${action === 'deny' ? 'denies' : 'checks'} ${[...allowed].join(', ')}${action === 'deny' ? '' : '; it denies connects'})`);
     if (types!.includes('exec') && types!.length > 1) no(`both execs and ${types!.filter((t) => t !== 'exec').join(', ')} in one rule (two sensors check them: write a rule for each)`);
     const sel: KernelSelector = { ops: [...types!], want: 0, deny: 0, ret: 'any', terms: [] };
+    if (action === 'deny') sel.denies = true;
     const parts: ASTNode[] = [];
     conjunct(ast, sel, parts, ctx);
     if (parts.length && ctx.containerTest) {
       const text = parts.map((p) => (parts.length > 1 && p.op === '||' ? `(${serialize(p)})` : serialize(p))).join(' && ');
       const holds = ctx.containerTest(parts);
-      if (holds(NO_MEMBERS, NO_MEMBERS)) no(`${text}: it holds on the host, and the kernel kills in the containers it knows only (kill from user space, or add in_container: has(container.id))`);
+      if (holds(NO_MEMBERS, NO_MEMBERS)) no(`${text}: it holds on the host, and the kernel ${action === 'deny' ? 'denies' : 'kills'} in the containers it knows only (${action === 'deny' ? 'leave the container part out' : 'kill from user space'}, or add in_container: has(container.id))`);
       sel.container = { text, holds };
     }
     const sensor = killSensor(sel);
-    const what = sensor === 'process' ? 'exec' : 'open reported';
+    const kind = action === 'deny' ? 'deny' : sensor;
+    const what = action === 'deny' ? 'connect' : sensor === 'process' ? 'exec' : 'open reported';
     if (sel.want & sel.deny) no('a flag both required and excluded');
     if (sensor === 'process' && (sel.want || sel.deny || sel.ret !== 'any')) no(`${serialize(ast)}: an exec has no write, secret or sensitive flag and no ret`);
-    if (!sel.terms.length && !sel.want && !sel.deny && sel.ret === 'any') no(`${serialize(ast)}: it checks nothing${sel.container ? ' but the container' : ''}, and would kill the process of every ${what}${sel.container ? ' there' : ''}`);
+    if (action === 'deny' && (sel.want || sel.deny || sel.ret !== 'any')) no(`${serialize(ast)}: a connect is denied before it is made: it has no ret yet`);
+    if (!sel.terms.length && !sel.want && !sel.deny && sel.ret === 'any') no(`${serialize(ast)}: it checks nothing${sel.container ? ' but the container' : ''}, and would ${action === 'deny' ? 'deny' : 'kill the process of'} every ${what}${sel.container ? ' there' : ''}`);
     if (sel.terms.length > KILL_TERMS_MAX) no(`more than ${KILL_TERMS_MAX} string tests`);
     for (const t of sel.terms) {
-      if (!FIELDS_OF[sensor].has(t.field)) no(`${FIELD_TEXT[t.field]} on ${sensor === 'process' ? 'an exec' : 'a file event'} (the kernel has ${[...FIELDS_OF[sensor]].map((f) => FIELD_TEXT[f]).join(', ')} there)`);
+      if (!FIELDS_OF[kind].has(t.field)) no(`${FIELD_TEXT[t.field]} on ${kind === 'process' ? 'an exec' : kind === 'deny' ? 'a connect' : 'a file event'} (the kernel has ${[...FIELDS_OF[kind]].map((f) => FIELD_TEXT[f]).join(', ')} there)`);
       if (!t.values.length) no('a test against an empty list');
       for (const v of t.values) checkValue(t.field, v);
     }
     return sel;
   } catch (err) {
-    if (err instanceof Uncheckable) throw new Error(`inKernel: the kernel cannot check ${err.message}; it checks ${KERNEL_CHECKS}`);
+    if (err instanceof Uncheckable) throw new Error(action === 'deny' ? `deny: the kernel cannot check ${err.message}; it checks ${KERNEL_DENY_CHECKS}` : `inKernel: the kernel cannot check ${err.message}; it checks ${KERNEL_CHECKS}`);
     throw err;
   }
 }

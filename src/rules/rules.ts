@@ -18,9 +18,10 @@ import { conditionTest } from './compile.ts';
 import { compileException, fieldAlternatives, present, readExceptions, type RuleException } from './exceptions.ts';
 import { COMMON_EVENT_KEYS } from './fields.ts';
 import { lintRules, pathKeys, type LintInput, type RuleWarning } from './lint.ts';
-import { readActions, type ActionSignal, type RuleAction } from './actions.ts';
+import { inKernel, isKill, readActions, type ActionSignal, type RuleAction } from './actions.ts';
 import { conditionGuard, readsEventType, withEventType } from './prefilter.ts';
 import { kernelSelector, NO_MEMBERS, type KernelSelector } from './kernel.ts';
+import { inCidr, parseBlocks } from './cidr.ts';
 import { PRIORITIES, priorityOf, type Priority } from './priorities.ts';
 import { describe, isObject } from './yaml-values.ts';
 
@@ -259,6 +260,7 @@ export function compileRules(o: RuleSetOptions): RuleSet {
       const t = p.check();
       if (!t.valid) throw t.error!;
       if (t.type !== 'bool' && t.type !== 'dyn') throw new Error(`the condition is of type ${t.type}; it must be true or false`);
+      checkCidrLists(p.ast, listValues);
       return p;
     } catch (err) {
       bad(at, celMessage(err));
@@ -298,11 +300,16 @@ export function compileRules(o: RuleSetOptions): RuleSet {
   };
   const kernelOf = (r: RuleDefinition, ast: ASTNode): KernelSelector | undefined => {
     if (r.exceptions.length) {
-      bad(`${r.source}.actions`, 'inKernel: the kernel cannot check exceptions; write them into the condition (&& !(...))');
+      bad(`${r.source}.actions`, `${r.actions.some((a) => !isKill(a)) ? 'deny' : 'inKernel'}: the kernel cannot check exceptions; write them into the condition (&& !(...))`);
+      return undefined;
+    }
+    const deny = r.actions.some((a) => !isKill(a));
+    if (deny && r.actions.some((a) => isKill(a) && a.kill.inKernel)) {
+      bad(`${r.source}.actions`, 'deny and an inKernel kill in one rule: the kernel denies the connect, or kills; a kill beside a deny is done from user space');
       return undefined;
     }
     try {
-      return kernelSelector(r.types, ast, { lists: listValues, macros: macroAsts, containerTest });
+      return kernelSelector(r.types, ast, { lists: listValues, macros: macroAsts, containerTest }, deny ? 'deny' : 'kill');
     } catch (err) {
       bad(`${r.source}.actions`, (err as Error).message);
       return undefined;
@@ -328,7 +335,7 @@ export function compileRules(o: RuleSetOptions): RuleSet {
     const guard = conditionGuard(p.ast, listValues, COMMON_SET);
     // A condition that reads event.type gets a guard per type of the rule, that type put in its place.
     const typeGuards = r.types && readsEventType(p.ast) ? new Map(r.types.map((t) => [t, conditionGuard(withEventType(p.ast, t), listValues, COMMON_SET)])) : undefined;
-    const kernel = r.actions.some((a) => a.kill.inKernel) ? kernelOf(r, p.ast) : undefined;
+    const kernel = r.actions.some(inKernel) ? kernelOf(r, p.ast) : undefined;
     compiled.push({ ...r, enabled, match, format, guard, typeGuards, ...(kernel ? { kernel } : {}) });
   }
   if (issues.length) throw new RuleError(issues);
@@ -345,9 +352,32 @@ export function compileRules(o: RuleSetOptions): RuleSet {
   return new RuleSet(compiled, listValues, new Map([...macroPrograms].map(([name, p]) => [name, evaluator(p)])), digest, warnings);
 }
 
+/**
+ * Throws when an inCidr() call's list is not a list of IP addresses and CIDR blocks: a typo in a block is an
+ * error when the rules load, not a failed check on every connect.
+ */
+function checkCidrLists(n: unknown, lists: ReadonlyMap<string, readonly unknown[]>): void {
+  if (Array.isArray(n)) return n.forEach((x) => checkCidrLists(x, lists));
+  if (!n || typeof n !== 'object') return;
+  const node = n as ASTNode;
+  if (node.op === 'rcall' && (node.args as [string, ASTNode, ASTNode[]])[0] === 'inCidr') {
+    const arg = (node.args as [string, ASTNode, ASTNode[]])[2][0];
+    const items = arg?.op === 'list' ? (arg.args as ASTNode[]).map((x) => (x.op === 'value' ? x.args : serialize(x))) : arg?.op === 'id' ? lists.get(arg.args as string) : undefined;
+    if (!items) throw new Error(`${serialize(node)}: inCidr takes a list of CIDR blocks, written out or named`);
+    try {
+      parseBlocks(items);
+    } catch (err) {
+      throw new Error(`${serialize(node)}: ${(err as Error).message}`);
+    }
+  }
+  checkCidrLists(node.args, lists);
+}
+
 /** The CEL environment conditions are parsed and checked in: the variables, the named lists, the macros. */
 export function conditionEnvironment(lists: ReadonlyMap<string, readonly unknown[]>, macros: Iterable<string>): Environment {
   const env = new Environment({ enableOptionalTypes: true, homogeneousAggregateLiterals: false });
+  // address.inCidr(blocks): whether an IP address is in one of the blocks (cidr.ts).
+  env.registerFunction({ name: 'inCidr', receiverType: 'string', returnType: 'bool', handler: (s: string, blocks: unknown[]) => inCidr(s, blocks), params: [{ name: 'blocks', type: 'list' }] });
   for (const v of VARIABLES) env.registerVariable(v, v === 'ancestors' ? 'list' : 'map');
   for (const [name, items] of lists) env.registerConstant(name, 'list', items);
   for (const name of macros) env.registerVariable(name, 'bool');
@@ -522,11 +552,15 @@ function show(v: unknown): string {
 export class RuleSet {
   /** Every rule, enabled or not, in order of definition. */
   readonly rules: readonly Rule[];
-  /** The enabled rules whose kill is done in the kernel, with their selectors, in order of definition. */
-  get kernelRules(): { name: string; signal: ActionSignal; selector: KernelSelector }[] {
+  /**
+   * The enabled rules whose kill or deny is done in the kernel, with their selectors, in order of definition
+   * (signal: a kill's; undefined for a deny).
+   */
+  get kernelRules(): { name: string; signal: ActionSignal | undefined; selector: KernelSelector }[] {
     return this.rules.flatMap((r) => {
-      const k = r.enabled && r.kernel ? r.actions.find((a) => a.kill.inKernel) : undefined;
-      return k ? [{ name: r.name, signal: k.kill.signal, selector: r.kernel! }] : [];
+      const k = r.enabled && r.kernel ? r.actions.find(inKernel) : undefined;
+      if (!k) return [];
+      return [{ name: r.name, signal: isKill(k) ? k.kill.signal : undefined, selector: r.kernel! }];
     });
   }
   readonly lists: ReadonlyMap<string, readonly unknown[]>;

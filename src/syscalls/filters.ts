@@ -35,6 +35,9 @@ export interface SyscallFilterCounters {
   /** Opens an in-kernel kill rule matched (sent, dry-run, refused or failed), and those whose process was signalled: counted even when the ring lost the record. */
   killMatched: number;
   killSent: number;
+  /** Connects an in-kernel deny rule matched (denied, dry-run or refused), and those denied. */
+  denyMatched: number;
+  denied: number;
 }
 
 const COUNTER_INDEX: Record<keyof SyscallFilterCounters, number> = {
@@ -49,6 +52,8 @@ const COUNTER_INDEX: Record<keyof SyscallFilterCounters, number> = {
   noPending: VIGIL_SYS_STAT.NO_PENDING,
   killMatched: VIGIL_SYS_STAT.KILL_MATCHED,
   killSent: VIGIL_SYS_STAT.KILL_SENT,
+  denyMatched: VIGIL_SYS_STAT.DENY_MATCHED,
+  denied: VIGIL_SYS_STAT.DENIED,
 };
 
 const SCOPES = { all: VIGIL_SYS_SCOPE.ALL, containers: VIGIL_SYS_SCOPE.CONTAINERS, host: VIGIL_SYS_SCOPE.HOST } as const;

@@ -20,6 +20,7 @@ import type { RecordHandler } from '../ringbuf/ringbuf.ts';
 import { normalizeSyscallConfig, OP_NUMBERS, type NormalizedSyscallConfig, type SyscallSensorConfig } from './config.ts';
 import { NO_KILL_STATUS, type KernelKillSet, type KillRulesStatus } from '../rules/kernel-maps.ts';
 import { SyscallFilters, type SyscallFilterCounters } from './filters.ts';
+import { detectCgroupLayout } from '../containers/cgroups.ts';
 
 type ExitProgram = 'exit_file' | 'exit_net' | 'exit_sys';
 
@@ -101,19 +102,39 @@ const enterId = (s: HookedSyscall): ProbeId => ({ fn: s.enter, uid: '' });
  * Every probe of the object: an entry and an exit per syscall, the exit-only programs of the opens, plus the
  * non-syscall tracepoints.
  */
-export function syscallProbes(): ProbeSpec[] {
+export function syscallProbes(cgroupPath?: string): ProbeSpec[] {
   return [
     ...HOOKED_SYSCALLS.flatMap((s): ProbeSpec[] => [{ fn: s.enter }, { fn: s.exit, uid: s.tp, tracepoint: `syscalls/sys_exit_${s.tp}` }, ...(s.exitOnly ? [{ fn: s.exitOnly }] : [])]),
     ...TRACEPOINT_PROBES.map((p) => ({ fn: p.fn })),
+    ...(cgroupPath ? DENY_PROBES.map((fn) => ({ fn, cgroupPath })) : []),
   ];
+}
+
+/**
+ * The cgroup connect hooks of the in-kernel deny rules (deny_check in bpf/syscalls.bpf.c), attached to the
+ * root of the cgroup v2 hierarchy, where every process's connects pass, only while some deny rule is in force.
+ */
+export const DENY_PROBES = ['deny_connect4', 'deny_connect6'] as const;
+
+/** Whether a set of in-kernel rules holds deny rules, which need the connect hooks attached. */
+const hasDeny = (set: KernelKillSet | undefined): boolean => !!set?.rules.some((r) => r.selector.denies);
+
+/** Where the deny hooks attach: the cgroup v2 hierarchy's root (undefined: none is mounted). */
+export function cgroupV2Root(): string | undefined {
+  try {
+    return detectCgroupLayout().hierarchies.find((h) => h.version === 2)?.mount;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
  * The probes to attach for a set of event types: what is required must attach, the rest where it can. With
  * `openArgs` "exit", an open syscall takes its exit-only program instead of its entry and exit pair.
  */
-export function syscallSelectors(ops: ReadonlySet<SyscallOp>, openArgs: 'exit' | 'entry' = 'entry'): ProbesSelector[] {
+export function syscallSelectors(ops: ReadonlySet<SyscallOp>, openArgs: 'exit' | 'entry' = 'entry', deny = false): ProbesSelector[] {
   const required: ProbesSelector[] = [];
+  if (deny) required.push(allOf(...DENY_PROBES));
   const optional: ProbesSelector[] = [];
   for (const s of HOOKED_SYSCALLS) {
     const used = s.ops.filter((op) => ops.has(op));
@@ -160,8 +181,10 @@ export interface SyscallSensorOptions {
    * SECRET_DIRS_REFRESH_MS.
    */
   secretDirsRefreshMs?: number;
-  /** In-kernel kill rules, in force before the first probe attaches (setKill changes them later). */
+  /** In-kernel kill and deny rules, in force before the first probe attaches (setKill changes them later). */
   kill?: KernelKillSet;
+  /** The cgroup v2 directory the deny hooks attach to (default: the hierarchy's root, cgroupV2Root()). */
+  cgroupV2Path?: string;
 }
 
 /**
@@ -198,9 +221,9 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
   // With the tid hash the task-storage map goes unused: make it a one-slot array, which every kernel can create.
   if (pending === 'hash') mapSpecEditors.sys_pending_ts = { type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1, flags: 0 };
   return {
-    spec: { name: 'syscalls', object: o.objectPath ?? syscallsObjectPath(), probes: syscallProbes(), eventChannel: channel },
+    spec: { name: 'syscalls', object: o.objectPath ?? syscallsObjectPath(), probes: syscallProbes(o.cgroupV2Path ?? cgroupV2Root()), eventChannel: channel },
     options: {
-      activatedProbes: syscallSelectors(c.ops, openArgs),
+      activatedProbes: syscallSelectors(c.ops, openArgs, hasDeny(o.kill)),
       constantEditors: [
         { name: 'max_path', value: c.maxPathBytes, failOnMissing: true },
         { name: 'use_task_storage', value: pending === 'task' ? 1 : 0, failOnMissing: true },
@@ -286,6 +309,10 @@ export class SyscallSensor {
   #decodeErrors = 0;
   #handlerErrors = 0;
   #refreshTimer: NodeJS.Timeout | undefined;
+  /** The cgroup v2 directory the deny hooks attach to (undefined: none mounted: deny rules are refused). */
+  #cgroupPath: string | undefined;
+  /** Whether the deny hooks are attached (some deny rule is in force). */
+  #deny = false;
   readonly #refresh = { changed: 0, failed: 0 };
 
   /** Validates the configuration now (InvalidArgumentError naming the field); nothing is loaded yet. */
@@ -317,7 +344,9 @@ export class SyscallSensor {
     if (this.#state !== 'idle') throw new StateError(`syscall sensor is ${this.#state}`);
     const own = !this.#o.sharedRing && !this.#o.sharedMaps?.vigil_events_perf;
     const handler: RecordHandler | undefined = !own ? undefined : this.#o.onRecord ?? ((v, off, len) => this.handleRecord(v, off, len));
-    const { spec, options, pendingStore, openArgs, pathReads, fdReads } = syscallSensorSpec(this.#config, { ...this.#o, handler });
+    this.#cgroupPath = this.#o.cgroupV2Path ?? cgroupV2Root();
+    this.#checkDeny(this.#o.kill);
+    const { spec, options, pendingStore, openArgs, pathReads, fdReads } = syscallSensorSpec(this.#config, { ...this.#o, handler, cgroupV2Path: this.#cgroupPath });
     const m = new Manager(spec);
     try {
       m.init(options);
@@ -331,6 +360,7 @@ export class SyscallSensor {
       this.#openArgs = openArgs;
       this.#pathReads = pathReads;
       this.#fdReads = fdReads;
+      this.#deny = hasDeny(this.#o.kill);
       this.#state = 'running';
       const every = this.#o.secretDirsRefreshMs ?? SECRET_DIRS_REFRESH_MS;
       if (every > 0) (this.#refreshTimer = setInterval(() => this.refreshSecretDirs(), every)).unref();
@@ -374,7 +404,7 @@ export class SyscallSensor {
     const both = { ...next, enabledOps: next.enabledOps & prev.enabledOps };
     filters.apply(both);
     try {
-      m.updateActivatedProbes(syscallSelectors(next.ops, this.#openArgs));
+      m.updateActivatedProbes(syscallSelectors(next.ops, this.#openArgs, this.#deny));
     } catch (err) {
       filters.apply(prev);
       throw err;
@@ -389,7 +419,26 @@ export class SyscallSensor {
    */
   setKill(set: KernelKillSet): void {
     if (this.#state !== 'running') throw new StateError(`syscall sensor is ${this.#state}, not running`);
-    this.#filters!.applyKill(set);
+    const deny = hasDeny(set);
+    this.#checkDeny(set);
+    const m = this.#manager!;
+    // The hooks attach before deny rules are written (until then they find none), and detach after the last
+    // is gone: a failed attach (SelectorError) changes nothing.
+    if (deny && !this.#deny) m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, true));
+    try {
+      this.#filters!.applyKill(set);
+    } catch (err) {
+      if (deny && !this.#deny) m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, false));
+      throw err;
+    }
+    if (!deny && this.#deny) m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, false));
+    this.#deny = deny;
+  }
+
+  /** Throws InvalidArgumentError when `set` holds deny rules and no cgroup v2 hierarchy is there to hook. */
+  #checkDeny(set: KernelKillSet | undefined): void {
+    if (hasDeny(set) && !this.#cgroupPath)
+      throw new InvalidArgumentError('deny rules: connects are denied by hooks on the cgroup v2 hierarchy, and none is mounted (mount -t cgroup2 none /sys/fs/cgroup, or /sys/fs/cgroup/unified beside cgroup v1)');
   }
 
   /**

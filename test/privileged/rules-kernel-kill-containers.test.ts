@@ -57,7 +57,7 @@ test('a kill rule about one container kills in the kernel there, and only there'
   // The kernel knows where the rules hold once podman named the containers: the cgroup of `web` alone.
   const st = () => ta.agent.status();
   await until(() => st().process.execKill?.cgroups === 1 && st().syscalls?.killRules.cgroups === 1, 'the kill scopes of the web container', 30_000, () => JSON.stringify([st().process.execKill, st().syscalls?.killRules]));
-  assert.deepEqual(st().process.execKill, { rules: 1, values: 1, scoped: 1, cgroups: 1, matched: 0, sent: 0 });
+  assert.deepEqual(st().process.execKill, { rules: 1, values: 1, scoped: 1, cgroups: 1, denies: 0, matched: 0, sent: 0 });
   assert.match(formatStatus(st()), /^ {2}in-kernel kill rules on execs: 1 \(1 strings, 1 about containers, holding in 1 container cgroup\); execs matched 0/m);
 
   // In web: the program dies before it runs (128 + 9), and a shell dies opening the file.

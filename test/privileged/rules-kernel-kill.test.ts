@@ -132,7 +132,7 @@ test('a rule that kills in the kernel stops the process before the open returns;
   await until(() => of('open', process.pid) !== undefined, 'the runner\'s open', 10_000);
   assert.deepEqual(of('open', process.pid)!.kill, { rule: 'Kernel kill', signal: 'SIGKILL', result: 'refused' });
   const st = await status();
-  assert.deepEqual(st.syscalls?.killRules, { rules: 2, values: 3, scoped: 0, cgroups: 0 });
+  assert.deepEqual(st.syscalls?.killRules, { rules: 2, values: 3, scoped: 0, cgroups: 0, denies: 0 });
   assert.deepEqual([st.syscalls?.filters?.killMatched, st.syscalls?.filters?.killSent], [3, 2], 'the shell and node (sent), the runner (refused), counted in the kernel');
   const text = await runCli(['status', '--socket', socket]);
   assert.match(text.stdout, /^ {2}in-kernel kill rules: 2 \(3 strings\); opens matched 3, processes signalled 2$/m);
@@ -220,7 +220,7 @@ test('a rule that kills in the kernel on an exec stops the new image before its 
   assert.equal(execOf(byNode)!.kill, undefined);
 
   const st = await status();
-  assert.deepEqual(st.process.execKill, { rules: 1, values: 2, scoped: 0, cgroups: 0, matched: 1, sent: 1 }, 'counted in the kernel');
+  assert.deepEqual(st.process.execKill, { rules: 1, values: 2, scoped: 0, cgroups: 0, denies: 0, matched: 1, sent: 1 }, 'counted in the kernel');
   const text = await runCli(['status', '--socket', socket]);
   assert.match(text.stdout, /^ {2}in-kernel kill rules on execs: 1 \(2 strings\); execs matched 1, processes signalled 1$/m);
   const listed = await runCli(['rules', '--socket', socket]);

@@ -116,6 +116,11 @@ function netRecord(rng: Rng): Uint8Array {
   v.setInt32(NET_EVENT.ret.offset, ret, true);
   v.setInt32(NET_EVENT.ret.offset + 4, ret < 0 ? -1 : 0, true);
   v.setUint32(NET_EVENT.ev_flags.offset, rng.chance(0.7) ? 0 : rng.pick([VIGIL_SYS_FLAGS.ADDR_UNREADABLE, VIGIL_SYS_FLAGS.NO_SOCKET, rng.int(0, 0x7ff)]), true);
+  // A deny rule's verdict on a connect (kill_rule is random: 0 is no rule), or a result no deny has (failed).
+  if (rng.chance(0.3)) {
+    const kill = rng.pick([VIGIL_SYS_FLAGS.KILL_SENT, VIGIL_SYS_FLAGS.KILL_DRY_RUN, VIGIL_SYS_FLAGS.KILL_REFUSED, VIGIL_SYS_FLAGS.KILL_FAILED]);
+    v.setUint32(NET_EVENT.ev_flags.offset, v.getUint32(NET_EVENT.ev_flags.offset, true) | kill, true);
+  }
   const family = rng.pick([1, 2, 2, 10, 10, 0, 16, 99]);
   v.setUint16(NET_EVENT.family.offset, family, true);
   v.setUint16(NET_EVENT.type.offset, rng.pick([0, 1, 2, 3, 5, 77]), true);

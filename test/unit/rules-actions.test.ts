@@ -47,8 +47,8 @@ test('rule files state actions as [{kill: {signal}}]; every mistake is named wit
   assert.deepEqual(set.rules[0]!.actions, [{ kill: { signal: 'SIGTERM' } }]);
   assert.deepEqual(compileRules({ sources: [{ name: 'f', items: [rule(undefined)] }] }).rules[0]!.actions, []);
   const at = 'f item 1 (rule "r").actions';
-  assert.deepEqual(problems('kill'), [`${at}: expected a list of actions such as [{kill: {signal: SIGKILL}}], got "kill"`]);
-  assert.deepEqual(problems([{ block: {} }]), [`${at}.0: unknown action "block" (known: kill)`]);
+  assert.deepEqual(problems('kill'), [`${at}: expected a list of actions such as [{kill: {signal: SIGKILL}}] or [{deny: {}}], got "kill"`]);
+  assert.deepEqual(problems([{ block: {} }]), [`${at}.0: unknown action "block" (known: kill, deny)`]);
   assert.deepEqual(problems([{ kill: { signal: 'SIGSEGV' } }]), [`${at}.0.kill.signal: expected one of SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGABRT, SIGSTOP, SIGUSR1, SIGUSR2, got "SIGSEGV"`]);
   assert.deepEqual(problems([{ kill: { signal: 9 } }]), [`${at}.0.kill.signal: expected one of SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGABRT, SIGSTOP, SIGUSR1, SIGUSR2, got 9`]);
   assert.match(problems([{ kill: { scope: 'container' } }])[0]!, /\.0\.kill: unknown field "scope" \(known: signal, inKernel; the kill action signals the event's process alone\)/);
@@ -121,7 +121,7 @@ test('the engine carries out a matching rule\'s actions before its alert, which 
   const st = engine.status()!;
   assert.equal(st.enforce, true);
   assert.equal(st.actionRules, 1, 'one enabled rule has actions');
-  assert.deepEqual(st.actions, { sent: 1, 'dry-run': 1, repeat: 1, gone: 0, refused: 0, failed: 0 });
+  assert.deepEqual(st.actions, { sent: 1, 'dry-run': 1, repeat: 1, gone: 0, refused: 0, failed: 0, denied: 0, missed: 0 });
   assert.deepEqual(st.perRule.find((r) => r.name === 'r')!.actions, st.actions);
   assert.equal(st.perRule.find((r) => r.name === 'quiet')!.actions, undefined);
 });

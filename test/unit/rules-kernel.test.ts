@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { execKillAt, kernelKillAt, killRuleNumber } from '../../src/events/kill.ts';
-import { EXEC_EVENT as EE, FILE_EVENT as FE, SIZEOF, SYSCALL_FILTER_CONFIG as C, SYSCALL_KILL_RULE as R, SYSCALL_KILL_VALUE as V, VIGIL_KILL_RESULT as KR, VIGIL_KILL_SCOPE as SC, VIGIL_KILL_SET as S, VIGIL_SYS_FLAGS as F } from '../../src/events/layout.generated.ts';
+import { execKillAt, kernelDenyAt, kernelKillAt, killRuleNumber } from '../../src/events/kill.ts';
+import { EXEC_EVENT as EE, FILE_EVENT as FE, NET_EVENT as NE, VIGIL_KILL_FIELD, SIZEOF, SYSCALL_FILTER_CONFIG as C, SYSCALL_KILL_RULE as R, SYSCALL_KILL_VALUE as V, VIGIL_KILL_RESULT as KR, VIGIL_KILL_SCOPE as SC, VIGIL_KILL_SET as S, VIGIL_SYS_FLAGS as F } from '../../src/events/layout.generated.ts';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
 import { Enforcer } from '../../src/rules/actions.ts';
 import { KILL_RULES_MAX, KILL_TERMS_MAX, KILL_VALUES_MAX, killSensor, type KernelSelector } from '../../src/rules/kernel.ts';
@@ -31,7 +31,7 @@ function compile(condition: string, extra: Record<string, unknown> = {}): Kernel
     const set = compileRules({ sources: [{ name: 'f', items: [...LISTS, rule] }] });
     const k = set.kernelRules;
     assert.equal(k.length, 1);
-    assert.equal(k[0]!.signal, 'SIGKILL');
+    assert.equal(k[0]!.signal, extra.actions ? k[0]!.signal : 'SIGKILL');
     return k[0]!.selector;
   } catch (err) {
     if (err instanceof RuleError) return err.issues.map((i) => `${i.path}: ${i.message}`);
@@ -105,7 +105,7 @@ test('a condition with anything the kernel cannot check is refused, naming that 
   assert.match(refused(`event.path.startsWith("/${'x'.repeat(300)}")`), /longer than 256 bytes/);
   assert.match(refused('event.path in [1, 2]'), /holds 1, not a string/);
   assert.match(refused('true'), /cannot check true: it checks nothing, and would kill the process of every open reported/);
-  assert.match(refused('event.path == "/a"', { types: ['unlink'] }), /events of type unlink \(the kernel checks open, exec\)/);
+  assert.match(refused('event.path == "/a"', { types: ['unlink'] }), /events of type unlink \(the kernel checks open, exec; it denies connects\)/);
   assert.match(refused('event.path == "/a"', { types: ['exec'] }), /cannot check event\.path on an exec \(the kernel has process\.comm, process\.exe, parent\.comm there\)/);
   assert.match(refused('process.exe == "/a"', { types: ['exec', 'open'] }), /both execs and open in one rule/);
   assert.match(refused('process.exe == "/a" && event.ret >= 0', { types: ['exec'] }), /an exec has no write, secret or sensitive flag and no ret/);
@@ -172,7 +172,7 @@ test('kill rules are written into the half of the maps not in force, then put in
   let config = store.get('config')!.get(0)!;
   assert.deepEqual([S.base, S.rule_count, S.value_count, S.protect_count].map((x) => config.readUInt32LE(C.kill.offset + x.offset)), [1, 1, 4, 2]);
   assert.deepEqual([0, 1].map((i) => config.readUInt32LE(C.kill.offset + S.protect.offset + 4 * i)), [100, 50]);
-  assert.deepEqual(f.killRules, { rules: 1, values: 4, scoped: 0, cgroups: 0 });
+  assert.deepEqual(f.killRules, { rules: 1, values: 4, scoped: 0, cgroups: 0, denies: 0 });
 
   // The next set goes to the other half; the filters' own updates keep the set in force.
   log.length = 0;
@@ -191,7 +191,7 @@ test('kill rules are written into the half of the maps not in force, then put in
   assert.throws(() => f.applyKill({ rules: [{ id: 1, signal: 9, selector: wide }], dryRun: false, protect: [] }), /65 strings; at most 64/);
   assert.deepEqual(log, []);
   f.applyKill({ rules: [], dryRun: false, protect: [] });
-  assert.deepEqual(f.killRules, { rules: 0, values: 0, scoped: 0, cgroups: 0 });
+  assert.deepEqual(f.killRules, { rules: 0, values: 0, scoped: 0, cgroups: 0, denies: 0 });
   // A rule about containers needs the sensor's scopes map.
   const web = compile('in_container && container.?name.orValue("") == "web" && event.path in keys') as KernelSelector;
   assert.throws(() => f.applyKill({ rules: [{ id: 1, signal: 9, selector: web }], dryRun: false, protect: [] }), /no scopes map for a rule about containers \(has\(container\.id\) && container\.\?name\.orValue\(""\) == "web"\)/);
@@ -280,4 +280,68 @@ test('an event says what the kernel did; the alert reports it, and a kill the ke
   assert.deepEqual(e.run('Shadow read', actions, ev({ rule: 'Other rule', signal: 'SIGKILL', result: 'sent' })), [{ action: 'kill', signal: 'SIGKILL', result: 'sent' }]);
   assert.deepEqual(e.run('Shadow read', actions, ev())[0]!.result, 'repeat', 'not matched in the kernel: killed from user space (once)');
   assert.deepEqual(calls, [4242]);
+});
+
+test('deny rules: connects by comm, peer address (literal, list or CIDR blocks, IPv4-mapped included) and port compile into a deny selector; what the hooks cannot check is refused', () => {
+  const deny = (condition: string, extra: Record<string, unknown> = {}) => compile(condition, { types: ['connect'], actions: [{ deny: {} }], ...extra });
+  const sel = deny('process.comm in shells && event.?remoteAddress.orValue("").inCidr(["169.254.0.0/16", "fd00::/8"]) && event.?remotePort.orValue(0) in [80, 443]') as KernelSelector;
+  assert.equal(sel.denies, true);
+  assert.deepEqual(sel.ops, ['connect']);
+  assert.deepEqual(
+    sel.terms.map((t) => [t.field, t.values.map((v) => v.s), t.negate]),
+    [
+      ['comm', ['sh', 'bash'], false],
+      ['raddr', ['169.254.0.0/16', '::ffff:169.254.0.0/112', 'fd00::/8'], false],
+      ['rport', ['80', '443'], false],
+    ],
+  );
+  assert.deepEqual((deny('event.remoteAddress != "10.0.0.1"') as KernelSelector).terms, [{ field: 'raddr', values: [{ s: '10.0.0.1', exact: true, block: { family: 4, bytes: new Uint8Array([10, 0, 0, 1]), bits: 32 } }], negate: true }]);
+  const refused = (condition: string, extra?: Record<string, unknown>) => (deny(condition, extra) as string[]).join('\n');
+  assert.match(refused('event.remoteAddress == "fd00:0::1"'), /events write this address as "fd00::1"/);
+  assert.match(refused('event.remoteAddress == "10.0.0.0/8"'), /is not an IP address \(use \.inCidr/);
+  assert.match(refused('event.?remotePort.orValue(0) == 70000'), /a port is an integer literal from 1 to 65535/);
+  assert.match(refused('event.remotePort == 22 && event.ret < 0'), /deny: the kernel cannot check .*it has no ret yet/);
+  assert.match(refused('event.path == "/a"'), /event\.path on a connect \(the kernel has process\.comm, event\.remoteAddress, event\.remotePort there\)/);
+  assert.match(refused('in_container'), /checks nothing but the container, and would deny every connect there/);
+  assert.match(refused('event.remotePort == 22', { types: ['open'] }), /events of type open \(the kernel denies connect\)/);
+  assert.match(refused('event.remotePort == 22', { actions: [{ deny: {} }, { kill: { signal: 'SIGKILL', inKernel: true } }] }), /deny and an inKernel kill in one rule/);
+  assert.match(refused('event.?remoteAddress.orValue("").inCidr(["10.0.0.0/40"])'), /"10\.0\.0\.0\/40" is not an IP address or CIDR block/);
+});
+
+test('deny values are written as the connect hooks compare them: family and the block\'s bits, a port in host order; deny_count in the set', () => {
+  const { maps, store } = fakeMaps([]);
+  const f = new SyscallFilters(maps, 100);
+  f.apply(normalizeSyscallConfig({ network: { connect: true } }));
+  const sel = compile('event.?remoteAddress.orValue("").inCidr(["10.1.0.0/16"]) && event.remotePort == 8080', { types: ['connect'], actions: [{ deny: {} }] }) as KernelSelector;
+  f.applyKill({ rules: [{ id: 3, signal: 0, selector: sel }], dryRun: false, protect: [] });
+  const addr = store.get('killValues')!.get(64)!;
+  assert.equal(addr.readUInt32LE(V.field.offset), VIGIL_KILL_FIELD.RADDR);
+  assert.deepEqual([...addr.subarray(V.prefix.offset, V.prefix.offset + SIZEOF.vigil_deny_addr)], [2, 0, 0, 0, 10, 1, 0, 0, ...new Array(16).fill(0)]);
+  assert.deepEqual([...addr.subarray(V.mask.offset, V.mask.offset + SIZEOF.vigil_deny_addr)], [0xff, 0xff, 0, 0, 0xff, 0xff, ...new Array(18).fill(0)]);
+  const mapped = store.get('killValues')!.get(65)!;
+  assert.equal(mapped.readUInt16LE(V.prefix.offset), 10);
+  assert.deepEqual([...mapped.subarray(V.mask.offset + 4, V.mask.offset + 20)].map((b) => b.toString(16)), [...new Array(14).fill('ff'), '0', '0']);
+  const port = store.get('killValues')!.get(66)!;
+  assert.deepEqual([port.readUInt32LE(V.field.offset), port.readUInt16LE(V.prefix.offset), port.readUInt16LE(V.mask.offset), port.readUInt16LE(V.mask.offset + 2)], [VIGIL_KILL_FIELD.RPORT, 8080, 0xffff, 0]);
+  assert.equal(store.get('killRules')!.get(16)!.readUInt32LE(R.signal.offset), 0, 'a deny rule has no signal');
+  const config = store.get('config')!.get(0)!;
+  assert.deepEqual([S.rule_count, S.value_count, S.deny_count].map((x) => config.readUInt32LE(C.kill.offset + x.offset)), [1, 3, 1]);
+  assert.deepEqual(f.killRules, { rules: 1, values: 3, scoped: 0, cgroups: 0, denies: 1 });
+});
+
+test('a connect record\'s deny member, and the alert\'s deny result', () => {
+  const id = killRuleNumber('Metadata');
+  const rec = (flags: number, rule = id) => {
+    const b = Buffer.alloc(SIZEOF.net_event);
+    b.writeUInt16LE(rule, NE.kill_rule.offset);
+    return kernelDenyAt(new DataView(b.buffer, b.byteOffset, b.byteLength), 0, flags);
+  };
+  assert.deepEqual(rec(F.KILL_SENT), { rule: 'Metadata', result: 'denied' });
+  assert.deepEqual(rec(F.KILL_DRY_RUN), { rule: 'Metadata', result: 'dry-run' });
+  assert.equal(rec(F.KILL_FAILED), undefined, 'no deny fails');
+  assert.equal(rec(F.KILL_SENT, 0), undefined);
+  const e = new Enforcer({ enforce: true, hostPids: true, signal: () => assert.fail('a deny signals nothing') });
+  const ev = { type: 'connect', deny: { rule: 'Metadata', result: 'denied' } } as unknown as OutputEvent;
+  assert.deepEqual(e.run('Metadata', [{ deny: {} }], ev), [{ action: 'deny', inKernel: true, result: 'denied' }]);
+  assert.deepEqual(e.run('Other', [{ deny: {} }], ev)[0]!.result, 'missed');
 });

@@ -1,0 +1,167 @@
+// A rule that denies connects in the kernel (actions: [{deny: {}}]) through the whole agent: `vigil run` with a
+// rule about bash connecting to one loopback port of this test. The syscall sensor's cgroup connect hooks fail
+// that connect with EPERM before it is made: the listener never sees it, and the shell goes on, its connect
+// failed. A connect to another port, and the same port through an IPv4-mapped IPv6 address (which the
+// rule's inCidr block holds), are told apart as the rule says. The connect event and the alert say what the
+// kernel did; with enforcement off (a reload) the connect goes through and is reported as a dry run. A deny
+// rule the kernel cannot check stops `vigil run` before anything is loaded, and the hooks are gone once the
+// agent stops.
+// Needs root + BPF + cgroup v2 (on this machine: the unified hierarchy beside cgroup v1).
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import type { AgentStatus } from '../../src/agent/agent.ts';
+import { cgroupV2Root } from '../../src/syscalls/sensor.ts';
+import { AgentProcess, agentConfig, unixGet } from '../helpers/agent-process.ts';
+import { runCli } from '../helpers/agent.ts';
+import { until } from '../helpers/containers.ts';
+import { privileged, tempDir } from '../helpers/privileged.ts';
+
+/** Runs `bash -c script`; its stdout, stderr and exit code. SIGKILLed by PID if the test ends first. */
+async function bash(t: TestContext, script: string): Promise<{ pid: number; out: string; err: string; code: number | null }> {
+  const c = spawn('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => {
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  });
+  let out = '';
+  let err = '';
+  c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const [code] = (await Promise.race([once(c, 'exit'), new Promise((r) => setTimeout(() => r([null]), 15_000))])) as [number | null];
+  return { pid: c.pid!, out, err, code };
+}
+
+/** A loopback TCP listener counting the connections it accepts; closed when the test ends. */
+async function listener(t: TestContext): Promise<{ port: number; accepted: () => number }> {
+  let n = 0;
+  const s = net.createServer((c) => {
+    n++;
+    c.destroy();
+  });
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  t.after(() => s.close());
+  return { port: (s.address() as net.AddressInfo).port, accepted: () => n };
+}
+
+/** The names of the programs attached to a cgroup directory (bpftool), for "nothing left attached". */
+function attached(cgroup: string): string {
+  const r = spawnSync('bpftool', ['cgroup', 'show', cgroup], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `bpftool cgroup show ${cgroup}: ${r.stderr}`);
+  return r.stdout;
+}
+
+test('a deny rule fails the matching connect in the kernel before it is made; off, it only reports', async (t) => {
+  if (!privileged(t, 'root + BPF')) return;
+  const root = cgroupV2Root();
+  if (!root) {
+    if (process.env.CI) assert.fail('no cgroup v2 hierarchy is mounted: deny rules cannot be tested');
+    return t.skip('no cgroup v2 hierarchy is mounted (deny rules hook it)');
+  }
+  const dir = tempDir(t, 'vigil-kdeny-');
+  const guarded = await listener(t);
+  const open = await listener(t);
+  const { socket, write } = agentConfig(dir);
+  const rule = (enforce: boolean, condition: string) => [
+    'rules:',
+    '  defaults: false',
+    `  enforce: ${enforce}`,
+    '  inline:',
+    '    - rule: Guarded port',
+    `      condition: ${condition}`,
+    '      output: "denied {process.comm} to {event.remoteAddress}:{event.remotePort}"',
+    '      priority: critical',
+    '      types: [connect]',
+    '      actions: [{deny: {}}]',
+  ];
+  const good = `process.comm == "bash" && event.?remotePort.orValue(0) == ${guarded.port} && event.?remoteAddress.orValue("").inCidr(["127.0.0.0/8"])`;
+  const config = (enforce: boolean, condition = good) =>
+    write(
+      'events:',
+      '  process: { exec: true, exit: false, creds: false, comm: false }',
+      '  files: false',
+      '  network: { connect: true }',
+      '  other: false',
+      'filters:',
+      '  comm: { include: [bash] }',
+      ...rule(enforce, condition),
+      'sinks:',
+      '  store: { enabled: false }',
+    );
+
+  // Refused before anything loads: a deny rule about the connect's result, and a malformed block.
+  let run = await runCli(['run', '--config', config(true, `${good} && event.ret < 0`)]);
+  assert.notEqual(run.status, 0);
+  assert.match(run.stderr, /deny: the kernel cannot check .*a connect is denied before it is made: it has no ret yet/);
+  run = await runCli(['run', '--config', config(true, 'event.?remoteAddress.orValue("").inCidr(["127.0.0.0/33"])')]);
+  assert.notEqual(run.status, 0);
+  assert.match(run.stderr, /"127\.0\.0\.0\/33" is not an IP address or CIDR block/);
+  assert.doesNotMatch(attached(root), /deny_connect/, 'nothing attached by the refused runs');
+
+  const lines: Record<string, unknown>[] = [];
+  const agent = AgentProcess.start(t, ['run', '--config', config(true)], {
+    onStdoutLine: (l) => {
+      if (l.includes('"type":"alert"') || l.includes('"type":"connect"')) lines.push(JSON.parse(l) as Record<string, unknown>);
+    },
+  });
+  await agent.waitForStderr(/^vigil: running: /, 'the agent to run');
+  const status = async () => JSON.parse((await unixGet(socket, '/v1/status')).body) as AgentStatus;
+  const of = (type: string, pid: number) => lines.find((l) => l.type === type && (l.process as { pid: number } | undefined)?.pid === pid);
+  assert.match(attached(root), /deny_connect4/);
+  assert.match(attached(root), /deny_connect6/);
+
+  // Denied: the connect fails with EPERM and the listener never sees it; the shell goes on.
+  const denied = await bash(t, `exec 3<>/dev/tcp/127.0.0.1/${guarded.port} && echo connected || echo failed`);
+  assert.equal(denied.out, 'failed\n');
+  assert.match(denied.err, /Operation not permitted/);
+  await until(() => of('alert', denied.pid) !== undefined, 'the alert', 10_000);
+  const ev = of('connect', denied.pid)!;
+  assert.deepEqual([ev.remoteAddress, ev.remotePort, ev.errno, ev.deny], ['127.0.0.1', guarded.port, 'EPERM', { rule: 'Guarded port', result: 'denied' }]);
+  assert.deepEqual(of('alert', denied.pid)!.actions, [{ action: 'deny', inKernel: true, result: 'denied' }]);
+
+  // The same peer through an IPv4-mapped IPv6 address: the block holds it, the kernel denies it.
+  const mapped = await bash(t, `exec 3<>/dev/tcp/::ffff:127.0.0.1/${guarded.port} && echo connected || echo failed`);
+  assert.equal(mapped.out, 'failed\n');
+  await until(() => of('alert', mapped.pid) !== undefined, 'the alert of the mapped address', 10_000);
+  assert.deepEqual([of('connect', mapped.pid)!.remoteAddress, of('connect', mapped.pid)!.deny], ['::ffff:127.0.0.1', { rule: 'Guarded port', result: 'denied' }]);
+
+  // Another port: not the rule's, connected.
+  const other = await bash(t, `exec 3<>/dev/tcp/127.0.0.1/${open.port} && echo connected || echo failed`);
+  assert.equal(other.out, 'connected\n');
+  await until(() => of('connect', other.pid) !== undefined, 'the allowed connect', 10_000);
+  assert.equal(of('connect', other.pid)!.deny, undefined);
+  assert.equal(of('alert', other.pid), undefined);
+  await until(() => open.accepted() === 1, 'the allowed connection', 5_000);
+  assert.equal(guarded.accepted(), 0, 'no denied connect reached the listener');
+
+  const st = await status();
+  assert.deepEqual(st.syscalls?.killRules, { rules: 1, values: 4, scoped: 0, cgroups: 0, denies: 1 });
+  assert.deepEqual([st.syscalls?.filters?.denyMatched, st.syscalls?.filters?.denied], [2, 2], 'counted in the kernel');
+  const text = await runCli(['status', '--socket', socket]);
+  assert.match(text.stdout, /^ {2}in-kernel deny rules: 1; connects matched 2, denied 2$/m);
+  const listed = await runCli(['rules', '--socket', socket]);
+  assert.match(listed.stdout, /^ {2}Guarded port: actions deny in the kernel \(enforced\): denied 2$/m);
+
+  // Enforcement off (a reload): the connect goes through, reported as a dry run.
+  config(false);
+  process.kill(agent.pid, 'SIGHUP');
+  await until(async () => (await status()).rules!.enforce === false, 'the reload to turn enforcement off', 10_000);
+  const spared = await bash(t, `exec 3<>/dev/tcp/127.0.0.1/${guarded.port} && echo connected || echo failed`);
+  assert.equal(spared.out, 'connected\n');
+  await until(() => of('alert', spared.pid) !== undefined, 'the dry-run alert', 10_000);
+  assert.deepEqual(of('connect', spared.pid)!.deny, { rule: 'Guarded port', result: 'dry-run' });
+  assert.deepEqual(of('alert', spared.pid)!.actions, [{ action: 'deny', inKernel: true, result: 'dry-run' }]);
+  await until(() => guarded.accepted() === 1, 'the dry-run connection', 5_000);
+
+  // No deny rule left (a reload): the hooks detach.
+  write('events:', '  network: { connect: true }', '  files: false', '  other: false', 'rules:', '  defaults: false', 'sinks:', '  store: { enabled: false }');
+  process.kill(agent.pid, 'SIGHUP');
+  await until(async () => (await status()).syscalls?.killRules.denies === 0, 'the reload to drop the deny rule', 10_000);
+  assert.doesNotMatch(attached(root), /deny_connect/, 'detached with the last deny rule');
+  assert.equal((await agent.stop()).code, 0);
+  assert.doesNotMatch(attached(root), /deny_connect/, 'nothing attached once the agent stopped');
+});
