@@ -152,6 +152,9 @@ function describe(ev: OutputEvent, c: Palette): string {
       if (local && ev.type !== 'connect') bits.push(c.dim(`local ${local}`));
     }
     if (typeof ev.newState === 'string') bits.push(`${str(ev.oldState) ?? '?'} → ${safe(ev.newState)}`);
+    // An in-kernel deny rule's verdict: "denied by <rule>", or its dry run or refusal.
+    const deny = ev.deny as { rule?: unknown; result?: unknown } | undefined;
+    if (deny && typeof deny === 'object') bits.push(c.bad(`${deny.result === 'denied' ? 'denied' : `deny ${str(deny.result) ?? '?'}`} by ${str(deny.rule) ?? '?'}`));
   } else {
     for (const k of Object.keys(ev)) {
       if (bits.length >= 8) break;

@@ -56,6 +56,8 @@ describe('text format', () => {
     const net = { ...base, group: 'network', family: 'AF_INET', protocol: 'tcp', fd: 3 };
     assert.match(formatText({ ...net, type: 'connect', remoteAddress: '10.0.0.1', remotePort: 443, localAddress: '10.0.0.2', localPort: 5555 }, false), /tcp 10\.0\.0\.1:443$/);
     assert.match(formatText({ ...net, type: 'connect', remoteAddress: '::1', remotePort: 22 }, false), /\[::1\]:22$/);
+    assert.match(formatText({ ...net, type: 'connect', remoteAddress: '169.254.169.254', remotePort: 80, ret: -1, errno: 'EPERM', deny: { rule: 'Cloud metadata', result: 'denied' } }, false), /169\.254\.169\.254:80 denied by Cloud metadata EPERM$/);
+    assert.match(formatText({ ...net, type: 'connect', remoteAddress: '10.0.0.1', remotePort: 80, deny: { rule: 'r', result: 'dry-run' } }, false), /deny dry-run by r$/);
     assert.match(formatText({ ...net, type: 'listen', localAddress: '0.0.0.0', localPort: 80 }, false), /tcp 0\.0\.0\.0:80$/);
     assert.match(formatText({ ...base, type: 'ptrace', group: 'other', syscall: 'ptrace', nr: 101, request: 'PTRACE_ATTACH', targetPid: 9, args: [1] }, false), /request=PTRACE_ATTACH targetPid=9$/);
     assert.match(formatText({ ...base, type: 'creds', syscall: 'setuid', old: { uid: 1000, euid: 1000 }, new: { uid: 0, euid: 0 } }, false), /setuid uid 1000→0 euid 1000→0/);
