@@ -59,8 +59,8 @@ export function createMetrics(agentRef: Agent): client.Registry {
   gauge('vigil_rule_errors_total', 'Rule evaluations that failed (counted as no match), per rule', ['rule'], (g) => {
     for (const r of agent.status().rules?.perRule ?? []) g.set({ rule: r.name }, r.errors);
   });
-  gauge('vigil_rule_actions_total', 'What rules\' actions did, per rule, action and result (sent, dry-run, repeat, gone, refused, failed)', ['rule', 'action', 'result'], (g) => {
-    for (const r of agent.status().rules?.perRule ?? []) for (const [result, c] of Object.entries(r.actions ?? {})) g.set({ rule: r.name, action: 'kill', result }, c);
+  gauge('vigil_rule_actions_total', 'What rules\' actions did, per rule, action (kill, deny) and result (sent, dry-run, repeat, gone, refused, failed; denied, missed)', ['rule', 'action', 'result'], (g) => {
+    for (const r of agent.status().rules?.perRule ?? []) for (const [action, counts] of Object.entries(r.byAction ?? {})) for (const [result, c] of Object.entries(counts)) g.set({ rule: r.name, action, result }, c);
   });
   gauge('vigil_rules_loaded', 'Detection rules loaded, by state', ['state'], (g) => {
     const r = agent.status().rules;

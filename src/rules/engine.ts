@@ -6,7 +6,7 @@
 // actions (actions.ts) are carried out before its alert is emitted, and the alert says what they did.
 import type { Router } from '../pipeline/router.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
-import { Enforcer, noActionCounts, type ActionCounts, type ActionResult } from './actions.ts';
+import { Enforcer, isKill, noActionCounts, type ActionCounts, type ActionResult } from './actions.ts';
 import type { Priority, Rule, RuleContext, RuleSet } from './rules.ts';
 
 export interface RuleCounters {
@@ -19,8 +19,17 @@ export interface RuleCounters {
   /** Evaluations that failed (a missing field without has(), a bad regex at run time...): counted as no match. */
   errors: number;
   lastError?: string;
-  /** What its actions did, per result (rules with actions only). */
+  /** What its actions did, per result (rules with actions only): byAction's counts summed. */
   actions?: ActionCounts;
+  /** The same per action a rule has (kill, deny): their dry-runs and refusals are told apart here. */
+  byAction?: Partial<Record<ActionResult['action'], ActionCounts>>;
+}
+
+/** Counts per result, summed. */
+function sumCounts(list: Iterable<ActionCounts>): ActionCounts {
+  const out = noActionCounts();
+  for (const c of list) for (const k of Object.keys(out) as ActionResult['result'][]) out[k] += c[k];
+  return out;
 }
 
 export interface RulesStatus {
@@ -125,7 +134,7 @@ export class RuleEngine {
         c.priority = r.priority;
         c.enabled = r.enabled;
       } else this.#counters.set(r.name, (c = { name: r.name, priority: r.priority, enabled: r.enabled, evaluated: 0, matches: 0, errors: 0 }));
-      if (r.actions.length) c.actions ??= noActionCounts();
+      for (const a of r.actions) (c.byAction ??= {})[isKill(a) ? 'kill' : 'deny'] ??= noActionCounts();
     }
     const names = new Set(set?.rules.map((r) => r.name));
     for (const c of this.#counters.values()) if (!names.has(c.name)) c.enabled = false;
@@ -193,7 +202,7 @@ export class RuleEngine {
         const alert = alertOf(r, ev);
         if (r.actions.length) {
           const done = this.#enforcer.run(r.name, r.actions, ev);
-          for (const d of done) c.actions![d.result]++;
+          for (const d of done) c.byAction![d.action]![d.result]++;
           alert.actions = done;
         }
         this.#o.emit(alert);
@@ -203,9 +212,7 @@ export class RuleEngine {
 
   /** What every rule's actions did, per result (the per-rule counters summed: they are kept across reloads). */
   #actionTotals(): ActionCounts {
-    const out = noActionCounts();
-    for (const c of this.#counters.values()) for (const k of Object.keys(out) as ActionResult['result'][]) out[k] += c.actions?.[k] ?? 0;
-    return out;
+    return sumCounts([...this.#counters.values()].flatMap((c) => Object.values(c.byAction ?? {})));
   }
 
   status(): RulesStatus | undefined {
@@ -229,7 +236,11 @@ export class RuleEngine {
       enforce: this.#enforcer.enforce,
       actionRules: set.rules.filter((r) => r.enabled && r.actions.length).length,
       actions: this.#actionTotals(),
-      perRule: [...this.#counters.values()].map((c) => (c.actions ? { ...c, actions: { ...c.actions } } : { ...c })),
+      perRule: [...this.#counters.values()].map((c) => {
+        if (!c.byAction) return { ...c };
+        const byAction = Object.fromEntries(Object.entries(c.byAction).map(([a, counts]) => [a, { ...counts }]));
+        return { ...c, actions: sumCounts(Object.values(byAction)), byAction };
+      }),
     };
   }
 }

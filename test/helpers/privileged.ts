@@ -58,7 +58,12 @@ export function tempDir(t: TestContext, prefix = 'vigil-test-'): string {
 }
 
 function bpftoolJson(args: string[]): unknown {
-  return JSON.parse(execFileSync('bpftool', ['-j', ...args], { encoding: 'utf8' }) || '[]');
+  return JSON.parse(execFileSync('bpftool', ['-j', ...args], { encoding: 'utf8' }).trim() || '[]'); // nothing to show: no output at all (cgroup show)
+}
+
+/** The names of the BPF programs attached to a cgroup directory (bpftool cgroup show). */
+export function cgroupProgramNames(cgroup: string): string[] {
+  return (bpftoolJson(['cgroup', 'show', cgroup]) as { name?: string }[]).map((p) => p.name ?? '');
 }
 
 /** Ids of every loaded BPF program, map and link on the machine. */

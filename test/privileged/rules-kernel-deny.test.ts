@@ -8,7 +8,6 @@
 // agent stops.
 // Needs root + BPF + cgroup v2 (on this machine: the unified hierarchy beside cgroup v1).
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -19,21 +18,10 @@ import { cgroupV2Root } from '../../src/syscalls/sensor.ts';
 import { AgentProcess, agentConfig, unixGet } from '../helpers/agent-process.ts';
 import { runCli } from '../helpers/agent.ts';
 import { until } from '../helpers/containers.ts';
-import { privileged, tempDir } from '../helpers/privileged.ts';
+import { cgroupProgramNames, IN_CI, privileged, tempDir } from '../helpers/privileged.ts';
+import { runScript } from '../helpers/run.ts';
 
-/** Runs `bash -c script`; its stdout, stderr and exit code. SIGKILLed by PID if the test ends first. */
-async function bash(t: TestContext, script: string): Promise<{ pid: number; out: string; err: string; code: number | null }> {
-  const c = spawn('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => {
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  });
-  let out = '';
-  let err = '';
-  c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  c.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const [code] = (await Promise.race([once(c, 'exit'), new Promise((r) => setTimeout(() => r([null]), 15_000))])) as [number | null];
-  return { pid: c.pid!, out, err, code };
-}
+const bash = (t: TestContext, script: string) => runScript(t, 'bash', script);
 
 /** A loopback TCP listener counting the connections it accepts; closed when the test ends. */
 async function listener(t: TestContext): Promise<{ port: number; accepted: () => number }> {
@@ -48,18 +36,11 @@ async function listener(t: TestContext): Promise<{ port: number; accepted: () =>
   return { port: (s.address() as net.AddressInfo).port, accepted: () => n };
 }
 
-/** The names of the programs attached to a cgroup directory (bpftool), for "nothing left attached". */
-function attached(cgroup: string): string {
-  const r = spawnSync('bpftool', ['cgroup', 'show', cgroup], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `bpftool cgroup show ${cgroup}: ${r.stderr}`);
-  return r.stdout;
-}
-
 test('a deny rule fails the matching connect in the kernel before it is made; off, it only reports', async (t) => {
   if (!privileged(t, 'root + BPF')) return;
   const root = cgroupV2Root();
   if (!root) {
-    if (process.env.CI) assert.fail('no cgroup v2 hierarchy is mounted: deny rules cannot be tested');
+    if (IN_CI) assert.fail('no cgroup v2 hierarchy is mounted: deny rules cannot be tested');
     return t.skip('no cgroup v2 hierarchy is mounted (deny rules hook it)');
   }
   const dir = tempDir(t, 'vigil-kdeny-');
@@ -100,7 +81,7 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   run = await runCli(['run', '--config', config(true, 'event.?remoteAddress.orValue("").inCidr(["127.0.0.0/33"])')]);
   assert.notEqual(run.status, 0);
   assert.match(run.stderr, /"127\.0\.0\.0\/33" is not an IP address or CIDR block/);
-  assert.doesNotMatch(attached(root), /deny_connect/, 'nothing attached by the refused runs');
+  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_connect/, 'nothing attached by the refused runs');
 
   const lines: Record<string, unknown>[] = [];
   const agent = AgentProcess.start(t, ['run', '--config', config(true)], {
@@ -111,8 +92,8 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   await agent.waitForStderr(/^vigil: running: /, 'the agent to run');
   const status = async () => JSON.parse((await unixGet(socket, '/v1/status')).body) as AgentStatus;
   const of = (type: string, pid: number) => lines.find((l) => l.type === type && (l.process as { pid: number } | undefined)?.pid === pid);
-  assert.match(attached(root), /deny_connect4/);
-  assert.match(attached(root), /deny_connect6/);
+  assert.match(cgroupProgramNames(root).join(' '), /deny_connect4/);
+  assert.match(cgroupProgramNames(root).join(' '), /deny_connect6/);
 
   // Denied: the connect fails with EPERM and the listener never sees it; the shell goes on.
   const denied = await bash(t, `exec 3<>/dev/tcp/127.0.0.1/${guarded.port} && echo connected || echo failed`);
@@ -145,6 +126,9 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   assert.match(text.stdout, /^ {2}in-kernel deny rules: 1; connects matched 2, denied 2$/m);
   const listed = await runCli(['rules', '--socket', socket]);
   assert.match(listed.stdout, /^ {2}Guarded port: actions deny in the kernel \(enforced\): denied 2$/m);
+  const metrics = (await unixGet(socket, '/metrics')).body;
+  assert.match(metrics, /^vigil_rule_actions_total\{rule="Guarded port",action="deny",result="denied"\} 2$/m);
+  assert.doesNotMatch(metrics, /rule="Guarded port",action="kill"/);
 
   // Enforcement off (a reload): the connect goes through, reported as a dry run.
   config(false);
@@ -161,7 +145,7 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   write('events:', '  network: { connect: true }', '  files: false', '  other: false', 'rules:', '  defaults: false', 'sinks:', '  store: { enabled: false }');
   process.kill(agent.pid, 'SIGHUP');
   await until(async () => (await status()).syscalls?.killRules.denies === 0, 'the reload to drop the deny rule', 10_000);
-  assert.doesNotMatch(attached(root), /deny_connect/, 'detached with the last deny rule');
+  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_connect/, 'detached with the last deny rule');
   assert.equal((await agent.stop()).code, 0);
-  assert.doesNotMatch(attached(root), /deny_connect/, 'nothing attached once the agent stopped');
+  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_connect/, 'nothing attached once the agent stopped');
 });

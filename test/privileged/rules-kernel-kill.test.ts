@@ -18,18 +18,9 @@ import { AgentProcess, agentConfig, unixGet } from '../helpers/agent-process.ts'
 import { runCli } from '../helpers/agent.ts';
 import { until } from '../helpers/containers.ts';
 import { privileged, tempDir } from '../helpers/privileged.ts';
+import { runScript } from '../helpers/run.ts';
 
-/** Runs `sh -c script`; its stdout, exit code and signal. SIGKILLed by PID if the test ends first. */
-async function shell(t: TestContext, script: string): Promise<{ pid: number; out: string; code: number | null; signal: string | null }> {
-  const c = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
-  t.after(() => {
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  });
-  let out = '';
-  c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const [code, signal] = (await Promise.race([once(c, 'exit'), new Promise((r) => setTimeout(() => r([null, 'still running after 15 s']), 15_000))])) as [number | null, string | null];
-  return { pid: c.pid!, out, code, signal };
-}
+const shell = (t: TestContext, script: string) => runScript(t, 'sh', script);
 
 test('a rule that kills in the kernel stops the process before the open returns; off, it only reports', async (t) => {
   if (!privileged(t, 'root + BPF')) return;
