@@ -851,7 +851,7 @@ __noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s
 	__u32 result;
 	__s64 scope = -1;
 
-	if (!cfg || !cfg->kill.rule_count)
+	if (!cfg || cfg->kill.rule_count == cfg->kill.deny_count)
 		return 0;
 	kill_scan_start(&k.scan, &cfg->kill);
 	k.off = off;
@@ -1107,7 +1107,8 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 		return 0;
 	}
 	/* The event is reported: the kill rules check it (what they match is what a rule in user space sees). */
-	kill = cfg->kill.rule_count ? kill_check(op, sizeof(*e), foff, ev_flags, ret) : 0;
+	/* Deny rules share the set but never match an open: a set of deny rules alone costs opens nothing. */
+	kill = cfg->kill.rule_count != cfg->kill.deny_count ? kill_check(op, sizeof(*e), foff, ev_flags, ret) : 0;
 	if (kill)
 		ev_flags |= VIGIL_SYSF_KILL_SENT << (((kill >> 24) & 7) - VIGIL_KILL_SENT);
 

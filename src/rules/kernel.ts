@@ -38,7 +38,7 @@
 // flags yet.
 import { serialize, type ASTNode } from '@marcbachmann/cel-js';
 import { formatIPv6 } from '../events/decode.ts';
-import { parseBlocks, parseCidr, type IpBlock } from './cidr.ts';
+import { parseBlocks, parseIp, type IpBlock } from './cidr.ts';
 import { SYSCALL_KILL_VALUE, VIGIL_SYS_FLAGS } from '../events/layout.generated.ts';
 
 /** Limits of the kernel's maps: VIGIL_KILL_* of bpf/include/events.h (a unit test compares them). */
@@ -180,8 +180,9 @@ function portValue(n: ASTNode, at: ASTNode): { s: string; exact: boolean } {
  * peer's bytes, so the literal must be written as the event writes that address (IPv6 compressed, lower case).
  */
 function addressValue(lit: unknown, at: ASTNode): { s: string; exact: boolean; block: IpBlock } {
-  const block = typeof lit === 'string' ? parseCidr(lit) : undefined;
-  if (!block || (lit as string).includes('/')) return no(`${serialize(at)}: ${JSON.stringify(lit)} is not an IP address (use .inCidr([...]) for blocks)`);
+  const ip = typeof lit === 'string' ? parseIp(lit) : undefined;
+  if (!ip) return no(`${serialize(at)}: ${JSON.stringify(lit)} is not an IP address (use .inCidr([...]) for blocks)`);
+  const block: IpBlock = { ...ip, bits: 8 * ip.bytes.length };
   const shown = block.family === 4 ? [...block.bytes].join('.') : formatIPv6(block.bytes, 0);
   if (shown !== lit) no(`${serialize(at)}: events write this address as ${JSON.stringify(shown)}, which is what == compares with`);
   return { s: shown, exact: true, block };

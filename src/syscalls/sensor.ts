@@ -311,8 +311,6 @@ export class SyscallSensor {
   #refreshTimer: NodeJS.Timeout | undefined;
   /** The cgroup v2 directory the deny hooks attach to (undefined: none mounted: deny rules are refused). */
   #cgroupPath: string | undefined;
-  /** Whether the deny hooks are attached (some deny rule is in force). */
-  #deny = false;
   readonly #refresh = { changed: 0, failed: 0 };
 
   /** Validates the configuration now (InvalidArgumentError naming the field); nothing is loaded yet. */
@@ -360,7 +358,6 @@ export class SyscallSensor {
       this.#openArgs = openArgs;
       this.#pathReads = pathReads;
       this.#fdReads = fdReads;
-      this.#deny = hasDeny(this.#o.kill);
       this.#state = 'running';
       const every = this.#o.secretDirsRefreshMs ?? SECRET_DIRS_REFRESH_MS;
       if (every > 0) (this.#refreshTimer = setInterval(() => this.refreshSecretDirs(), every)).unref();
@@ -404,7 +401,7 @@ export class SyscallSensor {
     const both = { ...next, enabledOps: next.enabledOps & prev.enabledOps };
     filters.apply(both);
     try {
-      m.updateActivatedProbes(syscallSelectors(next.ops, this.#openArgs, this.#deny));
+      m.updateActivatedProbes(syscallSelectors(next.ops, this.#openArgs, this.#denying()));
     } catch (err) {
       filters.apply(prev);
       throw err;
@@ -424,15 +421,20 @@ export class SyscallSensor {
     const m = this.#manager!;
     // The hooks attach before deny rules are written (until then they find none), and detach after the last
     // is gone: a failed attach (SelectorError) changes nothing.
-    if (deny && !this.#deny) m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, true));
+    const was = this.#denying();
+    if (deny && !was) m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, true));
     try {
       this.#filters!.applyKill(set);
     } catch (err) {
-      if (deny && !this.#deny) m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, false));
+      if (deny && !was) m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, false));
       throw err;
     }
-    if (!deny && this.#deny) m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, false));
-    this.#deny = deny;
+    if (!deny && was) m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, false));
+  }
+
+  /** Whether deny rules are in force, so the connect hooks are attached (they are while, and only while, there are). */
+  #denying(): boolean {
+    return (this.#filters?.killRules.denies ?? 0) > 0;
   }
 
   /** Throws InvalidArgumentError when `set` holds deny rules and no cgroup v2 hierarchy is there to hook. */
