@@ -15,6 +15,10 @@
 //   exec+kill   two rules on process.exe, process.comm and parent.comm
 // The storm: build/bench/open_storm, openat+close of /dev/null (whose directory is no secret one: the gate
 // looks and turns it down, the case of nearly every open on a host).
+// And the deny rules' cgroup hooks (deny_check: deny_sendmsg4 on a UDP sendto with an address, deny_connect4
+// on a connect), with two deny rules none of which matches the storm's loopback peer (build/bench/udp_storm):
+// the hook's time per call, and the storm's wall time per call with the hooks attached and without (no deny
+// rule: nothing attached).
 //
 // usage: node bench/gate.ts [--rounds N] [--opens N] [--no-write]
 import { execFileSync } from 'node:child_process';
@@ -56,11 +60,14 @@ const CONFIGS: [string, string, SyscallSensorConfig][] = [
  * Rules that kill in the kernel (dry run), of one event type, compiled as `vigil run` compiles them and
  * numbered as the agent numbers them; `what` says how many and how many strings.
  */
-function killSet(type: 'open' | 'exec', conditions: Record<string, string>): { set: KernelKillSet; what: string } {
-  const items = Object.entries(conditions).map(([rule, condition]) => ({ rule, condition, output: 'x', priority: 'critical', types: [type], actions: [{ kill: { inKernel: true } }] }));
+function killSet(type: 'open' | 'exec' | 'connect', conditions: Record<string, string>): { set: KernelKillSet; what: string } {
+  const deny = type === 'connect';
+  const action = deny ? { deny: {} } : { kill: { inKernel: true } };
+  const items = Object.entries(conditions).map(([rule, condition]) => ({ rule, condition, output: 'x', priority: 'critical', types: [type], actions: [action] }));
   const rules = compileRules({ sources: [{ name: 'bench', items }] }).kernelRules;
   const strings = rules.reduce((n, r) => n + r.selector.terms.reduce((m, t) => m + t.values.length, 0), 0);
-  return { set: { rules: rules.map((r) => ({ id: killRuleNumber(r.name), signal: 9, selector: r.selector })), dryRun: true, protect: [process.pid] }, what: `${rules.length} rules that kill in the kernel (${strings} strings` };
+  const set = { rules: rules.map((r) => ({ id: killRuleNumber(r.name), signal: deny ? 0 : 9, selector: r.selector })), dryRun: true, protect: [process.pid] };
+  return { set, what: `${rules.length} rules that ${deny ? 'deny' : 'kill'} in the kernel (${strings} values` };
 }
 
 // Two rules as a site would write them: reads of the shadow files outside the tools that need them, and
@@ -83,6 +90,20 @@ const EXEC_CONFIGS: [string, string, KernelKillSet][] = [
   ['exec+kill', `and ${execWhat}, none matching /bin/true), on execs`, EXEC_KILL],
 ];
 const EXECS = Math.max(1000, Math.round(OPENS / 30));
+
+// Two deny rules as a site would write them: the cloud metadata service, and mail ports outside the mail
+// servers. The storm sends to, and connects to, a loopback port: no rule matches.
+const { set: DENY, what: denyWhat } = killSet('connect', {
+  metadata: 'event.?remoteAddress.orValue("").inCidr(["169.254.169.254/32", "fd00:ec2::254/128"])',
+  smtp: 'event.?remotePort.orValue(0) in [25, 465, 587] && !(process.comm in ["postfix", "exim4", "sendmail"])',
+});
+const DENY_CONFIG: SyscallSensorConfig = { network: { connect: true }, filters: { comm: { include: ['vigil-no-one'] } } };
+const DENY_MODES = [
+  ['sendto', 'deny_sendmsg4', 'UDP sendto with an address'],
+  ['connect', 'deny_connect4', 'connect() of a UDP socket'],
+] as const;
+const UDP_STORM = path.join(ROOT, 'build/bench/udp_storm');
+const DATAGRAMS = OPENS;
 
 const STATS = '/proc/sys/kernel/bpf_stats_enabled';
 const statsBefore = fs.readFileSync(STATS, 'utf8').trim();
@@ -113,6 +134,19 @@ if (!execProgram) {
   process.exit(1);
 }
 const execName = execProgram.name; // read now: a stopped manager's programs are closed
+const denyPrograms = new Map(DENY_MODES.map(([mode, fn]) => [mode, sensor.manager!.probes().find((p) => p.program?.name === fn)?.program?.id]));
+if ([...denyPrograms.values()].some((id) => id === undefined)) {
+  process.stderr.write('bench/gate: the syscall sensor has no deny hooks (no cgroup v2 hierarchy?)\n');
+  process.exit(1);
+}
+/** The UDP storm's wall time per call (ns), and its failed calls. */
+const udpStorm = (mode: string): { ns: number; failed: number } => {
+  const out = execFileSync(UDP_STORM, [String(DATAGRAMS), mode, '0'], { input: 'go\n', encoding: 'utf8' });
+  const j = JSON.parse(out.trim().split('\n').at(-1)!) as { calls: number; failed: number; elapsed_ns: number };
+  return { ns: j.elapsed_ns / j.calls, failed: j.failed };
+};
+const wall: Record<string, number[]> = {};
+let udpFailed = 0;
 const runStats = (id = program.id): { ns: number; n: number } => {
   const j = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(id)], { encoding: 'utf8' })) as { run_time_ns?: number; run_cnt?: number };
   return { ns: Number(j.run_time_ns ?? 0), n: Number(j.run_cnt ?? 0) };
@@ -142,6 +176,20 @@ for (let r = 0; r < ROUNDS; r++) {
     (perCall[key] ??= []).push(ns);
     process.stderr.write(`  round ${r + 1} ${key.padEnd(10)} ${fixed(ns, 1)} ns per call (${b.n - a.n} calls)\n`);
   }
+  sensor.update(DENY_CONFIG);
+  for (const attached of r % 2 === 0 ? [true, false] : [false, true]) {
+    sensor.setKill(attached ? DENY : NO_KILL); // no deny rule: the hooks detach
+    for (const [mode] of DENY_MODES) {
+      const id = denyPrograms.get(mode)!;
+      const a = runStats(id);
+      const run = udpStorm(mode);
+      const b = runStats(id);
+      udpFailed += run.failed;
+      (wall[`${mode}${attached ? '+deny' : ''}`] ??= []).push(run.ns);
+      if (attached) (perCall[`hook ${mode}`] ??= []).push((b.ns - a.ns) / (b.n - a.n));
+      process.stderr.write(`  round ${r + 1} ${mode}${attached ? `+deny: hook ${fixed((b.ns - a.ns) / (b.n - a.n), 1)} ns per call (${b.n - a.n} calls), ` : ': '}${fixed(run.ns, 1)} ns per call wall\n`);
+    }
+  }
 }
 const killed = resolver.execKill!.status().matched;
 
@@ -150,6 +198,17 @@ const med = (k: string) => median(perCall[k]!);
 const diff = (on: string, off: string) => median(perCall[on]!.map((v, i) => v - perCall[off]![i]!));
 const ratio = (on: string, off: string) => median(perCall[on]!.map((v, i) => v / perCall[off]![i]!));
 const rows = [...CONFIGS, ...EXEC_CONFIGS].map(([k, what]) => [k, what, fixed(med(k), 1), perCall[k]!.map((v) => fixed(v, 0)).join(', ')]);
+const wallDiff = (mode: string) => median(wall[`${mode}+deny`]!.map((v, i) => v - wall[mode]![i]!));
+const wallRatio = (mode: string) => median(wall[`${mode}+deny`]!.map((v, i) => v / wall[mode]![i]!));
+const denyRows = DENY_MODES.map(([mode, fn, what]) => [
+  `\`${fn}\``,
+  what,
+  fixed(median(perCall[`hook ${mode}`]!), 1),
+  perCall[`hook ${mode}`]!.map((v) => fixed(v, 0)).join(', '),
+  fixed(median(wall[mode]!), 0),
+  fixed(median(wall[`${mode}+deny`]!), 0),
+  `${fixed(wallDiff(mode), 0)} (×${fixed(wallRatio(mode), 3)})`,
+]);
 const body = [
   `The secret directories' gate and the in-kernel kill rules, per open, as the kernel counts its programs' run time (\`kernel.bpf_stats_enabled\`): \`exit_openat\`'s time per call over ${OPENS.toLocaleString('en-US')} openat+close of /dev/null per configuration and round, ${ROUNDS} rounds.`,
   '',
@@ -159,11 +218,17 @@ const body = [
   `- **On the defaults (restricted opens):** ${fixed(diff('restr+gate', 'restr'), 1)} ns per open (×${fixed(ratio('restr+gate', 'restr'), 3)}).`,
   `- **In-kernel kill rules** (${KILL_CONFIG}): ${fixed(diff(KILL_CONFIG, 'full'), 1)} ns per reported open that none of them matches (×${fixed(ratio(KILL_CONFIG, 'full'), 3)}): the strings compared with the path and the comm, each rule's terms checked. Opens the filters turn down never reach them.`,
   `- **In-kernel kill rules on execs** (exec+kill): ${fixed(diff('exec+kill', 'exec'), 1)} ns per exec that none of them matches (×${fixed(ratio('exec+kill', 'exec'), 3)} the exec program's time, \`${execName}\`, which reads the exec's paths, argv and environment), over ${EXECS.toLocaleString('en-US')} fork+exec of /bin/true per round; ${killed} matched (dry run).`,
+  '',
+  `The deny rules' cgroup hooks (\`deny_check\`), with ${denyWhat}, none matching the storm's loopback peer): the hook's time per call, and the storm's wall time per call (one pinned thread, ${DATAGRAMS.toLocaleString('en-US')} calls per round and configuration) with the hooks attached and without (no deny rule: nothing attached); ${udpFailed} calls failed.`,
+  '',
+  markdownTable(['hook', 'runs on', 'ns per call (median)', 'rounds', 'wall ns per call, no deny rule', 'with the deny rules', 'added ns per call (×)'], denyRows),
+  '',
+  `- **Deny rules:** every connect and every UDP datagram sent with an address, on the whole host, runs the hook while a deny rule is in force: ${fixed(median(perCall['hook sendto']!), 0)} ns per datagram and ${fixed(median(perCall['hook connect']!), 0)} ns per connect of the hook's own time; datagrams on connected sockets carry no address and do not run it.`,
   `- Directories the gate compared with: ${(dirs.get('full+gate') ?? []).join(', ') || 'none'}; without: ${(dirs.get('full') ?? []).join(', ') || 'none'}.`,
-  `- For information, no target: the gate is the price of catching a secret read through a symlink, "..", "//" or /proc/<pid>/root, the kill rules that of killing before the open returns, or before an exec's new image runs. bpf_stats adds its own clock reads to every call, the same with the gate and without.`,
+  `- For information, no target: the gate is the price of catching a secret read through a symlink, "..", "//" or /proc/<pid>/root, the kill rules that of killing before the open returns, or before an exec's new image runs, the deny hooks that of refusing a connect or a datagram before it leaves. bpf_stats adds its own clock reads to every call, the same with the gate and without.`,
 ].join('\n');
 process.stdout.write(`${body}\n`);
 if (WRITE) {
-  const file = writeSection('gate', body, { title: 'gate: what the secret directories\' second look and the in-kernel kill rules cost an open or an exec', command: 'npm run bench:gate' });
+  const file = writeSection('gate', body, { title: 'gate: what the secret directories\' second look, the in-kernel kill rules and the deny hooks cost an open, an exec, a connect or a datagram', command: 'npm run bench:gate' });
   process.stderr.write(`wrote ${path.relative(ROOT, file)} (section gate)\n`);
 }

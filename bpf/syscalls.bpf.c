@@ -48,6 +48,7 @@ const volatile __u32 vigil_mem_cast = 0;          /* 1: bpf_rdonly_cast(p, 0) gi
 #define AF_INET_ 2
 #define AF_INET6_ 10
 #define IPPROTO_TCP_ 6
+#define EPERM_ 1
 
 #define SMALL_STR 64
 #define ADDR_MAX 128
@@ -238,9 +239,11 @@ static __always_inline void current_comm(__u64 key[2])
 
 /*
  * The cheap filters, cheapest first: event type (a bit), the agent itself (a compare), container or host
- * scope (one hash lookup), comm lists (one hash lookup). Returns the config when the event goes on.
+ * scope (one hash lookup), comm lists (one hash lookup). Returns the config when the event goes on. `counted`
+ * (a constant): a syscall's entry, counted in the filter stats; the deny rules' datagram hook asks too, and
+ * is not a syscall entry.
  */
-static __always_inline struct syscall_filter_config *filter_enter(__u32 op)
+static __always_inline struct syscall_filter_config *filter_pass(__u32 op, const int counted)
 {
 	struct syscall_filter_config *cfg = get_config();
 	__u64 comm[2];
@@ -248,13 +251,16 @@ static __always_inline struct syscall_filter_config *filter_enter(__u32 op)
 
 	if (!cfg)
 		return 0;
-	stat_inc(VIGIL_SYS_STAT_ENTERED);
+	if (counted)
+		stat_inc(VIGIL_SYS_STAT_ENTERED);
 	if (!(cfg->enabled_ops & (1ULL << (op & 63)))) {
-		stat_inc(VIGIL_SYS_STAT_DROP_DISABLED);
+		if (counted)
+			stat_inc(VIGIL_SYS_STAT_DROP_DISABLED);
 		return 0;
 	}
 	if (cfg->self_tgid && (bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid) {
-		stat_inc(VIGIL_SYS_STAT_DROP_SELF);
+		if (counted)
+			stat_inc(VIGIL_SYS_STAT_DROP_SELF);
 		return 0;
 	}
 	if (cfg->scope != VIGIL_SCOPE_ALL) {
@@ -262,7 +268,8 @@ static __always_inline struct syscall_filter_config *filter_enter(__u32 op)
 		int known = bpf_map_lookup_elem(&vigil_containers, &cg) != 0;
 
 		if ((cfg->scope == VIGIL_SCOPE_CONTAINERS) != known) {
-			stat_inc(VIGIL_SYS_STAT_DROP_SCOPE);
+			if (counted)
+				stat_inc(VIGIL_SYS_STAT_DROP_SCOPE);
 			return 0;
 		}
 	}
@@ -271,11 +278,17 @@ static __always_inline struct syscall_filter_config *filter_enter(__u32 op)
 		v = bpf_map_lookup_elem(&sys_comm_filter, comm);
 		if (((cfg->comm_mode & VIGIL_COMM_INCLUDE) && (!v || *v != VIGIL_COMM_INCLUDE)) ||
 		    ((cfg->comm_mode & VIGIL_COMM_EXCLUDE) && v && *v == VIGIL_COMM_EXCLUDE)) {
-			stat_inc(VIGIL_SYS_STAT_DROP_COMM);
+			if (counted)
+				stat_inc(VIGIL_SYS_STAT_DROP_COMM);
 			return 0;
 		}
 	}
 	return cfg;
+}
+
+static __always_inline struct syscall_filter_config *filter_enter(__u32 op)
+{
+	return filter_pass(op, 1);
 }
 
 /* ---- the per-thread slot ------------------------------------------------------------------------------- */
@@ -880,7 +893,7 @@ __noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s
 	return 0;
 }
 
-/* ---- in-kernel deny rules on connects ----------------------------------------------------------------- */
+/* ---- in-kernel deny rules on connects and unconnected datagrams ---------------------------------------- */
 
 /*
  * A connect a deny rule matched, for the connect's exit to report (exit_net): by thread. The cgroup hook runs
@@ -938,11 +951,46 @@ static long deny_value_cb(__u32 i, void *data)
 }
 
 /*
- * Checks a connect against the deny rules in force (cgroup hooks, before the connection is made). Returns 0
- * to deny it (the caller gets EPERM), 1 to let it go: no rule matched, or the one that did is a dry run or
- * the process is protected. A match is counted and noted for the connect's exit (sys_deny_notes).
+ * A UDP datagram sent to an address without a connect, which deny rule `rule` matched (the datagram hooks):
+ * reported as a connect event of its own, as the sensor's filters let a connect through (no syscall exit
+ * will report it: sendto and sendmsg are not traced). Without it a rule about a peer would be evaded by a
+ * sendto to that peer, where a connect was denied.
  */
-static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6)
+static __always_inline void deny_datagram_report(struct bpf_sock_addr *ctx, struct deny_ctx *k, __u32 rule, __u32 result, const int v6)
+{
+	struct net_event *e;
+
+	if (!filter_pass(VIGIL_SYS_CONNECT, 0))
+		return;
+	e = vigil_reserve(sizeof(*e), VIGIL_OP_NET);
+	if (!e)
+		return;
+	__builtin_memset((void *)e + sizeof(e->hdr), 0, sizeof(*e) - sizeof(e->hdr));
+	vigil_fill_header(&e->hdr, VIGIL_OP_NET, sizeof(*e));
+	e->ret = result == VIGIL_KILL_SENT ? -EPERM_ : 0;
+	e->op = VIGIL_SYS_CONNECT;
+	e->nr = VIGIL_SYS_NR_DATAGRAM;
+	e->ev_flags = VIGIL_SYSF_DATAGRAM | (VIGIL_SYSF_KILL_SENT << (result - VIGIL_KILL_SENT));
+	e->fd = -1;
+	e->family = k->peer.family;
+	e->type = ctx->type;
+	e->protocol = ctx->protocol;
+	e->rport = k->port;
+	e->kill_rule = rule;
+	__builtin_memcpy(e->raddr, k->peer.addr, 16);
+	if (!v6)
+		__builtin_memset(e->raddr + 4, 0, 12);
+	vigil_submit(ctx, e, sizeof(*e), VIGIL_OP_NET);
+}
+
+/*
+ * Checks a connect, or a UDP datagram sent to an address without one (`datagram`), against the deny rules in
+ * force (cgroup hooks, before the connection is made or the datagram sent). Returns 0 to deny it (the caller
+ * gets EPERM), 1 to let it go: no rule matched, or the one that did is a dry run or the process is
+ * protected. A match is counted, and noted for the connect's exit (sys_deny_notes) or, for a datagram,
+ * reported at once (deny_datagram_report).
+ */
+static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6, const int datagram)
 {
 	struct syscall_filter_config *cfg = get_config();
 	struct deny_ctx k = {};
@@ -979,8 +1027,13 @@ static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6)
 		note.ktime = bpf_ktime_get_ns();
 		note.rule = r->id;
 		note.result = rule_verdict(&cfg->kill, r);
-		tid = (__u32)bpf_get_current_pid_tgid();
-		bpf_map_update_elem(&sys_deny_notes, &tid, &note, BPF_ANY);
+		if (datagram) {
+			if (note.result >= VIGIL_KILL_SENT && note.result <= VIGIL_KILL_FAILED)
+				deny_datagram_report(ctx, &k, note.rule, note.result, v6);
+		} else {
+			tid = (__u32)bpf_get_current_pid_tgid();
+			bpf_map_update_elem(&sys_deny_notes, &tid, &note, BPF_ANY);
+		}
 		stat_inc(VIGIL_SYS_STAT_DENY_MATCHED);
 		if (note.result != VIGIL_KILL_SENT)
 			return 1;
@@ -993,13 +1046,26 @@ static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6)
 SEC("cgroup/connect4")
 int deny_connect4(struct bpf_sock_addr *ctx)
 {
-	return deny_check(ctx, 0);
+	return deny_check(ctx, 0, 0);
 }
 
 SEC("cgroup/connect6")
 int deny_connect6(struct bpf_sock_addr *ctx)
 {
-	return deny_check(ctx, 1);
+	return deny_check(ctx, 1, 0);
+}
+
+/* UDP sends with an address of their own (a connected socket's plain sends do not run these): the peer a deny rule is about, reached without a connect. */
+SEC("cgroup/sendmsg4")
+int deny_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return deny_check(ctx, 0, 1);
+}
+
+SEC("cgroup/sendmsg6")
+int deny_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return deny_check(ctx, 1, 1);
 }
 
 static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)

@@ -102,7 +102,9 @@ function enumsFrom(types: BtfType[], enums: string[]): Map<string, Record<string
     const vals = t.values ?? [];
     // Strip the common NAME_ prefix: VIGIL_OP_TEST -> TEST.
     const names = vals.map((v) => v.name);
-    let prefix = names.length > 1 ? names.reduce((a, b) => { let i = 0; while (i < a.length && a[i] === b[i]) i++; return a.slice(0, i); }) : '';
+    // One member: the enum's own name is its prefix (vigil_sys_nr: VIGIL_SYS_NR_DATAGRAM -> DATAGRAM).
+    const own = `${name.toUpperCase()}_`;
+    let prefix = names.length > 1 ? names.reduce((a, b) => { let i = 0; while (i < a.length && a[i] === b[i]) i++; return a.slice(0, i); }) : names[0]?.startsWith(own) ? own : '';
     prefix = prefix.slice(0, prefix.lastIndexOf('_') + 1);
     out.set(name, Object.fromEntries(vals.map((v) => [v.name.slice(prefix.length), v.val])));
   }

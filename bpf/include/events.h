@@ -296,6 +296,17 @@ enum vigil_sys_flags {
 	VIGIL_SYSF_KILL_DRY_RUN = 1 << 17,    /* ... enforcement is off: nothing was sent */
 	VIGIL_SYSF_KILL_REFUSED = 1 << 18,    /* ... the process is protected (pid 1, the agent, its ancestors): nothing was sent */
 	VIGIL_SYSF_KILL_FAILED = 1 << 19,     /* ... bpf_send_signal failed */
+	/*
+	 * A connect event made by the deny rules' datagram hooks (cgroup/sendmsg4, sendmsg6): a UDP datagram sent to
+	 * an address without a connect (sendto, sendmsg, sendmmsg), which a deny rule matched. Its nr is
+	 * VIGIL_SYS_NR_DATAGRAM and its fd -1: the hook cannot tell which call it runs in, or on which fd.
+	 */
+	VIGIL_SYSF_DATAGRAM = 1 << 20,
+};
+
+/* net_event.nr of a datagram a deny rule matched (VIGIL_SYSF_DATAGRAM): no syscall's number on any ABI. */
+enum vigil_sys_nr {
+	VIGIL_SYS_NR_DATAGRAM = 0xffff,
 };
 
 /* Per-CPU counters of the syscall sensor (map sys_filter_stats): what each filter dropped. */
@@ -311,8 +322,8 @@ enum vigil_sys_stat {
 	VIGIL_SYS_STAT_NO_PENDING = 8,     /* no per-thread slot to pair entry and exit: event lost */
 	VIGIL_SYS_STAT_KILL_MATCHED = 9,   /* an in-kernel kill rule matched (whatever was done: sent, dry-run, refused, failed) */
 	VIGIL_SYS_STAT_KILL_SENT = 10,     /* ... and its signal was sent */
-	VIGIL_SYS_STAT_DENY_MATCHED = 11,  /* an in-kernel deny rule matched a connect (whatever was done: denied, dry-run, refused) */
-	VIGIL_SYS_STAT_DENIED = 12,        /* ... and the connect was denied */
+	VIGIL_SYS_STAT_DENY_MATCHED = 11,  /* an in-kernel deny rule matched a connect or an unconnected UDP datagram (whatever was done: denied, dry-run, refused) */
+	VIGIL_SYS_STAT_DENIED = 12,        /* ... and the connect (datagram) was denied */
 	VIGIL_SYS_STAT_MAX = 16,
 };
 
@@ -554,9 +565,9 @@ struct net_event {
 	struct event_header hdr;
 	__s64 ret;               /* accept: the new fd */
 	__u32 op;                /* enum vigil_sys_op */
-	__s32 nr;                /* syscall number; -1 for tcp_state */
+	__s32 nr;                /* syscall number; -1 for tcp_state; VIGIL_SYS_NR_DATAGRAM for a datagram a deny rule matched */
 	__u32 ev_flags;
-	__s32 fd;                /* the socket (accept: the listening socket) */
+	__s32 fd;                /* the socket (accept: the listening socket); -1 for tcp_state and a datagram */
 	__u16 family;            /* AF_INET, AF_INET6, AF_UNIX, ... */
 	__u16 type;              /* SOCK_STREAM, SOCK_DGRAM, ... (0: unknown) */
 	__u16 protocol;          /* IPPROTO_* */

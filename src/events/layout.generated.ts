@@ -95,6 +95,11 @@ export const VIGIL_SYS_FLAGS = {
   KILL_DRY_RUN: 131072,
   KILL_REFUSED: 262144,
   KILL_FAILED: 524288,
+  DATAGRAM: 1048576,
+} as const;
+
+export const VIGIL_SYS_NR = {
+  DATAGRAM: 65535,
 } as const;
 
 export const VIGIL_SYS_STAT = {

@@ -152,6 +152,8 @@ function describe(ev: OutputEvent, c: Palette): string {
       if (local && ev.type !== 'connect') bits.push(c.dim(`local ${local}`));
     }
     if (typeof ev.newState === 'string') bits.push(`${str(ev.oldState) ?? '?'} → ${safe(ev.newState)}`);
+    // A deny rule's datagram hook: a UDP send to a peer without a connect.
+    if (ev.type === 'connect' && ev.syscall === 'sendmsg') bits.push('datagram');
     // An in-kernel deny rule's verdict: "denied by <rule>", or its dry run or refusal.
     const deny = ev.deny as { rule?: unknown; result?: unknown } | undefined;
     if (deny && typeof deny === 'object') bits.push(c.bad(`${deny.result === 'denied' ? 'denied' : `deny ${str(deny.result) ?? '?'}`} by ${str(deny.rule) ?? '?'}`));

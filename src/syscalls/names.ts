@@ -2,6 +2,8 @@
 // arguments of the syscalls the sensor reports. Pure data and formatting, no kernel access: decoders call
 // these on the hot path, so every table is built once at import.
 
+import { VIGIL_SYS_NR } from '../events/layout.generated.ts';
+
 /** The ABIs whose numbering is known; others decode as "syscall_<nr>". */
 export type SyscallAbi = 'x86_64' | 'arm64';
 
@@ -31,9 +33,10 @@ const SYSCALLS: Record<SyscallAbi, Record<number, string>> = {
   },
 };
 
-/** "openat" for 257 on x86_64; "syscall_<nr>" when unknown; "" for -1 (an event from a tracepoint). */
+/** "openat" for 257 on x86_64; "syscall_<nr>" when unknown; "" for -1 (an event from a tracepoint); "sendmsg" for a datagram a deny rule matched. */
 export function syscallName(nr: number, abi: SyscallAbi = hostAbi()): string {
   if (nr === -1) return '';
+  if (nr === VIGIL_SYS_NR.DATAGRAM) return 'sendmsg'; // a deny rule's datagram hook: sendto, sendmsg or sendmmsg
   return SYSCALLS[abi][nr] ?? `syscall_${nr}`;
 }
 

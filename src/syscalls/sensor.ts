@@ -111,10 +111,11 @@ export function syscallProbes(cgroupPath?: string): ProbeSpec[] {
 }
 
 /**
- * The cgroup connect hooks of the in-kernel deny rules (deny_check in bpf/syscalls.bpf.c), attached to the
- * root of the cgroup v2 hierarchy, where every process's connects pass, only while some deny rule is in force.
+ * The cgroup hooks of the in-kernel deny rules (deny_check in bpf/syscalls.bpf.c), attached to the root of the
+ * cgroup v2 hierarchy, where every process's connects pass, only while some deny rule is in force: connects,
+ * and UDP datagrams sent to an address without one (sendto), which would otherwise reach a denied peer.
  */
-export const DENY_PROBES = ['deny_connect4', 'deny_connect6'] as const;
+export const DENY_PROBES = ['deny_connect4', 'deny_connect6', 'deny_sendmsg4', 'deny_sendmsg6'] as const;
 
 /** Whether a set of in-kernel rules holds deny rules, which need the connect hooks attached. */
 const hasDeny = (set: KernelKillSet | undefined): boolean => !!set?.rules.some((r) => r.selector.denies);

@@ -8,6 +8,7 @@
 // agent stops.
 // Needs root + BPF + cgroup v2 (on this machine: the unified hierarchy beside cgroup v1).
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -36,6 +37,21 @@ async function listener(t: TestContext): Promise<{ port: number; accepted: () =>
   return { port: (s.address() as net.AddressInfo).port, accepted: () => n };
 }
 
+/** A loopback UDP socket counting the datagrams it receives; closed when the test ends. */
+async function udpListener(t: TestContext): Promise<{ port: number; received: () => number }> {
+  let n = 0;
+  const s = dgram.createSocket('udp4');
+  s.on('message', () => n++);
+  s.bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  t.after(() => s.close());
+  return { port: s.address().port, received: () => n };
+}
+
+/** perl (perl-base, always there) sending one UDP datagram to 127.0.0.1:port without a connect (sendto). */
+const sendto = (port: number) =>
+  `exec perl -MSocket -e 'socket(S, PF_INET, SOCK_DGRAM, 0) or die; print defined(send(S, "x", 0, pack_sockaddr_in(${port}, inet_aton("127.0.0.1")))) ? "sent\n" : "failed: $!\n"'`;
+
 test('a deny rule fails the matching connect in the kernel before it is made; off, it only reports', async (t) => {
   if (!privileged(t, 'root + BPF')) return;
   const root = cgroupV2Root();
@@ -46,6 +62,7 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   const dir = tempDir(t, 'vigil-kdeny-');
   const guarded = await listener(t);
   const open = await listener(t);
+  const udp = await udpListener(t);
   const { socket, write } = agentConfig(dir);
   const rule = (enforce: boolean, condition: string) => [
     'rules:',
@@ -59,7 +76,7 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
     '      types: [connect]',
     '      actions: [{deny: {}}]',
   ];
-  const good = `process.comm == "bash" && event.?remotePort.orValue(0) == ${guarded.port} && event.?remoteAddress.orValue("").inCidr(["127.0.0.0/8"])`;
+  const good = `process.comm in ["bash", "perl"] && event.?remotePort.orValue(0) in [${guarded.port}, ${udp.port}] && event.?remoteAddress.orValue("").inCidr(["127.0.0.0/8"])`;
   const config = (enforce: boolean, condition = good) =>
     write(
       'events:',
@@ -68,7 +85,7 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
       '  network: { connect: true }',
       '  other: false',
       'filters:',
-      '  comm: { include: [bash] }',
+      '  comm: { include: [bash, perl] }',
       ...rule(enforce, condition),
       'sinks:',
       '  store: { enabled: false }',
@@ -81,7 +98,7 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   run = await runCli(['run', '--config', config(true, 'event.?remoteAddress.orValue("").inCidr(["127.0.0.0/33"])')]);
   assert.notEqual(run.status, 0);
   assert.match(run.stderr, /"127\.0\.0\.0\/33" is not an IP address or CIDR block/);
-  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_connect/, 'nothing attached by the refused runs');
+  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_(connect|sendmsg)/, 'nothing attached by the refused runs');
 
   const lines: Record<string, unknown>[] = [];
   const agent = AgentProcess.start(t, ['run', '--config', config(true)], {
@@ -97,6 +114,8 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
     lines.find((l) => l.type === type && (l.process as { pid: number } | undefined)?.pid === pid && (type !== 'connect' || l.remotePort !== undefined));
   assert.match(cgroupProgramNames(root).join(' '), /deny_connect4/);
   assert.match(cgroupProgramNames(root).join(' '), /deny_connect6/);
+  assert.match(cgroupProgramNames(root).join(' '), /deny_sendmsg4/);
+  assert.match(cgroupProgramNames(root).join(' '), /deny_sendmsg6/);
 
   // Denied: the connect fails with EPERM and the listener never sees it; the shell goes on.
   const denied = await bash(t, `exec 3<>/dev/tcp/127.0.0.1/${guarded.port} && echo connected || echo failed`);
@@ -122,15 +141,28 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   await until(() => open.accepted() === 1, 'the allowed connection', 5_000);
   assert.equal(guarded.accepted(), 0, 'no denied connect reached the listener');
 
+  // A UDP datagram to the rule's peer without a connect (sendto): denied by the datagram hook, which reports
+  // it as a connect of its own (no syscall exit does).
+  const datagram = await bash(t, sendto(udp.port));
+  assert.equal(datagram.out, 'failed: Operation not permitted\n');
+  await until(() => of('alert', datagram.pid) !== undefined, 'the alert of the datagram', 10_000);
+  const dg = of('connect', datagram.pid)!;
+  assert.deepEqual(
+    [dg.syscall, dg.remoteAddress, dg.remotePort, dg.protocol, dg.sockType, dg.fd, dg.errno, dg.deny],
+    ['sendmsg', '127.0.0.1', udp.port, 'udp', 'SOCK_DGRAM', -1, 'EPERM', { rule: 'Guarded port', result: 'denied' }],
+  );
+  assert.deepEqual(of('alert', datagram.pid)!.actions, [{ action: 'deny', inKernel: true, result: 'denied' }]);
+  assert.equal(udp.received(), 0, 'the denied datagram was not sent');
+
   const st = await status();
-  assert.deepEqual(st.syscalls?.killRules, { rules: 1, values: 4, scoped: 0, cgroups: 0, denies: 1 });
-  assert.deepEqual([st.syscalls?.filters?.denyMatched, st.syscalls?.filters?.denied], [2, 2], 'counted in the kernel');
+  assert.deepEqual(st.syscalls?.killRules, { rules: 1, values: 6, scoped: 0, cgroups: 0, denies: 1 });
+  assert.deepEqual([st.syscalls?.filters?.denyMatched, st.syscalls?.filters?.denied], [3, 3], 'counted in the kernel');
   const text = await runCli(['status', '--socket', socket]);
-  assert.match(text.stdout, /^ {2}in-kernel deny rules: 1; connects matched 2, denied 2$/m);
+  assert.match(text.stdout, /^ {2}in-kernel deny rules: 1; connects and datagrams matched 3, denied 3$/m);
   const listed = await runCli(['rules', '--socket', socket]);
-  assert.match(listed.stdout, /^ {2}Guarded port: actions deny in the kernel \(enforced\): denied 2$/m);
+  assert.match(listed.stdout, /^ {2}Guarded port: actions deny in the kernel \(enforced\): denied 3$/m);
   const metrics = (await unixGet(socket, '/metrics')).body;
-  assert.match(metrics, /^vigil_rule_actions_total\{rule="Guarded port",action="deny",result="denied"\} 2$/m);
+  assert.match(metrics, /^vigil_rule_actions_total\{rule="Guarded port",action="deny",result="denied"\} 3$/m);
   assert.doesNotMatch(metrics, /rule="Guarded port",action="kill"/);
 
   // Enforcement off (a reload): the connect goes through, reported as a dry run.
@@ -143,12 +175,17 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   assert.deepEqual(of('connect', spared.pid)!.deny, { rule: 'Guarded port', result: 'dry-run' });
   assert.deepEqual(of('alert', spared.pid)!.actions, [{ action: 'deny', inKernel: true, result: 'dry-run' }]);
   await until(() => guarded.accepted() === 1, 'the dry-run connection', 5_000);
+  const sent = await bash(t, sendto(udp.port));
+  assert.equal(sent.out, 'sent\n');
+  await until(() => of('alert', sent.pid) !== undefined, 'the dry-run alert of the datagram', 10_000);
+  assert.deepEqual([of('connect', sent.pid)!.errno, of('connect', sent.pid)!.deny], [undefined, { rule: 'Guarded port', result: 'dry-run' }]);
+  await until(() => udp.received() === 1, 'the dry-run datagram', 5_000);
 
   // No deny rule left (a reload): the hooks detach.
   write('events:', '  network: { connect: true }', '  files: false', '  other: false', 'rules:', '  defaults: false', 'sinks:', '  store: { enabled: false }');
   process.kill(agent.pid, 'SIGHUP');
   await until(async () => (await status()).syscalls?.killRules.denies === 0, 'the reload to drop the deny rule', 10_000);
-  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_connect/, 'detached with the last deny rule');
+  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_(connect|sendmsg)/, 'detached with the last deny rule');
   assert.equal((await agent.stop()).code, 0);
-  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_connect/, 'nothing attached once the agent stopped');
+  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_(connect|sendmsg)/, 'nothing attached once the agent stopped');
 });

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { decodeFileEvent, decodeNetEvent, fileRecordOp, isDecodeError, netRecordOp, type DecodeResult } from '../../src/events/decode.ts';
-import { EVENT_HEADER, FILE_EVENT, NET_EVENT, SIZEOF, VIGIL_OPCODE, VIGIL_SYS_FLAGS, VIGIL_SYS_OP } from '../../src/events/layout.generated.ts';
+import { EVENT_HEADER, FILE_EVENT, NET_EVENT, SIZEOF, VIGIL_OPCODE, VIGIL_SYS_FLAGS, VIGIL_SYS_NR, VIGIL_SYS_OP } from '../../src/events/layout.generated.ts';
 import { validateConfig } from '../../src/config/config.ts';
 import { bootNowNs } from '../../src/pipeline/clock.ts';
 import { fileHeldKind, netHeldKind } from '../../src/pipeline/record-bytes.ts';
@@ -111,7 +111,7 @@ function netRecord(rng: Rng): Uint8Array {
   v.setUint32(EVENT_HEADER.pid.offset, rng.int(1, 40), true);
   v.setUint32(EVENT_HEADER.tid.offset, v.getUint32(EVENT_HEADER.pid.offset, true), true);
   v.setUint32(NET_EVENT.op.offset, rng.pick(NET_OPS), true);
-  v.setInt32(NET_EVENT.nr.offset, rng.pick([-1, 42, 43, 49, 50, 288, 999]), true);
+  v.setInt32(NET_EVENT.nr.offset, rng.pick([-1, 42, 43, 49, 50, 288, 999, VIGIL_SYS_NR.DATAGRAM]), true);
   const ret = rng.pick([0, 4, -1, -13, -111, -115, -4095, -5000]);
   v.setInt32(NET_EVENT.ret.offset, ret, true);
   v.setInt32(NET_EVENT.ret.offset + 4, ret < 0 ? -1 : 0, true);

@@ -6,8 +6,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { decodeNetEvent } from '../../src/events/decode.ts';
 import { execKillAt, kernelDenyAt, kernelKillAt, killRuleNumber } from '../../src/events/kill.ts';
-import { EXEC_EVENT as EE, FILE_EVENT as FE, NET_EVENT as NE, VIGIL_KILL_FIELD, SIZEOF, SYSCALL_FILTER_CONFIG as C, SYSCALL_KILL_RULE as R, SYSCALL_KILL_VALUE as V, VIGIL_KILL_RESULT as KR, VIGIL_KILL_SCOPE as SC, VIGIL_KILL_SET as S, VIGIL_SYS_FLAGS as F } from '../../src/events/layout.generated.ts';
+import { EXEC_EVENT as EE, FILE_EVENT as FE, NET_EVENT as NE, VIGIL_KILL_FIELD, SIZEOF, SYSCALL_FILTER_CONFIG as C, SYSCALL_KILL_RULE as R, SYSCALL_KILL_VALUE as V, VIGIL_KILL_RESULT as KR, VIGIL_KILL_SCOPE as SC, VIGIL_KILL_SET as S, VIGIL_SYS_FLAGS as F, VIGIL_SYS_NR, VIGIL_SYS_OP, VIGIL_OPCODE, EVENT_HEADER } from '../../src/events/layout.generated.ts';
+import type { NetEvent } from '../../src/events/types.ts';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
 import { Enforcer } from '../../src/rules/actions.ts';
 import { KILL_RULES_MAX, KILL_TERMS_MAX, KILL_VALUES_MAX, killSensor, type KernelSelector } from '../../src/rules/kernel.ts';
@@ -344,4 +346,26 @@ test('a connect record\'s deny member, and the alert\'s deny result', () => {
   const ev = { type: 'connect', deny: { rule: 'Metadata', result: 'denied' } } as unknown as OutputEvent;
   assert.deepEqual(e.run('Metadata', [{ deny: {} }], ev), [{ action: 'deny', inKernel: true, result: 'denied' }]);
   assert.deepEqual(e.run('Other', [{ deny: {} }], ev)[0]!.result, 'missed');
+});
+
+test('a datagram a deny rule matched (the sendmsg hooks) decodes as a connect by sendmsg, on no fd', () => {
+  const b = Buffer.alloc(SIZEOF.net_event);
+  b.writeUInt16LE(VIGIL_OPCODE.NET, EVENT_HEADER.opcode.offset);
+  b.writeUInt32LE(SIZEOF.net_event, EVENT_HEADER.size.offset);
+  b.writeUInt32LE(VIGIL_SYS_OP.CONNECT, NE.op.offset);
+  b.writeInt32LE(VIGIL_SYS_NR.DATAGRAM, NE.nr.offset);
+  b.writeBigInt64LE(-1n, NE.ret.offset);
+  b.writeInt32LE(-1, NE.fd.offset);
+  b.writeUInt32LE(F.DATAGRAM | F.KILL_SENT, NE.ev_flags.offset);
+  b.writeUInt16LE(2, NE.family.offset);
+  b.writeUInt16LE(2, NE.type.offset);
+  b.writeUInt16LE(17, NE.protocol.offset);
+  b.writeUInt16LE(53, NE.rport.offset);
+  b.set([10, 0, 0, 53], NE.raddr.offset);
+  b.writeUInt16LE(killRuleNumber('Resolver'), NE.kill_rule.offset);
+  const ev = decodeNetEvent(new DataView(b.buffer, b.byteOffset, b.byteLength), 0, b.length) as NetEvent;
+  assert.deepEqual(
+    [ev.type, ev.syscall, ev.errno, ev.fd, ev.sockType, ev.protocol, ev.remoteAddress, ev.remotePort, ev.deny],
+    ['connect', 'sendmsg', 'EPERM', -1, 'SOCK_DGRAM', 'udp', '10.0.0.53', 53, { rule: 'Resolver', result: 'denied' }],
+  );
 });

@@ -57,6 +57,7 @@ describe('text format', () => {
     assert.match(formatText({ ...net, type: 'connect', remoteAddress: '10.0.0.1', remotePort: 443, localAddress: '10.0.0.2', localPort: 5555 }, false), /tcp 10\.0\.0\.1:443$/);
     assert.match(formatText({ ...net, type: 'connect', remoteAddress: '::1', remotePort: 22 }, false), /\[::1\]:22$/);
     assert.match(formatText({ ...net, type: 'connect', remoteAddress: '169.254.169.254', remotePort: 80, ret: -1, errno: 'EPERM', deny: { rule: 'Cloud metadata', result: 'denied' } }, false), /169\.254\.169\.254:80 denied by Cloud metadata EPERM$/);
+    assert.match(formatText({ ...net, type: 'connect', syscall: 'sendmsg', protocol: 'udp', remoteAddress: '10.0.0.53', remotePort: 53, ret: -1, errno: 'EPERM', deny: { rule: 'Resolver', result: 'denied' } }, false), /udp 10\.0\.0\.53:53 datagram denied by Resolver EPERM$/);
     assert.match(formatText({ ...net, type: 'connect', remoteAddress: '10.0.0.1', remotePort: 80, deny: { rule: 'r', result: 'dry-run' } }, false), /deny dry-run by r$/);
     assert.match(formatText({ ...net, type: 'listen', localAddress: '0.0.0.0', localPort: 80 }, false), /tcp 0\.0\.0\.0:80$/);
     assert.match(formatText({ ...base, type: 'ptrace', group: 'other', syscall: 'ptrace', nr: 101, request: 'PTRACE_ATTACH', targetPid: 9, args: [1] }, false), /request=PTRACE_ATTACH targetPid=9$/);
