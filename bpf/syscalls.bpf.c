@@ -167,7 +167,7 @@ struct sys_pending {
 #define N_FD 0
 #define N_BACKLOG 1
 #define N_FLAGS 2
-#define N_START 3    /* connect: bpf_ktime_get_ns() at entry (deny notes made since are this connect's) */
+#define N_START 3    /* connect, bind: bpf_ktime_get_ns() at entry (deny notes made since are this call's) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -893,12 +893,17 @@ __noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s
 	return 0;
 }
 
-/* ---- in-kernel deny rules on connects and unconnected datagrams ---------------------------------------- */
+/* ---- in-kernel deny rules on connects, unconnected datagrams and binds ---------------------------------- */
+
+/* Which call a deny hook runs in (deny_check's `kind`, a constant per program). */
+#define DENY_CONNECT 0
+#define DENY_DATAGRAM 1  /* a UDP datagram sent with an address: a connect in all but name */
+#define DENY_BIND 2
 
 /*
- * A connect a deny rule matched, for the connect's exit to report (exit_net): by thread. The cgroup hook runs
- * inside the syscall, between its entry and exit tracepoints; a note older than the connect's entry is one
- * whose connect was not reported (filtered at entry, or made without the syscall, by io_uring), and is not
+ * A connect (bind) a deny rule matched, for the call's exit to report (exit_net): by thread. The cgroup hook
+ * runs inside the syscall, between its entry and exit tracepoints; a note older than the call's entry is one
+ * whose call was not reported (filtered at entry, or made without the syscall, by io_uring), and is not
  * taken for this one.
  */
 struct deny_note {
@@ -915,12 +920,13 @@ struct {
 
 struct deny_ctx {
 	struct kill_scan scan;
-	struct vigil_deny_addr peer;
-	__u64 port;              /* host order, in the low 16 bits (VIGIL_KILL_RPORT) */
+	struct vigil_deny_addr peer;  /* a connect's (datagram's) peer, a bind's own address */
+	__u64 port;              /* host order, in the low 16 bits (VIGIL_KILL_RPORT, LPORT) */
 	__u64 comm[2];           /* the process's comm, its thread group leader's (see kill_ctx) */
+	__u32 bind;              /* the call is a bind: its address is compared with LADDR and LPORT values */
 };
 
-/* Does value i match the connect's peer or process? As kill_value_cb, on the fields of a connect. */
+/* Does value i match the call's address or process? As kill_value_cb, on the fields of a connect or bind. */
 static long deny_value_cb(__u32 i, void *data)
 {
 	struct deny_ctx *k = data;
@@ -935,16 +941,16 @@ static long deny_value_cb(__u32 i, void *data)
 	if (v->field == VIGIL_KILL_COMM) {
 		if (!kill_comm_matches(k->comm, v))
 			return 0;
-	} else if (v->field == VIGIL_KILL_RADDR) {
+	} else if (v->field == (k->bind ? VIGIL_KILL_LADDR : VIGIL_KILL_RADDR)) {
 		/* Family and address under the CIDR's mask: three words, unrolled (as kill_comm_matches). */
 		for (int w = 0; w < sizeof(k->peer) / 8; w++)
 			if ((peer[w] ^ *(__u64 *)(v->prefix + w * 8)) & *(__u64 *)(v->mask + w * 8))
 				return 0;
-	} else if (v->field == VIGIL_KILL_RPORT) {
+	} else if (v->field == (k->bind ? VIGIL_KILL_LPORT : VIGIL_KILL_RPORT)) {
 		if ((k->port ^ *(__u64 *)v->prefix) & *(__u64 *)v->mask)
 			return 0;
 	} else {
-		return 0; /* a file or exec field: never on a connect */
+		return 0; /* a file or exec field, or the other call's address: never here */
 	}
 	kill_value_hit(&k->scan, v);
 	return 0;
@@ -984,14 +990,15 @@ static __always_inline void deny_datagram_report(struct bpf_sock_addr *ctx, stru
 }
 
 /*
- * Checks a connect, or a UDP datagram sent to an address without one (`datagram`), against the deny rules in
- * force (cgroup hooks, before the connection is made or the datagram sent). Returns 0 to deny it (the caller
- * gets EPERM), 1 to let it go: no rule matched, or the one that did is a dry run or the process is
- * protected. A match is counted, and noted for the connect's exit (sys_deny_notes) or, for a datagram,
- * reported at once (deny_datagram_report).
+ * Checks a connect, a UDP datagram sent to an address without one, or a bind (`kind`) against the deny rules
+ * in force (cgroup hooks, before the connection is made, the datagram sent or the address taken). Returns 0
+ * to deny it (the caller gets EPERM), 1 to let it go: no rule matched, or the one that did is a dry run or
+ * the process is protected. A match is counted, and noted for the call's exit (sys_deny_notes) or, for a
+ * datagram, reported at once (deny_datagram_report).
  */
-static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6, const int datagram)
+static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6, const int kind)
 {
+	const __u64 op = 1ULL << (kind == DENY_BIND ? VIGIL_SYS_BIND : VIGIL_SYS_CONNECT);
 	struct syscall_filter_config *cfg = get_config();
 	struct deny_ctx k = {};
 	struct syscall_kill_rule *r;
@@ -1014,20 +1021,21 @@ static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6, c
 		*(__u32 *)&k.peer.addr[12] = ctx->user_ip6[3];
 	}
 	k.port = bpf_ntohs(ctx->user_port);
+	k.bind = kind == DENY_BIND;
 	leader_comm_of((struct task_struct *)bpf_get_current_task(), k.comm);
 	bpf_loop(VIGIL_KILL_VALUES_MAX, deny_value_cb, &k, 0);
 	for (__u32 i = 0; i < VIGIL_KILL_RULES_MAX; i++) {
 		if (i >= cfg->kill.rule_count)
 			return 1;
 		r = kill_rule_at(&sys_kill_rules, &cfg->kill, i);
-		if (!r || r->signal || !(r->ops & (1ULL << VIGIL_SYS_CONNECT)))
+		if (!r || r->signal || !(r->ops & op))
 			continue;
 		if (!kill_terms_hold(r, k.scan.matched[i]) || !kill_in_scope(&sys_kill_scopes, &cfg->kill, r, i, &scope))
 			continue;
 		note.ktime = bpf_ktime_get_ns();
 		note.rule = r->id;
 		note.result = rule_verdict(&cfg->kill, r);
-		if (datagram) {
+		if (kind == DENY_DATAGRAM) {
 			if (note.result >= VIGIL_KILL_SENT && note.result <= VIGIL_KILL_FAILED)
 				deny_datagram_report(ctx, &k, note.rule, note.result, v6);
 		} else {
@@ -1046,26 +1054,39 @@ static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6, c
 SEC("cgroup/connect4")
 int deny_connect4(struct bpf_sock_addr *ctx)
 {
-	return deny_check(ctx, 0, 0);
+	return deny_check(ctx, 0, DENY_CONNECT);
 }
 
 SEC("cgroup/connect6")
 int deny_connect6(struct bpf_sock_addr *ctx)
 {
-	return deny_check(ctx, 1, 0);
+	return deny_check(ctx, 1, DENY_CONNECT);
 }
 
 /* UDP sends with an address of their own (a connected socket's plain sends do not run these): the peer a deny rule is about, reached without a connect. */
 SEC("cgroup/sendmsg4")
 int deny_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return deny_check(ctx, 0, 1);
+	return deny_check(ctx, 0, DENY_DATAGRAM);
 }
 
 SEC("cgroup/sendmsg6")
 int deny_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	return deny_check(ctx, 1, 1);
+	return deny_check(ctx, 1, DENY_DATAGRAM);
+}
+
+/* Binds: the address a process asks for, before it is taken (a listener on a port a rule keeps free). */
+SEC("cgroup/bind4")
+int deny_bind4(struct bpf_sock_addr *ctx)
+{
+	return deny_check(ctx, 0, DENY_BIND);
+}
+
+SEC("cgroup/bind6")
+int deny_bind6(struct bpf_sock_addr *ctx)
+{
+	return deny_check(ctx, 1, DENY_BIND);
 }
 
 static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
@@ -1636,7 +1657,7 @@ static __always_inline void saved_addr(struct sys_pending *p, struct net_event *
 	}
 }
 
-/* A deny rule's note about this connect (made since its entry, N_START), onto its event; the note is taken. */
+/* A deny rule's note about this connect or bind (made since its entry, N_START), onto its event; the note is taken. */
 static __always_inline void deny_taken(struct sys_pending *p, struct net_event *e)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -1690,8 +1711,10 @@ static __always_inline int emit_net(void *ctx, struct sys_pending *p, long ret)
 		if (e->family == AF_UNIX_)
 			e->unix_path_len = 0;
 		saved_addr(p, e, 1);
-	} else if (op == VIGIL_SYS_BIND && (ret != 0 || e->family == AF_UNIX_ || !sock)) {
-		saved_addr(p, e, 0);
+	} else if (op == VIGIL_SYS_BIND) {
+		deny_taken(p, e);
+		if (ret != 0 || e->family == AF_UNIX_ || !sock)
+			saved_addr(p, e, 0);
 	}
 	vigil_submit(ctx, e, sizeof(*e), VIGIL_OP_NET);
 	return 0;
@@ -1729,8 +1752,7 @@ static __always_inline int enter_sockaddr(struct syscall_trace_enter *ctx, __u32
 
 	if (!p)
 		return 0;
-	if (op == VIGIL_SYS_CONNECT)
-		p->args[N_START] = bpf_ktime_get_ns();
+	p->args[N_START] = bpf_ktime_get_ns();
 	if (len > ADDR_MAX)
 		len = ADDR_MAX;
 	if (len && bpf_probe_read_user(p->addr, len, (const void *)ctx->args[1]) == 0)

@@ -435,6 +435,8 @@ enum vigil_kill_field {
 	VIGIL_KILL_PARENT_COMM = 4, /* exec: the parent's comm, its thread group leader's (parent.comm) */
 	VIGIL_KILL_RADDR = 5,    /* connect: the peer asked for, as struct vigil_deny_addr; a CIDR is a mask over its bits */
 	VIGIL_KILL_RPORT = 6,    /* connect: the peer's port, host order, in the first two bytes */
+	VIGIL_KILL_LADDR = 7,    /* bind: the address asked for, as VIGIL_KILL_RADDR */
+	VIGIL_KILL_LPORT = 8,    /* bind: the port asked for, as VIGIL_KILL_RPORT */
 };
 
 /* syscall_kill_rule.ret */
@@ -452,14 +454,15 @@ enum vigil_kill_ret {
  * events), its ev_flags have every bit of want_flags and none of deny_flags, its ret is as `ret` asks, and
  * each term t < terms holds: some value of term t (syscall_kill_value) matched, or, with bit t of `negate`,
  * none did, and, for a rule about containers, its bit is set in the scope entry of the task's cgroup. An exec
- * rule has no ops, flags or ret: only terms and the container scope. A deny rule (signal 0, ops connect) is
- * checked by the syscall sensor's cgroup connect hooks on every IPv4 and IPv6 connect, before the connection
- * is made: terms on comm, peer address and port, and the container scope; a match fails the connect (EPERM).
+ * rule has no ops, flags or ret: only terms and the container scope. A deny rule (signal 0, ops connect or
+ * bind) is checked by the syscall sensor's cgroup hooks on every IPv4 and IPv6 connect (and datagram sent with
+ * an address) or bind, before the connection is made or the address taken: terms on comm, the address and
+ * port (the peer's; a bind's own), and the container scope; a match fails the call (EPERM).
  */
 struct syscall_kill_rule {
 	__u64 ops;               /* bits (1 << enum vigil_sys_op) */
 	__u32 id;                /* the rule's number, reported in file_event.kill_rule (exec_event.kill_rule); never 0 */
-	__u32 signal;            /* sent on a match; 0: a deny rule (ops: connect), whose match denies the connect */
+	__u32 signal;            /* sent on a match; 0: a deny rule (ops: connect, bind), whose match denies the call */
 	__u32 want_flags;        /* enum vigil_sys_flags */
 	__u32 deny_flags;
 	__u32 ret;               /* enum vigil_kill_ret */
@@ -482,7 +485,7 @@ struct vigil_kill_scope {
 };
 
 /*
- * A connect's peer as deny rules compare it (VIGIL_KILL_RADDR): the family, then the address, network order
+ * A connect's peer (a bind's address) as deny rules compare it (VIGIL_KILL_RADDR, LADDR): the family, then the address, network order
  * (an IPv4 address in addr[0..3]). A value's prefix is one of these, its mask covers the family and the
  * CIDR's bits.
  */
@@ -573,7 +576,7 @@ struct net_event {
 	__u16 protocol;          /* IPPROTO_* */
 	__u16 lport;
 	__u16 rport;
-	__u16 kill_rule;         /* connect: the in-kernel deny rule that matched (syscall_kill_rule.id; VIGIL_SYSF_KILL_*), 0: none */
+	__u16 kill_rule;         /* connect, bind: the in-kernel deny rule that matched (syscall_kill_rule.id; VIGIL_SYSF_KILL_*), 0: none */
 	__u32 flags;             /* accept4 flags */
 	__u32 backlog;           /* listen */
 	__s32 old_state;         /* tcp_state: TCP_* before and after */

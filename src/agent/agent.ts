@@ -175,7 +175,7 @@ function kernelKillSets(set: RuleSet | undefined, enforce: boolean, ops: Readonl
     if (off.length && r.selector.denies) throw new InvalidArgumentError(`rules: ${JSON.stringify(r.name)} denies ${off.join(', ')}s in the kernel, which the syscall sensor does not report: turn them on (events.network.${off[0]})`);
     if (off.length) throw new InvalidArgumentError(`rules: ${JSON.stringify(r.name)} kills in the kernel on ${off.join(', ')} events, which the syscall sensor does not report: turn them on (events.files.${off[0]}, or secretReads / sensitiveWrites for opens)`);
   }
-  checkKillFits(of('syscalls').map((r) => r.selector), 'kill and deny rules on file events and connects');
+  checkKillFits(of('syscalls').map((r) => r.selector), 'kill and deny rules on file events, connects and binds');
   checkKillFits(of('process').map((r) => r.selector), 'kill rules on execs');
   const protect = [...lineOf(process.pid)];
   const setOf = (rs: typeof rules): KernelKillSet | undefined =>

@@ -54,7 +54,7 @@ export function formatStatus(s: AgentStatus): string {
       const k = s.syscalls.killRules;
       const kills = (k?.rules ?? 0) - (k?.denies ?? 0);
       if (kills || f.killMatched) out.push(`  in-kernel kill rules: ${n(kills)} (${n(k?.values ?? 0)} strings${scopedText(k, n)}); opens matched ${n(f.killMatched)}, processes signalled ${n(f.killSent)}`);
-      if (k?.denies || f.denyMatched) out.push(`  in-kernel deny rules: ${n(k?.denies ?? 0)}; connects and datagrams matched ${n(f.denyMatched)}, denied ${n(f.denied)}`);
+      if (k?.denies || f.denyMatched) out.push(`  in-kernel deny rules: ${n(k?.denies ?? 0)}; connects, datagrams and binds matched ${n(f.denyMatched)}, denied ${n(f.denied)}`);
     }
   }
   const rules = s.rules;

@@ -675,7 +675,7 @@ export function decodeNetEvent(v: DataView, o: number, len: number): DecodeResul
     backlog: op === 'listen' ? v.getInt32(o + NET_EVENT.backlog.offset, true) : undefined,
     oldState: tcp ? tcpStateName(v.getInt32(o + NET_EVENT.old_state.offset, true)) : undefined,
     newState: tcp ? tcpStateName(v.getInt32(o + NET_EVENT.new_state.offset, true)) : undefined,
-    deny: op === 'connect' ? kernelDenyAt(v, o, evFlags) : undefined,
+    deny: op === 'connect' || op === 'bind' ? kernelDenyAt(v, o, evFlags) : undefined,
   };
 }
 

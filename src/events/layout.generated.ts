@@ -163,6 +163,8 @@ export const VIGIL_KILL_FIELD = {
   PARENT_COMM: 4,
   RADDR: 5,
   RPORT: 6,
+  LADDR: 7,
+  LPORT: 8,
 } as const;
 
 export const VIGIL_KILL_RET = {

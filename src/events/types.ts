@@ -228,7 +228,7 @@ export interface NetEvent extends SyscallEventBase {
   /** tcp_state: TCP_* names. */
   oldState?: string;
   newState?: string;
-  /** connect: an in-kernel deny rule matched it (rules with `deny: {}`): the rule, and whether it was denied. */
+  /** connect, bind: an in-kernel deny rule matched it (rules with `deny: {}`): the rule, and whether it was denied. */
   deny?: KernelDeny;
   addrUnreadable: boolean;
   /** The fd was not a socket (or was already closed at exit). */

@@ -357,7 +357,7 @@ export function netMembersBytes(r: HeldRecord, w: ByteLine): void {
     w.string(tcpStateName(v.getInt32(o + NE.old_state.offset, true)));
     w.raw(N.newState);
     w.string(tcpStateName(v.getInt32(o + NE.new_state.offset, true)));
-  } else if (op === 'connect' && ev & KILLED) {
+  } else if ((op === 'connect' || op === 'bind') && ev & KILLED) {
     const d = kernelDenyAt(v, o, ev);
     if (d) {
       w.raw(N.deny);

@@ -115,7 +115,7 @@ const netReaders = new Map<string, Reader>([
   ['backlog', (r) => (netOp(r) === 'listen' ? i32(r, NE.backlog.offset) : undefined)],
   ['oldState', (r) => (netOp(r) === 'tcp_state' ? tcpStateName(i32(r, NE.old_state.offset)) : undefined)],
   ['newState', (r) => (netOp(r) === 'tcp_state' ? tcpStateName(i32(r, NE.new_state.offset)) : undefined)],
-  ['deny', (r) => (netOp(r) === 'connect' ? kernelDenyAt(r.v, r.off, u32(r, NE.ev_flags.offset)) : undefined)],
+  ['deny', (r) => (netOp(r) === 'connect' || netOp(r) === 'bind' ? kernelDenyAt(r.v, r.off, u32(r, NE.ev_flags.offset)) : undefined)],
 ]);
 
 /** A HeldKind's `member` over a table of readers: undefined for a key the fields never hold. */

@@ -3,8 +3,8 @@
 // returns; here the signal follows the event through the pipeline and the rule engine, milliseconds later:
 // it stops what the process would do next, not the call that matched. Nothing is signalled unless the
 // configuration says `rules.enforce: true`; until then each alert says what would have been done (dry-run).
-// `deny` fails the matching connect itself (EPERM, before any packet is sent), in the kernel only: the
-// process lives on, and only the connection it asked for is refused (kernel.ts, deny rules).
+// `deny` fails the matching connect or bind itself (EPERM, before any packet is sent or the address taken), in
+// the kernel only: the process lives on, and only the call it made is refused (kernel.ts, deny rules).
 import type { KernelDeny, KernelKill } from '../events/kill.ts';
 import type { OutputEvent } from '../pipeline/types.ts';
 import { lineOf, seesHostPids, signalNumber, signalProcess, type SignalOutcome } from '../process/signal.ts';
@@ -91,7 +91,7 @@ export function readActions(v: unknown, at: string, bad: (at: string, m: string)
       const d = (a as { deny: unknown }).deny ?? {};
       if (!isObject(d) || Object.keys(d).length) {
         ok = false;
-        return bad(`${where}.deny`, `expected {} (a deny fails the matching connect with EPERM; it takes no options), got ${describe(d)}`);
+        return bad(`${where}.deny`, `expected {} (a deny fails the matching connect or bind with EPERM; it takes no options), got ${describe(d)}`);
       }
       if (out.some((x) => !isKill(x))) {
         ok = false;
@@ -151,9 +151,10 @@ function kernelResult(signal: ActionSignal, k: KernelKill): ActionResult {
   return r;
 }
 
-/** What the kernel did about a connect rule `rule` denies (the event's `deny` member), as the action's result. */
-function denyResult(rule: string, d: KernelDeny | undefined): ActionResult {
-  if (!d || d.rule !== rule) return { action: 'deny', inKernel: true, result: 'missed', reason: 'the kernel did not match this connect (the rules changed while it was on its way): it went through' };
+/** What the kernel did about a connect or bind rule `rule` denies (the event's `deny` member), as the action's result. */
+function denyResult(rule: string, ev: { type?: unknown; deny?: KernelDeny }): ActionResult {
+  const d = ev.deny;
+  if (!d || d.rule !== rule) return { action: 'deny', inKernel: true, result: 'missed', reason: `the kernel did not match this ${ev.type === 'bind' ? 'bind' : 'connect'} (the rules changed while it was on its way): it went through` };
   const r: ActionResult = { action: 'deny', inKernel: true, result: d.result };
   if (d.result === 'refused') r.reason = 'pid 1, the agent or one of its ancestors';
   return r;
@@ -184,7 +185,7 @@ export class Enforcer {
   run(rule: string, actions: readonly RuleAction[], ev: OutputEvent): ActionResult[] {
     const k = (ev as { kill?: KernelKill }).kill;
     return actions.map((a) => {
-      if (!isKill(a)) return denyResult(rule, (ev as { deny?: KernelDeny }).deny);
+      if (!isKill(a)) return denyResult(rule, ev as { type?: unknown; deny?: KernelDeny });
       return a.kill.inKernel && k && k.rule === rule && k.signal === a.kill.signal ? kernelResult(a.kill.signal, k) : this.#kill(a.kill.signal, ev);
     });
   }

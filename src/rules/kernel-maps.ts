@@ -87,6 +87,8 @@ const KILL_FIELD_CODE: Record<KillField, number> = {
   parentComm: VIGIL_KILL_FIELD.PARENT_COMM,
   raddr: VIGIL_KILL_FIELD.RADDR,
   rport: VIGIL_KILL_FIELD.RPORT,
+  laddr: VIGIL_KILL_FIELD.LADDR,
+  lport: VIGIL_KILL_FIELD.LPORT,
 };
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -111,8 +113,8 @@ function encodeKillRule(id: number, signal: number, sel: KernelSelector, ops: bi
 
 /**
  * The bytes of one values map entry: the string zero-padded, its mask over its bytes (and its NUL when
- * exact). A peer address is a struct vigil_deny_addr, masked over its family and the block's bits; a port its
- * two bytes, host order.
+ * exact). An address (a connect's peer, a bind's own) is a struct vigil_deny_addr, masked over its family
+ * and the block's bits; a port its two bytes, host order.
  */
 function encodeKillValue(rule: number, term: number, field: KillField, v: KernelSelector['terms'][number]['values'][number]): Buffer {
   const V = SYSCALL_KILL_VALUE;
@@ -120,7 +122,7 @@ function encodeKillValue(rule: number, term: number, field: KillField, v: Kernel
   b.writeUInt32LE(rule, V.rule.offset);
   b.writeUInt32LE(term, V.term.offset);
   b.writeUInt32LE(KILL_FIELD_CODE[field], V.field.offset);
-  if (field === 'raddr') {
+  if (field === 'raddr' || field === 'laddr') {
     const blk = v.block;
     if (!blk) throw new InvalidArgumentError(`deny rule: "${v.s}" is no address block`);
     const A = VIGIL_DENY_ADDR;
@@ -130,7 +132,7 @@ function encodeKillValue(rule: number, term: number, field: KillField, v: Kernel
       b[V.prefix.offset + A.addr.offset + i] = x;
       b[V.mask.offset + A.addr.offset + i] = maskByte(blk.bits, i);
     });
-  } else if (field === 'rport') {
+  } else if (field === 'rport' || field === 'lport') {
     b.writeUInt16LE(Number(v.s), V.prefix.offset);
     b.writeUInt16LE(0xffff, V.mask.offset);
   } else if (putMasked(b, V, v.s, v.exact) === undefined) throw new InvalidArgumentError(`kill rule: "${v.s}" is longer than ${V.prefix.size - 1} bytes`);

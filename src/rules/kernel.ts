@@ -30,12 +30,13 @@
 // Every string is compared as bytes, as the rule engine compares it on the same event, so the two agree:
 // the alert of a rule killed in the kernel reports what the kernel did (the event's `kill` member).
 //
-// A deny rule (actions: [{deny: {}}], types: [connect]) compiles the same way into a selector the syscall
-// sensor's cgroup connect hooks check on every IPv4 and IPv6 connect, before the connection is made; a match
-// fails the connect with EPERM (no packet is sent) instead of signalling the process. It tests process.comm,
-// the peer's address (event.remoteAddress: ==, !=, in, with literal addresses, or .inCidr(blocks)) and port
-// (event.remotePort: ==, !=, in, with integer literals), and the container part; the connect has no ret or
-// flags yet.
+// A deny rule (actions: [{deny: {}}], types: [connect] or [bind]) compiles the same way into a selector the
+// syscall sensor's cgroup hooks check on every IPv4 and IPv6 connect (and UDP datagram sent with an address)
+// or bind, before the connection is made or the address taken; a match fails the call with EPERM (no packet
+// is sent, no port taken) instead of signalling the process. It tests process.comm, the address (a connect's
+// peer, event.remoteAddress; a bind's own, event.localAddress: ==, !=, in, with literal addresses, or
+// .inCidr(blocks)) and port (event.remotePort, event.localPort: ==, !=, in, with integer literals), and the
+// container part; the call has no ret or flags yet.
 import { serialize, type ASTNode } from '@marcbachmann/cel-js';
 import { formatIPv6 } from '../events/decode.ts';
 import { parseBlocks, parseIp, type IpBlock } from './cidr.ts';
@@ -50,12 +51,12 @@ const VALUE_BYTES = SYSCALL_KILL_VALUE.prefix.size;
 /** A comm has at most 15 bytes and its NUL. */
 const COMM_BYTES = 15;
 
-export type KillField = 'path' | 'file' | 'comm' | 'exe' | 'parentComm' | 'raddr' | 'rport';
+export type KillField = 'path' | 'file' | 'comm' | 'exe' | 'parentComm' | 'raddr' | 'rport' | 'laddr' | 'lport';
 export interface KillTerm {
   field: KillField;
   /**
-   * Some value matches: the whole string (exact) or its start. For raddr, `block` is the address or CIDR
-   * block `s` names (exact); for rport, `s` is the port's decimal digits (exact).
+   * Some value matches: the whole string (exact) or its start. For raddr and laddr, `block` is the address or
+   * CIDR block `s` names (exact); for rport and lport, `s` is the port's decimal digits (exact).
    */
   values: { s: string; exact: boolean; block?: IpBlock }[];
   /** The term holds when no value matches. */
@@ -64,9 +65,9 @@ export interface KillTerm {
 
 /** What the kernel checks for one rule (encoded by src/syscalls/filters.ts). */
 export interface KernelSelector {
-  /** Event types (file ops) it applies to: the rule's `types` ([connect] for a deny rule). */
+  /** Event types (file ops) it applies to: the rule's `types` (connect, bind for a deny rule). */
   ops: string[];
-  /** A deny rule's selector: a match denies the connect (no signal). */
+  /** A deny rule's selector: a match denies the connect or bind (no signal). */
   denies?: true;
   /** ev_flags bits the event must have, and must not have. */
   want: number;
@@ -96,17 +97,18 @@ export const NO_MEMBERS: object = Object.freeze({});
 /** The event types an in-kernel kill may be about: the file events whose records the kernel checks, and execs. */
 export const KERNEL_KILL_TYPES: ReadonlySet<string> = new Set(['open', 'exec']);
 
-/** The event types an in-kernel deny may be about: connects, which the cgroup connect hooks see first. */
-export const KERNEL_DENY_TYPES: ReadonlySet<string> = new Set(['connect']);
+/** The event types an in-kernel deny may be about: connects and binds, which the cgroup hooks see first. */
+export const KERNEL_DENY_TYPES: ReadonlySet<string> = new Set(['connect', 'bind']);
 
 /** Which sensor checks a selector: the process sensor an exec rule's, the syscall sensor a file or deny rule's. */
 export const killSensor = (sel: KernelSelector): 'process' | 'syscalls' => (sel.ops.includes('exec') ? 'process' : 'syscalls');
 
 /** The strings each sensor has to compare. */
-const FIELDS_OF: Record<'process' | 'syscalls' | 'deny', ReadonlySet<KillField>> = {
+const FIELDS_OF: Record<'process' | 'syscalls' | 'connect' | 'bind', ReadonlySet<KillField>> = {
   syscalls: new Set(['path', 'file', 'comm']),
   process: new Set(['comm', 'exe', 'parentComm']),
-  deny: new Set(['comm', 'raddr', 'rport']),
+  connect: new Set(['comm', 'raddr', 'rport']),
+  bind: new Set(['comm', 'laddr', 'lport']),
 };
 const FIELD_TEXT: Record<KillField, string> = {
   path: 'event.path',
@@ -116,7 +118,11 @@ const FIELD_TEXT: Record<KillField, string> = {
   parentComm: 'parent.comm',
   raddr: 'event.remoteAddress',
   rport: 'event.remotePort',
+  laddr: 'event.localAddress',
+  lport: 'event.localPort',
 };
+const isAddress = (f: KillField | undefined): boolean => f === 'raddr' || f === 'laddr';
+const isPort = (f: KillField | undefined): boolean => f === 'rport' || f === 'lport';
 
 const FLAG_MEMBERS: Record<string, number> = { write: VIGIL_SYS_FLAGS.WRITE, secret: VIGIL_SYS_FLAGS.SECRET, sensitive: VIGIL_SYS_FLAGS.SENSITIVE };
 
@@ -125,8 +131,8 @@ export const KERNEL_CHECKS =
   'event.?write/secret/sensitive.orValue(false), event.ret >= 0 or < 0; on execs: process.comm, process.exe or parent.comm compared so; ' +
   'joined by && (|| only between tests of one string), ! of a string test; and conjuncts about the container alone (container, pod), which must not hold on the host';
 export const KERNEL_DENY_CHECKS =
-  'on connects: process.comm compared (==, !=, in, startsWith) with literals or named lists, event.remoteAddress (event.?remoteAddress.orValue("")) ' +
-  '==, != or in literal IP addresses, or .inCidr(a list of CIDR blocks), event.remotePort (event.?remotePort.orValue(0)) ==, != or in integer literals; ' +
+  'on connects and binds: process.comm compared (==, !=, in, startsWith) with literals or named lists; a connect\'s event.remoteAddress (event.?remoteAddress.orValue("")) ' +
+  'or a bind\'s event.localAddress ==, != or in literal IP addresses, or .inCidr(a list of CIDR blocks), event.remotePort or event.localPort (event.?localPort.orValue(0)) ==, != or in integer literals; ' +
   'joined by && (|| only between tests of one field), ! of a test; and conjuncts about the container alone (container, pod), which must not hold on the host';
 
 class Uncheckable extends Error {}
@@ -151,12 +157,17 @@ function stringField(n: ASTNode): KillField | undefined {
   if (member(n, '.', 'parent', 'comm')) return 'parentComm';
   if (member(n, '.', 'event', 'remoteAddress')) return 'raddr';
   if (member(n, '.', 'event', 'remotePort')) return 'rport';
+  if (member(n, '.', 'event', 'localAddress')) return 'laddr';
+  if (member(n, '.', 'event', 'localPort')) return 'lport';
   const c = rcall(n);
   if (!c || c[0] !== 'orValue' || c[2].length !== 1) return undefined;
   const [, recv, [dflt]] = c;
   if (member(recv, '.?', 'event', 'resolvedPath') && member(dflt!, '.', 'event', 'path')) return 'file';
-  // event.?remotePort.orValue(0): port 0 is no peer a connect hook sees.
-  if (member(recv, '.?', 'event', 'remotePort') && (literal(dflt!) === 0n || literal(dflt!) === 0)) return 'rport';
+  // event.?remotePort.orValue(0): port 0 is no peer a connect hook sees (and no port a rule may name for a bind).
+  if (literal(dflt!) === 0n || literal(dflt!) === 0) {
+    if (member(recv, '.?', 'event', 'remotePort')) return 'rport';
+    if (member(recv, '.?', 'event', 'localPort')) return 'lport';
+  }
   // process.?comm.orValue(""): the empty default matches no process the kernel sees (each has a comm and an exe).
   if (literal(dflt!) !== '') return undefined;
   if (member(recv, '.?', 'process', 'comm')) return 'comm';
@@ -164,6 +175,7 @@ function stringField(n: ASTNode): KillField | undefined {
   if (member(recv, '.?', 'parent', 'comm')) return 'parentComm';
   // An empty address is in no block and equals no address the kernel compares with.
   if (member(recv, '.?', 'event', 'remoteAddress')) return 'raddr';
+  if (member(recv, '.?', 'event', 'localAddress')) return 'laddr';
   return undefined;
 }
 
@@ -176,8 +188,8 @@ function portValue(n: ASTNode, at: ASTNode): { s: string; exact: boolean } {
 }
 
 /**
- * An address literal as a raddr value: the rule engine compares event.remoteAddress as text, the kernel the
- * peer's bytes, so the literal must be written as the event writes that address (IPv6 compressed, lower case).
+ * An address literal as a raddr (laddr) value: the rule engine compares event.remoteAddress as text, the
+ * kernel the address's bytes, so the literal must be written as the event writes that address (IPv6 compressed, lower case).
  */
 function addressValue(lit: unknown, at: ASTNode): { s: string; exact: boolean; block: IpBlock } {
   const ip = typeof lit === 'string' ? parseIp(lit) : undefined;
@@ -190,8 +202,8 @@ function addressValue(lit: unknown, at: ASTNode): { s: string; exact: boolean; b
 
 /** The terms' values for the field of a test, from its literal(s): strings as they are, ports and addresses checked. */
 function fieldValue(f: KillField, lit: unknown, at: ASTNode): { s: string; exact: boolean; block?: IpBlock } {
-  if (f === 'rport') return portValue({ op: 'value', args: lit } as unknown as ASTNode, at);
-  if (f === 'raddr') return addressValue(lit, at);
+  if (isPort(f)) return portValue({ op: 'value', args: lit } as unknown as ASTNode, at);
+  if (isAddress(f)) return addressValue(lit, at);
   if (typeof lit !== 'string') return no(`${serialize(at)}: the kernel compares a string with a string literal`);
   return { s: lit, exact: true };
 }
@@ -299,13 +311,13 @@ function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
     const [x, list] = n.args as [ASTNode, ASTNode];
     const f = stringField(x);
     if (!f) return undefined;
-    if (f === 'rport') return { field: f, values: listItems(list, ctx).map((v) => fieldValue(f, v, n)), negate: false };
+    if (isPort(f)) return { field: f, values: listItems(list, ctx).map((v) => fieldValue(f, v, n)), negate: false };
     return { field: f, values: listStrings(list, ctx).map((s) => fieldValue(f, s, n)), negate: false };
   }
   const c = rcall(n);
   if (c && c[0] === 'inCidr' && c[2].length === 1) {
     const f = stringField(c[1]);
-    if (f !== 'raddr') return undefined;
+    if (!f || !isAddress(f)) return undefined;
     let blocks: IpBlock[];
     try {
       blocks = parseBlocks(listStrings(c[2][0]!, ctx));
@@ -324,7 +336,7 @@ function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
   }
   if (c && c[0] === 'startsWith' && c[2].length === 1) {
     const f = stringField(c[1]);
-    if (!f || f === 'raddr' || f === 'rport') return undefined;
+    if (!f || isAddress(f) || isPort(f)) return undefined;
     const lit = literal(c[2][0]!);
     if (typeof lit !== 'string') no(`${serialize(n)}: startsWith needs a string literal here`);
     return { field: f, values: [{ s: lit as string, exact: false }], negate: false };
@@ -374,7 +386,7 @@ function conjunct(n0: ASTNode, sel: KernelSelector, parts: ASTNode[], ctx: Ctx):
 }
 
 function checkValue(field: KillField, v: { s: string; exact: boolean }): void {
-  if (field === 'raddr' || field === 'rport') return; // checked when made
+  if (isAddress(field) || isPort(field)) return; // checked when made
   const n = Buffer.byteLength(v.s);
   if (field === 'comm' || field === 'parentComm') {
     if (n > COMM_BYTES) no(`the comm ${JSON.stringify(v.s)} is longer than ${COMM_BYTES} bytes: no process has it`);
@@ -391,9 +403,9 @@ function checkValue(field: KillField, v: { s: string; exact: boolean }): void {
 export function kernelSelector(types: readonly string[] | undefined, ast: ASTNode, ctx: Ctx, action: 'kill' | 'deny' = 'kill'): KernelSelector {
   const allowed = action === 'deny' ? KERNEL_DENY_TYPES : KERNEL_KILL_TYPES;
   try {
-    if (!types?.length) no(`a rule without types (give types: ${action === 'deny' ? '[connect]' : '[open] or [exec]'})`);
+    if (!types?.length) no(`a rule without types (give types: ${action === 'deny' ? '[connect] or [bind]' : '[open] or [exec]'})`);
     const other = types!.filter((t) => !allowed.has(t));
-    if (other.length) no(`events of type ${other.join(', ')} (the kernel ${action === 'deny' ? 'denies' : 'checks'} ${[...allowed].join(', ')}${action === 'deny' ? '' : '; it denies connects'})`);
+    if (other.length) no(`events of type ${other.join(', ')} (the kernel ${action === 'deny' ? 'denies' : 'checks'} ${[...allowed].join(', ')}${action === 'deny' ? '' : '; it denies connects and binds'})`);
     if (types!.includes('exec') && types!.length > 1) no(`both execs and ${types!.filter((t) => t !== 'exec').join(', ')} in one rule (two sensors check them: write a rule for each)`);
     const sel: KernelSelector = { ops: [...types!], want: 0, deny: 0, ret: 'any', terms: [] };
     if (action === 'deny') sel.denies = true;
@@ -406,15 +418,17 @@ export function kernelSelector(types: readonly string[] | undefined, ast: ASTNod
       sel.container = { text, holds };
     }
     const sensor = killSensor(sel);
-    const kind = action === 'deny' ? 'deny' : sensor;
-    const what = action === 'deny' ? 'connect' : sensor === 'process' ? 'exec' : 'open reported';
+    const what = action === 'deny' ? types!.join(' or ') : sensor === 'process' ? 'exec' : 'open reported';
+    // A deny rule about connects and binds tests what both have (the comm, the container).
+    const kinds = action === 'deny' ? (types as ('connect' | 'bind')[]) : [sensor];
+    const fields = new Set([...FIELDS_OF[kinds[0]!]].filter((f) => kinds.every((k) => FIELDS_OF[k].has(f))));
     if (sel.want & sel.deny) no('a flag both required and excluded');
     if (sensor === 'process' && (sel.want || sel.deny || sel.ret !== 'any')) no(`${serialize(ast)}: an exec has no write, secret or sensitive flag and no ret`);
-    if (action === 'deny' && (sel.want || sel.deny || sel.ret !== 'any')) no(`${serialize(ast)}: a connect is denied before it is made: it has no ret yet`);
+    if (action === 'deny' && (sel.want || sel.deny || sel.ret !== 'any')) no(`${serialize(ast)}: a ${what} is denied before it is made: it has no ret yet`);
     if (!sel.terms.length && !sel.want && !sel.deny && sel.ret === 'any') no(`${serialize(ast)}: it checks nothing${sel.container ? ' but the container' : ''}, and would ${action === 'deny' ? 'deny' : 'kill the process of'} every ${what}${sel.container ? ' there' : ''}`);
     if (sel.terms.length > KILL_TERMS_MAX) no(`more than ${KILL_TERMS_MAX} string tests`);
     for (const t of sel.terms) {
-      if (!FIELDS_OF[kind].has(t.field)) no(`${FIELD_TEXT[t.field]} on ${kind === 'process' ? 'an exec' : kind === 'deny' ? 'a connect' : 'a file event'} (the kernel has ${[...FIELDS_OF[kind]].map((f) => FIELD_TEXT[f]).join(', ')} there)`);
+      if (!fields.has(t.field)) no(`${FIELD_TEXT[t.field]} on ${sensor === 'process' ? 'an exec' : action === 'deny' ? `a ${what}` : 'a file event'} (the kernel has ${[...fields].map((f) => FIELD_TEXT[f]).join(', ')} there)`);
       if (!t.values.length) no('a test against an empty list');
       for (const v of t.values) checkValue(t.field, v);
     }

@@ -305,7 +305,7 @@ export function compileRules(o: RuleSetOptions): RuleSet {
     }
     const deny = r.actions.some((a) => !isKill(a));
     if (deny && r.actions.some((a) => isKill(a) && a.kill.inKernel)) {
-      bad(`${r.source}.actions`, 'deny and an inKernel kill in one rule: the kernel denies the connect, or kills; a kill beside a deny is done from user space');
+      bad(`${r.source}.actions`, 'deny and an inKernel kill in one rule: the kernel denies the connect or bind, or kills; a kill beside a deny is done from user space');
       return undefined;
     }
     try {

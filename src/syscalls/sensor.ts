@@ -113,9 +113,9 @@ export function syscallProbes(cgroupPath?: string): ProbeSpec[] {
 /**
  * The cgroup hooks of the in-kernel deny rules (deny_check in bpf/syscalls.bpf.c), attached to the root of the
  * cgroup v2 hierarchy, where every process's connects pass, only while some deny rule is in force: connects,
- * and UDP datagrams sent to an address without one (sendto), which would otherwise reach a denied peer.
+ * UDP datagrams sent to an address without one (sendto), which would otherwise reach a denied peer, and binds.
  */
-export const DENY_PROBES = ['deny_connect4', 'deny_connect6', 'deny_sendmsg4', 'deny_sendmsg6'] as const;
+export const DENY_PROBES = ['deny_connect4', 'deny_connect6', 'deny_sendmsg4', 'deny_sendmsg6', 'deny_bind4', 'deny_bind6'] as const;
 
 /** Whether a set of in-kernel rules holds deny rules, which need the connect hooks attached. */
 const hasDeny = (set: KernelKillSet | undefined): boolean => !!set?.rules.some((r) => r.selector.denies);
@@ -441,7 +441,7 @@ export class SyscallSensor {
   /** Throws InvalidArgumentError when `set` holds deny rules and no cgroup v2 hierarchy is there to hook. */
   #checkDeny(set: KernelKillSet | undefined): void {
     if (hasDeny(set) && !this.#cgroupPath)
-      throw new InvalidArgumentError('deny rules: connects are denied by hooks on the cgroup v2 hierarchy, and none is mounted (mount -t cgroup2 none /sys/fs/cgroup, or /sys/fs/cgroup/unified beside cgroup v1)');
+      throw new InvalidArgumentError('deny rules: connects and binds are denied by hooks on the cgroup v2 hierarchy, and none is mounted (mount -t cgroup2 none /sys/fs/cgroup, or /sys/fs/cgroup/unified beside cgroup v1)');
   }
 
   /**

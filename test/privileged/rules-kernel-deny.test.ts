@@ -52,6 +52,19 @@ async function udpListener(t: TestContext): Promise<{ port: number; received: ()
 const sendto = (port: number) =>
   `exec perl -MSocket -e 'socket(S, PF_INET, SOCK_DGRAM, 0) or die; print defined(send(S, "x", 0, pack_sockaddr_in(${port}, inet_aton("127.0.0.1")))) ? "sent\n" : "failed: $!\n"'`;
 
+/** perl binding a TCP socket to 127.0.0.1:port. */
+const bindTo = (port: number) =>
+  `exec perl -MSocket -e 'socket(S, PF_INET, SOCK_STREAM, 0) or die; print bind(S, pack_sockaddr_in(${port}, inet_aton("127.0.0.1"))) ? "bound\n" : "failed: $!\n"'`;
+
+/** A loopback TCP port free a moment ago (for a bind the test expects denied, so no race can take it first and matter). */
+async function freePort(): Promise<number> {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
 test('a deny rule fails the matching connect in the kernel before it is made; off, it only reports', async (t) => {
   if (!privileged(t, 'root + BPF')) return;
   const root = cgroupV2Root();
@@ -63,6 +76,7 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   const guarded = await listener(t);
   const open = await listener(t);
   const udp = await udpListener(t);
+  const kept = await freePort();
   const { socket, write } = agentConfig(dir);
   const rule = (enforce: boolean, condition: string) => [
     'rules:',
@@ -75,6 +89,12 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
     '      priority: critical',
     '      types: [connect]',
     '      actions: [{deny: {}}]',
+    '    - rule: Kept port',
+    `      condition: process.comm == "perl" && event.?localPort.orValue(0) == ${kept}`,
+    '      output: "no listener on {event.localPort}"',
+    '      priority: critical',
+    '      types: [bind]',
+    '      actions: [{deny: {}}]',
   ];
   const good = `process.comm in ["bash", "perl"] && event.?remotePort.orValue(0) in [${guarded.port}, ${udp.port}] && event.?remoteAddress.orValue("").inCidr(["127.0.0.0/8"])`;
   const config = (enforce: boolean, condition = good) =>
@@ -82,7 +102,7 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
       'events:',
       '  process: { exec: true, exit: false, creds: false, comm: false }',
       '  files: false',
-      '  network: { connect: true }',
+      '  network: { connect: true, bind: true }',
       '  other: false',
       'filters:',
       '  comm: { include: [bash, perl] }',
@@ -103,7 +123,7 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   const lines: Record<string, unknown>[] = [];
   const agent = AgentProcess.start(t, ['run', '--config', config(true)], {
     onStdoutLine: (l) => {
-      if (l.includes('"type":"alert"') || l.includes('"type":"connect"')) lines.push(JSON.parse(l) as Record<string, unknown>);
+      if (l.includes('"type":"alert"') || l.includes('"type":"connect"') || l.includes('"type":"bind"')) lines.push(JSON.parse(l) as Record<string, unknown>);
     },
   });
   await agent.waitForStderr(/^vigil: running: /, 'the agent to run');
@@ -116,6 +136,7 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   assert.match(cgroupProgramNames(root).join(' '), /deny_connect6/);
   assert.match(cgroupProgramNames(root).join(' '), /deny_sendmsg4/);
   assert.match(cgroupProgramNames(root).join(' '), /deny_sendmsg6/);
+  assert.match(cgroupProgramNames(root).join(' '), /deny_bind4/);
 
   // Denied: the connect fails with EPERM and the listener never sees it; the shell goes on.
   const denied = await bash(t, `exec 3<>/dev/tcp/127.0.0.1/${guarded.port} && echo connected || echo failed`);
@@ -154,11 +175,21 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   assert.deepEqual(of('alert', datagram.pid)!.actions, [{ action: 'deny', inKernel: true, result: 'denied' }]);
   assert.equal(udp.received(), 0, 'the denied datagram was not sent');
 
+  // A bind to the port the second rule keeps free: refused before the port is taken.
+  const bound = await bash(t, bindTo(kept));
+  assert.equal(bound.out, 'failed: Operation not permitted\n');
+  await until(() => of('alert', bound.pid) !== undefined, 'the alert of the bind', 10_000);
+  const b = of('bind', bound.pid)!;
+  assert.deepEqual([b.localAddress, b.localPort, b.errno, b.deny], ['127.0.0.1', kept, 'EPERM', { rule: 'Kept port', result: 'denied' }]);
+  assert.deepEqual(of('alert', bound.pid)!.actions, [{ action: 'deny', inKernel: true, result: 'denied' }]);
+  // The same program binding another port: not the rule's.
+  assert.equal((await bash(t, bindTo(0))).out, 'bound\n');
+
   const st = await status();
-  assert.deepEqual(st.syscalls?.killRules, { rules: 1, values: 6, scoped: 0, cgroups: 0, denies: 1 });
-  assert.deepEqual([st.syscalls?.filters?.denyMatched, st.syscalls?.filters?.denied], [3, 3], 'counted in the kernel');
+  assert.deepEqual(st.syscalls?.killRules, { rules: 2, values: 8, scoped: 0, cgroups: 0, denies: 2 });
+  assert.deepEqual([st.syscalls?.filters?.denyMatched, st.syscalls?.filters?.denied], [4, 4], 'counted in the kernel');
   const text = await runCli(['status', '--socket', socket]);
-  assert.match(text.stdout, /^ {2}in-kernel deny rules: 1; connects and datagrams matched 3, denied 3$/m);
+  assert.match(text.stdout, /^ {2}in-kernel deny rules: 2; connects, datagrams and binds matched 4, denied 4$/m);
   const listed = await runCli(['rules', '--socket', socket]);
   assert.match(listed.stdout, /^ {2}Guarded port: actions deny in the kernel \(enforced\): denied 3$/m);
   const metrics = (await unixGet(socket, '/metrics')).body;

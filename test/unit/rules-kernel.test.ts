@@ -107,7 +107,7 @@ test('a condition with anything the kernel cannot check is refused, naming that 
   assert.match(refused(`event.path.startsWith("/${'x'.repeat(300)}")`), /longer than 256 bytes/);
   assert.match(refused('event.path in [1, 2]'), /holds 1, not a string/);
   assert.match(refused('true'), /cannot check true: it checks nothing, and would kill the process of every open reported/);
-  assert.match(refused('event.path == "/a"', { types: ['unlink'] }), /events of type unlink \(the kernel checks open, exec; it denies connects\)/);
+  assert.match(refused('event.path == "/a"', { types: ['unlink'] }), /events of type unlink \(the kernel checks open, exec; it denies connects and binds\)/);
   assert.match(refused('event.path == "/a"', { types: ['exec'] }), /cannot check event\.path on an exec \(the kernel has process\.comm, process\.exe, parent\.comm there\)/);
   assert.match(refused('process.exe == "/a"', { types: ['exec', 'open'] }), /both execs and open in one rule/);
   assert.match(refused('process.exe == "/a" && event.ret >= 0', { types: ['exec'] }), /an exec has no write, secret or sensitive flag and no ret/);
@@ -305,9 +305,39 @@ test('deny rules: connects by comm, peer address (literal, list or CIDR blocks, 
   assert.match(refused('event.remotePort == 22 && event.ret < 0'), /deny: the kernel cannot check .*it has no ret yet/);
   assert.match(refused('event.path == "/a"'), /event\.path on a connect \(the kernel has process\.comm, event\.remoteAddress, event\.remotePort there\)/);
   assert.match(refused('in_container'), /checks nothing but the container, and would deny every connect there/);
-  assert.match(refused('event.remotePort == 22', { types: ['open'] }), /events of type open \(the kernel denies connect\)/);
+  assert.match(refused('event.remotePort == 22', { types: ['open'] }), /events of type open \(the kernel denies connect, bind\)/);
   assert.match(refused('event.remotePort == 22', { actions: [{ deny: {} }, { kill: { signal: 'SIGKILL', inKernel: true } }] }), /deny and an inKernel kill in one rule/);
   assert.match(refused('event.?remoteAddress.orValue("").inCidr(["10.0.0.0/40"])'), /"10\.0\.0\.0\/40" is not an IP address or CIDR block/);
+});
+
+test('deny rules on binds: the address and port asked for (event.localAddress, localPort); a rule about connects and binds tests what both have', () => {
+  const deny = (condition: string, types = ['bind']) => compile(condition, { types, actions: [{ deny: {} }] });
+  const sel = deny('!(process.comm in ["sshd"]) && event.?localPort.orValue(0) == 22 && event.?localAddress.orValue("").inCidr(["0.0.0.0/0", "::/0"])') as KernelSelector;
+  assert.deepEqual([sel.denies, sel.ops], [true, ['bind']]);
+  assert.deepEqual(
+    sel.terms.map((t) => [t.field, t.values.map((v) => v.s), t.negate]),
+    [
+      ['comm', ['sshd'], true],
+      ['lport', ['22'], false],
+      ['laddr', ['0.0.0.0/0', '::ffff:0.0.0.0/96', '::/0'], false],
+    ],
+  );
+  assert.deepEqual((deny('event.localAddress == "127.0.0.1"') as KernelSelector).terms[0]!.field, 'laddr');
+  const refused = (condition: string, types?: string[]) => (deny(condition, types) as string[]).join('\n');
+  assert.match(refused('event.remotePort == 22'), /event\.remotePort on a bind \(the kernel has process\.comm, event\.localAddress, event\.localPort there\)/);
+  assert.match(refused('event.localPort == 22', ['connect']), /event\.localPort on a connect \(the kernel has process\.comm, event\.remoteAddress, event\.remotePort there\)/);
+  assert.match(refused('event.localPort == 22', ['connect', 'bind']), /event\.localPort on a connect or bind \(the kernel has process\.comm there\)/);
+  assert.deepEqual((deny('process.comm == "nc"', ['connect', 'bind']) as KernelSelector).ops, ['connect', 'bind']);
+  assert.match(refused('event.localPort == 22 && event.ret < 0'), /a bind is denied before it is made: it has no ret yet/);
+  const { maps, store } = fakeMaps([]);
+  const f = new SyscallFilters(maps, 100);
+  f.apply(normalizeSyscallConfig({ network: { bind: true } }));
+  f.applyKill({ rules: [{ id: 4, signal: 0, selector: deny('event.localPort == 4444 && event.localAddress == "::1"') as KernelSelector }], dryRun: false, protect: [] });
+  const port = store.get('killValues')!.get(64)!;
+  assert.deepEqual([port.readUInt32LE(V.field.offset), port.readUInt16LE(V.prefix.offset), port.readUInt16LE(V.mask.offset)], [VIGIL_KILL_FIELD.LPORT, 4444, 0xffff]);
+  const addr = store.get('killValues')!.get(65)!;
+  assert.deepEqual([addr.readUInt32LE(V.field.offset), addr.readUInt16LE(V.prefix.offset), addr[V.prefix.offset + 4 + 15]], [VIGIL_KILL_FIELD.LADDR, 10, 1]);
+  assert.equal(store.get('killRules')!.get(16)!.readBigUInt64LE(R.ops.offset), 1n << BigInt(VIGIL_SYS_OP.BIND));
 });
 
 test('deny values are written as the connect hooks compare them: family and the block\'s bits, a port in host order; deny_count in the set', () => {
