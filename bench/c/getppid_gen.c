@@ -31,16 +31,8 @@ int main(int argc, char **argv)
 	n = strtoull(argv[1], NULL, 10);
 	if (argc > 2)
 		cpu = atoi(argv[2]);
-	if (cpu >= 0) {
-		cpu_set_t set;
-
-		CPU_ZERO(&set);
-		CPU_SET(cpu, &set);
-		if (sched_setaffinity(0, sizeof(set), &set)) {
-			perror("sched_setaffinity");
-			return 1;
-		}
-	}
+	if (pin_cpu(cpu))
+		return 1;
 	/* Ready: the loader aims the probe at our pid, then sends a line. EOF means "abort". */
 	printf("{\"ready\":true,\"pid\":%d}\n", getpid());
 	fflush(stdout);

@@ -54,16 +54,8 @@ int main(int argc, char **argv)
 		cpu = atoi(argv[2]);
 	if (argc > 3)
 		path = argv[3];
-	if (cpu >= 0) {
-		cpu_set_t set;
-
-		CPU_ZERO(&set);
-		CPU_SET(cpu, &set);
-		if (sched_setaffinity(0, sizeof(set), &set)) {
-			perror("sched_setaffinity");
-			return 1;
-		}
-	}
+	if (pin_cpu(cpu))
+		return 1;
 	sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	printf("{\"ready\":true,\"pid\":%d}\n", getpid());
 	fflush(stdout);

@@ -51,16 +51,8 @@ int main(int argc, char **argv)
 	/* 64 iterations' worth of the schedule, in ns (events per iteration: EVENTS_PER_ITERATION). */
 	if (rate)
 		ns_per_64 = 64ull * EVENTS_PER_ITERATION * 1000000000ull / rate;
-	if (cpu >= 0) {
-		cpu_set_t set;
-
-		CPU_ZERO(&set);
-		CPU_SET(cpu, &set);
-		if (sched_setaffinity(0, sizeof(set), &set)) {
-			perror("sched_setaffinity");
-			return 1;
-		}
-	}
+	if (pin_cpu(cpu))
+		return 1;
 	/* One socket for every connect: a failed connect leaves it unconnected, so it can try again. */
 	sock = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (sock < 0) {

@@ -39,16 +39,8 @@ int main(int argc, char **argv)
 	send_mode = !strcmp(argv[2], "sendto");
 	if (argc > 3)
 		cpu = atoi(argv[3]);
-	if (cpu >= 0) {
-		cpu_set_t set;
-
-		CPU_ZERO(&set);
-		CPU_SET(cpu, &set);
-		if (sched_setaffinity(0, sizeof(set), &set)) {
-			perror("sched_setaffinity");
-			return 1;
-		}
-	}
+	if (pin_cpu(cpu))
+		return 1;
 	rx = socket(AF_INET, SOCK_DGRAM, 0);
 	tx = socket(AF_INET, SOCK_DGRAM, 0);
 	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
