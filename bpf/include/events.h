@@ -289,8 +289,9 @@ enum vigil_sys_flags {
 	VIGIL_SYSF_LOG_REMOVED = 1 << 14,     /* a file under a log prefix unlinked, or renamed away (the old path) */
 	VIGIL_SYSF_LOG_REPLACED = 1 << 15,    /* a rename onto a path under a log prefix: whatever log was there is gone */
 	/*
-	 * An in-kernel kill rule matched (file_event.kill_rule, kill_signal) and ... For a connect, an in-kernel
-	 * deny rule matched (net_event.kill_rule) and SENT means the connect was denied (EPERM, no packet sent).
+	 * An in-kernel kill rule matched (file_event.kill_rule, kill_signal) and ... For a connect or bind, an
+	 * in-kernel deny rule matched (net_event.kill_rule) and SENT means the call was denied (EPERM, no packet
+	 * sent, no address taken).
 	 */
 	VIGIL_SYSF_KILL_SENT = 1 << 16,       /* ... its signal was sent to the process, before the syscall returned */
 	VIGIL_SYSF_KILL_DRY_RUN = 1 << 17,    /* ... enforcement is off: nothing was sent */
@@ -322,8 +323,8 @@ enum vigil_sys_stat {
 	VIGIL_SYS_STAT_NO_PENDING = 8,     /* no per-thread slot to pair entry and exit: event lost */
 	VIGIL_SYS_STAT_KILL_MATCHED = 9,   /* an in-kernel kill rule matched (whatever was done: sent, dry-run, refused, failed) */
 	VIGIL_SYS_STAT_KILL_SENT = 10,     /* ... and its signal was sent */
-	VIGIL_SYS_STAT_DENY_MATCHED = 11,  /* an in-kernel deny rule matched a connect or an unconnected UDP datagram (whatever was done: denied, dry-run, refused) */
-	VIGIL_SYS_STAT_DENIED = 12,        /* ... and the connect (datagram) was denied */
+	VIGIL_SYS_STAT_DENY_MATCHED = 11,  /* an in-kernel deny rule matched a connect, an unconnected UDP datagram or a bind (whatever was done: denied, dry-run, refused) */
+	VIGIL_SYS_STAT_DENIED = 12,        /* ... and the call was denied */
 	VIGIL_SYS_STAT_MAX = 16,
 };
 

@@ -106,19 +106,34 @@ export function syscallProbes(cgroupPath?: string): ProbeSpec[] {
   return [
     ...HOOKED_SYSCALLS.flatMap((s): ProbeSpec[] => [{ fn: s.enter }, { fn: s.exit, uid: s.tp, tracepoint: `syscalls/sys_exit_${s.tp}` }, ...(s.exitOnly ? [{ fn: s.exitOnly }] : [])]),
     ...TRACEPOINT_PROBES.map((p) => ({ fn: p.fn })),
-    ...(cgroupPath ? DENY_PROBES.map((fn) => ({ fn, cgroupPath })) : []),
+    ...(cgroupPath ? [...DENY_PROBES.connect, ...DENY_PROBES.bind].map((fn) => ({ fn, cgroupPath })) : []),
   ];
 }
 
 /**
  * The cgroup hooks of the in-kernel deny rules (deny_check in bpf/syscalls.bpf.c), attached to the root of the
- * cgroup v2 hierarchy, where every process's connects pass, only while some deny rule is in force: connects,
- * UDP datagrams sent to an address without one (sendto), which would otherwise reach a denied peer, and binds.
+ * cgroup v2 hierarchy, where every process's calls pass, each kind only while some deny rule about it is in
+ * force: a connect rule's, on connects and on UDP datagrams sent to an address without one (sendto), which
+ * would otherwise reach a denied peer; a bind rule's, on binds. A bind rule alone costs connects nothing.
  */
-export const DENY_PROBES = ['deny_connect4', 'deny_connect6', 'deny_sendmsg4', 'deny_sendmsg6', 'deny_bind4', 'deny_bind6'] as const;
+export const DENY_PROBES = {
+  connect: ['deny_connect4', 'deny_connect6', 'deny_sendmsg4', 'deny_sendmsg6'],
+  bind: ['deny_bind4', 'deny_bind6'],
+} as const;
 
-/** Whether a set of in-kernel rules holds deny rules, which need the connect hooks attached. */
-const hasDeny = (set: KernelKillSet | undefined): boolean => !!set?.rules.some((r) => r.selector.denies);
+/** Which deny hooks are (to be) attached. */
+export interface DenyHooks {
+  connect: boolean;
+  bind: boolean;
+}
+const NO_DENY: DenyHooks = { connect: false, bind: false };
+
+/** The deny hooks a set of in-kernel rules needs: those of the calls its deny rules are about. */
+const denyHooks = (set: KernelKillSet | undefined): DenyHooks => {
+  const on = (op: 'connect' | 'bind') => !!set?.rules.some((r) => r.selector.denies && r.selector.ops.includes(op));
+  return { connect: on('connect'), bind: on('bind') };
+};
+const sameHooks = (a: DenyHooks, b: DenyHooks): boolean => a.connect === b.connect && a.bind === b.bind;
 
 /** Where the deny hooks attach: the cgroup v2 hierarchy's root (undefined: none is mounted). */
 export function cgroupV2Root(): string | undefined {
@@ -133,9 +148,10 @@ export function cgroupV2Root(): string | undefined {
  * The probes to attach for a set of event types: what is required must attach, the rest where it can. With
  * `openArgs` "exit", an open syscall takes its exit-only program instead of its entry and exit pair.
  */
-export function syscallSelectors(ops: ReadonlySet<SyscallOp>, openArgs: 'exit' | 'entry' = 'entry', deny = false): ProbesSelector[] {
+export function syscallSelectors(ops: ReadonlySet<SyscallOp>, openArgs: 'exit' | 'entry' = 'entry', deny: DenyHooks = NO_DENY): ProbesSelector[] {
   const required: ProbesSelector[] = [];
-  if (deny) required.push(allOf(...DENY_PROBES));
+  if (deny.connect) required.push(allOf(...DENY_PROBES.connect));
+  if (deny.bind) required.push(allOf(...DENY_PROBES.bind));
   const optional: ProbesSelector[] = [];
   for (const s of HOOKED_SYSCALLS) {
     const used = s.ops.filter((op) => ops.has(op));
@@ -224,7 +240,7 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
   return {
     spec: { name: 'syscalls', object: o.objectPath ?? syscallsObjectPath(), probes: syscallProbes(o.cgroupV2Path ?? cgroupV2Root()), eventChannel: channel },
     options: {
-      activatedProbes: syscallSelectors(c.ops, openArgs, hasDeny(o.kill)),
+      activatedProbes: syscallSelectors(c.ops, openArgs, denyHooks(o.kill)),
       constantEditors: [
         { name: 'max_path', value: c.maxPathBytes, failOnMissing: true },
         { name: 'use_task_storage', value: pending === 'task' ? 1 : 0, failOnMissing: true },
@@ -312,6 +328,8 @@ export class SyscallSensor {
   #refreshTimer: NodeJS.Timeout | undefined;
   /** The cgroup v2 directory the deny hooks attach to (undefined: none mounted: deny rules are refused). */
   #cgroupPath: string | undefined;
+  /** The deny hooks attached: those of the calls the deny rules in force are about (setKill keeps them so). */
+  #denyHooks: DenyHooks = NO_DENY;
   readonly #refresh = { changed: 0, failed: 0 };
 
   /** Validates the configuration now (InvalidArgumentError naming the field); nothing is loaded yet. */
@@ -355,6 +373,7 @@ export class SyscallSensor {
       m.start();
       this.#manager = m;
       this.#filters = filters;
+      this.#denyHooks = denyHooks(this.#o.kill);
       this.#pendingStore = pendingStore;
       this.#openArgs = openArgs;
       this.#pathReads = pathReads;
@@ -402,7 +421,7 @@ export class SyscallSensor {
     const both = { ...next, enabledOps: next.enabledOps & prev.enabledOps };
     filters.apply(both);
     try {
-      m.updateActivatedProbes(syscallSelectors(next.ops, this.#openArgs, this.#denying()));
+      m.updateActivatedProbes(syscallSelectors(next.ops, this.#openArgs, this.#denyHooks));
     } catch (err) {
       filters.apply(prev);
       throw err;
@@ -417,30 +436,29 @@ export class SyscallSensor {
    */
   setKill(set: KernelKillSet): void {
     if (this.#state !== 'running') throw new StateError(`syscall sensor is ${this.#state}, not running`);
-    const deny = hasDeny(set);
     this.#checkDeny(set);
     const m = this.#manager!;
-    // The hooks attach before deny rules are written (until then they find none), and detach after the last
-    // is gone: a failed attach (SelectorError) changes nothing.
-    const was = this.#denying();
-    if (deny && !was) m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, true));
+    const attach = (hooks: DenyHooks) => m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, hooks));
+    // Hooks attach before the deny rules about their calls are written (until then they find none), and detach
+    // after the last is gone: a failed attach (SelectorError) changes nothing.
+    const was = this.#denyHooks;
+    const next = denyHooks(set);
+    const during = { connect: was.connect || next.connect, bind: was.bind || next.bind };
+    if (!sameHooks(during, was)) attach(during);
     try {
       this.#filters!.applyKill(set);
     } catch (err) {
-      if (deny && !was) m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, false));
+      if (!sameHooks(during, was)) attach(was);
       throw err;
     }
-    if (!deny && was) m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, false));
-  }
-
-  /** Whether deny rules are in force, so the connect hooks are attached (they are while, and only while, there are). */
-  #denying(): boolean {
-    return (this.#filters?.killRules.denies ?? 0) > 0;
+    this.#denyHooks = next;
+    if (!sameHooks(next, during)) attach(next);
   }
 
   /** Throws InvalidArgumentError when `set` holds deny rules and no cgroup v2 hierarchy is there to hook. */
   #checkDeny(set: KernelKillSet | undefined): void {
-    if (hasDeny(set) && !this.#cgroupPath)
+    const hooks = denyHooks(set);
+    if ((hooks.connect || hooks.bind) && !this.#cgroupPath)
       throw new InvalidArgumentError('deny rules: connects and binds are denied by hooks on the cgroup v2 hierarchy, and none is mounted (mount -t cgroup2 none /sys/fs/cgroup, or /sys/fs/cgroup/unified beside cgroup v1)');
   }
 

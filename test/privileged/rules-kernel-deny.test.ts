@@ -118,7 +118,7 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   run = await runCli(['run', '--config', config(true, 'event.?remoteAddress.orValue("").inCidr(["127.0.0.0/33"])')]);
   assert.notEqual(run.status, 0);
   assert.match(run.stderr, /"127\.0\.0\.0\/33" is not an IP address or CIDR block/);
-  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_(connect|sendmsg)/, 'nothing attached by the refused runs');
+  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_/, 'nothing attached by the refused runs');
 
   const lines: Record<string, unknown>[] = [];
   const agent = AgentProcess.start(t, ['run', '--config', config(true)], {
@@ -212,11 +212,34 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   assert.deepEqual([of('connect', sent.pid)!.errno, of('connect', sent.pid)!.deny], [undefined, { rule: 'Guarded port', result: 'dry-run' }]);
   await until(() => udp.received() === 1, 'the dry-run datagram', 5_000);
 
+  // Only the bind rule left (a reload): the connect and datagram hooks detach, the bind hooks stay.
+  write(
+    'events:',
+    '  network: { connect: true, bind: true }',
+    '  files: false',
+    '  other: false',
+    'rules:',
+    '  defaults: false',
+    '  inline:',
+    '    - rule: Kept port',
+    `      condition: process.comm == "perl" && event.?localPort.orValue(0) == ${kept}`,
+    '      output: "no listener on {event.localPort}"',
+    '      priority: critical',
+    '      types: [bind]',
+    '      actions: [{deny: {}}]',
+    'sinks:',
+    '  store: { enabled: false }',
+  );
+  process.kill(agent.pid, 'SIGHUP');
+  await until(async () => (await status()).syscalls?.killRules.rules === 1, 'the reload to keep the bind rule alone', 10_000);
+  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_(connect|sendmsg)/, 'a bind rule alone costs connects and datagrams nothing');
+  assert.match(cgroupProgramNames(root).join(' '), /deny_bind4/);
+
   // No deny rule left (a reload): the hooks detach.
   write('events:', '  network: { connect: true }', '  files: false', '  other: false', 'rules:', '  defaults: false', 'sinks:', '  store: { enabled: false }');
   process.kill(agent.pid, 'SIGHUP');
   await until(async () => (await status()).syscalls?.killRules.denies === 0, 'the reload to drop the deny rule', 10_000);
-  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_(connect|sendmsg)/, 'detached with the last deny rule');
+  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_/, 'detached with the last deny rule');
   assert.equal((await agent.stop()).code, 0);
-  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_(connect|sendmsg)/, 'nothing attached once the agent stopped');
+  assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_/, 'nothing attached once the agent stopped');
 });

@@ -106,6 +106,12 @@ test('probes: an entry and an exit per syscall; selectors attach only what enabl
   const both = ids(['unlink', 'rmdir']);
   assert.equal(both[0]!.ids.filter((k) => k === 'enter_unlinkat#').length, 1);
   // Opens: an entry and an exit each, or with openArgs "exit" one program at the exit; other syscalls keep both.
+  // Deny hooks: each kind only for the calls deny rules are about (a bind rule alone costs connects nothing).
+  const hooks = (connect: boolean, bind: boolean) => syscallSelectors(new Set(['connect', 'bind'] as never), 'entry', { connect, bind })[0]!.probeIds().map((id) => id.fn).filter((k) => k.startsWith('deny_')).sort();
+  assert.deepEqual(hooks(false, false), []);
+  assert.deepEqual(hooks(false, true), ['deny_bind4', 'deny_bind6']);
+  assert.deepEqual(hooks(true, false), ['deny_connect4', 'deny_connect6', 'deny_sendmsg4', 'deny_sendmsg6']);
+  assert.equal(hooks(true, true).length, 6);
   const opens = (mode: 'exit' | 'entry') => syscallSelectors(new Set(['open', 'mkdir'] as never), mode).map((s) => s.probeIds().map(probeKey).sort());
   assert.deepEqual(opens('entry'), [
     ['enter_mkdirat#', 'enter_openat#', 'exit_file#mkdirat', 'exit_file#openat'],
