@@ -78,6 +78,15 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   const udp = await udpListener(t);
   const kept = await freePort();
   const { socket, write } = agentConfig(dir);
+  // The bind rule: in the rule set from the start, and alone in it near the end.
+  const keptRule = [
+    '    - rule: Kept port',
+    `      condition: process.comm == "perl" && event.?localPort.orValue(0) == ${kept}`,
+    '      output: "no listener on {event.localPort}"',
+    '      priority: critical',
+    '      types: [bind]',
+    '      actions: [{deny: {}}]',
+  ];
   const rule = (enforce: boolean, condition: string) => [
     'rules:',
     '  defaults: false',
@@ -89,12 +98,7 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
     '      priority: critical',
     '      types: [connect]',
     '      actions: [{deny: {}}]',
-    '    - rule: Kept port',
-    `      condition: process.comm == "perl" && event.?localPort.orValue(0) == ${kept}`,
-    '      output: "no listener on {event.localPort}"',
-    '      priority: critical',
-    '      types: [bind]',
-    '      actions: [{deny: {}}]',
+    ...keptRule,
   ];
   const good = `process.comm in ["bash", "perl"] && event.?remotePort.orValue(0) in [${guarded.port}, ${udp.port}] && event.?remoteAddress.orValue("").inCidr(["127.0.0.0/8"])`;
   const config = (enforce: boolean, condition = good) =>
@@ -221,12 +225,7 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
     'rules:',
     '  defaults: false',
     '  inline:',
-    '    - rule: Kept port',
-    `      condition: process.comm == "perl" && event.?localPort.orValue(0) == ${kept}`,
-    '      output: "no listener on {event.localPort}"',
-    '      priority: critical',
-    '      types: [bind]',
-    '      actions: [{deny: {}}]',
+    ...keptRule,
     'sinks:',
     '  store: { enabled: false }',
   );
