@@ -12,7 +12,7 @@ ARCH := $(if $(filter x86_64,$(UNAME_M)),x86,$(if $(filter aarch64,$(UNAME_M)),a
 
 # Debian packages needed to build and run; tests additionally need real runtimes and peers to compare with.
 DEB_BUILD := clang llvm libbpf-dev libbpf1 bpftool gcc make
-DEB_TEST := $(DEB_BUILD) iproute2 libbpf-tools busybox-static podman runc conmon catatonit containernetworking-plugins iptables uidmap docker.io containerd nats-server
+DEB_TEST := $(DEB_BUILD) liburing-dev iproute2 libbpf-tools busybox-static podman runc conmon catatonit containernetworking-plugins iptables uidmap docker.io containerd nats-server
 
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I/usr/include/$(UNAME_M)-linux-gnu -Ibpf/include -I$(BUILD)

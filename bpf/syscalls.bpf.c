@@ -142,6 +142,14 @@ struct sys_pending {
 	__u32 ev_flags;
 	__u32 args_at_exit;      /* filled at exit (exit_open*): strings are read from uptr, as a rule, not as a retry */
 	__u32 resolve_fd;        /* an open the secret directories' gate let through: resolve it through its fd */
+	/* io_uring requests (iou_*): who submitted it (0: a syscall's own slot, the current task is the caller), its
+	 * cgroup, the request (its file is the socket of a connect), whether no fd is known for an open (a direct
+	 * descriptor, or no result), and whether a restricted read needs the secret directories' gate at completion. */
+	__u64 iou_id;
+	__u64 iou_cgroup;
+	__u64 iou_req;
+	__u32 iou_no_fd;
+	__u32 iou_gate;
 	__u64 args[8];           /* per group, see the A_* and N_* indices */
 	__u64 uptr[2];           /* user pointers of s0 and s1, to retry at exit when unreadable at entry */
 	__u32 len0;              /* bytes (NUL included) in s0, s1, s2; 0: none */
@@ -301,6 +309,11 @@ static __always_inline void pending_init(struct sys_pending *p, __u32 op, __s32 
 	p->ev_flags = 0;
 	p->args_at_exit = 0;
 	p->resolve_fd = 0;
+	p->iou_id = 0;
+	p->iou_cgroup = 0;
+	p->iou_req = 0;
+	p->iou_no_fd = 0;
+	p->iou_gate = 0;
 	p->len0 = 0;
 	p->len1 = 0;
 	p->len2 = 0;
@@ -357,6 +370,16 @@ static __always_inline struct sys_pending *pending_take(__s32 nr)
 		return 0;
 	p->active = 0;
 	return p;
+}
+
+/* An io_uring request's record names the thread that submitted it, whichever thread completes it. */
+static __always_inline void iou_header(struct event_header *h, struct sys_pending *p)
+{
+	if (!p->iou_id)
+		return;
+	h->pid = p->iou_id >> 32;
+	h->tid = (__u32)p->iou_id;
+	h->cgroup_id = p->iou_cgroup;
 }
 
 /* After the exit: the fallback frees its slot so that dead threads leave nothing behind. */
@@ -1131,13 +1154,13 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 	if (cfg->flags & (VIGIL_SYSCFG_RESOLVE | VIGIL_SYSCFG_RESOLVE_ALL)) {
 		/* An unrestricted read-only open of an absolute path starting no secret prefix gets the restricted
 		 * ones' second look here (open_turned_down): its file may be a secret all the same. */
-		if (op == VIGIL_SYS_OPEN && ret >= 0 && !(ev_flags & VIGIL_SYSF_WRITE) && !relative && !p->resolve_fd &&
+		if (op == VIGIL_SYS_OPEN && ret >= 0 && !p->iou_no_fd && !(ev_flags & VIGIL_SYSF_WRITE) && !relative && !p->resolve_fd &&
 		    (cfg->flags & VIGIL_SYSCFG_SECRET_DIRS) && !restricted(cfg, op)) {
 			head_miss = secret_head_miss(cfg, buf, foff);
 			if (head_miss && secret_dir_gate((int)ret))
 				p->resolve_fd = 1;
 		}
-		if ((op == VIGIL_SYS_OPEN && ret >= 0 &&
+		if ((op == VIGIL_SYS_OPEN && ret >= 0 && !p->iou_no_fd &&
 		     ((ev_flags & VIGIL_SYSF_WRITE) || relative || p->resolve_fd || (cfg->flags & VIGIL_SYSCFG_RESOLVE_ALL))) ||
 		    p->args[A_FDONLY]) {
 			struct file *f = fd_file(op == VIGIL_SYS_OPEN ? (int)ret : dfd);
@@ -1200,6 +1223,7 @@ static __always_inline int emit_file(void *ctx, struct sys_pending *p, long ret)
 		ev_flags |= VIGIL_SYSF_KILL_SENT << (((kill >> 24) & 7) - VIGIL_KILL_SENT);
 
 	vigil_fill_header(&e->hdr, VIGIL_OP_FILE, off);
+	iou_header(&e->hdr, p);
 	e->ret = ret;
 	e->op = op;
 	e->nr = p->nr;
@@ -1572,9 +1596,8 @@ int enter_ftruncate(struct syscall_trace_enter *ctx)
 
 /* ---- network group ---------------------------------------------------------------------------------------- */
 
-static __always_inline struct socket *fd_socket(int fd)
+static __always_inline struct socket *file_socket(struct file *f)
 {
-	struct file *f = fd_file(fd);
 	umode_t mode;
 
 	if (!f)
@@ -1583,6 +1606,11 @@ static __always_inline struct socket *fd_socket(int fd)
 	if ((mode & S_IFMT_) != S_IFSOCK_)
 		return 0;
 	return BPF_CORE_READ(f, private_data);
+}
+
+static __always_inline struct socket *fd_socket(int fd)
+{
+	return file_socket(fd_file(fd));
 }
 
 /* Addresses and ports a socket holds: local always, remote once connected. */
@@ -1684,6 +1712,7 @@ static __always_inline int emit_net(void *ctx, struct sys_pending *p, long ret)
 		return 0;
 	__builtin_memset((void *)e + sizeof(e->hdr), 0, sizeof(*e) - sizeof(e->hdr));
 	vigil_fill_header(&e->hdr, VIGIL_OP_NET, sizeof(*e));
+	iou_header(&e->hdr, p);
 	e->ret = ret;
 	e->op = op;
 	e->nr = p->nr;
@@ -1691,8 +1720,13 @@ static __always_inline int emit_net(void *ctx, struct sys_pending *p, long ret)
 	e->fd = fd;
 	e->flags = p->args[N_FLAGS];
 	e->backlog = p->args[N_BACKLOG];
-	/* The socket: the accepted one for accept, else the one the call was made on. */
-	sock = fd_socket(op == VIGIL_SYS_ACCEPT ? (ret >= 0 ? (int)ret : -1) : fd);
+	/* The socket: the accepted one for accept, an io_uring request's own file, else the one the call was made on. */
+	if (p->iou_req) {
+		struct io_kiocb *req = (struct io_kiocb *)p->iou_req;
+
+		sock = file_socket(BPF_CORE_READ(req, file));
+	} else
+		sock = fd_socket(op == VIGIL_SYS_ACCEPT ? (ret >= 0 ? (int)ret : -1) : fd);
 	if (!sock && op == VIGIL_SYS_ACCEPT)
 		sock = fd_socket(fd);
 	if (sock) {
@@ -2116,4 +2150,264 @@ int enter_unshare(struct syscall_trace_enter *ctx)
 	if (p)
 		p->args[0] = ctx->args[0];
 	return 0;
+}
+
+/* ---- io_uring ---------------------------------------------------------------------------------------------- */
+
+/*
+ * Requests submitted through io_uring make no system call of their own: an openat or a connect in a submission
+ * queue entry passes no syscall tracepoint, so without this every file and network event type, every rule and
+ * every in-kernel kill rule about them could be bypassed by one io_uring_enter (or by none, with SQPOLL). The
+ * same operations are reported here, as the same records, flagged VIGIL_SYSF_IO_URING:
+ *
+ * - at submission (tp_btf/io_uring_submit_req, after the request was prepared: the kernel has copied the path
+ *   and the address by then, so a racing thread cannot change what is reported), the filters run in the
+ *   submitter's context and what the record needs is saved, keyed by the ring and the request's user_data;
+ * - at completion (tp_btf/io_uring_complete, or io_uring_cqe_overflow when the completion queue is full and
+ *   the result goes to the overflow list, which names no request: hence the key), the saved request is
+ *   reported with its result through the syscall exits' own code (emit_file, emit_net).
+ *
+ * Nothing is dropped silently: a request that will post no completion on success (IOSQE_CQE_SKIP_SUCCESS) is
+ * reported at submission without its result; when a request takes the key of one not completed yet (a reused
+ * user_data), both are reported without their results (the earlier at once); a full table is counted
+ * (IOURING_LOST).
+ */
+struct iou_key {
+	__u64 ring;
+	__u64 user_data;
+};
+
+/* Saved requests, allocated on use: a slot holds two paths. In flight at once: at most this many per host. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, struct iou_key);
+	__type(value, struct sys_pending);
+} iou_pending SEC(".maps");
+
+/* A kernel path (struct filename) into a slot's string `which`. */
+static __always_inline void iou_save_path(struct sys_pending *p, int which, struct filename *fn)
+{
+	const char *name = fn ? BPF_CORE_READ(fn, name) : 0;
+	long n = -1;
+
+	if (name)
+		n = bpf_probe_read_kernel_str(which ? p->s1 : p->s0, str_max(), name);
+	if (n <= 0) {
+		p->ev_flags |= VIGIL_SYSF_PATH_UNREADABLE;
+		return;
+	}
+	if (which)
+		p->len1 = n;
+	else
+		p->len0 = n;
+	if (n >= str_max())
+		p->ev_flags |= VIGIL_SYSF_PATH_TRUNCATED;
+}
+
+/*
+ * The restricted opens' shortcut (open_turned_down) for a path in kernel memory: 1 (counted) when the open is
+ * not to be reported, 0 when it is, -1 when only the secret directories' gate can tell, at completion.
+ */
+static __always_inline int iou_open_down(struct syscall_filter_config *cfg, int write, const char *kpath)
+{
+	__u64 head;
+
+	if (!restricted(cfg, VIGIL_SYS_OPEN))
+		return 0;
+	if (!(cfg->flags & (write ? VIGIL_SYSCFG_SENSITIVE_WRITES : VIGIL_SYSCFG_SECRET_READS)))
+		goto down;
+	if (!write && (cfg->flags & VIGIL_SYSCFG_SECRET_HEADS) && !bpf_probe_read_kernel(&head, sizeof(head), kpath) &&
+	    (head & 0xff) == '/' && !secret_head_known(head)) {
+		if (cfg->flags & VIGIL_SYSCFG_SECRET_DIRS)
+			return -1;
+		goto down;
+	}
+	return 0;
+down:
+	stat_inc(VIGIL_SYS_STAT_DROP_NOT_SENSITIVE);
+	return 1;
+}
+
+/* Reports a saved request with `ret` (emit_file, emit_net: what a syscall's exit would have reported). */
+static __always_inline void iou_emit(void *ctx, struct sys_pending *p, long ret)
+{
+	if (p->ev_flags & VIGIL_SYSF_NO_RESULT)
+		ret = 0;
+	if (p->iou_gate) {
+		/* A restricted read whose path missed the secret heads: reported only when the gate says its file is in
+		 * a secret directory, and then resolved through its fd, as open_turned_down does at a syscall's exit. */
+		if (ret < 0 || p->iou_no_fd || !secret_dir_gate((int)ret)) {
+			stat_inc(VIGIL_SYS_STAT_DROP_NOT_SENSITIVE);
+			return;
+		}
+		p->resolve_fd = 1;
+	}
+	if (p->op == VIGIL_SYS_CONNECT)
+		emit_net(ctx, p, ret);
+	else
+		emit_file(ctx, p, ret);
+}
+
+SEC("tp_btf/io_uring_submit_req")
+int BPF_PROG(iou_submit, struct io_kiocb *req)
+{
+	struct syscall_filter_config *cfg;
+	struct sys_pending *p, *now;
+	struct iou_key key = {};
+	struct io_open *o;
+	__u32 op, zero = 0, len;
+	__u8 opcode = BPF_CORE_READ(req, opcode);
+	void *cmd = &req->cmd;
+	int write = 0, down = 0;
+	__u64 flags;
+
+	switch (opcode) {
+	case IORING_OP_OPENAT:
+	case IORING_OP_OPENAT2:
+		op = VIGIL_SYS_OPEN;
+		break;
+	case IORING_OP_UNLINKAT:
+		op = BPF_CORE_READ((struct io_unlink *)cmd, flags) & AT_REMOVEDIR_ ? VIGIL_SYS_RMDIR : VIGIL_SYS_UNLINK;
+		break;
+	case IORING_OP_RENAMEAT:
+		op = VIGIL_SYS_RENAME;
+		break;
+	case IORING_OP_MKDIRAT:
+		op = VIGIL_SYS_MKDIR;
+		break;
+	case IORING_OP_CONNECT:
+		op = VIGIL_SYS_CONNECT;
+		break;
+	default:
+		return 0;
+	}
+	cfg = filter_enter(op);
+	if (!cfg)
+		return 0;
+	p = bpf_map_lookup_elem(&sys_pending_tmpl, &zero);
+	if (!p)
+		return 0;
+	pending_init(p, op, VIGIL_SYS_NR_IO_URING);
+	p->active = 0;
+	p->args_at_exit = 1; /* no user pointer to read again: what was saved here is all there is */
+	p->ev_flags = VIGIL_SYSF_IO_URING;
+	p->iou_id = bpf_get_current_pid_tgid();
+	p->iou_cgroup = vigil_cgroup_id();
+	p->iou_req = (__u64)req;
+	switch (opcode) {
+	case IORING_OP_OPENAT:
+	case IORING_OP_OPENAT2:
+		o = cmd;
+		flags = BPF_CORE_READ(o, how.flags);
+		write = (flags & O_ACCMODE_) != 0 || (flags & (O_CREAT_ | O_TRUNC_)) != 0;
+		down = iou_open_down(cfg, write, BPF_CORE_READ(o, filename, name));
+		if (down > 0)
+			return 0;
+		p->iou_gate = down < 0;
+		p->args[A_DFD] = BPF_CORE_READ(o, dfd);
+		p->args[A_FLAGS] = flags;
+		p->args[A_MODE] = BPF_CORE_READ(o, how.mode);
+		p->args[A_RESOLVE] = BPF_CORE_READ(o, how.resolve);
+		/* Into a fixed file slot (a direct descriptor): its result is 0, no fd of the table. */
+		p->iou_no_fd = BPF_CORE_READ(o, file_slot) != 0;
+		if (write)
+			p->ev_flags |= VIGIL_SYSF_WRITE;
+		iou_save_path(p, 0, BPF_CORE_READ(o, filename));
+		break;
+	case IORING_OP_UNLINKAT:
+		p->args[A_DFD] = BPF_CORE_READ((struct io_unlink *)cmd, dfd);
+		p->args[A_FLAGS] = BPF_CORE_READ((struct io_unlink *)cmd, flags);
+		iou_save_path(p, 0, BPF_CORE_READ((struct io_unlink *)cmd, filename));
+		break;
+	case IORING_OP_RENAMEAT:
+		p->args[A_DFD] = BPF_CORE_READ((struct io_rename *)cmd, old_dfd);
+		p->args[A_DFD2] = BPF_CORE_READ((struct io_rename *)cmd, new_dfd);
+		p->args[A_FLAGS] = BPF_CORE_READ((struct io_rename *)cmd, flags);
+		iou_save_path(p, 0, BPF_CORE_READ((struct io_rename *)cmd, oldpath));
+		iou_save_path(p, 1, BPF_CORE_READ((struct io_rename *)cmd, newpath));
+		break;
+	case IORING_OP_MKDIRAT:
+		p->args[A_DFD] = BPF_CORE_READ((struct io_mkdir *)cmd, dfd);
+		p->args[A_MODE] = BPF_CORE_READ((struct io_mkdir *)cmd, mode);
+		iou_save_path(p, 0, BPF_CORE_READ((struct io_mkdir *)cmd, filename));
+		break;
+	default: {
+		/* connect: the address the kernel copied at preparation, in the request's async data. */
+		struct io_async_msghdr *io = BPF_CORE_READ(req, async_data);
+
+		p->args[N_FD] = BPF_CORE_READ(req, cqe.fd);
+		p->args[N_START] = bpf_ktime_get_ns();
+		len = BPF_CORE_READ((struct io_connect *)cmd, addr_len);
+		if (len > ADDR_MAX)
+			len = ADDR_MAX;
+		if (io && len && bpf_probe_read_kernel(p->addr, len, &io->addr) == 0)
+			p->addr_len = len;
+		else
+			p->ev_flags |= VIGIL_SYSF_ADDR_UNREADABLE;
+		break;
+	}
+	}
+	stat_inc(VIGIL_SYS_STAT_IOURING);
+	key.ring = (__u64)BPF_CORE_READ(req, ctx);
+	key.user_data = BPF_CORE_READ(req, cqe.user_data);
+	/*
+	 * One call of iou_emit in this program, whatever is reported now: each call inlines emit_file and emit_net,
+	 * and every copy costs the verifier's time at load.
+	 */
+	if (BPF_CORE_READ(req, flags) & REQ_F_CQE_SKIP) {
+		/* No completion will be posted if it succeeds: reported now, without its result. */
+		now = p;
+	} else {
+		now = bpf_map_lookup_elem(&iou_pending, &key);
+		if (now) {
+			/*
+			 * The same key, not completed yet: which of the two a completion is for cannot be told. The
+			 * earlier request is reported now and the later one at the next completion of the key, both
+			 * without a result, so that neither is given the other's.
+			 */
+			p->ev_flags |= VIGIL_SYSF_NO_RESULT;
+			p->iou_no_fd = 1;
+			p->iou_req = 0;
+			stat_inc(VIGIL_SYS_STAT_IOURING_NO_RESULT);
+		}
+	}
+	if (now) {
+		now->ev_flags |= VIGIL_SYSF_NO_RESULT;
+		now->iou_no_fd = 1;
+		now->iou_req = 0;
+		stat_inc(VIGIL_SYS_STAT_IOURING_NO_RESULT);
+		iou_emit(ctx, now, 0);
+		if (now == p)
+			return 0;
+	}
+	if (bpf_map_update_elem(&iou_pending, &key, p, BPF_ANY))
+		stat_inc(VIGIL_SYS_STAT_IOURING_LOST);
+	return 0;
+}
+
+/* A completion: the saved request of this ring and user_data, with its result. */
+static __always_inline int iou_done(void *ctx, __u64 ring, __u64 user_data, long res)
+{
+	struct iou_key key = { .ring = ring, .user_data = user_data };
+	struct sys_pending *p = bpf_map_lookup_elem(&iou_pending, &key);
+
+	if (!p)
+		return 0;
+	iou_emit(ctx, p, res);
+	bpf_map_delete_elem(&iou_pending, &key);
+	return 0;
+}
+
+SEC("tp_btf/io_uring_complete")
+int BPF_PROG(iou_complete, struct io_ring_ctx *ring, void *req, struct io_uring_cqe *cqe)
+{
+	return iou_done(ctx, (__u64)ring, BPF_CORE_READ(cqe, user_data), BPF_CORE_READ(cqe, res));
+}
+
+SEC("tp_btf/io_uring_cqe_overflow")
+int BPF_PROG(iou_overflow, void *ring, unsigned long long user_data, __s32 res, __u32 cflags, void *ocqe)
+{
+	return iou_done(ctx, (__u64)ring, user_data, res);
 }

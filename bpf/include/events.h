@@ -303,11 +303,24 @@ enum vigil_sys_flags {
 	 * VIGIL_SYS_NR_DATAGRAM and its fd -1: the hook cannot tell which call it runs in, or on which fd.
 	 */
 	VIGIL_SYSF_DATAGRAM = 1 << 20,
+	/*
+	 * An operation submitted through io_uring (openat, openat2, unlinkat, renameat, mkdirat, connect): no system
+	 * call of its own, so no syscall tracepoint sees it. Its nr is VIGIL_SYS_NR_IO_URING; the record is made
+	 * when the request completes (its ret is the completion's result), by a thread of the submitting process.
+	 */
+	VIGIL_SYSF_IO_URING = 1 << 21,
+	/*
+	 * An io_uring request reported without its result (ret 0): it asked for no completion on success
+	 * (IOSQE_CQE_SKIP_SUCCESS), or a request of the same ring with the same user_data was submitted before its
+	 * completion was seen, so the two could not be told apart.
+	 */
+	VIGIL_SYSF_NO_RESULT = 1 << 22,
 };
 
-/* net_event.nr of a datagram a deny rule matched (VIGIL_SYSF_DATAGRAM): no syscall's number on any ABI. */
+/* file_event.nr and net_event.nr that are no syscall's number on any ABI. */
 enum vigil_sys_nr {
-	VIGIL_SYS_NR_DATAGRAM = 0xffff,
+	VIGIL_SYS_NR_IO_URING = 0xfffe,  /* an io_uring request (VIGIL_SYSF_IO_URING) */
+	VIGIL_SYS_NR_DATAGRAM = 0xffff,  /* a datagram a deny rule matched (VIGIL_SYSF_DATAGRAM) */
 };
 
 /* Per-CPU counters of the syscall sensor (map sys_filter_stats): what each filter dropped. */
@@ -325,6 +338,9 @@ enum vigil_sys_stat {
 	VIGIL_SYS_STAT_KILL_SENT = 10,     /* ... and its signal was sent */
 	VIGIL_SYS_STAT_DENY_MATCHED = 11,  /* an in-kernel deny rule matched a connect, an unconnected UDP datagram or a bind (whatever was done: denied, dry-run, refused) */
 	VIGIL_SYS_STAT_DENIED = 12,        /* ... and the call was denied */
+	VIGIL_SYS_STAT_IOURING = 13,       /* io_uring requests of a reported kind that passed the filters at submission */
+	VIGIL_SYS_STAT_IOURING_NO_RESULT = 14, /* ... reported without their result (VIGIL_SYSF_NO_RESULT) */
+	VIGIL_SYS_STAT_IOURING_LOST = 15,  /* ... not reported: the table pairing submissions with completions was full */
 	VIGIL_SYS_STAT_MAX = 16,
 };
 

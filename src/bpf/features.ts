@@ -6,6 +6,7 @@ import os from 'node:os';
 import koffi from 'koffi';
 import { AttachType, MapType, ProgType } from './constants.ts';
 import { InvalidArgumentError, NotSupportedError, PermissionError, errorFromErrno } from './errors.ts';
+import { tracepointArity } from './btf.ts';
 import { errno, initLibbpf, OPTS } from './ffi.ts';
 import { ensureTracefs, tracefsRoot } from './mounts.ts';
 
@@ -240,6 +241,20 @@ const probes: Record<string, () => FeatureResult> = {
     return r === 0
       ? { supported: true, reason: '' }
       : { supported: false, reason: `bpf_rdonly_cast cannot give untyped read-only memory here (errno ${-r})`, minKernel: '6.17' };
+  },
+  // The syscall sensor's io_uring programs (bpf/syscalls.bpf.c, iou_*): BTF tracepoints with the arguments
+  // they read by position, checked in the kernel's BTF: io_uring_complete passes (ctx, req, cqe) on recent
+  // kernels, and passed the user_data and the result one by one before.
+  io_uring_tp: () => {
+    if (!hasBtf()) return { supported: false, reason: 'no kernel BTF' };
+    if (!feature('tp_btf').supported) return { supported: false, reason: `BTF tracepoints: ${feature('tp_btf').reason}` };
+    const want: [string, number][] = [['io_uring_submit_req', 2], ['io_uring_complete', 4], ['io_uring_cqe_overflow', 6]];
+    for (const [tp, n] of want) {
+      const got = tracepointArity(tp);
+      if (got === undefined) return { supported: false, reason: `the kernel has no tracepoint io_uring/${tp} (CONFIG_IO_URING off, or older than these tracepoints)` };
+      if (got !== n) return { supported: false, reason: `tracepoint io_uring/${tp} passes ${got - 1} arguments here, not the ${n - 1} vigil reads` };
+    }
+    return { supported: true, reason: '' };
   },
   lsm: () => {
     if (!hasBtf()) return { supported: false, reason: 'no kernel BTF', minKernel: '5.7' };

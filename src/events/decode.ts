@@ -583,6 +583,8 @@ export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResu
     pathReadAtExit: (ev & F.PATH_AT_EXIT) !== 0,
     pathUnreadable: (ev & F.PATH_UNREADABLE) !== 0,
     resolvedTruncated: (ev & F.RESOLVED_TRUNCATED) !== 0,
+    ioUring: (ev & F.IO_URING) !== 0,
+    resultUnknown: (ev & F.NO_RESULT) !== 0,
     kill: kernelKillAt(v, o, ev),
   };
 }
@@ -666,6 +668,8 @@ export function decodeNetEvent(v: DataView, o: number, len: number): DecodeResul
     protocol: protocolName(v.getUint16(o + NET_EVENT.protocol.offset, true)),
     addrUnreadable: (evFlags & F.ADDR_UNREADABLE) !== 0,
     noSocket: (evFlags & F.NO_SOCKET) !== 0,
+    ioUring: (evFlags & F.IO_URING) !== 0,
+    resultUnknown: (evFlags & F.NO_RESULT) !== 0,
     localAddress,
     localPort,
     remoteAddress,
@@ -803,10 +807,11 @@ export function decodeSysEvent(v: DataView, o: number, len: number): DecodeResul
 const SYSCALL_BASE_KEYS = ['type', 'group', 'ktimeNs', 'pid', 'tid', 'cgroupId', 'syscall', 'nr', 'ret', 'errno', 'evFlags'] as const;
 export const FILE_EVENT_KEYS = [
   ...SYSCALL_BASE_KEYS, 'path', 'path2', 'resolvedPath', 'resolvedPath2', 'resolvedFrom', 'dfd', 'dfd2', 'flags', 'flagNames', 'mode',
-  'modeOctal', 'uid', 'gid', 'resolve', 'length', 'write', 'sensitive', 'secret', 'logTruncated', 'logRemoved', 'logReplaced', 'pathTruncated', 'pathReadAtExit', 'pathUnreadable', 'resolvedTruncated', 'kill',
+  'modeOctal', 'uid', 'gid', 'resolve', 'length', 'write', 'sensitive', 'secret', 'logTruncated', 'logRemoved', 'logReplaced', 'pathTruncated', 'pathReadAtExit', 'pathUnreadable', 'resolvedTruncated', 'ioUring',
+  'resultUnknown', 'kill',
 ] as const satisfies readonly (keyof FileEvent)[];
 export const NET_EVENT_KEYS = [
-  ...SYSCALL_BASE_KEYS, 'fd', 'family', 'sockType', 'protocol', 'addrUnreadable', 'noSocket', 'localAddress', 'localPort', 'remoteAddress',
+  ...SYSCALL_BASE_KEYS, 'fd', 'family', 'sockType', 'protocol', 'addrUnreadable', 'noSocket', 'ioUring', 'resultUnknown', 'localAddress', 'localPort', 'remoteAddress',
   'remotePort', 'flags', 'flagNames', 'backlog', 'oldState', 'newState', 'deny',
 ] as const satisfies readonly (keyof NetEvent)[];
 export const SYS_EVENT_KEYS = [

@@ -96,9 +96,12 @@ export const VIGIL_SYS_FLAGS = {
   KILL_REFUSED: 262144,
   KILL_FAILED: 524288,
   DATAGRAM: 1048576,
+  IO_URING: 2097152,
+  NO_RESULT: 4194304,
 } as const;
 
 export const VIGIL_SYS_NR = {
+  IO_URING: 65534,
   DATAGRAM: 65535,
 } as const;
 
@@ -116,6 +119,9 @@ export const VIGIL_SYS_STAT = {
   KILL_SENT: 10,
   DENY_MATCHED: 11,
   DENIED: 12,
+  IOURING: 13,
+  IOURING_NO_RESULT: 14,
+  IOURING_LOST: 15,
   MAX: 16,
 } as const;
 

@@ -202,6 +202,10 @@ export interface FileEvent extends SyscallEventBase {
   pathReadAtExit: boolean;
   pathUnreadable: boolean;
   resolvedTruncated: boolean;
+  /** Submitted through io_uring (syscall "io_uring"): no system call of its own; reported at its completion. */
+  ioUring: boolean;
+  /** io_uring: reported without its result (ret 0), see docs/syscalls.md. */
+  resultUnknown: boolean;
   /** An in-kernel kill rule matched this event (rules with `kill: {inKernel: true}`): the rule, the signal, what was done. */
   kill: KernelKill | undefined;
 }
@@ -233,6 +237,10 @@ export interface NetEvent extends SyscallEventBase {
   addrUnreadable: boolean;
   /** The fd was not a socket (or was already closed at exit). */
   noSocket: boolean;
+  /** A connect submitted through io_uring (syscall "io_uring"). */
+  ioUring: boolean;
+  /** io_uring: reported without its result (ret 0). */
+  resultUnknown: boolean;
 }
 
 export interface SysEvent extends SyscallEventBase {

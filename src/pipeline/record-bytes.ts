@@ -120,6 +120,8 @@ const K = {
   pathReadAtExit: enc(',"pathReadAtExit":true'),
   pathUnreadable: enc(',"pathUnreadable":true'),
   resolvedTruncated: enc(',"resolvedTruncated":true'),
+  ioUring: enc(',"ioUring":true'),
+  resultUnknown: enc(',"resultUnknown":true'),
 };
 
 /**
@@ -251,6 +253,8 @@ export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
   if (ev & F.PATH_AT_EXIT) w.raw(K.pathReadAtExit);
   if (ev & F.PATH_UNREADABLE) w.raw(K.pathUnreadable);
   if (ev & F.RESOLVED_TRUNCATED) w.raw(K.resolvedTruncated);
+  if (ev & F.IO_URING) w.raw(K.ioUring);
+  if (ev & F.NO_RESULT) w.raw(K.resultUnknown);
   if (ev & KILLED) killJson(w, v, o, ev);
 }
 
@@ -316,6 +320,8 @@ export function netMembersBytes(r: HeldRecord, w: ByteLine): void {
   w.raw(memo(sockets, family * 2 ** 32 + v.getUint16(o + NE.type.offset, true) * 65536 + v.getUint16(o + NE.protocol.offset, true), socket));
   if (ev & F.ADDR_UNREADABLE) w.raw(N.addrUnreadable);
   if (ev & F.NO_SOCKET) w.raw(N.noSocket);
+  if (ev & F.IO_URING) w.raw(K.ioUring);
+  if (ev & F.NO_RESULT) w.raw(K.resultUnknown);
   if (family === 2 || family === 10) {
     const n = family === 2 ? 4 : 16;
     const la = o + NE.laddr.offset;

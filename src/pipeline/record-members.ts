@@ -90,6 +90,8 @@ const fileReaders = new Map<string, Reader>([
   ['pathReadAtExit', evBit(F.PATH_AT_EXIT)],
   ['pathUnreadable', evBit(F.PATH_UNREADABLE)],
   ['resolvedTruncated', evBit(F.RESOLVED_TRUNCATED)],
+  ['ioUring', evBit(F.IO_URING)],
+  ['resultUnknown', evBit(F.NO_RESULT)],
   ['kill', (r) => kernelKillAt(r.v, r.off, u32(r, FE.ev_flags.offset))],
 ]);
 
@@ -106,6 +108,8 @@ const netReaders = new Map<string, Reader>([
   ['protocol', (r) => protocolName(u16(r, NE.protocol.offset))],
   ['addrUnreadable', evBit(F.ADDR_UNREADABLE)],
   ['noSocket', evBit(F.NO_SOCKET)],
+  ['ioUring', evBit(F.IO_URING)],
+  ['resultUnknown', evBit(F.NO_RESULT)],
   ['localAddress', endpoint('localAddress')],
   ['localPort', endpoint('localPort')],
   ['remoteAddress', endpoint('remoteAddress')],

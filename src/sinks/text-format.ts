@@ -140,6 +140,7 @@ function describe(ev: OutputEvent, c: Palette): string {
     if (ev.logTruncated === true) bits.push(c.bad('log truncated'));
     if (ev.logRemoved === true) bits.push(c.bad('log removed'));
     if (ev.logReplaced === true) bits.push(c.bad('log replaced'));
+    if (ev.ioUring === true) bits.push(ev.resultUnknown === true ? 'io_uring, result unknown' : 'io_uring');
   } else if (ev.group === 'network') {
     const proto = str(ev.protocol);
     if (proto) bits.push(proto);
@@ -154,6 +155,7 @@ function describe(ev: OutputEvent, c: Palette): string {
     if (typeof ev.newState === 'string') bits.push(`${str(ev.oldState) ?? '?'} → ${safe(ev.newState)}`);
     // A deny rule's datagram hook: a UDP send to a peer without a connect.
     if (ev.type === 'connect' && ev.syscall === 'sendmsg') bits.push('datagram');
+    if (ev.ioUring === true) bits.push(ev.resultUnknown === true ? 'io_uring, result unknown' : 'io_uring');
     // An in-kernel deny rule's verdict: "denied by <rule>", or its dry run or refusal.
     const deny = ev.deny as { rule?: unknown; result?: unknown } | undefined;
     if (deny && typeof deny === 'object') bits.push(c.bad(`${deny.result === 'denied' ? 'denied' : `deny ${str(deny.result) ?? '?'}`} by ${str(deny.rule) ?? '?'}`));

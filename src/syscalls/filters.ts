@@ -38,6 +38,14 @@ export interface SyscallFilterCounters {
   /** Connects an in-kernel deny rule matched (denied, dry-run or refused), and those denied. */
   denyMatched: number;
   denied: number;
+  /**
+   * io_uring requests of a reported kind (openat, unlinkat, connect, ...) that passed the filters at submission;
+   * of those, reported without their result, and lost because the table pairing them with their completions
+   * was full.
+   */
+  ioUring: number;
+  ioUringNoResult: number;
+  ioUringLost: number;
 }
 
 const COUNTER_INDEX: Record<keyof SyscallFilterCounters, number> = {
@@ -54,6 +62,9 @@ const COUNTER_INDEX: Record<keyof SyscallFilterCounters, number> = {
   killSent: VIGIL_SYS_STAT.KILL_SENT,
   denyMatched: VIGIL_SYS_STAT.DENY_MATCHED,
   denied: VIGIL_SYS_STAT.DENIED,
+  ioUring: VIGIL_SYS_STAT.IOURING,
+  ioUringNoResult: VIGIL_SYS_STAT.IOURING_NO_RESULT,
+  ioUringLost: VIGIL_SYS_STAT.IOURING_LOST,
 };
 
 const SCOPES = { all: VIGIL_SYS_SCOPE.ALL, containers: VIGIL_SYS_SCOPE.CONTAINERS, host: VIGIL_SYS_SCOPE.HOST } as const;

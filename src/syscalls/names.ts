@@ -33,10 +33,14 @@ const SYSCALLS: Record<SyscallAbi, Record<number, string>> = {
   },
 };
 
-/** "openat" for 257 on x86_64; "syscall_<nr>" when unknown; "" for -1 (an event from a tracepoint); "sendmsg" for a datagram a deny rule matched. */
+/**
+ * "openat" for 257 on x86_64; "syscall_<nr>" when unknown; "" for -1 (an event from a tracepoint); "sendmsg" for a
+ * datagram a deny rule matched; "io_uring" for a request submitted through io_uring.
+ */
 export function syscallName(nr: number, abi: SyscallAbi = hostAbi()): string {
   if (nr === -1) return '';
   if (nr === VIGIL_SYS_NR.DATAGRAM) return 'sendmsg'; // a deny rule's datagram hook: sendto, sendmsg or sendmmsg
+  if (nr === VIGIL_SYS_NR.IO_URING) return 'io_uring'; // a request submitted through io_uring: no syscall of its own
   return SYSCALLS[abi][nr] ?? `syscall_${nr}`;
 }
 

@@ -91,6 +91,15 @@ const TRACEPOINT_PROBES: readonly { fn: string; op: SyscallOp; required: boolean
   { fn: 'module_load', op: 'module_load', required: false },
 ];
 
+/**
+ * The io_uring programs (bpf/syscalls.bpf.c, iou_*): requests submitted through io_uring make no syscall, so
+ * the syscall tracepoints never see an openat or a connect made that way. Attached, all three or none, where
+ * the kernel has the tracepoints they read (feature io_uring_tp), while any event type they report is on.
+ */
+export const IO_URING_PROBES = ['iou_submit', 'iou_complete', 'iou_overflow'] as const;
+/** The event types io_uring requests are reported as (openat, openat2, unlinkat, renameat, mkdirat, connect). */
+export const IO_URING_OPS: readonly SyscallOp[] = ['open', 'unlink', 'rmdir', 'rename', 'mkdir', 'connect'];
+
 export function syscallsObjectPath(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../build/bpf/syscalls.bpf.o');
 }
@@ -106,6 +115,7 @@ export function syscallProbes(cgroupPath?: string): ProbeSpec[] {
   return [
     ...HOOKED_SYSCALLS.flatMap((s): ProbeSpec[] => [{ fn: s.enter }, { fn: s.exit, uid: s.tp, tracepoint: `syscalls/sys_exit_${s.tp}` }, ...(s.exitOnly ? [{ fn: s.exitOnly }] : [])]),
     ...TRACEPOINT_PROBES.map((p) => ({ fn: p.fn })),
+    ...IO_URING_PROBES.map((fn) => ({ fn })),
     ...(cgroupPath ? [...DENY_PROBES.connect, ...DENY_PROBES.bind].map((fn) => ({ fn, cgroupPath })) : []),
   ];
 }
@@ -146,9 +156,10 @@ export function cgroupV2Root(): string | undefined {
 
 /**
  * The probes to attach for a set of event types: what is required must attach, the rest where it can. With
- * `openArgs` "exit", an open syscall takes its exit-only program instead of its entry and exit pair.
+ * `openArgs` "exit", an open syscall takes its exit-only program instead of its entry and exit pair; with
+ * `ioUring`, the io_uring programs join while an event type they report is on.
  */
-export function syscallSelectors(ops: ReadonlySet<SyscallOp>, openArgs: 'exit' | 'entry' = 'entry', deny: DenyHooks = NO_DENY): ProbesSelector[] {
+export function syscallSelectors(ops: ReadonlySet<SyscallOp>, openArgs: 'exit' | 'entry' = 'entry', deny: DenyHooks = NO_DENY, ioUring = false): ProbesSelector[] {
   const required: ProbesSelector[] = [];
   if (deny.connect) required.push(allOf(...DENY_PROBES.connect));
   if (deny.bind) required.push(allOf(...DENY_PROBES.bind));
@@ -160,6 +171,7 @@ export function syscallSelectors(ops: ReadonlySet<SyscallOp>, openArgs: 'exit' |
     (s.required ? required : optional).push(openArgs === 'exit' && s.exitOnly ? allOf(s.exitOnly) : allOf(enterId(s), exitId(s)));
   }
   for (const p of TRACEPOINT_PROBES) if (ops.has(p.op)) (p.required ? required : optional).push(allOf(p.fn));
+  if (ioUring && IO_URING_OPS.some((op) => ops.has(op))) required.push(allOf(...IO_URING_PROBES));
   const out: ProbesSelector[] = [];
   if (required.length) out.push(allOf(...required));
   if (optional.length) out.push(bestEffort(...optional));
@@ -223,6 +235,8 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
   openArgs: 'exit' | 'entry';
   pathReads: 'direct' | 'helper';
   fdReads: 'direct' | 'helper';
+  /** Whether io_uring requests are reported: undefined, or why not (the kernel lacks what the programs read). */
+  ioUringMissing: string | undefined;
 } {
   const c = 'enabledOps' in config ? config : normalizeSyscallConfig(config);
   const openArgs = resolveOpenArgs(c.openArgs);
@@ -231,6 +245,8 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
   const pending = store === 'auto' ? (feature('task_storage').supported ? 'task' : 'hash') : store;
   const pathReads = resolvePathReads(o.pathReads ?? 'auto');
   const fdReads = pathReads === 'direct' && feature('rdonly_cast_mem').supported ? 'direct' : 'helper';
+  const iou = feature('io_uring_tp');
+  const ioUringMissing = iou.supported ? undefined : iou.reason;
   // In perf mode the agent's shared perf array is the channel (and the agent reads it, not this manager).
   const { vigil_events_perf: sharedPerf, ...otherShared } = o.sharedMaps ?? {};
   const channel: EventChannelSpec = sharedPerf ? { mode: 'perf', sharedPerf } : { mode: o.channel ?? 'auto', handler: o.handler, sharedRing: o.sharedRing };
@@ -240,7 +256,9 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
   return {
     spec: { name: 'syscalls', object: o.objectPath ?? syscallsObjectPath(), probes: syscallProbes(o.cgroupV2Path ?? cgroupV2Root()), eventChannel: channel },
     options: {
-      activatedProbes: syscallSelectors(c.ops, openArgs, denyHooks(o.kill)),
+      activatedProbes: syscallSelectors(c.ops, openArgs, denyHooks(o.kill), !ioUringMissing),
+      // Not even loaded where the kernel lacks their tracepoints (a tp_btf program names its target at load).
+      excludedFunctions: ioUringMissing ? [...IO_URING_PROBES] : undefined,
       constantEditors: [
         { name: 'max_path', value: c.maxPathBytes, failOnMissing: true },
         { name: 'use_task_storage', value: pending === 'task' ? 1 : 0, failOnMissing: true },
@@ -261,6 +279,7 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
     openArgs,
     pathReads,
     fdReads,
+    ioUringMissing,
   };
 }
 
@@ -287,6 +306,11 @@ export interface SyscallSensorStats {
    * (newer kernels, with direct path reads), else a bpf_probe_read_kernel call.
    */
   fdReads: 'direct' | 'helper' | undefined;
+  /**
+   * Whether requests submitted through io_uring (openat, openat2, unlinkat, renameat, mkdirat, connect) are
+   * reported, and if not, why (the kernel lacks the tracepoints the programs read).
+   */
+  ioUring: { monitored: boolean; reason?: string } | undefined;
   /**
    * The directories whose files a read-only open is checked against when its path missed the secret prefixes
    * (symlinks, "..", /proc/<pid>/root: secret-dirs.ts); empty when the gate is off, undefined where it cannot
@@ -321,6 +345,8 @@ export class SyscallSensor {
   #openArgs: 'exit' | 'entry' | undefined;
   #pathReads: 'direct' | 'helper' | undefined;
   #fdReads: 'direct' | 'helper' | undefined;
+  /** Why io_uring requests are not reported (undefined: they are). */
+  #ioUringMissing: string | undefined;
   #state: 'idle' | 'running' | 'stopped' = 'idle';
   #events = 0;
   #decodeErrors = 0;
@@ -363,7 +389,7 @@ export class SyscallSensor {
     const handler: RecordHandler | undefined = !own ? undefined : this.#o.onRecord ?? ((v, off, len) => this.handleRecord(v, off, len));
     this.#cgroupPath = this.#o.cgroupV2Path ?? cgroupV2Root();
     this.#checkDeny(this.#o.kill);
-    const { spec, options, pendingStore, openArgs, pathReads, fdReads } = syscallSensorSpec(this.#config, { ...this.#o, handler, cgroupV2Path: this.#cgroupPath });
+    const { spec, options, pendingStore, openArgs, pathReads, fdReads, ioUringMissing } = syscallSensorSpec(this.#config, { ...this.#o, handler, cgroupV2Path: this.#cgroupPath });
     const m = new Manager(spec);
     try {
       m.init(options);
@@ -378,6 +404,7 @@ export class SyscallSensor {
       this.#openArgs = openArgs;
       this.#pathReads = pathReads;
       this.#fdReads = fdReads;
+      this.#ioUringMissing = ioUringMissing;
       this.#state = 'running';
       const every = this.#o.secretDirsRefreshMs ?? SECRET_DIRS_REFRESH_MS;
       if (every > 0) (this.#refreshTimer = setInterval(() => this.refreshSecretDirs(), every)).unref();
@@ -421,7 +448,7 @@ export class SyscallSensor {
     const both = { ...next, enabledOps: next.enabledOps & prev.enabledOps };
     filters.apply(both);
     try {
-      m.updateActivatedProbes(syscallSelectors(next.ops, this.#openArgs, this.#denyHooks));
+      m.updateActivatedProbes(syscallSelectors(next.ops, this.#openArgs, this.#denyHooks, !this.#ioUringMissing));
     } catch (err) {
       filters.apply(prev);
       throw err;
@@ -438,7 +465,7 @@ export class SyscallSensor {
     if (this.#state !== 'running') throw new StateError(`syscall sensor is ${this.#state}, not running`);
     this.#checkDeny(set);
     const m = this.#manager!;
-    const attach = (hooks: DenyHooks) => m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, hooks));
+    const attach = (hooks: DenyHooks) => m.updateActivatedProbes(syscallSelectors(this.#config.ops, this.#openArgs, hooks, !this.#ioUringMissing));
     // Hooks attach before the deny rules about their calls are written (until then they find none), and detach
     // after the last is gone: a failed attach (SelectorError) changes nothing.
     const was = this.#denyHooks;
@@ -497,6 +524,7 @@ export class SyscallSensor {
       openArgs: this.#openArgs,
       pathReads: this.#pathReads,
       fdReads: this.#fdReads,
+      ioUring: this.#state === 'running' ? (this.#ioUringMissing ? { monitored: false, reason: this.#ioUringMissing } : { monitored: true }) : undefined,
       secretDirs: this.#openArgs === 'exit' ? (this.#filters?.secretDirs.map((d) => d.path) ?? []) : undefined,
       secretDirsRefresh: { ...this.#refresh },
       killRules: this.#filters?.killRules ?? NO_KILL_STATUS,

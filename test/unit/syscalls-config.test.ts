@@ -3,12 +3,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InvalidArgumentError } from '../../src/bpf/errors.ts';
-import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_OP, VIGIL_SYS_SCOPE } from '../../src/events/layout.generated.ts';
+import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_NR, VIGIL_SYS_OP, VIGIL_SYS_SCOPE } from '../../src/events/layout.generated.ts';
 import { probeKey } from '../../src/manager/probe.ts';
 import { DEFAULT_LOG_PATHS, DEFAULT_SECRET_PATHS, DEFAULT_SENSITIVE_PATHS, normalizeSyscallConfig, type SyscallSensorConfig } from '../../src/syscalls/config.ts';
 import { commKey, encodeFilterConfig, encodePrefix, SyscallFilters, type SyscallFilterMaps } from '../../src/syscalls/filters.ts';
-import { syscallNumber } from '../../src/syscalls/names.ts';
-import { HOOKED_SYSCALLS, syscallProbes, syscallSelectors } from '../../src/syscalls/sensor.ts';
+import { syscallName, syscallNumber } from '../../src/syscalls/names.ts';
+import { HOOKED_SYSCALLS, IO_URING_OPS, IO_URING_PROBES, syscallProbes, syscallSelectors } from '../../src/syscalls/sensor.ts';
 
 const bit = (op: number) => 1n << BigInt(op);
 
@@ -122,6 +122,15 @@ test('probes: an entry and an exit per syscall; selectors attach only what enabl
     ['enter_mkdir#', 'exit_creat#', 'exit_file#mkdir', 'exit_open_legacy#', 'exit_openat2#'],
   ]);
   for (const s of HOOKED_SYSCALLS.filter((x) => x.ops.includes('open'))) assert.ok(s.exitOnly && probes.some((p) => p.fn === s.exitOnly), `${s.tp}: exit-only program`);
+  // io_uring: its three programs, together and required, where the kernel has their tracepoints and an event
+  // type they report is on; never for event types no io_uring request makes.
+  const iou = (ops: string[], on: boolean) => syscallSelectors(new Set(ops as never), 'exit', undefined, on).flatMap((s) => s.probeIds().map((id) => id.fn)).filter((fn) => fn.startsWith('iou_')).sort();
+  for (const op of IO_URING_OPS) assert.deepEqual(iou([op], true), [...IO_URING_PROBES].sort(), op);
+  assert.deepEqual(iou(['open'], false), [], 'not where the kernel lacks them');
+  assert.deepEqual(iou(['ptrace', 'chmod', 'accept', 'tcp_state'], true), []);
+  assert.equal(syscallSelectors(new Set(['open'] as never), 'exit', undefined, true)[0]!.constructor.name, 'AllOf');
+  for (const fn of IO_URING_PROBES) assert.ok(probes.some((p) => p.fn === fn), `${fn} is a probe of the object`);
+  assert.equal(syscallName(VIGIL_SYS_NR.IO_URING, 'x86_64'), 'io_uring');
 });
 
 test('filter maps get the bytes the kernel reads', () => {
