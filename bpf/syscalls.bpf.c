@@ -760,13 +760,17 @@ __noinline int secret_dir_gate(int fd)
 	return 0;
 }
 
+/* open_turned_down's `fd` for an open whose fd is not known yet, whose gate runs later (io_uring: at completion). */
+#define GATE_LATER -2
+
 /*
  * A restricted open that can be turned down before its path is read: a read-only open when secret reads are
  * not asked for, a write-open when sensitive writes are not. Counted as not sensitive. At exit (`fd` >= 0: the
  * open succeeded), a read-only open whose path missed the secret heads is kept when its file passes the
- * secret directories' gate, and marked to be resolved through its fd (p->resolve_fd, returned as -1).
+ * secret directories' gate, and marked to be resolved through its fd (p->resolve_fd, returned as -1); with
+ * GATE_LATER, -1 says that only the gate can tell. `kernel` (a constant): the path is in kernel memory.
  */
-static __always_inline int open_turned_down(struct syscall_filter_config *cfg, int write, const char *path, long fd)
+static __always_inline int open_turned_down(struct syscall_filter_config *cfg, int write, const char *path, long fd, const int kernel)
 {
 	__u64 head;
 
@@ -776,9 +780,10 @@ static __always_inline int open_turned_down(struct syscall_filter_config *cfg, i
 		goto down;
 	/* A secret read must start with one of the heads; a relative path (or one unreadable here) is decided
 	 * later, on its resolved path. Bytes past a shorter path's NUL match no head: it is shorter than them all. */
-	if (!write && (cfg->flags & VIGIL_SYSCFG_SECRET_HEADS) && !bpf_probe_read_user(&head, sizeof(head), path) &&
+	if (!write && (cfg->flags & VIGIL_SYSCFG_SECRET_HEADS) &&
+	    !(kernel ? bpf_probe_read_kernel(&head, sizeof(head), path) : bpf_probe_read_user(&head, sizeof(head), path)) &&
 	    (head & 0xff) == '/' && !secret_head_known(head)) {
-		if (fd >= 0 && (cfg->flags & VIGIL_SYSCFG_SECRET_DIRS) && secret_dir_gate((int)fd))
+		if ((cfg->flags & VIGIL_SYSCFG_SECRET_DIRS) && (fd == GATE_LATER || (fd >= 0 && secret_dir_gate((int)fd))))
 			return -1;
 		goto down;
 	}
@@ -1264,7 +1269,7 @@ static __always_inline int enter_open(struct syscall_trace_enter *ctx, __s32 dfd
 
 	if (!cfg)
 		return 0;
-	if (open_turned_down(cfg, write, path, -1))
+	if (open_turned_down(cfg, write, path, -1, 0))
 		return 0;
 	p = pending_start(VIGIL_SYS_OPEN, ctx->nr);
 	if (!p)
@@ -1360,7 +1365,7 @@ static __always_inline int exit_open_args(struct syscall_trace_exit *ctx, enum o
 		break;
 	}
 	write = (flags & O_ACCMODE_) != 0 || (flags & (O_CREAT_ | O_TRUNC_)) != 0;
-	down = open_turned_down(cfg, write, path, ctx->ret);
+	down = open_turned_down(cfg, write, path, ctx->ret, 0);
 	if (down > 0)
 		return 0;
 	p = bpf_map_lookup_elem(&sys_pending_tmpl, &zero);
@@ -2167,10 +2172,9 @@ int enter_unshare(struct syscall_trace_enter *ctx)
  *   the result goes to the overflow list, which names no request: hence the key), the saved request is
  *   reported with its result through the syscall exits' own code (emit_file, emit_net).
  *
- * Nothing is dropped silently: a request that will post no completion on success (IOSQE_CQE_SKIP_SUCCESS) is
- * reported at submission without its result; when a request takes the key of one not completed yet (a reused
- * user_data), both are reported without their results (the earlier at once); a full table is counted
- * (IOURING_LOST).
+ * Nothing is dropped silently: a request that will post no completion on success (IOSQE_CQE_SKIP_SUCCESS), or
+ * that finds the table full, is reported at submission without its result; when a request takes the key of one
+ * not completed yet (a reused user_data), both are reported without their results (the earlier at once).
  */
 struct iou_key {
 	__u64 ring;
@@ -2204,30 +2208,6 @@ static __always_inline void iou_save_path(struct sys_pending *p, int which, stru
 		p->len0 = n;
 	if (n >= str_max())
 		p->ev_flags |= VIGIL_SYSF_PATH_TRUNCATED;
-}
-
-/*
- * The restricted opens' shortcut (open_turned_down) for a path in kernel memory: 1 (counted) when the open is
- * not to be reported, 0 when it is, -1 when only the secret directories' gate can tell, at completion.
- */
-static __always_inline int iou_open_down(struct syscall_filter_config *cfg, int write, const char *kpath)
-{
-	__u64 head;
-
-	if (!restricted(cfg, VIGIL_SYS_OPEN))
-		return 0;
-	if (!(cfg->flags & (write ? VIGIL_SYSCFG_SENSITIVE_WRITES : VIGIL_SYSCFG_SECRET_READS)))
-		goto down;
-	if (!write && (cfg->flags & VIGIL_SYSCFG_SECRET_HEADS) && !bpf_probe_read_kernel(&head, sizeof(head), kpath) &&
-	    (head & 0xff) == '/' && !secret_head_known(head)) {
-		if (cfg->flags & VIGIL_SYSCFG_SECRET_DIRS)
-			return -1;
-		goto down;
-	}
-	return 0;
-down:
-	stat_inc(VIGIL_SYS_STAT_DROP_NOT_SENSITIVE);
-	return 1;
 }
 
 /* Reports a saved request with `ret` (emit_file, emit_net: what a syscall's exit would have reported). */
@@ -2302,7 +2282,7 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 		o = cmd;
 		flags = BPF_CORE_READ(o, how.flags);
 		write = (flags & O_ACCMODE_) != 0 || (flags & (O_CREAT_ | O_TRUNC_)) != 0;
-		down = iou_open_down(cfg, write, BPF_CORE_READ(o, filename, name));
+		down = open_turned_down(cfg, write, BPF_CORE_READ(o, filename, name), GATE_LATER, 1);
 		if (down > 0)
 			return 0;
 		p->iou_gate = down < 0;
@@ -2371,19 +2351,23 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 			p->iou_no_fd = 1;
 			p->iou_req = 0;
 			stat_inc(VIGIL_SYS_STAT_IOURING_NO_RESULT);
+		} else if (bpf_map_update_elem(&iou_pending, &key, p, BPF_NOEXIST)) {
+			/* The table is full (requests left in flight, such as connects that hang, can fill it): reported
+			 * now, without its result, rather than not at all. */
+			stat_inc(VIGIL_SYS_STAT_IOURING_TABLE_FULL);
+			now = p;
+		} else {
+			return 0; /* saved for its completion */
 		}
 	}
-	if (now) {
-		now->ev_flags |= VIGIL_SYSF_NO_RESULT;
-		now->iou_no_fd = 1;
-		now->iou_req = 0;
-		stat_inc(VIGIL_SYS_STAT_IOURING_NO_RESULT);
-		iou_emit(ctx, now, 0);
-		if (now == p)
-			return 0;
-	}
-	if (bpf_map_update_elem(&iou_pending, &key, p, BPF_ANY))
-		stat_inc(VIGIL_SYS_STAT_IOURING_LOST);
+	now->ev_flags |= VIGIL_SYSF_NO_RESULT;
+	now->iou_no_fd = 1;
+	now->iou_req = 0;
+	stat_inc(VIGIL_SYS_STAT_IOURING_NO_RESULT);
+	iou_emit(ctx, now, 0);
+	/* The shared key's later request takes the slot; no room for it even then: lost, and counted. */
+	if (now != p && bpf_map_update_elem(&iou_pending, &key, p, BPF_ANY))
+		stat_inc(VIGIL_SYS_STAT_NO_PENDING);
 	return 0;
 }
 

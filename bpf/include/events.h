@@ -311,8 +311,9 @@ enum vigil_sys_flags {
 	VIGIL_SYSF_IO_URING = 1 << 21,
 	/*
 	 * An io_uring request reported without its result (ret 0): it asked for no completion on success
-	 * (IOSQE_CQE_SKIP_SUCCESS), or a request of the same ring with the same user_data was submitted before its
-	 * completion was seen, so the two could not be told apart.
+	 * (IOSQE_CQE_SKIP_SUCCESS), the table pairing submissions with completions was full, or a request of the
+	 * same ring with the same user_data was submitted before its completion was seen, so the two could not be
+	 * told apart.
 	 */
 	VIGIL_SYSF_NO_RESULT = 1 << 22,
 };
@@ -340,7 +341,7 @@ enum vigil_sys_stat {
 	VIGIL_SYS_STAT_DENIED = 12,        /* ... and the call was denied */
 	VIGIL_SYS_STAT_IOURING = 13,       /* io_uring requests of a reported kind that passed the filters at submission */
 	VIGIL_SYS_STAT_IOURING_NO_RESULT = 14, /* ... reported without their result (VIGIL_SYSF_NO_RESULT) */
-	VIGIL_SYS_STAT_IOURING_LOST = 15,  /* ... not reported: the table pairing submissions with completions was full */
+	VIGIL_SYS_STAT_IOURING_TABLE_FULL = 15, /* ... reported at submission, without their result: the table pairing submissions with completions was full */
 	VIGIL_SYS_STAT_MAX = 16,
 };
 

@@ -49,7 +49,7 @@ export function formatStatus(s: AgentStatus): string {
     const since = seen?.changed ? `; found changed ${n(seen.changed)} time${seen.changed === 1 ? '' : 's'} since start` : '';
     const failed = seen?.failed ? `; ${n(seen.failed)} looks failed` : '';
     const iou = s.syscalls.ioUring;
-    if (iou) out.push(iou.monitored ? `  io_uring requests (openat, unlinkat, renameat, mkdirat, connect): reported${f ? `; ${n(f.ioUring)} seen, ${n(f.ioUringNoResult)} without their result, ${n(f.ioUringLost)} lost (pairing table full)` : ''}` : `  io_uring requests: NOT reported (${iou.reason})`);
+    if (iou) out.push(iou.monitored ? `  io_uring requests (openat, unlinkat, renameat, mkdirat, connect): reported${f ? `; ${n(f.ioUring)} seen, ${n(f.ioUringNoResult)} without their result (${n(f.ioUringTableFull)} of them because the pairing table was full)` : ''}` : `  io_uring requests: NOT reported (${iou.reason})`);
     if (dirs?.length) out.push(`  secret reads by symlink, "..", or /proc/<pid>/root: checked by the opened file in ${dirs.length} director${dirs.length === 1 ? 'y' : 'ies'} (${dirs.slice(0, 4).join(', ')}${dirs.length > 4 ? ', …' : ''})${since}${failed}`);
     if (f) {
       out.push(`  in-kernel filters: entered ${n(f.entered)}; dropped: type off ${n(f.disabled)}, vigil itself ${n(f.self)}, scope ${n(f.scope)}, comm ${n(f.comm)}, path ${n(f.path)}, not sensitive ${n(f.notSensitive)}, request kind ${n(f.args)}; lost: no slot to pair entry and exit ${n(f.noPending)}`);

@@ -121,7 +121,7 @@ export const VIGIL_SYS_STAT = {
   DENIED: 12,
   IOURING: 13,
   IOURING_NO_RESULT: 14,
-  IOURING_LOST: 15,
+  IOURING_TABLE_FULL: 15,
   MAX: 16,
 } as const;
 

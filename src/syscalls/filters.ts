@@ -40,12 +40,12 @@ export interface SyscallFilterCounters {
   denied: number;
   /**
    * io_uring requests of a reported kind (openat, unlinkat, connect, ...) that passed the filters at submission;
-   * of those, reported without their result, and lost because the table pairing them with their completions
-   * was full.
+   * of those, reported without their result, and among these, those reported at submission because the table
+   * pairing requests with their completions was full.
    */
   ioUring: number;
   ioUringNoResult: number;
-  ioUringLost: number;
+  ioUringTableFull: number;
 }
 
 const COUNTER_INDEX: Record<keyof SyscallFilterCounters, number> = {
@@ -64,7 +64,7 @@ const COUNTER_INDEX: Record<keyof SyscallFilterCounters, number> = {
   denied: VIGIL_SYS_STAT.DENIED,
   ioUring: VIGIL_SYS_STAT.IOURING,
   ioUringNoResult: VIGIL_SYS_STAT.IOURING_NO_RESULT,
-  ioUringLost: VIGIL_SYS_STAT.IOURING_LOST,
+  ioUringTableFull: VIGIL_SYS_STAT.IOURING_TABLE_FULL,
 };
 
 const SCOPES = { all: VIGIL_SYS_SCOPE.ALL, containers: VIGIL_SYS_SCOPE.CONTAINERS, host: VIGIL_SYS_SCOPE.HOST } as const;
