@@ -2210,6 +2210,15 @@ static __always_inline void iou_save_path(struct sys_pending *p, int which, stru
 		p->ev_flags |= VIGIL_SYSF_PATH_TRUNCATED;
 }
 
+/* A request to be reported without its result (VIGIL_SYSF_NO_RESULT): ret 0, no fd, no request to read; counted. */
+static __always_inline void iou_no_result(struct sys_pending *p)
+{
+	p->ev_flags |= VIGIL_SYSF_NO_RESULT;
+	p->iou_no_fd = 1;
+	p->iou_req = 0;
+	stat_inc(VIGIL_SYS_STAT_IOURING_NO_RESULT);
+}
+
 /* Reports a saved request with `ret` (emit_file, emit_net: what a syscall's exit would have reported). */
 static __always_inline void iou_emit(void *ctx, struct sys_pending *p, long ret)
 {
@@ -2270,8 +2279,7 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 	if (!p)
 		return 0;
 	pending_init(p, op, VIGIL_SYS_NR_IO_URING);
-	p->active = 0;
-	p->args_at_exit = 1; /* no user pointer to read again: what was saved here is all there is */
+	p->active = 0; /* a scratch slot, copied into iou_pending: no syscall exit pairs with it */
 	p->ev_flags = VIGIL_SYSF_IO_URING;
 	p->iou_id = bpf_get_current_pid_tgid();
 	p->iou_cgroup = vigil_cgroup_id();
@@ -2347,10 +2355,7 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 			 * earlier request is reported now and the later one at the next completion of the key, both
 			 * without a result, so that neither is given the other's.
 			 */
-			p->ev_flags |= VIGIL_SYSF_NO_RESULT;
-			p->iou_no_fd = 1;
-			p->iou_req = 0;
-			stat_inc(VIGIL_SYS_STAT_IOURING_NO_RESULT);
+			iou_no_result(p);
 		} else if (bpf_map_update_elem(&iou_pending, &key, p, BPF_NOEXIST)) {
 			/* The table is full (requests left in flight, such as connects that hang, can fill it): reported
 			 * now, without its result, rather than not at all. */
@@ -2360,10 +2365,7 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 			return 0; /* saved for its completion */
 		}
 	}
-	now->ev_flags |= VIGIL_SYSF_NO_RESULT;
-	now->iou_no_fd = 1;
-	now->iou_req = 0;
-	stat_inc(VIGIL_SYS_STAT_IOURING_NO_RESULT);
+	iou_no_result(now);
 	iou_emit(ctx, now, 0);
 	/* The shared key's later request takes the slot; no room for it even then: lost, and counted. */
 	if (now != p && bpf_map_update_elem(&iou_pending, &key, p, BPF_ANY))

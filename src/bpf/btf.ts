@@ -82,25 +82,28 @@ export function listGlobals(btf: Ptr | null): GlobalVar[] {
 }
 
 /**
- * How many arguments the kernel's BTF tracepoint `name` passes (its btf_trace_<name> prototype, the leading
- * void * included), or undefined when the kernel has no such tracepoint (or no BTF). A tp_btf program reads
- * its arguments by position: a prototype that changed between kernels must be recognised before load.
+ * How many arguments each of the kernel's BTF tracepoints `names` passes (its btf_trace_<name> prototype, the
+ * leading void * included), undefined for one the kernel has not (all undefined without kernel BTF). A tp_btf
+ * program reads its arguments by position: a prototype that changed between kernels must be recognised before
+ * load. The kernel's BTF is parsed once for them all.
  */
-export function tracepointArity(name: string): number | undefined {
+export function tracepointArities(names: readonly string[]): (number | undefined)[] {
   const l = lib();
   const btf = l.btf__load_vmlinux_btf() as Ptr | null;
-  if (!btf) return undefined;
+  if (!btf) return names.map(() => undefined);
   try {
-    let id = l.btf__find_by_name_kind(btf, `btf_trace_${name}`, BtfKind.TYPEDEF) as number;
-    if (id < 0) return undefined;
-    for (let hops = 0; hops < 4; hops++) {
-      const t = readType(btf, id);
-      if (!t) return undefined;
-      if (t.raw.kind === BtfKind.FUNC_PROTO) return t.raw.vlen;
-      if (t.raw.kind !== BtfKind.TYPEDEF && t.raw.kind !== BtfKind.PTR) return undefined;
-      id = t.raw.sizeOrType;
-    }
-    return undefined;
+    return names.map((name) => {
+      let id = l.btf__find_by_name_kind(btf, `btf_trace_${name}`, BtfKind.TYPEDEF) as number;
+      if (id < 0) return undefined;
+      for (let hops = 0; hops < 4; hops++) {
+        const t = readType(btf, id);
+        if (!t) return undefined;
+        if (t.raw.kind === BtfKind.FUNC_PROTO) return t.raw.vlen;
+        if (t.raw.kind !== BtfKind.TYPEDEF && t.raw.kind !== BtfKind.PTR) return undefined;
+        id = t.raw.sizeOrType;
+      }
+      return undefined;
+    });
   } finally {
     l.btf__free(btf);
   }

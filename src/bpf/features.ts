@@ -6,7 +6,7 @@ import os from 'node:os';
 import koffi from 'koffi';
 import { AttachType, MapType, ProgType } from './constants.ts';
 import { InvalidArgumentError, NotSupportedError, PermissionError, errorFromErrno } from './errors.ts';
-import { tracepointArity } from './btf.ts';
+import { tracepointArities } from './btf.ts';
 import { errno, initLibbpf, OPTS } from './ffi.ts';
 import { ensureTracefs, tracefsRoot } from './mounts.ts';
 
@@ -249,8 +249,9 @@ const probes: Record<string, () => FeatureResult> = {
     if (!hasBtf()) return { supported: false, reason: 'no kernel BTF' };
     if (!feature('tp_btf').supported) return { supported: false, reason: `BTF tracepoints: ${feature('tp_btf').reason}` };
     const want: [string, number][] = [['io_uring_submit_req', 2], ['io_uring_complete', 4], ['io_uring_cqe_overflow', 6]];
-    for (const [tp, n] of want) {
-      const got = tracepointArity(tp);
+    const arities = tracepointArities(want.map(([tp]) => tp));
+    for (const [i, [tp, n]] of want.entries()) {
+      const got = arities[i];
       if (got === undefined) return { supported: false, reason: `the kernel has no tracepoint io_uring/${tp} (CONFIG_IO_URING off, or older than these tracepoints)` };
       if (got !== n) return { supported: false, reason: `tracepoint io_uring/${tp} passes ${got - 1} arguments here, not the ${n - 1} vigil reads` };
     }

@@ -4,7 +4,6 @@
 // and prints what it asked and what each completion returned; every event is checked against that.
 // Needs root + BPF with BTF + io_uring tracepoints + gcc + liburing-dev.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -12,16 +11,15 @@ import { test, type TestContext } from 'node:test';
 import type { FileEvent, NetEvent } from '../../src/events/types.ts';
 import { feature } from '../../src/bpf/features.ts';
 import { IO_URING_PROBES, SyscallSensor } from '../../src/syscalls/sensor.ts';
-import { EventLog, runWorkload, type Truth } from '../fixtures/syscalls-harness.ts';
-import { assertGone, IN_CI, privileged, ROOT, tempDir } from '../helpers/privileged.ts';
+import { buildWorkload, EventLog, runWorkload, type Truth } from '../fixtures/syscalls-harness.ts';
+import { assertGone, IN_CI, privileged, tempDir } from '../helpers/privileged.ts';
 
 const NEEDS = 'root + BPF with BTF + io_uring tracepoints + gcc + liburing-dev';
 
 /** A temp dir (gone when the test ends) with the workload built in it, and a TCP listener on loopback. */
 async function setup(t: TestContext): Promise<{ dir: string; bin: string; port: number }> {
   const dir = tempDir(t, 'vigil-iou-');
-  const bin = path.join(dir, 'vigil-iou-wl');
-  execFileSync('gcc', ['-O1', '-Wall', '-o', bin, path.join(ROOT, 'test/fixtures/iouring-workload.c'), '-luring']);
+  const bin = buildWorkload(dir, 'vigil-iou-wl', 'iouring-workload.c', ['-luring']);
   const work = path.join(dir, 'work');
   fs.mkdirSync(work);
   const server = net.createServer((c) => c.end());
