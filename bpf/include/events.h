@@ -254,6 +254,8 @@ enum vigil_sys_op {
 	VIGIL_SYS_CHOWN = 6,        /* chown, lchown, fchown, fchownat */
 	VIGIL_SYS_MKDIR = 7,        /* mkdir, mkdirat */
 	VIGIL_SYS_TRUNCATE = 8,     /* truncate, ftruncate */
+	VIGIL_SYS_LINK = 9,         /* link, linkat: a hard link (path: the existing file, path2: the new name) */
+	VIGIL_SYS_SYMLINK = 10,     /* symlink, symlinkat (path: the target as given, path2: the link made) */
 	VIGIL_SYS_CONNECT = 16,
 	VIGIL_SYS_ACCEPT = 17,      /* accept, accept4 */
 	VIGIL_SYS_BIND = 18,

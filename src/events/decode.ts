@@ -434,7 +434,7 @@ function flagNames(v: number, table: readonly (readonly [number, string])[]): st
 
 const F = VIGIL_SYS_FLAGS;
 const OP = VIGIL_SYS_OP;
-const FILE_OPS: Record<number, FileOp> = { [OP.OPEN]: 'open', [OP.UNLINK]: 'unlink', [OP.RMDIR]: 'rmdir', [OP.RENAME]: 'rename', [OP.CHMOD]: 'chmod', [OP.CHOWN]: 'chown', [OP.MKDIR]: 'mkdir', [OP.TRUNCATE]: 'truncate' };
+const FILE_OPS: Record<number, FileOp> = { [OP.OPEN]: 'open', [OP.UNLINK]: 'unlink', [OP.RMDIR]: 'rmdir', [OP.RENAME]: 'rename', [OP.CHMOD]: 'chmod', [OP.CHOWN]: 'chown', [OP.MKDIR]: 'mkdir', [OP.TRUNCATE]: 'truncate', [OP.LINK]: 'link', [OP.SYMLINK]: 'symlink' };
 const NET_OPS: Record<number, NetOp> = { [OP.CONNECT]: 'connect', [OP.ACCEPT]: 'accept', [OP.BIND]: 'bind', [OP.LISTEN]: 'listen', [OP.TCP_STATE]: 'tcp_state' };
 const SYS_OPS: Record<number, SysOp> = {
   [OP.PTRACE]: 'ptrace', [OP.MOUNT]: 'mount', [OP.UMOUNT]: 'umount', [OP.MODULE_LOAD]: 'module_load', [OP.BPF]: 'bpf',
@@ -506,6 +506,9 @@ export function fileRecordOp(v: DataView, o: number, len: number): DecodeResult<
   return op;
 }
 
+/** Whether a file op has a second path and its directory fd (path2, dfd2): rename's new path, the link made. */
+export const fileHasPath2 = (op: FileOp): boolean => op === 'rename' || op === 'link' || op === 'symlink';
+
 /** The flag names of a file event's flags, as its `flagNames` member (memoized per value). */
 export function fileFlagNames(op: FileOp, flags: number): string {
   return op === 'open' ? openFlags(flags) : op === 'rename' ? flagNames(flags, RENAME_FLAGS) : flagNames(flags, AT_FLAGS);
@@ -564,7 +567,7 @@ export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResu
     resolvedPath2,
     resolvedFrom: ev & F.RESOLVED_FD ? 'fd' : ev & F.RESOLVED_CWD ? 'cwd' : ev & F.RESOLVED_DIRFD ? 'dirfd' : undefined,
     dfd: v.getInt32(o + FILE_EVENT.dfd.offset, true),
-    dfd2: op === 'rename' ? dfd2 : undefined,
+    dfd2: fileHasPath2(op) ? dfd2 : undefined,
     flags,
     flagNames: fileFlagNames(op, flags),
     mode: hasMode ? mode : undefined,

@@ -58,6 +58,8 @@ export const VIGIL_SYS_OP = {
   CHOWN: 6,
   MKDIR: 7,
   TRUNCATE: 8,
+  LINK: 9,
+  SYMLINK: 10,
   CONNECT: 16,
   ACCEPT: 17,
   BIND: 18,

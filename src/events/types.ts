@@ -134,7 +134,7 @@ export interface CgroupEvent extends EventBase {
 
 // ---- syscall sensor (bpf/syscalls.bpf.c) ----------------------------------------------------------------
 
-export type FileOp = 'open' | 'unlink' | 'rmdir' | 'rename' | 'chmod' | 'chown' | 'mkdir' | 'truncate';
+export type FileOp = 'open' | 'unlink' | 'rmdir' | 'rename' | 'chmod' | 'chown' | 'mkdir' | 'truncate' | 'link' | 'symlink';
 export type NetOp = 'connect' | 'accept' | 'bind' | 'listen' | 'tcp_state';
 export type SysOp = 'ptrace' | 'mount' | 'umount' | 'module_load' | 'bpf' | 'memfd_create' | 'setns' | 'unshare';
 export type SyscallOp = FileOp | NetOp | SysOp;
@@ -156,9 +156,13 @@ export interface SyscallEventBase extends EventBase {
 export interface FileEvent extends SyscallEventBase {
   type: FileOp;
   group: 'file';
-  /** The path as passed ("" for fchmod/fchown/ftruncate, which take an fd). */
+  /**
+   * The path as passed ("" for fchmod/fchown/ftruncate, which take an fd). link: the existing file; symlink:
+   * the target, the link's contents, as given (never resolved: a relative one is relative to the link's
+   * directory).
+   */
   path: string;
-  /** rename: the new path as passed. */
+  /** rename: the new path as passed; link, symlink: the link made. */
   path2?: string;
   /**
    * The absolute path: the opened file's own path (from its fd, symlinks resolved) for a successful open or
@@ -168,10 +172,11 @@ export interface FileEvent extends SyscallEventBase {
   resolvedPath2?: string;
   /** Where resolvedPath came from: the fd, the working directory, or the directory fd. */
   resolvedFrom?: 'fd' | 'cwd' | 'dirfd';
-  /** The directory fd the path is relative to (-100: AT_FDCWD); fchmod/fchown/ftruncate: the fd. */
+  /** The directory fd the path is relative to (-100: AT_FDCWD); fchmod/fchown/ftruncate: the fd; symlink: -100. */
   dfd: number;
+  /** rename, link, symlink: the directory fd path2 is relative to. */
   dfd2?: number;
-  /** The flags argument: O_* for open, AT_* for unlinkat/fchownat/fchmodat2, RENAME_* for renameat2. */
+  /** The flags argument: O_* for open, AT_* for unlinkat/fchownat/fchmodat2/linkat, RENAME_* for renameat2. */
   flags: number;
   flagNames: string;
   /** open (with O_CREAT/O_TMPFILE), mkdir, chmod. */

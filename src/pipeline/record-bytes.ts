@@ -12,6 +12,7 @@ import {
   decodeNetEvent,
   fileFlagNames,
   fileHasMode,
+  fileHasPath2,
   fileRecordOp,
   formatIPv6,
   formatUnixPath,
@@ -216,7 +217,7 @@ export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
   else if (ev & F.RESOLVED_DIRFD) w.raw(K.fromDirfd);
   w.raw(K.dfd);
   w.number(v.getInt32(o + FE.dfd.offset, true));
-  if (op === 'rename') {
+  if (fileHasPath2(op)) {
     w.raw(K.dfd2);
     w.number(v.getInt32(o + FE.dfd2.offset, true));
   }

@@ -7,7 +7,7 @@
 // test/unit/pipeline-held.test.ts checks every key against decode + shaper on generated records.
 import { kernelDenyAt, kernelKillAt } from '../events/kill.ts';
 import { cString } from '../events/strings.ts';
-import { fileFlagNames, fileHasMode, netEndpoints, resolveFlagNames, s64, sockFlagNames, u64, type NetEndpoints } from '../events/decode.ts';
+import { fileFlagNames, fileHasMode, fileHasPath2, netEndpoints, resolveFlagNames, s64, sockFlagNames, u64, type NetEndpoints } from '../events/decode.ts';
 import { FILE_EVENT as FE, NET_EVENT as NE, SIZEOF, VIGIL_SYS_FLAGS as F } from '../events/layout.generated.ts';
 import type { FileOp, NetOp } from '../events/types.ts';
 import { familyName, modeOctal, protocolName, retError, sockTypeName, syscallName, tcpStateName } from '../syscalls/names.ts';
@@ -65,7 +65,7 @@ const fileReaders = new Map<string, Reader>([
     },
   ],
   ['dfd', (r) => i32(r, FE.dfd.offset)],
-  ['dfd2', (r) => (fileOp(r) === 'rename' ? i32(r, FE.dfd2.offset) : undefined)],
+  ['dfd2', (r) => (fileHasPath2(fileOp(r)) ? i32(r, FE.dfd2.offset) : undefined)],
   ['flags', fileFlags],
   ['flagNames', (r) => fileFlagNames(fileOp(r), fileFlags(r))],
   ['mode', (r) => (fileHasMode(fileOp(r), fileFlags(r)) ? u32(r, FE.mode.offset) : undefined)],

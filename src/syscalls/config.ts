@@ -16,6 +16,10 @@ export interface FileEventsConfig {
   mkdir?: boolean;
   /** truncate and ftruncate. */
   truncate?: boolean;
+  /** Hard links: link and linkat. */
+  link?: boolean;
+  /** Symbolic links: symlink and symlinkat. */
+  symlink?: boolean;
   /**
    * Modifications under `filters.sensitivePaths`, of every file event type not on in full: write-opens (write,
    * create or truncate), unlink, rmdir, rename (either path), chmod, chown, mkdir and truncate; and logs
@@ -119,7 +123,7 @@ export const PATH_MAX = 4096;
 
 /** Config keys -> ops. */
 const FILE_KEYS: Record<Exclude<keyof FileEventsConfig, 'sensitiveWrites' | 'secretReads'>, SyscallOp> = {
-  open: 'open', unlink: 'unlink', rmdir: 'rmdir', rename: 'rename', chmod: 'chmod', chown: 'chown', mkdir: 'mkdir', truncate: 'truncate',
+  open: 'open', unlink: 'unlink', rmdir: 'rmdir', rename: 'rename', chmod: 'chmod', chown: 'chown', mkdir: 'mkdir', truncate: 'truncate', link: 'link', symlink: 'symlink',
 };
 const NET_KEYS: Record<keyof NetworkEventsConfig, SyscallOp> = { connect: 'connect', accept: 'accept', bind: 'bind', listen: 'listen', tcpState: 'tcp_state' };
 const OTHER_KEYS: Record<keyof OtherEventsConfig, SyscallOp> = {
@@ -139,7 +143,7 @@ export const OP_NUMBERS: Record<SyscallOp, number> = {
   chown: VIGIL_SYS_OP.CHOWN, mkdir: VIGIL_SYS_OP.MKDIR, connect: VIGIL_SYS_OP.CONNECT, accept: VIGIL_SYS_OP.ACCEPT, bind: VIGIL_SYS_OP.BIND,
   listen: VIGIL_SYS_OP.LISTEN, tcp_state: VIGIL_SYS_OP.TCP_STATE, ptrace: VIGIL_SYS_OP.PTRACE, mount: VIGIL_SYS_OP.MOUNT, umount: VIGIL_SYS_OP.UMOUNT,
   module_load: VIGIL_SYS_OP.MODULE_LOAD, bpf: VIGIL_SYS_OP.BPF, memfd_create: VIGIL_SYS_OP.MEMFD_CREATE, setns: VIGIL_SYS_OP.SETNS,
-  unshare: VIGIL_SYS_OP.UNSHARE, truncate: VIGIL_SYS_OP.TRUNCATE,
+  unshare: VIGIL_SYS_OP.UNSHARE, truncate: VIGIL_SYS_OP.TRUNCATE, link: VIGIL_SYS_OP.LINK, symlink: VIGIL_SYS_OP.SYMLINK,
 };
 
 /** A validated configuration in the kernel's terms. */

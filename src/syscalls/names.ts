@@ -18,14 +18,14 @@ export function hostAbi(): SyscallAbi {
 const SYSCALLS: Record<SyscallAbi, Record<number, string>> = {
   x86_64: {
     2: 'open', 42: 'connect', 43: 'accept', 49: 'bind', 50: 'listen', 76: 'truncate', 77: 'ftruncate', 82: 'rename', 83: 'mkdir', 84: 'rmdir', 85: 'creat',
-    87: 'unlink', 90: 'chmod', 91: 'fchmod', 92: 'chown', 93: 'fchown', 94: 'lchown', 101: 'ptrace', 105: 'setuid',
+    86: 'link', 87: 'unlink', 88: 'symlink', 90: 'chmod', 91: 'fchmod', 92: 'chown', 93: 'fchown', 94: 'lchown', 101: 'ptrace', 105: 'setuid',
     106: 'setgid', 113: 'setreuid', 114: 'setregid', 117: 'setresuid', 119: 'setresgid', 122: 'setfsuid', 123: 'setfsgid',
     126: 'capset', 165: 'mount', 166: 'umount2', 175: 'init_module', 257: 'openat', 258: 'mkdirat', 260: 'fchownat',
-    263: 'unlinkat', 264: 'renameat', 268: 'fchmodat', 272: 'unshare', 288: 'accept4', 308: 'setns', 313: 'finit_module',
+    263: 'unlinkat', 264: 'renameat', 265: 'linkat', 266: 'symlinkat', 268: 'fchmodat', 272: 'unshare', 288: 'accept4', 308: 'setns', 313: 'finit_module',
     316: 'renameat2', 319: 'memfd_create', 321: 'bpf', 437: 'openat2', 452: 'fchmodat2',
   },
   arm64: {
-    34: 'mkdirat', 35: 'unlinkat', 38: 'renameat', 39: 'umount2', 40: 'mount', 45: 'truncate', 46: 'ftruncate', 52: 'fchmod', 53: 'fchmodat', 54: 'fchownat',
+    34: 'mkdirat', 35: 'unlinkat', 36: 'symlinkat', 37: 'linkat', 38: 'renameat', 39: 'umount2', 40: 'mount', 45: 'truncate', 46: 'ftruncate', 52: 'fchmod', 53: 'fchmodat', 54: 'fchownat',
     55: 'fchown', 56: 'openat', 97: 'unshare', 105: 'init_module', 117: 'ptrace', 144: 'setgid', 146: 'setuid',
     143: 'setregid', 145: 'setreuid', 147: 'setresuid', 149: 'setresgid', 151: 'setfsuid', 152: 'setfsgid', 91: 'capset',
     200: 'bind', 201: 'listen', 202: 'accept', 203: 'connect', 242: 'accept4', 268: 'setns', 273: 'finit_module',

@@ -22,7 +22,7 @@ import { NO_KILL_STATUS, type KernelKillSet, type KillRulesStatus } from '../rul
 import { SyscallFilters, type SyscallFilterCounters } from './filters.ts';
 import { detectCgroupLayout } from '../containers/cgroups.ts';
 
-type ExitProgram = 'exit_file' | 'exit_net' | 'exit_sys';
+type ExitProgram = 'exit_file' | 'exit_link' | 'exit_net' | 'exit_sys';
 
 /**
  * One hooked syscall: its tracepoint name (sys_enter_<tp>), its entry program, its group's exit program and
@@ -40,6 +40,7 @@ export interface HookedSyscall {
 }
 
 const F = 'exit_file' as const;
+const L = 'exit_link' as const;
 const N = 'exit_net' as const;
 const S = 'exit_sys' as const;
 const req = (tp: string, enter: string, exit: ExitProgram, ...ops: SyscallOp[]): HookedSyscall => ({ tp, enter, exit, ops, required: true });
@@ -69,6 +70,10 @@ export const HOOKED_SYSCALLS: readonly HookedSyscall[] = [
   opt('mkdir', 'enter_mkdir', F, 'mkdir'),
   req('truncate', 'enter_truncate_path', F, 'truncate'),
   req('ftruncate', 'enter_ftruncate', F, 'truncate'),
+  req('linkat', 'enter_linkat', L, 'link'),
+  opt('link', 'enter_link_legacy', L, 'link'),
+  req('symlinkat', 'enter_symlinkat', L, 'symlink'),
+  opt('symlink', 'enter_symlink_legacy', L, 'symlink'),
   req('connect', 'enter_connect', N, 'connect'),
   req('accept4', 'enter_accept4', N, 'accept'),
   opt('accept', 'enter_accept', N, 'accept'),

@@ -144,6 +144,25 @@ test('syscall sensor: each event of a scripted workload carries its arguments, r
   assert.equal(link.resolvedPath, path.join(fs.realpathSync(sens), 'shadow'), 'the file actually opened');
   assert.equal(link.sensitive, true, 'a symlink does not hide a sensitive write');
 
+  // Links: path is the existing file (link) or the target as given (symlink), path2 the link made.
+  const hard = pick(files, (e) => e.type === 'link' && e.path2 === 'hard.txt', 'linkat');
+  assert.deepEqual(
+    [hard.syscall, hard.path, hard.dfd, hard.dfd2, hard.resolvedPath, hard.resolvedPath2, hard.ret, hard.sensitive],
+    ['linkat', path.join(dir, 'renamed.txt'), -100, one('linkat').dfd, undefined, path.join(real, 'hard.txt'), 0, false],
+  );
+  const soft = pick(files, (e) => e.type === 'symlink' && e.path2 === 'soft.txt', 'symlinkat');
+  assert.deepEqual(
+    [soft.syscall, soft.path, soft.dfd, soft.dfd2, soft.resolvedPath, soft.resolvedPath2, soft.ret],
+    ['symlinkat', 'renamed.txt', -1, one('symlinkat').dfd, undefined, path.join(real, 'soft.txt'), 0],
+    'a symlink\'s relative target is left as given: it is relative to the link, not to the cwd',
+  );
+  const exists = pick(files, (e) => e.type === 'link' && e.syscall === 'link', 'link onto an existing name');
+  assert.deepEqual([exists.path, exists.path2, exists.ret, exists.errno], [path.join(dir, 'renamed.txt'), path.join(dir, 'hard.txt'), -17, 'EEXIST']);
+  const hardSens = pick(files, (e) => e.type === 'link' && e.path === one('link_sensitive').path, 'hard link of a sensitive file');
+  assert.deepEqual([hardSens.ret, hardSens.sensitive], [0, true], 'a hard link of a file under a sensitive prefix is sensitive');
+  const toSens = pick(files, (e) => e.type === 'symlink' && e.path === sens, 'symlink to the sensitive directory');
+  assert.equal(toSens.sensitive, true, 'a symlink to the sensitive directory, named without its slash, is sensitive');
+
   // ---- network ----
   const net = log.net([pid]);
   for (const [fam, addr] of [[2, '127.0.0.1'], [10, '::1']] as const) {

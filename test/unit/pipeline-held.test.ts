@@ -31,7 +31,7 @@ import { compileRules } from '../../src/rules/rules.ts';
 import { Scrubber } from '../../src/process/scrub.ts';
 import { fuzzSync, type Rng } from '../helpers/fuzz.ts';
 
-const OPS = Object.values(VIGIL_SYS_OP).filter((op) => op >= VIGIL_SYS_OP.OPEN && op <= VIGIL_SYS_OP.TRUNCATE);
+const OPS = Object.values(VIGIL_SYS_OP).filter((op) => op >= VIGIL_SYS_OP.OPEN && op <= VIGIL_SYS_OP.SYMLINK);
 const NET_OPS = [VIGIL_SYS_OP.CONNECT, VIGIL_SYS_OP.ACCEPT, VIGIL_SYS_OP.BIND, VIGIL_SYS_OP.LISTEN, VIGIL_SYS_OP.TCP_STATE];
 
 type Decoder = (v: DataView, o: number, len: number) => DecodeResult<{ type: string }>;
@@ -180,7 +180,7 @@ test('a held record writes the members its decoded event writes, byte for byte (
     n++;
   });
   assert.ok(n > 4000, `only ${n} records compared`);
-  assert.deepEqual([...seen].sort(), ['accept', 'bind', 'chmod', 'chown', 'connect', 'listen', 'mkdir', 'open', 'rename', 'rmdir', 'tcp_state', 'truncate', 'unlink']);
+  assert.deepEqual([...seen].sort(), ['accept', 'bind', 'chmod', 'chown', 'connect', 'link', 'listen', 'mkdir', 'open', 'rename', 'rmdir', 'symlink', 'tcp_state', 'truncate', 'unlink']);
 });
 
 test('a held record\'s members, read one at a time from its bytes for the rules\' guards, are its shaped fields (file and network)', (t) => {
@@ -285,7 +285,7 @@ class LinesSink implements Sink {
 }
 
 function pipeline(sink: Sink, held: boolean, o: { subscribe?: boolean; lines?: EventFilter[] } = {}) {
-  const tables = pipelineTables(validateConfig({ events: { process: { exec: true, exit: true, fork: true, creds: false, comm: false }, containers: false } }).events, ['open', 'unlink', 'rmdir', 'rename', 'chmod', 'mkdir', 'connect', 'accept', 'bind', 'tcp_state']);
+  const tables = pipelineTables(validateConfig({ events: { process: { exec: true, exit: true, fork: true, creds: false, comm: false }, containers: false } }).events, ['open', 'unlink', 'rmdir', 'rename', 'chmod', 'mkdir', 'link', 'symlink', 'connect', 'accept', 'bind', 'tcp_state']);
   tables.types.delete('chmod'); // types not wanted: filtered on both paths
   tables.types.delete('bind');
   const cache = new ProcessCache({ scrubber: new Scrubber(), timers: false, maxEntries: 4096 });

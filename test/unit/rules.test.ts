@@ -87,6 +87,16 @@ test('the default rules match what they are about, and not the ordinary', () => 
   assert.deepEqual(matching(set, replaced('mv', { ret: -18 })), [], 'a failed rename replaced nothing');
   assert.deepEqual(matching(set, replaced('logrotate', { path: '/var/log/auth.log.1', path2: '/var/log/auth.log.2', logRemoved: true })), [], 'logrotate shifting its files');
   assert.deepEqual(matching(set, replaced('mv', { path: '/var/log/a.log', logRemoved: true })), ['Log file removed', 'Log file replaced'], 'one log moved over another: both');
+  // Links to credential files or /etc: a symlink's target as given, a hard link's existing file.
+  const link = (type: string, target: string, more: Record<string, unknown> = {}, comm = 'ln') => event(type, { path: target, path2: '/tmp/x', resolvedPath2: '/tmp/x', ret: 0, sensitive: true, ...more }, { process: { pid: 5, comm } });
+  assert.deepEqual(matching(set, link('symlink', '/etc/shadow')), ['Symlink to sensitive file created']);
+  assert.deepEqual(matching(set, link('symlink', '/etc')), ['Symlink to sensitive file created'], '/etc itself, without its slash');
+  assert.deepEqual(matching(set, link('symlink', '/etc/shadow', { ret: -17 })), [], 'a failed symlink made nothing');
+  assert.deepEqual(matching(set, link('symlink', '/etc/shadow', {}, 'dpkg')), [], 'package managers');
+  assert.deepEqual(matching(set, link('symlink', '/etc/hostname', { sensitive: false })), [], 'not a credential file');
+  assert.deepEqual(matching(set, link('link', '/etc/shadow')), ['Hard link to sensitive file created']);
+  assert.deepEqual(matching(set, link('link', 'shadow', { resolvedPath: '/etc/shadow' })), ['Hard link to sensitive file created'], 'a relative path, resolved');
+  assert.deepEqual(matching(set, link('link', '/srv/a')), [], 'not a credential file');
   assert.deepEqual(matching(set, open('/etc/shadow', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'cat' })), ['Read sensitive file untrusted']);
   assert.deepEqual(matching(set, open('/etc/shadow', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'sshd' })), []);
   // A read the kernel flagged secret (under filters.secretPaths), whatever its name.

@@ -30,7 +30,7 @@ test('defaults: nothing reported until asked, paths resolved, the agent excluded
 
 test('event types become op bits; groups can be turned on whole; subsets set their config flags', () => {
   const all = normalizeSyscallConfig({ files: true, network: true, other: true });
-  assert.equal(all.ops.size, 21);
+  assert.equal(all.ops.size, 23);
   const f = normalizeSyscallConfig({ files: { open: true, rename: true }, network: { tcpState: true }, other: { ptrace: 'attach', bpf: 'load' } });
   assert.deepEqual([...f.ops].sort(), ['bpf', 'open', 'ptrace', 'rename', 'tcp_state']);
   assert.equal(f.enabledOps, bit(VIGIL_SYS_OP.OPEN) | bit(VIGIL_SYS_OP.RENAME) | bit(VIGIL_SYS_OP.TCP_STATE) | bit(VIGIL_SYS_OP.PTRACE) | bit(VIGIL_SYS_OP.BPF));
@@ -38,7 +38,7 @@ test('event types become op bits; groups can be turned on whole; subsets set the
   // The quiet defaults: sensitive writes put every file type not on in full in restricted mode (their
   // probes attached, only sensitive modifications reported), secret reads put opens in it.
   const s = normalizeSyscallConfig({ files: { sensitiveWrites: true }, filters: { resolvePaths: false } });
-  assert.deepEqual([...s.ops].sort(), ['chmod', 'chown', 'mkdir', 'open', 'rename', 'rmdir', 'truncate', 'unlink']);
+  assert.deepEqual([...s.ops].sort(), ['chmod', 'chown', 'link', 'mkdir', 'open', 'rename', 'rmdir', 'symlink', 'truncate', 'unlink']);
   assert.equal(s.flags, VIGIL_SYS_CFG_FLAGS.SENSITIVE_WRITES | VIGIL_SYS_CFG_FLAGS.SECRET_HEADS);
   assert.equal(s.restrictedOps, s.enabledOps, 'every type restricted');
   const r = normalizeSyscallConfig({ files: { secretReads: true } });
@@ -47,7 +47,7 @@ test('event types become op bits; groups can be turned on whole; subsets set the
   assert.equal(r.flags & (VIGIL_SYS_CFG_FLAGS.SECRET_READS | VIGIL_SYS_CFG_FLAGS.SENSITIVE_WRITES), VIGIL_SYS_CFG_FLAGS.SECRET_READS);
   assert.deepEqual(r.secretPaths, DEFAULT_SECRET_PATHS);
   const both = normalizeSyscallConfig({ files: { open: true, unlink: true, sensitiveWrites: true, secretReads: true } });
-  assert.equal(both.restrictedOps, bit(VIGIL_SYS_OP.RMDIR) | bit(VIGIL_SYS_OP.RENAME) | bit(VIGIL_SYS_OP.CHMOD) | bit(VIGIL_SYS_OP.CHOWN) | bit(VIGIL_SYS_OP.MKDIR) | bit(VIGIL_SYS_OP.TRUNCATE), 'a type on in full is reported whole (sensitive and secret ones flagged)');
+  assert.equal(both.restrictedOps, bit(VIGIL_SYS_OP.RMDIR) | bit(VIGIL_SYS_OP.RENAME) | bit(VIGIL_SYS_OP.CHMOD) | bit(VIGIL_SYS_OP.CHOWN) | bit(VIGIL_SYS_OP.MKDIR) | bit(VIGIL_SYS_OP.TRUNCATE) | bit(VIGIL_SYS_OP.LINK) | bit(VIGIL_SYS_OP.SYMLINK), 'a type on in full is reported whole (sensitive and secret ones flagged)');
   assert.equal(normalizeSyscallConfig({ files: true }).restrictedOps, 0n);
 });
 
