@@ -22,8 +22,8 @@ export interface FileEventsConfig {
   symlink?: boolean;
   /**
    * Modifications under `filters.sensitivePaths`, of every file event type not on in full: write-opens (write,
-   * create or truncate), unlink, rmdir, rename (either path), chmod, chown, mkdir and truncate; and logs
-   * truncated or removed under `filters.logPaths`. Others are dropped in the kernel.
+   * create or truncate), unlink, rmdir, rename (either path), chmod, chown, mkdir, truncate, link and symlink
+   * (either path); and logs truncated or removed under `filters.logPaths`. Others are dropped in the kernel.
    */
   sensitiveWrites?: boolean;
   /** Read-only opens under `filters.secretPaths` (credentials, keys), even when `open` is off. */
