@@ -1497,10 +1497,18 @@ int enter_rmdir(struct syscall_trace_enter *ctx)
 	return 0;
 }
 
-static __always_inline int enter_rename(struct syscall_trace_enter *ctx, __s32 dfd, const char *oldp, __s32 dfd2,
-					const char *newp, __u32 flags)
+/*
+ * Calls of two paths: rename's old and new path; a hard link's existing file (path, against dfd) and new name
+ * (path2, against dfd2), or a symlink's target as given (path) and the link made (path2). Either path under a
+ * sensitive prefix flags the event: a hard link to /etc/shadow, a symlink pointing at it, a link made inside
+ * /etc. A symlink's target is relative to the link's directory, not to any fd: its dfd is NO_DIR_FD, which no
+ * fd is, and it is never resolved.
+ */
+#define NO_DIR_FD (-1)
+static __always_inline int enter_two_paths(struct syscall_trace_enter *ctx, __u32 op, __s32 dfd, const char *oldp,
+					   __s32 dfd2, const char *newp, __u32 flags)
 {
-	struct sys_pending *p = enter_file(ctx, VIGIL_SYS_RENAME, dfd, oldp);
+	struct sys_pending *p = enter_file(ctx, op, dfd, oldp);
 
 	if (!p)
 		return 0;
@@ -1513,63 +1521,43 @@ static __always_inline int enter_rename(struct syscall_trace_enter *ctx, __s32 d
 SEC("tp/syscalls/sys_enter_renameat2")
 int enter_renameat2(struct syscall_trace_enter *ctx)
 {
-	return enter_rename(ctx, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], (const char *)ctx->args[3], ctx->args[4]);
+	return enter_two_paths(ctx, VIGIL_SYS_RENAME, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], (const char *)ctx->args[3], ctx->args[4]);
 }
 
 SEC("tp/syscalls/sys_enter_renameat")
 int enter_renameat(struct syscall_trace_enter *ctx)
 {
-	return enter_rename(ctx, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], (const char *)ctx->args[3], 0);
+	return enter_two_paths(ctx, VIGIL_SYS_RENAME, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], (const char *)ctx->args[3], 0);
 }
 
 SEC("tp/syscalls/sys_enter_rename")
 int enter_rename_legacy(struct syscall_trace_enter *ctx)
 {
-	return enter_rename(ctx, AT_FDCWD_, (const char *)ctx->args[0], AT_FDCWD_, (const char *)ctx->args[1], 0);
-}
-
-/*
- * Links: a hard link's existing file (path, against dfd) and new name (path2, against dfd2), or a symlink's
- * target as given (path) and the link made (path2). Either path under a sensitive prefix flags the event: a
- * hard link to /etc/shadow, a symlink pointing at it, a link made inside /etc. A symlink's target is relative
- * to the link's directory, not to any fd: its dfd is NO_DIR_FD, which no fd is, and it is never resolved.
- */
-#define NO_DIR_FD (-1)
-static __always_inline int enter_link(struct syscall_trace_enter *ctx, __u32 op, __s32 dfd, const char *oldp, __s32 dfd2,
-				      const char *newp, __u32 flags)
-{
-	struct sys_pending *p = enter_file(ctx, op, dfd, oldp);
-
-	if (!p)
-		return 0;
-	p->args[A_DFD2] = dfd2;
-	p->args[A_FLAGS] = flags;
-	save_path(p, 1, newp);
-	return 0;
+	return enter_two_paths(ctx, VIGIL_SYS_RENAME, AT_FDCWD_, (const char *)ctx->args[0], AT_FDCWD_, (const char *)ctx->args[1], 0);
 }
 
 SEC("tp/syscalls/sys_enter_linkat")
 int enter_linkat(struct syscall_trace_enter *ctx)
 {
-	return enter_link(ctx, VIGIL_SYS_LINK, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], (const char *)ctx->args[3], ctx->args[4]);
+	return enter_two_paths(ctx, VIGIL_SYS_LINK, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], (const char *)ctx->args[3], ctx->args[4]);
 }
 
 SEC("tp/syscalls/sys_enter_link")
 int enter_link_legacy(struct syscall_trace_enter *ctx)
 {
-	return enter_link(ctx, VIGIL_SYS_LINK, AT_FDCWD_, (const char *)ctx->args[0], AT_FDCWD_, (const char *)ctx->args[1], 0);
+	return enter_two_paths(ctx, VIGIL_SYS_LINK, AT_FDCWD_, (const char *)ctx->args[0], AT_FDCWD_, (const char *)ctx->args[1], 0);
 }
 
 SEC("tp/syscalls/sys_enter_symlinkat")
 int enter_symlinkat(struct syscall_trace_enter *ctx)
 {
-	return enter_link(ctx, VIGIL_SYS_SYMLINK, NO_DIR_FD, (const char *)ctx->args[0], ctx->args[1], (const char *)ctx->args[2], 0);
+	return enter_two_paths(ctx, VIGIL_SYS_SYMLINK, NO_DIR_FD, (const char *)ctx->args[0], ctx->args[1], (const char *)ctx->args[2], 0);
 }
 
 SEC("tp/syscalls/sys_enter_symlink")
 int enter_symlink_legacy(struct syscall_trace_enter *ctx)
 {
-	return enter_link(ctx, VIGIL_SYS_SYMLINK, NO_DIR_FD, (const char *)ctx->args[0], AT_FDCWD_, (const char *)ctx->args[1], 0);
+	return enter_two_paths(ctx, VIGIL_SYS_SYMLINK, NO_DIR_FD, (const char *)ctx->args[0], AT_FDCWD_, (const char *)ctx->args[1], 0);
 }
 
 static __always_inline int enter_chmod(struct syscall_trace_enter *ctx, __s32 dfd, const char *path, __u32 mode, __u32 flags,
