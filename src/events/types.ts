@@ -172,7 +172,7 @@ export interface FileEvent extends SyscallEventBase {
   resolvedPath2?: string;
   /** Where resolvedPath came from: the fd, the working directory, or the directory fd. */
   resolvedFrom?: 'fd' | 'cwd' | 'dirfd';
-  /** The directory fd the path is relative to (-100: AT_FDCWD); fchmod/fchown/ftruncate: the fd; symlink: -100. */
+  /** The directory fd the path is relative to (-100: AT_FDCWD); fchmod/fchown/ftruncate: the fd; symlink: -1 (none). */
   dfd: number;
   /** rename, link, symlink: the directory fd path2 is relative to. */
   dfd2?: number;

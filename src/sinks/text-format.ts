@@ -55,6 +55,8 @@ const TYPE_COLOR: Record<string, string> = {
   rename: '33',
   chmod: '33',
   chown: '33',
+  link: '33',
+  symlink: '33',
 };
 const COLOR: Palette = {
   dim: sgr('2'),
