@@ -168,7 +168,11 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     const c1 = counters();
     const p2 = await run(a, 'files', sens);
     await done(p2);
-    assert.deepEqual(kinds(p2), ['open sensitive', 'open secret', 'open sensitive'], 'the write-open, the secret read, the write-open through the symlink');
+    assert.deepEqual(
+      kinds(p2),
+      ['open sensitive', 'open secret', 'symlink sensitive', 'open sensitive', 'link sensitive'],
+      'the write-open, the secret read, the symlink to the directory, the write-open through it, the hard link of the file in it',
+    );
     assert.ok(delta(c1, 'notSensitive') >= 10, `chmod, chown, rename, mkdir, rmdir, unlink and the other opens dropped in the kernel (${delta(c1, 'notSensitive')})`);
 
     // The workload's directory as a log directory: its one truncating open (rel.txt, O_TRUNC) is reported,
@@ -179,7 +183,7 @@ test('syscall sensor filters: comm, path prefix, scope, event types and sensitiv
     await done(p4);
     assert.deepEqual(
       kinds(p4),
-      ['open log-truncated', 'rename log-removed', 'unlink log-removed', 'unlink log-removed', 'open sensitive', 'open secret', 'open sensitive'],
+      ['open log-truncated', 'rename log-removed', 'unlink log-removed', 'unlink log-removed', 'open sensitive', 'open secret', 'symlink sensitive', 'open sensitive', 'link sensitive'],
       'the truncation, the removals, then as before',
     );
     const trunc = log.files([p4])[0]!;
