@@ -179,10 +179,9 @@ function stringField(n: ASTNode): KillField | undefined {
   return undefined;
 }
 
-/** The port a literal names (an integer 1 to 65535), else refused. */
-function portValue(n: ASTNode, at: ASTNode): { s: string; exact: boolean } {
-  const v = literal(n);
-  const p = typeof v === 'bigint' ? Number(v) : v;
+/** The port a literal's value names (an integer 1 to 65535), else refused. */
+function portValue(lit: unknown, at: ASTNode): { s: string; exact: boolean } {
+  const p = typeof lit === 'bigint' ? Number(lit) : lit;
   if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) return no(`${serialize(at)}: a port is an integer literal from 1 to 65535`);
   return { s: String(p), exact: true };
 }
@@ -202,7 +201,7 @@ function addressValue(lit: unknown, at: ASTNode): { s: string; exact: boolean; b
 
 /** The terms' values for the field of a test, from its literal(s): strings as they are, ports and addresses checked. */
 function fieldValue(f: KillField, lit: unknown, at: ASTNode): { s: string; exact: boolean; block?: IpBlock } {
-  if (isPort(f)) return portValue({ op: 'value', args: lit } as unknown as ASTNode, at);
+  if (isPort(f)) return portValue(lit, at);
   if (isAddress(f)) return addressValue(lit, at);
   if (typeof lit !== 'string') return no(`${serialize(at)}: the kernel compares a string with a string literal`);
   return { s: lit, exact: true };
