@@ -1134,18 +1134,22 @@ int deny_bind6(struct bpf_sock_addr *ctx)
 	return deny_check(ctx, 1, DENY_BIND);
 }
 
+/* The dfd of a path resolved against no directory fd (a symlink's target), which no fd is. */
+#define NO_DIR_FD (-1)
+
 /*
- * A file record of the call in p, with its result. `fixed_op` (a constant), when not 0, is the call's op, known
- * to the program: the compiler folds every test of op away. Link and symlink are reported by their own exit
- * program (exit_link) that way, so that the others do not test for them: every compare of an op the verifier
- * does not know leaves it one more path through the rest of this function, in each program that inlines it.
- * Testing for rename, link and symlink here took exit_file from ~0.30 M verified instructions to ~0.46 M,
- * iou_submit from ~0.55 M to ~0.86 M of its 1 M, and the sensor's load from ~4.6 s to ~7.3 s.
+ * A file record of the call in p, with its result. `links` (a constant), when not 0, says the call is a link or
+ * a symlink, known to the program: the compiler folds every test of the op for the other kinds away (`kind`).
+ * Link and symlink are reported by programs of their own (exit_link, iou_*_link) that way, so that the others do
+ * not test for them: every compare of an op the verifier does not know leaves it one more path through the rest
+ * of this function, in each program that inlines it. Testing for rename, link and symlink here took exit_file
+ * from ~0.30 M verified instructions to ~0.46 M, iou_submit from ~0.55 M to ~0.86 M of its 1 M, and the sensor's
+ * load from ~4.6 s to ~7.3 s. What tells a symlink from a link here is its dfd (NO_DIR_FD), not a test of op.
  */
-static __always_inline int emit_file_of(void *ctx, struct sys_pending *p, long ret, const __u32 fixed_op)
+static __always_inline int emit_file_of(void *ctx, struct sys_pending *p, long ret, const int links)
 {
 	struct syscall_filter_config *cfg = get_config();
-	__u32 zero = 0, off, n, foff, foff2 = 0, ev_flags = p->ev_flags, op = fixed_op ? fixed_op : p->op;
+	__u32 zero = 0, off, n, foff, foff2 = 0, ev_flags = p->ev_flags, op = p->op, kind = links ? VIGIL_SYS_LINK : op;
 	__s32 dfd = p->args[A_DFD], dfd2 = p->args[A_DFD2];
 	struct sys_out *out = bpf_map_lookup_elem(&sys_out_heap, &zero);
 	struct file_event *e;
@@ -1167,7 +1171,7 @@ static __always_inline int emit_file_of(void *ctx, struct sys_pending *p, long r
 		buf[off] = 0; /* fchmod/fchown/ftruncate have no path: filters see "" */
 	off += n;
 	n = 0;
-	if (fixed_op ? 1 : op == VIGIL_SYS_RENAME) /* link and symlink have theirs too */
+	if (links || kind == VIGIL_SYS_RENAME) /* link and symlink have theirs too */
 		n = put_saved_path(buf, off, p, 1, &ev_flags);
 	e->path2_len = n;
 	if (n)
@@ -1181,20 +1185,20 @@ static __always_inline int emit_file_of(void *ctx, struct sys_pending *p, long r
 	 */
 	n = 0;
 	/* A symlink's target is relative to the link's directory, not to a fd: never resolved. */
-	relative = fixed_op != VIGIL_SYS_SYMLINK && e->path_len > 1 && foff <= STR_LIMIT && buf[foff] != '/';
+	relative = (!links || dfd != NO_DIR_FD) && e->path_len > 1 && foff <= STR_LIMIT && buf[foff] != '/';
 	if (cfg->flags & (VIGIL_SYSCFG_RESOLVE | VIGIL_SYSCFG_RESOLVE_ALL)) {
 		/* An unrestricted read-only open of an absolute path starting no secret prefix gets the restricted
 		 * ones' second look here (open_turned_down): its file may be a secret all the same. */
-		if (op == VIGIL_SYS_OPEN && ret >= 0 && !p->iou_no_fd && !(ev_flags & VIGIL_SYSF_WRITE) && !relative && !p->resolve_fd &&
+		if (kind == VIGIL_SYS_OPEN && ret >= 0 && !p->iou_no_fd && !(ev_flags & VIGIL_SYSF_WRITE) && !relative && !p->resolve_fd &&
 		    (cfg->flags & VIGIL_SYSCFG_SECRET_DIRS) && !restricted(cfg, op)) {
 			head_miss = secret_head_miss(cfg, buf, foff);
 			if (head_miss && secret_dir_gate((int)ret))
 				p->resolve_fd = 1;
 		}
-		if ((op == VIGIL_SYS_OPEN && ret >= 0 && !p->iou_no_fd &&
+		if ((kind == VIGIL_SYS_OPEN && ret >= 0 && !p->iou_no_fd &&
 		     ((ev_flags & VIGIL_SYSF_WRITE) || relative || p->resolve_fd || (cfg->flags & VIGIL_SYSCFG_RESOLVE_ALL))) ||
 		    p->args[A_FDONLY]) {
-			struct file *f = fd_file(op == VIGIL_SYS_OPEN ? (int)ret : dfd);
+			struct file *f = fd_file(kind == VIGIL_SYS_OPEN ? (int)ret : dfd);
 
 			if (f) {
 				n = put_file_path(buf, off, f, &ev_flags);
@@ -1227,7 +1231,7 @@ static __always_inline int emit_file_of(void *ctx, struct sys_pending *p, long r
 			return 0;
 		}
 	}
-	if (cfg->sensitive_count && is_modification(op, ev_flags))
+	if (cfg->sensitive_count && is_modification(kind, ev_flags))
 		ev_flags |= sensitive_flag(foff, foff2, op, e->path_len, cfg->sensitive_count);
 	/*
 	 * A log file truncated, removed or replaced: only truncating opens, truncates, unlinks and renames pay for
@@ -1239,7 +1243,7 @@ static __always_inline int emit_file_of(void *ctx, struct sys_pending *p, long r
 	/* The heads' answer for the path as given, when it was asked above and the path was not resolved since. */
 	if (e->resolved_len)
 		head_miss = -1;
-	if (cfg->secret_count && op == VIGIL_SYS_OPEN && !(ev_flags & VIGIL_SYSF_WRITE) &&
+	if (cfg->secret_count && kind == VIGIL_SYS_OPEN && !(ev_flags & VIGIL_SYSF_WRITE) &&
 	    !(head_miss >= 0 ? head_miss : secret_head_miss(cfg, buf, foff)) &&
 	    prefix_match(foff, LIST_SECRET, cfg->secret_count))
 		ev_flags |= VIGIL_SYSF_SECRET;
@@ -1290,6 +1294,12 @@ int exit_file(struct syscall_trace_exit *ctx)
 	return 0;
 }
 
+/* A link or symlink record (emit_file_of, told so). */
+static __always_inline void emit_link(void *ctx, struct sys_pending *p, long ret)
+{
+	emit_file_of(ctx, p, ret, 1);
+}
+
 /* link, linkat, symlink, symlinkat: emit_file_of with their second path. */
 SEC("tp/syscalls/sys_exit_linkat")
 int exit_link(struct syscall_trace_exit *ctx)
@@ -1298,10 +1308,7 @@ int exit_link(struct syscall_trace_exit *ctx)
 
 	if (!p)
 		return 0;
-	if (p->op == VIGIL_SYS_SYMLINK)
-		emit_file_of(ctx, p, ctx->ret, VIGIL_SYS_SYMLINK);
-	else
-		emit_file_of(ctx, p, ctx->ret, VIGIL_SYS_LINK);
+	emit_link(ctx, p, ctx->ret);
 	pending_done();
 	return 0;
 }
@@ -1504,7 +1511,6 @@ int enter_rmdir(struct syscall_trace_enter *ctx)
  * /etc. A symlink's target is relative to the link's directory, not to any fd: its dfd is NO_DIR_FD, which no
  * fd is, and it is never resolved.
  */
-#define NO_DIR_FD (-1)
 static __always_inline int enter_two_paths(struct syscall_trace_enter *ctx, __u32 op, __s32 dfd, const char *oldp,
 					   __s32 dfd2, const char *newp, __u32 flags)
 {
@@ -2298,11 +2304,16 @@ static __always_inline void iou_no_result(struct sys_pending *p)
 	stat_inc(VIGIL_SYS_STAT_IOURING_NO_RESULT);
 }
 
+/* A saved request's result: none (0) when it is reported without one. */
+static __always_inline long iou_result(struct sys_pending *p, long ret)
+{
+	return p->ev_flags & VIGIL_SYSF_NO_RESULT ? 0 : ret;
+}
+
 /* Reports a saved request with `ret` (emit_file, emit_net: what a syscall's exit would have reported). */
 static __always_inline void iou_emit(void *ctx, struct sys_pending *p, long ret)
 {
-	if (p->ev_flags & VIGIL_SYSF_NO_RESULT)
-		ret = 0;
+	ret = iou_result(p, ret);
 	if (p->iou_gate) {
 		/* A restricted read whose path missed the secret heads: reported only when the gate says its file is in
 		 * a secret directory, and then resolved through its fd, as open_turned_down does at a syscall's exit. */
@@ -2318,14 +2329,94 @@ static __always_inline void iou_emit(void *ctx, struct sys_pending *p, long ret)
 		emit_file(ctx, p, ret);
 }
 
+/*
+ * Link and symlink requests are reported by programs of their own (iou_*_link), entered by a tail call from the
+ * generic ones: their records need emit_file_of with the op as a constant (emit_link), and two more copies of it
+ * inlined in iou_submit would take it past the verifier's 1 M instructions. A tracing program can tail-call only
+ * programs of its own hook, hence one program array per tracepoint; the agent fills slot 0 of each at load.
+ */
+#define IOU_LINKS_ARRAY(name)                    \
+	struct {                                 \
+		__uint(type, BPF_MAP_TYPE_PROG_ARRAY); \
+		__uint(max_entries, 1);          \
+		__type(key, __u32);              \
+		__type(value, __u32);            \
+	} name SEC(".maps")
+IOU_LINKS_ARRAY(iou_submit_links);
+IOU_LINKS_ARRAY(iou_complete_links);
+IOU_LINKS_ARRAY(iou_overflow_links);
+
+static __always_inline int iou_is_link(__u32 op)
+{
+	return op == VIGIL_SYS_LINK || op == VIGIL_SYS_SYMLINK;
+}
+
+/*
+ * The start of a request of kind `op` at submission: the entry filters (in the submitter's context), then the
+ * scratch slot, naming the submitter. NULL: not reported.
+ */
+static __always_inline struct sys_pending *iou_begin(struct io_kiocb *req, __u32 op, struct syscall_filter_config **cfg)
+{
+	__u32 zero = 0;
+	struct sys_pending *p;
+
+	*cfg = filter_enter(op);
+	if (!*cfg)
+		return 0;
+	p = bpf_map_lookup_elem(&sys_pending_tmpl, &zero);
+	if (!p)
+		return 0;
+	pending_init(p, op, VIGIL_SYS_NR_IO_URING);
+	p->active = 0; /* a scratch slot, copied into iou_pending: no syscall exit pairs with it */
+	p->ev_flags = VIGIL_SYSF_IO_URING;
+	p->iou_id = bpf_get_current_pid_tgid();
+	p->iou_cgroup = vigil_cgroup_id();
+	p->iou_req = (__u64)req;
+	return p;
+}
+
+/*
+ * Saves a submitted request for its completion, keyed by its ring and user_data. 1 when it is to be reported
+ * now instead, without its result (marked so): no completion will be posted if it succeeds
+ * (IOSQE_CQE_SKIP_SUCCESS); or the table is full (requests left in flight, such as connects that hang, can fill
+ * it); or the key is taken by a request not completed yet, and which of the two a completion is for cannot be
+ * told, so this one is reported now and the earlier one at the key's next completion, both without a result.
+ * The caller reports it: only the program of the request's family has the right copy of the emit code.
+ */
+static __always_inline int iou_park(struct io_kiocb *req, struct sys_pending *p)
+{
+	struct iou_key key = {};
+	struct sys_pending *earlier;
+
+	stat_inc(VIGIL_SYS_STAT_IOURING);
+	key.ring = (__u64)BPF_CORE_READ(req, ctx);
+	key.user_data = BPF_CORE_READ(req, cqe.user_data);
+	if (BPF_CORE_READ(req, flags) & REQ_F_CQE_SKIP) {
+		iou_no_result(p);
+		return 1;
+	}
+	earlier = bpf_map_lookup_elem(&iou_pending, &key);
+	if (earlier) {
+		if (!(earlier->ev_flags & VIGIL_SYSF_NO_RESULT))
+			iou_no_result(earlier);
+		iou_no_result(p);
+		return 1;
+	}
+	if (bpf_map_update_elem(&iou_pending, &key, p, BPF_NOEXIST)) {
+		stat_inc(VIGIL_SYS_STAT_IOURING_TABLE_FULL);
+		iou_no_result(p);
+		return 1;
+	}
+	return 0;
+}
+
 SEC("tp_btf/io_uring_submit_req")
 int BPF_PROG(iou_submit, struct io_kiocb *req)
 {
 	struct syscall_filter_config *cfg;
-	struct sys_pending *p, *now;
-	struct iou_key key = {};
+	struct sys_pending *p;
 	struct io_open *o;
-	__u32 op, zero = 0, len;
+	__u32 op, len;
 	__u8 opcode = BPF_CORE_READ(req, opcode);
 	void *cmd = &req->cmd;
 	int write = 0, down = 0;
@@ -2348,21 +2439,17 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 	case IORING_OP_CONNECT:
 		op = VIGIL_SYS_CONNECT;
 		break;
+	case IORING_OP_LINKAT:
+	case IORING_OP_SYMLINKAT:
+		bpf_tail_call(ctx, &iou_submit_links, 0);
+		stat_inc(VIGIL_SYS_STAT_NO_PENDING); /* its program is not in the array: not reported, counted */
+		return 0;
 	default:
 		return 0;
 	}
-	cfg = filter_enter(op);
-	if (!cfg)
-		return 0;
-	p = bpf_map_lookup_elem(&sys_pending_tmpl, &zero);
+	p = iou_begin(req, op, &cfg);
 	if (!p)
 		return 0;
-	pending_init(p, op, VIGIL_SYS_NR_IO_URING);
-	p->active = 0; /* a scratch slot, copied into iou_pending: no syscall exit pairs with it */
-	p->ev_flags = VIGIL_SYSF_IO_URING;
-	p->iou_id = bpf_get_current_pid_tgid();
-	p->iou_cgroup = vigil_cgroup_id();
-	p->iou_req = (__u64)req;
 	switch (opcode) {
 	case IORING_OP_OPENAT:
 	case IORING_OP_OPENAT2:
@@ -2416,51 +2503,64 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 		break;
 	}
 	}
-	stat_inc(VIGIL_SYS_STAT_IOURING);
-	key.ring = (__u64)BPF_CORE_READ(req, ctx);
-	key.user_data = BPF_CORE_READ(req, cqe.user_data);
-	/*
-	 * One call of iou_emit in this program, whatever is reported now: each call inlines emit_file and emit_net,
-	 * and every copy costs the verifier's time at load.
-	 */
-	if (BPF_CORE_READ(req, flags) & REQ_F_CQE_SKIP) {
-		/* No completion will be posted if it succeeds: reported now, without its result. */
-		now = p;
-	} else {
-		now = bpf_map_lookup_elem(&iou_pending, &key);
-		if (now) {
-			/*
-			 * The same key, not completed yet: which of the two a completion is for cannot be told. The
-			 * earlier request is reported now and the later one at the next completion of the key, both
-			 * without a result, so that neither is given the other's.
-			 */
-			iou_no_result(p);
-		} else if (bpf_map_update_elem(&iou_pending, &key, p, BPF_NOEXIST)) {
-			/* The table is full (requests left in flight, such as connects that hang, can fill it): reported
-			 * now, without its result, rather than not at all. */
-			stat_inc(VIGIL_SYS_STAT_IOURING_TABLE_FULL);
-			now = p;
-		} else {
-			return 0; /* saved for its completion */
-		}
-	}
-	iou_no_result(now);
-	iou_emit(ctx, now, 0);
-	/* The shared key's later request takes the slot; no room for it even then: lost, and counted. */
-	if (now != p && bpf_map_update_elem(&iou_pending, &key, p, BPF_ANY))
-		stat_inc(VIGIL_SYS_STAT_NO_PENDING);
+	/* One call of iou_emit in this program: each inlines emit_file and emit_net, and every copy costs load time. */
+	if (iou_park(req, p))
+		iou_emit(ctx, p, 0);
 	return 0;
 }
 
-/* A completion: the saved request of this ring and user_data, with its result. */
-static __always_inline int iou_done(void *ctx, __u64 ring, __u64 user_data, long res)
+/*
+ * linkat and symlinkat (one struct, io_link): the paths the kernel copied at preparation. symlinkat's target
+ * has no directory fd (its dfd is NO_DIR_FD, as the syscall's); its flags are 0.
+ */
+SEC("tp_btf/io_uring_submit_req")
+int BPF_PROG(iou_submit_link, struct io_kiocb *req)
+{
+	struct io_link *l = (struct io_link *)&req->cmd;
+	int symlink = BPF_CORE_READ(req, opcode) == IORING_OP_SYMLINKAT;
+	struct syscall_filter_config *cfg;
+	struct sys_pending *p = iou_begin(req, symlink ? VIGIL_SYS_SYMLINK : VIGIL_SYS_LINK, &cfg);
+
+	if (!p)
+		return 0;
+	p->args[A_DFD] = symlink ? NO_DIR_FD : BPF_CORE_READ(l, old_dfd);
+	p->args[A_DFD2] = BPF_CORE_READ(l, new_dfd);
+	p->args[A_FLAGS] = symlink ? 0 : BPF_CORE_READ(l, flags);
+	iou_save_path(p, 0, BPF_CORE_READ(l, oldpath));
+	iou_save_path(p, 1, BPF_CORE_READ(l, newpath));
+	if (iou_park(req, p))
+		emit_link(ctx, p, 0);
+	return 0;
+}
+
+/*
+ * A completion: the saved request of this ring and user_data, with its result. A link or symlink continues in
+ * the program of `links` (which reads the same key from the same arguments); were that slot empty, it is
+ * reported here as any file request, without its second path, rather than not at all.
+ */
+static __always_inline int iou_done(void *ctx, __u64 ring, __u64 user_data, long res, void *links)
 {
 	struct iou_key key = { .ring = ring, .user_data = user_data };
 	struct sys_pending *p = bpf_map_lookup_elem(&iou_pending, &key);
 
 	if (!p)
 		return 0;
+	if (links && iou_is_link(p->op))
+		bpf_tail_call(ctx, links, 0);
 	iou_emit(ctx, p, res);
+	bpf_map_delete_elem(&iou_pending, &key);
+	return 0;
+}
+
+/* iou_done's link and symlink part. */
+static __always_inline int iou_done_link(void *ctx, __u64 ring, __u64 user_data, long res)
+{
+	struct iou_key key = { .ring = ring, .user_data = user_data };
+	struct sys_pending *p = bpf_map_lookup_elem(&iou_pending, &key);
+
+	if (!p)
+		return 0;
+	emit_link(ctx, p, iou_result(p, res));
 	bpf_map_delete_elem(&iou_pending, &key);
 	return 0;
 }
@@ -2468,11 +2568,23 @@ static __always_inline int iou_done(void *ctx, __u64 ring, __u64 user_data, long
 SEC("tp_btf/io_uring_complete")
 int BPF_PROG(iou_complete, struct io_ring_ctx *ring, void *req, struct io_uring_cqe *cqe)
 {
-	return iou_done(ctx, (__u64)ring, BPF_CORE_READ(cqe, user_data), BPF_CORE_READ(cqe, res));
+	return iou_done(ctx, (__u64)ring, BPF_CORE_READ(cqe, user_data), BPF_CORE_READ(cqe, res), &iou_complete_links);
+}
+
+SEC("tp_btf/io_uring_complete")
+int BPF_PROG(iou_complete_link, struct io_ring_ctx *ring, void *req, struct io_uring_cqe *cqe)
+{
+	return iou_done_link(ctx, (__u64)ring, BPF_CORE_READ(cqe, user_data), BPF_CORE_READ(cqe, res));
 }
 
 SEC("tp_btf/io_uring_cqe_overflow")
 int BPF_PROG(iou_overflow, void *ring, unsigned long long user_data, __s32 res, __u32 cflags, void *ocqe)
 {
-	return iou_done(ctx, (__u64)ring, user_data, res);
+	return iou_done(ctx, (__u64)ring, user_data, res, &iou_overflow_links);
+}
+
+SEC("tp_btf/io_uring_cqe_overflow")
+int BPF_PROG(iou_overflow_link, void *ring, unsigned long long user_data, __s32 res, __u32 cflags, void *ocqe)
+{
+	return iou_done_link(ctx, (__u64)ring, user_data, res);
 }

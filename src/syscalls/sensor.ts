@@ -15,6 +15,7 @@ import { decodeSyscallEvent, isDecodeError } from '../events/decode.ts';
 import type { SyscallEvent, SyscallOp } from '../events/types.ts';
 import { Manager, type EventChannelSpec, type ManagerOptions, type ManagerSpec, type ManagerStats } from '../manager/manager.ts';
 import type { ProbeId, ProbeSpec } from '../manager/probe.ts';
+import type { TailCallRoute } from '../manager/editors.ts';
 import { allOf, bestEffort, type ProbesSelector } from '../manager/selectors.ts';
 import type { RecordHandler } from '../ringbuf/ringbuf.ts';
 import { normalizeSyscallConfig, OP_NUMBERS, type NormalizedSyscallConfig, type SyscallSensorConfig } from './config.ts';
@@ -102,8 +103,17 @@ const TRACEPOINT_PROBES: readonly { fn: string; op: SyscallOp; required: boolean
  * the kernel has the tracepoints they read (feature io_uring_tp), while any event type they report is on.
  */
 export const IO_URING_PROBES = ['iou_submit', 'iou_complete', 'iou_overflow'] as const;
-/** The event types io_uring requests are reported as (openat, openat2, unlinkat, renameat, mkdirat, connect). */
-export const IO_URING_OPS: readonly SyscallOp[] = ['open', 'unlink', 'rmdir', 'rename', 'mkdir', 'connect'];
+/**
+ * Link and symlink requests continue in programs of their own, entered by tail calls from the probes above (one
+ * program array per tracepoint: bpf/syscalls.bpf.c, "io_uring"). Loaded with them, never attached.
+ */
+export const IO_URING_LINK_ROUTES: readonly TailCallRoute[] = [
+  { programArray: 'iou_submit_links', key: 0, fn: 'iou_submit_link' },
+  { programArray: 'iou_complete_links', key: 0, fn: 'iou_complete_link' },
+  { programArray: 'iou_overflow_links', key: 0, fn: 'iou_overflow_link' },
+];
+/** The event types io_uring requests are reported as (openat, openat2, unlinkat, renameat, mkdirat, connect, linkat, symlinkat). */
+export const IO_URING_OPS: readonly SyscallOp[] = ['open', 'unlink', 'rmdir', 'rename', 'mkdir', 'connect', 'link', 'symlink'];
 
 export function syscallsObjectPath(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../build/bpf/syscalls.bpf.o');
@@ -263,7 +273,8 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
     options: {
       activatedProbes: syscallSelectors(c.ops, openArgs, denyHooks(o.kill), !ioUringMissing),
       // Not even loaded where the kernel lacks their tracepoints (a tp_btf program names its target at load).
-      excludedFunctions: ioUringMissing ? [...IO_URING_PROBES] : undefined,
+      excludedFunctions: ioUringMissing ? [...IO_URING_PROBES, ...IO_URING_LINK_ROUTES.map((r) => r.fn!)] : undefined,
+      tailCallRoutes: ioUringMissing ? undefined : [...IO_URING_LINK_ROUTES],
       constantEditors: [
         { name: 'max_path', value: c.maxPathBytes, failOnMissing: true },
         { name: 'use_task_storage', value: pending === 'task' ? 1 : 0, failOnMissing: true },

@@ -67,7 +67,7 @@ test('syscall sensor: file and socket operations submitted through io_uring are 
   const pid = one(truth, 'done').pid;
   await log.until(() => log.files([pid]).some((e) => e.path === one(truth, 'open-sqpoll').path && e.tid !== pid), 'the SQPOLL open');
   await log.until(() => log.net([pid]).some((e) => e.type === 'connect'), 'the connect');
-  const files = log.files([pid]).filter((e) => e.path.startsWith(dir) || e.path === '/etc/shadow' || e.path.startsWith('/nonexistent/'));
+  const files = log.files([pid]).filter((e) => e.path.startsWith(dir) || e.path2?.startsWith(dir) || e.path === '/etc/shadow' || e.path.startsWith('/nonexistent/'));
   // The workload made no system call for any of these: every one of them came through io_uring.
   for (const e of files) {
     assert.equal(e.syscall, 'io_uring', `${e.type} ${e.path}: ${e.syscall}`);
@@ -93,9 +93,21 @@ test('syscall sensor: file and socket operations submitted through io_uring are 
   const missing = pick(files, (e) => e.path === '/nonexistent/vigil-iou', 'the failed open');
   assert.equal(missing.ret, -2);
   assert.equal(missing.errno, 'ENOENT');
-  const secret = pick(files, (e) => e.path === '/etc/shadow', 'the /etc/shadow read');
+  const secret = pick(files, (e) => e.type === 'open' && e.path === '/etc/shadow', 'the /etc/shadow read');
   assert.equal(secret.ret, one(truth, 'open-secret').res);
   assert.equal(secret.secret, true, 'a secret read through io_uring is flagged as one');
+
+  // Links: by the link programs the generic ones tail-call, with both paths, as linkat and symlinkat report them.
+  const hard = pick(files, (e) => e.type === 'link' && e.ret === 0, 'linkat');
+  assert.deepEqual([hard.path, hard.path2, hard.ret, hard.dfd, hard.dfd2, hard.resultUnknown], [created.path, one(truth, 'link').path, one(truth, 'link').res, -100, -100, false]);
+  const exists = pick(files, (e) => e.type === 'link' && e.ret !== 0, 'the failing linkat');
+  assert.deepEqual([exists.ret, exists.errno, exists.path2], [one(truth, 'link-exists').res, 'EEXIST', one(truth, 'link-exists').path]);
+  // A symlink's target is kept as given, relative to the link's directory, never resolved against a fd.
+  const sym = pick(files, (e) => e.type === 'symlink' && e.path === 'iou-created', 'symlinkat');
+  assert.deepEqual([sym.path2, sym.ret, sym.dfd, sym.dfd2, sym.resolvedPath], [one(truth, 'symlink').path, one(truth, 'symlink').res, -1, -100, undefined]);
+  // Reported at submission (no completion on success), by the link program too: both paths, no result.
+  const symSkip = pick(files, (e) => e.type === 'symlink' && e.path === '/etc/shadow', 'the symlinkat with IOSQE_CQE_SKIP_SUCCESS');
+  assert.deepEqual([symSkip.path2, symSkip.ret, symSkip.resultUnknown], [one(truth, 'symlink-skip').path, 0, true]);
 
   const mk = pick(files, (e) => e.type === 'mkdir', 'mkdirat');
   assert.deepEqual([mk.path, mk.ret, mk.modeOctal], [one(truth, 'mkdir').path, 0, '0750']);
@@ -131,8 +143,8 @@ test('syscall sensor: file and socket operations submitted through io_uring are 
   assert.ok(conn.localPort! > 0, 'the connected socket\'s own port, from the request\'s file');
 
   const f = sensor.stats().filters!;
-  assert.ok(f.ioUring >= 14, `io_uring requests counted: ${f.ioUring}`);
-  assert.equal(f.ioUringNoResult, 3, 'the skipped completion and the two of the shared user_data');
+  assert.ok(f.ioUring >= 18, `io_uring requests counted: ${f.ioUring}`);
+  assert.equal(f.ioUringNoResult, 4, 'the two skipped completions and the two of the shared user_data');
   assert.equal(f.ioUringTableFull, 0);
   assert.equal([...sensor.manager!.getMap('iou_pending').keys()].length, 0, 'every saved request was reported and freed');
 
@@ -160,6 +172,8 @@ test('syscall sensor: on the quiet defaults, io_uring requests pass the same in-
   assert.ok(files.some((e) => e.type === 'rename' && e.sensitive));
   assert.ok(files.some((e) => e.type === 'unlink' && e.sensitive));
   assert.ok(files.some((e) => e.type === 'mkdir' && e.sensitive));
+  assert.ok(files.some((e) => e.type === 'link' && e.sensitive && e.ret === 0));
+  assert.ok(files.some((e) => e.type === 'symlink' && e.sensitive && e.path === 'iou-created'));
   assert.ok(files.some((e) => e.path === '/etc/shadow' && e.secret && e.ioUring));
   // Turned down in the kernel and counted: the read-only opens of ordinary files (openat2, the missing path).
   assert.ok(!files.some((e) => e.resolve !== undefined || e.path.startsWith('/nonexistent/')), 'ordinary reads are not reported');
