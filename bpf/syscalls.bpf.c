@@ -170,7 +170,8 @@ struct sys_pending {
 #define A_UID 4
 #define A_GID 5
 #define A_RESOLVE 6
-#define A_FDONLY 7   /* fchmod/fchown/ftruncate: no path, A_DFD is the fd */
+#define A_FDONLY 7   /* fchmod/fchown/ftruncate: no path, A_DFD is the fd (1), or the io_uring request's file (2) */
+#define FDONLY_IOU_FILE 2
 /* net group args */
 #define N_FD 0
 #define N_BACKLOG 1
@@ -370,6 +371,14 @@ static __always_inline struct sys_pending *pending_take(__s32 nr)
 		return 0;
 	p->active = 0;
 	return p;
+}
+
+/* The file an io_uring request was made on (assigned when it was issued; read at completion), if it is still known. */
+static __always_inline struct file *iou_req_file(struct sys_pending *p)
+{
+	struct io_kiocb *req = (struct io_kiocb *)p->iou_req; /* not inside BPF_CORE_READ: sys_pending is not the kernel's */
+
+	return req ? BPF_CORE_READ(req, file) : 0;
 }
 
 /* An io_uring request's record names the thread that submitted it, whichever thread completes it. */
@@ -1198,7 +1207,8 @@ static __always_inline int emit_file_of(void *ctx, struct sys_pending *p, long r
 		if ((kind == VIGIL_SYS_OPEN && ret >= 0 && !p->iou_no_fd &&
 		     ((ev_flags & VIGIL_SYSF_WRITE) || relative || p->resolve_fd || (cfg->flags & VIGIL_SYSCFG_RESOLVE_ALL))) ||
 		    p->args[A_FDONLY]) {
-			struct file *f = fd_file(kind == VIGIL_SYS_OPEN ? (int)ret : dfd);
+			/* An io_uring request's file is its own (its fd may be an index into the ring's fixed files). */
+			struct file *f = p->args[A_FDONLY] == FDONLY_IOU_FILE ? iou_req_file(p) : fd_file(kind == VIGIL_SYS_OPEN ? (int)ret : dfd);
 
 			if (f) {
 				n = put_file_path(buf, off, f, &ev_flags);
@@ -1810,15 +1820,16 @@ static __always_inline int emit_net(void *ctx, struct sys_pending *p, long ret)
 	e->fd = fd;
 	e->flags = p->args[N_FLAGS];
 	e->backlog = p->args[N_BACKLOG];
-	/* The socket: the accepted one for accept, an io_uring request's own file, else the one the call was made on. */
-	if (p->iou_req) {
-		struct io_kiocb *req = (struct io_kiocb *)p->iou_req;
-
-		sock = file_socket(BPF_CORE_READ(req, file));
-	} else
-		sock = fd_socket(op == VIGIL_SYS_ACCEPT ? (ret >= 0 ? (int)ret : -1) : fd);
+	/*
+	 * The socket: the accepted one for accept (none when the result is not an fd: an io_uring request's into a
+	 * fixed file slot, or without its result), an io_uring request's own file, else the one the call was made on.
+	 */
+	if (op == VIGIL_SYS_ACCEPT)
+		sock = fd_socket(ret >= 0 && !p->iou_no_fd ? (int)ret : -1);
+	else
+		sock = p->iou_req ? file_socket(iou_req_file(p)) : fd_socket(fd);
 	if (!sock && op == VIGIL_SYS_ACCEPT)
-		sock = fd_socket(fd);
+		sock = p->iou_req ? file_socket(iou_req_file(p)) : fd_socket(fd);
 	if (sock) {
 		e->type = BPF_CORE_READ(sock, type);
 		sk = BPF_CORE_READ(sock, sk);
@@ -2323,7 +2334,7 @@ static __always_inline void iou_emit(void *ctx, struct sys_pending *p, long ret)
 		}
 		p->resolve_fd = 1;
 	}
-	if (p->op == VIGIL_SYS_CONNECT)
+	if (p->op >= VIGIL_SYS_CONNECT) /* connect, accept, bind, listen */
 		emit_net(ctx, p, ret);
 	else
 		emit_file(ctx, p, ret);
@@ -2410,6 +2421,12 @@ static __always_inline int iou_park(struct io_kiocb *req, struct sys_pending *p)
 	return 0;
 }
 
+/*
+ * A field of a request newer than the tracepoints: 0 where the kernel has not its struct, so that the read,
+ * which CO-RE cannot relocate there, is dead code the verifier never sees (the opcode is not known to it).
+ */
+#define IOU_NEWER_READ(type, cmd, field) (bpf_core_type_exists(type) ? BPF_CORE_READ((type *)(cmd), field) : 0)
+
 SEC("tp_btf/io_uring_submit_req")
 int BPF_PROG(iou_submit, struct io_kiocb *req)
 {
@@ -2419,7 +2436,7 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 	__u32 op, len;
 	__u8 opcode = BPF_CORE_READ(req, opcode);
 	void *cmd = &req->cmd;
-	int write = 0, down = 0;
+	int write = 0, down = 0, fd;
 	__u64 flags;
 
 	switch (opcode) {
@@ -2439,6 +2456,25 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 	case IORING_OP_CONNECT:
 		op = VIGIL_SYS_CONNECT;
 		break;
+	case IORING_OP_ACCEPT:
+		op = VIGIL_SYS_ACCEPT;
+		break;
+	/* Newer than the tracepoints (6.9, 6.11): dead code, left out at load, where the kernel has not their struct. */
+	case IORING_OP_FTRUNCATE:
+		if (!bpf_core_type_exists(struct io_ftrunc))
+			return 0;
+		op = VIGIL_SYS_TRUNCATE;
+		break;
+	case IORING_OP_BIND:
+		if (!bpf_core_type_exists(struct io_bind))
+			return 0;
+		op = VIGIL_SYS_BIND;
+		break;
+	case IORING_OP_LISTEN:
+		if (!bpf_core_type_exists(struct io_listen))
+			return 0;
+		op = VIGIL_SYS_LISTEN;
+		break;
 	case IORING_OP_LINKAT:
 	case IORING_OP_SYMLINKAT:
 		bpf_tail_call(ctx, &iou_submit_links, 0);
@@ -2450,6 +2486,8 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 	p = iou_begin(req, op, &cfg);
 	if (!p)
 		return 0;
+	/* The fd the request names: none (-1) when it is an index into the ring's fixed files. */
+	fd = BPF_CORE_READ(req, flags) & REQ_F_FIXED_FILE ? -1 : BPF_CORE_READ(req, cqe.fd);
 	switch (opcode) {
 	case IORING_OP_OPENAT:
 	case IORING_OP_OPENAT2:
@@ -2487,13 +2525,29 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 		p->args[A_MODE] = BPF_CORE_READ((struct io_mkdir *)cmd, mode);
 		iou_save_path(p, 0, BPF_CORE_READ((struct io_mkdir *)cmd, filename));
 		break;
+	case IORING_OP_FTRUNCATE:
+		/* No path: the request's file, read at completion (its fd may be an index of the fixed files). */
+		p->args[A_DFD] = fd;
+		p->args[A_RESOLVE] = IOU_NEWER_READ(struct io_ftrunc, cmd, len);
+		p->args[A_FDONLY] = FDONLY_IOU_FILE;
+		break;
+	case IORING_OP_LISTEN:
+		p->args[N_FD] = fd;
+		p->args[N_BACKLOG] = IOU_NEWER_READ(struct io_listen, cmd, backlog);
+		break;
+	case IORING_OP_ACCEPT:
+		p->args[N_FD] = fd;
+		p->args[N_FLAGS] = BPF_CORE_READ((struct io_accept *)cmd, flags);
+		/* Into a fixed file slot: its result is 0, no fd of the table. */
+		p->iou_no_fd = BPF_CORE_READ((struct io_accept *)cmd, file_slot) != 0;
+		break;
 	default: {
-		/* connect: the address the kernel copied at preparation, in the request's async data. */
+		/* connect, bind: the address the kernel copied at preparation, in the request's async data. */
 		struct io_async_msghdr *io = BPF_CORE_READ(req, async_data);
 
-		p->args[N_FD] = BPF_CORE_READ(req, cqe.fd);
+		p->args[N_FD] = fd;
 		p->args[N_START] = bpf_ktime_get_ns();
-		len = BPF_CORE_READ((struct io_connect *)cmd, addr_len);
+		len = opcode == IORING_OP_BIND ? IOU_NEWER_READ(struct io_bind, cmd, addr_len) : BPF_CORE_READ((struct io_connect *)cmd, addr_len);
 		if (len > ADDR_MAX)
 			len = ADDR_MAX;
 		if (io && len && bpf_probe_read_kernel(p->addr, len, &io->addr) == 0)
@@ -2538,7 +2592,8 @@ int BPF_PROG(iou_submit_link, struct io_kiocb *req)
  * the program of `links` (which reads the same key from the same arguments); were that slot empty, it is
  * reported here as any file request, without its second path, rather than not at all.
  */
-static __always_inline int iou_done(void *ctx, __u64 ring, __u64 user_data, long res, void *links)
+#define IORING_CQE_F_MORE_ (1U << 1)
+static __always_inline int iou_done(void *ctx, __u64 ring, __u64 user_data, long res, __u32 cflags, void *links)
 {
 	struct iou_key key = { .ring = ring, .user_data = user_data };
 	struct sys_pending *p = bpf_map_lookup_elem(&iou_pending, &key);
@@ -2548,7 +2603,10 @@ static __always_inline int iou_done(void *ctx, __u64 ring, __u64 user_data, long
 	if (links && iou_is_link(p->op))
 		bpf_tail_call(ctx, links, 0);
 	iou_emit(ctx, p, res);
-	bpf_map_delete_elem(&iou_pending, &key);
+	/* A multishot request (an accept's) posts a completion flagged IORING_CQE_F_MORE per result until its last:
+	 * each is reported, and the request kept until then. */
+	if (!(cflags & IORING_CQE_F_MORE_))
+		bpf_map_delete_elem(&iou_pending, &key);
 	return 0;
 }
 
@@ -2568,7 +2626,7 @@ static __always_inline int iou_done_link(void *ctx, __u64 ring, __u64 user_data,
 SEC("tp_btf/io_uring_complete")
 int BPF_PROG(iou_complete, struct io_ring_ctx *ring, void *req, struct io_uring_cqe *cqe)
 {
-	return iou_done(ctx, (__u64)ring, BPF_CORE_READ(cqe, user_data), BPF_CORE_READ(cqe, res), &iou_complete_links);
+	return iou_done(ctx, (__u64)ring, BPF_CORE_READ(cqe, user_data), BPF_CORE_READ(cqe, res), BPF_CORE_READ(cqe, flags), &iou_complete_links);
 }
 
 SEC("tp_btf/io_uring_complete")
@@ -2580,7 +2638,7 @@ int BPF_PROG(iou_complete_link, struct io_ring_ctx *ring, void *req, struct io_u
 SEC("tp_btf/io_uring_cqe_overflow")
 int BPF_PROG(iou_overflow, void *ring, unsigned long long user_data, __s32 res, __u32 cflags, void *ocqe)
 {
-	return iou_done(ctx, (__u64)ring, user_data, res, &iou_overflow_links);
+	return iou_done(ctx, (__u64)ring, user_data, res, cflags, &iou_overflow_links);
 }
 
 SEC("tp_btf/io_uring_cqe_overflow")

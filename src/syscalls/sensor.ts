@@ -112,8 +112,8 @@ export const IO_URING_LINK_ROUTES: readonly TailCallRoute[] = [
   { programArray: 'iou_complete_links', key: 0, fn: 'iou_complete_link' },
   { programArray: 'iou_overflow_links', key: 0, fn: 'iou_overflow_link' },
 ];
-/** The event types io_uring requests are reported as (openat, openat2, unlinkat, renameat, mkdirat, connect, linkat, symlinkat). */
-export const IO_URING_OPS: readonly SyscallOp[] = ['open', 'unlink', 'rmdir', 'rename', 'mkdir', 'connect', 'link', 'symlink'];
+/** The event types io_uring requests are reported as (openat, openat2, unlinkat, renameat, mkdirat, linkat, symlinkat, ftruncate, connect, accept, bind, listen). */
+export const IO_URING_OPS: readonly SyscallOp[] = ['open', 'unlink', 'rmdir', 'rename', 'mkdir', 'connect', 'link', 'symlink', 'truncate', 'accept', 'bind', 'listen'];
 
 export function syscallsObjectPath(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../build/bpf/syscalls.bpf.o');

@@ -55,7 +55,7 @@ test('syscall sensor: file and socket operations submitted through io_uring are 
   const real = fs.realpathSync(dir);
   const log = new EventLog();
   // No comm filter: SQPOLL submits from the kernel's submission thread, whose comm is not the workload's.
-  const sensor = new SyscallSensor({ files: true, network: { connect: true } }, { onEvent: log.push });
+  const sensor = new SyscallSensor({ files: true, network: { connect: true, accept: true, bind: true, listen: true } }, { onEvent: log.push });
   t.after(() => sensor.stop());
   sensor.start();
   assert.deepEqual(sensor.stats().ioUring, { monitored: true });
@@ -67,7 +67,10 @@ test('syscall sensor: file and socket operations submitted through io_uring are 
   const pid = one(truth, 'done').pid;
   await log.until(() => log.files([pid]).some((e) => e.path === one(truth, 'open-sqpoll').path && e.tid !== pid), 'the SQPOLL open');
   await log.until(() => log.net([pid]).some((e) => e.type === 'connect'), 'the connect');
-  const files = log.files([pid]).filter((e) => e.path.startsWith(dir) || e.path2?.startsWith(dir) || e.path === '/etc/shadow' || e.path.startsWith('/nonexistent/'));
+  await log.until(() => log.net([pid]).filter((e) => e.type === 'accept').length === 4, 'the accepts');
+  const files = log
+    .files([pid])
+    .filter((e) => e.path.startsWith(dir) || e.path2?.startsWith(dir) || (e.type === 'truncate' && e.resolvedPath?.startsWith(real)) || e.path === '/etc/shadow' || e.path.startsWith('/nonexistent/'));
   // The workload made no system call for any of these: every one of them came through io_uring.
   for (const e of files) {
     assert.equal(e.syscall, 'io_uring', `${e.type} ${e.path}: ${e.syscall}`);
@@ -109,6 +112,12 @@ test('syscall sensor: file and socket operations submitted through io_uring are 
   const symSkip = pick(files, (e) => e.type === 'symlink' && e.path === '/etc/shadow', 'the symlinkat with IOSQE_CQE_SKIP_SUCCESS');
   assert.deepEqual([symSkip.path2, symSkip.ret, symSkip.resultUnknown], [one(truth, 'symlink-skip').path, 0, true]);
 
+  // ftruncate: no path; resolved through the request's own file, also when its "fd" is a fixed file's slot.
+  const tr = pick(files, (e) => e.type === 'truncate' && e.length === 4096, 'the ftruncate');
+  assert.deepEqual([tr.path, tr.resolvedPath, tr.resolvedFrom, tr.ret, tr.dfd > 0], ['', path.join(real, 'iou-trunc'), 'fd', one(truth, 'ftruncate').res, true]);
+  const trFixed = pick(files, (e) => e.type === 'truncate' && e.length === 512, 'the ftruncate of a fixed file');
+  assert.deepEqual([trFixed.resolvedPath, trFixed.ret, trFixed.dfd], [path.join(real, 'iou-direct'), one(truth, 'ftruncate-fixed').res, -1]);
+
   const mk = pick(files, (e) => e.type === 'mkdir', 'mkdirat');
   assert.deepEqual([mk.path, mk.ret, mk.modeOctal], [one(truth, 'mkdir').path, 0, '0750']);
   const ren = pick(files, (e) => e.type === 'rename', 'renameat');
@@ -135,15 +144,38 @@ test('syscall sensor: file and socket operations submitted through io_uring are 
   assert.equal(sq.write, true);
 
   const c = one(truth, 'connect');
-  const conn = pick(log.net([pid]) as NetEvent[], (e) => e.type === 'connect', 'the connect');
+  const net = log.net([pid]) as NetEvent[];
+  for (const e of net) assert.deepEqual([e.syscall, e.ioUring], ['io_uring', true], `${e.type}: made through io_uring`);
+  const conn = pick(net, (e) => e.type === 'connect', 'the connect');
   assert.deepEqual(
     [conn.syscall, conn.ioUring, conn.ret, conn.fd, conn.family, conn.remoteAddress, conn.remotePort, conn.protocol],
     ['io_uring', true, c.res, c.fd, 'AF_INET', '127.0.0.1', port, 'tcp'],
   );
   assert.ok(conn.localPort! > 0, 'the connected socket\'s own port, from the request\'s file');
 
+  // A listener made through io_uring alone: bind, listen, and its accepts, one of them multishot.
+  const b = one(truth, 'bind');
+  const bind = pick(net, (e) => e.type === 'bind', 'the bind');
+  assert.deepEqual([bind.ret, bind.fd, bind.family, bind.localAddress, bind.localPort], [b.res, b.fd, 'AF_INET', '127.0.0.1', b.port]);
+  const lis = pick(net, (e) => e.type === 'listen', 'the listen');
+  assert.deepEqual([lis.ret, lis.fd, lis.backlog, lis.localPort], [one(truth, 'listen').res, b.fd, 8, b.port]);
+  const accepts = net.filter((e) => e.type === 'accept');
+  // In order: the accept, the multishot accept's two connections, and its last completion once cancelled.
+  const accepted = [one(truth, 'accept'), ...truth.filter((x) => x.s === 'accept-multi')];
+  assert.equal(accepts.length, 4);
+  accepted.forEach((a, i) => {
+    const e = accepts[i]!;
+    // The accepted socket, the result's: its local port is the listener's, its peer the connecting child.
+    assert.deepEqual([e.ret, e.fd, e.localPort, e.remoteAddress, e.resultUnknown], [a.res, b.fd, b.port, '127.0.0.1', false], `accept ${i}`);
+    assert.ok(e.remotePort! > 0 && e.remotePort !== b.port, `accept ${i}: the peer's port`);
+  });
+  assert.equal(accepts[0]!.flagNames, 'SOCK_CLOEXEC');
+  // The multishot accept's last completion: its error, and the request freed with it (the table is empty below).
+  const end = accepts[3]!;
+  assert.deepEqual([end.ret, end.errno], [one(truth, 'accept-multi-end').res, 'ECANCELED']);
+
   const f = sensor.stats().filters!;
-  assert.ok(f.ioUring >= 18, `io_uring requests counted: ${f.ioUring}`);
+  assert.ok(f.ioUring >= 25, `io_uring requests counted: ${f.ioUring}`);
   assert.equal(f.ioUringNoResult, 4, 'the two skipped completions and the two of the shared user_data');
   assert.equal(f.ioUringTableFull, 0);
   assert.equal([...sensor.manager!.getMap('iou_pending').keys()].length, 0, 'every saved request was reported and freed');
@@ -173,6 +205,7 @@ test('syscall sensor: on the quiet defaults, io_uring requests pass the same in-
   assert.ok(files.some((e) => e.type === 'unlink' && e.sensitive));
   assert.ok(files.some((e) => e.type === 'mkdir' && e.sensitive));
   assert.ok(files.some((e) => e.type === 'link' && e.sensitive && e.ret === 0));
+  assert.ok(files.some((e) => e.type === 'truncate' && e.sensitive && e.length === 4096), 'the ftruncate, by the path of the request\'s file');
   assert.ok(files.some((e) => e.type === 'symlink' && e.sensitive && e.path === 'iou-created'));
   assert.ok(files.some((e) => e.path === '/etc/shadow' && e.secret && e.ioUring));
   // Turned down in the kernel and counted: the read-only opens of ordinary files (openat2, the missing path).
