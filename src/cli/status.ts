@@ -55,7 +55,7 @@ export function formatStatus(s: AgentStatus): string {
       out.push(`  in-kernel filters: entered ${n(f.entered)}; dropped: type off ${n(f.disabled)}, vigil itself ${n(f.self)}, scope ${n(f.scope)}, comm ${n(f.comm)}, path ${n(f.path)}, not sensitive ${n(f.notSensitive)}, request kind ${n(f.args)}; lost: no slot to pair entry and exit ${n(f.noPending)}`);
       const k = s.syscalls.killRules;
       const kills = (k?.rules ?? 0) - (k?.denies ?? 0);
-      if (kills || f.killMatched) out.push(`  in-kernel kill rules: ${n(kills)} (${n(k?.values ?? 0)} strings${scopedText(k, n)}); opens matched ${n(f.killMatched)}, processes signalled ${n(f.killSent)}`);
+      if (kills || f.killMatched) out.push(`  in-kernel kill rules: ${n(kills)} (${n(k?.values ?? 0)} strings${scopedText(k, n)}); file events matched ${n(f.killMatched)}, processes signalled ${n(f.killSent)}`);
       if (k?.denies || f.denyMatched) out.push(`  in-kernel deny rules: ${n(k?.denies ?? 0)}; connects, datagrams and binds matched ${n(f.denyMatched)}, denied ${n(f.denied)}`);
     }
   }

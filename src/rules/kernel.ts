@@ -39,6 +39,7 @@
 // container part; the call has no ret or flags yet.
 import { serialize, type ASTNode } from '@marcbachmann/cel-js';
 import { formatIPv6 } from '../events/decode.ts';
+import type { FileOp } from '../events/types.ts';
 import { parseBlocks, parseIp, type IpBlock } from './cidr.ts';
 import { SYSCALL_KILL_VALUE, VIGIL_SYS_FLAGS } from '../events/layout.generated.ts';
 
@@ -94,8 +95,11 @@ const SCOPE_VARIABLES: ReadonlySet<string> = new Set(['container', 'pod']);
  */
 export const NO_MEMBERS: object = Object.freeze({});
 
-/** The event types an in-kernel kill may be about: the file events whose records the kernel checks, and execs. */
-export const KERNEL_KILL_TYPES: ReadonlySet<string> = new Set(['open', 'exec']);
+/**
+ * The event types an in-kernel kill may be about: the file events, whose records the kernel checks (each at
+ * its exit, with the same code: kill_check in emit_file_of), and execs.
+ */
+export const KERNEL_KILL_TYPES: ReadonlySet<string> = new Set(['open', 'unlink', 'rmdir', 'rename', 'chmod', 'chown', 'mkdir', 'truncate', 'link', 'symlink', 'exec'] satisfies (FileOp | 'exec')[]);
 
 /** The event types an in-kernel deny may be about: connects and binds, which the cgroup hooks see first. */
 export const KERNEL_DENY_TYPES: ReadonlySet<string> = new Set(['connect', 'bind']);
@@ -127,7 +131,7 @@ const isPort = (f: KillField | undefined): boolean => f === 'rport' || f === 'lp
 const FLAG_MEMBERS: Record<string, number> = { write: VIGIL_SYS_FLAGS.WRITE, secret: VIGIL_SYS_FLAGS.SECRET, sensitive: VIGIL_SYS_FLAGS.SENSITIVE };
 
 export const KERNEL_CHECKS =
-  'on opens: event.path, event.?resolvedPath.orValue(event.path) or process.comm compared (==, !=, in, startsWith) with literals or named lists, ' +
+  'on file events (open, unlink, rmdir, rename, chmod, chown, mkdir, truncate, link, symlink): event.path, event.?resolvedPath.orValue(event.path) or process.comm compared (==, !=, in, startsWith) with literals or named lists, ' +
   'event.?write/secret/sensitive.orValue(false), event.ret >= 0 or < 0; on execs: process.comm, process.exe or parent.comm compared so; ' +
   'joined by && (|| only between tests of one string), ! of a string test; and conjuncts about the container alone (container, pod), which must not hold on the host';
 export const KERNEL_DENY_CHECKS =
@@ -402,7 +406,7 @@ function checkValue(field: KillField, v: { s: string; exact: boolean }): void {
 export function kernelSelector(types: readonly string[] | undefined, ast: ASTNode, ctx: Ctx, action: 'kill' | 'deny' = 'kill'): KernelSelector {
   const allowed = action === 'deny' ? KERNEL_DENY_TYPES : KERNEL_KILL_TYPES;
   try {
-    if (!types?.length) no(`a rule without types (give types: ${action === 'deny' ? '[connect] or [bind]' : '[open] or [exec]'})`);
+    if (!types?.length) no(`a rule without types (give types: ${action === 'deny' ? '[connect] or [bind]' : 'file event types such as [open], or [exec]'})`);
     const other = types!.filter((t) => !allowed.has(t));
     if (other.length) no(`events of type ${other.join(', ')} (the kernel ${action === 'deny' ? 'denies' : 'checks'} ${[...allowed].join(', ')}${action === 'deny' ? '' : '; it denies connects and binds'})`);
     if (types!.includes('exec') && types!.length > 1) no(`both execs and ${types!.filter((t) => t !== 'exec').join(', ')} in one rule (two sensors check them: write a rule for each)`);
@@ -417,7 +421,7 @@ export function kernelSelector(types: readonly string[] | undefined, ast: ASTNod
       sel.container = { text, holds };
     }
     const sensor = killSensor(sel);
-    const what = action === 'deny' ? types!.join(' or ') : sensor === 'process' ? 'exec' : 'open reported';
+    const what = action === 'deny' ? types!.join(' or ') : sensor === 'process' ? 'exec' : `${types!.join(' or ')} reported`;
     // A deny rule about connects and binds tests what both have (the comm, the container).
     const kinds = action === 'deny' ? (types as ('connect' | 'bind')[]) : [sensor];
     const fields = new Set([...FIELDS_OF[kinds[0]!]].filter((f) => kinds.every((k) => FIELDS_OF[k].has(f))));

@@ -49,6 +49,12 @@ test('a rule that kills in the kernel stops the process before the open returns;
     '      priority: critical',
     '      types: [open]',
     '      actions: [{kill: {signal: SIGKILL, inKernel: true}}]',
+    '    - rule: Kernel kill on a link',
+    `      condition: event.path == "${secret}" && event.ret >= 0`,
+    '      output: "kernel kill link {process.pid}"',
+    '      priority: critical',
+    '      types: [symlink, link]',
+    '      actions: [{kill: {signal: SIGKILL, inKernel: true}}]',
     '    - rule: User kill',
     `      condition: event.path == "${watched}"`,
     '      output: "user kill {process.pid}"',
@@ -56,7 +62,7 @@ test('a rule that kills in the kernel stops the process before the open returns;
     '      types: [open]',
     '      actions: [{kill: {signal: SIGKILL}}]',
   ];
-  const config = (enforce: boolean, files = '{ open: true }') =>
+  const config = (enforce: boolean, files = '{ open: true, symlink: true, link: true }') =>
     write(
       'events:',
       '  process: { exec: true, exit: false, creds: false, comm: false }',
@@ -83,7 +89,7 @@ test('a rule that kills in the kernel stops the process before the open returns;
   const lines: Record<string, unknown>[] = [];
   const agent = AgentProcess.start(t, ['run', '--config', config(true)], {
     onStdoutLine: (l) => {
-      if (l.includes('"type":"alert"') || l.includes('"type":"open"')) lines.push(JSON.parse(l) as Record<string, unknown>);
+      if (l.includes('"type":"alert"') || l.includes('"type":"open"') || l.includes('"type":"symlink"')) lines.push(JSON.parse(l) as Record<string, unknown>);
     },
   });
   await agent.waitForStderr(/^vigil: running: /, 'the agent to run');
@@ -99,6 +105,20 @@ test('a rule that kills in the kernel stops the process before the open returns;
   assert.deepEqual(of('alert', killed.pid)!.actions, [{ action: 'kill', signal: 'SIGKILL', inKernel: true, result: 'sent' }]);
   const listed = await runCli(['rules', '--socket', socket]);
   assert.match(listed.stdout, /^ {2}Kernel kill: actions kill SIGKILL in the kernel \(enforced\): sent 1$/m);
+
+  // Any file event type: a symlink to the file, made before the kill (the link exists), and nothing after it.
+  const link = path.join(dir, 'link');
+  const ln = spawn(process.execPath, ['-e', `require('fs').symlinkSync(${JSON.stringify(secret)}, ${JSON.stringify(link)}); console.log('after')`], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.after(() => {
+    if (ln.exitCode === null && ln.signalCode === null) ln.kill('SIGKILL');
+  });
+  let lnOut = '';
+  ln.stdout.on('data', (d: Buffer) => (lnOut += d.toString()));
+  const [, lnSignal] = (await once(ln, 'exit')) as [number | null, string | null];
+  assert.deepEqual([lnOut, lnSignal], ['', 'SIGKILL'], 'killed on its way back from the symlink');
+  assert.equal(fs.readlinkSync(link), secret);
+  await until(() => of('symlink', ln.pid!) !== undefined, 'the symlink event', 10_000);
+  assert.deepEqual([of('symlink', ln.pid!)!.kill, of('symlink', ln.pid!)!.path2], [{ rule: 'Kernel kill on a link', signal: 'SIGKILL', result: 'sent' }, link]);
 
   // process.comm is the process's: node's main thread names itself MainThread, and its libuv thread
   // ("libuv-worker") does the open of fs.readFile. Compared with the thread's own name, the rule would miss.
@@ -123,10 +143,10 @@ test('a rule that kills in the kernel stops the process before the open returns;
   await until(() => of('open', process.pid) !== undefined, 'the runner\'s open', 10_000);
   assert.deepEqual(of('open', process.pid)!.kill, { rule: 'Kernel kill', signal: 'SIGKILL', result: 'refused' });
   const st = await status();
-  assert.deepEqual(st.syscalls?.killRules, { rules: 2, values: 3, scoped: 0, cgroups: 0, denies: 0 });
-  assert.deepEqual([st.syscalls?.filters?.killMatched, st.syscalls?.filters?.killSent], [3, 2], 'the shell and node (sent), the runner (refused), counted in the kernel');
+  assert.deepEqual(st.syscalls?.killRules, { rules: 3, values: 4, scoped: 0, cgroups: 0, denies: 0 });
+  assert.deepEqual([st.syscalls?.filters?.killMatched, st.syscalls?.filters?.killSent], [4, 3], 'the shell and two nodes (sent), the runner (refused), counted in the kernel');
   const text = await runCli(['status', '--socket', socket]);
-  assert.match(text.stdout, /^ {2}in-kernel kill rules: 2 \(3 strings\); opens matched 3, processes signalled 2$/m);
+  assert.match(text.stdout, /^ {2}in-kernel kill rules: 3 \(4 strings\); file events matched 4, processes signalled 3$/m);
 
   // Enforcement off (a reload): the kernel reports the match and sends nothing.
   config(false);

@@ -72,6 +72,25 @@ test('conditions of strings, flags and the return value compile into the kernel 
   });
 });
 
+test('every file event type compiles for the kernel, which checks each at its exit with the same code', () => {
+  // A symlink or hard link of a shadow file, made by anything but the package manager: the path is the target.
+  const sel = compile('event.?resolvedPath.orValue(event.path) in ["/etc/shadow", "/etc/gshadow"] && !(process.comm in ["dpkg", "apt"]) && event.ret >= 0', { types: ['symlink', 'link'] });
+  assert.deepEqual(sel, {
+    ops: ['symlink', 'link'],
+    want: 0,
+    deny: 0,
+    ret: 'ok',
+    terms: [
+      { field: 'file', values: [{ s: '/etc/shadow', exact: true }, { s: '/etc/gshadow', exact: true }], negate: false },
+      { field: 'comm', values: [{ s: 'dpkg', exact: true }, { s: 'apt', exact: true }], negate: true },
+    ],
+  });
+  assert.equal(killSensor(sel as KernelSelector), 'syscalls');
+  for (const type of ['unlink', 'rmdir', 'rename', 'chmod', 'chown', 'mkdir', 'truncate']) {
+    assert.deepEqual((compile('event.?sensitive.orValue(false) && event.path.startsWith("/etc/")', { types: [type] }) as KernelSelector).ops, [type], type);
+  }
+});
+
 test("conditions of an exec rule compile into the process sensor's selector", () => {
   const sel = compile('(process.?exe.orValue("") in ["/usr/bin/nc", "/usr/bin/ncat"] || process.exe.startsWith("/tmp/")) && parent.?comm.orValue("") != "sshd" && !(process.comm in shells)', { types: ['exec'] });
   assert.deepEqual(sel, {
@@ -97,7 +116,7 @@ test('a condition with anything the kernel cannot check is refused, naming that 
     assert.match(r[0]!, /^f item 5 \(rule "k"\)\.actions: /);
     return r[0]!;
   };
-  assert.match(refused('event.path.endsWith("/shadow")'), /inKernel: the kernel cannot check event\.path\.endsWith\("\/shadow"\); it checks on opens: event\.path/);
+  assert.match(refused('event.path.endsWith("/shadow")'), /inKernel: the kernel cannot check event\.path\.endsWith\("\/shadow"\); it checks on file events \(open, unlink, .*\): event\.path/);
   assert.match(refused('event.path == "/etc/shadow" && process.exe == "/usr/bin/cat"'), /cannot check process\.exe on a file event \(the kernel has event\.path, event\.\?resolvedPath, process\.comm there\)/);
   assert.match(refused('event.path == "/a" || process.comm == "sh"'), /ors tests of two strings/);
   assert.match(refused('event.path == "/a" || event.?resolvedPath.orValue(event.path) == "/b"'), /ors tests of two strings/);
@@ -107,7 +126,9 @@ test('a condition with anything the kernel cannot check is refused, naming that 
   assert.match(refused(`event.path.startsWith("/${'x'.repeat(300)}")`), /longer than 256 bytes/);
   assert.match(refused('event.path in [1, 2]'), /holds 1, not a string/);
   assert.match(refused('true'), /cannot check true: it checks nothing, and would kill the process of every open reported/);
-  assert.match(refused('event.path == "/a"', { types: ['unlink'] }), /events of type unlink \(the kernel checks open, exec; it denies connects and binds\)/);
+  assert.match(refused('event.path == "/a"', { types: ['connect'] }), /events of type connect \(the kernel checks open, unlink, rmdir, rename, chmod, chown, mkdir, truncate, link, symlink, exec; it denies connects and binds\)/);
+  assert.match(refused('event.path2 == "/a"', { types: ['rename'] }), /cannot check event\.path2/);
+  assert.match(refused('true', { types: ['unlink', 'rename'] }), /would kill the process of every unlink or rename reported/);
   assert.match(refused('event.path == "/a"', { types: ['exec'] }), /cannot check event\.path on an exec \(the kernel has process\.comm, process\.exe, parent\.comm there\)/);
   assert.match(refused('process.exe == "/a"', { types: ['exec', 'open'] }), /both execs and open in one rule/);
   assert.match(refused('process.exe == "/a" && event.ret >= 0', { types: ['exec'] }), /an exec has no write, secret or sensitive flag and no ret/);
