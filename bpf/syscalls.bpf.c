@@ -252,7 +252,13 @@ static __always_inline void current_comm(__u64 key[2])
  * (a constant): a syscall's entry, counted in the filter stats; the deny rules' datagram hook asks too, and
  * is not a syscall entry.
  */
-static __always_inline struct syscall_filter_config *filter_pass(__u32 op, const int counted)
+#define PF_IO_WORKER_ 0x00000010 /* an io_uring thread: SQPOLL's submission thread, io-wq's workers */
+
+/*
+ * The entry filters of op. `iou` (a constant): an io_uring submission, which may be made by the kernel's
+ * submission thread of the process (SQPOLL), named iou-sqp-<pid>: the comm lists see its process's name there.
+ */
+static __always_inline struct syscall_filter_config *filter_pass_of(__u32 op, const int counted, const int iou)
 {
 	struct syscall_filter_config *cfg = get_config();
 	__u64 comm[2];
@@ -283,7 +289,12 @@ static __always_inline struct syscall_filter_config *filter_pass(__u32 op, const
 		}
 	}
 	if (cfg->comm_mode) {
-		current_comm(comm);
+		struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+
+		if (iou && (BPF_CORE_READ(t, flags) & PF_IO_WORKER_))
+			leader_comm_of(t, comm);
+		else
+			current_comm(comm);
 		v = bpf_map_lookup_elem(&sys_comm_filter, comm);
 		if (((cfg->comm_mode & VIGIL_COMM_INCLUDE) && (!v || *v != VIGIL_COMM_INCLUDE)) ||
 		    ((cfg->comm_mode & VIGIL_COMM_EXCLUDE) && v && *v == VIGIL_COMM_EXCLUDE)) {
@@ -293,6 +304,11 @@ static __always_inline struct syscall_filter_config *filter_pass(__u32 op, const
 		}
 	}
 	return cfg;
+}
+
+static __always_inline struct syscall_filter_config *filter_pass(__u32 op, const int counted)
+{
+	return filter_pass_of(op, counted, 0);
 }
 
 static __always_inline struct syscall_filter_config *filter_enter(__u32 op)
@@ -2371,7 +2387,7 @@ static __always_inline struct sys_pending *iou_begin(struct io_kiocb *req, __u32
 	__u32 zero = 0;
 	struct sys_pending *p;
 
-	*cfg = filter_enter(op);
+	*cfg = filter_pass_of(op, 1, 1);
 	if (!*cfg)
 		return 0;
 	p = bpf_map_lookup_elem(&sys_pending_tmpl, &zero);

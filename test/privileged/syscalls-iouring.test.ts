@@ -4,6 +4,7 @@
 // and prints what it asked and what each completion returned; every event is checked against that.
 // Needs root + BPF with BTF + io_uring tracepoints + gcc + liburing-dev.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -214,4 +215,25 @@ test('syscall sensor: on the quiet defaults, io_uring requests pass the same in-
   // Network events are off: the connect passes no filter and leaves nothing in the table.
   assert.equal(log.net([pid]).length, 0);
   assert.equal([...sensor.manager!.getMap('iou_pending').keys()].length, 0);
+});
+
+test('syscall sensor: a comm list sees the process\'s name for a request the SQPOLL thread submits', async (t) => {
+  if (!privileged(t, NEEDS) || !ioUringTracepoints(t)) return;
+  const { dir, bin, port } = await setup(t);
+  const log = new EventLog();
+  // The kernel's submission thread is named iou-sqp-<pid>: matched by its process's name, as process.comm is.
+  const sensor = new SyscallSensor({ files: { open: true }, filters: { comm: { include: [path.basename(bin)] } } }, { onEvent: log.push });
+  t.after(() => sensor.stop());
+  sensor.start();
+  const truth = await runWorkload(t, bin, [dir, String(port)]);
+  const pid = one(truth, 'done').pid;
+  const sqpoll = one(truth, 'open-sqpoll');
+  await log.until(() => log.files([pid]).some((e) => e.path === sqpoll.path && e.tid !== pid), 'the SQPOLL open');
+  const sq = pick(log.files([pid]), (e) => e.path === sqpoll.path && e.tid !== pid, 'the SQPOLL open');
+  assert.deepEqual([sq.syscall, sq.ret], ['io_uring', sqpoll.res]);
+  // The workload's own submissions pass as before; nothing of another name does.
+  assert.ok(log.files([pid]).some((e) => e.path === one(truth, 'open').path && e.tid === pid));
+  const before = sensor.stats().filters!.comm;
+  execFileSync('cat', [path.join(dir, 'iou-created')]);
+  assert.ok(sensor.stats().filters!.comm > before, 'another name\'s opens are turned down by the list');
 });
