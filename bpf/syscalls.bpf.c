@@ -859,7 +859,9 @@ __noinline __u32 sensitive_flag(__u32 off, __u32 off2, __u32 op, __u32 len, __u3
 	__u32 zero = 0, end;
 	int hit;
 
-	if (prefix_match(off, LIST_SENSITIVE, count) || (off2 && prefix_match(off2, LIST_SENSITIVE, count)))
+	if (off2 && prefix_match(off2, LIST_SENSITIVE, count))
+		return VIGIL_SYSF_SENSITIVE | VIGIL_SYSF_SENSITIVE_PATH2;
+	if (prefix_match(off, LIST_SENSITIVE, count))
 		return VIGIL_SYSF_SENSITIVE;
 	if (op != VIGIL_SYS_SYMLINK || len < 2)
 		return 0;

@@ -306,7 +306,7 @@ enum vigil_sys_flags {
 	 */
 	VIGIL_SYSF_DATAGRAM = 1 << 20,
 	/*
-	 * An operation submitted through io_uring (openat, openat2, unlinkat, renameat, mkdirat, connect): no system
+	 * An operation submitted through io_uring (openat, unlinkat, linkat, ftruncate, connect, accept, ...): no system
 	 * call of its own, so no syscall tracepoint sees it. Its nr is VIGIL_SYS_NR_IO_URING; the record is made
 	 * when the request completes (its ret is the completion's result), by a thread of the submitting process.
 	 */
@@ -318,6 +318,12 @@ enum vigil_sys_flags {
 	 * told apart.
 	 */
 	VIGIL_SYSF_NO_RESULT = 1 << 22,
+	/*
+	 * With SENSITIVE, of rename, link and symlink: the second path (the new name, the link made) is under a
+	 * sensitive prefix, so the call changed what is there. Without it only the first path is (a rename out of a
+	 * sensitive directory; a link to a sensitive file, made elsewhere).
+	 */
+	VIGIL_SYSF_SENSITIVE_PATH2 = 1 << 23,
 };
 
 /* file_event.nr and net_event.nr that are no syscall's number on any ABI. */

@@ -578,6 +578,7 @@ export function decodeFileEvent(v: DataView, o: number, len: number): DecodeResu
     length: op === 'truncate' ? resolve : undefined,
     write: (ev & F.WRITE) !== 0,
     sensitive: (ev & F.SENSITIVE) !== 0,
+    path2Sensitive: fileHasPath2(op) ? (ev & F.SENSITIVE_PATH2) !== 0 : undefined,
     secret: (ev & F.SECRET) !== 0,
     logTruncated: (ev & F.LOG_TRUNCATED) !== 0,
     logRemoved: (ev & F.LOG_REMOVED) !== 0,
@@ -810,7 +811,7 @@ export function decodeSysEvent(v: DataView, o: number, len: number): DecodeResul
 const SYSCALL_BASE_KEYS = ['type', 'group', 'ktimeNs', 'pid', 'tid', 'cgroupId', 'syscall', 'nr', 'ret', 'errno', 'evFlags'] as const;
 export const FILE_EVENT_KEYS = [
   ...SYSCALL_BASE_KEYS, 'path', 'path2', 'resolvedPath', 'resolvedPath2', 'resolvedFrom', 'dfd', 'dfd2', 'flags', 'flagNames', 'mode',
-  'modeOctal', 'uid', 'gid', 'resolve', 'length', 'write', 'sensitive', 'secret', 'logTruncated', 'logRemoved', 'logReplaced', 'pathTruncated', 'pathReadAtExit', 'pathUnreadable', 'resolvedTruncated', 'ioUring',
+  'modeOctal', 'uid', 'gid', 'resolve', 'length', 'write', 'sensitive', 'path2Sensitive', 'secret', 'logTruncated', 'logRemoved', 'logReplaced', 'pathTruncated', 'pathReadAtExit', 'pathUnreadable', 'resolvedTruncated', 'ioUring',
   'resultUnknown', 'kill',
 ] as const satisfies readonly (keyof FileEvent)[];
 export const NET_EVENT_KEYS = [

@@ -100,6 +100,7 @@ export const VIGIL_SYS_FLAGS = {
   DATAGRAM: 1048576,
   IO_URING: 2097152,
   NO_RESULT: 4194304,
+  SENSITIVE_PATH2: 8388608,
 } as const;
 
 export const VIGIL_SYS_NR = {

@@ -192,8 +192,13 @@ export interface FileEvent extends SyscallEventBase {
   length?: number;
   /** An open for writing, creating or truncating. */
   write: boolean;
-  /** A modification under a configured sensitive prefix. */
+  /** A modification under a configured sensitive prefix (either path of a rename, link or symlink). */
   sensitive: boolean;
+  /**
+   * rename, link, symlink: the second path (the new name, the link made) is the one under a sensitive prefix,
+   * so the call changed what is there; false when only the first is (a link to a sensitive file made elsewhere).
+   */
+  path2Sensitive?: boolean;
   /** A read-only open under a configured secret prefix (filters.secretPaths). */
   secret: boolean;
   /** A file under a log prefix (filters.logPaths) truncated: by an open with O_TRUNC, truncate or ftruncate. */

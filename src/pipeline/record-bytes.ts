@@ -113,6 +113,7 @@ const K = {
   length: enc(',"length":'),
   write: enc(',"write":true'),
   sensitive: enc(',"sensitive":true'),
+  path2Sensitive: enc(',"path2Sensitive":true'),
   secret: enc(',"secret":true'),
   logTruncated: enc(',"logTruncated":true'),
   logRemoved: enc(',"logRemoved":true'),
@@ -246,6 +247,7 @@ export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
   }
   if (ev & F.WRITE) w.raw(K.write);
   if (ev & F.SENSITIVE) w.raw(K.sensitive);
+  if (ev & F.SENSITIVE_PATH2 && fileHasPath2(op)) w.raw(K.path2Sensitive);
   if (ev & F.SECRET) w.raw(K.secret);
   if (ev & F.LOG_TRUNCATED) w.raw(K.logTruncated);
   if (ev & F.LOG_REMOVED) w.raw(K.logRemoved);

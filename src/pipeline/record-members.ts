@@ -82,6 +82,7 @@ const fileReaders = new Map<string, Reader>([
   ['length', (r) => (fileOp(r) === 'truncate' ? u64(r.v, r.off + FE.resolve.offset) : undefined)],
   ['write', evBit(F.WRITE)],
   ['sensitive', evBit(F.SENSITIVE)],
+  ['path2Sensitive', (r) => (fileHasPath2(fileOp(r)) ? (u32(r, FE.ev_flags.offset) & F.SENSITIVE_PATH2) !== 0 : undefined)],
   ['secret', evBit(F.SECRET)],
   ['logTruncated', evBit(F.LOG_TRUNCATED)],
   ['logRemoved', evBit(F.LOG_REMOVED)],

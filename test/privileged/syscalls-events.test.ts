@@ -162,6 +162,10 @@ test('syscall sensor: each event of a scripted workload carries its arguments, r
   assert.deepEqual([hardSens.ret, hardSens.sensitive], [0, true], 'a hard link of a file under a sensitive prefix is sensitive');
   const toSens = pick(files, (e) => e.type === 'symlink' && e.path === sens, 'symlink to the sensitive directory');
   assert.equal(toSens.sensitive, true, 'a symlink to the sensitive directory, named without its slash, is sensitive');
+  assert.equal(toSens.path2Sensitive, false, 'made outside it');
+  assert.equal(hardSens.path2Sensitive, false, 'made outside it');
+  const planted = pick(files, (e) => e.type === 'symlink' && e.path2 === one('symlink_in_sensitive').path, 'symlink made in the sensitive directory');
+  assert.deepEqual([planted.path, planted.ret, planted.sensitive, planted.path2Sensitive], ['/tmp/vigil-payload', 0, true, true], 'its new name is under the prefix');
 
   // ---- network ----
   const net = log.net([pid]);

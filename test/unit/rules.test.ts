@@ -97,6 +97,16 @@ test('the default rules match what they are about, and not the ordinary', () => 
   assert.deepEqual(matching(set, link('link', '/etc/shadow')), ['Hard link to sensitive file created']);
   assert.deepEqual(matching(set, link('link', 'shadow', { resolvedPath: '/etc/shadow' })), ['Hard link to sensitive file created'], 'a relative path, resolved');
   assert.deepEqual(matching(set, link('link', '/srv/a')), [], 'not a credential file');
+  // A link made in a sensitive directory (the kernel's path2Sensitive): a new entry of /etc that is another file.
+  const made = (type: string, comm = 'ln', more: Record<string, unknown> = {}) =>
+    link(type, '/tmp/payload.sh', { path2: '/etc/cron.d/job', resolvedPath2: '/etc/cron.d/job', path2Sensitive: true, ...more }, comm);
+  assert.deepEqual(matching(set, made('symlink')), ['Link made in sensitive directory']);
+  assert.deepEqual(matching(set, made('link')), ['Link made in sensitive directory']);
+  assert.deepEqual(matching(set, made('symlink', 'systemctl')), [], 'systemctl enable');
+  assert.deepEqual(matching(set, made('symlink', 'dpkg')), [], 'package managers');
+  assert.deepEqual(matching(set, made('symlink', 'ln', { ret: -17 })), [], 'a failed link made nothing');
+  assert.deepEqual(matching(set, link('symlink', '/etc/shadow', { path2Sensitive: false })), ['Symlink to sensitive file created'], 'made elsewhere: only the target rule');
+  assert.deepEqual(matching(set, made('symlink', 'ln', { path: '/etc/shadow' })), ['Symlink to sensitive file created', 'Link made in sensitive directory'], 'both');
   assert.deepEqual(matching(set, open('/etc/shadow', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'cat' })), ['Read sensitive file untrusted']);
   assert.deepEqual(matching(set, open('/etc/shadow', { write: false, sensitive: false, flagNames: 'O_RDONLY' }, { comm: 'sshd' })), []);
   // A read the kernel flagged secret (under filters.secretPaths), whatever its name.
