@@ -971,6 +971,7 @@ __noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s
 #define DENY_CONNECT 0
 #define DENY_DATAGRAM 1  /* a UDP datagram sent with an address: a connect in all but name */
 #define DENY_BIND 2
+#define DENY_UNIX 3      /* a connect to a unix socket (cgroup/connect_unix, 6.7) */
 
 /*
  * A connect (bind) a deny rule matched, for the call's exit to report (exit_net): by thread. The cgroup hook
@@ -990,12 +991,24 @@ struct {
 	__type(value, struct deny_note);
 } sys_deny_notes SEC(".maps");
 
+/* A unix connect's path, as deny rules compare it (VIGIL_KILL_UPATH): NUL-padded to a prefix's length. */
+struct deny_path {
+	__u8 s[VIGIL_SYS_PREFIX_LEN];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct deny_path);
+} sys_deny_path SEC(".maps");
+
 struct deny_ctx {
 	struct kill_scan scan;
 	struct vigil_deny_addr peer;  /* a connect's (datagram's) peer, a bind's own address */
 	__u64 port;              /* host order, in the low 16 bits (VIGIL_KILL_RPORT, LPORT) */
 	__u64 comm[2];           /* the process's comm, its thread group leader's (see kill_ctx) */
 	__u32 bind;              /* the call is a bind: its address is compared with LADDR and LPORT values */
+	__u32 unix_path;         /* a unix connect: its path is in sys_deny_path, compared with UPATH values */
 };
 
 /* Does value i match the call's address or process? As kill_value_cb, on the fields of a connect or bind. */
@@ -1020,6 +1033,12 @@ static long deny_value_cb(__u32 i, void *data)
 				return 0;
 	} else if (v->field == (k->bind ? VIGIL_KILL_LPORT : VIGIL_KILL_RPORT)) {
 		if ((k->port ^ *(__u64 *)v->prefix) & *(__u64 *)v->mask)
+			return 0;
+	} else if (v->field == VIGIL_KILL_UPATH && k->unix_path) {
+		__u32 zero = 0;
+		struct deny_path *path = bpf_map_lookup_elem(&sys_deny_path, &zero);
+
+		if (!path || !masked_prefix(path->s, v->prefix, v->mask))
 			return 0;
 	} else {
 		return 0; /* a file or exec field, or the other call's address: never here */
@@ -1061,6 +1080,40 @@ static __always_inline void deny_datagram_report(struct bpf_sock_addr *ctx, stru
 	vigil_submit(ctx, e, sizeof(*e), VIGIL_OP_NET);
 }
 
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
+
+/*
+ * A unix connect's path into sys_deny_path, as the event shows it: the path, or "@" and an abstract name (up to
+ * its first NUL). 0 when it cannot be read (the rules are not checked: the call goes on).
+ */
+static __always_inline int deny_unix_path(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock_addr_kern *sa = bpf_cast_to_kern_ctx(ctx);
+	struct deny_path *path;
+	__u32 zero = 0, len;
+	const char *sun;
+
+	path = bpf_map_lookup_elem(&sys_deny_path, &zero);
+	if (!path || !sa)
+		return 0;
+	__builtin_memset(path->s, 0, sizeof(path->s));
+	len = BPF_CORE_READ(sa, uaddrlen);
+	sun = (const char *)BPF_CORE_READ(sa, uaddr) + offsetof(struct sockaddr_un, sun_path);
+	if (len <= offsetof(struct sockaddr_un, sun_path))
+		return 0; /* an unnamed socket: no path to compare */
+	len -= offsetof(struct sockaddr_un, sun_path);
+	if (len > sizeof(((struct sockaddr_un *)0)->sun_path))
+		len = sizeof(((struct sockaddr_un *)0)->sun_path);
+	if (bpf_probe_read_kernel(path->s, len & 127, sun))
+		return 0;
+	if (!path->s[0]) {
+		/* Abstract: "@" in place of the NUL that starts it, as decode writes it. */
+		path->s[0] = '@';
+		path->s[len & 127] = 0;
+	}
+	return 1;
+}
+
 /*
  * Checks a connect, a UDP datagram sent to an address without one, or a bind (`kind`) against the deny rules
  * in force (cgroup hooks, before the connection is made, the datagram sent or the address taken). Returns 0
@@ -1070,7 +1123,7 @@ static __always_inline void deny_datagram_report(struct bpf_sock_addr *ctx, stru
  */
 static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6, const int kind)
 {
-	const __u64 op = 1ULL << (kind == DENY_BIND ? VIGIL_SYS_BIND : VIGIL_SYS_CONNECT);
+	const __u64 op = 1ULL << (kind == DENY_BIND ? VIGIL_SYS_BIND : kind == DENY_UNIX ? VIGIL_KILL_OP_UNIX_CONNECT : VIGIL_SYS_CONNECT);
 	struct syscall_filter_config *cfg = get_config();
 	struct deny_ctx k = {};
 	struct syscall_kill_rule *r;
@@ -1082,7 +1135,12 @@ static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6, c
 		return 1;
 	kill_scan_start(&k.scan, &cfg->kill);
 	/* Which hook: a constant, so that each reads only the context fields its program type may (connect4 has no user_ip6). */
-	if (!v6) {
+	if (kind == DENY_UNIX) {
+		k.peer.family = AF_UNIX_;
+		k.unix_path = deny_unix_path(ctx);
+		if (!k.unix_path)
+			return 1;
+	} else if (!v6) {
 		k.peer.family = AF_INET_;
 		*(__u32 *)&k.peer.addr[0] = ctx->user_ip4;
 	} else {
@@ -1092,7 +1150,8 @@ static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6, c
 		*(__u32 *)&k.peer.addr[8] = ctx->user_ip6[2];
 		*(__u32 *)&k.peer.addr[12] = ctx->user_ip6[3];
 	}
-	k.port = bpf_ntohs(ctx->user_port);
+	if (kind != DENY_UNIX)
+		k.port = bpf_ntohs(ctx->user_port);
 	k.bind = kind == DENY_BIND;
 	leader_comm_of((struct task_struct *)bpf_get_current_task(), k.comm);
 	bpf_loop(VIGIL_KILL_VALUES_MAX, deny_value_cb, &k, 0);
@@ -1133,6 +1192,13 @@ SEC("cgroup/connect6")
 int deny_connect6(struct bpf_sock_addr *ctx)
 {
 	return deny_check(ctx, 1, DENY_CONNECT);
+}
+
+/* Connects to unix sockets (6.7): the path a deny rule about it names (a runtime's API socket, from a container). */
+SEC("cgroup/connect_unix")
+int deny_connect_unix(struct bpf_sock_addr *ctx)
+{
+	return deny_check(ctx, 0, DENY_UNIX);
 }
 
 /* UDP sends with an address of their own (a connected socket's plain sends do not run these): the peer a deny rule is about, reached without a connect. */
@@ -2477,20 +2543,14 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 	case IORING_OP_ACCEPT:
 		op = VIGIL_SYS_ACCEPT;
 		break;
-	/* Newer than the tracepoints (6.9, 6.11): dead code, left out at load, where the kernel has not their struct. */
+	/* Newer than the tracepoints (6.9, 6.11): their fields are read with IOU_NEWER_READ. */
 	case IORING_OP_FTRUNCATE:
-		if (!bpf_core_type_exists(struct io_ftrunc))
-			return 0;
 		op = VIGIL_SYS_TRUNCATE;
 		break;
 	case IORING_OP_BIND:
-		if (!bpf_core_type_exists(struct io_bind))
-			return 0;
 		op = VIGIL_SYS_BIND;
 		break;
 	case IORING_OP_LISTEN:
-		if (!bpf_core_type_exists(struct io_listen))
-			return 0;
 		op = VIGIL_SYS_LISTEN;
 		break;
 	case IORING_OP_LINKAT:

@@ -463,6 +463,16 @@ enum vigil_kill_field {
 	VIGIL_KILL_RPORT = 6,    /* connect: the peer's port, host order, in the first two bytes */
 	VIGIL_KILL_LADDR = 7,    /* bind: the address asked for, as VIGIL_KILL_RADDR */
 	VIGIL_KILL_LPORT = 8,    /* bind: the port asked for, as VIGIL_KILL_RPORT */
+	VIGIL_KILL_UPATH = 9,    /* connect to a unix socket: its path, or "@" and an abstract name (event.remoteAddress) */
+};
+
+/*
+ * The sys_kill_rules.ops bit of a deny rule about unix socket paths (VIGIL_KILL_UPATH), in place of
+ * VIGIL_SYS_CONNECT's: the unix connect hook checks these rules and no other, the IP hooks never these. A rule
+ * about ports or IP addresses does not reach unix sockets (a `!=` would), and one about a path not IP peers.
+ */
+enum vigil_kill_op {
+	VIGIL_KILL_OP_UNIX_CONNECT = 21,
 };
 
 /* syscall_kill_rule.ret */

@@ -167,6 +167,10 @@ function kernelKillSets(set: RuleSet | undefined, enforce: boolean, ops: Readonl
   if (!rules.length) return { syscalls: undefined, process: undefined };
   const names = rules.map((r) => JSON.stringify(r.name)).join(', ');
   if (noBpf) throw new InvalidArgumentError(`rules: ${names} kill or deny in the kernel (kill: {inKernel: true}, deny), which needs BPF (${noBpf}); remove inKernel to kill from user space`);
+  const unixRules = rules.filter((r) => r.selector.unix);
+  const unixHook = unixRules.length ? feature('cgroup_unix_connect') : undefined;
+  if (unixHook && !unixHook.supported)
+    throw new InvalidArgumentError(`rules: ${unixRules.map((r) => JSON.stringify(r.name)).join(', ')} deny connects to unix socket paths in the kernel, which this kernel cannot (${unixHook.reason}); deny from user space (actions: [{kill: {}}]), or leave the socket path out`);
   const scoped = rules.find((r) => r.selector.container);
   if (scoped && !containers) throw new InvalidArgumentError(`rules: ${JSON.stringify(scoped.name)} ${scoped.selector.denies ? 'denies' : 'kills'} in the kernel in containers only (${scoped.selector.container!.text}), which needs the container resolver: set containers.enabled: true`);
   const of = (sensor: 'syscalls' | 'process') => rules.filter((r) => killSensor(r.selector) === sensor);

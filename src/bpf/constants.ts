@@ -61,6 +61,7 @@ export const AttachType = {
   LSM_MAC: 27,
   TRACE_ITER: 28,
   PERF_EVENT: 41,
+  CGROUP_UNIX_CONNECT: 49,
 } as const;
 
 /** Flags for map updates. */

@@ -257,6 +257,19 @@ const probes: Record<string, () => FeatureResult> = {
     }
     return { supported: true, reason: '' };
   },
+  cgroup_unix_connect: () => {
+    // The deny rules' hook on connects to unix sockets: `r0 = 0; exit` as a cgroup/connect_unix program.
+    const fd = initLibbpf().bpf_prog_load(ProgType.CGROUP_SOCK_ADDR, 'vigil_probe', 'GPL', RET0, 2, {
+      sz: koffi.sizeof(OPTS.progLoad),
+      attempts: 1,
+      expected_attach_type: AttachType.CGROUP_UNIX_CONNECT,
+    });
+    if (fd >= 0) {
+      fs.closeSync(fd);
+      return { supported: true, reason: '' };
+    }
+    return { supported: false, reason: `loading a cgroup/connect_unix program failed with errno ${errno()} (the hook is new in 6.7)`, minKernel: '6.7' };
+  },
   lsm: () => {
     if (!hasBtf()) return { supported: false, reason: 'no kernel BTF', minKernel: '5.7' };
     const r = tryLoadBtfProg(ProgType.LSM, AttachType.LSM_MAC, 'file_open');

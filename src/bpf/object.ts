@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import koffi from 'koffi';
 import { listGlobals, type GlobalVar } from './btf.ts';
-import { MapFlags, ProgType } from './constants.ts';
+import { AttachType, MapFlags, ProgType } from './constants.ts';
 import {
   InterruptedError,
   InvalidArgumentError,
@@ -25,6 +25,14 @@ import { BpfMap } from './map.ts';
 import { BpfProgram } from './program.ts';
 
 const { EPERM, EACCES, ENOENT, EINVAL, EAGAIN } = os.constants.errno;
+
+/**
+ * Sections newer libbpf versions know and older ones leave untyped, by the program type and attach type the
+ * kernel takes them as. Where the kernel is older too, loading such a program fails: exclude it before load.
+ */
+const NEWER_SECTIONS: Readonly<Record<string, { type: number; attach: number }>> = {
+  'cgroup/connect_unix': { type: ProgType.CGROUP_SOCK_ADDR, attach: AttachType.CGROUP_UNIX_CONNECT }, // libbpf 1.3, kernel 6.7
+};
 
 export interface OpenOptions {
   /** Object name (defaults to the file's base name); prefixes the names of its data-section maps. */
@@ -80,6 +88,12 @@ export class BpfObject {
     while (p !== null) {
       const prog = new BpfProgram(p, owner);
       this.#programs.set(prog.name, prog);
+      // A section newer than this libbpf (Debian 12 ships 1.1): given the type the kernel knows it by.
+      const newer = prog.type === ProgType.UNSPEC ? NEWER_SECTIONS[prog.section] : undefined;
+      if (newer) {
+        prog.setType(newer.type);
+        prog.setExpectedAttachType(newer.attach);
+      }
       p = l.bpf_object__next_program(ptr, p) as Ptr | null;
     }
     let m = l.bpf_object__next_map(ptr, null) as Ptr | null;

@@ -136,6 +136,11 @@ export class BpfProgram {
     if (r < 0) throw errorFromErrno(`program ${this.name}: set type`, -r);
   }
 
+  setExpectedAttachType(type: number): void {
+    const r = lib().bpf_program__set_expected_attach_type(this.#beforeLoad('set expected attach type'), type) as number;
+    if (r < 0) throw errorFromErrno(`program ${this.name}: set expected attach type`, -r);
+  }
+
   /** For fentry/fexit/freplace/tp_btf: retarget the attach function before load. */
   setAttachTarget(func: string): void {
     const r = lib().bpf_program__set_attach_target(this.#beforeLoad('set attach target'), 0, func) as number;

@@ -174,6 +174,11 @@ export const VIGIL_KILL_FIELD = {
   RPORT: 6,
   LADDR: 7,
   LPORT: 8,
+  UPATH: 9,
+} as const;
+
+export const VIGIL_KILL_OP = {
+  UNIX_CONNECT: 21,
 } as const;
 
 export const VIGIL_KILL_RET = {

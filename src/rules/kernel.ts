@@ -36,7 +36,9 @@
 // is sent, no port taken) instead of signalling the process. It tests process.comm, the address (a connect's
 // peer, event.remoteAddress; a bind's own, event.localAddress: ==, !=, in, with literal addresses, or
 // .inCidr(blocks)) and port (event.remotePort, event.localPort: ==, !=, in, with integer literals), and the
-// container part; the call has no ret or flags yet.
+// container part; the call has no ret or flags yet. A connect rule whose event.remoteAddress tests name unix
+// socket paths ("/run/x.sock", "@abstract") is about unix sockets: the unix connect hook checks it, and no
+// other (its selector's `unix`).
 import { serialize, type ASTNode } from '@marcbachmann/cel-js';
 import { formatIPv6 } from '../events/decode.ts';
 import type { FileOp } from '../events/types.ts';
@@ -52,7 +54,7 @@ const VALUE_BYTES = SYSCALL_KILL_VALUE.prefix.size;
 /** A comm has at most 15 bytes and its NUL. */
 const COMM_BYTES = 15;
 
-export type KillField = 'path' | 'file' | 'comm' | 'exe' | 'parentComm' | 'raddr' | 'rport' | 'laddr' | 'lport';
+export type KillField = 'path' | 'file' | 'comm' | 'exe' | 'parentComm' | 'raddr' | 'rport' | 'laddr' | 'lport' | 'upath';
 export interface KillTerm {
   field: KillField;
   /**
@@ -70,6 +72,11 @@ export interface KernelSelector {
   ops: string[];
   /** A deny rule's selector: a match denies the connect or bind (no signal). */
   denies?: true;
+  /**
+   * A deny rule about unix socket paths (its terms test `upath`): checked by the unix connect hook alone, the
+   * IP hooks never see it (VIGIL_KILL_OP_UNIX_CONNECT), as rules about IP peers never reach unix sockets.
+   */
+  unix?: true;
   /** ev_flags bits the event must have, and must not have. */
   want: number;
   deny: number;
@@ -111,7 +118,7 @@ export const killSensor = (sel: KernelSelector): 'process' | 'syscalls' => (sel.
 const FIELDS_OF: Record<'process' | 'syscalls' | 'connect' | 'bind', ReadonlySet<KillField>> = {
   syscalls: new Set(['path', 'file', 'comm']),
   process: new Set(['comm', 'exe', 'parentComm']),
-  connect: new Set(['comm', 'raddr', 'rport']),
+  connect: new Set(['comm', 'raddr', 'rport', 'upath']),
   bind: new Set(['comm', 'laddr', 'lport']),
 };
 const FIELD_TEXT: Record<KillField, string> = {
@@ -124,6 +131,7 @@ const FIELD_TEXT: Record<KillField, string> = {
   rport: 'event.remotePort',
   laddr: 'event.localAddress',
   lport: 'event.localPort',
+  upath: 'event.remoteAddress (a unix socket path)',
 };
 const isAddress = (f: KillField | undefined): boolean => f === 'raddr' || f === 'laddr';
 const isPort = (f: KillField | undefined): boolean => f === 'rport' || f === 'lport';
@@ -137,6 +145,7 @@ export const KERNEL_CHECKS =
 export const KERNEL_DENY_CHECKS =
   'on connects and binds: process.comm compared (==, !=, in, startsWith) with literals or named lists; a connect\'s event.remoteAddress (event.?remoteAddress.orValue("")) ' +
   'or a bind\'s event.localAddress ==, != or in literal IP addresses, or .inCidr(a list of CIDR blocks), event.remotePort or event.localPort (event.?localPort.orValue(0)) ==, != or in integer literals; ' +
+  'a connect\'s event.remoteAddress ==, !=, in or startsWith unix socket paths ("/run/x.sock", "@abstract": such a rule is about unix sockets only); ' +
   'joined by && (|| only between tests of one field), ! of a test; and conjuncts about the container alone (container, pod), which must not hold on the host';
 
 class Uncheckable extends Error {}
@@ -203,9 +212,13 @@ function addressValue(lit: unknown, at: ASTNode): { s: string; exact: boolean; b
   return { s: shown, exact: true, block };
 }
 
+/** A connect's peer written as a unix socket's: a path, or "@" and an abstract name, as events write it. */
+const isUnixPath = (lit: unknown): lit is string => typeof lit === 'string' && (lit.startsWith('/') || lit.startsWith('@'));
+
 /** The terms' values for the field of a test, from its literal(s): strings as they are, ports and addresses checked. */
 function fieldValue(f: KillField, lit: unknown, at: ASTNode): { s: string; exact: boolean; block?: IpBlock } {
   if (isPort(f)) return portValue(lit, at);
+  if (f === 'upath') return isUnixPath(lit) ? { s: lit, exact: true } : no(`${serialize(at)}: ${JSON.stringify(lit)} is not a unix socket path`);
   if (isAddress(f)) return addressValue(lit, at);
   if (typeof lit !== 'string') return no(`${serialize(at)}: the kernel compares a string with a string literal`);
   return { s: lit, exact: true };
@@ -290,6 +303,17 @@ function expand(n: ASTNode, ctx: Ctx): ASTNode {
   return n;
 }
 
+/**
+ * The field a test of event.remoteAddress compares: a unix socket's path when its literal(s) name one (all of
+ * them: a connect is to an IP peer or to a unix socket, never both), else the IP peer's address.
+ */
+function peerField(f: KillField, lits: unknown[], at: ASTNode): KillField {
+  if (f !== 'raddr') return f;
+  const unix = lits.filter(isUnixPath).length;
+  if (unix && unix < lits.length) no(`${serialize(at)} mixes unix socket paths and IP addresses (test each in a rule of its own)`);
+  return unix ? 'upath' : f;
+}
+
 /** A test of one string: the term it makes (undefined: `n` is no such test). */
 function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
   const n = expand(n0, ctx);
@@ -306,14 +330,16 @@ function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
   }
   if (n.op === '==' || n.op === '!=') {
     const [x, y] = n.args as [ASTNode, ASTNode];
-    const [f, lit] = stringField(x) ? [stringField(x)!, literal(y)] : [stringField(y), literal(x)];
-    if (!f) return undefined;
+    const [f0, lit] = stringField(x) ? [stringField(x)!, literal(y)] : [stringField(y), literal(x)];
+    if (!f0) return undefined;
+    const f = peerField(f0, [lit], n);
     return { field: f, values: [fieldValue(f, lit, n)], negate: n.op === '!=' };
   }
   if (n.op === 'in') {
     const [x, list] = n.args as [ASTNode, ASTNode];
-    const f = stringField(x);
-    if (!f) return undefined;
+    const f0 = stringField(x);
+    if (!f0) return undefined;
+    const f = peerField(f0, [...listItems(list, ctx)], n);
     if (isPort(f)) return { field: f, values: listItems(list, ctx).map((v) => fieldValue(f, v, n)), negate: false };
     return { field: f, values: listStrings(list, ctx).map((s) => fieldValue(f, s, n)), negate: false };
   }
@@ -338,9 +364,10 @@ function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
     return { field: f, values: blocks.flatMap(mapped).map((b) => ({ s: blockText(b), exact: true, block: b })), negate: false };
   }
   if (c && c[0] === 'startsWith' && c[2].length === 1) {
-    const f = stringField(c[1]);
-    if (!f || isAddress(f) || isPort(f)) return undefined;
     const lit = literal(c[2][0]!);
+    const f0 = stringField(c[1]);
+    const f = f0 && peerField(f0, [lit], n);
+    if (!f || isAddress(f) || isPort(f)) return undefined;
     if (typeof lit !== 'string') no(`${serialize(n)}: startsWith needs a string literal here`);
     return { field: f, values: [{ s: lit as string, exact: false }], negate: false };
   }
@@ -388,9 +415,13 @@ function conjunct(n0: ASTNode, sel: KernelSelector, parts: ASTNode[], ctx: Ctx):
   no(serialize(n));
 }
 
+/** sun_path's bytes: a unix socket's path or abstract name is at most this long. */
+const SUN_PATH_BYTES = 108;
+
 function checkValue(field: KillField, v: { s: string; exact: boolean }): void {
   if (isAddress(field) || isPort(field)) return; // checked when made
   const n = Buffer.byteLength(v.s);
+  if (field === 'upath' && n > SUN_PATH_BYTES) no(`the unix socket path ${JSON.stringify(v.s)} is longer than ${SUN_PATH_BYTES} bytes: no socket has it`);
   if (field === 'comm' || field === 'parentComm') {
     if (n > COMM_BYTES) no(`the comm ${JSON.stringify(v.s)} is longer than ${COMM_BYTES} bytes: no process has it`);
     return;
@@ -434,6 +465,10 @@ export function kernelSelector(types: readonly string[] | undefined, ast: ASTNod
       if (!fields.has(t.field)) no(`${FIELD_TEXT[t.field]} on ${sensor === 'process' ? 'an exec' : action === 'deny' ? `a ${what}` : 'a file event'} (the kernel has ${[...fields].map((f) => FIELD_TEXT[f]).join(', ')} there)`);
       if (!t.values.length) no('a test against an empty list');
       for (const v of t.values) checkValue(t.field, v);
+    }
+    if (sel.terms.some((t) => t.field === 'upath')) {
+      if (sel.terms.some((t) => t.field === 'raddr' || t.field === 'rport')) no(`${serialize(ast)}: a connect to a unix socket has no IP address or port`);
+      sel.unix = true;
     }
     return sel;
   } catch (err) {

@@ -3,7 +3,7 @@
 // apply() may run at any time while the programs are attached, and takes effect on the next syscall.
 import { InvalidArgumentError } from '../bpf/errors.ts';
 import { u32Key as u32, type BpfMap } from '../bpf/map.ts';
-import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
+import { SIZEOF, SYSCALL_FILTER_CONFIG, SYSCALL_PATH_PREFIX, VIGIL_KILL_OP, VIGIL_SYS_CFG_FLAGS, VIGIL_SYS_COMM_MODE, VIGIL_SYS_SCOPE, VIGIL_SYS_STAT } from '../events/layout.generated.ts';
 import type { Manager } from '../manager/manager.ts';
 import { encodeKillState, KillTable, NO_KILL, NO_KILL_STATUS, putMasked, type KernelKillSet, type KillRulesStatus, type KillState } from '../rules/kernel-maps.ts';
 import type { KillScopes } from '../rules/kill-scopes.ts';
@@ -161,6 +161,8 @@ function sameDirs(a: Map<bigint, SecretDir>, b: Map<bigint, SecretDir>): boolean
 
 /** A kill rule's file event types as sys_kill_rules.ops bits. */
 function opBits(sel: KernelSelector): bigint {
+  // A deny rule about unix socket paths: the unix connect hook's bit, in place of connect's.
+  if (sel.unix) return 1n << BigInt(VIGIL_KILL_OP.UNIX_CONNECT);
   let ops = 0n;
   for (const op of sel.ops) {
     const n = OP_NUMBERS[op as SyscallOp];

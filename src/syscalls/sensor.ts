@@ -131,7 +131,7 @@ export function syscallProbes(cgroupPath?: string): ProbeSpec[] {
     ...HOOKED_SYSCALLS.flatMap((s): ProbeSpec[] => [{ fn: s.enter }, { fn: s.exit, uid: s.tp, tracepoint: `syscalls/sys_exit_${s.tp}` }, ...(s.exitOnly ? [{ fn: s.exitOnly }] : [])]),
     ...TRACEPOINT_PROBES.map((p) => ({ fn: p.fn })),
     ...IO_URING_PROBES.map((fn) => ({ fn })),
-    ...(cgroupPath ? [...DENY_PROBES.connect, ...DENY_PROBES.bind].map((fn) => ({ fn, cgroupPath })) : []),
+    ...(cgroupPath ? [...DENY_PROBES.connect, ...DENY_PROBES.bind, ...DENY_PROBES.unix].map((fn) => ({ fn, cgroupPath })) : []),
   ];
 }
 
@@ -144,21 +144,25 @@ export function syscallProbes(cgroupPath?: string): ProbeSpec[] {
 export const DENY_PROBES = {
   connect: ['deny_connect4', 'deny_connect6', 'deny_sendmsg4', 'deny_sendmsg6'],
   bind: ['deny_bind4', 'deny_bind6'],
+  /** Connects to unix sockets (6.7), while a deny rule about a socket's path is in force. */
+  unix: ['deny_connect_unix'],
 } as const;
 
 /** Which deny hooks are (to be) attached. */
 export interface DenyHooks {
   connect: boolean;
   bind: boolean;
+  unix: boolean;
 }
-const NO_DENY: DenyHooks = { connect: false, bind: false };
+const NO_DENY: DenyHooks = { connect: false, bind: false, unix: false };
 
 /** The deny hooks a set of in-kernel rules needs: those of the calls its deny rules are about. */
 const denyHooks = (set: KernelKillSet | undefined): DenyHooks => {
-  const on = (op: 'connect' | 'bind') => !!set?.rules.some((r) => r.selector.denies && r.selector.ops.includes(op));
-  return { connect: on('connect'), bind: on('bind') };
+  const on = (op: 'connect' | 'bind', unix = false) => !!set?.rules.some((r) => r.selector.denies && r.selector.ops.includes(op) && !!r.selector.unix === unix);
+  return { connect: on('connect'), bind: on('bind'), unix: on('connect', true) };
 };
-const sameHooks = (a: DenyHooks, b: DenyHooks): boolean => a.connect === b.connect && a.bind === b.bind;
+const sameHooks = (a: DenyHooks, b: DenyHooks): boolean => a.connect === b.connect && a.bind === b.bind && a.unix === b.unix;
+const eitherHooks = (a: DenyHooks, b: DenyHooks): DenyHooks => ({ connect: a.connect || b.connect, bind: a.bind || b.bind, unix: a.unix || b.unix });
 
 /** Where the deny hooks attach: the cgroup v2 hierarchy's root (undefined: none is mounted). */
 export function cgroupV2Root(): string | undefined {
@@ -178,6 +182,7 @@ export function syscallSelectors(ops: ReadonlySet<SyscallOp>, openArgs: 'exit' |
   const required: ProbesSelector[] = [];
   if (deny.connect) required.push(allOf(...DENY_PROBES.connect));
   if (deny.bind) required.push(allOf(...DENY_PROBES.bind));
+  if (deny.unix) required.push(allOf(...DENY_PROBES.unix));
   const optional: ProbesSelector[] = [];
   for (const s of HOOKED_SYSCALLS) {
     const used = s.ops.filter((op) => ops.has(op));
@@ -272,8 +277,9 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
     spec: { name: 'syscalls', object: o.objectPath ?? syscallsObjectPath(), probes: syscallProbes(o.cgroupV2Path ?? cgroupV2Root()), eventChannel: channel },
     options: {
       activatedProbes: syscallSelectors(c.ops, openArgs, denyHooks(o.kill), !ioUringMissing),
-      // Not even loaded where the kernel lacks their tracepoints (a tp_btf program names its target at load).
-      excludedFunctions: ioUringMissing ? [...IO_URING_PROBES, ...IO_URING_LINK_ROUTES.map((r) => r.fn!)] : undefined,
+      // Not even loaded where the kernel lacks their tracepoints (a tp_btf program names its target at load), or
+      // its hook (a cgroup program names its attach type at load).
+      excludedFunctions: [...(ioUringMissing ? [...IO_URING_PROBES, ...IO_URING_LINK_ROUTES.map((r) => r.fn!)] : []), ...(feature('cgroup_unix_connect').supported ? [] : DENY_PROBES.unix)],
       tailCallRoutes: ioUringMissing ? undefined : [...IO_URING_LINK_ROUTES],
       constantEditors: [
         { name: 'max_path', value: c.maxPathBytes, failOnMissing: true },
@@ -486,7 +492,7 @@ export class SyscallSensor {
     // after the last is gone: a failed attach (SelectorError) changes nothing.
     const was = this.#denyHooks;
     const next = denyHooks(set);
-    const during = { connect: was.connect || next.connect, bind: was.bind || next.bind };
+    const during = eitherHooks(was, next);
     if (!sameHooks(during, was)) attach(during);
     try {
       this.#filters!.applyKill(set);
@@ -501,8 +507,10 @@ export class SyscallSensor {
   /** Throws InvalidArgumentError when `set` holds deny rules and no cgroup v2 hierarchy is there to hook. */
   #checkDeny(set: KernelKillSet | undefined): void {
     const hooks = denyHooks(set);
-    if ((hooks.connect || hooks.bind) && !this.#cgroupPath)
+    if ((hooks.connect || hooks.bind || hooks.unix) && !this.#cgroupPath)
       throw new InvalidArgumentError('deny rules: connects and binds are denied by hooks on the cgroup v2 hierarchy, and none is mounted (mount -t cgroup2 none /sys/fs/cgroup, or /sys/fs/cgroup/unified beside cgroup v1)');
+    const unix = hooks.unix ? feature('cgroup_unix_connect') : undefined;
+    if (unix && !unix.supported) throw new InvalidArgumentError(`deny rules about unix socket paths: this kernel cannot deny connects to them (${unix.reason})`);
   }
 
   /**

@@ -66,6 +66,15 @@ export function cgroupProgramNames(cgroup: string): string[] {
   return (bpftoolJson(['cgroup', 'show', cgroup]) as { name?: string }[]).map((p) => p.name ?? '');
 }
 
+/**
+ * Names of the programs cgroup links attach, on any cgroup. Unlike `bpftool cgroup show`, this sees attach
+ * types newer than the bpftool (Debian 12's does not query cgroup/connect_unix).
+ */
+export function cgroupLinkProgramNames(): string[] {
+  const names = new Map((bpftoolJson(['prog', 'show']) as { id: number; name?: string }[]).map((p) => [p.id, p.name ?? '']));
+  return (bpftoolJson(['link', 'show']) as { type?: string; prog_id: number }[]).filter((l) => l.type === 'cgroup').map((l) => names.get(l.prog_id) ?? '');
+}
+
 /** Ids of every loaded BPF program, map and link on the machine. */
 export function kernelObjectIds(): { progs: Set<number>; maps: Set<number>; links: Set<number> } {
   const ids = (v: unknown) => new Set((v as { id: number }[]).map((x) => x.id));

@@ -5,7 +5,8 @@
 // rule's inCidr block holds), are told apart as the rule says. The connect event and the alert say what the
 // kernel did; with enforcement off (a reload) the connect goes through and is reported as a dry run. A deny
 // rule the kernel cannot check stops `vigil run` before anything is loaded, and the hooks are gone once the
-// agent stops.
+// agent stops. A rule about a unix socket's path (or abstract name) is checked by the unix connect hook
+// alone, which a rule about IP peers never reaches.
 // Needs root + BPF + cgroup v2 (on this machine: the unified hierarchy beside cgroup v1).
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -19,7 +20,7 @@ import { cgroupV2Root } from '../../src/syscalls/sensor.ts';
 import { AgentProcess, agentConfig, unixGet } from '../helpers/agent-process.ts';
 import { runCli } from '../helpers/agent.ts';
 import { until } from '../helpers/containers.ts';
-import { cgroupProgramNames, IN_CI, privileged, tempDir } from '../helpers/privileged.ts';
+import { cgroupLinkProgramNames, cgroupProgramNames, IN_CI, privileged, tempDir } from '../helpers/privileged.ts';
 import { runScript } from '../helpers/run.ts';
 
 const bash = (t: TestContext, script: string) => runScript(t, 'bash', script);
@@ -241,4 +242,109 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_/, 'detached with the last deny rule');
   assert.equal((await agent.stop()).code, 0);
   assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_/, 'nothing attached once the agent stopped');
+});
+
+/** A unix stream listener at `address` (a path, or "\0" and an abstract name) counting its connections. */
+async function unixListener(t: TestContext, address: string): Promise<{ accepted: () => number }> {
+  let n = 0;
+  const s = net.createServer((c) => {
+    n++;
+    c.destroy();
+  });
+  s.listen(address);
+  await once(s, 'listening');
+  t.after(() => s.close());
+  return { accepted: () => n };
+}
+
+/** perl connecting a unix stream socket to `address` (a path, or "\0" and an abstract name). */
+const unixConnect = (address: string) =>
+  `exec perl -MSocket -e 'socket(S, PF_UNIX, SOCK_STREAM, 0) or die; print connect(S, pack_sockaddr_un("${address.replace('\0', '\\0')}")) ? "connected\n" : "failed: $!\n"'`;
+
+test('a deny rule about a unix socket path fails connects to it in the kernel; rules about IP peers never reach unix sockets', async (t) => {
+  if (!privileged(t, 'root + BPF')) return;
+  const root = cgroupV2Root();
+  if (!root) {
+    if (IN_CI) assert.fail('no cgroup v2 hierarchy is mounted: deny rules cannot be tested');
+    return t.skip('no cgroup v2 hierarchy is mounted (deny rules hook it)');
+  }
+  const dir = tempDir(t, 'vigil-udeny-');
+  const api = path.join(dir, 'api.sock');
+  const abstract = `vigil-deny-${process.pid}`;
+  const guarded = await unixListener(t, api);
+  const guardedAbstract = await unixListener(t, `\0${abstract}`);
+  const other = await unixListener(t, path.join(dir, 'other.sock'));
+  const { socket, write } = agentConfig(dir);
+  const unixRule = [
+    '    - rule: Runtime socket',
+    `      condition: process.comm == "perl" && event.?remoteAddress.orValue("") in ["${api}", "@${abstract}"]`,
+    '      output: "denied {process.comm} to {event.remoteAddress}"',
+    '      priority: critical',
+    '      types: [connect]',
+    '      actions: [{deny: {}}]',
+  ];
+  const config = (withUnix: boolean) => write(
+    'events:',
+    '  process: { exec: true, exit: false, creds: false, comm: false }',
+    '  files: false',
+    '  network: { connect: true }',
+    '  other: false',
+    'filters:',
+    '  comm: { include: [perl] }',
+    'rules:',
+    '  defaults: false',
+    '  enforce: true',
+    '  inline:',
+    ...(withUnix ? unixRule : []),
+    // About IP peers: its `!=` would hold for a unix socket's missing port, were the unix hook to check it.
+    '    - rule: Anything but ssh',
+    '      condition: process.comm == "perl" && event.?remotePort.orValue(0) != 22',
+    '      output: "denied {process.comm} to {event.remotePort}"',
+    '      priority: critical',
+    '      types: [connect]',
+    '      actions: [{deny: {}}]',
+    'sinks:',
+    '  store: { enabled: false }',
+  );
+  const lines: Record<string, unknown>[] = [];
+  const agent = AgentProcess.start(t, ['run', '--config', config(true)], {
+    onStdoutLine: (l) => {
+      if (l.includes('"type":"alert"') || l.includes('"type":"connect"')) lines.push(JSON.parse(l) as Record<string, unknown>);
+    },
+  });
+  await agent.waitForStderr(/^vigil: running: /, 'the agent to run');
+  const of = (type: string, pid: number) => lines.find((l) => l.type === type && (l.process as { pid: number } | undefined)?.pid === pid);
+  assert.ok(cgroupLinkProgramNames().includes('deny_connect_unix'), 'the unix connect hook is attached');
+
+  // The path, and the abstract name: denied (EPERM), the listener never sees them.
+  for (const [address, shown] of [[api, api], [`\0${abstract}`, `@${abstract}`]] as const) {
+    const denied = await runScript(t, 'bash', unixConnect(address));
+    assert.equal(denied.out, 'failed: Operation not permitted\n', shown);
+    await until(() => of('alert', denied.pid) !== undefined, `the alert of ${shown}`, 10_000);
+    const ev = of('connect', denied.pid)!;
+    assert.deepEqual([ev.family, ev.remoteAddress, ev.errno, ev.deny], ['AF_UNIX', shown, 'EPERM', { rule: 'Runtime socket', result: 'denied' }], shown);
+    assert.deepEqual(of('alert', denied.pid)!.actions, [{ action: 'deny', inKernel: true, result: 'denied' }]);
+  }
+  assert.deepEqual([guarded.accepted(), guardedAbstract.accepted()], [0, 0], 'no denied connect reached its listener');
+
+  // Another socket: connected. The rule about IP ports did not reach it in the kernel; the rule engine, which
+  // finds its `!=` true on a connect without a port, says so.
+  const allowed = await runScript(t, 'bash', unixConnect(path.join(dir, 'other.sock')));
+  assert.equal(allowed.out, 'connected\n');
+  await until(() => of('alert', allowed.pid) !== undefined, 'the alert of the allowed connect', 10_000);
+  assert.equal(of('connect', allowed.pid)!.deny, undefined);
+  const missed = of('alert', allowed.pid)!;
+  assert.equal(missed.rule, 'Anything but ssh');
+  assert.match(JSON.stringify(missed.actions), /"result":"missed".*checks this rule on connects to IP peers, and this one is to a unix socket/);
+  await until(() => other.accepted() === 1, 'the allowed connection', 5_000);
+
+  // Without the rule about the path (a reload): the unix hook detaches, and the socket is reached.
+  config(false);
+  process.kill(agent.pid, 'SIGHUP');
+  await until(async () => (JSON.parse((await unixGet(socket, '/v1/status')).body) as AgentStatus).syscalls?.killRules.rules === 1, 'the reload to drop the rule', 10_000);
+  assert.ok(!cgroupLinkProgramNames().includes('deny_connect_unix'), 'detached with the last rule about a unix socket');
+  assert.equal((await runScript(t, 'bash', unixConnect(api))).out, 'connected\n');
+
+  assert.equal((await agent.stop()).code, 0);
+  assert.doesNotMatch([...cgroupProgramNames(root), ...cgroupLinkProgramNames()].join(' '), /deny_/, 'nothing attached once the agent stopped');
 });

@@ -22,6 +22,18 @@ import { runScript } from '../helpers/run.ts';
 
 const shell = (t: TestContext, script: string) => runScript(t, 'sh', script);
 
+/** Runs a Node script to its end (killed when the test ends first): its pid, stdout and the signal it died of. */
+async function nodeScript(t: TestContext, script: string): Promise<{ pid: number; out: string; signal: string | null }> {
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const [, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  return { pid: child.pid!, out, signal };
+}
+
 test('a rule that kills in the kernel stops the process before the open returns; off, it only reports', async (t) => {
   if (!privileged(t, 'root + BPF')) return;
   const dir = tempDir(t, 'vigil-kkill-');
@@ -108,28 +120,16 @@ test('a rule that kills in the kernel stops the process before the open returns;
 
   // Any file event type: a symlink to the file, made before the kill (the link exists), and nothing after it.
   const link = path.join(dir, 'link');
-  const ln = spawn(process.execPath, ['-e', `require('fs').symlinkSync(${JSON.stringify(secret)}, ${JSON.stringify(link)}); console.log('after')`], { stdio: ['ignore', 'pipe', 'ignore'] });
-  t.after(() => {
-    if (ln.exitCode === null && ln.signalCode === null) ln.kill('SIGKILL');
-  });
-  let lnOut = '';
-  ln.stdout.on('data', (d: Buffer) => (lnOut += d.toString()));
-  const [, lnSignal] = (await once(ln, 'exit')) as [number | null, string | null];
-  assert.deepEqual([lnOut, lnSignal], ['', 'SIGKILL'], 'killed on its way back from the symlink');
+  const ln = await nodeScript(t, `require('fs').symlinkSync(${JSON.stringify(secret)}, ${JSON.stringify(link)}); console.log('after')`);
+  assert.deepEqual([ln.out, ln.signal], ['', 'SIGKILL'], 'killed on its way back from the symlink');
   assert.equal(fs.readlinkSync(link), secret);
-  await until(() => of('symlink', ln.pid!) !== undefined, 'the symlink event', 10_000);
-  assert.deepEqual([of('symlink', ln.pid!)!.kill, of('symlink', ln.pid!)!.path2], [{ rule: 'Kernel kill on a link', signal: 'SIGKILL', result: 'sent' }, link]);
+  await until(() => of('symlink', ln.pid) !== undefined, 'the symlink event', 10_000);
+  assert.deepEqual([of('symlink', ln.pid)!.kill, of('symlink', ln.pid)!.path2], [{ rule: 'Kernel kill on a link', signal: 'SIGKILL', result: 'sent' }, link]);
 
   // process.comm is the process's: node's main thread names itself MainThread, and its libuv thread
   // ("libuv-worker") does the open of fs.readFile. Compared with the thread's own name, the rule would miss.
-  const node = spawn(process.execPath, ['-e', `require('fs').readFile(${JSON.stringify(leader)}, () => console.log('after'))`], { stdio: ['ignore', 'pipe', 'ignore'] });
-  t.after(() => {
-    if (node.exitCode === null && node.signalCode === null) node.kill('SIGKILL');
-  });
-  let nodeOut = '';
-  node.stdout.on('data', (d: Buffer) => (nodeOut += d.toString()));
-  const [, nodeSignal] = (await once(node, 'exit')) as [number | null, string | null];
-  assert.deepEqual([nodeOut, nodeSignal], ['', 'SIGKILL'], 'killed by its main thread\'s name, for an open of another thread');
+  const node = await nodeScript(t, `require('fs').readFile(${JSON.stringify(leader)}, () => console.log('after'))`);
+  assert.deepEqual([node.out, node.signal], ['', 'SIGKILL'], 'killed by its main thread\'s name, for an open of another thread');
 
   // User space's kill of the same workload comes after the shell went on.
   const late = await shell(t, `exec 3< ${watched}; echo after; sleep 10`);

@@ -305,6 +305,27 @@ test('an event says what the kernel did; the alert reports it, and a kill the ke
   assert.deepEqual(calls, [4242]);
 });
 
+test('deny rules about unix socket paths compile into a selector of their own (the unix connect hook\'s); mixing them with IP peers is refused', () => {
+  const deny = (condition: string, extra: Record<string, unknown> = {}) => compile(condition, { types: ['connect'], actions: [{ deny: {} }], ...extra });
+  const sel = deny('event.?remoteAddress.orValue("") in ["/run/docker.sock", "/var/run/docker.sock", "@vigil-abstract"] && !(process.comm in ["dockerd"])') as KernelSelector;
+  assert.equal(sel.unix, true);
+  assert.deepEqual(sel.ops, ['connect']);
+  assert.deepEqual(
+    sel.terms.map((t) => [t.field, t.values.map((v) => [v.s, v.exact]), t.negate]),
+    [
+      ['upath', [['/run/docker.sock', true], ['/var/run/docker.sock', true], ['@vigil-abstract', true]], false],
+      ['comm', [['dockerd', true]], true],
+    ],
+  );
+  assert.deepEqual((deny('event.remoteAddress.startsWith("/run/containerd/")') as KernelSelector).terms, [{ field: 'upath', values: [{ s: '/run/containerd/', exact: false }], negate: false }]);
+  assert.equal((deny('event.remoteAddress == "10.0.0.1"') as KernelSelector).unix, undefined, 'an IP peer: the IP hooks');
+  const refused = (condition: string, extra?: Record<string, unknown>) => (deny(condition, extra) as string[]).join('\n');
+  assert.match(refused('event.remoteAddress in ["/run/docker.sock", "10.0.0.1"]'), /mixes unix socket paths and IP addresses/);
+  assert.match(refused('event.remoteAddress == "/run/docker.sock" && event.?remotePort.orValue(0) == 80'), /a connect to a unix socket has no IP address or port/);
+  assert.match(refused(`event.remoteAddress == "/${'x'.repeat(120)}"`), /longer than 108 bytes/);
+  assert.match(refused('event.?localAddress.orValue("") == "/run/x.sock"', { types: ['bind'] }), /is not an IP address/);
+});
+
 test('deny rules: connects by comm, peer address (literal, list or CIDR blocks, IPv4-mapped included) and port compile into a deny selector; what the hooks cannot check is refused', () => {
   const deny = (condition: string, extra: Record<string, unknown> = {}) => compile(condition, { types: ['connect'], actions: [{ deny: {} }], ...extra });
   const sel = deny('process.comm in shells && event.?remoteAddress.orValue("").inCidr(["169.254.0.0/16", "fd00::/8"]) && event.?remotePort.orValue(0) in [80, 443]') as KernelSelector;
@@ -324,7 +345,7 @@ test('deny rules: connects by comm, peer address (literal, list or CIDR blocks, 
   assert.match(refused('event.remoteAddress == "10.0.0.0/8"'), /is not an IP address \(use \.inCidr/);
   assert.match(refused('event.?remotePort.orValue(0) == 70000'), /a port is an integer literal from 1 to 65535/);
   assert.match(refused('event.remotePort == 22 && event.ret < 0'), /deny: the kernel cannot check .*it has no ret yet/);
-  assert.match(refused('event.path == "/a"'), /event\.path on a connect \(the kernel has process\.comm, event\.remoteAddress, event\.remotePort there\)/);
+  assert.match(refused('event.path == "/a"'), /event\.path on a connect \(the kernel has process\.comm, event\.remoteAddress, event\.remotePort, event\.remoteAddress \(a unix socket path\) there\)/);
   assert.match(refused('in_container'), /checks nothing but the container, and would deny every connect there/);
   assert.match(refused('event.remotePort == 22', { types: ['open'] }), /events of type open \(the kernel denies connect, bind\)/);
   assert.match(refused('event.remotePort == 22', { actions: [{ deny: {} }, { kill: { signal: 'SIGKILL', inKernel: true } }] }), /deny and an inKernel kill in one rule/);
@@ -346,7 +367,7 @@ test('deny rules on binds: the address and port asked for (event.localAddress, l
   assert.deepEqual((deny('event.localAddress == "127.0.0.1"') as KernelSelector).terms[0]!.field, 'laddr');
   const refused = (condition: string, types?: string[]) => (deny(condition, types) as string[]).join('\n');
   assert.match(refused('event.remotePort == 22'), /event\.remotePort on a bind \(the kernel has process\.comm, event\.localAddress, event\.localPort there\)/);
-  assert.match(refused('event.localPort == 22', ['connect']), /event\.localPort on a connect \(the kernel has process\.comm, event\.remoteAddress, event\.remotePort there\)/);
+  assert.match(refused('event.localPort == 22', ['connect']), /event\.localPort on a connect \(the kernel has process\.comm, event\.remoteAddress, event\.remotePort, event\.remoteAddress \(a unix socket path\) there\)/);
   assert.match(refused('event.localPort == 22', ['connect', 'bind']), /event\.localPort on a connect or bind \(the kernel has process\.comm there\)/);
   assert.deepEqual((deny('process.comm == "nc"', ['connect', 'bind']) as KernelSelector).ops, ['connect', 'bind']);
   assert.match(refused('event.localPort == 22 && event.ret < 0'), /a bind is denied before it is made: it has no ret yet/);

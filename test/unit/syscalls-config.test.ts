@@ -107,7 +107,7 @@ test('probes: an entry and an exit per syscall; selectors attach only what enabl
   assert.equal(both[0]!.ids.filter((k) => k === 'enter_unlinkat#').length, 1);
   // Opens: an entry and an exit each, or with openArgs "exit" one program at the exit; other syscalls keep both.
   // Deny hooks: each kind only for the calls deny rules are about (a bind rule alone costs connects nothing).
-  const hooks = (connect: boolean, bind: boolean) => syscallSelectors(new Set(['connect', 'bind'] as never), 'entry', { connect, bind })[0]!.probeIds().map((id) => id.fn).filter((k) => k.startsWith('deny_')).sort();
+  const hooks = (connect: boolean, bind: boolean) => syscallSelectors(new Set(['connect', 'bind'] as never), 'entry', { connect, bind, unix: false })[0]!.probeIds().map((id) => id.fn).filter((k) => k.startsWith('deny_')).sort();
   assert.deepEqual(hooks(false, false), []);
   assert.deepEqual(hooks(false, true), ['deny_bind4', 'deny_bind6']);
   assert.deepEqual(hooks(true, false), ['deny_connect4', 'deny_connect6', 'deny_sendmsg4', 'deny_sendmsg6']);
