@@ -494,6 +494,8 @@ export interface ContainerSpec {
   labels?: Record<string, string>;
   /** Default: sleep 3600. */
   cmd?: string[];
+  /** Bind mounts, "host:container[:options]" (podman only). */
+  volumes?: string[];
 }
 
 const DEFAULT_CMD = ['sleep', '3600'];
@@ -729,7 +731,7 @@ export class Podman extends RuntimeFixture {
 
   /** Starts a container; returns its full id. */
   async run(spec: ContainerSpec & { pod?: string; image?: string } = {}): Promise<string> {
-    const args = ['run', '-d', ...(spec.pod ? ['--pod', spec.pod] : ['--network', 'none']), ...(spec.name ? ['--name', spec.name] : []), ...labelArgs(spec.labels ?? {})];
+    const args = ['run', '-d', ...(spec.pod ? ['--pod', spec.pod] : ['--network', 'none']), ...(spec.name ? ['--name', spec.name] : []), ...labelArgs(spec.labels ?? {}), ...(spec.volumes ?? []).flatMap((v) => ['-v', v])];
     const id = (await this.podman([...args, spec.image ?? BUSYBOX_IMAGE, ...(spec.cmd ?? DEFAULT_CMD)])).trim();
     this.#ids.add(id);
     if (!spec.pod) this.cgroups.own(`/libpod_parent/libpod-${id}`);
