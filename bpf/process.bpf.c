@@ -147,6 +147,23 @@ static __always_inline void read_tty(struct task_struct *task, char *out)
 	bpf_probe_read_kernel_str(out, VIGIL_TTY_LEN, &tty->name);
 }
 
+#define OVERLAYFS_SUPER_MAGIC_ 0x794c7630
+
+/*
+ * Whether an executed file is on an overlay file system with a copy in its upper layer (a container's own
+ * writes, not its image's files): the overlay inode's upper dentry. Kernels without overlayfs in their BTF
+ * leave the read out at load.
+ */
+static __always_inline int exe_in_upper_layer(struct inode *inode)
+{
+	struct ovl_inode *oi;
+
+	if (!bpf_core_type_exists(struct ovl_inode) || BPF_CORE_READ(inode, i_sb, s_magic) != OVERLAYFS_SUPER_MAGIC_)
+		return 0;
+	oi = (struct ovl_inode *)((void *)inode - bpf_core_field_offset(struct ovl_inode, vfs_inode));
+	return BPF_CORE_READ(oi, __upperdentry) != 0;
+}
+
 static __always_inline void read_mtime(struct inode *inode, struct exec_event *e)
 {
 	if (bpf_core_field_exists(((struct inode___v611 *)inode)->i_mtime_sec)) {
@@ -319,6 +336,8 @@ static __always_inline int on_exec(void *ctx, struct task_struct *task, pid_t ol
 	e->exe_ino = BPF_CORE_READ(inode, i_ino);
 	e->exe_dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	read_mtime(inode, e);
+	if (exe_in_upper_layer(inode))
+		e->flags |= VIGIL_PROC_EXE_UPPER_LAYER;
 	pos = vigil_walk_path(&file->f_path, pb, &trunc);
 	if (trunc)
 		e->flags |= VIGIL_PROC_PATH_TRUNCATED;

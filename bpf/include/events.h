@@ -125,6 +125,12 @@ enum vigil_proc_flags {
 	VIGIL_PROC_GROUP_DEAD = 1 << 7,      /* exit: the last thread of the process ended */
 	VIGIL_PROC_ARGV_UNREADABLE = 1 << 8, /* argv pages were not readable at exec */
 	VIGIL_PROC_SNAPSHOT = 1 << 9,        /* proc_entry written from the /proc snapshot */
+	/*
+	 * exec: the executed file is on an overlay file system (a container's root) and has a copy in its upper
+	 * layer: written, or created, after the container started, not a file of its image (Falco's
+	 * proc.is_exe_upper_layer). A file only copied up for a metadata change (chmod) counts too.
+	 */
+	VIGIL_PROC_EXE_UPPER_LAYER = 1 << 10,
 };
 
 /*

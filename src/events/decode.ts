@@ -285,6 +285,7 @@ export function decodeExec(v: DataView, o: number, len: number): DecodeResult<Ex
     envTruncated: (flags & VIGIL_PROC_FLAGS.ENV_TRUNCATED) !== 0,
     pathTruncated: (flags & VIGIL_PROC_FLAGS.PATH_TRUNCATED) !== 0,
     subreaper: (flags & VIGIL_PROC_FLAGS.SUBREAPER) !== 0,
+    exeUpperLayer: (flags & VIGIL_PROC_FLAGS.EXE_UPPER_LAYER) !== 0,
     kill: execKillAt(v, o),
   };
 }

@@ -41,6 +41,7 @@ export const VIGIL_PROC_FLAGS = {
   GROUP_DEAD: 128,
   ARGV_UNREADABLE: 256,
   SNAPSHOT: 512,
+  EXE_UPPER_LAYER: 1024,
 } as const;
 
 export const VIGIL_CGROUP_OP = {

@@ -67,6 +67,8 @@ export interface ExecEvent extends EventBase {
   envTruncated: boolean;
   pathTruncated: boolean;
   subreaper: boolean;
+  /** The executed file has a copy in the upper layer of its overlay file system: a container's own write, not its image's file. */
+  exeUpperLayer?: boolean;
   /** An in-kernel kill rule matched this exec (rules with `kill: {inKernel: true}` about execs): the rule, the signal, what was done. */
   kill?: KernelKill;
 }

@@ -83,6 +83,7 @@ function processRef(ctx: EnrichContext, e: ProcessEntry): ProcessRef {
   if (img.exePath !== undefined) {
     r.exe = img.exePath;
     if (ctx.hostFile && img.exeDev !== undefined && img.exeIno !== undefined && ctx.hostFile(img.exePath, img.exeDev, img.exeIno)) r.hostExe = true;
+    if (img.exeUpperLayer) r.exeUpperLayer = true;
   }
   if (img.argv) r.argv = img.argv;
   if (img.argvTruncated) r.argvTruncated = true;
@@ -245,7 +246,7 @@ const utf8 = new TextEncoder();
  * refBytes writes the same bytes with it (the Enricher tests compare every line with JSON.stringify).
  */
 const PROCESS_REF_ORDER = [
-  'pid', 'ppid', 'key', 'execId', 'startNs', 'comm', 'exe', 'hostExe', 'argv', 'argvTruncated', 'uid', 'gid', 'euid', 'loginuid', 'user', 'tty', 'unknown',
+  'pid', 'ppid', 'key', 'execId', 'startNs', 'comm', 'exe', 'hostExe', 'exeUpperLayer', 'argv', 'argvTruncated', 'uid', 'gid', 'euid', 'loginuid', 'user', 'tty', 'unknown',
 ] as const satisfies readonly (keyof ProcessRef)[];
 const refMembers = fixedMembersBytes(PROCESS_REF_ORDER, { skip: [] });
 const parentMembers = fixedMembersBytes(PARENT_REF_KEYS, { skip: [] });

