@@ -284,7 +284,9 @@ __noinline __u64 exec_kill_check(__u32 cpu)
 		if (i >= ks->rule_count)
 			return 0;
 		r = kill_rule_at(&proc_kill_rules, ks, i);
-		if (!r || !kill_terms_hold(r, k.scan.matched[i]) || !kill_in_scope(&proc_kill_scopes, ks, r, i, &scope))
+		if (!r || (e->flags & r->want_flags) != r->want_flags || (e->flags & r->deny_flags))
+			continue; /* the exec's flags (VIGIL_PROC_EXE_UPPER_LAYER: process.exeUpperLayer) */
+		if (!kill_terms_hold(r, k.scan.matched[i]) || !kill_in_scope(&proc_kill_scopes, ks, r, i, &scope))
 			continue;
 		result = kill_verdict(ks, r);
 		/* Counted here too: a record the ring has no room for is lost, the kill is not. */

@@ -43,7 +43,7 @@ import { serialize, type ASTNode } from '@marcbachmann/cel-js';
 import { formatIPv6 } from '../events/decode.ts';
 import type { FileOp } from '../events/types.ts';
 import { parseBlocks, parseIp, type IpBlock } from './cidr.ts';
-import { SYSCALL_KILL_VALUE, VIGIL_SYS_FLAGS } from '../events/layout.generated.ts';
+import { SYSCALL_KILL_VALUE, VIGIL_PROC_FLAGS, VIGIL_SYS_FLAGS } from '../events/layout.generated.ts';
 
 /** Limits of the kernel's maps: VIGIL_KILL_* of bpf/include/events.h (a unit test compares them). */
 export const KILL_RULES_MAX = 16;
@@ -137,10 +137,14 @@ const isAddress = (f: KillField | undefined): boolean => f === 'raddr' || f === 
 const isPort = (f: KillField | undefined): boolean => f === 'rport' || f === 'lport';
 
 const FLAG_MEMBERS: Record<string, number> = { write: VIGIL_SYS_FLAGS.WRITE, secret: VIGIL_SYS_FLAGS.SECRET, sensitive: VIGIL_SYS_FLAGS.SENSITIVE };
+/** An exec's flags (exec_event.flags), as process members: the process sensor compares them. */
+const PROCESS_FLAG_MEMBERS: Record<string, number> = { exeUpperLayer: VIGIL_PROC_FLAGS.EXE_UPPER_LAYER };
+/** Which kinds of flag a selector's want and deny bits are (file events' or an exec's: the bits differ). */
+const flagKinds = new WeakMap<KernelSelector, Set<'event' | 'process'>>();
 
 export const KERNEL_CHECKS =
   'on file events (open, unlink, rmdir, rename, chmod, chown, mkdir, truncate, link, symlink): event.path, event.?resolvedPath.orValue(event.path) or process.comm compared (==, !=, in, startsWith) with literals or named lists, ' +
-  'event.?write/secret/sensitive.orValue(false), event.ret >= 0 or < 0; on execs: process.comm, process.exe or parent.comm compared so; ' +
+  'event.?write/secret/sensitive.orValue(false), event.ret >= 0 or < 0; on execs: process.comm, process.exe or parent.comm compared so, process.?exeUpperLayer.orValue(false); ' +
   'joined by && (|| only between tests of one string), ! of a string test; and conjuncts about the container alone (container, pod), which must not hold on the host';
 export const KERNEL_DENY_CHECKS =
   'on connects and binds: process.comm compared (==, !=, in, startsWith) with literals or named lists; a connect\'s event.remoteAddress (event.?remoteAddress.orValue("")) ' +
@@ -224,14 +228,20 @@ function fieldValue(f: KillField, lit: unknown, at: ASTNode): { s: string; exact
   return { s: lit, exact: true };
 }
 
-/** Which flag member `n` reads (`event.write`, or `event.?write.orValue(false)`: optional says which). */
-function flagRead(n: ASTNode): { bit: number; optional: boolean } | undefined {
-  const k = member(n, '.', 'event');
-  if (k && k in FLAG_MEMBERS) return { bit: FLAG_MEMBERS[k]!, optional: false };
-  const c = rcall(n);
-  if (!c || c[0] !== 'orValue' || c[2].length !== 1 || literal(c[2][0]!) !== false) return undefined;
-  const ko = member(c[1], '.?', 'event');
-  return ko && ko in FLAG_MEMBERS ? { bit: FLAG_MEMBERS[ko]!, optional: true } : undefined;
+/**
+ * Which flag member `n` reads (`event.write`, or `event.?write.orValue(false)`: optional says which; an exec's
+ * `process.exeUpperLayer` the same ways).
+ */
+function flagRead(n: ASTNode): { bit: number; optional: boolean; of: 'event' | 'process' } | undefined {
+  for (const [of, members] of [['event', FLAG_MEMBERS], ['process', PROCESS_FLAG_MEMBERS]] as const) {
+    const k = member(n, '.', of);
+    if (k && k in members) return { bit: members[k]!, optional: false, of };
+    const c = rcall(n);
+    if (!c || c[0] !== 'orValue' || c[2].length !== 1 || literal(c[2][0]!) !== false) continue;
+    const ko = member(c[1], '.?', of);
+    if (ko && ko in members) return { bit: members[ko]!, optional: true, of };
+  }
+  return undefined;
 }
 
 interface Ctx {
@@ -394,9 +404,11 @@ function conjunct(n0: ASTNode, sel: KernelSelector, parts: ASTNode[], ctx: Ctx):
   if (flag && (!neg || flag.optional)) {
     if (neg) sel.deny |= flag.bit;
     else sel.want |= flag.bit;
+    const kinds = flagKinds.get(sel) ?? new Set();
+    flagKinds.set(sel, kinds.add(flag.of));
     return;
   }
-  if (flag) no(`${serialize(n)} is an error on an event without that member, never true: write !event.?${serialize(inner).replace(/^event\./, '')}.orValue(false)`);
+  if (flag) no(`${serialize(n)} is an error on an event without that member, never true: write !${flag.of}.?${serialize(inner).replace(/^(event|process)\./, '')}.orValue(false)`);
   const part = ctx.containerTest ? containerPart(n, ctx) : undefined;
   if (part && typeof part === 'object' && readsScope(part)) {
     parts.push(part as ASTNode);
@@ -457,7 +469,9 @@ export function kernelSelector(types: readonly string[] | undefined, ast: ASTNod
     const kinds = action === 'deny' ? (types as ('connect' | 'bind')[]) : [sensor];
     const fields = new Set([...FIELDS_OF[kinds[0]!]].filter((f) => kinds.every((k) => FIELDS_OF[k].has(f))));
     if (sel.want & sel.deny) no('a flag both required and excluded');
-    if (sensor === 'process' && (sel.want || sel.deny || sel.ret !== 'any')) no(`${serialize(ast)}: an exec has no write, secret or sensitive flag and no ret`);
+    const flagsOf = flagKinds.get(sel);
+    if (sensor === 'process' && (flagsOf?.has('event') || sel.ret !== 'any')) no(`${serialize(ast)}: an exec has no write, secret or sensitive flag and no ret (it has process.exeUpperLayer)`);
+    if (sensor !== 'process' && flagsOf?.has('process')) no(`${serialize(ast)}: process.exeUpperLayer is the exec's (a rule about execs, types: [exec], may test it)`);
     if (action === 'deny' && (sel.want || sel.deny || sel.ret !== 'any')) no(`${serialize(ast)}: a ${what} is denied before it is made: it has no ret yet`);
     if (!sel.terms.length && !sel.want && !sel.deny && sel.ret === 'any') no(`${serialize(ast)}: it checks nothing${sel.container ? ' but the container' : ''}, and would ${action === 'deny' ? 'deny' : 'kill the process of'} every ${what}${sel.container ? ' there' : ''}`);
     if (sel.terms.length > KILL_TERMS_MAX) no(`more than ${KILL_TERMS_MAX} string tests`);

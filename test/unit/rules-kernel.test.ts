@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { decodeNetEvent } from '../../src/events/decode.ts';
 import { execKillAt, kernelDenyAt, kernelKillAt, killRuleNumber } from '../../src/events/kill.ts';
-import { EXEC_EVENT as EE, FILE_EVENT as FE, NET_EVENT as NE, VIGIL_KILL_FIELD, SIZEOF, SYSCALL_FILTER_CONFIG as C, SYSCALL_KILL_RULE as R, SYSCALL_KILL_VALUE as V, VIGIL_KILL_RESULT as KR, VIGIL_KILL_SCOPE as SC, VIGIL_KILL_SET as S, VIGIL_SYS_FLAGS as F, VIGIL_SYS_NR, VIGIL_SYS_OP, VIGIL_OPCODE, EVENT_HEADER } from '../../src/events/layout.generated.ts';
+import { EXEC_EVENT as EE, FILE_EVENT as FE, NET_EVENT as NE, VIGIL_KILL_FIELD, SIZEOF, SYSCALL_FILTER_CONFIG as C, SYSCALL_KILL_RULE as R, SYSCALL_KILL_VALUE as V, VIGIL_KILL_RESULT as KR, VIGIL_KILL_SCOPE as SC, VIGIL_KILL_SET as S, VIGIL_SYS_FLAGS as F, VIGIL_PROC_FLAGS, VIGIL_SYS_NR, VIGIL_SYS_OP, VIGIL_OPCODE, EVENT_HEADER } from '../../src/events/layout.generated.ts';
 import type { NetEvent } from '../../src/events/types.ts';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
 import { Enforcer } from '../../src/rules/actions.ts';
@@ -89,6 +89,16 @@ test('every file event type compiles for the kernel, which checks each at its ex
   for (const type of ['unlink', 'rmdir', 'rename', 'chmod', 'chown', 'mkdir', 'truncate']) {
     assert.deepEqual((compile('event.?sensitive.orValue(false) && event.path.startsWith("/etc/")', { types: [type] }) as KernelSelector).ops, [type], type);
   }
+});
+
+test('an exec rule may test process.exeUpperLayer (a file the container\'s image does not have): the process sensor\'s flag; a file rule may not', () => {
+  const sel = compile('process.?exeUpperLayer.orValue(false) && !(process.comm in ["apt", "dpkg"])', { types: ['exec'] }) as KernelSelector;
+  assert.deepEqual([sel.ops, sel.want, sel.deny, sel.terms.length], [['exec'], VIGIL_PROC_FLAGS.EXE_UPPER_LAYER, 0, 1]);
+  assert.equal((compile('process.exe.startsWith("/tmp/") && !process.?exeUpperLayer.orValue(false)', { types: ['exec'] }) as KernelSelector).deny, VIGIL_PROC_FLAGS.EXE_UPPER_LAYER);
+  const refused = (condition: string, types: string[]) => (compile(condition, { types }) as string[]).join('\n');
+  assert.match(refused('process.?exeUpperLayer.orValue(false) && event.path == "/a"', ['open']), /process\.exeUpperLayer is the exec's/);
+  assert.match(refused('process.exe == "/a" && event.?write.orValue(false)', ['exec']), /an exec has no write, secret or sensitive flag and no ret \(it has process\.exeUpperLayer\)/);
+  assert.match(refused('!process.exeUpperLayer', ['exec']), /never true: write !process\.\?exeUpperLayer\.orValue\(false\)/);
 });
 
 test("conditions of an exec rule compile into the process sensor's selector", () => {
