@@ -7,15 +7,14 @@
 // Needs root + BPF + cgroup v2 + podman + gcc (a static client for the busybox image).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DockerClient } from '../../src/containers/runtimes/docker.ts';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
 import { startTestAgent } from '../helpers/agent.ts';
+import { countingServer } from '../helpers/net.ts';
 import { needsRuntime, startPodman, until } from '../helpers/containers.ts';
 import { cgroupLinkProgramNames, tempDir } from '../helpers/privileged.ts';
 
@@ -34,14 +33,7 @@ test('a deny rule about the runtime socket denies its connect in one container, 
   const client = path.join(binDir, 'unix-connect');
   execFileSync('gcc', ['-static', '-O1', '-Wall', '-o', client, path.join(FIXTURES, 'unix-connect.c')]);
   const hostApi = path.join(sockDir, 'api.sock');
-  let accepted = 0;
-  const server = net.createServer((c) => {
-    accepted++;
-    c.destroy();
-  });
-  server.listen(hostApi);
-  await once(server, 'listening');
-  t.after(() => server.close());
+  const { accepted } = await countingServer(t, hostApi);
 
   const podman = await startPodman(t);
   const psock = await podman.startService();
@@ -78,7 +70,7 @@ test('a deny rule about the runtime socket denies its connect in one container, 
   assert.equal(await podman.exec(web, ['/opt/vigil/unix-connect', IN_CONTAINER]), 'failed: Operation not permitted\n');
   assert.equal(await podman.exec(other, ['/opt/vigil/unix-connect', IN_CONTAINER]), 'connected\n');
   assert.equal(execFileSync(client, [hostApi]).toString(), 'connected\n');
-  await until(() => accepted === 2, 'the two connections allowed', 5_000);
+  await until(() => accepted() === 2, 'the two connections allowed', 5_000);
 
   const connectIn = (name: string) => (e: OutputEvent) => e.type === 'connect' && e.container?.name === name && (e as { remoteAddress?: string }).remoteAddress === IN_CONTAINER;
   const denied = (await ta.sink.waitFor(connectIn(WEB), 'the connect in web')) as OutputEvent & { deny?: unknown; errno?: string; family?: string };

@@ -21,21 +21,24 @@ import { AgentProcess, agentConfig, unixGet } from '../helpers/agent-process.ts'
 import { runCli } from '../helpers/agent.ts';
 import { until } from '../helpers/containers.ts';
 import { cgroupLinkProgramNames, cgroupProgramNames, IN_CI, privileged, tempDir } from '../helpers/privileged.ts';
+import { countingServer } from '../helpers/net.ts';
 import { runScript } from '../helpers/run.ts';
 
 const bash = (t: TestContext, script: string) => runScript(t, 'bash', script);
 
 /** A loopback TCP listener counting the connections it accepts; closed when the test ends. */
 async function listener(t: TestContext): Promise<{ port: number; accepted: () => number }> {
-  let n = 0;
-  const s = net.createServer((c) => {
-    n++;
-    c.destroy();
-  });
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  t.after(() => s.close());
-  return { port: (s.address() as net.AddressInfo).port, accepted: () => n };
+  const { server, accepted } = await countingServer(t, { port: 0, host: '127.0.0.1' });
+  return { port: (server.address() as net.AddressInfo).port, accepted };
+}
+
+/** The cgroup v2 root the deny hooks attach to; undefined (skipped, or failed in CI) where none is mounted. */
+function denyRoot(t: TestContext): string | undefined {
+  const root = cgroupV2Root();
+  if (root) return root;
+  if (IN_CI) assert.fail('no cgroup v2 hierarchy is mounted: deny rules cannot be tested');
+  t.skip('no cgroup v2 hierarchy is mounted (deny rules hook it)');
+  return undefined;
 }
 
 /** A loopback UDP socket counting the datagrams it receives; closed when the test ends. */
@@ -68,11 +71,8 @@ async function freePort(): Promise<number> {
 
 test('a deny rule fails the matching connect in the kernel before it is made; off, it only reports', async (t) => {
   if (!privileged(t, 'root + BPF')) return;
-  const root = cgroupV2Root();
-  if (!root) {
-    if (IN_CI) assert.fail('no cgroup v2 hierarchy is mounted: deny rules cannot be tested');
-    return t.skip('no cgroup v2 hierarchy is mounted (deny rules hook it)');
-  }
+  const root = denyRoot(t);
+  if (!root) return;
   const dir = tempDir(t, 'vigil-kdeny-');
   const guarded = await listener(t);
   const open = await listener(t);
@@ -244,36 +244,20 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_/, 'nothing attached once the agent stopped');
 });
 
-/** A unix stream listener at `address` (a path, or "\0" and an abstract name) counting its connections. */
-async function unixListener(t: TestContext, address: string): Promise<{ accepted: () => number }> {
-  let n = 0;
-  const s = net.createServer((c) => {
-    n++;
-    c.destroy();
-  });
-  s.listen(address);
-  await once(s, 'listening');
-  t.after(() => s.close());
-  return { accepted: () => n };
-}
-
 /** perl connecting a unix stream socket to `address` (a path, or "\0" and an abstract name). */
 const unixConnect = (address: string) =>
   `exec perl -MSocket -e 'socket(S, PF_UNIX, SOCK_STREAM, 0) or die; print connect(S, pack_sockaddr_un("${address.replace('\0', '\\0')}")) ? "connected\n" : "failed: $!\n"'`;
 
 test('a deny rule about a unix socket path fails connects to it in the kernel; rules about IP peers never reach unix sockets', async (t) => {
   if (!privileged(t, 'root + BPF')) return;
-  const root = cgroupV2Root();
-  if (!root) {
-    if (IN_CI) assert.fail('no cgroup v2 hierarchy is mounted: deny rules cannot be tested');
-    return t.skip('no cgroup v2 hierarchy is mounted (deny rules hook it)');
-  }
+  const root = denyRoot(t);
+  if (!root) return;
   const dir = tempDir(t, 'vigil-udeny-');
   const api = path.join(dir, 'api.sock');
   const abstract = `vigil-deny-${process.pid}`;
-  const guarded = await unixListener(t, api);
-  const guardedAbstract = await unixListener(t, `\0${abstract}`);
-  const other = await unixListener(t, path.join(dir, 'other.sock'));
+  const guarded = await countingServer(t, api);
+  const guardedAbstract = await countingServer(t, `\0${abstract}`);
+  const other = await countingServer(t, path.join(dir, 'other.sock'));
   const { socket, write } = agentConfig(dir);
   const unixRule = [
     '    - rule: Runtime socket',
