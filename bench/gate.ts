@@ -16,7 +16,8 @@
 // The storm: build/bench/open_storm, openat+close of /dev/null (whose directory is no secret one: the gate
 // looks and turns it down, the case of nearly every open on a host).
 // And the deny rules' cgroup hooks (deny_check: deny_sendmsg4 on a UDP sendto with an address, deny_connect4
-// on a connect), with two deny rules none of which matches the storm's loopback peer (build/bench/udp_storm):
+// on a connect, deny_connect_unix on a connect to a unix socket's path), with three deny rules (two about IP
+// peers, one about runtime sockets) none of which matches the storm's peers (build/bench/udp_storm):
 // the hook's time per call, and the storm's wall time per call with the hooks attached and without (no deny
 // rule: nothing attached).
 //
@@ -91,16 +92,19 @@ const EXEC_CONFIGS: [string, string, KernelKillSet][] = [
 ];
 const EXECS = Math.max(1000, Math.round(OPENS / 30));
 
-// Two deny rules as a site would write them: the cloud metadata service, and mail ports outside the mail
-// servers. The storm sends to, and connects to, a loopback port: no rule matches.
+// Three deny rules as a site would write them: the cloud metadata service, mail ports outside the mail
+// servers, and the runtimes' API sockets. The storm sends to, and connects to, a loopback port, and a unix
+// socket path nobody listens on: no rule matches.
 const { set: DENY, what: denyWhat } = killSet('connect', {
   metadata: 'event.?remoteAddress.orValue("").inCidr(["169.254.169.254/32", "fd00:ec2::254/128"])',
   smtp: 'event.?remotePort.orValue(0) in [25, 465, 587] && !(process.comm in ["postfix", "exim4", "sendmail"])',
+  runtime: 'event.?remoteAddress.orValue("") in ["/run/docker.sock", "/var/run/docker.sock", "/run/containerd/containerd.sock"] && !(process.comm in ["dockerd"])',
 });
 const DENY_CONFIG: SyscallSensorConfig = { network: { connect: true }, filters: { comm: { include: ['vigil-no-one'] } } };
 const DENY_MODES = [
   ['sendto', 'deny_sendmsg4', 'UDP sendto with an address'],
   ['connect', 'deny_connect4', 'connect() of a UDP socket'],
+  ['unix', 'deny_connect_unix', 'connect() of a unix stream socket (ENOENT)'],
 ] as const;
 const UDP_STORM = path.join(ROOT, 'build/bench/udp_storm');
 const DATAGRAMS = OPENS;
@@ -223,7 +227,7 @@ const body = [
   '',
   markdownTable(['hook', 'runs on', 'ns per call (median)', 'rounds', 'wall ns per call, no deny rule', 'with the deny rules', 'added ns per call (×)'], denyRows),
   '',
-  `- **Deny rules:** every connect and every UDP datagram sent with an address, on the whole host, runs the hook while a deny rule about connects is in force: ${fixed(median(perCall['hook sendto']!), 0)} ns per datagram and ${fixed(median(perCall['hook connect']!), 0)} ns per connect of the hook's own time; datagrams on connected sockets carry no address and do not run it.`,
+  `- **Deny rules:** every connect and every UDP datagram sent with an address, on the whole host, runs the hook while a deny rule about connects is in force: ${fixed(median(perCall['hook sendto']!), 0)} ns per datagram and ${fixed(median(perCall['hook connect']!), 0)} ns per connect of the hook's own time; datagrams on connected sockets carry no address and do not run it. Every connect to a unix socket runs its hook while a rule about a socket's path is in force: ${fixed(median(perCall['hook unix']!), 0)} ns per connect (the path read through the kernel's context, then compared as the kill rules compare paths).`,
   `- Directories the gate compared with: ${(dirs.get('full+gate') ?? []).join(', ') || 'none'}; without: ${(dirs.get('full') ?? []).join(', ') || 'none'}.`,
   `- For information, no target: the gate is the price of catching a secret read through a symlink, "..", "//" or /proc/<pid>/root, the kill rules that of killing before the open returns, or before an exec's new image runs, the deny hooks that of refusing a connect or a datagram before it leaves. bpf_stats adds its own clock reads to every call, the same with the gate and without.`,
 ].join('\n');
