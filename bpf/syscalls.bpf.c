@@ -882,6 +882,8 @@ struct kill_ctx {
 	struct kill_scan scan;
 	__u32 off;        /* the path as given, in sys_out_heap */
 	__u32 foff;       /* the resolved path, or the path as given */
+	__u32 off2;       /* the second path as given (rename, link, symlink), 0: none */
+	__u32 foff2;      /* the second path resolved, or as given, 0: none */
 	/*
 	 * The process's comm, NUL-padded: its thread group leader's, as process.comm in user space. A thread may
 	 * name itself otherwise (PR_SET_NAME: "C2 CompilerThre" of a java), and a rule exempting a process by
@@ -906,10 +908,11 @@ static long kill_value_cb(__u32 i, void *data)
 	if (v->field == VIGIL_KILL_COMM) {
 		if (!kill_comm_matches(k->comm, v))
 			return 0;
-	} else if (v->field == VIGIL_KILL_PATH || v->field == VIGIL_KILL_FILE) {
+	} else if (v->field == VIGIL_KILL_PATH || v->field == VIGIL_KILL_FILE || v->field == VIGIL_KILL_PATH2 || v->field == VIGIL_KILL_FILE2) {
 		out = bpf_map_lookup_elem(&sys_out_heap, &zero);
-		off = v->field == VIGIL_KILL_FILE ? k->foff : k->off;
-		if (!out || off > STR_LIMIT || !masked_prefix(out->data + off, v->prefix, v->mask))
+		off = v->field == VIGIL_KILL_FILE ? k->foff : v->field == VIGIL_KILL_PATH ? k->off : v->field == VIGIL_KILL_FILE2 ? k->foff2 : k->off2;
+		/* A call without a second path has no value to match there (rules about one name only the calls with one). */
+		if (!out || !off || off > STR_LIMIT || !masked_prefix(out->data + off, v->prefix, v->mask))
 			return 0;
 	} else {
 		return 0; /* an exec field: never on a file event */
@@ -928,10 +931,12 @@ _Static_assert(VIGIL_SYSF_KILL_DRY_RUN == VIGIL_SYSF_KILL_SENT << (VIGIL_KILL_DR
  * signals the current process (kill_verdict). Returns 0 when none matched, else kill_report's id | signal <<
  * 16 | result << 24. A global function: verified once, on its own.
  */
-__noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s64 ret)
+__noinline __u64 kill_check(__u32 op, __u32 foff2, __u32 foff, __u32 ev_flags, __s64 ret)
 {
 	struct syscall_filter_config *cfg = get_config();
 	struct kill_ctx k = {};
+	struct sys_out *out;
+	__u32 zero = 0;
 	struct syscall_kill_rule *r;
 	__u32 result;
 	__s64 scope = -1;
@@ -939,8 +944,13 @@ __noinline __u64 kill_check(__u32 op, __u32 off, __u32 foff, __u32 ev_flags, __s
 	if (!cfg || cfg->kill.rule_count == cfg->kill.deny_count)
 		return 0;
 	kill_scan_start(&k.scan, &cfg->kill);
-	k.off = off;
+	/* The record being made is at the start of sys_out_heap: the path as given follows it, then path2. */
+	k.off = sizeof(struct file_event);
 	k.foff = foff;
+	k.foff2 = foff2;
+	out = bpf_map_lookup_elem(&sys_out_heap, &zero);
+	if (out && ((struct file_event *)out->data)->path2_len)
+		k.off2 = sizeof(struct file_event) + ((struct file_event *)out->data)->path_len;
 	leader_comm_of((struct task_struct *)bpf_get_current_task(), k.comm);
 	bpf_loop(VIGIL_KILL_VALUES_MAX, kill_value_cb, &k, 0);
 	for (__u32 i = 0; i < VIGIL_KILL_RULES_MAX; i++) {
@@ -1347,7 +1357,7 @@ static __always_inline int emit_file_of(void *ctx, struct sys_pending *p, long r
 	}
 	/* The event is reported: the kill rules check it (what they match is what a rule in user space sees). */
 	/* Deny rules share the set but never match an open: a set of deny rules alone costs opens nothing. */
-	kill = cfg->kill.rule_count != cfg->kill.deny_count ? kill_check(op, sizeof(*e), foff, ev_flags, ret) : 0;
+	kill = cfg->kill.rule_count != cfg->kill.deny_count ? kill_check(op, foff2, foff, ev_flags, ret) : 0;
 	if (kill)
 		ev_flags |= VIGIL_SYSF_KILL_SENT << (((kill >> 24) & 7) - VIGIL_KILL_SENT);
 

@@ -470,6 +470,8 @@ enum vigil_kill_field {
 	VIGIL_KILL_LADDR = 7,    /* bind: the address asked for, as VIGIL_KILL_RADDR */
 	VIGIL_KILL_LPORT = 8,    /* bind: the port asked for, as VIGIL_KILL_RPORT */
 	VIGIL_KILL_UPATH = 9,    /* connect to a unix socket: its path, or "@" and an abstract name (event.remoteAddress) */
+	VIGIL_KILL_PATH2 = 10,   /* rename, link, symlink: the second path as given (event.path2: the new name, the link made) */
+	VIGIL_KILL_FILE2 = 11,   /* ... resolved where it was, else as given (event.?resolvedPath2.orValue(event.path2)) */
 };
 
 /*

@@ -176,6 +176,8 @@ export const VIGIL_KILL_FIELD = {
   LADDR: 7,
   LPORT: 8,
   UPATH: 9,
+  PATH2: 10,
+  FILE2: 11,
 } as const;
 
 export const VIGIL_KILL_OP = {

@@ -54,7 +54,7 @@ const VALUE_BYTES = SYSCALL_KILL_VALUE.prefix.size;
 /** A comm has at most 15 bytes and its NUL. */
 const COMM_BYTES = 15;
 
-export type KillField = 'path' | 'file' | 'comm' | 'exe' | 'parentComm' | 'raddr' | 'rport' | 'laddr' | 'lport' | 'upath';
+export type KillField = 'path' | 'file' | 'path2' | 'file2' | 'comm' | 'exe' | 'parentComm' | 'raddr' | 'rport' | 'laddr' | 'lport' | 'upath';
 export interface KillTerm {
   field: KillField;
   /**
@@ -108,6 +108,9 @@ export const NO_MEMBERS: object = Object.freeze({});
  */
 export const KERNEL_KILL_TYPES: ReadonlySet<string> = new Set(['open', 'unlink', 'rmdir', 'rename', 'chmod', 'chown', 'mkdir', 'truncate', 'link', 'symlink', 'exec'] satisfies (FileOp | 'exec')[]);
 
+/** The file event types with a second path (event.path2), which kill rules may test. */
+const TWO_PATH_TYPES: ReadonlySet<string> = new Set(['rename', 'link', 'symlink'] satisfies FileOp[]);
+
 /** The event types an in-kernel deny may be about: connects and binds, which the cgroup hooks see first. */
 export const KERNEL_DENY_TYPES: ReadonlySet<string> = new Set(['connect', 'bind']);
 
@@ -116,7 +119,7 @@ export const killSensor = (sel: KernelSelector): 'process' | 'syscalls' => (sel.
 
 /** The strings each sensor has to compare. */
 const FIELDS_OF: Record<'process' | 'syscalls' | 'connect' | 'bind', ReadonlySet<KillField>> = {
-  syscalls: new Set(['path', 'file', 'comm']),
+  syscalls: new Set(['path', 'file', 'path2', 'file2', 'comm']),
   process: new Set(['comm', 'exe', 'parentComm']),
   connect: new Set(['comm', 'raddr', 'rport', 'upath']),
   bind: new Set(['comm', 'laddr', 'lport']),
@@ -124,6 +127,8 @@ const FIELDS_OF: Record<'process' | 'syscalls' | 'connect' | 'bind', ReadonlySet
 const FIELD_TEXT: Record<KillField, string> = {
   path: 'event.path',
   file: 'event.?resolvedPath',
+  path2: 'event.path2',
+  file2: 'event.?resolvedPath2',
   comm: 'process.comm',
   exe: 'process.exe',
   parentComm: 'parent.comm',
@@ -143,7 +148,7 @@ const PROCESS_FLAG_MEMBERS: Record<string, number> = { exeUpperLayer: VIGIL_PROC
 const flagKinds = new WeakMap<KernelSelector, Set<'event' | 'process'>>();
 
 export const KERNEL_CHECKS =
-  'on file events (open, unlink, rmdir, rename, chmod, chown, mkdir, truncate, link, symlink): event.path, event.?resolvedPath.orValue(event.path) or process.comm compared (==, !=, in, startsWith) with literals or named lists, ' +
+  'on file events (open, unlink, rmdir, rename, chmod, chown, mkdir, truncate, link, symlink): event.path, event.?resolvedPath.orValue(event.path), event.path2 or event.?resolvedPath2.orValue(event.path2) (of renames, links and symlinks), or process.comm compared (==, !=, in, startsWith) with literals or named lists, ' +
   'event.?write/secret/sensitive.orValue(false), event.ret >= 0 or < 0; on execs: process.comm, process.exe or parent.comm compared so, process.?exeUpperLayer.orValue(false); ' +
   'joined by && (|| only between tests of one string), ! of a string test; and conjuncts about the container alone (container, pod), which must not hold on the host';
 export const KERNEL_DENY_CHECKS =
@@ -169,6 +174,7 @@ const rcall = (n: ASTNode): [string, ASTNode, ASTNode[]] | undefined => (n.op ==
 /** Which string `n` reads, if it is one the kernel has. */
 function stringField(n: ASTNode): KillField | undefined {
   if (member(n, '.', 'event', 'path')) return 'path';
+  if (member(n, '.', 'event', 'path2')) return 'path2';
   if (member(n, '.', 'process', 'comm')) return 'comm';
   if (member(n, '.', 'process', 'exe')) return 'exe';
   if (member(n, '.', 'parent', 'comm')) return 'parentComm';
@@ -180,6 +186,7 @@ function stringField(n: ASTNode): KillField | undefined {
   if (!c || c[0] !== 'orValue' || c[2].length !== 1) return undefined;
   const [, recv, [dflt]] = c;
   if (member(recv, '.?', 'event', 'resolvedPath') && member(dflt!, '.', 'event', 'path')) return 'file';
+  if (member(recv, '.?', 'event', 'resolvedPath2') && member(dflt!, '.', 'event', 'path2')) return 'file2';
   // event.?remotePort.orValue(0): port 0 is no peer a connect hook sees (and no port a rule may name for a bind).
   if (literal(dflt!) === 0n || literal(dflt!) === 0) {
     if (member(recv, '.?', 'event', 'remotePort')) return 'rport';
@@ -480,6 +487,9 @@ export function kernelSelector(types: readonly string[] | undefined, ast: ASTNod
       if (!t.values.length) no('a test against an empty list');
       for (const v of t.values) checkValue(t.field, v);
     }
+    // A test of the second path holds only where there is one: a rule about it is about calls that have it.
+    const noPath2 = types!.filter((x) => !TWO_PATH_TYPES.has(x));
+    if (sel.terms.some((t) => t.field === 'path2' || t.field === 'file2') && noPath2.length) no(`${serialize(ast)}: event.path2 is a rename's, link's or symlink's, and ${noPath2.join(', ')} has none (types: [rename, link, symlink])`);
     if (sel.terms.some((t) => t.field === 'upath')) {
       if (sel.terms.some((t) => t.field === 'raddr' || t.field === 'rport')) no(`${serialize(ast)}: a connect to a unix socket has no IP address or port`);
       sel.unix = true;

@@ -67,6 +67,12 @@ test('a rule that kills in the kernel stops the process before the open returns;
     '      priority: critical',
     '      types: [symlink, link]',
     '      actions: [{kill: {signal: SIGKILL, inKernel: true}}]',
+    '    - rule: Kernel kill on a planted link',
+    `      condition: event.?resolvedPath2.orValue(event.path2).startsWith("${dir}/cron.d/")`,
+    '      output: "kernel kill planted {process.pid}"',
+    '      priority: critical',
+    '      types: [symlink]',
+    '      actions: [{kill: {signal: SIGKILL, inKernel: true}}]',
     '    - rule: User kill',
     `      condition: event.path == "${watched}"`,
     '      output: "user kill {process.pid}"',
@@ -126,6 +132,14 @@ test('a rule that kills in the kernel stops the process before the open returns;
   await until(() => of('symlink', ln.pid) !== undefined, 'the symlink event', 10_000);
   assert.deepEqual([of('symlink', ln.pid)!.kill, of('symlink', ln.pid)!.path2], [{ rule: 'Kernel kill on a link', signal: 'SIGKILL', result: 'sent' }, link]);
 
+  // The second path: a symlink planted in a watched directory, to a file outside it.
+  fs.mkdirSync(path.join(dir, 'cron.d'));
+  const planted = path.join(dir, 'cron.d', 'job');
+  const plant = await nodeScript(t, `require('fs').symlinkSync('/tmp/vigil-payload', ${JSON.stringify(planted)}); console.log('after')`);
+  assert.deepEqual([plant.out, plant.signal], ['', 'SIGKILL'], 'killed on its way back from planting the link');
+  await until(() => of('symlink', plant.pid) !== undefined, 'the planted symlink event', 10_000);
+  assert.deepEqual([of('symlink', plant.pid)!.kill, of('symlink', plant.pid)!.path2], [{ rule: 'Kernel kill on a planted link', signal: 'SIGKILL', result: 'sent' }, planted]);
+
   // process.comm is the process's: node's main thread names itself MainThread, and its libuv thread
   // ("libuv-worker") does the open of fs.readFile. Compared with the thread's own name, the rule would miss.
   const node = await nodeScript(t, `require('fs').readFile(${JSON.stringify(leader)}, () => console.log('after'))`);
@@ -143,10 +157,10 @@ test('a rule that kills in the kernel stops the process before the open returns;
   await until(() => of('open', process.pid) !== undefined, 'the runner\'s open', 10_000);
   assert.deepEqual(of('open', process.pid)!.kill, { rule: 'Kernel kill', signal: 'SIGKILL', result: 'refused' });
   const st = await status();
-  assert.deepEqual(st.syscalls?.killRules, { rules: 3, values: 4, scoped: 0, cgroups: 0, denies: 0 });
-  assert.deepEqual([st.syscalls?.filters?.killMatched, st.syscalls?.filters?.killSent], [4, 3], 'the shell and two nodes (sent), the runner (refused), counted in the kernel');
+  assert.deepEqual(st.syscalls?.killRules, { rules: 4, values: 5, scoped: 0, cgroups: 0, denies: 0 });
+  assert.deepEqual([st.syscalls?.filters?.killMatched, st.syscalls?.filters?.killSent], [5, 4], 'the shell and three nodes (sent), the runner (refused), counted in the kernel');
   const text = await runCli(['status', '--socket', socket]);
-  assert.match(text.stdout, /^ {2}in-kernel kill rules: 3 \(4 strings\); file events matched 4, processes signalled 3$/m);
+  assert.match(text.stdout, /^ {2}in-kernel kill rules: 4 \(5 strings\); file events matched 5, processes signalled 4$/m);
 
   // Enforcement off (a reload): the kernel reports the match and sends nothing.
   config(false);

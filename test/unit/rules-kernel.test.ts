@@ -86,6 +86,11 @@ test('every file event type compiles for the kernel, which checks each at its ex
     ],
   });
   assert.equal(killSensor(sel as KernelSelector), 'syscalls');
+  // The second path: a link planted in a directory, or a file renamed over another.
+  assert.deepEqual((compile('event.?resolvedPath2.orValue(event.path2).startsWith("/etc/cron.d/") && event.path2 != "x"', { types: ['symlink', 'link', 'rename'] }) as KernelSelector).terms, [
+    { field: 'file2', values: [{ s: '/etc/cron.d/', exact: false }], negate: false },
+    { field: 'path2', values: [{ s: 'x', exact: true }], negate: true },
+  ]);
   for (const type of ['unlink', 'rmdir', 'rename', 'chmod', 'chown', 'mkdir', 'truncate']) {
     assert.deepEqual((compile('event.?sensitive.orValue(false) && event.path.startsWith("/etc/")', { types: [type] }) as KernelSelector).ops, [type], type);
   }
@@ -127,7 +132,7 @@ test('a condition with anything the kernel cannot check is refused, naming that 
     return r[0]!;
   };
   assert.match(refused('event.path.endsWith("/shadow")'), /inKernel: the kernel cannot check event\.path\.endsWith\("\/shadow"\); it checks on file events \(open, unlink, .*\): event\.path/);
-  assert.match(refused('event.path == "/etc/shadow" && process.exe == "/usr/bin/cat"'), /cannot check process\.exe on a file event \(the kernel has event\.path, event\.\?resolvedPath, process\.comm there\)/);
+  assert.match(refused('event.path == "/etc/shadow" && process.exe == "/usr/bin/cat"'), /cannot check process\.exe on a file event \(the kernel has event\.path, event\.\?resolvedPath, event\.path2, event\.\?resolvedPath2, process\.comm there\)/);
   assert.match(refused('event.path == "/a" || process.comm == "sh"'), /ors tests of two strings/);
   assert.match(refused('event.path == "/a" || event.?resolvedPath.orValue(event.path) == "/b"'), /ors tests of two strings/);
   assert.match(refused('!event.write'), /never true: write !event\.\?write\.orValue\(false\)/);
@@ -137,7 +142,7 @@ test('a condition with anything the kernel cannot check is refused, naming that 
   assert.match(refused('event.path in [1, 2]'), /holds 1, not a string/);
   assert.match(refused('true'), /cannot check true: it checks nothing, and would kill the process of every open reported/);
   assert.match(refused('event.path == "/a"', { types: ['connect'] }), /events of type connect \(the kernel checks open, unlink, rmdir, rename, chmod, chown, mkdir, truncate, link, symlink, exec; it denies connects and binds\)/);
-  assert.match(refused('event.path2 == "/a"', { types: ['rename'] }), /cannot check event\.path2/);
+  assert.match(refused('event.path2 == "/a"', { types: ['rename', 'open'] }), /event\.path2 is a rename's, link's or symlink's, and open has none/);
   assert.match(refused('true', { types: ['unlink', 'rename'] }), /would kill the process of every unlink or rename reported/);
   assert.match(refused('event.path == "/a"', { types: ['exec'] }), /cannot check event\.path on an exec \(the kernel has process\.comm, process\.exe, parent\.comm there\)/);
   assert.match(refused('process.exe == "/a"', { types: ['exec', 'open'] }), /both execs and open in one rule/);
