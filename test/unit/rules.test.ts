@@ -122,6 +122,13 @@ test('the default rules match what they are about, and not the ordinary', () => 
   assert.deepEqual(matching(set, dropped({})), [], 'a file of the image');
   assert.deepEqual(matching(set, dropped({ exeUpperLayer: true }, {})), [], 'on the host');
   assert.deepEqual(matching(set, dropped({ exeUpperLayer: true, comm: 'dpkg' })), [], 'a package manager');
+  // A search for private keys or credentials.
+  const search = (argv: string[]) => event('exec', {}, { process: { pid: 9, comm: argv[0]!, argv } });
+  assert.deepEqual(matching(set, search(['find', '/', '-name', 'id_rsa*'])), ['Search for private keys or credentials']);
+  assert.deepEqual(matching(set, search(['grep', '-r', 'BEGIN RSA PRIVATE', '/home'])), ['Search for private keys or credentials']);
+  assert.deepEqual(matching(set, search(['find', '/', '-path', '*/.aws/credentials'])), ['Search for private keys or credentials']);
+  assert.deepEqual(matching(set, search(['grep', '-r', 'TODO', 'src'])), [], 'an ordinary search');
+  assert.deepEqual(matching(set, search(['cat', '/root/.ssh/id_rsa'])), [], 'not a search tool (reads are the secret-read rule\'s)');
   // A container reaching for a runtime's API socket (mounted into it), whether or not the connect worked.
   const sock = (address: string, where: object = ctr, ret = 0) => event('connect', { family: 'AF_UNIX', remoteAddress: address, ret }, { ...where, process: { pid: 9, comm: 'curl' } });
   assert.deepEqual(matching(set, sock('/var/run/docker.sock')), ['Container runtime socket connected from a container']);
