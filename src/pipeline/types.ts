@@ -34,7 +34,6 @@ export interface ProcessRef {
   euid?: number;
   loginuid?: number;
   tty?: string;
-  cwd?: string;
   /** Fields this process's source could not know. */
   unknown?: string[];
 }

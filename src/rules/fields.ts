@@ -22,7 +22,7 @@ const everyKey =
 
 /** What every event has (OutputEvent's named members, `ret` aside: a syscall's, listed with them). */
 export const COMMON_EVENT_KEYS: readonly string[] = ['type', 'time', 'ktimeNs', 'process', 'parent', 'ancestors', 'container', 'pod'] satisfies readonly (keyof OutputEvent)[];
-const PROCESS: readonly string[] = everyKey<ProcessRef>()(['pid', 'tid', 'ppid', 'execId', 'key', 'startNs', 'comm', 'exe', 'hostExe', 'exeUpperLayer', 'argv', 'argvTruncated', 'uid', 'user', 'gid', 'euid', 'loginuid', 'tty', 'cwd', 'unknown']);
+const PROCESS: readonly string[] = everyKey<ProcessRef>()(['pid', 'tid', 'ppid', 'execId', 'key', 'startNs', 'comm', 'exe', 'hostExe', 'exeUpperLayer', 'argv', 'argvTruncated', 'uid', 'user', 'gid', 'euid', 'loginuid', 'tty', 'unknown']);
 const CONTAINER: readonly string[] = everyKey<ContainerRef>()(['id', 'name', 'image', 'imageDigest', 'runtime', 'labels', 'enrichment']);
 const POD: readonly string[] = everyKey<PodRef>()(['name', 'namespace', 'uid', 'labels']);
 
