@@ -42,6 +42,7 @@ export async function runScript(t: TestContext, shell: 'sh' | 'bash', script: st
   let err = '';
   c.stdout.on('data', (d: Buffer) => (out += d.toString()));
   c.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const [code, signal] = (await Promise.race([once(c, 'exit'), new Promise((r) => setTimeout(() => r([null, 'still running after 15 s']), 15_000))])) as [number | null, string | null];
+  // 'close', not 'exit': 'exit' may come before the last of the output is read, and a test would see ''.
+  const [code, signal] = (await Promise.race([once(c, 'close'), new Promise((r) => setTimeout(() => r([null, 'still running after 15 s']), 15_000))])) as [number | null, string | null];
   return { pid: c.pid!, out, err, code, signal };
 }

@@ -303,7 +303,7 @@ test('a deny rule about a unix socket path fails connects to it in the kernel; r
   // The path, and the abstract name: denied (EPERM), the listener never sees them.
   for (const [address, shown] of [[api, api], [`\0${abstract}`, `@${abstract}`]] as const) {
     const denied = await runScript(t, 'bash', unixConnect(address));
-    assert.equal(denied.out, 'failed: Operation not permitted\n', shown);
+    assert.equal(denied.out, 'failed: Operation not permitted\n', `${shown}: ${JSON.stringify(denied)}`);
     await until(() => of('alert', denied.pid) !== undefined, `the alert of ${shown}`, 10_000);
     const ev = of('connect', denied.pid)!;
     assert.deepEqual([ev.family, ev.remoteAddress, ev.errno, ev.deny], ['AF_UNIX', shown, 'EPERM', { rule: 'Runtime socket', result: 'denied' }], shown);
@@ -314,7 +314,7 @@ test('a deny rule about a unix socket path fails connects to it in the kernel; r
   // Another socket: connected. The rule about IP ports did not reach it in the kernel; the rule engine, which
   // finds its `!=` true on a connect without a port, says so.
   const allowed = await runScript(t, 'bash', unixConnect(path.join(dir, 'other.sock')));
-  assert.equal(allowed.out, 'connected\n');
+  assert.equal(allowed.out, 'connected\n', JSON.stringify(allowed));
   await until(() => of('alert', allowed.pid) !== undefined, 'the alert of the allowed connect', 10_000);
   assert.equal(of('connect', allowed.pid)!.deny, undefined);
   const missed = of('alert', allowed.pid)!;
@@ -327,7 +327,8 @@ test('a deny rule about a unix socket path fails connects to it in the kernel; r
   process.kill(agent.pid, 'SIGHUP');
   await until(async () => (JSON.parse((await unixGet(socket, '/v1/status')).body) as AgentStatus).syscalls?.killRules.rules === 1, 'the reload to drop the rule', 10_000);
   assert.ok(!cgroupLinkProgramNames().includes('deny_connect_unix'), 'detached with the last rule about a unix socket');
-  assert.equal((await runScript(t, 'bash', unixConnect(api))).out, 'connected\n');
+  const reached = await runScript(t, 'bash', unixConnect(api));
+  assert.equal(reached.out, 'connected\n', JSON.stringify(reached));
 
   assert.equal((await agent.stop()).code, 0);
   assert.doesNotMatch([...cgroupProgramNames(root), ...cgroupLinkProgramNames()].join(' '), /deny_/, 'nothing attached once the agent stopped');
