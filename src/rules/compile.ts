@@ -58,16 +58,20 @@ function equal(a: unknown, b: unknown): boolean {
   return giveUp();
 }
 
-/** `x in list` for a list known when compiling: a Set for strings, a scan otherwise. */
+/**
+ * A list known when compiling: `x in list` (a Set for strings, a scan otherwise), and its items, for
+ * exists() and all() over it.
+ */
 interface Membership {
   has(x: unknown): boolean;
+  readonly items: readonly unknown[];
 }
 function membership(items: readonly unknown[]): Membership {
   if (items.every((x) => typeof x === 'string')) {
     const set = new Set(items as string[]);
-    return { has: (x) => (typeof x === 'string' ? set.has(x) : giveUp()) };
+    return { has: (x) => (typeof x === 'string' ? set.has(x) : giveUp()), items };
   }
-  return { has: (x) => items.some((y) => equal(x, y)) };
+  return { has: (x) => items.some((y) => equal(x, y)), items };
 }
 
 /** The int result of integer arithmetic, within CEL's 64 bits (cel-js reports an overflow: give up). */
@@ -314,7 +318,7 @@ function genMethod([name, recv, args]: [string, ASTNode, ASTNode[]], g: Gen): Co
     const [v, body] = args as [ASTNode, ASTNode];
     if (args.length !== 2 || v.op !== 'id') return cannot(`${name} with ${args.length} arguments`);
     const list = gen(recv, g);
-    if (list.optional || list.list) return cannot(`${name} over an optional or a literal list`);
+    if (list.optional) return cannot(`${name} over an optional`);
     const it = g.temp();
     const outer = g.locals;
     g.locals = new Map(outer).set(v.args as string, it);
@@ -323,7 +327,10 @@ function genMethod([name, recv, args]: [string, ASTNode, ASTNode[]], g: Gen): Co
     if (b.optional) return cannot('an optional predicate');
     const want = name === 'exists';
     // An arrow called at once: inlined by V8 with the function it is in.
-    return plain(`((xs) => { for (${it} of xs) if (bool(${b.js}) === ${want}) return ${want}; return ${!want}; })(items(${list.js}))`);
+    // A list known when compiling (a literal, a named list: `argv.exists(a, secrets.exists(t, a.contains(t)))`)
+    // is iterated as it is.
+    const xs = list.list ? `${list.list}.items` : `items(${list.js})`;
+    return plain(`((xs) => { for (${it} of xs) if (bool(${b.js}) === ${want}) return ${want}; return ${!want}; })(${xs})`);
   }
   const r = gen(recv, g);
   if (r.optional) {

@@ -24,6 +24,8 @@ const EXTRA = [
   'event.?sensitive.orValue(false)', 'event.?old.euid.orValue(0) != 0', 'event.?old.?euid.hasValue()', '!event.?path.hasValue()', 'event.?path.orValue("") == ""', 'event.?old.orValue({}) == {}', 'has(event.path)', 'has(process.tty)', 'has(container.labels.app)', 'has(event.old.euid)',
   'process.?comm.orValue("") in shell_binaries', 'event.nr in [1, 2, 3]', 'event.ret in [0, -1]', 'event.ret in [0.5, 1]', 'event.path in ["/etc", "x"]', '"x" in process.argv', '1 in ancestors', 'event.path in process.argv',
   'process.?argv.orValue([]).exists(a, a.startsWith("-"))', 'process.?argv.orValue([]).all(a, a.size() < 10)', 'ancestors.exists(p, p == 1)', 'ancestors.all(p, p > 0)', 'event.list.exists(x, x == 1)', 'event.list.exists(x, x.startsWith("a"))',
+  // Over a list known when compiling, alone and inside another comprehension.
+  'process.argv.exists(a, shell_binaries.exists(t, a.contains(t)))', '["a", "x"].exists(t, event.path.contains(t))', '[1, 2].all(n, n > event.ret)', 'process.argv.exists(a, ["-e", "x"].all(t, a != t))', 'shell_binaries.all(b, b != process.comm)',
   'event.flag ? event.ret == 0 : event.ret != 0', '!(event.ret == 0) || event.path == ""', 'event.flag && event.path == "/etc"', 'event.flag || event.ret == 0', 'event.x == null', 'event.s + "x" == "ax"', 'event.s == event.path', 'event.ret == event.i', 'event.ret == event.flag', 'event.ret == event.s',
   'event.s < "b"', 'process.comm == "bash" && !interactive', 'in_container || package_manager',
   // Conditions whose value is a field's (a missing one is an error, a non-boolean no match).
