@@ -233,7 +233,7 @@ export class ApiServer {
         for (const e of p.cache.live()) {
           const c = e.ns ? agent.containers?.byCgroupId(e.ns.cgroupId) : undefined;
           if (container && c !== container) continue;
-          flat.push({ pid: e.pid, ppid: e.ppid, key: e.key, comm: e.image.comm, exe: e.image.exePath, hostExe: hostExe(e) || undefined, argv: argv ? e.image.argv : undefined, uid: e.creds?.uid, user: userName(e), tty: e.tty || undefined, container: c ? { id: c.id, name: c.name, image: c.image } : undefined });
+          flat.push({ pid: e.pid, ppid: e.ppid, key: e.key, comm: e.image.comm, exe: e.image.exePath, hostExe: hostExe(e) || undefined, exeUpperLayer: e.image.exeUpperLayer || undefined, argv: argv ? e.image.argv : undefined, uid: e.creds?.uid, user: userName(e), tty: e.tty || undefined, container: c ? { id: c.id, name: c.name, image: c.image } : undefined });
         }
         body = { processes: flat.sort((a, b) => (a as { pid: number }).pid - (b as { pid: number }).pid) };
       }

@@ -36,6 +36,8 @@ export interface MountInfo {
   mountPoint: string;
   fstype: string;
   source: string;
+  /** The filesystem's options, as mountinfo shows them (still escaped: a comma inside a value is \054). */
+  superOptions: string;
 }
 
 /** Symlinks followed while resolving one path (the kernel's MAXSYMLINKS). */
@@ -53,7 +55,7 @@ export function parseMountinfo(text: string): MountInfo[] {
     const f = line.slice(0, sep).split(' ');
     const g = line.slice(sep + 3).split(' ');
     if (f.length < 5 || !g[0]) continue;
-    out.push({ mountId: Number(f[0]), parentId: Number(f[1]), dev: f[2]!, root: unescape(f[3]!), mountPoint: unescape(f[4]!), fstype: g[0], source: unescape(g[1] ?? '') });
+    out.push({ mountId: Number(f[0]), parentId: Number(f[1]), dev: f[2]!, root: unescape(f[3]!), mountPoint: unescape(f[4]!), fstype: g[0], source: unescape(g[1] ?? ''), superOptions: g[2] ?? '' });
   }
   return out;
 }

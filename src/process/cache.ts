@@ -609,7 +609,7 @@ export class ProcessCache {
       exeIno: s.exeIno,
       exeDev: s.exeDev,
       exeMtimeNs: s.exeMtimeNs,
-      exeUpperLayer: false, // not told by /proc
+      exeUpperLayer: s.exeUpperLayer === true,
       filename: undefined,
       argv: argv?.argv,
       argc: s.argv?.length,

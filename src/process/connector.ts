@@ -866,6 +866,7 @@ export class ProcConnectorSource implements FallbackSource {
       creds,
       ns,
       exe: { path: img?.exePath ?? '', ino: img?.exeIno ?? 0, dev: img?.exeDev ?? 0, mtimeNs: img?.exeMtimeNs ?? 0 },
+      exeUpperLayer: img?.exeUpperLayer === true,
       filename: img?.exePath ?? '',
       argv: argv ?? [],
       argc: argv?.length ?? 0,

@@ -27,6 +27,8 @@ export interface ProcessNode {
   exe?: string;
   /** true: the executable is the host's file at that path (same device and inode), as events say (process.hostExe). */
   hostExe?: true;
+  /** true: the executable is in its overlay's upper layer, written or changed in the container (process.exeUpperLayer). */
+  exeUpperLayer?: true;
   argv?: string[];
   argvTruncated?: boolean;
   env?: readonly { name: string; value?: string }[];
@@ -47,6 +49,7 @@ function node(e: ProcessEntry, o: DumpOptions): Omit<ProcessNode, 'children'> {
   if (e.image.exePath) {
     n.exe = e.image.exePath;
     if (o.hostExe?.(e)) n.hostExe = true; // as events carry it: present only when true
+    if (e.image.exeUpperLayer) n.exeUpperLayer = true;
   }
   if (o.argv && e.image.argv) {
     n.argv = e.image.argv;

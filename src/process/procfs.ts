@@ -7,6 +7,7 @@ import { bytesToString, splitNul } from '../events/strings.ts';
 import type { Creds, Namespaces } from '../events/types.ts';
 import { readMounts } from '../bpf/mounts.ts';
 import { TICK_NS, type SnapshotProcess } from './types.ts';
+import { UpperLayerProbe } from './upper-layer.ts';
 import { ttyNameFromDev } from './users.ts';
 
 export const PF_KTHREAD = 0x00200000;
@@ -18,6 +19,8 @@ export interface ProcfsOptions {
   env?: boolean;
   /** Most bytes of cmdline/environ read per process. */
   maxBytes?: number;
+  /** Tells whether an executable is in its overlay's upper layer; one per snapshot shares the mount tables. */
+  upperLayer?: UpperLayerProbe;
 }
 
 /** Parsed /proc/<pid>/stat fields vigil uses. */
@@ -185,6 +188,7 @@ interface ImageRead {
   exeIno: number | undefined;
   exeDev: number | undefined;
   exeMtimeNs: number | undefined;
+  exeUpperLayer: boolean | undefined;
   unknown: string[];
 }
 
@@ -209,7 +213,7 @@ function relaidOut(a: ProcStat, b: ProcStat | undefined): boolean {
  * Reads what the process at `root` runs: cmdline, environ and exe, then its stat line again (`after`,
  * undefined when gone), which tells what the reads may have missed.
  */
-function readImage(root: string, o: ProcfsOptions): { image: ImageRead; after: ProcStat | undefined } {
+function readImage(root: string, pid: number, o: ProcfsOptions): { image: ImageRead; after: ProcStat | undefined } {
   const unknown: string[] = [];
   let argv: string[] | undefined;
   let envRaw: string[] | undefined;
@@ -217,6 +221,7 @@ function readImage(root: string, o: ProcfsOptions): { image: ImageRead; after: P
   let exeIno: number | undefined;
   let exeDev: number | undefined;
   let exeMtimeNs: number | undefined;
+  let exeUpperLayer: boolean | undefined;
   const max = o.maxBytes ?? 128 * 1024;
   const cmd = readBuf(`${root}/cmdline`, max);
   const cmdPieces = readBufPieces;
@@ -238,6 +243,7 @@ function readImage(root: string, o: ProcfsOptions): { image: ImageRead; after: P
     exeIno = Number(st.ino);
     exeDev = kernelDev(Number(st.dev));
     exeMtimeNs = Number(st.mtimeNs);
+    exeUpperLayer = (o.upperLayer ?? new UpperLayerProbe(o.procRoot)).exeInUpperLayer(pid, exePath);
   } catch {
     unknown.push('exe');
   }
@@ -258,7 +264,7 @@ function readImage(root: string, o: ProcfsOptions): { image: ImageRead; after: P
     envRaw = undefined;
     unknown.push('env');
   }
-  return { image: { argv, envRaw, exePath, exeIno, exeDev, exeMtimeNs, unknown }, after: now.st };
+  return { image: { argv, envRaw, exePath, exeIno, exeDev, exeMtimeNs, exeUpperLayer, unknown }, after: now.st };
 }
 
 /** Reads one process. Undefined when it does not exist (or vanished before its stat could be read). */
@@ -282,14 +288,14 @@ export function readProcess(pid: number, o: ProcfsOptions = {}): SnapshotProcess
     // executable (the eBPF-less mode reads a process right after its exec, often as it execs again). The
     // stat lines before and after the reads tell; the image is read again once, with the comm of the newer
     // stat, and if it moved again, what it runs is unknown rather than a mixture.
-    const first = readImage(root, o);
+    const first = readImage(root, pid, o);
     image = first.image;
     if (relaidOut(stat, first.after)) {
       stat = first.after!;
-      const again = readImage(root, o);
+      const again = readImage(root, pid, o);
       image = again.image;
       if (relaidOut(stat, again.after)) {
-        image = { ...image, argv: undefined, envRaw: undefined, exePath: undefined, exeIno: undefined, exeDev: undefined, exeMtimeNs: undefined };
+        image = { ...image, argv: undefined, envRaw: undefined, exePath: undefined, exeIno: undefined, exeDev: undefined, exeMtimeNs: undefined, exeUpperLayer: undefined };
         image.unknown = [...new Set([...image.unknown, 'argv', 'env', 'exe'])];
       }
     }
@@ -316,6 +322,7 @@ export function readProcess(pid: number, o: ProcfsOptions = {}): SnapshotProcess
     exeIno: image?.exeIno,
     exeDev: image?.exeDev,
     exeMtimeNs: image?.exeMtimeNs,
+    exeUpperLayer: image?.exeUpperLayer,
     argv: image?.argv,
     envRaw: image?.envRaw,
     creds,
@@ -334,6 +341,7 @@ export function readProcess(pid: number, o: ProcfsOptions = {}): SnapshotProcess
  */
 export function* snapshotProcesses(o: ProcfsOptions = {}): Generator<SnapshotProcess> {
   const root = o.procRoot ?? '/proc';
+  o = { ...o, upperLayer: o.upperLayer ?? new UpperLayerProbe(root, { shareMounts: true }) };
   const order: { pid: number; start: number }[] = [];
   for (const name of fs.readdirSync(root)) {
     if (!/^\d+$/.test(name)) continue;

@@ -112,6 +112,8 @@ export interface SnapshotProcess {
   exeIno: number | undefined;
   exeDev: number | undefined;
   exeMtimeNs: number | undefined;
+  /** The executable is in its overlay's upper layer (upper-layer.ts); undefined when that could not be read. */
+  exeUpperLayer?: boolean;
   argv: string[] | undefined;
   envRaw: string[] | undefined;
   creds: Creds | undefined;

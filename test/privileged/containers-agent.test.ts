@@ -1,7 +1,8 @@
 // Privileged: the agent attributes events to real containers of podman, dockerd, containerd (ctr, with a
 // systemd-style cgroup name) and a CRI pod, checked against what the runtime itself reports: container id,
 // name, image and labels, and the pod's name, namespace and uid. A container started after the agent is
-// attributed from its first exec; events around its stop still resolve during the expiry delay; runtime
+// attributed from its first exec; one running a program written in it before the agent started is drift
+// (process.exeUpperLayer) from the agent's start; events around its stop still resolve during the expiry delay; runtime
 // sockets that are missing, hang or answer garbage never stall events and show in `vigil status`.
 // Needs root + BPF + the container runtimes.
 import assert from 'node:assert/strict';
@@ -108,13 +109,22 @@ test('dockerd: events carry the container id, name, image and labels', async (t)
 test('containerd: a ctr container with a systemd-style cgroup name, and a CRI pod with its pod metadata', async (t) => {
   if (!needsRuntime(t, NEEDS, 'containerd')) return;
   const ctrd = await startContainerd(t);
-  const ta = await startTestAgent(t, { config: CONFIG, runtimeClients: [new CriClient({ socketPath: ctrd.socketPath }), new ContainerdClient({ socketPath: ctrd.socketPath })] });
-
   // ctr run --cgroup <systemd-style path>: the parser must find the id in cri-containerd-<id>.scope.
   const uid = 'a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d';
   const id = 'c'.repeat(63) + '7';
   const scope = `/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice/cri-containerd-${id}.scope`;
   await ctrd.run({ id, cgroup: scope, labels: { app: 'ctr' } });
+  // Drift running before the agent starts: a copy of the image's busybox written in the container (its
+  // overlay's upper layer; containerd's roots are overlays) and left running. The /proc snapshot, which saw no
+  // exec, tells it from the image's own programs by the overlay's upper directory.
+  await ctrd.exec(id, ['sh', '-c', 'mkdir /drift && cp /bin/busybox /drift/busybox && (/drift/busybox sleep 3600 </dev/null >/dev/null 2>&1 &)']);
+  const ta = await startTestAgent(t, { config: CONFIG, runtimeClients: [new CriClient({ socketPath: ctrd.socketPath }), new ContainerdClient({ socketPath: ctrd.socketPath })] });
+  const inCtr = ta.agent.processes!.cache.live().filter((e) => e.ns && ta.agent.containers!.byCgroupId(e.ns.cgroupId)?.id === id);
+  const entry = inCtr.find((e) => e.image.argv?.join(' ') === 'sleep 3600');
+  const drift = inCtr.find((e) => e.image.exePath === '/drift/busybox');
+  assert.ok(entry && drift, JSON.stringify(inCtr.map((e) => [e.pid, e.image.exePath, e.image.argv, e.source])));
+  assert.deepEqual([entry.source, entry.image.exeUpperLayer, drift.source, drift.image.exeUpperLayer], ['snapshot', false, 'snapshot', true]);
+
   await ctrd.exec(id, ['cat', '/proc/self/cgroup']);
   const ev = await ta.sink.waitFor(execIn(id, 'cat'), 'the exec inside the ctr container');
   assert.equal(ev.container!.runtime, 'containerd');
