@@ -982,6 +982,7 @@ __noinline __u64 kill_check(__u32 op, __u32 foff2, __u32 foff, __u32 ev_flags, _
 #define DENY_DATAGRAM 1  /* a UDP datagram sent with an address: a connect in all but name */
 #define DENY_BIND 2
 #define DENY_UNIX 3      /* a connect to a unix socket (cgroup/connect_unix, 6.7) */
+#define DENY_UNIX_DATAGRAM 4 /* a unix datagram sent to a path without a connect (cgroup/sendmsg_unix, 6.7) */
 
 /*
  * A connect (bind) a deny rule matched, for the call's exit to report (exit_net): by thread. The cgroup hook
@@ -1058,11 +1059,13 @@ static long deny_value_cb(__u32 i, void *data)
 }
 
 /*
- * A UDP datagram sent to an address without a connect, which deny rule `rule` matched (the datagram hooks):
- * reported as a connect event of its own, as the sensor's filters let a connect through (no syscall exit
- * will report it: sendto and sendmsg are not traced). Without it a rule about a peer would be evaded by a
- * sendto to that peer, where a connect was denied.
+ * A datagram sent to an address without a connect (UDP, or a unix datagram to a path), which deny rule `rule`
+ * matched (the datagram hooks): reported as a connect event of its own, as the sensor's filters let a connect
+ * through (no syscall exit will report it: sendto and sendmsg are not traced). Without it a rule about a peer
+ * would be evaded by a sendto to that peer, where a connect was denied.
  */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
+
 static __always_inline void deny_datagram_report(struct bpf_sock_addr *ctx, struct deny_ctx *k, __u32 rule, __u32 result, const int v6)
 {
 	struct net_event *e;
@@ -1082,15 +1085,27 @@ static __always_inline void deny_datagram_report(struct bpf_sock_addr *ctx, stru
 	e->family = k->peer.family;
 	e->type = ctx->type;
 	e->protocol = ctx->protocol;
-	e->rport = k->port;
 	e->kill_rule = rule;
-	__builtin_memcpy(e->raddr, k->peer.addr, 16);
-	if (!v6)
-		__builtin_memset(e->raddr + 4, 0, 12);
+	if (k->peer.family == AF_UNIX_) {
+		/* The path as the connect's event carries it: sun_path's bytes (an abstract name's leading NUL too). */
+		struct bpf_sock_addr_kern *sa = bpf_cast_to_kern_ctx(ctx);
+		__u32 len = sa ? BPF_CORE_READ(sa, uaddrlen) : 0;
+
+		if (len > offsetof(struct sockaddr_un, sun_path)) {
+			len -= offsetof(struct sockaddr_un, sun_path);
+			if (len > VIGIL_UNIX_PATH_MAX)
+				len = VIGIL_UNIX_PATH_MAX;
+			if (!bpf_probe_read_kernel(e->unix_path, len & 127, (const char *)BPF_CORE_READ(sa, uaddr) + offsetof(struct sockaddr_un, sun_path)))
+				e->unix_path_len = len;
+		}
+	} else {
+		e->rport = k->port;
+		__builtin_memcpy(e->raddr, k->peer.addr, 16);
+		if (!v6)
+			__builtin_memset(e->raddr + 4, 0, 12);
+	}
 	vigil_submit(ctx, e, sizeof(*e), VIGIL_OP_NET);
 }
-
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
 
 /*
  * A unix connect's path into sys_deny_path, as the event shows it: the path, or "@" and an abstract name (up to
@@ -1125,7 +1140,7 @@ static __always_inline int deny_unix_path(struct bpf_sock_addr *ctx)
 }
 
 /*
- * Checks a connect, a UDP datagram sent to an address without one, or a bind (`kind`) against the deny rules
+ * Checks a connect, a datagram sent to an address without one (UDP, unix), or a bind (`kind`) against the deny rules
  * in force (cgroup hooks, before the connection is made, the datagram sent or the address taken). Returns 0
  * to deny it (the caller gets EPERM), 1 to let it go: no rule matched, or the one that did is a dry run or
  * the process is protected. A match is counted, and noted for the call's exit (sys_deny_notes) or, for a
@@ -1133,7 +1148,9 @@ static __always_inline int deny_unix_path(struct bpf_sock_addr *ctx)
  */
 static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6, const int kind)
 {
-	const __u64 op = 1ULL << (kind == DENY_BIND ? VIGIL_SYS_BIND : kind == DENY_UNIX ? VIGIL_KILL_OP_UNIX_CONNECT : VIGIL_SYS_CONNECT);
+	const int unix = kind == DENY_UNIX || kind == DENY_UNIX_DATAGRAM;
+	const int datagram = kind == DENY_DATAGRAM || kind == DENY_UNIX_DATAGRAM;
+	const __u64 op = 1ULL << (kind == DENY_BIND ? VIGIL_SYS_BIND : unix ? VIGIL_KILL_OP_UNIX_CONNECT : VIGIL_SYS_CONNECT);
 	struct syscall_filter_config *cfg = get_config();
 	struct deny_ctx k = {};
 	struct syscall_kill_rule *r;
@@ -1145,7 +1162,7 @@ static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6, c
 		return 1;
 	kill_scan_start(&k.scan, &cfg->kill);
 	/* Which hook: a constant, so that each reads only the context fields its program type may (connect4 has no user_ip6). */
-	if (kind == DENY_UNIX) {
+	if (unix) {
 		k.peer.family = AF_UNIX_;
 		k.unix_path = deny_unix_path(ctx);
 		if (!k.unix_path)
@@ -1160,7 +1177,7 @@ static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6, c
 		*(__u32 *)&k.peer.addr[8] = ctx->user_ip6[2];
 		*(__u32 *)&k.peer.addr[12] = ctx->user_ip6[3];
 	}
-	if (kind != DENY_UNIX)
+	if (!unix)
 		k.port = bpf_ntohs(ctx->user_port);
 	k.bind = kind == DENY_BIND;
 	leader_comm_of((struct task_struct *)bpf_get_current_task(), k.comm);
@@ -1176,7 +1193,7 @@ static __always_inline int deny_check(struct bpf_sock_addr *ctx, const int v6, c
 		note.ktime = bpf_ktime_get_ns();
 		note.rule = r->id;
 		note.result = rule_verdict(&cfg->kill, r);
-		if (kind == DENY_DATAGRAM) {
+		if (datagram) {
 			if (note.result >= VIGIL_KILL_SENT && note.result <= VIGIL_KILL_FAILED)
 				deny_datagram_report(ctx, &k, note.rule, note.result, v6);
 		} else {
@@ -1209,6 +1226,13 @@ SEC("cgroup/connect_unix")
 int deny_connect_unix(struct bpf_sock_addr *ctx)
 {
 	return deny_check(ctx, 0, DENY_UNIX);
+}
+
+/* Unix datagrams sent to a path without a connect (sendto): the same rules, which a sendto would go around. */
+SEC("cgroup/sendmsg_unix")
+int deny_sendmsg_unix(struct bpf_sock_addr *ctx)
+{
+	return deny_check(ctx, 0, DENY_UNIX_DATAGRAM);
 }
 
 /* UDP sends with an address of their own (a connected socket's plain sends do not run these): the peer a deny rule is about, reached without a connect. */

@@ -62,6 +62,7 @@ export const AttachType = {
   TRACE_ITER: 28,
   PERF_EVENT: 41,
   CGROUP_UNIX_CONNECT: 49,
+  CGROUP_UNIX_SENDMSG: 50,
 } as const;
 
 /** Flags for map updates. */

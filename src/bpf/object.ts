@@ -32,6 +32,7 @@ const { EPERM, EACCES, ENOENT, EINVAL, EAGAIN } = os.constants.errno;
  */
 const NEWER_SECTIONS: Readonly<Record<string, { type: number; attach: number }>> = {
   'cgroup/connect_unix': { type: ProgType.CGROUP_SOCK_ADDR, attach: AttachType.CGROUP_UNIX_CONNECT }, // libbpf 1.3, kernel 6.7
+  'cgroup/sendmsg_unix': { type: ProgType.CGROUP_SOCK_ADDR, attach: AttachType.CGROUP_UNIX_SENDMSG },
 };
 
 export interface OpenOptions {

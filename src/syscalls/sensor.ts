@@ -144,8 +144,11 @@ export function syscallProbes(cgroupPath?: string): ProbeSpec[] {
 export const DENY_PROBES = {
   connect: ['deny_connect4', 'deny_connect6', 'deny_sendmsg4', 'deny_sendmsg6'],
   bind: ['deny_bind4', 'deny_bind6'],
-  /** Connects to unix sockets (6.7), while a deny rule about a socket's path is in force. */
-  unix: ['deny_connect_unix'],
+  /**
+   * Connects to unix sockets, and unix datagrams sent to a path without one (6.7, both), while a deny rule
+   * about a socket's path is in force.
+   */
+  unix: ['deny_connect_unix', 'deny_sendmsg_unix'],
 } as const;
 
 /** Which deny hooks are (to be) attached. */

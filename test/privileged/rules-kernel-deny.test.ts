@@ -5,8 +5,8 @@
 // rule's inCidr block holds), are told apart as the rule says. The connect event and the alert say what the
 // kernel did; with enforcement off (a reload) the connect goes through and is reported as a dry run. A deny
 // rule the kernel cannot check stops `vigil run` before anything is loaded, and the hooks are gone once the
-// agent stops. A rule about a unix socket's path (or abstract name) is checked by the unix connect hook
-// alone, which a rule about IP peers never reaches.
+// agent stops. A rule about a unix socket's path (or abstract name) is checked by the unix connect and
+// datagram hooks alone, which a rule about IP peers never reaches.
 // Needs root + BPF + cgroup v2 (on this machine: the unified hierarchy beside cgroup v1).
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -248,7 +248,11 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
 const unixConnect = (address: string) =>
   `exec perl -MSocket -e 'socket(S, PF_UNIX, SOCK_STREAM, 0) or die; print connect(S, pack_sockaddr_un("${address.replace('\0', '\\0')}")) ? "connected\n" : "failed: $!\n"'`;
 
-test('a deny rule about a unix socket path fails connects to it in the kernel; rules about IP peers never reach unix sockets', async (t) => {
+/** perl sending a unix datagram to `address` without a connect (sendto). */
+const unixSendto = (address: string) =>
+  `exec perl -MSocket -e 'socket(S, PF_UNIX, SOCK_DGRAM, 0) or die; print defined(send(S, "x", 0, pack_sockaddr_un("${address}"))) ? "sent\n" : "failed: $!\n"'`;
+
+test('a deny rule about a unix socket path fails connects to it in the kernel, and datagrams sent to it; rules about IP peers never reach unix sockets', async (t) => {
   if (!privileged(t, 'root + BPF')) return;
   const root = denyRoot(t);
   if (!root) return;
@@ -258,10 +262,11 @@ test('a deny rule about a unix socket path fails connects to it in the kernel; r
   const guarded = await countingServer(t, api);
   const guardedAbstract = await countingServer(t, `\0${abstract}`);
   const other = await countingServer(t, path.join(dir, 'other.sock'));
+  const datagrams = path.join(dir, 'dgram.sock');
   const { socket, write } = agentConfig(dir);
   const unixRule = [
     '    - rule: Runtime socket',
-    `      condition: process.comm == "perl" && event.?remoteAddress.orValue("") in ["${api}", "@${abstract}"]`,
+    `      condition: process.comm == "perl" && event.?remoteAddress.orValue("") in ["${api}", "@${abstract}", "${datagrams}"]`,
     '      output: "denied {process.comm} to {event.remoteAddress}"',
     '      priority: critical',
     '      types: [connect]',
@@ -298,7 +303,7 @@ test('a deny rule about a unix socket path fails connects to it in the kernel; r
   });
   await agent.waitForStderr(/^vigil: running: /, 'the agent to run');
   const of = (type: string, pid: number) => lines.find((l) => l.type === type && (l.process as { pid: number } | undefined)?.pid === pid);
-  assert.ok(cgroupLinkProgramNames().includes('deny_connect_unix'), 'the unix connect hook is attached');
+  assert.ok(['deny_connect_unix', 'deny_sendmsg_unix'].every((n) => cgroupLinkProgramNames().includes(n)), 'the unix connect and datagram hooks are attached');
 
   // The path, and the abstract name: denied (EPERM), the listener never sees them.
   for (const [address, shown] of [[api, api], [`\0${abstract}`, `@${abstract}`]] as const) {
@@ -310,6 +315,15 @@ test('a deny rule about a unix socket path fails connects to it in the kernel; r
     assert.deepEqual(of('alert', denied.pid)!.actions, [{ action: 'deny', inKernel: true, result: 'denied' }]);
   }
   assert.deepEqual([guarded.accepted(), guardedAbstract.accepted()], [0, 0], 'no denied connect reached its listener');
+
+  // A datagram sent to the path without a connect: denied by the same rule (EPERM), and reported as a connect
+  // of its own (syscall sendmsg, no fd). One sent to another path passes the hook (no socket there: ENOENT).
+  const sent = await runScript(t, 'bash', unixSendto(datagrams));
+  assert.equal(sent.out, 'failed: Operation not permitted\n', JSON.stringify(sent));
+  await until(() => of('alert', sent.pid) !== undefined, 'the alert of the datagram', 10_000);
+  const dev = of('connect', sent.pid)!;
+  assert.deepEqual([dev.syscall, dev.fd, dev.family, dev.sockType, dev.remoteAddress, dev.errno, dev.deny], ['sendmsg', -1, 'AF_UNIX', 'SOCK_DGRAM', datagrams, 'EPERM', { rule: 'Runtime socket', result: 'denied' }]);
+  assert.equal((await runScript(t, 'bash', unixSendto(path.join(dir, 'nobody.sock')))).out, 'failed: No such file or directory\n');
 
   // Another socket: connected. The rule about IP ports did not reach it in the kernel; the rule engine, which
   // finds its `!=` true on a connect without a port, says so.
@@ -326,7 +340,7 @@ test('a deny rule about a unix socket path fails connects to it in the kernel; r
   config(false);
   process.kill(agent.pid, 'SIGHUP');
   await until(async () => (JSON.parse((await unixGet(socket, '/v1/status')).body) as AgentStatus).syscalls?.killRules.rules === 1, 'the reload to drop the rule', 10_000);
-  assert.ok(!cgroupLinkProgramNames().includes('deny_connect_unix'), 'detached with the last rule about a unix socket');
+  assert.ok(!/deny_(connect|sendmsg)_unix/.test(cgroupLinkProgramNames().join(' ')), 'detached with the last rule about a unix socket');
   const reached = await runScript(t, 'bash', unixConnect(api));
   assert.equal(reached.out, 'connected\n', JSON.stringify(reached));
 
