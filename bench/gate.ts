@@ -105,6 +105,7 @@ const DENY_MODES = [
   ['sendto', 'deny_sendmsg4', 'UDP sendto with an address'],
   ['connect', 'deny_connect4', 'connect() of a UDP socket'],
   ['unix', 'deny_connect_unix', 'connect() of a unix stream socket (ENOENT)'],
+  ['unixdgram', 'deny_sendmsg_unix', 'sendto() of a unix datagram to a path (ENOENT)'],
 ] as const;
 const UDP_STORM = path.join(ROOT, 'build/bench/udp_storm');
 const DATAGRAMS = OPENS;
@@ -227,7 +228,7 @@ const body = [
   '',
   markdownTable(['hook', 'runs on', 'ns per call (median)', 'rounds', 'wall ns per call, no deny rule', 'with the deny rules', 'added ns per call (×)'], denyRows),
   '',
-  `- **Deny rules:** every connect and every UDP datagram sent with an address, on the whole host, runs the hook while a deny rule about connects is in force: ${fixed(median(perCall['hook sendto']!), 0)} ns per datagram and ${fixed(median(perCall['hook connect']!), 0)} ns per connect of the hook's own time; datagrams on connected sockets carry no address and do not run it. Every connect to a unix socket runs its hook while a rule about a socket's path is in force: ${fixed(median(perCall['hook unix']!), 0)} ns per connect (the path read through the kernel's context, then compared as the kill rules compare paths).`,
+  `- **Deny rules:** every connect and every UDP datagram sent with an address, on the whole host, runs the hook while a deny rule about connects is in force: ${fixed(median(perCall['hook sendto']!), 0)} ns per datagram and ${fixed(median(perCall['hook connect']!), 0)} ns per connect of the hook's own time; datagrams on connected sockets carry no address and do not run it. Every connect to a unix socket runs its hook while a rule about a socket's path is in force: ${fixed(median(perCall['hook unix']!), 0)} ns per connect (the path read through the kernel's context, then compared as the kill rules compare paths), and every unix datagram sent to a path without a connect: ${fixed(median(perCall['hook unixdgram']!), 0)} ns per datagram.`,
   `- Directories the gate compared with: ${(dirs.get('full+gate') ?? []).join(', ') || 'none'}; without: ${(dirs.get('full') ?? []).join(', ') || 'none'}.`,
   `- For information, no target: the gate is the price of catching a secret read through a symlink, "..", "//" or /proc/<pid>/root, the kill rules that of killing before the open returns, or before an exec's new image runs, the deny hooks that of refusing a connect or a datagram before it leaves. bpf_stats adds its own clock reads to every call, the same with the gate and without.`,
 ].join('\n');

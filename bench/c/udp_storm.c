@@ -7,10 +7,12 @@
  *   connect   connect() of the UDP socket to that address, again and again (cgroup/connect4 runs)
  *   unix      connect() of a unix stream socket to a path nobody listens on, again and again: each fails
  *             with ENOENT after cgroup/connect_unix ran (failures are not counted in this mode)
+ *   unixdgram a one-byte unix datagram sent to that path with sendto(): each fails with ENOENT after
+ *             cgroup/sendmsg_unix ran (failures are not counted in this mode either)
  * The receiving socket is never read: once its buffer is full the kernel drops what arrives, as sendto
  * succeeds, so no ICMP error is made and no receive is timed.
  *
- * usage: udp_storm N sendto|connect|unix [cpu]    (cpu: pin to that CPU first, -1: no pinning)
+ * usage: udp_storm N sendto|connect|unix|unixdgram [cpu]    (cpu: pin to that CPU first, -1: no pinning)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -32,16 +34,17 @@ int main(int argc, char **argv)
 	struct sockaddr_in to = { .sin_family = AF_INET };
 	struct sockaddr_un nowhere = { .sun_family = AF_UNIX, .sun_path = "/run/vigil-bench-nowhere.sock" };
 	socklen_t len = sizeof(to);
-	int rx, tx, ux, cpu = -1, first_errno = 0, send_mode, unix_mode;
+	int rx, tx, ux, ud, cpu = -1, first_errno = 0, send_mode, unix_mode, unix_dgram_mode;
 	char line[64], byte = 'x';
 
-	if (argc < 3 || (strcmp(argv[2], "sendto") && strcmp(argv[2], "connect") && strcmp(argv[2], "unix"))) {
-		fprintf(stderr, "usage: %s N sendto|connect|unix [cpu]\n", argv[0]);
+	if (argc < 3 || (strcmp(argv[2], "sendto") && strcmp(argv[2], "connect") && strcmp(argv[2], "unix") && strcmp(argv[2], "unixdgram"))) {
+		fprintf(stderr, "usage: %s N sendto|connect|unix|unixdgram [cpu]\n", argv[0]);
 		return 2;
 	}
 	n = strtoull(argv[1], NULL, 10);
 	send_mode = !strcmp(argv[2], "sendto");
 	unix_mode = !strcmp(argv[2], "unix");
+	unix_dgram_mode = !strcmp(argv[2], "unixdgram");
 	if (argc > 3)
 		cpu = atoi(argv[3]);
 	if (pin_cpu(cpu))
@@ -49,8 +52,9 @@ int main(int argc, char **argv)
 	rx = socket(AF_INET, SOCK_DGRAM, 0);
 	tx = socket(AF_INET, SOCK_DGRAM, 0);
 	ux = socket(AF_UNIX, SOCK_STREAM, 0);
+	ud = socket(AF_UNIX, SOCK_DGRAM, 0);
 	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (rx < 0 || tx < 0 || ux < 0 || bind(rx, (struct sockaddr *)&to, sizeof(to)) || getsockname(rx, (struct sockaddr *)&to, &len)) {
+	if (rx < 0 || tx < 0 || ux < 0 || ud < 0 || bind(rx, (struct sockaddr *)&to, sizeof(to)) || getsockname(rx, (struct sockaddr *)&to, &len)) {
 		perror("udp_storm: socket");
 		return 1;
 	}
@@ -63,6 +67,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < n; i++) {
 		int r = send_mode   ? (int)sendto(tx, &byte, 1, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to))
 			: unix_mode ? (connect(ux, (struct sockaddr *)&nowhere, sizeof(nowhere)), 0)
+			: unix_dgram_mode ? ((void)sendto(ud, &byte, 1, MSG_DONTWAIT, (struct sockaddr *)&nowhere, sizeof(nowhere)), 0)
 				    : connect(tx, (struct sockaddr *)&to, sizeof(to));
 
 		if (r < 0 && !failed++)

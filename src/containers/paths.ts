@@ -43,7 +43,8 @@ export interface MountInfo {
 /** Symlinks followed while resolving one path (the kernel's MAXSYMLINKS). */
 const MAX_LINKS = 40;
 
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+/** mountinfo's octal escapes (space, tab, newline, backslash; in options, the comma too). */
+export const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
 /** Parses /proc/<pid>/mountinfo. Malformed lines are skipped. */
 export function parseMountinfo(text: string): MountInfo[] {

@@ -7,13 +7,10 @@
 // the namespace of whoever mounted it (the container runtime: the host's). The executable is in the upper
 // layer when that directory holds a file at its path below the mount.
 import fs from 'node:fs';
-import { parseMountinfo, type MountInfo } from '../containers/paths.ts';
+import { parseMountinfo, unescape, type MountInfo } from '../containers/paths.ts';
 
 /** statfs(2)'s f_type of overlayfs. */
 const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
-
-/** mountinfo's octal escapes (space, tab, newline, backslash, and in options the comma). */
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
 /** The mount `path` is on: the longest mount point above it, the last one mounted there. */
 function mountOf(mounts: readonly MountInfo[], path: string): MountInfo | undefined {
