@@ -8,6 +8,7 @@
 // layer when that directory holds a file at its path below the mount.
 import fs from 'node:fs';
 import { parseMountinfo, unescape, type MountInfo } from '../containers/paths.ts';
+import { hostRoot } from '../syscalls/secret-dirs.ts';
 
 /** statfs(2)'s f_type of overlayfs. */
 const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
@@ -45,18 +46,6 @@ export class UpperLayerProbe {
     this.#mounts = o.shareMounts ? new Map() : undefined;
   }
 
-  #host(): string {
-    if (this.#hostRoot === undefined) {
-      this.#hostRoot = '';
-      try {
-        if (fs.readlinkSync(`${this.#procRoot}/self/ns/mnt`) !== fs.readlinkSync(`${this.#procRoot}/1/ns/mnt`)) this.#hostRoot = `${this.#procRoot}/1/root`;
-      } catch {
-        // No namespaces to compare (a test's /proc): paths are this process's.
-      }
-    }
-    return this.#hostRoot;
-  }
-
   /**
    * Whether the executable `exePath` of the process `pid` (as /proc/<pid>/exe names it) is in the upper layer
    * of the overlay it is on: false when it is on no overlay, or on one without an upper layer; undefined
@@ -79,7 +68,7 @@ export class UpperLayerProbe {
       if (upper === undefined) return false;
       const below = m.mountPoint === '/' ? exePath : exePath.slice(m.mountPoint.length);
       const rootOfMount = m.root === '/' ? '' : m.root; // a bind mount of a directory inside the overlay
-      const st = fs.lstatSync(`${this.#host()}${upper}${rootOfMount}${below}`, { throwIfNoEntry: false });
+      const st = fs.lstatSync(`${(this.#hostRoot ??= hostRoot(this.#procRoot))}${upper}${rootOfMount}${below}`, { throwIfNoEntry: false });
       // A whiteout (a 0:0 character device) is a file removed in the upper layer, not a copy of it.
       return st !== undefined && !(st.isCharacterDevice() && st.rdev === 0);
     } catch {

@@ -144,8 +144,6 @@ const isPort = (f: KillField | undefined): boolean => f === 'rport' || f === 'lp
 const FLAG_MEMBERS: Record<string, number> = { write: VIGIL_SYS_FLAGS.WRITE, secret: VIGIL_SYS_FLAGS.SECRET, sensitive: VIGIL_SYS_FLAGS.SENSITIVE };
 /** An exec's flags (exec_event.flags), as process members: the process sensor compares them. */
 const PROCESS_FLAG_MEMBERS: Record<string, number> = { exeUpperLayer: VIGIL_PROC_FLAGS.EXE_UPPER_LAYER };
-/** Which kinds of flag a selector's want and deny bits are (file events' or an exec's: the bits differ). */
-const flagKinds = new WeakMap<KernelSelector, Set<'event' | 'process'>>();
 
 export const KERNEL_CHECKS =
   'on file events (open, unlink, rmdir, rename, chmod, chown, mkdir, truncate, link, symlink): event.path, event.?resolvedPath.orValue(event.path), event.path2 or event.?resolvedPath2.orValue(event.path2) (of renames, links and symlinks), or process.comm compared (==, !=, in, startsWith) with literals or named lists, ' +
@@ -392,10 +390,10 @@ function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
 }
 
 /** Adds conjunct `n` to `sel`, or, when it is about the container alone, to `parts` (compiled at the end). */
-function conjunct(n0: ASTNode, sel: KernelSelector, parts: ASTNode[], ctx: Ctx): void {
+function conjunct(n0: ASTNode, sel: KernelSelector, parts: ASTNode[], flagsOf: Set<'event' | 'process'>, ctx: Ctx): void {
   const n = expand(n0, ctx);
   if (n.op === '&&') {
-    for (const x of n.args as ASTNode[]) conjunct(x, sel, parts, ctx);
+    for (const x of n.args as ASTNode[]) conjunct(x, sel, parts, flagsOf, ctx);
     return;
   }
   if (literal(n) === true) return;
@@ -411,8 +409,7 @@ function conjunct(n0: ASTNode, sel: KernelSelector, parts: ASTNode[], ctx: Ctx):
   if (flag && (!neg || flag.optional)) {
     if (neg) sel.deny |= flag.bit;
     else sel.want |= flag.bit;
-    const kinds = flagKinds.get(sel) ?? new Set();
-    flagKinds.set(sel, kinds.add(flag.of));
+    flagsOf.add(flag.of);
     return;
   }
   if (flag) no(`${serialize(n)} is an error on an event without that member, never true: write !${flag.of}.?${serialize(inner).replace(/^(event|process)\./, '')}.orValue(false)`);
@@ -463,7 +460,9 @@ export function kernelSelector(types: readonly string[] | undefined, ast: ASTNod
     const sel: KernelSelector = { ops: [...types!], want: 0, deny: 0, ret: 'any', terms: [] };
     if (action === 'deny') sel.denies = true;
     const parts: ASTNode[] = [];
-    conjunct(ast, sel, parts, ctx);
+    /** Which kinds of flag sel.want and sel.deny hold (a file event's or an exec's: the bits differ). */
+    const flagsOf = new Set<'event' | 'process'>();
+    conjunct(ast, sel, parts, flagsOf, ctx);
     if (parts.length && ctx.containerTest) {
       const text = parts.map((p) => (parts.length > 1 && p.op === '||' ? `(${serialize(p)})` : serialize(p))).join(' && ');
       const holds = ctx.containerTest(parts);
@@ -476,9 +475,8 @@ export function kernelSelector(types: readonly string[] | undefined, ast: ASTNod
     const kinds = action === 'deny' ? (types as ('connect' | 'bind')[]) : [sensor];
     const fields = new Set([...FIELDS_OF[kinds[0]!]].filter((f) => kinds.every((k) => FIELDS_OF[k].has(f))));
     if (sel.want & sel.deny) no('a flag both required and excluded');
-    const flagsOf = flagKinds.get(sel);
-    if (sensor === 'process' && (flagsOf?.has('event') || sel.ret !== 'any')) no(`${serialize(ast)}: an exec has no write, secret or sensitive flag and no ret (it has process.exeUpperLayer)`);
-    if (sensor !== 'process' && flagsOf?.has('process')) no(`${serialize(ast)}: process.exeUpperLayer is the exec's (a rule about execs, types: [exec], may test it)`);
+    if (sensor === 'process' && (flagsOf.has('event') || sel.ret !== 'any')) no(`${serialize(ast)}: an exec has no write, secret or sensitive flag and no ret (it has process.exeUpperLayer)`);
+    if (sensor !== 'process' && flagsOf.has('process')) no(`${serialize(ast)}: process.exeUpperLayer is the exec's (a rule about execs, types: [exec], may test it)`);
     if (action === 'deny' && (sel.want || sel.deny || sel.ret !== 'any')) no(`${serialize(ast)}: a ${what} is denied before it is made: it has no ret yet`);
     if (!sel.terms.length && !sel.want && !sel.deny && sel.ret === 'any') no(`${serialize(ast)}: it checks nothing${sel.container ? ' but the container' : ''}, and would ${action === 'deny' ? 'deny' : 'kill the process of'} every ${what}${sel.container ? ' there' : ''}`);
     if (sel.terms.length > KILL_TERMS_MAX) no(`more than ${KILL_TERMS_MAX} string tests`);

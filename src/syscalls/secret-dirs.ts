@@ -96,12 +96,13 @@ export function encodeSecretDir(d: SecretDir): Buffer {
 }
 
 /**
- * How this process reaches the host's paths: "" in the host's mount namespace, else "/proc/1/root" (an agent
- * in a container with the host's PID namespace): the kernel compares the inodes of the host's directories.
+ * How this process reaches the host's paths: "" in the host's mount namespace, else "<proc>/1/root" (an agent
+ * in a container with the host's PID namespace): the kernel compares the inodes of the host's directories, and
+ * an overlay's upperdir is a host path (process/upper-layer.ts). "" too when the links cannot be read.
  */
-export function hostRoot(): string {
+export function hostRoot(procRoot = '/proc'): string {
   try {
-    return fs.readlinkSync('/proc/self/ns/mnt') === fs.readlinkSync('/proc/1/ns/mnt') ? '' : '/proc/1/root';
+    return fs.readlinkSync(`${procRoot}/self/ns/mnt`) === fs.readlinkSync(`${procRoot}/1/ns/mnt`) ? '' : `${procRoot}/1/root`;
   } catch {
     return '';
   }
