@@ -112,6 +112,12 @@ export const IO_URING_LINK_ROUTES: readonly TailCallRoute[] = [
   { programArray: 'iou_complete_links', key: 0, fn: 'iou_complete_link' },
   { programArray: 'iou_overflow_links', key: 0, fn: 'iou_overflow_link' },
 ];
+/**
+ * The opens' exit programs (exit_openat, ...) end in a tail call to one program that writes the record
+ * (bpf/syscalls.bpf.c, "open_emit"): the verifier checks that code once instead of once per open syscall,
+ * ~1.4 s less at every start. Loaded where opens take their arguments at exit, never attached.
+ */
+export const OPEN_EMIT_ROUTE: TailCallRoute = { programArray: 'open_emit', key: 0, fn: 'exit_open_emit' };
 /** The event types io_uring requests are reported as (openat, openat2, unlinkat, renameat, mkdirat, linkat, symlinkat, ftruncate, connect, accept, bind, listen). */
 export const IO_URING_OPS: readonly SyscallOp[] = ['open', 'unlink', 'rmdir', 'rename', 'mkdir', 'connect', 'link', 'symlink', 'truncate', 'accept', 'bind', 'listen'];
 
@@ -282,8 +288,12 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
       activatedProbes: syscallSelectors(c.ops, openArgs, denyHooks(o.kill), !ioUringMissing),
       // Not even loaded where the kernel lacks their tracepoints (a tp_btf program names its target at load), or
       // its hook (a cgroup program names its attach type at load).
-      excludedFunctions: [...(ioUringMissing ? [...IO_URING_PROBES, ...IO_URING_LINK_ROUTES.map((r) => r.fn!)] : []), ...(feature('cgroup_unix_connect').supported ? [] : DENY_PROBES.unix)],
-      tailCallRoutes: ioUringMissing ? undefined : [...IO_URING_LINK_ROUTES],
+      excludedFunctions: [
+        ...(ioUringMissing ? [...IO_URING_PROBES, ...IO_URING_LINK_ROUTES.map((r) => r.fn!)] : []),
+        ...(feature('cgroup_unix_connect').supported ? [] : DENY_PROBES.unix),
+        ...(openArgs === 'exit' ? [] : [OPEN_EMIT_ROUTE.fn!]),
+      ],
+      tailCallRoutes: [...(ioUringMissing ? [] : IO_URING_LINK_ROUTES), ...(openArgs === 'exit' ? [OPEN_EMIT_ROUTE] : [])],
       constantEditors: [
         { name: 'max_path', value: c.maxPathBytes, failOnMissing: true },
         { name: 'use_task_storage', value: pending === 'task' ? 1 : 0, failOnMissing: true },

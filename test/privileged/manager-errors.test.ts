@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { InvalidArgumentError, NotFoundError, UnknownSectionError, VerifierError } from '../../src/bpf/errors.ts';
-import { BpfObject } from '../../src/bpf/object.ts';
+import { BpfObject, parseVerifierStats } from '../../src/bpf/object.ts';
 import { Manager } from '../../src/manager/manager.ts';
 import { probe } from '../../src/manager/selectors.ts';
 import { assertGone, heldBpfObjects, objectPath, privileged, ROOT, tempDir } from '../helpers/privileged.ts';
@@ -45,6 +45,22 @@ test('verifier logs can be collected for every program on request', (t) => {
   obj.program('bad_deref').setAutoload(false);
   obj.load({ logLevel: 1 });
   assert.match(obj.verifierLogs.get('fine') ?? '', /processed \d+ insns/);
+});
+
+test("at log level 4 each program's log is the verifier's summary alone: its time and instructions (bench/startup)", (t) => {
+  if (!privileged(t, NEEDS)) return;
+  const obj = BpfObject.open(objectPath('test/bpf/verifier_fail'));
+  t.after(() => obj.close());
+  obj.program('bad_deref').setAutoload(false);
+  obj.load({ logLevel: 4 });
+  const log = obj.verifierLogs.get('fine') ?? '';
+  const st = parseVerifierStats(log);
+  assert.ok(st, `no summary in ${JSON.stringify(log)}`);
+  assert.ok(st.insnsProcessed > 0 && Number.isInteger(st.insnsProcessed), JSON.stringify(st));
+  assert.ok(st.timeUs >= 0 && Number.isInteger(st.timeUs), JSON.stringify(st));
+  assert.ok(Number.isInteger(st.peakStates) && st.peakStates >= 0, JSON.stringify(st));
+  assert.doesNotMatch(log, /^0: \(/m, 'no per-instruction trace at level 4');
+  assert.equal(parseVerifierStats('0: (b7) r0 = 0\n'), undefined);
 });
 
 test('an unknown section is an UnknownSectionError before anything is loaded', (t) => {
