@@ -133,11 +133,12 @@ const ready = median(runs.map((r) => r.readyMs));
 const stop = median(runs.map((r) => r.stopMs));
 const links = median(runs.map((r) => r.links));
 /** Median time between a progress line and the next (the step's own time), by step, in the agent's order. */
-const startSteps = (r: AgentRun) => r.steps.slice(0, r.steps.findIndex(([s]) => s.startsWith('running')) + 1);
-const stepNames = startSteps(runs[0]!).map(([s]) => s.replace(/ \(.*$/, '').replace(/;.*$/, ''));
+/** Each run's steps up to ready ("running"): what it printed while stopping is not the start. */
+const starts = runs.map((r) => r.steps.slice(0, r.steps.findIndex(([s]) => s.startsWith('running')) + 1));
+const stepNames = starts[0]!.map(([s]) => s.replace(/ \(.*$/, '').replace(/;.*$/, ''));
 const stepRows = stepNames.map((name, i) => {
-  const dur = runs.map((r) => (startSteps(r)[i + 1]?.[1] ?? r.readyMs) - startSteps(r)[i]![1]);
-  const at = runs.map((r) => startSteps(r)[i]![1]);
+  const dur = starts.map((st, r) => (st[i + 1]?.[1] ?? runs[r]!.readyMs) - st[i]![1]);
+  const at = starts.map((st) => st[i]![1]);
   return [name, fixed(median(at), 0), i + 1 < stepNames.length ? fixed(median(dur), 0) : '–'];
 });
 const verifyRows: (string | number)[][] = [];

@@ -213,6 +213,20 @@ function identity(p: string): { key: string; up: number } | undefined {
   }
 }
 
+/** Whether `p` is `dir` or below it. */
+const under = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(`${dir}/`);
+
+/**
+ * The mount `path` (absolute, symlinks followed) is on in a mount table: the longest mount point containing
+ * it, among equals the later one (mounted over the earlier); and the path below that mount point ("/x" of
+ * "/mnt/x" on "/mnt"). Undefined when no mount contains it.
+ */
+export function mountOf(mounts: readonly MountInfo[], path: string): { mount: MountInfo; rest: string } | undefined {
+  let best: MountInfo | undefined;
+  for (const m of mounts) if (under(path, m.mountPoint) && (!best || m.mountPoint.length >= best.mountPoint.length)) best = m;
+  return best && { mount: best, rest: best.mountPoint === '/' ? path : path.slice(best.mountPoint.length) };
+}
+
 /**
  * The host path of container path `resolved` (symlinks already followed): the mount it is on in the process's
  * namespace, the host mounts of the same filesystem whose root contains that mount's root, and the first of
@@ -220,14 +234,9 @@ function identity(p: string): { key: string; up: number } | undefined {
  * this process reaches host paths ("" in the host namespace, "/proc/1/root" from another).
  */
 function hostPathOf(mine: MountInfo[], host: MountInfo[], resolved: string, viaProc: string, hostRoot: string): string | undefined {
-  const under = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(`${dir}/`);
-  let best: MountInfo | undefined;
-  for (const m of mine) {
-    // The longest mount point containing the path; among equals the later one, mounted over the earlier.
-    if (under(resolved, m.mountPoint) && (!best || m.mountPoint.length >= best.mountPoint.length)) best = m;
-  }
-  if (!best) return undefined;
-  const rest = best.mountPoint === '/' ? resolved : resolved.slice(best.mountPoint.length);
+  const on = mountOf(mine, resolved);
+  if (!on) return undefined;
+  const { mount: best, rest } = on;
   const want = identity(viaProc);
   const candidates = host.filter((m) => m.dev === best.dev && under(best.root, m.root)).sort((a, b) => b.root.length - a.root.length);
   for (const m of candidates) {

@@ -7,22 +7,11 @@
 // the namespace of whoever mounted it (the container runtime: the host's). The executable is in the upper
 // layer when that directory holds a file at its path below the mount.
 import fs from 'node:fs';
-import { parseMountinfo, unescape, type MountInfo } from '../containers/paths.ts';
+import { mountOf, parseMountinfo, unescape, type MountInfo } from '../containers/paths.ts';
 import { hostRoot } from '../syscalls/secret-dirs.ts';
 
 /** statfs(2)'s f_type of overlayfs. */
 const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
-
-/** The mount `path` is on: the longest mount point above it, the last one mounted there. */
-function mountOf(mounts: readonly MountInfo[], path: string): MountInfo | undefined {
-  let best: MountInfo | undefined;
-  for (const m of mounts) {
-    const mp = m.mountPoint;
-    const above = mp === '/' || path === mp || (path.startsWith(mp) && path.charCodeAt(mp.length) === 0x2f);
-    if (above && (!best || mp.length >= best.mountPoint.length)) best = m;
-  }
-  return best;
-}
 
 /** The `upperdir=` of an overlay's options; undefined for a read-only overlay (lower layers only). */
 export function upperDirOf(superOptions: string): string | undefined {
@@ -62,11 +51,11 @@ export class UpperLayerProbe {
         mounts = parseMountinfo(fs.readFileSync(`${root}/mountinfo`, 'utf8'));
         if (ns) this.#mounts!.set(ns, mounts);
       }
-      const m = mountOf(mounts, exePath);
-      if (!m || m.fstype !== 'overlay') return undefined; // the file is an overlay's, the path's mount is not: moved since
+      const on = mountOf(mounts, exePath);
+      if (!on || on.mount.fstype !== 'overlay') return undefined; // the file is an overlay's, the path's mount is not: moved since
+      const { mount: m, rest: below } = on;
       const upper = upperDirOf(m.superOptions);
       if (upper === undefined) return false;
-      const below = m.mountPoint === '/' ? exePath : exePath.slice(m.mountPoint.length);
       const rootOfMount = m.root === '/' ? '' : m.root; // a bind mount of a directory inside the overlay
       const st = fs.lstatSync(`${(this.#hostRoot ??= hostRoot(this.#procRoot))}${upper}${rootOfMount}${below}`, { throwIfNoEntry: false });
       // A whiteout (a 0:0 character device) is a file removed in the upper layer, not a copy of it.
