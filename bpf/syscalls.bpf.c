@@ -1066,6 +1066,27 @@ static long deny_value_cb(__u32 i, void *data)
  */
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
 
+/*
+ * A unix socket address's sun_path into `dst` (VIGIL_UNIX_PATH_MAX bytes, sizeof(sun_path)): its bytes as
+ * given, an abstract name's leading NUL too. How many were read; 0 for an unnamed socket or an address that
+ * cannot be read.
+ */
+_Static_assert(VIGIL_UNIX_PATH_MAX == sizeof(((struct sockaddr_un *)0)->sun_path), "net_event.unix_path holds a whole sun_path");
+static __always_inline __u32 read_sun_path(struct bpf_sock_addr *ctx, void *dst)
+{
+	struct bpf_sock_addr_kern *sa = bpf_cast_to_kern_ctx(ctx);
+	__u32 len = sa ? BPF_CORE_READ(sa, uaddrlen) : 0;
+
+	if (len <= offsetof(struct sockaddr_un, sun_path))
+		return 0;
+	len -= offsetof(struct sockaddr_un, sun_path);
+	if (len > VIGIL_UNIX_PATH_MAX)
+		len = VIGIL_UNIX_PATH_MAX;
+	if (bpf_probe_read_kernel(dst, len & 127, (const char *)BPF_CORE_READ(sa, uaddr) + offsetof(struct sockaddr_un, sun_path)))
+		return 0;
+	return len;
+}
+
 static __always_inline void deny_datagram_report(struct bpf_sock_addr *ctx, struct deny_ctx *k, __u32 rule, __u32 result, const int v6)
 {
 	struct net_event *e;
@@ -1087,17 +1108,8 @@ static __always_inline void deny_datagram_report(struct bpf_sock_addr *ctx, stru
 	e->protocol = ctx->protocol;
 	e->kill_rule = rule;
 	if (k->peer.family == AF_UNIX_) {
-		/* The path as the connect's event carries it: sun_path's bytes (an abstract name's leading NUL too). */
-		struct bpf_sock_addr_kern *sa = bpf_cast_to_kern_ctx(ctx);
-		__u32 len = sa ? BPF_CORE_READ(sa, uaddrlen) : 0;
-
-		if (len > offsetof(struct sockaddr_un, sun_path)) {
-			len -= offsetof(struct sockaddr_un, sun_path);
-			if (len > VIGIL_UNIX_PATH_MAX)
-				len = VIGIL_UNIX_PATH_MAX;
-			if (!bpf_probe_read_kernel(e->unix_path, len & 127, (const char *)BPF_CORE_READ(sa, uaddr) + offsetof(struct sockaddr_un, sun_path)))
-				e->unix_path_len = len;
-		}
+		/* The path as the connect's event carries it. */
+		e->unix_path_len = read_sun_path(ctx, e->unix_path);
 	} else {
 		e->rport = k->port;
 		__builtin_memcpy(e->raddr, k->peer.addr, 16);
@@ -1113,24 +1125,16 @@ static __always_inline void deny_datagram_report(struct bpf_sock_addr *ctx, stru
  */
 static __always_inline int deny_unix_path(struct bpf_sock_addr *ctx)
 {
-	struct bpf_sock_addr_kern *sa = bpf_cast_to_kern_ctx(ctx);
 	struct deny_path *path;
 	__u32 zero = 0, len;
-	const char *sun;
 
 	path = bpf_map_lookup_elem(&sys_deny_path, &zero);
-	if (!path || !sa)
+	if (!path)
 		return 0;
 	__builtin_memset(path->s, 0, sizeof(path->s));
-	len = BPF_CORE_READ(sa, uaddrlen);
-	sun = (const char *)BPF_CORE_READ(sa, uaddr) + offsetof(struct sockaddr_un, sun_path);
-	if (len <= offsetof(struct sockaddr_un, sun_path))
-		return 0; /* an unnamed socket: no path to compare */
-	len -= offsetof(struct sockaddr_un, sun_path);
-	if (len > sizeof(((struct sockaddr_un *)0)->sun_path))
-		len = sizeof(((struct sockaddr_un *)0)->sun_path);
-	if (bpf_probe_read_kernel(path->s, len & 127, sun))
-		return 0;
+	len = read_sun_path(ctx, path->s);
+	if (!len)
+		return 0; /* an unnamed socket, or an unreadable address: no path to compare */
 	if (!path->s[0]) {
 		/* Abstract: "@" in place of the NUL that starts it, as decode writes it. */
 		path->s[0] = '@';
