@@ -238,12 +238,12 @@ function fieldValue(f: KillField, lit: unknown, at: ASTNode): { s: string; exact
  * `process.exeUpperLayer` the same ways).
  */
 function flagRead(n: ASTNode): { bit: number; optional: boolean; of: 'event' | 'process' } | undefined {
+  const c = rcall(n);
+  const orFalse = c && c[0] === 'orValue' && c[2].length === 1 && literal(c[2][0]!) === false ? c[1] : undefined;
   for (const [of, members] of [['event', FLAG_MEMBERS], ['process', PROCESS_FLAG_MEMBERS]] as const) {
     const k = member(n, '.', of);
     if (k && k in members) return { bit: members[k]!, optional: false, of };
-    const c = rcall(n);
-    if (!c || c[0] !== 'orValue' || c[2].length !== 1 || literal(c[2][0]!) !== false) continue;
-    const ko = member(c[1], '.?', of);
+    const ko = orFalse && member(orFalse, '.?', of);
     if (ko && ko in members) return { bit: members[ko]!, optional: true, of };
   }
   return undefined;
