@@ -78,7 +78,9 @@ export interface ProcessCacheStats {
 
 // What an entry does not know is listed by name (ProcessEntry.unknown, ProcessImage.unknown), so that the
 // eBPF-less mode's tree differs from the BPF one only in marked fields, never in wrong values.
-const IMAGE_FIELDS = ['argv', 'env', 'exe', 'filename', 'comm'];
+// exeUpperLayer: the executable is known but whether it is in its overlay's upper layer is not (read from
+// /proc, upper-layer.ts); an unknown exe implies it, and is not marked twice.
+const IMAGE_FIELDS = ['argv', 'env', 'exe', 'exeUpperLayer', 'filename', 'comm'];
 
 /**
  * Every member of T, optional ones too, as a literal must name them: an image written out member by member
@@ -131,7 +133,7 @@ function unknownImage(execId: string, comm: string | undefined, inherited: boole
     envTruncated: false,
     comm: comm ?? '',
     inherited,
-    unknown: comm !== undefined ? ['argv', 'env', 'exe', 'filename'] : [...IMAGE_FIELDS],
+    unknown: comm !== undefined ? ['argv', 'env', 'exe', 'filename'] : ['argv', 'env', 'exe', 'filename', 'comm'],
   };
   return image;
 }

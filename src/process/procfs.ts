@@ -244,6 +244,8 @@ function readImage(root: string, pid: number, o: ProcfsOptions): { image: ImageR
     exeDev = kernelDev(Number(st.dev));
     exeMtimeNs = Number(st.mtimeNs);
     exeUpperLayer = (o.upperLayer ?? new UpperLayerProbe(o.procRoot)).exeInUpperLayer(pid, exePath);
+    // Not "false": a rule reading it must not take "could not tell" for "not drift" (process.unknown says so).
+    if (exeUpperLayer === undefined) unknown.push('exeUpperLayer');
   } catch {
     unknown.push('exe');
   }
@@ -296,7 +298,7 @@ export function readProcess(pid: number, o: ProcfsOptions = {}): SnapshotProcess
       image = again.image;
       if (relaidOut(stat, again.after)) {
         image = { ...image, argv: undefined, envRaw: undefined, exePath: undefined, exeIno: undefined, exeDev: undefined, exeMtimeNs: undefined, exeUpperLayer: undefined };
-        image.unknown = [...new Set([...image.unknown, 'argv', 'env', 'exe'])];
+        image.unknown = [...new Set([...image.unknown.filter((f) => f !== 'exeUpperLayer'), 'argv', 'env', 'exe'])];
       }
     }
     unknown.push(...image.unknown);

@@ -38,7 +38,7 @@ export interface ProcessImage {
   /** The image was inherited from the parent at fork: this process has not exec'd (yet). */
   inherited: boolean;
   /**
-   * Image fields this image's source could not know ('argv', 'env', 'exe', 'filename', 'comm'; the eBPF-less
+   * Image fields this image's source could not know ('argv', 'env', 'exe', 'exeUpperLayer', 'filename', 'comm'; the eBPF-less
    * mode, a process gone before /proc was read): their values are undefined or empty, never borrowed.
    * Undefined when every field is known.
    */

@@ -57,9 +57,14 @@ export class UpperLayerProbe {
       const upper = upperDirOf(m.superOptions);
       if (upper === undefined) return false;
       const rootOfMount = m.root === '/' ? '' : m.root; // a bind mount of a directory inside the overlay
-      const st = fs.lstatSync(`${(this.#hostRoot ??= hostRoot(this.#procRoot))}${upper}${rootOfMount}${below}`, { throwIfNoEntry: false });
+      const upperDir = `${(this.#hostRoot ??= hostRoot(this.#procRoot))}${upper}`;
+      const st = fs.lstatSync(`${upperDir}${rootOfMount}${below}`, { throwIfNoEntry: false });
+      // No such file: not in the upper layer, if the agent can see the upper layer at all. An upper directory
+      // it cannot reach (a rootless runtime's, in a mount namespace of its own; the agent in a container
+      // without the host's root) says nothing: unknown, not "not drift".
+      if (st === undefined) return fs.statSync(upperDir, { throwIfNoEntry: false })?.isDirectory() ? false : undefined;
       // A whiteout (a 0:0 character device) is a file removed in the upper layer, not a copy of it.
-      return st !== undefined && !(st.isCharacterDevice() && st.rdev === 0);
+      return !(st.isCharacterDevice() && st.rdev === 0);
     } catch {
       return undefined;
     }

@@ -6,11 +6,13 @@
 // kernel on such an exec (drift prevention) stops the two upper ones before their first instruction.
 // Needs root + BPF + overlayfs.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
+import { readProcess } from '../../src/process/procfs.ts';
+import { UpperLayerProbe } from '../../src/process/upper-layer.ts';
 import { startTestAgent } from '../helpers/agent.ts';
 import { privileged, tempDir } from '../helpers/privileged.ts';
 
@@ -57,6 +59,68 @@ test('an exec of a file in an overlay\'s upper layer says so, and an in-kernel r
     const killed = await ta.sink.waitFor((e: OutputEvent) => e.type === 'exec' && e.process?.exe === path.join(merged, 'dropped-true'), 'the killed exec');
     assert.deepEqual((killed as { kill?: unknown }).kill, { rule: 'Drifted binary', signal: 'SIGKILL', result: 'sent' });
   } finally {
+    execFileSync('umount', [merged]);
+  }
+});
+
+/** Starts `cmd` (added to `started`); resolves once /proc shows it running `exe`. */
+async function running(started: ChildProcess[], cmd: string[], exe: string): Promise<ChildProcess> {
+  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: 'ignore' });
+  started.push(child);
+  for (let i = 0; i < 400; i++) {
+    let now: string | undefined;
+    try {
+      now = fs.readlinkSync(`/proc/${child.pid}/exe`);
+    } catch {
+      now = undefined;
+    }
+    if (now === exe) return child;
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`${cmd.join(' ')} never ran ${exe}`);
+}
+
+test('from /proc (processes started before the agent): drift, not drift, and unknown when the upper layer cannot be seen', async (t) => {
+  if (!privileged(t, 'root + overlayfs + unshare')) return;
+  const dir = tempDir(t, 'vigil-ovl-proc-');
+  const [lower, upper, work, merged, hidden] = ['lower', 'upper', 'work', 'merged', 'hidden'].map((d) => path.join(dir, d));
+  for (const d of [lower, upper, work, merged, hidden]) fs.mkdirSync(d);
+  fs.copyFileSync('/usr/bin/sleep', path.join(lower, 'image-sleep'));
+  execFileSync('mount', ['-t', 'overlay', 'vigil-ovl', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged]);
+  const started: ChildProcess[] = [];
+  try {
+    fs.copyFileSync('/usr/bin/sleep', path.join(merged, 'dropped-sleep'));
+    const image = await running(started, [path.join(merged, 'image-sleep'), '60'], path.join(merged, 'image-sleep'));
+    const dropped = await running(started, [path.join(merged, 'dropped-sleep'), '60'], path.join(merged, 'dropped-sleep'));
+    // A rootless runtime's overlay: mounted in a mount namespace of its own, its upper directory on a file
+    // system only that namespace has (here a tmpfs over `hidden`), so the agent's lstat finds nothing there.
+    const inner = path.join(hidden, 'ovl');
+    const script = [
+      `mount -t tmpfs vigil-hidden ${hidden}`,
+      `mkdir -p ${inner}/lower ${inner}/upper ${inner}/work ${inner}/merged`,
+      `mount -t overlay vigil-ovl-ns -o lowerdir=${inner}/lower,upperdir=${inner}/upper,workdir=${inner}/work ${inner}/merged`,
+      `cp /usr/bin/sleep ${inner}/merged/unseen-sleep`,
+      `exec ${inner}/merged/unseen-sleep 60`,
+    ].join(' && ');
+    const unseen = await running(started, ['unshare', '-m', '--propagation', 'private', 'sh', '-c', script], `${inner}/merged/unseen-sleep`);
+    assert.deepEqual(fs.readdirSync(hidden), [], 'the tmpfs is the namespace\'s only');
+
+    const probe = new UpperLayerProbe();
+    assert.equal(probe.exeInUpperLayer(image.pid!, path.join(merged, 'image-sleep')), false, 'a file of the lower layer');
+    assert.equal(probe.exeInUpperLayer(dropped.pid!, path.join(merged, 'dropped-sleep')), true, 'written after the mount');
+    assert.equal(probe.exeInUpperLayer(unseen.pid!, `${inner}/merged/unseen-sleep`), undefined, 'an upper layer the agent cannot reach');
+    // What the snapshot and the eBPF-less mode make of them: "could not tell" is marked, never read as false.
+    const read = (pid: number) => {
+      const p = readProcess(pid)!;
+      return [p.exeUpperLayer, p.unknown.includes('exeUpperLayer')];
+    };
+    assert.deepEqual([read(image.pid!), read(dropped.pid!), read(unseen.pid!)], [[false, false], [true, false], [undefined, true]]);
+  } finally {
+    // Killed by the PIDs started here, and gone, before the overlay they run from is unmounted.
+    await Promise.all(
+      started.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r).kill('SIGKILL')))),
+    );
     execFileSync('umount', [merged]);
   }
 });
