@@ -86,13 +86,18 @@ test('from /proc (processes started before the agent): drift, not drift, and unk
   const dir = tempDir(t, 'vigil-ovl-proc-');
   const [lower, upper, work, merged, hidden] = ['lower', 'upper', 'work', 'merged', 'hidden'].map((d) => path.join(dir, d));
   for (const d of [lower, upper, work, merged, hidden]) fs.mkdirSync(d);
-  fs.copyFileSync('/usr/bin/sleep', path.join(lower, 'image-sleep'));
-  execFileSync('mount', ['-t', 'overlay', 'vigil-ovl', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged]);
+  fs.mkdirSync(path.join(lower, 'd'));
+  fs.copyFileSync('/usr/bin/sleep', path.join(lower, 'd', 'image-sleep'));
+  // redirect_dir: a directory of the lower layer renamed in the merged view (the upper layer holds it under its
+  // new name, pointing back at the old): the upper layer is still looked up by the path the process sees.
+  execFileSync('mount', ['-t', 'overlay', 'vigil-ovl', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},redirect_dir=on`, merged]);
   const started: ChildProcess[] = [];
   try {
-    fs.copyFileSync('/usr/bin/sleep', path.join(merged, 'dropped-sleep'));
-    const image = await running(started, [path.join(merged, 'image-sleep'), '60'], path.join(merged, 'image-sleep'));
-    const dropped = await running(started, [path.join(merged, 'dropped-sleep'), '60'], path.join(merged, 'dropped-sleep'));
+    fs.renameSync(path.join(merged, 'd'), path.join(merged, 'e'));
+    fs.copyFileSync('/usr/bin/sleep', path.join(merged, 'e', 'dropped-sleep'));
+    const [imageExe, droppedExe] = [path.join(merged, 'e', 'image-sleep'), path.join(merged, 'e', 'dropped-sleep')];
+    const image = await running(started, [imageExe, '60'], imageExe);
+    const dropped = await running(started, [droppedExe, '60'], droppedExe);
     // A rootless runtime's overlay: mounted in a mount namespace of its own, its upper directory on a file
     // system only that namespace has (here a tmpfs over `hidden`), so the agent's lstat finds nothing there.
     const inner = path.join(hidden, 'ovl');
@@ -107,8 +112,8 @@ test('from /proc (processes started before the agent): drift, not drift, and unk
     assert.deepEqual(fs.readdirSync(hidden), [], 'the tmpfs is the namespace\'s only');
 
     const probe = new UpperLayerProbe();
-    assert.equal(probe.exeInUpperLayer(image.pid!, path.join(merged, 'image-sleep')), false, 'a file of the lower layer');
-    assert.equal(probe.exeInUpperLayer(dropped.pid!, path.join(merged, 'dropped-sleep')), true, 'written after the mount');
+    assert.equal(probe.exeInUpperLayer(image.pid!, imageExe), false, 'a file of the lower layer, in a renamed directory');
+    assert.equal(probe.exeInUpperLayer(dropped.pid!, droppedExe), true, 'written after the mount, in a renamed directory');
     assert.equal(probe.exeInUpperLayer(unseen.pid!, `${inner}/merged/unseen-sleep`), undefined, 'an upper layer the agent cannot reach');
     // What the snapshot and the eBPF-less mode make of them: "could not tell" is marked, never read as false.
     const read = (pid: number) => {
