@@ -1120,8 +1120,34 @@ static __always_inline void deny_datagram_report(struct bpf_sock_addr *ctx, stru
 }
 
 /*
- * A unix connect's path into sys_deny_path, as the event shows it: the path, or "@" and an abstract name (up to
- * its first NUL). 0 when it cannot be read (the rules are not checked: the call goes on).
+ * An abstract name's NULs past its first byte, within its `len` bytes, as 0xff: the name is its whole length
+ * (the kernel's, and the event's "@name\u0000…"), not a C string. Compared as one, "@a\0b", or "@a" padded
+ * with NULs to sizeof(sun_path) as many programs pass it, would equal a rule's "@a" and be denied, where the
+ * rule engine, comparing the event's name, finds no match. No rule's value holds 0xff (a UTF-8 string never
+ * does) nor a NUL (refused by the compiler), so such a name equals none, and starts with those its bytes
+ * before the first NUL start with. Eight bytes at a time: per byte, a zero's top bit, widened to 0xff.
+ */
+static __always_inline void abstract_nuls_marked(__u8 *s, __u32 len)
+{
+	const __u64 low7 = 0x7f7f7f7f7f7f7f7fULL;
+
+	for (int w = 0; w < (VIGIL_UNIX_PATH_MAX + 7) / 8; w++) {
+		__u64 x = *(__u64 *)(s + w * 8);
+		__u64 zero = ~(((x & low7) + low7) | x | low7); /* 0x80 in each zero byte, exactly */
+		__s32 left = (__s32)len - w * 8;
+
+		if (left <= 0)
+			break;
+		if (left < 8)
+			zero &= (1ULL << (left * 8)) - 1; /* only the name's own bytes: the rest is the buffer's zeros */
+		*(__u64 *)(s + w * 8) = x | ((zero >> 7) * 0xff);
+	}
+}
+
+/*
+ * A unix connect's path into sys_deny_path, as the event shows it: the path (up to its first NUL, as the
+ * kernel reads it), or "@" and an abstract name (its whole length, NULs marked: abstract_nuls_marked). 0 when
+ * it cannot be read (the rules are not checked: the call goes on).
  */
 static __always_inline int deny_unix_path(struct bpf_sock_addr *ctx)
 {
@@ -1138,7 +1164,7 @@ static __always_inline int deny_unix_path(struct bpf_sock_addr *ctx)
 	if (!path->s[0]) {
 		/* Abstract: "@" in place of the NUL that starts it, as decode writes it. */
 		path->s[0] = '@';
-		path->s[len & 127] = 0;
+		abstract_nuls_marked(path->s, len);
 	}
 	return 1;
 }

@@ -244,9 +244,9 @@ test('a deny rule fails the matching connect in the kernel before it is made; of
   assert.doesNotMatch(cgroupProgramNames(root).join(' '), /deny_/, 'nothing attached once the agent stopped');
 });
 
-/** perl connecting a unix stream socket to `address` (a path, or "\0" and an abstract name). */
+/** perl connecting a unix stream socket to `address` (a path, or "\0" and an abstract name, NULs and all). */
 const unixConnect = (address: string) =>
-  `exec perl -MSocket -e 'socket(S, PF_UNIX, SOCK_STREAM, 0) or die; print connect(S, pack_sockaddr_un("${address.replace('\0', '\\0')}")) ? "connected\n" : "failed: $!\n"'`;
+  `exec perl -MSocket -e 'socket(S, PF_UNIX, SOCK_STREAM, 0) or die; print connect(S, pack_sockaddr_un("${address.replaceAll('\0', '\\0')}")) ? "connected\n" : "failed: $!\n"'`;
 
 /** perl sending a unix datagram to `address` without a connect (sendto). */
 const unixSendto = (address: string) =>
@@ -261,6 +261,8 @@ test('a deny rule about a unix socket path fails connects to it in the kernel, a
   const abstract = `vigil-deny-${process.pid}`;
   const guarded = await countingServer(t, api);
   const guardedAbstract = await countingServer(t, `\0${abstract}`);
+  // Another abstract name, which the rule's starts but does not equal: the name is all its bytes, NULs too.
+  const longerAbstract = await countingServer(t, `\0${abstract}\0x`);
   const other = await countingServer(t, path.join(dir, 'other.sock'));
   const datagrams = path.join(dir, 'dgram.sock');
   const { socket, write } = agentConfig(dir);
@@ -315,6 +317,12 @@ test('a deny rule about a unix socket path fails connects to it in the kernel, a
     assert.deepEqual(of('alert', denied.pid)!.actions, [{ action: 'deny', inKernel: true, result: 'denied' }]);
   }
   assert.deepEqual([guarded.accepted(), guardedAbstract.accepted()], [0, 0], 'no denied connect reached its listener');
+  // Not the rule's name, though equal up to its NUL (the kernel once compared abstract names as C strings).
+  const longer = await runScript(t, 'bash', unixConnect(`\0${abstract}\0x`));
+  assert.equal(longer.out, 'connected\n', JSON.stringify(longer));
+  await until(() => of('connect', longer.pid) !== undefined, 'the connect to the longer abstract name', 10_000);
+  assert.deepEqual([of('connect', longer.pid)!.remoteAddress, of('connect', longer.pid)!.deny], [`@${abstract}\0x`, undefined]);
+  await until(() => longerAbstract.accepted() === 1, 'the connection to the longer abstract name', 5_000);
 
   // A datagram sent to the path without a connect: denied by the same rule (EPERM), and reported as a connect
   // of its own (syscall sendmsg, no fd). One sent to another path passes the hook (no socket there: ENOENT).
