@@ -2439,10 +2439,10 @@ int enter_unshare(struct syscall_trace_enter *ctx)
  * every in-kernel kill rule about them could be bypassed by one io_uring_enter (or by none, with SQPOLL). The
  * same operations are reported here, as the same records, flagged VIGIL_SYSF_IO_URING:
  *
- * - at submission (tp_btf/io_uring_submit_req, after the request was prepared: the kernel has copied the path
+ * - at submission (raw_tp/io_uring_submit_req, after the request was prepared: the kernel has copied the path
  *   and the address by then, so a racing thread cannot change what is reported), the filters run in the
  *   submitter's context and what the record needs is saved, keyed by the ring and the request's user_data;
- * - at completion (tp_btf/io_uring_complete, or io_uring_cqe_overflow when the completion queue is full and
+ * - at completion (raw_tp/io_uring_complete, or io_uring_cqe_overflow when the completion queue is full and
  *   the result goes to the overflow list, which names no request: hence the key), the saved request is
  *   reported with its result through the syscall exits' own code (emit_file, emit_net).
  *
@@ -2455,7 +2455,13 @@ struct iou_key {
 	__u64 user_data;
 };
 
-/* Saved requests, allocated on use: a slot holds two paths. In flight at once: at most this many per host. */
+/*
+ * Saved requests, allocated on use: a slot holds two paths. In flight at once: at most 4096 per host, less one
+ * slot per CPU (ring 0, user_data the CPU's number), made by the agent at load and never deleted:
+ * where a submission builds its request, whether it is then saved (copied to its key) or reported at once.
+ * Its writer so finds every request in this one map; in two maps, the verifier, which tells map values apart
+ * by their map, checked the writing code once for each (~0.4 s more at every start, BPF_LOG_STATS).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -2519,21 +2525,38 @@ static __always_inline void iou_emit(void *ctx, struct sys_pending *p, long ret)
 }
 
 /*
- * Link and symlink requests are reported by programs of their own (iou_*_link), entered by a tail call from the
- * generic ones: their records need emit_file_of with the op as a constant (emit_link), and two more copies of it
- * inlined in iou_submit would take it past the verifier's 1 M instructions. A tracing program can tail-call only
- * programs of its own hook, hence one program array per tracepoint; the agent fills slot 0 of each at load.
+ * The records are written by two programs, entered by a tail call from the three hooks (iou_submit, when it
+ * reports a request at once; iou_complete and iou_overflow, with its result): iou_write (emit_file and
+ * emit_net) and iou_write_link (emit_link: emit_file_of with the op as a constant; with the others in one
+ * program it would pass the verifier's 1 M instructions). With the emit code inlined into each hook, the
+ * verifier checked it three times over and emit_link three more at every start: 2.5 s of the agent's 4.4 s to
+ * ready (bench/startup, BPF_LOG_STATS). The hooks are raw tracepoints, not BTF ones, for this: a BTF
+ * (tracing) program can tail-call only programs of its own hook; a raw tracepoint's, any raw tracepoint
+ * program. The hook leaves what the writer needs in the CPU's hand-over slot: one program run, preemption off,
+ * nothing in between. The agent fills the array at load.
  */
-#define IOU_LINKS_ARRAY(name)                    \
-	struct {                                 \
-		__uint(type, BPF_MAP_TYPE_PROG_ARRAY); \
-		__uint(max_entries, 1);          \
-		__type(key, __u32);              \
-		__type(value, __u32);            \
-	} name SEC(".maps")
-IOU_LINKS_ARRAY(iou_submit_links);
-IOU_LINKS_ARRAY(iou_complete_links);
-IOU_LINKS_ARRAY(iou_overflow_links);
+#define IOU_WRITE 0
+#define IOU_WRITE_LINK 1
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u32);
+} iou_writers SEC(".maps");
+
+/* A request to write: iou_pending's at `key`, the CPU's slot (parked 0: at submission, without its result) or a saved one. */
+struct iou_handoff {
+	struct iou_key key;
+	__s64 res;
+	__u32 cflags;
+	__u32 parked;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct iou_handoff);
+} iou_handoff SEC(".maps");
 
 static __always_inline int iou_is_link(__u32 op)
 {
@@ -2546,17 +2569,20 @@ static __always_inline int iou_is_link(__u32 op)
  */
 static __always_inline struct sys_pending *iou_begin(struct io_kiocb *req, __u32 op, struct syscall_filter_config **cfg)
 {
-	__u32 zero = 0;
 	struct sys_pending *p;
 
 	*cfg = filter_pass_of(op, 1, 1);
 	if (!*cfg)
 		return 0;
-	p = bpf_map_lookup_elem(&sys_pending_tmpl, &zero);
-	if (!p)
+	struct iou_key cpu = { .ring = 0, .user_data = bpf_get_smp_processor_id() };
+
+	p = bpf_map_lookup_elem(&iou_pending, &cpu);
+	if (!p) {
+		stat_inc(VIGIL_SYS_STAT_NO_PENDING); /* the agent made no slot for this CPU: not reported, counted */
 		return 0;
+	}
 	pending_init(p, op, VIGIL_SYS_NR_IO_URING);
-	p->active = 0; /* a scratch slot, copied into iou_pending: no syscall exit pairs with it */
+	p->active = 0; /* the CPU's slot, copied to its key in iou_pending: no syscall exit pairs with it */
 	p->ev_flags = VIGIL_SYSF_IO_URING;
 	p->iou_id = bpf_get_current_pid_tgid();
 	p->iou_cgroup = vigil_cgroup_id();
@@ -2605,7 +2631,30 @@ static __always_inline int iou_park(struct io_kiocb *req, struct sys_pending *p)
  */
 #define IOU_NEWER_READ(type, cmd, field) (bpf_core_type_exists(type) ? BPF_CORE_READ((type *)(cmd), field) : 0)
 
-SEC("tp_btf/io_uring_submit_req")
+/*
+ * Hands the request at (ring, user_data) in iou_pending to its writer (iou_writers): the CPU's slot (`parked`
+ * 0) or a saved one. Returns only when the writer is not in the array: the request is then not reported,
+ * counted (noPending), and no longer kept.
+ */
+static __always_inline void iou_hand_over(void *ctx, int parked, __u64 ring, __u64 user_data, long res, __u32 op)
+{
+	struct iou_handoff *h;
+	__u32 zero = 0;
+
+	h = bpf_map_lookup_elem(&iou_handoff, &zero);
+	if (!h)
+		return;
+	h->key.ring = ring;
+	h->key.user_data = user_data;
+	h->res = res;
+	h->parked = parked;
+	bpf_tail_call(ctx, &iou_writers, iou_is_link(op) ? IOU_WRITE_LINK : IOU_WRITE);
+	stat_inc(VIGIL_SYS_STAT_NO_PENDING);
+	if (parked)
+		bpf_map_delete_elem(&iou_pending, &h->key);
+}
+
+SEC("raw_tp/io_uring_submit_req")
 int BPF_PROG(iou_submit, struct io_kiocb *req)
 {
 	struct syscall_filter_config *cfg;
@@ -2648,10 +2697,11 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 		op = VIGIL_SYS_LISTEN;
 		break;
 	case IORING_OP_LINKAT:
+		op = VIGIL_SYS_LINK;
+		break;
 	case IORING_OP_SYMLINKAT:
-		bpf_tail_call(ctx, &iou_submit_links, 0);
-		stat_inc(VIGIL_SYS_STAT_NO_PENDING); /* its program is not in the array: not reported, counted */
-		return 0;
+		op = VIGIL_SYS_SYMLINK;
+		break;
 	default:
 		return 0;
 	}
@@ -2692,6 +2742,15 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 		iou_save_path(p, 0, BPF_CORE_READ((struct io_rename *)cmd, oldpath));
 		iou_save_path(p, 1, BPF_CORE_READ((struct io_rename *)cmd, newpath));
 		break;
+	case IORING_OP_LINKAT:
+	case IORING_OP_SYMLINKAT:
+		/* One struct, io_link: a symlink's target has no directory fd (NO_DIR_FD, as the syscall's); its flags are 0. */
+		p->args[A_DFD] = opcode == IORING_OP_SYMLINKAT ? NO_DIR_FD : BPF_CORE_READ((struct io_link *)cmd, old_dfd);
+		p->args[A_DFD2] = BPF_CORE_READ((struct io_link *)cmd, new_dfd);
+		p->args[A_FLAGS] = opcode == IORING_OP_SYMLINKAT ? 0 : BPF_CORE_READ((struct io_link *)cmd, flags);
+		iou_save_path(p, 0, BPF_CORE_READ((struct io_link *)cmd, oldpath));
+		iou_save_path(p, 1, BPF_CORE_READ((struct io_link *)cmd, newpath));
+		break;
 	case IORING_OP_MKDIRAT:
 		p->args[A_DFD] = BPF_CORE_READ((struct io_mkdir *)cmd, dfd);
 		p->args[A_MODE] = BPF_CORE_READ((struct io_mkdir *)cmd, mode);
@@ -2729,92 +2788,87 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 		break;
 	}
 	}
-	/* One call of iou_emit in this program: each inlines emit_file and emit_net, and every copy costs load time. */
 	if (iou_park(req, p))
-		iou_emit(ctx, p, 0);
+		iou_hand_over(ctx, 0, 0, bpf_get_smp_processor_id(), 0, op);
 	return 0;
 }
 
 /*
- * linkat and symlinkat (one struct, io_link): the paths the kernel copied at preparation. symlinkat's target
- * has no directory fd (its dfd is NO_DIR_FD, as the syscall's); its flags are 0.
- */
-SEC("tp_btf/io_uring_submit_req")
-int BPF_PROG(iou_submit_link, struct io_kiocb *req)
-{
-	struct io_link *l = (struct io_link *)&req->cmd;
-	int symlink = BPF_CORE_READ(req, opcode) == IORING_OP_SYMLINKAT;
-	struct syscall_filter_config *cfg;
-	struct sys_pending *p = iou_begin(req, symlink ? VIGIL_SYS_SYMLINK : VIGIL_SYS_LINK, &cfg);
-
-	if (!p)
-		return 0;
-	p->args[A_DFD] = symlink ? NO_DIR_FD : BPF_CORE_READ(l, old_dfd);
-	p->args[A_DFD2] = BPF_CORE_READ(l, new_dfd);
-	p->args[A_FLAGS] = symlink ? 0 : BPF_CORE_READ(l, flags);
-	iou_save_path(p, 0, BPF_CORE_READ(l, oldpath));
-	iou_save_path(p, 1, BPF_CORE_READ(l, newpath));
-	if (iou_park(req, p))
-		emit_link(ctx, p, 0);
-	return 0;
-}
-
-/*
- * A completion: the saved request of this ring and user_data, with its result. A link or symlink continues in
- * the program of `links` (which reads the same key from the same arguments); were that slot empty, it is
- * reported here as any file request, without its second path, rather than not at all.
+ * A completion: the saved request of this ring and user_data, to its writer with its result. A multishot
+ * request (an accept's) posts a completion flagged IORING_CQE_F_MORE per result until its last: each is
+ * reported, and the request kept until then.
  */
 #define IORING_CQE_F_MORE_ (1U << 1)
-static __always_inline int iou_done(void *ctx, __u64 ring, __u64 user_data, long res, __u32 cflags, void *links)
+static __always_inline int iou_done(void *ctx, __u64 ring, __u64 user_data, long res, __u32 cflags)
 {
 	struct iou_key key = { .ring = ring, .user_data = user_data };
 	struct sys_pending *p = bpf_map_lookup_elem(&iou_pending, &key);
+	struct iou_handoff *h;
+	__u32 zero = 0;
 
 	if (!p)
 		return 0;
-	if (links && iou_is_link(p->op))
-		bpf_tail_call(ctx, links, 0);
-	iou_emit(ctx, p, res);
-	/* A multishot request (an accept's) posts a completion flagged IORING_CQE_F_MORE per result until its last:
-	 * each is reported, and the request kept until then. */
-	if (!(cflags & IORING_CQE_F_MORE_))
-		bpf_map_delete_elem(&iou_pending, &key);
+	h = bpf_map_lookup_elem(&iou_handoff, &zero);
+	if (h)
+		h->cflags = cflags;
+	iou_hand_over(ctx, 1, ring, user_data, res, p->op);
 	return 0;
 }
 
-/* iou_done's link and symlink part. */
-static __always_inline int iou_done_link(void *ctx, __u64 ring, __u64 user_data, long res)
-{
-	struct iou_key key = { .ring = ring, .user_data = user_data };
-	struct sys_pending *p = bpf_map_lookup_elem(&iou_pending, &key);
-
-	if (!p)
-		return 0;
-	emit_link(ctx, p, iou_result(p, res));
-	bpf_map_delete_elem(&iou_pending, &key);
-	return 0;
-}
-
-SEC("tp_btf/io_uring_complete")
+SEC("raw_tp/io_uring_complete")
 int BPF_PROG(iou_complete, struct io_ring_ctx *ring, void *req, struct io_uring_cqe *cqe)
 {
-	return iou_done(ctx, (__u64)ring, BPF_CORE_READ(cqe, user_data), BPF_CORE_READ(cqe, res), BPF_CORE_READ(cqe, flags), &iou_complete_links);
+	return iou_done(ctx, (__u64)ring, BPF_CORE_READ(cqe, user_data), BPF_CORE_READ(cqe, res), BPF_CORE_READ(cqe, flags));
 }
 
-SEC("tp_btf/io_uring_complete")
-int BPF_PROG(iou_complete_link, struct io_ring_ctx *ring, void *req, struct io_uring_cqe *cqe)
-{
-	return iou_done_link(ctx, (__u64)ring, BPF_CORE_READ(cqe, user_data), BPF_CORE_READ(cqe, res));
-}
-
-SEC("tp_btf/io_uring_cqe_overflow")
+SEC("raw_tp/io_uring_cqe_overflow")
 int BPF_PROG(iou_overflow, void *ring, unsigned long long user_data, __s32 res, __u32 cflags, void *ocqe)
 {
-	return iou_done(ctx, (__u64)ring, user_data, res, cflags, &iou_overflow_links);
+	return iou_done(ctx, (__u64)ring, user_data, res, cflags);
 }
 
-SEC("tp_btf/io_uring_cqe_overflow")
-int BPF_PROG(iou_overflow_link, void *ring, unsigned long long user_data, __s32 res, __u32 cflags, void *ocqe)
+/* The request iou_hand_over left: the CPU's slot, or a saved one (NULL when it is gone). */
+static __always_inline struct sys_pending *iou_handed(struct iou_handoff **h)
 {
-	return iou_done_link(ctx, (__u64)ring, user_data, res);
+	__u32 zero = 0;
+
+	*h = bpf_map_lookup_elem(&iou_handoff, &zero);
+	if (!*h)
+		return 0;
+	return bpf_map_lookup_elem(&iou_pending, &(*h)->key);
+}
+
+/* A saved request is done with at its last completion. */
+static __always_inline void iou_written(struct iou_handoff *h, int multishot)
+{
+	if (h->parked && !(multishot && (h->cflags & IORING_CQE_F_MORE_)))
+		bpf_map_delete_elem(&iou_pending, &h->key);
+}
+
+/* The records of every request but links and symlinks (see iou_writers). Loaded, never attached. */
+SEC("raw_tp/io_uring_complete")
+int iou_write(void *ctx)
+{
+	struct iou_handoff *h;
+	struct sys_pending *p = iou_handed(&h);
+
+	if (!p)
+		return 0;
+	iou_emit(ctx, p, h->res);
+	iou_written(h, 1);
+	return 0;
+}
+
+/* Links' and symlinks' records (emit_link; see iou_writers). Loaded, never attached. */
+SEC("raw_tp/io_uring_complete")
+int iou_write_link(void *ctx)
+{
+	struct iou_handoff *h;
+	struct sys_pending *p = iou_handed(&h);
+
+	if (!p)
+		return 0;
+	emit_link(ctx, p, iou_result(p, h->res));
+	iou_written(h, 0);
+	return 0;
 }

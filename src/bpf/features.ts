@@ -242,12 +242,12 @@ const probes: Record<string, () => FeatureResult> = {
       ? { supported: true, reason: '' }
       : { supported: false, reason: `bpf_rdonly_cast cannot give untyped read-only memory here (errno ${-r})`, minKernel: '6.17' };
   },
-  // The syscall sensor's io_uring programs (bpf/syscalls.bpf.c, iou_*): BTF tracepoints with the arguments
+  // The syscall sensor's io_uring programs (bpf/syscalls.bpf.c, iou_*): raw tracepoints with the arguments
   // they read by position, checked in the kernel's BTF: io_uring_complete passes (ctx, req, cqe) on recent
   // kernels, and passed the user_data and the result one by one before.
   io_uring_tp: () => {
     if (!hasBtf()) return { supported: false, reason: 'no kernel BTF' };
-    if (!feature('tp_btf').supported) return { supported: false, reason: `BTF tracepoints: ${feature('tp_btf').reason}` };
+    if (!feature('raw_tp').supported) return { supported: false, reason: `raw tracepoints: ${feature('raw_tp').reason}` };
     const want: [string, number][] = [['io_uring_submit_req', 2], ['io_uring_complete', 4], ['io_uring_cqe_overflow', 6]];
     const arities = tracepointArities(want.map(([tp]) => tp));
     for (const [i, [tp, n]] of want.entries()) {

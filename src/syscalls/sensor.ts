@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { MapType } from '../bpf/constants.ts';
 import { InvalidArgumentError, StateError } from '../bpf/errors.ts';
 import { feature, requireFeature, resolvePathReads } from '../bpf/features.ts';
-import type { BpfMap } from '../bpf/map.ts';
+import { numPossibleCpus, type BpfMap } from '../bpf/map.ts';
 import { decodeSyscallEvent, isDecodeError } from '../events/decode.ts';
 import type { SyscallEvent, SyscallOp } from '../events/types.ts';
 import { Manager, type EventChannelSpec, type ManagerOptions, type ManagerSpec, type ManagerStats } from '../manager/manager.ts';
@@ -104,22 +104,40 @@ const TRACEPOINT_PROBES: readonly { fn: string; op: SyscallOp; required: boolean
  */
 export const IO_URING_PROBES = ['iou_submit', 'iou_complete', 'iou_overflow'] as const;
 /**
- * Link and symlink requests continue in programs of their own, entered by tail calls from the probes above (one
- * program array per tracepoint: bpf/syscalls.bpf.c, "io_uring"). Loaded with them, never attached.
+ * The probes above write no record themselves: they hand each request, by a tail call, to one of two writers
+ * (bpf/syscalls.bpf.c, "iou_writers"), links and symlinks to the second. The verifier checks the writing code
+ * once instead of once per probe, ~1.6 s less at every start. Loaded with the probes, never attached.
  */
-export const IO_URING_LINK_ROUTES: readonly TailCallRoute[] = [
-  { programArray: 'iou_submit_links', key: 0, fn: 'iou_submit_link' },
-  { programArray: 'iou_complete_links', key: 0, fn: 'iou_complete_link' },
-  { programArray: 'iou_overflow_links', key: 0, fn: 'iou_overflow_link' },
+export const IO_URING_WRITER_ROUTES: readonly TailCallRoute[] = [
+  { programArray: 'iou_writers', key: 0, fn: 'iou_write' },
+  { programArray: 'iou_writers', key: 1, fn: 'iou_write_link' },
 ];
 /**
  * The opens' exit programs (exit_openat, ...) end in a tail call to one program that writes the record
  * (bpf/syscalls.bpf.c, "open_emit"): the verifier checks that code once instead of once per open syscall,
- * ~1.4 s less at every start. Loaded where opens take their arguments at exit, never attached.
+ * ~1.4 s less at every start. Loaded where opens take their arguments at exit, never attached. (exit_file,
+ * the other file syscalls' exit, keeps its own copy: its request is in the thread's slot, and a writer finding
+ * requests in two maps is verified once per map; taking the thread's slot for opens instead cost each
+ * reported open ~55 ns, bench/gate.)
  */
 export const OPEN_EMIT_ROUTE: TailCallRoute = { programArray: 'open_emit', key: 0, fn: 'exit_open_emit' };
 /** The event types io_uring requests are reported as (openat, openat2, unlinkat, renameat, mkdirat, linkat, symlinkat, ftruncate, connect, accept, bind, listen). */
 export const IO_URING_OPS: readonly SyscallOp[] = ['open', 'unlink', 'rmdir', 'rename', 'mkdir', 'connect', 'link', 'symlink', 'truncate', 'accept', 'bind', 'listen'];
+
+/**
+ * Makes the CPUs' slots of iou_pending (ring 0, user_data the CPU's number), where io_uring submissions build
+ * their requests: a submission on a CPU without one is counted (noPending), not reported.
+ */
+function fillIoUringSlots(m: Manager): void {
+  const map = m.getMap('iou_pending');
+  const key = new Uint8Array(16);
+  const keyView = new DataView(key.buffer);
+  const value = new Uint8Array(map.valueSize);
+  for (let cpu = 0; cpu < numPossibleCpus(); cpu++) {
+    keyView.setBigUint64(8, BigInt(cpu), true);
+    map.update(key, value);
+  }
+}
 
 export function syscallsObjectPath(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../build/bpf/syscalls.bpf.o');
@@ -286,14 +304,14 @@ export function syscallSensorSpec(config: SyscallSensorConfig | NormalizedSyscal
     spec: { name: 'syscalls', object: o.objectPath ?? syscallsObjectPath(), probes: syscallProbes(o.cgroupV2Path ?? cgroupV2Root()), eventChannel: channel },
     options: {
       activatedProbes: syscallSelectors(c.ops, openArgs, denyHooks(o.kill), !ioUringMissing),
-      // Not even loaded where the kernel lacks their tracepoints (a tp_btf program names its target at load), or
-      // its hook (a cgroup program names its attach type at load).
+      // Not even loaded where the kernel lacks their tracepoints (nothing to attach them to: their verification
+      // is seconds of start-up for nothing), or its hook (a cgroup program names its attach type at load).
       excludedFunctions: [
-        ...(ioUringMissing ? [...IO_URING_PROBES, ...IO_URING_LINK_ROUTES.map((r) => r.fn!)] : []),
-        ...(feature('cgroup_unix_connect').supported ? [] : DENY_PROBES.unix),
+        ...(ioUringMissing ? [...IO_URING_PROBES, ...IO_URING_WRITER_ROUTES.map((r) => r.fn!)] : []),
         ...(openArgs === 'exit' ? [] : [OPEN_EMIT_ROUTE.fn!]),
+        ...(feature('cgroup_unix_connect').supported ? [] : DENY_PROBES.unix),
       ],
-      tailCallRoutes: [...(ioUringMissing ? [] : IO_URING_LINK_ROUTES), ...(openArgs === 'exit' ? [OPEN_EMIT_ROUTE] : [])],
+      tailCallRoutes: [...(ioUringMissing ? [] : IO_URING_WRITER_ROUTES), ...(openArgs === 'exit' ? [OPEN_EMIT_ROUTE] : [])],
       constantEditors: [
         { name: 'max_path', value: c.maxPathBytes, failOnMissing: true },
         { name: 'use_task_storage', value: pending === 'task' ? 1 : 0, failOnMissing: true },
@@ -431,6 +449,7 @@ export class SyscallSensor {
       const filters = SyscallFilters.fromManager(m, this.#o.selfTgid ?? process.pid);
       filters.apply(this.#config); // before any probe is attached: the first event already sees them
       if (this.#o.kill?.rules.length) filters.applyKill(this.#o.kill);
+      if (!ioUringMissing) fillIoUringSlots(m);
       m.start();
       this.#manager = m;
       this.#filters = filters;
