@@ -149,7 +149,7 @@ test('syscall sensor: file and socket operations submitted through io_uring are 
   // kernel traces those on its overflow list (iou_overflow), and each is reported with its own result all the same.
   const overflowed = truth.filter((x) => x.s === 'open-overflow');
   assert.equal(overflowed.length, 12);
-  for (const o of overflowed) {
+  for (const o of overflowed as (Truth & { path: string; res: number })[]) {
     const e = pick(files, (x) => x.path === o.path, o.path);
     assert.deepEqual([e.type, e.ret, e.resultUnknown, e.write], ['open', o.res, false, true], o.path);
     assert.ok(o.res >= 0, `${o.path}: opened`);
