@@ -152,10 +152,8 @@ function kernelResult(signal: ActionSignal, k: KernelKill): ActionResult {
 }
 
 /** What the kernel did about a connect or bind rule `rule` denies (the event's `deny` member), as the action's result. */
-function denyResult(rule: string, ev: { type?: unknown; family?: unknown; deny?: KernelDeny }): ActionResult {
+function denyResult(rule: string, ev: { type?: unknown; deny?: KernelDeny }): ActionResult {
   const d = ev.deny;
-  // A rule naming no unix socket path is checked by the IP hooks only: a connect to a unix socket passes them.
-  if (!d && ev.family === 'AF_UNIX') return { action: 'deny', inKernel: true, result: 'missed', reason: 'the kernel checks this rule on connects to IP peers, and this one is to a unix socket (a rule naming its path would be checked on it): it went through' };
   if (!d || d.rule !== rule) return { action: 'deny', inKernel: true, result: 'missed', reason: `the kernel did not match this ${ev.type === 'bind' ? 'bind' : 'connect'} (the rules changed while it was on its way): it went through` };
   const r: ActionResult = { action: 'deny', inKernel: true, result: d.result };
   if (d.result === 'refused') r.reason = 'pid 1, the agent or one of its ancestors';

@@ -336,7 +336,7 @@ export function compileRules(o: RuleSetOptions): RuleSet {
     // A condition that reads event.type gets a guard per type of the rule, that type put in its place.
     const typeGuards = r.types && readsEventType(p.ast) ? new Map(r.types.map((t) => [t, conditionGuard(withEventType(p.ast, t), listValues, COMMON_SET)])) : undefined;
     const kernel = r.actions.some(inKernel) ? kernelOf(r, p.ast) : undefined;
-    compiled.push({ ...r, enabled, match, format, guard, typeGuards, ...(kernel ? { kernel } : {}) });
+    compiled.push({ ...r, enabled, match: kernel?.denies ? denyScoped(kernel, match) : match, format, guard, typeGuards, ...(kernel ? { kernel } : {}) });
   }
   if (issues.length) throw new RuleError(issues);
   const warnings = lintRules({
@@ -537,6 +537,20 @@ function lookup(v: unknown, keys: string[]): unknown {
     v = Object.hasOwn(v, k) ? (v as Record<string, unknown>)[k] : undefined;
   }
   return v;
+}
+
+const IP_FAMILIES: ReadonlySet<unknown> = new Set(['AF_INET', 'AF_INET6']);
+const UNIX_FAMILIES: ReadonlySet<unknown> = new Set(['AF_UNIX']);
+
+/**
+ * A deny rule matches the calls of the families its kernel hooks check, and no other: a rule about unix socket
+ * paths, unix connects; any other, IP connects and binds (unix binds pass no hook). Its condition alone could
+ * hold elsewhere (`event.?remotePort.orValue(0) != 22` on a unix connect, which has no port): an alert about a
+ * call the rule never denied, and never could, would read as a deny that failed.
+ */
+function denyScoped(kernel: KernelSelector, match: (ctx: RuleContext) => boolean): (ctx: RuleContext) => boolean {
+  const families = kernel.unix ? UNIX_FAMILIES : IP_FAMILIES;
+  return (ctx) => families.has((ctx.event as { family?: unknown }).family) && match(ctx);
 }
 
 function show(v: unknown): string {

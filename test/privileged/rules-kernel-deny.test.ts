@@ -333,16 +333,17 @@ test('a deny rule about a unix socket path fails connects to it in the kernel, a
   assert.deepEqual([dev.syscall, dev.fd, dev.family, dev.sockType, dev.remoteAddress, dev.errno, dev.deny], ['sendmsg', -1, 'AF_UNIX', 'SOCK_DGRAM', datagrams, 'EPERM', { rule: 'Runtime socket', result: 'denied' }]);
   assert.equal((await runScript(t, 'bash', unixSendto(path.join(dir, 'nobody.sock')))).out, 'failed: No such file or directory\n');
 
-  // Another socket: connected. The rule about IP ports did not reach it in the kernel; the rule engine, which
-  // finds its `!=` true on a connect without a port, says so.
+  // Another socket: connected. The rule about IP ports did not reach it in the kernel, and the rule engine, where
+  // its `!=` holds on a connect without a port, does not match it either: a deny rule is about the families its
+  // hooks check, and raises no alert about a call it could not deny.
   const allowed = await runScript(t, 'bash', unixConnect(path.join(dir, 'other.sock')));
   assert.equal(allowed.out, 'connected\n', JSON.stringify(allowed));
-  await until(() => of('alert', allowed.pid) !== undefined, 'the alert of the allowed connect', 10_000);
+  await until(() => of('connect', allowed.pid) !== undefined, 'the allowed connect', 10_000);
   assert.equal(of('connect', allowed.pid)!.deny, undefined);
-  const missed = of('alert', allowed.pid)!;
-  assert.equal(missed.rule, 'Anything but ssh');
-  assert.match(JSON.stringify(missed.actions), /"result":"missed".*checks this rule on connects to IP peers, and this one is to a unix socket/);
   await until(() => other.accepted() === 1, 'the allowed connection', 5_000);
+  // The engine checks an event as it passes on to the sinks: its alert would have followed it by now.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(of('alert', allowed.pid), undefined, 'no alert of a deny rule about IP peers on a unix connect');
 
   // Without the rule about the path (a reload): the unix hook detaches, and the socket is reached.
   config(false);

@@ -341,6 +341,34 @@ test('deny rules about unix socket paths compile into a selector of their own (t
   assert.match(refused('event.?localAddress.orValue("") == "/run/x.sock"', { types: ['bind'] }), /is not an IP address/);
 });
 
+test('a deny rule matches the calls of the families its hooks check: no alert about a call it never could deny', () => {
+  const set = compileRules({
+    sources: [
+      {
+        name: 'f',
+        items: [
+          { rule: 'Ports', condition: 'process.comm == "perl" && event.?remotePort.orValue(0) != 22', output: 'x', priority: 'critical', types: ['connect'], actions: [{ deny: {} }] },
+          { rule: 'Socket', condition: '!event.?remoteAddress.orValue("").startsWith("/run/x")', output: 'x', priority: 'critical', types: ['connect'], actions: [{ deny: {} }] },
+          { rule: 'Bind', condition: 'process.comm == "perl"', output: 'x', priority: 'critical', types: ['bind'], actions: [{ deny: {} }] },
+          // The same condition without a deny: an ordinary rule, about every family.
+          { rule: 'Alert', condition: 'process.comm == "perl"', output: 'x', priority: 'critical', types: ['connect', 'bind'] },
+        ],
+      },
+    ],
+  });
+  const hits = (ev: Record<string, unknown>) => {
+    const ctx = set.context({ time: 't', ktimeNs: 1, process: { pid: 7, key: '7:1', startNs: 1, comm: 'perl' }, ...ev } as unknown as OutputEvent);
+    return set.rulesFor(ev.type as string).filter((r) => r.match(ctx)).map((r) => r.name);
+  };
+  // About IP peers (its `!=` holds on a unix connect, which has no port): the IP hooks, and IP connects alone.
+  assert.deepEqual(hits({ type: 'connect', family: 'AF_INET', remoteAddress: '10.0.0.1', remotePort: 80 }), ['Ports', 'Alert']);
+  assert.deepEqual(hits({ type: 'connect', family: 'AF_INET6', remoteAddress: '::1', remotePort: 80 }), ['Ports', 'Alert']);
+  assert.deepEqual(hits({ type: 'connect', family: 'AF_UNIX', remoteAddress: '/run/y.sock' }), ['Socket', 'Alert']);
+  // Binds: the IP bind hooks only; a unix bind passes none.
+  assert.deepEqual(hits({ type: 'bind', family: 'AF_INET', localAddress: '0.0.0.0', localPort: 80 }), ['Bind', 'Alert']);
+  assert.deepEqual(hits({ type: 'bind', family: 'AF_UNIX', localAddress: '/run/y.sock' }), ['Alert']);
+});
+
 test('deny rules: connects by comm, peer address (literal, list or CIDR blocks, IPv4-mapped included) and port compile into a deny selector; what the hooks cannot check is refused', () => {
   const deny = (condition: string, extra: Record<string, unknown> = {}) => compile(condition, { types: ['connect'], actions: [{ deny: {} }], ...extra });
   const sel = deny('process.comm in shells && event.?remoteAddress.orValue("").inCidr(["169.254.0.0/16", "fd00::/8"]) && event.?remotePort.orValue(0) in [80, 443]') as KernelSelector;
