@@ -113,12 +113,12 @@ export const IO_URING_WRITER_ROUTES: readonly TailCallRoute[] = [
   { programArray: 'iou_writers', key: 1, fn: 'iou_write_link' },
 ];
 /**
- * The opens' exit programs (exit_openat, ...) end in a tail call to one program that writes the record
- * (bpf/syscalls.bpf.c, "open_emit"): the verifier checks that code once instead of once per open syscall,
- * ~1.4 s less at every start. Loaded where opens take their arguments at exit, never attached. (exit_file,
- * the other file syscalls' exit, keeps its own copy: its request is in the thread's slot, and a writer finding
- * requests in two maps is verified once per map; taking the thread's slot for opens instead cost each
- * reported open ~55 ns, bench/gate.)
+ * The opens' exit programs (exit_openat, ...) and the other file syscalls' (exit_file) end in a tail call to
+ * one program that writes the record (bpf/syscalls.bpf.c, "open_emit", "exit_file"): the verifier checks that
+ * code once instead of once per program, ~1.8 s less at every start. Loaded where opens take their arguments
+ * at exit, never attached. exit_file copies its request from the thread's slot into the CPU's scratch slot,
+ * where the opens leave theirs: a writer finding requests in either map is verified once per map, and reading
+ * the thread's slot for opens too cost each reported open ~55 ns (bench/gate).
  */
 export const OPEN_EMIT_ROUTE: TailCallRoute = { programArray: 'open_emit', key: 0, fn: 'exit_open_emit' };
 /** The event types io_uring requests are reported as (openat, openat2, unlinkat, renameat, mkdirat, linkat, symlinkat, ftruncate, connect, accept, bind, listen). */
