@@ -522,12 +522,20 @@ static __always_inline __u32 put_file_path(__u8 *buf, __u32 off, struct file *f,
  * buf[off]; returns the bytes written. The length is known, so this is a plain copy, not a string copy that
  * tests every byte for the NUL.
  */
+/*
+ * A saved string's length (> 0, the caller saw it), as bytes to copy the verifier can bound: 1..VIGIL_PATH_MAX
+ * without a branch (a clamp would split the verifier's states).
+ */
+static __always_inline __u32 saved_len(__u32 len)
+{
+	return ((len - 1) & (VIGIL_PATH_MAX - 1)) + 1;
+}
+
 static __always_inline __u32 put_kstr(__u8 *buf, __u32 off, const char *src, __u32 len)
 {
 	if (off > STR_LIMIT)
 		return 0;
-	/* 1..VIGIL_PATH_MAX (the caller saw len > 0) without a branch: a clamp would split the verifier's states. */
-	len = ((len - 1) & (VIGIL_PATH_MAX - 1)) + 1;
+	len = saved_len(len);
 	if (bpf_probe_read_kernel(buf + off, len, src))
 		return 0;
 	return len;
@@ -1447,12 +1455,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } open_emit SEC(".maps");
-
-/* Bytes of a saved string to copy: its length, within the verifier's bounds. */
-static __always_inline __u32 saved_len(__u32 len)
-{
-	return len > VIGIL_PATH_MAX ? VIGIL_PATH_MAX : len;
-}
 
 /*
  * The other file syscalls' exit. Where the opens' writer is loaded (open_args_at_exit), it writes these records
