@@ -2669,10 +2669,10 @@ static __always_inline int iou_park(struct io_kiocb *req, struct sys_pending *p)
 
 /*
  * Hands the request at (ring, user_data) in iou_pending to its writer (iou_writers): the CPU's slot (`parked`
- * 0) or a saved one. Returns only when the writer is not in the array: the request is then not reported,
- * counted (noPending), and no longer kept.
+ * 0, at submission: no result, no completion flags) or a saved one. Returns only when the writer is not in the
+ * array: the request is then not reported, counted (noPending), and no longer kept.
  */
-static __always_inline void iou_hand_over(void *ctx, int parked, __u64 ring, __u64 user_data, long res, __u32 op)
+static __always_inline void iou_hand_over(void *ctx, int parked, __u64 ring, __u64 user_data, long res, __u32 cflags, __u32 op)
 {
 	struct iou_handoff *h;
 	__u32 zero = 0;
@@ -2683,6 +2683,7 @@ static __always_inline void iou_hand_over(void *ctx, int parked, __u64 ring, __u
 	h->key.ring = ring;
 	h->key.user_data = user_data;
 	h->res = res;
+	h->cflags = cflags;
 	h->parked = parked;
 	bpf_tail_call(ctx, &iou_writers, iou_is_link(op) ? IOU_WRITE_LINK : IOU_WRITE);
 	stat_inc(VIGIL_SYS_STAT_NO_PENDING);
@@ -2825,7 +2826,7 @@ int BPF_PROG(iou_submit, struct io_kiocb *req)
 	}
 	}
 	if (iou_park(req, p))
-		iou_hand_over(ctx, 0, 0, bpf_get_smp_processor_id(), 0, op);
+		iou_hand_over(ctx, 0, 0, bpf_get_smp_processor_id(), 0, 0, op);
 	return 0;
 }
 
@@ -2839,15 +2840,10 @@ static __always_inline int iou_done(void *ctx, __u64 ring, __u64 user_data, long
 {
 	struct iou_key key = { .ring = ring, .user_data = user_data };
 	struct sys_pending *p = bpf_map_lookup_elem(&iou_pending, &key);
-	struct iou_handoff *h;
-	__u32 zero = 0;
 
 	if (!p)
 		return 0;
-	h = bpf_map_lookup_elem(&iou_handoff, &zero);
-	if (h)
-		h->cflags = cflags;
-	iou_hand_over(ctx, 1, ring, user_data, res, p->op);
+	iou_hand_over(ctx, 1, ring, user_data, res, cflags, p->op);
 	return 0;
 }
 
