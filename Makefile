@@ -21,7 +21,7 @@ BPF_OBJS := $(patsubst %.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS := $(wildcard bpf/include/*.h) $(wildcard test/bpf/*.h) $(wildcard bench/bpf/*.h)
 C_TOOLS := $(patsubst bench/c/%.c,$(BUILD)/bench/%,$(wildcard bench/c/*.c))
 
-.PHONY: layout all deps debs debs-test npm mounts build bpf typecheck test test-unit test-privileged run bench clean
+.PHONY: layout all deps debs debs-test npm mounts build bpf typecheck test test-unit test-privileged run bench bench-deps clean
 
 all: build
 
@@ -83,8 +83,11 @@ run: build
 	bin/vigil run $(ARGS)
 
 ## bench: every benchmark; each writes its section of docs/benchmarks.md
-bench: debs-test build
+bench: bench-deps
 	npm run bench
+## bench-deps: what the benchmarks run (peers such as opensnoop, busybox's httpd) and the build; every
+## `npm run bench:<name>` makes it first, so that one works on a fresh machine too
+bench-deps: debs-test build
 
 clean:
 	rm -rf $(BUILD)
