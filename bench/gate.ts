@@ -86,9 +86,16 @@ const { set: EXEC_KILL, what: execWhat } = killSet('exec', {
   netcat: 'process.exe in ["/usr/bin/nc", "/usr/bin/ncat", "/usr/bin/socat", "/bin/nc"]',
   'web shell': 'process.comm in ["sh", "bash", "dash"] && parent.?comm.orValue("") in ["nginx", "httpd", "php-fpm"]',
 });
+// The same, and a rule about argv (an interpreter given code inline): the exec's argv indexed, then compared.
+const { set: ARGV_KILL, what: argvWhat } = killSet('exec', {
+  netcat: 'process.exe in ["/usr/bin/nc", "/usr/bin/ncat", "/usr/bin/socat", "/bin/nc"]',
+  'web shell': 'process.comm in ["sh", "bash", "dash"] && parent.?comm.orValue("") in ["nginx", "httpd", "php-fpm"]',
+  'inline code': 'process.comm in ["python3", "perl", "ruby"] && process.argv.exists(a, a in ["-c", "-e"])',
+});
 const EXEC_CONFIGS: [string, string, KernelKillSet][] = [
   ['exec', 'the process sensor, no exec kill rules', NO_KILL],
   ['exec+kill', `and ${execWhat}, none matching /bin/true), on execs`, EXEC_KILL],
+  ['exec+argv', `and ${argvWhat}, one about argv, none matching /bin/true's "true vigil-storm <run> <i>"), on execs`, ARGV_KILL],
 ];
 const EXECS = Math.max(1000, Math.round(OPENS / 30));
 
@@ -222,7 +229,7 @@ const body = [
   `- **With opens reported in full:** the gate adds ${fixed(diff('full+gate', 'full'), 1)} ns per open (×${fixed(ratio('full+gate', 'full'), 3)} the exit program's time), median of the rounds' differences.`,
   `- **On the defaults (restricted opens):** ${fixed(diff('restr+gate', 'restr'), 1)} ns per open (×${fixed(ratio('restr+gate', 'restr'), 3)}).`,
   `- **In-kernel kill rules** (${KILL_CONFIG}): ${fixed(diff(KILL_CONFIG, 'full'), 1)} ns per reported open that none of them matches (×${fixed(ratio(KILL_CONFIG, 'full'), 3)}): the strings compared with the path and the comm, each rule's terms checked. Opens the filters turn down never reach them.`,
-  `- **In-kernel kill rules on execs** (exec+kill): ${fixed(diff('exec+kill', 'exec'), 1)} ns per exec that none of them matches (×${fixed(ratio('exec+kill', 'exec'), 3)} the exec program's time, \`${execName}\`, which reads the exec's paths, argv and environment), over ${EXECS.toLocaleString('en-US')} fork+exec of /bin/true per round; ${killed} matched (dry run).`,
+  `- **In-kernel kill rules on execs** (exec+kill): ${fixed(diff('exec+kill', 'exec'), 1)} ns per exec that none of them matches (×${fixed(ratio('exec+kill', 'exec'), 3)} the exec program's time, \`${execName}\`, which reads the exec's paths, argv and environment), over ${EXECS.toLocaleString('en-US')} fork+exec of /bin/true per round; ${killed} matched (dry run). With a third rule about argv (exec+argv), ${fixed(diff('exec+argv', 'exec'), 1)} ns (×${fixed(ratio('exec+argv', 'exec'), 3)}): the exec's argv indexed (a word at a time, up to its first 4096 bytes and 64 elements), then each argv value compared with each element.`,
   '',
   `The deny rules' cgroup hooks (\`deny_check\`), with ${denyWhat}, none matching the storm's loopback peer): the hook's time per call, and the storm's wall time per call (one pinned thread, ${DATAGRAMS.toLocaleString('en-US')} calls per round and configuration) with the hooks attached and without (no deny rule: nothing attached); ${udpFailed} calls failed.`,
   '',

@@ -217,13 +217,121 @@ static __always_inline void update_proc_entry(__u32 tgid, struct exec_event *e, 
 
 /* ---- in-kernel kill rules on execs ---------------------------------------------------------------------- */
 
+/*
+ * Where an exec's argv elements start (offsets into its argv), for kill rules about argv: the first
+ * VIGIL_KILL_ARGS_MAX whole elements (each ends with its NUL) within the first VIGIL_KILL_ARGV_SCAN bytes.
+ * Per CPU: too big for the stack the check's callbacks share.
+ */
+struct exec_argv_index {
+	__u32 count;      /* elements in start[] */
+	__u32 partial;    /* argv has more than start[] holds (elements or bytes past the limits, truncated, unreadable) */
+	__u32 next;       /* while indexing: where the element being scanned starts */
+	__u32 _pad;
+	__u16 start[VIGIL_KILL_ARGS_MAX];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_argv_index);
+} exec_argv_idx SEC(".maps");
+
 struct exec_kill_ctx {
 	struct kill_scan scan;
 	__u32 cpu;        /* the exec record is exec_heap[cpu]: its exe path follows the fixed part */
+	__u32 argv_off;   /* where its argv is in it */
+	__u32 argv_len;
 	__u32 _pad;
 	__u64 comm[2];    /* the new image's comm (the exec's task leads its process now) */
 	__u64 pcomm[2];   /* the parent's, its leader's */
 };
+
+/*
+ * Indexes word i of the exec's argv (bpf_loop): each NUL in it ends an element, whose start goes into
+ * exec_argv_idx. A word without a NUL (the common case) is one load and a few word operations.
+ */
+static long argv_index_cb(__u32 i, void *data)
+{
+	struct exec_kill_ctx *k = data;
+	struct exec_argv_index *x;
+	struct exec_buf *b;
+	__u32 zero = 0, at = i * 8, o;
+	__u64 w;
+
+	if (at >= k->argv_len || at >= VIGIL_KILL_ARGV_SCAN)
+		return 1;
+	b = bpf_map_lookup_elem(&exec_heap, &k->cpu);
+	x = bpf_map_lookup_elem(&exec_argv_idx, &zero);
+	o = k->argv_off + at;
+	if (!b || !x || o > EXEC_BUF_SZ - 8)
+		return 1;
+	w = *(__u64 *)(b->data + o);
+	if (!((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL))
+		return 0;
+	for (__u32 j = 0; j < 8; j++) {
+		if (at + j >= k->argv_len)
+			return 1;
+		if ((w >> (8 * j)) & 0xff)
+			continue;
+		if (x->count >= VIGIL_KILL_ARGS_MAX) {
+			x->partial = 1;
+			return 1;
+		}
+		x->start[x->count & (VIGIL_KILL_ARGS_MAX - 1)] = x->next;
+		x->count++;
+		x->next = at + j + 1;
+	}
+	return 0;
+}
+
+/* Indexes the exec's argv (exec_argv_idx) for the argv values of the set in force. */
+static __always_inline void argv_index(struct exec_kill_ctx *k, __u32 argv_flags)
+{
+	struct exec_argv_index *x;
+	__u32 zero = 0;
+
+	x = bpf_map_lookup_elem(&exec_argv_idx, &zero);
+	if (!x)
+		return;
+	x->count = 0;
+	x->next = 0;
+	x->partial = argv_flags || k->argv_len > VIGIL_KILL_ARGV_SCAN;
+	bpf_loop(VIGIL_KILL_ARGV_SCAN / 8, argv_index_cb, k, 0);
+	/* Bytes after the last NUL: an element cut short (argv truncated), not one user space sees whole. */
+	if (x->next < k->argv_len)
+		x->partial = 1;
+}
+
+/*
+ * Does some indexed element of argv match value v? When the index is partial, a miss proves nothing: a test
+ * of argv that the rule negates counts as matched then (so it cannot kill), as if an unseen element matched.
+ */
+static __always_inline int argv_matches(struct exec_kill_ctx *k, const struct syscall_kill_value *v)
+{
+	struct syscall_kill_rule *r;
+	struct exec_argv_index *x;
+	struct exec_buf *b;
+	__u32 zero = 0, o, key;
+
+	x = bpf_map_lookup_elem(&exec_argv_idx, &zero);
+	b = bpf_map_lookup_elem(&exec_heap, &k->cpu);
+	if (!x || !b)
+		return 0;
+	for (__u32 j = 0; j < VIGIL_KILL_ARGS_MAX; j++) {
+		if (j >= x->count)
+			break;
+		o = k->argv_off + x->start[j];
+		if (o > EXEC_BUF_SZ - VIGIL_SYS_PREFIX_LEN)
+			break;
+		if (masked_prefix(b->data + o, v->prefix, v->mask))
+			return 1;
+	}
+	if (!x->partial)
+		return 0;
+	key = (k->scan.base ? VIGIL_KILL_RULES_MAX : 0) + v->rule;
+	r = bpf_map_lookup_elem(&proc_kill_rules, &key);
+	return r && ((r->negate >> (v->term & 7)) & 1);
+}
 
 /* Does value i match its field's string? */
 static long exec_kill_value_cb(__u32 i, void *data)
@@ -242,6 +350,8 @@ static long exec_kill_value_cb(__u32 i, void *data)
 		hit = kill_comm_matches(k->comm, v);
 	} else if (v->field == VIGIL_KILL_PARENT_COMM) {
 		hit = kill_comm_matches(k->pcomm, v);
+	} else if (v->field == VIGIL_KILL_ARGV) {
+		hit = argv_matches(k, v);
 	} else if (v->field == VIGIL_KILL_EXE) {
 		b = bpf_map_lookup_elem(&exec_heap, &k->cpu);
 		hit = b && masked_prefix(b->data + sizeof(struct exec_event), v->prefix, v->mask);
@@ -254,13 +364,13 @@ static long exec_kill_value_cb(__u32 i, void *data)
 }
 
 /*
- * Checks the exec in exec_heap[cpu] (its comm and exe path written) against the kill rules in force and, on
+ * Checks the exec in exec_heap[cpu] (its comm, exe path and argv written) against the kill rules in force and, on
  * the first that matches, signals the process (kill_verdict): at sched_process_exec the new image is loaded
  * and has not run, and the signal is handled on the way back to user space, before its first instruction.
  * Returns 0 when none matched, else kill_report's id | signal << 16 | result << 24. A global function:
  * verified once, on its own.
  */
-__noinline __u64 exec_kill_check(__u32 cpu)
+__noinline __u64 exec_kill_check(__u32 cpu, __u32 argv_off, __u32 argv_len, __u32 argv_flags)
 {
 	struct exec_kill_ctx k = {};
 	struct vigil_kill_set *ks;
@@ -277,6 +387,10 @@ __noinline __u64 exec_kill_check(__u32 cpu)
 	e = (struct exec_event *)b->data;
 	kill_scan_start(&k.scan, ks);
 	k.cpu = cpu;
+	k.argv_off = argv_off;
+	k.argv_len = argv_len;
+	if (ks->argv_count)
+		argv_index(&k, argv_flags);
 	comm_key(k.comm, *(__u64 *)&e->comm[0], *(__u64 *)&e->comm[8]);
 	leader_comm_of(BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), real_parent), k.pcomm);
 	bpf_loop(VIGIL_KILL_VALUES_MAX, exec_kill_value_cb, &k, 0);
@@ -352,13 +466,6 @@ static __always_inline int on_exec(void *ctx, struct task_struct *task, pid_t ol
 	e->exe_len = n;
 	off += n;
 
-	/* The kill rules see the new image's comm and exe path, before it runs. */
-	kill = exec_kill_check(cpu);
-	e->kill_rule = kill & 0xffff;
-	e->kill_signal = (kill >> 16) & 0xff;
-	e->kill_result = (kill >> 24) & 0xff;
-	e->_pad1 = 0;
-
 	/* The filename as passed to execve (relative, or through a symlink). */
 	if (off > sizeof(*e) + VIGIL_PATH_MAX)
 		return 0;
@@ -379,6 +486,12 @@ static __always_inline int on_exec(void *ctx, struct task_struct *task, pid_t ol
 	n = read_user_range(buf + off, BPF_CORE_READ(mm, arg_start), BPF_CORE_READ(mm, arg_end), max_args_bytes,
 			    VIGIL_ARGS_CAP, &e->flags, VIGIL_PROC_ARGV_TRUNCATED);
 	e->argv_len = n;
+	/* The kill rules see the new image's comm, exe path and argv, before it runs. */
+	kill = exec_kill_check(cpu, off, n, e->flags & (VIGIL_PROC_ARGV_TRUNCATED | VIGIL_PROC_ARGV_UNREADABLE));
+	e->kill_rule = kill & 0xffff;
+	e->kill_signal = (kill >> 16) & 0xff;
+	e->kill_result = (kill >> 24) & 0xff;
+	e->_pad1 = 0;
 	off += n;
 	e->env_len = 0;
 	if (max_env_bytes) {

@@ -392,6 +392,13 @@ enum vigil_sys_cfg_flags {
 #define VIGIL_KILL_VALUES_MAX 64     /* strings those rules compare with, all rules together (each values map holds two sets too) */
 #define VIGIL_KILL_TERMS_MAX 8       /* terms of one kill rule */
 #define VIGIL_KILL_PROTECT_MAX 16    /* processes never signalled besides pid 1: the agent and its ancestors */
+/*
+ * Exec kill rules about argv (VIGIL_KILL_ARGV) compare its first VIGIL_KILL_ARGS_MAX elements, within its first
+ * VIGIL_KILL_ARGV_SCAN bytes. Past those (or with argv truncated or unreadable) a miss proves nothing: the kernel
+ * then holds no test of argv false, so that a negated one cannot kill (user space still checks the whole argv).
+ */
+#define VIGIL_KILL_ARGS_MAX 64
+#define VIGIL_KILL_ARGV_SCAN 4096
 #define VIGIL_KILL_SCOPES_MAX 16384  /* cgroups of containers where some kill rule about containers holds (struct vigil_kill_scope) */
 
 /*
@@ -406,6 +413,7 @@ struct vigil_kill_set {
 	__u32 value_count;
 	__u32 protect_count;
 	__u32 deny_count;        /* of the rules, deny rules (the syscall sensor's connect hooks return at once without) */
+	__u32 argv_count;        /* of the values, ones about argv (VIGIL_KILL_ARGV: the process sensor indexes an exec's argv only with some) */
 	__u32 protect[VIGIL_KILL_PROTECT_MAX]; /* thread group ids never signalled (the agent, its ancestors) */
 };
 
@@ -472,6 +480,7 @@ enum vigil_kill_field {
 	VIGIL_KILL_UPATH = 9,    /* connect to a unix socket: its path, or "@" and an abstract name (event.remoteAddress) */
 	VIGIL_KILL_PATH2 = 10,   /* rename, link, symlink: the second path as given (event.path2: the new name, the link made) */
 	VIGIL_KILL_FILE2 = 11,   /* ... resolved where it was, else as given (event.?resolvedPath2.orValue(event.path2)) */
+	VIGIL_KILL_ARGV = 12,    /* exec: some element of argv, as executed (process.argv): see VIGIL_KILL_ARGS_MAX */
 };
 
 /*

@@ -178,6 +178,7 @@ export const VIGIL_KILL_FIELD = {
   UPATH: 9,
   PATH2: 10,
   FILE2: 11,
+  ARGV: 12,
 } as const;
 
 export const VIGIL_KILL_OP = {
@@ -346,14 +347,15 @@ export const CGROUP_EVENT = {
   path: { offset: 64, size: 512, count: 512 },
 } as const;
 
-/** struct vigil_kill_set (84 bytes): byte offset and size of each field */
+/** struct vigil_kill_set (88 bytes): byte offset and size of each field */
 export const VIGIL_KILL_SET = {
   base: { offset: 0, size: 4 },
   rule_count: { offset: 4, size: 4 },
   value_count: { offset: 8, size: 4 },
   protect_count: { offset: 12, size: 4 },
   deny_count: { offset: 16, size: 4 },
-  protect: { offset: 20, size: 64, count: 16 },
+  argv_count: { offset: 20, size: 4 },
+  protect: { offset: 24, size: 64, count: 16 },
 } as const;
 
 /** struct syscall_filter_config (400 bytes): byte offset and size of each field */
@@ -372,7 +374,7 @@ export const SYSCALL_FILTER_CONFIG = {
   secret_head_count: { offset: 52, size: 4 },
   secret_head: { offset: 56, size: 128, count: 16 },
   secret_dir_ino: { offset: 184, size: 128, count: 16 },
-  kill: { offset: 312, size: 84, struct: 'vigil_kill_set' },
+  kill: { offset: 312, size: 88, struct: 'vigil_kill_set' },
 } as const;
 
 /** struct syscall_kill_rule (48 bytes): byte offset and size of each field */
@@ -507,7 +509,7 @@ export const SIZEOF = {
   comm_event: 72,
   proc_entry: 136,
   cgroup_event: 576,
-  vigil_kill_set: 84,
+  vigil_kill_set: 88,
   syscall_filter_config: 400,
   syscall_kill_rule: 48,
   vigil_kill_scope: 4,

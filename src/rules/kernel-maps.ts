@@ -62,6 +62,8 @@ export interface KillState {
   scoped?: number;
   /** Of the rules, deny rules (the connect hooks return at once without). */
   denies?: number;
+  /** Of the values, those about argv (the exec hook indexes argv only with some). */
+  argvValues?: number;
 }
 export const NO_KILL: KillState = { base: 0, rules: 0, values: 0, protect: [] };
 const KILL_PROTECT_MAX = VIGIL_KILL_SET.protect.size / 4;
@@ -75,6 +77,7 @@ export function encodeKillState(k: KillState, b: Buffer = Buffer.alloc(SIZEOF.vi
   const protect = k.protect.slice(0, KILL_PROTECT_MAX);
   b.writeUInt32LE(protect.length, at + S.protect_count.offset);
   b.writeUInt32LE(k.denies ?? 0, at + S.deny_count.offset);
+  b.writeUInt32LE(k.argvValues ?? 0, at + S.argv_count.offset);
   protect.forEach((pid, i) => b.writeUInt32LE(pid, at + S.protect.offset + 4 * i));
   return b;
 }
@@ -85,6 +88,7 @@ const KILL_FIELD_CODE: Record<KillField, number> = {
   comm: VIGIL_KILL_FIELD.COMM,
   exe: VIGIL_KILL_FIELD.EXE,
   parentComm: VIGIL_KILL_FIELD.PARENT_COMM,
+  argv: VIGIL_KILL_FIELD.ARGV,
   raddr: VIGIL_KILL_FIELD.RADDR,
   upath: VIGIL_KILL_FIELD.UPATH,
   path2: VIGIL_KILL_FIELD.PATH2,
@@ -206,6 +210,7 @@ export class KillTable {
       protect: set.protect,
       scoped: set.rules.filter((r) => r.selector.container).length,
       denies: set.rules.filter((r) => r.selector.denies).length,
+      argvValues: set.rules.reduce((n, r) => n + r.selector.terms.reduce((m, t) => m + (t.field === 'argv' ? t.values.length : 0), 0), 0),
     };
   }
 

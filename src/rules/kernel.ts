@@ -18,7 +18,13 @@
 //   - event.ret >= 0 or event.ret < 0;
 //   - true.
 // A rule about execs (types: [exec]) tests process.comm, process.exe (process.?exe.orValue("")) and
-// parent.comm (parent.?comm.orValue("")) the same ways, and nothing else: an exec has no flags or ret.
+// parent.comm (parent.?comm.orValue("")) the same ways, and process.argv: `"-e" in process.argv`, or
+// process.argv.exists(a, …) with a disjunction of ==, in and startsWith tests of `a` (some element matches),
+// or their negation (no element does). The kernel compares argv as executed; the event's argv is scrubbed
+// (a secret value masked), so a rule about a secret value kills a process whose alert shows it masked. The
+// kernel sees the first VIGIL_KILL_ARGS_MAX elements within VIGIL_KILL_ARGV_SCAN bytes; past those it kills
+// on what it saw (a negated test: never), and user space, which sees the whole argv, kills what it missed.
+// An exec has no flags or ret.
 // Either kind may add conjuncts about the container alone (`container`, `pod`, named lists, macros of
 // those: in_container, `container.?name.orValue("") == "web"`, a pod's namespace or labels). The kernel
 // cannot read a container's name or labels; user space can, so it evaluates that part, as the rule engine
@@ -54,7 +60,7 @@ const VALUE_BYTES = SYSCALL_KILL_VALUE.prefix.size;
 /** A comm has at most 15 bytes and its NUL. */
 const COMM_BYTES = 15;
 
-export type KillField = 'path' | 'file' | 'path2' | 'file2' | 'comm' | 'exe' | 'parentComm' | 'raddr' | 'rport' | 'laddr' | 'lport' | 'upath';
+export type KillField = 'path' | 'file' | 'path2' | 'file2' | 'comm' | 'exe' | 'parentComm' | 'argv' | 'raddr' | 'rport' | 'laddr' | 'lport' | 'upath';
 export interface KillTerm {
   field: KillField;
   /**
@@ -120,7 +126,7 @@ export const killSensor = (sel: KernelSelector): 'process' | 'syscalls' => (sel.
 /** The strings each sensor has to compare. */
 const FIELDS_OF: Record<'process' | 'syscalls' | 'connect' | 'bind', ReadonlySet<KillField>> = {
   syscalls: new Set(['path', 'file', 'path2', 'file2', 'comm']),
-  process: new Set(['comm', 'exe', 'parentComm']),
+  process: new Set(['comm', 'exe', 'parentComm', 'argv']),
   connect: new Set(['comm', 'raddr', 'rport', 'upath']),
   bind: new Set(['comm', 'laddr', 'lport']),
 };
@@ -132,6 +138,7 @@ const FIELD_TEXT: Record<KillField, string> = {
   comm: 'process.comm',
   exe: 'process.exe',
   parentComm: 'parent.comm',
+  argv: 'process.argv',
   raddr: 'event.remoteAddress',
   rport: 'event.remotePort',
   laddr: 'event.localAddress',
@@ -147,7 +154,7 @@ const PROCESS_FLAG_MEMBERS: Record<string, number> = { exeUpperLayer: VIGIL_PROC
 
 export const KERNEL_CHECKS =
   'on file events (open, unlink, rmdir, rename, chmod, chown, mkdir, truncate, link, symlink): event.path, event.?resolvedPath.orValue(event.path), event.path2 or event.?resolvedPath2.orValue(event.path2) (of renames, links and symlinks), or process.comm compared (==, !=, in, startsWith) with literals or named lists, ' +
-  'event.?write/secret/sensitive.orValue(false), event.ret >= 0 or < 0; on execs: process.comm, process.exe or parent.comm compared so, process.?exeUpperLayer.orValue(false); ' +
+  'event.?write/secret/sensitive.orValue(false), event.ret >= 0 or < 0; on execs: process.comm, process.exe or parent.comm compared so, "x" in process.argv or process.argv.exists(a, tests of a: ==, in, startsWith, joined by ||), process.?exeUpperLayer.orValue(false); ' +
   'joined by && (|| only between tests of one string), ! of a string test; and conjuncts about the container alone (container, pod), which must not hold on the host';
 export const KERNEL_DENY_CHECKS =
   'on connects and binds: process.comm compared (==, !=, in, startsWith) with literals or named lists; a connect\'s event.remoteAddress (event.?remoteAddress.orValue("")) ' +
@@ -169,8 +176,9 @@ const member = (n: ASTNode, op: '.' | '.?', recv: string, key?: string): string 
 const literal = (n: ASTNode): unknown => (n.op === 'value' ? (n.args as unknown) : undefined);
 const rcall = (n: ASTNode): [string, ASTNode, ASTNode[]] | undefined => (n.op === 'rcall' ? (n.args as [string, ASTNode, ASTNode[]]) : undefined);
 
-/** Which string `n` reads, if it is one the kernel has. */
-function stringField(n: ASTNode): KillField | undefined {
+/** Which string `n` reads, if it is one the kernel has (`local`: the name of an argv element, in process.argv.exists). */
+function stringField(n: ASTNode, local?: string): KillField | undefined {
+  if (local !== undefined) return isId(n, local) ? 'argv' : undefined;
   if (member(n, '.', 'event', 'path')) return 'path';
   if (member(n, '.', 'event', 'path2')) return 'path2';
   if (member(n, '.', 'process', 'comm')) return 'comm';
@@ -329,15 +337,37 @@ function peerField(f: KillField, lits: unknown[], at: ASTNode): KillField {
   return unix ? 'upath' : f;
 }
 
-/** A test of one string: the term it makes (undefined: `n` is no such test). */
-function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
+/** argv's elements: `process.argv`. */
+const isArgv = (n: ASTNode): boolean => !!member(n, '.', 'process', 'argv');
+
+/**
+ * A test of one string: the term it makes (undefined: `n` is no such test). `local` names an argv element
+ * (within process.argv.exists), the only string its tests may read.
+ */
+function stringTest(n0: ASTNode, ctx: Ctx, local?: string): KillTerm | undefined {
   const n = expand(n0, ctx);
   if (n.op === '!_') {
+    // Within exists, !a.startsWith(x) is "some element does not start with x": no term the kernel has.
+    if (local !== undefined) return undefined;
     const t = stringTest(n.args as ASTNode, ctx);
     return t && { ...t, negate: !t.negate };
   }
+  // "x" in process.argv: some element is x.
+  if (n.op === 'in' && local === undefined && isArgv((n.args as ASTNode[])[1]!)) {
+    const lit = literal((n.args as ASTNode[])[0]!);
+    if (typeof lit !== 'string') return no(`${serialize(n)}: the kernel compares argv's elements with a string literal`);
+    return { field: 'argv', values: [{ s: lit, exact: true }], negate: false };
+  }
+  // process.argv.exists(a, tests of a): some element passes one of them.
+  const ex = rcall(n);
+  if (ex && ex[0] === 'exists' && local === undefined && isArgv(ex[1]) && ex[2].length === 2 && ex[2][0]!.op === 'id') {
+    const name = ex[2][0]!.args as string;
+    const t = stringTest(ex[2][1]!, ctx, name);
+    if (!t || t.field !== 'argv') return no(`${serialize(n)}: within exists, the kernel checks ==, in and startsWith tests of ${name} joined by ||`);
+    return t;
+  }
   if (n.op === '||') {
-    const [a, b] = (n.args as ASTNode[]).map((x) => stringTest(x, ctx));
+    const [a, b] = (n.args as ASTNode[]).map((x) => stringTest(x, ctx, local));
     if (!a || !b) return undefined;
     if (a.field !== b.field) no(`${serialize(n)} ors tests of two strings (the kernel ors the tests of one)`);
     if (a.negate || b.negate) no(`${serialize(n)} ors a negated test`);
@@ -345,14 +375,15 @@ function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
   }
   if (n.op === '==' || n.op === '!=') {
     const [x, y] = n.args as [ASTNode, ASTNode];
-    const [f0, lit] = stringField(x) ? [stringField(x)!, literal(y)] : [stringField(y), literal(x)];
+    const [f0, lit] = stringField(x, local) ? [stringField(x, local)!, literal(y)] : [stringField(y, local), literal(x)];
     if (!f0) return undefined;
+    if (local !== undefined && n.op === '!=') return undefined; // "some element is not x": no term the kernel has
     const f = peerField(f0, [lit], n);
     return { field: f, values: [fieldValue(f, lit, n)], negate: n.op === '!=' };
   }
   if (n.op === 'in') {
     const [x, list] = n.args as [ASTNode, ASTNode];
-    const f0 = stringField(x);
+    const f0 = stringField(x, local);
     if (!f0) return undefined;
     const f = peerField(f0, [...listItems(list, ctx)], n);
     if (isPort(f)) return { field: f, values: listItems(list, ctx).map((v) => fieldValue(f, v, n)), negate: false };
@@ -360,7 +391,7 @@ function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
   }
   const c = rcall(n);
   if (c && c[0] === 'inCidr' && c[2].length === 1) {
-    const f = stringField(c[1]);
+    const f = stringField(c[1], local);
     if (!f || !isAddress(f)) return undefined;
     let blocks: IpBlock[];
     try {
@@ -380,7 +411,7 @@ function stringTest(n0: ASTNode, ctx: Ctx): KillTerm | undefined {
   }
   if (c && c[0] === 'startsWith' && c[2].length === 1) {
     const lit = literal(c[2][0]!);
-    const f0 = stringField(c[1]);
+    const f0 = stringField(c[1], local);
     const f = f0 && peerField(f0, [lit], n);
     if (!f || isAddress(f) || isPort(f)) return undefined;
     if (typeof lit !== 'string') no(`${serialize(n)}: startsWith needs a string literal here`);
@@ -442,8 +473,9 @@ function checkValue(field: KillField, v: { s: string; exact: boolean }): void {
     if (n > COMM_BYTES) no(`the comm ${JSON.stringify(v.s)} is longer than ${COMM_BYTES} bytes: no process has it`);
     return;
   }
-  if (n + (v.exact ? 1 : 0) > VALUE_BYTES) no(`the path ${JSON.stringify(v.s)} is longer than ${VALUE_BYTES - (v.exact ? 1 : 0)} bytes`);
-  if (v.s.includes('\0')) no(`the path ${JSON.stringify(v.s)} holds a NUL`);
+  const what = field === 'argv' ? 'argument' : 'path';
+  if (n + (v.exact ? 1 : 0) > VALUE_BYTES) no(`the ${what} ${JSON.stringify(v.s)} is longer than ${VALUE_BYTES - (v.exact ? 1 : 0)} bytes`);
+  if (v.s.includes('\0')) no(`the ${what} ${JSON.stringify(v.s)} holds a NUL`);
 }
 
 /**

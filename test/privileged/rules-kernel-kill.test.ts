@@ -206,7 +206,7 @@ test('a rule that kills in the kernel on an exec stops the new image before its 
     );
 
   // Refused before anything loads: a part of the condition the kernel has not got at an exec.
-  const run = await runCli(['run', '--config', config(true, `process.exe == "${bin}" && process.argv.exists(a, a == "-e")`)]);
+  const run = await runCli(['run', '--config', config(true, `process.exe == "${bin}" && process.argv.exists(a, a.endsWith("-e"))`)]);
   assert.notEqual(run.status, 0);
   assert.match(run.stderr, /inKernel: the kernel cannot check process\.argv\.exists/);
 
@@ -261,6 +261,87 @@ test('a rule that kills in the kernel on an exec stops the new image before its 
   assert.ok(fs.existsSync(later));
   await until(() => execOf(later) !== undefined, 'the dry-run exec event', 10_000);
   assert.deepEqual(execOf(later)!.kill, { rule: 'Exec kill', signal: 'SIGKILL', result: 'dry-run' });
+  assert.ok(agent.running);
+  assert.equal((await agent.stop()).code, 0);
+});
+
+test('an exec rule about argv kills in the kernel when an element matches, and leaves to user space an argv it did not see whole', async (t) => {
+  if (!privileged(t, 'root + BPF')) return;
+  const dir = tempDir(t, 'vigil-kargv-');
+  // Programs of this test's own (touch and sleep under names of their own), so that no other exec matches.
+  const toucher = path.join(dir, 'bin', 'vigil-argv-touch');
+  const sleeper = path.join(dir, 'bin', 'vigil-argv-sleep');
+  fs.mkdirSync(path.dirname(toucher));
+  fs.copyFileSync('/usr/bin/touch', toucher);
+  fs.copyFileSync('/usr/bin/sleep', sleeper);
+  fs.chmodSync(toucher, 0o755);
+  fs.chmodSync(sleeper, 0o755);
+  const marked = path.join(dir, 'kill-me');
+  const { write } = agentConfig(dir);
+  const rule = (name: string, condition: string) => [`    - rule: ${name}`, `      condition: ${condition}`, '      output: "argv kill {process.argv}"', '      priority: critical', '      types: [exec]', '      actions: [{kill: {signal: SIGKILL, inKernel: true}}]'];
+  const config = write(
+    'events:',
+    '  process: { exec: true, exit: false, creds: false, comm: false }',
+    '  files: false',
+    '  network: false',
+    '  other: false',
+    'rules:',
+    '  defaults: false',
+    '  enforce: true',
+    '  inline:',
+    ...rule('Marked argv', `process.exe == "${toucher}" && "${marked}" in process.argv && !process.argv.exists(a, a.startsWith("${dir}/spare") || a == "-c")`),
+    ...rule('Sleep without 0.07', `process.exe == "${sleeper}" && !process.argv.exists(a, a == "0.07")`),
+    'sinks:',
+    '  store: { enabled: false }',
+  );
+  const lines: Record<string, unknown>[] = [];
+  const agent = AgentProcess.start(t, ['run', '--config', config], {
+    onStdoutLine: (l) => {
+      if (l.includes('"type":"alert"') || (l.includes('"type":"exec"') && l.includes('vigil-argv-'))) lines.push(JSON.parse(l) as Record<string, unknown>);
+    },
+  });
+  await agent.waitForStderr(/^vigil: running: /, 'the agent to run');
+  const of = (type: string, pid: number) => lines.find((l) => l.type === type && (l.process as { pid: number } | undefined)?.pid === pid);
+  /** Runs `cmd` as a shell's child; the exec event of that child (the shell's last child: pid from $!). */
+  const run = async (cmd: string) => {
+    const r = await shell(t, `${cmd} & pid=$!; wait $pid; echo "status=$? pid=$pid"`);
+    const m = /^status=(\d+) pid=(\d+)\n$/.exec(r.out);
+    assert.ok(m, `${cmd}: ${r.out}`);
+    const pid = Number(m[2]);
+    await until(() => of('exec', pid) !== undefined, `the exec event of ${cmd.slice(0, 80)}`, 10_000);
+    return { status: Number(m[1]), ev: of('exec', pid)!, pid };
+  };
+
+  // An element is the marked path: killed before touch ran (it made nothing).
+  const killed = await run(`${toucher} ${marked}`);
+  assert.deepEqual([killed.status, fs.existsSync(marked)], [137, false]);
+  assert.deepEqual(killed.ev.kill, { rule: 'Marked argv', signal: 'SIGKILL', result: 'sent' });
+  await until(() => of('alert', killed.pid) !== undefined, 'its alert', 10_000);
+  assert.deepEqual(of('alert', killed.pid)!.actions, [{ action: 'kill', signal: 'SIGKILL', inKernel: true, result: 'sent' }]);
+  // The negated test holds no more (an element starts with the spare prefix; one is "-c"), or no element is
+  // the marked path (a longer one is not it, nor is a prefix of it): touch runs.
+  for (const args of [`${marked} ${dir}/spare-1`, `-c ${marked}`, `${marked}-not`, `${dir}/kill`]) {
+    const spared = await run(`${toucher} ${args}`);
+    assert.equal(spared.status, 0, args);
+    assert.equal(spared.ev.kill, undefined, args);
+  }
+  assert.ok(fs.existsSync(path.join(dir, 'spare-1')) && fs.existsSync(`${marked}-not`));
+
+  // A rule that holds when no element is "0.07": killed in the kernel when it saw the whole argv...
+  const short = await run(`${sleeper} 30`);
+  assert.deepEqual([short.status, short.ev.kill], [137, { rule: 'Sleep without 0.07', signal: 'SIGKILL', result: 'sent' }]);
+  // ... and not where it did not (past 4096 bytes, past 64 elements): a miss there proves nothing, so the
+  // kernel kills no one, and user space, which has the whole argv, does (the sleep lives until then).
+  for (const [what, pad] of [['bytes', Array.from({ length: 40 }, () => '0'.repeat(120))], ['elements', Array.from({ length: 70 }, () => '0')]] as const) {
+    const long = await run(`${sleeper} 30 ${pad.join(' ')}`);
+    assert.equal(long.status, 137, what);
+    assert.equal(long.ev.kill, undefined, `${what}: not killed in the kernel`);
+    await until(() => of('alert', long.pid) !== undefined, `the alert (${what})`, 10_000);
+    assert.deepEqual(of('alert', long.pid)!.actions, [{ action: 'kill', signal: 'SIGKILL', result: 'sent' }], what);
+  }
+  // With "0.07" among the elements the rule does not hold: nothing is killed.
+  const seven = await run(`${sleeper} 0.07`);
+  assert.deepEqual([seven.status, seven.ev.kill], [0, undefined]);
   assert.ok(agent.running);
   assert.equal((await agent.stop()).code, 0);
 });

@@ -13,6 +13,7 @@ import type { NetEvent } from '../../src/events/types.ts';
 import type { OutputEvent } from '../../src/pipeline/types.ts';
 import { Enforcer } from '../../src/rules/actions.ts';
 import { KILL_RULES_MAX, KILL_TERMS_MAX, KILL_VALUES_MAX, killSensor, type KernelSelector } from '../../src/rules/kernel.ts';
+import { encodeKillState, KillTable } from '../../src/rules/kernel-maps.ts';
 import { KillScopes } from '../../src/rules/kill-scopes.ts';
 import type { BpfMap } from '../../src/bpf/map.ts';
 import { compileRules, RuleError } from '../../src/rules/rules.ts';
@@ -120,6 +121,16 @@ test("conditions of an exec rule compile into the process sensor's selector", ()
     ],
   });
   assert.equal(killSensor(sel as KernelSelector), 'process');
+  // argv: an element is x (in), some element passes one of the tests (exists), or none does (negated).
+  assert.deepEqual(
+    (compile('process.comm in ["nc", "ncat"] && "-e" in process.argv && !process.argv.exists(a, a in ["--safe", "-z"] || a.startsWith("--allow="))', { types: ['exec'] }) as KernelSelector).terms,
+    [
+      { field: 'comm', values: [{ s: 'nc', exact: true }, { s: 'ncat', exact: true }], negate: false },
+      { field: 'argv', values: [{ s: '-e', exact: true }], negate: false },
+      { field: 'argv', values: [{ s: '--safe', exact: true }, { s: '-z', exact: true }, { s: '--allow=', exact: false }], negate: true },
+    ],
+  );
+  assert.deepEqual((compile('process.argv.exists(x, x == "-c")', { types: ['exec'] }) as KernelSelector).terms, [{ field: 'argv', values: [{ s: '-c', exact: true }], negate: false }]);
   assert.equal(killSensor(compile('event.path == "/a"') as KernelSelector), 'syscalls');
 });
 
@@ -144,10 +155,17 @@ test('a condition with anything the kernel cannot check is refused, naming that 
   assert.match(refused('event.path == "/a"', { types: ['connect'] }), /events of type connect \(the kernel checks open, unlink, rmdir, rename, chmod, chown, mkdir, truncate, link, symlink, exec; it denies connects and binds\)/);
   assert.match(refused('event.path2 == "/a"', { types: ['rename', 'open'] }), /event\.path2 is a rename's, link's or symlink's, and open has none/);
   assert.match(refused('true', { types: ['unlink', 'rename'] }), /would kill the process of every unlink or rename reported/);
-  assert.match(refused('event.path == "/a"', { types: ['exec'] }), /cannot check event\.path on an exec \(the kernel has process\.comm, process\.exe, parent\.comm there\)/);
+  assert.match(refused('event.path == "/a"', { types: ['exec'] }), /cannot check event\.path on an exec \(the kernel has process\.comm, process\.exe, parent\.comm, process\.argv there\)/);
   assert.match(refused('process.exe == "/a"', { types: ['exec', 'open'] }), /both execs and open in one rule/);
   assert.match(refused('process.exe == "/a" && event.ret >= 0', { types: ['exec'] }), /an exec has no write, secret or sensitive flag and no ret/);
-  assert.match(refused('process.argv.exists(a, a == "-e")', { types: ['exec'] }), /cannot check process\.argv\.exists/);
+  assert.match(refused('process.argv.exists(a, !a.startsWith("-"))', { types: ['exec'] }), /within exists, the kernel checks ==, in and startsWith tests of a joined by \|\|/);
+  assert.match(refused('process.argv.exists(a, a != "-e")', { types: ['exec'] }), /within exists, the kernel checks/);
+  assert.match(refused('process.argv.exists(a, a.endsWith(".sh"))', { types: ['exec'] }), /within exists, the kernel checks/);
+  assert.match(refused('process.argv.exists(a, a == "-e" || process.comm == "nc")', { types: ['exec'] }), /within exists, the kernel checks/);
+  assert.match(refused('process.argv.exists(a, a == "-e")', { types: ['open'] }), /cannot check process\.argv on a file event/);
+  assert.match(refused('1 in process.argv', { types: ['exec'] }), /compares argv's elements with a string literal/);
+  assert.match(refused(`"${'x'.repeat(256)}" in process.argv`, { types: ['exec'] }), /the argument "x+" is longer than 255 bytes/);
+  assert.match(refused('process.argv.size() > 2', { types: ['exec'] }), /cannot check process\.argv\.size\(\) > 2/);
   assert.match(refused('true', { types: ['exec'] }), /would kill the process of every exec;/);
   assert.match(refused('parent.comm == "a-very-long-command-name"', { types: ['exec'] }), /longer than 15 bytes/);
   assert.match(refused('event.path == "/a"', { types: undefined }), /a rule without types/);
@@ -423,6 +441,22 @@ test('deny rules on binds: the address and port asked for (event.localAddress, l
   const addr = store.get('killValues')!.get(65)!;
   assert.deepEqual([addr.readUInt32LE(V.field.offset), addr.readUInt16LE(V.prefix.offset), addr[V.prefix.offset + 4 + 15]], [VIGIL_KILL_FIELD.LADDR, 10, 1]);
   assert.equal(store.get('killRules')!.get(16)!.readBigUInt64LE(R.ops.offset), 1n << BigInt(VIGIL_SYS_OP.BIND));
+});
+
+test('an exec set counts its argv values into argv_count: the exec hook indexes argv only when some value is about it', () => {
+  const { maps, store } = fakeMaps([]);
+  const table = new KillTable(maps.killRules!, maps.killValues!);
+  const sel = compile('process.comm == "nc" && process.argv.exists(a, a == "-e" || a.startsWith("--exec="))', { types: ['exec'] }) as KernelSelector;
+  const state = table.write({ rules: [{ id: 7, signal: 9, selector: sel }], dryRun: false, protect: [] }, () => 0n);
+  assert.deepEqual([state.values, state.argvValues], [3, 2]);
+  const set = encodeKillState(state);
+  assert.deepEqual([S.rule_count, S.value_count, S.argv_count].map((x) => set.readUInt32LE(x.offset)), [1, 3, 2]);
+  const argv = store.get('killValues')!.get(64 + 2)!;
+  assert.deepEqual([argv.readUInt32LE(V.field.offset), argv.readUInt32LE(V.term.offset), argv.subarray(V.prefix.offset, V.prefix.offset + 8).toString('latin1')], [VIGIL_KILL_FIELD.ARGV, 1, '--exec=\0']);
+  assert.equal(argv[V.mask.offset + 7], 0, 'a prefix: its NUL is not compared');
+  const exact = store.get('killValues')!.get(64 + 1)!;
+  assert.deepEqual([...exact.subarray(V.mask.offset, V.mask.offset + 4)], [0xff, 0xff, 0xff, 0], 'a whole element: "-e" and its NUL');
+  assert.equal(encodeKillState({ base: 0, rules: 1, values: 1, protect: [] }).readUInt32LE(S.argv_count.offset), 0);
 });
 
 test('deny values are written as the connect hooks compare them: family and the block\'s bits, a port in host order; deny_count in the set', () => {
