@@ -22,6 +22,9 @@ export function agentConfig(dir: string): { path: string; socket: string; dataDi
   return { ...c, write };
 }
 
+/** The `events:` lines of a configuration with exec events alone (no exits, files, network or other syscalls). */
+export const EXEC_EVENTS_ONLY: readonly string[] = ['events:', '  process: { exec: true, exit: false, creds: false, comm: false }', '  files: false', '  network: false', '  other: false'];
+
 export interface AgentProcessOptions {
   /** Called with every stdout line (an event's JSON when piped). Keep it cheap: the agent can be fast. */
   onStdoutLine?: (line: string) => void;

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
 import type { AgentStatus } from '../../src/agent/agent.ts';
-import { AgentProcess, agentConfig, unixGet } from '../helpers/agent-process.ts';
+import { agentConfig, AgentProcess, EXEC_EVENTS_ONLY, unixGet } from '../helpers/agent-process.ts';
 import { runCli } from '../helpers/agent.ts';
 import { until } from '../helpers/containers.ts';
 import { privileged, tempDir } from '../helpers/privileged.ts';
@@ -30,11 +30,7 @@ test('a rule with a kill action kills the process it matched, with rules.enforce
   const { socket, write } = agentConfig(dir);
   const config = (enforce: boolean) =>
     write(
-      'events:',
-      '  process: { exec: true, exit: false, creds: false, comm: false }',
-      '  files: false',
-      '  network: false',
-      '  other: false',
+      ...EXEC_EVENTS_ONLY,
       'rules:',
       '  defaults: false',
       `  enforce: ${enforce}`,

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { AgentStatus } from '../../src/agent/agent.ts';
-import { AgentProcess, agentConfig, unixGet } from '../helpers/agent-process.ts';
+import { agentConfig, AgentProcess, EXEC_EVENTS_ONLY, unixGet } from '../helpers/agent-process.ts';
 import { runCli } from '../helpers/agent.ts';
 import { until } from '../helpers/containers.ts';
 import { privileged, tempDir } from '../helpers/privileged.ts';
@@ -186,11 +186,7 @@ test('a rule that kills in the kernel on an exec stops the new image before its 
   const { socket, write } = agentConfig(dir);
   const config = (enforce: boolean, condition = `process.exe == "${bin}" && parent.?comm.orValue("") == "sh"`) =>
     write(
-      'events:',
-      '  process: { exec: true, exit: false, creds: false, comm: false }',
-      '  files: false',
-      '  network: false',
-      '  other: false',
+      ...EXEC_EVENTS_ONLY,
       'rules:',
       '  defaults: false',
       `  enforce: ${enforce}`,
@@ -280,11 +276,7 @@ test('an exec rule about argv kills in the kernel when an element matches, and l
   const { write } = agentConfig(dir);
   const rule = (name: string, condition: string) => [`    - rule: ${name}`, `      condition: ${condition}`, '      output: "argv kill {process.argv}"', '      priority: critical', '      types: [exec]', '      actions: [{kill: {signal: SIGKILL, inKernel: true}}]'];
   const config = write(
-    'events:',
-    '  process: { exec: true, exit: false, creds: false, comm: false }',
-    '  files: false',
-    '  network: false',
-    '  other: false',
+    ...EXEC_EVENTS_ONLY,
     'rules:',
     '  defaults: false',
     '  enforce: true',
