@@ -225,7 +225,7 @@ static __always_inline void update_proc_entry(__u32 tgid, struct exec_event *e, 
 struct exec_argv_index {
 	__u32 count;      /* elements in start[] */
 	__u32 partial;    /* argv has more than start[] holds (elements or bytes past the limits, truncated, unreadable) */
-	__u32 next;       /* while indexing: where the element being scanned starts */
+	__u32 next;       /* where the first element not in start[] starts */
 	__u32 _pad;
 	__u16 start[VIGIL_KILL_ARGS_MAX];
 };
@@ -244,6 +244,8 @@ struct exec_kill_ctx {
 	__u32 _pad;
 	__u64 comm[2];    /* the new image's comm (the exec's task leads its process now) */
 	__u64 pcomm[2];   /* the parent's, its leader's */
+	/* Per rule, bit t: term t is about argv, no value of it matched, and argv was not seen whole (see argv_matches). */
+	__u8 unsure[VIGIL_KILL_RULES_MAX];
 };
 
 /*
@@ -261,22 +263,22 @@ static long argv_index_cb(__u32 i, void *data)
 	if (at >= k->argv_len || at >= VIGIL_KILL_ARGV_SCAN)
 		return 1;
 	b = bpf_map_lookup_elem(&exec_heap, &k->cpu);
-	x = bpf_map_lookup_elem(&exec_argv_idx, &zero);
 	o = k->argv_off + at;
-	if (!b || !x || o > EXEC_BUF_SZ - 8)
+	if (!b || o > EXEC_BUF_SZ - 8)
 		return 1;
 	w = *(__u64 *)(b->data + o);
 	if (!((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL))
 		return 0;
+	x = bpf_map_lookup_elem(&exec_argv_idx, &zero);
+	if (!x)
+		return 1;
 	for (__u32 j = 0; j < 8; j++) {
 		if (at + j >= k->argv_len)
 			return 1;
 		if ((w >> (8 * j)) & 0xff)
 			continue;
-		if (x->count >= VIGIL_KILL_ARGS_MAX) {
-			x->partial = 1;
+		if (x->count >= VIGIL_KILL_ARGS_MAX)
 			return 1;
-		}
 		x->start[x->count & (VIGIL_KILL_ARGS_MAX - 1)] = x->next;
 		x->count++;
 		x->next = at + j + 1;
@@ -295,23 +297,24 @@ static __always_inline void argv_index(struct exec_kill_ctx *k, __u32 argv_flags
 		return;
 	x->count = 0;
 	x->next = 0;
-	x->partial = argv_flags || k->argv_len > VIGIL_KILL_ARGV_SCAN;
 	bpf_loop(VIGIL_KILL_ARGV_SCAN / 8, argv_index_cb, k, 0);
-	/* Bytes after the last NUL: an element cut short (argv truncated), not one user space sees whole. */
-	if (x->next < k->argv_len)
-		x->partial = 1;
+	/*
+	 * Bytes from the first element not indexed on: elements past the limits, or one cut short (argv truncated,
+	 * not an element user space sees whole). A truncated or unreadable argv has more than anyone saw.
+	 */
+	x->partial = argv_flags || x->next < k->argv_len;
 }
 
 /*
- * Does some indexed element of argv match value v? When the index is partial, a miss proves nothing: a test
- * of argv that the rule negates counts as matched then (so it cannot kill), as if an unseen element matched.
+ * Does some indexed element of argv match value v? When the index is partial, a miss proves nothing: the
+ * value's term is marked unsure, and a rule that negates it counts it as matched (exec_kill_check), so that
+ * it cannot kill, as if an unseen element matched.
  */
 static __always_inline int argv_matches(struct exec_kill_ctx *k, const struct syscall_kill_value *v)
 {
-	struct syscall_kill_rule *r;
 	struct exec_argv_index *x;
 	struct exec_buf *b;
-	__u32 zero = 0, o, key;
+	__u32 zero = 0, o;
 
 	x = bpf_map_lookup_elem(&exec_argv_idx, &zero);
 	b = bpf_map_lookup_elem(&exec_heap, &k->cpu);
@@ -326,11 +329,9 @@ static __always_inline int argv_matches(struct exec_kill_ctx *k, const struct sy
 		if (masked_prefix(b->data + o, v->prefix, v->mask))
 			return 1;
 	}
-	if (!x->partial)
-		return 0;
-	key = (k->scan.base ? VIGIL_KILL_RULES_MAX : 0) + v->rule;
-	r = bpf_map_lookup_elem(&proc_kill_rules, &key);
-	return r && ((r->negate >> (v->term & 7)) & 1);
+	if (x->partial)
+		k->unsure[v->rule & (VIGIL_KILL_RULES_MAX - 1)] |= 1 << v->term;
+	return 0;
 }
 
 /* Does value i match its field's string? */
@@ -400,7 +401,7 @@ __noinline __u64 exec_kill_check(__u32 cpu, __u32 argv_off, __u32 argv_len, __u3
 		r = kill_rule_at(&proc_kill_rules, ks, i);
 		if (!r || (e->flags & r->want_flags) != r->want_flags || (e->flags & r->deny_flags))
 			continue; /* the exec's flags (VIGIL_PROC_EXE_UPPER_LAYER: process.exeUpperLayer) */
-		if (!kill_terms_hold(r, k.scan.matched[i]) || !kill_in_scope(&proc_kill_scopes, ks, r, i, &scope))
+		if (!kill_terms_hold(r, k.scan.matched[i] | (k.unsure[i] & r->negate)) || !kill_in_scope(&proc_kill_scopes, ks, r, i, &scope))
 			continue;
 		result = kill_verdict(ks, r);
 		/* Counted here too: a record the ring has no room for is lost, the kill is not. */
