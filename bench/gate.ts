@@ -82,14 +82,14 @@ const KILL_CONFIG = 'full+kill';
 CONFIGS.push([KILL_CONFIG, `full, and ${killWhat}, none matching /dev/null)`, CONFIGS[1]![2]]);
 
 // Two exec rules as a site would write them: netcat and socat anywhere, and a shell whose parent is a web server.
-const { set: EXEC_KILL, what: execWhat } = killSet('exec', {
+const EXEC_RULES = {
   netcat: 'process.exe in ["/usr/bin/nc", "/usr/bin/ncat", "/usr/bin/socat", "/bin/nc"]',
   'web shell': 'process.comm in ["sh", "bash", "dash"] && parent.?comm.orValue("") in ["nginx", "httpd", "php-fpm"]',
-});
+};
+const { set: EXEC_KILL, what: execWhat } = killSet('exec', EXEC_RULES);
 // The same, and a rule about argv (an interpreter given code inline): the exec's argv indexed, then compared.
 const { set: ARGV_KILL, what: argvWhat } = killSet('exec', {
-  netcat: 'process.exe in ["/usr/bin/nc", "/usr/bin/ncat", "/usr/bin/socat", "/bin/nc"]',
-  'web shell': 'process.comm in ["sh", "bash", "dash"] && parent.?comm.orValue("") in ["nginx", "httpd", "php-fpm"]',
+  ...EXEC_RULES,
   'inline code': 'process.comm in ["python3", "perl", "ruby"] && process.argv.exists(a, a in ["-c", "-e"])',
 });
 const EXEC_CONFIGS: [string, string, KernelKillSet][] = [
