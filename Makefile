@@ -40,7 +40,7 @@ mounts:
 	@scripts/ensure-mounts.sh
 
 ## build: vmlinux.h from the running kernel, every BPF object, the libbpf log shim and bench tools
-build: deps bpf $(BUILD)/native/libvigil_shim.so $(C_TOOLS)
+build: deps bpf $(BUILD)/native/libvigil_shim.so $(BUILD)/native/libvigil_lines.so $(C_TOOLS)
 bpf: $(BPF_OBJS)
 
 $(BUILD)/vmlinux.h:
@@ -54,6 +54,11 @@ $(BUILD)/%.bpf.o: %.bpf.c $(BPF_HDRS) $(BUILD)/vmlinux.h
 $(BUILD)/native/libvigil_shim.so: native/libbpf_log.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -shared -fPIC -o $@ $< -lbpf
+
+# The pipeline's line writer for file events (native/lines.c): no libbpf, the record layout from bpf/include.
+$(BUILD)/native/libvigil_lines.so: native/lines.c $(BPF_HDRS)
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -Ibpf/include -shared -fPIC -o $@ $< -lm
 
 $(BUILD)/bench/%: bench/c/%.c bench/c/bench.h $(BPF_HDRS)
 	@mkdir -p $(@D)

@@ -435,7 +435,7 @@ function flagNames(v: number, table: readonly (readonly [number, string])[]): st
 
 const F = VIGIL_SYS_FLAGS;
 const OP = VIGIL_SYS_OP;
-const FILE_OPS: Record<number, FileOp> = { [OP.OPEN]: 'open', [OP.UNLINK]: 'unlink', [OP.RMDIR]: 'rmdir', [OP.RENAME]: 'rename', [OP.CHMOD]: 'chmod', [OP.CHOWN]: 'chown', [OP.MKDIR]: 'mkdir', [OP.TRUNCATE]: 'truncate', [OP.LINK]: 'link', [OP.SYMLINK]: 'symlink' };
+export const FILE_OPS: Readonly<Record<number, FileOp>> = { [OP.OPEN]: 'open', [OP.UNLINK]: 'unlink', [OP.RMDIR]: 'rmdir', [OP.RENAME]: 'rename', [OP.CHMOD]: 'chmod', [OP.CHOWN]: 'chown', [OP.MKDIR]: 'mkdir', [OP.TRUNCATE]: 'truncate', [OP.LINK]: 'link', [OP.SYMLINK]: 'symlink' };
 const NET_OPS: Record<number, NetOp> = { [OP.CONNECT]: 'connect', [OP.ACCEPT]: 'accept', [OP.BIND]: 'bind', [OP.LISTEN]: 'listen', [OP.TCP_STATE]: 'tcp_state' };
 const SYS_OPS: Record<number, SysOp> = {
   [OP.PTRACE]: 'ptrace', [OP.MOUNT]: 'mount', [OP.UMOUNT]: 'umount', [OP.MODULE_LOAD]: 'module_load', [OP.BPF]: 'bpf',

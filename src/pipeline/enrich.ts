@@ -9,7 +9,9 @@ import type { ContainerInfo } from '../containers/resolver.ts';
 import type { ProcessCache } from '../process/cache.ts';
 import type { ProcessEntry } from '../process/types.ts';
 import { fieldsJson, numberJson, stringJson, TimeParts } from './json.ts';
-import { ascii, ByteLine, fixedMembersBytes, LineHead, TimeBytes, type MembersBytesFn } from './json-bytes.ts';
+import { ascii, ByteLine, fixedMembersBytes, LineHead, TimeBytes, timeBytesWrites, type MembersBytesFn } from './json-bytes.ts';
+import type { HeldRecord } from './held.ts';
+import type { LineBatch } from './native-lines.ts';
 import { newLineMeta, type ContainerRef, type LineMeta, type OutputEvent, type PodRef, type ProcessRef } from './types.ts';
 
 export interface EnrichContext {
@@ -595,6 +597,43 @@ export class Enricher {
     else w.raw((parts.bytes ??= memoBytes(parts)));
     const cp = this.#container;
     if (cp) w.raw((cp.bytes ??= ownBytes(cp.json)));
+    members(ev, w);
+    w.text('}');
+  }
+
+  /**
+   * Adds a held record's line to `batch` (native-lines.ts), with the parts writeLine would write for it
+   * now. 'js': the line is the JavaScript writer's (a time TimeBytes leaves to V8, a process the cache does
+   * not know); 'full': the batch has no room for the parts (flush it, then add again).
+   */
+  batchLine(batch: LineBatch, rec: HeldRecord): 'added' | 'js' | 'full' {
+    const ktimeNs = rec.ktimeNs;
+    const wallMs = bootToEpochMs(ktimeNs);
+    if (!timeBytesWrites(wallMs, ktimeNs)) return 'js';
+    const pid = rec.pid;
+    const tid = rec.tid;
+    const parts = this.#who(ktimeNs, pid, rec.cgroupId);
+    if (!parts) return 'js';
+    const head = lineHead(rec.type);
+    let procKey: object;
+    let proc: Uint8Array;
+    if (tid && tid !== pid) procKey = proc = threadBytes(parts, tid);
+    else {
+      procKey = parts; // a memo's bytes never change (a changed process gets a new memo)
+      proc = parts.bytes ??= memoBytes(parts);
+    }
+    const cp = this.#container;
+    return batch.file(rec, wallMs, head, head.type, procKey, proc, cp, cp && (cp.bytes ??= ownBytes(cp.json))) ? 'added' : 'full';
+  }
+
+  /**
+   * writeLine for a line native/lines.c left to this writer (LineBatch.flush), with the parts captured when
+   * its entry was added: `proc` and `cont` (undefined: none), not what #who would find now.
+   */
+  writeLineWith<E>(w: ByteLine, type: string, ktimeNs: number, wallMs: number, proc: Uint8Array, cont: Uint8Array | undefined, members: (ev: E, w: ByteLine) => void, ev: E): void {
+    this.#tb.write(w, lineHead(type), wallMs, ktimeNs); // batchLine checked the times are TimeBytes'
+    w.raw(proc);
+    if (cont) w.raw(cont);
     members(ev, w);
     w.text('}');
   }

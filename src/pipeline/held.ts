@@ -69,6 +69,8 @@ export class ArenaChunk {
   readonly v: DataView;
   readonly w: Int32Array;
   live = 0;
+  /** Where `b`'s memory is, for the native line writer (native-lines.ts), once it asked; NaN until then. */
+  addr = NaN;
 
   constructor(bytes: number) {
     this.b = new Uint8Array(bytes);

@@ -198,6 +198,10 @@ export class LineHead {
   }
 }
 
+/** Whether TimeBytes.write writes these times (native/lines.c writes the same ones, see native-lines.ts). */
+export const timeBytesWrites = (wallMs: number, ktimeNs: number): boolean =>
+  wallMs >= 0 && wallMs <= MAX_ISO_MS && ktimeNs >= 1e9 && ktimeNs <= Number.MAX_SAFE_INTEGER && Number.isInteger(ktimeNs);
+
 /**
  * TimeParts (json.ts) in bytes: a line's head, its type, time and ktime, written straight into a line as
  * digits after bytes made once per type and second (LineHead) and once per second of ktime. The head was
@@ -217,7 +221,7 @@ export class TimeBytes {
    * V8 (before 1970 or past 9999, ktime below a second or not a safe integer).
    */
   write(w: ByteLine, head: LineHead, wallMs: number, ktimeNs: number): boolean {
-    if (!(wallMs >= 0 && wallMs <= MAX_ISO_MS && ktimeNs >= 1e9 && ktimeNs <= Number.MAX_SAFE_INTEGER && Number.isInteger(ktimeNs))) return false;
+    if (!timeBytesWrites(wallMs, ktimeNs)) return false;
     const t = Math.floor(wallMs);
     const sec = Math.floor(t / 1000);
     if (head.sec !== sec) {

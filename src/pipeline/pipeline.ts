@@ -16,6 +16,8 @@ import { bootNowNs } from './clock.ts';
 import { containerParts, Enricher, releaseParts, type EnrichContext } from './enrich.ts';
 import { HeldRecord, heldMembers, RecordArena, type HeldKind, type ReadRecord } from './held.ts';
 import { ByteLine } from './json-bytes.ts';
+import { LineBatch, linesLib, type LineTarget } from './native-lines.ts';
+import { fileHeldKind, nameBytes } from './record-bytes.ts';
 import { RecordMembers } from './record-members.ts';
 import { ReorderBuffer } from './reorder.ts';
 import type { Router } from './router.ts';
@@ -126,6 +128,26 @@ export class Pipeline {
   /** The only sink, when it lets lines be written in place (Sink.placeLine): no copy per line. */
   #inPlace: Sink | undefined;
   #sinkCount = -1;
+  /**
+   * File events' lines batched for native/lines.c (native-lines.ts), when the only sink takes lines in place
+   * (placeLines) and the library is built; every other line joins the same batch (raw), so order holds.
+   */
+  #batch: LineBatch | undefined;
+  /** The batch, made the first time a sink list allowed one (kept: its memory is reused). */
+  #lineBatch: LineBatch | undefined;
+  #flushQueued = false;
+  readonly #flushTask = (): void => {
+    this.#flushQueued = false;
+    this.#flushLines();
+  };
+  /** Set by #process when the batch took the held record (released once its line is written). */
+  #kept = false;
+  readonly #target: LineTarget = {
+    place: (room) => this.#inPlace!.placeLines!(room),
+    commit: (ends, n) => this.#inPlace!.commitLines!(ends, n),
+    writeEntry: (i) => this.#writeEntry(i),
+    name: nameBytes,
+  };
   /** A held record's members for the rules' guards, read from its bytes (pointed at each record in turn). */
   readonly #members = new RecordMembers();
   /**
@@ -183,13 +205,14 @@ export class Pipeline {
     // A held record is done with once processed: its line is written or its event decoded (decoded events
     // copy what they need), so the arena may reuse it.
     this.#reorder = new ReorderBuffer<ReadRecord>(o.reorderWindowMs, (ev) => {
+      this.#kept = false;
       try {
         this.#process(ev);
       } catch (err) {
         this.#c.dropped.failed++;
         this.#o.onError?.(err, ev.type);
       } finally {
-        if (ev instanceof HeldRecord) this.#arena.release(ev);
+        if (ev instanceof HeldRecord && !this.#kept) this.#arena.release(ev);
       }
       // Between two events: subscribers that take early batches get theirs (Router.subscribe's `batch`).
       o.router.deliverDue();
@@ -247,6 +270,7 @@ export class Pipeline {
    * (emitted + synthetic): a sink that joins now receives the events after that many.
    */
   setSinks(sinks: Sink[]): number {
+    this.#flushLines(); // the batch's lines are the old sink's
     this.#o.sinks = sinks;
     this.#sinkCount = -1; // what the sinks take is worked out again at the next event
     return this.#c.emitted + this.#c.synthetic;
@@ -267,6 +291,8 @@ export class Pipeline {
       this.#sinksNeedEvents = o.sinks.some((s) => !s.writeLine);
       this.#sinksTakeBytes = o.sinks.length > 0 && o.sinks.every((s) => s.writeBytes);
       this.#inPlace = o.sinks.length === 1 && o.sinks[0]!.placeLine && o.sinks[0]!.commitPlaced ? o.sinks[0] : undefined;
+      const l = this.#inPlace?.placeLines && this.#inPlace.commitLines ? linesLib() : null;
+      this.#batch = l ? (this.#lineBatch ??= new LineBatch(l)) : undefined;
     }
     // The event object only when someone reads it: subscribers of its type, sinks without writeLine, the
     // hold below.
@@ -294,6 +320,22 @@ export class Pipeline {
           const guard = o.router.guardFor(rec.type);
           fields = !guard || guard(this.#members.of(rec));
           if (fields) d = decodeHeld(rec);
+        }
+        const batch = this.#batch;
+        if (batch && !fields && rec.kind === fileHeldKind && !o.router.wantsLines(rec.type)) {
+          let r = this.#enricher.batchLine(batch, rec);
+          if (r === 'full') {
+            this.#flushLines();
+            batch.makeRoom();
+            r = this.#enricher.batchLine(batch, rec);
+          }
+          if (r === 'added') {
+            this.#kept = true;
+            c.emitted++;
+            this.#countType(rec.type);
+            this.#batched();
+            return;
+          }
         }
         const w = this.#startBytes();
         this.#enricher.writeLine(w, rec.type, rec.ktimeNs, rec.pid, rec.tid, rec.cgroupId, heldMembers, rec);
@@ -407,6 +449,7 @@ export class Pipeline {
    * synthetic), taken from the event.
    */
   #emit(type: string, out: OutputEvent | undefined, line: string, synthetic = false, meta: LineMeta = this.#enricher.meta): void {
+    this.#flushLines(); // lines batched before this one go first
     const c = this.#c;
     if (synthetic) c.synthetic++;
     else c.emitted++;
@@ -437,10 +480,13 @@ export class Pipeline {
     this.#lastTypeCell.n++;
   }
 
-  /** Where the next line is written as bytes: in place in the only sink's queue, when it offers that. */
+  /**
+   * Where the next line is written as bytes: in place in the only sink's queue, when it offers that (unless
+   * lines are batched: then in the line's own buffer, and into the batch by #emitBytes).
+   */
   #startBytes(): ByteLine {
     const w = this.#bytes;
-    if (this.#inPlace) this.#inPlace.placeLine!(w);
+    if (this.#inPlace && !this.#batch) this.#inPlace.placeLine!(w);
     else w.reset();
     return w;
   }
@@ -450,7 +496,14 @@ export class Pipeline {
     const c = this.#c;
     c.emitted++;
     this.#countType(type);
-    if (this.#inPlace && w.placed) this.#inPlace.commitPlaced!(w.pos - w.start);
+    const b = this.#batch;
+    if (b) {
+      if (!b.raw(w.buf, w.start, w.pos)) {
+        this.#flushLines();
+        b.raw(w.buf, w.start, w.pos);
+      }
+      this.#batched();
+    } else if (this.#inPlace && w.placed) this.#inPlace.commitPlaced!(w.pos - w.start);
     else for (const s of this.#o.sinks) s.writeBytes!(w.buf, w.start, w.pos, this.#enricher.meta);
   }
 
@@ -552,9 +605,56 @@ export class Pipeline {
     return room === Infinity ? room : Math.max(0, room - this.#holding);
   }
 
-  /** Events the pipeline holds now (reorder window, held for enrichment): they reach the sinks before any record read next. */
+  /** Events the pipeline holds now (reorder window, held for enrichment, batched lines): they reach the sinks before any record read next. */
   get #holding(): number {
-    return this.#reorder.buffered + this.#heldCount;
+    return this.#reorder.buffered + this.#heldCount + (this.#lineBatch ? this.#lineBatch.n : 0);
+  }
+
+  /** An entry joined the batch: written now if the batch is full, else at the end of this turn. */
+  #batched(): void {
+    if (this.#lineBatch!.full) this.#flushLines();
+    else if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flushTask);
+    }
+  }
+
+  /**
+   * Writes the batched lines into the sink (LineBatch.flush) and gives their records back to the arena. A
+   * throw (a bug) costs the batch's lines, counted as failed, never the agent: this runs from a microtask.
+   */
+  #flushLines(): void {
+    const b = this.#lineBatch;
+    if (!b || b.n === 0) return;
+    const n = b.n;
+    try {
+      b.flush(this.#target);
+    } catch (err) {
+      b.n = 0;
+      this.#c.dropped.failed++;
+      this.#o.onError?.(err, 'lines');
+    } finally {
+      for (let i = 0; i < n; i++) {
+        const r = b.recs[i];
+        if (r) {
+          this.#arena.release(r);
+          b.recs[i] = undefined;
+        }
+      }
+    }
+  }
+
+  /** Entry i of the batch, written by the JavaScript writer into the sink (native/lines.c left it). */
+  #writeEntry(i: number): void {
+    const b = this.#lineBatch!;
+    const s = this.#inPlace!;
+    const w = this.#bytes;
+    s.placeLine!(w);
+    const f = b.fileEntry(i);
+    if (f) this.#enricher.writeLineWith(w, f.rec.type, f.rec.ktimeNs, f.wallMs, f.proc, f.cont, heldMembers, f.rec);
+    else w.raw(b.rawEntry(i));
+    if (w.placed) s.commitPlaced!(w.pos - w.start);
+    else s.writeBytes!(w.buf, w.start, w.pos, this.#enricher.meta);
   }
 
   /**
@@ -576,6 +676,7 @@ export class Pipeline {
   flush(): void {
     this.#reorder.flush();
     for (const id of [...this.#held.keys()]) this.#releaseHeld(id);
+    this.#flushLines();
   }
 
   counters(): PipelineCounters {

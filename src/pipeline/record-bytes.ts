@@ -13,6 +13,7 @@ import {
   fileFlagNames,
   fileHasMode,
   fileHasPath2,
+  FILE_OPS,
   fileRecordOp,
   formatIPv6,
   formatUnixPath,
@@ -259,6 +260,31 @@ export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
   if (ev & F.IO_URING) w.raw(K.ioUring);
   if (ev & F.NO_RESULT) w.raw(K.resultUnknown);
   if (ev & KILLED) killJson(w, v, o, ev);
+}
+
+/** Kinds of the names native/lines.c asks for (its NAME_* enum): the key's top byte. */
+export const NAME_KIND = { FILE_HEAD: 1, ERRNO: 2, FILE_FLAGS: 3, MODE: 4 } as const;
+
+/**
+ * The bytes fileMembersBytes writes for one name (a syscall's head, an errno, flags with their names, a
+ * mode), for native/lines.c, which writes the rest of the members itself: the same memos, so the same
+ * bytes. `extra` and `value` are the key's parts (a file op's number and its flags; a syscall number, -ret
+ * or a mode); undefined for a key of no kind.
+ */
+export function nameBytes(kind: number, extra: number, value: number): Uint8Array | undefined {
+  switch (kind) {
+    case NAME_KIND.FILE_HEAD:
+      return heads.get(value | 0);
+    case NAME_KIND.ERRNO:
+      return errnos.get(value >>> 0);
+    case NAME_KIND.FILE_FLAGS: {
+      const op = FILE_OPS[extra];
+      return op ? flagsOf(extra, op, value >>> 0) : undefined;
+    }
+    case NAME_KIND.MODE:
+      return memo(modes, value >>> 0, mode);
+  }
+  return undefined;
 }
 
 const KILLED = F.KILL_SENT | F.KILL_DRY_RUN | F.KILL_REFUSED | F.KILL_FAILED;

@@ -157,6 +157,13 @@ export interface SinkStats {
  * A sink receives events on the hot path and must never block it: write() only enqueues (or counts a
  * drop); delivery runs asynchronously, in batches, behind a bounded queue.
  */
+/** Where a batch of lines goes: buf[at, end) (Sink.placeLines). */
+export interface LineRoom {
+  buf: Buffer;
+  at: number;
+  end: number;
+}
+
 export interface Sink {
   readonly name: string;
   /** Enqueue one event. `line` is the event's JSON (serialized once for all sinks). Never throws. */
@@ -181,6 +188,14 @@ export interface Sink {
    */
   placeLine?(w: ByteLine): void;
   commitPlaced?(n: number): void;
+  /**
+   * Optional, with placeLine: room for several lines at once, written in place by the pipeline's native
+   * line writer (pipeline/native-lines.ts): `room` is pointed at the sink's queue, buf[at, end), at least
+   * as much as placeLine offers. commitLines queues the `n` lines then written there, each ending (newline
+   * included) at ends[i], the first starting at `at`; each counts as one line offered, as commitPlaced's.
+   */
+  placeLines?(room: LineRoom): void;
+  commitLines?(ends: Int32Array, n: number): void;
   /**
    * Optional: how many more lines it can queue right now without dropping one. The ring reader takes no
    * more records than the sinks have room for, for a short while (RingBufReaderOptions.credit): a burst

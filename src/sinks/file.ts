@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { ByteLine } from '../pipeline/json-bytes.ts';
-import type { OutputEvent, SinkStats } from '../pipeline/types.ts';
+import type { LineRoom, OutputEvent, SinkStats } from '../pipeline/types.ts';
 import { int, object, string } from './options.ts';
 import { afterWritten, QueuedSink } from './queue.ts';
 import { backoffDelay, sleep } from './retry.ts';
@@ -174,6 +174,31 @@ export class FileSink extends QueuedSink {
   commitPlaced(n: number): void {
     if (!this.admit()) return;
     this.commit(this.chunks[this.chunks.length - 1]!, n);
+  }
+
+  /** Room for several lines in the tail chunk (Sink.placeLines). */
+  placeLines(room: LineRoom): void {
+    const c = this.tailFor(PLACE_BYTES);
+    room.buf = c.buf;
+    room.at = c.len;
+    room.end = c.buf.length;
+  }
+
+  /**
+   * Queues the n lines placeLines' room now holds, as commitPlaced would one by one. A line the queue
+   * turns down is taken out: the lines after it move down over it.
+   */
+  commitLines(ends: Int32Array, n: number): void {
+    const c = this.chunks[this.chunks.length - 1]!;
+    let from = c.len;
+    for (let i = 0; i < n; i++) {
+      const end = ends[i]!;
+      if (this.admit()) {
+        if (from !== c.len) c.buf.copyWithin(c.len, from, end);
+        this.commit(c, end - from - 1); // the bytes bound: a line over it is not committed (counted)
+      }
+      from = end;
+    }
   }
 
   /**

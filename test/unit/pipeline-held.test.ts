@@ -17,6 +17,7 @@ import { fileHeldKind, netHeldKind } from '../../src/pipeline/record-bytes.ts';
 import type { HeldKind } from '../../src/pipeline/held.ts';
 import { HeldRecord, RecordArena } from '../../src/pipeline/held.ts';
 import { ByteLine } from '../../src/pipeline/json-bytes.ts';
+import { LineBatch, lineBatchStats, linesLib, linesLibPath } from '../../src/pipeline/native-lines.ts';
 import { outputMemberKeys, syscallOutput } from '../../src/pipeline/outputs.ts';
 import { FILE_MEMBER_KEYS, NET_MEMBER_KEYS, RecordMembers } from '../../src/pipeline/record-members.ts';
 import { Pipeline, type Decoded } from '../../src/pipeline/pipeline.ts';
@@ -62,8 +63,9 @@ function pathBytes(rng: Rng): Uint8Array {
 }
 
 /** A file record: random fixed part, then the fields that steer the output set to telling values. */
-function fileRecord(rng: Rng): Uint8Array {
-  const strs = [0, 1, 2, 3].map((i) => (i === 0 || rng.chance(0.4) ? pathBytes(rng) : undefined));
+function fileRecord(rng: Rng, plain = false): Uint8Array {
+  const path = () => (plain ? Buffer.from(rng.ascii(1, 120, 'abcdefghijklmnopqrstuvwxyz0123456789-_./ ')) : pathBytes(rng)); // plain: as nearly all paths are
+  const strs = [0, 1, 2, 3].map((i) => (i === 0 || rng.chance(0.4) ? path() : undefined));
   // A string's length counts its NUL; some strings are cut without one (a full buffer).
   const parts = strs.map((s) => (s === undefined ? new Uint8Array(0) : rng.chance(0.8) ? Buffer.concat([s, Buffer.from([0])]) : s));
   const fixed = Buffer.from(rng.bytes(SIZEOF.file_event));
@@ -655,4 +657,140 @@ test('the arena reuses a chunk only once every record in it is released, and nev
     for (const { h: r, want } of live) assert.deepEqual(r.b.subarray(r.off, r.off + r.len), want, 'live bytes intact');
   }
   assert.ok(chunks.size < 20, `chunks are reused: ${chunks.size} made for 2000 records of 4 per chunk`);
+});
+
+// ---- native/lines.c (src/pipeline/native-lines.ts): file events' lines written in C, a batch at a time ----
+
+/** The library is built by `make build`: CI must have it; elsewhere its tests skip, saying why. */
+function needLines(t: import('node:test').TestContext): boolean {
+  if (linesLib()) return true;
+  const why = `native line writer not built (${linesLibPath()}): run make build`;
+  if (process.env.CI === 'true') assert.fail(why);
+  t.skip(why);
+  return false;
+}
+
+/** A FileSink that writes lines in place one at a time (no placeLines): the JavaScript writer, as before native lines. */
+class OneAtATimeFileSink extends FileSink {
+  constructor(o: ConstructorParameters<typeof FileSink>[0]) {
+    super(o);
+    (this as { placeLines?: unknown }).placeLines = undefined;
+  }
+}
+
+/** File records with the values lines.c leaves to the JavaScript writer too: kills, openat2's resolve, numbers past 2^53, odd times. */
+function oddFileRecord(rng: Rng): Uint8Array {
+  const r = fileRecord(rng, rng.chance(0.5));
+  const v = new DataView(r.buffer, r.byteOffset, r.byteLength);
+  const set64 = (off: number, x: number) => {
+    v.setUint32(off, x % 2 ** 32, true);
+    v.setUint32(off + 4, Math.floor(x / 2 ** 32), true);
+  };
+  switch (rng.int(0, 7)) {
+    case 0: // an in-kernel kill rule matched
+      v.setUint32(FILE_EVENT.ev_flags.offset, v.getUint32(FILE_EVENT.ev_flags.offset, true) | rng.pick([VIGIL_SYS_FLAGS.KILL_SENT, VIGIL_SYS_FLAGS.KILL_DRY_RUN, VIGIL_SYS_FLAGS.KILL_REFUSED, VIGIL_SYS_FLAGS.KILL_FAILED]), true);
+      v.setUint16(FILE_EVENT.kill_rule.offset, rng.int(0, 3), true);
+      v.setUint8(FILE_EVENT.kill_signal.offset, rng.pick([0, 9, 15]));
+      break;
+    case 1: // truncate lengths and returns around 2^53
+      v.setUint32(FILE_EVENT.op.offset, VIGIL_SYS_OP.TRUNCATE, true);
+      set64(FILE_EVENT.resolve.offset, rng.pick([0, 1, 2 ** 32, 2 ** 53 - 1, 2 ** 53, 2 ** 60]));
+      set64(FILE_EVENT.ret.offset, rng.pick([2 ** 53 - 1, 2 ** 53, 2 ** 33]));
+      break;
+    case 2: // every flag bit the members name
+      v.setUint32(FILE_EVENT.ev_flags.offset, rng.u32() & ~(VIGIL_SYS_FLAGS.KILL_SENT | VIGIL_SYS_FLAGS.KILL_DRY_RUN | VIGIL_SYS_FLAGS.KILL_REFUSED | VIGIL_SYS_FLAGS.KILL_FAILED), true);
+      break;
+    case 3: // chown's ids, kept or not
+      v.setUint32(FILE_EVENT.op.offset, VIGIL_SYS_OP.CHOWN, true);
+      v.setUint32(FILE_EVENT.uid.offset, rng.pick([0, 1000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff]), true);
+      break;
+    case 4: // unknown and known processes' threads
+      v.setUint32(EVENT_HEADER.tid.offset, rng.int(1, 4000), true);
+      break;
+  }
+  return r;
+}
+
+/** The same records through a pipeline per sink, fed as a ring would; the sinks closed; each file's lines. */
+async function linesOf(dir: string, recs: Uint8Array[], sinks: FileSink[]): Promise<string[][]> {
+  const ps = sinks.map((s) => pipeline(s, true));
+  for (const rec of recs) {
+    const [v, o, len] = inRing(rec, 8);
+    for (const x of ps) x.p.handleRecord(v, o, len);
+  }
+  for (const x of ps) x.p.flush();
+  for (const s of sinks) await s.close();
+  return sinks.map((_, i) => fs.readFileSync(path.join(dir, `${i}.jsonl`), 'utf8').split('\n').slice(0, -1));
+}
+
+test('file events\' lines written by native/lines.c are the JavaScript writer\'s, byte for byte, with every other line in order between them', async (t) => {
+  if (!needLines(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-native-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const recs: Uint8Array[] = [];
+  fuzzSync(t, 'native lines', 1, (rng) => {
+    // Runs of file records (lines.c's) between network ones (raw entries), as on a host; some times odd.
+    for (let i = 0; i < 5000; i++) {
+      const r = rng.chance(0.15) ? netRecord(rng) : rng.chance(0.3) ? oddFileRecord(rng) : fileRecord(rng, rng.chance(0.7));
+      if (rng.chance(0.8)) {
+        // Mostly known processes (pipeline() knows every third pid), as on a host the cache was seeded on.
+        const v = new DataView(r.buffer, r.byteOffset);
+        const pid = 1 + 3 * rng.int(0, 13);
+        v.setUint32(EVENT_HEADER.pid.offset, pid, true);
+        if (v.getUint32(EVENT_HEADER.tid.offset, true) <= 40) v.setUint32(EVENT_HEADER.tid.offset, pid, true);
+      }
+      recs.push(r);
+    }
+    nearNow(recs, rng);
+    for (const r of recs.filter(() => rng.chance(0.03))) {
+      // ktime below a second (left to V8's Date), or anywhere up to 2^53 ns: other days, months and years' digits.
+      const v = new DataView(r.buffer, r.byteOffset);
+      v.setUint32(EVENT_HEADER.ktime_ns.offset, rng.u32(), true);
+      v.setUint32(EVENT_HEADER.ktime_ns.offset + 4, rng.chance(0.3) ? 0 : rng.int(0, 0x1fffff), true);
+    }
+  });
+  const before = { ...lineBatchStats };
+  const [native, js] = await linesOf(dir, recs, [new FileSink({ path: path.join(dir, '0.jsonl') }), new OneAtATimeFileSink({ path: path.join(dir, '1.jsonl') })]);
+  assert.ok(js!.length > 3000, `only ${js!.length} lines`);
+  assert.deepEqual(native, js);
+  const wrote = { native: lineBatchStats.native - before.native, js: lineBatchStats.js - before.js, raw: lineBatchStats.raw - before.raw };
+  // Most lines were lines.c's, and every kind of line was made: left to JavaScript, raw.
+  assert.ok(wrote.native > 500 && wrote.js > 100 && wrote.raw > 300, JSON.stringify(wrote));
+});
+
+test('a batch the file sink\'s queue cannot take whole loses the lines one at a time would lose, counted the same', async (t) => {
+  if (!needLines(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-native-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  for (const bound of [{ maxQueue: 700 }, { maxQueueBytes: 300_000 }]) {
+    const recs: Uint8Array[] = [];
+    fuzzSync(t, 'native lines bound', 1, (rng) => {
+      for (let i = 0; i < 3000; i++) recs.push(rng.chance(0.1) ? netRecord(rng) : fileRecord(rng));
+      nearNow(recs, rng);
+    });
+    const sinks = [new FileSink({ path: path.join(dir, '0.jsonl'), ...bound }), new OneAtATimeFileSink({ path: path.join(dir, '1.jsonl'), ...bound })];
+    const [native, js] = await linesOf(dir, recs, sinks);
+    assert.ok(js!.length > 100 && sinks[1]!.stats().dropped['queue-full']! > 100, `${JSON.stringify(bound)}: ${js!.length} lines, ${JSON.stringify(sinks[1]!.stats())}`);
+    assert.deepEqual(native, js, JSON.stringify(bound));
+    assert.deepEqual(sinks[0]!.stats(), sinks[1]!.stats(), JSON.stringify(bound));
+  }
+});
+
+test('the batch\'s fragments start over when full, and lines stay exact across the reset', async (t) => {
+  if (!needLines(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-native-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const keep = LineBatch.fragBytes;
+  LineBatch.fragBytes = 6 << 10; // a few processes' parts: starts over every few batches
+  t.after(() => {
+    LineBatch.fragBytes = keep;
+  });
+  const recs: Uint8Array[] = [];
+  fuzzSync(t, 'native lines reset', 1, (rng) => {
+    for (let i = 0; i < 4000; i++) recs.push(fileRecord(rng));
+    nearNow(recs, rng);
+  });
+  const [native, js] = await linesOf(dir, recs, [new FileSink({ path: path.join(dir, '0.jsonl') }), new OneAtATimeFileSink({ path: path.join(dir, '1.jsonl') })]);
+  assert.ok(js!.length > 2000);
+  assert.deepEqual(native, js);
 });
