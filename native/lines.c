@@ -205,6 +205,21 @@ static int put_time(struct out *o, double wall_ms, double ktime_ns)
 static int put_path(struct out *o, const uint8_t *p, uint32_t size)
 {
 	uint32_t n = 0;
+	/*
+	 * Eight bytes at a time while none is below 0x20 (NUL included), at or above 0x80, '"' or '\\' (the
+	 * "has a byte less than k" word trick; a borrow can flag a byte after a real hit only, and the byte loop
+	 * below then finds that hit).
+	 */
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	while (n + 8 <= size) {
+		uint64_t x, q, b;
+		memcpy(&x, p + n, 8);
+		q = x ^ (ones * '"');
+		b = x ^ (ones * '\\');
+		if ((((x - ones * 0x20) & ~x) | x | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs)
+			break;
+		n += 8;
+	}
 	while (n < size && p[n] != 0) {
 		uint8_t c = p[n];
 		if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
