@@ -1,4 +1,4 @@
-// JSON lines of file events written in C, a batch at a time (src/pipeline/native-lines.ts drives it).
+// JSON lines of file and network events written in C, a batch at a time (src/pipeline/native-lines.ts drives it).
 //
 // Why: serialising a file event's line in JavaScript (the time, the cached process and container parts,
 // the record's own members) cost about 330 ns of the ~1 µs vigil spent per event in bench/pipeline's replay,
@@ -32,14 +32,23 @@ enum {
 };
 
 /* Entry kinds (ints[i * INTS + 6]). */
-enum { ENTRY_FILE = 1, ENTRY_RAW = 2 };
+enum { ENTRY_FILE = 1, ENTRY_RAW = 2, ENTRY_NET = 3 };
 
 /* Per entry: doubles (record address, wall time in ms, ktime in ns) and ints. */
 #define DOUBLES 3
 #define INTS 8
 
 /* Name kinds (the top byte of a key's hi word); see names.ts' nameBytes. */
-enum { NAME_FILE_HEAD = 1, NAME_ERRNO = 2, NAME_FILE_FLAGS = 3, NAME_MODE = 4 };
+enum {
+	NAME_FILE_HEAD = 1,
+	NAME_ERRNO = 2,
+	NAME_FILE_FLAGS = 3,
+	NAME_MODE = 4,
+	NAME_NET_HEAD = 5,
+	NAME_SOCKET = 6,
+	NAME_ACCEPT_FLAGS = 7,
+	NAME_TCP_STATE = 8,
+};
 #define NAME_SLOTS 8192 /* a power of two; 4 ints each: hi, lo, offset, length (hi 0: empty) */
 
 static inline uint32_t name_slot(uint32_t hi, uint32_t lo)
@@ -231,25 +240,33 @@ static int put_path(struct out *o, const uint8_t *p, uint32_t size)
 	return PUTS(o, "\"") && put(o, p, n) && PUTS(o, "\"");
 }
 
+#define KILLED (VIGIL_SYSF_KILL_SENT | VIGIL_SYSF_KILL_DRY_RUN | VIGIL_SYSF_KILL_REFUSED | VIGIL_SYSF_KILL_FAILED)
+
+/* The members every syscall event starts with: group, syscall, nr, ret (`head`: the group's), errno. */
+static int syscall_head(struct out *o, uint32_t head, int32_t nr, int64_t ret)
+{
+	if (!put_name(o, head, 0, (uint32_t)nr) || !put_ret(o, ret))
+		return 0;
+	if (nr != -1 && ret < 0) {
+		if (ret < -(int64_t)UINT32_MAX) {
+			o->res[1] = VIGIL_LINES_JS;
+			return 0;
+		}
+		return put_name(o, NAME_ERRNO, 0, (uint32_t)-ret);
+	}
+	return 1;
+}
+
 static int file_members(struct out *o, const uint8_t *r)
 {
 	const struct file_event *e = (const struct file_event *)r;
 	uint32_t op = e->op, ev = e->ev_flags, flags = e->flags;
-	if (ev & (VIGIL_SYSF_KILL_SENT | VIGIL_SYSF_KILL_DRY_RUN | VIGIL_SYSF_KILL_REFUSED | VIGIL_SYSF_KILL_FAILED) ||
-	    (op == VIGIL_SYS_OPEN && e->resolve)) {
+	if (ev & KILLED || (op == VIGIL_SYS_OPEN && e->resolve)) {
 		o->res[1] = VIGIL_LINES_JS; /* rare members with names of their own */
 		return 0;
 	}
-	if (!put_name(o, NAME_FILE_HEAD, 0, (uint32_t)e->nr) || !put_ret(o, e->ret))
+	if (!syscall_head(o, NAME_FILE_HEAD, e->nr, e->ret))
 		return 0;
-	if (e->nr != -1 && e->ret < 0) {
-		if (e->ret < -(int64_t)UINT32_MAX) {
-			o->res[1] = VIGIL_LINES_JS;
-			return 0;
-		}
-		if (!put_name(o, NAME_ERRNO, 0, (uint32_t)-e->ret))
-			return 0;
-	}
 	const uint8_t *p = r + sizeof(*e);
 	if (!PUTS(o, ",\"path\":") || !put_path(o, p, e->path_len))
 		return 0;
@@ -316,6 +333,92 @@ static int file_members(struct out *o, const uint8_t *r)
 	return 1;
 }
 
+/* An IPv4 address as a JSON string, "a.b.c.d". */
+static int put_ipv4(struct out *o, const uint8_t *a)
+{
+	uint8_t b[17], *p = b;
+	*p++ = '"';
+	for (int i = 0; i < 4; i++) {
+		unsigned v = a[i];
+		if (i)
+			*p++ = '.';
+		if (v >= 100)
+			*p++ = (uint8_t)DIGITS[v / 100];
+		if (v >= 10)
+			*p++ = (uint8_t)DIGITS[v / 10 % 10];
+		*p++ = (uint8_t)DIGITS[v % 10];
+	}
+	*p++ = '"';
+	return put(o, b, (size_t)(p - b));
+}
+
+static int is_zero(const uint8_t *a, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (a[i])
+			return 0;
+	return 1;
+}
+
+/* One end of an inet socket, when known (its port or address set); IPv6 is left to the JavaScript writer. */
+static int put_end(struct out *o, const char *key, size_t key_len, const char *port_key, size_t port_len, uint16_t family,
+		   const uint8_t *addr, uint16_t port)
+{
+	if (!port && is_zero(addr, family == 2 ? 4 : 16))
+		return 1;
+	if (family != 2) {
+		o->res[1] = VIGIL_LINES_JS;
+		return 0;
+	}
+	return put(o, key, key_len) && put_ipv4(o, addr) && put(o, port_key, port_len) && put_u64(o, port);
+}
+#define END(o, k, pk, fam, a, port) put_end(o, k, sizeof(k) - 1, pk, sizeof(pk) - 1, fam, a, port)
+
+static int net_members(struct out *o, const uint8_t *r)
+{
+	const struct net_event *e = (const struct net_event *)r;
+	uint32_t op = e->op, ev = e->ev_flags;
+	uint16_t family = e->family;
+	if ((op == VIGIL_SYS_CONNECT || op == VIGIL_SYS_BIND) && ev & KILLED) {
+		o->res[1] = VIGIL_LINES_JS; /* a deny rule's verdict */
+		return 0;
+	}
+	if (!syscall_head(o, NAME_NET_HEAD, e->nr, e->ret) || !PUTS(o, ",\"fd\":") || !put_i64(o, e->fd) ||
+	    !put_name(o, NAME_SOCKET, family, (uint32_t)e->type << 16 | e->protocol))
+		return 0;
+#define FLAG(bit, s) \
+	if ((ev & (bit)) && !PUTS(o, s)) \
+		return 0;
+	FLAG(VIGIL_SYSF_ADDR_UNREADABLE, ",\"addrUnreadable\":true")
+	FLAG(VIGIL_SYSF_NO_SOCKET, ",\"noSocket\":true")
+	FLAG(VIGIL_SYSF_IO_URING, ",\"ioUring\":true")
+	FLAG(VIGIL_SYSF_NO_RESULT, ",\"resultUnknown\":true")
+#undef FLAG
+	if (family == 2 || family == 10) {
+		if (!END(o, ",\"localAddress\":", ",\"localPort\":", family, e->laddr, e->lport) ||
+		    !END(o, ",\"remoteAddress\":", ",\"remotePort\":", family, e->raddr, e->rport))
+			return 0;
+	} else if (family == 1 && e->unix_path_len > 0) {
+		const uint8_t *p = (const uint8_t *)e->unix_path;
+		if (p[0] == 0) {
+			if (e->unix_path_len > 1) { /* an abstract name */
+				o->res[1] = VIGIL_LINES_JS;
+				return 0;
+			}
+		} else if (!(op == VIGIL_SYS_CONNECT ? PUTS(o, ",\"remoteAddress\":") : PUTS(o, ",\"localAddress\":")) ||
+			   !put_path(o, p, e->unix_path_len))
+			return 0;
+	}
+	if (op == VIGIL_SYS_ACCEPT)
+		return put_name(o, NAME_ACCEPT_FLAGS, 0, e->flags);
+	if (op == VIGIL_SYS_LISTEN)
+		return PUTS(o, ",\"backlog\":") && put_i64(o, (int32_t)e->backlog);
+	if (op == VIGIL_SYS_TCP_STATE)
+		return PUTS(o, ",\"oldState\":") && put_name(o, NAME_TCP_STATE, 0, (uint32_t)e->old_state) && PUTS(o, ",\"newState\":") &&
+		       put_name(o, NAME_TCP_STATE, 0, (uint32_t)e->new_state);
+	return 1;
+}
+
 /*
  * Writes the lines of entries [from, n) into out[at, end), each followed by a newline, and each line's end
  * (an offset into out) into ends[]. Returns how many it wrote; res[0] is where the output ends, res[1] why
@@ -343,7 +446,8 @@ int32_t vigil_lines_write(uint8_t *out, int32_t at, int32_t end, const double *d
 		} else {
 			const uint8_t *r = (const uint8_t *)(uintptr_t)d[0];
 			ok = put(&o, frags + in[0], (size_t)in[1]) && put_time(&o, d[1], d[2]) && put(&o, frags + in[2], (size_t)in[3]) &&
-			     (in[5] == 0 || put(&o, frags + in[4], (size_t)in[5])) && file_members(&o, r) && PUTS(&o, "}");
+			     (in[5] == 0 || put(&o, frags + in[4], (size_t)in[5])) &&
+			     (in[6] == ENTRY_NET ? net_members(&o, r) : file_members(&o, r)) && PUTS(&o, "}");
 		}
 		if (!ok || !PUTS(&o, "\n")) {
 			o.p = start;

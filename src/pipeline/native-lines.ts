@@ -1,4 +1,4 @@
-// The lines of file events, written by native/lines.c a batch at a time, straight into the only sink's queue.
+// The lines of file and network events, written by native/lines.c a batch at a time, straight into the only sink's queue.
 //
 // Writing a file event's JSON line in JavaScript was a third of what the pipeline spent per event
 // (bench/pipeline): the time's digits, copies of the cached process and container parts, and the members
@@ -20,6 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
 import type { HeldRecord } from './held.ts';
+import { netHeldKind } from './record-bytes.ts';
 import type { LineRoom } from './types.ts';
 
 /** Entries per batch: a drain's worth of records in one call (the call costs about a microsecond). */
@@ -34,6 +35,7 @@ const DOUBLES = 3;
 const INTS = 8;
 const ENTRY_FILE = 1;
 const ENTRY_RAW = 2;
+const ENTRY_NET = 3;
 /** Why lines.c stopped (its VIGIL_LINES_*). */
 const DONE = 0;
 const ROOM = 1;
@@ -138,7 +140,7 @@ export class LineBatch {
   }
 
   /**
-   * Adds a file record's line: its type's head (the bytes up to the time's digits), its process part and
+   * Adds a file or network record's line: its type's head (the bytes up to the time's digits), its process part and
    * its container part (undefined: none), each with what the bytes are made from (the key their copy is
    * kept by: the same key must always give the same bytes). False: no room for the fragments (flush, then
    * add again).
@@ -181,7 +183,7 @@ export class LineBatch {
     ints[ii + 3] = proc.length;
     ints[ii + 4] = contOff;
     ints[ii + 5] = cont ? cont.length : 0;
-    ints[ii + 6] = ENTRY_FILE;
+    ints[ii + 6] = rec.kind === netHeldKind ? ENTRY_NET : ENTRY_FILE;
     this.recs[n] = rec;
     this.n = n + 1;
     lineBatchStats.native++; // until lines.c leaves it to the JavaScript writer (#js)

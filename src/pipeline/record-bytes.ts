@@ -263,13 +263,18 @@ export function fileMembersBytes(r: HeldRecord, w: ByteLine): void {
 }
 
 /** Kinds of the names native/lines.c asks for (its NAME_* enum): the key's top byte. */
-export const NAME_KIND = { FILE_HEAD: 1, ERRNO: 2, FILE_FLAGS: 3, MODE: 4 } as const;
+export const NAME_KIND = { FILE_HEAD: 1, ERRNO: 2, FILE_FLAGS: 3, MODE: 4, NET_HEAD: 5, SOCKET: 6, ACCEPT_FLAGS: 7, TCP_STATE: 8 } as const;
+
+/** A TCP state's name as a JSON string (what netMembersBytes' w.string writes), per state. */
+const tcpStates = new Map<number, Uint8Array>();
+const tcpState = (state: number): string => JSON.stringify(tcpStateName(state));
 
 /**
- * The bytes fileMembersBytes writes for one name (a syscall's head, an errno, flags with their names, a
- * mode), for native/lines.c, which writes the rest of the members itself: the same memos, so the same
- * bytes. `extra` and `value` are the key's parts (a file op's number and its flags; a syscall number, -ret
- * or a mode); undefined for a key of no kind.
+ * The bytes fileMembersBytes or netMembersBytes writes for one name (a syscall's head, an errno, flags
+ * with their names, a mode, a socket's family, type and protocol, a TCP state), for native/lines.c, which
+ * writes the rest of the members itself: the same memos, so the same bytes. `extra` and `value` are the
+ * key's parts (a file op's number and its flags; a family and type << 16 | protocol; a syscall number,
+ * -ret, a mode, flags or a state); undefined for a key of no kind.
  */
 export function nameBytes(kind: number, extra: number, value: number): Uint8Array | undefined {
   switch (kind) {
@@ -283,6 +288,14 @@ export function nameBytes(kind: number, extra: number, value: number): Uint8Arra
     }
     case NAME_KIND.MODE:
       return memo(modes, value >>> 0, mode);
+    case NAME_KIND.NET_HEAD:
+      return netHeads.get(value | 0);
+    case NAME_KIND.SOCKET:
+      return memo(sockets, extra * 2 ** 32 + (value >>> 16) * 65536 + (value & 0xffff), socket);
+    case NAME_KIND.ACCEPT_FLAGS:
+      return memo(acceptFlags, value >>> 0, acceptFlag);
+    case NAME_KIND.TCP_STATE:
+      return memo(tcpStates, value | 0, tcpState);
   }
   return undefined;
 }
