@@ -64,13 +64,17 @@ export function linesLib(): LinesLib | null {
   if (process.env.VIGIL_NATIVE_LINES === '0') return lib;
   const p = linesLibPath();
   if (!fs.existsSync(p)) return lib;
-  const so = koffi.load(p);
-  lib = {
-    write: so.func(
-      'int32_t vigil_lines_write(uint8_t *out, int32_t at, int32_t end, double *doubles, int32_t *ints, int32_t from, int32_t n, uint8_t *frags, uint8_t *raws, int32_t *names, int32_t *res, int32_t *ends)',
-    ) as LinesLib['write'],
-    addr: so.func('double vigil_lines_addr(uint8_t *p)') as LinesLib['addr'],
-  };
+  try {
+    const so = koffi.load(p);
+    lib = {
+      write: so.func(
+        'int32_t vigil_lines_write(uint8_t *out, int32_t at, int32_t end, double *doubles, int32_t *ints, int32_t from, int32_t n, uint8_t *frags, uint8_t *raws, int32_t *names, int32_t *res, int32_t *ends)',
+      ) as LinesLib['write'],
+      addr: so.func('double vigil_lines_addr(uint8_t *p)') as LinesLib['addr'],
+    };
+  } catch {
+    lib = null; // a library that does not load (another build's): the JavaScript writer writes every line
+  }
   return lib;
 }
 
