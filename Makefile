@@ -55,7 +55,7 @@ $(BUILD)/native/libvigil_shim.so: native/libbpf_log.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -shared -fPIC -o $@ $< -lbpf
 
-# The pipeline's line writer for file events (native/lines.c): no libbpf, the record layout from bpf/include.
+# The pipeline's line writer for file and network events (native/lines.c): no libbpf, the record layout from bpf/include.
 $(BUILD)/native/libvigil_lines.so: native/lines.c $(BPF_HDRS)
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -Wextra -Ibpf/include -shared -fPIC -o $@ $< -lm

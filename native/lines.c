@@ -12,7 +12,7 @@
 // exactly as that writer does (a path with a byte to escape or past ASCII, a number JSON writes in exponent
 // form, openat2's resolve flags, a kill) stops the batch at that line (VIGIL_LINES_JS) and the JavaScript
 // writer writes it; names (syscall heads, errnos, flag and mode names) come from a table the JavaScript side
-// fills with its own naming functions' bytes, on demand (VIGIL_LINES_NAME). test/unit/pipeline-native.test.ts
+// fills with its own naming functions' bytes, on demand (VIGIL_LINES_NAME). test/unit/pipeline-held.test.ts
 // compares both writers on generated and recorded records.
 //
 // The record layout is the kernel's own (bpf/include/events.h), not a copy of it.
@@ -90,6 +90,18 @@ static inline int put(struct out *o, const void *b, size_t n)
 }
 #define PUTS(o, s) put(o, s, sizeof(s) - 1)
 
+/* The line is the JavaScript writer's (it writes what this code does not write exactly): stops the batch. */
+static int to_js(struct out *o)
+{
+	o->res[1] = VIGIL_LINES_JS;
+	return 0;
+}
+
+/* A member that is there when its event flag is. */
+#define FLAG(bit, s) \
+	if ((ev & (bit)) && !PUTS(o, s)) \
+		return 0;
+
 static int put_name(struct out *o, uint32_t kind, uint32_t extra, uint32_t lo)
 {
 	uint32_t hi = kind << 24 | extra;
@@ -135,8 +147,7 @@ static int put_ret(struct out *o, int64_t v)
 {
 	if ((v >= INT32_MIN && v <= INT32_MAX) || (v > 0 && v <= SAFE_MAX))
 		return put_i64(o, v);
-	o->res[1] = VIGIL_LINES_JS;
-	return 0;
+	return to_js(o);
 }
 
 static const char DIGITS[] = "0123456789";
@@ -231,10 +242,8 @@ static int put_path(struct out *o, const uint8_t *p, uint32_t size)
 	}
 	while (n < size && p[n] != 0) {
 		uint8_t c = p[n];
-		if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
-			o->res[1] = VIGIL_LINES_JS;
-			return 0;
-		}
+		if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+			return to_js(o);
 		n++;
 	}
 	return PUTS(o, "\"") && put(o, p, n) && PUTS(o, "\"");
@@ -248,10 +257,8 @@ static int syscall_head(struct out *o, uint32_t head, int32_t nr, int64_t ret)
 	if (!put_name(o, head, 0, (uint32_t)nr) || !put_ret(o, ret))
 		return 0;
 	if (nr != -1 && ret < 0) {
-		if (ret < -(int64_t)UINT32_MAX) {
-			o->res[1] = VIGIL_LINES_JS;
-			return 0;
-		}
+		if (ret < -(int64_t)UINT32_MAX)
+			return to_js(o);
 		return put_name(o, NAME_ERRNO, 0, (uint32_t)-ret);
 	}
 	return 1;
@@ -261,10 +268,8 @@ static int file_members(struct out *o, const uint8_t *r)
 {
 	const struct file_event *e = (const struct file_event *)r;
 	uint32_t op = e->op, ev = e->ev_flags, flags = e->flags;
-	if (ev & KILLED || (op == VIGIL_SYS_OPEN && e->resolve)) {
-		o->res[1] = VIGIL_LINES_JS; /* rare members with names of their own */
-		return 0;
-	}
+	if (ev & KILLED || (op == VIGIL_SYS_OPEN && e->resolve))
+		return to_js(o); /* rare members with names of their own */
 	if (!syscall_head(o, NAME_FILE_HEAD, e->nr, e->ret))
 		return 0;
 	const uint8_t *p = r + sizeof(*e);
@@ -305,16 +310,11 @@ static int file_members(struct out *o, const uint8_t *r)
 		if (e->gid != 0xffffffffu && !(PUTS(o, ",\"gid\":") && put_u64(o, e->gid)))
 			return 0;
 	} else if (op == VIGIL_SYS_TRUNCATE) {
-		if (e->resolve > (uint64_t)SAFE_MAX) {
-			o->res[1] = VIGIL_LINES_JS;
-			return 0;
-		}
+		if (e->resolve > (uint64_t)SAFE_MAX)
+			return to_js(o);
 		if (!(PUTS(o, ",\"length\":") && put_u64(o, e->resolve)))
 			return 0;
 	}
-#define FLAG(bit, s) \
-	if ((ev & (bit)) && !PUTS(o, s)) \
-		return 0;
 	FLAG(VIGIL_SYSF_WRITE, ",\"write\":true")
 	FLAG(VIGIL_SYSF_SENSITIVE, ",\"sensitive\":true")
 	if (path2)
@@ -329,7 +329,6 @@ static int file_members(struct out *o, const uint8_t *r)
 	FLAG(VIGIL_SYSF_RESOLVED_TRUNCATED, ",\"resolvedTruncated\":true")
 	FLAG(VIGIL_SYSF_IO_URING, ",\"ioUring\":true")
 	FLAG(VIGIL_SYSF_NO_RESULT, ",\"resultUnknown\":true")
-#undef FLAG
 	return 1;
 }
 
@@ -366,10 +365,8 @@ static int put_end(struct out *o, const char *key, size_t key_len, const char *p
 {
 	if (!port && is_zero(addr, family == 2 ? 4 : 16))
 		return 1;
-	if (family != 2) {
-		o->res[1] = VIGIL_LINES_JS;
-		return 0;
-	}
+	if (family != 2)
+		return to_js(o);
 	return put(o, key, key_len) && put_ipv4(o, addr) && put(o, port_key, port_len) && put_u64(o, port);
 }
 #define END(o, k, pk, fam, a, port) put_end(o, k, sizeof(k) - 1, pk, sizeof(pk) - 1, fam, a, port)
@@ -379,21 +376,15 @@ static int net_members(struct out *o, const uint8_t *r)
 	const struct net_event *e = (const struct net_event *)r;
 	uint32_t op = e->op, ev = e->ev_flags;
 	uint16_t family = e->family;
-	if ((op == VIGIL_SYS_CONNECT || op == VIGIL_SYS_BIND) && ev & KILLED) {
-		o->res[1] = VIGIL_LINES_JS; /* a deny rule's verdict */
-		return 0;
-	}
+	if ((op == VIGIL_SYS_CONNECT || op == VIGIL_SYS_BIND) && ev & KILLED)
+		return to_js(o); /* a deny rule's verdict */
 	if (!syscall_head(o, NAME_NET_HEAD, e->nr, e->ret) || !PUTS(o, ",\"fd\":") || !put_i64(o, e->fd) ||
 	    !put_name(o, NAME_SOCKET, family, (uint32_t)e->type << 16 | e->protocol))
-		return 0;
-#define FLAG(bit, s) \
-	if ((ev & (bit)) && !PUTS(o, s)) \
 		return 0;
 	FLAG(VIGIL_SYSF_ADDR_UNREADABLE, ",\"addrUnreadable\":true")
 	FLAG(VIGIL_SYSF_NO_SOCKET, ",\"noSocket\":true")
 	FLAG(VIGIL_SYSF_IO_URING, ",\"ioUring\":true")
 	FLAG(VIGIL_SYSF_NO_RESULT, ",\"resultUnknown\":true")
-#undef FLAG
 	if (family == 2 || family == 10) {
 		if (!END(o, ",\"localAddress\":", ",\"localPort\":", family, e->laddr, e->lport) ||
 		    !END(o, ",\"remoteAddress\":", ",\"remotePort\":", family, e->raddr, e->rport))
@@ -401,10 +392,8 @@ static int net_members(struct out *o, const uint8_t *r)
 	} else if (family == 1 && e->unix_path_len > 0) {
 		const uint8_t *p = (const uint8_t *)e->unix_path;
 		if (p[0] == 0) {
-			if (e->unix_path_len > 1) { /* an abstract name */
-				o->res[1] = VIGIL_LINES_JS;
-				return 0;
-			}
+			if (e->unix_path_len > 1) /* an abstract name */
+				return to_js(o);
 		} else if (!(op == VIGIL_SYS_CONNECT ? PUTS(o, ",\"remoteAddress\":") : PUTS(o, ",\"localAddress\":")) ||
 			   !put_path(o, p, e->unix_path_len))
 			return 0;

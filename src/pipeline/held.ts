@@ -26,6 +26,11 @@ export interface HeldKind {
    * event's fields under `key` (undefined: not there), for the rules' guards (record-members.ts).
    */
   member(r: HeldRecord, key: string): unknown;
+  /**
+   * The kind of entry native/lines.c writes this kind's lines as (its ENTRY_*), undefined: none (lines of
+   * this kind are the JavaScript writer's alone).
+   */
+  lineEntry?: number;
 }
 
 /**

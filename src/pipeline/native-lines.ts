@@ -13,18 +13,17 @@
 // writer) joins the batch too, as a raw entry (its bytes copied), so the sink gets lines in the order the
 // events were processed. Exactness: lines.c writes what the JavaScript writer would, byte for byte; what it
 // does not write (an exotic path, a kill) comes back to the JavaScript writer (writeEntry), with the parts
-// captured for that entry, not the state at flush time (test/unit/pipeline-native.test.ts compares both).
+// captured for that entry, not the state at flush time (test/unit/pipeline-held.test.ts compares both).
 import { Buffer } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
 import type { HeldRecord } from './held.ts';
-import { netHeldKind } from './record-bytes.ts';
 import type { LineRoom } from './types.ts';
 
 /** Entries per batch: a drain's worth of records in one call (the call costs about a microsecond). */
-export const BATCH_ENTRIES = 1024;
+const BATCH_ENTRIES = 1024;
 /** Memory for the entries' fragments; reset (with the names) once a flush finds it three quarters used. */
 const FRAG_BYTES = 4 << 20;
 /** Raw entries' bytes; emptied at every flush. */
@@ -33,9 +32,8 @@ const RAW_BYTES = 1 << 20;
 const NAME_SLOTS = 8192;
 const DOUBLES = 3;
 const INTS = 8;
-const ENTRY_FILE = 1;
+/** A line the JavaScript writer made (lines.c's ENTRY_RAW; file and network entries: HeldKind.lineEntry). */
 const ENTRY_RAW = 2;
-const ENTRY_NET = 3;
 /** Why lines.c stopped (its VIGIL_LINES_*). */
 const DONE = 0;
 const ROOM = 1;
@@ -78,8 +76,14 @@ export function linesLib(): LinesLib | null {
   return lib;
 }
 
-/** Lines written so far, by who wrote them (metrics, tests): lines.c, the JavaScript writer for lines.c, raw entries. */
-export const lineBatchStats = { native: 0, js: 0, raw: 0, flushes: 0 };
+/** Lines written so far, by who wrote them (tests): lines.c, the JavaScript writer for lines.c, raw entries. */
+export const lineBatchStats = { native: 0, js: 0, raw: 0 };
+
+/** The fragment a batch added last for one of a line's parts: its key and offset. */
+interface LastFrag {
+  key: object | undefined;
+  off: number;
+}
 
 /** Where a batch's lines go, and who writes the lines lines.c leaves (the pipeline, with its sink). */
 export interface LineTarget {
@@ -113,12 +117,9 @@ export class LineBatch {
   /** Fragment offsets by what they were copied from (a memo, a container's parts, a type's head), per reset. */
   #fragOf = new WeakMap<object, number>();
   // The last fragment of each of the three, again without the WeakMap: records come in runs of one process.
-  #headKey: object | undefined;
-  #headOff = 0;
-  #procKey: object | undefined;
-  #procOff = 0;
-  #contKey: object | undefined;
-  #contOff = 0;
+  readonly #head: LastFrag = { key: undefined, off: 0 };
+  readonly #proc: LastFrag = { key: undefined, off: 0 };
+  readonly #cont: LastFrag = { key: undefined, off: 0 };
   readonly #res = new Int32Array(4);
   readonly #ends = new Int32Array(BATCH_ENTRIES);
   readonly #room: LineRoom = { buf: Buffer.alloc(0), at: 0, end: 0 };
@@ -143,34 +144,28 @@ export class LineBatch {
     return off;
   }
 
+  /** #frag through `last`, the part's last fragment. */
+  #fragVia(last: LastFrag, key: object, bytes: Uint8Array): number {
+    if (key === last.key) return last.off;
+    const off = this.#frag(key, bytes);
+    if (off >= 0) {
+      last.key = key;
+      last.off = off;
+    }
+    return off;
+  }
+
   /**
-   * Adds a file or network record's line: its type's head (the bytes up to the time's digits), its process part and
+   * Adds a held record's line (of a kind with a lineEntry): its type's head (the bytes up to the time's digits), its process part and
    * its container part (undefined: none), each with what the bytes are made from (the key their copy is
    * kept by: the same key must always give the same bytes). False: no room for the fragments (flush, then
    * add again).
    */
   file(rec: HeldRecord, wallMs: number, headKey: object, head: Uint8Array, procKey: object, proc: Uint8Array, contKey: object | undefined, cont: Uint8Array | undefined): boolean {
-    let headOff = this.#headOff;
-    if (headKey !== this.#headKey) {
-      headOff = this.#frag(headKey, head);
-      if (headOff < 0) return false;
-      this.#headKey = headKey;
-      this.#headOff = headOff;
-    }
-    let procOff = this.#procOff;
-    if (procKey !== this.#procKey) {
-      procOff = this.#frag(procKey, proc);
-      if (procOff < 0) return false;
-      this.#procKey = procKey;
-      this.#procOff = procOff;
-    }
-    let contOff = this.#contOff;
-    if (contKey !== this.#contKey && contKey !== undefined) {
-      contOff = this.#frag(contKey, cont!);
-      if (contOff < 0) return false;
-      this.#contKey = contKey;
-      this.#contOff = contOff;
-    }
+    const headOff = this.#fragVia(this.#head, headKey, head);
+    const procOff = this.#fragVia(this.#proc, procKey, proc);
+    const contOff = contKey ? this.#fragVia(this.#cont, contKey, cont!) : 0;
+    if (headOff < 0 || procOff < 0 || contOff < 0) return false;
     const n = this.n;
     const c = rec.chunk;
     if (c.addr !== c.addr) c.addr = this.#lib.addr(c.b);
@@ -187,7 +182,7 @@ export class LineBatch {
     ints[ii + 3] = proc.length;
     ints[ii + 4] = contOff;
     ints[ii + 5] = cont ? cont.length : 0;
-    ints[ii + 6] = rec.kind === netHeldKind ? ENTRY_NET : ENTRY_FILE;
+    ints[ii + 6] = rec.kind.lineEntry!;
     this.recs[n] = rec;
     this.n = n + 1;
     lineBatchStats.native++; // until lines.c leaves it to the JavaScript writer (#js)
@@ -214,7 +209,7 @@ export class LineBatch {
     return true;
   }
 
-  /** Entry i's kind: its record (a file entry) or undefined (raw). */
+  /** A file or network entry's record and the parts captured for it; undefined for a raw entry. */
   fileEntry(i: number): { rec: HeldRecord; wallMs: number; proc: Uint8Array; cont: Uint8Array | undefined } | undefined {
     const rec = this.recs[i];
     if (!rec) return undefined;
@@ -258,10 +253,20 @@ export class LineBatch {
   }
 
   /**
-   * Writes every entry's line into the target's room, in order, and empties the batch. The records stay the
-   * caller's to release (recs[0, n) before the call; cleared here).
+   * Writes every entry's line into the target's room, in order, and empties the batch (even when the target
+   * throws). The records stay the caller's to release (recs[0, n) before the call).
    */
   flush(t: LineTarget): void {
+    try {
+      this.#write(t);
+    } finally {
+      this.n = 0;
+      this.#rawPos = 0;
+      if (this.#fragPos > (this.#fragBytes * 3) / 4) this.#resetFrags();
+    }
+  }
+
+  #write(t: LineTarget): void {
     const n = this.n;
     const res = this.#res;
     const room = this.#room;
@@ -281,10 +286,6 @@ export class LineBatch {
         this.#js(t, from++); // a key of no kind (a bug) or no room: the JavaScript writer writes it
       } else if (why === JS || (why === ROOM && k === 0)) this.#js(t, from++); // too long for a room: the writer handles that too
     }
-    lineBatchStats.flushes++;
-    this.n = 0;
-    this.#rawPos = 0;
-    if (this.#fragPos > (this.#fragBytes * 3) / 4) this.#resetFrags();
   }
 
   /** Entry i, written by the JavaScript writer. */
@@ -300,7 +301,7 @@ export class LineBatch {
   #resetFrags(): void {
     this.#fragPos = 0;
     this.#fragOf = new WeakMap();
-    this.#headKey = this.#procKey = this.#contKey = undefined;
+    this.#head.key = this.#proc.key = this.#cont.key = undefined;
     this.#names.fill(0);
     this.#nameCount = 0;
   }

@@ -17,7 +17,7 @@ import { containerParts, Enricher, releaseParts, type EnrichContext } from './en
 import { HeldRecord, heldMembers, RecordArena, type HeldKind, type ReadRecord } from './held.ts';
 import { ByteLine } from './json-bytes.ts';
 import { LineBatch, linesLib, type LineTarget } from './native-lines.ts';
-import { fileHeldKind, nameBytes, netHeldKind } from './record-bytes.ts';
+import { nameBytes } from './record-bytes.ts';
 import { RecordMembers } from './record-members.ts';
 import { ReorderBuffer } from './reorder.ts';
 import type { Router } from './router.ts';
@@ -322,7 +322,7 @@ export class Pipeline {
           if (fields) d = decodeHeld(rec);
         }
         const batch = this.#batch;
-        if (batch && !fields && (rec.kind === fileHeldKind || rec.kind === netHeldKind) && !o.router.wantsLines(rec.type)) {
+        if (batch && !fields && rec.kind.lineEntry && !o.router.wantsLines(rec.type)) {
           let r = this.#enricher.batchLine(batch, rec);
           if (r === 'full') {
             this.#flushLines();
@@ -630,7 +630,6 @@ export class Pipeline {
     try {
       b.flush(this.#target);
     } catch (err) {
-      b.n = 0;
       this.#c.dropped.failed++;
       this.#o.onError?.(err, 'lines');
     } finally {

@@ -420,6 +420,7 @@ export const netHeldKind: HeldKind = {
   decode: decodeNetEvent as RecordDecoder,
   bytes: netMembersBytes,
   member: netMember,
+  lineEntry: 3, // lines.c's ENTRY_NET
 };
 
 /** File records (opcode FILE), held as bytes. */
@@ -428,4 +429,5 @@ export const fileHeldKind: HeldKind = {
   decode: decodeFileEvent as RecordDecoder,
   bytes: fileMembersBytes,
   member: fileMember,
+  lineEntry: 1, // lines.c's ENTRY_FILE
 };

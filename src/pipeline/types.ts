@@ -153,10 +153,6 @@ export interface SinkStats {
   lastError?: string;
 }
 
-/**
- * A sink receives events on the hot path and must never block it: write() only enqueues (or counts a
- * drop); delivery runs asynchronously, in batches, behind a bounded queue.
- */
 /** Where a batch of lines goes: buf[at, end) (Sink.placeLines). */
 export interface LineRoom {
   buf: Buffer;
@@ -164,6 +160,10 @@ export interface LineRoom {
   end: number;
 }
 
+/**
+ * A sink receives events on the hot path and must never block it: write() only enqueues (or counts a
+ * drop); delivery runs asynchronously, in batches, behind a bounded queue.
+ */
 export interface Sink {
   readonly name: string;
   /** Enqueue one event. `line` is the event's JSON (serialized once for all sinks). Never throws. */
