@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { ByteLine } from '../pipeline/json-bytes.ts';
 import type { LineRoom, OutputEvent, SinkStats } from '../pipeline/types.ts';
 import { int, object, string } from './options.ts';
+import { Reservation } from './preallocate.ts';
 import { afterWritten, QueuedSink } from './queue.ts';
 import { backoffDelay, sleep } from './retry.ts';
 
@@ -37,11 +38,16 @@ export interface FileSinkOptions {
   closeTimeoutMs?: number;
   /** File mode of new files. Default 0o640: events carry command lines, which are not for every user. */
   mode?: number;
+  /**
+   * Disk space reserved ahead of the writes, this many bytes at a time (fallocate, the file's size unchanged;
+   * see preallocate.ts). Default 8 MiB; 0: none.
+   */
+  preallocateBytes?: number;
 }
 
 type Resolved = Required<FileSinkOptions>;
 
-const KEYS = ['path', 'maxSizeBytes', 'maxFiles', 'maxQueue', 'maxQueueBytes', 'maxBatchBytes', 'closeTimeoutMs', 'mode'] as const;
+const KEYS = ['path', 'maxSizeBytes', 'maxFiles', 'maxQueue', 'maxQueueBytes', 'maxBatchBytes', 'closeTimeoutMs', 'mode', 'preallocateBytes'] as const;
 
 /**
  * Validates file sink options.
@@ -58,6 +64,7 @@ export function resolveFileOptions(raw: unknown, p = 'sinks.file'): Resolved {
     maxBatchBytes: int(o, 'maxBatchBytes', p, 64 << 20, 1),
     closeTimeoutMs: int(o, 'closeTimeoutMs', p, 5000, 0),
     mode: int(o, 'mode', p, 0o640, 0, 0o777),
+    preallocateBytes: int(o, 'preallocateBytes', p, 8 << 20, 0),
   };
 }
 
@@ -121,6 +128,8 @@ export class FileSink extends QueuedSink {
   private fh: fsp.FileHandle | undefined;
   /** Bytes in the active file. */
   private size = 0;
+  /** Disk space reserved ahead of the active file's writes. */
+  private readonly reserved: Reservation;
   private draining: Promise<void> | undefined;
   private scheduled = false;
   private failures = 0;
@@ -136,6 +145,7 @@ export class FileSink extends QueuedSink {
     // Chunks are only where lines wait: a batch is cut from them at line boundaries, across chunks.
     this.chunkBytes = CHUNK_BYTES;
     this.maxSpare = Math.max(SPARE_IDLE, Math.ceil(this.o.maxQueueBytes / CHUNK_BYTES));
+    this.reserved = new Reservation(this.o.preallocateBytes, this.o.maxSizeBytes);
   }
 
   /** Spare chunks held now (the memory the sink keeps between bursts; tests). */
@@ -294,6 +304,7 @@ export class FileSink extends QueuedSink {
     const fh = this.fh;
     this.fh = undefined;
     if (fh) {
+      await this.reserved.release(fh, this.size);
       try {
         await fh.sync();
       } catch (err) {
@@ -342,6 +353,7 @@ export class FileSink extends QueuedSink {
       const fh = this.fh;
       this.fh = undefined;
       if (fh) {
+        await this.reserved.release(fh, this.size);
         await fh.datasync().catch(() => {});
         await fh.close().catch(() => {});
       }
@@ -373,6 +385,7 @@ export class FileSink extends QueuedSink {
         this.failures = 0;
       } catch (err) {
         this.counters.error(err);
+        if (this.fh) await this.reserved.release(this.fh, this.size);
         await this.fh?.close().catch(() => {});
         this.fh = undefined;
         // Back off so a full disk does not turn into a busy loop; meanwhile the queue bound applies.
@@ -426,6 +439,7 @@ export class FileSink extends QueuedSink {
     this.queuedBytes -= bytes;
     this.inFlight = lines;
     try {
+      await this.reserved.ahead(this.fh!, this.size, bytes);
       await this.writeAll(parts);
       this.size += bytes;
       this.counters.sent += lines;
@@ -504,12 +518,14 @@ export class FileSink extends QueuedSink {
     await fsp.mkdir(path.dirname(this.o.path), { recursive: true });
     this.fh = await fsp.open(this.o.path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, this.o.mode);
     this.size = (await this.fh.stat()).size;
+    this.reserved.reset();
   }
 
   /** events.jsonl.(n-1) → .n, ..., events.jsonl → .1, then a fresh events.jsonl. */
   private async rotate(): Promise<void> {
     const fh = this.fh!;
     this.fh = undefined;
+    await this.reserved.release(fh, this.size);
     await fh.datasync().catch(() => {});
     await fh.close();
     const p = this.o.path;

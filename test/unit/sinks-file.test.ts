@@ -330,6 +330,49 @@ describe('FileSink', () => {
     assert.deepEqual(lines(file).map(idOf), Array.from({ length: 2000 }, (_, i) => i));
   });
 
+  it('reserves disk space ahead of its writes without changing the file, and gives it back when it closes or rotates', async (t) => {
+    const dir = tempDir(t);
+    const allocated = (f: string) => fs.statSync(f).blocks * 512;
+    const file = path.join(dir, 'events.jsonl');
+    const sink = new FileSink({ path: file, preallocateBytes: 1 << 20, maxSizeBytes: 3 << 20, maxFiles: 2 });
+    for (let i = 0; i < 100; i++) sink.write(...sized(i, 999));
+    await sink.flush();
+    assert.equal(fs.statSync(file).size, 100_000, 'the size is what was written');
+    assert.ok(allocated(file) >= 1 << 20, `1 MiB reserved while the file is written: ${allocated(file)} bytes allocated`);
+    assert.deepEqual(lines(file).map(idOf), Array.from({ length: 100 }, (_, i) => i), 'readers see the lines only, no reserved tail');
+    // Past the reserved end: the next step is reserved, never past maxSizeBytes; rotation gives the rest back.
+    for (let i = 100; i < 3200; i++) sink.write(...sized(i, 999));
+    await sink.flush();
+    assert.equal(fs.statSync(`${file}.1`).size, 3_145_000, '3145 lines of 1000 bytes fit 3 MiB');
+    assert.ok(allocated(`${file}.1`) < 3_145_000 + (64 << 10), `the rotated file keeps no reserved tail: ${allocated(`${file}.1`)} bytes allocated`);
+    assert.ok(allocated(file) >= 1 << 20, 'the new file is reserved ahead too');
+    await sink.close();
+    balanced(sink.stats());
+    assert.equal(fs.statSync(file).size, 55_000);
+    assert.ok(allocated(file) < 55_000 + (64 << 10), `closed: the reserved tail given back (${allocated(file)} bytes allocated)`);
+    assert.deepEqual(lines(file).map(idOf), Array.from({ length: 55 }, (_, i) => 3145 + i));
+
+    const off = path.join(dir, 'off.jsonl');
+    const plain = new FileSink({ path: off, preallocateBytes: 0 });
+    for (let i = 0; i < 100; i++) plain.write(...sized(i, 999));
+    await plain.flush();
+    assert.ok(allocated(off) < 100_000 + (64 << 10), `preallocateBytes 0: nothing reserved (${allocated(off)} bytes allocated)`);
+    await plain.close();
+    assert.throws(() => new FileSink({ path: off, preallocateBytes: -1 }), /sinks\.file\.preallocateBytes/);
+  });
+
+  it('leaves a file truncated by someone else alone when it gives its reserved space back (never extends it)', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'events.jsonl');
+    const sink = new FileSink({ path: file, preallocateBytes: 1 << 20 });
+    for (let i = 0; i < 50; i++) sink.write(...sized(i, 999));
+    await sink.flush();
+    fs.truncateSync(file, 0); // copytruncate, without a reopen
+    await sink.close();
+    balanced(sink.stats());
+    assert.equal(fs.statSync(file).size, 0, 'a truncate to the sink\'s own idea of the size would have written 50,000 zero bytes');
+  });
+
   it('counts a reopen that fails, and writes to the path again once it can', async (t) => {
     const dir = tempDir(t);
     const file = path.join(dir, 'events.jsonl');
