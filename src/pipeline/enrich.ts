@@ -623,7 +623,7 @@ export class Enricher {
       proc = parts.bytes ??= memoBytes(parts);
     }
     const cp = this.#container;
-    return batch.file(rec, wallMs, head, head.type, procKey, proc, cp, cp && (cp.bytes ??= ownBytes(cp.json))) ? 'added' : 'full';
+    return batch.file(rec, head, head.type, procKey, proc, cp, cp && (cp.bytes ??= ownBytes(cp.json))) ? 'added' : 'full';
   }
 
   /**

@@ -19,6 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
+import { bootToEpochMs } from './clock.ts';
 import type { HeldRecord } from './held.ts';
 import type { LineRoom } from './types.ts';
 
@@ -161,7 +162,7 @@ export class LineBatch {
    * kept by: the same key must always give the same bytes). False: no room for the fragments (flush, then
    * add again).
    */
-  file(rec: HeldRecord, wallMs: number, headKey: object, head: Uint8Array, procKey: object, proc: Uint8Array, contKey: object | undefined, cont: Uint8Array | undefined): boolean {
+  file(rec: HeldRecord, headKey: object, head: Uint8Array, procKey: object, proc: Uint8Array, contKey: object | undefined, cont: Uint8Array | undefined): boolean {
     const headOff = this.#fragVia(this.#head, headKey, head);
     const procOff = this.#fragVia(this.#proc, procKey, proc);
     const contOff = contKey ? this.#fragVia(this.#cont, contKey, cont!) : 0;
@@ -172,7 +173,7 @@ export class LineBatch {
     const d = this.#d;
     const di = n * DOUBLES;
     d[di] = c.addr + rec.off;
-    d[di + 1] = wallMs;
+    d[di + 1] = bootToEpochMs(rec.ktimeNs); // not an argument: a double passed to a call is a heap number per line
     d[di + 2] = rec.ktimeNs;
     const ints = this.#i;
     const ii = n * INTS;
