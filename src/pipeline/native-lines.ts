@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
 import { bootToEpochMs } from './clock.ts';
 import type { HeldRecord } from './held.ts';
+import type { ByteLine } from './json-bytes.ts';
 import type { LineRoom } from './types.ts';
 
 /** Entries per batch: a drain's worth of records in one call (the call costs about a microsecond). */
@@ -190,6 +191,23 @@ export class LineBatch {
     return true;
   }
 
+  /**
+   * Points `w` at the free part of the raw area: a line the JavaScript writer makes next is written there,
+   * and commitRaw adds it without copying it (process events' lines, ~800 bytes each, were copied, and the
+   * copy's subarray was garbage per line). A line that outgrows the room moves to `w`'s own buffer.
+   */
+  placeRaw(w: ByteLine): void {
+    w.into(this.#raws, this.#rawPos, this.#raws.length);
+  }
+
+  /** Adds the line written into `w` since placeRaw: where it is when it stayed there, else as raw() does. */
+  commitRaw(w: ByteLine): boolean {
+    if (w.buf !== this.#raws || w.start !== this.#rawPos) return this.raw(w.buf, w.start, w.pos);
+    this.#rawPos = w.pos;
+    this.#rawEntry(w.start, w.pos - w.start);
+    return true;
+  }
+
   /** Adds a line the JavaScript writer made, buf[start, end) (no newline); false: no room (flush first). */
   raw(buf: Uint8Array, start: number, end: number): boolean {
     const len = end - start;
@@ -200,6 +218,12 @@ export class LineBatch {
     }
     this.#raws.set(buf.subarray(start, end), at);
     this.#rawPos = at + len;
+    this.#rawEntry(at, len);
+    return true;
+  }
+
+  /** The entry of a raw line at raws[at, at+len). */
+  #rawEntry(at: number, len: number): void {
     const ii = this.n * INTS;
     this.#i[ii] = at;
     this.#i[ii + 1] = len;
@@ -207,7 +231,6 @@ export class LineBatch {
     this.recs[this.n] = undefined;
     this.n++;
     lineBatchStats.raw++;
-    return true;
   }
 
   /** A file or network entry's record and the parts captured for it; undefined for a raw entry. */

@@ -158,6 +158,11 @@ export class Pipeline {
   #wantedType: string | undefined;
   /** Where lines are written as bytes, one at a time. */
   readonly #bytes = new ByteLine();
+  /**
+   * Where #writeEntry writes the lines native/lines.c leaves to JavaScript: not #bytes, which may hold the
+   * line being emitted when a full batch is written (#emitBytes), still to be handed to line subscribers.
+   */
+  readonly #entryBytes = new ByteLine();
   /** Where held records are copied out of the ring. */
   readonly #arena = new RecordArena();
   /**
@@ -481,12 +486,13 @@ export class Pipeline {
   }
 
   /**
-   * Where the next line is written as bytes: in place in the only sink's queue, when it offers that (unless
-   * lines are batched: then in the line's own buffer, and into the batch by #emitBytes).
+   * Where the next line is written as bytes: in the line batch's raw area when lines are batched (added by
+   * #emitBytes), else in place in the only sink's queue when it offers that, else in the line's own buffer.
    */
   #startBytes(): ByteLine {
     const w = this.#bytes;
-    if (this.#inPlace && !this.#batch) this.#inPlace.placeLine!(w);
+    if (this.#batch) this.#batch.placeRaw(w);
+    else if (this.#inPlace) this.#inPlace.placeLine!(w);
     else w.reset();
     return w;
   }
@@ -498,7 +504,7 @@ export class Pipeline {
     this.#countType(type);
     const b = this.#batch;
     if (b) {
-      if (!b.raw(w.buf, w.start, w.pos)) {
+      if (!b.commitRaw(w)) {
         this.#flushLines();
         b.raw(w.buf, w.start, w.pos);
       }
@@ -647,7 +653,7 @@ export class Pipeline {
   #writeEntry(i: number): void {
     const b = this.#lineBatch!;
     const s = this.#inPlace!;
-    const w = this.#bytes;
+    const w = this.#entryBytes;
     s.placeLine!(w);
     const f = b.fileEntry(i);
     if (f) this.#enricher.writeLineWith(w, f.rec.type, f.rec.ktimeNs, f.wallMs, f.proc, f.cont, heldMembers, f.rec);

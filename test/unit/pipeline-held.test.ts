@@ -794,3 +794,40 @@ test('the batch\'s fragments start over when full, and lines stay exact across t
   assert.ok(js!.length > 2000);
   assert.deepEqual(native, js);
 });
+
+test('a line subscriber gets the line that filled the batch, when lines.c left lines of that batch to the JavaScript writer', async (t) => {
+  if (!needLines(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-native-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const recs: Uint8Array[] = [];
+  fuzzSync(t, 'native lines full batch', 1, (rng) => {
+    // Opens of known processes that a kill rule matched (lines.c leaves those to JavaScript), then a connect
+    // (a line subscriber's type: written by JavaScript, then joined to the batch) that is the batch's last entry.
+    for (let i = 0; i < 2 * 1024; i++) {
+      const connect = i % 1024 === 1023;
+      const r = connect ? netRecord(rng) : fileRecord(rng, true);
+      const v = new DataView(r.buffer, r.byteOffset);
+      const pid = 1 + 3 * rng.int(0, 13);
+      v.setUint32(EVENT_HEADER.pid.offset, pid, true);
+      v.setUint32(EVENT_HEADER.tid.offset, pid, true);
+      if (connect) v.setUint32(NET_EVENT.op.offset, VIGIL_SYS_OP.CONNECT, true);
+      else {
+        v.setUint32(FILE_EVENT.op.offset, VIGIL_SYS_OP.OPEN, true);
+        v.setUint32(FILE_EVENT.ev_flags.offset, VIGIL_SYS_FLAGS.KILL_SENT, true);
+      }
+      recs.push(r);
+    }
+    nearNow(recs, rng);
+  });
+  const sink = new FileSink({ path: path.join(dir, '0.jsonl') });
+  const { p, streamed } = pipeline(sink, true, { lines: [{ types: ['connect'] }] });
+  const before = { ...lineBatchStats };
+  for (const rec of recs) p.handleRecord(...inRing(rec, 8));
+  p.flush();
+  await new Promise((r) => setImmediate(r)); // the subscriber's last batch comes at the end of the turn
+  await sink.close();
+  assert.ok(lineBatchStats.js - before.js > 2000, 'the opens were written by the JavaScript writer, at the batch\'s flush');
+  const connects = fs.readFileSync(path.join(dir, '0.jsonl'), 'utf8').split('\n').filter((l) => l.startsWith('{"type":"connect"'));
+  assert.equal(connects.length, 2);
+  assert.deepEqual(streamed[0], connects);
+});
