@@ -11,7 +11,7 @@ import type { ProcessEntry } from '../process/types.ts';
 import { fieldsJson, numberJson, stringJson, TimeParts } from './json.ts';
 import { ascii, ByteLine, fixedMembersBytes, LineHead, TimeBytes, timeBytesWrites, type MembersBytesFn } from './json-bytes.ts';
 import type { HeldRecord } from './held.ts';
-import type { LineBatch } from './native-lines.ts';
+import type { FragSlot, LineBatch } from './native-lines.ts';
 import { newLineMeta, type ContainerRef, type LineMeta, type OutputEvent, type PodRef, type ProcessRef } from './types.ts';
 
 export interface EnrichContext {
@@ -66,13 +66,21 @@ interface Memo {
   /** The pooled array `bytes` views (memoBytes), given back when the memo goes (dropBytes). */
   byteStore: Uint8Array | undefined;
   /** The same with a thread id, per thread seen (bounded, as `threads`). */
-  threadBytes: Map<number, Uint8Array> | undefined;
+  threadBytes: Map<number, ThreadPart> | undefined;
   /** This process as its children's "parent" part (asParent). */
   asParent: ParentPart | undefined;
   /** The parent entry the parent part was made from, and its image and comm then. */
   parentEntry: ProcessEntry | undefined;
   parentExecId: string | undefined;
   parentComm: string | undefined;
+  /** Where `bytes` are in a line batch's fragments (native-lines.ts FragSlot). */
+  fragGen: number;
+  fragOff: number;
+}
+
+/** A thread's process part as bytes, and where they are in a line batch's fragments (FragSlot). */
+interface ThreadPart extends FragSlot {
+  readonly bytes: Uint8Array;
 }
 
 /** Threads per process whose refs are kept (a process with more gets a fresh ref per event beyond these). */
@@ -187,6 +195,8 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
     parentEntry: p,
     parentExecId: p?.image.execId,
     parentComm: p?.image.comm,
+    fragGen: 0,
+    fragOff: 0,
   };
   e.output = fresh;
   return fresh;
@@ -352,13 +362,13 @@ function threadJson(m: Memo, tid: number): string {
   return `${PROCESS_KEY}${refOf(m).slice(0, -1)},"tid":${numberJson(tid)}}${tailOf(m)}`;
 }
 
-function threadBytes(m: Memo, tid: number): Uint8Array {
-  let b = m.threadBytes?.get(tid);
-  if (b) return b;
-  b = ownBytes(threadJson(m, tid));
+function threadPart(m: Memo, tid: number): ThreadPart {
+  let t = m.threadBytes?.get(tid);
+  if (t) return t;
+  t = { bytes: ownBytes(threadJson(m, tid)), fragGen: 0, fragOff: 0 };
   m.threadBytes ??= new Map();
-  if (m.threadBytes.size < MAX_THREAD_REFS) m.threadBytes.set(tid, b);
-  return b;
+  if (m.threadBytes.size < MAX_THREAD_REFS) m.threadBytes.set(tid, t);
+  return t;
 }
 
 const unknownProcessJson = (pid: number): string => `,"process":{"pid":${numberJson(pid)},"unknown":["process"]}`;
@@ -382,6 +392,9 @@ export interface ContainerMemo {
   json: string;
   /** `json` as UTF-8, made by the first line written as bytes. */
   bytes?: Uint8Array;
+  /** Where `bytes` are in a line batch's fragments (native-lines.ts FragSlot). */
+  fragGen: number;
+  fragOff: number;
 }
 
 const containerMemo = new WeakMap<ContainerInfo, ContainerMemo>();
@@ -406,7 +419,7 @@ export function containerParts(c: ContainerInfo): ContainerMemo {
     if (c.pod.labels) pod.labels = c.pod.labels;
   }
   const json = `,"container":${JSON.stringify(ref)}${pod ? `,"pod":${JSON.stringify(pod)}` : ''}`;
-  const fresh = { info: c, state: c.enrichment, ref, pod, json };
+  const fresh: ContainerMemo = { info: c, state: c.enrichment, ref, pod, json, bytes: undefined, fragGen: 0, fragOff: 0 };
   containerMemo.set(c, fresh);
   return fresh;
 }
@@ -593,7 +606,7 @@ export class Enricher {
     const parts = this.#who(ktimeNs, pid, cgroupId);
     this.#fillMeta(type, wallMs, ktimeNs, pid, parts);
     if (!parts) w.text(unknownProcessJson(pid));
-    else if (tid && tid !== pid) w.raw(threadBytes(parts, tid));
+    else if (tid && tid !== pid) w.raw(threadPart(parts, tid).bytes);
     else w.raw((parts.bytes ??= memoBytes(parts)));
     const cp = this.#container;
     if (cp) w.raw((cp.bytes ??= ownBytes(cp.json)));
@@ -615,10 +628,13 @@ export class Enricher {
     const parts = this.#who(ktimeNs, pid, rec.cgroupId);
     if (!parts) return 'js';
     const head = lineHead(rec.type);
-    let procKey: object;
+    let procKey: FragSlot;
     let proc: Uint8Array;
-    if (tid && tid !== pid) procKey = proc = threadBytes(parts, tid);
-    else {
+    if (tid && tid !== pid) {
+      const t = threadPart(parts, tid);
+      procKey = t;
+      proc = t.bytes;
+    } else {
       procKey = parts; // a memo's bytes never change (a changed process gets a new memo)
       proc = parts.bytes ??= memoBytes(parts);
     }

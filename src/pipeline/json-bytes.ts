@@ -192,6 +192,9 @@ export class LineHead {
   readonly type: Uint8Array;
   sec = -1;
   prefix: Uint8Array = new Uint8Array(0);
+  /** Where `type` is in a line batch's fragments (native-lines.ts FragSlot). */
+  fragGen = 0;
+  fragOff = 0;
 
   constructor(typeJson: string) {
     this.type = new Uint8Array(Buffer.from(`{"type":${typeJson},"time":"`, 'utf8'));

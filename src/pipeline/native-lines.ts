@@ -81,11 +81,19 @@ export function linesLib(): LinesLib | null {
 /** Lines written so far, by who wrote them (tests): lines.c, the JavaScript writer for lines.c, raw entries. */
 export const lineBatchStats = { native: 0, js: 0, raw: 0 };
 
-/** The fragment a batch added last for one of a line's parts: its key and offset. */
-interface LastFrag {
-  key: object | undefined;
-  off: number;
+/**
+ * Where a line part's bytes are in a batch's fragment memory, kept on the part itself (a type's LineHead, a
+ * process's memo, a thread's part, a container's parts): looked up in a WeakMap, the offsets cost a hash
+ * lookup whenever the process changed from one record to the next, and ephemeron work in every young GC.
+ */
+export interface FragSlot {
+  /** The fragment memory's generation `fragOff` is of (LineBatch: one per batch and reset); 0: none yet. */
+  fragGen: number;
+  fragOff: number;
 }
+
+/** Generations of every batch's fragment memory: a part placed by one batch is never taken for another's. */
+let fragGenerations = 0;
 
 /** Where a batch's lines go, and who writes the lines lines.c leaves (the pipeline, with its sink). */
 export interface LineTarget {
@@ -116,12 +124,8 @@ export class LineBatch {
   #rawPos = 0;
   readonly #names = new Int32Array(NAME_SLOTS * 4);
   #nameCount = 0;
-  /** Fragment offsets by what they were copied from (a memo, a container's parts, a type's head), per reset. */
-  #fragOf = new WeakMap<object, number>();
-  // The last fragment of each of the three, again without the WeakMap: records come in runs of one process.
-  readonly #head: LastFrag = { key: undefined, off: 0 };
-  readonly #proc: LastFrag = { key: undefined, off: 0 };
-  readonly #cont: LastFrag = { key: undefined, off: 0 };
+  /** This batch's fragment memory generation (FragSlot), new at each reset. */
+  #gen = ++fragGenerations;
   readonly #res = new Int32Array(4);
   readonly #ends = new Int32Array(BATCH_ENTRIES);
   readonly #room: LineRoom = { buf: Buffer.alloc(0), at: 0, end: 0 };
@@ -134,39 +138,28 @@ export class LineBatch {
     return this.n === BATCH_ENTRIES;
   }
 
-  /** Offset of `bytes` (made from `key`) in frags, copied there the first time; -1: no room left. */
-  #frag(key: object, bytes: Uint8Array): number {
-    let off = this.#fragOf.get(key);
-    if (off !== undefined) return off;
-    off = this.#fragPos;
+  /** Offset of `bytes` (the part `key`'s) in frags, copied there the first time; -1: no room left. */
+  #frag(key: FragSlot, bytes: Uint8Array): number {
+    if (key.fragGen === this.#gen) return key.fragOff;
+    const off = this.#fragPos;
     if (off + bytes.length > this.#fragBytes) return -1;
     this.frags.set(bytes, off);
     this.#fragPos = off + bytes.length;
-    this.#fragOf.set(key, off);
-    return off;
-  }
-
-  /** #frag through `last`, the part's last fragment. */
-  #fragVia(last: LastFrag, key: object, bytes: Uint8Array): number {
-    if (key === last.key) return last.off;
-    const off = this.#frag(key, bytes);
-    if (off >= 0) {
-      last.key = key;
-      last.off = off;
-    }
+    key.fragGen = this.#gen;
+    key.fragOff = off;
     return off;
   }
 
   /**
    * Adds a held record's line (of a kind with a lineEntry): its type's head (the bytes up to the time's digits), its process part and
-   * its container part (undefined: none), each with what the bytes are made from (the key their copy is
-   * kept by: the same key must always give the same bytes). False: no room for the fragments (flush, then
+   * its container part (undefined: none), each with what the bytes are made from (where their copy's offset
+   * is kept, FragSlot: the same key must always give the same bytes). False: no room for the fragments (flush, then
    * add again).
    */
-  file(rec: HeldRecord, headKey: object, head: Uint8Array, procKey: object, proc: Uint8Array, contKey: object | undefined, cont: Uint8Array | undefined): boolean {
-    const headOff = this.#fragVia(this.#head, headKey, head);
-    const procOff = this.#fragVia(this.#proc, procKey, proc);
-    const contOff = contKey ? this.#fragVia(this.#cont, contKey, cont!) : 0;
+  file(rec: HeldRecord, headKey: FragSlot, head: Uint8Array, procKey: FragSlot, proc: Uint8Array, contKey: FragSlot | undefined, cont: Uint8Array | undefined): boolean {
+    const headOff = this.#frag(headKey, head);
+    const procOff = this.#frag(procKey, proc);
+    const contOff = contKey ? this.#frag(contKey, cont!) : 0;
     if (headOff < 0 || procOff < 0 || contOff < 0) return false;
     const n = this.n;
     const c = rec.chunk;
@@ -324,8 +317,7 @@ export class LineBatch {
   /** Forgets every fragment and name (nothing in the batch refers to them: called between flushes). */
   #resetFrags(): void {
     this.#fragPos = 0;
-    this.#fragOf = new WeakMap();
-    this.#head.key = this.#proc.key = this.#cont.key = undefined;
+    this.#gen = ++fragGenerations; // every part placed before is placed no more
     this.#names.fill(0);
     this.#nameCount = 0;
   }
