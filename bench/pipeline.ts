@@ -257,7 +257,7 @@ type Stage = 'decode' | 'state' | 'line' | 'full' | 'rules' | 'sse';
 const STAGES: { id: Stage; what: string; base?: Stage }[] = [
   { id: 'decode', what: 'decoders alone (file and network records: checked and copied out, held as bytes, and given back to the arena at once as the pipeline gives them back)' },
   { id: 'state', what: '+ reorder window, process cache, container lookups, counters (nothing enriched)' },
-  { id: 'line', what: '+ enrichment and JSON serialisation (lines discarded)' },
+  { id: 'line', what: '+ enrichment and JSON serialisation, the lines written as for the file sink (native/lines.c, a batch at a time, into a scratch buffer) and discarded' },
   { id: 'full', what: '+ the file sink: queue, writes to the file' },
   { id: 'rules', what: '+ the default detection rules (off in every other row): each event of a type a rule is about checked by the rules\' guards on its own members, read from the record\'s bytes as asked for, and the few they let through built as objects, queued for the rule engine and checked, 64 at a time' },
   { id: 'sse', base: 'full', what: "full, and an event stream (GET /v1/events/stream, off in every other row) taking every event: the API's subscriber, given a copy of each line's bytes, SSE records written 256 at a time (to /dev/null)" },
