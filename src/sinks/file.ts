@@ -200,6 +200,7 @@ export class FileSink extends QueuedSink {
    */
   commitLines(ends: Int32Array, n: number): void {
     const c = this.chunks[this.chunks.length - 1]!;
+    if (n > 0 && this.#commitAll(c, ends, n)) return;
     let from = c.len;
     for (let i = 0; i < n; i++) {
       const end = ends[i]!;
@@ -209,6 +210,31 @@ export class FileSink extends QueuedSink {
       }
       from = end;
     }
+  }
+
+  /**
+   * commitLines when all n lines fit the queue's bounds (nearly always): what n commits would do, counted
+   * once (~15 ns a line one at a time). The lines end with their newlines already (LineRoom's contract).
+   */
+  #commitAll(c: Chunk, ends: Int32Array, n: number): boolean {
+    const bytes = ends[n - 1]! - c.len;
+    if (this.closing || this.queuedLines + n > this.o.maxQueue || this.queuedBytes + bytes > this.o.maxQueueBytes) return false;
+    if (c.count + n > c.ends.length) {
+      const grown = new Int32Array(Math.max(c.ends.length * 2, c.count + n));
+      grown.set(c.ends);
+      c.ends = grown;
+    }
+    const to = c.ends;
+    for (let i = 0, k = c.count; i < n; i++, k++) to[k] = ends[i]!;
+    c.count += n;
+    c.len = ends[n - 1]!;
+    this.counters.received += n;
+    this.queuedLines += n;
+    this.queuedBytes += bytes;
+    this.accepted += n;
+    this.acceptedBytes += bytes;
+    if (!this.scheduled && !this.draining) this.schedule();
+    return true;
   }
 
   /**
