@@ -25,11 +25,15 @@ function asciiOrUndefined(b: Uint8Array, start: number, end: number): string | u
  * (one ArrayBuffer) or from a few read buffers, so the view of the last memory seen is kept and reused.
  */
 let lastBuf: Buffer = Buffer.alloc(0);
+/** The view lastBuf was made for: the same view again (viewBytes hands out one per ring) needs no `.buffer` reads, each a call into V8's runtime. */
+let lastSrc: Uint8Array | undefined;
 export function asBuffer(b: Uint8Array): Buffer {
+  if (b === lastSrc) return lastBuf;
   if (b instanceof Buffer) return b;
   if (lastBuf.buffer !== b.buffer || lastBuf.byteOffset !== b.byteOffset || lastBuf.length !== b.byteLength) {
     lastBuf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   }
+  lastSrc = b;
   return lastBuf;
 }
 
