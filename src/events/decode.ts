@@ -137,9 +137,11 @@ let lastEnvHead = 0;
 /** Bytes of block [at, at+n) before its last variable: up to and with the NUL before it (0: one variable). */
 function envHead(buf: Buffer, at: number, n: number): number {
   const stop = buf[at + n - 1] === 0 ? n - 1 : n; // a trailing NUL ends the last variable
-  if (stop < 2) return 0;
-  const nul = buf.lastIndexOf(0, at + stop - 1);
-  return nul >= at ? nul - at + 1 : 0;
+  // Backwards over the last variable (a shell's is `_=<the command's path>`): a loop over its few bytes,
+  // not Buffer#lastIndexOf, whose argument checks and native call cost more than the scan.
+  let i = at + stop - 1;
+  while (i >= at && buf[i] !== 0) i--;
+  return i >= at ? i - at + 1 : 0;
 }
 
 /**
@@ -182,7 +184,8 @@ function envStrings(b: Uint8Array, start: number, end: number): string[] {
   let out: string[];
   let joined: string | undefined;
   let headJoined: string | undefined;
-  if (head > 0 && head === lastEnvHead && last.compare(buf, at, at + head, 0, head) === 0) {
+  const headSame = head > 0 && head === lastEnvHead && last.compare(buf, at, at + head, 0, head) === 0;
+  if (headSame) {
     // All but the last variable are the last block's: the same strings, and the last one decoded.
     const tail = splitNul(b, start + head, end);
     const keep = lastEnv.length - 1;
@@ -206,8 +209,12 @@ function envStrings(b: Uint8Array, start: number, end: number): string[] {
     joinNext = (joinNext + 1) & (JOINS - 1);
   }
   if (n <= ENV_MEMO_MAX) {
-    buf.copy(last, 0, at, at + n);
-    if (lastEnvLen > n) last.fill(0, n, lastEnvLen); // no older environment's bytes left behind
+    // Short runs by a loop: Buffer#copy and #fill check their arguments and call out, which costs more.
+    const from = headSame ? head : 0; // a head that is the last block's is there already
+    if (n - from > 64) buf.copy(last, from, at + from, at + n);
+    else for (let i = from; i < n; i++) last[i] = buf[at + i]!;
+    if (lastEnvLen - n > 64) last.fill(0, n, lastEnvLen); // no older environment's bytes left behind
+    else for (let i = n; i < lastEnvLen; i++) last[i] = 0;
     lastEnvLen = n;
     lastEnv = Object.freeze(out);
     lastEnvHead = head;
