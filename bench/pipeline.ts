@@ -46,7 +46,11 @@ const OBJECTS = ['process', 'cgroup', 'syscalls'].map((o) => path.join(ROOT, `bu
 
 // ---- options --------------------------------------------------------------------------------------------
 
-const REPS = Number(arg('--reps') ?? 5);
+// Replay rounds: nine. On this VM, about one round in five runs at twice its CPU (the host faulting in
+// pages it had taken back: system time in the file writes, several thousand more page faults), and the
+// others spread by ±10 % (fc-v657, 2026-11-24: 618–722 ns per event in one run, 580–704 in another): with
+// five, the median moved by a tenth between runs of the same code. Each round takes ~12 s.
+const REPS = Number(arg('--reps') ?? 9);
 // Live rounds vary more than replays (the C consumer's own cost per event moved between 311 and 623 ns from
 // round to round in earlier runs: wakeups and the other core's interference): five give the median some weight.
 const LIVE_REPS = Number(arg('--live-reps') ?? 5);
