@@ -115,12 +115,12 @@ static int put_name(struct out *o, uint32_t kind, uint32_t extra, uint32_t lo)
 	return put(o, o->frags + o->names[s * 4 + 2], (size_t)o->names[s * 4 + 3]);
 }
 
-/* Decimal digits of v (as JSON writes an integer below 2^53). */
 /* "00".."99": two digits per division (ktimeNs has 16 to 19 of them, on every line). */
 static const char DIGITS2[201] =
 	"0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849"
 	"5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
 
+/* Decimal digits of v (as JSON writes an integer below 2^53). */
 static int put_u64(struct out *o, uint64_t v)
 {
 	char b[24];
