@@ -66,7 +66,7 @@ interface Memo {
   /** The pooled array `bytes` views (memoBytes), given back when the memo goes (dropBytes). */
   byteStore: Uint8Array | undefined;
   /** The same with a thread id, per thread seen (bounded, as `threads`). */
-  threadBytes: Map<number, ThreadPart> | undefined;
+  threadParts: Map<number, ThreadPart> | undefined;
   /** This process as its children's "parent" part (asParent). */
   asParent: ParentPart | undefined;
   /** The parent entry the parent part was made from, and its image and comm then. */
@@ -190,7 +190,7 @@ export function processParts(ctx: EnrichContext, e: ProcessEntry): Memo {
     threads: undefined,
     bytes: undefined,
     byteStore: undefined,
-    threadBytes: undefined,
+    threadParts: undefined,
     asParent: undefined,
     parentEntry: p,
     parentExecId: p?.image.execId,
@@ -363,11 +363,11 @@ function threadJson(m: Memo, tid: number): string {
 }
 
 function threadPart(m: Memo, tid: number): ThreadPart {
-  let t = m.threadBytes?.get(tid);
+  let t = m.threadParts?.get(tid);
   if (t) return t;
   t = { bytes: ownBytes(threadJson(m, tid)), fragGen: 0, fragOff: 0 };
-  m.threadBytes ??= new Map();
-  if (m.threadBytes.size < MAX_THREAD_REFS) m.threadBytes.set(tid, t);
+  m.threadParts ??= new Map();
+  if (m.threadParts.size < MAX_THREAD_REFS) m.threadParts.set(tid, t);
   return t;
 }
 

@@ -10,8 +10,8 @@
 // microtask) or when the batch is full, one call writes every entry's line into the sink's queue.
 //
 // Order: every other line the pipeline makes meanwhile (a process event's, a line written by the JavaScript
-// writer) joins the batch too, as a raw entry (its bytes copied), so the sink gets lines in the order the
-// events were processed. Exactness: lines.c writes what the JavaScript writer would, byte for byte; what it
+// writer) joins the batch too, as a raw entry (written into the batch's raw area, placeRaw), so the sink
+// gets lines in the order the events were processed. Exactness: lines.c writes what the JavaScript writer would, byte for byte; what it
 // does not write (an exotic path, a kill) comes back to the JavaScript writer (writeEntry), with the parts
 // captured for that entry, not the state at flush time (test/unit/pipeline-held.test.ts compares both).
 import { Buffer } from 'node:buffer';
